@@ -1,0 +1,32 @@
+# Weft: the two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/weftcloud/weft/internal/buildinfo.Version=$(VERSION)
+
+.PHONY: build run test test-short bench vet fmt clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/weft ./cmd/weft
+
+# Starts the whole cloud on this machine, deploys examples/hello and prints a tour.
+run: build
+	./scripts/run.sh
+
+# Every test: unit, conformance and end-to-end (real processes on loopback).
+test: build
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 14m ./...
+
+# Unit tests only (skips the end-to-end suite).
+test-short:
+	$(GO) test -short -count=1 ./...
+
+# Benchmarks and harnesses; results go in BENCHMARKS.md.
+bench: build
+	./scripts/bench.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin .weft

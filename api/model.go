@@ -1,0 +1,97 @@
+// Package api holds Weft's REST wire types, the service model and the error
+// vocabulary shared by the controller, the agents, the CLI and the portal.
+//
+// It imports only the standard library: every other part of Weft depends on it,
+// and it depends on nothing.
+package api
+
+// Role kinds.
+const (
+	KindWeb    = "web"
+	KindWorker = "worker"
+	KindVM     = "vm"
+)
+
+// Runtimes a node may offer.
+const (
+	RuntimeProcess   = "process"
+	RuntimeContainer = "container"
+	RuntimeVM        = "vm"
+)
+
+// Persistence settings.
+const (
+	Ephemeral  = "ephemeral"
+	Persistent = "persistent"
+)
+
+// Endpoint protocols.
+const (
+	ProtocolHTTP = "http"
+	ProtocolTCP  = "tcp"
+)
+
+// DefaultUpgradeDomains is used when a service model does not set upgradeDomains.
+const DefaultUpgradeDomains = 5
+
+// ServiceSpec is the service model a user deploys (YAML on the command line,
+// JSON on the wire). See shared/DESIGN.md and docs/service-model.md.
+type ServiceSpec struct {
+	Name           string     `json:"name" yaml:"name"`
+	UpgradeDomains int        `json:"upgradeDomains,omitempty" yaml:"upgradeDomains,omitempty"`
+	Roles          []RoleSpec `json:"roles" yaml:"roles"`
+}
+
+// RoleSpec is one role of a service: the template its instances are made from
+// and how many of them the fabric keeps running.
+type RoleSpec struct {
+	Name        string            `json:"name" yaml:"name"`
+	Kind        string            `json:"kind" yaml:"kind"`
+	Runtime     string            `json:"runtime" yaml:"runtime"`
+	Package     string            `json:"package,omitempty" yaml:"package,omitempty"` // a folder in YAML; "sha256:<hex>" on the wire
+	Command     []string          `json:"command,omitempty" yaml:"command,omitempty"`
+	Image       string            `json:"image,omitempty" yaml:"image,omitempty"`
+	Instances   int               `json:"instances" yaml:"instances"`
+	Size        Size              `json:"size,omitempty" yaml:"size,omitempty"`
+	Persistence string            `json:"persistence,omitempty" yaml:"persistence,omitempty"`
+	Endpoints   []Endpoint        `json:"endpoints,omitempty" yaml:"endpoints,omitempty"`
+	Health      *HealthCheck      `json:"health,omitempty" yaml:"health,omitempty"`
+	Settings    map[string]string `json:"settings,omitempty" yaml:"settings,omitempty"`
+}
+
+// Size is what one instance reserves on its node.
+type Size struct {
+	CPU    float64 `json:"cpu,omitempty" yaml:"cpu,omitempty"`       // cores, e.g. 0.25
+	Memory Bytes   `json:"memory,omitempty" yaml:"memory,omitempty"` // "128Mi" in YAML and JSON
+}
+
+// Endpoint is a port a role listens on. For web roles (and VM roles) the
+// load balancer publishes Port on the controller's host and forwards to the
+// port each instance was given in WEFT_PORT_<NAME>.
+type Endpoint struct {
+	Name     string `json:"name" yaml:"name"`
+	Protocol string `json:"protocol,omitempty" yaml:"protocol,omitempty"` // http (default) | tcp
+	Port     int    `json:"port" yaml:"port"`
+}
+
+// HealthCheck is how the node agent probes an instance. Exactly one of HTTP,
+// TCP and Exec is set.
+type HealthCheck struct {
+	HTTP     *HTTPProbe `json:"http,omitempty" yaml:"http,omitempty"`
+	TCP      *TCPProbe  `json:"tcp,omitempty" yaml:"tcp,omitempty"`
+	Exec     []string   `json:"exec,omitempty" yaml:"exec,omitempty"`
+	Interval Duration   `json:"interval,omitempty" yaml:"interval,omitempty"` // default 1s
+	Timeout  Duration   `json:"timeout,omitempty" yaml:"timeout,omitempty"`   // default 1s
+	Failures int        `json:"failures,omitempty" yaml:"failures,omitempty"` // default 3
+}
+
+// HTTPProbe expects a 2xx or 3xx answer to GET Path on the named endpoint.
+type HTTPProbe struct {
+	Path     string `json:"path" yaml:"path"`
+	Endpoint string `json:"endpoint" yaml:"endpoint"`
+}
+
+// TCPProbe expects a TCP connection to the named endpoint to open.
+type TCPProbe struct {
+	Endpoint string `json:"endpoint" yaml:"endpoint"`
+}

@@ -1,0 +1,66 @@
+package api
+
+import "time"
+
+// The protocol between a node agent and the controller:
+//
+//	PUT  /v1/nodes/{name}              NodeRegistration -> Node      (on start; idempotent)
+//	POST /v1/nodes/{name}/heartbeat    Heartbeat -> HeartbeatReply    (every heartbeat interval)
+//	GET  /v1/nodes/{name}/assignments?index=N&wait=30s -> Assignments (blocking query)
+//	GET  /v1/packages/{digest}         -> the package bytes
+//
+// A heartbeat carries the status of every instance the agent runs, and the
+// events it saw since the last one. The controller writes to its store only
+// when a status changed, so steady heartbeats cost no disk writes.
+
+// NodeRegistration is what an agent says about its node when it starts.
+type NodeRegistration struct {
+	Name        string            `json:"name"`
+	Address     string            `json:"address"` // the agent's own API, http://host:port
+	Host        string            `json:"host"`    // host where instance ports are reachable
+	FaultDomain string            `json:"faultDomain"`
+	Capacity    Resources         `json:"capacity"`
+	Runtimes    []string          `json:"runtimes"`
+	Attributes  map[string]string `json:"attributes,omitempty"`
+	Version     string            `json:"version,omitempty"`
+}
+
+// Heartbeat is the periodic report of a node agent.
+type Heartbeat struct {
+	Instances []InstanceStatus `json:"instances"`
+	Events    []Event          `json:"events,omitempty"`
+}
+
+// InstanceStatus is the actual state of one instance on its node.
+type InstanceStatus struct {
+	ID        string         `json:"id"`
+	State     string         `json:"state"`  // StateStarting, StateRunning, StateStopping, StateStopped, StateFailed
+	Health    string         `json:"health"` // HealthHealthy, HealthUnhealthy, HealthUnknown
+	Ports     map[string]int `json:"ports,omitempty"`
+	Restarts  int            `json:"restarts"`
+	Message   string         `json:"message,omitempty"`
+	StartedAt time.Time      `json:"startedAt,omitempty"`
+}
+
+// HeartbeatReply tells the agent how the controller sees it. When Known is
+// false the controller has no registration for the node (it was removed, or
+// the controller lost it): the agent registers again.
+type HeartbeatReply struct {
+	Known bool   `json:"known"`
+	State string `json:"state"` // the node's state as the controller sees it
+	Index uint64 `json:"index"` // the assignments index; the agent fetches assignments when it moved
+}
+
+// Assignments is the full set of instances the controller wants on a node.
+// Anything the agent runs that is not listed, it stops.
+type Assignments struct {
+	Index     uint64       `json:"index"`
+	Instances []Assignment `json:"instances"`
+}
+
+// Assignment is one instance a node must run (or stop), with the role
+// template of the instance's version.
+type Assignment struct {
+	Instance Instance `json:"instance"`
+	Role     RoleSpec `json:"role"`
+}

@@ -1,0 +1,142 @@
+package api
+
+import "time"
+
+// Instance states, as the JSON output and the CLI show them.
+const (
+	StatePending  = "pending"  // not yet placed, or placed and not yet picked up by its node
+	StateStarting = "starting" // its node is starting it
+	StateRunning  = "running"
+	StateStopping = "stopping"
+	StateStopped  = "stopped"
+	StateFailed   = "failed"
+)
+
+// Instance health values.
+const (
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+	HealthUnknown   = "unknown"
+)
+
+// Node states.
+const (
+	NodeReady    = "ready"
+	NodeDown     = "down"
+	NodeDraining = "draining"
+)
+
+// Desired states of an instance, set by the controller.
+const (
+	DesiredRunning = "running"
+	DesiredStopped = "stopped"
+)
+
+// DefaultTenant owns every object until tenancy lands.
+const DefaultTenant = "default"
+
+// Service is a deployed service model and its rollout status.
+type Service struct {
+	Name      string       `json:"name"`
+	Tenant    string       `json:"tenant"`
+	Version   int          `json:"version"` // increments on every accepted deploy, scale or rollback
+	Spec      ServiceSpec  `json:"spec"`
+	Status    string       `json:"status"` // ServiceStable, ServiceUpgrading, ServiceHalted, ServiceDeleting
+	Message   string       `json:"message,omitempty"`
+	Upgrade   *Upgrade     `json:"upgrade,omitempty"`
+	Roles     []RoleStatus `json:"roles,omitempty"`
+	CreatedAt time.Time    `json:"createdAt"`
+	UpdatedAt time.Time    `json:"updatedAt"`
+}
+
+// Service statuses.
+const (
+	ServiceStable    = "stable"    // every instance runs the current version (or is being placed)
+	ServiceUpgrading = "upgrading" // a rolling upgrade walks the update domains
+	ServiceHalted    = "halted"    // an update domain did not become healthy; roll back or deploy again
+	ServiceDeleting  = "deleting"
+)
+
+// Upgrade is the progress of a rolling upgrade.
+type Upgrade struct {
+	FromVersion int       `json:"fromVersion"`
+	ToVersion   int       `json:"toVersion"`
+	Domain      int       `json:"domain"`  // the update domain being upgraded now
+	Domains     int       `json:"domains"` // how many there are
+	StartedAt   time.Time `json:"startedAt"`
+}
+
+// RoleStatus counts a role's instances.
+type RoleStatus struct {
+	Name    string `json:"name"`
+	Desired int    `json:"desired"`
+	Running int    `json:"running"`
+	Healthy int    `json:"healthy"`
+	Pending int    `json:"pending"`
+}
+
+// Instance is one running copy of a role, placed on a node.
+type Instance struct {
+	ID           string         `json:"id"`
+	Tenant       string         `json:"tenant"`
+	Service      string         `json:"service"`
+	Role         string         `json:"role"`
+	Slot         int            `json:"slot"` // the role's instance index; stable across restarts, moves and upgrades
+	Node         string         `json:"node"` // empty while pending
+	UpdateDomain int            `json:"updateDomain"`
+	FaultDomain  string         `json:"faultDomain,omitempty"`
+	Version      int            `json:"version"` // the service version whose role template this instance runs
+	Desired      string         `json:"desired"` // DesiredRunning | DesiredStopped
+	Draining     bool           `json:"draining,omitempty"`
+	State        string         `json:"state"`
+	Health       string         `json:"health"`
+	Address      string         `json:"address,omitempty"` // host:port of its first endpoint, or its host
+	Ports        map[string]int `json:"ports,omitempty"`   // endpoint name -> port on the node
+	Restarts     int            `json:"restarts"`
+	Message      string         `json:"message,omitempty"` // why it is pending or failed
+	CreatedAt    time.Time      `json:"createdAt"`
+	UpdatedAt    time.Time      `json:"updatedAt"`
+}
+
+// Node is a machine running `weft agent`.
+type Node struct {
+	Name          string            `json:"name"`
+	Address       string            `json:"address"`  // the agent's own API (logs, exec): http://host:port
+	Host          string            `json:"host"`     // where instances' ports are reachable, e.g. 127.0.0.1
+	State         string            `json:"state"`    // NodeReady | NodeDown | NodeDraining
+	FaultDomain   string            `json:"faultDomain"`
+	Capacity      Resources         `json:"capacity"`
+	Allocated     Resources         `json:"allocated"`
+	Runtimes      []string          `json:"runtimes"`
+	Attributes    map[string]string `json:"attributes,omitempty"` // e.g. "vm.accel": "kvm" | "tcg"
+	Instances     int               `json:"instances"`
+	Version       string            `json:"version,omitempty"` // weft build
+	LastHeartbeat time.Time         `json:"lastHeartbeat"`
+	RegisteredAt  time.Time         `json:"registeredAt"`
+}
+
+// Resources is an amount of CPU and memory.
+type Resources struct {
+	CPU    float64 `json:"cpu"`
+	Memory Bytes   `json:"memory"`
+}
+
+// Event is something the fabric did or saw.
+type Event struct {
+	Seq      uint64    `json:"seq"`
+	Time     time.Time `json:"time"`
+	Level    string    `json:"level"` // info | warn | error
+	Type     string    `json:"type"`  // e.g. instance.placed, instance.restarted, node.down, upgrade.halted
+	Service  string    `json:"service,omitempty"`
+	Role     string    `json:"role,omitempty"`
+	Instance string    `json:"instance,omitempty"`
+	Node     string    `json:"node,omitempty"`
+	Message  string    `json:"message"`
+}
+
+// Package is an uploaded role package: a gzip-compressed tar of a folder,
+// stored content-addressed.
+type Package struct {
+	Digest string `json:"digest"` // "sha256:<hex>" of the compressed bytes
+	Size   int64  `json:"size"`
+}

@@ -1,0 +1,44 @@
+package api
+
+// The controller's REST API, under /v1 (JSON unless said otherwise):
+//
+//	POST   /v1/packages                         body: tar.gz bytes -> Package (content-addressed; idempotent)
+//	GET    /v1/packages/{digest}                -> bytes
+//	PUT    /v1/services/{name}                  ServiceSpec -> Service (create, or upgrade when changed)
+//	GET    /v1/services                         -> []Service
+//	GET    /v1/services/{name}                  -> Service
+//	DELETE /v1/services/{name}                  -> Service (status deleting; gone when its instances stopped)
+//	POST   /v1/services/{name}/scale            ScaleRequest -> Service
+//	POST   /v1/services/{name}/rollback         -> Service
+//	GET    /v1/instances[?service=NAME]         -> []Instance
+//	GET    /v1/instances/{id}                   -> Instance
+//	GET    /v1/instances/{id}/logs?follow=1&tail=N  -> text/plain stream (proxied to the instance's node)
+//	GET    /v1/nodes                            -> []Node
+//	GET    /v1/nodes/{name}                     -> Node
+//	POST   /v1/nodes/{name}/drain               -> Node
+//	POST   /v1/nodes/{name}/undrain             -> Node
+//	GET    /v1/events?since=SEQ&follow=1        -> []Event, or with follow one Event per line (NDJSON) as they happen
+//	GET    /v1/status                           -> Status
+//
+// plus the node protocol in node.go. Blocking queries answer with the
+// X-Weft-Index header.
+
+// HeaderIndex carries the store index of a blocking query's answer.
+const HeaderIndex = "X-Weft-Index"
+
+// ScaleRequest sets a role's instance count.
+type ScaleRequest struct {
+	Role      string `json:"role"`
+	Instances int    `json:"instances"`
+}
+
+// Status describes the controller answering.
+type Status struct {
+	Version string `json:"version"`
+	Leader  bool   `json:"leader"`
+	Name    string `json:"name"`
+	Index   uint64 `json:"index"`
+}
+
+// LogChunk limits: agents keep at most this much of each instance's output.
+const MaxLogBytes = 8 << 20

@@ -1,0 +1,151 @@
+// Package client is the Go SDK for Weft's REST API. The CLI, the portal, the
+// node agent and the end-to-end tests all talk to the controller through it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/weftcloud/weft/api"
+)
+
+// DefaultAddr is where `weft dev` and `weft server` listen by default.
+const DefaultAddr = "http://127.0.0.1:7070"
+
+// Client calls one or more controllers. With several addresses it sticks to
+// the last one that answered and moves on to the next when one cannot be
+// reached.
+type Client struct {
+	addrs []string
+	http  *http.Client
+
+	mu      sync.Mutex
+	current int
+}
+
+// New returns a client for a comma-separated list of controller addresses
+// ("http://host:port"); an empty list means DefaultAddr.
+func New(addrs string) *Client {
+	var list []string
+	for _, a := range strings.Split(addrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			if !strings.Contains(a, "://") {
+				a = "http://" + a
+			}
+			list = append(list, strings.TrimRight(a, "/"))
+		}
+	}
+	if len(list) == 0 {
+		list = []string{DefaultAddr}
+	}
+	return &Client{addrs: list, http: &http.Client{}}
+}
+
+// Addrs returns the controller addresses the client knows.
+func (c *Client) Addrs() []string { return append([]string(nil), c.addrs...) }
+
+// Do sends a request with an optional JSON (or io.Reader) body and decodes a
+// JSON answer into out when out is not nil. An error answer becomes an
+// *api.Error. Blocking-query callers read the index from the returned header.
+func (c *Client) Do(ctx context.Context, method, path string, query url.Values, body, out any) (http.Header, error) {
+	resp, err := c.Stream(ctx, method, path, query, body)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if w, ok := out.(io.Writer); ok {
+			_, err = io.Copy(w, resp.Body)
+		} else {
+			err = json.NewDecoder(resp.Body).Decode(out)
+		}
+		if err != nil {
+			return resp.Header, fmt.Errorf("client: %s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return resp.Header, nil
+}
+
+// Stream sends a request and returns the open answer for the caller to read
+// (logs, event streams, package downloads). The caller closes the body.
+// Answers with an error status are turned into errors here.
+func (c *Client) Stream(ctx context.Context, method, path string, query url.Values, body any) (*http.Response, error) {
+	var payload []byte
+	var reader io.Reader
+	contentType := ""
+	switch b := body.(type) {
+	case nil:
+	case io.Reader:
+		reader = b // streamed once: no failover for readers
+		contentType = "application/octet-stream"
+	default:
+		var err error
+		if payload, err = json.Marshal(b); err != nil {
+			return nil, fmt.Errorf("client: encode %s %s: %w", method, path, err)
+		}
+		contentType = "application/json"
+	}
+	c.mu.Lock()
+	start := c.current
+	c.mu.Unlock()
+	var lastErr error
+	for i := range c.addrs {
+		n := (start + i) % len(c.addrs)
+		u := c.addrs[n] + path
+		if len(query) > 0 {
+			u += "?" + query.Encode()
+		}
+		r := reader
+		if payload != nil {
+			r = bytes.NewReader(payload)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u, r)
+		if err != nil {
+			return nil, fmt.Errorf("client: %s %s: %w", method, path, err)
+		}
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			lastErr = err
+			if ctx.Err() != nil || reader != nil {
+				break
+			}
+			continue
+		}
+		c.mu.Lock()
+		c.current = n
+		c.mu.Unlock()
+		if resp.StatusCode >= 300 {
+			defer resp.Body.Close()
+			return nil, decodeError(resp)
+		}
+		return resp, nil
+	}
+	return nil, fmt.Errorf("cannot reach the controller at %s: %w", strings.Join(c.addrs, ","), lastErr)
+}
+
+func decodeError(resp *http.Response) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var body api.ErrorBody
+	if err := json.Unmarshal(data, &body); err == nil && body.Error.Code != "" {
+		return &body.Error
+	}
+	msg := strings.TrimSpace(string(data))
+	if msg == "" {
+		msg = resp.Status
+	}
+	return &api.Error{Code: api.CodeFor(resp.StatusCode), Message: msg}
+}
+
+// IsNotFound reports whether err is an api not_found error.
+func IsNotFound(err error) bool { return errors.Is(err, api.ErrNotFound) }

@@ -1,0 +1,3 @@
+module github.com/weftcloud/weft
+
+go 1.25

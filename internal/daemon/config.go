@@ -1,0 +1,70 @@
+// Package daemon is Weft's composition root: it turns the configuration of
+// `weft server`, `weft agent`, `weft storage` and `weft dev` into running
+// parts, starts them in order and stops them in reverse order.
+package daemon
+
+import "time"
+
+// ServerConfig configures `weft server`, the fabric controller.
+type ServerConfig struct {
+	Data   string // state, packages; created if missing
+	Listen string // REST API, e.g. 127.0.0.1:7070
+	Name   string // this server's name; defaults to the host name
+
+	// Public endpoints of web roles are bound on this host (e.g. 127.0.0.1 or 0.0.0.0).
+	LBHost string
+
+	HeartbeatInterval time.Duration // how often agents report; told to agents at registration
+	HeartbeatTTL      time.Duration // a node silent this long is declared down
+
+	// Storage service ports on LBHost; StorageDisabled turns it off.
+	StorageDisabled bool
+	BlobPort        int
+	QueuePort       int
+	TablePort       int
+
+	// Raft cluster (issue 6).
+	BootstrapExpect int
+	Join            []string
+}
+
+// AgentConfig configures `weft agent`, the node agent.
+type AgentConfig struct {
+	Server      string // controller address(es), comma-separated
+	Name        string
+	Data        string
+	FaultDomain string
+	Listen      string  // the agent's own API (logs); default 127.0.0.1:0
+	Host        string  // address where instances' ports are reachable; default 127.0.0.1
+	CPU         float64 // capacity to offer; 0: the machine's
+	Memory      int64   // bytes; 0: the machine's
+
+	HeartbeatInterval time.Duration
+}
+
+// StorageConfig configures `weft storage`, the storage service alone.
+type StorageConfig struct {
+	Data      string
+	Host      string
+	BlobPort  int
+	QueuePort int
+	TablePort int
+}
+
+// DevConfig configures `weft dev`: a controller, the storage service and
+// Nodes agents (fault domains fd1..fdN) in one process.
+type DevConfig struct {
+	Data   string // default ./.weft
+	Nodes  int    // default 3
+	Listen string // default 127.0.0.1:7070
+}
+
+// Defaults the CLI shows in --help.
+const (
+	DefaultListen            = "127.0.0.1:7070"
+	DefaultHeartbeatInterval = 500 * time.Millisecond
+	DefaultHeartbeatTTL      = 2 * time.Second
+	DefaultBlobPort          = 10000
+	DefaultQueuePort         = 10001
+	DefaultTablePort         = 10002
+)

@@ -1,0 +1,76 @@
+// Package driver is the contract between the node agent and a runtime
+// (process, container, vm). It imports only the standard library and api.
+//
+// A driver starts, watches and stops instances. It keeps whatever it needs to
+// find a running instance again in the instance's directory, so that an agent
+// restarted while its instances run can Recover them without restarting them.
+// Restart policy, back-off and health probing belong to the agent, not here.
+package driver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// ErrNotFound is returned when a driver has no instance with the given ID.
+var ErrNotFound = errors.New("driver: instance not found")
+
+// Spec is everything a driver needs to start one instance.
+type Spec struct {
+	ID      string            // instance ID; unique on the node
+	Dir     string            // the instance's own directory, created by the agent, kept across agent restarts
+	Package string            // process runtime: a directory with the unpacked package (copied into Dir/root by the agent)
+	Image   string            // container and vm runtimes: the image reference
+	Command []string          // what to run; for the process runtime relative to the package root
+	Env     map[string]string // WEFT_* variables and the role's settings
+	CPU     float64           // cores; 0 means no limit
+	Memory  int64             // bytes; 0 means no limit
+	// Ports the instance must listen on, by endpoint name (also in Env as WEFT_PORT_<NAME>).
+	Ports map[string]int
+}
+
+// Status is what a driver knows about an instance.
+type Status struct {
+	Running   bool
+	PID       int // 0 when not running or not a host process
+	StartedAt time.Time
+	ExitCode  int    // valid when !Running and Exited
+	Exited    bool   // the instance ran and exited (as opposed to never started)
+	Reason    string // e.g. "exited with code 1", "killed by signal 9", "out of memory"
+	Host      string // where its ports are reachable, when the driver knows better than the node (e.g. a VM's address)
+}
+
+// Driver runs instances of one runtime on a node.
+type Driver interface {
+	// Name is the runtime name: "process", "container" or "vm".
+	Name() string
+	// Start starts the instance and returns once it is running (not
+	// necessarily healthy). Starting an ID that is already running is an error.
+	Start(ctx context.Context, spec Spec) (Status, error)
+	// Wait blocks until the instance exits (or ctx ends) and returns its final status.
+	Wait(ctx context.Context, id string) (Status, error)
+	// Stop asks the instance to stop (SIGTERM or an ACPI shutdown), waits up to
+	// grace, then kills it. Stopping an instance that is not running is not an error.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	// Inspect reports the current status, ErrNotFound if the driver does not know id.
+	Inspect(ctx context.Context, id string) (Status, error)
+	// Recover finds an instance started by an earlier agent process from what
+	// it left in dir. It returns ErrNotFound when nothing of it still runs, and
+	// then the agent starts it anew.
+	Recover(ctx context.Context, id, dir string) (Status, error)
+	// Remove releases what the driver keeps for a stopped instance (cgroups,
+	// overlay mounts); the agent deletes dir afterwards.
+	Remove(ctx context.Context, id string) error
+	// Logs returns the instance's combined stdout and stderr: at most the
+	// last tail bytes (0: all that is kept), and with follow, what comes next
+	// until ctx ends or the instance exits.
+	Logs(ctx context.Context, id string, tail int64, follow bool) (io.ReadCloser, error)
+}
+
+// Execer is implemented by drivers that can run a command inside an instance
+// (the vm runtime through the guest agent, the container runtime through runc exec).
+type Execer interface {
+	Exec(ctx context.Context, id string, cmd []string, stdout, stderr io.Writer) (exitCode int, err error)
+}

@@ -1,0 +1,73 @@
+// Package state is the controller's store: a versioned key-value store of JSON
+// objects, grouped in kinds, changed only through atomic batches of operations.
+//
+// Every batch is a self-contained command (puts, deletes and revision checks),
+// which is exactly what a Raft FSM applies: a single server applies batches
+// directly to its embedded database; a cluster will replicate the same batches
+// through Raft and apply them in log order on every server. Readers see an
+// in-memory copy and can block until the store moves past an index.
+package state
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// Kinds of objects the controller keeps.
+const (
+	KindNodes     = "nodes"
+	KindServices  = "services"
+	KindInstances = "instances"
+	KindPackages  = "packages"
+	KindAccounts  = "accounts" // storage accounts
+	KindMeta      = "meta"
+)
+
+// ErrConflict is returned by Apply when a revision check fails; nothing of the
+// batch was applied.
+var ErrConflict = errors.New("state: revision check failed")
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("state: store closed")
+
+// Entry is one stored object.
+type Entry struct {
+	Kind  string
+	Key   string
+	Value []byte // JSON
+	Rev   uint64 // the store index of the batch that last wrote it
+}
+
+// Op is one operation of a batch.
+type Op struct {
+	Kind   string
+	Key    string
+	Value  []byte // the new value; ignored by deletes and checks
+	Delete bool   // delete the key (deleting an absent key is not an error)
+	// Check makes the operation a precondition: the key's current Rev must
+	// equal Rev (0: the key must not exist). A check never writes.
+	Check bool
+	Rev   uint64
+}
+
+// Store is the controller's state.
+type Store interface {
+	// Apply applies the batch atomically and returns the new index. When it
+	// returns nil the batch is durable (fsynced; with Raft, on a quorum).
+	// A failed check returns ErrConflict and applies nothing.
+	Apply(ctx context.Context, ops []Op) (uint64, error)
+	// Get returns the entry for kind/key, and false when there is none.
+	Get(kind, key string) (Entry, bool)
+	// List returns the entries of a kind whose keys start with prefix, sorted by key.
+	List(kind, prefix string) []Entry
+	// Index is the index of the last applied batch.
+	Index() uint64
+	// Wait blocks until Index() > after or ctx ends, and returns the index.
+	Wait(ctx context.Context, after uint64) (uint64, error)
+	// Snapshot writes the whole state; Restore replaces the whole state with
+	// one written by Snapshot. Raft compacts its log with them.
+	Snapshot(w io.Writer) error
+	Restore(r io.Reader) error
+	Close() error
+}
