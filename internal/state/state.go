@@ -6,6 +6,13 @@
 // directly to its embedded database; a cluster will replicate the same batches
 // through Raft and apply them in log order on every server. Readers see an
 // in-memory copy and can block until the store moves past an index.
+//
+// DB (Open) is the single-server Store on a bbolt file. Concurrent Apply
+// calls share fsyncs: batches waiting at the same moment are written in one
+// transaction, each still with its own index, in arrival order. Values that
+// Get and List return are shared with the store and must not be modified.
+// Snapshot writes JSON lines (see snapshot.go); Restore accepts only a
+// complete stream and replaces everything atomically.
 package state
 
 import (
@@ -64,6 +71,7 @@ type Store interface {
 	// Index is the index of the last applied batch.
 	Index() uint64
 	// Wait blocks until Index() > after or ctx ends, and returns the index.
+	// A Restore to an index at or below after does not end the wait.
 	Wait(ctx context.Context, after uint64) (uint64, error)
 	// Snapshot writes the whole state; Restore replaces the whole state with
 	// one written by Snapshot. Raft compacts its log with them.
