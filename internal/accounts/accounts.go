@@ -1,0 +1,173 @@
+// Package accounts manages the storage service's accounts in the
+// controller's state: names, two keys each, and the lookup the storage
+// front end calls on every request to verify a signature.
+package accounts
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/storage"
+)
+
+// Endpoints are the storage service's base URLs, e.g. http://127.0.0.1:10000.
+type Endpoints struct{ Blob, Queue, Table string }
+
+// Store keeps accounts in the controller's state.
+type Store struct {
+	st  state.Store
+	ep  Endpoints
+	dev bool // also serve the emulator's development account
+}
+
+var _ storage.Accounts = (*Store)(nil)
+
+// New returns the account store. With dev, the well-known development
+// account (devstoreaccount1) is served too, as the Azure emulator does.
+func New(st state.Store, ep Endpoints, dev bool) *Store { return &Store{st: st, ep: ep, dev: dev} }
+
+type record struct {
+	Name      string    `json:"name"`
+	Tenant    string    `json:"tenant"`
+	Key1      string    `json:"key1"`
+	Key2      string    `json:"key2"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+var accountName = regexp.MustCompile(`^[a-z0-9]{3,24}$`)
+
+// Create makes an account with two new keys.
+func (s *Store) Create(ctx context.Context, name string) (api.StorageAccount, error) {
+	if !accountName.MatchString(name) {
+		return api.StorageAccount{}, api.Errorf(api.CodeInvalid, "name: %q is not a storage account name (3-24 lowercase letters and digits)", name)
+	}
+	if name == storage.DevAccount {
+		return api.StorageAccount{}, api.Errorf(api.CodeConflict, "name: %s is the development account's name", name)
+	}
+	rec := record{Name: name, Tenant: api.DefaultTenant, Key1: newKey(), Key2: newKey(), CreatedAt: time.Now().UTC()}
+	data, _ := json.Marshal(rec)
+	// The revision check makes a concurrent create of the same name fail.
+	_, err := s.st.Apply(ctx, []state.Op{
+		{Kind: state.KindAccounts, Key: name, Check: true, Rev: 0},
+		{Kind: state.KindAccounts, Key: name, Value: data},
+	})
+	if errors.Is(err, state.ErrConflict) {
+		return api.StorageAccount{}, api.Errorf(api.CodeConflict, "storage account %s already exists", name)
+	}
+	if err != nil {
+		return api.StorageAccount{}, fmt.Errorf("accounts: create %s: %w", name, err)
+	}
+	return s.view(rec), nil
+}
+
+// List returns every account (not their keys).
+func (s *Store) List(ctx context.Context) []api.StorageAccount {
+	out := []api.StorageAccount{}
+	for _, e := range s.st.List(state.KindAccounts, "") {
+		var rec record
+		if json.Unmarshal(e.Value, &rec) == nil {
+			out = append(out, s.view(rec))
+		}
+	}
+	return out
+}
+
+// AccountKeys returns an account's keys and a connection string.
+func (s *Store) AccountKeys(ctx context.Context, name string) (api.StorageAccountKeys, error) {
+	rec, err := s.get(name)
+	if err != nil {
+		return api.StorageAccountKeys{}, err
+	}
+	return s.keysView(rec), nil
+}
+
+// Regenerate replaces key1 or key2; the other keeps working meanwhile.
+func (s *Store) Regenerate(ctx context.Context, name, which string) (api.StorageAccountKeys, error) {
+	rec, err := s.get(name)
+	if err != nil {
+		return api.StorageAccountKeys{}, err
+	}
+	switch which {
+	case "key1":
+		rec.Key1 = newKey()
+	case "key2":
+		rec.Key2 = newKey()
+	default:
+		return api.StorageAccountKeys{}, api.Errorf(api.CodeInvalid, "key: %q is not key1 or key2", which)
+	}
+	data, _ := json.Marshal(rec)
+	if _, err := s.st.Apply(ctx, []state.Op{{Kind: state.KindAccounts, Key: name, Value: data}}); err != nil {
+		return api.StorageAccountKeys{}, fmt.Errorf("accounts: regenerate %s: %w", name, err)
+	}
+	return s.keysView(rec), nil
+}
+
+// Delete removes an account: its keys stop working at once.
+func (s *Store) Delete(ctx context.Context, name string) error {
+	if _, err := s.get(name); err != nil {
+		return err
+	}
+	_, err := s.st.Apply(ctx, []state.Op{{Kind: state.KindAccounts, Key: name, Delete: true}})
+	return err
+}
+
+// Keys implements storage.Accounts for the storage front end.
+func (s *Store) Keys(ctx context.Context, account string) ([][]byte, error) {
+	if s.dev && account == storage.DevAccount {
+		return storage.DevAccounts().Keys(ctx, account)
+	}
+	rec, err := s.get(account)
+	if err != nil {
+		return nil, storage.ErrNoAccount
+	}
+	k1, err1 := base64.StdEncoding.DecodeString(rec.Key1)
+	k2, err2 := base64.StdEncoding.DecodeString(rec.Key2)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("accounts: %s has a corrupt key", account)
+	}
+	return [][]byte{k1, k2}, nil
+}
+
+func (s *Store) get(name string) (record, error) {
+	var rec record
+	e, ok := s.st.Get(state.KindAccounts, name)
+	if !ok {
+		return rec, api.Errorf(api.CodeNotFound, "no storage account named %s", name)
+	}
+	if err := json.Unmarshal(e.Value, &rec); err != nil {
+		return rec, fmt.Errorf("accounts: decode %s: %w", name, err)
+	}
+	return rec, nil
+}
+
+func (s *Store) view(rec record) api.StorageAccount {
+	return api.StorageAccount{
+		Name: rec.Name, Tenant: rec.Tenant, CreatedAt: rec.CreatedAt,
+		Endpoints: map[string]string{
+			"blob": s.ep.Blob + "/" + rec.Name, "queue": s.ep.Queue + "/" + rec.Name, "table": s.ep.Table + "/" + rec.Name,
+		},
+	}
+}
+
+func (s *Store) keysView(rec record) api.StorageAccountKeys {
+	return api.StorageAccountKeys{
+		Name: rec.Name, Key1: rec.Key1, Key2: rec.Key2,
+		ConnectionString: fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s/%s;QueueEndpoint=%s/%s;TableEndpoint=%s/%s;",
+			rec.Name, rec.Key1, s.ep.Blob, rec.Name, s.ep.Queue, rec.Name, s.ep.Table, rec.Name),
+	}
+}
+
+// newKey is 64 random bytes, the size of Azure's account keys.
+func newKey() string {
+	b := make([]byte, 64)
+	rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}

@@ -1,0 +1,76 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/storage"
+)
+
+func newStore(t *testing.T, dev bool) *Store {
+	t.Helper()
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return New(st, Endpoints{Blob: "http://127.0.0.1:10000", Queue: "http://127.0.0.1:10001", Table: "http://127.0.0.1:10002"}, dev)
+}
+
+func TestAccountLifecycle(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, false)
+	acct, err := s.Create(ctx, "photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct.Endpoints["blob"] != "http://127.0.0.1:10000/photos" {
+		t.Errorf("blob endpoint %q", acct.Endpoints["blob"])
+	}
+	if _, err := s.Create(ctx, "photos"); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("second create: %v, want conflict", err)
+	}
+	keys, err := s.AccountKeys(ctx, "photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.Keys(ctx, "photos")
+	if err != nil || len(raw) != 2 || len(raw[0]) != 64 {
+		t.Fatalf("Keys: %v, %d keys", err, len(raw))
+	}
+	again, err := s.Regenerate(ctx, "photos", "key1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Key1 == keys.Key1 || again.Key2 != keys.Key2 {
+		t.Errorf("regenerate key1 changed the wrong key")
+	}
+	if got := s.List(ctx); len(got) != 1 || got[0].Name != "photos" {
+		t.Errorf("List = %+v", got)
+	}
+	if err := s.Delete(ctx, "photos"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Keys(ctx, "photos"); !errors.Is(err, storage.ErrNoAccount) {
+		t.Errorf("Keys after delete: %v, want ErrNoAccount", err)
+	}
+}
+
+func TestAccountNamesAndDevAccount(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range []string{"ab", "UPPER", "with-dash", "waytoolongforanaccountname1", storage.DevAccount} {
+		if _, err := newStore(t, false).Create(ctx, name); err == nil {
+			t.Errorf("Create(%q) accepted", name)
+		}
+	}
+	if _, err := newStore(t, false).Keys(ctx, storage.DevAccount); err == nil {
+		t.Error("dev account served without dev mode")
+	}
+	if _, err := newStore(t, true).Keys(ctx, storage.DevAccount); err != nil {
+		t.Errorf("dev account not served in dev mode: %v", err)
+	}
+}

@@ -1,0 +1,431 @@
+package blob
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/weftcloud/weft/internal/storage"
+)
+
+// allow authorises c. perms lists the SAS permission letters any of which
+// suffices; public names the container access level ("blob" or "container")
+// that lets an anonymous caller in, "" when none does.
+func (s *Service) allow(c *call, perms string, rt storage.ResourceType, public string) error {
+	if c.req.Auth.Kind == storage.Anonymous && public != "" && c.container != "" {
+		var level string
+		_ = s.view(func(tx *bolt.Tx) error {
+			var rec containerRec
+			ok, err := getJSON(tx.Bucket(bktContainers), containerKey(c.req.Account, c.container), &rec)
+			if ok && err == nil {
+				level = rec.Public
+			}
+			return nil
+		})
+		if level == "container" || (level == "blob" && public == "blob") {
+			return nil
+		}
+	}
+	var first error
+	for i := range len(perms) {
+		err := c.req.Allow(perms[i], rt)
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	if first == nil {
+		return storage.Errorf(http.StatusForbidden, "AuthorizationFailure", "This request is not authorized to perform this operation.")
+	}
+	return first
+}
+
+func (s *Service) loadContainer(account, name string) (*containerRec, error) {
+	var rec *containerRec
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		rec, err = (&txn{tx: tx}).getContainer(account, name)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, errContainerNotFound()
+	}
+	return rec, nil
+}
+
+func parsePublicAccess(v string) (string, error) {
+	switch v {
+	case "", "blob", "container":
+		return v, nil
+	}
+	return "", errHeader("x-ms-blob-public-access")
+}
+
+// createContainer answers Create Container. The public access level and
+// metadata are set at creation; a second create is 409 ContainerAlreadyExists.
+func (s *Service) createContainer(c *call) error {
+	if err := s.allow(c, "cw", storage.ResContainer, ""); err != nil {
+		return err
+	}
+	md, err := readMetadata(c.r.Header)
+	if err != nil {
+		return err
+	}
+	public, err := parsePublicAccess(c.header("x-ms-blob-public-access"))
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	rec := &containerRec{Name: c.container, Created: now, Modified: now, ETag: s.etag(now), Meta: md, Public: public}
+	err = s.update(func(t *txn) error {
+		key := containerKey(c.req.Account, c.container)
+		if t.bucket(bktContainers).Get(key) != nil {
+			return storage.Errorf(http.StatusConflict, "ContainerAlreadyExists", "The specified container already exists.")
+		}
+		return putJSON(t.bucket(bktContainers), key, rec)
+	})
+	if err != nil {
+		return err
+	}
+	writeTags(c.w.Header(), rec.ETag, rec.Modified)
+	c.w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+func writeTags(h http.Header, etag string, modified time.Time) {
+	h.Set("ETag", etag)
+	h.Set("Last-Modified", modified.UTC().Format(http.TimeFormat))
+}
+
+// deleteContainer answers Delete Container. Azure deletes asynchronously and
+// answers 202; here the container and every blob in it go in one
+// transaction, so a listing never shows a half-deleted container.
+func (s *Service) deleteContainer(c *call) error {
+	if err := s.allow(c, "d", storage.ResContainer, ""); err != nil {
+		return err
+	}
+	if c.header("If-Match") != "" || c.header("If-None-Match") != "" {
+		return errHeader("If-Match")
+	}
+	now := s.now()
+	err := s.update(func(t *txn) error {
+		rec, err := t.getContainer(c.req.Account, c.container)
+		if err != nil {
+			return err
+		}
+		if rec == nil {
+			return errContainerNotFound()
+		}
+		if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+			return err
+		}
+		if err := checkWriteLease(&rec.Lease, c.header("x-ms-lease-id"), now, false); err != nil {
+			return err
+		}
+		return t.deleteContainerContents(c.req.Account, c.container)
+	})
+	if err != nil {
+		return err
+	}
+	c.w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// deleteContainerContents removes a container with every blob, snapshot and
+// uncommitted block in it.
+func (t *txn) deleteContainerContents(account, container string) error {
+	prefix := blobsPrefix(account, container)
+	var keys [][]byte
+	c := t.bucket(bktBlobs).Cursor()
+	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		var rec blobRec
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("blob: decoding blob: %w", err)
+		}
+		if err := t.releaseBlob(&rec); err != nil {
+			return err
+		}
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		if err := t.bucket(bktBlobs).Delete(k); err != nil {
+			return err
+		}
+	}
+	keys = keys[:0]
+	bc := t.bucket(bktBlocks).Cursor()
+	for k, v := bc.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = bc.Next() {
+		var b blockRec
+		if err := json.Unmarshal(v, &b); err != nil {
+			return fmt.Errorf("blob: decoding block: %w", err)
+		}
+		if err := t.unref(b.File, b.Inline); err != nil {
+			return err
+		}
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		if err := t.bucket(bktBlocks).Delete(k); err != nil {
+			return err
+		}
+	}
+	return t.bucket(bktContainers).Delete(containerKey(account, container))
+}
+
+// getContainerProps answers Get Container Properties and (metadataOnly)
+// Get Container Metadata. Anonymous callers may ask when the container is
+// public at the container level.
+func (s *Service) getContainerProps(c *call, metadataOnly bool) error {
+	if err := s.allow(c, "r", storage.ResContainer, "container"); err != nil {
+		return err
+	}
+	rec, err := s.loadContainer(c.req.Account, c.container)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), now, false); err != nil {
+		return err
+	}
+	h := c.w.Header()
+	writeTags(h, rec.ETag, rec.Modified)
+	writeMetadata(h, rec.Meta)
+	if !metadataOnly {
+		rec.Lease.writeHeaders(h, now)
+		if rec.Public != "" {
+			h.Set("x-ms-blob-public-access", rec.Public)
+		}
+		h.Set("x-ms-has-immutability-policy", "false")
+		h.Set("x-ms-has-legal-hold", "false")
+		h.Set("x-ms-default-encryption-scope", "$account-encryption-key")
+		h.Set("x-ms-deny-encryption-scope-override", "false")
+	}
+	c.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// updateContainer applies change to an existing container after checking
+// its lease and the request's conditions, and answers with the new tags.
+func (s *Service) updateContainer(c *call, change func(rec *containerRec) error) error {
+	now := s.now().UTC()
+	var out containerRec
+	err := s.update(func(t *txn) error {
+		rec, err := t.getContainer(c.req.Account, c.container)
+		if err != nil {
+			return err
+		}
+		if rec == nil {
+			return errContainerNotFound()
+		}
+		if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+			return err
+		}
+		if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), now, false); err != nil {
+			return err
+		}
+		if err := change(rec); err != nil {
+			return err
+		}
+		rec.Modified, rec.ETag = now, s.etag(now)
+		out = *rec
+		return putJSON(t.bucket(bktContainers), containerKey(c.req.Account, c.container), rec)
+	})
+	if err != nil {
+		return err
+	}
+	writeTags(c.w.Header(), out.ETag, out.Modified)
+	c.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// setContainerMetadata answers Set Container Metadata, which replaces all
+// metadata.
+func (s *Service) setContainerMetadata(c *call) error {
+	if err := s.allow(c, "w", storage.ResContainer, ""); err != nil {
+		return err
+	}
+	if c.header("If-Unmodified-Since") != "" || c.header("If-Match") != "" || c.header("If-None-Match") != "" {
+		// Azure accepts only If-Modified-Since here.
+		return errHeader("If-Unmodified-Since")
+	}
+	md, err := readMetadata(c.r.Header)
+	if err != nil {
+		return err
+	}
+	return s.updateContainer(c, func(rec *containerRec) error {
+		rec.Meta = md
+		return nil
+	})
+}
+
+// signedIdentifiersXML is the body of Get/Set Container ACL.
+type signedIdentifiersXML struct {
+	XMLName xml.Name      `xml:"SignedIdentifiers"`
+	Items   []signedIDXML `xml:"SignedIdentifier"`
+}
+
+type signedIDXML struct {
+	ID     string `xml:"Id"`
+	Policy struct {
+		Start      string `xml:"Start,omitempty"`
+		Expiry     string `xml:"Expiry,omitempty"`
+		Permission string `xml:"Permission,omitempty"`
+	} `xml:"AccessPolicy"`
+}
+
+// getContainerACL answers Get Container ACL: the stored access policies and
+// the public access level.
+func (s *Service) getContainerACL(c *call) error {
+	if err := s.allow(c, "r", storage.ResContainer, ""); err != nil {
+		return err
+	}
+	rec, err := s.loadContainer(c.req.Account, c.container)
+	if err != nil {
+		return err
+	}
+	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), s.now(), false); err != nil {
+		return err
+	}
+	var body signedIdentifiersXML
+	for _, si := range rec.ACL {
+		item := signedIDXML{ID: si.ID}
+		item.Policy.Start, item.Policy.Expiry, item.Policy.Permission = si.Start, si.Expiry, si.Permission
+		body.Items = append(body.Items, item)
+	}
+	h := c.w.Header()
+	writeTags(h, rec.ETag, rec.Modified)
+	if rec.Public != "" {
+		h.Set("x-ms-blob-public-access", rec.Public)
+	}
+	return writeXML(c.w, http.StatusOK, body)
+}
+
+// maxXMLBody bounds the XML documents clients send (block lists are the
+// largest: 50,000 IDs of up to 64 bytes in their element).
+const maxXMLBody = 8 << 20
+
+func readXML(c *call, v any) error {
+	body, err := io.ReadAll(io.LimitReader(c.r.Body, maxXMLBody+1))
+	if err != nil {
+		return fmt.Errorf("blob: reading body: %w", err)
+	}
+	if len(body) > maxXMLBody {
+		return errTooLarge
+	}
+	if len(body) == 0 {
+		return nil
+	}
+	if err := xml.Unmarshal(body, v); err != nil {
+		return errXML()
+	}
+	return nil
+}
+
+func writeXML(w http.ResponseWriter, status int, v any) error {
+	out, err := xml.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("blob: encoding response: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	w.Header().Set("Content-Length", fmt.Sprint(len(xml.Header)+len(out)))
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, xml.Header)
+	_, _ = w.Write(out)
+	return nil
+}
+
+// setContainerACL answers Set Container ACL. Azure allows five stored
+// access policies per container.
+func (s *Service) setContainerACL(c *call) error {
+	if err := s.allow(c, "w", storage.ResContainer, ""); err != nil {
+		return err
+	}
+	public, err := parsePublicAccess(c.header("x-ms-blob-public-access"))
+	if err != nil {
+		return err
+	}
+	var body signedIdentifiersXML
+	if err := readXML(c, &body); err != nil {
+		return err
+	}
+	if len(body.Items) > 5 {
+		return storage.Errorf(http.StatusBadRequest, "InvalidXmlDocument", "At most five signed identifiers are allowed.")
+	}
+	acl := make([]signedIdentifier, 0, len(body.Items))
+	for _, it := range body.Items {
+		if it.ID == "" || len(it.ID) > 64 {
+			return errXML()
+		}
+		acl = append(acl, signedIdentifier{ID: it.ID, Start: it.Policy.Start, Expiry: it.Policy.Expiry, Permission: it.Policy.Permission})
+	}
+	return s.updateContainer(c, func(rec *containerRec) error {
+		rec.Public, rec.ACL = public, acl
+		return nil
+	})
+}
+
+// containerLease answers Lease Container. Only the date conditions apply to
+// container leases (If-Match is refused, as Azure does).
+func (s *Service) containerLease(c *call) error {
+	if err := s.allow(c, "w", storage.ResContainer, ""); err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	var res leaseResult
+	var out containerRec
+	err := s.update(func(t *txn) error {
+		rec, err := t.getContainer(c.req.Account, c.container)
+		if err != nil {
+			return err
+		}
+		if rec == nil {
+			return errContainerNotFound()
+		}
+		if c.header("If-Match") != "" || c.header("If-None-Match") != "" {
+			return errHeader("If-Match")
+		}
+		if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+			return err
+		}
+		res, err = leaseAction(&rec.Lease, c.r.Header, now)
+		if err != nil {
+			return err
+		}
+		out = *rec
+		return putJSON(t.bucket(bktContainers), containerKey(c.req.Account, c.container), rec)
+	})
+	if err != nil {
+		return err
+	}
+	writeTags(c.w.Header(), out.ETag, out.Modified)
+	writeLeaseResult(c.w, res)
+	return nil
+}
+
+// StoredAccessPolicy returns a container's stored access policy (set with
+// Set Container ACL) named id, for completing a service SAS that refers to
+// it with si: the start and expiry as stored (ISO 8601, possibly empty) and
+// the permission letters. ok is false when the container or the policy does
+// not exist.
+func (s *Service) StoredAccessPolicy(account, container, id string) (start, expiry, permissions string, ok bool) {
+	rec, err := s.loadContainer(account, container)
+	if err != nil {
+		return "", "", "", false
+	}
+	for _, si := range rec.ACL {
+		if si.ID == id {
+			return si.Start, si.Expiry, si.Permission, true
+		}
+	}
+	return "", "", "", false
+}

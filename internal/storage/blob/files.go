@@ -1,0 +1,255 @@
+package blob
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// fileStore keeps blob bytes in files under dir/data/xx/ID. Files are
+// immutable once written except page blob files (written in place) and
+// append blob files (appended past the committed length only).
+//
+// A file becomes visible only after it was written to dir/tmp, fsynced,
+// renamed into place and its directory fsynced; only then does a metadata
+// commit reference it, so a crash leaves at worst an unreferenced file, which
+// Open sweeps away.
+type fileStore struct {
+	dir string
+	log *slog.Logger
+
+	// Readers pin an epoch; a file that loses its last reference is removed
+	// only once every reader that might have seen the old metadata is gone.
+	mu      sync.Mutex
+	epoch   uint64
+	active  map[uint64]int
+	pending []retired
+}
+
+type retired struct {
+	epoch uint64
+	files []string
+}
+
+func newFileStore(dir string, log *slog.Logger) (*fileStore, error) {
+	fs := &fileStore{dir: dir, log: log, active: map[uint64]int{}}
+	if err := os.RemoveAll(filepath.Join(dir, "tmp")); err != nil {
+		return nil, fmt.Errorf("blob: clearing temporary files: %w", err)
+	}
+	for _, d := range []string{"tmp", "data"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("blob: creating %s: %w", d, err)
+		}
+	}
+	for i := range 256 {
+		if err := os.MkdirAll(filepath.Join(dir, "data", fmt.Sprintf("%02x", i)), 0o755); err != nil {
+			return nil, fmt.Errorf("blob: creating data directory: %w", err)
+		}
+	}
+	return fs, nil
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (fs *fileStore) path(id string) string {
+	return filepath.Join(fs.dir, "data", id[:2], id)
+}
+
+// writeNew streams r into a new durable file and returns its ID and length.
+// Every byte also goes to the hashes given. More than limit bytes is an error
+// (errTooLarge).
+//
+// The file is renamed into place before it is fsynced: no metadata refers to
+// it until this returns, so a crash can only leave an unreferenced file
+// (swept at Open), never a torn blob, and on ext4 the file's fsync then
+// commits the rename too, which makes the directory fsync nearly free.
+func (fs *fileStore) writeNew(r io.Reader, limit int64, hashes ...hash.Hash) (string, int64, error) {
+	id := newID()
+	tmp := filepath.Join(fs.dir, "tmp", id)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return "", 0, fmt.Errorf("blob: creating file: %w", err)
+	}
+	final := fs.path(id)
+	n, err := copyLimited(&flusher{f: f}, r, limit, hashes...)
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err == nil {
+		err = unix.Fdatasync(int(f.Fd()))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(final))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		_ = os.Remove(final)
+		return "", 0, err
+	}
+	return id, n, nil
+}
+
+// flusher starts write-back of every few MiB as they are written, so the
+// disk works while the body is still arriving and the closing fsync of a
+// large blob has little left to do.
+type flusher struct {
+	f        *os.File
+	off, put int64
+}
+
+const flushEvery = 8 << 20
+
+func (w *flusher) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.off += int64(n)
+	if w.off-w.put >= flushEvery {
+		_ = unix.SyncFileRange(int(w.f.Fd()), w.put, w.off-w.put, unix.SYNC_FILE_RANGE_WRITE)
+		w.put = w.off
+	}
+	return n, err
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// copyLimited copies r to w through a pooled buffer, feeding the hashes, and
+// fails with errTooLarge past limit bytes.
+func copyLimited(w io.Writer, r io.Reader, limit int64, hashes ...hash.Hash) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		m, rerr := r.Read(buf)
+		if m > 0 {
+			if n+int64(m) > limit {
+				return n, errTooLarge
+			}
+			for _, h := range hashes {
+				h.Write(buf[:m])
+			}
+			if _, err := w.Write(buf[:m]); err != nil {
+				return n, fmt.Errorf("blob: writing data: %w", err)
+			}
+			n += int64(m)
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, fmt.Errorf("blob: reading body: %w", rerr)
+		}
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("blob: opening directory: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("blob: syncing directory: %w", err)
+	}
+	return nil
+}
+
+// enter pins the current epoch for a reader; call the returned func when the
+// reader no longer needs files it found in the metadata.
+func (fs *fileStore) enter() func() {
+	fs.mu.Lock()
+	e := fs.epoch
+	fs.active[e]++
+	fs.mu.Unlock()
+	return func() {
+		fs.mu.Lock()
+		fs.active[e]--
+		if fs.active[e] == 0 {
+			delete(fs.active, e)
+		}
+		ready := fs.reclaimable()
+		fs.mu.Unlock()
+		fs.remove(ready)
+	}
+}
+
+// retire schedules files for removal; the caller has committed the metadata
+// change that unreferenced them.
+func (fs *fileStore) retire(files []string) {
+	fs.mu.Lock()
+	fs.epoch++
+	fs.pending = append(fs.pending, retired{epoch: fs.epoch, files: files})
+	ready := fs.reclaimable()
+	fs.mu.Unlock()
+	fs.remove(ready)
+}
+
+// reclaimable pops the retired files no active reader can still reach.
+// Called with mu held.
+func (fs *fileStore) reclaimable() []string {
+	if len(fs.pending) == 0 {
+		return nil
+	}
+	oldest := fs.epoch + 1
+	for e := range fs.active {
+		oldest = min(oldest, e)
+	}
+	var out []string
+	keep := fs.pending[:0]
+	for _, p := range fs.pending {
+		if p.epoch <= oldest {
+			out = append(out, p.files...)
+		} else {
+			keep = append(keep, p)
+		}
+	}
+	fs.pending = keep
+	return out
+}
+
+func (fs *fileStore) remove(files []string) {
+	for _, id := range files {
+		if err := os.Remove(fs.path(id)); err != nil && !os.IsNotExist(err) {
+			fs.log.Warn("blob: removing data file", "file", id, "err", err)
+		}
+	}
+}
+
+// sweep removes data files no metadata references (left by a crash between
+// writing a file and committing it, or between a commit and the removal).
+func (fs *fileStore) sweep(referenced func(id string) bool) (int, error) {
+	n := 0
+	for i := range 256 {
+		sub := filepath.Join(fs.dir, "data", fmt.Sprintf("%02x", i))
+		ents, err := os.ReadDir(sub)
+		if err != nil {
+			return n, fmt.Errorf("blob: listing data files: %w", err)
+		}
+		for _, e := range ents {
+			if referenced(e.Name()) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(sub, e.Name())); err == nil {
+				n++
+			}
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,410 @@
+package blob
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/weftcloud/weft/internal/storage"
+)
+
+const maxListResults = 5000
+
+// metaXML renders metadata as one element per name, sorted.
+type metaXML map[string]string
+
+func (m metaXML) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
+	if err := e.EncodeToken(start); err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if err := e.EncodeElement(m[k], xml.StartElement{Name: xml.Name{Local: k}}); err != nil {
+			return err
+		}
+	}
+	return e.EncodeToken(start.End())
+}
+
+func serviceEndpoint(c *call) string {
+	host := c.r.Host
+	if strings.HasPrefix(host, c.req.Account+".") {
+		return "http://" + host + "/"
+	}
+	return "http://" + host + "/" + c.req.Account + "/"
+}
+
+func maxResults(c *call) (int, error) {
+	v := c.query("maxresults")
+	if v == "" {
+		return maxListResults, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, errQuery("maxresults")
+	}
+	return min(n, maxListResults), nil
+}
+
+func includes(c *call) map[string]bool {
+	out := map[string]bool{}
+	for _, v := range c.q["include"] {
+		for part := range strings.SplitSeq(v, ",") {
+			out[strings.ToLower(strings.TrimSpace(part))] = true
+		}
+	}
+	return out
+}
+
+type containerPropsXML struct {
+	LastModified  string `xml:"Last-Modified"`
+	ETag          string `xml:"Etag"`
+	LeaseStatus   string `xml:"LeaseStatus"`
+	LeaseState    string `xml:"LeaseState"`
+	LeaseDuration string `xml:"LeaseDuration,omitempty"`
+	PublicAccess  string `xml:"PublicAccess,omitempty"`
+	Immutability  bool   `xml:"HasImmutabilityPolicy"`
+	LegalHold     bool   `xml:"HasLegalHold"`
+}
+
+type containerXML struct {
+	Name     string            `xml:"Name"`
+	Props    containerPropsXML `xml:"Properties"`
+	Metadata metaXML           `xml:"Metadata,omitempty"`
+}
+
+type containerListXML struct {
+	XMLName    xml.Name `xml:"EnumerationResults"`
+	Endpoint   string   `xml:"ServiceEndpoint,attr"`
+	Prefix     string   `xml:"Prefix,omitempty"`
+	Marker     string   `xml:"Marker,omitempty"`
+	MaxResults int      `xml:"MaxResults,omitempty"`
+	Containers struct {
+		Items []containerXML `xml:"Container"`
+	} `xml:"Containers"`
+	NextMarker string `xml:"NextMarker"`
+}
+
+// listContainers answers List Containers. Markers are container names:
+// listing resumes at the marker itself.
+func (s *Service) listContainers(c *call) error {
+	if err := s.allow(c, "l", storage.ResService, ""); err != nil {
+		return err
+	}
+	limit, err := maxResults(c)
+	if err != nil {
+		return err
+	}
+	prefix, marker := c.query("prefix"), c.query("marker")
+	withMeta := includes(c)["metadata"]
+	body := containerListXML{Endpoint: serviceEndpoint(c), Prefix: prefix, Marker: marker}
+	if c.has("maxresults") {
+		body.MaxResults = limit
+	}
+	now := s.now()
+	base := []byte(c.req.Account + "\x00")
+	err = s.view(func(tx *bolt.Tx) error {
+		cur := tx.Bucket(bktContainers).Cursor()
+		start := append(bytes.Clone(base), prefix...)
+		if marker > prefix {
+			start = append(bytes.Clone(base), marker...)
+		}
+		for k, v := cur.Seek(start); k != nil && hasPrefix(k, base); k, v = cur.Next() {
+			name := string(k[len(base):])
+			if !strings.HasPrefix(name, prefix) {
+				break
+			}
+			if len(body.Containers.Items) == limit {
+				body.NextMarker = name
+				break
+			}
+			var rec containerRec
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			item := containerXML{Name: rec.Name, Props: containerPropsXML{
+				LastModified: rec.Modified.UTC().Format(http.TimeFormat), ETag: rec.ETag, PublicAccess: rec.Public,
+			}}
+			item.Props.LeaseStatus, item.Props.LeaseState, item.Props.LeaseDuration = rec.Lease.leaseXML(now)
+			if withMeta {
+				item.Metadata = metaXML(rec.Meta)
+				if item.Metadata == nil {
+					item.Metadata = metaXML{}
+				}
+			}
+			body.Containers.Items = append(body.Containers.Items, item)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeXML(c.w, http.StatusOK, body)
+}
+
+type blobPropsXML struct {
+	Created            string `xml:"Creation-Time"`
+	LastModified       string `xml:"Last-Modified"`
+	ETag               string `xml:"Etag"`
+	ContentLength      int64  `xml:"Content-Length"`
+	ContentType        string `xml:"Content-Type"`
+	ContentEncoding    string `xml:"Content-Encoding"`
+	ContentLanguage    string `xml:"Content-Language"`
+	ContentMD5         string `xml:"Content-MD5"`
+	ContentDisposition string `xml:"Content-Disposition"`
+	CacheControl       string `xml:"Cache-Control"`
+	Seq                *int64 `xml:"x-ms-blob-sequence-number,omitempty"`
+	BlobType           string `xml:"BlobType"`
+	AccessTier         string `xml:"AccessTier,omitempty"`
+	AccessTierInferred bool   `xml:"AccessTierInferred,omitempty"`
+	LeaseStatus        string `xml:"LeaseStatus"`
+	LeaseState         string `xml:"LeaseState"`
+	LeaseDuration      string `xml:"LeaseDuration,omitempty"`
+	CopyID             string `xml:"CopyId,omitempty"`
+	CopyStatus         string `xml:"CopyStatus,omitempty"`
+	CopySource         string `xml:"CopySource,omitempty"`
+	CopyProgress       string `xml:"CopyProgress,omitempty"`
+	CopyCompletionTime string `xml:"CopyCompletionTime,omitempty"`
+	ServerEncrypted    bool   `xml:"ServerEncrypted"`
+	TagCount           int    `xml:"TagCount,omitempty"`
+}
+
+type blobItemXML struct {
+	XMLName  xml.Name
+	Name     string        `xml:"Name"`
+	Snapshot string        `xml:"Snapshot,omitempty"`
+	Props    *blobPropsXML `xml:"Properties,omitempty"`
+	Metadata metaXML       `xml:"Metadata,omitempty"`
+	Tags     *tagsXML      `xml:"Tags,omitempty"`
+}
+
+type blobListXML struct {
+	XMLName    xml.Name `xml:"EnumerationResults"`
+	Endpoint   string   `xml:"ServiceEndpoint,attr"`
+	Container  string   `xml:"ContainerName,attr"`
+	Prefix     string   `xml:"Prefix,omitempty"`
+	Marker     string   `xml:"Marker,omitempty"`
+	MaxResults int      `xml:"MaxResults,omitempty"`
+	Delimiter  string   `xml:"Delimiter,omitempty"`
+	Blobs      struct {
+		Items []blobItemXML `xml:"Blob"`
+	} `xml:"Blobs"`
+	NextMarker string `xml:"NextMarker"`
+}
+
+func blobItem(rec *blobRec, inc map[string]bool, now time.Time) blobItemXML {
+	p := &blobPropsXML{
+		Created:            rec.Created.UTC().Format(http.TimeFormat),
+		LastModified:       rec.Modified.UTC().Format(http.TimeFormat),
+		ETag:               rec.ETag,
+		ContentLength:      rec.Size,
+		ContentType:        rec.Props.ContentType,
+		ContentEncoding:    rec.Props.ContentEncoding,
+		ContentLanguage:    rec.Props.ContentLanguage,
+		ContentDisposition: rec.Props.ContentDisposition,
+		CacheControl:       rec.Props.CacheControl,
+		BlobType:           rec.Type,
+	}
+	if rec.Props.ContentMD5 != nil {
+		p.ContentMD5 = base64.StdEncoding.EncodeToString(rec.Props.ContentMD5)
+	}
+	switch rec.Type {
+	case pageBlob:
+		seq := rec.Seq
+		p.Seq = &seq
+	case blockBlob:
+		p.AccessTier, p.AccessTierInferred = "Hot", true
+	}
+	if rec.Snapshot == "" {
+		p.LeaseStatus, p.LeaseState, p.LeaseDuration = rec.Lease.leaseXML(now)
+	} else {
+		p.LeaseStatus, p.LeaseState = "unlocked", "available"
+	}
+	if cp := rec.Copy; cp != nil && inc["copy"] {
+		p.CopyID, p.CopyStatus, p.CopySource, p.CopyProgress = cp.ID, cp.Status, cp.Source, cp.Progress
+		p.CopyCompletionTime = cp.Completed.UTC().Format(http.TimeFormat)
+	}
+	item := blobItemXML{XMLName: xml.Name{Local: "Blob"}, Name: rec.Name, Snapshot: rec.Snapshot, Props: p}
+	p.TagCount = len(rec.Tags)
+	if inc["tags"] && len(rec.Tags) > 0 {
+		item.Tags = &tagsXML{Tags: tagList(rec.Tags)}
+	}
+	if inc["metadata"] {
+		item.Metadata = metaXML(rec.Meta)
+		if item.Metadata == nil {
+			item.Metadata = metaXML{}
+		}
+	}
+	return item
+}
+
+// listMarker encodes where a listing resumes: a blob name and snapshot.
+func listMarker(name, snapshot string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(name + "\x00" + snapshot))
+}
+
+// listBlobs answers List Blobs. Blobs come in name order, each followed by
+// its snapshots; with a delimiter, names sharing a prefix up to it collapse
+// into one BlobPrefix that counts once against maxresults. Markers encode
+// the next name and snapshot.
+func (s *Service) listBlobs(c *call) error {
+	if err := s.allow(c, "l", storage.ResContainer, "container"); err != nil {
+		return err
+	}
+	limit, err := maxResults(c)
+	if err != nil {
+		return err
+	}
+	prefix, delim, marker := c.query("prefix"), c.query("delimiter"), c.query("marker")
+	inc := includes(c)
+	body := blobListXML{Endpoint: serviceEndpoint(c), Container: c.container, Prefix: prefix, Marker: marker, Delimiter: delim}
+	if c.has("maxresults") {
+		body.MaxResults = limit
+	}
+	var resume []byte
+	if marker != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(marker)
+		if err != nil {
+			return storage.Errorf(http.StatusBadRequest, "OutOfRangeInput", "The marker is invalid.")
+		}
+		resume = raw
+	}
+	now := s.now()
+	err = s.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bktContainers).Get(containerKey(c.req.Account, c.container)) == nil {
+			return errContainerNotFound()
+		}
+		base := blobsPrefix(c.req.Account, c.container)
+		it := newListIter(tx, base, prefix, resume, inc["uncommittedblobs"])
+		lastPrefix := ""
+		for {
+			name, snap, raw, ok := it.next()
+			if !ok {
+				break
+			}
+			if !strings.HasPrefix(name, prefix) {
+				break
+			}
+			if snap != "" && !inc["snapshots"] {
+				continue
+			}
+			group := ""
+			if delim != "" {
+				if i := strings.Index(name[len(prefix):], delim); i >= 0 {
+					group = name[:len(prefix)+i+len(delim)]
+				}
+			}
+			if group != "" && group == lastPrefix {
+				continue
+			}
+			if len(body.Blobs.Items) == limit {
+				body.NextMarker = listMarker(name, snap)
+				break
+			}
+			if group != "" {
+				lastPrefix = group
+				body.Blobs.Items = append(body.Blobs.Items, blobItemXML{XMLName: xml.Name{Local: "BlobPrefix"}, Name: group})
+				it.skipPast(group)
+				continue
+			}
+			var rec blobRec
+			if raw == nil {
+				// A blob with only uncommitted blocks.
+				rec = blobRec{Name: name, Type: blockBlob}
+			} else if err := json.Unmarshal(raw, &rec); err != nil {
+				return err
+			}
+			body.Blobs.Items = append(body.Blobs.Items, blobItem(&rec, inc, now))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeXML(c.w, http.StatusOK, body)
+}
+
+// listIter walks the blobs of a container in name then snapshot order,
+// optionally merging in names that so far have only uncommitted blocks.
+type listIter struct {
+	tx     *bolt.Tx
+	base   []byte
+	blobs  *bolt.Cursor
+	blocks *bolt.Cursor
+	bk, bv []byte // current blob entry
+	uk     []byte // current uncommitted-block entry
+	lastU  string
+}
+
+func newListIter(tx *bolt.Tx, base []byte, prefix string, resume []byte, uncommitted bool) *listIter {
+	it := &listIter{tx: tx, base: base, blobs: tx.Bucket(bktBlobs).Cursor()}
+	start := append(bytes.Clone(base), prefix...)
+	if resume != nil && string(resume) > prefix {
+		start = append(bytes.Clone(base), resume...)
+	}
+	it.bk, it.bv = it.blobs.Seek(start)
+	if uncommitted {
+		it.blocks = tx.Bucket(bktBlocks).Cursor()
+		it.uk, _ = it.blocks.Seek(start)
+	}
+	return it
+}
+
+func (it *listIter) valid(k []byte) bool { return k != nil && hasPrefix(k, it.base) }
+
+// split parts a key (after base) into name and the rest after the NUL.
+func (it *listIter) split(k []byte) (string, string) {
+	name, rest, _ := strings.Cut(string(k[len(it.base):]), "\x00")
+	return name, rest
+}
+
+func (it *listIter) next() (name, snapshot string, raw []byte, ok bool) {
+	for it.blocks != nil && it.valid(it.uk) {
+		uname, _ := it.split(it.uk)
+		if uname == it.lastU {
+			it.uk, _ = it.blocks.Next()
+			continue
+		}
+		if it.tx.Bucket(bktBlobs).Get(append(bytes.Clone(it.base), uname+"\x00"...)) != nil {
+			it.lastU = uname
+			it.uk, _ = it.blocks.Next()
+			continue
+		}
+		if it.valid(it.bk) {
+			if bname, _ := it.split(it.bk); bname <= uname {
+				break
+			}
+		}
+		it.lastU = uname
+		it.uk, _ = it.blocks.Next()
+		return uname, "", nil, true
+	}
+	if !it.valid(it.bk) {
+		return "", "", nil, false
+	}
+	name, snapshot = it.split(it.bk)
+	raw = it.bv
+	it.bk, it.bv = it.blobs.Next()
+	return name, snapshot, raw, true
+}
+
+// skipPast moves both cursors beyond every name starting with group.
+func (it *listIter) skipPast(group string) {
+	after := append(append(bytes.Clone(it.base), group...), 0xff)
+	it.bk, it.bv = it.blobs.Seek(after)
+	if it.blocks != nil {
+		it.uk, _ = it.blocks.Seek(after)
+	}
+}

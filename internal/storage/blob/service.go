@@ -1,0 +1,367 @@
+// Package blob implements the Azure Blob service of Weft's storage: containers,
+// block, append and page blobs, snapshots, copies, leases and service
+// properties, over the REST protocol the official Azure SDKs speak.
+//
+// Metadata lives in a bbolt database and bytes in files under the service
+// directory. Every acknowledged write is on disk: data files are fsynced and
+// renamed into place before the metadata that references them commits, and
+// metadata commits are fsynced (concurrent ones share a commit). Block blobs
+// are lists of extents of immutable files, so committing blocks, taking a
+// snapshot or copying a block blob never copies bytes. Page blobs, the disks
+// of persistent VMs, are sparse files written in place.
+package blob
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/weftcloud/weft/internal/storage"
+)
+
+// Service is the Blob service over one data directory. It is safe for
+// concurrent use.
+type Service struct {
+	dir   string
+	db    *bolt.DB
+	log   *slog.Logger
+	files *fileStore
+
+	commits chan *commitReq
+	closed  chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+
+	// locks serialise in-place writers of page and append blobs against
+	// operations that change what they check (leases, sequence numbers,
+	// size, snapshots).
+	locks [256]sync.RWMutex
+
+	cors sync.Map // account -> []storage.CORSRule
+
+	lastTag atomic.Int64
+	// skew moves the service's clock, for tests of leases that expire.
+	skew atomic.Int64
+}
+
+var _ storage.Handler = (*Service)(nil)
+
+// blockGCAge is how long an uncommitted block lives, as in Azure.
+const blockGCAge = 7 * 24 * time.Hour
+
+// Open opens (creating if needed) the Blob service stored under dir. It
+// removes data files a crash left unreferenced and starts the background
+// sweep of expired uncommitted blocks; Close stops it.
+func Open(dir string, logger *slog.Logger) (*Service, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("blob: creating %s: %w", dir, err)
+	}
+	files, err := newFileStore(dir, logger)
+	if err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(filepath.Join(dir, "blob.db"), 0o644, &bolt.Options{
+		Timeout:        5 * time.Second,
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("blob: opening metadata: %w", err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bktContainers, bktBlobs, bktBlocks, bktPages, bktRefs, bktInline, bktService} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("blob: creating buckets: %w", err)
+	}
+	s := &Service{
+		dir:     dir,
+		db:      db,
+		log:     logger,
+		files:   files,
+		commits: make(chan *commitReq, 1024),
+		closed:  make(chan struct{}),
+	}
+	s.lastTag.Store(time.Now().UnixNano())
+	err = db.View(func(tx *bolt.Tx) error {
+		refs := tx.Bucket(bktRefs)
+		n, err := files.sweep(func(id string) bool { return refs.Get([]byte(id)) != nil })
+		if n > 0 {
+			logger.Info("blob: removed unreferenced data files", "count", n)
+		}
+		return err
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.wg.Add(2)
+	go s.committer()
+	go s.gcLoop()
+	return s, nil
+}
+
+// Close stops background work and closes the metadata store. Requests still
+// in flight fail.
+func (s *Service) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.closed)
+		s.wg.Wait()
+		if cerr := s.db.Close(); cerr != nil {
+			err = fmt.Errorf("blob: closing metadata: %w", cerr)
+		}
+	})
+	return err
+}
+
+func (s *Service) now() time.Time {
+	return time.Now().Add(time.Duration(s.skew.Load()))
+}
+
+// etag returns a new entity tag, strictly increasing across the service.
+func (s *Service) etag(now time.Time) string {
+	for {
+		last := s.lastTag.Load()
+		next := max(now.UnixNano(), last+1)
+		if s.lastTag.CompareAndSwap(last, next) {
+			return fmt.Sprintf("\"0x%X\"", next)
+		}
+	}
+}
+
+func (s *Service) lock(key []byte) *sync.RWMutex {
+	var h uint32 = 2166136261
+	for _, c := range key {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return &s.locks[h%uint32(len(s.locks))]
+}
+
+// call is one parsed request.
+type call struct {
+	w         http.ResponseWriter
+	r         *http.Request
+	req       *storage.Request
+	q         url.Values
+	container string
+	blob      string
+}
+
+func (c *call) query(k string) string {
+	if v := c.q[k]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c *call) has(k string) bool { _, ok := c.q[k]; return ok }
+
+func (c *call) header(k string) string { return c.r.Header.Get(k) }
+
+// ServeStorage answers one Blob service request; the front end has already
+// authenticated it.
+func (s *Service) ServeStorage(w http.ResponseWriter, r *http.Request, req *storage.Request) {
+	c := &call{w: w, r: r, req: req, q: r.URL.Query()}
+	c.container, c.blob, _ = strings.Cut(req.Path, "/")
+	var err error
+	switch {
+	case c.container == "":
+		err = s.serveService(c)
+	case c.blob == "":
+		err = s.serveContainer(c)
+	default:
+		err = s.serveBlob(c)
+	}
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			err = storage.Errorf(http.StatusRequestEntityTooLarge, "RequestBodyTooLarge", "The request body is too large.")
+		}
+		var se *storage.Error
+		if !errors.As(err, &se) {
+			s.log.Error("blob: request failed", "method", r.Method, "path", req.Path, "err", err)
+		}
+		storage.WriteError(w, r, storage.Blob, err)
+	}
+}
+
+func (s *Service) serveService(c *call) error {
+	restype, comp := c.query("restype"), c.query("comp")
+	switch {
+	case c.r.Method == http.MethodGet && comp == "list":
+		return s.listContainers(c)
+	case restype == "service" && comp == "properties" && c.r.Method == http.MethodGet:
+		return s.getServiceProps(c)
+	case restype == "service" && comp == "properties" && c.r.Method == http.MethodPut:
+		return s.setServiceProps(c)
+	case restype == "account" && comp == "properties":
+		return s.accountInfo(c)
+	case restype == "service" && comp == "stats":
+		return s.serviceStats(c)
+	}
+	return unsupported(c)
+}
+
+func (s *Service) serveContainer(c *call) error {
+	if err := validContainerName(c.container); err != nil {
+		return err
+	}
+	restype, comp := c.query("restype"), c.query("comp")
+	if restype == "account" && comp == "properties" {
+		return s.accountInfo(c)
+	}
+	if restype != "container" {
+		// A request for a blob in the root container would land here; we
+		// do not serve $root.
+		return unsupported(c)
+	}
+	m := c.r.Method
+	switch {
+	case comp == "" && m == http.MethodPut:
+		return s.createContainer(c)
+	case comp == "" && m == http.MethodDelete:
+		return s.deleteContainer(c)
+	case comp == "" && (m == http.MethodGet || m == http.MethodHead):
+		return s.getContainerProps(c, false)
+	case comp == "metadata" && (m == http.MethodGet || m == http.MethodHead):
+		return s.getContainerProps(c, true)
+	case comp == "metadata" && m == http.MethodPut:
+		return s.setContainerMetadata(c)
+	case comp == "acl" && (m == http.MethodGet || m == http.MethodHead):
+		return s.getContainerACL(c)
+	case comp == "acl" && m == http.MethodPut:
+		return s.setContainerACL(c)
+	case comp == "lease" && m == http.MethodPut:
+		return s.containerLease(c)
+	case comp == "list" && m == http.MethodGet:
+		return s.listBlobs(c)
+	}
+	return unsupported(c)
+}
+
+func (s *Service) serveBlob(c *call) error {
+	if err := validContainerName(c.container); err != nil {
+		return err
+	}
+	if err := validBlobName(c.blob); err != nil {
+		return err
+	}
+	comp := c.query("comp")
+	m := c.r.Method
+	switch {
+	case c.query("restype") == "account" && comp == "properties":
+		return s.accountInfo(c)
+	case comp == "" && (m == http.MethodGet || m == http.MethodHead):
+		return s.getBlob(c)
+	case comp == "" && m == http.MethodPut && c.header("x-ms-copy-source") != "":
+		return s.copyBlob(c)
+	case comp == "" && m == http.MethodPut:
+		return s.putBlob(c)
+	case comp == "" && m == http.MethodDelete:
+		return s.deleteBlob(c)
+	case comp == "properties" && m == http.MethodPut:
+		return s.setBlobProps(c)
+	case comp == "metadata" && (m == http.MethodGet || m == http.MethodHead):
+		return s.getBlobMetadata(c)
+	case comp == "metadata" && m == http.MethodPut:
+		return s.setBlobMetadata(c)
+	case comp == "block" && m == http.MethodPut:
+		return s.putBlock(c)
+	case comp == "blocklist" && m == http.MethodPut:
+		return s.putBlockList(c)
+	case comp == "blocklist" && m == http.MethodGet:
+		return s.getBlockList(c)
+	case comp == "appendblock" && m == http.MethodPut:
+		return s.appendBlock(c)
+	case comp == "page" && m == http.MethodPut:
+		return s.putPage(c)
+	case comp == "pagelist" && m == http.MethodGet:
+		return s.getPageRanges(c)
+	case comp == "lease" && m == http.MethodPut:
+		return s.blobLease(c)
+	case comp == "snapshot" && m == http.MethodPut:
+		return s.snapshotBlob(c)
+	case comp == "copy" && m == http.MethodPut:
+		return s.abortCopy(c)
+	case comp == "tags" && m == http.MethodGet:
+		return s.getTags(c)
+	case comp == "tags" && m == http.MethodPut:
+		return s.setTags(c)
+	case comp == "tier" && m == http.MethodPut:
+		return s.setTier(c)
+	}
+	return unsupported(c)
+}
+
+func unsupported(c *call) error {
+	return storage.Errorf(http.StatusBadRequest, "UnsupportedQueryParameter",
+		"The operation %s %q with this query is not supported.", c.r.Method, c.r.URL.RawQuery)
+}
+
+var errTooLarge = errors.New("blob: request body too large")
+
+func errContainerNotFound() error {
+	return storage.Errorf(http.StatusNotFound, "ContainerNotFound", "The specified container does not exist.")
+}
+
+func errBlobNotFound() error {
+	return storage.Errorf(http.StatusNotFound, "BlobNotFound", "The specified blob does not exist.")
+}
+
+func errHeader(name string) error {
+	e := storage.Errorf(http.StatusBadRequest, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct format.")
+	e.Header = http.Header{"X-Ms-Invalid-Header-Name": {name}}
+	return e
+}
+
+func errQuery(name string) error {
+	return storage.Errorf(http.StatusBadRequest, "InvalidQueryParameterValue", "Value for one of the query parameters specified in the request URI is invalid: %s.", name)
+}
+
+func errMissingHeader(name string) error {
+	return storage.Errorf(http.StatusBadRequest, "MissingRequiredHeader", "An HTTP header that's mandatory for this request is not specified: %s.", name)
+}
+
+func errInvalidBlobType() error {
+	return storage.Errorf(http.StatusConflict, "InvalidBlobType", "The blob type is invalid for this operation.")
+}
+
+func errXML() error {
+	return storage.Errorf(http.StatusBadRequest, "InvalidXmlDocument", "XML specified is not syntactically valid.")
+}
+
+// gcLoop drops uncommitted blocks older than a week, hourly.
+func (s *Service) gcLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if err := s.sweepBlocks(s.now().Add(-blockGCAge)); err != nil {
+			s.log.Warn("blob: sweeping uncommitted blocks", "err", err)
+		}
+		select {
+		case <-t.C:
+		case <-s.closed:
+			return
+		}
+	}
+}

@@ -1,0 +1,388 @@
+package blob
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket layout. Keys are built from NUL-separated parts; blob names may not
+// contain NUL (validated), so a key prefix of a container or blob is exact and
+// keys sort by account, container, blob name, then snapshot ("" sorts first).
+var (
+	bktContainers = []byte("containers") // account\0container -> containerRec
+	bktBlobs      = []byte("blobs")      // account\0container\0name\0snapshot -> blobRec
+	bktBlocks     = []byte("blocks")     // account\0container\0name\0\0blockID -> blockRec
+	bktPages      = []byte("pages")      // fileID\0start(8 bytes BE) -> end(8 bytes BE)
+	bktRefs       = []byte("refs")       // fileID -> reference count (8 bytes BE)
+	bktInline     = []byte("inline")     // fileID -> bytes of a small extent
+	bktService    = []byte("service")    // account -> serviceProps
+)
+
+func containerKey(account, container string) []byte {
+	return []byte(account + "\x00" + container)
+}
+
+// blobKey is the key of a blob or, with snapshot set, one of its snapshots.
+func blobKey(account, container, name, snapshot string) []byte {
+	return []byte(account + "\x00" + container + "\x00" + name + "\x00" + snapshot)
+}
+
+// blobsPrefix is the common prefix of every blob key in a container.
+func blobsPrefix(account, container string) []byte {
+	return []byte(account + "\x00" + container + "\x00")
+}
+
+// blockPrefix is the prefix of the uncommitted blocks of one blob.
+func blockPrefix(account, container, name string) []byte {
+	return []byte(account + "\x00" + container + "\x00" + name + "\x00\x00")
+}
+
+// leaseRec is a lease as stored; its effective state depends on the clock
+// (see lease.state).
+type leaseRec struct {
+	ID       string    `json:"id,omitempty"`
+	State    string    `json:"st,omitempty"` // "", leased, breaking, broken
+	Duration int       `json:"d,omitempty"`  // seconds, -1 infinite
+	Expires  time.Time `json:"e,omitzero"`   // end of a fixed lease
+	BreakEnd time.Time `json:"b,omitzero"`   // end of the break period
+}
+
+type signedIdentifier struct {
+	ID         string `json:"id"`
+	Start      string `json:"s,omitempty"`
+	Expiry     string `json:"e,omitempty"`
+	Permission string `json:"p,omitempty"`
+}
+
+type containerRec struct {
+	Name     string             `json:"n"`
+	Created  time.Time          `json:"c"`
+	Modified time.Time          `json:"m"`
+	ETag     string             `json:"t"`
+	Meta     map[string]string  `json:"md,omitempty"`
+	Public   string             `json:"pa,omitempty"` // "", blob, container
+	ACL      []signedIdentifier `json:"acl,omitempty"`
+	Lease    leaseRec           `json:"l"`
+}
+
+// extent is a run of bytes of a file (or of an inline value) that is part of
+// a blob. Block blobs are ordered lists of extents, one per committed block,
+// so committing a block list never copies bytes.
+type extent struct {
+	ID     string `json:"i,omitempty"` // block ID (base64 as sent), "" for Put Blob data
+	File   string `json:"f"`
+	Off    int64  `json:"o,omitempty"`
+	Len    int64  `json:"n"`
+	Inline bool   `json:"in,omitempty"`
+}
+
+type copyRec struct {
+	ID        string    `json:"id"`
+	Source    string    `json:"src"`
+	Status    string    `json:"st"`
+	Progress  string    `json:"p"`
+	Completed time.Time `json:"t"`
+}
+
+const (
+	blockBlob  = "BlockBlob"
+	pageBlob   = "PageBlob"
+	appendBlob = "AppendBlob"
+)
+
+type blobProps struct {
+	ContentType        string `json:"ct,omitempty"`
+	ContentEncoding    string `json:"ce,omitempty"`
+	ContentLanguage    string `json:"cl,omitempty"`
+	ContentDisposition string `json:"cd,omitempty"`
+	CacheControl       string `json:"cc,omitempty"`
+	ContentMD5         []byte `json:"md5,omitempty"`
+}
+
+type blobRec struct {
+	Name     string            `json:"n"`
+	Snapshot string            `json:"s,omitempty"`
+	Type     string            `json:"ty"`
+	Created  time.Time         `json:"c"`
+	Modified time.Time         `json:"m"`
+	ETag     string            `json:"t"`
+	Size     int64             `json:"sz"`
+	Props    blobProps         `json:"p"`
+	Meta     map[string]string `json:"md,omitempty"`
+	Extents  []extent          `json:"x,omitempty"`  // block and append blobs
+	PageFile string            `json:"pf,omitempty"` // page blobs: sparse file of the whole blob
+	Seq      int64             `json:"seq,omitempty"`
+	Appends  int               `json:"ac,omitempty"` // committed append blocks
+	Lease    leaseRec          `json:"l"`
+	Copy     *copyRec          `json:"cp,omitempty"`
+	Tags     map[string]string `json:"tg,omitempty"`
+}
+
+// blockRec is an uncommitted block.
+type blockRec struct {
+	extent
+	Created time.Time `json:"c"`
+}
+
+// getJSON decodes the value at key into v; it reports whether the key exists.
+func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
+	raw := b.Get(key)
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, fmt.Errorf("blob: decoding %q: %w", key, err)
+	}
+	return true, nil
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("blob: encoding %q: %w", key, err)
+	}
+	return b.Put(key, raw)
+}
+
+// txn is one operation's view of a write transaction: it collects the data
+// files that lose their last reference so they are removed only after the
+// transaction has committed (and no reader can still see them).
+type txn struct {
+	tx   *bolt.Tx
+	drop []string
+}
+
+func (t *txn) bucket(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
+
+// ref adds a reference to an extent's file.
+func (t *txn) ref(file string) error {
+	b := t.bucket(bktRefs)
+	var n uint64
+	if v := b.Get([]byte(file)); v != nil {
+		n = binary.BigEndian.Uint64(v)
+	}
+	return b.Put([]byte(file), binary.BigEndian.AppendUint64(nil, n+1))
+}
+
+// unref drops a reference; the last one deletes the bytes.
+func (t *txn) unref(file string, inline bool) error {
+	b := t.bucket(bktRefs)
+	v := b.Get([]byte(file))
+	if v == nil {
+		return nil
+	}
+	n := binary.BigEndian.Uint64(v)
+	if n > 1 {
+		return b.Put([]byte(file), binary.BigEndian.AppendUint64(nil, n-1))
+	}
+	if err := b.Delete([]byte(file)); err != nil {
+		return err
+	}
+	if inline {
+		return t.bucket(bktInline).Delete([]byte(file))
+	}
+	t.drop = append(t.drop, file)
+	return nil
+}
+
+// releaseBlob drops every reference a blob record holds on stored bytes.
+func (t *txn) releaseBlob(rec *blobRec) error {
+	for _, e := range rec.Extents {
+		if err := t.unref(e.File, e.Inline); err != nil {
+			return err
+		}
+	}
+	if rec.PageFile != "" {
+		if err := t.deleteRanges(rec.PageFile); err != nil {
+			return err
+		}
+		if err := t.unref(rec.PageFile, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// holdBlob adds the references a (copied) blob record holds.
+func (t *txn) holdBlob(rec *blobRec) error {
+	for _, e := range rec.Extents {
+		if err := t.ref(e.File); err != nil {
+			return err
+		}
+	}
+	if rec.PageFile != "" {
+		return t.ref(rec.PageFile)
+	}
+	return nil
+}
+
+// storeExtent records a freshly written extent with one reference; data is
+// non-nil for inline extents.
+func (t *txn) storeExtent(e extent, data []byte) error {
+	if e.Inline {
+		if err := t.bucket(bktInline).Put([]byte(e.File), data); err != nil {
+			return err
+		}
+	}
+	return t.ref(e.File)
+}
+
+func (t *txn) getBlob(key []byte) (*blobRec, error) {
+	var rec blobRec
+	ok, err := getJSON(t.bucket(bktBlobs), key, &rec)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+func (t *txn) putBlob(key []byte, rec *blobRec) error {
+	return putJSON(t.bucket(bktBlobs), key, rec)
+}
+
+func (t *txn) getContainer(account, name string) (*containerRec, error) {
+	var rec containerRec
+	ok, err := getJSON(t.bucket(bktContainers), containerKey(account, name), &rec)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// dropBlocks forgets every uncommitted block of a blob.
+func (t *txn) dropBlocks(account, container, name string) error {
+	prefix := blockPrefix(account, container, name)
+	c := t.bucket(bktBlocks).Cursor()
+	var keys [][]byte
+	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		var b blockRec
+		if err := json.Unmarshal(v, &b); err != nil {
+			return fmt.Errorf("blob: decoding block: %w", err)
+		}
+		if err := t.unref(b.File, b.Inline); err != nil {
+			return err
+		}
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		if err := t.bucket(bktBlocks).Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hasPrefix(k, prefix []byte) bool {
+	return len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix)
+}
+
+// commitReq is one operation waiting for the group committer.
+type commitReq struct {
+	fn   func(t *txn) error
+	done chan error
+}
+
+// update runs fn in a write transaction and returns once it is durable.
+// Concurrent updates share one transaction and one fsync (group commit):
+// the committer takes every request that queued while the previous commit
+// was in flight, so a lone writer pays no added latency.
+func (s *Service) update(fn func(t *txn) error) error {
+	req := &commitReq{fn: fn, done: make(chan error, 1)}
+	select {
+	case s.commits <- req:
+	case <-s.closed:
+		return errServiceClosed
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-s.closed:
+		// The committer may have stopped before taking the request.
+		select {
+		case err := <-req.done:
+			return err
+		default:
+			return errServiceClosed
+		}
+	}
+}
+
+var errServiceClosed = errors.New("blob: service closed")
+
+func (s *Service) committer() {
+	defer s.wg.Done()
+	batch := make([]*commitReq, 0, 64)
+	for {
+		select {
+		case req := <-s.commits:
+			batch = append(batch[:0], req)
+		case <-s.closed:
+			return
+		}
+	drain:
+		for len(batch) < 256 {
+			select {
+			case req := <-s.commits:
+				batch = append(batch, req)
+			default:
+				break drain
+			}
+		}
+		s.runBatch(batch)
+	}
+}
+
+// runBatch commits a group of operations. An operation that fails is answered
+// with its error and the rest run again without it: its error was decided on
+// the state the earlier operations produced, and those commit.
+func (s *Service) runBatch(batch []*commitReq) {
+	for len(batch) > 0 {
+		tx, err := s.db.Begin(true)
+		if err != nil {
+			for _, r := range batch {
+				r.done <- fmt.Errorf("blob: begin transaction: %w", err)
+			}
+			return
+		}
+		var drop []string
+		failed := -1
+		var ferr error
+		for i, r := range batch {
+			t := &txn{tx: tx}
+			if err := r.fn(t); err != nil {
+				failed, ferr = i, err
+				break
+			}
+			drop = append(drop, t.drop...)
+		}
+		if failed >= 0 {
+			_ = tx.Rollback()
+			batch[failed].done <- ferr
+			batch = append(batch[:failed:failed], batch[failed+1:]...)
+			continue
+		}
+		if err := tx.Commit(); err != nil {
+			for _, r := range batch {
+				r.done <- fmt.Errorf("blob: commit: %w", err)
+			}
+			return
+		}
+		if len(drop) > 0 {
+			s.files.retire(drop)
+		}
+		for _, r := range batch {
+			r.done <- nil
+		}
+		return
+	}
+}
+
+// view runs fn in a read transaction.
+func (s *Service) view(fn func(tx *bolt.Tx) error) error {
+	return s.db.View(fn)
+}

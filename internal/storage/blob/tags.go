@@ -1,0 +1,137 @@
+package blob
+
+import (
+	"encoding/xml"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/weftcloud/weft/internal/storage"
+)
+
+// Blob index tags are kept with the blob and returned; they are not indexed
+// (Find Blobs by Tags and x-ms-if-tags are not supported).
+
+const (
+	maxTags        = 10
+	maxTagKeyLen   = 128
+	maxTagValueLen = 256
+)
+
+type tagXML struct {
+	Key   string `xml:"Key"`
+	Value string `xml:"Value"`
+}
+
+type tagsXML struct {
+	XMLName xml.Name `xml:"Tags"`
+	Tags    []tagXML `xml:"TagSet>Tag"`
+}
+
+func errTags() error {
+	return storage.Errorf(http.StatusBadRequest, "InvalidTag", "The tags specified are invalid. It contains characters that are not permitted.")
+}
+
+func checkTags(tags map[string]string) error {
+	if len(tags) > maxTags {
+		return errTags()
+	}
+	for k, v := range tags {
+		if k == "" || len(k) > maxTagKeyLen || len(v) > maxTagValueLen {
+			return errTags()
+		}
+	}
+	return nil
+}
+
+// tagsFromHeader parses x-ms-tags (a query string) of writes that create a
+// blob; it returns nil when the header is absent.
+func tagsFromHeader(h http.Header) (map[string]string, error) {
+	v := h.Get("x-ms-tags")
+	if v == "" {
+		return nil, nil
+	}
+	q, err := url.ParseQuery(v)
+	if err != nil {
+		return nil, errTags()
+	}
+	tags := make(map[string]string, len(q))
+	for k, vs := range q {
+		tags[k] = vs[0]
+	}
+	return tags, checkTags(tags)
+}
+
+func tagList(tags map[string]string) []tagXML {
+	out := make([]tagXML, 0, len(tags))
+	for k, v := range tags {
+		out = append(out, tagXML{Key: k, Value: v})
+	}
+	slices.SortFunc(out, func(a, b tagXML) int {
+		switch {
+		case a.Key < b.Key:
+			return -1
+		case a.Key > b.Key:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// getTags answers Get Blob Tags.
+func (s *Service) getTags(c *call) error {
+	if err := s.allow(c, "t", storage.ResObject, ""); err != nil {
+		return err
+	}
+	rec, _, err := s.loadBlob(c)
+	if err != nil {
+		return err
+	}
+	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), s.now(), true); err != nil {
+		return err
+	}
+	return writeXML(c.w, http.StatusOK, tagsXML{Tags: tagList(rec.Tags)})
+}
+
+// setTags answers Set Blob Tags.
+func (s *Service) setTags(c *call) error {
+	if err := s.allow(c, "t", storage.ResObject, ""); err != nil {
+		return err
+	}
+	var body tagsXML
+	if err := readXML(c, &body); err != nil {
+		return err
+	}
+	tags := map[string]string{}
+	for _, t := range body.Tags {
+		tags[t.Key] = t.Value
+	}
+	if err := checkTags(tags); err != nil {
+		return err
+	}
+	// Setting tags does not change the blob's ETag or Last-Modified, and the
+	// conditions that apply are the x-ms-blob-if-* ones (not implemented).
+	plain := &call{w: c.w, r: c.r.Clone(c.r.Context()), req: c.req, q: c.q, container: c.container, blob: c.blob}
+	for _, name := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		plain.r.Header.Del(name)
+	}
+	if _, err := s.modifyBlob(plain, func(_ *txn, rec *blobRec) (bool, error) {
+		rec.Tags = tags
+		if len(tags) == 0 {
+			rec.Tags = nil
+		}
+		return false, nil
+	}); err != nil {
+		return err
+	}
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func writeTagCount(h http.Header, rec *blobRec) {
+	if len(rec.Tags) > 0 {
+		h.Set("x-ms-tag-count", strconv.Itoa(len(rec.Tags)))
+	}
+}

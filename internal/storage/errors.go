@@ -1,0 +1,92 @@
+package storage
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Error is an Azure storage error answer. WriteError renders it as XML
+// (<Error><Code/><Message/></Error>) for blob and queue and as OData JSON
+// for table, with the x-ms-error-code header.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Header  http.Header // extra headers to answer with; may be nil
+	// AuthDetail explains an authentication failure; Azure sends it as
+	// <AuthenticationErrorDetail> so a developer can see what was signed.
+	AuthDetail string
+}
+
+func (e *Error) Error() string {
+	if e.AuthDetail != "" {
+		return fmt.Sprintf("storage: %d %s: %s (%s)", e.Status, e.Code, e.Message, e.AuthDetail)
+	}
+	return fmt.Sprintf("storage: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Errorf returns an Error with a formatted message.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Messages Azure uses for common failures, so clients that match on them work.
+const (
+	msgAuthFailed = "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature."
+	msgInternal   = "Server encountered an internal error. Please try again after some time."
+)
+
+func authFailed(detail string, args ...any) *Error {
+	return &Error{Status: http.StatusForbidden, Code: "AuthenticationFailed", Message: msgAuthFailed, AuthDetail: fmt.Sprintf(detail, args...)}
+}
+
+// WriteError answers with err: an *Error (found with errors.As) as itself,
+// anything else as 500 InternalError. Answers to HEAD carry no body, as the
+// SDKs read the code from x-ms-error-code then.
+func WriteError(w http.ResponseWriter, r *http.Request, svc Service, err error) {
+	var e *Error
+	if !errors.As(err, &e) || e == nil {
+		e = &Error{Status: http.StatusInternalServerError, Code: "InternalError", Message: msgInternal}
+	}
+	h := w.Header()
+	for k, vs := range e.Header {
+		h[k] = vs
+	}
+	h.Set("x-ms-error-code", e.Code)
+	// Azure appends the request id and time to every error message.
+	msg := e.Message + "\nRequestId:" + h.Get("x-ms-request-id") + "\nTime:" + time.Now().UTC().Format("2006-01-02T15:04:05.0000000Z")
+	var body []byte
+	if svc == Table {
+		h.Set("Content-Type", "application/json;odata=minimalmetadata;streaming=true;charset=utf-8")
+		type message struct {
+			Lang  string `json:"lang"`
+			Value string `json:"value"`
+		}
+		type odataError struct {
+			Code    string  `json:"code"`
+			Message message `json:"message"`
+		}
+		body, _ = json.Marshal(map[string]odataError{"odata.error": {Code: e.Code, Message: message{Lang: "en-US", Value: msg}}})
+	} else {
+		h.Set("Content-Type", "application/xml")
+		x := struct {
+			XMLName    xml.Name `xml:"Error"`
+			Code       string   `xml:"Code"`
+			Message    string   `xml:"Message"`
+			AuthDetail string   `xml:"AuthenticationErrorDetail,omitempty"`
+		}{Code: e.Code, Message: msg, AuthDetail: e.AuthDetail}
+		out, _ := xml.Marshal(x)
+		body = []byte(`<?xml version="1.0" encoding="utf-8"?>` + string(out))
+	}
+	if r != nil && r.Method == http.MethodHead {
+		w.WriteHeader(e.Status)
+		return
+	}
+	h.Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(body)
+}

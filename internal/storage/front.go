@@ -1,0 +1,236 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// maxClockSkew is how far a signed request's date may be from ours; Azure
+// refuses requests older than 15 minutes to limit replay.
+const maxClockSkew = 15 * time.Minute
+
+// front is the HTTP front end of one service.
+type front struct {
+	svc      Service
+	accounts Accounts
+	h        Handler
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+var _ http.Handler = (*front)(nil)
+
+// NewFront returns the HTTP front end of one service. It resolves the
+// account from host-style (ACCOUNT.blob.DOMAIN[:port]) or path-style
+// (/ACCOUNT/...) addresses; sets x-ms-request-id, x-ms-version (the
+// caller's, echoed) and Date on every answer; answers CORS preflight
+// requests from the rules of a Handler that implements CORSRules; verifies
+// Shared Key, Shared Key Lite and SAS; and then calls h.
+func NewFront(svc Service, accounts Accounts, h Handler, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &front{svc: svc, accounts: accounts, h: h, log: logger, now: time.Now}
+}
+
+func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := newRequestID()
+	h := w.Header()
+	h.Set("x-ms-request-id", id)
+	h.Set("Date", f.now().UTC().Format(http.TimeFormat))
+	h.Set("Server", "Weft-Storage/1.0")
+	if c := r.Header.Get("x-ms-client-request-id"); c != "" {
+		h.Set("x-ms-client-request-id", c)
+	}
+	version := r.Header.Get("x-ms-version")
+	if version == "" {
+		h.Set("x-ms-version", TargetVersion)
+	} else {
+		h.Set("x-ms-version", version)
+	}
+	req := &Request{Service: f.svc, RequestID: id}
+	if err := f.prepare(r, req, version); err != nil {
+		f.fail(w, r, req, err)
+		return
+	}
+	if r.Method == http.MethodOptions {
+		f.preflight(w, r, req)
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		f.decorateCORS(h, req.Account, origin, r.Method)
+	}
+	f.h.ServeStorage(w, r, req)
+}
+
+// prepare resolves the account and path and authenticates the caller.
+func (f *front) prepare(r *http.Request, req *Request, version string) error {
+	if version != "" && !validVersion(version) {
+		return Errorf(http.StatusBadRequest, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct format.")
+	}
+	account, path, pathStyle := f.resolve(r)
+	if account == "" {
+		return Errorf(http.StatusBadRequest, "InvalidUri", "The requested URI does not represent any resource on the server.")
+	}
+	req.Account, req.Path = account, path
+	if r.Method == http.MethodOptions {
+		return nil // preflight requests carry no credentials
+	}
+	auth, err := f.authenticate(r.Context(), r, account, pathStyle)
+	if err != nil {
+		return err
+	}
+	req.Auth = auth
+	return nil
+}
+
+// resolve finds the account: the first label of a host-style name
+// (ACCOUNT.blob.DOMAIN), otherwise the first path segment.
+func (f *front) resolve(r *http.Request) (account, path string, pathStyle bool) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	p := strings.TrimPrefix(r.URL.Path, "/")
+	if i := strings.Index(host, "."+string(f.svc)+"."); i > 0 && net.ParseIP(host) == nil {
+		return strings.ToLower(host[:i]), p, false
+	}
+	account, path, _ = strings.Cut(p, "/")
+	return account, path, true
+}
+
+// authenticate verifies the credentials r carries, if any.
+func (f *front) authenticate(ctx context.Context, r *http.Request, account string, pathStyle bool) (Auth, error) {
+	authz := r.Header.Get("Authorization")
+	q := r.URL.Query()
+	switch {
+	case authz != "":
+		scheme, cred, _ := strings.Cut(authz, " ")
+		var kind AuthKind
+		switch scheme {
+		case "SharedKey":
+			kind = SharedKey
+		case "SharedKeyLite":
+			kind = SharedKeyLite
+		default:
+			return Auth{}, authFailed("Authorization scheme %q is not supported; use SharedKey, SharedKeyLite or a SAS.", scheme)
+		}
+		name, sig, ok := strings.Cut(strings.TrimSpace(cred), ":")
+		if !ok || name != account {
+			return Auth{}, authFailed("The account in the Authorization header (%s) is not the account addressed (%s).", name, account)
+		}
+		keys, err := f.keys(ctx, account)
+		if err != nil {
+			return Auth{}, err
+		}
+		if err := f.checkDate(r); err != nil {
+			return Auth{}, err
+		}
+		candidates := sharedKeyStrings(r, f.svc, account, kind == SharedKeyLite, pathStyle)
+		if !verifySignature(keys, candidates, sig) {
+			return Auth{}, authFailed("The MAC signature found in the HTTP request '%s' is not the same as any computed signature. Server used following string to sign: '%s'.", sig, candidates[0])
+		}
+		return Auth{Kind: kind}, nil
+	case q.Has("sig"):
+		s, kind, e := parseSAS(q)
+		if e != nil {
+			return Auth{}, e
+		}
+		keys, err := f.keys(ctx, account)
+		if err != nil {
+			return Auth{}, err
+		}
+		var sts string
+		if kind == AccountSAS {
+			sts = accountSASString(account, s, q)
+		} else {
+			p := strings.TrimPrefix(r.URL.Path, "/")
+			if pathStyle {
+				_, p, _ = strings.Cut(p, "/")
+			}
+			if sts, e = serviceSASString(f.svc, account, p, s, q); e != nil {
+				return Auth{}, e
+			}
+		}
+		if !verifySignature(keys, []string{sts}, s.sig) {
+			return Auth{}, authFailed("Signature did not match. String to sign used was %s", sts)
+		}
+		if e := checkSAS(r, f.svc, kind, s, f.now()); e != nil {
+			return Auth{}, e
+		}
+		return Auth{Kind: kind, SAS: s}, nil
+	}
+	return Auth{Kind: Anonymous}, nil
+}
+
+func (f *front) keys(ctx context.Context, account string) ([][]byte, error) {
+	keys, err := f.accounts.Keys(ctx, account)
+	if errors.Is(err, ErrNoAccount) {
+		return nil, authFailed("The account %s does not exist.", account)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// checkDate refuses a signed request whose date is far from ours.
+func (f *front) checkDate(r *http.Request) error {
+	d := r.Header.Get("x-ms-date")
+	if d == "" {
+		d = r.Header.Get("Date")
+	}
+	if d == "" {
+		return authFailed("Request date header not specified.")
+	}
+	t, err := http.ParseTime(d)
+	if err != nil {
+		return authFailed("The Date header in the request is incorrect: %s", d)
+	}
+	if skew := f.now().Sub(t); skew > maxClockSkew || skew < -maxClockSkew {
+		return authFailed("Request date header too old: '%s'", d)
+	}
+	return nil
+}
+
+func (f *front) fail(w http.ResponseWriter, r *http.Request, req *Request, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		f.log.Error("storage: request failed", "service", f.svc, "account", req.Account, "request", req.RequestID, "err", err)
+	} else if e.Status == http.StatusForbidden {
+		f.log.Debug("storage: request refused", "service", f.svc, "account", req.Account, "code", e.Code, "detail", e.AuthDetail)
+	}
+	WriteError(w, r, f.svc, err)
+}
+
+// validVersion reports whether v has the form YYYY-MM-DD.
+func validVersion(v string) bool {
+	_, err := time.Parse("2006-01-02", v)
+	return err == nil
+}
+
+// newRequestID returns a random UUID, the form Azure's request ids take.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}

@@ -1,0 +1,433 @@
+package queue
+
+import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/weftcloud/weft/internal/storage"
+)
+
+// metadataFrom reads x-ms-meta-* headers. Go canonicalises header names,
+// so names are kept lower-case, which is how Azure compares them anyway.
+func metadataFrom(h http.Header) (map[string]string, error) {
+	var md map[string]string
+	for k, vs := range h {
+		lk := strings.ToLower(k)
+		name, ok := strings.CutPrefix(lk, "x-ms-meta-")
+		if !ok {
+			continue
+		}
+		if !validMetadataName(name) {
+			return nil, storage.Errorf(http.StatusBadRequest, "InvalidMetadata", "The metadata specified is invalid. It has characters that are not permitted.")
+		}
+		if md == nil {
+			md = map[string]string{}
+		}
+		md[name] = strings.Join(vs, ",")
+	}
+	return md, nil
+}
+
+// validMetadataName: metadata names must be C# identifiers.
+func validMetadataName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for i, c := range n {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Service) createQueue(w http.ResponseWriter, r *http.Request, req *storage.Request, name string) error {
+	if err := req.Allow('c', storage.ResContainer); err != nil {
+		return err
+	}
+	md, err := metadataFrom(r.Header)
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	err = s.commit.update(func(tx *bolt.Tx) error {
+		status = http.StatusCreated
+		qs := tx.Bucket(bktQueues)
+		if b := qs.Bucket(queueKey(req.Account, name)); b != nil {
+			old, err := readMeta(b)
+			if err != nil {
+				return err
+			}
+			if !maps.Equal(old.Metadata, md) {
+				return storage.Errorf(http.StatusConflict, "QueueAlreadyExists", "The specified queue already exists.")
+			}
+			status = http.StatusNoContent
+			return nil
+		}
+		b, err := qs.CreateBucket(queueKey(req.Account, name))
+		if err != nil {
+			return err
+		}
+		if _, err := b.CreateBucket(bktMsgs); err != nil {
+			return err
+		}
+		if _, err := b.CreateBucket(bktVis); err != nil {
+			return err
+		}
+		return writeMeta(b, queueMeta{Metadata: md})
+	})
+	if err != nil {
+		return err
+	}
+	return writeEmpty(w, status)
+}
+
+func (s *Service) deleteQueue(w http.ResponseWriter, req *storage.Request, name string) error {
+	if err := req.Allow('d', storage.ResContainer); err != nil {
+		return err
+	}
+	err := s.commit.update(func(tx *bolt.Tx) error {
+		qs := tx.Bucket(bktQueues)
+		if qs.Bucket(queueKey(req.Account, name)) == nil {
+			return errQueueNotFound()
+		}
+		return qs.DeleteBucket(queueKey(req.Account, name))
+	})
+	if err != nil {
+		return err
+	}
+	return writeEmpty(w, http.StatusNoContent)
+}
+
+func (s *Service) getMetadata(w http.ResponseWriter, req *storage.Request, name string) error {
+	if err := req.Allow('r', storage.ResContainer); err != nil {
+		return err
+	}
+	var meta queueMeta
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, err := queueBucket(tx, req.Account, name)
+		if err != nil {
+			return err
+		}
+		n = count(b)
+		meta, err = readMeta(b)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	for k, v := range meta.Metadata {
+		h["x-ms-meta-"+k] = []string{v}
+	}
+	h.Set("x-ms-approximate-messages-count", strconv.FormatInt(n, 10))
+	return writeEmpty(w, http.StatusOK)
+}
+
+func (s *Service) setMetadata(w http.ResponseWriter, r *http.Request, req *storage.Request, name string) error {
+	if err := req.Allow('w', storage.ResContainer); err != nil {
+		return err
+	}
+	md, err := metadataFrom(r.Header)
+	if err != nil {
+		return err
+	}
+	err = s.commit.update(func(tx *bolt.Tx) error {
+		b, err := queueBucket(tx, req.Account, name)
+		if err != nil {
+			return err
+		}
+		meta, err := readMeta(b)
+		if err != nil {
+			return err
+		}
+		meta.Metadata = md
+		return writeMeta(b, meta)
+	})
+	if err != nil {
+		return err
+	}
+	return writeEmpty(w, http.StatusNoContent)
+}
+
+// signedIdentifiers is a queue's stored access policies. They are kept
+// and returned; SAS tokens that name one (si) are not honoured yet.
+type signedIdentifiers struct {
+	XMLName xml.Name `xml:"SignedIdentifiers"`
+	Items   []struct {
+		ID     string `xml:"Id"`
+		Policy *struct {
+			Start      string `xml:"Start,omitempty"`
+			Expiry     string `xml:"Expiry,omitempty"`
+			Permission string `xml:"Permission,omitempty"`
+		} `xml:"AccessPolicy,omitempty"`
+	} `xml:"SignedIdentifier"`
+}
+
+func (s *Service) getACL(w http.ResponseWriter, r *http.Request, req *storage.Request, name string) error {
+	if err := ownerOnly(req); err != nil {
+		return err
+	}
+	var acl signedIdentifiers
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, err := queueBucket(tx, req.Account, name)
+		if err != nil {
+			return err
+		}
+		meta, err := readMeta(b)
+		if err != nil || len(meta.ACL) == 0 {
+			return err
+		}
+		return xml.Unmarshal(meta.ACL, &acl)
+	})
+	if err != nil {
+		return err
+	}
+	if r.Method == http.MethodHead {
+		return writeEmpty(w, http.StatusOK)
+	}
+	return writeXML(w, http.StatusOK, acl)
+}
+
+func (s *Service) setACL(w http.ResponseWriter, r *http.Request, req *storage.Request, name string) error {
+	if err := ownerOnly(req); err != nil {
+		return err
+	}
+	body, err := readBody(r, 64<<10)
+	if err != nil {
+		return err
+	}
+	var acl signedIdentifiers
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := xml.Unmarshal(body, &acl); err != nil {
+			return errInvalidXML()
+		}
+	}
+	if len(acl.Items) > 5 {
+		return storage.Errorf(http.StatusBadRequest, "InvalidXmlDocument", "XML specified is not syntactically valid: at most 5 signed identifiers are allowed.")
+	}
+	for _, it := range acl.Items {
+		if it.ID == "" || len(it.ID) > 64 {
+			return storage.Errorf(http.StatusBadRequest, "InvalidXmlDocument", "XML specified is not syntactically valid: a signed identifier's Id must have 1 to 64 characters.")
+		}
+	}
+	stored, err := xml.Marshal(acl)
+	if err != nil {
+		return fmt.Errorf("queue: encoding ACL: %w", err)
+	}
+	err = s.commit.update(func(tx *bolt.Tx) error {
+		b, err := queueBucket(tx, req.Account, name)
+		if err != nil {
+			return err
+		}
+		meta, err := readMeta(b)
+		if err != nil {
+			return err
+		}
+		meta.ACL = stored
+		return writeMeta(b, meta)
+	})
+	if err != nil {
+		return err
+	}
+	return writeEmpty(w, http.StatusNoContent)
+}
+
+// ownerOnly refuses SAS callers: Azure lets only the account's key holder
+// read or change access policies.
+func ownerOnly(req *storage.Request) error {
+	if k := req.Auth.Kind; k == storage.SharedKey || k == storage.SharedKeyLite {
+		return nil
+	}
+	if req.Auth.Kind == storage.Anonymous {
+		return req.Allow('r', storage.ResContainer)
+	}
+	return storage.Errorf(http.StatusForbidden, "AuthorizationFailure", "This request is not authorized to perform this operation.")
+}
+
+// metadataXML renders metadata as <Metadata><name>value</name>...</Metadata>.
+type metadataXML map[string]string
+
+func (m metadataXML) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
+	if err := e.EncodeToken(start); err != nil {
+		return err
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if err := e.EncodeElement(m[k], xml.StartElement{Name: xml.Name{Local: k}}); err != nil {
+			return err
+		}
+	}
+	return e.EncodeToken(start.End())
+}
+
+type listResult struct {
+	XMLName         xml.Name `xml:"EnumerationResults"`
+	ServiceEndpoint string   `xml:"ServiceEndpoint,attr"`
+	Prefix          string   `xml:"Prefix,omitempty"`
+	Marker          string   `xml:"Marker,omitempty"`
+	MaxResults      int64    `xml:"MaxResults,omitempty"`
+	Queues          []struct {
+		Name     string      `xml:"Name"`
+		Metadata metadataXML `xml:"Metadata,omitempty"`
+	} `xml:"Queues>Queue"`
+	NextMarker string `xml:"NextMarker"`
+}
+
+func (s *Service) listQueues(w http.ResponseWriter, r *http.Request, req *storage.Request) error {
+	if err := req.Allow('l', storage.ResService); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	limit, err := intParam(r, "maxresults", 5000, 1, 5000)
+	if err != nil {
+		return err
+	}
+	withMeta := strings.Contains(q.Get("include"), "metadata")
+	res := listResult{ServiceEndpoint: serviceEndpoint(r, req), Prefix: q.Get("prefix"), Marker: q.Get("marker")}
+	if q.Has("maxresults") {
+		res.MaxResults = limit
+	}
+	base := []byte(req.Account + "/")
+	from := append(append([]byte{}, base...), res.Prefix...)
+	if res.Marker > res.Prefix {
+		from = append(append([]byte{}, base...), res.Marker...)
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		qs := tx.Bucket(bktQueues)
+		c := qs.Cursor()
+		for k, _ := c.Seek(from); k != nil && bytes.HasPrefix(k, base); k, _ = c.Next() {
+			name := string(k[len(base):])
+			if !strings.HasPrefix(name, res.Prefix) {
+				break
+			}
+			if int64(len(res.Queues)) == limit {
+				res.NextMarker = name
+				break
+			}
+			item := struct {
+				Name     string      `xml:"Name"`
+				Metadata metadataXML `xml:"Metadata,omitempty"`
+			}{Name: name}
+			if withMeta {
+				meta, err := readMeta(qs.Bucket(k))
+				if err != nil {
+					return err
+				}
+				item.Metadata = metadataXML(meta.Metadata)
+				if item.Metadata == nil {
+					item.Metadata = metadataXML{}
+				}
+			}
+			res.Queues = append(res.Queues, item)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeXML(w, http.StatusOK, res)
+}
+
+func serviceEndpoint(r *http.Request, req *storage.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if strings.HasPrefix(strings.ToLower(r.Host), req.Account+".") {
+		return scheme + "://" + r.Host + "/"
+	}
+	return scheme + "://" + r.Host + "/" + req.Account + "/"
+}
+
+const defaultServiceProperties = `<StorageServiceProperties><Logging><Version>1.0</Version><Delete>false</Delete><Read>false</Read><Write>false</Write><RetentionPolicy><Enabled>false</Enabled></RetentionPolicy></Logging><HourMetrics><Version>1.0</Version><Enabled>false</Enabled><RetentionPolicy><Enabled>false</Enabled></RetentionPolicy></HourMetrics><MinuteMetrics><Version>1.0</Version><Enabled>false</Enabled><RetentionPolicy><Enabled>false</Enabled></RetentionPolicy></MinuteMetrics><Cors /></StorageServiceProperties>`
+
+func (s *Service) getServiceProperties(w http.ResponseWriter, req *storage.Request) error {
+	if err := req.Allow('r', storage.ResService); err != nil {
+		return err
+	}
+	body := []byte(defaultServiceProperties)
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bktService).Get([]byte(req.Account)); v != nil {
+			body = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	body = append([]byte(`<?xml version="1.0" encoding="utf-8"?>`), body...)
+	w.Header().Set("Content-Type", "application/xml")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	return nil
+}
+
+func (s *Service) setServiceProperties(w http.ResponseWriter, r *http.Request, req *storage.Request) error {
+	if err := req.Allow('w', storage.ResService); err != nil {
+		return err
+	}
+	body, err := readBody(r, 64<<10)
+	if err != nil {
+		return err
+	}
+	var probe struct {
+		XMLName xml.Name `xml:"StorageServiceProperties"`
+	}
+	if err := xml.Unmarshal(body, &probe); err != nil {
+		return errInvalidXML()
+	}
+	// Drop the XML declaration so GET can put its own in front.
+	if i := bytes.Index(body, []byte("<StorageServiceProperties")); i > 0 {
+		body = body[i:]
+	}
+	err = s.commit.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktService).Put([]byte(req.Account), body)
+	})
+	if err != nil {
+		return err
+	}
+	return writeEmpty(w, http.StatusAccepted)
+}
+
+func (s *Service) getServiceStats(w http.ResponseWriter, req *storage.Request) error {
+	if err := req.Allow('r', storage.ResService); err != nil {
+		return err
+	}
+	type stats struct {
+		XMLName xml.Name `xml:"StorageServiceStats"`
+		Status  string   `xml:"GeoReplication>Status"`
+		Sync    string   `xml:"GeoReplication>LastSyncTime"`
+	}
+	return writeXML(w, http.StatusOK, stats{Status: "live", Sync: s.now().UTC().Format(http.TimeFormat)})
+}
+
+// readBody reads at most limit bytes of the request body; more is 413.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, errTooLarge()
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, storage.Errorf(http.StatusBadRequest, "InvalidInput", "One of the request inputs is not valid: reading the body: %v", err)
+	}
+	if int64(len(body)) > limit {
+		return nil, errTooLarge()
+	}
+	return body, nil
+}
+
+func errTooLarge() error {
+	return storage.Errorf(http.StatusRequestEntityTooLarge, "RequestBodyTooLarge", "The request body is too large and exceeds the maximum permissible limit.")
+}
+
+func errInvalidXML() error {
+	return storage.Errorf(http.StatusBadRequest, "InvalidXmlDocument", "XML specified is not syntactically valid.")
+}

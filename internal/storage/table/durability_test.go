@@ -1,0 +1,103 @@
+package table
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+const durabilityDirEnv = "WEFT_TABLE_DURABILITY_DIR"
+
+// TestDurabilityChild is the writer half of TestDurability; it runs only
+// when re-executed by it, inserting until killed and printing "ack KEY"
+// after each insert the service acknowledged.
+func TestDurabilityChild(t *testing.T) {
+	dir := os.Getenv(durabilityDirEnv)
+	if dir == "" {
+		t.Skip("runs only as TestDurability's child process")
+	}
+	s, err := Open(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := envFor(t, s)
+	tc := env.table(t, "durable")
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				rk := fmt.Sprintf("w%d-%06d", w, i)
+				if _, err := tc.AddEntity(context.Background(), mustJSON(t, map[string]any{"PartitionKey": "p", "RowKey": rk, "V": i}), nil); err != nil {
+					fmt.Fprintln(os.Stderr, "insert:", err)
+					return
+				}
+				mu.Lock()
+				fmt.Printf("ack %s\n", rk)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestDurability kills a writing process with SIGKILL and checks that
+// every insert it acknowledged is there after reopening.
+func TestDurability(t *testing.T) {
+	if os.Getenv(durabilityDirEnv) != "" {
+		t.Skip("parent only")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDurabilityChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), durabilityDirEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var acked []string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && len(acked) < 300 {
+		if k, ok := strings.CutPrefix(sc.Text(), "ack "); ok {
+			acked = append(acked, k)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if len(acked) < 300 {
+		t.Fatalf("child acknowledged only %d inserts", len(acked))
+	}
+
+	s, err := Open(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	env := envFor(t, s)
+	tc := env.svc.NewClient("durable")
+	keys, _ := listKeys(t, tc, nil)
+	have := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		have[strings.TrimPrefix(k, "p/")] = true
+	}
+	for _, k := range acked {
+		if !have[k] {
+			t.Errorf("acknowledged entity %s lost", k)
+		}
+	}
+	t.Logf("%d acknowledged, %d present after SIGKILL", len(acked), len(keys))
+}
