@@ -9,14 +9,14 @@ import (
 // Error codes. The controller maps each to one HTTP status (HTTPStatus) and
 // the client maps the status back, so errors.Is works on both sides of the wire.
 const (
-	CodeInvalid     = "invalid"      // 400: the request or model is wrong; Message names the field
-	CodeNotFound    = "not_found"    // 404
-	CodeConflict    = "conflict"     // 409: e.g. a port in use, a name taken
-	CodeTooLarge    = "too_large"    // 413
-	CodeUnavailable = "unavailable"  // 503: e.g. not the leader, shutting down
-	CodeInternal    = "internal"     // 500
+	CodeInvalid      = "invalid"      // 400: the request or model is wrong; Message names the field
+	CodeNotFound     = "not_found"    // 404
+	CodeConflict     = "conflict"     // 409: e.g. a port in use, a name taken
+	CodeTooLarge     = "too_large"    // 413
+	CodeUnavailable  = "unavailable"  // 503: e.g. not the leader, shutting down
+	CodeInternal     = "internal"     // 500
 	CodeUnauthorized = "unauthorized" // 401
-	CodeForbidden   = "forbidden"    // 403
+	CodeForbidden    = "forbidden"    // 403
 )
 
 // Error is the error every API call returns, in the body as

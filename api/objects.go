@@ -101,9 +101,9 @@ type Instance struct {
 // Node is a machine running `weft agent`.
 type Node struct {
 	Name          string            `json:"name"`
-	Address       string            `json:"address"`  // the agent's own API (logs, exec): http://host:port
-	Host          string            `json:"host"`     // where instances' ports are reachable, e.g. 127.0.0.1
-	State         string            `json:"state"`    // NodeReady | NodeDown | NodeDraining
+	Address       string            `json:"address"` // the agent's own API (logs, exec): http://host:port
+	Host          string            `json:"host"`    // where instances' ports are reachable, e.g. 127.0.0.1
+	State         string            `json:"state"`   // NodeReady | NodeDown | NodeDraining
 	FaultDomain   string            `json:"faultDomain"`
 	Capacity      Resources         `json:"capacity"`
 	Allocated     Resources         `json:"allocated"`
@@ -139,4 +139,26 @@ type Event struct {
 type Package struct {
 	Digest string `json:"digest"` // "sha256:<hex>" of the compressed bytes
 	Size   int64  `json:"size"`
+}
+
+// StorageAccount is an account of the storage service. Its keys are shown
+// only by the keys verb (StorageAccountKeys).
+type StorageAccount struct {
+	Name      string            `json:"name"`
+	Tenant    string            `json:"tenant"`
+	Endpoints map[string]string `json:"endpoints"` // blob, queue, table base URLs (path-style)
+	CreatedAt time.Time         `json:"createdAt"`
+}
+
+// StorageAccountKeys are an account's two keys (base64), either accepted.
+type StorageAccountKeys struct {
+	Name             string `json:"name"`
+	Key1             string `json:"key1"`
+	Key2             string `json:"key2"`
+	ConnectionString string `json:"connectionString"`
+}
+
+// CreateStorageAccount is the body of POST /v1/storage/accounts.
+type CreateStorageAccount struct {
+	Name string `json:"name"`
 }

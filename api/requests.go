@@ -19,6 +19,11 @@ package api
 //	POST   /v1/nodes/{name}/undrain             -> Node
 //	GET    /v1/events?since=SEQ&follow=1        -> []Event, or with follow one Event per line (NDJSON) as they happen
 //	GET    /v1/status                           -> Status
+//	POST   /v1/storage/accounts                 CreateStorageAccount -> StorageAccount
+//	GET    /v1/storage/accounts                 -> []StorageAccount
+//	GET    /v1/storage/accounts/{name}/keys     -> StorageAccountKeys
+//	POST   /v1/storage/accounts/{name}/keys/{key}/regenerate -> StorageAccountKeys (key: key1 | key2)
+//	DELETE /v1/storage/accounts/{name}          -> 204
 //
 // plus the node protocol in node.go. Blocking queries answer with the
 // X-Weft-Index header.

@@ -1,0 +1,220 @@
+package api
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+var (
+	nameRE    = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
+	settingRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	digestRE  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+)
+
+// Limits of the service model.
+const (
+	MaxInstances      = 1000
+	MaxUpgradeDomains = 20
+)
+
+// SetDefaults fills what a model may leave out.
+func (s *ServiceSpec) SetDefaults() {
+	if s.UpgradeDomains == 0 {
+		s.UpgradeDomains = DefaultUpgradeDomains
+	}
+	for i := range s.Roles {
+		r := &s.Roles[i]
+		if r.Persistence == "" {
+			r.Persistence = Ephemeral
+		}
+		if r.Size.CPU == 0 {
+			r.Size.CPU = 0.1
+		}
+		if r.Size.Memory == 0 {
+			r.Size.Memory = 64 << 20
+		}
+		for j := range r.Endpoints {
+			if r.Endpoints[j].Protocol == "" {
+				r.Endpoints[j].Protocol = ProtocolHTTP
+			}
+		}
+		if h := r.Health; h != nil {
+			if h.Interval == 0 {
+				h.Interval = Duration(time.Second)
+			}
+			if h.Timeout == 0 {
+				h.Timeout = Duration(time.Second)
+			}
+			if h.Failures == 0 {
+				h.Failures = 3
+			}
+		}
+	}
+}
+
+// Validate checks a model (after SetDefaults). The error is an *Error with
+// CodeInvalid naming every problem by its field path, the first one first:
+// "roles[0].endpoints[0].port: 70000 is not a port (1-65535)".
+func (s *ServiceSpec) Validate() error {
+	return s.validate(false)
+}
+
+// ValidateLocal is Validate for a model still on the user's disk, whose
+// process roles name a package folder instead of an uploaded digest.
+func (s *ServiceSpec) ValidateLocal() error {
+	return s.validate(true)
+}
+
+func (s *ServiceSpec) validate(local bool) error {
+	var p problems
+	if !nameRE.MatchString(s.Name) {
+		p.add("name", "%q is not a name (lowercase letters, digits and dashes, starting with a letter, up to 40)", s.Name)
+	}
+	if s.UpgradeDomains < 1 || s.UpgradeDomains > MaxUpgradeDomains {
+		p.add("upgradeDomains", "%d is out of range (1-%d)", s.UpgradeDomains, MaxUpgradeDomains)
+	}
+	if len(s.Roles) == 0 {
+		p.add("roles", "a service needs at least one role")
+	}
+	roleNames := map[string]bool{}
+	ports := map[int]string{}
+	for i := range s.Roles {
+		r := &s.Roles[i]
+		at := fmt.Sprintf("roles[%d]", i)
+		if !nameRE.MatchString(r.Name) {
+			p.add(at+".name", "%q is not a name (lowercase letters, digits and dashes, starting with a letter, up to 40)", r.Name)
+		} else if roleNames[r.Name] {
+			p.add(at+".name", "%q is used by another role", r.Name)
+		}
+		roleNames[r.Name] = true
+		r.validate(at, local, ports, &p)
+	}
+	return p.err()
+}
+
+func (r *RoleSpec) validate(at string, local bool, ports map[int]string, p *problems) {
+	switch r.Kind {
+	case KindWeb, KindWorker, KindVM:
+	default:
+		p.add(at+".kind", "%q is not a kind (web, worker or vm)", r.Kind)
+	}
+	switch r.Runtime {
+	case RuntimeProcess:
+		switch {
+		case r.Package == "":
+			p.add(at+".package", "the process runtime needs a package")
+		case !local && !digestRE.MatchString(r.Package):
+			p.add(at+".package", "%q is not an uploaded package (sha256:<64 hex digits>)", r.Package)
+		}
+		if len(r.Command) == 0 {
+			p.add(at+".command", "the process runtime needs a command")
+		}
+	case RuntimeContainer, RuntimeVM:
+		if r.Image == "" {
+			p.add(at+".image", "the %s runtime needs an image", r.Runtime)
+		}
+	default:
+		p.add(at+".runtime", "%q is not a runtime (process, container or vm)", r.Runtime)
+	}
+	if r.Kind == KindVM && r.Runtime != RuntimeVM {
+		p.add(at+".runtime", "a vm role needs the vm runtime")
+	}
+	if r.Instances < 0 || r.Instances > MaxInstances {
+		p.add(at+".instances", "%d is out of range (0-%d)", r.Instances, MaxInstances)
+	}
+	if r.Size.CPU < 0 {
+		p.add(at+".size.cpu", "%g is negative", r.Size.CPU)
+	}
+	if r.Size.Memory < 0 {
+		p.add(at+".size.memory", "%d is negative", r.Size.Memory)
+	}
+	switch r.Persistence {
+	case Ephemeral:
+	case Persistent:
+		if r.Runtime != RuntimeVM {
+			p.add(at+".persistence", "persistent instances need the vm runtime")
+		}
+	default:
+		p.add(at+".persistence", "%q is not ephemeral or persistent", r.Persistence)
+	}
+	if r.Kind == KindWeb && len(r.Endpoints) == 0 {
+		p.add(at+".endpoints", "a web role needs at least one endpoint")
+	}
+	endpoints := map[string]bool{}
+	for j, ep := range r.Endpoints {
+		eat := fmt.Sprintf("%s.endpoints[%d]", at, j)
+		if !nameRE.MatchString(ep.Name) {
+			p.add(eat+".name", "%q is not a name (lowercase letters, digits and dashes)", ep.Name)
+		} else if endpoints[ep.Name] {
+			p.add(eat+".name", "%q is used by another endpoint of the role", ep.Name)
+		}
+		endpoints[ep.Name] = true
+		if ep.Protocol != ProtocolHTTP && ep.Protocol != ProtocolTCP {
+			p.add(eat+".protocol", "%q is not http or tcp", ep.Protocol)
+		}
+		if ep.Port < 1 || ep.Port > 65535 {
+			p.add(eat+".port", "%d is not a port (1-65535)", ep.Port)
+		} else if other, ok := ports[ep.Port]; ok {
+			p.add(eat+".port", "%d is also used by %s", ep.Port, other)
+		} else {
+			ports[ep.Port] = eat
+		}
+	}
+	if h := r.Health; h != nil {
+		hat := at + ".health"
+		n := 0
+		if h.HTTP != nil {
+			n++
+			if !strings.HasPrefix(h.HTTP.Path, "/") {
+				p.add(hat+".http.path", "%q does not start with /", h.HTTP.Path)
+			}
+			if !endpoints[h.HTTP.Endpoint] {
+				p.add(hat+".http.endpoint", "%q is not an endpoint of the role", h.HTTP.Endpoint)
+			}
+		}
+		if h.TCP != nil {
+			n++
+			if !endpoints[h.TCP.Endpoint] {
+				p.add(hat+".tcp.endpoint", "%q is not an endpoint of the role", h.TCP.Endpoint)
+			}
+		}
+		if len(h.Exec) > 0 {
+			n++
+		}
+		if n != 1 {
+			p.add(hat, "needs exactly one of http, tcp and exec")
+		}
+		if h.Interval <= 0 {
+			p.add(hat+".interval", "must be positive")
+		}
+		if h.Timeout <= 0 {
+			p.add(hat+".timeout", "must be positive")
+		}
+		if h.Failures < 1 || h.Failures > 100 {
+			p.add(hat+".failures", "%d is out of range (1-100)", h.Failures)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Settings)) {
+		if !settingRE.MatchString(k) || strings.HasPrefix(k, "WEFT_") {
+			p.add(at+".settings."+k, "is not a setting name (letters, digits and _, not starting with WEFT_)")
+		}
+	}
+}
+
+// problems collects validation messages in order.
+type problems []string
+
+func (p *problems) add(path, format string, args ...any) {
+	*p = append(*p, path+": "+fmt.Sprintf(format, args...))
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return &Error{Code: CodeInvalid, Message: strings.Join(p, "; ")}
+}

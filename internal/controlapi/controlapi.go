@@ -1,0 +1,405 @@
+// Package controlapi is the controller's REST API: HTTP handlers between the
+// wire types of package api and the fabric controller. It is the one place
+// where errors become HTTP statuses (api.HTTPStatus).
+package controlapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/accounts"
+	"github.com/weftcloud/weft/internal/fabric"
+)
+
+// maxJSONBody bounds every JSON request body.
+const maxJSONBody = 1 << 20
+
+// handlerFunc is a handler that returns its error for writeError to render.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+type server struct {
+	ctl      *fabric.Controller
+	accounts *accounts.Store
+	log      *slog.Logger
+	http     *http.Client // for proxying to node agents
+}
+
+// New returns the API handler over the controller and the storage accounts.
+func New(ctl *fabric.Controller, accts *accounts.Store, logger *slog.Logger) http.Handler {
+	s := &server{ctl: ctl, accounts: accts, log: logger, http: &http.Client{}}
+	mux := http.NewServeMux()
+	route := func(pattern string, h handlerFunc) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if err := h(w, r); err != nil {
+				s.writeError(w, r, err)
+			}
+		})
+	}
+	route("GET /v1/status", s.status)
+	route("POST /v1/packages", s.putPackage)
+	route("GET /v1/packages/{digest}", s.getPackage)
+
+	route("PUT /v1/services/{name}", s.deploy)
+	route("GET /v1/services", s.services)
+	route("GET /v1/services/{name}", s.service)
+	route("DELETE /v1/services/{name}", s.deleteService)
+	route("POST /v1/services/{name}/scale", s.scale)
+	route("POST /v1/services/{name}/rollback", s.rollback)
+
+	route("GET /v1/instances", s.instances)
+	route("GET /v1/instances/{id}", s.instance)
+	route("GET /v1/instances/{id}/logs", s.logs)
+
+	route("GET /v1/nodes", s.nodes)
+	route("GET /v1/nodes/{name}", s.node)
+	route("PUT /v1/nodes/{name}", s.registerNode)
+	route("POST /v1/nodes/{name}/heartbeat", s.heartbeat)
+	route("GET /v1/nodes/{name}/assignments", s.assignments)
+	route("POST /v1/nodes/{name}/drain", s.drain)
+	route("POST /v1/nodes/{name}/undrain", s.undrain)
+
+	route("GET /v1/events", s.events)
+
+	route("POST /v1/storage/accounts", s.createAccount)
+	route("GET /v1/storage/accounts", s.listAccounts)
+	route("GET /v1/storage/accounts/{name}/keys", s.accountKeys)
+	route("POST /v1/storage/accounts/{name}/keys/{key}/regenerate", s.regenerateKey)
+	route("DELETE /v1/storage/accounts/{name}", s.deleteAccount)
+	route("/v1/", func(w http.ResponseWriter, r *http.Request) error {
+		return api.Errorf(api.CodeNotFound, "no API route %s %s", r.Method, r.URL.Path)
+	})
+	return mux
+}
+
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *api.Error
+	if !errors.As(err, &e) {
+		if errors.Is(err, context.Canceled) {
+			return // the client went away
+		}
+		s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		e = &api.Error{Code: api.CodeInternal, Message: err.Error()}
+	}
+	writeJSON(w, api.HTTPStatus(e), api.ErrorBody{Error: *e})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func ok(w http.ResponseWriter, v any) error {
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// decode reads a JSON body strictly: unknown fields and trailing data are refused.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return api.Errorf(api.CodeTooLarge, "request body larger than %d bytes", maxJSONBody)
+		}
+		return api.Errorf(api.CodeInvalid, "request body: %v", err)
+	}
+	if dec.More() {
+		return api.Errorf(api.CodeInvalid, "request body: more than one JSON value")
+	}
+	return nil
+}
+
+func (s *server) status(w http.ResponseWriter, r *http.Request) error {
+	return ok(w, s.ctl.Status())
+}
+
+func (s *server) putPackage(w http.ResponseWriter, r *http.Request) error {
+	pkg, err := s.ctl.PutPackage(r.Context(), r.Body)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, pkg)
+	return nil
+}
+
+func (s *server) getPackage(w http.ResponseWriter, r *http.Request) error {
+	rc, err := s.ctl.Package(r.Context(), r.PathValue("digest"))
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/gzip")
+	_, err = io.Copy(w, rc)
+	return err
+}
+
+func (s *server) deploy(w http.ResponseWriter, r *http.Request) error {
+	var spec api.ServiceSpec
+	if err := decode(w, r, &spec); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if spec.Name == "" {
+		spec.Name = name
+	}
+	if spec.Name != name {
+		return api.Errorf(api.CodeInvalid, "name: %q does not match the service in the URL (%q)", spec.Name, name)
+	}
+	svc, err := s.ctl.Deploy(r.Context(), spec)
+	if err != nil {
+		return err
+	}
+	return ok(w, svc)
+}
+
+func (s *server) services(w http.ResponseWriter, r *http.Request) error {
+	return ok(w, nonNil(s.ctl.Services(r.Context())))
+}
+
+func (s *server) service(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.ctl.Service(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return ok(w, svc)
+}
+
+func (s *server) deleteService(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.ctl.DeleteService(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return ok(w, svc)
+}
+
+func (s *server) scale(w http.ResponseWriter, r *http.Request) error {
+	var req api.ScaleRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	svc, err := s.ctl.Scale(r.Context(), r.PathValue("name"), req.Role, req.Instances)
+	if err != nil {
+		return err
+	}
+	return ok(w, svc)
+}
+
+func (s *server) rollback(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.ctl.Rollback(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return ok(w, svc)
+}
+
+func (s *server) instances(w http.ResponseWriter, r *http.Request) error {
+	return ok(w, nonNil(s.ctl.Instances(r.Context(), r.URL.Query().Get("service"))))
+}
+
+func (s *server) instance(w http.ResponseWriter, r *http.Request) error {
+	in, err := s.ctl.Instance(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return ok(w, in)
+}
+
+// logs proxies to the agent of the instance's node, which keeps the logs.
+func (s *server) logs(w http.ResponseWriter, r *http.Request) error {
+	in, err := s.ctl.Instance(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if in.Node == "" {
+		return api.Errorf(api.CodeConflict, "instance %s is not placed yet: no logs", in.ID)
+	}
+	node, err := s.ctl.Node(r.Context(), in.Node)
+	if err != nil {
+		return err
+	}
+	if node.State == api.NodeDown {
+		return api.Errorf(api.CodeUnavailable, "node %s is down: its logs cannot be read", node.Name)
+	}
+	u := node.Address + "/v1/instances/" + in.ID + "/logs?" + r.URL.RawQuery
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return api.Errorf(api.CodeUnavailable, "node %s: %v", node.Name, err)
+	}
+	defer resp.Body.Close()
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	w.WriteHeader(resp.StatusCode)
+	return copyFlushing(w, resp.Body)
+}
+
+// copyFlushing streams src to w, flushing after every read so followers see
+// lines as they come.
+func copyFlushing(w http.ResponseWriter, src io.Reader) error {
+	flusher, _ := w.(http.Flusher)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return nil
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return nil // the agent went away mid-stream; the status is already sent
+		}
+	}
+}
+
+func (s *server) nodes(w http.ResponseWriter, r *http.Request) error {
+	return ok(w, nonNil(s.ctl.Nodes(r.Context())))
+}
+
+func (s *server) node(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.ctl.Node(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return ok(w, n)
+}
+
+func (s *server) registerNode(w http.ResponseWriter, r *http.Request) error {
+	var reg api.NodeRegistration
+	if err := decode(w, r, &reg); err != nil {
+		return err
+	}
+	if reg.Name == "" {
+		reg.Name = r.PathValue("name")
+	}
+	if reg.Name != r.PathValue("name") {
+		return api.Errorf(api.CodeInvalid, "name: %q does not match the node in the URL", reg.Name)
+	}
+	n, err := s.ctl.RegisterNode(r.Context(), reg)
+	if err != nil {
+		return err
+	}
+	return ok(w, n)
+}
+
+func (s *server) heartbeat(w http.ResponseWriter, r *http.Request) error {
+	var hb api.Heartbeat
+	if err := decode(w, r, &hb); err != nil {
+		return err
+	}
+	reply, err := s.ctl.Heartbeat(r.Context(), r.PathValue("name"), hb)
+	if err != nil {
+		return err
+	}
+	return ok(w, reply)
+}
+
+func (s *server) assignments(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	var index uint64
+	if v := q.Get("index"); v != "" {
+		var err error
+		if index, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return api.Errorf(api.CodeInvalid, "index: %q is not a number", v)
+		}
+	}
+	var wait time.Duration
+	if v := q.Get("wait"); v != "" {
+		var err error
+		if wait, err = time.ParseDuration(v); err != nil {
+			return api.Errorf(api.CodeInvalid, "wait: %q is not a duration", v)
+		}
+	}
+	a, err := s.ctl.Assignments(r.Context(), r.PathValue("name"), index, wait)
+	if err != nil {
+		return err
+	}
+	w.Header().Set(api.HeaderIndex, strconv.FormatUint(a.Index, 10))
+	return ok(w, a)
+}
+
+func (s *server) drain(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.ctl.DrainNode(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return ok(w, n)
+}
+
+func (s *server) undrain(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.ctl.UndrainNode(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return ok(w, n)
+}
+
+// events answers the kept events after ?since, or with ?follow streams them
+// as NDJSON until the client leaves.
+func (s *server) events(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	var since uint64
+	if v := q.Get("since"); v != "" {
+		var err error
+		if since, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return api.Errorf(api.CodeInvalid, "since: %q is not a number", v)
+		}
+	}
+	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
+	log := s.ctl.Events()
+	if !follow {
+		evs, _ := log.Since(since)
+		return ok(w, nonNil(evs))
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	enc := json.NewEncoder(w)
+	for {
+		evs, changed := log.Since(since)
+		for _, e := range evs {
+			if err := enc.Encode(e); err != nil {
+				return nil
+			}
+			since = e.Seq
+		}
+		if flusher != nil && len(evs) > 0 {
+			flusher.Flush()
+		}
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-changed:
+		}
+	}
+}
+
+// nonNil makes empty lists encode as [] rather than null.
+func nonNil[T any](v []T) []T {
+	if v == nil {
+		return []T{}
+	}
+	return v
+}

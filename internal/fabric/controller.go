@@ -1,0 +1,206 @@
+// Package fabric is the fabric controller: it keeps the desired state of
+// services, places their instances on nodes, tracks node liveness, heals what
+// fails, rolls upgrades one update domain at a time and drains nodes.
+//
+// Every decision is level-triggered: one reconcile pass reads the whole state,
+// compares desired with actual, and writes one batch. A pass runs whenever the
+// store changes and on a short tick (for heartbeat deadlines), so a restarted
+// controller simply carries on from what the store says.
+package fabric
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/buildinfo"
+	"github.com/weftcloud/weft/internal/lb"
+	"github.com/weftcloud/weft/internal/pkgstore"
+	"github.com/weftcloud/weft/internal/state"
+)
+
+// Balancer is the load balancer the controller feeds: the full set of public
+// endpoints on every change, and a drain before an instance stops.
+type Balancer interface {
+	Update(endpoints []lb.Endpoint) error
+	Drain(ctx context.Context, backendID string) error
+}
+
+// Config tunes the controller; zero values take the defaults.
+type Config struct {
+	Name           string        // this controller's name
+	HeartbeatTTL   time.Duration // a node silent this long is down (default 2s)
+	UpgradeTimeout time.Duration // an upgraded instance not healthy this long after it was created halts the upgrade (default 60s)
+	DrainTimeout   time.Duration // the longest an instance is drained from the LB before it is stopped anyway (default 30s)
+	Tick           time.Duration // reconcile at least this often (default 200ms)
+	Logger         *slog.Logger
+	Clock          func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.HeartbeatTTL <= 0 {
+		c.HeartbeatTTL = 2 * time.Second
+	}
+	if c.UpgradeTimeout <= 0 {
+		c.UpgradeTimeout = 60 * time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.Tick <= 0 {
+		c.Tick = 200 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+}
+
+// Controller is the fabric controller.
+type Controller struct {
+	cfg      Config
+	store    state.Store
+	packages *pkgstore.Store
+	events   *EventLog
+	lb       Balancer // nil: no public endpoints (tests of the fabric alone)
+	log      *slog.Logger
+
+	// mu serialises every read-modify-write of the store, so a pass never
+	// races an API call or a heartbeat.
+	mu sync.Mutex
+
+	seenMu sync.Mutex
+	seen   map[string]time.Time // node -> last heartbeat, in memory only
+
+	drainMu  sync.Mutex
+	draining map[string]bool // instances with a drain under way
+
+	lbMu   sync.Mutex
+	lbLast []lb.Endpoint
+
+	kick chan struct{}
+}
+
+// New returns a controller over store. The balancer may be nil.
+func New(cfg Config, store state.Store, packages *pkgstore.Store, balancer Balancer) *Controller {
+	cfg.setDefaults()
+	return &Controller{
+		cfg:      cfg,
+		store:    store,
+		packages: packages,
+		events:   NewEventLog(1000, cfg.Logger),
+		lb:       balancer,
+		log:      cfg.Logger,
+		seen:     map[string]time.Time{},
+		draining: map[string]bool{},
+		kick:     make(chan struct{}, 1),
+	}
+}
+
+// Events is the controller's event log.
+func (c *Controller) Events() *EventLog { return c.events }
+
+// Run reconciles until ctx ends, then returns ctx's error.
+func (c *Controller) Run(ctx context.Context) error {
+	// Nodes get a full TTL from now: a controller that just started (or
+	// just became leader) has not heard anyone yet and must not declare
+	// healthy nodes dead.
+	now := c.cfg.Clock()
+	c.seenMu.Lock()
+	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
+		c.seen[n.Name] = now
+	}
+	c.seenMu.Unlock()
+
+	if c.lb != nil {
+		go c.runLB(ctx)
+	}
+	ticker := time.NewTicker(c.cfg.Tick)
+	defer ticker.Stop()
+	changed := make(chan uint64, 1)
+	go func() {
+		var idx uint64
+		for {
+			next, err := c.store.Wait(ctx, idx)
+			if err != nil {
+				return
+			}
+			idx = next
+			select {
+			case changed <- idx:
+			default:
+			}
+		}
+	}()
+	for {
+		if err := c.reconcile(ctx); err != nil && ctx.Err() == nil {
+			c.log.Error("reconcile failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticker.C:
+		case <-changed:
+		case <-c.kick:
+		}
+	}
+}
+
+// poke asks for a reconcile pass soon.
+func (c *Controller) poke() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Controller) now() time.Time { return c.cfg.Clock().UTC() }
+
+// Status describes this controller.
+func (c *Controller) Status() api.Status {
+	return api.Status{Version: buildinfo.Version, Leader: true, Name: c.cfg.Name, Index: c.store.Index()}
+}
+
+// Package returns a stored package's bytes (agents fetch packages through it).
+func (c *Controller) Package(ctx context.Context, digest string) (io.ReadCloser, error) {
+	rc, _, err := c.packages.Open(digest)
+	if err != nil {
+		return nil, mapPackageErr(err)
+	}
+	return rc, nil
+}
+
+// PutPackage stores an uploaded package.
+func (c *Controller) PutPackage(ctx context.Context, r io.Reader) (api.Package, error) {
+	digest, size, err := c.packages.Put(r)
+	if err != nil {
+		return api.Package{}, mapPackageErr(err)
+	}
+	return api.Package{Digest: digest, Size: size}, nil
+}
+
+func mapPackageErr(err error) error {
+	switch {
+	case err == pkgstore.ErrNotFound:
+		return api.Errorf(api.CodeNotFound, "package not found")
+	case err == pkgstore.ErrBadDigest:
+		return api.Errorf(api.CodeInvalid, "%v", err)
+	case err == pkgstore.ErrTooLarge:
+		return api.Errorf(api.CodeTooLarge, "%v", err)
+	}
+	return err
+}
+
+// apply writes a batch, doing nothing for an empty one.
+func (c *Controller) apply(ctx context.Context, ops []state.Op) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	_, err := c.store.Apply(ctx, ops)
+	return err
+}

@@ -1,0 +1,115 @@
+package fabric
+
+import (
+	"context"
+	"net"
+	"reflect"
+	"sort"
+	"strconv"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/lb"
+	"github.com/weftcloud/weft/internal/state"
+)
+
+// runLB keeps the load balancer in step with the store.
+func (c *Controller) runLB(ctx context.Context) {
+	var idx uint64
+	for {
+		c.syncLB()
+		next, err := c.store.Wait(ctx, idx)
+		if err != nil {
+			return
+		}
+		idx = next
+	}
+}
+
+// syncLB gives the load balancer the endpoints the store describes now.
+func (c *Controller) syncLB() {
+	c.lbMu.Lock()
+	defer c.lbMu.Unlock()
+	eps := c.endpoints()
+	if reflect.DeepEqual(eps, c.lbLast) {
+		return
+	}
+	if err := c.lb.Update(eps); err != nil {
+		c.events.Add(api.Event{Type: "lb.error", Level: "error", Message: err.Error()})
+	}
+	c.lbLast = eps
+}
+
+// endpoints lists every published endpoint with the instances that may take
+// traffic: running, healthy, not draining, on a node that is not down.
+func (c *Controller) endpoints() []lb.Endpoint {
+	nodes := map[string]nodeRecord{}
+	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
+		nodes[n.Name] = n
+	}
+	insts := list[instanceRecord](c.store, state.KindInstances, "")
+	var out []lb.Endpoint
+	for _, svc := range list[serviceRecord](c.store, state.KindServices, "") {
+		if svc.Status == api.ServiceDeleting {
+			continue
+		}
+		for _, role := range svc.Spec.Roles {
+			if !published(role) {
+				continue
+			}
+			for _, ep := range role.Endpoints {
+				e := lb.Endpoint{Key: svc.Name + "/" + role.Name + "/" + ep.Name, Protocol: ep.Protocol, Port: ep.Port}
+				for _, in := range insts {
+					n, ok := nodes[in.Node]
+					port := in.Ports[ep.Name]
+					if in.Service != svc.Name || in.Role != role.Name || !ok || n.State == api.NodeDown ||
+						in.Desired != api.DesiredRunning || in.Draining || !in.healthy() || port == 0 {
+						continue
+					}
+					e.Backends = append(e.Backends, lb.Backend{ID: in.ID, Addr: net.JoinHostPort(n.Host, strconv.Itoa(port))})
+				}
+				sort.Slice(e.Backends, func(i, j int) bool { return e.Backends[i].ID < e.Backends[j].ID })
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// startDrain takes an instance out of the load balancer, waits until its
+// requests finished (or the drain timeout), and then tells its node to stop it.
+func (c *Controller) startDrain(ctx context.Context, id string) {
+	c.drainMu.Lock()
+	if c.draining[id] {
+		c.drainMu.Unlock()
+		return
+	}
+	c.draining[id] = true
+	c.drainMu.Unlock()
+	go func() {
+		defer func() {
+			c.drainMu.Lock()
+			delete(c.draining, id)
+			c.drainMu.Unlock()
+		}()
+		if c.lb != nil {
+			c.syncLB() // the store says draining; make sure the LB knows before waiting
+			dctx, cancel := context.WithTimeout(ctx, c.cfg.DrainTimeout)
+			_ = c.lb.Drain(dctx, id) // a timeout stops the instance anyway
+			cancel()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		rec, ok := c.findInstance(id)
+		if !ok || rec.Desired != api.DesiredRunning {
+			return
+		}
+		rec.Desired = api.DesiredStopped
+		rec.UpdatedAt = c.now()
+		if err := c.apply(ctx, []state.Op{put(state.KindInstances, instanceKey(rec.Service, rec.ID), rec)}); err != nil {
+			c.log.Error("stop drained instance", "instance", id, "err", err)
+		}
+	}()
+}

@@ -1,0 +1,232 @@
+package fabric
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/state"
+)
+
+var nodeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// RegisterNode records a node (again). A node that was draining stays so.
+func (c *Controller) RegisterNode(ctx context.Context, reg api.NodeRegistration) (api.Node, error) {
+	if !nodeName.MatchString(reg.Name) {
+		return api.Node{}, api.Errorf(api.CodeInvalid, "name: %q is not a node name (letters, digits, dots, dashes and underscores, up to 63)", reg.Name)
+	}
+	if reg.FaultDomain == "" {
+		reg.FaultDomain = reg.Name
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	rec, exists := get[nodeRecord](c.store, state.KindNodes, reg.Name)
+	state0 := rec.State
+	rec.Node = api.Node{
+		Name: reg.Name, Address: reg.Address, Host: reg.Host, FaultDomain: reg.FaultDomain,
+		Capacity: reg.Capacity, Runtimes: reg.Runtimes, Attributes: reg.Attributes, Version: reg.Version,
+		State: api.NodeReady, RegisteredAt: now,
+	}
+	if exists && state0 == api.NodeDraining {
+		rec.State = api.NodeDraining
+	}
+	if err := c.apply(ctx, []state.Op{put(state.KindNodes, reg.Name, rec)}); err != nil {
+		return api.Node{}, err
+	}
+	c.markSeen(reg.Name, now)
+	c.events.Add(api.Event{Type: "node.registered", Node: reg.Name,
+		Message: fmt.Sprintf("node %s registered (fault domain %s, %g CPU, %s, runtimes %v)",
+			reg.Name, reg.FaultDomain, reg.Capacity.CPU, reg.Capacity.Memory, reg.Runtimes)})
+	c.poke()
+	return c.nodeView(rec, list[instanceRecord](c.store, state.KindInstances, "")), nil
+}
+
+func (c *Controller) markSeen(node string, t time.Time) {
+	c.seenMu.Lock()
+	c.seen[node] = t
+	c.seenMu.Unlock()
+}
+
+func (c *Controller) lastSeen(node string) (time.Time, bool) {
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	t, ok := c.seen[node]
+	return t, ok
+}
+
+// Heartbeat takes a node's report. Only changes are written to the store.
+func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbeat) (api.HeartbeatReply, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	node, ok := get[nodeRecord](c.store, state.KindNodes, name)
+	if !ok {
+		return api.HeartbeatReply{Known: false}, nil
+	}
+	now := c.now()
+	c.markSeen(name, now)
+	var ops []state.Op
+	if node.State == api.NodeDown {
+		node.State = api.NodeReady
+		ops = append(ops, put(state.KindNodes, name, node))
+		c.events.Add(api.Event{Type: "node.up", Node: name, Message: "node " + name + " is back"})
+	}
+	for _, st := range hb.Instances {
+		rec, ok := c.findInstance(st.ID)
+		if !ok || rec.Node != name {
+			continue // not ours any more: the agent stops it when it reads its assignments
+		}
+		if updated, changed := applyStatus(rec, st, node.Host, now); changed {
+			ops = append(ops, put(state.KindInstances, instanceKey(rec.Service, rec.ID), updated))
+		}
+	}
+	for _, e := range hb.Events {
+		if e.Node == "" {
+			e.Node = name
+		}
+		e.Seq = 0
+		c.events.Add(e)
+	}
+	if err := c.apply(ctx, ops); err != nil {
+		return api.HeartbeatReply{}, err
+	}
+	return api.HeartbeatReply{Known: true, State: node.State, Index: c.store.Index()}, nil
+}
+
+// applyStatus folds a reported status into the record.
+func applyStatus(rec instanceRecord, st api.InstanceStatus, host string, now time.Time) (instanceRecord, bool) {
+	before := rec.Instance
+	rec.State = st.State
+	rec.Health = st.Health
+	if rec.Health == "" {
+		rec.Health = api.HealthUnknown
+	}
+	rec.Restarts = st.Restarts
+	rec.Message = st.Message
+	if len(st.Ports) > 0 {
+		rec.Ports = maps.Clone(st.Ports)
+	}
+	rec.Address = instanceAddress(rec, host)
+	if reflectEqualInstance(before, rec.Instance) {
+		return rec, false
+	}
+	rec.UpdatedAt = now
+	return rec, true
+}
+
+// instanceAddress is host:port of the first endpoint that has a port, or the host.
+func instanceAddress(rec instanceRecord, host string) string {
+	for _, ep := range rec.Spec.Endpoints {
+		if p := rec.Ports[ep.Name]; p > 0 {
+			return net.JoinHostPort(host, strconv.Itoa(p))
+		}
+	}
+	return host
+}
+
+func reflectEqualInstance(a, b api.Instance) bool {
+	return a.State == b.State && a.Health == b.Health && a.Restarts == b.Restarts &&
+		a.Message == b.Message && a.Address == b.Address && maps.Equal(a.Ports, b.Ports)
+}
+
+// Assignments returns what node must run. With index > 0 it blocks until the
+// store moves past index or wait passes (a blocking query).
+func (c *Controller) Assignments(ctx context.Context, node string, index uint64, wait time.Duration) (api.Assignments, error) {
+	if _, ok := c.store.Get(state.KindNodes, node); !ok {
+		return api.Assignments{}, api.Errorf(api.CodeNotFound, "node %s is not registered", node)
+	}
+	if index > 0 && c.store.Index() <= index {
+		if wait <= 0 || wait > 5*time.Minute {
+			wait = 30 * time.Second
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		_, err := c.store.Wait(wctx, index)
+		cancel()
+		if err != nil && ctx.Err() != nil {
+			return api.Assignments{}, ctx.Err()
+		}
+	}
+	idx := c.store.Index()
+	out := api.Assignments{Index: idx, Instances: []api.Assignment{}}
+	for _, rec := range list[instanceRecord](c.store, state.KindInstances, "") {
+		if rec.Node == node {
+			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: rec.Spec})
+		}
+	}
+	return out, nil
+}
+
+// Nodes lists the nodes with what is allocated on them.
+func (c *Controller) Nodes(ctx context.Context) []api.Node {
+	insts := list[instanceRecord](c.store, state.KindInstances, "")
+	var out []api.Node
+	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
+		out = append(out, c.nodeView(n, insts))
+	}
+	return out
+}
+
+// Node returns one node.
+func (c *Controller) Node(ctx context.Context, name string) (api.Node, error) {
+	n, ok := get[nodeRecord](c.store, state.KindNodes, name)
+	if !ok {
+		return api.Node{}, api.Errorf(api.CodeNotFound, "no node named %s", name)
+	}
+	return c.nodeView(n, list[instanceRecord](c.store, state.KindInstances, "")), nil
+}
+
+func (c *Controller) nodeView(n nodeRecord, insts []instanceRecord) api.Node {
+	v := n.Node
+	if t, ok := c.lastSeen(n.Name); ok {
+		v.LastHeartbeat = t
+	}
+	for _, in := range insts {
+		if in.Node == n.Name {
+			v.Instances++
+			v.Allocated.CPU += in.Spec.Size.CPU
+			v.Allocated.Memory += in.Spec.Size.Memory
+		}
+	}
+	return v
+}
+
+// DrainNode moves a node's instances elsewhere (each replacement starts
+// before the instance it replaces stops) and keeps new ones off it.
+func (c *Controller) DrainNode(ctx context.Context, name string) (api.Node, error) {
+	return c.setNodeState(ctx, name, api.NodeDraining)
+}
+
+// UndrainNode makes a drained node schedulable again.
+func (c *Controller) UndrainNode(ctx context.Context, name string) (api.Node, error) {
+	return c.setNodeState(ctx, name, api.NodeReady)
+}
+
+func (c *Controller) setNodeState(ctx context.Context, name, to string) (api.Node, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := get[nodeRecord](c.store, state.KindNodes, name)
+	if !ok {
+		return api.Node{}, api.Errorf(api.CodeNotFound, "no node named %s", name)
+	}
+	if n.State == api.NodeDown && to == api.NodeDraining {
+		return api.Node{}, api.Errorf(api.CodeConflict, "node %s is down; its instances are already being replaced", name)
+	}
+	if n.State != to && !(to == api.NodeReady && n.State == api.NodeDown) {
+		n.State = to
+		if err := c.apply(ctx, []state.Op{put(state.KindNodes, name, n)}); err != nil {
+			return api.Node{}, err
+		}
+		typ, msg := "node.draining", "node "+name+" is draining"
+		if to == api.NodeReady {
+			typ, msg = "node.undrained", "node "+name+" takes instances again"
+		}
+		c.events.Add(api.Event{Type: typ, Node: name, Message: msg})
+		c.poke()
+	}
+	return c.nodeView(n, list[instanceRecord](c.store, state.KindInstances, "")), nil
+}

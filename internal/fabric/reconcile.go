@@ -1,0 +1,507 @@
+package fabric
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/fabric/placement"
+	"github.com/weftcloud/weft/internal/state"
+)
+
+// pass is one reconcile pass: a snapshot of the state that the steps change
+// in memory, written back as one batch at the end.
+type pass struct {
+	c   *Controller
+	now time.Time
+
+	nodes     map[string]*nodeRecord
+	nodeDirty map[string]bool
+	services  []*serviceRecord
+	svcDirty  map[string]bool
+	svcGone   map[string]bool
+	insts     map[string]*instanceRecord // by ID; gone ones removed
+	dirty     map[string]bool
+	gone      map[string]*instanceRecord
+	cluster   *placement.Cluster
+
+	drains []string // instances to drain from the load balancer once the batch is written
+}
+
+func (c *Controller) reconcile(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := &pass{
+		c: c, now: c.now(),
+		nodes: map[string]*nodeRecord{}, nodeDirty: map[string]bool{},
+		svcDirty: map[string]bool{}, svcGone: map[string]bool{},
+		insts: map[string]*instanceRecord{}, dirty: map[string]bool{}, gone: map[string]*instanceRecord{},
+	}
+	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
+		p.nodes[n.Name] = &n
+	}
+	for _, in := range list[instanceRecord](c.store, state.KindInstances, "") {
+		p.insts[in.ID] = &in
+	}
+	for _, s := range list[serviceRecord](c.store, state.KindServices, "") {
+		p.services = append(p.services, &s)
+	}
+
+	p.checkNodes()
+	p.dropFinished()
+	p.buildCluster()
+	for _, svc := range p.services {
+		p.service(svc)
+	}
+	p.placePending()
+	p.expireDrains()
+
+	if err := c.apply(ctx, p.ops()); err != nil {
+		return fmt.Errorf("fabric: write reconcile pass: %w", err)
+	}
+	for _, id := range p.drains {
+		c.startDrain(ctx, id)
+	}
+	// Drains the controller did not start in this process (it restarted
+	// mid-upgrade) are picked up here.
+	for _, in := range p.insts {
+		if in.Draining && in.Desired == api.DesiredRunning {
+			c.startDrain(ctx, in.ID)
+		}
+	}
+	return nil
+}
+
+func (p *pass) ops() []state.Op {
+	var ops []state.Op
+	for name := range p.nodeDirty {
+		ops = append(ops, put(state.KindNodes, name, p.nodes[name]))
+	}
+	for _, s := range p.services {
+		switch {
+		case p.svcGone[s.Name]:
+			ops = append(ops, del(state.KindServices, s.Name))
+		case p.svcDirty[s.Name]:
+			ops = append(ops, put(state.KindServices, s.Name, s))
+		}
+	}
+	for id := range p.dirty {
+		if in, ok := p.insts[id]; ok {
+			ops = append(ops, put(state.KindInstances, instanceKey(in.Service, in.ID), in))
+		}
+	}
+	for _, in := range p.gone {
+		ops = append(ops, del(state.KindInstances, instanceKey(in.Service, in.ID)))
+	}
+	return ops
+}
+
+func (p *pass) event(e api.Event) { p.c.events.Add(e) }
+
+func (p *pass) touch(in *instanceRecord) {
+	in.UpdatedAt = p.now
+	p.dirty[in.ID] = true
+}
+
+func (p *pass) remove(in *instanceRecord) {
+	delete(p.insts, in.ID)
+	delete(p.dirty, in.ID)
+	p.gone[in.ID] = in
+}
+
+// checkNodes declares down the nodes whose heartbeats stopped.
+func (p *pass) checkNodes() {
+	for name, n := range p.nodes {
+		if n.State == api.NodeDown {
+			continue
+		}
+		last, ok := p.c.lastSeen(name)
+		if !ok {
+			p.c.markSeen(name, p.now) // first sight in this process: give it a full TTL
+			continue
+		}
+		if silent := p.now.Sub(last); silent > p.c.cfg.HeartbeatTTL {
+			n.State = api.NodeDown
+			p.nodeDirty[name] = true
+			p.event(api.Event{Type: "node.down", Level: "warn", Node: name,
+				Message: fmt.Sprintf("node %s missed heartbeats for %s: declared down, its instances are being replaced", name, silent.Round(time.Millisecond))})
+		}
+	}
+}
+
+// dropFinished forgets instances that are gone: stopped ones, and those
+// whose node is down or unknown (they are recreated elsewhere).
+func (p *pass) dropFinished() {
+	for _, in := range p.sortedInstances() {
+		node := p.nodes[in.Node]
+		switch {
+		case in.Node != "" && (node == nil || node.State == api.NodeDown):
+			if in.Desired == api.DesiredRunning && !in.Draining {
+				p.event(api.Event{Type: "instance.lost", Level: "warn", Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
+					Message: fmt.Sprintf("instance %s lost with node %s; replacing it", in.ID, in.Node)})
+			}
+			p.remove(in)
+		case in.Desired == api.DesiredStopped && (in.Node == "" || in.State == api.StateStopped || in.State == api.StateFailed):
+			p.event(api.Event{Type: "instance.stopped", Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
+				Message: fmt.Sprintf("instance %s stopped", in.ID)})
+			p.remove(in)
+		}
+	}
+}
+
+// sortedInstances returns the live set in a stable order (service, role, slot, creation).
+func (p *pass) sortedInstances() []*instanceRecord {
+	out := make([]*instanceRecord, 0, len(p.insts))
+	for _, in := range p.insts {
+		out = append(out, in)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Service != b.Service {
+			return a.Service < b.Service
+		}
+		if a.Role != b.Role {
+			return a.Role < b.Role
+		}
+		if a.Slot != b.Slot {
+			return a.Slot < b.Slot
+		}
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.Before(b.CreatedAt)
+		}
+		return a.ID < b.ID
+	})
+	return out
+}
+
+func (p *pass) instancesOf(service string) []*instanceRecord {
+	var out []*instanceRecord
+	for _, in := range p.sortedInstances() {
+		if in.Service == service {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// buildCluster makes the placement view: ready nodes with their free capacity
+// and how many instances of each role they hold.
+func (p *pass) buildCluster() {
+	used := map[string][2]float64{}
+	for _, in := range p.insts {
+		if in.Node != "" {
+			u := used[in.Node]
+			u[0] += in.Spec.Size.CPU
+			u[1] += float64(in.Spec.Size.Memory)
+			used[in.Node] = u
+		}
+	}
+	var nodes []placement.Node
+	for _, n := range p.nodes {
+		u := used[n.Name]
+		nodes = append(nodes, placement.Node{
+			Name: n.Name, FaultDomain: n.FaultDomain, Runtimes: n.Runtimes,
+			FreeCPU: n.Capacity.CPU - u[0], FreeMemory: int64(n.Capacity.Memory) - int64(u[1]),
+			Schedulable: n.State == api.NodeReady,
+		})
+	}
+	p.cluster = placement.NewCluster(nodes)
+	for _, in := range p.insts {
+		if in.Node != "" && in.live() {
+			p.cluster.Count(in.Service+"/"+in.Role, in.Node)
+		}
+	}
+}
+
+// service converges one service: instance counts, upgrades, evictions, deletion.
+func (p *pass) service(svc *serviceRecord) {
+	insts := p.instancesOf(svc.Name)
+	if svc.Status == api.ServiceDeleting {
+		for _, in := range insts {
+			p.stop(in)
+		}
+		if len(p.instancesOf(svc.Name)) == 0 {
+			p.svcGone[svc.Name] = true
+			p.event(api.Event{Type: "service.deleted", Service: svc.Name, Message: "service " + svc.Name + " deleted"})
+		}
+		return
+	}
+	for _, in := range insts {
+		if roleIndex(svc.Spec, in.Role) < 0 {
+			p.stop(in) // the role was removed from the model
+		}
+	}
+	for _, role := range svc.Spec.Roles {
+		occupied := map[int]bool{}
+		for _, in := range insts {
+			if in.Role != role.Name {
+				continue
+			}
+			if in.Slot >= role.Instances {
+				p.stop(in)
+				continue
+			}
+			occupied[in.Slot] = true
+		}
+		for slot := 0; slot < role.Instances; slot++ {
+			if !occupied[slot] {
+				p.create(svc, role, slot, "")
+			}
+		}
+	}
+	p.evict(svc)
+	p.upgrade(svc)
+}
+
+// create adds a new instance of role in slot and tries to place it.
+func (p *pass) create(svc *serviceRecord, role api.RoleSpec, slot int, replaces string) *instanceRecord {
+	in := &instanceRecord{
+		Instance: api.Instance{
+			ID: newInstanceID(svc.Name, role.Name, slot), Tenant: svc.Tenant, Service: svc.Name, Role: role.Name,
+			Slot: slot, UpdateDomain: slot % upgradeDomains(svc.Spec), Version: svc.Version,
+			Desired: api.DesiredRunning, State: api.StatePending, Health: api.HealthUnknown, CreatedAt: p.now,
+		},
+		Spec: role, Template: templateHash(role), Replaces: replaces,
+	}
+	p.insts[in.ID] = in
+	p.touch(in)
+	p.place(in)
+	return in
+}
+
+func upgradeDomains(spec api.ServiceSpec) int {
+	if spec.UpgradeDomains > 0 {
+		return spec.UpgradeDomains
+	}
+	return api.DefaultUpgradeDomains
+}
+
+func newInstanceID(service, role string, slot int) string {
+	const letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 4)
+	rand.Read(b)
+	for i := range b {
+		b[i] = letters[int(b[i])%len(letters)]
+	}
+	return fmt.Sprintf("%s-%s-%d-%s", service, role, slot, b)
+}
+
+// place puts a pending instance on a node, or records why it cannot.
+func (p *pass) place(in *instanceRecord) {
+	var avoid []string
+	if old, ok := p.insts[in.Replaces]; ok {
+		avoid = []string{old.Node}
+	}
+	node, err := p.cluster.Place(placement.Request{
+		Group: in.Service + "/" + in.Role, Runtime: in.Spec.Runtime,
+		CPU: in.Spec.Size.CPU, Memory: int64(in.Spec.Size.Memory), Avoid: avoid,
+	})
+	if err != nil {
+		reason := err.Error()
+		var ue *placement.UnplaceableError
+		if errors.As(err, &ue) {
+			reason = ue.Reason
+		}
+		if in.Message != reason {
+			in.Message = reason
+			p.touch(in)
+			p.event(api.Event{Type: "instance.pending", Level: "warn", Service: in.Service, Role: in.Role, Instance: in.ID,
+				Message: fmt.Sprintf("instance %s cannot be placed: %s", in.ID, reason)})
+		}
+		return
+	}
+	in.Node = node
+	in.FaultDomain = p.nodes[node].FaultDomain
+	in.Message = ""
+	p.touch(in)
+	p.event(api.Event{Type: "instance.placed", Service: in.Service, Role: in.Role, Instance: in.ID, Node: node,
+		Message: fmt.Sprintf("instance %s placed on %s (fault domain %s, update domain %d)", in.ID, node, in.FaultDomain, in.UpdateDomain)})
+}
+
+func (p *pass) placePending() {
+	for _, in := range p.sortedInstances() {
+		if in.Node == "" && in.Desired == api.DesiredRunning {
+			p.place(in)
+		}
+	}
+}
+
+// stop takes an instance out of service: out of the load balancer first
+// (the drain runs after the batch is written), then stopped by its node.
+func (p *pass) stop(in *instanceRecord) {
+	if in.Desired == api.DesiredStopped || in.Draining {
+		return
+	}
+	if in.Node == "" {
+		p.remove(in) // never placed: nothing runs
+		return
+	}
+	if p.c.lb == nil || !published(in.Spec) || !in.healthy() {
+		in.Desired = api.DesiredStopped // not in the load balancer: nothing to drain
+		p.touch(in)
+		return
+	}
+	in.Draining = true
+	in.DrainStarted = p.now
+	p.touch(in)
+	p.drains = append(p.drains, in.ID)
+}
+
+// expireDrains stops instances whose drain outlived the drain timeout (a
+// drain that never finishes, or one whose controller died midway).
+func (p *pass) expireDrains() {
+	for _, in := range p.insts {
+		if in.Draining && in.Desired == api.DesiredRunning && p.now.Sub(in.DrainStarted) > p.c.cfg.DrainTimeout {
+			in.Desired = api.DesiredStopped
+			p.touch(in)
+		}
+	}
+}
+
+// evict moves instances off draining nodes: a replacement starts elsewhere
+// and the old instance stops once the replacement is healthy.
+func (p *pass) evict(svc *serviceRecord) {
+	insts := p.instancesOf(svc.Name)
+	replacement := map[string]*instanceRecord{}
+	for _, in := range insts {
+		if in.Replaces != "" && in.Desired == api.DesiredRunning {
+			replacement[in.Replaces] = in
+		}
+	}
+	for _, in := range insts {
+		node := p.nodes[in.Node]
+		nodeDraining := node != nil && node.State == api.NodeDraining
+		switch {
+		case in.live() && nodeDraining:
+			idx := roleIndex(svc.Spec, in.Role)
+			if idx < 0 {
+				continue
+			}
+			in.Evicting = true
+			p.touch(in)
+			if replacement[in.ID] == nil {
+				replacement[in.ID] = p.create(svc, svc.Spec.Roles[idx], in.Slot, in.ID)
+			}
+		case in.Evicting && in.Desired == api.DesiredRunning && !in.Draining:
+			repl := replacement[in.ID]
+			switch {
+			case repl != nil && repl.healthy():
+				p.event(api.Event{Type: "instance.moved", Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
+					Message: fmt.Sprintf("instance %s replaced by %s on %s; stopping it", in.ID, repl.ID, repl.Node)})
+				p.stop(in)
+			case !nodeDraining:
+				// Undrained before the replacement was ready: keep the original.
+				in.Evicting = false
+				p.touch(in)
+				if repl != nil {
+					p.stop(repl)
+				}
+			case repl == nil:
+				if idx := roleIndex(svc.Spec, in.Role); idx >= 0 {
+					p.create(svc, svc.Spec.Roles[idx], in.Slot, in.ID)
+				}
+			}
+		}
+	}
+}
+
+// upgrade walks update domains in order. A domain is done when each of its
+// slots has a healthy instance of the current template; the next domain's
+// outdated instances are only taken down after that, so at most one domain
+// is ever out of service. A domain that stays unhealthy halts the upgrade.
+func (p *pass) upgrade(svc *serviceRecord) {
+	if svc.Status == api.ServiceHalted {
+		return
+	}
+	uds := upgradeDomains(svc.Spec)
+	insts := p.instancesOf(svc.Name)
+	outdated := map[int][]*instanceRecord{}
+	for _, in := range insts {
+		idx := roleIndex(svc.Spec, in.Role)
+		if idx >= 0 && in.live() && in.Template != templateHash(svc.Spec.Roles[idx]) {
+			outdated[in.UpdateDomain] = append(outdated[in.UpdateDomain], in)
+		}
+	}
+	if len(outdated) == 0 && svc.Status != api.ServiceUpgrading {
+		return
+	}
+	// notReady lists, per domain, the current-template instances (or empty
+	// slots) that are not healthy yet.
+	notReady := map[int][]string{}
+	var oldest = map[int]time.Time{}
+	for _, role := range svc.Spec.Roles {
+		hash := templateHash(role)
+		for slot := 0; slot < role.Instances; slot++ {
+			ud := slot % uds
+			var cur *instanceRecord
+			for _, in := range insts {
+				if in.Role == role.Name && in.Slot == slot && in.live() && in.Template == hash {
+					cur = in
+				}
+			}
+			if cur != nil && cur.healthy() {
+				continue
+			}
+			what := fmt.Sprintf("%s slot %d has no instance yet", role.Name, slot)
+			since := p.now
+			if cur != nil {
+				what = fmt.Sprintf("instance %s is %s/%s", cur.ID, cur.State, cur.Health)
+				if cur.Message != "" {
+					what += " (" + cur.Message + ")"
+				}
+				since = cur.CreatedAt
+			}
+			notReady[ud] = append(notReady[ud], what)
+			if t, ok := oldest[ud]; !ok || since.Before(t) {
+				oldest[ud] = since
+			}
+		}
+	}
+	domain := -1
+	for d := 0; d < uds; d++ {
+		if len(outdated[d]) > 0 || len(notReady[d]) > 0 {
+			domain = d
+			break
+		}
+	}
+	if domain < 0 {
+		if svc.Status == api.ServiceUpgrading {
+			svc.Status, svc.Upgrade, svc.Message = api.ServiceStable, nil, ""
+			p.svcDirty[svc.Name] = true
+			p.event(api.Event{Type: "upgrade.completed", Service: svc.Name,
+				Message: fmt.Sprintf("service %s upgraded to version %d", svc.Name, svc.Version)})
+		}
+		return
+	}
+	if svc.Status != api.ServiceUpgrading {
+		from := svc.Version - 1
+		if n := len(svc.Revisions); n > 0 {
+			from = svc.Revisions[n-1].Version
+		}
+		svc.Status = api.ServiceUpgrading
+		svc.Upgrade = &api.Upgrade{FromVersion: from, ToVersion: svc.Version, Domain: -1, Domains: uds, StartedAt: p.now}
+		p.svcDirty[svc.Name] = true
+		p.event(api.Event{Type: "upgrade.started", Service: svc.Name,
+			Message: fmt.Sprintf("service %s: rolling upgrade to version %d over %d update domains", svc.Name, svc.Version, uds)})
+	}
+	if svc.Upgrade.Domain != domain {
+		svc.Upgrade.Domain = domain
+		p.svcDirty[svc.Name] = true
+		p.event(api.Event{Type: "upgrade.domain", Service: svc.Name,
+			Message: fmt.Sprintf("service %s: upgrading update domain %d of %d", svc.Name, domain+1, uds)})
+	}
+	for _, in := range outdated[domain] {
+		p.stop(in)
+	}
+	if len(outdated[domain]) == 0 && len(notReady[domain]) > 0 && p.now.Sub(oldest[domain]) > p.c.cfg.UpgradeTimeout {
+		svc.Status = api.ServiceHalted
+		svc.Message = fmt.Sprintf("update domain %d of %d did not become healthy within %s: %s; the other domains keep the old version (weft rollback %s)",
+			domain+1, uds, p.c.cfg.UpgradeTimeout, notReady[domain][0], svc.Name)
+		p.svcDirty[svc.Name] = true
+		p.event(api.Event{Type: "upgrade.halted", Level: "error", Service: svc.Name, Message: "service " + svc.Name + ": " + svc.Message})
+	}
+}

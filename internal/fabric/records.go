@@ -1,0 +1,109 @@
+package fabric
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/state"
+)
+
+// serviceRecord is what the store keeps for a service: the API object plus
+// the history rollback needs.
+type serviceRecord struct {
+	api.Service
+	// Revisions are earlier specs, newest last, at most maxRevisions.
+	Revisions []revision `json:"revisions,omitempty"`
+}
+
+type revision struct {
+	Version int             `json:"version"`
+	Spec    api.ServiceSpec `json:"spec"`
+}
+
+const maxRevisions = 10
+
+// instanceRecord is the stored instance: the API object plus what only the
+// fabric needs.
+type instanceRecord struct {
+	api.Instance
+	// Spec is the role template this instance runs: an instance keeps its
+	// own template until an upgrade replaces it, so a restart after a crash
+	// starts the same version.
+	Spec api.RoleSpec `json:"spec"`
+	// Template is the hash of the role template the instance runs; the
+	// instance is outdated when its role's current template hashes otherwise.
+	Template string `json:"template"`
+	// Replaces names the instance this one takes over from (node drain:
+	// the replacement starts first, the old one stops once it is healthy).
+	Replaces string `json:"replaces,omitempty"`
+	// Evicting marks an instance that leaves its node once its replacement is healthy.
+	Evicting bool `json:"evicting,omitempty"`
+	// DrainStarted is when the instance was taken out of the load balancer.
+	DrainStarted time.Time `json:"drainStarted,omitzero"`
+}
+
+// live reports whether the instance still holds its slot: it runs or is
+// meant to run, and is not on its way out.
+func (r *instanceRecord) live() bool {
+	return r.Desired == api.DesiredRunning && !r.Draining && !r.Evicting
+}
+
+func (r *instanceRecord) healthy() bool {
+	return r.State == api.StateRunning && r.Health == api.HealthHealthy
+}
+
+// nodeRecord is the stored node. Heartbeat times are not stored: they change
+// every interval and live in memory on the controller (see Controller.seen).
+type nodeRecord struct {
+	api.Node
+}
+
+// templateHash identifies a role's template: everything but the instance count.
+func templateHash(role api.RoleSpec) string {
+	role.Instances = 0
+	data, _ := json.Marshal(role)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
+}
+
+func put(kind, key string, v any) state.Op {
+	data, err := json.Marshal(v)
+	if err != nil {
+		// Only our own record types are stored; they always marshal.
+		panic(fmt.Sprintf("fabric: marshal %s/%s: %v", kind, key, err))
+	}
+	return state.Op{Kind: kind, Key: key, Value: data}
+}
+
+func del(kind, key string) state.Op { return state.Op{Kind: kind, Key: key, Delete: true} }
+
+func get[T any](s state.Store, kind, key string) (T, bool) {
+	var v T
+	e, ok := s.Get(kind, key)
+	if !ok {
+		return v, false
+	}
+	if err := json.Unmarshal(e.Value, &v); err != nil {
+		return v, false
+	}
+	return v, true
+}
+
+func list[T any](s state.Store, kind, prefix string) []T {
+	entries := s.List(kind, prefix)
+	out := make([]T, 0, len(entries))
+	for _, e := range entries {
+		var v T
+		if err := json.Unmarshal(e.Value, &v); err == nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// instanceKey orders a service's instances together: "service/id".
+func instanceKey(service, id string) string { return service + "/" + id }

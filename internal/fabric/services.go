@@ -1,0 +1,350 @@
+package fabric
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/state"
+)
+
+// Deploy creates a service or, when its model changed, upgrades it: the
+// reconciler then rolls the changed roles one update domain at a time. A
+// refused model changes nothing.
+func (c *Controller) Deploy(ctx context.Context, spec api.ServiceSpec) (api.Service, error) {
+	spec.SetDefaults()
+	if err := spec.Validate(); err != nil {
+		return api.Service{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.checkFeasible(spec); err != nil {
+		return api.Service{}, err
+	}
+	rec, exists := get[serviceRecord](c.store, state.KindServices, spec.Name)
+	now := c.now()
+	switch {
+	case exists && rec.Status == api.ServiceDeleting:
+		return api.Service{}, api.Errorf(api.CodeConflict, "service %s is being deleted", spec.Name)
+	case exists && reflect.DeepEqual(rec.Spec, spec):
+		return c.serviceView(rec), nil // nothing changed: deploying twice is a no-op
+	case exists:
+		rec.Revisions = appendRevision(rec.Revisions, revision{Version: rec.Version, Spec: rec.Spec})
+		rec.Version++
+		rec.Spec = spec
+		rec.Status, rec.Message = api.ServiceStable, ""
+		rec.UpdatedAt = now
+	default:
+		rec = serviceRecord{Service: api.Service{
+			Name: spec.Name, Tenant: api.DefaultTenant, Version: 1, Spec: spec,
+			Status: api.ServiceStable, CreatedAt: now, UpdatedAt: now,
+		}}
+	}
+	if err := c.apply(ctx, []state.Op{put(state.KindServices, spec.Name, rec)}); err != nil {
+		return api.Service{}, err
+	}
+	verb := "deployed"
+	if rec.Version > 1 {
+		verb = "updated"
+	}
+	c.events.Add(api.Event{Type: "service." + verb, Service: spec.Name,
+		Message: fmt.Sprintf("service %s %s (version %d)", spec.Name, verb, rec.Version)})
+	c.poke()
+	return c.serviceView(rec), nil
+}
+
+func appendRevision(revs []revision, r revision) []revision {
+	revs = append(revs, r)
+	if len(revs) > maxRevisions {
+		revs = revs[len(revs)-maxRevisions:]
+	}
+	return revs
+}
+
+// checkFeasible refuses what no node could ever run, and public ports that
+// another service already publishes.
+func (c *Controller) checkFeasible(spec api.ServiceSpec) error {
+	nodes := list[nodeRecord](c.store, state.KindNodes, "")
+	var problems []string
+	for i, role := range spec.Roles {
+		if role.Runtime == api.RuntimeProcess && !c.packages.Has(role.Package) {
+			problems = append(problems, fmt.Sprintf("roles[%d].package: %s was not uploaded (weft deploy uploads package folders)", i, role.Package))
+		}
+	}
+	if len(nodes) > 0 {
+		for i, role := range spec.Roles {
+			var offered, fits bool // by a node that exists, even if down: capacity may come back
+			var largest api.Resources
+			for _, n := range nodes {
+				if !slices.Contains(n.Runtimes, role.Runtime) {
+					continue
+				}
+				offered = true
+				if n.Capacity.CPU >= role.Size.CPU && n.Capacity.Memory >= role.Size.Memory {
+					fits = true
+				}
+				if n.Capacity.CPU > largest.CPU {
+					largest.CPU = n.Capacity.CPU
+				}
+				if n.Capacity.Memory > largest.Memory {
+					largest.Memory = n.Capacity.Memory
+				}
+			}
+			switch {
+			case !offered:
+				problems = append(problems, fmt.Sprintf("roles[%d].runtime: no node offers the %s runtime", i, role.Runtime))
+			case !fits:
+				problems = append(problems, fmt.Sprintf("roles[%d].size: %g CPU and %s is more than any node has (largest: %g CPU, %s)",
+					i, role.Size.CPU, role.Size.Memory, largest.CPU, largest.Memory))
+			}
+		}
+	}
+	used := map[int]string{}
+	for _, other := range list[serviceRecord](c.store, state.KindServices, "") {
+		if other.Name == spec.Name {
+			continue
+		}
+		for _, r := range other.Spec.Roles {
+			if published(r) {
+				for _, ep := range r.Endpoints {
+					used[ep.Port] = other.Name
+				}
+			}
+		}
+	}
+	for i, r := range spec.Roles {
+		if !published(r) {
+			continue
+		}
+		for j, ep := range r.Endpoints {
+			if owner, ok := used[ep.Port]; ok {
+				problems = append(problems, fmt.Sprintf("roles[%d].endpoints[%d].port: %d is already published by service %s", i, j, ep.Port, owner))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		code := api.CodeInvalid
+		if strings.Contains(problems[0], "already published") {
+			code = api.CodeConflict
+		}
+		return api.Errorf(code, "%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// published reports whether a role's endpoints are on the load balancer.
+func published(r api.RoleSpec) bool { return r.Kind == api.KindWeb || r.Kind == api.KindVM }
+
+// Scale sets a role's instance count without touching its other instances.
+func (c *Controller) Scale(ctx context.Context, name, role string, n int) (api.Service, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, err := c.liveService(name)
+	if err != nil {
+		return api.Service{}, err
+	}
+	idx := roleIndex(rec.Spec, role)
+	if idx < 0 {
+		return api.Service{}, api.Errorf(api.CodeNotFound, "service %s has no role %q", name, role)
+	}
+	spec := cloneSpec(rec.Spec)
+	spec.Roles[idx].Instances = n
+	if err := spec.Validate(); err != nil {
+		return api.Service{}, err
+	}
+	if spec.Roles[idx].Instances == rec.Spec.Roles[idx].Instances {
+		return c.serviceView(rec), nil
+	}
+	old := rec.Spec.Roles[idx].Instances
+	rec.Spec = spec
+	rec.Version++
+	rec.UpdatedAt = c.now()
+	if err := c.apply(ctx, []state.Op{put(state.KindServices, name, rec)}); err != nil {
+		return api.Service{}, err
+	}
+	c.events.Add(api.Event{Type: "service.scaled", Service: name, Role: role,
+		Message: fmt.Sprintf("%s/%s scaled from %d to %d instances", name, role, old, n)})
+	c.poke()
+	return c.serviceView(rec), nil
+}
+
+// Rollback returns a service to the model it ran before its last deploy,
+// keeping the current instance counts, by the same rolling upgrade.
+func (c *Controller) Rollback(ctx context.Context, name string) (api.Service, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, err := c.liveService(name)
+	if err != nil {
+		return api.Service{}, err
+	}
+	if len(rec.Revisions) == 0 {
+		return api.Service{}, api.Errorf(api.CodeConflict, "service %s has no earlier version to roll back to", name)
+	}
+	prev := rec.Revisions[len(rec.Revisions)-1]
+	spec := cloneSpec(prev.Spec)
+	for i := range spec.Roles {
+		if j := roleIndex(rec.Spec, spec.Roles[i].Name); j >= 0 {
+			spec.Roles[i].Instances = rec.Spec.Roles[j].Instances
+		}
+	}
+	rec.Revisions = append(rec.Revisions[:len(rec.Revisions)-1], revision{Version: rec.Version, Spec: rec.Spec})
+	rec.Version++
+	rec.Spec = spec
+	rec.Status, rec.Message = api.ServiceStable, ""
+	rec.UpdatedAt = c.now()
+	if err := c.apply(ctx, []state.Op{put(state.KindServices, name, rec)}); err != nil {
+		return api.Service{}, err
+	}
+	c.events.Add(api.Event{Type: "service.rollback", Service: name,
+		Message: fmt.Sprintf("service %s rolling back to the model of version %d (now version %d)", name, prev.Version, rec.Version)})
+	c.poke()
+	return c.serviceView(rec), nil
+}
+
+// DeleteService stops every instance of a service, then forgets it.
+func (c *Controller) DeleteService(ctx context.Context, name string) (api.Service, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, ok := get[serviceRecord](c.store, state.KindServices, name)
+	if !ok {
+		return api.Service{}, api.Errorf(api.CodeNotFound, "no service named %s", name)
+	}
+	if rec.Status != api.ServiceDeleting {
+		rec.Status, rec.Upgrade, rec.UpdatedAt = api.ServiceDeleting, nil, c.now()
+		if err := c.apply(ctx, []state.Op{put(state.KindServices, name, rec)}); err != nil {
+			return api.Service{}, err
+		}
+		c.events.Add(api.Event{Type: "service.deleting", Service: name, Message: "service " + name + " is being deleted"})
+		c.poke()
+	}
+	return c.serviceView(rec), nil
+}
+
+func (c *Controller) liveService(name string) (serviceRecord, error) {
+	rec, ok := get[serviceRecord](c.store, state.KindServices, name)
+	if !ok {
+		return rec, api.Errorf(api.CodeNotFound, "no service named %s", name)
+	}
+	if rec.Status == api.ServiceDeleting {
+		return rec, api.Errorf(api.CodeConflict, "service %s is being deleted", name)
+	}
+	return rec, nil
+}
+
+// Services lists every service with its role counts.
+func (c *Controller) Services(ctx context.Context) []api.Service {
+	recs := list[serviceRecord](c.store, state.KindServices, "")
+	out := make([]api.Service, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, c.serviceView(r))
+	}
+	return out
+}
+
+// Service returns one service.
+func (c *Controller) Service(ctx context.Context, name string) (api.Service, error) {
+	rec, ok := get[serviceRecord](c.store, state.KindServices, name)
+	if !ok {
+		return api.Service{}, api.Errorf(api.CodeNotFound, "no service named %s", name)
+	}
+	return c.serviceView(rec), nil
+}
+
+// serviceView adds the role counts to the stored service.
+func (c *Controller) serviceView(rec serviceRecord) api.Service {
+	s := rec.Service
+	insts := list[instanceRecord](c.store, state.KindInstances, rec.Name+"/")
+	s.Roles = nil
+	for _, role := range rec.Spec.Roles {
+		rs := api.RoleStatus{Name: role.Name, Desired: role.Instances}
+		hash := templateHash(role)
+		for _, in := range insts {
+			if in.Role != role.Name || !in.live() {
+				continue
+			}
+			// Counted only when it runs the current template, so that
+			// "3/3 healthy" during an upgrade means the new version.
+			if in.Template != hash {
+				continue
+			}
+			switch {
+			case in.healthy():
+				rs.Healthy++
+				rs.Running++
+			case in.State == api.StateRunning:
+				rs.Running++
+			case in.State == api.StatePending:
+				rs.Pending++
+			}
+		}
+		s.Roles = append(s.Roles, rs)
+	}
+	return s
+}
+
+// Instances lists instances, of one service or of all, ordered by service, role and slot.
+func (c *Controller) Instances(ctx context.Context, service string) []api.Instance {
+	prefix := ""
+	if service != "" {
+		prefix = service + "/"
+	}
+	recs := list[instanceRecord](c.store, state.KindInstances, prefix)
+	sort.SliceStable(recs, func(i, j int) bool {
+		a, b := recs[i], recs[j]
+		if a.Service != b.Service {
+			return a.Service < b.Service
+		}
+		if a.Role != b.Role {
+			return a.Role < b.Role
+		}
+		if a.Slot != b.Slot {
+			return a.Slot < b.Slot
+		}
+		return a.CreatedAt.Before(b.CreatedAt)
+	})
+	out := make([]api.Instance, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, r.Instance)
+	}
+	return out
+}
+
+// Instance returns one instance by ID.
+func (c *Controller) Instance(ctx context.Context, id string) (api.Instance, error) {
+	rec, ok := c.findInstance(id)
+	if !ok {
+		return api.Instance{}, api.Errorf(api.CodeNotFound, "no instance %s", id)
+	}
+	return rec.Instance, nil
+}
+
+// findInstance looks an instance up by ID. Instance IDs start with their
+// service's name, but service names may contain dashes, so try each service.
+func (c *Controller) findInstance(id string) (instanceRecord, bool) {
+	for _, s := range c.store.List(state.KindServices, "") {
+		if strings.HasPrefix(id, s.Key+"-") {
+			if rec, ok := get[instanceRecord](c.store, state.KindInstances, instanceKey(s.Key, id)); ok {
+				return rec, true
+			}
+		}
+	}
+	return instanceRecord{}, false
+}
+
+func roleIndex(spec api.ServiceSpec, role string) int {
+	for i, r := range spec.Roles {
+		if r.Name == role {
+			return i
+		}
+	}
+	return -1
+}
+
+func cloneSpec(s api.ServiceSpec) api.ServiceSpec {
+	s.Roles = append([]api.RoleSpec(nil), s.Roles...)
+	return s
+}

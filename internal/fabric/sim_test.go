@@ -1,0 +1,399 @@
+package fabric
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/pkgstore"
+	"github.com/weftcloud/weft/internal/state"
+)
+
+// sim is a controller over a real store with simulated nodes: each step the
+// nodes read their assignments and report every assigned instance as
+// running (healthy unless the test says otherwise), and the controller
+// reconciles. Time only moves when the test says so.
+type sim struct {
+	t     testing.TB
+	ctx   context.Context
+	c     *Controller
+	store *state.DB
+	clock *fakeClock
+	nodes map[string]*simNode
+	pkg   string // digest of an uploaded package
+	// unhealthy marks instances whose template setting VERSION has this value as failing their probe.
+	unhealthyVersion string
+}
+
+type simNode struct {
+	name, fd string
+	cpu      float64
+	dead     bool
+	running  map[string]api.InstanceStatus
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (f *fakeClock) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fakeClock) Advance(d time.Duration) {
+	f.mu.Lock()
+	f.now = f.now.Add(d)
+	f.mu.Unlock()
+}
+
+func newSim(t testing.TB, nodes int) *sim {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := state.Open(filepath.Join(dir, "state.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	pkgs, err := pkgstore.Open(filepath.Join(dir, "packages"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := New(Config{HeartbeatTTL: 2 * time.Second, UpgradeTimeout: 10 * time.Second, Clock: clock.Now}, store, pkgs, nil)
+	s := &sim{t: t, ctx: context.Background(), c: c, store: store, clock: clock, nodes: map[string]*simNode{}}
+	pkg, err := c.PutPackage(s.ctx, strings.NewReader("not really a tarball"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.pkg = pkg.Digest
+	for i := 1; i <= nodes; i++ {
+		s.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("fd%d", i), 4)
+	}
+	return s
+}
+
+func (s *sim) addNode(name, fd string, cpu float64) {
+	s.t.Helper()
+	n := &simNode{name: name, fd: fd, cpu: cpu, running: map[string]api.InstanceStatus{}}
+	s.nodes[name] = n
+	_, err := s.c.RegisterNode(s.ctx, api.NodeRegistration{
+		Name: name, Address: "http://127.0.0.1:1", Host: "127.0.0.1", FaultDomain: fd,
+		Capacity: api.Resources{CPU: cpu, Memory: 8 << 30}, Runtimes: []string{api.RuntimeProcess},
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// step runs every live node once, then one reconcile pass.
+func (s *sim) step() {
+	s.t.Helper()
+	for _, n := range s.nodes {
+		if n.dead {
+			continue
+		}
+		as, err := s.c.Assignments(s.ctx, n.name, 0, 0)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		assigned := map[string]bool{}
+		for _, a := range as.Instances {
+			id := a.Instance.ID
+			assigned[id] = true
+			if a.Instance.Desired == api.DesiredStopped {
+				n.running[id] = api.InstanceStatus{ID: id, State: api.StateStopped, Health: api.HealthUnknown}
+				continue
+			}
+			health := api.HealthHealthy
+			if s.unhealthyVersion != "" && a.Role.Settings["VERSION"] == s.unhealthyVersion {
+				health = api.HealthUnhealthy
+			}
+			n.running[id] = api.InstanceStatus{ID: id, State: api.StateRunning, Health: health, Ports: map[string]int{"http": 20000}}
+		}
+		for id := range n.running {
+			if !assigned[id] {
+				delete(n.running, id)
+			}
+		}
+		var hb api.Heartbeat
+		for _, st := range n.running {
+			hb.Instances = append(hb.Instances, st)
+		}
+		if _, err := s.c.Heartbeat(s.ctx, n.name, hb); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	if err := s.c.reconcile(s.ctx); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// settle steps until cond holds, failing after max steps.
+func (s *sim) settle(max int, what string, cond func() bool) {
+	s.t.Helper()
+	for i := 0; i < max; i++ {
+		if cond() {
+			return
+		}
+		s.step()
+		s.clock.Advance(100 * time.Millisecond)
+	}
+	s.t.Fatalf("%s: not reached after %d steps; instances:\n%s", what, max, s.dump())
+}
+
+func (s *sim) dump() string {
+	var b strings.Builder
+	for _, in := range s.c.Instances(s.ctx, "") {
+		fmt.Fprintf(&b, "  %s node=%s ud=%d v=%d desired=%s draining=%v %s/%s %s\n", in.ID, in.Node, in.UpdateDomain, in.Version, in.Desired, in.Draining, in.State, in.Health, in.Message)
+	}
+	return b.String()
+}
+
+func (s *sim) records(service string) []instanceRecord {
+	return list[instanceRecord](s.store, state.KindInstances, service+"/")
+}
+
+// healthyCurrent counts instances of role that are live, healthy and run the role's current template.
+func (s *sim) healthyCurrent(service, role string) int {
+	svc, _ := get[serviceRecord](s.store, state.KindServices, service)
+	idx := roleIndex(svc.Spec, role)
+	if idx < 0 {
+		return 0
+	}
+	hash := templateHash(svc.Spec.Roles[idx])
+	n := 0
+	for _, in := range s.records(service) {
+		if in.Role == role && in.live() && in.healthy() && in.Template == hash {
+			n++
+		}
+	}
+	return n
+}
+
+func webSpec(instances int, version string) api.ServiceSpec {
+	return api.ServiceSpec{
+		Name: "hello", UpgradeDomains: 3,
+		Roles: []api.RoleSpec{{
+			Name: "web", Kind: api.KindWorker, Runtime: api.RuntimeProcess,
+			Command:   []string{"./hello"},
+			Instances: instances, Size: api.Size{CPU: 0.5, Memory: 64 << 20},
+			Settings: map[string]string{"VERSION": version},
+		}},
+	}
+}
+
+func (s *sim) deploy(spec api.ServiceSpec) api.Service {
+	s.t.Helper()
+	for i := range spec.Roles {
+		spec.Roles[i].Package = s.pkg
+	}
+	svc, err := s.c.Deploy(s.ctx, spec)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return svc
+}
+
+func TestPlacementSpreadsOverFaultDomains(t *testing.T) {
+	s := newSim(t, 3)
+	s.deploy(webSpec(6, "1"))
+	s.settle(20, "6 healthy", func() bool { return s.healthyCurrent("hello", "web") == 6 })
+	perFD := map[string]int{}
+	perUD := map[int]int{}
+	for _, in := range s.records("hello") {
+		perFD[in.FaultDomain]++
+		perUD[in.UpdateDomain]++
+	}
+	for fd, n := range perFD {
+		if n != 2 {
+			t.Errorf("fault domain %s has %d instances, want 2 (spread %v)", fd, n, perFD)
+		}
+	}
+	for ud, n := range perUD {
+		if n != 2 {
+			t.Errorf("update domain %d has %d instances, want 2", ud, n)
+		}
+	}
+}
+
+func TestDeadNodeInstancesAreRecreatedElsewhere(t *testing.T) {
+	s := newSim(t, 3)
+	s.deploy(webSpec(3, "1"))
+	s.settle(20, "3 healthy", func() bool { return s.healthyCurrent("hello", "web") == 3 })
+	s.nodes["node-1"].dead = true
+	s.clock.Advance(3 * time.Second)
+	s.step() // the pass that notices the silence
+	s.settle(20, "3 healthy again", func() bool { return s.healthyCurrent("hello", "web") == 3 })
+	for _, in := range s.records("hello") {
+		if in.Node == "node-1" {
+			t.Errorf("instance %s still on the dead node", in.ID)
+		}
+	}
+	n, _ := s.c.Node(s.ctx, "node-1")
+	if n.State != api.NodeDown {
+		t.Errorf("node-1 state %s, want down", n.State)
+	}
+	// The node comes back: it is ready again and gets nothing of its old work.
+	s.nodes["node-1"].dead = false
+	s.step()
+	if n, _ := s.c.Node(s.ctx, "node-1"); n.State != api.NodeReady {
+		t.Errorf("node-1 state %s after it came back, want ready", n.State)
+	}
+	if got := len(s.nodes["node-1"].running); got != 0 {
+		t.Errorf("node-1 runs %d instances after coming back, want 0", got)
+	}
+}
+
+func TestRollingUpgradeGoesOneDomainAtATime(t *testing.T) {
+	s := newSim(t, 3)
+	s.deploy(webSpec(6, "1"))
+	s.settle(20, "6 healthy", func() bool { return s.healthyCurrent("hello", "web") == 6 })
+	s.deploy(webSpec(6, "2"))
+	for i := 0; i < 60; i++ {
+		// Never more than one update domain (2 of 6 slots) out of service.
+		serving := 0
+		for _, in := range s.records("hello") {
+			if in.Desired == api.DesiredRunning && !in.Draining && in.healthy() {
+				serving++
+			}
+		}
+		if serving < 4 {
+			t.Fatalf("step %d: only %d instances serving during the upgrade:\n%s", i, serving, s.dump())
+		}
+		if s.healthyCurrent("hello", "web") == 6 && len(s.records("hello")) == 6 {
+			break
+		}
+		s.step()
+		s.clock.Advance(100 * time.Millisecond)
+	}
+	s.settle(20, "upgrade completes", func() bool {
+		svc, _ := s.c.Service(s.ctx, "hello")
+		return svc.Status == api.ServiceStable && s.healthyCurrent("hello", "web") == 6
+	})
+}
+
+func TestFailingUpgradeHaltsAndRollsBack(t *testing.T) {
+	s := newSim(t, 3)
+	s.deploy(webSpec(6, "1"))
+	s.settle(20, "6 healthy", func() bool { return s.healthyCurrent("hello", "web") == 6 })
+	s.unhealthyVersion = "bad"
+	s.deploy(webSpec(6, "bad"))
+	s.settle(200, "halted", func() bool {
+		svc, _ := s.c.Service(s.ctx, "hello")
+		return svc.Status == api.ServiceHalted
+	})
+	svc, _ := s.c.Service(s.ctx, "hello")
+	if !strings.Contains(svc.Message, "update domain 1 of 3") {
+		t.Errorf("halt message %q does not name the domain", svc.Message)
+	}
+	old := 0
+	for _, in := range s.records("hello") {
+		if in.Spec.Settings["VERSION"] == "1" && in.healthy() {
+			old++
+		}
+	}
+	if old != 4 {
+		t.Errorf("%d instances still run the old version, want 4 (two domains untouched):\n%s", old, s.dump())
+	}
+	if _, err := s.c.Rollback(s.ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	s.settle(100, "rolled back", func() bool {
+		svc, _ := s.c.Service(s.ctx, "hello")
+		return svc.Status == api.ServiceStable && s.healthyCurrent("hello", "web") == 6 && len(s.records("hello")) == 6
+	})
+	for _, in := range s.records("hello") {
+		if in.Spec.Settings["VERSION"] != "1" {
+			t.Errorf("instance %s runs version %s after the rollback", in.ID, in.Spec.Settings["VERSION"])
+		}
+	}
+}
+
+func TestDrainMovesInstancesBeforeStoppingThem(t *testing.T) {
+	s := newSim(t, 3)
+	s.deploy(webSpec(3, "1"))
+	s.settle(20, "3 healthy", func() bool { return s.healthyCurrent("hello", "web") == 3 })
+	if _, err := s.c.DrainNode(s.ctx, "node-2"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 40; i++ {
+		healthy := 0
+		onNode2 := 0
+		for _, in := range s.records("hello") {
+			if in.Desired == api.DesiredRunning && !in.Draining && in.healthy() {
+				healthy++
+			}
+			if in.Node == "node-2" {
+				onNode2++
+			}
+		}
+		if healthy < 3 {
+			t.Fatalf("step %d: %d serving instances during the drain, want 3 throughout:\n%s", i, healthy, s.dump())
+		}
+		if onNode2 == 0 {
+			return
+		}
+		s.step()
+		s.clock.Advance(100 * time.Millisecond)
+	}
+	t.Fatalf("node-2 still holds instances:\n%s", s.dump())
+}
+
+func TestUnplaceableInstanceWaitsForCapacity(t *testing.T) {
+	s := newSim(t, 1) // one node with 4 CPU
+	spec := webSpec(3, "1")
+	spec.Roles[0].Size.CPU = 2
+	s.deploy(spec)
+	s.settle(10, "2 healthy", func() bool { return s.healthyCurrent("hello", "web") == 2 })
+	var pending *instanceRecord
+	for _, in := range s.records("hello") {
+		if in.Node == "" {
+			pending = &in
+		}
+	}
+	if pending == nil || !strings.Contains(pending.Message, "CPU") {
+		t.Fatalf("want one pending instance whose reason names CPU:\n%s", s.dump())
+	}
+	s.addNode("node-2", "fd2", 4)
+	s.settle(10, "3 healthy", func() bool { return s.healthyCurrent("hello", "web") == 3 })
+}
+
+func TestScaleKeepsOtherInstances(t *testing.T) {
+	s := newSim(t, 3)
+	s.deploy(webSpec(3, "1"))
+	s.settle(20, "3 healthy", func() bool { return s.healthyCurrent("hello", "web") == 3 })
+	before := map[string]bool{}
+	for _, in := range s.records("hello") {
+		before[in.ID] = true
+	}
+	if _, err := s.c.Scale(s.ctx, "hello", "web", 5); err != nil {
+		t.Fatal(err)
+	}
+	s.settle(20, "5 healthy", func() bool { return s.healthyCurrent("hello", "web") == 5 })
+	kept := 0
+	for _, in := range s.records("hello") {
+		if before[in.ID] {
+			kept++
+		}
+	}
+	if kept != 3 {
+		t.Errorf("scaling out replaced instances: %d of 3 kept", kept)
+	}
+	if _, err := s.c.Scale(s.ctx, "hello", "web", 2); err != nil {
+		t.Fatal(err)
+	}
+	s.settle(20, "2 left", func() bool { return len(s.records("hello")) == 2 })
+	for _, in := range s.records("hello") {
+		if in.Slot >= 2 {
+			t.Errorf("slot %d survived scaling in to 2", in.Slot)
+		}
+	}
+}
