@@ -3,7 +3,10 @@
 // parts, starts them in order and stops them in reverse order.
 package daemon
 
-import "time"
+import (
+	"log/slog"
+	"time"
+)
 
 // ServerConfig configures `weft server`, the fabric controller.
 type ServerConfig struct {
@@ -22,6 +25,12 @@ type ServerConfig struct {
 	BlobPort        int
 	QueuePort       int
 	TablePort       int
+	// DevAccount also serves the emulator's well-known development account
+	// (devstoreaccount1); `weft dev` turns it on.
+	DevAccount bool
+
+	UpgradeTimeout time.Duration // an upgraded domain not healthy this long halts the upgrade
+	Logger         *slog.Logger  // nil: text logs on stderr
 
 	// Raft cluster (issue 6).
 	BootstrapExpect int
@@ -40,6 +49,7 @@ type AgentConfig struct {
 	Memory      int64   // bytes; 0: the machine's
 
 	HeartbeatInterval time.Duration
+	Logger            *slog.Logger
 }
 
 // StorageConfig configures `weft storage`, the storage service alone.
@@ -49,6 +59,7 @@ type StorageConfig struct {
 	BlobPort  int
 	QueuePort int
 	TablePort int
+	Logger    *slog.Logger
 }
 
 // DevConfig configures `weft dev`: a controller, the storage service and
@@ -57,6 +68,7 @@ type DevConfig struct {
 	Data   string // default ./.weft
 	Nodes  int    // default 3
 	Listen string // default 127.0.0.1:7070
+	Logger *slog.Logger
 }
 
 // Defaults the CLI shows in --help.

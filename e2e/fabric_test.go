@@ -1,0 +1,271 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/loadgen"
+)
+
+// TestDeployServesHealsAndSurvivesRestarts walks the life of a service on
+// three real nodes: deploy, spread, load balancing, an instance killed, a
+// node killed, an agent restarted, and the controller killed.
+func TestDeployServesHealsAndSurvivesRestarts(t *testing.T) {
+	c := newCluster(t, 3)
+	port := freePort(t)
+	model := c.service("hello", port, 3, "one")
+	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
+
+	// Spread: one instance per fault domain.
+	fds := map[string]int{}
+	for _, in := range c.instances("hello") {
+		fds[in.FaultDomain]++
+	}
+	if len(fds) != 3 {
+		t.Fatalf("instances not spread over 3 fault domains: %v", fds)
+	}
+
+	// The load balancer answers, from more than one instance.
+	lbURL := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	seen := map[string]bool{}
+	for i := 0; i < 30; i++ {
+		seen[get(t, lbURL)] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("load balancer answered from %d instance(s), want several: %v", len(seen), seen)
+	}
+
+	// kill -9 of an instance: restarted in place.
+	victim := c.instances("hello")[0]
+	pid := pidOf(t, victim.ID)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("instance restarted", 30*time.Second, func() bool {
+		in, err := c.client.Instance(context.Background(), victim.ID)
+		return err == nil && in.Restarts >= 1 && in.Health == api.HealthHealthy
+	})
+	if in, _ := c.client.Instance(context.Background(), victim.ID); in.Node != victim.Node {
+		t.Errorf("restarted instance moved from %s to %s; want restarted in place", victim.Node, in.Node)
+	}
+	evs, err := c.client.Events(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasEvent(evs, "instance.restarted", victim.ID) {
+		t.Errorf("no instance.restarted event for %s", victim.ID)
+	}
+
+	// A restarted agent adopts its running instances without restarting them.
+	var onNode2 []api.Instance
+	for _, in := range c.instances("hello") {
+		if in.Node == "node-2" {
+			onNode2 = append(onNode2, in)
+		}
+	}
+	if len(onNode2) == 0 {
+		t.Fatal("no instance on node-2")
+	}
+	pidBefore := pidOf(t, onNode2[0].ID)
+	c.agents["node-2"].cmd.Process.Signal(syscall.SIGTERM)
+	<-c.agents["node-2"].done
+	c.startAgent("node-2")
+	time.Sleep(time.Second) // let the new agent recover and report at least once
+	c.waitFor("node-2 healthy again", 20*time.Second, func() bool { return c.healthy("hello") == 3 })
+	if pidAfter := pidOf(t, onNode2[0].ID); pidAfter != pidBefore {
+		t.Errorf("agent restart restarted instance %s (pid %d -> %d)", onNode2[0].ID, pidBefore, pidAfter)
+	}
+
+	// kill -9 of an agent and its instances: recreated on the other nodes.
+	var doomed []int
+	for _, in := range c.instances("hello") {
+		if in.Node == "node-3" {
+			doomed = append(doomed, pidOf(t, in.ID))
+		}
+	}
+	c.kill9(c.agents["node-3"])
+	for _, pid := range doomed {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	c.waitFor("replacements healthy elsewhere", 30*time.Second, func() bool {
+		ins := c.instances("hello")
+		for _, in := range ins {
+			if in.Node == "node-3" {
+				return false
+			}
+		}
+		return c.healthy("hello") == 3
+	})
+	if n, _ := c.client.Node(context.Background(), "node-3"); n.State != api.NodeDown {
+		t.Errorf("node-3 is %s, want down", n.State)
+	}
+
+	// kill -9 of the controller: the deployment is still there after restart.
+	c.kill9(c.server)
+	c.startServer()
+	svc, err := c.client.Service(context.Background(), "hello")
+	if err != nil {
+		t.Fatalf("service lost across a controller kill -9: %v", err)
+	}
+	if svc.Spec.Roles[0].Settings["GREETING"] != "one" {
+		t.Errorf("service model changed across restart: %+v", svc.Spec)
+	}
+	c.waitFor("still serving after controller restart", 20*time.Second, func() bool { return c.healthy("hello") == 3 })
+	get(t, lbURL)
+}
+
+func hasEvent(evs []api.Event, typ, instance string) bool {
+	for _, e := range evs {
+		if e.Type == typ && e.Instance == instance {
+			return true
+		}
+	}
+	return false
+}
+
+// TestRollingUpgradeUnderLoadLosesNoRequest upgrades a 4-instance web role
+// while a load generator hits the load balancer.
+func TestRollingUpgradeUnderLoadLosesNoRequest(t *testing.T) {
+	c := newCluster(t, 3)
+	port := freePort(t)
+	c.mustWeft("deploy", "-f", c.service("hello", port, 4, "one"), "--wait", "--timeout", "60s")
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	results := make(chan loadgen.Result, 1)
+	go func() { results <- loadgen.Run(ctx, url, 8, 5*time.Second) }()
+	time.Sleep(500 * time.Millisecond)
+	c.mustWeft("deploy", "-f", c.service("hello", port, 4, "two"), "--wait", "--timeout", "120s")
+	time.Sleep(500 * time.Millisecond)
+	cancel()
+	res := <-results
+	t.Logf("load during upgrade: %s", res)
+	if res.Requests == 0 {
+		t.Fatal("the load generator sent no request")
+	}
+	if res.Failures != 0 {
+		t.Errorf("%d of %d requests failed during the rolling upgrade: %v", res.Failures, res.Requests, res.Errors)
+	}
+	body := get(t, url)
+	if !strings.Contains(body, "two") {
+		t.Errorf("after the upgrade the service answers %q, want the new greeting", body)
+	}
+	for _, in := range c.instances("hello") {
+		if in.Version != 2 {
+			t.Errorf("instance %s runs version %d after the upgrade", in.ID, in.Version)
+		}
+	}
+}
+
+// TestFailedUpgradeHaltsAndRollsBack deploys a version whose health check
+// fails: the first update domain halts the upgrade, the rest keep serving the
+// old version, and rollback restores it.
+func TestFailedUpgradeHaltsAndRollsBack(t *testing.T) {
+	c := newCluster(t, 3, "--upgrade-timeout", "4s")
+	port := freePort(t)
+	c.mustWeft("deploy", "-f", c.service("hello", port, 3, "good"), "--wait", "--timeout", "60s")
+	_, errOut, code := c.weft("deploy", "-f", c.service("hello", port, 3, "bad", "unhealthy"), "--wait", "--timeout", "60s")
+	if code == 0 {
+		t.Fatal("deploy --wait of a failing version exited 0")
+	}
+	if !strings.Contains(errOut, "update domain 1") {
+		t.Errorf("deploy error does not name the halted update domain: %q", errOut)
+	}
+	svc, err := c.client.Service(context.Background(), "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Status != api.ServiceHalted {
+		t.Fatalf("service status %s, want halted", svc.Status)
+	}
+	get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)) // the other domains still serve
+
+	c.mustWeft("rollback", "hello", "--wait", "--timeout", "60s")
+	c.waitFor("rolled back", 30*time.Second, func() bool { return c.healthy("hello") == 3 })
+	body := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if !strings.Contains(body, "good") {
+		t.Errorf("after rollback the service answers %q", body)
+	}
+}
+
+// TestBadModelsAreRefusedWithTheField checks a few bad models: the CLI exits
+// non-zero with the field path, and the deployed service is untouched.
+func TestBadModelsAreRefusedWithTheField(t *testing.T) {
+	c := newCluster(t, 1)
+	port := freePort(t)
+	good := c.service("hello", port, 1, "one")
+	c.mustWeft("deploy", "-f", good, "--wait", "--timeout", "60s")
+
+	cases := []struct{ name, from, to, want string }{
+		{"unknown field", "    instances: 1", "    instances: 1\n    helth: {}", "roles[0].helth"},
+		{"bad value", "    instances: 1", "    instances: many", "roles[0].instances"},
+		{"impossible size", "size: {cpu: 0.1, memory: 64Mi}", "size: {cpu: 64, memory: 64Mi}", "roles[0].size"},
+		{"bad port", fmt.Sprintf("port: %d", port), "port: 70000", "roles[0].endpoints[0].port"},
+	}
+	data := readFile(t, good)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := strings.Replace(data, tc.from, tc.to, 1)
+			path := writeFile(t, good+"."+strings.ReplaceAll(tc.name, " ", "-")+".yaml", bad)
+			_, errOut, code := c.weft("deploy", "-f", path)
+			if code == 0 {
+				t.Fatalf("bad model accepted")
+			}
+			if !strings.Contains(errOut, tc.want) {
+				t.Errorf("error %q does not name %s", errOut, tc.want)
+			}
+			if lines := strings.Count(strings.TrimSpace(errOut), "\n"); lines != 0 {
+				t.Errorf("error is %d lines, want one: %q", lines+1, errOut)
+			}
+		})
+	}
+	out := c.mustWeft("service", "show", "hello", "-o", "json")
+	var svc api.Service
+	if err := json.Unmarshal([]byte(out), &svc); err != nil {
+		t.Fatalf("service show -o json: %v: %s", err, out)
+	}
+	if svc.Version != 1 {
+		t.Errorf("refused models changed the service: version %d", svc.Version)
+	}
+}
+
+// TestDrainMovesInstances drains a node: its instances come up elsewhere
+// before they stop, and nothing new lands on it until it is undrained.
+func TestDrainMovesInstances(t *testing.T) {
+	c := newCluster(t, 3)
+	port := freePort(t)
+	c.mustWeft("deploy", "-f", c.service("hello", port, 3, "one"), "--wait", "--timeout", "60s")
+	c.mustWeft("node", "drain", "node-1")
+	c.waitFor("node-1 empty", 30*time.Second, func() bool {
+		for _, in := range c.instances("hello") {
+			if in.Node == "node-1" {
+				return false
+			}
+		}
+		return c.healthy("hello") == 3
+	})
+	c.mustWeft("scale", "hello", "web", "4")
+	c.waitFor("4 healthy", 30*time.Second, func() bool { return c.healthy("hello") == 4 })
+	for _, in := range c.instances("hello") {
+		if in.Node == "node-1" {
+			t.Errorf("instance %s placed on the drained node", in.ID)
+		}
+	}
+	c.mustWeft("node", "undrain", "node-1")
+	out := c.mustWeft("nodes", "-o", "json")
+	var nodes []api.Node
+	if err := json.Unmarshal([]byte(out), &nodes); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if n.Name == "node-1" && n.State != api.NodeReady {
+			t.Errorf("node-1 is %s after undrain", n.State)
+		}
+	}
+}

@@ -1,0 +1,394 @@
+// Package e2e holds tests that start real weft processes (server, agents,
+// the CLI) on loopback and drive them as a user would.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/client"
+)
+
+// Built once in TestMain.
+var (
+	weftBin  string // the weft binary
+	helloBin string // examples/hello, the package of the test services
+)
+
+func TestMain(m *testing.M) {
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "weft-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	weftBin = filepath.Join(dir, "weft")
+	helloBin = filepath.Join(dir, "hello")
+	for _, b := range []struct{ out, pkg string }{{weftBin, "../cmd/weft"}, {helloBin, "../examples/hello"}} {
+		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func requireE2E(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+}
+
+// proc is a weft process the test started.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	done chan struct{}
+}
+
+// cluster is one controller and its agents, each a real process.
+type cluster struct {
+	t          testing.TB
+	dir        string
+	api        string // http://127.0.0.1:PORT
+	apiArg     string // 127.0.0.1:PORT
+	client     *client.Client
+	server     *proc
+	agents     map[string]*proc
+	extra      []string // extra server flags
+	agentFlags []string
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// fastAgent makes agents heartbeat often, so tests see changes sooner.
+var fastAgent = []string{"--heartbeat-interval", "250ms"}
+
+// newCluster starts a controller and n agents (node-1..n in fd1..fdn), with
+// a short heartbeat TTL for tests; serverFlags are added to the server's.
+func newCluster(t testing.TB, n int, serverFlags ...string) *cluster {
+	return newClusterWith(t, n, append([]string{"--heartbeat-ttl", "1500ms"}, serverFlags...), fastAgent)
+}
+
+// newClusterWith starts a cluster with exactly the given extra flags (the
+// benchmarks use the defaults).
+func newClusterWith(t testing.TB, n int, serverFlags, agentFlags []string) *cluster {
+	requireE2E(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	c := &cluster{
+		t: t, dir: dir, apiArg: fmt.Sprintf("127.0.0.1:%d", port), agents: map[string]*proc{},
+		extra: serverFlags, agentFlags: agentFlags,
+	}
+	c.api = "http://" + c.apiArg
+	c.client = client.New(c.api)
+	t.Cleanup(c.cleanup)
+	c.startServer()
+	for i := 1; i <= n; i++ {
+		c.startAgent(fmt.Sprintf("node-%d", i))
+	}
+	c.waitFor("nodes ready", 20*time.Second, func() bool {
+		nodes, err := c.client.Nodes(context.Background())
+		if err != nil {
+			return false
+		}
+		ready := 0
+		for _, nd := range nodes {
+			if nd.State == api.NodeReady {
+				ready++
+			}
+		}
+		return ready == n
+	})
+	return c
+}
+
+func (c *cluster) start(name string, args ...string) *proc {
+	c.t.Helper()
+	p := &proc{name: name, cmd: exec.Command(weftBin, args...), log: &bytes.Buffer{}, done: make(chan struct{})}
+	p.cmd.Stdout = p.log
+	p.cmd.Stderr = p.log
+	p.cmd.Dir = c.dir
+	if err := p.cmd.Start(); err != nil {
+		c.t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	return p
+}
+
+func (c *cluster) startServer() {
+	args := append([]string{"server", "--data", filepath.Join(c.dir, "server"), "--listen", c.apiArg,
+		"--no-storage"}, c.extra...)
+	c.server = c.start("server", args...)
+	c.waitFor("API up", 20*time.Second, func() bool {
+		_, err := c.client.Status(context.Background())
+		return err == nil
+	})
+}
+
+func (c *cluster) startAgent(name string) {
+	i := strings.TrimPrefix(name, "node-")
+	args := append([]string{"agent", "--server", c.api, "--name", name,
+		"--data", filepath.Join(c.dir, name), "--fault-domain", "fd" + i, "--cpu", "4", "--memory", "4Gi"}, c.agentFlags...)
+	c.agents[name] = c.start(name, args...)
+}
+
+// kill9 sends SIGKILL to a process the test started and waits for it.
+func (c *cluster) kill9(p *proc) {
+	c.t.Helper()
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// cleanup stops the processes this test started: server, agents, and every
+// instance process (they run in the cluster's directory).
+func (c *cluster) cleanup() {
+	for _, p := range append([]*proc{c.server}, mapValues(c.agents)...) {
+		if p != nil && p.cmd.Process != nil {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+	for _, pid := range pidsUnder(c.dir) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if c.t.Failed() {
+		c.t.Logf("server log:\n%s", tail(c.server.log.String(), 60))
+		for name, a := range c.agents {
+			c.t.Logf("%s log:\n%s", name, tail(a.log.String(), 30))
+		}
+	}
+}
+
+func mapValues(m map[string]*proc) []*proc {
+	var out []*proc
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(s, "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}
+
+// pidsUnder lists processes whose working directory is inside dir.
+func pidsUnder(dir string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err == nil && strings.HasPrefix(cwd, dir) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// pidOf finds the process of an instance by its WEFT_INSTANCE variable.
+func pidOf(t testing.TB, instance string) int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if string(kv) == "WEFT_INSTANCE="+instance {
+				return pid
+			}
+		}
+	}
+	t.Fatalf("no process for instance %s", instance)
+	return 0
+}
+
+// waitFor polls cond until it holds; a deadline that passes fails the test.
+func (c *cluster) waitFor(what string, timeout time.Duration, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// weft runs the CLI against the cluster.
+func (c *cluster) weft(args ...string) (stdout, stderr string, code int) {
+	c.t.Helper()
+	cmd := exec.Command(weftBin, args...)
+	cmd.Env = append(os.Environ(), "WEFT_ADDR="+c.api)
+	cmd.Dir = c.dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code = 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		c.t.Fatalf("run weft %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// mustWeft runs the CLI and fails the test on a non-zero exit.
+func (c *cluster) mustWeft(args ...string) string {
+	c.t.Helper()
+	out, errOut, code := c.weft(args...)
+	if code != 0 {
+		c.t.Fatalf("weft %s: exit %d: %s%s", strings.Join(args, " "), code, errOut, out)
+	}
+	return out
+}
+
+// service writes a service model for the hello example with the given
+// public port and settings, and returns its path. Extra files go into the
+// package folder (a file named "unhealthy" makes /healthz fail).
+func (c *cluster) service(name string, port, instances int, greeting string, extraFiles ...string) string {
+	c.t.Helper()
+	dir := filepath.Join(c.dir, "models", name+"-"+greeting)
+	pkg := filepath.Join(dir, "package")
+	if err := os.MkdirAll(pkg, 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	data, err := os.ReadFile(helloBin)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pkg, "hello"), data, 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	for _, f := range extraFiles {
+		if err := os.WriteFile(filepath.Join(pkg, f), []byte("x"), 0o644); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	model := fmt.Sprintf(`name: %s
+upgradeDomains: 5
+roles:
+  - name: web
+    kind: web
+    runtime: process
+    package: ./package
+    command: ["./hello"]
+    instances: %d
+    size: {cpu: 0.1, memory: 64Mi}
+    endpoints:
+      - {name: http, protocol: http, port: %d}
+    health:
+      http: {path: /healthz, endpoint: http}
+      interval: 250ms
+      timeout: 1s
+      failures: 2
+    settings: {GREETING: %s}
+`, name, instances, port, greeting)
+	path := filepath.Join(dir, "service.yaml")
+	if err := os.WriteFile(path, []byte(model), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	return path
+}
+
+// instances returns the service's instances that are meant to run.
+func (c *cluster) instances(service string) []api.Instance {
+	c.t.Helper()
+	all, err := c.client.Instances(context.Background(), service)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var out []api.Instance
+	for _, in := range all {
+		if in.Desired == api.DesiredRunning && !in.Draining {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// healthy counts the service's running, healthy instances; with greeting
+// set, only those whose model says so.
+func (c *cluster) healthy(service string) int {
+	n := 0
+	for _, in := range c.instances(service) {
+		if in.State == api.StateRunning && in.Health == api.HealthHealthy {
+			n++
+		}
+	}
+	return n
+}
+
+// get fetches a URL and returns the body, failing on transport errors or non-2xx.
+func get(t testing.TB, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("GET %s: %s: %s", url, resp.Status, body)
+	}
+	return string(body)
+}
+
+func readFile(t testing.TB, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func writeFile(t testing.TB, path, data string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

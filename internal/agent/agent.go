@@ -1,0 +1,403 @@
+// Package agent is the node agent: it registers its node with the
+// controller, heartbeats the status of every instance it runs, watches the
+// set of instances the controller assigns to it, runs them through the
+// runtime drivers, probes their health and restarts them in place with
+// back-off. Instances outlive the agent: a restarted agent adopts them.
+package agent
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/buildinfo"
+	"github.com/weftcloud/weft/internal/driver"
+)
+
+// Controller is the controller as the agent sees it; *client.Client
+// implements it over HTTP.
+type Controller interface {
+	RegisterNode(ctx context.Context, reg api.NodeRegistration) (api.Node, error)
+	Heartbeat(ctx context.Context, node string, hb api.Heartbeat) (api.HeartbeatReply, error)
+	Assignments(ctx context.Context, node string, index uint64, wait time.Duration) (api.Assignments, error)
+	Package(ctx context.Context, digest string) (io.ReadCloser, error)
+}
+
+// Config configures an agent; zero values take defaults.
+type Config struct {
+	Name              string
+	DataDir           string
+	FaultDomain       string        // default: Name
+	Listen            string        // the agent's API; default 127.0.0.1:0
+	Host              string        // where instances' ports are reachable; default 127.0.0.1
+	CPU               float64       // default: the machine's cores
+	Memory            int64         // default: the machine's memory
+	HeartbeatInterval time.Duration // default 500ms
+	StopGrace         time.Duration // SIGTERM to SIGKILL; default 10s
+	Drivers           []driver.Driver
+	Logger            *slog.Logger
+}
+
+// Agent is a running node agent.
+type Agent struct {
+	cfg     Config
+	ctl     Controller
+	log     *slog.Logger
+	drivers map[string]driver.Driver
+	ln      net.Listener
+
+	mu        sync.Mutex
+	instances map[string]*instance
+	stopped   map[string]bool // assigned with desired stopped, and not running here
+	events    []api.Event
+	kick      chan struct{} // asks for a heartbeat now
+	pkgMu     sync.Mutex    // one package download at a time
+}
+
+// New checks the configuration and opens the agent's API listener.
+func New(cfg Config, ctl Controller) (*Agent, error) {
+	if cfg.Name == "" || cfg.DataDir == "" {
+		return nil, errors.New("agent: a name and a data directory are required")
+	}
+	if cfg.FaultDomain == "" {
+		cfg.FaultDomain = cfg.Name
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if cfg.CPU <= 0 {
+		cfg.CPU = float64(runtime.NumCPU())
+	}
+	if cfg.Memory <= 0 {
+		cfg.Memory = machineMemory()
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 500 * time.Millisecond
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Drivers) == 0 {
+		return nil, errors.New("agent: no runtime driver")
+	}
+	for _, d := range []string{"instances", "packages"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("agent: listen on %s: %w", cfg.Listen, err)
+	}
+	a := &Agent{
+		cfg: cfg, ctl: ctl, log: cfg.Logger, drivers: map[string]driver.Driver{}, ln: ln,
+		instances: map[string]*instance{}, stopped: map[string]bool{}, kick: make(chan struct{}, 1),
+	}
+	for _, d := range cfg.Drivers {
+		a.drivers[d.Name()] = d
+	}
+	return a, nil
+}
+
+// Addr is the agent API's address, http://host:port.
+func (a *Agent) Addr() string { return "http://" + a.ln.Addr().String() }
+
+// Run registers the node and serves until ctx ends. Instances keep running
+// after it returns.
+func (a *Agent) Run(ctx context.Context) error {
+	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(a.ln)
+	defer srv.Close()
+
+	a.recover(ctx)
+	if err := a.register(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.heartbeatLoop(ctx) }()
+	go func() { defer wg.Done(); a.watchLoop(ctx) }()
+	wg.Wait()
+	a.mu.Lock()
+	insts := make([]*instance, 0, len(a.instances))
+	for _, in := range a.instances {
+		insts = append(insts, in)
+	}
+	a.mu.Unlock()
+	for _, in := range insts {
+		<-in.done // supervisors return on ctx; the processes keep running
+	}
+	return ctx.Err()
+}
+
+// StopAll stops every instance this agent runs (used when `weft dev` ends).
+func (a *Agent) StopAll(ctx context.Context) error {
+	a.mu.Lock()
+	var insts []*instance
+	for _, in := range a.instances {
+		in.requestStop(true)
+		insts = append(insts, in)
+	}
+	a.mu.Unlock()
+	for _, in := range insts {
+		select {
+		case <-in.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (a *Agent) register(ctx context.Context) error {
+	runtimes := make([]string, 0, len(a.drivers))
+	for name := range a.drivers {
+		runtimes = append(runtimes, name)
+	}
+	reg := api.NodeRegistration{
+		Name: a.cfg.Name, Address: a.Addr(), Host: a.cfg.Host, FaultDomain: a.cfg.FaultDomain,
+		Capacity: api.Resources{CPU: a.cfg.CPU, Memory: api.Bytes(a.cfg.Memory)},
+		Runtimes: runtimes, Version: buildinfo.Version,
+	}
+	backoff := 250 * time.Millisecond
+	for {
+		_, err := a.ctl.RegisterNode(ctx, reg)
+		if err == nil {
+			a.log.Info("node registered", "fault_domain", a.cfg.FaultDomain, "cpu", a.cfg.CPU, "memory", api.Bytes(a.cfg.Memory), "api", a.Addr())
+			return nil
+		}
+		if errors.Is(err, api.ErrInvalid) {
+			return fmt.Errorf("agent: register: %w", err)
+		}
+		a.log.Warn("cannot register; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// heartbeatLoop reports every interval, and at once when something changed.
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	tick := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-a.kick:
+		}
+		hb, events := a.snapshot()
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		reply, err := a.ctl.Heartbeat(hctx, a.cfg.Name, hb)
+		cancel()
+		if err != nil {
+			a.requeue(events)
+			if ctx.Err() == nil {
+				a.log.Warn("heartbeat failed", "err", err)
+			}
+			continue
+		}
+		if !reply.Known {
+			a.requeue(events)
+			a.log.Warn("the controller does not know this node; registering again")
+			if err := a.register(ctx); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// snapshot is the heartbeat to send: every instance's status and the events
+// since the last one.
+func (a *Agent) snapshot() (api.Heartbeat, []api.Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	hb := api.Heartbeat{Instances: []api.InstanceStatus{}}
+	for _, in := range a.instances {
+		hb.Instances = append(hb.Instances, in.status())
+	}
+	for id := range a.stopped {
+		hb.Instances = append(hb.Instances, api.InstanceStatus{ID: id, State: api.StateStopped, Health: api.HealthUnknown})
+	}
+	hb.Events, a.events = a.events, nil
+	return hb, hb.Events
+}
+
+func (a *Agent) requeue(events []api.Event) {
+	a.mu.Lock()
+	a.events = append(events, a.events...)
+	a.mu.Unlock()
+}
+
+// changed asks for a heartbeat soon; bursts coalesce.
+func (a *Agent) changed() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) event(in *instance, typ, level, msg string) {
+	in.mu.Lock()
+	service, role := in.asg.Instance.Service, in.asg.Instance.Role
+	in.mu.Unlock()
+	a.mu.Lock()
+	a.events = append(a.events, api.Event{
+		Time: time.Now().UTC(), Type: typ, Level: level, Node: a.cfg.Name,
+		Service: service, Role: role, Instance: in.id, Message: msg,
+	})
+	a.mu.Unlock()
+	a.changed()
+}
+
+// watchLoop follows the node's assignments with blocking queries.
+func (a *Agent) watchLoop(ctx context.Context) {
+	var index uint64
+	for ctx.Err() == nil {
+		as, err := a.ctl.Assignments(ctx, a.cfg.Name, index, 30*time.Second)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, api.ErrNotFound) {
+				a.register(ctx) // the controller forgot us
+			} else {
+				a.log.Warn("watch assignments failed", "err", err)
+			}
+			index = 0
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			continue
+		}
+		index = as.Index
+		a.reconcile(ctx, as.Instances)
+	}
+}
+
+// reconcile makes the node run exactly what is assigned.
+func (a *Agent) reconcile(ctx context.Context, assigned []api.Assignment) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	seen := map[string]bool{}
+	for _, asg := range assigned {
+		id := asg.Instance.ID
+		seen[id] = true
+		in, ok := a.instances[id]
+		switch {
+		case ok:
+			in.update(asg)
+			if asg.Instance.Desired == api.DesiredStopped {
+				in.requestStop(false)
+			}
+		case asg.Instance.Desired == api.DesiredRunning:
+			delete(a.stopped, id)
+			d, ok := a.drivers[asg.Role.Runtime]
+			if !ok {
+				a.stopped[id] = true // cannot run it; the controller placed it by mistake
+				a.log.Error("no driver for the runtime", "instance", id, "runtime", asg.Role.Runtime)
+				continue
+			}
+			in = newInstance(a, asg, d)
+			a.instances[id] = in
+			go in.supervise(ctx)
+		default:
+			a.stopped[id] = true
+		}
+	}
+	for id, in := range a.instances {
+		if !seen[id] {
+			in.requestStop(true)
+		}
+	}
+	for id := range a.stopped {
+		if !seen[id] {
+			delete(a.stopped, id)
+		}
+	}
+}
+
+// forget drops a removed instance.
+func (a *Agent) forget(id string) {
+	a.mu.Lock()
+	delete(a.instances, id)
+	a.mu.Unlock()
+	a.changed()
+}
+
+// recover adopts the instances an earlier agent left running.
+func (a *Agent) recover(ctx context.Context) {
+	dirs, _ := filepath.Glob(filepath.Join(a.cfg.DataDir, "instances", "*", assignmentFile))
+	for _, f := range dirs {
+		dir := filepath.Dir(f)
+		var saved savedAssignment
+		if err := readJSONFile(f, &saved); err != nil {
+			os.RemoveAll(dir)
+			continue
+		}
+		d, ok := a.drivers[saved.Assignment.Role.Runtime]
+		if !ok {
+			continue
+		}
+		id := saved.Assignment.Instance.ID
+		st, err := d.Recover(ctx, id, dir)
+		if err != nil {
+			// Nothing runs: start afresh if the controller still wants it.
+			d.Remove(ctx, id)
+			os.RemoveAll(dir)
+			continue
+		}
+		in := newInstance(a, saved.Assignment, d)
+		in.ports = saved.Ports
+		in.adopted = &st
+		in.restarts = saved.Restarts
+		a.mu.Lock()
+		a.instances[id] = in
+		a.mu.Unlock()
+		a.log.Info("adopted a running instance", "instance", id, "pid", st.PID)
+		go in.supervise(ctx)
+	}
+}
+
+// machineMemory is MemTotal from /proc/meminfo, or 1 GiB when unreadable.
+func machineMemory() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 1 << 30
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, _ := strconv.ParseInt(fields[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 1 << 30
+}

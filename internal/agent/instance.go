@@ -1,0 +1,368 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/driver"
+)
+
+const assignmentFile = "assignment.json"
+
+// Restart back-off: doubles from backoffMin to backoffMax, and starts over
+// once an instance ran healthy for backoffReset.
+const (
+	backoffMin   = 250 * time.Millisecond
+	backoffMax   = 30 * time.Second
+	backoffReset = 30 * time.Second
+)
+
+// savedAssignment is what a restarted agent needs to adopt an instance.
+type savedAssignment struct {
+	Assignment api.Assignment `json:"assignment"`
+	Ports      map[string]int `json:"ports"`
+	Restarts   int            `json:"restarts"`
+}
+
+// instance is one instance on this node and the goroutine supervising it.
+type instance struct {
+	a   *Agent
+	id  string
+	dir string
+	drv driver.Driver
+
+	mu        sync.Mutex
+	asg       api.Assignment
+	ports     map[string]int
+	state     string
+	health    string
+	message   string
+	restarts  int
+	startedAt time.Time
+	adopted   *driver.Status // running when the agent started: watch it, do not start it
+	stopping  bool
+	remove    bool // forget the instance once stopped
+	stopCh    chan struct{}
+	done      chan struct{}
+}
+
+func newInstance(a *Agent, asg api.Assignment, d driver.Driver) *instance {
+	return &instance{
+		a: a, id: asg.Instance.ID, dir: filepath.Join(a.cfg.DataDir, "instances", asg.Instance.ID), drv: d,
+		asg: asg, state: api.StateStarting, health: api.HealthUnknown,
+		stopCh: make(chan struct{}), done: make(chan struct{}),
+	}
+}
+
+func (in *instance) update(asg api.Assignment) {
+	in.mu.Lock()
+	in.asg = asg
+	in.mu.Unlock()
+}
+
+// requestStop asks the supervisor to stop the instance; with remove it is
+// also deleted from the node afterwards.
+func (in *instance) requestStop(remove bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if remove {
+		in.remove = true
+	}
+	if !in.stopping {
+		in.stopping = true
+		close(in.stopCh)
+	}
+}
+
+func (in *instance) status() api.InstanceStatus {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	ports := make(map[string]int, len(in.ports))
+	for k, v := range in.ports {
+		ports[k] = v
+	}
+	return api.InstanceStatus{
+		ID: in.id, State: in.state, Health: in.health, Ports: ports,
+		Restarts: in.restarts, Message: in.message, StartedAt: in.startedAt,
+	}
+}
+
+// set changes the reported state and asks for a heartbeat when it moved.
+func (in *instance) set(state, health, message string) {
+	in.mu.Lock()
+	changed := in.state != state || in.health != health || in.message != message
+	in.state, in.health, in.message = state, health, message
+	in.mu.Unlock()
+	if changed {
+		in.a.changed()
+	}
+}
+
+// supervise runs the instance until it is asked to stop, restarting it in
+// place when it exits or fails its probe. It returns when the agent stops
+// (leaving the instance running) or after the instance was stopped.
+func (in *instance) supervise(ctx context.Context) {
+	defer close(in.done)
+	backoff := backoffMin
+	for {
+		st, err := in.start(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			in.set(api.StateFailed, api.HealthUnknown, err.Error())
+			in.a.event(in, "instance.failed", "error", fmt.Sprintf("instance %s failed to start: %v", in.id, err))
+		} else {
+			in.mu.Lock()
+			in.startedAt = st.StartedAt
+			in.mu.Unlock()
+			reason, healthyFor := in.watch(ctx)
+			switch reason {
+			case "":
+				return // the agent is stopping; the instance keeps running
+			case stopRequested:
+				in.stop(ctx)
+				return
+			}
+			if healthyFor >= backoffReset {
+				backoff = backoffMin
+			}
+			in.mu.Lock()
+			in.restarts++
+			n := in.restarts
+			in.mu.Unlock()
+			in.set(api.StateStarting, api.HealthUnhealthy, fmt.Sprintf("restarting in %s: %s", backoff, reason))
+			in.a.event(in, "instance.restarted", "warn",
+				fmt.Sprintf("instance %s %s; restarting in place in %s (restart %d)", in.id, reason, backoff, n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-in.stopCh:
+			in.stop(ctx)
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, backoffMax)
+	}
+}
+
+const stopRequested = "stop requested"
+
+// start starts the instance, or takes over the one a previous agent left.
+func (in *instance) start(ctx context.Context) (driver.Status, error) {
+	in.mu.Lock()
+	adopted := in.adopted
+	in.adopted = nil
+	in.mu.Unlock()
+	if adopted != nil {
+		in.set(api.StateRunning, api.HealthUnknown, "")
+		return *adopted, nil
+	}
+	in.set(api.StateStarting, api.HealthUnknown, "")
+	spec, err := in.prepare(ctx)
+	if err != nil {
+		return driver.Status{}, err
+	}
+	st, err := in.drv.Start(ctx, spec)
+	if err != nil {
+		return st, err
+	}
+	in.set(api.StateRunning, api.HealthUnknown, "")
+	return st, nil
+}
+
+// watch waits for the instance to exit, fail its probe, or be stopped, and
+// says why ("" when the agent itself is stopping), and how long it had been
+// healthy.
+func (in *instance) watch(ctx context.Context) (reason string, healthyFor time.Duration) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	exited := make(chan driver.Status, 1)
+	go func() {
+		st, err := in.drv.Wait(wctx, in.id)
+		if err == nil {
+			exited <- st
+		}
+	}()
+	in.mu.Lock()
+	asg := in.asg
+	ports := in.ports
+	in.mu.Unlock()
+	p := newProber(asg.Role, in.a.cfg.Host, ports, filepath.Join(in.dir, "root"))
+	if p == nil {
+		in.set(api.StateRunning, api.HealthHealthy, "")
+	}
+	var firstHealthy time.Time
+	started := time.Now()
+	failures := 0
+	next := time.NewTimer(100 * time.Millisecond)
+	defer next.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return "", 0
+		case <-in.stopCh:
+			return stopRequested, 0
+		case st := <-exited:
+			if !firstHealthy.IsZero() {
+				healthyFor = time.Since(firstHealthy)
+			}
+			if p == nil {
+				healthyFor = time.Since(started)
+			}
+			return st.Reason, healthyFor
+		case <-next.C:
+		}
+		if p == nil {
+			continue
+		}
+		err := p.probe(ctx)
+		interval := p.interval
+		switch {
+		case err == nil:
+			failures = 0
+			if firstHealthy.IsZero() {
+				firstHealthy = time.Now()
+			}
+			in.set(api.StateRunning, api.HealthHealthy, "")
+		default:
+			failures++
+			in.set(api.StateRunning, api.HealthUnhealthy, "health probe: "+err.Error())
+			// Until the first success the instance may still be starting:
+			// probe often, and only count failures after a grace period.
+			inGrace := firstHealthy.IsZero() && time.Since(started) < p.grace()
+			if failures >= p.failures && !inGrace {
+				in.drv.Stop(ctx, in.id, in.a.cfg.StopGrace)
+				if !firstHealthy.IsZero() {
+					healthyFor = time.Since(firstHealthy)
+				}
+				return fmt.Sprintf("failed its health probe %d times (%v)", failures, err), healthyFor
+			}
+		}
+		if firstHealthy.IsZero() {
+			interval = min(interval, 200*time.Millisecond)
+		}
+		next.Reset(interval)
+	}
+}
+
+// stop stops the instance; a removed instance is also deleted from disk.
+func (in *instance) stop(ctx context.Context) {
+	in.set(api.StateStopping, api.HealthUnknown, "")
+	if err := in.drv.Stop(ctx, in.id, in.a.cfg.StopGrace); err != nil {
+		in.a.log.Error("stop instance", "instance", in.id, "err", err)
+	}
+	in.set(api.StateStopped, api.HealthUnknown, "")
+	in.mu.Lock()
+	remove := in.remove
+	in.mu.Unlock()
+	if remove {
+		in.drv.Remove(ctx, in.id)
+		os.RemoveAll(in.dir)
+		in.a.forget(in.id)
+		return
+	}
+	// Still assigned (desired stopped): keep reporting it stopped until the
+	// controller drops it; the next reconcile removes it.
+	in.a.mu.Lock()
+	in.a.stopped[in.id] = true
+	delete(in.a.instances, in.id)
+	in.a.mu.Unlock()
+	in.drv.Remove(ctx, in.id)
+	os.RemoveAll(in.dir)
+	in.a.changed()
+}
+
+// prepare lays out the instance's directory: its package, its ports, its
+// environment, and the record a restarted agent adopts it from.
+func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
+	in.mu.Lock()
+	asg := in.asg
+	in.mu.Unlock()
+	role := asg.Role
+	root := filepath.Join(in.dir, "root")
+	os.RemoveAll(root) // a restart starts from a clean copy of the package
+	if err := os.MkdirAll(in.dir, 0o755); err != nil {
+		return driver.Spec{}, fmt.Errorf("instance dir: %w", err)
+	}
+	if role.Package != "" {
+		if err := in.a.unpack(ctx, role.Package, root); err != nil {
+			return driver.Spec{}, err
+		}
+	}
+	in.mu.Lock()
+	if in.ports == nil {
+		in.ports = map[string]int{}
+		for _, ep := range role.Endpoints {
+			port, err := freePort(in.a.cfg.Host)
+			if err != nil {
+				in.mu.Unlock()
+				return driver.Spec{}, fmt.Errorf("allocate a port for %s: %w", ep.Name, err)
+			}
+			in.ports[ep.Name] = port
+		}
+	}
+	ports := in.ports
+	restarts := in.restarts
+	in.mu.Unlock()
+	env := map[string]string{
+		"WEFT_SERVICE": asg.Instance.Service, "WEFT_ROLE": asg.Instance.Role,
+		"WEFT_INSTANCE": in.id, "WEFT_NODE": in.a.cfg.Name,
+	}
+	for name, port := range ports {
+		env["WEFT_PORT_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))] = fmt.Sprint(port)
+	}
+	for k, v := range role.Settings {
+		env[k] = v
+	}
+	if err := writeJSONFile(filepath.Join(in.dir, assignmentFile), savedAssignment{Assignment: asg, Ports: ports, Restarts: restarts}); err != nil {
+		return driver.Spec{}, err
+	}
+	return driver.Spec{
+		ID: in.id, Dir: in.dir, Package: root, Image: role.Image, Command: role.Command, Env: env,
+		CPU: role.Size.CPU, Memory: int64(role.Size.Memory), Ports: ports,
+	}, nil
+}
+
+// freePort asks the kernel for a free port on host.
+func freePort(host string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func writeJSONFile(path string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func readJSONFile(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return errors.New("corrupt " + path)
+	}
+	return nil
+}

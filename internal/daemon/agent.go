@@ -1,0 +1,50 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/weftcloud/weft/client"
+	"github.com/weftcloud/weft/internal/agent"
+	"github.com/weftcloud/weft/internal/driver"
+	"github.com/weftcloud/weft/internal/driver/process"
+)
+
+// newAgent builds a node agent with every runtime this host offers.
+func newAgent(cfg AgentConfig) (*agent.Agent, error) {
+	log := defaultLogger(cfg.Logger).With("node", cfg.Name)
+	if cfg.Name == "" {
+		return nil, errors.New("agent: --name is required")
+	}
+	if cfg.Data == "" {
+		return nil, errors.New("agent: --data is required")
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	proc, err := process.New(process.Config{Logger: log.With("driver", "process")})
+	if err != nil {
+		return nil, fmt.Errorf("agent: process runtime: %w", err)
+	}
+	return agent.New(agent.Config{
+		Name: cfg.Name, DataDir: cfg.Data, FaultDomain: cfg.FaultDomain,
+		Listen: cfg.Listen, Host: cfg.Host, CPU: cfg.CPU, Memory: cfg.Memory,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		Drivers:           []driver.Driver{proc},
+		Logger:            log,
+	}, client.New(cfg.Server))
+}
+
+// RunAgent runs a node agent until ctx ends. Its instances keep running
+// after it exits, and the next agent on the same --data adopts them.
+func RunAgent(ctx context.Context, cfg AgentConfig) error {
+	a, err := newAgent(cfg)
+	if err != nil {
+		return err
+	}
+	if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("agent: %w", err)
+	}
+	return nil
+}

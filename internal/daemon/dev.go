@@ -1,0 +1,83 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/weftcloud/weft/internal/agent"
+)
+
+// RunDev runs the whole cloud in one process: a controller with the storage
+// service and load balancer, and cfg.Nodes agents (node-1..N in fault domains
+// fd1..fdN) that talk to it over loopback like remote agents would. When ctx
+// ends the agents stop their instances, then the controller stops.
+func RunDev(ctx context.Context, cfg DevConfig) error {
+	log := defaultLogger(cfg.Logger)
+	if cfg.Data == "" {
+		cfg.Data = ".weft"
+	}
+	if cfg.Nodes <= 0 {
+		cfg.Nodes = 3
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	c, err := startController(ServerConfig{
+		Data: filepath.Join(cfg.Data, "server"), Listen: cfg.Listen, Name: "dev",
+		HeartbeatInterval: DefaultHeartbeatInterval, HeartbeatTTL: DefaultHeartbeatTTL,
+		BlobPort: DefaultBlobPort, QueuePort: DefaultQueuePort, TablePort: DefaultTablePort,
+		DevAccount: true, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer c.close()
+
+	agentCtx, stopAgents := context.WithCancel(context.Background())
+	defer stopAgents()
+	var agents []*agent.Agent
+	var wg sync.WaitGroup
+	errs := make(chan error, cfg.Nodes)
+	for i := 1; i <= cfg.Nodes; i++ {
+		a, err := newAgent(AgentConfig{
+			Server: "http://" + c.addr, Name: fmt.Sprintf("node-%d", i),
+			Data: filepath.Join(cfg.Data, "nodes", fmt.Sprintf("node-%d", i)), FaultDomain: fmt.Sprintf("fd%d", i),
+			HeartbeatInterval: DefaultHeartbeatInterval, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		agents = append(agents, a)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.Run(agentCtx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- err
+			}
+		}()
+	}
+	log.Info("weft dev is up", "api", "http://"+c.addr, "nodes", cfg.Nodes, "data", cfg.Data)
+
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+		err = fmt.Errorf("dev: agent: %w", err)
+	case err = <-c.done:
+		err = fmt.Errorf("dev: controller: %w", err)
+	}
+	log.Info("weft dev stopping: stopping instances")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, a := range agents {
+		if serr := a.StopAll(stopCtx); serr != nil {
+			log.Warn("stop instances", "err", serr)
+		}
+	}
+	stopAgents()
+	wg.Wait()
+	return err
+}

@@ -1,0 +1,170 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/weftcloud/weft/internal/accounts"
+	"github.com/weftcloud/weft/internal/controlapi"
+	"github.com/weftcloud/weft/internal/fabric"
+	"github.com/weftcloud/weft/internal/lb"
+	"github.com/weftcloud/weft/internal/pkgstore"
+	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/storage/storageserver"
+)
+
+// controller is a running `weft server`: the parts in start order.
+type controller struct {
+	log     *slog.Logger
+	store   *state.DB
+	lb      *lb.Balancer
+	ctl     *fabric.Controller
+	http    *http.Server
+	addr    string // where the API listens, host:port
+	storage *storageserver.Server
+	done    chan error // the reconciler's and the API server's exits
+	cancel  context.CancelFunc
+}
+
+func defaultLogger(l *slog.Logger) *slog.Logger {
+	if l != nil {
+		return l
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// startController opens the state and starts the controller's parts; the
+// API is listening when it returns.
+func startController(cfg ServerConfig) (_ *controller, err error) {
+	log := defaultLogger(cfg.Logger)
+	if cfg.Data == "" {
+		return nil, errors.New("server: --data is required")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.Name == "" {
+		cfg.Name, _ = os.Hostname()
+	}
+	if cfg.LBHost == "" {
+		host, _, _ := net.SplitHostPort(cfg.Listen)
+		cfg.LBHost = host
+	}
+	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	c := &controller{log: log, done: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
+	if c.store, err = state.Open(filepath.Join(cfg.Data, "state.db"), log); err != nil {
+		return nil, fmt.Errorf("server: open state: %w", err)
+	}
+	pkgs, err := pkgstore.Open(filepath.Join(cfg.Data, "packages"))
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	c.lb = lb.New(cfg.LBHost, log.With("part", "lb"))
+	c.ctl = fabric.New(fabric.Config{
+		Name: cfg.Name, HeartbeatTTL: cfg.HeartbeatTTL, UpgradeTimeout: cfg.UpgradeTimeout,
+		Logger: log.With("part", "fabric"),
+	}, c.store, pkgs, c.lb)
+
+	blobPort, queuePort, tablePort := orDefault(cfg.BlobPort, DefaultBlobPort), orDefault(cfg.QueuePort, DefaultQueuePort), orDefault(cfg.TablePort, DefaultTablePort)
+	accts := accounts.New(c.store, accounts.Endpoints{
+		Blob:  fmt.Sprintf("http://%s:%d", cfg.LBHost, blobPort),
+		Queue: fmt.Sprintf("http://%s:%d", cfg.LBHost, queuePort),
+		Table: fmt.Sprintf("http://%s:%d", cfg.LBHost, tablePort),
+	}, cfg.DevAccount)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen on %s: %w", cfg.Listen, err)
+	}
+	c.addr = ln.Addr().String()
+	c.http = &http.Server{Handler: controlapi.New(c.ctl, accts, log.With("part", "api")), ReadHeaderTimeout: 10 * time.Second}
+
+	if !cfg.StorageDisabled {
+		c.storage, err = storageserver.Start(storageserver.Config{
+			Data: filepath.Join(cfg.Data, "storage"), Host: cfg.LBHost,
+			BlobPort: blobPort, QueuePort: queuePort, TablePort: tablePort,
+			Accounts: accts, Logger: log.With("part", "storage"),
+		})
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("server: storage: %w", err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	go func() { c.done <- c.ctl.Run(ctx) }()
+	go func() {
+		err := c.http.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		c.done <- err
+	}()
+	log.Info("controller started", "api", "http://"+c.addr, "name", cfg.Name, "data", cfg.Data)
+	return c, nil
+}
+
+// close stops the parts in reverse order.
+func (c *controller) close() {
+	if c.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = c.http.Shutdown(ctx)
+		cancel()
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
+	if c.storage != nil {
+		c.storage.Close()
+	}
+	if c.lb != nil {
+		c.lb.Close()
+	}
+	if c.store != nil {
+		c.store.Close()
+	}
+}
+
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// RunServer runs a controller until ctx ends.
+func RunServer(ctx context.Context, cfg ServerConfig) error {
+	if cfg.BootstrapExpect > 1 || len(cfg.Join) > 0 {
+		return errors.New("server: multi-server clusters (--bootstrap-expect, --join) are not available yet; run one server")
+	}
+	c, err := startController(cfg)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	select {
+	case <-ctx.Done():
+		c.log.Info("controller stopping")
+		return nil
+	case err := <-c.done:
+		if err == nil || errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return fmt.Errorf("server: %w", err)
+	}
+}

@@ -1,0 +1,153 @@
+package process
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// cgroups places instances in per-instance cgroups: on a unified (v2)
+// hierarchy with the memory and cpu controllers, or on the v1 memory and cpu
+// hierarchies (hybrid hosts keep those on v1).
+type cgroups struct {
+	v2     string // the v2 parent directory, or ""
+	memory string // v1 parent directories
+	cpu    string
+}
+
+const cgroupRoot = "/sys/fs/cgroup"
+
+func detectCgroups(parent string) (*cgroups, error) {
+	if ctrl, err := os.ReadFile(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
+		have := strings.Fields(string(ctrl))
+		if hasAll(have, "memory", "cpu") {
+			dir := filepath.Join(cgroupRoot, parent)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("cgroup v2: %w", err)
+			}
+			// Children can only use controllers their parent delegates.
+			os.WriteFile(filepath.Join(cgroupRoot, "cgroup.subtree_control"), []byte("+memory +cpu"), 0o644)
+			if err := os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+memory +cpu"), 0o644); err != nil {
+				return nil, fmt.Errorf("cgroup v2: enable memory and cpu under %s: %w", dir, err)
+			}
+			return &cgroups{v2: dir}, nil
+		}
+		return nil, fmt.Errorf("cgroup v2 without the memory and cpu controllers (have %v)", have)
+	}
+	mem, cpu := filepath.Join(cgroupRoot, "memory"), filepath.Join(cgroupRoot, "cpu")
+	if _, err := os.Stat(filepath.Join(mem, "memory.limit_in_bytes")); err != nil {
+		return nil, errNoCgroups
+	}
+	if _, err := os.Stat(filepath.Join(cpu, "cpu.cfs_quota_us")); err != nil {
+		return nil, errNoCgroups
+	}
+	c := &cgroups{memory: filepath.Join(mem, parent), cpu: filepath.Join(cpu, parent)}
+	for _, d := range []string{c.memory, c.cpu} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("cgroup v1: %w", err)
+		}
+	}
+	return c, nil
+}
+
+func hasAll(have []string, want ...string) bool {
+	for _, w := range want {
+		found := false
+		for _, h := range have {
+			found = found || h == w
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// create makes the instance's cgroups with its limits and returns the files
+// a process writes its PID to in order to join them.
+func (c *cgroups) create(id string, cpu float64, memory int64) ([]string, error) {
+	const period = 100000 // µs
+	if c.v2 != "" {
+		dir := filepath.Join(c.v2, id)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("cgroup: %w", err)
+		}
+		if memory > 0 {
+			if err := os.WriteFile(filepath.Join(dir, "memory.max"), []byte(strconv.FormatInt(memory, 10)), 0o644); err != nil {
+				return nil, fmt.Errorf("cgroup: memory.max: %w", err)
+			}
+			os.WriteFile(filepath.Join(dir, "memory.swap.max"), []byte("0"), 0o644)
+		}
+		if cpu > 0 {
+			quota := fmt.Sprintf("%d %d", int64(cpu*period), period)
+			if err := os.WriteFile(filepath.Join(dir, "cpu.max"), []byte(quota), 0o644); err != nil {
+				return nil, fmt.Errorf("cgroup: cpu.max: %w", err)
+			}
+		}
+		return []string{filepath.Join(dir, "cgroup.procs")}, nil
+	}
+	mem, cpuDir := filepath.Join(c.memory, id), filepath.Join(c.cpu, id)
+	for _, d := range []string{mem, cpuDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("cgroup: %w", err)
+		}
+	}
+	if memory > 0 {
+		if err := os.WriteFile(filepath.Join(mem, "memory.limit_in_bytes"), []byte(strconv.FormatInt(memory, 10)), 0o644); err != nil {
+			return nil, fmt.Errorf("cgroup: memory.limit_in_bytes: %w", err)
+		}
+		// Without this, swap would let the instance exceed its limit.
+		os.WriteFile(filepath.Join(mem, "memory.memsw.limit_in_bytes"), []byte(strconv.FormatInt(memory, 10)), 0o644)
+	}
+	if cpu > 0 {
+		os.WriteFile(filepath.Join(cpuDir, "cpu.cfs_period_us"), []byte(strconv.Itoa(period)), 0o644)
+		if err := os.WriteFile(filepath.Join(cpuDir, "cpu.cfs_quota_us"), []byte(strconv.FormatInt(int64(cpu*period), 10)), 0o644); err != nil {
+			return nil, fmt.Errorf("cgroup: cpu.cfs_quota_us: %w", err)
+		}
+	}
+	return []string{filepath.Join(mem, "cgroup.procs"), filepath.Join(cpuDir, "cgroup.procs")}, nil
+}
+
+// oomKilled reports whether the kernel killed a process of the instance for
+// exceeding its memory limit.
+func (c *cgroups) oomKilled(id string) bool {
+	if c.v2 != "" {
+		data, err := os.ReadFile(filepath.Join(c.v2, id, "memory.events"))
+		return err == nil && fieldValue(string(data), "oom_kill") > 0
+	}
+	data, err := os.ReadFile(filepath.Join(c.memory, id, "memory.oom_control"))
+	if err == nil && fieldValue(string(data), "oom_kill") > 0 {
+		return true
+	}
+	data, err = os.ReadFile(filepath.Join(c.memory, id, "memory.failcnt"))
+	n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	return err == nil && n > 0
+}
+
+func fieldValue(text, key string) int {
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == key {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
+}
+
+func (c *cgroups) remove(id string) error {
+	var dirs []string
+	if c.v2 != "" {
+		dirs = []string{filepath.Join(c.v2, id)}
+	} else {
+		dirs = []string{filepath.Join(c.memory, id), filepath.Join(c.cpu, id)}
+	}
+	for _, d := range dirs {
+		if err := os.Remove(d); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("cgroup: remove %s: %w", d, err)
+		}
+	}
+	return nil
+}

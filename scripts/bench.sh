@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# make bench: runs Weft's benchmarks and harnesses and prints their figures.
+# BENCHMARKS.md records the results with the machine they ran on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${BENCH_OUT:-bench-results.txt}
+: > "$out"
+run() { echo "== $*" | tee -a "$out"; "$@" 2>&1 | tee -a "$out"; }
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), kvm: $([ -w /dev/kvm ] && echo yes || echo no)" | tee -a "$out"
+
+# The scheduler alone: 10,000 instances on 1,000 simulated nodes.
+run go test -run '^$' -bench 'Place10kOn1k' -benchtime 3x ./internal/fabric/placement/
+# The state store: batches per second (fsync per batch, and group commit).
+run go test -run '^$' -bench 'Apply' -benchtime 2s ./internal/state/
+# The load balancer against direct requests.
+run go test -run '^$' -bench 'HTTP' -benchtime 3s ./internal/lb/
+# Real processes: deploy to healthy, node death to replacements healthy, upgrade under load.
+run go test -run '^$' -bench 'DeployToHealthy|NodeDeath' -benchtime 10x -timeout 30m ./e2e/
+run go test -run '^$' -bench 'RollingUpgradeUnderLoad' -benchtime 3x -timeout 30m ./e2e/
+# Storage through the official Azure SDK, beside Azurite when it can be installed.
+if [ -x scripts/bench-storage.sh ]; then run scripts/bench-storage.sh; fi
+echo "results in $out"
