@@ -157,7 +157,7 @@ func (d *Driver) inspectDir(dir string) (driver.Status, error) {
 	var info exitInfo
 	if err := readJSON(filepath.Join(dir, exitFile), &info); err == nil {
 		st := driver.Status{Exited: true, ExitCode: info.Code, Reason: info.Reason}
-		if d.cgroups != nil && d.cgroups.oomKilled(filepath.Base(dir)) && info.Signal == int(syscall.SIGKILL) {
+		if info.Code != 0 && d.cgroups != nil && d.cgroups.oomKilled(filepath.Base(dir)) {
 			st.Reason = "out of memory"
 		}
 		return st, nil
