@@ -1,0 +1,253 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/client"
+	"github.com/weftcloud/weft/internal/driver"
+	"github.com/weftcloud/weft/internal/driver/process"
+	"github.com/weftcloud/weft/internal/pkgarchive"
+)
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == "weft-shim" {
+		os.Exit(process.ShimMain(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+// fakeController is a real HTTP server speaking the node protocol with a
+// fixed assignment list the test changes.
+type fakeController struct {
+	mu       sync.Mutex
+	index    uint64
+	assigned []api.Assignment
+	status   map[string]api.InstanceStatus
+	events   []api.Event
+	pkg      []byte
+	changed  chan struct{}
+}
+
+func newFakeController(t *testing.T, pkg []byte) (*fakeController, *httptest.Server) {
+	f := &fakeController{index: 1, status: map[string]api.InstanceStatus{}, pkg: pkg, changed: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /v1/nodes/{name}", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(api.Node{Name: r.PathValue("name")})
+	})
+	mux.HandleFunc("POST /v1/nodes/{name}/heartbeat", func(w http.ResponseWriter, r *http.Request) {
+		var hb api.Heartbeat
+		json.NewDecoder(r.Body).Decode(&hb)
+		f.mu.Lock()
+		for _, st := range hb.Instances {
+			f.status[st.ID] = st
+		}
+		f.events = append(f.events, hb.Events...)
+		f.mu.Unlock()
+		json.NewEncoder(w).Encode(api.HeartbeatReply{Known: true, State: api.NodeReady})
+	})
+	mux.HandleFunc("GET /v1/nodes/{name}/assignments", func(w http.ResponseWriter, r *http.Request) {
+		idx, _ := strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)
+		f.mu.Lock()
+		ch := f.changed
+		cur := f.index
+		f.mu.Unlock()
+		if idx >= cur {
+			select {
+			case <-ch:
+			case <-time.After(2 * time.Second):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		json.NewEncoder(w).Encode(api.Assignments{Index: f.index, Instances: append([]api.Assignment{}, f.assigned...)})
+	})
+	mux.HandleFunc("GET /v1/packages/{digest}", func(w http.ResponseWriter, r *http.Request) { w.Write(f.pkg) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func (f *fakeController) assign(as ...api.Assignment) {
+	f.mu.Lock()
+	f.assigned = as
+	f.index++
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+func (f *fakeController) get(id string) api.InstanceStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.status[id]
+}
+
+// helloPackage builds a tiny HTTP server and packs it.
+func helloPackage(t *testing.T) []byte {
+	t.Helper()
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "main.go"), []byte(`package main
+import ("fmt"; "net/http"; "os")
+func main() {
+	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	fmt.Println("serving", os.Getenv("WEFT_INSTANCE"), os.Getenv("GREETING"))
+	http.ListenAndServe("127.0.0.1:"+os.Getenv("WEFT_PORT_HTTP"), nil)
+}`), 0o644)
+	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hello\n\ngo 1.22\n"), 0o644)
+	pkgDir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", filepath.Join(pkgDir, "hello"), ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build hello: %v\n%s", err, out)
+	}
+	var buf bytes.Buffer
+	if err := pkgarchive.Pack(pkgDir, &buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func startAgent(t *testing.T, srvURL, dataDir string) (*Agent, context.CancelFunc, chan error) {
+	t.Helper()
+	d, err := process.New(process.Config{ShimCommand: []string{os.Args[0], "weft-shim"}, CgroupDisabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{Name: "node-1", DataDir: dataDir, HeartbeatInterval: 100 * time.Millisecond, StopGrace: 2 * time.Second,
+		Drivers: []driver.Driver{d}}, client.New(srvURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	return a, cancel, done
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func assignment(id string) api.Assignment {
+	return api.Assignment{
+		Instance: api.Instance{ID: id, Service: "hello", Role: "web", Desired: api.DesiredRunning},
+		Role: api.RoleSpec{
+			Name: "web", Kind: api.KindWeb, Runtime: api.RuntimeProcess, Package: "sha256:" + strings.Repeat("a", 64),
+			Command: []string{"./hello"}, Endpoints: []api.Endpoint{{Name: "http", Port: 8080}},
+			Health:   &api.HealthCheck{HTTP: &api.HTTPProbe{Path: "/healthz", Endpoint: "http"}, Interval: api.Duration(100 * time.Millisecond), Timeout: api.Duration(time.Second), Failures: 2},
+			Settings: map[string]string{"GREETING": "hi"},
+		},
+	}
+}
+
+func instancePID(t *testing.T, dataDir, id string) int {
+	t.Helper()
+	var p struct{ Child int }
+	data, err := os.ReadFile(filepath.Join(dataDir, "instances", id, "pid.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(data, &p)
+	return p.Child
+}
+
+func TestAgentRunsHealsAdoptsAndStops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a real program")
+	}
+	f, srv := newFakeController(t, helloPackage(t))
+	dataDir := t.TempDir()
+	a, cancel, done := startAgent(t, srv.URL, dataDir)
+	defer func() {
+		a.StopAll(context.Background())
+		cancel()
+		<-done
+	}()
+
+	f.assign(assignment("hello-web-0-aaaa"))
+	eventually(t, "running and healthy", func() bool {
+		st := f.get("hello-web-0-aaaa")
+		return st.State == api.StateRunning && st.Health == api.HealthHealthy && st.Ports["http"] > 0
+	})
+	// The instance got its port and settings.
+	st := f.get("hello-web-0-aaaa")
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", st.Ports["http"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	eventually(t, "the greeting in the logs", func() bool {
+		rc, err := http.Get(a.Addr() + "/v1/instances/hello-web-0-aaaa/logs")
+		if err != nil {
+			return false
+		}
+		defer rc.Body.Close()
+		b, _ := io.ReadAll(rc.Body)
+		return strings.Contains(string(b), "serving hello-web-0-aaaa hi")
+	})
+
+	// kill -9: restarted in place, with an event.
+	pid := instancePID(t, dataDir, "hello-web-0-aaaa")
+	syscall.Kill(pid, syscall.SIGKILL)
+	eventually(t, "restarted and healthy", func() bool {
+		st := f.get("hello-web-0-aaaa")
+		return st.Restarts == 1 && st.State == api.StateRunning && st.Health == api.HealthHealthy
+	})
+	f.mu.Lock()
+	var restarted bool
+	for _, e := range f.events {
+		restarted = restarted || (e.Type == "instance.restarted" && e.Instance == "hello-web-0-aaaa")
+	}
+	f.mu.Unlock()
+	if !restarted {
+		t.Error("no instance.restarted event")
+	}
+
+	// A new agent over the same data adopts the running instance.
+	pid = instancePID(t, dataDir, "hello-web-0-aaaa")
+	cancel()
+	<-done
+	a, cancel, done = startAgent(t, srv.URL, dataDir)
+	time.Sleep(500 * time.Millisecond)
+	eventually(t, "adopted and healthy", func() bool {
+		st := f.get("hello-web-0-aaaa")
+		return st.State == api.StateRunning && st.Health == api.HealthHealthy
+	})
+	if got := instancePID(t, dataDir, "hello-web-0-aaaa"); got != pid {
+		t.Errorf("the restarted agent restarted the instance: pid %d -> %d", pid, got)
+	}
+
+	// Unassigned: stopped and removed.
+	f.assign()
+	eventually(t, "the process gone", func() bool { return syscall.Kill(pid, 0) != nil })
+	eventually(t, "the instance dir removed", func() bool {
+		_, err := os.Stat(filepath.Join(dataDir, "instances", "hello-web-0-aaaa"))
+		return os.IsNotExist(err)
+	})
+}
