@@ -63,6 +63,7 @@ type Agent struct {
 	instances map[string]*instance
 	stopped   map[string]bool // assigned with desired stopped, and not running here
 	events    []api.Event
+	closing   bool          // StopAll ran: start nothing new
 	kick      chan struct{} // asks for a heartbeat now
 	pkgMu     sync.Mutex    // one package download at a time
 }
@@ -72,6 +73,12 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 	if cfg.Name == "" || cfg.DataDir == "" {
 		return nil, errors.New("agent: a name and a data directory are required")
 	}
+	// Instance directories are handed to shims that run elsewhere: make them absolute.
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	cfg.DataDir = dataDir
 	if cfg.FaultDomain == "" {
 		cfg.FaultDomain = cfg.Name
 	}
@@ -152,6 +159,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // StopAll stops every instance this agent runs (used when `weft dev` ends).
 func (a *Agent) StopAll(ctx context.Context) error {
 	a.mu.Lock()
+	a.closing = true
 	var insts []*instance
 	for _, in := range a.instances {
 		in.requestStop(true)
@@ -304,6 +312,9 @@ func (a *Agent) watchLoop(ctx context.Context) {
 func (a *Agent) reconcile(ctx context.Context, assigned []api.Assignment) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.closing {
+		return
+	}
 	seen := map[string]bool{}
 	for _, asg := range assigned {
 		id := asg.Instance.ID

@@ -261,6 +261,8 @@ func (in *instance) stop(ctx context.Context) {
 	in.set(api.StateStopping, api.HealthUnknown, "")
 	if err := in.drv.Stop(ctx, in.id, in.a.cfg.StopGrace); err != nil {
 		in.a.log.Error("stop instance", "instance", in.id, "err", err)
+	} else {
+		in.a.log.Info("instance stopped", "instance", in.id)
 	}
 	in.set(api.StateStopped, api.HealthUnknown, "")
 	in.mu.Lock()

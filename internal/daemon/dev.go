@@ -72,11 +72,12 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	log.Info("weft dev stopping: stopping instances")
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, a := range agents {
+	for i, a := range agents {
 		if serr := a.StopAll(stopCtx); serr != nil {
-			log.Warn("stop instances", "err", serr)
+			log.Warn("stop instances", "node", i+1, "err", serr)
 		}
 	}
+	log.Info("weft dev: instances stopped")
 	stopAgents()
 	wg.Wait()
 	return err

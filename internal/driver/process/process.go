@@ -91,6 +91,9 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 	if len(spec.Command) == 0 {
 		return driver.Status{}, fmt.Errorf("process: start %s: no command", spec.ID)
 	}
+	if !filepath.IsAbs(spec.Dir) {
+		return driver.Status{}, fmt.Errorf("process: start %s: the instance directory %q is not absolute", spec.ID, spec.Dir)
+	}
 	for _, f := range []string{pidFile, exitFile} {
 		os.Remove(filepath.Join(spec.Dir, f))
 	}
