@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/atomicfile"
 	"github.com/weftcloud/weft/internal/buildinfo"
 	"github.com/weftcloud/weft/internal/driver"
 )
@@ -367,7 +368,7 @@ func (a *Agent) recover(ctx context.Context) {
 	for _, f := range dirs {
 		dir := filepath.Dir(f)
 		var saved savedAssignment
-		if err := readJSONFile(f, &saved); err != nil {
+		if err := atomicfile.ReadJSON(f, &saved); err != nil {
 			os.RemoveAll(dir)
 			continue
 		}

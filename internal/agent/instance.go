@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/atomicfile"
 	"github.com/weftcloud/weft/internal/driver"
 )
 
@@ -327,7 +326,7 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	for k, v := range role.Settings {
 		env[k] = v
 	}
-	if err := writeJSONFile(filepath.Join(in.dir, assignmentFile), savedAssignment{Assignment: asg, Ports: ports, Restarts: restarts}); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(in.dir, assignmentFile), savedAssignment{Assignment: asg, Ports: ports, Restarts: restarts}); err != nil {
 		return driver.Spec{}, err
 	}
 	return driver.Spec{
@@ -344,27 +343,4 @@ func freePort(host string) (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func writeJSONFile(path string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func readJSONFile(path string, v any) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return errors.New("corrupt " + path)
-	}
-	return nil
 }

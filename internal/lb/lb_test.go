@@ -190,7 +190,9 @@ func TestReplacingBackendsUnderLoadLosesNothing(t *testing.T) {
 	b.Update([]Endpoint{{Port: port, Backends: current}})
 	ctx, cancel := context.WithCancel(context.Background())
 	results := make(chan loadgen.Result, 1)
-	go func() { results <- loadgen.Run(ctx, fmt.Sprintf("http://127.0.0.1:%d/?sleep=2ms", port), 8, 5*time.Second) }()
+	go func() {
+		results <- loadgen.Run(ctx, fmt.Sprintf("http://127.0.0.1:%d/?sleep=2ms", port), 8, 5*time.Second)
+	}()
 	time.Sleep(100 * time.Millisecond)
 	for i := 0; i < 4; i++ {
 		old := current[i]

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/atomicfile"
 	"github.com/weftcloud/weft/internal/driver"
 )
 
@@ -112,7 +113,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 		}
 		ss.Cgroups = procs
 	}
-	if err := writeJSON(filepath.Join(spec.Dir, specFile), ss); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(spec.Dir, specFile), ss); err != nil {
 		return driver.Status{}, fmt.Errorf("process: start %s: %w", spec.ID, err)
 	}
 	args := append(append([]string(nil), d.cfg.ShimCommand[1:]...), spec.Dir)
@@ -141,7 +142,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 				return st, nil
 			}
 			var info exitInfo
-			if readJSON(filepath.Join(spec.Dir, exitFile), &info) == nil {
+			if atomicfile.ReadJSON(filepath.Join(spec.Dir, exitFile), &info) == nil {
 				return driver.Status{}, fmt.Errorf("process: start %s: %s", spec.ID, info.Reason)
 			}
 			return driver.Status{}, fmt.Errorf("process: start %s: the shim exited", spec.ID)
@@ -158,7 +159,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 // when the recorded child is alive (and is the same process).
 func (d *Driver) inspectDir(dir string) (driver.Status, error) {
 	var info exitInfo
-	if err := readJSON(filepath.Join(dir, exitFile), &info); err == nil {
+	if err := atomicfile.ReadJSON(filepath.Join(dir, exitFile), &info); err == nil {
 		st := driver.Status{Exited: true, ExitCode: info.Code, Reason: info.Reason}
 		if info.Code != 0 && d.cgroups != nil && d.cgroups.oomKilled(filepath.Base(dir)) {
 			st.Reason = "out of memory"
@@ -166,7 +167,7 @@ func (d *Driver) inspectDir(dir string) (driver.Status, error) {
 		return st, nil
 	}
 	var pids pidInfo
-	if err := readJSON(filepath.Join(dir, pidFile), &pids); err != nil {
+	if err := atomicfile.ReadJSON(filepath.Join(dir, pidFile), &pids); err != nil {
 		return driver.Status{}, driver.ErrNotFound
 	}
 	start, err := procStartTime(pids.Child)

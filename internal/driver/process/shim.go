@@ -1,7 +1,6 @@
 package process
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/weftcloud/weft/internal/atomicfile"
 )
 
 // Files the shim keeps in an instance's directory.
@@ -52,7 +53,7 @@ func ShimMain(args []string) int {
 	}
 	if err := runShim(args[0]); err != nil {
 		fmt.Fprintln(os.Stderr, "weft shim:", err)
-		writeJSON(filepath.Join(args[0], exitFile), exitInfo{Code: -1, Reason: err.Error()})
+		atomicfile.WriteJSON(filepath.Join(args[0], exitFile), exitInfo{Code: -1, Reason: err.Error()})
 		return 1
 	}
 	return 0
@@ -60,7 +61,7 @@ func ShimMain(args []string) int {
 
 func runShim(dir string) error {
 	var spec shimSpec
-	if err := readJSON(filepath.Join(dir, specFile), &spec); err != nil {
+	if err := atomicfile.ReadJSON(filepath.Join(dir, specFile), &spec); err != nil {
 		return err
 	}
 	// Join the cgroups first: the child inherits them from its first instruction.
@@ -88,7 +89,7 @@ func runShim(dir string) error {
 		return fmt.Errorf("start %s: %w", spec.Command[0], err)
 	}
 	start, _ := procStartTime(cmd.Process.Pid)
-	if err := writeJSON(filepath.Join(dir, pidFile), pidInfo{Shim: os.Getpid(), Child: cmd.Process.Pid, ChildStart: start}); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(dir, pidFile), pidInfo{Shim: os.Getpid(), Child: cmd.Process.Pid, ChildStart: start}); err != nil {
 		cmd.Process.Kill()
 		return err
 	}
@@ -106,7 +107,7 @@ func runShim(dir string) error {
 	} else if err != nil {
 		info.Code, info.Reason = -1, err.Error()
 	}
-	return writeJSON(filepath.Join(dir, exitFile), info)
+	return atomicfile.WriteJSON(filepath.Join(dir, exitFile), info)
 }
 
 // cappedLog appends to a file and, past max/2 bytes, rotates it to .1 so
@@ -146,26 +147,6 @@ func (l *cappedLog) Write(p []byte) (int, error) {
 }
 
 func (l *cappedLog) Close() error { return l.f.Close() }
-
-func writeJSON(path string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func readJSON(path string, v any) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(data, v)
-}
 
 // procStartTime is field 22 of /proc/PID/stat: when the process started, in
 // clock ticks since boot. Together with the PID it names one process.
