@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func goodSpec() ServiceSpec {
@@ -43,6 +44,39 @@ func TestValidate(t *testing.T) {
 		{"reserved setting", func(s *ServiceSpec) { s.Roles[0].Settings = map[string]string{"WEFT_NODE": "x"} }, "roles[0].settings.WEFT_NODE: "},
 		{"duplicate role", func(s *ServiceSpec) { s.Roles = append(s.Roles, s.Roles[0]) }, "roles[1].name: \"web\" is used by another role"},
 		{"upgrade domains", func(s *ServiceSpec) { s.UpgradeDomains = 50 }, "upgradeDomains: "},
+		{"no roles", func(s *ServiceSpec) { s.Roles = nil }, "roles: "},
+		{"bad role name", func(s *ServiceSpec) { s.Roles[0].Name = "-web" }, "roles[0].name: "},
+		{"bad endpoint name", func(s *ServiceSpec) { s.Roles[0].Endpoints[0].Name = "HTTP"; s.Roles[0].Health = nil }, "roles[0].endpoints[0].name: "},
+		{"malformed digest", func(s *ServiceSpec) { s.Roles[0].Package = "sha256:abc" }, "roles[0].package: "},
+		{"vm kind on process", func(s *ServiceSpec) { s.Roles[0].Kind = KindVM }, "roles[0].runtime: a vm role needs the vm runtime"},
+		{"negative instances", func(s *ServiceSpec) { s.Roles[0].Instances = -1 }, "roles[0].instances: "},
+		{"negative memory", func(s *ServiceSpec) { s.Roles[0].Size.Memory = -1 }, "roles[0].size.memory: "},
+		{"bad persistence", func(s *ServiceSpec) { s.Roles[0].Persistence = "sometimes" }, "roles[0].persistence: "},
+		{"persistent vm", func(s *ServiceSpec) {
+			s.Roles[0] = RoleSpec{Name: "db", Kind: KindVM, Runtime: RuntimeVM, Image: "ubuntu", Instances: 1, Persistence: Persistent}
+		}, ""},
+		{"port used twice", func(s *ServiceSpec) {
+			s.Roles = append(s.Roles, RoleSpec{Name: "api", Kind: KindWeb, Runtime: RuntimeContainer, Image: "x",
+				Endpoints: []Endpoint{{Name: "http", Port: 8080}}})
+		}, "roles[1].endpoints[0].port: 8080 is also used"},
+		{"zero port", func(s *ServiceSpec) { s.Roles[0].Endpoints[0].Port = 0 }, "roles[0].endpoints[0].port: 0 is not a port"},
+		{"no probe", func(s *ServiceSpec) { s.Roles[0].Health.HTTP = nil }, "roles[0].health: needs exactly one"},
+		{"exec probe", func(s *ServiceSpec) { s.Roles[0].Health.HTTP = nil; s.Roles[0].Health.Exec = []string{"true"} }, ""},
+		{"relative probe path", func(s *ServiceSpec) { s.Roles[0].Health.HTTP.Path = "healthz" }, "roles[0].health.http.path: "},
+		{"tcp probe of unknown endpoint", func(s *ServiceSpec) {
+			s.Roles[0].Health.HTTP = nil
+			s.Roles[0].Health.TCP = &TCPProbe{Endpoint: "db"}
+		}, "roles[0].health.tcp.endpoint: "},
+		{"negative interval", func(s *ServiceSpec) { s.Roles[0].Health.Interval = -1 }, "roles[0].health.interval: "},
+		{"negative timeout", func(s *ServiceSpec) { s.Roles[0].Health.Timeout = -1 }, "roles[0].health.timeout: "},
+		{"too many failures", func(s *ServiceSpec) { s.Roles[0].Health.Failures = 101 }, "roles[0].health.failures: "},
+		{"bad setting name", func(s *ServiceSpec) { s.Roles[0].Settings = map[string]string{"1X": "x"} }, "roles[0].settings.1X: "},
+		{"worker without endpoints", func(s *ServiceSpec) {
+			s.Roles[0].Kind = KindWorker
+			s.Roles[0].Endpoints = nil
+			s.Roles[0].Health = &HealthCheck{Exec: []string{"true"}}
+		}, ""},
+		{"problems joined", func(s *ServiceSpec) { s.Name = ""; s.Roles[0].Instances = -1 }, "name: \"\" is not a name (lowercase letters, digits and dashes, starting with a letter, up to 40); roles[0].instances: "},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,6 +100,24 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error %q does not contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestSetDefaults(t *testing.T) {
+	s := goodSpec()
+	s.SetDefaults()
+	r := s.Roles[0]
+	if s.UpgradeDomains != DefaultUpgradeDomains || r.Persistence != Ephemeral || r.Endpoints[0].Protocol != ProtocolHTTP ||
+		r.Size.CPU != 0.1 || r.Size.Memory != 64<<20 {
+		t.Errorf("defaults not filled: %+v", s)
+	}
+	if h := r.Health; h.Interval != Duration(time.Second) || h.Timeout != Duration(time.Second) || h.Failures != 3 {
+		t.Errorf("health defaults not filled: %+v", h)
+	}
+	s.Roles[0].Health = nil
+	s.SetDefaults()
+	if s.Roles[0].Health != nil {
+		t.Errorf("SetDefaults made a health check")
 	}
 }
 

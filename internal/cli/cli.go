@@ -1,14 +1,216 @@
-// Package cli is the weft command line: the daemons' commands and the client
-// verbs. It talks to the controller only through package client.
+// Package cli is the weft command line: the daemons (server, agent, storage,
+// dev) and the client verbs. Client verbs talk to the controller only through
+// package client; every read verb prints a table for people or, with
+// -o json, the API's JSON for scripts. Errors are one line on stderr.
 package cli
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weftcloud/weft/client"
+	"github.com/weftcloud/weft/internal/driver/process"
 )
 
-// Main runs the command line and returns the exit code.
+// Main runs the command line and returns the exit code: 0 on success, 1 when
+// the command failed, 2 when it was used wrongly.
 func Main(args []string) int {
-	fmt.Fprintln(os.Stderr, "weft: not implemented yet")
+	// The shim is exec'd by the agent with a fixed argument list; keep it
+	// clear of flag parsing and of everything else the CLI sets up.
+	if len(args) > 0 && args[0] == "shim" {
+		return process.ShimMain(args[1:])
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, args, os.Stdout, os.Stderr)
+}
+
+// app holds what every command shares.
+type app struct {
+	addr   string
+	output string
+	stdout io.Writer
+	stderr io.Writer
+	now    func() time.Time // injected so golden tables are stable
+
+	pollInterval time.Duration // --wait polling
+}
+
+// usageError marks an error as the user's misuse of a command (exit 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// run executes one command line with the given streams.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return newApp(stdout, stderr).execute(ctx, args)
+}
+
+func newApp(stdout, stderr io.Writer) *app {
+	return &app{stdout: stdout, stderr: stderr, now: time.Now, pollInterval: 250 * time.Millisecond}
+}
+
+// execute runs one command line and returns its exit code; tests call it
+// with a fixed clock.
+func (a *app) execute(ctx context.Context, args []string) int {
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	msg := strings.TrimSpace(strings.ReplaceAll(err.Error(), "\n", " "))
+	fmt.Fprintf(a.stderr, "weft: %s\n", msg)
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		return 2
+	}
 	return 1
+}
+
+// isCobraUsage recognises the errors cobra makes itself for bad command lines.
+func isCobraUsage(err error) bool {
+	s := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "requires at most", "required flag"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "weft",
+		Short:         "Weft: a self-hosted cloud in one binary",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			switch a.output {
+			case "table", "json":
+				return nil
+			}
+			return usagef("--output: %q is not table or json", a.output)
+		},
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	defAddr := os.Getenv("WEFT_ADDR")
+	if defAddr == "" {
+		defAddr = client.DefaultAddr
+	}
+	root.PersistentFlags().StringVar(&a.addr, "addr", defAddr, "controller address(es), comma-separated (env WEFT_ADDR)")
+	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+
+	root.AddCommand(
+		a.serverCommand(), a.agentCommand(), a.storageCommand(), a.devCommand(), shimCommand(),
+		a.deployCommand(), a.servicesCommand(), a.serviceCommand(), a.scaleCommand(), a.rollbackCommand(),
+		a.instancesCommand(), a.logsCommand(),
+		a.nodesCommand(), a.nodeCommand(),
+		a.eventsCommand(), a.versionCommand(), a.statusCommand(),
+	)
+	return root
+}
+
+func (a *app) client() *client.Client { return client.New(a.addr) }
+
+func (a *app) jsonOutput() bool { return a.output == "json" }
+
+// printJSON writes v indented, as the API answers it.
+func (a *app) printJSON(v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(a.stdout, "%s\n", data)
+	return err
+}
+
+// table returns a tabwriter over stdout; the caller flushes it.
+func (a *app) table() *tabwriter.Writer {
+	return tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+}
+
+// row writes one tab-separated line.
+func row(w io.Writer, cols ...any) {
+	for i, c := range cols {
+		if i > 0 {
+			fmt.Fprint(w, "\t")
+		}
+		fmt.Fprint(w, c)
+	}
+	fmt.Fprintln(w)
+}
+
+// orDash shows empty cells as "-".
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// nonNil makes an empty list print as [] rather than null.
+func nonNil[T any](v []T) []T {
+	if v == nil {
+		return []T{}
+	}
+	return v
+}
+
+// exactArgs is cobra.ExactArgs with a usage error and the argument names.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != len(names) {
+			return usagef("usage: %s", cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+// maxArgs allows at most n arguments.
+func maxArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usagef("usage: %s", cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+// age writes how long ago t was, coarsely.
+func age(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 }

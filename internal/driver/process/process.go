@@ -170,10 +170,13 @@ func (d *Driver) inspectDir(dir string) (driver.Status, error) {
 	if err := atomicfile.ReadJSON(filepath.Join(dir, pidFile), &pids); err != nil {
 		return driver.Status{}, driver.ErrNotFound
 	}
-	start, err := procStartTime(pids.Child)
-	if err != nil || start != pids.ChildStart {
-		// The child is gone and its shim did not record it (the shim was
-		// killed too): report it as killed.
+	if !alive(pids.Child, pids.ChildStart) {
+		if alive(pids.Shim, pids.ShimStart) {
+			// The child just ended and its shim is recording how: not
+			// done yet, look again shortly.
+			return driver.Status{Running: true, PID: pids.Child}, nil
+		}
+		// Both gone without a record: the shim was killed too.
 		return driver.Status{Exited: true, ExitCode: 137, Reason: "killed (its supervisor died)"}, nil
 	}
 	fi, _ := os.Stat(filepath.Join(dir, pidFile))

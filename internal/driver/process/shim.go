@@ -32,8 +32,9 @@ type shimSpec struct {
 
 type pidInfo struct {
 	Shim       int    `json:"shim"`
+	ShimStart  uint64 `json:"shimStart"`
 	Child      int    `json:"child"`
-	ChildStart uint64 `json:"childStart"` // /proc start time, to tell a reused PID apart
+	ChildStart uint64 `json:"childStart"` // /proc start times, to tell a reused PID apart
 }
 
 type exitInfo struct {
@@ -88,26 +89,28 @@ func runShim(dir string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", spec.Command[0], err)
 	}
-	start, _ := procStartTime(cmd.Process.Pid)
-	if err := atomicfile.WriteJSON(filepath.Join(dir, pidFile), pidInfo{Shim: os.Getpid(), Child: cmd.Process.Pid, ChildStart: start}); err != nil {
+	_, start, _ := procStat(cmd.Process.Pid)
+	_, shimStart, _ := procStat(os.Getpid())
+	info := pidInfo{Shim: os.Getpid(), ShimStart: shimStart, Child: cmd.Process.Pid, ChildStart: start}
+	if err := atomicfile.WriteJSON(filepath.Join(dir, pidFile), info); err != nil {
 		cmd.Process.Kill()
 		return err
 	}
 	err = cmd.Wait()
-	info := exitInfo{Reason: "exited with code 0"}
+	exit := exitInfo{Reason: "exited with code 0"}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
 		switch {
 		case ws.Signaled():
-			info.Code, info.Signal = 128+int(ws.Signal()), int(ws.Signal())
-			info.Reason = "killed by signal " + ws.Signal().String()
+			exit.Code, exit.Signal = 128+int(ws.Signal()), int(ws.Signal())
+			exit.Reason = "killed by signal " + ws.Signal().String()
 		default:
-			info.Code = ws.ExitStatus()
-			info.Reason = fmt.Sprintf("exited with code %d", info.Code)
+			exit.Code = ws.ExitStatus()
+			exit.Reason = fmt.Sprintf("exited with code %d", exit.Code)
 		}
 	} else if err != nil {
-		info.Code, info.Reason = -1, err.Error()
+		exit.Code, exit.Reason = -1, err.Error()
 	}
-	return atomicfile.WriteJSON(filepath.Join(dir, exitFile), info)
+	return atomicfile.WriteJSON(filepath.Join(dir, exitFile), exit)
 }
 
 // cappedLog appends to a file and, past max/2 bytes, rotates it to .1 so
@@ -148,28 +151,31 @@ func (l *cappedLog) Write(p []byte) (int, error) {
 
 func (l *cappedLog) Close() error { return l.f.Close() }
 
-// procStartTime is field 22 of /proc/PID/stat: when the process started, in
-// clock ticks since boot. Together with the PID it names one process.
-func procStartTime(pid int) (uint64, error) {
+// procStat reads a process's state (R, S, Z, ...) and its start time (field
+// 22 of /proc/PID/stat, clock ticks since boot): with the PID, the start
+// time names one process even after the PID is reused.
+func procStat(pid int) (state byte, start uint64, err error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name (field 2) may contain spaces; fields resume after the last ')'.
 	s := string(data)
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == ')' {
-			s = s[i+2:]
-			break
-		}
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 <= len(s) {
+		s = s[i+2:]
 	}
-	var start uint64
 	fields := strings.Fields(s)
 	if len(fields) < 20 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("short /proc/%d/stat", pid)
 	}
-	_, err = fmt.Sscan(fields[19], &start) // field 22 overall = index 19 after pid and comm
-	return start, err
+	_, err = fmt.Sscan(fields[19], &start) // field 22 overall: fields here start at field 3
+	return fields[0][0], start, err
+}
+
+// alive reports whether the process pid, started at start, still runs.
+func alive(pid int, start uint64) bool {
+	state, s, err := procStat(pid)
+	return err == nil && s == start && state != 'Z'
 }
 
 var _ io.Writer = (*cappedLog)(nil)

@@ -1,0 +1,368 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/weftcloud/weft/api"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+var (
+	testInstances = []api.Instance{
+		{ID: "hello-web-0-abcd", Service: "hello", Role: "web", Slot: 0, Node: "node-1", Version: 2, Desired: "running",
+			State: "running", Health: "healthy", Address: "127.0.0.1:40001", Ports: map[string]int{"http": 40001}, CreatedAt: now, UpdatedAt: now},
+		{ID: "hello-web-1-efgh", Service: "hello", Role: "web", Slot: 1, Node: "node-2", Version: 2, Desired: "running", Draining: true,
+			State: "running", Health: "unhealthy", Address: "127.0.0.1:40002", Restarts: 3, CreatedAt: now, UpdatedAt: now},
+		{ID: "hello-worker-0-ijkl", Service: "hello", Role: "worker", Version: 2, Desired: "running",
+			State: "pending", Health: "unknown", Message: "no node has room", CreatedAt: now, UpdatedAt: now},
+	}
+	testNodes = []api.Node{
+		{Name: "node-1", Address: "http://127.0.0.1:41001", Host: "127.0.0.1", State: "ready", FaultDomain: "fd1",
+			Capacity: api.Resources{CPU: 4, Memory: 4 << 30}, Allocated: api.Resources{CPU: 0.35, Memory: 192 << 20},
+			Runtimes: []string{"process", "container"}, Instances: 2, LastHeartbeat: now.Add(-time.Second), RegisteredAt: now.Add(-time.Hour)},
+		{Name: "node-2", Address: "http://127.0.0.1:41002", Host: "127.0.0.1", State: "draining", FaultDomain: "fd2",
+			Capacity: api.Resources{CPU: 2, Memory: 24683620 << 10}, Runtimes: []string{"process"}, LastHeartbeat: now.Add(-90 * time.Second)},
+	}
+	testService = api.Service{
+		Name: "hello", Tenant: "default", Version: 2, Status: "upgrading",
+		Spec: api.ServiceSpec{Name: "hello", UpgradeDomains: 5, Roles: []api.RoleSpec{
+			{Name: "web", Kind: "web", Runtime: "process", Package: "sha256:" + strings.Repeat("ab", 32), Command: []string{"./hello"},
+				Instances: 3, Persistence: "ephemeral", Endpoints: []api.Endpoint{{Name: "http", Protocol: "http", Port: 8080}}},
+			{Name: "worker", Kind: "worker", Runtime: "process", Package: "sha256:" + strings.Repeat("ab", 32), Command: []string{"./hello"},
+				Instances: 1, Persistence: "ephemeral"},
+		}},
+		Upgrade:   &api.Upgrade{FromVersion: 1, ToVersion: 2, Domain: 1, Domains: 5, StartedAt: now},
+		Roles:     []api.RoleStatus{{Name: "web", Desired: 3, Running: 2, Healthy: 1, Pending: 1}, {Name: "worker", Desired: 1}},
+		CreatedAt: now.Add(-time.Hour), UpdatedAt: now.Add(-5 * time.Minute),
+	}
+)
+
+// fakeController answers the read endpoints with the fixed objects above.
+func fakeController(t *testing.T) *httptest.Server {
+	mux := http.NewServeMux()
+	answer := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("GET /v1/instances", func(w http.ResponseWriter, r *http.Request) { answer(w, testInstances) })
+	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { answer(w, testNodes) })
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) { answer(w, []api.Service{testService}) })
+	mux.HandleFunc("GET /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("name") != "hello" {
+			w.WriteHeader(http.StatusNotFound)
+			answer(w, api.ErrorBody{Error: api.Error{Code: api.CodeNotFound, Message: "no service named " + r.PathValue("name")}})
+			return
+		}
+		answer(w, testService)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// weft runs a command line against addr with a fixed clock.
+func weft(t *testing.T, addr string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	a := newApp(&out, &errb)
+	a.now = func() time.Time { return now }
+	a.pollInterval = time.Millisecond
+	code = a.execute(context.Background(), append([]string{"--addr", addr}, args...))
+	return out.String(), errb.String(), code
+}
+
+func TestGolden(t *testing.T) {
+	srv := fakeController(t)
+	cases := []struct {
+		golden string
+		args   []string
+	}{
+		{"instances.golden", []string{"instances"}},
+		{"instances.json.golden", []string{"instances", "-o", "json"}},
+		{"nodes.golden", []string{"nodes"}},
+		{"nodes.json.golden", []string{"nodes", "-o", "json"}},
+		{"services.golden", []string{"services"}},
+		{"services.json.golden", []string{"services", "-o", "json"}},
+		{"service-show.golden", []string{"service", "show", "hello"}},
+		{"service-show.json.golden", []string{"service", "show", "hello", "-o", "json"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.golden, func(t *testing.T) {
+			out, errOut, code := weft(t, srv.URL, tc.args...)
+			if code != 0 || errOut != "" {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			path := filepath.Join("testdata", tc.golden)
+			if *update {
+				if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), out); diff != "" {
+				t.Errorf("output differs from %s (-want +got):\n%s", path, diff)
+			}
+			if strings.HasSuffix(tc.golden, ".json.golden") && !json.Valid([]byte(out)) {
+				t.Errorf("-o json printed invalid JSON")
+			}
+		})
+	}
+}
+
+// The JSON output is the API's objects, field for field.
+func TestJSONRoundTrips(t *testing.T) {
+	srv := fakeController(t)
+	out, _, _ := weft(t, srv.URL, "instances", "-o", "json")
+	var got []api.Instance
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(testInstances, got); diff != "" {
+		t.Errorf("instances -o json (-want +got):\n%s", diff)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	srv := fakeController(t)
+	cases := []struct {
+		args       []string
+		wantCode   int
+		wantStderr string
+	}{
+		{[]string{"service", "show", "nope"}, 1, "weft: no service named nope\n"},
+		{[]string{"scale", "hello", "web"}, 2, ""},
+		{[]string{"scale", "hello", "web", "many"}, 2, ""},
+		{[]string{"instances", "--bogus"}, 2, ""},
+		{[]string{"frobnicate"}, 2, ""},
+		{[]string{"services", "-o", "yaml"}, 2, ""},
+		{[]string{"deploy"}, 2, ""},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, errOut, code := weft(t, srv.URL, tc.args...)
+			if code != tc.wantCode {
+				t.Errorf("exit %d, want %d", code, tc.wantCode)
+			}
+			if out != "" {
+				t.Errorf("stdout %q, want nothing", out)
+			}
+			if strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "weft: ") {
+				t.Errorf("stderr %q is not one line starting with weft:", errOut)
+			}
+			if tc.wantStderr != "" && errOut != tc.wantStderr {
+				t.Errorf("stderr %q, want %q", errOut, tc.wantStderr)
+			}
+		})
+	}
+	// An unreachable controller is one line too.
+	_, errOut, code := weft(t, "http://127.0.0.1:1", "nodes")
+	if code != 1 || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("unreachable controller: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// deployController accepts a package upload and a deploy, and then answers
+// the service's status from a script for --wait.
+type deployController struct {
+	mu       sync.Mutex
+	digest   string // of the uploaded bytes
+	deployed api.ServiceSpec
+	statuses []api.Service // answered in turn by GET; the last one repeats
+}
+
+func (d *deployController) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/packages", func(w http.ResponseWriter, r *http.Request) {
+		data, _ := io.ReadAll(r.Body)
+		sum := sha256.Sum256(data)
+		d.mu.Lock()
+		d.digest = "sha256:" + hex.EncodeToString(sum[:])
+		p := api.Package{Digest: d.digest, Size: int64(len(data))}
+		d.mu.Unlock()
+		json.NewEncoder(w).Encode(p)
+	})
+	mux.HandleFunc("PUT /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
+		var spec api.ServiceSpec
+		json.NewDecoder(r.Body).Decode(&spec)
+		d.mu.Lock()
+		d.deployed = spec
+		d.mu.Unlock()
+		json.NewEncoder(w).Encode(api.Service{Name: spec.Name, Version: 1, Spec: spec, Status: "stable"})
+	})
+	mux.HandleFunc("GET /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		s := d.statuses[0]
+		if len(d.statuses) > 1 {
+			d.statuses = d.statuses[1:]
+		}
+		d.mu.Unlock()
+		json.NewEncoder(w).Encode(s)
+	})
+	mux.HandleFunc("GET /v1/instances", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode([]api.Instance{})
+	})
+	return mux
+}
+
+func writeModel(t *testing.T) string {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "site"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "site", "server"), []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	model := "name: hello\nroles:\n  - name: web\n    kind: worker\n    runtime: process\n    package: ./site\n    command: [./server]\n    instances: 2\n"
+	file := filepath.Join(dir, "service.yaml")
+	if err := os.WriteFile(file, []byte(model), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func TestDeployUploadsPackage(t *testing.T) {
+	d := &deployController{}
+	srv := httptest.NewServer(d.handler())
+	defer srv.Close()
+	out, errOut, code := weft(t, srv.URL, "deploy", "-f", writeModel(t))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if d.digest == "" || d.deployed.Roles[0].Package != d.digest {
+		t.Errorf("deployed package %q, uploaded %q", d.deployed.Roles[0].Package, d.digest)
+	}
+	if want := "service hello: version 1, stable\n"; out != want {
+		t.Errorf("stdout %q, want %q", out, want)
+	}
+}
+
+func TestDeployWait(t *testing.T) {
+	roles := func(healthy int) []api.RoleStatus {
+		return []api.RoleStatus{{Name: "web", Desired: 2, Healthy: healthy}}
+	}
+	spec := api.ServiceSpec{Name: "hello", Roles: []api.RoleSpec{{Name: "web", Instances: 2}}}
+	t.Run("stable", func(t *testing.T) {
+		d := &deployController{statuses: []api.Service{
+			{Name: "hello", Version: 1, Spec: spec, Status: "upgrading", Upgrade: &api.Upgrade{Domain: 0, Domains: 5}, Roles: roles(0)},
+			{Name: "hello", Version: 1, Spec: spec, Status: "stable", Roles: roles(1)},
+			{Name: "hello", Version: 1, Spec: spec, Status: "stable", Roles: roles(2)},
+		}}
+		srv := httptest.NewServer(d.handler())
+		defer srv.Close()
+		_, errOut, code := weft(t, srv.URL, "deploy", "-f", writeModel(t), "--wait")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		for _, want := range []string{"upgrading update domain 1 of 5", "web: 1/2 healthy (version 1)", "web: 2/2 healthy (version 1)"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("progress %q lacks %q", errOut, want)
+			}
+		}
+	})
+	t.Run("halted", func(t *testing.T) {
+		d := &deployController{statuses: []api.Service{
+			{Name: "hello", Version: 2, Spec: spec, Status: "halted", Message: "update domain 1 did not become healthy", Roles: roles(0)},
+		}}
+		srv := httptest.NewServer(d.handler())
+		defer srv.Close()
+		_, errOut, code := weft(t, srv.URL, "deploy", "-f", writeModel(t), "--wait")
+		if code != 1 || !strings.HasSuffix(errOut, "weft: service hello halted: update domain 1 did not become healthy\n") {
+			t.Errorf("exit %d, stderr %q", code, errOut)
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		d := &deployController{statuses: []api.Service{{Name: "hello", Version: 1, Spec: spec, Status: "stable", Roles: roles(1)}}}
+		srv := httptest.NewServer(d.handler())
+		defer srv.Close()
+		_, errOut, code := weft(t, srv.URL, "deploy", "-f", writeModel(t), "--wait", "--timeout", "50ms")
+		if code != 1 || !strings.Contains(errOut, "not stable after 50ms") {
+			t.Errorf("exit %d, stderr %q", code, errOut)
+		}
+	})
+}
+
+func TestEventsFollow(t *testing.T) {
+	var query string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		query = r.URL.RawQuery
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		for i := uint64(6); i <= 7; i++ {
+			json.NewEncoder(w).Encode(api.Event{Seq: i, Time: now, Level: "info", Type: "instance.placed", Service: "hello", Role: "web", Message: "placed"})
+		}
+	}))
+	defer srv.Close()
+	out, errOut, code := weft(t, srv.URL, "events", "-f", "--since", "5", "-o", "json")
+	if query != "follow=1&since=5" {
+		t.Errorf("query %q", query)
+	}
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.Contains(lines[1], `"seq":7`) {
+		t.Errorf("stdout %q, want two NDJSON events", out)
+	}
+	// The controller went away: that is an error, reported on one line.
+	if code != 1 || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestMutatingVerbs(t *testing.T) {
+	type call struct{ method, path, body string }
+	var calls []call
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		calls = append(calls, call{r.Method, r.URL.EscapedPath(), strings.TrimSpace(string(body))})
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/v1/nodes/"):
+			json.NewEncoder(w).Encode(api.Node{Name: "node 2", State: "draining"})
+		case strings.HasPrefix(r.URL.Path, "/v1/instances/"):
+			io.WriteString(w, "line 1\nline 2\n")
+		default:
+			json.NewEncoder(w).Encode(api.Service{Name: "hello", Version: 3, Status: "upgrading"})
+		}
+	}))
+	defer srv.Close()
+	for _, args := range [][]string{
+		{"scale", "hello", "web", "5"},
+		{"rollback", "hello"},
+		{"service", "delete", "hello"},
+		{"node", "drain", "node 2"},
+		{"node", "undrain", "node-2"},
+		{"logs", "hello-web-0", "--tail", "10"},
+	} {
+		if _, errOut, code := weft(t, srv.URL, args...); code != 0 {
+			t.Errorf("%v: exit %d: %s", args, code, errOut)
+		}
+	}
+	want := []call{
+		{"POST", "/v1/services/hello/scale", `{"role":"web","instances":5}`},
+		{"POST", "/v1/services/hello/rollback", ""},
+		{"DELETE", "/v1/services/hello", ""},
+		{"POST", "/v1/nodes/node%202/drain", ""},
+		{"POST", "/v1/nodes/node-2/undrain", ""},
+		{"GET", "/v1/instances/hello-web-0/logs", ""},
+	}
+	if diff := cmp.Diff(want, calls, cmp.AllowUnexported(call{})); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/daemon"
+	"github.com/weftcloud/weft/internal/driver/process"
+)
+
+// The daemons: each runs until SIGINT or SIGTERM cancels the command's context.
+
+func (a *app) serverCommand() *cobra.Command {
+	var cfg daemon.ServerConfig
+	var join string
+	cmd := &cobra.Command{
+		Use:   "server --data DIR",
+		Short: "Run a controller (REST API, fabric, load balancer, storage)",
+		Args:  maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfg.Data == "" {
+				return usagef("server: --data is required")
+			}
+			for _, j := range strings.Split(join, ",") {
+				if j = strings.TrimSpace(j); j != "" {
+					cfg.Join = append(cfg.Join, j)
+				}
+			}
+			return daemon.RunServer(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Data, "data", "", "data folder (state, packages)")
+	f.StringVar(&cfg.Listen, "listen", daemon.DefaultListen, "REST API address")
+	f.StringVar(&cfg.Name, "name", "", "this server's name (default: the host name)")
+	f.StringVar(&cfg.LBHost, "lb-host", "127.0.0.1", "host the public endpoints and storage bind on")
+	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", daemon.DefaultHeartbeatInterval, "how often agents report")
+	f.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", daemon.DefaultHeartbeatTTL, "a node silent this long is down")
+	f.DurationVar(&cfg.UpgradeTimeout, "upgrade-timeout", 60*time.Second, "an upgraded domain not healthy this long halts the upgrade")
+	f.BoolVar(&cfg.StorageDisabled, "no-storage", false, "do not run the storage service")
+	f.BoolVar(&cfg.DevAccount, "dev-account", false, "also serve the development storage account (devstoreaccount1)")
+	f.IntVar(&cfg.BlobPort, "blob-port", daemon.DefaultBlobPort, "storage blob port")
+	f.IntVar(&cfg.QueuePort, "queue-port", daemon.DefaultQueuePort, "storage queue port")
+	f.IntVar(&cfg.TablePort, "table-port", daemon.DefaultTablePort, "storage table port")
+	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "servers to wait for before forming a cluster")
+	f.StringVar(&join, "join", "", "other servers' --listen addresses, comma-separated")
+	return cmd
+}
+
+func (a *app) agentCommand() *cobra.Command {
+	var cfg daemon.AgentConfig
+	var memory string
+	cmd := &cobra.Command{
+		Use:   "agent --server URL --name NAME --data DIR",
+		Short: "Run a node agent",
+		Args:  maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case cfg.Name == "":
+				return usagef("agent: --name is required")
+			case cfg.Data == "":
+				return usagef("agent: --data is required")
+			}
+			if memory != "" {
+				b, err := api.ParseBytes(memory)
+				if err != nil {
+					return usagef("agent: --memory: %v", err)
+				}
+				cfg.Memory = int64(b)
+			}
+			return daemon.RunAgent(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Server, "server", "http://"+daemon.DefaultListen, "controller address(es), comma-separated")
+	f.StringVar(&cfg.Name, "name", "", "node name")
+	f.StringVar(&cfg.Data, "data", "", "data folder (packages, instances)")
+	f.StringVar(&cfg.FaultDomain, "fault-domain", "", "fault domain (default: the node name)")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:0", "the agent's own API address (logs)")
+	f.StringVar(&cfg.Host, "host", "127.0.0.1", "address where instances' ports are reachable")
+	f.Float64Var(&cfg.CPU, "cpu", 0, "CPU cores to offer (0: the machine's)")
+	f.StringVar(&memory, "memory", "", "memory to offer, e.g. 4Gi (default: the machine's)")
+	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", daemon.DefaultHeartbeatInterval, "how often to report")
+	return cmd
+}
+
+// storageCommand is the storage daemon; `weft storage account ...` manages
+// the controller's storage accounts and lives under it.
+func (a *app) storageCommand() *cobra.Command {
+	var cfg daemon.StorageConfig
+	cmd := &cobra.Command{
+		Use:   "storage --data DIR",
+		Short: "Run the storage service alone (blob, queue, table); see also storage account",
+		Args:  maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfg.Data == "" {
+				return usagef("storage: --data is required")
+			}
+			return daemon.RunStorage(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Data, "data", "", "data folder")
+	f.StringVar(&cfg.Host, "host", "127.0.0.1", "host to bind")
+	f.IntVar(&cfg.BlobPort, "blob-port", daemon.DefaultBlobPort, "blob port")
+	f.IntVar(&cfg.QueuePort, "queue-port", daemon.DefaultQueuePort, "queue port")
+	f.IntVar(&cfg.TablePort, "table-port", daemon.DefaultTablePort, "table port")
+	cmd.AddCommand(a.storageAccountCommand())
+	return cmd
+}
+
+func (a *app) devCommand() *cobra.Command {
+	var cfg daemon.DevConfig
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a controller, storage and N agents in one process",
+		Args:  maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return daemon.RunDev(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Data, "data", ".weft", "data folder")
+	f.IntVar(&cfg.Nodes, "nodes", 3, "how many agents (one fault domain each)")
+	f.StringVar(&cfg.Listen, "listen", daemon.DefaultListen, "REST API address")
+	return cmd
+}
+
+// shimCommand documents the shim in the command tree; Main runs it before
+// cobra sees the arguments.
+func shimCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:                "shim DIR",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			os.Exit(process.ShimMain(args))
+			return nil
+		},
+	}
+}

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weftcloud/weft/api"
+)
+
+func (a *app) nodesCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "nodes",
+		Short: "List nodes",
+		Args:  maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			list, err := a.client().Nodes(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.jsonOutput() {
+				return a.printJSON(nonNil(list))
+			}
+			w := a.table()
+			row(w, "NAME", "STATE", "FD", "CPU", "MEMORY", "INSTANCES", "RUNTIMES", "LAST-HEARTBEAT")
+			for _, n := range list {
+				row(w, n.Name, n.State, orDash(n.FaultDomain),
+					fmt.Sprintf("%g/%g", round2(n.Allocated.CPU), round2(n.Capacity.CPU)),
+					humanBytes(n.Allocated.Memory)+"/"+humanBytes(n.Capacity.Memory),
+					n.Instances, orDash(strings.Join(n.Runtimes, ",")), age(a.now(), n.LastHeartbeat))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+// humanBytes writes a size with the largest binary unit it reaches, with one
+// decimal when it is not a whole number of them: 128Mi, 23.5Gi.
+func humanBytes(b api.Bytes) string {
+	for _, u := range []struct {
+		s string
+		f float64
+	}{{"Ti", 1 << 40}, {"Gi", 1 << 30}, {"Mi", 1 << 20}, {"Ki", 1 << 10}} {
+		v := float64(b) / u.f
+		if v >= 1 {
+			if v == float64(int64(v)) {
+				return fmt.Sprintf("%d%s", int64(v), u.s)
+			}
+			return fmt.Sprintf("%.1f%s", v, u.s)
+		}
+	}
+	return fmt.Sprint(int64(b))
+}
+
+func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+func (a *app) nodeCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Show, drain or undrain a node",
+		Args:  maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return usagef("usage: weft node show|drain|undrain NAME")
+		},
+	}
+	verb := func(use, short string, do func(*cobra.Command, string) (api.Node, error)) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " NAME",
+			Short: short,
+			Args:  exactArgs("NAME"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				n, err := do(cmd, args[0])
+				if err != nil {
+					return err
+				}
+				if a.jsonOutput() {
+					return a.printJSON(n)
+				}
+				_, err = fmt.Fprintf(a.stdout, "node %s: %s\n", n.Name, n.State)
+				return err
+			},
+		}
+	}
+	cmd.AddCommand(
+		verb("show", "Show a node", func(cmd *cobra.Command, name string) (api.Node, error) {
+			return a.client().Node(cmd.Context(), name)
+		}),
+		verb("drain", "Move a node's instances elsewhere and place nothing new on it", func(cmd *cobra.Command, name string) (api.Node, error) {
+			return a.client().DrainNode(cmd.Context(), name)
+		}),
+		verb("undrain", "Make a drained node eligible for placement again", func(cmd *cobra.Command, name string) (api.Node, error) {
+			return a.client().UndrainNode(cmd.Context(), name)
+		}),
+	)
+	return cmd
+}

@@ -1,0 +1,159 @@
+package servicemodel
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/weftcloud/weft/api"
+)
+
+var digest = "sha256:" + strings.Repeat("0f", 32)
+
+const good = `name: hello
+upgradeDomains: 3
+roles:
+  - name: web
+    kind: web
+    runtime: process
+    package: PKG
+    command: ["./server", "--flag"]
+    instances: 3
+    size: {cpu: 0.25, memory: 128Mi}
+    endpoints:
+      - {name: http, protocol: http, port: 8080}
+    health:
+      http: {path: /healthz, endpoint: http}
+      interval: 2s
+    settings: {GREETING: hello, PORT: 80}
+  - name: worker
+    kind: worker
+    runtime: container
+    image: busybox
+    instances: 1
+`
+
+func TestParse(t *testing.T) {
+	spec, err := Parse([]byte(strings.Replace(good, "PKG", digest, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := api.ServiceSpec{
+		Name: "hello", UpgradeDomains: 3,
+		Roles: []api.RoleSpec{{
+			Name: "web", Kind: "web", Runtime: "process", Package: digest,
+			Command: []string{"./server", "--flag"}, Instances: 3,
+			Size: api.Size{CPU: 0.25, Memory: 128 << 20}, Persistence: "ephemeral",
+			Endpoints: []api.Endpoint{{Name: "http", Protocol: "http", Port: 8080}},
+			Health: &api.HealthCheck{
+				HTTP:     &api.HTTPProbe{Path: "/healthz", Endpoint: "http"},
+				Interval: api.Duration(2 * time.Second), Timeout: api.Duration(time.Second), Failures: 3,
+			},
+			Settings: map[string]string{"GREETING": "hello", "PORT": "80"},
+		}, {
+			Name: "worker", Kind: "worker", Runtime: "container", Image: "busybox", Instances: 1,
+			Size: api.Size{CPU: 0.1, Memory: 64 << 20}, Persistence: "ephemeral",
+		}},
+	}
+	if diff := cmp.Diff(want, spec); diff != "" {
+		t.Errorf("Parse (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	base := strings.Replace(good, "PKG", digest, 1)
+	cases := []struct {
+		name, old, new, want string
+	}{
+		{"unknown field", "    health:\n", "    helth:\n", "roles[0].helth: unknown field"},
+		{"unknown top-level field", "name: hello\n", "name: hello\nreplicas: 3\n", "replicas: unknown field"},
+		{"type error", "instances: 3", `instances: "many"`, `roles[0].instances: line 9: cannot use "many" as a number`},
+		{"float instances", "instances: 3", "instances: 2.5", `roles[0].instances: line 9: cannot use "2.5" as a number`},
+		{"bad size", "memory: 128Mi", "memory: lots", "roles[0].size.memory: line 10: invalid size"},
+		{"bad duration", "interval: 2s", "interval: soon", "roles[0].health.interval: line 15: invalid duration"},
+		{"list expected", `command: ["./server", "--flag"]`, "command: {a: b}", "roles[0].command: line 8: want a list"},
+		{"mapping expected", "size: {cpu: 0.25, memory: 128Mi}", "size: big", `roles[0].size: line 10: want a mapping, not "big"`},
+		{"duplicate key", "    instances: 3\n", "    instances: 3\n    instances: 4\n", "roles[0].instances: line 10: appears twice"},
+		{"validation", "port: 8080", "port: 70000", "roles[0].endpoints[0].port: 70000 is not a port (1-65535)"},
+		{"folder refused by Parse", digest, "./site", "roles[0].package: "},
+		{"syntax", "name: hello", "name: [hello", "line"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := strings.Replace(base, tc.old, tc.new, 1)
+			if in == base {
+				t.Fatalf("test case did not change the model")
+			}
+			_, err := Parse([]byte(in))
+			if err == nil {
+				t.Fatalf("accepted, want %q", tc.want)
+			}
+			if !errors.Is(err, api.ErrInvalid) {
+				t.Errorf("error %v is not ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseCollectsEveryProblem(t *testing.T) {
+	_, err := Parse([]byte("name: x\nroles:\n  - name: a\n    helth: 1\n    instances: many\n"))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"roles[0].helth: unknown field", "roles[0].instances: line 5:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+}
+
+func TestParseEmpty(t *testing.T) {
+	if _, err := Parse(nil); err == nil {
+		t.Error("empty model accepted")
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "site"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "service.yaml")
+	if err := os.WriteFile(file, []byte(strings.Replace(good, "PKG", "./site", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec, dirs, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[int]string{0: filepath.Join(dir, "site")}, dirs); diff != "" {
+		t.Errorf("dirs (-want +got):\n%s", diff)
+	}
+	if spec.Roles[0].Package != "./site" || spec.UpgradeDomains != 3 {
+		t.Errorf("spec = %+v", spec)
+	}
+
+	// A digest is passed through; a missing folder or a file is refused.
+	if err := os.WriteFile(file, []byte(strings.Replace(good, "PKG", digest, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, dirs, err := Load(file); err != nil || len(dirs) != 0 {
+		t.Errorf("Load with a digest = %v, %v", dirs, err)
+	}
+	for _, pkg := range []string{"./missing", "./service.yaml"} {
+		if err := os.WriteFile(file, []byte(strings.Replace(good, "PKG", pkg, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := Load(file); err == nil || !strings.Contains(err.Error(), "roles[0].package: ") {
+			t.Errorf("Load with package %s: err = %v", pkg, err)
+		}
+	}
+}

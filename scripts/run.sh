@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# make run: start the whole cloud on this machine (`weft dev`), deploy the
+# hello example, print a tour, and keep running until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WEFT=${WEFT:-bin/weft}
+ADDR=http://127.0.0.1:7070
+
+CGO_ENABLED=0 go build -o examples/hello/package/hello ./examples/hello
+
+mkdir -p .weft
+echo "starting weft dev (log: .weft/dev.log)"
+"$WEFT" dev >.weft/dev.log 2>&1 &
+DEV=$!
+
+stop() {
+	echo
+	echo "stopping weft dev"
+	kill -TERM "$DEV" 2>/dev/null || true
+	wait "$DEV" 2>/dev/null || true
+	exit "${1:-0}"
+}
+trap 'stop 0' INT TERM
+
+for _ in $(seq 1 100); do
+	if curl -fsS "$ADDR/v1/status" >/dev/null 2>&1; then
+		break
+	fi
+	if ! kill -0 "$DEV" 2>/dev/null; then
+		echo "weft dev exited; its log:" >&2
+		tail -n 20 .weft/dev.log >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+curl -fsS "$ADDR/v1/status" >/dev/null || { echo "weft dev did not answer on $ADDR" >&2; stop 1; }
+
+"$WEFT" deploy -f examples/hello/service.yaml --wait || { echo "deploy failed; see .weft/dev.log" >&2; stop 1; }
+
+echo
+curl -fsS http://127.0.0.1:8080/ || true
+echo
+"$WEFT" instances
+echo
+"$WEFT" nodes
+
+cat <<'TOUR'
+
+Weft is running: a controller, storage and three nodes (weft dev), with the
+hello service deployed. In another terminal:
+
+  curl http://127.0.0.1:8080/               # load-balanced over the healthy web instances
+  bin/weft instances                         # where each instance runs, its state and health
+  bin/weft nodes                             # the nodes, their fault domains and capacity
+  bin/weft events -f                         # what the fabric does, as it happens
+
+  # kill an instance's process and watch the fabric heal it:
+  kill -9 "$(pgrep -n -x hello)"; sleep 2; bin/weft instances
+
+  bin/weft scale hello web 5 --wait          # more instances, spread over fault domains
+  # edit GREETING in examples/hello/service.yaml, then a rolling upgrade:
+  bin/weft deploy -f examples/hello/service.yaml --wait
+  bin/weft rollback hello --wait             # and back
+  bin/weft node drain node-2                 # its instances move elsewhere
+  bin/weft node undrain node-2
+
+  # Azure-compatible storage (blob 10000, queue 10001, table 10002):
+  #   http://127.0.0.1:10000/devstoreaccount1, connection string UseDevelopmentStorage=true
+  bin/weft storage account create photos     # or an account of your own
+  bin/weft storage account keys photos
+
+Ctrl-C stops everything.
+TOUR
+
+wait "$DEV"
