@@ -20,16 +20,9 @@ func (s *Service) modifyBlob(c *call, change func(t *txn, rec *blobRec) (bool, e
 	now := s.now().UTC()
 	var out blobRec
 	err := s.update(func(t *txn) error {
-		if t.bucket(bktContainers).Get(containerKey(c.req.Account, c.container)) == nil {
-			return errContainerNotFound()
-		}
-		key := blobKey(c.req.Account, c.container, c.blob, "")
-		rec, err := t.getBlob(key)
+		key, rec, err := t.existingBlob(c)
 		if err != nil {
 			return err
-		}
-		if rec == nil {
-			return errBlobNotFound()
 		}
 		if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
 			return err
@@ -161,16 +154,9 @@ func (s *Service) blobLease(c *call) error {
 	}
 	var out blobRec
 	err := s.update(func(t *txn) error {
-		if t.bucket(bktContainers).Get(containerKey(c.req.Account, c.container)) == nil {
-			return errContainerNotFound()
-		}
-		key := blobKey(c.req.Account, c.container, c.blob, "")
-		rec, err := t.getBlob(key)
+		key, rec, err := t.existingBlob(c)
 		if err != nil {
 			return err
-		}
-		if rec == nil {
-			return errBlobNotFound()
 		}
 		if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
 			return err

@@ -232,6 +232,24 @@ func (t *txn) storeExtent(e extent, data []byte) error {
 	return t.ref(e.File)
 }
 
+// existingBlob loads the base blob a call names, with its key: the
+// container and the blob must both exist (404 ContainerNotFound or
+// BlobNotFound otherwise).
+func (t *txn) existingBlob(c *call) ([]byte, *blobRec, error) {
+	if t.bucket(bktContainers).Get(containerKey(c.req.Account, c.container)) == nil {
+		return nil, nil, errContainerNotFound()
+	}
+	key := blobKey(c.req.Account, c.container, c.blob, "")
+	rec, err := t.getBlob(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rec == nil {
+		return nil, nil, errBlobNotFound()
+	}
+	return key, rec, nil
+}
+
 func (t *txn) getBlob(key []byte) (*blobRec, error) {
 	var rec blobRec
 	ok, err := getJSON(t.bucket(bktBlobs), key, &rec)
