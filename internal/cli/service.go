@@ -19,8 +19,7 @@ import (
 
 func (a *app) deployCommand() *cobra.Command {
 	var file string
-	var wait bool
-	var timeout time.Duration
+	var wf waitFlags
 	cmd := &cobra.Command{
 		Use:   "deploy -f FILE [--wait]",
 		Short: "Create or upgrade a service from its model (an upgrade rolls by update domain)",
@@ -29,12 +28,11 @@ func (a *app) deployCommand() *cobra.Command {
 			if file == "" {
 				return usagef("deploy: -f FILE is required")
 			}
-			return a.deploy(cmd.Context(), file, wait, timeout)
+			return a.deploy(cmd.Context(), file, wf.wait, wf.timeout)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the service model (YAML)")
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the service is stable and healthy")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait, give up after this long")
+	wf.add(cmd)
 	return cmd
 }
 
@@ -308,9 +306,30 @@ func (a *app) showService(s api.Service) error {
 	return w.Flush()
 }
 
+// waitFlags are --wait and --timeout, shared by the verbs that change a service.
+type waitFlags struct {
+	wait    bool
+	timeout time.Duration
+}
+
+func (w *waitFlags) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&w.wait, "wait", false, "wait until the service is stable and healthy")
+	cmd.Flags().DurationVar(&w.timeout, "timeout", 5*time.Minute, "with --wait, give up after this long")
+}
+
+// changed prints the service a verb changed and, with --wait, follows its rollout.
+func (a *app) changed(ctx context.Context, c *client.Client, s api.Service, wf waitFlags) error {
+	if err := a.printService(s); err != nil {
+		return err
+	}
+	if wf.wait {
+		return a.waitStable(ctx, c, s.Name, wf.timeout)
+	}
+	return nil
+}
+
 func (a *app) scaleCommand() *cobra.Command {
-	var wait bool
-	var timeout time.Duration
+	var wf waitFlags
 	cmd := &cobra.Command{
 		Use:   "scale SERVICE ROLE N",
 		Short: "Set how many instances of a role run",
@@ -325,23 +344,15 @@ func (a *app) scaleCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := a.printService(s); err != nil {
-				return err
-			}
-			if wait {
-				return a.waitStable(cmd.Context(), c, s.Name, timeout)
-			}
-			return nil
+			return a.changed(cmd.Context(), c, s, wf)
 		},
 	}
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the service is stable and healthy")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait, give up after this long")
+	wf.add(cmd)
 	return cmd
 }
 
 func (a *app) rollbackCommand() *cobra.Command {
-	var wait bool
-	var timeout time.Duration
+	var wf waitFlags
 	cmd := &cobra.Command{
 		Use:   "rollback SERVICE",
 		Short: "Return a service to the version before its last upgrade",
@@ -352,16 +363,9 @@ func (a *app) rollbackCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := a.printService(s); err != nil {
-				return err
-			}
-			if wait {
-				return a.waitStable(cmd.Context(), c, s.Name, timeout)
-			}
-			return nil
+			return a.changed(cmd.Context(), c, s, wf)
 		},
 	}
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the service is stable and healthy")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait, give up after this long")
+	wf.add(cmd)
 	return cmd
 }
