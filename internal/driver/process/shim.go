@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/weftcloud/weft/internal/atomicfile"
 )
 
@@ -102,7 +104,7 @@ func runShim(dir string) error {
 		switch {
 		case ws.Signaled():
 			exit.Code, exit.Signal = 128+int(ws.Signal()), int(ws.Signal())
-			exit.Reason = "killed by signal " + ws.Signal().String()
+			exit.Reason = "killed by " + unix.SignalName(ws.Signal())
 		default:
 			exit.Code = ws.ExitStatus()
 			exit.Reason = fmt.Sprintf("exited with code %d", exit.Code)
