@@ -70,6 +70,7 @@ func appendRevision(revs []revision, r revision) []revision {
 func (c *Controller) checkFeasible(spec api.ServiceSpec) error {
 	nodes := list[nodeRecord](c.store, state.KindNodes, "")
 	var problems []string
+	conflict := false // a port taken by another service: 409, not 400
 	for i, role := range spec.Roles {
 		if role.Runtime == api.RuntimeProcess && !c.packages.Has(role.Package) {
 			problems = append(problems, fmt.Sprintf("roles[%d].package: %s was not uploaded (weft deploy uploads package folders)", i, role.Package))
@@ -122,13 +123,14 @@ func (c *Controller) checkFeasible(spec api.ServiceSpec) error {
 		}
 		for j, ep := range r.Endpoints {
 			if owner, ok := used[ep.Port]; ok {
+				conflict = conflict || len(problems) == 0
 				problems = append(problems, fmt.Sprintf("roles[%d].endpoints[%d].port: %d is already published by service %s", i, j, ep.Port, owner))
 			}
 		}
 	}
 	if len(problems) > 0 {
 		code := api.CodeInvalid
-		if strings.Contains(problems[0], "already published") {
+		if conflict {
 			code = api.CodeConflict
 		}
 		return api.Errorf(code, "%s", strings.Join(problems, "; "))

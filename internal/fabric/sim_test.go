@@ -2,6 +2,7 @@ package fabric
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -395,5 +396,25 @@ func TestScaleKeepsOtherInstances(t *testing.T) {
 		if in.Slot >= 2 {
 			t.Errorf("slot %d survived scaling in to 2", in.Slot)
 		}
+	}
+}
+
+func TestPublishedPortConflictIsRefused(t *testing.T) {
+	s := newSim(t, 1)
+	web := func(name string) api.ServiceSpec {
+		spec := webSpec(1, "1")
+		spec.Name = name
+		spec.Roles[0].Kind = api.KindWeb
+		spec.Roles[0].Package = s.pkg
+		spec.Roles[0].Endpoints = []api.Endpoint{{Name: "http", Protocol: api.ProtocolHTTP, Port: 8080}}
+		return spec
+	}
+	s.deploy(web("first"))
+	_, err := s.c.Deploy(s.ctx, web("second"))
+	if !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "roles[0].endpoints[0].port: 8080 is already published by service first") {
+		t.Fatalf("second service on the same port: %v, want a conflict naming the field", err)
+	}
+	if _, err := s.c.Service(s.ctx, "second"); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("the refused service was stored: %v", err)
 	}
 }
