@@ -5,7 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/weftcloud/weft/api"
@@ -25,6 +25,7 @@ type pass struct {
 	svcDirty  map[string]bool
 	svcGone   map[string]bool
 	insts     map[string]*instanceRecord // by ID; gone ones removed
+	sorted    []*instanceRecord          // insts in instance order; nil when it must be rebuilt
 	dirty     map[string]bool
 	gone      map[string]*instanceRecord
 	cluster   *placement.Cluster
@@ -108,6 +109,7 @@ func (p *pass) touch(in *instanceRecord) {
 }
 
 func (p *pass) remove(in *instanceRecord) {
+	p.sorted = nil
 	delete(p.insts, in.ID)
 	delete(p.dirty, in.ID)
 	p.gone[in.ID] = in
@@ -153,29 +155,17 @@ func (p *pass) dropFinished() {
 	}
 }
 
-// sortedInstances returns the live set in a stable order (service, role, slot, creation).
+// sortedInstances returns the live set in instance order, sorted once per
+// change of the set rather than once per caller.
 func (p *pass) sortedInstances() []*instanceRecord {
-	out := make([]*instanceRecord, 0, len(p.insts))
-	for _, in := range p.insts {
-		out = append(out, in)
+	if p.sorted == nil {
+		p.sorted = make([]*instanceRecord, 0, len(p.insts))
+		for _, in := range p.insts {
+			p.sorted = append(p.sorted, in)
+		}
+		slices.SortFunc(p.sorted, func(a, b *instanceRecord) int { return compareInstances(a, b) })
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Service != b.Service {
-			return a.Service < b.Service
-		}
-		if a.Role != b.Role {
-			return a.Role < b.Role
-		}
-		if a.Slot != b.Slot {
-			return a.Slot < b.Slot
-		}
-		if !a.CreatedAt.Equal(b.CreatedAt) {
-			return a.CreatedAt.Before(b.CreatedAt)
-		}
-		return a.ID < b.ID
-	})
-	return out
+	return p.sorted
 }
 
 func (p *pass) instancesOf(service string) []*instanceRecord {
@@ -268,6 +258,7 @@ func (p *pass) create(svc *serviceRecord, role api.RoleSpec, slot int, replaces 
 		Spec: role, Template: templateHash(role), Replaces: replaces,
 	}
 	p.insts[in.ID] = in
+	p.sorted = nil
 	p.touch(in)
 	p.place(in)
 	return in

@@ -1,6 +1,7 @@
 package fabric
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -103,6 +104,18 @@ func list[T any](s state.Store, kind, prefix string) []T {
 		}
 	}
 	return out
+}
+
+// compareInstances is the order instances are listed and visited in:
+// service, role, slot, then oldest first.
+func compareInstances(a, b *instanceRecord) int {
+	return cmp.Or(
+		cmp.Compare(a.Service, b.Service),
+		cmp.Compare(a.Role, b.Role),
+		cmp.Compare(a.Slot, b.Slot),
+		a.CreatedAt.Compare(b.CreatedAt),
+		cmp.Compare(a.ID, b.ID),
+	)
 }
 
 // instanceKey orders a service's instances together: "service/id".

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/weftcloud/weft/api"
@@ -295,19 +294,7 @@ func (c *Controller) Instances(ctx context.Context, service string) []api.Instan
 		prefix = service + "/"
 	}
 	recs := list[instanceRecord](c.store, state.KindInstances, prefix)
-	sort.SliceStable(recs, func(i, j int) bool {
-		a, b := recs[i], recs[j]
-		if a.Service != b.Service {
-			return a.Service < b.Service
-		}
-		if a.Role != b.Role {
-			return a.Role < b.Role
-		}
-		if a.Slot != b.Slot {
-			return a.Slot < b.Slot
-		}
-		return a.CreatedAt.Before(b.CreatedAt)
-	})
+	slices.SortFunc(recs, func(a, b instanceRecord) int { return compareInstances(&a, &b) })
 	out := make([]api.Instance, 0, len(recs))
 	for _, r := range recs {
 		out = append(out, r.Instance)
