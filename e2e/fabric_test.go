@@ -41,8 +41,13 @@ func TestDeployServesHealsAndSurvivesRestarts(t *testing.T) {
 		t.Errorf("load balancer answered from %d instance(s), want several: %v", len(seen), seen)
 	}
 
-	// kill -9 of an instance: restarted in place.
+	// Logs come from the instance's node through the controller.
 	victim := c.instances("hello")[0]
+	if out := c.mustWeft("logs", victim.ID); !strings.Contains(out, "listening on :") {
+		t.Errorf("weft logs %s: %q does not show the instance's output", victim.ID, out)
+	}
+
+	// kill -9 of an instance: restarted in place.
 	pid := pidOf(t, victim.ID)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
