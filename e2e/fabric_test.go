@@ -275,3 +275,51 @@ func TestDrainMovesInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestReturningNodeStopsWhatItNoLongerOwns freezes an agent (SIGSTOP) while
+// its instances keep running: the fabric declares the node down and places
+// replacements elsewhere. When the agent thaws, it stops its old copies.
+func TestReturningNodeStopsWhatItNoLongerOwns(t *testing.T) {
+	c := newCluster(t, 3)
+	c.mustWeft("deploy", "-f", c.service("hello", freePort(t), 3, "one"), "--wait", "--timeout", "60s")
+	var old []int
+	for _, in := range c.instances("hello") {
+		if in.Node == "node-3" {
+			old = append(old, pidOf(t, in.ID))
+		}
+	}
+	if len(old) == 0 {
+		t.Fatal("no instance on node-3")
+	}
+	agent := c.agents["node-3"].cmd.Process
+	agent.Signal(syscall.SIGSTOP)
+	c.waitFor("replacements healthy elsewhere", 30*time.Second, func() bool {
+		for _, in := range c.instances("hello") {
+			if in.Node == "node-3" {
+				return false
+			}
+		}
+		return c.healthy("hello") == 3
+	})
+	for _, pid := range old {
+		if syscall.Kill(pid, 0) != nil {
+			t.Fatalf("instance process %d died with its frozen agent; the test needs it running", pid)
+		}
+	}
+	agent.Signal(syscall.SIGCONT)
+	c.waitFor("the old copies stopped", 30*time.Second, func() bool {
+		for _, pid := range old {
+			if syscall.Kill(pid, 0) == nil {
+				return false
+			}
+		}
+		return true
+	})
+	c.waitFor("node-3 ready again", 10*time.Second, func() bool {
+		n, err := c.client.Node(context.Background(), "node-3")
+		return err == nil && n.State == api.NodeReady
+	})
+	if got := c.healthy("hello"); got != 3 {
+		t.Errorf("%d healthy instances after the node came back, want 3", got)
+	}
+}
