@@ -2,8 +2,10 @@ package loadgen
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,18 +22,71 @@ func TestRunCountsRequestsAndFailures(t *testing.T) {
 	}))
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(300*time.Millisecond, cancel)
-	res := Run(ctx, srv.URL, 4, time.Second)
-	if res.Requests < 10 {
-		t.Fatalf("only %d requests", res.Requests)
+	// Stop once the server has seen enough requests: the run ends on ctx,
+	// whatever the machine's speed.
+	go func() {
+		for n.Load() < 200 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	res := Run(ctx, srv.URL, 4, 5*time.Second)
+	served := int(n.Load())
+	if res.Requests < 200-4 || res.Requests > served {
+		t.Fatalf("%d requests counted, the server saw %d", res.Requests, served)
 	}
-	if res.Failures == 0 || res.Errors["500 Internal Server Error"] == 0 {
-		t.Errorf("failures not counted: %+v", res)
+	// Every tenth answer is a 500; requests cut by the end are not counted.
+	if want := res.Requests / 10; res.Failures < want-4 || res.Failures > want+4 {
+		t.Errorf("%d failures of %d requests, want about %d", res.Failures, res.Requests, want)
 	}
-	if res.Failures > res.Requests/5 {
-		t.Errorf("%d failures of %d requests, want about a tenth", res.Failures, res.Requests)
+	if res.Errors["500 Internal Server Error"] != res.Failures {
+		t.Errorf("errors %v do not add up to %d failures", res.Errors, res.Failures)
 	}
-	if res.P50 <= 0 || res.P99 < res.P50 || res.Max < res.P99 {
+	if res.P50 <= 0 || res.P99 < res.P50 || res.Max < res.P99 || res.Duration <= 0 {
 		t.Errorf("latencies out of order: %s", res)
+	}
+	if s := res.String(); !strings.Contains(s, "failed") || !strings.Contains(s, "500 Internal Server Error") {
+		t.Errorf("String() = %q", s)
+	}
+}
+
+func TestRunCountsTransportErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String() + "/"
+	ln.Close() // nothing listens: every request is refused
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	res := Run(ctx, url, 2, time.Second)
+	if res.Requests == 0 || res.Failures != res.Requests {
+		t.Fatalf("against a closed port: %s", res)
+	}
+	if len(res.Errors) == 0 || len(res.Errors) > maxErrorKinds {
+		t.Errorf("error kinds: %v", res.Errors)
+	}
+}
+
+func TestRunStopsWithContext(t *testing.T) {
+	const workers = 3
+	var waiting atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		waiting.Add(1)
+		<-r.Context().Done() // never answers
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for waiting.Load() < workers {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	// Every worker hangs in a request until ctx ends: Run returns, and the
+	// requests it cut are not failures.
+	res := Run(ctx, srv.URL, workers, 0)
+	if res.Failures != 0 || res.Requests != 0 {
+		t.Errorf("a run cut before any answer: %s", res)
 	}
 }
