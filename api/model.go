@@ -45,12 +45,15 @@ type ServiceSpec struct {
 // RoleSpec is one role of a service: the template its instances are made from
 // and how many of them the fabric keeps running.
 type RoleSpec struct {
-	Name        string            `json:"name" yaml:"name"`
-	Kind        string            `json:"kind" yaml:"kind"`
-	Runtime     string            `json:"runtime" yaml:"runtime"`
-	Package     string            `json:"package,omitempty" yaml:"package,omitempty"` // a folder in YAML; "sha256:<hex>" on the wire
-	Command     []string          `json:"command,omitempty" yaml:"command,omitempty"`
-	Image       string            `json:"image,omitempty" yaml:"image,omitempty"`
+	Name    string   `json:"name" yaml:"name"`
+	Kind    string   `json:"kind" yaml:"kind"`
+	Runtime string   `json:"runtime" yaml:"runtime"`
+	Package string   `json:"package,omitempty" yaml:"package,omitempty"` // a folder in YAML; "sha256:<hex>" on the wire
+	Command []string `json:"command,omitempty" yaml:"command,omitempty"`
+	Image   string   `json:"image,omitempty" yaml:"image,omitempty"`
+	// ImageDigest is set by the controller when it accepts a deployment: the
+	// digest of the image Image named then, so a changed image is an upgrade.
+	ImageDigest string            `json:"imageDigest,omitempty" yaml:"-"`
 	Instances   int               `json:"instances" yaml:"instances"`
 	Size        Size              `json:"size,omitempty" yaml:"size,omitempty"`
 	Persistence string            `json:"persistence,omitempty" yaml:"persistence,omitempty"`

@@ -24,6 +24,13 @@ package api
 //	GET    /v1/storage/accounts/{name}/keys     -> StorageAccountKeys
 //	POST   /v1/storage/accounts/{name}/keys/{key}/regenerate -> StorageAccountKeys (key: key1 | key2)
 //	DELETE /v1/storage/accounts/{name}          -> 204
+//	HEAD   /v1/imagefiles/{digest}              -> 200 with Content-Length, or 404
+//	PUT    /v1/imagefiles/{digest}?size=N       body: the file's bytes (checked against digest) -> 201
+//	GET    /v1/imagefiles/{digest}              -> bytes (Range allowed)
+//	POST   /v1/images                           Image (files uploaded first) -> Image
+//	GET    /v1/images                           -> []Image
+//	GET    /v1/images/{name}                    -> Image
+//	DELETE /v1/images/{name}                    -> 204 (409 while a service uses it)
 //
 // plus the node protocol in node.go. Blocking queries answer with the
 // X-Weft-Index header.

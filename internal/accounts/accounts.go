@@ -49,8 +49,8 @@ func (s *Store) Create(ctx context.Context, name string) (api.StorageAccount, er
 	if !accountName.MatchString(name) {
 		return api.StorageAccount{}, api.Errorf(api.CodeInvalid, "name: %q is not a storage account name (3-24 lowercase letters and digits)", name)
 	}
-	if name == storage.DevAccount {
-		return api.StorageAccount{}, api.Errorf(api.CodeConflict, "name: %s is the development account's name", name)
+	if name == storage.DevAccount || name == SystemAccount {
+		return api.StorageAccount{}, api.Errorf(api.CodeConflict, "name: %s is reserved", name)
 	}
 	rec := record{Name: name, Tenant: api.DefaultTenant, Key1: newKey(), Key2: newKey(), CreatedAt: time.Now().UTC()}
 	data, _ := json.Marshal(rec)
@@ -73,7 +73,7 @@ func (s *Store) List(ctx context.Context) []api.StorageAccount {
 	out := []api.StorageAccount{}
 	for _, e := range s.st.List(state.KindAccounts, "") {
 		var rec record
-		if json.Unmarshal(e.Value, &rec) == nil {
+		if json.Unmarshal(e.Value, &rec) == nil && rec.Name != SystemAccount {
 			out = append(out, s.view(rec))
 		}
 	}
@@ -124,7 +124,7 @@ func (s *Store) Keys(ctx context.Context, account string) ([][]byte, error) {
 	if s.dev && account == storage.DevAccount {
 		return storage.DevAccounts().Keys(ctx, account)
 	}
-	rec, err := s.get(account)
+	rec, err := s.lookup(account)
 	if err != nil {
 		return nil, storage.ErrNoAccount
 	}
@@ -136,11 +136,56 @@ func (s *Store) Keys(ctx context.Context, account string) ([][]byte, error) {
 	return [][]byte{k1, k2}, nil
 }
 
+// System returns the account Weft keeps its own files in (images, VM
+// disks), creating it on first use. It is hidden from users: not listed,
+// not deletable, its keys not shown.
+func (s *Store) System(ctx context.Context) (name string, key []byte, err error) {
+	rec, err := s.lookup(SystemAccount)
+	if errors.Is(err, errNoRecord) {
+		rec = record{Name: SystemAccount, Tenant: systemTenant, Key1: newKey(), Key2: newKey(), CreatedAt: time.Now().UTC()}
+		data, _ := json.Marshal(rec)
+		_, err = s.st.Apply(ctx, []state.Op{
+			{Kind: state.KindAccounts, Key: SystemAccount, Check: true, Rev: 0},
+			{Kind: state.KindAccounts, Key: SystemAccount, Value: data},
+		})
+		if errors.Is(err, state.ErrConflict) { // another server made it first
+			rec, err = s.lookup(SystemAccount)
+		}
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("accounts: system account: %w", err)
+	}
+	key, err = base64.StdEncoding.DecodeString(rec.Key1)
+	if err != nil {
+		return "", nil, fmt.Errorf("accounts: system account has a corrupt key")
+	}
+	return SystemAccount, key, nil
+}
+
+// SystemAccount is the name of the account System returns.
+const SystemAccount = "weftsystem"
+
+const systemTenant = "system"
+
+var errNoRecord = errors.New("accounts: no such account")
+
+// get returns a user's account: the system account is not one.
 func (s *Store) get(name string) (record, error) {
+	if name == SystemAccount {
+		return record{}, api.Errorf(api.CodeNotFound, "no storage account named %s", name)
+	}
+	rec, err := s.lookup(name)
+	if errors.Is(err, errNoRecord) {
+		return rec, api.Errorf(api.CodeNotFound, "no storage account named %s", name)
+	}
+	return rec, err
+}
+
+func (s *Store) lookup(name string) (record, error) {
 	var rec record
 	e, ok := s.st.Get(state.KindAccounts, name)
 	if !ok {
-		return rec, api.Errorf(api.CodeNotFound, "no storage account named %s", name)
+		return rec, errNoRecord
 	}
 	if err := json.Unmarshal(e.Value, &rec); err != nil {
 		return rec, fmt.Errorf("accounts: decode %s: %w", name, err)

@@ -26,6 +26,7 @@ import (
 	"github.com/weftcloud/weft/internal/atomicfile"
 	"github.com/weftcloud/weft/internal/buildinfo"
 	"github.com/weftcloud/weft/internal/driver"
+	"github.com/weftcloud/weft/internal/imagecache"
 )
 
 // Controller is the controller as the agent sees it; *client.Client
@@ -35,6 +36,7 @@ type Controller interface {
 	Heartbeat(ctx context.Context, node string, hb api.Heartbeat) (api.HeartbeatReply, error)
 	Assignments(ctx context.Context, node string, index uint64, wait time.Duration) (api.Assignments, error)
 	Package(ctx context.Context, digest string) (io.ReadCloser, error)
+	imagecache.Source
 }
 
 // Config configures an agent; zero values take defaults.
@@ -67,6 +69,7 @@ type Agent struct {
 	closing   bool          // StopAll ran: start nothing new
 	kick      chan struct{} // asks for a heartbeat now
 	pkgMu     sync.Mutex    // one package download at a time
+	images    *imagecache.Cache
 }
 
 // New checks the configuration and opens the agent's API listener.
@@ -118,6 +121,7 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, ctl: ctl, log: cfg.Logger, drivers: map[string]driver.Driver{}, ln: ln,
+		images:    imagecache.New(filepath.Join(cfg.DataDir, "images"), ctl),
 		instances: map[string]*instance{}, stopped: map[string]bool{}, kick: make(chan struct{}, 1),
 	}
 	for _, d := range cfg.Drivers {

@@ -301,17 +301,29 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 			return driver.Spec{}, err
 		}
 	}
+	imageDir := ""
+	if role.Image != "" {
+		var err error
+		if imageDir, err = in.a.images.Ensure(ctx, role.Image, role.ImageDigest); err != nil {
+			return driver.Spec{}, err
+		}
+	}
 	in.mu.Lock()
 	if in.ports == nil {
 		in.ports = map[string]int{}
-		for _, ep := range role.Endpoints {
-			port, err := freePort(in.a.cfg.Host)
-			if err != nil {
-				in.mu.Unlock()
-				return driver.Spec{}, fmt.Errorf("allocate a port for %s: %w", ep.Name, err)
-			}
-			in.ports[ep.Name] = port
+	}
+	for _, ep := range role.Endpoints {
+		// A restart keeps its ports unless another process took one meanwhile:
+		// then the instance would fail to listen on every restart.
+		if port, ok := in.ports[ep.Name]; ok && portFree(in.a.cfg.Host, port) {
+			continue
 		}
+		port, err := freePort(in.a.cfg.Host)
+		if err != nil {
+			in.mu.Unlock()
+			return driver.Spec{}, fmt.Errorf("allocate a port for %s: %w", ep.Name, err)
+		}
+		in.ports[ep.Name] = port
 	}
 	ports := in.ports
 	restarts := in.restarts
@@ -330,9 +342,19 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 		return driver.Spec{}, err
 	}
 	return driver.Spec{
-		ID: in.id, Dir: in.dir, Package: root, Image: role.Image, Command: role.Command, Env: env,
+		ID: in.id, Dir: in.dir, Package: root, Image: role.Image, ImageDir: imageDir, Command: role.Command, Env: env,
 		CPU: role.Size.CPU, Memory: int64(role.Size.Memory), Ports: ports,
 	}, nil
+}
+
+// portFree reports whether port can be listened on at host.
+func portFree(host string, port int) bool {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, fmt.Sprint(port)))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }
 
 // freePort asks the kernel for a free port on host.

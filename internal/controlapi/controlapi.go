@@ -17,6 +17,7 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/accounts"
 	"github.com/weftcloud/weft/internal/fabric"
+	"github.com/weftcloud/weft/internal/images"
 )
 
 // maxJSONBody bounds every JSON request body.
@@ -28,13 +29,14 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 type server struct {
 	ctl      *fabric.Controller
 	accounts *accounts.Store
+	images   *images.Store
 	log      *slog.Logger
 	http     *http.Client // for proxying to node agents
 }
 
 // New returns the API handler over the controller and the storage accounts.
-func New(ctl *fabric.Controller, accts *accounts.Store, logger *slog.Logger) http.Handler {
-	s := &server{ctl: ctl, accounts: accts, log: logger, http: &http.Client{}}
+func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, logger *slog.Logger) http.Handler {
+	s := &server{ctl: ctl, accounts: accts, images: imgs, log: logger, http: &http.Client{}}
 	mux := http.NewServeMux()
 	route := func(pattern string, h handlerFunc) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -73,6 +75,14 @@ func New(ctl *fabric.Controller, accts *accounts.Store, logger *slog.Logger) htt
 	route("GET /v1/storage/accounts/{name}/keys", s.accountKeys)
 	route("POST /v1/storage/accounts/{name}/keys/{key}/regenerate", s.regenerateKey)
 	route("DELETE /v1/storage/accounts/{name}", s.deleteAccount)
+
+	route("HEAD /v1/imagefiles/{digest}", s.headImageFile)
+	route("GET /v1/imagefiles/{digest}", s.getImageFile)
+	route("PUT /v1/imagefiles/{digest}", s.putImageFile)
+	route("POST /v1/images", s.createImage)
+	route("GET /v1/images", s.listImages)
+	route("GET /v1/images/{name}", s.image)
+	route("DELETE /v1/images/{name}", s.deleteImage)
 	route("/v1/", func(w http.ResponseWriter, r *http.Request) error {
 		return api.Errorf(api.CodeNotFound, "no API route %s %s", r.Method, r.URL.Path)
 	})

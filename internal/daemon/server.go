@@ -14,9 +14,12 @@ import (
 	"github.com/weftcloud/weft/internal/accounts"
 	"github.com/weftcloud/weft/internal/controlapi"
 	"github.com/weftcloud/weft/internal/fabric"
+	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/lb"
 	"github.com/weftcloud/weft/internal/pkgstore"
 	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/blobclient"
 	"github.com/weftcloud/weft/internal/storage/storageserver"
 )
 
@@ -91,7 +94,6 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		return nil, fmt.Errorf("server: listen on %s: %w", cfg.Listen, err)
 	}
 	c.addr = ln.Addr().String()
-	c.http = &http.Server{Handler: controlapi.New(c.ctl, accts, log.With("part", "api")), ReadHeaderTimeout: 10 * time.Second}
 
 	if !cfg.StorageDisabled {
 		c.storage, err = storageserver.Start(storageserver.Config{
@@ -104,6 +106,12 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 			return nil, fmt.Errorf("server: storage: %w", err)
 		}
 	}
+	imgs, err := openImages(c.store, accts, c.storage, log.With("part", "images"))
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	c.http = &http.Server{Handler: controlapi.New(c.ctl, accts, imgs, log.With("part", "api")), ReadHeaderTimeout: 10 * time.Second}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -117,6 +125,25 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 	}()
 	log.Info("controller started", "api", "http://"+c.addr, "name", cfg.Name, "data", cfg.Data)
 	return c, nil
+}
+
+// openImages returns the image store, keeping files in the storage
+// service's system account; without a storage service it refuses imports.
+func openImages(st state.Store, accts *accounts.Store, srv *storageserver.Server, log *slog.Logger) (*images.Store, error) {
+	if srv == nil {
+		return images.New(st, nil, log), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	name, key, err := accts.System(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	imgs := images.New(st, blobclient.New(srv.URL(storage.Blob), name, key), log)
+	if err := imgs.Init(ctx); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	return imgs, nil
 }
 
 // close stops the parts in reverse order.

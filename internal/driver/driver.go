@@ -19,14 +19,20 @@ var ErrNotFound = errors.New("driver: instance not found")
 
 // Spec is everything a driver needs to start one instance.
 type Spec struct {
-	ID      string            // instance ID; unique on the node
-	Dir     string            // the instance's own directory, created by the agent, kept across agent restarts
-	Package string            // process runtime: a directory with the unpacked package (copied into Dir/root by the agent)
-	Image   string            // container and vm runtimes: the image reference
-	Command []string          // what to run; for the process runtime relative to the package root
-	Env     map[string]string // WEFT_* variables and the role's settings
-	CPU     float64           // cores; 0 means no limit
-	Memory  int64             // bytes; 0 means no limit
+	ID      string // instance ID; unique on the node
+	Dir     string // the instance's own directory, created by the agent, kept across agent restarts
+	Package string // process runtime: a directory with the unpacked package (copied into Dir/root by the agent)
+	Image   string // container and vm runtimes: the image's name
+	// ImageDir is the node's read-only cache of the image (container and vm
+	// runtimes): api.ImageMetaFile (the api.Image record) and, for container
+	// images, rootfs/ (the unpacked root filesystem); for vm images, the files
+	// named in api.Image.Files (kernel, initrd, disk). Instances must never
+	// write into it: it is shared by every instance of the image on the node.
+	ImageDir string
+	Command  []string          // what to run; for the process runtime relative to the package root
+	Env      map[string]string // WEFT_* variables and the role's settings
+	CPU      float64           // cores; 0 means no limit
+	Memory   int64             // bytes; 0 means no limit
 	// Ports the instance must listen on, by endpoint name (also in Env as WEFT_PORT_<NAME>).
 	Ports map[string]int
 }

@@ -21,6 +21,9 @@ func (c *Controller) Deploy(ctx context.Context, spec api.ServiceSpec) (api.Serv
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.resolveImages(&spec); err != nil {
+		return api.Service{}, err
+	}
 	if err := c.checkFeasible(spec); err != nil {
 		return api.Service{}, err
 	}
@@ -54,6 +57,54 @@ func (c *Controller) Deploy(ctx context.Context, spec api.ServiceSpec) (api.Serv
 		Message: fmt.Sprintf("service %s %s (version %d)", spec.Name, verb, rec.Version)})
 	c.poke()
 	return c.serviceView(rec), nil
+}
+
+// resolveImages pins each container or vm role to the digest of the image
+// it names, refusing images that do not exist or serve another runtime.
+func (c *Controller) resolveImages(spec *api.ServiceSpec) error {
+	var problems []string
+	for i := range spec.Roles {
+		role := &spec.Roles[i]
+		role.ImageDigest = ""
+		if role.Runtime != api.RuntimeContainer && role.Runtime != api.RuntimeVM {
+			continue
+		}
+		img, ok := get[api.Image](c.store, state.KindImages, role.Image)
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("roles[%d].image: no image named %s (weft image import or weft image build makes one)", i, role.Image))
+		case img.Type != role.Runtime:
+			problems = append(problems, fmt.Sprintf("roles[%d].image: %s is a %s image, and the role's runtime is %s", i, role.Image, img.Type, role.Runtime))
+		default:
+			role.ImageDigest = img.Digest
+		}
+	}
+	if len(problems) > 0 {
+		return api.Errorf(api.CodeInvalid, "%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// ImageUsers names the services (as service/role) whose current or
+// previous versions run the image, which must then not be deleted.
+func (c *Controller) ImageUsers(image string) []string {
+	var users []string
+	for _, svc := range list[serviceRecord](c.store, state.KindServices, "") {
+		specs := []api.ServiceSpec{svc.Spec}
+		for _, rev := range svc.Revisions {
+			specs = append(specs, rev.Spec)
+		}
+		seen := map[string]bool{}
+		for _, spec := range specs {
+			for _, r := range spec.Roles {
+				if u := svc.Name + "/" + r.Name; r.Image == image && !seen[u] {
+					seen[u] = true
+					users = append(users, u)
+				}
+			}
+		}
+	}
+	return users
 }
 
 func appendRevision(revs []revision, r revision) []revision {

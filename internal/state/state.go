@@ -28,6 +28,7 @@ const (
 	KindInstances = "instances"
 	KindPackages  = "packages"
 	KindAccounts  = "accounts" // storage accounts
+	KindImages    = "images"
 	KindMeta      = "meta"
 )
 

@@ -1,0 +1,84 @@
+package controlapi
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/weftcloud/weft/api"
+)
+
+func (s *server) headImageFile(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.images.FileSize(r.Context(), r.PathValue("digest"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *server) putImageFile(w http.ResponseWriter, r *http.Request) error {
+	size, err := strconv.ParseInt(r.URL.Query().Get("size"), 10, 64)
+	if err != nil {
+		return api.Errorf(api.CodeInvalid, "size: the query parameter must be the file's length in bytes")
+	}
+	if err := s.images.PutFile(r.Context(), r.PathValue("digest"), size, r.Body); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+// getImageFile streams a file from the storage service, ranges included, so
+// nodes can resume an interrupted download.
+func (s *server) getImageFile(w http.ResponseWriter, r *http.Request) error {
+	resp, err := s.images.OpenFile(r.Context(), r.PathValue("digest"), r.Header.Get("Range"))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	for _, h := range []string{"Content-Length", "Content-Range", "ETag"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+	return nil
+}
+
+func (s *server) createImage(w http.ResponseWriter, r *http.Request) error {
+	var img api.Image
+	if err := decode(w, r, &img); err != nil {
+		return err
+	}
+	img, err := s.images.Create(r.Context(), img)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, img)
+	return nil
+}
+
+func (s *server) listImages(w http.ResponseWriter, r *http.Request) error {
+	return ok(w, s.images.List())
+}
+
+func (s *server) image(w http.ResponseWriter, r *http.Request) error {
+	img, err := s.images.Get(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return ok(w, img)
+}
+
+func (s *server) deleteImage(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if err := s.images.Delete(r.Context(), name, s.ctl.ImageUsers(name)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

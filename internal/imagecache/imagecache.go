@@ -1,0 +1,170 @@
+// Package imagecache keeps a node's copies of images: each image is
+// downloaded once, checked against its digests, unpacked (a container
+// image's root filesystem) and shared read-only by every instance of it on
+// the node. An image appears in the cache whole or not at all.
+package imagecache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/atomicfile"
+)
+
+// Source is where images come from: the controller (*client.Client).
+type Source interface {
+	Image(ctx context.Context, name string) (api.Image, error)
+	ImageFile(ctx context.Context, digest string) (io.ReadCloser, error)
+}
+
+// Cache is a folder of images, one subfolder per image digest.
+type Cache struct {
+	dir string
+	src Source
+
+	mu       sync.Mutex
+	inflight map[string]*fetch // by image digest
+}
+
+type fetch struct {
+	done chan struct{}
+	err  error
+}
+
+// New returns a cache in dir.
+func New(dir string, src Source) *Cache {
+	return &Cache{dir: dir, src: src, inflight: map[string]*fetch{}}
+}
+
+// Dir returns where the image with this digest lives in the cache.
+func (c *Cache) Dir(digest string) string {
+	return filepath.Join(c.dir, strings.TrimPrefix(digest, "sha256:"))
+}
+
+// Ensure returns the folder of the named image, fetching it first if the node
+// does not have it. digest is what the deployment pinned: an image that no
+// longer has it (deleted and made again) is an error, not a silent change.
+// Concurrent calls for one image share a single download.
+func (c *Cache) Ensure(ctx context.Context, name, digest string) (string, error) {
+	if !strings.HasPrefix(digest, "sha256:") || strings.ContainsAny(strings.TrimPrefix(digest, "sha256:"), "/.") {
+		return "", fmt.Errorf("image %s: %q is not a digest", name, digest)
+	}
+	dir := c.Dir(digest)
+	if _, err := os.Stat(filepath.Join(dir, api.ImageMetaFile)); err == nil {
+		return dir, nil
+	}
+	c.mu.Lock()
+	f, ok := c.inflight[digest]
+	if !ok {
+		f = &fetch{done: make(chan struct{})}
+		c.inflight[digest] = f
+		go func() {
+			// Not bound to one caller's ctx: others may be waiting for it.
+			f.err = c.fetch(context.WithoutCancel(ctx), name, digest, dir)
+			c.mu.Lock()
+			delete(c.inflight, digest)
+			c.mu.Unlock()
+			close(f.done)
+		}()
+	}
+	c.mu.Unlock()
+	select {
+	case <-f.done:
+		if f.err != nil {
+			return "", f.err
+		}
+		return dir, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+func (c *Cache) fetch(ctx context.Context, name, digest, dir string) error {
+	img, err := c.src.Image(ctx, name)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", name, err)
+	}
+	if img.Digest != digest {
+		return fmt.Errorf("image %s is no longer the one deployed (%s, now %s): deploy again", name, short(digest), short(img.Digest))
+	}
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(c.dir, ".fetch-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	for _, f := range img.Files {
+		path := filepath.Join(tmp, f.Name)
+		if err := c.download(ctx, f, path); err != nil {
+			return fmt.Errorf("image %s: %w", name, err)
+		}
+		if f.Name == api.ImageFileRootfs {
+			if err := unpackFile(path, filepath.Join(tmp, "rootfs")); err != nil {
+				return fmt.Errorf("image %s: unpack: %w", name, err)
+			}
+			os.Remove(path)
+		}
+	}
+	if err := atomicfile.WriteJSON(filepath.Join(tmp, api.ImageMetaFile), img); err != nil {
+		return err
+	}
+	os.RemoveAll(dir) // a half-removed earlier copy
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("image %s: %w", name, err)
+	}
+	return nil
+}
+
+// download copies one file and checks its size and digest.
+func (c *Cache) download(ctx context.Context, f api.ImageFile, path string) error {
+	if strings.ContainsAny(f.Name, "/\\") || f.Name == "" || f.Name[0] == '.' {
+		return fmt.Errorf("file name %q is not allowed", f.Name)
+	}
+	rc, err := c.src.ImageFile(ctx, f.Digest)
+	if err != nil {
+		return fmt.Errorf("download %s: %w", f.Name, err)
+	}
+	defer rc.Close()
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(rc, f.Size+1))
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("download %s: %w", f.Name, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); n != f.Size || got != f.Digest {
+		return fmt.Errorf("download %s: got %d bytes hashing to %s, want %d bytes of %s", f.Name, n, short(got), f.Size, short(f.Digest))
+	}
+	return nil
+}
+
+// Remove deletes an image from the cache (instances must no longer use it).
+func (c *Cache) Remove(digest string) error {
+	if digest == "" {
+		return errors.New("imagecache: no digest")
+	}
+	return os.RemoveAll(c.Dir(digest))
+}
+
+func short(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}

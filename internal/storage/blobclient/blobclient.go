@@ -1,0 +1,168 @@
+// Package blobclient is the little of the Azure blob REST API that Weft's
+// own components need to keep their files in Weft's storage service: a
+// container, whole-blob put and get (with ranges), exists and delete, signed
+// with Shared Key. Users' programs use the official Azure SDKs instead.
+package blobclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/weftcloud/weft/internal/storage"
+)
+
+// ErrNotFound is returned for a blob or container that does not exist.
+var ErrNotFound = errors.New("blobclient: not found")
+
+// ErrExists is returned by Put with IfNoneExists when the blob exists.
+var ErrExists = errors.New("blobclient: blob exists")
+
+// Client talks to one account of a blob service.
+type Client struct {
+	endpoint string // http://host:port/account (path-style)
+	account  string
+	key      []byte
+	http     *http.Client
+}
+
+// New returns a client for account at the blob service's base URL
+// (e.g. http://127.0.0.1:10000), signing with key.
+func New(baseURL, account string, key []byte) *Client {
+	return &Client{
+		endpoint: strings.TrimRight(baseURL, "/") + "/" + account,
+		account:  account, key: key, http: &http.Client{},
+	}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, size int64, h http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.endpoint+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("blobclient: %w", err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	if body != nil {
+		req.ContentLength = size
+	}
+	storage.SignSharedKey(req, storage.Blob, c.account, c.key)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("blobclient: %s %s: %w", method, path, err)
+	}
+	return resp, nil
+}
+
+// failure turns an error answer into an error, closing its body.
+func failure(resp *http.Response, what string) error {
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	code := resp.Header.Get("x-ms-error-code")
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("%s: %w (%s)", what, ErrNotFound, code)
+	case code == "BlobAlreadyExists" || (resp.StatusCode == http.StatusConflict && code == ""):
+		return fmt.Errorf("%s: %w", what, ErrExists)
+	}
+	return fmt.Errorf("blobclient: %s: %s %s", what, resp.Status, code)
+}
+
+func blobPath(container, blob string) string {
+	return "/" + container + "/" + (&url.URL{Path: blob}).EscapedPath()
+}
+
+// CreateContainer makes a private container; one that exists is not an error.
+func (c *Client) CreateContainer(ctx context.Context, name string) error {
+	resp, err := c.do(ctx, http.MethodPut, "/"+name+"?restype=container", nil, 0, nil)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode == http.StatusCreated || resp.Header.Get("x-ms-error-code") == "ContainerAlreadyExists" {
+		resp.Body.Close()
+		return nil
+	}
+	return failure(resp, "create container "+name)
+}
+
+// PutOptions adjust Put.
+type PutOptions struct {
+	IfNoneExists bool // fail with ErrExists instead of replacing a blob
+	ContentType  string
+}
+
+// Put stores size bytes from r as a block blob in one request (the service
+// takes up to 5000 MiB that way), streamed: nothing is held in memory.
+func (c *Client) Put(ctx context.Context, container, blob string, r io.Reader, size int64, opt PutOptions) error {
+	h := http.Header{"X-Ms-Blob-Type": {"BlockBlob"}}
+	if opt.IfNoneExists {
+		h.Set("If-None-Match", "*")
+	}
+	if opt.ContentType != "" {
+		h.Set("Content-Type", opt.ContentType)
+	}
+	if size == 0 {
+		r = http.NoBody
+	}
+	resp, err := c.do(ctx, http.MethodPut, blobPath(container, blob), r, size, h)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode == http.StatusCreated {
+		resp.Body.Close()
+		return nil
+	}
+	if opt.IfNoneExists && (resp.StatusCode == http.StatusConflict || resp.StatusCode == http.StatusPreconditionFailed) {
+		resp.Body.Close()
+		return fmt.Errorf("blobclient: put %s/%s: %w", container, blob, ErrExists)
+	}
+	return failure(resp, "put "+container+"/"+blob)
+}
+
+// Get opens a blob, or the byte range rng of it ("bytes=0-99"; "" for all).
+// The caller closes the response body; its headers carry Content-Length,
+// Content-Range and ETag as the service sent them.
+func (c *Client) Get(ctx context.Context, container, blob, rng string) (*http.Response, error) {
+	var h http.Header
+	if rng != "" {
+		h = http.Header{"Range": {rng}}
+	}
+	resp, err := c.do(ctx, http.MethodGet, blobPath(container, blob), nil, 0, h)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
+		return nil, failure(resp, "get "+container+"/"+blob)
+	}
+	return resp, nil
+}
+
+// Size returns a blob's length, or ErrNotFound.
+func (c *Client) Size(ctx context.Context, container, blob string) (int64, error) {
+	resp, err := c.do(ctx, http.MethodHead, blobPath(container, blob), nil, 0, nil)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, failure(resp, "head "+container+"/"+blob)
+	}
+	resp.Body.Close()
+	return resp.ContentLength, nil
+}
+
+// Delete removes a blob and its snapshots; a missing blob is not an error.
+func (c *Client) Delete(ctx context.Context, container, blob string) error {
+	resp, err := c.do(ctx, http.MethodDelete, blobPath(container, blob), nil, 0, http.Header{"X-Ms-Delete-Snapshots": {"include"}})
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusNotFound {
+		resp.Body.Close()
+		return nil
+	}
+	return failure(resp, "delete "+container+"/"+blob)
+}

@@ -1,0 +1,95 @@
+package blobclient_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/blobclient"
+	"github.com/weftcloud/weft/internal/storage/storageserver"
+)
+
+func newClient(t *testing.T, key []byte) *blobclient.Client {
+	t.Helper()
+	srv, err := storageserver.Start(storageserver.Config{Data: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return blobclient.New(srv.URL(storage.Blob), storage.DevAccount, key)
+}
+
+func devKey(t *testing.T) []byte {
+	key, err := base64.StdEncoding.DecodeString(storage.DevKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func TestPutGetDelete(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, devKey(t))
+	if err := c.CreateContainer(ctx, "images"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateContainer(ctx, "images"); err != nil {
+		t.Fatalf("second create: %v", err)
+	}
+	data := make([]byte, 3<<20+17)
+	rand.Read(data)
+	name := "files/sha256 with space"
+	if err := c.Put(ctx, "images", name, bytes.NewReader(data), int64(len(data)), blobclient.PutOptions{IfNoneExists: true}); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Put(ctx, "images", name, bytes.NewReader(data), int64(len(data)), blobclient.PutOptions{IfNoneExists: true})
+	if !errors.Is(err, blobclient.ErrExists) {
+		t.Fatalf("put over an existing blob with IfNoneExists: %v, want ErrExists", err)
+	}
+	if n, err := c.Size(ctx, "images", name); err != nil || n != int64(len(data)) {
+		t.Fatalf("Size = %d, %v; want %d", n, err, len(data))
+	}
+	resp, err := c.Get(ctx, "images", name, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(got, data) {
+		t.Fatalf("got %d bytes back, not what was put", len(got))
+	}
+	resp, err = c.Get(ctx, "images", name, "bytes=10-19")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(got, data[10:20]) {
+		t.Fatalf("range: got %q", got)
+	}
+	if err := c.Put(ctx, "images", "empty", nil, 0, blobclient.PutOptions{}); err != nil {
+		t.Fatalf("empty put: %v", err)
+	}
+	if err := c.Delete(ctx, "images", name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Size(ctx, "images", name); !errors.Is(err, blobclient.ErrNotFound) {
+		t.Fatalf("Size after delete: %v, want ErrNotFound", err)
+	}
+	if err := c.Delete(ctx, "images", name); err != nil {
+		t.Fatalf("deleting a missing blob: %v", err)
+	}
+}
+
+func TestWrongKeyIsRefused(t *testing.T) {
+	c := newClient(t, []byte("not the key"))
+	err := c.CreateContainer(context.Background(), "images")
+	if err == nil {
+		t.Fatal("a request signed with the wrong key was accepted")
+	}
+}
