@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -27,6 +28,9 @@ func main() {
 		log.Fatal(err)
 	}
 }
+
+// hoard keeps what /hog allocates.
+var hoard [][]byte
 
 // serve answers until ctx ends, then lets in-flight requests finish.
 func serve(ctx context.Context) error {
@@ -46,6 +50,19 @@ func serve(ctx context.Context) error {
 			return
 		}
 		fmt.Fprint(w, "ok")
+	})
+	mux.HandleFunc("/hog", func(w http.ResponseWriter, r *http.Request) {
+		// Allocate (and touch) ?mb= MiB and keep it: a way to watch the
+		// role's memory limit end the instance and the fabric heal it.
+		mb, _ := strconv.Atoi(r.URL.Query().Get("mb"))
+		for i := 0; i < mb; i++ {
+			block := make([]byte, 1<<20)
+			for j := range block {
+				block[j] = 1
+			}
+			hoard = append(hoard, block)
+		}
+		fmt.Fprintf(w, "holding %d MiB\n", len(hoard))
 	})
 	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
