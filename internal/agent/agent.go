@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -183,13 +185,18 @@ func (a *Agent) StopAll(ctx context.Context) error {
 
 func (a *Agent) register(ctx context.Context) error {
 	runtimes := make([]string, 0, len(a.drivers))
-	for name := range a.drivers {
+	attrs := map[string]string{}
+	for name, d := range a.drivers {
 		runtimes = append(runtimes, name)
+		if desc, ok := d.(driver.Describer); ok {
+			maps.Copy(attrs, desc.Attributes())
+		}
 	}
+	slices.Sort(runtimes)
 	reg := api.NodeRegistration{
 		Name: a.cfg.Name, Address: a.Addr(), Host: a.cfg.Host, FaultDomain: a.cfg.FaultDomain,
 		Capacity: api.Resources{CPU: a.cfg.CPU, Memory: api.Bytes(a.cfg.Memory)},
-		Runtimes: runtimes, Version: buildinfo.Version,
+		Runtimes: runtimes, Attributes: attrs, Version: buildinfo.Version,
 	}
 	backoff := 250 * time.Millisecond
 	for {

@@ -28,11 +28,24 @@ func (a *app) nodesCommand() *cobra.Command {
 				row(w, n.Name, n.State, orDash(n.FaultDomain),
 					fmt.Sprintf("%g/%g", round2(n.Allocated.CPU), round2(n.Capacity.CPU)),
 					humanBytes(n.Allocated.Memory)+"/"+humanBytes(n.Capacity.Memory),
-					n.Instances, orDash(strings.Join(n.Runtimes, ",")), age(a.now(), n.LastHeartbeat))
+					n.Instances, orDash(runtimesColumn(n)), age(a.now(), n.LastHeartbeat))
 			}
 			return w.Flush()
 		},
 	}
+}
+
+// runtimesColumn lists a node's runtimes, the vm runtime with its
+// accelerator: process,container,vm(kvm).
+func runtimesColumn(n api.Node) string {
+	out := make([]string, len(n.Runtimes))
+	for i, rt := range n.Runtimes {
+		out[i] = rt
+		if accel := n.Attributes["vm.accel"]; rt == api.RuntimeVM && accel != "" {
+			out[i] += "(" + accel + ")"
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // humanBytes writes a size with the largest binary unit it reaches, with one

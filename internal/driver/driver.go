@@ -80,3 +80,10 @@ type Driver interface {
 type Execer interface {
 	Exec(ctx context.Context, id string, cmd []string, stdout, stderr io.Writer) (exitCode int, err error)
 }
+
+// Describer is implemented by drivers with facts about their runtime on
+// this node that users and the scheduler should see, such as
+// {"vm.accel": "kvm"} or {"vm.accel": "tcg"}; they become node attributes.
+type Describer interface {
+	Attributes() map[string]string
+}
