@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/base64"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -25,4 +26,18 @@ func SignSharedKey(r *http.Request, svc Service, account string, key []byte) {
 	s := stringToSign(r, svc, account, rawPath(r), "", r.Header.Get("x-ms-version"), false)
 	r.Header.Del("Content-Length") // net/http sends it from r.ContentLength
 	r.Header.Set("Authorization", "SharedKey "+account+":"+base64.StdEncoding.EncodeToString(sign(key, s)))
+}
+
+// BlobSAS returns the query of a service SAS for one blob with the given
+// permissions (letters of "racwd"), valid until expiry: what the controller
+// hands a node so it can use one disk or file and nothing else.
+func BlobSAS(account string, key []byte, container, blob, perms string, expiry time.Time) url.Values {
+	q := url.Values{
+		"sv": {SignVersion}, "sp": {perms}, "sr": {"b"},
+		"se": {expiry.UTC().Format(time.RFC3339)}, "spr": {"https,http"},
+	}
+	s := &SAS{Version: SignVersion, Permissions: perms, Resource: "b", Protocol: "https,http"}
+	str, _ := serviceSASString(Blob, account, container+"/"+blob, s, q)
+	q.Set("sig", base64.StdEncoding.EncodeToString(sign(key, str)))
+	return q
 }

@@ -26,7 +26,8 @@ var ErrExists = errors.New("blobclient: blob exists")
 type Client struct {
 	endpoint string // http://host:port/account (path-style)
 	account  string
-	key      []byte
+	key      []byte     // Shared Key, or
+	sas      url.Values // a SAS that every request carries instead
 	http     *http.Client
 }
 
@@ -39,8 +40,24 @@ func New(baseURL, account string, key []byte) *Client {
 	}
 }
 
+// NewSAS returns a client that authorizes with a SAS query (from
+// storage.BlobSAS) instead of a key: it can do what the SAS grants.
+func NewSAS(baseURL, account string, sas url.Values) *Client {
+	c := New(baseURL, account, nil)
+	c.sas = sas
+	return c
+}
+
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, size int64, h http.Header) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.endpoint+path, body)
+	target := c.endpoint + path
+	if c.sas != nil {
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		target += sep + c.sas.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
 		return nil, fmt.Errorf("blobclient: %w", err)
 	}
@@ -50,7 +67,11 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, si
 	if body != nil {
 		req.ContentLength = size
 	}
-	storage.SignSharedKey(req, storage.Blob, c.account, c.key)
+	if c.sas == nil {
+		storage.SignSharedKey(req, storage.Blob, c.account, c.key)
+	} else {
+		req.Header.Set("x-ms-version", storage.SignVersion)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("blobclient: %s %s: %w", method, path, err)

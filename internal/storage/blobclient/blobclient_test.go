@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/blobclient"
@@ -91,5 +92,45 @@ func TestWrongKeyIsRefused(t *testing.T) {
 	err := c.CreateContainer(context.Background(), "images")
 	if err == nil {
 		t.Fatal("a request signed with the wrong key was accepted")
+	}
+}
+
+func TestSASReachesOnlyItsBlob(t *testing.T) {
+	ctx := context.Background()
+	srv, err := storageserver.Start(storageserver.Config{Data: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	key := devKey(t)
+	admin := blobclient.New(srv.URL(storage.Blob), storage.DevAccount, key)
+	admin.CreateContainer(ctx, "disks")
+	for _, b := range []string{"mine", "other"} {
+		if err := admin.CreatePageBlob(ctx, "disks", b, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sas := storage.BlobSAS(storage.DevAccount, key, "disks", "mine", "rw", time.Now().Add(time.Hour))
+	c := blobclient.NewSAS(srv.URL(storage.Blob), storage.DevAccount, sas)
+	page := bytes.Repeat([]byte{7}, 512)
+	if err := c.PutPages(ctx, "disks", "mine", 512, page, ""); err != nil {
+		t.Fatalf("write through the SAS: %v", err)
+	}
+	resp, err := c.Get(ctx, "disks", "mine", "bytes=512-1023")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(got, page) {
+		t.Error("read back through the SAS differs")
+	}
+	if err := c.PutPages(ctx, "disks", "other", 0, page, ""); err == nil {
+		t.Error("a SAS for one blob wrote another")
+	}
+	expired := blobclient.NewSAS(srv.URL(storage.Blob), storage.DevAccount,
+		storage.BlobSAS(storage.DevAccount, key, "disks", "mine", "rw", time.Now().Add(-time.Minute)))
+	if _, err := expired.Size(ctx, "disks", "mine"); err == nil {
+		t.Error("an expired SAS was accepted")
 	}
 }
