@@ -60,6 +60,9 @@ type RoleSpec struct {
 	Endpoints   []Endpoint        `json:"endpoints,omitempty" yaml:"endpoints,omitempty"`
 	Health      *HealthCheck      `json:"health,omitempty" yaml:"health,omitempty"`
 	Settings    map[string]string `json:"settings,omitempty" yaml:"settings,omitempty"`
+	// Disks are a persistent vm role's disks, OS disk first; `weft vm create`
+	// makes them (they are not part of YAML service models yet).
+	Disks []DiskSpec `json:"disks,omitempty" yaml:"-"`
 }
 
 // Size is what one instance reserves on its node.
@@ -75,6 +78,9 @@ type Endpoint struct {
 	Name     string `json:"name" yaml:"name"`
 	Protocol string `json:"protocol,omitempty" yaml:"protocol,omitempty"` // http (default) | tcp
 	Port     int    `json:"port" yaml:"port"`
+	// GuestPort is, for the vm runtime, the port inside the guest the
+	// endpoint forwards to; 0 means the port given in WEFT_PORT_<NAME>.
+	GuestPort int `json:"guestPort,omitempty" yaml:"guestPort,omitempty"`
 }
 
 // HealthCheck is how the node agent probes an instance. Exactly one of HTTP,

@@ -63,4 +63,6 @@ type Assignments struct {
 type Assignment struct {
 	Instance Instance `json:"instance"`
 	Role     RoleSpec `json:"role"`
+	// Disks give access to a persistent instance's disks (Role.Disks).
+	Disks []DiskAccess `json:"disks,omitempty"`
 }

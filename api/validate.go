@@ -138,6 +138,12 @@ func (r *RoleSpec) validate(at string, local bool, ports map[int]string, p *prob
 		if r.Runtime != RuntimeVM {
 			p.add(at+".persistence", "persistent instances need the vm runtime")
 		}
+		if r.Instances > 1 {
+			p.add(at+".instances", "a persistent role runs at most one instance: its disks follow it")
+		}
+		if len(r.Disks) == 0 {
+			p.add(at+".disks", "a persistent role needs its disks (weft vm create makes them)")
+		}
 	default:
 		p.add(at+".persistence", "%q is not ephemeral or persistent", r.Persistence)
 	}
@@ -155,6 +161,9 @@ func (r *RoleSpec) validate(at string, local bool, ports map[int]string, p *prob
 		endpoints[ep.Name] = true
 		if ep.Protocol != ProtocolHTTP && ep.Protocol != ProtocolTCP {
 			p.add(eat+".protocol", "%q is not http or tcp", ep.Protocol)
+		}
+		if ep.GuestPort != 0 && (r.Runtime != RuntimeVM || ep.GuestPort < 1 || ep.GuestPort > 65535) {
+			p.add(eat+".guestPort", "%d: only vm roles have a guest port, from 1 to 65535", ep.GuestPort)
 		}
 		if ep.Port < 1 || ep.Port > 65535 {
 			p.add(eat+".port", "%d is not a port (1-65535)", ep.Port)

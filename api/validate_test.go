@@ -53,8 +53,17 @@ func TestValidate(t *testing.T) {
 		{"negative memory", func(s *ServiceSpec) { s.Roles[0].Size.Memory = -1 }, "roles[0].size.memory: "},
 		{"bad persistence", func(s *ServiceSpec) { s.Roles[0].Persistence = "sometimes" }, "roles[0].persistence: "},
 		{"persistent vm", func(s *ServiceSpec) {
-			s.Roles[0] = RoleSpec{Name: "db", Kind: KindVM, Runtime: RuntimeVM, Image: "ubuntu", Instances: 1, Persistence: Persistent}
+			s.Roles[0] = RoleSpec{Name: "db", Kind: KindVM, Runtime: RuntimeVM, Image: "ubuntu", Instances: 1, Persistence: Persistent,
+				Disks: []DiskSpec{{Name: "os", Size: 1 << 30, Blob: "db-os"}}}
 		}, ""},
+		{"persistent without disks", func(s *ServiceSpec) {
+			s.Roles[0] = RoleSpec{Name: "db", Kind: KindVM, Runtime: RuntimeVM, Image: "ubuntu", Instances: 1, Persistence: Persistent}
+		}, "roles[0].disks: "},
+		{"two persistent instances", func(s *ServiceSpec) {
+			s.Roles[0] = RoleSpec{Name: "db", Kind: KindVM, Runtime: RuntimeVM, Image: "ubuntu", Instances: 2, Persistence: Persistent,
+				Disks: []DiskSpec{{Name: "os", Size: 1 << 30, Blob: "db-os"}}}
+		}, "roles[0].instances: a persistent role runs at most one"},
+		{"guest port on a process role", func(s *ServiceSpec) { s.Roles[0].Endpoints[0].GuestPort = 80 }, "roles[0].endpoints[0].guestPort: "},
 		{"port used twice", func(s *ServiceSpec) {
 			s.Roles = append(s.Roles, RoleSpec{Name: "api", Kind: KindWeb, Runtime: RuntimeContainer, Image: "x",
 				Endpoints: []Endpoint{{Name: "http", Port: 8080}}})

@@ -48,6 +48,7 @@ type instance struct {
 	restarts  int
 	startedAt time.Time
 	adopted   *driver.Status // running when the agent started: watch it, do not start it
+	disks     *diskSet       // a persistent instance's disks, served while it lives on this node
 	stopping  bool
 	remove    bool // forget the instance once stopped
 	stopCh    chan struct{}
@@ -163,6 +164,9 @@ func (in *instance) start(ctx context.Context) (driver.Status, error) {
 	adopted := in.adopted
 	in.adopted = nil
 	in.mu.Unlock()
+	if err := in.serveDisks(ctx); err != nil {
+		return driver.Status{}, err
+	}
 	if adopted != nil {
 		in.set(api.StateRunning, api.HealthUnknown, "")
 		return *adopted, nil
@@ -279,9 +283,38 @@ func (in *instance) stop(ctx context.Context) {
 	in.a.stopped[in.id] = true
 	delete(in.a.instances, in.id)
 	in.a.mu.Unlock()
+	in.mu.Lock()
+	disks := in.disks
+	in.disks = nil
+	in.mu.Unlock()
+	disks.close()
 	in.drv.Remove(ctx, in.id)
 	os.RemoveAll(in.dir)
 	in.a.changed()
+}
+
+// serveDisks starts serving a persistent instance's disks, once.
+func (in *instance) serveDisks(ctx context.Context) error {
+	in.mu.Lock()
+	access, have := in.asg.Disks, in.disks != nil
+	in.mu.Unlock()
+	if have || len(in.asg.Role.Disks) == 0 {
+		return nil
+	}
+	if len(access) != len(in.asg.Role.Disks) {
+		return fmt.Errorf("the controller gave no access to the instance's disks (does it run the storage service?)")
+	}
+	if err := os.MkdirAll(in.dir, 0o755); err != nil {
+		return err
+	}
+	set, err := in.a.attachDisks(ctx, in.id, in.dir, access)
+	if err != nil {
+		return err
+	}
+	in.mu.Lock()
+	in.disks = set
+	in.mu.Unlock()
+	return nil
 }
 
 // prepare lays out the instance's directory: its package, its ports, its
@@ -327,7 +360,20 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	}
 	ports := in.ports
 	restarts := in.restarts
+	var disks []driver.Disk
+	if in.disks != nil {
+		disks = in.disks.disks
+	}
 	in.mu.Unlock()
+	var guestPorts map[string]int
+	for _, ep := range role.Endpoints {
+		if ep.GuestPort != 0 {
+			if guestPorts == nil {
+				guestPorts = map[string]int{}
+			}
+			guestPorts[ep.Name] = ep.GuestPort
+		}
+	}
 	env := map[string]string{
 		"WEFT_SERVICE": asg.Instance.Service, "WEFT_ROLE": asg.Instance.Role,
 		"WEFT_INSTANCE": in.id, "WEFT_NODE": in.a.cfg.Name,
@@ -343,7 +389,7 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	}
 	return driver.Spec{
 		ID: in.id, Dir: in.dir, Package: root, Image: role.Image, ImageDir: imageDir, Command: role.Command, Env: env,
-		CPU: role.Size.CPU, Memory: int64(role.Size.Memory), Ports: ports,
+		CPU: role.Size.CPU, Memory: int64(role.Size.Memory), Ports: ports, GuestPorts: guestPorts, Disks: disks,
 	}, nil
 }
 

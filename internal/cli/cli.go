@@ -125,7 +125,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.deployCommand(), a.servicesCommand(), a.serviceCommand(), a.scaleCommand(), a.rollbackCommand(),
 		a.instancesCommand(), a.logsCommand(),
 		a.nodesCommand(), a.nodeCommand(),
-		a.imageCommand(),
+		a.imageCommand(), a.vmCommand(),
 		a.eventsCommand(), a.versionCommand(), a.statusCommand(),
 	)
 	return root

@@ -18,6 +18,7 @@ import (
 	"github.com/weftcloud/weft/internal/accounts"
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/images"
+	"github.com/weftcloud/weft/internal/vms"
 )
 
 // maxJSONBody bounds every JSON request body.
@@ -30,13 +31,14 @@ type server struct {
 	ctl      *fabric.Controller
 	accounts *accounts.Store
 	images   *images.Store
+	vms      *vms.Manager
 	log      *slog.Logger
 	http     *http.Client // for proxying to node agents
 }
 
 // New returns the API handler over the controller and the storage accounts.
-func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, logger *slog.Logger) http.Handler {
-	s := &server{ctl: ctl, accounts: accts, images: imgs, log: logger, http: &http.Client{}}
+func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, vmMgr *vms.Manager, logger *slog.Logger) http.Handler {
+	s := &server{ctl: ctl, accounts: accts, images: imgs, vms: vmMgr, log: logger, http: &http.Client{}}
 	mux := http.NewServeMux()
 	route := func(pattern string, h handlerFunc) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -83,6 +85,13 @@ func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, logg
 	route("GET /v1/images", s.listImages)
 	route("GET /v1/images/{name}", s.image)
 	route("DELETE /v1/images/{name}", s.deleteImage)
+
+	route("POST /v1/vms", s.createVM)
+	route("GET /v1/vms", s.listVMs)
+	route("GET /v1/vms/{name}", s.vm)
+	route("POST /v1/vms/{name}/start", s.startVM)
+	route("POST /v1/vms/{name}/stop", s.stopVM)
+	route("DELETE /v1/vms/{name}", s.deleteVM)
 	route("/v1/", func(w http.ResponseWriter, r *http.Request) error {
 		return api.Errorf(api.CodeNotFound, "no API route %s %s", r.Method, r.URL.Path)
 	})

@@ -21,6 +21,7 @@ import (
 	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/blobclient"
 	"github.com/weftcloud/weft/internal/storage/storageserver"
+	"github.com/weftcloud/weft/internal/vms"
 )
 
 // controller is a running `weft server`: the parts in start order.
@@ -77,10 +78,6 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	c.lb = lb.New(cfg.LBHost, log.With("part", "lb"))
-	c.ctl = fabric.New(fabric.Config{
-		Name: cfg.Name, HeartbeatTTL: cfg.HeartbeatTTL, UpgradeTimeout: cfg.UpgradeTimeout,
-		Logger: log.With("part", "fabric"),
-	}, c.store, pkgs, c.lb)
 
 	blobPort, queuePort, tablePort := orDefault(cfg.BlobPort, DefaultBlobPort), orDefault(cfg.QueuePort, DefaultQueuePort), orDefault(cfg.TablePort, DefaultTablePort)
 	accts := accounts.New(c.store, accounts.Endpoints{
@@ -106,12 +103,26 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 			return nil, fmt.Errorf("server: storage: %w", err)
 		}
 	}
-	imgs, err := openImages(c.store, accts, c.storage, log.With("part", "images"))
+	sys, err := systemAccount(accts, c.storage)
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	c.http = &http.Server{Handler: controlapi.New(c.ctl, accts, imgs, log.With("part", "api")), ReadHeaderTimeout: 10 * time.Second}
+	disks := vms.NewDisks(sys.url, sys.name, sys.key)
+	c.ctl = fabric.New(fabric.Config{
+		Name: cfg.Name, HeartbeatTTL: cfg.HeartbeatTTL, UpgradeTimeout: cfg.UpgradeTimeout,
+		Logger: log.With("part", "fabric"), DiskAccess: disks.Access,
+	}, c.store, pkgs, c.lb)
+	imgs := images.New(c.store, sys.client(), log.With("part", "images"))
+	vmMgr := vms.New(c.ctl, imgs, disks, log.With("part", "vms"))
+	initCtx, initCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err = errors.Join(imgs.Init(initCtx), disks.Init(initCtx))
+	initCancel()
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	c.http = &http.Server{Handler: controlapi.New(c.ctl, accts, imgs, vmMgr, log.With("part", "api")), ReadHeaderTimeout: 10 * time.Second}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -127,23 +138,31 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 	return c, nil
 }
 
-// openImages returns the image store, keeping files in the storage
-// service's system account; without a storage service it refuses imports.
-func openImages(st state.Store, accts *accounts.Store, srv *storageserver.Server, log *slog.Logger) (*images.Store, error) {
+// system is the storage service's system account, where Weft keeps images
+// and VM disks; zero when the server runs without storage.
+type system struct {
+	url, name string
+	key       []byte
+}
+
+func (s system) client() *blobclient.Client {
+	if s.url == "" {
+		return nil
+	}
+	return blobclient.New(s.url, s.name, s.key)
+}
+
+func systemAccount(accts *accounts.Store, srv *storageserver.Server) (system, error) {
 	if srv == nil {
-		return images.New(st, nil, log), nil
+		return system{}, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	name, key, err := accts.System(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
+		return system{}, fmt.Errorf("server: %w", err)
 	}
-	imgs := images.New(st, blobclient.New(srv.URL(storage.Blob), name, key), log)
-	if err := imgs.Init(ctx); err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
-	return imgs, nil
+	return system{url: srv.URL(storage.Blob), name: name, key: key}, nil
 }
 
 // close stops the parts in reverse order.

@@ -35,6 +35,12 @@ type Spec struct {
 	Memory   int64             // bytes; 0 means no limit
 	// Ports the instance must listen on, by endpoint name (also in Env as WEFT_PORT_<NAME>).
 	Ports map[string]int
+	// GuestPorts, for the vm runtime: the port inside the guest each endpoint
+	// forwards to, when it is not the same number as in Ports.
+	GuestPorts map[string]int
+	// Disks, for persistent vm instances: OS disk first. The vm runtime then
+	// boots from Disks[0] instead of a throwaway overlay of the image's disk.
+	Disks []Disk
 }
 
 // Status is what a driver knows about an instance.
@@ -86,4 +92,13 @@ type Execer interface {
 // {"vm.accel": "kvm"} or {"vm.accel": "tcg"}; they become node attributes.
 type Describer interface {
 	Attributes() map[string]string
+}
+
+// Disk is a block device the node agent serves to a vm instance over NBD
+// (the persistent disks of persistent VMs, which live in the storage service).
+type Disk struct {
+	Name   string // "os", "data1", ...
+	Socket string // the agent's NBD server: a unix socket path
+	Export string // the NBD export name
+	Size   int64
 }

@@ -38,6 +38,10 @@ type Config struct {
 	Tick           time.Duration // reconcile at least this often (default 200ms)
 	Logger         *slog.Logger
 	Clock          func() time.Time
+	// DiskAccess grants a node access to one disk of a persistent instance
+	// it is assigned (a SAS for that page blob); nil when there is no
+	// storage service, and persistent instances cannot start.
+	DiskAccess func(d api.DiskSpec) (api.DiskAccess, error)
 }
 
 func (c *Config) setDefaults() {

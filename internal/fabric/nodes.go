@@ -155,10 +155,28 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 	out := api.Assignments{Index: idx, Instances: []api.Assignment{}}
 	for _, rec := range list[instanceRecord](c.store, state.KindInstances, "") {
 		if rec.Node == node {
-			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: rec.Spec})
+			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: rec.Spec, Disks: c.diskAccess(rec)})
 		}
 	}
 	return out, nil
+}
+
+// diskAccess grants the node running a persistent instance access to its
+// disks; an instance without them fails to start on the node, which says why.
+func (c *Controller) diskAccess(rec instanceRecord) []api.DiskAccess {
+	if len(rec.Spec.Disks) == 0 || c.cfg.DiskAccess == nil {
+		return nil
+	}
+	var out []api.DiskAccess
+	for _, d := range rec.Spec.Disks {
+		a, err := c.cfg.DiskAccess(d)
+		if err != nil {
+			c.log.Error("no access to a disk for its instance", "instance", rec.ID, "disk", d.Name, "err", err)
+			return nil
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // Nodes lists the nodes with what is allocated on them.

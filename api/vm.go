@@ -1,0 +1,71 @@
+package api
+
+import "time"
+
+// The persistent VM API (IaaS). A persistent VM is a service of one role
+// (named VMRole) with one persistent vm instance whose disks are page blobs
+// in the storage service, so they outlive any node:
+//
+//	POST   /v1/vms                 CreateVM -> VM
+//	GET    /v1/vms                 -> []VM
+//	GET    /v1/vms/{name}          -> VM
+//	POST   /v1/vms/{name}/start    -> VM
+//	POST   /v1/vms/{name}/stop     -> VM (the instance stops; its disks stay)
+//	DELETE /v1/vms/{name}          -> 204 (disks deleted once the VM stopped)
+
+// VMRole is the name of a persistent VM's one role.
+const VMRole = "vm"
+
+// DiskSpec is one disk of a persistent vm role.
+type DiskSpec struct {
+	Name string `json:"name"` // "os", "data1", ...
+	Size Bytes  `json:"size"`
+	Blob string `json:"blob"` // the page blob holding it, in the system account's "disks" container
+}
+
+// DiskAccess is what a node needs to serve one disk of an instance it
+// runs: where the page blob is and a SAS for it alone.
+type DiskAccess struct {
+	Name         string `json:"name"`
+	Size         int64  `json:"size"`
+	BlobEndpoint string `json:"blobEndpoint"` // e.g. http://10.0.0.1:10000 (no account)
+	Account      string `json:"account"`
+	Container    string `json:"container"`
+	Blob         string `json:"blob"`
+	SAS          string `json:"sas"` // a query string
+}
+
+// VMPort publishes a guest port on the load balancer.
+type VMPort struct {
+	Name       string `json:"name"`
+	GuestPort  int    `json:"guestPort"`
+	PublicPort int    `json:"publicPort"`
+}
+
+// CreateVM is the body of POST /v1/vms.
+type CreateVM struct {
+	Name      string   `json:"name"`
+	Image     string   `json:"image"`
+	CPUs      float64  `json:"cpus"`
+	Memory    Bytes    `json:"memory"`
+	Disk      Bytes    `json:"disk"`                // the OS disk; at least the image's disk size (default: that size)
+	DataDisks []Bytes  `json:"dataDisks,omitempty"` // empty disks
+	Ports     []VMPort `json:"ports,omitempty"`
+}
+
+// VM is a persistent VM as `weft vm list|show` shows it.
+type VM struct {
+	Name      string     `json:"name"`
+	Image     string     `json:"image"`
+	CPUs      float64    `json:"cpus"`
+	Memory    Bytes      `json:"memory"`
+	Disks     []DiskSpec `json:"disks"`
+	Ports     []VMPort   `json:"ports,omitempty"`
+	Running   bool       `json:"running"` // wanted running (start) or stopped (stop)
+	State     string     `json:"state"`   // the instance's state, "stopped" when there is none
+	Health    string     `json:"health"`
+	Node      string     `json:"node,omitempty"`
+	Instance  string     `json:"instance,omitempty"`
+	Address   string     `json:"address,omitempty"`
+	CreatedAt time.Time  `json:"createdAt"`
+}

@@ -1,0 +1,51 @@
+package client
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/weftcloud/weft/api"
+)
+
+// CreateVM makes a persistent VM: its disks, then its one instance.
+func (c *Client) CreateVM(ctx context.Context, req api.CreateVM) (api.VM, error) {
+	var vm api.VM
+	_, err := c.Do(ctx, "POST", "/v1/vms", nil, req, &vm)
+	return vm, err
+}
+
+// VMs lists the persistent VMs.
+func (c *Client) VMs(ctx context.Context) ([]api.VM, error) {
+	var list []api.VM
+	_, err := c.Do(ctx, "GET", "/v1/vms", nil, nil, &list)
+	return list, err
+}
+
+// VM returns one persistent VM.
+func (c *Client) VM(ctx context.Context, name string) (api.VM, error) {
+	var vm api.VM
+	_, err := c.Do(ctx, "GET", vmPath(name), nil, nil, &vm)
+	return vm, err
+}
+
+// StartVM runs a stopped VM again (on any node: its disks follow it).
+func (c *Client) StartVM(ctx context.Context, name string) (api.VM, error) {
+	var vm api.VM
+	_, err := c.Do(ctx, "POST", vmPath(name)+"/start", nil, nil, &vm)
+	return vm, err
+}
+
+// StopVM stops a VM's instance and keeps its disks.
+func (c *Client) StopVM(ctx context.Context, name string) (api.VM, error) {
+	var vm api.VM
+	_, err := c.Do(ctx, "POST", vmPath(name)+"/stop", nil, nil, &vm)
+	return vm, err
+}
+
+// DeleteVM deletes a VM and then its disks.
+func (c *Client) DeleteVM(ctx context.Context, name string) error {
+	_, err := c.Do(ctx, "DELETE", vmPath(name), nil, nil, nil)
+	return err
+}
+
+func vmPath(name string) string { return "/v1/vms/" + url.PathEscape(name) }

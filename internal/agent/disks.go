@@ -1,0 +1,93 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/driver"
+	"github.com/weftcloud/weft/internal/nbd"
+	"github.com/weftcloud/weft/internal/storage/blobclient"
+	"github.com/weftcloud/weft/internal/vmdisk"
+)
+
+// diskSet is the NBD servers of one persistent instance's disks. They run
+// in the agent: when the agent restarts, QEMU waits for the new agent's
+// servers (it reconnects) and the guest sees a pause, not an error.
+type diskSet struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	disks  []driver.Disk
+}
+
+// leaseID is the lease an instance holds on its disks: a UUID derived from
+// the instance's ID, the same across agent restarts on one node, different
+// for the instance that replaces it elsewhere.
+func leaseID(instance string) string {
+	h := sha256.Sum256([]byte("weft-disk-lease/" + instance))
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// attachDisks takes the lease on each disk (breaking another holder's: the
+// controller assigns a persistent instance to one node at a time, and the
+// node it left must be fenced) and serves the disk over NBD from the
+// instance's folder.
+func (a *Agent) attachDisks(ctx context.Context, id, dir string, access []api.DiskAccess) (*diskSet, error) {
+	set := &diskSet{}
+	sctx, cancel := context.WithCancel(context.Background())
+	set.cancel = cancel
+	lease := leaseID(id)
+	for _, d := range access {
+		sas, err := url.ParseQuery(d.SAS)
+		if err != nil {
+			set.close()
+			return nil, fmt.Errorf("disk %s: bad SAS: %w", d.Name, err)
+		}
+		blobs := blobclient.NewSAS(d.BlobEndpoint, d.Account, sas)
+		if err := blobs.AcquireLease(ctx, d.Container, d.Blob, lease, -1); errors.Is(err, blobclient.ErrLease) {
+			a.log.Warn("taking over a disk another node held", "instance", id, "disk", d.Name)
+			if err = blobs.BreakLease(ctx, d.Container, d.Blob); err == nil {
+				err = blobs.AcquireLease(ctx, d.Container, d.Blob, lease, -1)
+			}
+			if err != nil {
+				set.close()
+				return nil, fmt.Errorf("disk %s: take its lease: %w", d.Name, err)
+			}
+		} else if err != nil {
+			set.close()
+			return nil, fmt.Errorf("disk %s: take its lease: %w", d.Name, err)
+		}
+		sock := filepath.Join(dir, "disk-"+d.Name+".sock")
+		if len(sock) > 100 {
+			set.close()
+			return nil, fmt.Errorf("disk %s: the socket path %s is too long for a unix socket: use a shorter --data", d.Name, sock)
+		}
+		os.Remove(sock)
+		ln, err := net.Listen("unix", sock)
+		if err != nil {
+			set.close()
+			return nil, fmt.Errorf("disk %s: %w", d.Name, err)
+		}
+		srv := &nbd.Server{Name: d.Name, Backend: vmdisk.Open(blobs, d.Container, d.Blob, d.Size, lease), Log: a.log.With("instance", id)}
+		set.wg.Add(1)
+		go func() { defer set.wg.Done(); srv.Serve(sctx, ln) }()
+		set.disks = append(set.disks, driver.Disk{Name: d.Name, Socket: sock, Export: d.Name, Size: d.Size})
+	}
+	return set, nil
+}
+
+// close stops the servers.
+func (s *diskSet) close() {
+	if s == nil {
+		return
+	}
+	s.cancel()
+	s.wg.Wait()
+}

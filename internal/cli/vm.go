@@ -1,0 +1,290 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weftcloud/weft/api"
+)
+
+// vmCommand is `weft vm create|list|show|start|stop|restart|delete`.
+func (a *app) vmCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "vm",
+		Short: "Manage persistent VMs (their disks live in the storage service)",
+		Args:  maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return usagef("usage: weft vm create|list|show|start|stop|restart|delete")
+		},
+	}
+	cmd.AddCommand(a.vmCreateCommand(), a.vmListCommand(), a.vmShowCommand(),
+		a.vmStateCommand("start", "Start a stopped VM", true), a.vmStateCommand("stop", "Stop a VM, keeping its disks", false),
+		a.vmRestartCommand(), a.vmDeleteCommand())
+	return cmd
+}
+
+func (a *app) vmCreateCommand() *cobra.Command {
+	var req api.CreateVM
+	var memory, disk string
+	var dataDisks, ports []string
+	var wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "create NAME --image IMG [--cpus N] [--memory SIZE] [--disk SIZE] [--data-disk SIZE] [--port NAME:GUESTPORT:PUBLICPORT]",
+		Short: "Create a persistent VM",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Name = args[0]
+			if req.Image == "" {
+				return usagef("--image: the VM's image is required (weft image list)")
+			}
+			var err error
+			if req.Memory, err = optionalBytes("--memory", memory); err != nil {
+				return err
+			}
+			if req.Disk, err = optionalBytes("--disk", disk); err != nil {
+				return err
+			}
+			for _, d := range dataDisks {
+				b, err := optionalBytes("--data-disk", d)
+				if err != nil {
+					return err
+				}
+				req.DataDisks = append(req.DataDisks, b)
+			}
+			for _, p := range ports {
+				port, err := parseVMPort(p)
+				if err != nil {
+					return err
+				}
+				req.Ports = append(req.Ports, port)
+			}
+			if !a.jsonOutput() {
+				fmt.Fprintf(a.stderr, "creating VM %s: copying image %s to its disk\n", req.Name, req.Image)
+			}
+			vm, err := a.client().CreateVM(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if wait {
+				if vm, err = a.waitVM(cmd.Context(), vm.Name, timeout, func(vm api.VM) bool {
+					return vm.State == api.StateRunning && vm.Health == api.HealthHealthy
+				}); err != nil {
+					return err
+				}
+			}
+			return a.printVM(vm)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Image, "image", "", "the vm image to make the OS disk from")
+	f.Float64Var(&req.CPUs, "cpus", 0, "virtual CPUs (default 1)")
+	f.StringVar(&memory, "memory", "", "memory, e.g. 256Mi (default 256Mi)")
+	f.StringVar(&disk, "disk", "", "OS disk size, at least the image's (default: the image's)")
+	f.StringArrayVar(&dataDisks, "data-disk", nil, "an empty data disk of this size (repeatable)")
+	f.StringArrayVar(&ports, "port", nil, "publish a guest port: NAME:GUESTPORT:PUBLICPORT (repeatable)")
+	f.BoolVar(&wait, "wait", false, "wait until the VM runs and its guest agent answers")
+	f.DurationVar(&timeout, "timeout", 3*time.Minute, "how long --wait waits")
+	return cmd
+}
+
+func optionalBytes(flag, v string) (api.Bytes, error) {
+	if v == "" {
+		return 0, nil
+	}
+	b, err := api.ParseBytes(v)
+	if err != nil {
+		return 0, usagef("%s: %v", flag, err)
+	}
+	return b, nil
+}
+
+// parseVMPort reads NAME:GUESTPORT:PUBLICPORT.
+func parseVMPort(s string) (api.VMPort, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return api.VMPort{}, usagef("--port: %q is not NAME:GUESTPORT:PUBLICPORT", s)
+	}
+	guest, err1 := strconv.Atoi(parts[1])
+	public, err2 := strconv.Atoi(parts[2])
+	if err1 != nil || err2 != nil {
+		return api.VMPort{}, usagef("--port: %q: the ports must be numbers", s)
+	}
+	return api.VMPort{Name: parts[0], GuestPort: guest, PublicPort: public}, nil
+}
+
+func (a *app) vmListCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List persistent VMs",
+		Args:  maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vms, err := a.client().VMs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.jsonOutput() {
+				return a.printJSON(nonNil(vms))
+			}
+			w := a.table()
+			row(w, "NAME", "IMAGE", "CPUS", "MEMORY", "DISKS", "STATE", "HEALTH", "NODE", "AGE")
+			for _, vm := range vms {
+				row(w, vm.Name, vm.Image, vm.CPUs, humanBytes(vm.Memory), diskList(vm.Disks), vm.State, vm.Health, orDash(vm.Node), age(a.now(), vm.CreatedAt))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func diskList(disks []api.DiskSpec) string {
+	out := make([]string, len(disks))
+	for i, d := range disks {
+		out[i] = d.Name + ":" + humanBytes(d.Size)
+	}
+	return strings.Join(out, ",")
+}
+
+func (a *app) vmShowCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a persistent VM",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vm, err := a.client().VM(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.printVM(vm)
+		},
+	}
+}
+
+func (a *app) printVM(vm api.VM) error {
+	if a.jsonOutput() {
+		return a.printJSON(vm)
+	}
+	w := a.table()
+	row(w, "Name:", vm.Name)
+	row(w, "Image:", vm.Image)
+	row(w, "Size:", fmt.Sprintf("%g CPU, %s", vm.CPUs, humanBytes(vm.Memory)))
+	for _, d := range vm.Disks {
+		row(w, "Disk:", fmt.Sprintf("%s %s (page blob %s)", d.Name, humanBytes(d.Size), d.Blob))
+	}
+	for _, p := range vm.Ports {
+		row(w, "Port:", fmt.Sprintf("%s: guest %d, public %d", p.Name, p.GuestPort, p.PublicPort))
+	}
+	row(w, "State:", fmt.Sprintf("%s/%s", vm.State, vm.Health))
+	row(w, "Node:", orDash(vm.Node))
+	row(w, "Instance:", orDash(vm.Instance))
+	return w.Flush()
+}
+
+func (a *app) vmStateCommand(verb, short string, running bool) *cobra.Command {
+	var wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   verb + " NAME",
+		Short: short,
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vm, err := a.setVMRunning(cmd.Context(), args[0], running, wait, timeout)
+			if err != nil {
+				return err
+			}
+			return a.printVM(vm)
+		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the VM is "+map[bool]string{true: "running and healthy", false: "stopped"}[running])
+	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Minute, "how long --wait waits")
+	return cmd
+}
+
+func (a *app) setVMRunning(ctx context.Context, name string, running, wait bool, timeout time.Duration) (api.VM, error) {
+	c := a.client()
+	var vm api.VM
+	var err error
+	if running {
+		vm, err = c.StartVM(ctx, name)
+	} else {
+		vm, err = c.StopVM(ctx, name)
+	}
+	if err != nil || !wait {
+		return vm, err
+	}
+	return a.waitVM(ctx, name, timeout, func(vm api.VM) bool {
+		if running {
+			return vm.State == api.StateRunning && vm.Health == api.HealthHealthy
+		}
+		return vm.Instance == ""
+	})
+}
+
+func (a *app) vmRestartCommand() *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "restart NAME",
+		Short: "Stop a VM and start it again (possibly on another node)",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := a.setVMRunning(cmd.Context(), args[0], false, true, timeout); err != nil {
+				return err
+			}
+			vm, err := a.setVMRunning(cmd.Context(), args[0], true, true, timeout)
+			if err != nil {
+				return err
+			}
+			return a.printVM(vm)
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Minute, "how long to wait for each step")
+	return cmd
+}
+
+func (a *app) vmDeleteCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a VM and its disks",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.client().DeleteVM(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			if !a.jsonOutput() {
+				fmt.Fprintf(a.stdout, "VM %s deleted; its disks go once it has stopped\n", args[0])
+			}
+			return nil
+		},
+	}
+}
+
+// waitVM polls until done holds, printing state changes on stderr.
+func (a *app) waitVM(ctx context.Context, name string, timeout time.Duration, done func(api.VM) bool) (api.VM, error) {
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for {
+		vm, err := a.client().VM(ctx, name)
+		if err != nil {
+			return vm, err
+		}
+		if done(vm) {
+			return vm, nil
+		}
+		if s := vm.State + "/" + vm.Health; s != last && !a.jsonOutput() {
+			fmt.Fprintf(a.stderr, "VM %s: %s %s\n", name, s, vm.Node)
+			last = s
+		}
+		if time.Now().After(deadline) {
+			return vm, fmt.Errorf("VM %s is still %s/%s after %s", name, vm.State, vm.Health, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return vm, ctx.Err()
+		case <-time.After(a.pollInterval):
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package controlapi
+
+import (
+	"net/http"
+
+	"github.com/weftcloud/weft/api"
+)
+
+func (s *server) createVM(w http.ResponseWriter, r *http.Request) error {
+	var req api.CreateVM
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	vm, err := s.vms.Create(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, vm)
+	return nil
+}
+
+func (s *server) listVMs(w http.ResponseWriter, r *http.Request) error {
+	return ok(w, s.vms.List(r.Context()))
+}
+
+func (s *server) vm(w http.ResponseWriter, r *http.Request) error {
+	vm, err := s.vms.Get(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return ok(w, vm)
+}
+
+func (s *server) startVM(w http.ResponseWriter, r *http.Request) error {
+	vm, err := s.vms.SetRunning(r.Context(), r.PathValue("name"), true)
+	if err != nil {
+		return err
+	}
+	return ok(w, vm)
+}
+
+func (s *server) stopVM(w http.ResponseWriter, r *http.Request) error {
+	vm, err := s.vms.SetRunning(r.Context(), r.PathValue("name"), false)
+	if err != nil {
+		return err
+	}
+	return ok(w, vm)
+}
+
+func (s *server) deleteVM(w http.ResponseWriter, r *http.Request) error {
+	if err := s.vms.Delete(r.Context(), r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,299 @@
+// Package vms is the persistent VM API on the controller (IaaS): a VM is a
+// service of one persistent vm instance whose disks are page blobs in the
+// storage service, made here from the image's disk, so a VM keeps its disks
+// whichever node runs it. The fabric places, heals and relocates the instance
+// like any other; nodes get a SAS for each disk of the instances they run.
+package vms
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/fabric"
+	"github.com/weftcloud/weft/internal/images"
+	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/blobclient"
+	"github.com/weftcloud/weft/internal/vmdisk"
+)
+
+// container holds every VM disk.
+const container = "disks"
+
+// Defaults for a VM created without them.
+const (
+	DefaultCPUs   = 1
+	DefaultMemory = 256 << 20
+)
+
+// sasLifetime bounds how long a node can use a disk's SAS; the lease on the
+// disk, not the SAS, is what fences a node that lost the VM.
+const sasLifetime = 365 * 24 * time.Hour
+
+// Disks keeps VM disks in the storage service's system account.
+type Disks struct {
+	blobs   *blobclient.Client
+	url     string
+	account string
+	key     []byte
+}
+
+// NewDisks returns the disk store at the blob service's base URL; with
+// url "" (no storage service) every VM operation that needs disks fails.
+func NewDisks(url, account string, key []byte) *Disks {
+	d := &Disks{url: url, account: account, key: key}
+	if url != "" {
+		d.blobs = blobclient.New(url, account, key)
+	}
+	return d
+}
+
+// Init makes the disks' blob container.
+func (d *Disks) Init(ctx context.Context) error {
+	if d.blobs == nil {
+		return nil
+	}
+	return d.blobs.CreateContainer(ctx, container)
+}
+
+// Access grants a node access to one disk: the fabric's Config.DiskAccess.
+func (d *Disks) Access(disk api.DiskSpec) (api.DiskAccess, error) {
+	if d.blobs == nil {
+		return api.DiskAccess{}, errors.New("vms: no storage service")
+	}
+	sas := storage.BlobSAS(d.account, d.key, container, disk.Blob, "rw", time.Now().Add(sasLifetime))
+	return api.DiskAccess{
+		Name: disk.Name, Size: int64(disk.Size), BlobEndpoint: d.url, Account: d.account,
+		Container: container, Blob: disk.Blob, SAS: sas.Encode(),
+	}, nil
+}
+
+// Manager creates and manages persistent VMs.
+type Manager struct {
+	ctl    *fabric.Controller
+	images *images.Store
+	disks  *Disks
+	blobs  *blobclient.Client // nil without a storage service
+	log    *slog.Logger
+}
+
+// New returns the manager.
+func New(ctl *fabric.Controller, imgs *images.Store, disks *Disks, log *slog.Logger) *Manager {
+	return &Manager{ctl: ctl, images: imgs, disks: disks, blobs: disks.blobs, log: log}
+}
+
+// Create makes the VM's disks (the OS disk a copy of the image's disk) and
+// deploys its one instance. A refused VM leaves no disk behind.
+func (m *Manager) Create(ctx context.Context, req api.CreateVM) (api.VM, error) {
+	if m.blobs == nil {
+		return api.VM{}, api.Errorf(api.CodeUnavailable, "persistent VMs need the storage service, and this server runs without it")
+	}
+	if _, err := m.ctl.Service(ctx, req.Name); err == nil {
+		return api.VM{}, api.Errorf(api.CodeConflict, "name: a VM or service named %s exists", req.Name)
+	}
+	img, err := m.images.Get(req.Image)
+	if err != nil {
+		return api.VM{}, api.Errorf(api.CodeInvalid, "image: no image named %s (weft image list)", req.Image)
+	}
+	if img.Type != api.ImageVM {
+		return api.VM{}, api.Errorf(api.CodeInvalid, "image: %s is a %s image, not a vm image", req.Image, img.Type)
+	}
+	if img.VM.DiskFormat != "raw" {
+		return api.VM{}, api.Errorf(api.CodeInvalid, "image: %s has a %s disk; persistent VMs are made from raw disks (qemu-img convert -O raw)", req.Image, img.VM.DiskFormat)
+	}
+	spec, err := m.spec(req, img)
+	if err != nil {
+		return api.VM{}, err
+	}
+	spec.SetDefaults()
+	if err := spec.Validate(); err != nil {
+		return api.VM{}, err
+	}
+	role := &spec.Roles[0]
+	if err := m.makeDisks(ctx, role.Disks, img); err != nil {
+		return api.VM{}, err
+	}
+	if _, err := m.ctl.Deploy(ctx, spec); err != nil {
+		m.deleteDisks(context.WithoutCancel(ctx), role.Disks)
+		return api.VM{}, err
+	}
+	return m.Get(ctx, req.Name)
+}
+
+// spec turns a request into the VM's service model.
+func (m *Manager) spec(req api.CreateVM, img api.Image) (api.ServiceSpec, error) {
+	if req.CPUs == 0 {
+		req.CPUs = DefaultCPUs
+	}
+	if req.Memory == 0 {
+		req.Memory = DefaultMemory
+	}
+	if req.Disk == 0 {
+		req.Disk = api.Bytes(img.VM.DiskSize)
+	}
+	if int64(req.Disk) < img.VM.DiskSize {
+		return api.ServiceSpec{}, api.Errorf(api.CodeInvalid, "disk: %s is smaller than image %s's disk (%s)", req.Disk, img.Name, api.Bytes(img.VM.DiskSize))
+	}
+	if req.CPUs < 0 || req.Memory < 0 {
+		return api.ServiceSpec{}, api.Errorf(api.CodeInvalid, "cpus and memory must be positive")
+	}
+	suffix := randomSuffix()
+	disks := []api.DiskSpec{{Name: "os", Size: req.Disk, Blob: req.Name + "-" + suffix + "-os"}}
+	for i, size := range req.DataDisks {
+		if size <= 0 {
+			return api.ServiceSpec{}, api.Errorf(api.CodeInvalid, "dataDisks[%d]: the size must be positive", i)
+		}
+		name := fmt.Sprintf("data%d", i+1)
+		disks = append(disks, api.DiskSpec{Name: name, Size: size, Blob: req.Name + "-" + suffix + "-" + name})
+	}
+	role := api.RoleSpec{
+		Name: api.VMRole, Kind: api.KindVM, Runtime: api.RuntimeVM, Image: req.Image, Instances: 1,
+		Size: api.Size{CPU: req.CPUs, Memory: req.Memory}, Persistence: api.Persistent, Disks: disks,
+	}
+	for _, p := range req.Ports {
+		role.Endpoints = append(role.Endpoints, api.Endpoint{Name: p.Name, Protocol: api.ProtocolTCP, Port: p.PublicPort, GuestPort: p.GuestPort})
+	}
+	return api.ServiceSpec{Name: req.Name, UpgradeDomains: 1, Roles: []api.RoleSpec{role}}, nil
+}
+
+func randomSuffix() string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// makeDisks creates the page blobs: the OS disk from the image's disk.
+func (m *Manager) makeDisks(ctx context.Context, disks []api.DiskSpec, img api.Image) error {
+	var imageDisk api.ImageFile
+	for _, f := range img.Files {
+		if f.Name == api.ImageFileDisk {
+			imageDisk = f
+		}
+	}
+	for i, d := range disks {
+		var err error
+		if i == 0 {
+			var resp *http.Response
+			resp, err = m.images.OpenFile(ctx, imageDisk.Digest, "")
+			if err == nil {
+				err = vmdisk.Create(ctx, m.blobs, container, d.Blob, int64(d.Size), resp.Body)
+				resp.Body.Close()
+			}
+		} else {
+			err = vmdisk.Create(ctx, m.blobs, container, d.Blob, int64(d.Size), nil)
+		}
+		if err != nil {
+			m.deleteDisks(context.WithoutCancel(ctx), disks[:i+1])
+			return fmt.Errorf("vms: make disk %s: %w", d.Name, err)
+		}
+	}
+	return nil
+}
+
+// deleteDisks breaks each disk's lease (a node may still hold it) and
+// deletes it.
+func (m *Manager) deleteDisks(ctx context.Context, disks []api.DiskSpec) {
+	for _, d := range disks {
+		if err := m.blobs.BreakLease(ctx, container, d.Blob); err != nil && !errors.Is(err, blobclient.ErrNotFound) {
+			m.log.Warn("disk lease not broken", "disk", d.Blob, "err", err)
+		}
+		if err := m.blobs.Delete(ctx, container, d.Blob); err != nil {
+			m.log.Warn("disk not deleted", "disk", d.Blob, "err", err)
+		}
+	}
+}
+
+// vmRole returns the VM's role if svc is a persistent VM.
+func vmRole(svc api.Service) (api.RoleSpec, bool) {
+	if len(svc.Spec.Roles) != 1 {
+		return api.RoleSpec{}, false
+	}
+	r := svc.Spec.Roles[0]
+	return r, r.Name == api.VMRole && r.Persistence == api.Persistent
+}
+
+// Get returns one VM.
+func (m *Manager) Get(ctx context.Context, name string) (api.VM, error) {
+	svc, err := m.ctl.Service(ctx, name)
+	if err != nil {
+		return api.VM{}, api.Errorf(api.CodeNotFound, "no VM named %s", name)
+	}
+	if _, ok := vmRole(svc); !ok {
+		return api.VM{}, api.Errorf(api.CodeNotFound, "%s is a service, not a VM", name)
+	}
+	return m.view(ctx, svc), nil
+}
+
+// List returns every VM.
+func (m *Manager) List(ctx context.Context) []api.VM {
+	out := []api.VM{}
+	for _, svc := range m.ctl.Services(ctx) {
+		if _, ok := vmRole(svc); ok {
+			out = append(out, m.view(ctx, svc))
+		}
+	}
+	return out
+}
+
+func (m *Manager) view(ctx context.Context, svc api.Service) api.VM {
+	r, _ := vmRole(svc)
+	vm := api.VM{
+		Name: svc.Name, Image: r.Image, CPUs: r.Size.CPU, Memory: r.Size.Memory, Disks: r.Disks,
+		Running: r.Instances > 0, State: api.StateStopped, Health: api.HealthUnknown, CreatedAt: svc.CreatedAt,
+	}
+	for _, ep := range r.Endpoints {
+		vm.Ports = append(vm.Ports, api.VMPort{Name: ep.Name, GuestPort: ep.GuestPort, PublicPort: ep.Port})
+	}
+	for _, in := range m.ctl.Instances(ctx, svc.Name) {
+		if in.Desired != api.DesiredRunning {
+			continue
+		}
+		vm.State, vm.Health, vm.Node, vm.Instance, vm.Address = in.State, in.Health, in.Node, in.ID, in.Address
+	}
+	return vm
+}
+
+// SetRunning starts (one instance) or stops (none) the VM; its disks stay.
+func (m *Manager) SetRunning(ctx context.Context, name string, running bool) (api.VM, error) {
+	if _, err := m.Get(ctx, name); err != nil {
+		return api.VM{}, err
+	}
+	n := 0
+	if running {
+		n = 1
+	}
+	if _, err := m.ctl.Scale(ctx, name, api.VMRole, n); err != nil {
+		return api.VM{}, err
+	}
+	return m.Get(ctx, name)
+}
+
+// Delete deletes the VM, then its disks once its instance has stopped (or
+// after a minute: the disks' leases are broken first, which fences a node
+// that still runs it).
+func (m *Manager) Delete(ctx context.Context, name string) error {
+	vm, err := m.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	if _, err := m.ctl.DeleteService(ctx, name); err != nil {
+		return err
+	}
+	go func() {
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			if _, err := m.ctl.Service(context.Background(), name); err != nil {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		m.deleteDisks(context.Background(), vm.Disks)
+	}()
+	return nil
+}
