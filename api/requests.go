@@ -54,3 +54,20 @@ type Status struct {
 
 // LogChunk limits: agents keep at most this much of each instance's output.
 const MaxLogBytes = 8 << 20
+
+// ExecRequest runs a command inside an instance (container and vm
+// runtimes): POST /v1/instances/{id}/exec and POST /v1/vms/{name}/exec.
+type ExecRequest struct {
+	Command []string `json:"command"`
+}
+
+// ExecResult is what the command printed (each stream capped at
+// MaxExecOutput bytes) and its exit code.
+type ExecResult struct {
+	ExitCode int    `json:"exitCode"`
+	Stdout   string `json:"stdout"`
+	Stderr   string `json:"stderr"`
+}
+
+// MaxExecOutput caps each output stream of an exec.
+const MaxExecOutput = 1 << 20

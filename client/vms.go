@@ -49,3 +49,17 @@ func (c *Client) DeleteVM(ctx context.Context, name string) error {
 }
 
 func vmPath(name string) string { return "/v1/vms/" + url.PathEscape(name) }
+
+// ExecVM runs a command in a persistent VM through its guest agent.
+func (c *Client) ExecVM(ctx context.Context, name string, command []string) (api.ExecResult, error) {
+	var res api.ExecResult
+	_, err := c.Do(ctx, "POST", vmPath(name)+"/exec", nil, api.ExecRequest{Command: command}, &res)
+	return res, err
+}
+
+// Exec runs a command inside an instance (container and vm runtimes).
+func (c *Client) Exec(ctx context.Context, instance string, command []string) (api.ExecResult, error) {
+	var res api.ExecResult
+	_, err := c.Do(ctx, "POST", "/v1/instances/"+url.PathEscape(instance)+"/exec", nil, api.ExecRequest{Command: command}, &res)
+	return res, err
+}

@@ -1,11 +1,15 @@
 package agent
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 
+	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/driver"
 )
 
@@ -16,7 +20,54 @@ func (a *Agent) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /v1/instances/{id}/logs", a.logs)
+	mux.HandleFunc("POST /v1/instances/{id}/exec", a.exec)
 	return mux
+}
+
+func writeAgentError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: code, Message: msg}})
+}
+
+// exec runs a command in an instance through its driver.
+func (a *Agent) exec(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	a.mu.Lock()
+	in, ok := a.instances[id]
+	a.mu.Unlock()
+	if !ok {
+		writeAgentError(w, http.StatusNotFound, api.CodeNotFound, "instance "+id+" does not run on this node")
+		return
+	}
+	ex, ok := in.drv.(driver.Execer)
+	if !ok {
+		writeAgentError(w, http.StatusBadRequest, api.CodeInvalid, "the "+in.drv.Name()+" runtime cannot run commands inside an instance")
+		return
+	}
+	var req api.ExecRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil || len(req.Command) == 0 {
+		writeAgentError(w, http.StatusBadRequest, api.CodeInvalid, "command: a command to run is required")
+		return
+	}
+	var stdout, stderr cappedBuffer
+	code, err := ex.Exec(r.Context(), id, req.Command, &stdout, &stderr)
+	if err != nil {
+		writeAgentError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("exec in %s: %v", id, err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(api.ExecResult{ExitCode: code, Stdout: stdout.String(), Stderr: stderr.String()})
+}
+
+// cappedBuffer keeps the first api.MaxExecOutput bytes written to it.
+type cappedBuffer struct{ bytes.Buffer }
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if room := api.MaxExecOutput - b.Len(); room > 0 {
+		b.Buffer.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
 }
 
 func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {

@@ -19,6 +19,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/weftcloud/weft/api"
+
 	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/driver/process"
 )
@@ -77,6 +79,10 @@ func (a *app) execute(ctx context.Context, args []string) int {
 	if err == nil {
 		return 0
 	}
+	var code exitCode
+	if errors.As(err, &code) {
+		return int(code) // the command inside said what went wrong
+	}
 	msg := strings.TrimSpace(strings.ReplaceAll(err.Error(), "\n", " "))
 	fmt.Fprintf(a.stderr, "weft: %s\n", msg)
 	var ue usageError
@@ -124,6 +130,10 @@ func (a *app) rootCommand() *cobra.Command {
 		a.serverCommand(), a.agentCommand(), a.storageCommand(), a.devCommand(), shimCommand(),
 		a.deployCommand(), a.servicesCommand(), a.serviceCommand(), a.scaleCommand(), a.rollbackCommand(),
 		a.instancesCommand(), a.logsCommand(),
+		a.execCommand("exec INSTANCE -- COMMAND [ARGS...]", "Run a command inside an instance (container and vm runtimes)",
+			func(ctx context.Context, id string, cmd []string) (api.ExecResult, error) {
+				return a.client().Exec(ctx, id, cmd)
+			}),
 		a.nodesCommand(), a.nodeCommand(),
 		a.imageCommand(), a.vmCommand(),
 		a.eventsCommand(), a.versionCommand(), a.statusCommand(),

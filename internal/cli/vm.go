@@ -19,12 +19,16 @@ func (a *app) vmCommand() *cobra.Command {
 		Short: "Manage persistent VMs (their disks live in the storage service)",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usagef("usage: weft vm create|list|show|start|stop|restart|delete")
+			return usagef("usage: weft vm create|list|show|start|stop|restart|delete|exec")
 		},
 	}
 	cmd.AddCommand(a.vmCreateCommand(), a.vmListCommand(), a.vmShowCommand(),
 		a.vmStateCommand("start", "Start a stopped VM", true), a.vmStateCommand("stop", "Stop a VM, keeping its disks", false),
-		a.vmRestartCommand(), a.vmDeleteCommand())
+		a.vmRestartCommand(), a.vmDeleteCommand(),
+		a.execCommand("exec NAME -- COMMAND [ARGS...]", "Run a command in a VM through its guest agent",
+			func(ctx context.Context, name string, cmd []string) (api.ExecResult, error) {
+				return a.client().ExecVM(ctx, name, cmd)
+			}))
 	return cmd
 }
 

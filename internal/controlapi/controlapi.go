@@ -4,6 +4,7 @@
 package controlapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,6 +62,7 @@ func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, vmMg
 	route("GET /v1/instances", s.instances)
 	route("GET /v1/instances/{id}", s.instance)
 	route("GET /v1/instances/{id}/logs", s.logs)
+	route("POST /v1/instances/{id}/exec", s.exec)
 
 	route("GET /v1/nodes", s.nodes)
 	route("GET /v1/nodes/{name}", s.node)
@@ -92,6 +94,7 @@ func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, vmMg
 	route("POST /v1/vms/{name}/start", s.startVM)
 	route("POST /v1/vms/{name}/stop", s.stopVM)
 	route("DELETE /v1/vms/{name}", s.deleteVM)
+	route("POST /v1/vms/{name}/exec", s.execVM)
 	route("/v1/", func(w http.ResponseWriter, r *http.Request) error {
 		return api.Errorf(api.CodeNotFound, "no API route %s %s", r.Method, r.URL.Path)
 	})
@@ -237,33 +240,66 @@ func (s *server) instance(w http.ResponseWriter, r *http.Request) error {
 
 // logs proxies to the agent of the instance's node, which keeps the logs.
 func (s *server) logs(w http.ResponseWriter, r *http.Request) error {
-	in, err := s.ctl.Instance(r.Context(), r.PathValue("id"))
+	resp, err := s.toNode(r, r.PathValue("id"), http.MethodGet, "/logs?"+r.URL.RawQuery, nil)
 	if err != nil {
 		return err
-	}
-	if in.Node == "" {
-		return api.Errorf(api.CodeConflict, "instance %s is not placed yet: no logs", in.ID)
-	}
-	node, err := s.ctl.Node(r.Context(), in.Node)
-	if err != nil {
-		return err
-	}
-	if node.State == api.NodeDown {
-		return api.Errorf(api.CodeUnavailable, "node %s is down: its logs cannot be read", node.Name)
-	}
-	u := node.Address + "/v1/instances/" + in.ID + "/logs?" + r.URL.RawQuery
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return api.Errorf(api.CodeUnavailable, "node %s: %v", node.Name, err)
 	}
 	defer resp.Body.Close()
 	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
 	w.WriteHeader(resp.StatusCode)
 	return copyFlushing(w, resp.Body)
+}
+
+func (s *server) exec(w http.ResponseWriter, r *http.Request) error {
+	return s.execIn(w, r, r.PathValue("id"))
+}
+
+// execIn runs a command in an instance through its node's agent.
+func (s *server) execIn(w http.ResponseWriter, r *http.Request, id string) error {
+	var req api.ExecRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if len(req.Command) == 0 {
+		return api.Errorf(api.CodeInvalid, "command: a command to run is required")
+	}
+	body, _ := json.Marshal(req)
+	resp, err := s.toNode(r, id, http.MethodPost, "/exec", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(resp.StatusCode)
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// toNode sends a request about an instance to the agent of the node it runs on.
+func (s *server) toNode(r *http.Request, id, method, suffix string, body io.Reader) (*http.Response, error) {
+	in, err := s.ctl.Instance(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	if in.Node == "" {
+		return nil, api.Errorf(api.CodeConflict, "instance %s is not placed on a node yet", in.ID)
+	}
+	node, err := s.ctl.Node(r.Context(), in.Node)
+	if err != nil {
+		return nil, err
+	}
+	if node.State == api.NodeDown {
+		return nil, api.Errorf(api.CodeUnavailable, "node %s is down: instance %s cannot be reached", node.Name, in.ID)
+	}
+	req, err := http.NewRequestWithContext(r.Context(), method, node.Address+"/v1/instances/"+in.ID+suffix, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return nil, api.Errorf(api.CodeUnavailable, "node %s: %v", node.Name, err)
+	}
+	return resp, nil
 }
 
 // copyFlushing streams src to w, flushing after every read so followers see

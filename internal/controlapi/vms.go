@@ -54,3 +54,14 @@ func (s *server) deleteVM(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+func (s *server) execVM(w http.ResponseWriter, r *http.Request) error {
+	vm, err := s.vms.Get(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	if vm.Instance == "" {
+		return api.Errorf(api.CodeConflict, "VM %s is not running", vm.Name)
+	}
+	return s.execIn(w, r, vm.Instance)
+}
