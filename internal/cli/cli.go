@@ -20,7 +20,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weftcloud/weft/api"
-
 	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/driver/process"
 )
