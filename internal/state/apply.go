@@ -10,7 +10,10 @@ import (
 
 // request is one Apply waiting for the commit loop.
 type request struct {
-	ops   []Op
+	ops []Op
+	// at is the index a replicated log gave the batch (ApplyLog); 0 for
+	// Apply, which takes the next index.
+	at    uint64
 	index uint64
 	err   error
 	done  chan struct{}
@@ -105,11 +108,16 @@ type pendingRev struct {
 }
 
 // commit writes every batch of group whose checks pass in one bbolt
-// transaction, then publishes them. The caller holds writeMu.
-func (db *DB) commit(group []*request) {
+// transaction, then publishes them. The caller holds writeMu. A batch from
+// a log (at != 0) moves the index to its own even when its checks fail,
+// because the log has used that index up. commit returns the write error
+// it also stored in every accepted request.
+func (db *DB) commit(group []*request) error {
 	defer func() {
 		for _, r := range group {
-			close(r.done)
+			if r.done != nil {
+				close(r.done)
+			}
 		}
 	}()
 
@@ -119,11 +127,19 @@ func (db *DB) commit(group []*request) {
 	next := db.v.index
 	var accepted []*request
 	for _, r := range group {
+		if r.at != 0 {
+			next = r.at
+		}
+		if r.err != nil { // refused before it got here (ApplyLog)
+			continue
+		}
 		if err := db.checkOps(r.ops, overlay); err != nil {
 			r.err = err
 			continue
 		}
-		next++
+		if r.at == 0 {
+			next++
+		}
 		r.index = next
 		for _, op := range r.ops {
 			if !op.Check {
@@ -132,8 +148,8 @@ func (db *DB) commit(group []*request) {
 		}
 		accepted = append(accepted, r)
 	}
-	if len(accepted) == 0 {
-		return
+	if len(accepted) == 0 && next == db.v.index {
+		return nil
 	}
 
 	if err := db.bolt.Update(func(tx *bolt.Tx) error { return writeBatches(tx, accepted, next) }); err != nil {
@@ -142,7 +158,7 @@ func (db *DB) commit(group []*request) {
 		for _, r := range accepted {
 			r.index, r.err = 0, err
 		}
-		return
+		return err
 	}
 
 	db.publish(func(v *view) {
@@ -159,6 +175,7 @@ func (db *DB) commit(group []*request) {
 		}
 		v.index = next
 	})
+	return nil
 }
 
 // checkOps returns ErrConflict when a check of ops fails.

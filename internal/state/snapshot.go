@@ -50,24 +50,47 @@ type snapshotLine struct {
 // entry list under the read lock and writes outside it, so a slow w
 // does not hold up writers.
 func (db *DB) Snapshot(w io.Writer) error {
-	db.mu.RLock()
-	if db.closed {
-		db.mu.RUnlock()
-		return ErrClosed
+	c, err := db.Capture()
+	if err != nil {
+		return err
 	}
-	index := db.v.index
-	var entries []Entry
-	for _, kind := range db.v.kinds() {
-		entries = append(entries, db.v.tables[kind].list("")...)
-	}
-	db.mu.RUnlock()
+	return c.Write(w)
+}
 
+// Capture is the state as of one index, held for writing later: a Raft
+// FSM must take its snapshot before the next batch applies but may write
+// it while later batches apply.
+type Capture struct {
+	index   uint64
+	entries []Entry
+}
+
+// Capture copies the entry list (not the values, which are never changed
+// in place) under the read lock. It returns ErrClosed after Close.
+func (db *DB) Capture() (*Capture, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	c := &Capture{index: db.v.index}
+	for _, kind := range db.v.kinds() {
+		c.entries = append(c.entries, db.v.tables[kind].list("")...)
+	}
+	return c, nil
+}
+
+// Index is the store index the capture was taken at.
+func (c *Capture) Index() uint64 { return c.index }
+
+// Write writes the capture to w in Snapshot's format.
+func (c *Capture) Write(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	if err := enc.Encode(snapshotHeader{Format: snapshotFormat, Version: snapshotVersion, Index: index}); err != nil {
+	if err := enc.Encode(snapshotHeader{Format: snapshotFormat, Version: snapshotVersion, Index: c.index}); err != nil {
 		return fmt.Errorf("state: snapshot: %w", err)
 	}
-	for _, e := range entries {
+	for _, e := range c.entries {
 		line := snapshotLine{Kind: e.Kind, Key: e.Key, Rev: e.Rev}
 		// Surrounding whitespace would not survive the decoder: such
 		// values, like all that are not JSON, go as base64.
@@ -80,13 +103,25 @@ func (db *DB) Snapshot(w io.Writer) error {
 			return fmt.Errorf("state: snapshot: %w", err)
 		}
 	}
-	if err := enc.Encode(snapshotLine{End: true, Count: len(entries)}); err != nil {
+	if err := enc.Encode(snapshotLine{End: true, Count: len(c.entries)}); err != nil {
 		return fmt.Errorf("state: snapshot: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("state: snapshot: %w", err)
 	}
 	return nil
+}
+
+// VerifySnapshot reads a whole stream and returns the index it was taken
+// at, or ErrBadSnapshot when Restore would refuse it. A replicated store
+// checks a backup with it before handing it to Raft, which cannot undo a
+// restore that fails halfway.
+func VerifySnapshot(r io.Reader) (uint64, error) {
+	v, err := readSnapshot(r)
+	if err != nil {
+		return 0, err
+	}
+	return v.index, nil
 }
 
 // writeLine writes one entry with its JSON value verbatim: the encoder
