@@ -23,11 +23,12 @@ import (
 	"github.com/weftcloud/weft/internal/driver"
 	"github.com/weftcloud/weft/internal/driver/process"
 	"github.com/weftcloud/weft/internal/pkgarchive"
+	"github.com/weftcloud/weft/internal/shim"
 )
 
 func TestMain(m *testing.M) {
 	if len(os.Args) > 2 && os.Args[1] == "weft-shim" {
-		os.Exit(process.ShimMain(os.Args[2:]))
+		os.Exit(shim.Main(os.Args[2:]))
 	}
 	os.Exit(m.Run())
 }

@@ -21,7 +21,7 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
-	"github.com/weftcloud/weft/internal/driver/process"
+	"github.com/weftcloud/weft/internal/shim"
 )
 
 // Main runs the command line and returns the exit code: 0 on success, 1 when
@@ -30,7 +30,7 @@ func Main(args []string) int {
 	// The shim is exec'd by the agent with a fixed argument list; keep it
 	// clear of flag parsing and of everything else the CLI sets up.
 	if len(args) > 0 && args[0] == "shim" {
-		return process.ShimMain(args[1:])
+		return shim.Main(args[1:])
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

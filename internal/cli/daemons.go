@@ -9,7 +9,7 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/daemon"
-	"github.com/weftcloud/weft/internal/driver/process"
+	"github.com/weftcloud/weft/internal/shim"
 )
 
 // The daemons: each runs until SIGINT or SIGTERM cancels the command's context.
@@ -138,7 +138,7 @@ func shimCommand() *cobra.Command {
 		Hidden:             true,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			os.Exit(process.ShimMain(args))
+			os.Exit(shim.Main(args))
 			return nil
 		},
 	}

@@ -6,13 +6,14 @@ import (
 
 	"github.com/weftcloud/weft/internal/driver"
 	"github.com/weftcloud/weft/internal/driver/drivertest"
+	"github.com/weftcloud/weft/internal/shim"
 )
 
 // TestMain lets the test binary be the shim: the driver re-executes it with
 // "weft-shim DIR", as it runs `weft shim DIR` in production.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 2 && os.Args[1] == "weft-shim" {
-		os.Exit(ShimMain(os.Args[2:]))
+		os.Exit(shim.Main(os.Args[2:]))
 	}
 	os.Exit(m.Run())
 }
@@ -47,6 +48,6 @@ func TestConformance(t *testing.T) {
 			}
 			return spec
 		},
-		Limits: probe.cgroups != nil,
+		Limits: probe.Limits(),
 	})
 }

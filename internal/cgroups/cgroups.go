@@ -1,6 +1,10 @@
-package process
+// Package cgroups gives each instance its own cgroup with memory and CPU
+// limits: on a unified (v2) hierarchy with the memory and cpu controllers,
+// or on the v1 memory and cpu hierarchies (hybrid hosts keep those on v1).
+package cgroups
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,10 +12,12 @@ import (
 	"strings"
 )
 
-// cgroups places instances in per-instance cgroups: on a unified (v2)
-// hierarchy with the memory and cpu controllers, or on the v1 memory and cpu
-// hierarchies (hybrid hosts keep those on v1).
-type cgroups struct {
+// ErrUnavailable means the host has no usable cgroup hierarchy.
+var ErrUnavailable = errors.New("no usable cgroup hierarchy")
+
+// Set is the parent cgroup of a node's instances; each instance's cgroup
+// is PARENT/ID in every hierarchy used.
+type Set struct {
 	v2     string // the v2 parent directory, or ""
 	memory string // v1 parent directories
 	cpu    string
@@ -19,7 +25,8 @@ type cgroups struct {
 
 const cgroupRoot = "/sys/fs/cgroup"
 
-func detectCgroups(parent string) (*cgroups, error) {
+// Detect finds the hierarchies to use and creates parent in them.
+func Detect(parent string) (*Set, error) {
 	if ctrl, err := os.ReadFile(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
 		have := strings.Fields(string(ctrl))
 		if hasAll(have, "memory", "cpu") {
@@ -32,18 +39,18 @@ func detectCgroups(parent string) (*cgroups, error) {
 			if err := os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+memory +cpu"), 0o644); err != nil {
 				return nil, fmt.Errorf("cgroup v2: enable memory and cpu under %s: %w", dir, err)
 			}
-			return &cgroups{v2: dir}, nil
+			return &Set{v2: dir}, nil
 		}
 		return nil, fmt.Errorf("cgroup v2 without the memory and cpu controllers (have %v)", have)
 	}
 	mem, cpu := filepath.Join(cgroupRoot, "memory"), filepath.Join(cgroupRoot, "cpu")
 	if _, err := os.Stat(filepath.Join(mem, "memory.limit_in_bytes")); err != nil {
-		return nil, errNoCgroups
+		return nil, ErrUnavailable
 	}
 	if _, err := os.Stat(filepath.Join(cpu, "cpu.cfs_quota_us")); err != nil {
-		return nil, errNoCgroups
+		return nil, ErrUnavailable
 	}
-	c := &cgroups{memory: filepath.Join(mem, parent), cpu: filepath.Join(cpu, parent)}
+	c := &Set{memory: filepath.Join(mem, parent), cpu: filepath.Join(cpu, parent)}
 	for _, d := range []string{c.memory, c.cpu} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("cgroup v1: %w", err)
@@ -65,9 +72,9 @@ func hasAll(have []string, want ...string) bool {
 	return true
 }
 
-// create makes the instance's cgroups with its limits and returns the files
+// Create makes the instance's cgroups with its limits and returns the files
 // a process writes its PID to in order to join them.
-func (c *cgroups) create(id string, cpu float64, memory int64) ([]string, error) {
+func (c *Set) Create(id string, cpu float64, memory int64) ([]string, error) {
 	const period = 100000 // µs
 	if c.v2 != "" {
 		dir := filepath.Join(c.v2, id)
@@ -110,9 +117,10 @@ func (c *cgroups) create(id string, cpu float64, memory int64) ([]string, error)
 	return []string{filepath.Join(mem, "cgroup.procs"), filepath.Join(cpuDir, "cgroup.procs")}, nil
 }
 
-// oomKilled reports whether the kernel killed a process of the instance for
-// exceeding its memory limit.
-func (c *cgroups) oomKilled(id string) bool {
+// OOMKilled reports whether the kernel killed a process of the instance for
+// exceeding its memory limit. It works for any cgroup at PARENT/ID, also
+// one made by another manager such as runc, until that cgroup is removed.
+func (c *Set) OOMKilled(id string) bool {
 	if c.v2 != "" {
 		data, err := os.ReadFile(filepath.Join(c.v2, id, "memory.events"))
 		return err == nil && fieldValue(string(data), "oom_kill") > 0
@@ -137,7 +145,8 @@ func fieldValue(text, key string) int {
 	return 0
 }
 
-func (c *cgroups) remove(id string) error {
+// Remove deletes the instance's (empty) cgroups.
+func (c *Set) Remove(id string) error {
 	var dirs []string
 	if c.v2 != "" {
 		dirs = []string{filepath.Join(c.v2, id)}

@@ -1,4 +1,9 @@
-package process
+// Package shim supervises one instance from outside the agent: `weft shim
+// DIR` starts the instance's process, owns its output (a size-capped log)
+// and records how it ended, so that an agent can restart without touching
+// its instances. The process and container runtimes both run on it; the
+// driver side (Launch, Inspect, Wait, Stop, Logs) reads what it records.
+package shim
 
 import (
 	"fmt"
@@ -6,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,16 +26,21 @@ const (
 	specFile = "spec.json"  // what to run, written by the driver
 	pidFile  = "pid.json"   // the running child, written by the shim
 	exitFile = "exit.json"  // how the child ended, written by the shim
-	logFile  = "output.log" // stdout and stderr, rotated to output.log.1
+	LogFile  = "output.log" // stdout and stderr, rotated to output.log.1
 )
 
-// shimSpec is what the driver hands the shim.
-type shimSpec struct {
+// Spec is what the driver hands the shim.
+type Spec struct {
 	Command []string          `json:"command"`
 	Dir     string            `json:"dir"` // working directory
 	Env     map[string]string `json:"env"`
 	Cgroups []string          `json:"cgroups,omitempty"` // cgroup.procs / tasks files to join before starting
 	LogMax  int64             `json:"logMax"`
+	// PIDFile, when set, makes Command a launcher: it starts the real
+	// process in the background, writes its PID to this file and exits 0
+	// (as `runc run --detach --pid-file` does). The shim, a child
+	// subreaper, adopts that process and supervises it instead.
+	PIDFile string `json:"pidFile,omitempty"`
 }
 
 type pidInfo struct {
@@ -45,11 +56,8 @@ type exitInfo struct {
 	Reason string `json:"reason"`
 }
 
-// ShimMain is `weft shim DIR`: the supervisor of one instance. It outlives
-// the agent that started it, so an agent restart does not touch the
-// instance: it owns the child's output (a size-capped log) and records the
-// child's exit for whichever agent asks next.
-func ShimMain(args []string) int {
+// Main is `weft shim DIR`: the supervisor of one instance.
+func Main(args []string) int {
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "usage: weft shim DIR")
 		return 2
@@ -63,7 +71,7 @@ func ShimMain(args []string) int {
 }
 
 func runShim(dir string) error {
-	var spec shimSpec
+	var spec Spec
 	if err := atomicfile.ReadJSON(filepath.Join(dir, specFile), &spec); err != nil {
 		return err
 	}
@@ -73,7 +81,7 @@ func runShim(dir string) error {
 			return fmt.Errorf("join cgroup %s: %w", procs, err)
 		}
 	}
-	logw, err := newCappedLog(filepath.Join(dir, logFile), spec.LogMax)
+	logw, err := newCappedLog(filepath.Join(dir, LogFile), spec.LogMax)
 	if err != nil {
 		return err
 	}
@@ -87,32 +95,71 @@ func runShim(dir string) error {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Stdout, cmd.Stderr = logw, logw
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if spec.PIDFile != "" {
+		// Orphans of our descendants (the launched process, once the
+		// launcher exits) become our children, so we can wait for them.
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("become a subreaper: %w", err)
+		}
+		os.Remove(spec.PIDFile)
+	} else {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", spec.Command[0], err)
 	}
-	_, start, _ := procStat(cmd.Process.Pid)
+	child := cmd.Process.Pid
+	if spec.PIDFile != "" {
+		if err := cmd.Wait(); err != nil {
+			// The launcher's complaint is the last thing it wrote.
+			return fmt.Errorf("%s: %w: %s", filepath.Base(spec.Command[0]), err, logw.lastLine())
+		}
+		data, err := os.ReadFile(spec.PIDFile)
+		if err != nil {
+			return fmt.Errorf("%s wrote no PID: %w", spec.Command[0], err)
+		}
+		if child, err = strconv.Atoi(strings.TrimSpace(string(data))); err != nil {
+			return fmt.Errorf("%s wrote a bad PID %q", spec.Command[0], data)
+		}
+	}
+	_, start, _ := procStat(child)
 	_, shimStart, _ := procStat(os.Getpid())
-	info := pidInfo{Shim: os.Getpid(), ShimStart: shimStart, Child: cmd.Process.Pid, ChildStart: start}
+	info := pidInfo{Shim: os.Getpid(), ShimStart: shimStart, Child: child, ChildStart: start}
 	if err := atomicfile.WriteJSON(filepath.Join(dir, pidFile), info); err != nil {
-		cmd.Process.Kill()
+		syscall.Kill(child, syscall.SIGKILL)
 		return err
 	}
-	err = cmd.Wait()
+	ws, err := waitFor(child)
 	exit := exitInfo{Reason: "exited with code 0"}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
-		switch {
-		case ws.Signaled():
-			exit.Code, exit.Signal = 128+int(ws.Signal()), int(ws.Signal())
-			exit.Reason = "killed by " + unix.SignalName(ws.Signal())
-		default:
-			exit.Code = ws.ExitStatus()
-			exit.Reason = fmt.Sprintf("exited with code %d", exit.Code)
-		}
-	} else if err != nil {
+	switch {
+	case err != nil:
 		exit.Code, exit.Reason = -1, err.Error()
+	case ws.Signaled():
+		exit.Code, exit.Signal = 128+int(ws.Signal()), int(ws.Signal())
+		exit.Reason = "killed by " + unix.SignalName(ws.Signal())
+	default:
+		exit.Code = ws.ExitStatus()
+		exit.Reason = fmt.Sprintf("exited with code %d", exit.Code)
 	}
 	return atomicfile.WriteJSON(filepath.Join(dir, exitFile), exit)
+}
+
+// waitFor reaps children until pid has exited and returns its status; the
+// others are orphans a subreaper inherits.
+func waitFor(pid int) (syscall.WaitStatus, error) {
+	for {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if got == pid {
+			return ws, nil
+		}
+	}
 }
 
 // cappedLog appends to a file and, past max/2 bytes, rotates it to .1 so
@@ -149,6 +196,15 @@ func (l *cappedLog) Write(p []byte) (int, error) {
 	n, err := l.f.Write(p)
 	l.size += int64(n)
 	return n, err
+}
+
+// lastLine returns the last non-empty line written to the current file.
+func (l *cappedLog) lastLine() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	data, _ := os.ReadFile(l.path)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	return lines[len(lines)-1]
 }
 
 func (l *cappedLog) Close() error { return l.f.Close() }
