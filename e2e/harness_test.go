@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -15,12 +16,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
+	"github.com/weftcloud/weft/internal/driver/container"
 )
 
 // Built once in TestMain.
@@ -84,13 +87,32 @@ type cluster struct {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	// Below the kernel's ephemeral range (32768 and up), so that no
+	// outgoing connection takes the port between this check and the
+	// daemon's bind; and never the same port twice in one run.
+	for tries := 0; tries < 1000; tries++ {
+		port := 20000 + mrand.IntN(12000)
+		if portsGiven[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		portsGiven[port] = true
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port between 20000 and 32000")
+	return 0
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // fastAgent makes agents heartbeat often, so tests see changes sooner.
 var fastAgent = []string{"--heartbeat-interval", "250ms"}
@@ -183,6 +205,7 @@ func (c *cluster) cleanup() {
 	for _, pid := range pidsUnder(c.dir) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+	container.Sweep(context.Background(), c.dir)
 	if c.t.Failed() {
 		c.t.Logf("server log:\n%s", tail(c.server.log.String(), 60))
 		for name, a := range c.agents {

@@ -8,6 +8,7 @@ import (
 	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/agent"
 	"github.com/weftcloud/weft/internal/driver"
+	"github.com/weftcloud/weft/internal/driver/container"
 	"github.com/weftcloud/weft/internal/driver/process"
 )
 
@@ -27,11 +28,18 @@ func newAgent(cfg AgentConfig) (*agent.Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: process runtime: %w", err)
 	}
+	drivers := []driver.Driver{proc}
+	// The other runtimes are there when the host has what they need.
+	if ctr, err := container.New(container.Config{Host: cfg.Host, Logger: log.With("driver", "container")}); err != nil {
+		log.Info("no container runtime on this node", "reason", err)
+	} else {
+		drivers = append(drivers, ctr)
+	}
 	return agent.New(agent.Config{
 		Name: cfg.Name, DataDir: cfg.Data, FaultDomain: cfg.FaultDomain,
 		Listen: cfg.Listen, Host: cfg.Host, CPU: cfg.CPU, Memory: cfg.Memory,
 		HeartbeatInterval: cfg.HeartbeatInterval,
-		Drivers:           []driver.Driver{proc},
+		Drivers:           drivers,
 		Logger:            log,
 	}, client.New(cfg.Server))
 }

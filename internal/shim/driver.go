@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -50,18 +51,25 @@ func Launch(ctx context.Context, shimCommand []string, dir string, spec Spec) (d
 
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
+	started := func() (driver.Status, bool, error) {
+		st, err := Inspect(dir)
+		if err != nil || !(st.Running || st.Exited) {
+			return st, false, nil
+		}
+		if _, err := os.Stat(filepath.Join(dir, pidFile)); err != nil {
+			// The shim gave up before the process ran.
+			return st, true, errors.New(st.Reason)
+		}
+		return st, true, nil
+	}
 	for {
-		if st, err := Inspect(dir); err == nil && (st.Running || st.Exited) {
-			return st, nil
+		if st, done, err := started(); done {
+			return st, err
 		}
 		select {
 		case <-exited:
-			if st, err := Inspect(dir); err == nil && (st.Running || st.Exited) {
-				return st, nil
-			}
-			var info exitInfo
-			if atomicfile.ReadJSON(filepath.Join(dir, exitFile), &info) == nil {
-				return driver.Status{}, fmt.Errorf("%s", info.Reason)
+			if st, done, err := started(); done {
+				return st, err
 			}
 			return driver.Status{}, fmt.Errorf("the shim exited")
 		case <-deadline.C:

@@ -8,6 +8,7 @@ package shim
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -41,6 +43,15 @@ type Spec struct {
 	// (as `runc run --detach --pid-file` does). The shim, a child
 	// subreaper, adopts that process and supervises it instead.
 	PIDFile string `json:"pidFile,omitempty"`
+	// Forward lists TCP ports the shim relays to the instance, for
+	// runtimes that give an instance its own network namespace.
+	Forward []Forward `json:"forward,omitempty"`
+}
+
+// Forward relays connections to Listen (host:port) to Target (host:port).
+type Forward struct {
+	Listen string `json:"listen"`
+	Target string `json:"target"`
 }
 
 type pidInfo struct {
@@ -86,6 +97,30 @@ func runShim(dir string) error {
 		return err
 	}
 	defer logw.Close()
+	// Listen before starting, so that a port in use fails the start.
+	var listeners []net.Listener
+	closeListeners := func() {
+		for _, ln := range listeners {
+			ln.Close()
+		}
+	}
+	defer closeListeners()
+	for _, f := range spec.Forward {
+		ln, err := forward(f)
+		if err != nil {
+			return err
+		}
+		listeners = append(listeners, ln)
+	}
+	// Our own pipe rather than os/exec's: a launched process inherits the
+	// write end, and we must not wait for it to close before adopting the
+	// process.
+	outr, outw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	copied := make(chan struct{})
+	go func() { io.Copy(logw, outr); close(copied) }()
 	cmd := exec.Command(spec.Command[0], spec.Command[1:]...)
 	if !filepath.IsAbs(spec.Command[0]) {
 		cmd.Path = filepath.Join(spec.Dir, spec.Command[0])
@@ -94,7 +129,7 @@ func runShim(dir string) error {
 	for k, v := range spec.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	cmd.Stdout, cmd.Stderr = logw, logw
+	cmd.Stdout, cmd.Stderr = outw, outw
 	if spec.PIDFile != "" {
 		// Orphans of our descendants (the launched process, once the
 		// launcher exits) become our children, so we can wait for them.
@@ -105,13 +140,19 @@ func runShim(dir string) error {
 	} else {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	outw.Close()
+	if err != nil {
 		return fmt.Errorf("start %s: %w", spec.Command[0], err)
 	}
 	child := cmd.Process.Pid
 	if spec.PIDFile != "" {
 		if err := cmd.Wait(); err != nil {
 			// The launcher's complaint is the last thing it wrote.
+			select {
+			case <-copied:
+			case <-time.After(time.Second):
+			}
 			return fmt.Errorf("%s: %w: %s", filepath.Base(spec.Command[0]), err, logw.lastLine())
 		}
 		data, err := os.ReadFile(spec.PIDFile)
@@ -130,6 +171,12 @@ func runShim(dir string) error {
 		return err
 	}
 	ws, err := waitFor(child)
+	// Let the last output reach the log, unless a descendant that outlived
+	// the child still holds the pipe.
+	select {
+	case <-copied:
+	case <-time.After(2 * time.Second):
+	}
 	exit := exitInfo{Reason: "exited with code 0"}
 	switch {
 	case err != nil:
@@ -141,7 +188,47 @@ func runShim(dir string) error {
 		exit.Code = ws.ExitStatus()
 		exit.Reason = fmt.Sprintf("exited with code %d", exit.Code)
 	}
+	// Free the ports before the exit is recorded: whoever reads the record
+	// may start the instance again on the same ports.
+	closeListeners()
 	return atomicfile.WriteJSON(filepath.Join(dir, exitFile), exit)
+}
+
+// forward listens on f.Listen and relays each connection to f.Target
+// until the listener is closed.
+func forward(f Forward) (net.Listener, error) {
+	ln, err := net.Listen("tcp", f.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("forward port: %w", err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go relay(c, f.Target)
+		}
+	}()
+	return ln, nil
+}
+
+func relay(c net.Conn, target string) {
+	defer c.Close()
+	t, err := net.DialTimeout("tcp", target, 5*time.Second)
+	if err != nil {
+		return // the client sees the connection close, as if refused
+	}
+	defer t.Close()
+	done := make(chan struct{})
+	go func() {
+		io.Copy(t, c)
+		t.(*net.TCPConn).CloseWrite()
+		close(done)
+	}()
+	io.Copy(c, t)
+	c.(*net.TCPConn).CloseWrite()
+	<-done
 }
 
 // waitFor reaps children until pid has exited and returns its status; the

@@ -7,10 +7,8 @@ package process
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 
@@ -34,12 +32,10 @@ type Config struct {
 
 // Driver runs process instances.
 type Driver struct {
+	shim.Instances
 	cfg     Config
 	log     *slog.Logger
 	cgroups *cgroups.Set
-
-	mu   sync.Mutex
-	dirs map[string]string // instance ID -> its directory
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -58,7 +54,8 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = "weft"
 	}
-	d := &Driver{cfg: cfg, log: cfg.Logger, dirs: map[string]string{}}
+	d := &Driver{cfg: cfg, log: cfg.Logger}
+	d.Annotate = d.withOOM
 	if !cfg.CgroupDisabled {
 		var err error
 		if d.cgroups, err = cgroups.Detect(cfg.CgroupParent); err != nil {
@@ -74,16 +71,6 @@ func (d *Driver) Limits() bool { return d.cgroups != nil }
 
 // Name is "process".
 func (d *Driver) Name() string { return api.RuntimeProcess }
-
-func (d *Driver) dir(id string) (string, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	dir, ok := d.dirs[id]
-	if !ok {
-		return "", driver.ErrNotFound
-	}
-	return dir, nil
-}
 
 // Start starts the instance through a new shim and returns once the child runs.
 func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, error) {
@@ -108,9 +95,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 		}
 		ss.Cgroups = procs
 	}
-	d.mu.Lock()
-	d.dirs[spec.ID] = spec.Dir
-	d.mu.Unlock()
+	d.Add(spec.ID, spec.Dir)
 	st, err := shim.Launch(ctx, d.cfg.ShimCommand, spec.Dir, ss)
 	if err != nil {
 		return driver.Status{}, fmt.Errorf("process: start %s: %w", spec.ID, err)
@@ -126,67 +111,20 @@ func (d *Driver) withOOM(id string, st driver.Status) driver.Status {
 	return st
 }
 
-// Inspect reports the instance's status.
-func (d *Driver) Inspect(ctx context.Context, id string) (driver.Status, error) {
-	dir, err := d.dir(id)
-	if err != nil {
-		return driver.Status{}, err
-	}
-	st, err := shim.Inspect(dir)
-	return d.withOOM(id, st), err
-}
-
-// Wait blocks until the instance exits or ctx ends.
-func (d *Driver) Wait(ctx context.Context, id string) (driver.Status, error) {
-	dir, err := d.dir(id)
-	if err != nil {
-		return driver.Status{}, err
-	}
-	st, err := shim.Wait(ctx, dir)
-	return d.withOOM(id, st), err
-}
-
 // Stop sends SIGTERM to the instance's process group, and SIGKILL after grace.
 func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error {
-	dir, err := d.dir(id)
-	if err != nil {
-		return nil
-	}
-	err = shim.Stop(ctx, dir, grace, func(pid int, sig syscall.Signal) { syscall.Kill(-pid, sig) })
+	err := d.StopWith(ctx, id, grace, func(pid int, sig syscall.Signal) { syscall.Kill(-pid, sig) })
 	if err != nil {
 		return fmt.Errorf("process: stop %s: %w", id, err)
 	}
 	return nil
 }
 
-// Recover finds an instance a previous agent started in dir.
-func (d *Driver) Recover(ctx context.Context, id, dir string) (driver.Status, error) {
-	st, err := shim.Inspect(dir)
-	if err != nil || !st.Running {
-		return driver.Status{}, driver.ErrNotFound
-	}
-	d.mu.Lock()
-	d.dirs[id] = dir
-	d.mu.Unlock()
-	return st, nil
-}
-
 // Remove forgets a stopped instance and deletes its cgroups.
 func (d *Driver) Remove(ctx context.Context, id string) error {
-	d.mu.Lock()
-	delete(d.dirs, id)
-	d.mu.Unlock()
+	d.Forget(id)
 	if d.cgroups != nil {
 		return d.cgroups.Remove(id)
 	}
 	return nil
-}
-
-// Logs returns the instance's output.
-func (d *Driver) Logs(ctx context.Context, id string, tail int64, follow bool) (io.ReadCloser, error) {
-	dir, err := d.dir(id)
-	if err != nil {
-		return nil, err
-	}
-	return shim.Logs(ctx, dir, tail, follow)
 }
