@@ -18,6 +18,15 @@ run go test -run '^$' -bench 'HTTP' -benchtime 3s ./internal/lb/
 # Real processes: deploy to healthy, node death to replacements healthy, upgrade under load.
 run go test -run '^$' -bench 'DeployToHealthy|NodeDeath' -benchtime 10x -timeout 30m ./e2e/
 run go test -run '^$' -bench 'RollingUpgradeUnderLoad' -benchtime 3x -timeout 30m ./e2e/
+# Containers: start to healthy through the driver, runc by hand (the floor)
+# and docker run (when docker.io is installed; its daemon is started here).
+dockerd_pid=
+if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1; then
+  dockerd >/tmp/weft-bench-dockerd.log 2>&1 & dockerd_pid=$!
+  for _ in $(seq 50); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+fi
+run go test -run '^$' -bench 'StartToHealthy' -benchtime 100x -timeout 20m ./internal/driver/container/
+[ -n "$dockerd_pid" ] && kill "$dockerd_pid"
 # Storage through the official Azure SDK, beside Azurite when it can be installed.
 if [ -x scripts/bench-storage.sh ]; then run scripts/bench-storage.sh; fi
 echo "results in $out"

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 
 // requireHost skips where containers cannot run: no runc, not root, or no
 // static busybox to make the test image from.
-func requireHost(t *testing.T) {
+func requireHost(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts containers")
@@ -50,7 +50,7 @@ func requireHost(t *testing.T) {
 
 // busyboxImage lays out a node's image cache entry: image.json and a
 // rootfs holding a static busybox with its applets.
-func busyboxImage(t *testing.T) string {
+func busyboxImage(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "rootfs", "bin")
@@ -82,7 +82,7 @@ func busyboxImage(t *testing.T) string {
 	return dir
 }
 
-func newDriver(t *testing.T, runcRoot string) *Driver {
+func newDriver(t testing.TB, runcRoot string) *Driver {
 	t.Helper()
 	d, err := New(Config{
 		ShimCommand:  []string{os.Args[0], "weft-shim"},
