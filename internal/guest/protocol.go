@@ -1,0 +1,117 @@
+// Package guest is the agent that runs inside Weft VMs (`weft guest`) and the
+// node agent's client for it.
+//
+// The two talk over a virtio-serial port named "weft.agent": in the guest it
+// is /dev/virtio-ports/weft.agent, on the host QEMU listens on a unix socket
+// that the Client dials. The protocol is JSON lines. The host sends requests
+// {"id":N,"op":"...",...}; the guest answers each with {"id":N,"ok":bool,
+// "error":"...",...}, not necessarily in order. The guest also sends an
+// unsolicited {"op":"ready",...} whenever it (re)opens the port.
+//
+// A virtio-serial port drops what is written while the other side has it
+// closed, so either side may miss messages around a reconnect: the client
+// polls with pings until it gets an answer (Client.Ready), and callers bound
+// every request with a context deadline.
+package guest
+
+import "time"
+
+// PortName is the name of the virtio-serial port (QEMU's virtserialport
+// name=) the agent listens on.
+const PortName = "weft.agent"
+
+// DefaultPortPath is where the guest kernel exposes the port.
+const DefaultPortPath = "/dev/virtio-ports/" + PortName
+
+// Operations of the protocol.
+const (
+	OpReady    = "ready" // guest to host, unsolicited
+	OpPing     = "ping"
+	OpExec     = "exec"
+	OpStart    = "start"
+	OpStatus   = "status"
+	OpSetTime  = "settime"
+	OpSync     = "sync"
+	OpShutdown = "shutdown"
+)
+
+// MaxOutput is the most bytes of stdout, and separately of stderr, that an
+// exec returns; the rest is discarded and the result says it was truncated.
+const MaxOutput = 1 << 20
+
+// maxLine bounds one JSON line; an exec answer holds up to 2 MiB of output,
+// base64-encoded.
+const maxLine = 8 << 20
+
+// request is one host-to-guest message.
+type request struct {
+	ID            int64             `json:"id"`
+	Op            string            `json:"op"`
+	Cmd           []string          `json:"cmd,omitempty"`
+	Env           map[string]string `json:"env,omitempty"`
+	Dir           string            `json:"dir,omitempty"`
+	TimeoutMillis int64             `json:"timeoutMillis,omitempty"`
+	UnixNanos     int64             `json:"unixNanos,omitempty"`
+	Reboot        bool              `json:"reboot,omitempty"`
+}
+
+// response is one guest-to-host message: an answer (ID > 0) or, with Op
+// set, an unsolicited notice.
+type response struct {
+	ID    int64  `json:"id"`
+	Op    string `json:"op,omitempty"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+
+	// ready and ping
+	Hostname   string     `json:"hostname,omitempty"`
+	Addresses  []string   `json:"addresses,omitempty"`
+	BootMillis int64      `json:"bootMillis,omitempty"`
+	Uptime     float64    `json:"uptime,omitempty"`
+	Load       [3]float64 `json:"load,omitempty"`
+
+	// exec; output is base64 in JSON, so any bytes survive.
+	ExitCode        int    `json:"exitCode,omitempty"`
+	Stdout          []byte `json:"stdout,omitempty"`
+	Stderr          []byte `json:"stderr,omitempty"`
+	StdoutTruncated bool   `json:"stdoutTruncated,omitempty"`
+	StderrTruncated bool   `json:"stderrTruncated,omitempty"`
+
+	// status
+	WorkloadRunning  bool   `json:"workloadRunning,omitempty"`
+	WorkloadPid      int    `json:"workloadPid,omitempty"`
+	WorkloadRestarts int    `json:"workloadRestarts,omitempty"`
+	LastExit         string `json:"lastExit,omitempty"`
+}
+
+// Hello is what the guest says about itself when it opens the port, or what
+// the first answered ping says.
+type Hello struct {
+	Hostname  string
+	Addresses []string // non-loopback IPv4 and IPv6 addresses, without prefix length
+	// SinceBoot is how long the guest had been up when it said hello.
+	SinceBoot time.Duration
+}
+
+// PingResult is the answer to a ping.
+type PingResult struct {
+	Uptime    time.Duration // from the guest's /proc/uptime
+	Hostname  string
+	Addresses []string
+	Load      [3]float64 // 1, 5 and 15 minute load averages
+}
+
+// Workload is the command the guest agent supervises: the VM role's command.
+type Workload struct {
+	Cmd []string
+	Env map[string]string
+	Dir string
+}
+
+// WorkloadStatus is what the guest agent knows about its workload.
+type WorkloadStatus struct {
+	Running  bool
+	PID      int
+	Restarts int    // how often it was restarted after exiting
+	LastExit string // e.g. "exited with code 1", "" when it has not exited
+}
