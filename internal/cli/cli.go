@@ -21,6 +21,7 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
+	"github.com/weftcloud/weft/internal/guest"
 	"github.com/weftcloud/weft/internal/shim"
 )
 
@@ -31,6 +32,10 @@ func Main(args []string) int {
 	// clear of flag parsing and of everything else the CLI sets up.
 	if len(args) > 0 && args[0] == "shim" {
 		return shim.Main(args[1:])
+	}
+	// So is the guest agent, which may run as PID 1 inside a VM.
+	if len(args) > 0 && args[0] == "guest" {
+		return guest.Main(args)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/ociimage"
+	"github.com/weftcloud/weft/internal/vmimage"
 )
 
 // imageCommand is `weft image import|build|list|show|delete`.
@@ -78,16 +80,27 @@ func (a *app) imageBuildCommand() *cobra.Command {
 	var entrypoint []string
 	var env []string
 	var workdir string
+	var diskSize string
 	cmd := &cobra.Command{
-		Use:   "build NAME --from-dir DIR --entrypoint CMD",
-		Short: "Make a single-layer container image from a folder",
-		Args:  exactArgs("NAME"),
+		Use:   "build NAME [--from-dir DIR --entrypoint CMD]",
+		Short: "Make a VM image from distro packages, or a container image from a folder",
+		Long: `Without --from-dir: make a small bootable Linux VM image (the distro's kernel, busybox and
+weft guest) from Debian packages fetched with apt-get; no other download.
+With --from-dir: make a single-layer container image of the folder.`,
+		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := api.ValidateImageName(args[0]); err != nil {
 				return err
 			}
 			if fromDir == "" {
-				return usagef("--from-dir: the folder to make the image from is required")
+				if len(entrypoint) > 0 || len(env) > 0 || workdir != "" {
+					return usagef("--entrypoint, --env and --workdir make container images and need --from-dir")
+				}
+				size, err := optionalBytes("--disk-size", diskSize)
+				if err != nil {
+					return err
+				}
+				return a.buildVMImage(cmd.Context(), args[0], int64(size))
 			}
 			flat, err := ociimage.FromDir(fromDir, api.ContainerImageConfig{Entrypoint: entrypoint, Env: env, WorkingDir: workdir}, "")
 			if err != nil {
@@ -101,7 +114,34 @@ func (a *app) imageBuildCommand() *cobra.Command {
 	cmd.Flags().StringSliceVar(&entrypoint, "entrypoint", nil, "the program to run and its arguments, comma-separated (e.g. /server,--port,8080)")
 	cmd.Flags().StringArrayVar(&env, "env", nil, "KEY=value for the image's environment (repeatable)")
 	cmd.Flags().StringVar(&workdir, "workdir", "", "the working directory")
+	cmd.Flags().StringVar(&diskSize, "disk-size", "", "VM images: the size of the root disk (default 256Mi)")
 	return cmd
+}
+
+// buildVMImage makes the default VM image with this weft binary as its
+// guest agent and uploads it.
+func (a *app) buildVMImage(ctx context.Context, name string, diskSize int64) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "weft-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	progress := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{ReplaceAttr: func(_ []string, at slog.Attr) slog.Attr {
+		if at.Key == slog.TimeKey || at.Key == slog.LevelKey {
+			return slog.Attr{}
+		}
+		return at
+	}}))
+	res, err := vmimage.Build(ctx, vmimage.Options{WorkDir: work, WeftBinary: self, DiskSize: diskSize, Log: progress})
+	if err != nil {
+		return err
+	}
+	return a.uploadVMImage(ctx, name, vmFiles{kernel: res.Kernel, initrd: res.Initrd, disk: res.Disk},
+		api.VMImageConfig{Cmdline: res.Cmdline, DiskFormat: "raw", GuestAgent: true})
 }
 
 func (a *app) imageListCommand() *cobra.Command {
