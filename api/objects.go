@@ -93,9 +93,12 @@ type Instance struct {
 	Address      string         `json:"address,omitempty"` // host:port of its first endpoint, or its host
 	Ports        map[string]int `json:"ports,omitempty"`   // endpoint name -> port on the node
 	Restarts     int            `json:"restarts"`
-	Message      string         `json:"message,omitempty"` // why it is pending or failed
-	CreatedAt    time.Time      `json:"createdAt"`
-	UpdatedAt    time.Time      `json:"updatedAt"`
+	// Incarnation counts reimages: a node that sees it grow starts the
+	// instance again from its package or image, throwing away what it wrote.
+	Incarnation int       `json:"incarnation,omitempty"`
+	Message     string    `json:"message,omitempty"` // why it is pending or failed
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
 }
 
 // Node is a machine running `weft agent`.

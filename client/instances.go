@@ -28,6 +28,14 @@ func (c *Client) Instance(ctx context.Context, id string) (api.Instance, error) 
 	return in, err
 }
 
+// Reimage starts an ephemeral instance again from its package or image,
+// throwing away what it wrote.
+func (c *Client) Reimage(ctx context.Context, id string) (api.Instance, error) {
+	var in api.Instance
+	_, err := c.Do(ctx, "POST", "/v1/instances/"+url.PathEscape(id)+"/reimage", nil, nil, &in)
+	return in, err
+}
+
 // Logs opens an instance's output: the last tail bytes' worth of lines
 // (tail <= 0: what the node kept), and with follow what it writes next,
 // until ctx ends. The caller closes the stream.

@@ -43,6 +43,10 @@ func (c *cluster) helloImage(name, greeting string) {
 	if err := os.WriteFile(filepath.Join(root, "hello"), data, 0o755); err != nil {
 		c.t.Fatal(err)
 	}
+	// A static busybox to exec in the containers.
+	if bb, err := os.ReadFile("/bin/busybox"); err == nil {
+		os.WriteFile(filepath.Join(root, "busybox"), bb, 0o755)
+	}
 	img, err := ociimage.Build(root, api.ContainerImageConfig{Entrypoint: []string{"/hello"}, Env: []string{"GREETING=" + greeting}}, runtime.GOARCH)
 	if err != nil {
 		c.t.Fatal(err)
@@ -147,5 +151,17 @@ func TestContainerWebRole(t *testing.T) {
 	}
 	if _, errOut, code := c.weft("image", "delete", "hello:v2"); code == 0 || !strings.Contains(errOut, "in use") {
 		t.Errorf("deleting the running image: exit %d, %q", code, errOut)
+	}
+
+	// A reimage throws away what the container wrote.
+	target := c.instances("web")[0]
+	c.mustWeft("exec", target.ID, "--", "/busybox", "touch", "/scratch")
+	c.mustWeft("exec", target.ID, "--", "/busybox", "test", "-e", "/scratch")
+	c.mustWeft("instance", "reimage", target.ID, "--wait", "--timeout", "60s")
+	if _, _, code := c.weft("exec", target.ID, "--", "/busybox", "test", "-e", "/scratch"); code != 1 {
+		t.Errorf("after the reimage, test -e of the file the container wrote: exit %d, want 1", code)
+	}
+	if _, errOut, code := c.weft("instance", "reimage", "web-nosuch-0-abcd"); code == 0 || !strings.Contains(errOut, "no instance") {
+		t.Errorf("reimage of an unknown instance: exit %d, %q", code, errOut)
 	}
 }

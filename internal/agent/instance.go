@@ -52,6 +52,7 @@ type instance struct {
 	stopping  bool
 	remove    bool // forget the instance once stopped
 	stopCh    chan struct{}
+	reimageCh chan struct{} // the controller asked for a fresh start
 	done      chan struct{}
 }
 
@@ -59,14 +60,21 @@ func newInstance(a *Agent, asg api.Assignment, d driver.Driver) *instance {
 	return &instance{
 		a: a, id: asg.Instance.ID, dir: filepath.Join(a.cfg.DataDir, "instances", asg.Instance.ID), drv: d,
 		asg: asg, state: api.StateStarting, health: api.HealthUnknown,
-		stopCh: make(chan struct{}), done: make(chan struct{}),
+		stopCh: make(chan struct{}), reimageCh: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
 
 func (in *instance) update(asg api.Assignment) {
 	in.mu.Lock()
+	reimage := asg.Instance.Incarnation > in.asg.Instance.Incarnation
 	in.asg = asg
 	in.mu.Unlock()
+	if reimage {
+		select {
+		case in.reimageCh <- struct{}{}:
+		default: // one is pending already
+		}
+	}
 }
 
 // requestStop asks the supervisor to stop the instance; with remove it is
@@ -132,6 +140,14 @@ func (in *instance) supervise(ctx context.Context) {
 			case stopRequested:
 				in.stop(ctx)
 				return
+			case reimageRequested:
+				// Start again at once, from the package or image: the
+				// driver throws away what the instance wrote.
+				in.mu.Lock()
+				in.restarts++
+				in.mu.Unlock()
+				in.a.event(in, "instance.reimaged", "info", fmt.Sprintf("instance %s stopped for a reimage; starting it afresh", in.id))
+				continue
 			}
 			if healthyFor >= backoffReset {
 				backoff = backoffMin
@@ -156,7 +172,10 @@ func (in *instance) supervise(ctx context.Context) {
 	}
 }
 
-const stopRequested = "stop requested"
+const (
+	stopRequested    = "stop requested"
+	reimageRequested = "reimage requested"
+)
 
 // start starts the instance, or takes over the one a previous agent left.
 func (in *instance) start(ctx context.Context) (driver.Status, error) {
@@ -216,6 +235,12 @@ func (in *instance) watch(ctx context.Context) (reason string, healthyFor time.D
 			return "", 0
 		case <-in.stopCh:
 			return stopRequested, 0
+		case <-in.reimageCh:
+			in.set(api.StateStopping, api.HealthUnknown, "reimaging")
+			if err := in.drv.Stop(ctx, in.id, in.a.cfg.StopGrace); err != nil {
+				in.a.log.Error("stop instance for a reimage", "instance", in.id, "err", err)
+			}
+			return reimageRequested, 0
 		case st := <-exited:
 			if !firstHealthy.IsZero() {
 				healthyFor = time.Since(firstHealthy)

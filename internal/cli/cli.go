@@ -133,7 +133,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.AddCommand(
 		a.serverCommand(), a.agentCommand(), a.storageCommand(), a.devCommand(), shimCommand(),
 		a.deployCommand(), a.servicesCommand(), a.serviceCommand(), a.scaleCommand(), a.rollbackCommand(),
-		a.instancesCommand(), a.logsCommand(),
+		a.instancesCommand(), a.instanceCommand(), a.logsCommand(),
 		a.execCommand("exec INSTANCE -- COMMAND [ARGS...]", "Run a command inside an instance (container and vm runtimes)",
 			func(ctx context.Context, id string, cmd []string) (api.ExecResult, error) {
 				return a.client().Exec(ctx, id, cmd)

@@ -63,6 +63,7 @@ func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, vmMg
 	route("GET /v1/instances/{id}", s.instance)
 	route("GET /v1/instances/{id}/logs", s.logs)
 	route("POST /v1/instances/{id}/exec", s.exec)
+	route("POST /v1/instances/{id}/reimage", s.reimage)
 
 	route("GET /v1/nodes", s.nodes)
 	route("GET /v1/nodes/{name}", s.node)
@@ -232,6 +233,14 @@ func (s *server) instances(w http.ResponseWriter, r *http.Request) error {
 
 func (s *server) instance(w http.ResponseWriter, r *http.Request) error {
 	in, err := s.ctl.Instance(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return ok(w, in)
+}
+
+func (s *server) reimage(w http.ResponseWriter, r *http.Request) error {
+	in, err := s.ctl.Reimage(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}

@@ -353,6 +353,34 @@ func (c *Controller) Instances(ctx context.Context, service string) []api.Instan
 	return out
 }
 
+// Reimage starts an ephemeral instance again from its package or image on
+// the same node: what it wrote is thrown away (a VM's overlay, a
+// container's writable layer). Persistent instances keep their disks and
+// cannot be reimaged.
+func (c *Controller) Reimage(ctx context.Context, id string) (api.Instance, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, ok := c.findInstance(id)
+	if !ok {
+		return api.Instance{}, api.Errorf(api.CodeNotFound, "no instance %s", id)
+	}
+	if rec.Spec.Persistence == api.Persistent {
+		return api.Instance{}, api.Errorf(api.CodeConflict, "instance %s is persistent: its disks are kept, so it cannot be reimaged", id)
+	}
+	if rec.Node == "" || !rec.live() {
+		return api.Instance{}, api.Errorf(api.CodeConflict, "instance %s is not running on a node (%s)", id, rec.State)
+	}
+	rec.Incarnation++
+	rec.UpdatedAt = c.now()
+	if err := c.apply(ctx, []state.Op{put(state.KindInstances, instanceKey(rec.Service, id), rec)}); err != nil {
+		return api.Instance{}, err
+	}
+	c.events.Add(api.Event{Type: "instance.reimaged", Service: rec.Service, Role: rec.Role, Instance: id, Node: rec.Node,
+		Message: fmt.Sprintf("instance %s reimaged on %s", id, rec.Node)})
+	c.poke()
+	return rec.Instance, nil
+}
+
 // Instance returns one instance by ID.
 func (c *Controller) Instance(ctx context.Context, id string) (api.Instance, error) {
 	rec, ok := c.findInstance(id)
