@@ -39,15 +39,31 @@ type Runtime struct {
 	Spec func(t *testing.T, id, dir string, prog Program) driver.Spec
 	// Limits reports whether memory limits are enforced on this host.
 	Limits bool
+	// Skip names tests (as in Run: "MemoryLimit", ...) that do not apply
+	// to the runtime, with the reason.
+	Skip map[string]string
 }
 
 // Run runs the suite.
 func Run(t *testing.T, rt Runtime) {
-	t.Run("ExitCode", func(t *testing.T) { testExitCode(t, rt) })
-	t.Run("EnvAndLogs", func(t *testing.T) { testEnvAndLogs(t, rt) })
-	t.Run("StopKillsAfterGrace", func(t *testing.T) { testStopKillsAfterGrace(t, rt) })
-	t.Run("RecoverAfterRestart", func(t *testing.T) { testRecover(t, rt) })
-	t.Run("MemoryLimit", func(t *testing.T) { testMemoryLimit(t, rt) })
+	tests := []struct {
+		name string
+		run  func(*testing.T, Runtime)
+	}{
+		{"ExitCode", testExitCode},
+		{"EnvAndLogs", testEnvAndLogs},
+		{"StopKillsAfterGrace", testStopKillsAfterGrace},
+		{"RecoverAfterRestart", testRecover},
+		{"MemoryLimit", testMemoryLimit},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if reason, ok := rt.Skip[tc.name]; ok {
+				t.Skip(reason)
+			}
+			tc.run(t, rt)
+		})
+	}
 }
 
 func start(t *testing.T, rt Runtime, d driver.Driver, id string, prog Program) driver.Spec {
