@@ -10,6 +10,7 @@ import (
 	"github.com/weftcloud/weft/internal/driver"
 	"github.com/weftcloud/weft/internal/driver/container"
 	"github.com/weftcloud/weft/internal/driver/process"
+	"github.com/weftcloud/weft/internal/driver/qemu"
 )
 
 // newAgent builds a node agent with every runtime this host offers.
@@ -34,6 +35,11 @@ func newAgent(cfg AgentConfig) (*agent.Agent, error) {
 		log.Info("no container runtime on this node", "reason", err)
 	} else {
 		drivers = append(drivers, ctr)
+	}
+	if vm, err := qemu.New(qemu.Config{Logger: log.With("driver", "vm")}); err != nil {
+		log.Info("no vm runtime on this node", "reason", err)
+	} else {
+		drivers = append(drivers, vm)
 	}
 	return agent.New(agent.Config{
 		Name: cfg.Name, DataDir: cfg.Data, FaultDomain: cfg.FaultDomain,

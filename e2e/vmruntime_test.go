@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+)
+
+// requireQEMU skips where VMs cannot boot or the default image cannot be
+// built (it needs apt-get to fetch the distro's kernel and busybox).
+func requireQEMU(t *testing.T) {
+	t.Helper()
+	requireE2E(t)
+	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "mkfs.ext4", "apt-get", "dpkg-deb"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("the vm runtime and its image need %s (apt-get install qemu-system-x86 qemu-utils e2fsprogs)", tool)
+		}
+	}
+}
+
+// vmService is a VM role whose instances serve their hostname over HTTP
+// from busybox httpd, started by the guest agent as the role's command.
+func (c *cluster) vmService(name, image string, port, instances int) string {
+	c.t.Helper()
+	dir := filepath.Join(c.dir, "models")
+	os.MkdirAll(dir, 0o755)
+	return writeFile(c.t, filepath.Join(dir, name+".yaml"), fmt.Sprintf(`name: %s
+upgradeDomains: 2
+roles:
+  - name: web
+    kind: vm
+    runtime: vm
+    image: %s
+    instances: %d
+    size: {cpu: 1, memory: 256Mi}
+    command: ["/bin/sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p $WEFT_PORT_HTTP -h /www"]
+    endpoints:
+      - {name: http, protocol: http, port: %d}
+    health:
+      http: {path: /, endpoint: http}
+      interval: 500ms
+      timeout: 2s
+      failures: 3
+`, name, image, instances, port))
+}
+
+// TestVMRole boots a VM role of 2 instances from the default image, serves
+// through the load balancer, and reimages an instance: what it wrote is
+// gone, because each boot starts from a fresh overlay of the image.
+func TestVMRole(t *testing.T) {
+	requireQEMU(t)
+	c := newCluster(t, 2, storageFlags(t)...)
+	c.mustWeft("image", "build", "tiny")
+	if nodes := c.mustWeft("nodes"); !strings.Contains(nodes, "vm(") {
+		t.Fatalf("the nodes do not offer the vm runtime:\n%s", nodes)
+	}
+	port := freePort(t)
+	c.mustWeft("deploy", "-f", c.vmService("vweb", "tiny", port, 2), "--wait", "--timeout", "3m")
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	seen := map[string]bool{}
+	for i := 0; i < 20 && len(seen) < 2; i++ {
+		seen[strings.TrimSpace(get(t, url))] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("the load balancer reached %d VMs (%v), want 2", len(seen), seen)
+	}
+
+	in := c.instances("vweb")[0]
+	c.mustWeft("exec", in.ID, "--", "/bin/sh", "-c", "echo scribble > /root/mark && sync")
+	c.mustWeft("exec", in.ID, "--", "test", "-e", "/root/mark")
+	c.mustWeft("instance", "reimage", in.ID, "--wait", "--timeout", "2m")
+	if _, _, code := c.weft("exec", in.ID, "--", "test", "-e", "/root/mark"); code != 1 {
+		t.Errorf("after the reimage, test -e of the file the VM wrote: exit %d, want 1", code)
+	}
+}
+
+// TestPersistentVMSurvivesHostLoss writes and syncs a file in a persistent
+// VM, kills its node's agent and QEMU with SIGKILL, and finds the file in
+// the VM the fabric starts on another node from the same disks.
+func TestPersistentVMSurvivesHostLoss(t *testing.T) {
+	requireQEMU(t)
+	c := newCluster(t, 2, storageFlags(t)...)
+	c.mustWeft("image", "build", "tiny")
+	c.mustWeft("vm", "create", "keeper", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--wait")
+	vm := c.vm("keeper")
+	first := vm.Node
+	c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "echo precious > /root/data && sync")
+
+	// The host dies: its agent and the VM's QEMU, both with SIGKILL.
+	qemu := qemuOf(t, vm.Instance)
+	c.kill9(c.agents[first])
+	syscall.Kill(qemu, syscall.SIGKILL)
+	c.waitFor("the VM running on the other node", 2*time.Minute, func() bool {
+		v := c.vm("keeper")
+		return v.Node != "" && v.Node != first && v.State == api.StateRunning
+	})
+	out := c.mustWeft("vm", "exec", "keeper", "--", "cat", "/root/data")
+	if strings.TrimSpace(out) != "precious" {
+		t.Errorf("the file the VM synced before its host died reads %q", out)
+	}
+}
+
+func (c *cluster) vm(name string) api.VM {
+	c.t.Helper()
+	var vm api.VM
+	if err := json.Unmarshal([]byte(c.mustWeft("vm", "show", name, "-o", "json")), &vm); err != nil {
+		c.t.Fatal(err)
+	}
+	return vm
+}
+
+// qemuOf finds the QEMU process of an instance: its command line names the
+// instance's folder.
+func qemuOf(t *testing.T, instance string) int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.HasPrefix(string(cmdline), "qemu-system") && !strings.Contains(string(cmdline), "/qemu-system") {
+			continue
+		}
+		if strings.Contains(string(cmdline), instance) {
+			var pid int
+			fmt.Sscan(e.Name(), &pid)
+			return pid
+		}
+	}
+	t.Fatalf("no QEMU process for instance %s", instance)
+	return 0
+}
