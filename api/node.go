@@ -40,6 +40,12 @@ type InstanceStatus struct {
 	Restarts  int            `json:"restarts"`
 	Message   string         `json:"message,omitempty"`
 	StartedAt time.Time      `json:"startedAt,omitempty"`
+	// Incoming is where a migration's destination copy listens (its
+	// assignment said Incoming), for the migration MigrationID.
+	Incoming    string `json:"incoming,omitempty"`
+	MigrationID string `json:"migrationId,omitempty"`
+	// Migrated is the source's report of a migration it carried out.
+	Migrated *MigrationResult `json:"migrated,omitempty"`
 }
 
 // HeartbeatReply tells the agent how the controller sees it. When Known is
@@ -65,4 +71,7 @@ type Assignment struct {
 	Role     RoleSpec `json:"role"`
 	// Disks give access to a persistent instance's disks (Role.Disks).
 	Disks []DiskAccess `json:"disks,omitempty"`
+	// Incoming asks the node to start the instance as the destination of
+	// Instance.Migration: waiting for the running VM, not booting it.
+	Incoming bool `json:"incoming,omitempty"`
 }

@@ -95,10 +95,39 @@ type Instance struct {
 	Restarts     int            `json:"restarts"`
 	// Incarnation counts reimages: a node that sees it grow starts the
 	// instance again from its package or image, throwing away what it wrote.
-	Incarnation int       `json:"incarnation,omitempty"`
-	Message     string    `json:"message,omitempty"` // why it is pending or failed
-	CreatedAt   time.Time `json:"createdAt"`
-	UpdatedAt   time.Time `json:"updatedAt"`
+	Incarnation int `json:"incarnation,omitempty"`
+	// Migration is the live migration in progress, if any; LastMigration
+	// how the last one ended.
+	Migration     *Migration       `json:"migration,omitempty"`
+	LastMigration *MigrationResult `json:"lastMigration,omitempty"`
+	Message       string           `json:"message,omitempty"` // why it is pending or failed
+	CreatedAt     time.Time        `json:"createdAt"`
+	UpdatedAt     time.Time        `json:"updatedAt"`
+}
+
+// Migration is a live migration of a vm instance from one node to another:
+// the destination starts a copy waiting for the VM (its assignment says
+// Incoming) and reports where it listens; the source then sends the
+// running VM there and reports how it went.
+type Migration struct {
+	ID      string    `json:"id"` // one attempt
+	From    string    `json:"from"`
+	To      string    `json:"to"`
+	URI     string    `json:"uri,omitempty"` // where the destination listens, once it does
+	Started time.Time `json:"started"`
+	// Ports are the instance's ports on the destination.
+	Ports map[string]int `json:"ports,omitempty"`
+}
+
+// MigrationResult is how a live migration ended.
+type MigrationResult struct {
+	ID       string        `json:"id"`
+	From     string        `json:"from,omitempty"`
+	To       string        `json:"to,omitempty"`
+	Total    time.Duration `json:"total"`    // from its start to the VM running on the destination
+	Downtime time.Duration `json:"downtime"` // how long the guest was paused
+	Error    string        `json:"error,omitempty"`
+	Ended    time.Time     `json:"ended,omitzero"`
 }
 
 // Node is a machine running `weft agent`.

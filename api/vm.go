@@ -68,4 +68,13 @@ type VM struct {
 	Instance  string     `json:"instance,omitempty"`
 	Address   string     `json:"address,omitempty"`
 	CreatedAt time.Time  `json:"createdAt"`
+	// Migration is the live migration in progress; LastMigration the last
+	// one's outcome.
+	Migration     *Migration       `json:"migration,omitempty"`
+	LastMigration *MigrationResult `json:"lastMigration,omitempty"`
+}
+
+// MigrateVM is the body of POST /v1/vms/{name}/migrate.
+type MigrateVM struct {
+	To string `json:"to,omitempty"` // a node; empty lets the fabric choose
 }

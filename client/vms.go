@@ -35,6 +35,14 @@ func (c *Client) StartVM(ctx context.Context, name string) (api.VM, error) {
 	return vm, err
 }
 
+// MigrateVM starts a live migration of a running VM to node to (empty: the
+// fabric chooses); the returned VM's Migration describes it.
+func (c *Client) MigrateVM(ctx context.Context, name, to string) (api.VM, error) {
+	var vm api.VM
+	_, err := c.Do(ctx, "POST", vmPath(name)+"/migrate", nil, api.MigrateVM{To: to}, &vm)
+	return vm, err
+}
+
 // StopVM stops a VM's instance and keeps its disks.
 func (c *Client) StopVM(ctx context.Context, name string) (api.VM, error) {
 	var vm api.VM

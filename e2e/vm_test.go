@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weftcloud/weft/api"
 )
@@ -84,7 +85,8 @@ func TestVMControlPlane(t *testing.T) {
 		t.Error("a stopped VM still wants to run")
 	}
 	c.mustWeft("vm", "delete", "db")
-	if _, err := c.client.VM(t.Context(), "db"); err == nil {
-		t.Error("the VM is still there after delete")
-	}
+	c.waitFor("the deleted VM gone", 10*time.Second, func() bool {
+		_, err := c.client.VM(t.Context(), "db")
+		return err != nil
+	})
 }

@@ -136,3 +136,54 @@ func qemuOf(t *testing.T, instance string) int {
 	t.Fatalf("no QEMU process for instance %s", instance)
 	return 0
 }
+
+// TestLiveMigration moves a running persistent VM to the other node with
+// weft vm migrate: a counter the guest runs keeps counting across the
+// move, and its uptime goes on. A drain then moves it back the same way.
+func TestLiveMigration(t *testing.T) {
+	requireQEMU(t)
+	c := newCluster(t, 2, storageFlags(t)...)
+	c.mustWeft("image", "build", "tiny")
+	c.mustWeft("vm", "create", "mover", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--wait")
+	first := c.vm("mover").Node
+	c.mustWeft("vm", "exec", "mover", "--", "/bin/sh", "-c",
+		"i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done > /dev/null 2>&1 &")
+	count := func() int {
+		var n int
+		fmt.Sscan(c.mustWeft("vm", "exec", "mover", "--", "cat", "/tmp/count"), &n)
+		return n
+	}
+	uptime := func() float64 {
+		var u float64
+		fmt.Sscan(c.mustWeft("vm", "exec", "mover", "--", "cat", "/proc/uptime"), &u)
+		return u
+	}
+	time.Sleep(300 * time.Millisecond)
+	before, upBefore := count(), uptime()
+
+	out := c.mustWeft("vm", "migrate", "mover")
+	t.Logf("%s", strings.TrimSpace(out))
+	vm := c.vm("mover")
+	if vm.Node == first || vm.LastMigration == nil || vm.LastMigration.Error != "" {
+		t.Fatalf("after the migration the VM is on %s (was %s), last migration %+v", vm.Node, first, vm.LastMigration)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if after, upAfter := count(), uptime(); after <= before || upAfter <= upBefore {
+		t.Errorf("the guest restarted: counter %d then %d, uptime %.1fs then %.1fs", before, after, upBefore, upAfter)
+	}
+
+	// Draining its node moves it back live, not by a restart.
+	second := vm.Node
+	before = count()
+	c.mustWeft("node", "drain", second)
+	c.waitFor("the VM migrated off the drained node", 2*time.Minute, func() bool {
+		v := c.vm("mover")
+		return v.Node == first && v.Migration == nil && v.State == api.StateRunning
+	})
+	if after := count(); after <= before {
+		t.Errorf("the drain restarted the guest: counter %d then %d", before, after)
+	}
+	if _, errOut, code := c.weft("vm", "migrate", "mover", "--to", second); code == 0 || !strings.Contains(errOut, second) {
+		t.Errorf("migrating to a draining node: exit %d, %q", code, errOut)
+	}
+}

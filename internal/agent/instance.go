@@ -54,25 +54,43 @@ type instance struct {
 	stopCh    chan struct{}
 	reimageCh chan struct{} // the controller asked for a fresh start
 	done      chan struct{}
+
+	// Live migration: where this node's incoming copy listens, the source's
+	// outcome, and the attempt last handed to migrateCh.
+	incoming    string
+	migrationID string
+	migrated    *api.MigrationResult
+	migrateCh   chan struct{}
+	migrateSeen string
 }
 
 func newInstance(a *Agent, asg api.Assignment, d driver.Driver) *instance {
 	return &instance{
 		a: a, id: asg.Instance.ID, dir: filepath.Join(a.cfg.DataDir, "instances", asg.Instance.ID), drv: d,
 		asg: asg, state: api.StateStarting, health: api.HealthUnknown,
-		stopCh: make(chan struct{}), reimageCh: make(chan struct{}, 1), done: make(chan struct{}),
+		stopCh: make(chan struct{}), reimageCh: make(chan struct{}, 1), migrateCh: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
 
 func (in *instance) update(asg api.Assignment) {
 	in.mu.Lock()
 	reimage := asg.Instance.Incarnation > in.asg.Instance.Incarnation
+	migrate := false
+	if m := asg.Instance.Migration; m != nil && m.URI != "" && !asg.Incoming && m.ID != in.migrateSeen {
+		in.migrateSeen, migrate = m.ID, true
+	}
 	in.asg = asg
 	in.mu.Unlock()
 	if reimage {
 		select {
 		case in.reimageCh <- struct{}{}:
 		default: // one is pending already
+		}
+	}
+	if migrate {
+		select {
+		case in.migrateCh <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -101,6 +119,7 @@ func (in *instance) status() api.InstanceStatus {
 	return api.InstanceStatus{
 		ID: in.id, State: in.state, Health: in.health, Ports: ports,
 		Restarts: in.restarts, Message: in.message, StartedAt: in.startedAt,
+		Incoming: in.incoming, MigrationID: in.migrationID, Migrated: in.migrated,
 	}
 }
 
@@ -139,6 +158,16 @@ func (in *instance) supervise(ctx context.Context) {
 				return // the agent is stopping; the instance keeps running
 			case stopRequested:
 				in.stop(ctx)
+				return
+			case migratedAway:
+				// It runs on the destination now; the controller drops it
+				// from this node's assignments once it has heard so.
+				in.set(api.StateStopped, api.HealthUnknown, "migrated to another node")
+				select {
+				case <-ctx.Done():
+				case <-in.stopCh:
+					in.stop(ctx)
+				}
 				return
 			case reimageRequested:
 				// Start again at once, from the package or image: the
@@ -195,6 +224,17 @@ func (in *instance) start(ctx context.Context) (driver.Status, error) {
 	if err != nil {
 		return driver.Status{}, err
 	}
+	in.mu.Lock()
+	asg := in.asg
+	in.mu.Unlock()
+	if asg.Incoming && asg.Instance.Migration != nil {
+		st, err := in.startIncoming(ctx, spec, asg.Instance.Migration.ID)
+		if err != nil {
+			return st, fmt.Errorf("receive the migrating VM: %w", err)
+		}
+		in.set(api.StateRunning, api.HealthUnknown, "")
+		return st, nil
+	}
 	st, err := in.drv.Start(ctx, spec)
 	if err != nil {
 		return st, err
@@ -235,6 +275,11 @@ func (in *instance) watch(ctx context.Context) (reason string, healthyFor time.D
 			return "", 0
 		case <-in.stopCh:
 			return stopRequested, 0
+		case <-in.migrateCh:
+			if in.migrateOut(ctx) {
+				return migratedAway, 0
+			}
+			continue
 		case <-in.reimageCh:
 			in.set(api.StateStopping, api.HealthUnknown, "reimaging")
 			if err := in.drv.Stop(ctx, in.id, in.a.cfg.StopGrace); err != nil {
@@ -242,6 +287,9 @@ func (in *instance) watch(ctx context.Context) (reason string, healthyFor time.D
 			}
 			return reimageRequested, 0
 		case st := <-exited:
+			if st.Reason == driver.ReasonMigrated {
+				return migratedAway, 0
+			}
 			if !firstHealthy.IsZero() {
 				healthyFor = time.Since(firstHealthy)
 			}

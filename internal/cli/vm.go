@@ -19,12 +19,12 @@ func (a *app) vmCommand() *cobra.Command {
 		Short: "Manage persistent VMs (their disks live in the storage service)",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usagef("usage: weft vm create|list|show|start|stop|restart|delete|exec")
+			return usagef("usage: weft vm create|list|show|start|stop|restart|delete|migrate|exec")
 		},
 	}
 	cmd.AddCommand(a.vmCreateCommand(), a.vmListCommand(), a.vmShowCommand(),
 		a.vmStateCommand("start", "Start a stopped VM", true), a.vmStateCommand("stop", "Stop a VM, keeping its disks", false),
-		a.vmRestartCommand(), a.vmDeleteCommand(),
+		a.vmRestartCommand(), a.vmDeleteCommand(), a.vmMigrateCommand(),
 		a.execCommand("exec NAME -- COMMAND [ARGS...]", "Run a command in a VM through its guest agent",
 			func(ctx context.Context, name string, cmd []string) (api.ExecResult, error) {
 				return a.client().ExecVM(ctx, name, cmd)
@@ -185,6 +185,16 @@ func (a *app) printVM(vm api.VM) error {
 	row(w, "State:", fmt.Sprintf("%s/%s", vm.State, vm.Health))
 	row(w, "Node:", orDash(vm.Node))
 	row(w, "Instance:", orDash(vm.Instance))
+	if m := vm.Migration; m != nil {
+		row(w, "Migrating:", fmt.Sprintf("from %s to %s since %s", m.From, m.To, m.Started.Format(time.RFC3339)))
+	}
+	if m := vm.LastMigration; m != nil {
+		outcome := fmt.Sprintf("%s in %s, downtime %s", m.To, m.Total.Round(time.Millisecond), m.Downtime.Round(time.Millisecond))
+		if m.Error != "" {
+			outcome = "to " + m.To + " failed: " + m.Error
+		}
+		row(w, "Last migration:", outcome)
+	}
 	return w.Flush()
 }
 
@@ -291,4 +301,46 @@ func (a *app) waitVM(ctx context.Context, name string, timeout time.Duration, do
 		case <-time.After(a.pollInterval):
 		}
 	}
+}
+
+func (a *app) vmMigrateCommand() *cobra.Command {
+	var to string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "migrate NAME [--to NODE]",
+		Short: "Move a running VM to another node by live migration: its guest keeps running",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := a.client()
+			vm, err := c.MigrateVM(cmd.Context(), args[0], to)
+			if err != nil {
+				return err
+			}
+			m := vm.Migration
+			if m == nil {
+				return fmt.Errorf("VM %s: the migration did not start", args[0])
+			}
+			fmt.Fprintf(a.stderr, "migrating %s from %s to %s...\n", vm.Name, m.From, m.To)
+			vm, err = a.waitVM(cmd.Context(), args[0], timeout, func(v api.VM) bool { return v.Migration == nil || v.Migration.ID != m.ID })
+			if err != nil {
+				return err
+			}
+			res := vm.LastMigration
+			if res == nil || res.ID != m.ID {
+				return fmt.Errorf("VM %s: the migration to %s ended without a result", vm.Name, m.To)
+			}
+			if res.Error != "" {
+				return fmt.Errorf("VM %s: migration to %s failed: %s", vm.Name, m.To, res.Error)
+			}
+			if a.jsonOutput() {
+				return a.printJSON(vm)
+			}
+			fmt.Fprintf(a.stdout, "migrated %s from %s to %s in %s (downtime %s)\n", vm.Name, res.From, res.To,
+				res.Total.Round(time.Millisecond), res.Downtime.Round(time.Millisecond))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "the node to move to (default: the fabric chooses)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the migration")
+	return cmd
 }

@@ -65,3 +65,15 @@ func (s *server) execVM(w http.ResponseWriter, r *http.Request) error {
 	}
 	return s.execIn(w, r, vm.Instance)
 }
+
+func (s *server) migrateVM(w http.ResponseWriter, r *http.Request) error {
+	var req api.MigrateVM
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	vm, err := s.vms.Migrate(r.Context(), r.PathValue("name"), req.To)
+	if err != nil {
+		return err
+	}
+	return ok(w, vm)
+}

@@ -87,6 +87,33 @@ type Execer interface {
 	Exec(ctx context.Context, id string, cmd []string, stdout, stderr io.Writer) (exitCode int, err error)
 }
 
+// Migrator is implemented by drivers that move a running instance between
+// nodes (the vm runtime's live migration): the destination node's agent
+// calls StartIncoming, the source's MigrateTo sends the running instance
+// there, then the destination's FinishIncoming takes it over.
+type Migrator interface {
+	// MigrateTo sends the instance to a destination waiting at uri. On
+	// success the instance here has exited with ReasonMigrated; on failure
+	// it keeps running here.
+	MigrateTo(ctx context.Context, id, uri string, downtime time.Duration) (MigrationStats, error)
+	// StartIncoming starts the instance waiting for a migration on listen
+	// ("tcp:HOST:PORT").
+	StartIncoming(ctx context.Context, spec Spec, listen string) (Status, error)
+	// FinishIncoming waits for the migration to complete and the instance
+	// to run here.
+	FinishIncoming(ctx context.Context, id string) (Status, error)
+}
+
+// ReasonMigrated is the exit reason of an instance that migrated away.
+const ReasonMigrated = "migrated"
+
+// MigrationStats describes a completed live migration.
+type MigrationStats struct {
+	Total    time.Duration // from start to the instance running at the destination
+	Downtime time.Duration // how long it was paused
+	RAM      int64         // bytes of memory sent
+}
+
 // Describer is implemented by drivers with facts about their runtime on
 // this node that users and the scheduler should see, such as
 // {"vm.accel": "kvm"} or {"vm.accel": "tcg"}; they become node attributes.

@@ -76,9 +76,21 @@ func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 		ops = append(ops, put(state.KindNodes, name, node))
 		c.events.Add(api.Event{Type: "node.up", Node: name, Message: "node " + name + " is back"})
 	}
+	var mp *pass // loaded when a report concerns a migration
 	for _, st := range hb.Instances {
 		rec, ok := c.findInstance(st.ID)
-		if !ok || rec.Node != name {
+		if !ok {
+			continue
+		}
+		if rec.Migration != nil {
+			if mp == nil {
+				mp = c.newPass()
+			}
+			if in := mp.insts[rec.ID]; in != nil && mp.migrationReport(in, name, st) {
+				continue
+			}
+		}
+		if rec.Node != name {
 			continue // not ours any more: the agent stops it when it reads its assignments
 		}
 		if updated, changed := applyStatus(rec, st, node.Host, now); changed {
@@ -91,6 +103,9 @@ func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 		}
 		e.Seq = 0
 		c.events.Add(e)
+	}
+	if mp != nil {
+		ops = append(ops, mp.ops()...)
 	}
 	if err := c.apply(ctx, ops); err != nil {
 		return api.HeartbeatReply{}, err
@@ -154,8 +169,11 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 	idx := c.store.Index()
 	out := api.Assignments{Index: idx, Instances: []api.Assignment{}}
 	for _, rec := range list[instanceRecord](c.store, state.KindInstances, "") {
-		if rec.Node == node {
+		switch {
+		case rec.Node == node:
 			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: rec.Spec, Disks: c.diskAccess(rec)})
+		case rec.Migration != nil && rec.Migration.To == node:
+			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: rec.Spec, Disks: c.diskAccess(rec), Incoming: true})
 		}
 	}
 	return out, nil

@@ -36,24 +36,10 @@ type pass struct {
 func (c *Controller) reconcile(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := &pass{
-		c: c, now: c.now(),
-		nodes: map[string]*nodeRecord{}, nodeDirty: map[string]bool{},
-		svcDirty: map[string]bool{}, svcGone: map[string]bool{},
-		insts: map[string]*instanceRecord{}, dirty: map[string]bool{}, gone: map[string]*instanceRecord{},
-	}
-	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
-		p.nodes[n.Name] = &n
-	}
-	for _, in := range list[instanceRecord](c.store, state.KindInstances, "") {
-		p.insts[in.ID] = &in
-	}
-	for _, s := range list[serviceRecord](c.store, state.KindServices, "") {
-		p.services = append(p.services, &s)
-	}
-
+	p := c.newPass()
 	p.checkNodes()
 	p.dropFinished()
+	p.abandonMigrations()
 	p.buildCluster()
 	for _, svc := range p.services {
 		p.service(svc)
@@ -183,11 +169,17 @@ func (p *pass) instancesOf(service string) []*instanceRecord {
 func (p *pass) buildCluster() {
 	used := map[string][2]float64{}
 	for _, in := range p.insts {
-		if in.Node != "" {
-			u := used[in.Node]
-			u[0] += in.Spec.Size.CPU
-			u[1] += float64(in.Spec.Size.Memory)
-			used[in.Node] = u
+		nodes := []string{in.Node}
+		if in.Migration != nil {
+			nodes = append(nodes, in.Migration.To) // held on both until it ends
+		}
+		for _, n := range nodes {
+			if n != "" {
+				u := used[n]
+				u[0] += in.Spec.Size.CPU
+				u[1] += float64(in.Spec.Size.Memory)
+				used[n] = u
+			}
 		}
 	}
 	var nodes []placement.Node
@@ -367,6 +359,8 @@ func (p *pass) evict(svc *serviceRecord) {
 		node := p.nodes[in.Node]
 		nodeDraining := node != nil && node.State == api.NodeDraining
 		switch {
+		case in.live() && nodeDraining && in.Spec.Persistence == api.Persistent && in.Spec.Runtime == api.RuntimeVM:
+			p.migrateOff(in)
 		case in.live() && nodeDraining:
 			idx := roleIndex(svc.Spec, in.Role)
 			if idx < 0 {

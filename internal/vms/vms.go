@@ -255,8 +255,25 @@ func (m *Manager) view(ctx context.Context, svc api.Service) api.VM {
 			continue
 		}
 		vm.State, vm.Health, vm.Node, vm.Instance, vm.Address = in.State, in.Health, in.Node, in.ID, in.Address
+		vm.Migration, vm.LastMigration = in.Migration, in.LastMigration
 	}
 	return vm
+}
+
+// Migrate moves the running VM to another node (to, or the fabric's
+// choice) by live migration: its guest keeps running.
+func (m *Manager) Migrate(ctx context.Context, name, to string) (api.VM, error) {
+	vm, err := m.Get(ctx, name)
+	if err != nil {
+		return api.VM{}, err
+	}
+	if vm.Instance == "" {
+		return api.VM{}, api.Errorf(api.CodeConflict, "VM %s is not running", name)
+	}
+	if _, err := m.ctl.Migrate(ctx, vm.Instance, to); err != nil {
+		return api.VM{}, err
+	}
+	return m.Get(ctx, name)
 }
 
 // SetRunning starts (one instance) or stops (none) the VM; its disks stay.

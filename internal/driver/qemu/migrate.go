@@ -11,26 +11,13 @@ import (
 	"github.com/weftcloud/weft/internal/shim"
 )
 
-// Migrator is the vm runtime's live migration: the agent on the
-// destination node calls StartIncoming, the source's MigrateTo sends the
-// running VM there, then the destination's FinishIncoming takes it over.
-type Migrator interface {
-	MigrateTo(ctx context.Context, id, uri string, downtime time.Duration) (MigrationStats, error)
-	StartIncoming(ctx context.Context, spec driver.Spec, listen string) (driver.Status, error)
-	FinishIncoming(ctx context.Context, id string) (driver.Status, error)
-}
-
-var _ Migrator = (*Driver)(nil)
-
-// MigrationStats describes a completed live migration.
-type MigrationStats struct {
-	Total    time.Duration // from start to the VM running at the destination
-	Downtime time.Duration // how long the VM was paused
-	RAM      int64         // bytes of memory sent
-}
+var _ driver.Migrator = (*Driver)(nil)
 
 // ReasonMigrated is the exit reason of an instance whose VM migrated away.
-const ReasonMigrated = "migrated"
+const ReasonMigrated = driver.ReasonMigrated
+
+// MigrationStats describes a completed live migration.
+type MigrationStats = driver.MigrationStats
 
 // MigrateTo live-migrates the instance's VM to a destination waiting at
 // uri ("tcp:HOST:PORT" or "unix:PATH", as given to the destination's
