@@ -144,6 +144,9 @@ func TestLiveMigration(t *testing.T) {
 	requireQEMU(t)
 	c := newCluster(t, 2, storageFlags(t)...)
 	c.mustWeft("image", "build", "tiny")
+	if _, errOut, code := c.weft("vm", "create", "huge", "--image", "tiny", "--memory", "64Gi"); code == 0 || !strings.Contains(errOut, "more than any node has") {
+		t.Errorf("a VM bigger than any node: exit %d, %q", code, errOut)
+	}
 	c.mustWeft("vm", "create", "mover", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--wait")
 	first := c.vm("mover").Node
 	c.mustWeft("vm", "exec", "mover", "--", "/bin/sh", "-c",

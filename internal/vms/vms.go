@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/weftcloud/weft/api"
@@ -116,6 +117,9 @@ func (m *Manager) Create(ctx context.Context, req api.CreateVM) (api.VM, error) 
 		return api.VM{}, err
 	}
 	role := &spec.Roles[0]
+	if err := m.fits(ctx, role.Size); err != nil {
+		return api.VM{}, err
+	}
 	if err := m.makeDisks(ctx, role.Disks, img); err != nil {
 		return api.VM{}, err
 	}
@@ -124,6 +128,30 @@ func (m *Manager) Create(ctx context.Context, req api.CreateVM) (api.VM, error) 
 		return api.VM{}, err
 	}
 	return m.Get(ctx, req.Name)
+}
+
+// fits refuses a size no node with the vm runtime could ever hold. With no
+// such node yet, the VM waits, pending, for one to join.
+func (m *Manager) fits(ctx context.Context, size api.Size) error {
+	var most api.Resources
+	found := false
+	for _, n := range m.ctl.Nodes(ctx) {
+		if !slices.Contains(n.Runtimes, api.RuntimeVM) {
+			continue
+		}
+		found = true
+		most.CPU = max(most.CPU, n.Capacity.CPU)
+		most.Memory = max(most.Memory, n.Capacity.Memory)
+	}
+	switch {
+	case !found:
+		return nil
+	case size.Memory > most.Memory:
+		return api.Errorf(api.CodeInvalid, "memory: %s is more than any node has (the largest has %s)", size.Memory, most.Memory)
+	case size.CPU > most.CPU:
+		return api.Errorf(api.CodeInvalid, "cpus: %g is more than any node has (the largest has %g)", size.CPU, most.CPU)
+	}
+	return nil
 }
 
 // spec turns a request into the VM's service model.
