@@ -74,6 +74,18 @@ type VM struct {
 	LastMigration *MigrationResult `json:"lastMigration,omitempty"`
 }
 
+// ResizeVM is the body of POST /v1/vms/{name}/resize; zero fields keep
+// their value.
+type ResizeVM struct {
+	CPUs   float64 `json:"cpus,omitempty"`
+	Memory Bytes   `json:"memory,omitempty"`
+}
+
+// AttachDisk is the body of POST /v1/vms/{name}/disks.
+type AttachDisk struct {
+	Size Bytes `json:"size"`
+}
+
 // MigrateVM is the body of POST /v1/vms/{name}/migrate.
 type MigrateVM struct {
 	To string `json:"to,omitempty"` // a node; empty lets the fabric choose

@@ -43,6 +43,27 @@ func (c *Client) MigrateVM(ctx context.Context, name, to string) (api.VM, error)
 	return vm, err
 }
 
+// ResizeVM gives a VM other CPUs or memory; it restarts with them.
+func (c *Client) ResizeVM(ctx context.Context, name string, req api.ResizeVM) (api.VM, error) {
+	var vm api.VM
+	_, err := c.Do(ctx, "POST", vmPath(name)+"/resize", nil, req, &vm)
+	return vm, err
+}
+
+// AttachDisk adds an empty data disk to a VM; it restarts with it.
+func (c *Client) AttachDisk(ctx context.Context, name string, size api.Bytes) (api.VM, error) {
+	var vm api.VM
+	_, err := c.Do(ctx, "POST", vmPath(name)+"/disks", nil, api.AttachDisk{Size: size}, &vm)
+	return vm, err
+}
+
+// DetachDisk removes a data disk from a VM and deletes it.
+func (c *Client) DetachDisk(ctx context.Context, name, disk string) (api.VM, error) {
+	var vm api.VM
+	_, err := c.Do(ctx, "DELETE", vmPath(name)+"/disks/"+url.PathEscape(disk), nil, nil, &vm)
+	return vm, err
+}
+
 // StopVM stops a VM's instance and keeps its disks.
 func (c *Client) StopVM(ctx context.Context, name string) (api.VM, error) {
 	var vm api.VM

@@ -106,6 +106,30 @@ func TestPersistentVMSurvivesHostLoss(t *testing.T) {
 	if strings.TrimSpace(out) != "precious" {
 		t.Errorf("the file the VM synced before its host died reads %q", out)
 	}
+
+	// A data disk attached, written, kept across a resize, then detached.
+	c.startAgent(first)
+	c.mustWeft("vm", "attach-disk", "keeper", "--size", "64Mi", "--wait")
+	c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "echo hello | dd of=/dev/vdb conv=fsync")
+	c.mustWeft("vm", "resize", "keeper", "--memory", "384Mi", "--wait")
+	var memKB int
+	fmt.Sscan(c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2"), &memKB)
+	if memKB < 300<<10 {
+		t.Errorf("after resizing to 384Mi the guest has %d KiB", memKB)
+	}
+	if got := c.mustWeft("vm", "exec", "keeper", "--", "dd", "if=/dev/vdb", "bs=5", "count=1"); got != "hello" {
+		t.Errorf("the data disk after the resize starts with %q", got)
+	}
+	if _, errOut, code := c.weft("vm", "detach-disk", "keeper", "os"); code == 0 || !strings.Contains(errOut, "OS disk") {
+		t.Errorf("detaching the OS disk: exit %d, %q", code, errOut)
+	}
+	c.mustWeft("vm", "detach-disk", "keeper", "data1", "--wait")
+	if _, _, code := c.weft("vm", "exec", "keeper", "--", "test", "-b", "/dev/vdb"); code == 0 {
+		t.Error("the detached disk is still in the guest")
+	}
+	if vm := c.vm("keeper"); len(vm.Disks) != 1 || strings.TrimSpace(c.mustWeft("vm", "exec", "keeper", "--", "cat", "/root/data")) != "precious" {
+		t.Errorf("after the detach: disks %+v", vm.Disks)
+	}
 }
 
 func (c *cluster) vm(name string) api.VM {

@@ -19,12 +19,13 @@ func (a *app) vmCommand() *cobra.Command {
 		Short: "Manage persistent VMs (their disks live in the storage service)",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usagef("usage: weft vm create|list|show|start|stop|restart|delete|migrate|exec")
+			return usagef("usage: weft vm create|list|show|start|stop|restart|resize|attach-disk|detach-disk|delete|migrate|exec")
 		},
 	}
 	cmd.AddCommand(a.vmCreateCommand(), a.vmListCommand(), a.vmShowCommand(),
 		a.vmStateCommand("start", "Start a stopped VM", true), a.vmStateCommand("stop", "Stop a VM, keeping its disks", false),
 		a.vmRestartCommand(), a.vmDeleteCommand(), a.vmMigrateCommand(),
+		a.vmResizeCommand(), a.vmAttachDiskCommand(), a.vmDetachDiskCommand(),
 		a.execCommand("exec NAME -- COMMAND [ARGS...]", "Run a command in a VM through its guest agent",
 			func(ctx context.Context, name string, cmd []string) (api.ExecResult, error) {
 				return a.client().ExecVM(ctx, name, cmd)
@@ -343,4 +344,85 @@ func (a *app) vmMigrateCommand() *cobra.Command {
 	cmd.Flags().StringVar(&to, "to", "", "the node to move to (default: the fabric chooses)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the migration")
 	return cmd
+}
+
+// vmChangeCommand is a verb that gives a VM a new model (size, disks): the
+// VM restarts with it, as a new instance on the same disks; --wait waits
+// for that instance to be healthy.
+func (a *app) vmChangeCommand(use, short string, args cobra.PositionalArgs, flags func(*cobra.Command),
+	change func(ctx context.Context, args []string) (api.VM, error)) *cobra.Command {
+	var wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  args,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			before, err := a.client().VM(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			vm, err := change(cmd.Context(), args)
+			if err != nil {
+				return err
+			}
+			if wait && before.Running {
+				vm, err = a.waitVM(cmd.Context(), args[0], timeout, func(v api.VM) bool {
+					return v.Instance != before.Instance && v.State == api.StateRunning && v.Health == api.HealthHealthy
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return a.printVM(vm)
+		},
+	}
+	flags(cmd)
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the VM runs again with the change")
+	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Minute, "how long --wait waits")
+	return cmd
+}
+
+func (a *app) vmResizeCommand() *cobra.Command {
+	var cpus float64
+	var memory string
+	return a.vmChangeCommand("resize NAME [--cpus N] [--memory SIZE]", "Give a VM other CPUs or memory (it restarts)", exactArgs("NAME"),
+		func(cmd *cobra.Command) {
+			cmd.Flags().Float64Var(&cpus, "cpus", 0, "CPUs")
+			cmd.Flags().StringVar(&memory, "memory", "", "memory, e.g. 512Mi")
+		},
+		func(ctx context.Context, args []string) (api.VM, error) {
+			mem, err := optionalBytes("--memory", memory)
+			if err != nil {
+				return api.VM{}, err
+			}
+			if cpus == 0 && mem == 0 {
+				return api.VM{}, usagef("resize: give --cpus or --memory")
+			}
+			return a.client().ResizeVM(ctx, args[0], api.ResizeVM{CPUs: cpus, Memory: mem})
+		})
+}
+
+func (a *app) vmAttachDiskCommand() *cobra.Command {
+	var size string
+	return a.vmChangeCommand("attach-disk NAME --size SIZE", "Add an empty data disk to a VM (it restarts)", exactArgs("NAME"),
+		func(cmd *cobra.Command) { cmd.Flags().StringVar(&size, "size", "", "the disk's size, e.g. 1Gi") },
+		func(ctx context.Context, args []string) (api.VM, error) {
+			b, err := optionalBytes("--size", size)
+			if err != nil {
+				return api.VM{}, err
+			}
+			if b == 0 {
+				return api.VM{}, usagef("attach-disk: --size is required")
+			}
+			return a.client().AttachDisk(ctx, args[0], b)
+		})
+}
+
+func (a *app) vmDetachDiskCommand() *cobra.Command {
+	return a.vmChangeCommand("detach-disk NAME DISK", "Remove a data disk from a VM and delete it (the VM restarts)", exactArgs("NAME", "DISK"),
+		func(*cobra.Command) {},
+		func(ctx context.Context, args []string) (api.VM, error) {
+			return a.client().DetachDisk(ctx, args[0], args[1])
+		})
 }

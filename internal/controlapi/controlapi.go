@@ -97,6 +97,9 @@ func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, vmMg
 	route("DELETE /v1/vms/{name}", s.deleteVM)
 	route("POST /v1/vms/{name}/exec", s.execVM)
 	route("POST /v1/vms/{name}/migrate", s.migrateVM)
+	route("POST /v1/vms/{name}/resize", s.resizeVM)
+	route("POST /v1/vms/{name}/disks", s.attachDisk)
+	route("DELETE /v1/vms/{name}/disks/{disk}", s.detachDisk)
 	route("/v1/", func(w http.ResponseWriter, r *http.Request) error {
 		return api.Errorf(api.CodeNotFound, "no API route %s %s", r.Method, r.URL.Path)
 	})

@@ -77,3 +77,33 @@ func (s *server) migrateVM(w http.ResponseWriter, r *http.Request) error {
 	}
 	return ok(w, vm)
 }
+
+func (s *server) resizeVM(w http.ResponseWriter, r *http.Request) error {
+	var req api.ResizeVM
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	return okOr(w)(s.vms.Resize(r.Context(), r.PathValue("name"), req))
+}
+
+func (s *server) attachDisk(w http.ResponseWriter, r *http.Request) error {
+	var req api.AttachDisk
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	return okOr(w)(s.vms.AttachDisk(r.Context(), r.PathValue("name"), req.Size))
+}
+
+func (s *server) detachDisk(w http.ResponseWriter, r *http.Request) error {
+	return okOr(w)(s.vms.DetachDisk(r.Context(), r.PathValue("name"), r.PathValue("disk")))
+}
+
+// okOr answers with the VM, or returns the error for the router to answer.
+func okOr(w http.ResponseWriter) func(api.VM, error) error {
+	return func(vm api.VM, err error) error {
+		if err != nil {
+			return err
+		}
+		return ok(w, vm)
+	}
+}
