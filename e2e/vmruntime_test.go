@@ -80,6 +80,18 @@ func TestVMRole(t *testing.T) {
 	if _, _, code := c.weft("exec", in.ID, "--", "test", "-e", "/root/mark"); code != 1 {
 		t.Errorf("after the reimage, test -e of the file the VM wrote: exit %d, want 1", code)
 	}
+
+	// A new image is a rolling upgrade, one update domain at a time.
+	c.mustWeft("image", "build", "tiny2", "--disk-size", "300Mi")
+	c.mustWeft("deploy", "-f", c.vmService("vweb", "tiny2", port, 2), "--wait", "--timeout", "3m")
+	for _, in := range c.instances("vweb") {
+		if in.Version != 2 || in.State != api.StateRunning {
+			t.Errorf("after the upgrade: %s at version %d, %s", in.ID, in.Version, in.State)
+		}
+	}
+	if body := get(t, url); body == "" {
+		t.Error("the upgraded role does not answer through the load balancer")
+	}
 }
 
 // TestPersistentVMSurvivesHostLoss writes and syncs a file in a persistent
