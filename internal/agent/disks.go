@@ -14,6 +14,7 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/driver"
 	"github.com/weftcloud/weft/internal/nbd"
+	"github.com/weftcloud/weft/internal/sockdir"
 	"github.com/weftcloud/weft/internal/storage/blobclient"
 	"github.com/weftcloud/weft/internal/vmdisk"
 )
@@ -22,9 +23,11 @@ import (
 // in the agent: when the agent restarts, QEMU waits for the new agent's
 // servers (it reconnects) and the guest sees a pause, not an error.
 type diskSet struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	disks  []driver.Disk
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	disks   []driver.Disk
+	sockDir string // removed on close when it is not the instance's folder
+	dir     string
 }
 
 // leaseID is the lease an instance holds on its disks: a UUID derived from
@@ -40,7 +43,17 @@ func leaseID(instance string) string {
 // node it left must be fenced) and serves the disk over NBD from the
 // instance's folder.
 func (a *Agent) attachDisks(ctx context.Context, id, dir string, access []api.DiskAccess) (*diskSet, error) {
-	set := &diskSet{}
+	// The longest socket name decides whether the instance's folder will do.
+	longest := ""
+	for _, d := range access {
+		if name := "disk-" + d.Name + ".sock"; len(name) > len(longest) {
+			longest = name
+		}
+	}
+	set := &diskSet{dir: dir, sockDir: sockdir.For(dir, longest, "disks\x00"+dir)}
+	if err := os.MkdirAll(set.sockDir, 0o700); err != nil {
+		return nil, err
+	}
 	sctx, cancel := context.WithCancel(context.Background())
 	set.cancel = cancel
 	lease := leaseID(id)
@@ -64,11 +77,7 @@ func (a *Agent) attachDisks(ctx context.Context, id, dir string, access []api.Di
 			set.close()
 			return nil, fmt.Errorf("disk %s: take its lease: %w", d.Name, err)
 		}
-		sock := filepath.Join(dir, "disk-"+d.Name+".sock")
-		if len(sock) > 100 {
-			set.close()
-			return nil, fmt.Errorf("disk %s: the socket path %s is too long for a unix socket: use a shorter --data", d.Name, sock)
-		}
+		sock := filepath.Join(set.sockDir, "disk-"+d.Name+".sock")
 		os.Remove(sock)
 		ln, err := net.Listen("unix", sock)
 		if err != nil {
@@ -90,4 +99,7 @@ func (s *diskSet) close() {
 	}
 	s.cancel()
 	s.wg.Wait()
+	if s.sockDir != s.dir {
+		os.RemoveAll(s.sockDir)
+	}
 }

@@ -9,15 +9,18 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
+	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/accounts"
+	"github.com/weftcloud/weft/internal/cluster"
 	"github.com/weftcloud/weft/internal/controlapi"
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/lb"
 	"github.com/weftcloud/weft/internal/pkgstore"
-	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/raftstore"
 	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/blobclient"
 	"github.com/weftcloud/weft/internal/storage/storageserver"
@@ -27,7 +30,7 @@ import (
 // controller is a running `weft server`: the parts in start order.
 type controller struct {
 	log     *slog.Logger
-	store   *state.DB
+	store   *raftstore.Store
 	lb      *lb.Balancer
 	ctl     *fabric.Controller
 	http    *http.Server
@@ -70,8 +73,36 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 			c.close()
 		}
 	}()
-	if c.store, err = state.Open(filepath.Join(cfg.Data, "state.db"), log); err != nil {
-		return nil, fmt.Errorf("server: open state: %w", err)
+	// The API listens first: servers forming a cluster ask each other who
+	// they are before any of them has state.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen on %s: %w", cfg.Listen, err)
+	}
+	c.addr = ln.Addr().String()
+	raftAddr, err := cluster.RaftAddress(cfg.Listen)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	self := api.ServerSelf{Name: cfg.Name, Raft: raftAddr, API: "http://" + c.addr}
+	// The handler is swapped once the controller is built.
+	var handler atomic.Pointer[http.Handler]
+	setHandler := func(h http.Handler) { handler.Store(&h) }
+	setHandler(cluster.SelfHandler(self))
+	c.http = &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() {
+		err := c.http.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		c.done <- err
+	}()
+	if c.store, err = openStore(cfg, self, log); err != nil {
+		return nil, err
 	}
 	pkgs, err := pkgstore.Open(filepath.Join(cfg.Data, "packages"))
 	if err != nil {
@@ -86,12 +117,6 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		Table: fmt.Sprintf("http://%s:%d", cfg.LBHost, tablePort),
 	}, cfg.DevAccount)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("server: listen on %s: %w", cfg.Listen, err)
-	}
-	c.addr = ln.Addr().String()
-
 	if !cfg.StorageDisabled {
 		c.storage, err = storageserver.Start(storageserver.Config{
 			Data: filepath.Join(cfg.Data, "storage"), Host: cfg.LBHost,
@@ -99,19 +124,17 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 			Accounts: accts, Logger: log.With("part", "storage"),
 		})
 		if err != nil {
-			ln.Close()
 			return nil, fmt.Errorf("server: storage: %w", err)
 		}
 	}
 	sys, err := systemAccount(accts, c.storage)
 	if err != nil {
-		ln.Close()
 		return nil, err
 	}
 	disks := vms.NewDisks(sys.url, sys.name, sys.key)
 	c.ctl = fabric.New(fabric.Config{
 		Name: cfg.Name, HeartbeatTTL: cfg.HeartbeatTTL, UpgradeTimeout: cfg.UpgradeTimeout,
-		Logger: log.With("part", "fabric"), DiskAccess: disks.Access,
+		Logger: log.With("part", "fabric"), DiskAccess: disks.Access, Leader: c.store.IsLeader,
 	}, c.store, pkgs, c.lb)
 	imgs := images.New(c.store, sys.client(), log.With("part", "images"))
 	vmMgr := vms.New(c.ctl, imgs, disks, log.With("part", "vms"))
@@ -119,20 +142,19 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 	err = errors.Join(imgs.Init(initCtx), disks.Init(initCtx))
 	initCancel()
 	if err != nil {
-		ln.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	c.http = &http.Server{Handler: controlapi.New(c.ctl, accts, imgs, vmMgr, log.With("part", "api")), ReadHeaderTimeout: 10 * time.Second}
+	apiHandler := controlapi.New(c.ctl, accts, imgs, vmMgr, log.With("part", "api"))
+	setHandler(cluster.NewServer(c.store, self, log.With("part", "cluster")).Handler(apiHandler))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	go func() { c.done <- c.ctl.Run(ctx) }()
+	go c.ctl.RunLB(ctx)
 	go func() {
-		err := c.http.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
+		cluster.Lead(ctx, c.store, log.With("part", "cluster"), func(ctx context.Context) { c.ctl.Run(ctx) })
+		if ctx.Err() == nil {
+			c.done <- errors.New("the replicated state stopped")
 		}
-		c.done <- err
 	}()
 	log.Info("controller started", "api", "http://"+c.addr, "name", cfg.Name, "data", cfg.Data)
 	return c, nil
@@ -156,9 +178,9 @@ func systemAccount(accts *accounts.Store, srv *storageserver.Server) (system, er
 	if srv == nil {
 		return system{}, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	name, key, err := accts.System(ctx)
+	name, key, err := systemAccountKey(ctx, accts)
 	if err != nil {
 		return system{}, fmt.Errorf("server: %w", err)
 	}
@@ -195,9 +217,6 @@ func orDefault(v, def int) int {
 
 // RunServer runs a controller until ctx ends.
 func RunServer(ctx context.Context, cfg ServerConfig) error {
-	if cfg.BootstrapExpect > 1 || len(cfg.Join) > 0 {
-		return errors.New("server: multi-server clusters (--bootstrap-expect, --join) are not available yet; run one server")
-	}
 	c, err := startController(cfg)
 	if err != nil {
 		return err

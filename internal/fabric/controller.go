@@ -42,6 +42,9 @@ type Config struct {
 	// it is assigned (a SAS for that page blob); nil when there is no
 	// storage service, and persistent instances cannot start.
 	DiskAccess func(d api.DiskSpec) (api.DiskAccess, error)
+	// Leader reports whether this controller leads its cluster (Status);
+	// nil means it is the only one.
+	Leader func() bool
 }
 
 func (c *Config) setDefaults() {
@@ -109,7 +112,8 @@ func New(cfg Config, store state.Store, packages *pkgstore.Store, balancer Balan
 // Events is the controller's event log.
 func (c *Controller) Events() *EventLog { return c.events }
 
-// Run reconciles until ctx ends, then returns ctx's error.
+// Run reconciles until ctx ends, then returns ctx's error. In a cluster
+// only the leader runs it; RunLB runs on every server.
 func (c *Controller) Run(ctx context.Context) error {
 	// Nodes get a full TTL from now: a controller that just started (or
 	// just became leader) has not heard anyone yet and must not declare
@@ -121,9 +125,6 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.seenMu.Unlock()
 
-	if c.lb != nil {
-		go c.runLB(ctx)
-	}
 	ticker := time.NewTicker(c.cfg.Tick)
 	defer ticker.Stop()
 	changed := make(chan uint64, 1)
@@ -167,7 +168,8 @@ func (c *Controller) now() time.Time { return c.cfg.Clock().UTC() }
 
 // Status describes this controller.
 func (c *Controller) Status() api.Status {
-	return api.Status{Version: buildinfo.Version, Leader: true, Name: c.cfg.Name, Index: c.store.Index()}
+	leader := c.cfg.Leader == nil || c.cfg.Leader()
+	return api.Status{Version: buildinfo.Version, Leader: leader, Name: c.cfg.Name, Index: c.store.Index()}
 }
 
 // Package returns a stored package's bytes (agents fetch packages through it).

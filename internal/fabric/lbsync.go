@@ -12,8 +12,13 @@ import (
 	"github.com/weftcloud/weft/internal/state"
 )
 
-// runLB keeps the load balancer in step with the store.
-func (c *Controller) runLB(ctx context.Context) {
+// RunLB keeps the load balancer in step with the state until ctx ends. It
+// runs on every server of a cluster, leader or not: each one's balancer
+// serves the endpoints from its copy of the replicated state.
+func (c *Controller) RunLB(ctx context.Context) {
+	if c.lb == nil {
+		return
+	}
 	var idx uint64
 	for {
 		c.syncLB()

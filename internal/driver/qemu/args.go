@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/weftcloud/weft/internal/driver"
+	"github.com/weftcloud/weft/internal/sockdir"
 	"github.com/weftcloud/weft/internal/guest"
 )
 
@@ -245,16 +245,12 @@ func kvmUsable() bool {
 	return true
 }
 
-// maxSocketPath is the longest path a unix socket may have (sun_path is
-// 108 bytes with its terminating NUL).
-const maxSocketPath = 107
+// maxSocketPath is the longest path a unix socket may have.
+const maxSocketPath = sockdir.MaxPath
 
 // socketDir is where an instance's sockets go: its own directory, or when
-// that path is too long for a socket, a directory under the system's
-// temporary directory named by a hash of the instance.
+// that path is too long for a socket, a directory named by a hash of the
+// instance under the system's temporary directory.
 func socketDir(id, dir string) string {
-	if len(filepath.Join(dir, agentSocketName)) <= maxSocketPath {
-		return dir
-	}
-	return filepath.Join(os.TempDir(), "weft-vm-"+shortHash(id+"\x00"+dir))
+	return sockdir.For(dir, agentSocketName, "vm\x00"+id+"\x00"+dir)
 }

@@ -23,8 +23,6 @@ package qemu
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -428,11 +426,6 @@ func dialQMP(ctx context.Context, path string) (*qmp.Client, error) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-func shortHash(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:6])
 }
 
 // logLines returns the non-blank lines of the last 64 KiB of the log.

@@ -1,0 +1,26 @@
+package api
+
+// Member is one controller server of a Raft cluster (`weft operator members`).
+type Member struct {
+	Name    string `json:"name"`    // the server's --name, its Raft ID
+	Address string `json:"address"` // its Raft address
+	API     string `json:"api,omitempty"`
+	Leader  bool   `json:"leader"`
+	Voter   bool   `json:"voter"`
+}
+
+// ServerSelf is what a server says of itself at GET /v1/cluster/self, so
+// that servers forming a cluster learn each other's Raft addresses from
+// their --listen addresses.
+type ServerSelf struct {
+	Name string `json:"name"`
+	Raft string `json:"raft"`
+	API  string `json:"api"`
+}
+
+// JoinCluster is the body of POST /v1/cluster/join: a server asking to be
+// added as a voter.
+type JoinCluster struct {
+	Name string `json:"name"`
+	Raft string `json:"raft"`
+}

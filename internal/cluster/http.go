@@ -1,0 +1,224 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/raftstore"
+)
+
+// forwardedHeader marks a request a follower forwarded, so that two
+// servers that disagree about the leader cannot bounce it forever.
+const forwardedHeader = "X-Weft-Forwarded-By"
+
+// Server is this server's part of the cluster's API.
+type Server struct {
+	store *raftstore.Store
+	self  api.ServerSelf
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	proxies map[string]*httputil.ReverseProxy // by leader API address
+}
+
+// NewServer returns the cluster API of the server self backed by store.
+func NewServer(store *raftstore.Store, self api.ServerSelf, log *slog.Logger) *Server {
+	return &Server{store: store, self: self, log: log, proxies: map[string]*httputil.ReverseProxy{}}
+}
+
+// SelfHandler answers GET /v1/cluster/self, and 503 to everything else: what
+// a server serves while it forms or joins the cluster.
+func SelfHandler(self api.ServerSelf) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/v1/cluster/self" {
+			writeJSON(w, http.StatusOK, self)
+			return
+		}
+		writeError(w, api.Errorf(api.CodeUnavailable, "server %s is joining its cluster; try again shortly", self.Name))
+	})
+}
+
+// Handler serves the cluster routes and passes everything else to next,
+// here when this server may answer it and at the leader otherwise. Writes
+// always go to the leader. Reads are consistent: the leader answers them
+// after checking it still leads; with ?stale any server answers from its
+// own copy.
+func (s *Server) Handler(next http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/cluster/self", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.self) })
+	mux.HandleFunc("GET /v1/cluster/members", s.members)
+	mux.HandleFunc("POST /v1/cluster/join", s.leaderOnly(s.join))
+	mux.HandleFunc("DELETE /v1/cluster/members/{name}", s.leaderOnly(s.removePeer))
+	mux.HandleFunc("GET /v1/cluster/snapshot", s.leaderOnly(s.snapshot))
+	mux.HandleFunc("POST /v1/cluster/snapshot", s.leaderOnly(s.restore))
+	mux.Handle("/", s.leaderOnly(next.ServeHTTP))
+	return mux
+}
+
+// leaderOnly serves h here when this server may, and forwards otherwise.
+func (s *Server) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		read := r.Method == http.MethodGet || r.Method == http.MethodHead
+		if read && (r.URL.Query().Has("stale") || r.URL.Path == "/v1/status") {
+			h(w, r)
+			return
+		}
+		if s.store.IsLeader() {
+			if !read {
+				h(w, r)
+				return
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			err := s.store.Consistent(ctx)
+			cancel()
+			if err == nil {
+				h(w, r)
+				return
+			}
+			var nl raftstore.ErrNotLeader
+			if !errors.As(err, &nl) {
+				writeError(w, api.Errorf(api.CodeUnavailable, "cannot confirm leadership for a consistent read: %v (add ?stale to read this server's copy)", err))
+				return
+			}
+		}
+		s.forward(w, r)
+	}
+}
+
+// forward sends the request to the leader and streams its answer back.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
+	leader := s.store.Leader()
+	switch {
+	case r.Header.Get(forwardedHeader) != "":
+		writeError(w, api.Errorf(api.CodeUnavailable, "server %s was told it leads but does not: an election is under way; try again", s.self.Name))
+		return
+	case leader.API == "":
+		w.Header().Set("Retry-After", "1")
+		writeError(w, api.Errorf(api.CodeUnavailable, "no leader: an election is under way; try again shortly"))
+		return
+	}
+	r.Header.Set(forwardedHeader, s.self.Name)
+	s.proxy(leader.API).ServeHTTP(w, r)
+}
+
+func (s *Server) proxy(addr string) *httputil.ReverseProxy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.proxies[addr]; ok {
+		return p
+	}
+	target, err := url.Parse(baseURL(addr))
+	if err != nil {
+		target = &url.URL{Scheme: "http", Host: addr}
+	}
+	p := httputil.NewSingleHostReverseProxy(target)
+	p.FlushInterval = -1 // logs and events stream
+	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		writeError(w, api.Errorf(api.CodeUnavailable, "the leader at %s cannot be reached: %v", addr, err))
+	}
+	s.proxies[addr] = p
+	return p
+}
+
+func (s *Server) members(w http.ResponseWriter, r *http.Request) {
+	list, err := s.store.Members()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	leader := s.store.Leader()
+	out := []api.Member{}
+	for _, m := range list {
+		am := api.Member{Name: m.ID, Address: m.Addr, Leader: m.Leader, Voter: m.Voter}
+		switch m.ID {
+		case leader.ID:
+			am.API = leader.API
+		case s.self.Name:
+			am.API = s.self.API
+		}
+		out = append(out, am)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) join(w http.ResponseWriter, r *http.Request) {
+	var req api.JoinCluster
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || req.Name == "" || req.Raft == "" {
+		writeError(w, api.Errorf(api.CodeInvalid, "join: a name and a Raft address are required"))
+		return
+	}
+	if err := s.store.Join(r.Context(), req.Name, req.Raft); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.log.Info("server joined the cluster", "server", req.Name, "raft", req.Raft)
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	members, err := s.store.Members()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	found := false
+	for _, m := range members {
+		found = found || m.ID == name
+	}
+	if !found {
+		writeError(w, api.Errorf(api.CodeNotFound, "no member %s (weft operator members)", name))
+		return
+	}
+	if err := s.store.RemovePeer(r.Context(), name); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if err := s.store.Snapshot(w); err != nil {
+		s.log.Error("snapshot save failed", "err", err)
+	}
+}
+
+func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
+	if err := s.store.Restore(http.MaxBytesReader(w, r.Body, 8<<30)); err != nil {
+		writeError(w, api.Errorf(api.CodeInvalid, "restore: %v", err))
+		return
+	}
+	s.log.Info("state restored from a snapshot")
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var e *api.Error
+	if !errors.As(err, &e) {
+		var nl raftstore.ErrNotLeader
+		code := api.CodeInternal
+		if errors.As(err, &nl) || errors.Is(err, raftstore.ErrUnknownOutcome) {
+			code = api.CodeUnavailable
+		}
+		e = &api.Error{Code: code, Message: fmt.Sprint(err)}
+	}
+	writeJSON(w, api.HTTPStatus(e), api.ErrorBody{Error: *e})
+}
