@@ -67,6 +67,7 @@ func requireE2E(t testing.TB) {
 // proc is a weft process the test started.
 type proc struct {
 	name string
+	addr string // a server's --listen
 	cmd  *exec.Cmd
 	log  *bytes.Buffer
 	done chan struct{}
@@ -80,6 +81,7 @@ type cluster struct {
 	apiArg     string // 127.0.0.1:PORT
 	client     *client.Client
 	server     *proc
+	servers    map[string]*proc // a replicated controller (newServers)
 	agents     map[string]*proc
 	extra      []string // extra server flags
 	agentFlags []string
@@ -196,7 +198,7 @@ func (c *cluster) kill9(p *proc) {
 // cleanup stops the processes this test started: server, agents, and every
 // instance process (they run in the cluster's directory).
 func (c *cluster) cleanup() {
-	for _, p := range append([]*proc{c.server}, mapValues(c.agents)...) {
+	for _, p := range append(append([]*proc{c.server}, mapValues(c.servers)...), mapValues(c.agents)...) {
 		if p != nil && p.cmd.Process != nil {
 			_ = p.cmd.Process.Kill()
 			<-p.done
@@ -207,7 +209,12 @@ func (c *cluster) cleanup() {
 	}
 	container.Sweep(context.Background(), c.dir)
 	if c.t.Failed() {
-		c.t.Logf("server log:\n%s", tail(c.server.log.String(), 60))
+		if c.server != nil {
+			c.t.Logf("server log:\n%s", tail(c.server.log.String(), 60))
+		}
+		for name, s := range c.servers {
+			c.t.Logf("%s log:\n%s", name, tail(s.log.String(), 40))
+		}
 		for name, a := range c.agents {
 			c.t.Logf("%s log:\n%s", name, tail(a.log.String(), 30))
 		}

@@ -16,11 +16,20 @@ func WriteJSON(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("atomicfile: encode %s: %w", path, err)
 	}
+	return Write(path, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// Write replaces path with what write writes to the file it is given; when
+// write fails, path is left as it was.
+func Write(path string, write func(*os.File) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("atomicfile: %w", err)
 	}
-	if _, err := tmp.Write(data); err != nil {
+	if err := write(tmp); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
 		return fmt.Errorf("atomicfile: write %s: %w", path, err)

@@ -139,7 +139,7 @@ func (a *app) rootCommand() *cobra.Command {
 				return a.client().Exec(ctx, id, cmd)
 			}),
 		a.nodesCommand(), a.nodeCommand(),
-		a.imageCommand(), a.vmCommand(),
+		a.imageCommand(), a.vmCommand(), a.operatorCommand(),
 		a.eventsCommand(), a.versionCommand(), a.statusCommand(),
 	)
 	return root

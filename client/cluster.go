@@ -1,0 +1,34 @@
+package client
+
+import (
+	"context"
+	"io"
+	"net/url"
+
+	"github.com/weftcloud/weft/api"
+)
+
+// Members lists the controller servers of the cluster.
+func (c *Client) Members(ctx context.Context) ([]api.Member, error) {
+	var list []api.Member
+	_, err := c.Do(ctx, "GET", "/v1/cluster/members", nil, nil, &list)
+	return list, err
+}
+
+// RemovePeer removes a server from the cluster.
+func (c *Client) RemovePeer(ctx context.Context, name string) error {
+	_, err := c.Do(ctx, "DELETE", "/v1/cluster/members/"+url.PathEscape(name), nil, nil, nil)
+	return err
+}
+
+// SaveSnapshot writes a snapshot of the cluster's whole state to w.
+func (c *Client) SaveSnapshot(ctx context.Context, w io.Writer) error {
+	_, err := c.Do(ctx, "GET", "/v1/cluster/snapshot", nil, nil, w)
+	return err
+}
+
+// RestoreSnapshot replaces the cluster's whole state with a snapshot.
+func (c *Client) RestoreSnapshot(ctx context.Context, r io.Reader) error {
+	_, err := c.Do(ctx, "POST", "/v1/cluster/snapshot", nil, r, nil)
+	return err
+}
