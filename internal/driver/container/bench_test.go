@@ -136,4 +136,3 @@ func measure(b *testing.B, start func(i, port int) (cleanup func(), err error)) 
 	b.ReportMetric(float64(took[(len(took)*99)/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(0, "ns/op")
 }
-

@@ -12,8 +12,8 @@ import (
 	"sync"
 
 	"github.com/weftcloud/weft/internal/driver"
-	"github.com/weftcloud/weft/internal/sockdir"
 	"github.com/weftcloud/weft/internal/guest"
+	"github.com/weftcloud/weft/internal/sockdir"
 )
 
 // Defaults for a VM whose spec does not say.
