@@ -49,20 +49,31 @@ func newServers(t testing.TB, n int) *cluster {
 	for i, addr := range addrs {
 		c.startReplica(fmt.Sprintf("s%d", i+1), addr, addrs)
 	}
+	c.agentFlags = fastAgent
 	c.apiArg = strings.Join(addrs, ",")
 	c.api = c.apiArg
 	c.client = client.New(c.api)
 	c.waitFor("a leader among the servers", 30*time.Second, func() bool { return c.leader() != "" })
+	for _, addr := range addrs {
+		c.waitFor("server "+addr+" in the cluster", 30*time.Second, func() bool {
+			_, err := client.New(addr).Status(context.Background())
+			return err == nil
+		})
+	}
 	return c
 }
 
-// startReplica starts (or restarts) server name at addr with its data.
+// startReplica starts (or restarts) server name at addr with its data. Its
+// load balancer binds on its own loopback address (s2: 127.0.0.2), as
+// servers on separate hosts would.
 func (c *cluster) startReplica(name, addr string, all []string) {
 	c.servers[name] = c.start(name, "server", "--name", name, "--data", filepath.Join(c.dir, name),
 		"--listen", addr, "--bootstrap-expect", fmt.Sprint(len(all)), "--join", strings.Join(all, ","),
-		"--no-storage", "--heartbeat-ttl", "1500ms")
+		"--no-storage", "--heartbeat-ttl", "1500ms", "--lb-host", lbHost(name))
 	c.servers[name].addr = addr
 }
+
+func lbHost(server string) string { return "127.0.0." + strings.TrimPrefix(server, "s") }
 
 // leader is the leading server's name as the servers report it ("" when none).
 func (c *cluster) leader() string {
@@ -161,4 +172,61 @@ func TestClusterSurvivesLeaderLoss(t *testing.T) {
 	if _, err := own.CreateStorageAccount(context.Background(), "throughfollower"); err != nil {
 		t.Errorf("a write sent to a follower: %v", err)
 	}
+}
+
+// TestClusterKeepsServingWhenAServerDies runs a web role under a
+// three-server cluster and kills the leader: every surviving server's load
+// balancer keeps answering, the agents fail over to the other servers
+// without any node being declared down or any instance restarted, and the
+// new leader scales the role with the package the dead leader received.
+func TestClusterKeepsServingWhenAServerDies(t *testing.T) {
+	c := newServers(t, 3)
+	for i := 1; i <= 2; i++ {
+		c.startAgent(fmt.Sprintf("node-%d", i))
+	}
+	c.waitFor("two nodes ready", 20*time.Second, func() bool {
+		nodes, err := c.client.Nodes(context.Background())
+		return err == nil && len(nodes) == 2 && nodes[0].State == api.NodeReady && nodes[1].State == api.NodeReady
+	})
+	port := freePort(t)
+	c.mustWeft("deploy", "-f", c.service("web", port, 2, "hello"), "--wait")
+	before := c.instances("web")
+
+	old := c.leader()
+	c.kill9(c.servers[old])
+	c.waitFor("a new leader", 20*time.Second, func() bool { l := c.leader(); return l != "" && l != old })
+	for name := range c.servers {
+		if name == old {
+			continue
+		}
+		url := fmt.Sprintf("http://%s:%d/", lbHost(name), port)
+		if body := get(t, url); !strings.Contains(body, "hello") {
+			t.Errorf("the load balancer of %s answered %q", name, body)
+		}
+	}
+	time.Sleep(3 * time.Second) // more than the heartbeat TTL
+	for _, n := range c.mustNodes() {
+		if n.State != api.NodeReady {
+			t.Errorf("node %s is %s after the leader change", n.Name, n.State)
+		}
+	}
+	after := c.instances("web")
+	for i := range before {
+		if after[i].ID != before[i].ID || after[i].Restarts != before[i].Restarts {
+			t.Errorf("instance %s changed across the leader change: %+v", before[i].ID, after[i])
+		}
+	}
+	c.mustWeft("scale", "web", "web", "3", "--wait")
+	if n := c.healthy("web"); n != 3 {
+		t.Errorf("%d healthy instances after scaling to 3 under the new leader", n)
+	}
+}
+
+func (c *cluster) mustNodes() []api.Node {
+	c.t.Helper()
+	nodes, err := c.client.Nodes(context.Background())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return nodes
 }

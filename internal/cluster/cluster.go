@@ -43,6 +43,17 @@ func RaftAddress(listen string) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(p+1)), nil
 }
 
+// apiAddress is the API address of the server whose Raft address is raft:
+// the port before it (RaftAddress's rule).
+func apiAddress(raft string) (string, bool) {
+	host, port, err := net.SplitHostPort(raft)
+	p, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || p <= 1 {
+		return "", false
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p-1)), true
+}
+
 // client talks to other servers during formation; short timeouts, since a
 // server that does not answer is retried.
 var client = &http.Client{Timeout: 3 * time.Second}
@@ -53,7 +64,7 @@ var client = &http.Client{Timeout: 3 * time.Second}
 // as soon as a majority runs.
 func DiscoverPeers(ctx context.Context, self api.ServerSelf, join []string, expect int, log *slog.Logger) ([]raftstore.Peer, error) {
 	known := map[string]api.ServerSelf{self.Name: self}
-	for {
+	for round := 0; ; round++ {
 		for _, addr := range join {
 			var other api.ServerSelf
 			if err := call(ctx, http.MethodGet, addr, "/v1/cluster/self", nil, &other); err != nil {
@@ -72,11 +83,13 @@ func DiscoverPeers(ctx context.Context, self api.ServerSelf, join []string, expe
 			slices.SortFunc(peers, func(a, b raftstore.Peer) int { return strings.Compare(a.ID, b.ID) })
 			return peers, nil
 		}
-		log.Info("waiting for servers to form a cluster", "known", len(known), "expect", expect)
+		if round%20 == 0 {
+			log.Info("waiting for servers to form a cluster", "known", len(known), "expect", expect)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("cluster: %d of %d servers found at %v: %w", len(known), expect, join, ctx.Err())
-		case <-time.After(time.Second):
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }

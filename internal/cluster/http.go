@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -127,6 +128,38 @@ func (s *Server) proxy(addr string) *httputil.ReverseProxy {
 	}
 	s.proxies[addr] = p
 	return p
+}
+
+// FetchFromPeers asks the other servers, one after another, for what they
+// hold at path (a content-addressed object such as a package) from their
+// own copies, and returns the first answer.
+func (s *Server) FetchFromPeers(ctx context.Context, path string) (io.ReadCloser, error) {
+	members, err := s.store.Members()
+	if err != nil {
+		return nil, err
+	}
+	last := fmt.Errorf("no other server")
+	for _, m := range members {
+		addr, ok := apiAddress(m.Addr)
+		if m.ID == s.self.Name || !ok {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL(addr)+path+"?stale&local", nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			last = err
+			continue
+		}
+		if resp.StatusCode == http.StatusOK {
+			return resp.Body, nil
+		}
+		resp.Body.Close()
+		last = fmt.Errorf("%s: %s", m.ID, resp.Status)
+	}
+	return nil, last
 }
 
 func (s *Server) members(w http.ResponseWriter, r *http.Request) {

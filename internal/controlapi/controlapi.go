@@ -162,7 +162,11 @@ func (s *server) putPackage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) getPackage(w http.ResponseWriter, r *http.Request) error {
-	rc, err := s.ctl.Package(r.Context(), r.PathValue("digest"))
+	ctx := r.Context()
+	if r.URL.Query().Has("local") { // another server's fetch
+		ctx = fabric.LocalOnly(ctx)
+	}
+	rc, err := s.ctl.Package(ctx, r.PathValue("digest"))
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -132,9 +133,13 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		return nil, err
 	}
 	disks := vms.NewDisks(sys.url, sys.name, sys.key)
+	peers := cluster.NewServer(c.store, self, log.With("part", "cluster"))
 	c.ctl = fabric.New(fabric.Config{
 		Name: cfg.Name, HeartbeatTTL: cfg.HeartbeatTTL, UpgradeTimeout: cfg.UpgradeTimeout,
 		Logger: log.With("part", "fabric"), DiskAccess: disks.Access, Leader: c.store.IsLeader,
+		FetchPackage: func(ctx context.Context, digest string) (io.ReadCloser, error) {
+			return peers.FetchFromPeers(ctx, "/v1/packages/"+digest)
+		},
 	}, c.store, pkgs, c.lb)
 	imgs := images.New(c.store, sys.client(), log.With("part", "images"))
 	vmMgr := vms.New(c.ctl, imgs, disks, log.With("part", "vms"))
@@ -145,11 +150,12 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	apiHandler := controlapi.New(c.ctl, accts, imgs, vmMgr, log.With("part", "api"))
-	setHandler(cluster.NewServer(c.store, self, log.With("part", "cluster")).Handler(apiHandler))
+	setHandler(peers.Handler(apiHandler))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	go c.ctl.RunLB(ctx)
+	go c.ctl.RunPackages(ctx)
 	go func() {
 		cluster.Lead(ctx, c.store, log.With("part", "cluster"), func(ctx context.Context) { c.ctl.Run(ctx) })
 		if ctx.Err() == nil {

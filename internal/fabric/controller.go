@@ -45,6 +45,9 @@ type Config struct {
 	// Leader reports whether this controller leads its cluster (Status);
 	// nil means it is the only one.
 	Leader func() bool
+	// FetchPackage gets a package from the other servers of the cluster;
+	// nil for a single server.
+	FetchPackage func(ctx context.Context, digest string) (io.ReadCloser, error)
 }
 
 func (c *Config) setDefaults() {
@@ -175,6 +178,9 @@ func (c *Controller) Status() api.Status {
 // Package returns a stored package's bytes (agents fetch packages through it).
 func (c *Controller) Package(ctx context.Context, digest string) (io.ReadCloser, error) {
 	rc, _, err := c.packages.Open(digest)
+	if err == pkgstore.ErrNotFound && c.fetchPackage(ctx, digest) == nil {
+		rc, _, err = c.packages.Open(digest)
+	}
 	if err != nil {
 		return nil, mapPackageErr(err)
 	}

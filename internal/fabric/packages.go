@@ -1,0 +1,103 @@
+package fabric
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/pkgstore"
+	"github.com/weftcloud/weft/internal/state"
+)
+
+// Packages are stored by each controller server in its own folder, not in
+// the replicated state (they are megabytes). In a cluster every server
+// pulls the packages the services use from the others (RunPackages), and
+// one asked for a package it lacks fetches it first, so packages outlive
+// the server they were uploaded to.
+
+type localOnlyKey struct{}
+
+// LocalOnly marks a package read as another server's fetch: answer from
+// this server's folder only, so that servers missing a package do not ask
+// each other in circles.
+func LocalOnly(ctx context.Context) context.Context {
+	return context.WithValue(ctx, localOnlyKey{}, true)
+}
+
+// fetchPackage gets a package this server lacks from another server and
+// stores it, checking its digest.
+func (c *Controller) fetchPackage(ctx context.Context, digest string) error {
+	if c.cfg.FetchPackage == nil || ctx.Value(localOnlyKey{}) != nil {
+		return pkgstore.ErrNotFound
+	}
+	rc, err := c.cfg.FetchPackage(ctx, digest)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	got, _, err := c.packages.Put(rc)
+	if err != nil {
+		return err
+	}
+	if got != digest {
+		return fmt.Errorf("a server sent %s for package %s", got, digest)
+	}
+	return nil
+}
+
+// usedPackages lists the packages services and instances refer to.
+func (c *Controller) usedPackages() map[string]bool {
+	used := map[string]bool{}
+	add := func(roles []api.RoleSpec) {
+		for _, r := range roles {
+			if r.Package != "" {
+				used[r.Package] = true
+			}
+		}
+	}
+	for _, svc := range list[serviceRecord](c.store, state.KindServices, "") {
+		add(svc.Spec.Roles)
+		for _, rev := range svc.Revisions {
+			add(rev.Spec.Roles)
+		}
+	}
+	for _, in := range list[instanceRecord](c.store, state.KindInstances, "") {
+		add([]api.RoleSpec{in.Spec})
+	}
+	return used
+}
+
+// RunPackages keeps this server's folder holding every package in use,
+// copying what it lacks from the other servers, until ctx ends.
+func (c *Controller) RunPackages(ctx context.Context) {
+	if c.cfg.FetchPackage == nil {
+		return
+	}
+	var idx uint64
+	for {
+		retry := false
+		for digest := range c.usedPackages() {
+			if c.packages.Has(digest) {
+				continue
+			}
+			if err := c.fetchPackage(ctx, digest); err != nil {
+				retry = true
+				c.log.Warn("package not copied from another server yet", "package", digest, "err", err)
+			}
+		}
+		wait := 30 * time.Second
+		if retry {
+			wait = 2 * time.Second
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		next, err := c.store.Wait(wctx, idx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			idx = next
+		}
+	}
+}
