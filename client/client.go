@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/weftcloud/weft/api"
 )
@@ -93,10 +94,48 @@ func (c *Client) Stream(ctx context.Context, method, path string, query url.Valu
 		}
 		contentType = "application/json"
 	}
+	// A cluster without a leader (an election, a restore) answers 503 with
+	// Retry-After for a moment: try the other servers, then again, for a
+	// few seconds.
+	deadline := time.Now().Add(unavailableRetry)
+	for {
+		resp, err := c.send(ctx, method, path, query, reader, payload, contentType)
+		if !errors.Is(err, errRetry) {
+			return resp, err
+		}
+		err = errors.Unwrap(err)
+		if reader != nil || time.Now().After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// errRetry marks an answer worth asking again shortly.
+var errRetry = errors.New("retry")
+
+type retryable struct{ err error }
+
+func (r retryable) Error() string        { return r.err.Error() }
+func (r retryable) Is(target error) bool { return target == errRetry }
+func (r retryable) Unwrap() error        { return r.err }
+
+// unavailableRetry is how long requests are retried while the controller
+// answers that it is unavailable.
+const unavailableRetry = 10 * time.Second
+
+// send tries each controller address once, starting with the last one
+// that answered.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, reader io.Reader, payload []byte, contentType string) (*http.Response, error) {
 	c.mu.Lock()
 	start := c.current
 	c.mu.Unlock()
 	var lastErr error
+	var answer error
 	for i := range c.addrs {
 		n := (start + i) % len(c.addrs)
 		u := c.addrs[n] + path
@@ -126,10 +165,18 @@ func (c *Client) Stream(ctx context.Context, method, path string, query url.Valu
 		c.current = n
 		c.mu.Unlock()
 		if resp.StatusCode >= 300 {
-			defer resp.Body.Close()
-			return nil, decodeError(resp)
+			err := decodeError(resp)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" && reader == nil {
+				answer = err // passing: another server may do better
+				continue
+			}
+			return nil, err
 		}
 		return resp, nil
+	}
+	if answer != nil {
+		return nil, retryable{answer}
 	}
 	return nil, fmt.Errorf("cannot reach the controller at %s: %w", strings.Join(c.addrs, ","), lastErr)
 }

@@ -44,6 +44,7 @@ func SelfHandler(self api.ServerSelf) http.Handler {
 			writeJSON(w, http.StatusOK, self)
 			return
 		}
+		w.Header().Set("Retry-After", "1")
 		writeError(w, api.Errorf(api.CodeUnavailable, "server %s is joining its cluster; try again shortly", self.Name))
 	})
 }
@@ -100,6 +101,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	leader := s.store.Leader()
 	switch {
 	case r.Header.Get(forwardedHeader) != "":
+		w.Header().Set("Retry-After", "1")
 		writeError(w, api.Errorf(api.CodeUnavailable, "server %s was told it leads but does not: an election is under way; try again", s.self.Name))
 		return
 	case leader.API == "":
@@ -124,6 +126,7 @@ func (s *Server) proxy(addr string) *httputil.ReverseProxy {
 	p := httputil.NewSingleHostReverseProxy(target)
 	p.FlushInterval = -1 // logs and events stream
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		w.Header().Set("Retry-After", "1") // it may be gone: an election follows
 		writeError(w, api.Errorf(api.CodeUnavailable, "the leader at %s cannot be reached: %v", addr, err))
 	}
 	s.proxies[addr] = p
@@ -250,6 +253,7 @@ func writeError(w http.ResponseWriter, err error) {
 		code := api.CodeInternal
 		if errors.As(err, &nl) || errors.Is(err, raftstore.ErrUnknownOutcome) {
 			code = api.CodeUnavailable
+			w.Header().Set("Retry-After", "1")
 		}
 		e = &api.Error{Code: code, Message: fmt.Sprint(err)}
 	}
