@@ -18,6 +18,8 @@ run go test -run '^$' -bench 'HTTP' -benchtime 3s ./internal/lb/
 # Real processes: deploy to healthy, node death to replacements healthy, upgrade under load.
 run go test -run '^$' -bench 'DeployToHealthy|NodeDeath' -benchtime 10x -timeout 30m ./e2e/
 run go test -run '^$' -bench 'RollingUpgradeUnderLoad' -benchtime 3x -timeout 30m ./e2e/
+# Replicated controllers: failover and committed writes per second.
+run go test -run '^$' -bench 'Apply|Failover' -benchtime 3s ./internal/raftstore/
 # Containers: start to healthy through the driver, runc by hand (the floor)
 # and docker run (when docker.io is installed; its daemon is started here).
 dockerd_pid=
