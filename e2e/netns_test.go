@@ -1,0 +1,265 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/client"
+)
+
+// The multi-host harness: each host is a network namespace with its own
+// address on a bridge, as machines on one LAN. The test process reaches
+// every host through the bridge; a partition drops traffic between hosts
+// (iptables inside a host's namespace) and leaves the test's own path.
+
+type network struct {
+	t      testing.TB
+	id     string // short, unique per test: names of links and namespaces
+	subnet string // "10.X.Y"
+	bridge string
+	hosts  []*host
+}
+
+type host struct {
+	net  *network
+	name string
+	ns   string
+	ip   string
+	link string // the host's end of its veth pair, in the root namespace
+}
+
+// newNetwork makes a bridge for hosts, or skips where the harness cannot
+// run (it needs root, ip and iptables).
+func newNetwork(t testing.TB) *network {
+	t.Helper()
+	requireE2E(t)
+	if os.Geteuid() != 0 {
+		t.Skip("the multi-host harness needs root (network namespaces)")
+	}
+	for _, tool := range []string{"ip", "iptables"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("the multi-host harness needs %s (apt-get install iproute2 iptables)", tool)
+		}
+	}
+	id := fmt.Sprintf("%04x", rand.IntN(1<<16))
+	n := &network{t: t, id: id, subnet: fmt.Sprintf("10.%d.%d", 100+rand.IntN(100), rand.IntN(250)), bridge: "wb" + id}
+	t.Cleanup(n.close)
+	n.must("ip", "link", "add", n.bridge, "type", "bridge")
+	n.must("ip", "addr", "add", n.subnet+".254/24", "dev", n.bridge)
+	n.must("ip", "link", "set", n.bridge, "up")
+	// Hosts with Docker filter bridged traffic (FORWARD policy DROP).
+	n.must("iptables", "-I", "FORWARD", "-i", n.bridge, "-o", n.bridge, "-j", "ACCEPT")
+	return n
+}
+
+func (n *network) must(args ...string) {
+	n.t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		n.t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// addHost makes a host with the next address.
+func (n *network) addHost(name string) *host {
+	i := len(n.hosts) + 1
+	h := &host{net: n, name: name, ns: "wn" + n.id + name, ip: fmt.Sprintf("%s.%d", n.subnet, i), link: fmt.Sprintf("wv%s%d", n.id, i)}
+	n.must("ip", "netns", "add", h.ns)
+	n.must("ip", "link", "add", h.link, "type", "veth", "peer", "name", "eth0", "netns", h.ns)
+	n.must("ip", "link", "set", h.link, "master", n.bridge, "up")
+	n.must("ip", "-n", h.ns, "addr", "add", h.ip+"/24", "dev", "eth0")
+	n.must("ip", "-n", h.ns, "link", "set", "eth0", "up")
+	n.must("ip", "-n", h.ns, "link", "set", "lo", "up")
+	n.hosts = append(n.hosts, h)
+	return h
+}
+
+func (n *network) close() {
+	for _, h := range n.hosts {
+		exec.Command("ip", "netns", "delete", h.ns).Run()
+		exec.Command("ip", "link", "delete", h.link).Run()
+	}
+	exec.Command("iptables", "-D", "FORWARD", "-i", n.bridge, "-o", n.bridge, "-j", "ACCEPT").Run()
+	exec.Command("ip", "link", "delete", n.bridge).Run()
+}
+
+// cutFrom drops every packet between h and the others (both ways), as a
+// broken link would; the test process still reaches h.
+func (h *host) cutFrom(others ...*host) {
+	for _, o := range others {
+		h.net.must("ip", "netns", "exec", h.ns, "iptables", "-A", "INPUT", "-s", o.ip, "-j", "DROP")
+		h.net.must("ip", "netns", "exec", h.ns, "iptables", "-A", "OUTPUT", "-d", o.ip, "-j", "DROP")
+	}
+}
+
+// heal removes h's partitions.
+func (h *host) heal() { h.net.must("ip", "netns", "exec", h.ns, "iptables", "-F") }
+
+// startIn runs weft on host h (through `ip netns exec`, which execs it:
+// the process is weft itself).
+func (c *cluster) startIn(h *host, name string, args ...string) *proc {
+	c.t.Helper()
+	p := &proc{name: name, cmd: exec.Command("ip", append([]string{"netns", "exec", h.ns, weftBin}, args...)...), log: &bytes.Buffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr, p.cmd.Dir = p.log, p.log, c.dir
+	if err := p.cmd.Start(); err != nil {
+		c.t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	return p
+}
+
+// newHostServers starts a controller on each host: one server, or a
+// cluster of them.
+func newHostServers(t *testing.T, n *network, hosts []*host) *cluster {
+	c := &cluster{t: t, dir: t.TempDir(), servers: map[string]*proc{}, agents: map[string]*proc{}, agentFlags: fastAgent}
+	t.Cleanup(c.cleanup)
+	var addrs []string
+	for _, h := range hosts {
+		addrs = append(addrs, h.ip+":7070")
+	}
+	for _, h := range hosts {
+		args := []string{"server", "--name", h.name, "--data", c.dir + "/" + h.name,
+			"--listen", h.ip + ":7070", "--lb-host", h.ip, "--no-storage", "--heartbeat-ttl", "1500ms"}
+		if len(hosts) > 1 {
+			args = append(args, "--bootstrap-expect", fmt.Sprint(len(hosts)), "--join", strings.Join(addrs, ","))
+		}
+		c.servers[h.name] = c.startIn(h, h.name, args...)
+		c.servers[h.name].addr = h.ip + ":7070"
+	}
+	c.api = strings.Join(addrs, ",")
+	c.apiArg = c.api
+	c.client = client.New(c.api)
+	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader() != "" })
+	for _, a := range addrs {
+		c.waitFor("server "+a+" up", 30*time.Second, func() bool {
+			_, err := client.New(a).Status(context.Background())
+			return err == nil
+		})
+	}
+	return c
+}
+
+// TestPartitionedLeaderCannotCommit cuts the leader off from the other two
+// servers: a write sent to it is not acknowledged, the majority elects a
+// new leader and takes writes, and when the link heals the old leader
+// follows and has every acknowledged write.
+func TestPartitionedLeaderCannotCommit(t *testing.T) {
+	n := newNetwork(t)
+	hosts := []*host{n.addHost("h1"), n.addHost("h2"), n.addHost("h3")}
+	c := newHostServers(t, n, hosts)
+	byName := map[string]*host{}
+	for _, h := range hosts {
+		byName[h.name] = h
+	}
+	old := byName[c.leader()]
+	var rest []*host
+	for _, h := range hosts {
+		if h != old {
+			rest = append(rest, h)
+		}
+	}
+	c.mustWeft("storage", "account", "create", "before")
+	old.cutFrom(rest...)
+
+	isolated := client.New(old.ip + ":7070")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	_, err := isolated.CreateStorageAccount(ctx, "minority")
+	cancel()
+	if err == nil {
+		t.Error("the cut-off leader acknowledged a write")
+	}
+	majority := client.New(rest[0].ip+":7070," + rest[1].ip + ":7070")
+	c.waitFor("a write through the majority", 20*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_, err := majority.CreateStorageAccount(ctx, "majority")
+		return err == nil
+	})
+
+	old.heal()
+	c.waitFor("the old leader following with every write", 20*time.Second, func() bool {
+		var list []api.StorageAccount
+		_, err := isolated.Do(context.Background(), "GET", "/v1/storage/accounts", map[string][]string{"stale": {""}}, nil, &list)
+		names := map[string]bool{}
+		for _, a := range list {
+			names[a.Name] = true
+		}
+		return err == nil && names["before"] && names["majority"]
+	})
+	accounts, err := majority.StorageAccounts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range accounts {
+		if a.Name == "minority" {
+			t.Error("the write the cut-off leader took survived: it was never acknowledged, but it should not be committed either")
+		}
+	}
+}
+
+// TestPartitionedNodeIsReplacedAndStopsItsCopies cuts a node host off from
+// the controller: its instance is recreated on the other node, and when the
+// link heals, the node stops the copy it no longer owns.
+func TestPartitionedNodeIsReplacedAndStopsItsCopies(t *testing.T) {
+	n := newNetwork(t)
+	srv, h2, h3 := n.addHost("s"), n.addHost("n2"), n.addHost("n3")
+	c := newHostServers(t, n, []*host{srv})
+	for _, h := range []*host{h2, h3} {
+		c.agents[h.name] = c.startIn(h, h.name, append([]string{"agent", "--server", c.api, "--name", h.name,
+			"--data", c.dir + "/" + h.name, "--host", h.ip, "--listen", h.ip + ":0", "--cpu", "4", "--memory", "4Gi"}, fastAgent...)...)
+	}
+	c.waitFor("two nodes ready", 20*time.Second, func() bool {
+		nodes, err := c.client.Nodes(context.Background())
+		return err == nil && len(nodes) == 2 && nodes[0].State == api.NodeReady && nodes[1].State == api.NodeReady
+	})
+	port := freePort(t)
+	c.mustWeft("deploy", "-f", c.service("web", port, 2, "hello"), "--wait")
+	var cut api.Instance
+	for _, in := range c.instances("web") {
+		if in.Node == "n3" {
+			cut = in
+		}
+	}
+	if cut.ID == "" {
+		t.Fatalf("no instance on n3: %+v", c.instances("web"))
+	}
+	h3.cutFrom(srv)
+	c.waitFor("n3 down and its instance replaced on n2", 30*time.Second, func() bool {
+		healthy := 0
+		for _, in := range c.instances("web") {
+			if in.ID == cut.ID {
+				return false
+			}
+			if in.Node == "n2" && in.Health == api.HealthHealthy {
+				healthy++
+			}
+		}
+		return healthy == 2
+	})
+	pid := pidOf(t, cut.ID) // the old copy still runs, cut off
+	h3.heal()
+	c.waitFor("n3 back and its old copy stopped", 30*time.Second, func() bool {
+		return syscallAlive(pid) == false
+	})
+	if body := get(t, fmt.Sprintf("http://%s:%d/", srv.ip, port)); !strings.Contains(body, "hello") {
+		t.Errorf("the service answers %q after the heal", body)
+	}
+}
+
+// syscallAlive reports whether pid still runs (and is not a zombie).
+func syscallAlive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
