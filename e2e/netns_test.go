@@ -175,7 +175,7 @@ func TestPartitionedLeaderCannotCommit(t *testing.T) {
 	if err == nil {
 		t.Error("the cut-off leader acknowledged a write")
 	}
-	majority := client.New(rest[0].ip+":7070," + rest[1].ip + ":7070")
+	majority := client.New(rest[0].ip + ":7070," + rest[1].ip + ":7070")
 	c.waitFor("a write through the majority", 20*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
