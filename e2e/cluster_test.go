@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
+	"github.com/weftcloud/weft/internal/loadgen"
 )
 
 // freePortPair returns a free port whose next port is free too: a
@@ -276,4 +278,52 @@ func TestSnapshotRestoreOntoFreshServers(t *testing.T) {
 			return err == nil && len(list) == 3
 		})
 	}
+}
+
+// TestRollingRestartOfServers restarts each of three servers in turn (a
+// graceful stop, then start on its data) while a web role serves: load
+// sent to the load balancer of a server that is up loses no request, no
+// instance restarts, and the cluster takes writes at the end.
+func TestRollingRestartOfServers(t *testing.T) {
+	c := newServers(t, 3)
+	for i := 1; i <= 2; i++ {
+		c.startAgent(fmt.Sprintf("node-%d", i))
+	}
+	c.waitFor("two nodes ready", 20*time.Second, func() bool {
+		nodes, err := c.client.Nodes(context.Background())
+		return err == nil && len(nodes) == 2 && nodes[0].State == api.NodeReady && nodes[1].State == api.NodeReady
+	})
+	port := freePort(t)
+	c.mustWeft("deploy", "-f", c.service("web", port, 2, "hello"), "--wait")
+	before := c.instances("web")
+	names := []string{"s1", "s2", "s3"}
+	for i, name := range names {
+		other := names[(i+1)%len(names)]
+		ctx, cancel := context.WithCancel(context.Background())
+		results := make(chan loadgen.Result, 1)
+		go func() { results <- loadgen.Run(ctx, fmt.Sprintf("http://%s:%d/", lbHost(other), port), 4, 0) }()
+
+		s := c.servers[name]
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		<-s.done
+		c.startReplica(name, s.addr, strings.Split(c.apiArg, ","))
+		c.waitFor(name+" back in the cluster", 30*time.Second, func() bool {
+			_, err := client.New(s.addr).Status(context.Background())
+			return err == nil && c.leader() != ""
+		})
+		time.Sleep(500 * time.Millisecond)
+		cancel()
+		res := <-results
+		t.Logf("restarting %s, load through %s: %s", name, other, res)
+		if res.Requests == 0 || res.Failures != 0 {
+			t.Errorf("restarting %s: %d of %d requests through %s failed: %v", name, res.Failures, res.Requests, other, res.Errors)
+		}
+	}
+	after := c.instances("web")
+	for i := range before {
+		if after[i].ID != before[i].ID || after[i].Restarts != before[i].Restarts {
+			t.Errorf("instance %s changed across the rolling restart: %+v", before[i].ID, after[i])
+		}
+	}
+	c.mustWeft("storage", "account", "create", "afterall")
 }

@@ -195,13 +195,20 @@ func systemAccount(accts *accounts.Store, srv *storageserver.Server) (system, er
 
 // close stops the parts in reverse order.
 func (c *controller) close() {
+	if c.store != nil {
+		// Stop leading first: a leader that stopped serving would declare
+		// every node down while its requests fail.
+		if err := c.store.StepDown(); err != nil {
+			c.log.Warn("leadership not handed over before stopping", "err", err)
+		}
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
 	if c.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = c.http.Shutdown(ctx)
 		cancel()
-	}
-	if c.cancel != nil {
-		c.cancel()
 	}
 	if c.storage != nil {
 		c.storage.Close()

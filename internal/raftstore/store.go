@@ -298,6 +298,17 @@ func (s *Store) Close() error {
 	return s.shutdown(true)
 }
 
+// StepDown hands leadership to an up-to-date follower when this server
+// leads a cluster of more than one voter, so that a server about to stop
+// does so as a follower: its leader-only work has stopped and the others
+// have a leader before it stops answering.
+func (s *Store) StepDown() error {
+	if s.raft.State() != raft.Leader || s.voters() < 2 {
+		return nil
+	}
+	return s.raft.LeadershipTransfer().Error()
+}
+
 // shutdown stops the server; without transfer it is what a crash looks
 // like to the others.
 func (s *Store) shutdown(transfer bool) error {
