@@ -12,6 +12,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/pageblob"
 )
 
@@ -101,6 +102,26 @@ func BenchmarkUpload64MiB(b *testing.B) {
 	bb := e.client.ServiceClient().NewContainerClient("bench").NewBlockBlobClient("large")
 	for b.Loop() {
 		if _, err := bb.Upload(ctx, streaming.NopCloser(&patternReader{n: size}), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkUpload64MiBBlocks is one client sending 64 MiB as staged blocks
+// (UploadStream: 4 MiB blocks, 5 in flight) and one Put Block List, the
+// path of blobs above the SDK's single-put threshold (256 MiB in azblob),
+// of UploadStream and of rclone. UploadBuffer of 64 MiB is one Put Blob,
+// measured by BenchmarkUpload64MiB.
+func BenchmarkUpload64MiBBlocks(b *testing.B) {
+	e := newEnv(b)
+	e.container(b, "bench")
+	const size = 64 << 20
+	b.SetBytes(size)
+	ctx := context.Background()
+	bb := e.client.ServiceClient().NewContainerClient("bench").NewBlockBlobClient("large")
+	opts := &blockblob.UploadStreamOptions{BlockSize: 4 << 20, Concurrency: 5}
+	for b.Loop() {
+		if _, err := bb.UploadStream(ctx, &patternReader{n: size}, opts); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -131,7 +131,7 @@ func (s *Service) putBlob(c *call) error {
 	if err != nil {
 		return err
 	}
-	in, err := s.ingest(c, maxPutBlob, true)
+	in, err := s.ingest(c, maxPutBlob, true, true)
 	if err != nil {
 		return err
 	}
@@ -178,9 +178,14 @@ func errInvalidBlock() error {
 	return storage.Errorf(http.StatusBadRequest, "InvalidBlobOrBlock", "The specified blob or block content is invalid.")
 }
 
-// putBlock answers Put Block and Put Block From URL: a staged block is a
-// durable extent with one reference, listed under the blob until a Put Block
-// List commits it or the sweep drops it.
+// putBlock answers Put Block and Put Block From URL: a staged block is an
+// extent with one reference, listed under the blob until a Put Block List
+// commits it or the sweep drops it. Its record is durable but its file is
+// not fsynced (blockRec.Volatile): Put Block List syncs the files of the
+// blocks it commits, once, and Open drops the volatile blocks a crash may
+// have torn; a client re-sends a block it cannot commit. Azure's durability
+// promise is about committed blobs, and a 64 MiB upload of concurrent blocks
+// thus costs one round of fsyncs instead of one per block.
 func (s *Service) putBlock(c *call) error {
 	if err := s.allow(c, "w", storage.ResObject, ""); err != nil {
 		return err
@@ -196,7 +201,7 @@ func (s *Service) putBlock(c *call) error {
 	} else if c.r.ContentLength == 0 {
 		return errInvalidBlock()
 	} else {
-		in, err = s.ingest(c, maxBlock, false)
+		in, err = s.ingest(c, maxBlock, false, false)
 	}
 	if err != nil {
 		return err
@@ -245,7 +250,7 @@ func (s *Service) putBlock(c *call) error {
 		}
 		ext := in.ext
 		ext.ID = id
-		return putJSON(blocks, key, blockRec{extent: ext, Created: now})
+		return putJSON(blocks, key, blockRec{extent: ext, Created: now, Volatile: in.volatile})
 	})
 	if err != nil {
 		s.discard(in)
@@ -335,7 +340,71 @@ func (s *Service) putBlockList(c *call) error {
 	}
 	now := s.now().UTC()
 	rec := &blobRec{Name: c.blob, Type: blockBlob, Created: now, Modified: now, ETag: s.etag(now), Props: props, Meta: md, Tags: tags}
-	err = s.update(func(t *txn) error {
+	// Sync the files of the named volatile blocks before the commit that
+	// makes them a blob's. The commit checks again: a block re-staged in
+	// between has a new file, which sends this round again.
+	synced := map[string]bool{}
+	for attempt := 0; ; attempt++ {
+		err = s.syncBlocks(c, refs, synced)
+		if err == nil {
+			err = s.commitBlockList(c, refs, rec, synced)
+		}
+		if !errors.Is(err, errUnsyncedBlock) || attempt == 3 {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	writeTags(c.w.Header(), rec.ETag, rec.Modified)
+	c.w.Header().Set("x-ms-request-server-encrypted", "false")
+	c.w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+// errUnsyncedBlock reports a volatile block whose file putBlockList has not
+// synced: it was staged again after the sync.
+var errUnsyncedBlock = errors.New("blob: block staged again during Put Block List")
+
+// syncBlocks fsyncs the files of the volatile uncommitted blocks refs may
+// name that are not in synced yet, and adds them to it.
+func (s *Service) syncBlocks(c *call, refs []blockRef, synced map[string]bool) error {
+	var files []string
+	err := s.view(func(tx *bolt.Tx) error {
+		prefix := blockPrefix(c.req.Account, c.container, c.blob)
+		blocks := tx.Bucket(bktBlocks)
+		for _, ref := range refs {
+			if ref.list == "Committed" {
+				continue
+			}
+			var b blockRec
+			ok, err := getJSON(blocks, append(prefix, ref.id...), &b)
+			if err != nil {
+				return err
+			}
+			if ok && b.Volatile && !synced[b.File] {
+				synced[b.File] = true
+				files = append(files, b.File)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(files) == 0 {
+		return err
+	}
+	if err := s.files.syncFiles(files); err != nil {
+		for _, f := range files {
+			delete(synced, f)
+		}
+		return err
+	}
+	return nil
+}
+
+// commitBlockList makes rec, of the blocks refs names, the blob; every
+// volatile block it takes must be in synced (errUnsyncedBlock otherwise).
+func (s *Service) commitBlockList(c *call, refs []blockRef, rec *blobRec, synced map[string]bool) error {
+	return s.update(func(t *txn) error {
 		rec.Extents, rec.Size = rec.Extents[:0], 0
 		return s.replaceBlob(t, c, rec, func(old *blobRec) error {
 			committed := map[string]extent{}
@@ -360,6 +429,9 @@ func (s *Service) putBlockList(c *call) error {
 					if err != nil {
 						return err
 					}
+					if ok && b.Volatile && !synced[b.File] {
+						return errUnsyncedBlock
+					}
 					e, found = b.extent, ok
 				}
 				if !found && ref.list != "Uncommitted" {
@@ -377,13 +449,6 @@ func (s *Service) putBlockList(c *call) error {
 			return nil
 		})
 	})
-	if err != nil {
-		return err
-	}
-	writeTags(c.w.Header(), rec.ETag, rec.Modified)
-	c.w.Header().Set("x-ms-request-server-encrypted", "false")
-	c.w.WriteHeader(http.StatusCreated)
-	return nil
 }
 
 type blockXML struct {

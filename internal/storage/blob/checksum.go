@@ -29,6 +29,9 @@ type ingested struct {
 	data []byte // the bytes of an inline extent
 	md5  []byte // MD5 of the body, when computed
 	crc  []byte // CRC64 of the body (8 bytes little-endian), when asked for
+	// volatile: the extent's file was not fsynced (a staged block); it
+	// goes through syncFiles before a committed blob refers to it.
+	volatile bool
 }
 
 // discard removes the file of an ingested body that will not be committed.
@@ -68,23 +71,24 @@ func wantedChecksums(h http.Header) (md5sum, crc []byte, err error) {
 	return md5sum, crc, nil
 }
 
-// ingest makes the request body durable: small bodies stay in memory to be
-// stored inline with the metadata, larger ones stream to a new file. It
+// ingest stores the request body: small bodies stay in memory to be stored
+// inline with the metadata, larger ones stream to a new file, fsynced when
+// durable (see writeNew; staged blocks are not, Put Block List syncs them). It
 // validates Content-MD5 and x-ms-content-crc64; computeMD5 asks for the MD5
 // even when the client sent none (Put Blob stores it). For bodies past
 // inlineMax that request is ignored: MD5 costs more CPU than the rest of an
 // upload together (half the time of a 1 MiB Put Blob here), so a large blob
 // carries an MD5 only when the client supplies or validates one.
-func (s *Service) ingest(c *call, limit int64, computeMD5 bool) (*ingested, error) {
+func (s *Service) ingest(c *call, limit int64, computeMD5, durable bool) (*ingested, error) {
 	wantMD5, wantCRC, err := wantedChecksums(c.r.Header)
 	if err != nil {
 		return nil, err
 	}
-	return s.ingestReader(c.r.Body, c.r.ContentLength, limit, computeMD5, wantMD5, wantCRC)
+	return s.ingestReader(c.r.Body, c.r.ContentLength, limit, computeMD5, durable, wantMD5, wantCRC)
 }
 
 // ingestReader is ingest over any stream of length size (-1: unknown).
-func (s *Service) ingestReader(body io.Reader, size, limit int64, computeMD5 bool, wantMD5, wantCRC []byte) (*ingested, error) {
+func (s *Service) ingestReader(body io.Reader, size, limit int64, computeMD5, durable bool, wantMD5, wantCRC []byte) (*ingested, error) {
 	if size > limit {
 		return nil, errTooLarge
 	}
@@ -112,11 +116,12 @@ func (s *Service) ingestReader(body io.Reader, size, limit int64, computeMD5 boo
 		in.ext = extent{File: newID(), Len: size, Inline: true}
 		in.data = buf
 	} else {
-		id, n, err := s.files.writeNew(body, limit, hashes...)
+		id, n, err := s.files.writeNew(body, limit, durable, hashes...)
 		if err != nil {
 			return nil, err
 		}
 		in.ext = extent{File: id, Len: n}
+		in.volatile = !durable
 		if size >= 0 && n != size {
 			s.discard(in)
 			return nil, storage.Errorf(http.StatusBadRequest, "InvalidInput", "The body is shorter than Content-Length.")

@@ -210,7 +210,8 @@ func (s *Service) abortCopy(c *call) error {
 
 // ingestFromURL reads the block of Put Block From URL: x-ms-source-range of
 // a blob of this service (the whole blob without it), checked against
-// x-ms-source-content-md5 / -crc64 when given.
+// x-ms-source-content-md5 / -crc64 when given. Like a Put Block body, the
+// block is not fsynced until a Put Block List commits it.
 func (s *Service) ingestFromURL(c *call) (*ingested, error) {
 	srcContainer, srcName, srcSnap, err := copySource(c)
 	if err != nil {
@@ -263,5 +264,5 @@ func (s *Service) ingestFromURL(c *call) (*ingested, error) {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(s.readContent(pw, src, inline, start, n)) }()
 	defer pr.Close()
-	return s.ingestReader(pr, n, maxBlock, false, wantMD5, wantCRC)
+	return s.ingestReader(pr, n, maxBlock, false, false, wantMD5, wantCRC)
 }

@@ -3,6 +3,7 @@ package blob
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -21,7 +22,9 @@ import (
 // A file becomes visible only after it was written to dir/tmp, fsynced,
 // renamed into place and its directory fsynced; only then does a metadata
 // commit reference it, so a crash leaves at worst an unreferenced file, which
-// Open sweeps away.
+// Open sweeps away. The one exception is a staged block: its record refers
+// to a file not yet fsynced, marked volatile, until Put Block List syncs it
+// (and Open drops such records, see putBlock).
 type fileStore struct {
 	dir string
 	log *slog.Logger
@@ -67,15 +70,18 @@ func (fs *fileStore) path(id string) string {
 	return filepath.Join(fs.dir, "data", id[:2], id)
 }
 
-// writeNew streams r into a new durable file and returns its ID and length.
-// Every byte also goes to the hashes given. More than limit bytes is an error
-// (errTooLarge).
+// writeNew streams r into a new file and returns its ID and length. Every
+// byte also goes to the hashes given. More than limit bytes is an error
+// (errTooLarge). A durable file is fsynced, with its directory, before
+// writeNew returns; a file written with durable false only has its
+// write-back started, and must go through syncFiles before a committed blob
+// refers to it.
 //
 // The file is renamed into place before it is fsynced: no metadata refers to
 // it until this returns, so a crash can only leave an unreferenced file
 // (swept at Open), never a torn blob, and on ext4 the file's fsync then
 // commits the rename too, which makes the directory fsync nearly free.
-func (fs *fileStore) writeNew(r io.Reader, limit int64, hashes ...hash.Hash) (string, int64, error) {
+func (fs *fileStore) writeNew(r io.Reader, limit int64, durable bool, hashes ...hash.Hash) (string, int64, error) {
 	id := newID()
 	tmp := filepath.Join(fs.dir, "tmp", id)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
@@ -83,17 +89,22 @@ func (fs *fileStore) writeNew(r io.Reader, limit int64, hashes ...hash.Hash) (st
 		return "", 0, fmt.Errorf("blob: creating file: %w", err)
 	}
 	final := fs.path(id)
-	n, err := copyLimited(&flusher{f: f}, r, limit, hashes...)
+	fl := &flusher{f: f}
+	n, err := copyLimited(fl, r, limit, hashes...)
 	if err == nil {
 		err = os.Rename(tmp, final)
 	}
-	if err == nil {
+	if err == nil && durable {
 		err = unix.Fdatasync(int(f.Fd()))
+	} else if err == nil && fl.off > fl.put {
+		// Start write-back of the rest now so the later syncFiles finds
+		// little left to do.
+		_ = unix.SyncFileRange(int(f.Fd()), fl.put, fl.off-fl.put, unix.SYNC_FILE_RANGE_WRITE)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
+	if err == nil && durable {
 		err = syncDir(filepath.Dir(final))
 	}
 	if err != nil {
@@ -102,6 +113,55 @@ func (fs *fileStore) writeNew(r io.Reader, limit int64, hashes ...hash.Hash) (st
 		return "", 0, err
 	}
 	return id, n, nil
+}
+
+// syncFiles makes files written by writeNew with durable false durable:
+// each is fdatasynced (several at once, so the disk sees them together) and
+// then each of their directories is fsynced once, which makes their renames
+// into place durable too.
+func (fs *fileStore) syncFiles(ids []string) error {
+	const parallel = 8
+	errs := make([]error, len(ids))
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = syncFile(fs.path(id))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	dirs := map[string]bool{}
+	for _, id := range ids {
+		dir := filepath.Dir(fs.path(id))
+		if dirs[dir] {
+			continue
+		}
+		dirs[dir] = true
+		if err := syncDir(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("blob: sync %s: %w", filepath.Base(path), err)
+	}
+	err = unix.Fdatasync(int(f.Fd()))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("blob: sync %s: %w", filepath.Base(path), err)
+	}
+	return nil
 }
 
 // flusher starts write-back of every few MiB as they are written, so the

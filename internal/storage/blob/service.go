@@ -12,6 +12,7 @@
 package blob
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -102,6 +103,12 @@ func Open(dir string, logger *slog.Logger) (*Service, error) {
 		closed:  make(chan struct{}),
 	}
 	s.lastTag.Store(time.Now().UnixNano())
+	if n, err := dropVolatileBlocks(db); err != nil {
+		_ = db.Close()
+		return nil, err
+	} else if n > 0 {
+		logger.Info("blob: dropped uncommitted blocks staged before a crash", "count", n)
+	}
 	err = db.View(func(tx *bolt.Tx) error {
 		refs := tx.Bucket(bktRefs)
 		n, err := files.sweep(func(id string) bool { return refs.Get([]byte(id)) != nil })
@@ -127,11 +134,91 @@ func (s *Service) Close() error {
 	s.once.Do(func() {
 		close(s.closed)
 		s.wg.Wait()
-		if cerr := s.db.Close(); cerr != nil {
+		err = s.settleBlocks()
+		if cerr := s.db.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("blob: closing metadata: %w", cerr)
 		}
 	})
 	return err
+}
+
+// dropVolatileBlocks removes, at Open, the staged blocks whose files were
+// never fsynced: after a crash they may be torn or empty. Their files are
+// then unreferenced and the sweep removes them. A clean Close leaves none
+// (settleBlocks).
+func dropVolatileBlocks(db *bolt.DB) (int, error) {
+	n := 0
+	err := db.Update(func(tx *bolt.Tx) error {
+		t := &txn{tx: tx}
+		blocks := tx.Bucket(bktBlocks)
+		var stale [][]byte
+		var files []blockRec
+		err := blocks.ForEach(func(k, v []byte) error {
+			var b blockRec
+			if err := json.Unmarshal(v, &b); err != nil {
+				return fmt.Errorf("blob: decoding %q: %w", k, err)
+			}
+			if b.Volatile {
+				stale = append(stale, append([]byte(nil), k...))
+				files = append(files, b)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for i, k := range stale {
+			if err := t.unref(files[i].File, files[i].Inline); err != nil {
+				return err
+			}
+			if err := blocks.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(stale)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("blob: dropping unsynced blocks: %w", err)
+	}
+	return n, nil
+}
+
+// settleBlocks, at Close, fsyncs the files of the volatile staged blocks
+// and clears their flag, so a clean restart keeps them. The committer has
+// stopped: nothing else writes.
+func (s *Service) settleBlocks() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		blocks := tx.Bucket(bktBlocks)
+		var keys [][]byte
+		var recs []blockRec
+		err := blocks.ForEach(func(k, v []byte) error {
+			var b blockRec
+			if err := json.Unmarshal(v, &b); err == nil && b.Volatile {
+				keys = append(keys, append([]byte(nil), k...))
+				recs = append(recs, b)
+			}
+			return nil
+		})
+		if err != nil || len(keys) == 0 {
+			return err
+		}
+		files := make([]string, len(recs))
+		for i, b := range recs {
+			files[i] = b.File
+		}
+		if err := s.files.syncFiles(files); err != nil {
+			// Left volatile, the next Open drops them.
+			return err
+		}
+		for i, k := range keys {
+			recs[i].Volatile = false
+			if err := putJSON(blocks, k, recs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func (s *Service) now() time.Time {

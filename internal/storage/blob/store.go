@@ -127,6 +127,9 @@ type blobRec struct {
 type blockRec struct {
 	extent
 	Created time.Time `json:"c"`
+	// Volatile: the file was not fsynced when the block was staged; a
+	// crash may have torn it (see putBlock).
+	Volatile bool `json:"v,omitempty"`
 }
 
 // getJSON decodes the value at key into v; it reports whether the key exists.
