@@ -5,6 +5,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ const DefaultAddr = "http://127.0.0.1:7070"
 type Client struct {
 	addrs []string
 	http  *http.Client
+	token string // sent as Authorization: Bearer
 
 	mu      sync.Mutex
 	current int
@@ -48,6 +50,19 @@ func New(addrs string) *Client {
 		list = []string{DefaultAddr}
 	}
 	return &Client{addrs: list, http: &http.Client{}}
+}
+
+// WithTLS makes the client use config for https:// addresses: the
+// cluster's CA to check servers against and, for agents, a certificate.
+func (c *Client) WithTLS(config *tls.Config) *Client {
+	c.http = &http.Client{Transport: &http.Transport{TLSClientConfig: config, Proxy: http.ProxyFromEnvironment}}
+	return c
+}
+
+// WithToken makes the client present token (an API token) as a bearer token.
+func (c *Client) WithToken(token string) *Client {
+	c.token = token
+	return c
 }
 
 // Addrs returns the controller addresses the client knows.
@@ -152,6 +167,9 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		}
 		if contentType != "" {
 			req.Header.Set("Content-Type", contentType)
+		}
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
 		}
 		resp, err := c.http.Do(req)
 		if err != nil {

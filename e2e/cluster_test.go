@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,6 +19,7 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/loadgen"
+	"github.com/weftcloud/weft/internal/pki"
 )
 
 // freePortPair returns a free port whose next port is free too: a
@@ -42,24 +46,33 @@ func freePortPair(t testing.TB) int {
 // newServers starts n controller servers (s1..sn) that form one Raft
 // cluster, and no agents. The cluster's client knows every server.
 func newServers(t testing.TB, n int) *cluster {
+	return newServersWith(t, n, nil, "http://", client.New)
+}
+
+// newServersWith starts servers with extra flags, reached at scheme with
+// clients made by newClient.
+func newServersWith(t testing.TB, n int, serverFlags []string, scheme string, newClient func(string) *client.Client) *cluster {
 	requireE2E(t)
-	c := &cluster{t: t, dir: t.TempDir(), servers: map[string]*proc{}, agents: map[string]*proc{}}
+	c := &cluster{t: t, dir: t.TempDir(), servers: map[string]*proc{}, agents: map[string]*proc{}, extra: serverFlags}
 	t.Cleanup(c.cleanup)
-	var addrs []string
+	var addrs, urls []string
 	for i := 0; i < n; i++ {
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", freePortPair(t)))
 	}
 	for i, addr := range addrs {
 		c.startReplica(fmt.Sprintf("s%d", i+1), addr, addrs)
 	}
+	for _, a := range addrs {
+		urls = append(urls, scheme+a)
+	}
 	c.agentFlags = fastAgent
 	c.apiArg = strings.Join(addrs, ",")
-	c.api = c.apiArg
-	c.client = client.New(c.api)
+	c.api = strings.Join(urls, ",")
+	c.client = newClient(c.api)
 	c.waitFor("a leader among the servers", 30*time.Second, func() bool { return c.leader() != "" })
-	for _, addr := range addrs {
-		c.waitFor("server "+addr+" in the cluster", 30*time.Second, func() bool {
-			_, err := client.New(addr).Status(context.Background())
+	for _, u := range urls {
+		c.waitFor("server "+u+" in the cluster", 30*time.Second, func() bool {
+			_, err := newClient(u).Status(context.Background())
 			return err == nil
 		})
 	}
@@ -70,9 +83,9 @@ func newServers(t testing.TB, n int) *cluster {
 // load balancer binds on its own loopback address (s2: 127.0.0.2), as
 // servers on separate hosts would.
 func (c *cluster) startReplica(name, addr string, all []string) {
-	c.servers[name] = c.start(name, "server", "--name", name, "--data", filepath.Join(c.dir, name),
+	c.servers[name] = c.start(name, append([]string{"server", "--name", name, "--data", filepath.Join(c.dir, name),
 		"--listen", addr, "--bootstrap-expect", fmt.Sprint(len(all)), "--join", strings.Join(all, ","),
-		"--no-storage", "--heartbeat-ttl", "1500ms", "--lb-host", lbHost(name))
+		"--no-storage", "--heartbeat-ttl", "1500ms", "--lb-host", lbHost(name)}, c.extra...)...)
 	c.servers[name].addr = addr
 }
 
@@ -326,4 +339,56 @@ func TestRollingRestartOfServers(t *testing.T) {
 		}
 	}
 	c.mustWeft("storage", "account", "create", "afterall")
+}
+
+// TestTLSCluster runs three servers and two agents on the credentials of
+// weft tls init: the servers form their cluster and replicate over mutual
+// TLS, agents join with their certificate, the CLI works with the CA and
+// the API token, and a caller with neither is refused.
+func TestTLSCluster(t *testing.T) {
+	creds := filepath.Join(t.TempDir(), "tls")
+	if out, err := exec.Command(weftBin, "tls", "init", "--dir", creds).CombinedOutput(); err != nil {
+		t.Fatalf("weft tls init: %v: %s", err, out)
+	}
+	token, err := os.ReadFile(filepath.Join(creds, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pki.LoadCA(filepath.Join(creds, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secure := func(addrs string) *client.Client {
+		return client.New(addrs).WithTLS(&tls.Config{RootCAs: pool}).WithToken(strings.TrimSpace(string(token)))
+	}
+	c := newServersWith(t, 3, []string{"--tls-dir", creds}, "https://", secure)
+	c.env = []string{"WEFT_TOKEN=" + strings.TrimSpace(string(token)), "WEFT_CA_CERT=" + filepath.Join(creds, "ca.pem")}
+	c.agentFlags = append([]string{"--tls-dir", creds}, fastAgent...)
+	for i := 1; i <= 2; i++ {
+		c.startAgent(fmt.Sprintf("node-%d", i))
+	}
+	c.waitFor("two nodes ready", 20*time.Second, func() bool {
+		nodes, err := c.client.Nodes(context.Background())
+		return err == nil && len(nodes) == 2 && nodes[0].State == api.NodeReady && nodes[1].State == api.NodeReady
+	})
+	port := freePort(t)
+	c.mustWeft("deploy", "-f", c.service("web", port, 2, "hello"), "--wait")
+	in := c.instances("web")[0]
+	if out := c.mustWeft("logs", in.ID); out == "" {
+		t.Error("no logs through the server from the agent (mutual TLS)")
+	}
+	if out := c.mustWeft("operator", "members"); strings.Count(out, "s") < 3 {
+		t.Errorf("members:\n%s", out)
+	}
+
+	// No token and no certificate: refused. Plain HTTP: no answer.
+	anonymous := client.New(c.api).WithTLS(&tls.Config{RootCAs: pool})
+	_, err = anonymous.Services(context.Background())
+	var e *api.Error
+	if !errors.As(err, &e) || e.Code != api.CodeUnauthorized {
+		t.Errorf("a request without credentials: %v, want unauthorized", err)
+	}
+	if _, err := client.New("http://" + strings.Split(c.apiArg, ",")[0]).Services(context.Background()); err == nil {
+		t.Error("a server with TLS answered plain HTTP")
+	}
 }

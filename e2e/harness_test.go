@@ -85,6 +85,7 @@ type cluster struct {
 	agents     map[string]*proc
 	extra      []string // extra server flags
 	agentFlags []string
+	env        []string // extra environment for the CLI
 }
 
 func freePort(t testing.TB) int {
@@ -293,7 +294,7 @@ func (c *cluster) waitFor(what string, timeout time.Duration, cond func() bool) 
 func (c *cluster) weft(args ...string) (stdout, stderr string, code int) {
 	c.t.Helper()
 	cmd := exec.Command(weftBin, args...)
-	cmd.Env = append(os.Environ(), "WEFT_ADDR="+c.api)
+	cmd.Env = append(append(os.Environ(), "WEFT_ADDR="+c.api), c.env...)
 	cmd.Dir = c.dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -8,6 +8,7 @@ package agent
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -43,10 +44,13 @@ type Controller interface {
 
 // Config configures an agent; zero values take defaults.
 type Config struct {
-	Name              string
-	DataDir           string
-	FaultDomain       string        // default: Name
-	Listen            string        // the agent's API; default 127.0.0.1:0
+	Name        string
+	DataDir     string
+	FaultDomain string // default: Name
+	Listen      string // the agent's API; default 127.0.0.1:0
+	// TLS, when set, serves the agent's API over mutual TLS: only the
+	// cluster's servers (certificates of its CA) may call it.
+	TLS               *tls.Config
 	Host              string        // where instances' ports are reachable; default 127.0.0.1
 	CPU               float64       // default: the machine's cores
 	Memory            int64         // default: the machine's memory
@@ -121,6 +125,9 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: listen on %s: %w", cfg.Listen, err)
 	}
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
+	}
 	a := &Agent{
 		cfg: cfg, ctl: ctl, log: cfg.Logger, drivers: map[string]driver.Driver{}, ln: ln,
 		images:    imagecache.New(filepath.Join(cfg.DataDir, "images"), ctl),
@@ -132,8 +139,13 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 	return a, nil
 }
 
-// Addr is the agent API's address, http://host:port.
-func (a *Agent) Addr() string { return "http://" + a.ln.Addr().String() }
+// Addr is the agent API's address, http(s)://host:port.
+func (a *Agent) Addr() string {
+	if a.cfg.TLS != nil {
+		return "https://" + a.ln.Addr().String()
+	}
+	return "http://" + a.ln.Addr().String()
+}
 
 // Run registers the node and serves until ctx ends. Instances keep running
 // after it returns.

@@ -5,6 +5,7 @@
 package cli
 
 import (
+	"crypto/tls"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/guest"
+	"github.com/weftcloud/weft/internal/pki"
 	"github.com/weftcloud/weft/internal/shim"
 )
 
@@ -45,6 +47,8 @@ func Main(args []string) int {
 // app holds what every command shares.
 type app struct {
 	addr   string
+	token  string
+	caCert string
 	output string
 	stdout io.Writer
 	stderr io.Writer
@@ -128,6 +132,8 @@ func (a *app) rootCommand() *cobra.Command {
 		defAddr = client.DefaultAddr
 	}
 	root.PersistentFlags().StringVar(&a.addr, "addr", defAddr, "controller address(es), comma-separated (env WEFT_ADDR)")
+	root.PersistentFlags().StringVar(&a.token, "token", os.Getenv("WEFT_TOKEN"), "API token of a cluster with TLS (env WEFT_TOKEN)")
+	root.PersistentFlags().StringVar(&a.caCert, "ca-cert", os.Getenv("WEFT_CA_CERT"), "the cluster's CA certificate, to check https servers (env WEFT_CA_CERT)")
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 
 	root.AddCommand(
@@ -139,13 +145,24 @@ func (a *app) rootCommand() *cobra.Command {
 				return a.client().Exec(ctx, id, cmd)
 			}),
 		a.nodesCommand(), a.nodeCommand(),
-		a.imageCommand(), a.vmCommand(), a.operatorCommand(),
+		a.imageCommand(), a.vmCommand(), a.operatorCommand(), a.tlsCommand(),
 		a.eventsCommand(), a.versionCommand(), a.statusCommand(),
 	)
 	return root
 }
 
-func (a *app) client() *client.Client { return client.New(a.addr) }
+func (a *app) client() *client.Client {
+	c := client.New(a.addr).WithToken(a.token)
+	if a.caCert != "" {
+		pool, err := pki.LoadCA(a.caCert)
+		if err != nil {
+			fmt.Fprintln(a.stderr, "weft:", err) // requests then fail on the unknown CA
+			return c
+		}
+		c.WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	}
+	return c
+}
 
 func (a *app) jsonOutput() bool { return a.output == "json" }
 

@@ -48,6 +48,7 @@ func (a *app) serverCommand() *cobra.Command {
 	f.IntVar(&cfg.TablePort, "table-port", daemon.DefaultTablePort, "storage table port")
 	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "servers to wait for before forming a cluster")
 	f.StringVar(&join, "join", "", "other servers' --listen addresses, comma-separated")
+	f.StringVar(&cfg.TLSDir, "tls-dir", "", "the cluster's credentials (weft tls init): serve TLS, require a certificate or token")
 	return cmd
 }
 
@@ -82,6 +83,7 @@ func (a *app) agentCommand() *cobra.Command {
 	f.StringVar(&cfg.FaultDomain, "fault-domain", "", "fault domain (default: the node name)")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:0", "the agent's own API address (logs)")
 	f.StringVar(&cfg.Host, "host", "127.0.0.1", "address where instances' ports are reachable")
+	f.StringVar(&cfg.TLSDir, "tls-dir", "", "the agent's credentials (ca.pem, agent.pem, agent-key.pem from weft tls init)")
 	f.Float64Var(&cfg.CPU, "cpu", 0, "CPU cores to offer (0: the machine's)")
 	f.StringVar(&memory, "memory", "", "memory to offer, e.g. 4Gi (default: the machine's)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", daemon.DefaultHeartbeatInterval, "how often to report")

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weftcloud/weft/internal/atomicfile"
+	"github.com/weftcloud/weft/internal/pki"
 )
 
 // operatorCommand is `weft operator members|remove-peer|snapshot save|restore`.
@@ -89,5 +90,42 @@ func (a *app) operatorCommand() *cobra.Command {
 		},
 	})
 	cmd.AddCommand(members, removePeer, snapshot)
+	return cmd
+}
+
+// tlsCommand is `weft tls init`.
+func (a *app) tlsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tls",
+		Short: "Make the credentials of a cluster that talks TLS",
+		Args:  maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return usagef("usage: weft tls init --dir DIR [--host NAME_OR_IP ...]")
+		},
+	}
+	var dir string
+	var hosts []string
+	initCmd := &cobra.Command{
+		Use:   "init --dir DIR [--host NAME_OR_IP ...]",
+		Short: "Make a cluster CA, the servers' and agents' certificates and an API token",
+		Long: `Make a cluster CA, a certificate for the servers (valid for --host names and addresses, localhost
+and 127.0.0.1), one for the node agents, and an API token (admin.token). Give the folder to every server
+(weft server --tls-dir DIR); give agents ca.pem, agent.pem and agent-key.pem (weft agent --tls-dir);
+give API users ca.pem and the token (WEFT_CA_CERT, WEFT_TOKEN). Keep ca-key.pem offline.`,
+		Args: maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dir == "" {
+				return usagef("--dir: the folder for the credentials is required")
+			}
+			if err := pki.Init(dir, hosts); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "credentials in %s: ca.pem, server.pem, agent.pem, admin.token\n", dir)
+			return nil
+		},
+	}
+	initCmd.Flags().StringVar(&dir, "dir", "", "the folder to write the credentials to")
+	initCmd.Flags().StringSliceVar(&hosts, "host", nil, "a server's name or address (repeatable)")
+	cmd.AddCommand(initCmd)
 	return cmd
 }

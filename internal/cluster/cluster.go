@@ -8,6 +8,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,20 +55,39 @@ func apiAddress(raft string) (string, bool) {
 	return net.JoinHostPort(host, strconv.Itoa(p-1)), true
 }
 
-// client talks to other servers during formation; short timeouts, since a
-// server that does not answer is retried.
-var client = &http.Client{Timeout: 3 * time.Second}
+// Link is how a server reaches the others: plain HTTP, or HTTPS checked
+// against the cluster's CA with its own certificate (mutual TLS).
+type Link struct {
+	client *http.Client
+	scheme string
+}
+
+// NewLink returns a plain HTTP link when config is nil.
+func NewLink(config *tls.Config) Link {
+	if config == nil {
+		return Link{client: &http.Client{}, scheme: "http"}
+	}
+	return Link{client: &http.Client{Transport: &http.Transport{TLSClientConfig: config}}, scheme: "https"}
+}
+
+// url is addr's path; addr may name its scheme.
+func (l Link) url(addr, path string) string {
+	if strings.Contains(addr, "://") {
+		return strings.TrimRight(addr, "/") + path
+	}
+	return l.scheme + "://" + addr + path
+}
 
 // DiscoverPeers asks the servers at join who they are until expect servers,
 // self included, are known, and returns them in the same order every server
 // computes: each bootstraps the same configuration and Raft elects a leader
 // as soon as a majority runs.
-func DiscoverPeers(ctx context.Context, self api.ServerSelf, join []string, expect int, log *slog.Logger) ([]raftstore.Peer, error) {
+func DiscoverPeers(ctx context.Context, link Link, self api.ServerSelf, join []string, expect int, log *slog.Logger) ([]raftstore.Peer, error) {
 	known := map[string]api.ServerSelf{self.Name: self}
 	for round := 0; ; round++ {
 		for _, addr := range join {
 			var other api.ServerSelf
-			if err := call(ctx, http.MethodGet, addr, "/v1/cluster/self", nil, &other); err != nil {
+			if err := link.call(ctx, http.MethodGet, addr, "/v1/cluster/self", nil, &other); err != nil {
 				continue
 			}
 			if prev, ok := known[other.Name]; ok && prev.Raft != other.Raft {
@@ -96,11 +116,11 @@ func DiscoverPeers(ctx context.Context, self api.ServerSelf, join []string, expe
 
 // RequestJoin asks the servers at join to add self to their cluster, until
 // one accepts (a follower forwards it to the leader) or ctx ends.
-func RequestJoin(ctx context.Context, self api.ServerSelf, join []string, log *slog.Logger) error {
+func RequestJoin(ctx context.Context, link Link, self api.ServerSelf, join []string, log *slog.Logger) error {
 	for {
 		var last error
 		for _, addr := range join {
-			err := call(ctx, http.MethodPost, addr, "/v1/cluster/join", api.JoinCluster{Name: self.Name, Raft: self.Raft}, nil)
+			err := link.call(ctx, http.MethodPost, addr, "/v1/cluster/join", api.JoinCluster{Name: self.Name, Raft: self.Raft}, nil)
 			if err == nil {
 				log.Info("joined the cluster", "through", addr)
 				return nil
@@ -117,18 +137,20 @@ func RequestJoin(ctx context.Context, self api.ServerSelf, join []string, log *s
 }
 
 // call sends one JSON request to another server's API.
-func call(ctx context.Context, method, addr, path string, body, out any) error {
+func (l Link) call(ctx context.Context, method, addr, path string, body, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second) // a server that does not answer is retried
+	defer cancel()
 	var rd io.Reader = http.NoBody
 	if body != nil {
 		data, _ := json.Marshal(body)
 		rd = bytes.NewReader(data)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, baseURL(addr)+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, l.url(addr, path), rd)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	resp, err := l.client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -142,13 +164,6 @@ func call(ctx context.Context, method, addr, path string, body, out any) error {
 		return json.NewDecoder(resp.Body).Decode(out)
 	}
 	return nil
-}
-
-func baseURL(addr string) string {
-	if strings.Contains(addr, "://") {
-		return strings.TrimRight(addr, "/")
-	}
-	return "http://" + addr
 }
 
 // Lead runs work while this server is the leader: it starts when the store

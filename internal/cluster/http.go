@@ -25,6 +25,7 @@ const forwardedHeader = "X-Weft-Forwarded-By"
 type Server struct {
 	store *raftstore.Store
 	self  api.ServerSelf
+	link  Link
 	log   *slog.Logger
 
 	mu      sync.Mutex
@@ -32,8 +33,8 @@ type Server struct {
 }
 
 // NewServer returns the cluster API of the server self backed by store.
-func NewServer(store *raftstore.Store, self api.ServerSelf, log *slog.Logger) *Server {
-	return &Server{store: store, self: self, log: log, proxies: map[string]*httputil.ReverseProxy{}}
+func NewServer(store *raftstore.Store, self api.ServerSelf, link Link, log *slog.Logger) *Server {
+	return &Server{store: store, self: self, link: link, log: log, proxies: map[string]*httputil.ReverseProxy{}}
 }
 
 // SelfHandler answers GET /v1/cluster/self, and 503 to everything else: what
@@ -119,11 +120,12 @@ func (s *Server) proxy(addr string) *httputil.ReverseProxy {
 	if p, ok := s.proxies[addr]; ok {
 		return p
 	}
-	target, err := url.Parse(baseURL(addr))
+	target, err := url.Parse(s.link.url(addr, ""))
 	if err != nil {
-		target = &url.URL{Scheme: "http", Host: addr}
+		target = &url.URL{Scheme: s.link.scheme, Host: addr}
 	}
 	p := httputil.NewSingleHostReverseProxy(target)
+	p.Transport = s.link.client.Transport
 	p.FlushInterval = -1 // logs and events stream
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", "1") // it may be gone: an election follows
@@ -147,11 +149,11 @@ func (s *Server) FetchFromPeers(ctx context.Context, path string) (io.ReadCloser
 		if m.ID == s.self.Name || !ok {
 			continue
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL(addr)+path+"?stale&local", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.link.url(addr, path+"?stale&local"), nil)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := s.link.client.Do(req)
 		if err != nil {
 			last = err
 			continue

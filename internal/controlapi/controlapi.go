@@ -38,8 +38,13 @@ type server struct {
 }
 
 // New returns the API handler over the controller and the storage accounts.
-func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, vmMgr *vms.Manager, logger *slog.Logger) http.Handler {
-	s := &server{ctl: ctl, accounts: accts, images: imgs, vms: vmMgr, log: logger, http: &http.Client{}}
+// nodes is the HTTP client for agents' APIs (logs, exec): with TLS, it
+// presents the server's certificate.
+func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, vmMgr *vms.Manager, nodes *http.Client, logger *slog.Logger) http.Handler {
+	if nodes == nil {
+		nodes = &http.Client{}
+	}
+	s := &server{ctl: ctl, accounts: accts, images: imgs, vms: vmMgr, log: logger, http: nodes}
 	mux := http.NewServeMux()
 	route := func(pattern string, h handlerFunc) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {

@@ -11,6 +11,7 @@ import (
 	"github.com/weftcloud/weft/internal/driver/container"
 	"github.com/weftcloud/weft/internal/driver/process"
 	"github.com/weftcloud/weft/internal/driver/qemu"
+	"github.com/weftcloud/weft/internal/pki"
 )
 
 // newAgent builds a node agent with every runtime this host offers.
@@ -41,13 +42,23 @@ func newAgent(cfg AgentConfig) (*agent.Agent, error) {
 	} else {
 		drivers = append(drivers, vm)
 	}
-	return agent.New(agent.Config{
+	ctl := client.New(cfg.Server)
+	acfg := agent.Config{
 		Name: cfg.Name, DataDir: cfg.Data, FaultDomain: cfg.FaultDomain,
 		Listen: cfg.Listen, Host: cfg.Host, CPU: cfg.CPU, Memory: cfg.Memory,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		Drivers:           drivers,
 		Logger:            log,
-	}, client.New(cfg.Server))
+	}
+	if cfg.TLSDir != "" {
+		creds, err := pki.LoadAgent(cfg.TLSDir)
+		if err != nil {
+			return nil, fmt.Errorf("agent: --tls-dir: %w", err)
+		}
+		acfg.TLS = creds.ServerTLS(true)
+		ctl.WithTLS(creds.ClientTLS())
+	}
+	return agent.New(acfg, ctl)
 }
 
 // RunAgent runs a node agent until ctx ends. Its instances keep running

@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/accounts"
 	"github.com/weftcloud/weft/internal/cluster"
+	"github.com/weftcloud/weft/internal/pki"
 	"github.com/weftcloud/weft/internal/raftstore"
 )
 
@@ -24,7 +27,7 @@ const formTimeout = 10 * time.Minute
 // with the servers at --join once --bootstrap-expect of them are up, or an
 // existing cluster joined through --join. A server with Raft state resumes.
 // It returns once the cluster has a leader.
-func openStore(cfg ServerConfig, self api.ServerSelf, log *slog.Logger) (*raftstore.Store, error) {
+func openStore(cfg ServerConfig, self api.ServerSelf, link cluster.Link, creds *pki.Credentials, log *slog.Logger) (*raftstore.Store, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), formTimeout)
 	defer cancel()
 	_, err := os.Stat(filepath.Join(cfg.Data, "raft.db"))
@@ -34,6 +37,9 @@ func openStore(cfg ServerConfig, self api.ServerSelf, log *slog.Logger) (*raftst
 		NodeID: cfg.Name, BindAddr: self.Raft, API: self.API, DataDir: cfg.Data,
 		Logger: log.With("part", "raft"),
 	}
+	if creds != nil {
+		rc.TLS = creds.ClientTLS()
+	}
 	switch {
 	case resuming:
 	case single:
@@ -42,7 +48,7 @@ func openStore(cfg ServerConfig, self api.ServerSelf, log *slog.Logger) (*raftst
 		if len(cfg.Join) == 0 {
 			return nil, errors.New("server: --bootstrap-expect needs --join with the other servers' addresses")
 		}
-		if rc.Peers, err = cluster.DiscoverPeers(ctx, self, cfg.Join, cfg.BootstrapExpect, log); err != nil {
+		if rc.Peers, err = cluster.DiscoverPeers(ctx, link, self, cfg.Join, cfg.BootstrapExpect, log); err != nil {
 			return nil, err
 		}
 	}
@@ -51,7 +57,7 @@ func openStore(cfg ServerConfig, self api.ServerSelf, log *slog.Logger) (*raftst
 		return nil, fmt.Errorf("server: open state: %w", err)
 	}
 	if !resuming && !single && cfg.BootstrapExpect <= 1 {
-		if err := cluster.RequestJoin(ctx, self, cfg.Join, log); err != nil {
+		if err := cluster.RequestJoin(ctx, link, self, cfg.Join, log); err != nil {
 			store.Close()
 			return nil, err
 		}
@@ -78,4 +84,24 @@ func systemAccountKey(ctx context.Context, accts *accounts.Store) (string, []byt
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// authorize lets through only requests that present a certificate of the
+// cluster's CA or the admin token, when the server has credentials. A
+// server's self-description stays open: it is what forming servers ask.
+func authorize(creds *pki.Credentials, next http.Handler) http.Handler {
+	if creds == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/cluster/self" || creds.Authorize(r.TLS, r.Header.Get("Authorization")) == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		w.WriteHeader(http.StatusUnauthorized)
+		json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: api.CodeUnauthorized,
+			Message: "this cluster needs a client certificate of its CA or an API token (WEFT_TOKEN)"}})
+	})
 }

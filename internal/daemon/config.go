@@ -35,6 +35,12 @@ type ServerConfig struct {
 	// Raft cluster (issue 6).
 	BootstrapExpect int
 	Join            []string
+
+	// TLSDir holds the cluster's credentials (weft tls init): the API is
+	// served over TLS, callers need a certificate of the cluster's CA or the
+	// admin token, and servers talk to each other (Raft included) over
+	// mutual TLS. Empty: plain HTTP, for weft dev.
+	TLSDir string
 }
 
 // AgentConfig configures `weft agent`, the node agent.
@@ -50,6 +56,11 @@ type AgentConfig struct {
 
 	HeartbeatInterval time.Duration
 	Logger            *slog.Logger
+
+	// TLSDir holds the agent's credentials (ca.pem, agent.pem,
+	// agent-key.pem from weft tls init): it calls the servers and serves its
+	// API over mutual TLS.
+	TLSDir string
 }
 
 // StorageConfig configures `weft storage`, the storage service alone.

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/lb"
 	"github.com/weftcloud/weft/internal/pkgstore"
+	"github.com/weftcloud/weft/internal/pki"
 	"github.com/weftcloud/weft/internal/raftstore"
 	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/blobclient"
@@ -76,6 +78,12 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 	}()
 	// The API listens first: servers forming a cluster ask each other who
 	// they are before any of them has state.
+	var creds *pki.Credentials
+	if cfg.TLSDir != "" {
+		if creds, err = pki.LoadServer(cfg.TLSDir); err != nil {
+			return nil, fmt.Errorf("server: --tls-dir: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("server: listen on %s: %w", cfg.Listen, err)
@@ -87,12 +95,20 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		return nil, err
 	}
 	self := api.ServerSelf{Name: cfg.Name, Raft: raftAddr, API: "http://" + c.addr}
+	link := cluster.NewLink(nil)
+	var nodes *http.Client
+	if creds != nil {
+		ln = tls.NewListener(ln, creds.ServerTLS(false))
+		self.API = "https://" + c.addr
+		link = cluster.NewLink(creds.ClientTLS())
+		nodes = &http.Client{Transport: &http.Transport{TLSClientConfig: creds.AgentDialTLS()}}
+	}
 	// The handler is swapped once the controller is built.
 	var handler atomic.Pointer[http.Handler]
 	setHandler := func(h http.Handler) { handler.Store(&h) }
 	setHandler(cluster.SelfHandler(self))
 	c.http = &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }),
+		Handler:           authorize(creds, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) })),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {
@@ -102,7 +118,7 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		}
 		c.done <- err
 	}()
-	if c.store, err = openStore(cfg, self, log); err != nil {
+	if c.store, err = openStore(cfg, self, link, creds, log); err != nil {
 		return nil, err
 	}
 	pkgs, err := pkgstore.Open(filepath.Join(cfg.Data, "packages"))
@@ -133,7 +149,7 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		return nil, err
 	}
 	disks := vms.NewDisks(sys.url, sys.name, sys.key)
-	peers := cluster.NewServer(c.store, self, log.With("part", "cluster"))
+	peers := cluster.NewServer(c.store, self, link, log.With("part", "cluster"))
 	c.ctl = fabric.New(fabric.Config{
 		Name: cfg.Name, HeartbeatTTL: cfg.HeartbeatTTL, UpgradeTimeout: cfg.UpgradeTimeout,
 		Logger: log.With("part", "fabric"), DiskAccess: disks.Access, Leader: c.store.IsLeader,
@@ -149,7 +165,7 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	apiHandler := controlapi.New(c.ctl, accts, imgs, vmMgr, log.With("part", "api"))
+	apiHandler := controlapi.New(c.ctl, accts, imgs, vmMgr, nodes, log.With("part", "api"))
 	setHandler(peers.Handler(apiHandler))
 
 	ctx, cancel := context.WithCancel(context.Background())

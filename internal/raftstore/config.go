@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,10 @@ type Config struct {
 	Advertise string // Raft address others dial; defaults to the bound address
 	API       string // optional API address, announced by the leader for request forwarding
 	DataDir   string // holds raft.db (log), snapshots/ and state.db (the FSM)
+
+	// TLS, when set, runs Raft over mutual TLS: Certificates and RootCAs
+	// (the cluster's CA) are used both to serve and to dial.
+	TLS *tls.Config
 
 	Bootstrap bool
 	Peers     []Peer

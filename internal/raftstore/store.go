@@ -137,7 +137,14 @@ func Open(cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("raftstore: advertise address: %w", err)
 		}
 	}
-	s.trans, err = raft.NewTCPTransportWithLogger(c.BindAddr, advertise, 3, 10*time.Second, hclogger)
+	if c.TLS != nil {
+		var stream *tlsStream
+		if stream, err = newTLSStream(c.BindAddr, advertise, c.TLS); err == nil {
+			s.trans = raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hclogger)
+		}
+	} else {
+		s.trans, err = raft.NewTCPTransportWithLogger(c.BindAddr, advertise, 3, 10*time.Second, hclogger)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: listen %s: %w", c.BindAddr, err)
 	}

@@ -1,0 +1,242 @@
+// Package pki makes and loads a cluster's credentials: a certificate
+// authority, the servers' certificate (good for serving and for dialling
+// other servers), and the tokens API clients and joining agents present.
+// `weft tls init` writes them to a folder that every server is given.
+package pki
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Files of a credentials folder.
+const (
+	CAFile         = "ca.pem"
+	CAKeyFile      = "ca-key.pem"
+	ServerFile     = "server.pem"
+	ServerKeyFile  = "server-key.pem"
+	AgentFile      = "agent.pem" // node agents: serves their API and dials the servers
+	AgentKeyFile   = "agent-key.pem"
+	AdminTokenFile = "admin.token" // API clients: Authorization: Bearer
+)
+
+// Init makes a new CA, a server certificate for hosts (names or
+// addresses; localhost and 127.0.0.1 are always added) and two tokens in
+// dir. It refuses to overwrite existing credentials.
+func Init(dir string, hosts []string) error {
+	if _, err := os.Stat(filepath.Join(dir, CAFile)); err == nil {
+		return fmt.Errorf("pki: %s already holds a CA: remove it to start over", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: "weft cluster CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return fmt.Errorf("pki: CA: %w", err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	names := append([]string{"localhost", "127.0.0.1"}, hosts...)
+	srvDER, srvKey, err := issue(ca, caKey, "weft server", names)
+	if err != nil {
+		return err
+	}
+	agentDER, agentKey, err := issue(ca, caKey, "weft agent", nil)
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{
+		CAFile:         pemBlock("CERTIFICATE", caDER),
+		CAKeyFile:      pemKey(caKey),
+		ServerFile:     pemBlock("CERTIFICATE", srvDER),
+		ServerKeyFile:  pemKey(srvKey),
+		AgentFile:      pemBlock("CERTIFICATE", agentDER),
+		AgentKeyFile:   pemKey(agentKey),
+		AdminTokenFile: []byte(token() + "\n"),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			return fmt.Errorf("pki: %w", err)
+		}
+	}
+	return nil
+}
+
+// issue makes a certificate the CA signs, good for serving (for names)
+// and for dialling with.
+func issue(ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, names []string) ([]byte, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: cn},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	for _, h := range names {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: %s certificate: %w", cn, err)
+	}
+	return der, key, nil
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	return n
+}
+
+func token() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func pemBlock(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+func pemKey(k *ecdsa.PrivateKey) []byte {
+	der, _ := x509.MarshalECPrivateKey(k)
+	return pemBlock("EC PRIVATE KEY", der)
+}
+
+// Credentials are one party's: the CA to check others against, its own
+// certificate, and (servers only) the admin token.
+type Credentials struct {
+	CA         *x509.CertPool
+	Cert       tls.Certificate
+	AdminToken string
+}
+
+// LoadServer reads a server's credentials from dir.
+func LoadServer(dir string) (*Credentials, error) {
+	c, err := load(dir, ServerFile, ServerKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(filepath.Join(dir, AdminTokenFile))
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	if c.AdminToken = strings.TrimSpace(string(data)); c.AdminToken == "" {
+		return nil, fmt.Errorf("pki: %s is empty", AdminTokenFile)
+	}
+	return c, nil
+}
+
+// LoadAgent reads a node agent's credentials from dir (ca.pem, agent.pem,
+// agent-key.pem).
+func LoadAgent(dir string) (*Credentials, error) { return load(dir, AgentFile, AgentKeyFile) }
+
+func load(dir, certFile, keyFile string) (*Credentials, error) {
+	ca, err := LoadCA(filepath.Join(dir, CAFile))
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, certFile), filepath.Join(dir, keyFile))
+	if err != nil {
+		return nil, fmt.Errorf("pki: %s: %w", certFile, err)
+	}
+	return &Credentials{CA: ca, Cert: cert}, nil
+}
+
+// LoadCA reads a CA certificate file into a pool.
+func LoadCA(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("pki: %s holds no certificate", path)
+	}
+	return pool, nil
+}
+
+// ServerTLS serves with the certificate; client certificates are checked
+// against the CA, required when require is set and otherwise checked when
+// given (API clients may use a token instead).
+func (c *Credentials) ServerTLS(require bool) *tls.Config {
+	auth := tls.VerifyClientCertIfGiven
+	if require {
+		auth = tls.RequireAndVerifyClientCert
+	}
+	return &tls.Config{Certificates: []tls.Certificate{c.Cert}, ClientCAs: c.CA, ClientAuth: auth, MinVersion: tls.VersionTLS12}
+}
+
+// ClientTLS dials with the certificate and checks servers against the CA.
+func (c *Credentials) ClientTLS() *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{c.Cert}, RootCAs: c.CA, ClientCAs: c.CA, MinVersion: tls.VersionTLS12}
+}
+
+// ErrUnauthorized is returned by Authorize for a request with no valid
+// credentials.
+var ErrUnauthorized = errors.New("pki: no valid client certificate or bearer token")
+
+// Authorize accepts a request that presented a certificate the CA signed,
+// or the admin token as a bearer token.
+func (c *Credentials) Authorize(state *tls.ConnectionState, authorization string) error {
+	if state != nil && len(state.VerifiedChains) > 0 {
+		return nil
+	}
+	if tok, ok := strings.CutPrefix(authorization, "Bearer "); ok && c.AdminToken != "" &&
+		len(tok) == len(c.AdminToken) && subtle.ConstantTimeCompare([]byte(tok), []byte(c.AdminToken)) == 1 {
+		return nil
+	}
+	return ErrUnauthorized
+}
+
+// AgentDialTLS is how servers dial node agents: agents live at addresses
+// no certificate can name in advance, so an agent is known by a certificate
+// the cluster's CA signed rather than by its address.
+func (c *Credentials) AgentDialTLS() *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{c.Cert}, MinVersion: tls.VersionTLS12,
+		InsecureSkipVerify: true, // the chain is checked below, without the host name
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("pki: the agent presented no certificate")
+			}
+			opts := x509.VerifyOptions{Roots: c.CA, Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+			for _, ic := range cs.PeerCertificates[1:] {
+				opts.Intermediates.AddCert(ic)
+			}
+			_, err := cs.PeerCertificates[0].Verify(opts)
+			return err
+		},
+	}
+}
