@@ -197,13 +197,7 @@ func TestClusterSurvivesLeaderLoss(t *testing.T) {
 // new leader scales the role with the package the dead leader received.
 func TestClusterKeepsServingWhenAServerDies(t *testing.T) {
 	c := newServers(t, 3)
-	for i := 1; i <= 2; i++ {
-		c.startAgent(fmt.Sprintf("node-%d", i))
-	}
-	c.waitFor("two nodes ready", 20*time.Second, func() bool {
-		nodes, err := c.client.Nodes(context.Background())
-		return err == nil && len(nodes) == 2 && nodes[0].State == api.NodeReady && nodes[1].State == api.NodeReady
-	})
+	c.startNodes(2)
 	port := freePort(t)
 	c.mustWeft("deploy", "-f", c.service("web", port, 2, "hello"), "--wait")
 	before := c.instances("web")
@@ -299,13 +293,7 @@ func TestSnapshotRestoreOntoFreshServers(t *testing.T) {
 // instance restarts, and the cluster takes writes at the end.
 func TestRollingRestartOfServers(t *testing.T) {
 	c := newServers(t, 3)
-	for i := 1; i <= 2; i++ {
-		c.startAgent(fmt.Sprintf("node-%d", i))
-	}
-	c.waitFor("two nodes ready", 20*time.Second, func() bool {
-		nodes, err := c.client.Nodes(context.Background())
-		return err == nil && len(nodes) == 2 && nodes[0].State == api.NodeReady && nodes[1].State == api.NodeReady
-	})
+	c.startNodes(2)
 	port := freePort(t)
 	c.mustWeft("deploy", "-f", c.service("web", port, 2, "hello"), "--wait")
 	before := c.instances("web")
@@ -364,13 +352,7 @@ func TestTLSCluster(t *testing.T) {
 	c := newServersWith(t, 3, []string{"--tls-dir", creds}, "https://", secure)
 	c.env = []string{"WEFT_TOKEN=" + strings.TrimSpace(string(token)), "WEFT_CA_CERT=" + filepath.Join(creds, "ca.pem")}
 	c.agentFlags = append([]string{"--tls-dir", creds}, fastAgent...)
-	for i := 1; i <= 2; i++ {
-		c.startAgent(fmt.Sprintf("node-%d", i))
-	}
-	c.waitFor("two nodes ready", 20*time.Second, func() bool {
-		nodes, err := c.client.Nodes(context.Background())
-		return err == nil && len(nodes) == 2 && nodes[0].State == api.NodeReady && nodes[1].State == api.NodeReady
-	})
+	c.startNodes(2)
 	port := freePort(t)
 	c.mustWeft("deploy", "-f", c.service("web", port, 2, "hello"), "--wait")
 	in := c.instances("web")[0]
@@ -391,4 +373,24 @@ func TestTLSCluster(t *testing.T) {
 	if _, err := client.New("http://" + strings.Split(c.apiArg, ",")[0]).Services(context.Background()); err == nil {
 		t.Error("a server with TLS answered plain HTTP")
 	}
+}
+
+// startNodes starts agents node-1..node-n and waits until they are ready.
+func (c *cluster) startNodes(n int) {
+	c.t.Helper()
+	for i := 1; i <= n; i++ {
+		c.startAgent(fmt.Sprintf("node-%d", i))
+	}
+	c.waitFor(fmt.Sprintf("%d nodes ready", n), 20*time.Second, func() bool {
+		nodes, err := c.client.Nodes(context.Background())
+		if err != nil || len(nodes) != n {
+			return false
+		}
+		for _, nd := range nodes {
+			if nd.State != api.NodeReady {
+				return false
+			}
+		}
+		return true
+	})
 }
