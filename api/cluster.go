@@ -24,3 +24,17 @@ type JoinCluster struct {
 	Name string `json:"name"`
 	Raft string `json:"raft"`
 }
+
+// AgentCertificateRequest is the body of POST /v1/cluster/certificate: a
+// node agent, presenting the cluster's join token, asks for a certificate
+// of its own.
+type AgentCertificateRequest struct {
+	Name string `json:"name"`
+	CSR  string `json:"csr"` // PEM certificate request
+}
+
+// AgentCertificate is the answer: the agent's certificate and the CA's.
+type AgentCertificate struct {
+	Certificate string `json:"certificate"` // PEM
+	CA          string `json:"ca"`          // PEM
+}

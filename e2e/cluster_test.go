@@ -351,7 +351,11 @@ func TestTLSCluster(t *testing.T) {
 	}
 	c := newServersWith(t, 3, []string{"--tls-dir", creds}, "https://", secure)
 	c.env = []string{"WEFT_TOKEN=" + strings.TrimSpace(string(token)), "WEFT_CA_CERT=" + filepath.Join(creds, "ca.pem")}
-	c.agentFlags = append([]string{"--tls-dir", creds}, fastAgent...)
+	join, err := os.ReadFile(filepath.Join(creds, "join.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.agentFlags = append([]string{"--join-token", strings.TrimSpace(string(join)), "--ca-cert", filepath.Join(creds, "ca.pem")}, fastAgent...)
 	c.startNodes(2)
 	port := freePort(t)
 	c.mustWeft("deploy", "-f", c.service("web", port, 2, "hello"), "--wait")
@@ -372,6 +376,20 @@ func TestTLSCluster(t *testing.T) {
 	}
 	if _, err := client.New("http://" + strings.Split(c.apiArg, ",")[0]).Services(context.Background()); err == nil {
 		t.Error("a server with TLS answered plain HTTP")
+	}
+	// An agent with a wrong join token gets no certificate and stops.
+	intruder := c.start("intruder", "agent", "--server", c.api, "--name", "intruder", "--data", filepath.Join(c.dir, "intruder"),
+		"--join-token", "not-the-token", "--ca-cert", filepath.Join(creds, "ca.pem"))
+	select {
+	case <-intruder.done:
+		if !strings.Contains(intruder.log.String(), "join the cluster") {
+			t.Errorf("the intruder's error: %s", intruder.log.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("an agent with a wrong join token kept running")
+	}
+	if nodes := c.mustNodes(); len(nodes) != 2 {
+		t.Errorf("%d nodes after the intruder, want 2", len(nodes))
 	}
 }
 

@@ -73,6 +73,7 @@ func (a *app) agentCommand() *cobra.Command {
 				}
 				cfg.Memory = int64(b)
 			}
+			cfg.CACert = a.caCert // --ca-cert, with --join-token
 			return daemon.RunAgent(cmd.Context(), cfg)
 		},
 	}
@@ -84,6 +85,7 @@ func (a *app) agentCommand() *cobra.Command {
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:0", "the agent's own API address (logs)")
 	f.StringVar(&cfg.Host, "host", "127.0.0.1", "address where instances' ports are reachable")
 	f.StringVar(&cfg.TLSDir, "tls-dir", "", "the agent's credentials (ca.pem, agent.pem, agent-key.pem from weft tls init)")
+	f.StringVar(&cfg.JoinToken, "join-token", os.Getenv("WEFT_JOIN_TOKEN"), "join a TLS cluster: the token from weft tls init (join.token) (env WEFT_JOIN_TOKEN)")
 	f.Float64Var(&cfg.CPU, "cpu", 0, "CPU cores to offer (0: the machine's)")
 	f.StringVar(&memory, "memory", "", "memory to offer, e.g. 4Gi (default: the machine's)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", daemon.DefaultHeartbeatInterval, "how often to report")

@@ -2,9 +2,15 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
 
+	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/agent"
 	"github.com/weftcloud/weft/internal/driver"
@@ -50,6 +56,11 @@ func newAgent(cfg AgentConfig) (*agent.Agent, error) {
 		Drivers:           drivers,
 		Logger:            log,
 	}
+	if cfg.JoinToken != "" {
+		if cfg.TLSDir, err = joinCluster(cfg, log); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.TLSDir != "" {
 		creds, err := pki.LoadAgent(cfg.TLSDir)
 		if err != nil {
@@ -72,4 +83,37 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	return nil
+}
+
+// joinCluster gets the agent a certificate of its own, signed by the
+// cluster's CA in exchange for the join token, once: it is kept in
+// DATA/tls, whose path it returns.
+func joinCluster(cfg AgentConfig, log *slog.Logger) (string, error) {
+	dir := filepath.Join(cfg.Data, "tls")
+	if _, err := os.Stat(filepath.Join(dir, pki.AgentFile)); err == nil {
+		return dir, nil
+	}
+	if cfg.CACert == "" {
+		return "", errors.New("agent: --join-token needs --ca-cert, the cluster's CA certificate")
+	}
+	pool, err := pki.LoadCA(cfg.CACert)
+	if err != nil {
+		return "", fmt.Errorf("agent: --ca-cert: %w", err)
+	}
+	keyPEM, csrPEM, err := pki.NewAgentRequest(cfg.Name)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var got api.AgentCertificate
+	c := client.New(cfg.Server).WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}).WithToken(cfg.JoinToken)
+	if _, err := c.Do(ctx, "POST", "/v1/cluster/certificate", nil, api.AgentCertificateRequest{Name: cfg.Name, CSR: string(csrPEM)}, &got); err != nil {
+		return "", fmt.Errorf("agent: join the cluster: %w", err)
+	}
+	if err := pki.WriteAgent(dir, []byte(got.CA), []byte(got.Certificate), keyPEM); err != nil {
+		return "", err
+	}
+	log.Info("joined the cluster: certificate received", "dir", dir)
+	return dir, nil
 }

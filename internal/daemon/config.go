@@ -61,6 +61,11 @@ type AgentConfig struct {
 	// agent-key.pem from weft tls init): it calls the servers and serves its
 	// API over mutual TLS.
 	TLSDir string
+	// JoinToken and CACert join a cluster with TLS instead: on its first
+	// start the agent trades the token for a certificate of its own, kept
+	// in DATA/tls.
+	JoinToken string
+	CACert    string
 }
 
 // StorageConfig configures `weft storage`, the storage service alone.

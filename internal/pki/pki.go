@@ -33,6 +33,7 @@ const (
 	AgentFile      = "agent.pem" // node agents: serves their API and dials the servers
 	AgentKeyFile   = "agent-key.pem"
 	AdminTokenFile = "admin.token" // API clients: Authorization: Bearer
+	JoinTokenFile  = "join.token"  // agents trade it for a certificate of their own
 )
 
 // Init makes a new CA, a server certificate for hosts (names or
@@ -77,6 +78,7 @@ func Init(dir string, hosts []string) error {
 		AgentFile:      pemBlock("CERTIFICATE", agentDER),
 		AgentKeyFile:   pemKey(agentKey),
 		AdminTokenFile: []byte(token() + "\n"),
+		JoinTokenFile:  []byte(token() + "\n"),
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
@@ -140,6 +142,11 @@ type Credentials struct {
 	CA         *x509.CertPool
 	Cert       tls.Certificate
 	AdminToken string
+	JoinToken  string
+
+	// Servers sign joining agents' certificates.
+	caCert *x509.Certificate
+	caKey  *ecdsa.PrivateKey
 }
 
 // LoadServer reads a server's credentials from dir.
@@ -148,14 +155,102 @@ func LoadServer(dir string) (*Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(filepath.Join(dir, AdminTokenFile))
+	for name, dst := range map[string]*string{AdminTokenFile: &c.AdminToken, JoinTokenFile: &c.JoinToken} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("pki: %w", err)
+		}
+		if *dst = strings.TrimSpace(string(data)); *dst == "" {
+			return nil, fmt.Errorf("pki: %s is empty", name)
+		}
+	}
+	// The CA's key lets servers sign the certificates of agents that join
+	// with the join token.
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, CAFile), filepath.Join(dir, CAKeyFile))
 	if err != nil {
-		return nil, fmt.Errorf("pki: %w", err)
+		return nil, fmt.Errorf("pki: the CA's key: %w", err)
 	}
-	if c.AdminToken = strings.TrimSpace(string(data)); c.AdminToken == "" {
-		return nil, fmt.Errorf("pki: %s is empty", AdminTokenFile)
+	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, errors.New("pki: the CA's key is not ECDSA")
 	}
+	if c.caCert, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+		return nil, err
+	}
+	c.caKey = key
 	return c, nil
+}
+
+// CAPEM is the CA's certificate in PEM, for agents that join.
+func (c *Credentials) CAPEM() []byte {
+	if c.caCert == nil {
+		return nil
+	}
+	return pemBlock("CERTIFICATE", c.caCert.Raw)
+}
+
+// IsJoinToken reports whether authorization carries the join token.
+func (c *Credentials) IsJoinToken(authorization string) bool {
+	tok, ok := strings.CutPrefix(authorization, "Bearer ")
+	return ok && c.JoinToken != "" && len(tok) == len(c.JoinToken) && subtle.ConstantTimeCompare([]byte(tok), []byte(c.JoinToken)) == 1
+}
+
+// SignAgent signs a joining agent's certificate request (PEM): a
+// certificate named after the agent, good for a year.
+func (c *Credentials) SignAgent(csrPEM []byte) ([]byte, error) {
+	if c.caKey == nil {
+		return nil, errors.New("pki: this server cannot sign certificates")
+	}
+	block, _ := pem.Decode(csrPEM)
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return nil, errors.New("pki: not a PEM certificate request")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("pki: certificate request: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("pki: certificate request: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: "weft agent " + csr.Subject.CommonName},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.caCert, csr.PublicKey, c.caKey)
+	if err != nil {
+		return nil, fmt.Errorf("pki: sign: %w", err)
+	}
+	return pemBlock("CERTIFICATE", der), nil
+}
+
+// NewAgentRequest makes a key and a certificate request for agent name:
+// PEM of both.
+func NewAgentRequest(name string) (keyPEM, csrPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: name}}, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pemKey(key), pemBlock("CERTIFICATE REQUEST", der), nil
+}
+
+// WriteAgent stores an agent's credentials in dir, as LoadAgent reads them.
+func WriteAgent(dir string, caPEM, certPEM, keyPEM []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	for name, data := range map[string][]byte{CAFile: caPEM, AgentFile: certPEM, AgentKeyFile: keyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			return fmt.Errorf("pki: %w", err)
+		}
+	}
+	return nil
 }
 
 // LoadAgent reads a node agent's credentials from dir (ca.pem, agent.pem,
