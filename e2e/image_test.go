@@ -15,7 +15,7 @@ import (
 )
 
 // storageFlags run the server's storage service on free ports.
-func storageFlags(t *testing.T) []string {
+func storageFlags(t testing.TB) []string {
 	return []string{"--no-storage=false",
 		"--blob-port", fmt.Sprint(freePort(t)), "--queue-port", fmt.Sprint(freePort(t)), "--table-port", fmt.Sprint(freePort(t))}
 }

@@ -16,7 +16,7 @@ import (
 
 // requireQEMU skips where VMs cannot boot or the default image cannot be
 // built (it needs apt-get to fetch the distro's kernel and busybox).
-func requireQEMU(t *testing.T) {
+func requireQEMU(t testing.TB) {
 	t.Helper()
 	requireE2E(t)
 	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "mkfs.ext4", "apt-get", "dpkg-deb"} {
@@ -155,7 +155,7 @@ func (c *cluster) vm(name string) api.VM {
 
 // qemuOf finds the QEMU process of an instance: its command line names the
 // instance's folder.
-func qemuOf(t *testing.T, instance string) int {
+func qemuOf(t testing.TB, instance string) int {
 	t.Helper()
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {

@@ -29,6 +29,12 @@ if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1; then
 fi
 run go test -run '^$' -bench 'StartToHealthy' -benchtime 100x -timeout 20m ./internal/driver/container/
 [ -n "$dockerd_pid" ] && kill "$dockerd_pid"
+# Virtual machines (TCG where KVM does not work): boot to guest-agent ready,
+# live migration of 256 MiB and 1 GiB guests, and a persistent VM's
+# relocation after its host's agent and QEMU are killed.
+run go test -run '^$' -bench 'BootToReady' -benchtime 10x -timeout 20m ./internal/driver/qemu/
+run go test -run '^$' -bench 'LiveMigration' -benchtime 3x -timeout 20m ./internal/driver/qemu/
+run go test -run '^$' -bench 'PersistentVMRelocation' -benchtime 3x -timeout 30m ./e2e/
 # Storage through the official Azure SDK, beside Azurite when it can be installed.
 if [ -x scripts/bench-storage.sh ]; then run scripts/bench-storage.sh; fi
 echo "results in $out"
