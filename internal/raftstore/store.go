@@ -225,8 +225,18 @@ func (s *Store) Apply(ctx context.Context, ops []state.Op) (uint64, error) {
 		timeout = time.Until(dl)
 	}
 	f := s.raft.Apply(encodeBatch(ops), timeout)
-	if err := f.Error(); err != nil {
-		return 0, s.applyError("apply", err)
+	// A batch still queued for the leader loop when the server shuts down
+	// is never answered by hashicorp/raft: stop waiting when this store
+	// closes.
+	answered := make(chan error, 1)
+	go func() { answered <- f.Error() }()
+	select {
+	case err := <-answered:
+		if err != nil {
+			return 0, s.applyError("apply", err)
+		}
+	case <-s.done:
+		return 0, fmt.Errorf("raftstore: apply: %w: the server stopped", ErrUnknownOutcome)
 	}
 	res, ok := f.Response().(applyResult)
 	if !ok {
