@@ -226,3 +226,41 @@ func TestLiveMigration(t *testing.T) {
 		t.Errorf("migrating to a draining node: exit %d, %q", code, errOut)
 	}
 }
+
+// TestBootloaderImage imports a raw disk that boots with its own
+// bootloader (no --kernel) and runs it as a VM role: the node boots it as
+// a PC, and what its boot code writes to the serial port is in the logs.
+func TestBootloaderImage(t *testing.T) {
+	requireQEMU(t)
+	c := newCluster(t, 1, storageFlags(t)...)
+	disk := make([]byte, 1<<20)
+	boot := []byte{0xFC, 0x31, 0xC0, 0x8E, 0xD8, 0xBE, 0x17, 0x7C, 0xAC, 0x08, 0xC0, 0x74, 0x06,
+		0xBA, 0xF8, 0x03, 0xEE, 0xEB, 0xF5, 0xFA, 0xF4, 0xEB, 0xFD} // print the string at 0x7c17 on COM1, halt
+	copy(disk, append(boot, "booted by its own bootloader\r\n\x00"...))
+	disk[510], disk[511] = 0x55, 0xAA
+	path := filepath.Join(c.dir, "mbr.raw")
+	if err := os.WriteFile(path, disk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.mustWeft("image", "import", "mbr", path)
+	var img api.Image
+	json.Unmarshal([]byte(c.mustWeft("image", "show", "mbr", "-o", "json")), &img)
+	if img.Type != api.ImageVM || len(img.Files) != 1 {
+		t.Fatalf("imported bootloader disk: %+v", img)
+	}
+	model := writeFile(t, filepath.Join(c.dir, "mbr.yaml"), `name: legacy
+roles:
+  - name: box
+    kind: vm
+    runtime: vm
+    image: mbr
+    instances: 1
+    size: {cpu: 1, memory: 64Mi}
+`)
+	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "2m")
+	in := c.instances("legacy")[0]
+	c.waitFor("the boot code's line in the logs", 30*time.Second, func() bool {
+		out, _, _ := c.weft("logs", in.ID)
+		return strings.Contains(out, "booted by its own bootloader")
+	})
+}

@@ -41,7 +41,8 @@ func (a *app) imageImportCommand() *cobra.Command {
 		Use:   "import NAME FILE",
 		Short: "Import a container image (docker save tarball, OCI layout) or a VM disk (qcow2, raw)",
 		Long: `Import a container image from a docker-save tarball or an OCI image layout (a folder or a tar
-of one), or a VM image from a qcow2 or raw disk with the kernel (and initrd) to boot it.`,
+of one), or a VM image from a qcow2 or raw disk: with --kernel (and --initrd) it boots that kernel
+directly; without, it boots as a PC through the disk's own bootloader.`,
 		Args: exactArgs("NAME", "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, path := args[0], args[1]
@@ -52,6 +53,9 @@ of one), or a VM image from a qcow2 or raw disk with the kernel (and initrd) to 
 			if err != nil {
 				return err
 			}
+			if kernel == "" && initrd != "" {
+				return usagef("--initrd: give the --kernel it goes with")
+			}
 			if format == "" && kernel == "" {
 				flat, err := ociimage.FromArchive(path, "")
 				if err != nil {
@@ -59,9 +63,6 @@ of one), or a VM image from a qcow2 or raw disk with the kernel (and initrd) to 
 				}
 				defer flat.Remove()
 				return a.uploadContainerImage(cmd.Context(), name, flat)
-			}
-			if kernel == "" {
-				return usagef("--kernel: a VM disk needs the kernel to boot it with")
 			}
 			if format == "" {
 				format = "raw"
@@ -241,7 +242,10 @@ type vmFiles struct{ kernel, initrd, disk string }
 
 // uploadVMImage hashes and uploads a VM image's files.
 func (a *app) uploadVMImage(ctx context.Context, name string, files vmFiles, cfg api.VMImageConfig) error {
-	paths := map[string]string{api.ImageFileKernel: files.kernel, api.ImageFileDisk: files.disk}
+	paths := map[string]string{api.ImageFileDisk: files.disk}
+	if files.kernel != "" { // none: the disk boots with its own bootloader
+		paths[api.ImageFileKernel] = files.kernel
+	}
 	if files.initrd != "" {
 		paths[api.ImageFileInitrd] = files.initrd
 	}
@@ -318,12 +322,20 @@ func diskFormat(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	head := make([]byte, 4)
-	if _, err := io.ReadFull(f, head); err == nil && bytes.Equal(head, qcow2Magic) {
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	switch {
+	case n >= 4 && bytes.Equal(head[:4], qcow2Magic):
 		return "qcow2", nil
+	case n == 512 && head[510] == 0x55 && head[511] == 0xAA && !tarHeader(head):
+		return "raw", nil // a master boot record: a disk with its own bootloader
 	}
 	return "", nil
 }
+
+// tarHeader reports whether a first block is a tar header ("ustar" at 257),
+// so that a tarball is never taken for a disk.
+func tarHeader(block []byte) bool { return string(block[257:262]) == "ustar" }
 
 // diskSize is a disk's virtual size: a raw file's length, or the size field
 // of a qcow2 header (big-endian, at byte 24).

@@ -245,7 +245,11 @@ func validate(img *api.Image) error {
 		if v.DiskSize <= 0 {
 			return api.Errorf(api.CodeInvalid, "vm.diskSize: must be the disk's size in bytes")
 		}
-		return want(api.ImageFileKernel, api.ImageFileDisk, api.ImageFileInitrd+"?")
+		if files[api.ImageFileInitrd] && !files[api.ImageFileKernel] {
+			return api.Errorf(api.CodeInvalid, "files: an initrd needs the kernel it goes with")
+		}
+		// Without a kernel the disk boots with its own bootloader.
+		return want(api.ImageFileKernel+"?", api.ImageFileDisk, api.ImageFileInitrd+"?")
 	default:
 		return api.Errorf(api.CodeInvalid, "type: %q is not container or vm", img.Type)
 	}

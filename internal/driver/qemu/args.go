@@ -49,12 +49,18 @@ var hostTSCKHz = sync.OnceValue(func() int {
 type machine struct {
 	kvm bool
 	cpu string // the CPU model under KVM (see probeKVM)
+	// bios boots a PC from the disk's bootloader (images without a kernel),
+	// with its devices on PCI.
+	bios bool
 }
 
 func (m machine) args() []string {
 	// No legacy timer or interrupt controllers: the guest uses the local
 	// APIC and the TSC, and boots faster without probing them.
 	args := []string{"-M", "microvm,pit=off,pic=off,isa-serial=on,rtc=on"}
+	if m.bios {
+		args = []string{"-M", "pc"}
+	}
 	if m.kvm {
 		return append(args, "-enable-kvm", "-cpu", cmp.Or(m.cpu, "host"))
 	}
@@ -63,7 +69,14 @@ func (m machine) args() []string {
 	return append(args, "-accel", "tcg,thread=multi", "-cpu", "max")
 }
 
-func (m machine) device(kind string) string { return kind + "-device" } // virtio-blk-device, ...
+// device names a virtio device for the machine's bus: virtio-blk-device
+// on microvm, virtio-blk-pci on a PC.
+func (m machine) device(kind string) string {
+	if m.bios {
+		return kind + "-pci"
+	}
+	return kind + "-device"
+}
 
 // disk is one virtual disk: a -blockdev node (as QEMU's JSON), or a
 // -drive, and its device.
@@ -132,10 +145,11 @@ func (b boot) args() []string {
 		// typed in the guest is not a signal to QEMU.
 		"-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
 		"-qmp", "unix:"+escape(b.QMPSocket)+",server=on,wait=off",
-		"-kernel", b.Kernel,
-		"-append", b.cmdline(),
 	)
-	if b.Initrd != "" {
+	if b.Kernel != "" {
+		a = append(a, "-kernel", b.Kernel, "-append", b.cmdline())
+	}
+	if b.Initrd != "" && b.Kernel != "" {
 		a = append(a, "-initrd", b.Initrd)
 	}
 	for i, d := range b.Disks {
@@ -145,7 +159,11 @@ func (b boot) args() []string {
 			node, _ := json.Marshal(d.node)
 			a = append(a, "-blockdev", string(node))
 		}
-		a = append(a, "-device", fmt.Sprintf("%s,drive=%s,id=%s", b.Machine.device("virtio-blk"), d.name, diskDevice(i)))
+		dev := fmt.Sprintf("%s,drive=%s,id=%s", b.Machine.device("virtio-blk"), d.name, diskDevice(i))
+		if b.Machine.bios && i == 0 {
+			dev += ",bootindex=0"
+		}
+		a = append(a, "-device", dev)
 	}
 	netdev := "user,id=net0"
 	for _, f := range b.HostFwd {

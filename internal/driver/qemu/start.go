@@ -103,6 +103,11 @@ func (d *Driver) launch(ctx context.Context, spec driver.Spec, incoming bool) (*
 		AgentSocket: in.agentSocket(),
 		Incoming:    incoming,
 	}
+	// An image without a kernel boots from its disk's own bootloader,
+	// through the BIOS of a PC.
+	if !exists(b.Kernel) {
+		b.Kernel, b.Machine.bios = "", true
+	}
 	if initrd := filepath.Join(spec.ImageDir, api.ImageFileInitrd); exists(initrd) {
 		b.Initrd = initrd
 	}
@@ -242,9 +247,6 @@ func readImage(dir string) (api.Image, error) {
 	}
 	if img.VM == nil {
 		img.VM = &api.VMImageConfig{DiskFormat: "raw"}
-	}
-	if !exists(filepath.Join(dir, api.ImageFileKernel)) {
-		return img, fmt.Errorf("image %s has no kernel", img.Name)
 	}
 	return img, nil
 }
