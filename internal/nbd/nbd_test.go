@@ -13,27 +13,6 @@ import (
 	"github.com/weftcloud/weft/internal/nbd"
 )
 
-// fileDisk is a Backend over a local file.
-type fileDisk struct {
-	f    *os.File
-	size int64
-}
-
-func (d *fileDisk) Size() int64 { return d.size }
-func (d *fileDisk) ReadAt(_ context.Context, p []byte, off int64) error {
-	_, err := d.f.ReadAt(p, off)
-	return err
-}
-func (d *fileDisk) WriteAt(_ context.Context, p []byte, off int64) error {
-	_, err := d.f.WriteAt(p, off)
-	return err
-}
-func (d *fileDisk) Zero(_ context.Context, off, n int64) error {
-	_, err := d.f.WriteAt(make([]byte, n), off)
-	return err
-}
-func (d *fileDisk) Flush(context.Context) error { return d.f.Sync() }
-
 func serve(t *testing.T, size int64) (sock string, file string) {
 	dir := t.TempDir()
 	file = filepath.Join(dir, "disk.raw")
@@ -50,7 +29,7 @@ func serve(t *testing.T, size int64) (sock string, file string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	srv := &nbd.Server{Name: "disk", Backend: &fileDisk{f: f, size: size}}
+	srv := &nbd.Server{Name: "disk", Backend: &nbd.File{F: f, Len: size}}
 	go func() { done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()

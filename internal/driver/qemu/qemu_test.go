@@ -547,28 +547,6 @@ func readUptime(t *testing.T, d *Driver, id string) time.Duration {
 	return time.Duration(s * float64(time.Second))
 }
 
-// fileDisk is an nbd.Backend over a local file, standing in for a page
-// blob served by the node agent.
-type fileDisk struct {
-	f    *os.File
-	size int64
-}
-
-func (d *fileDisk) Size() int64 { return d.size }
-func (d *fileDisk) ReadAt(_ context.Context, p []byte, off int64) error {
-	_, err := d.f.ReadAt(p, off)
-	return err
-}
-func (d *fileDisk) WriteAt(_ context.Context, p []byte, off int64) error {
-	_, err := d.f.WriteAt(p, off)
-	return err
-}
-func (d *fileDisk) Zero(_ context.Context, off, n int64) error {
-	_, err := d.f.WriteAt(make([]byte, n), off)
-	return err
-}
-func (d *fileDisk) Flush(context.Context) error { return d.f.Sync() }
-
 // serveDisk serves a copy of src (or, when src is "", size zero bytes)
 // over NBD on a unix socket, until the test ends.
 func serveDisk(t *testing.T, name, src string, size int64) driver.Disk {
@@ -596,7 +574,7 @@ func serveDisk(t *testing.T, name, src string, size int64) driver.Disk {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	srv := &nbd.Server{Name: name, Backend: &fileDisk{f: f, size: fi.Size()}}
+	srv := &nbd.Server{Name: name, Backend: &nbd.File{F: f, Len: fi.Size()}}
 	go func() { srv.Serve(ctx, ln); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return driver.Disk{Name: name, Socket: sock, Export: name, Size: fi.Size()}
