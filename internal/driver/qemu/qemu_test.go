@@ -625,7 +625,7 @@ func TestBadImage(t *testing.T) {
 	}{
 		{"no record", nil, nil, "read the image"},
 		{"a container image", &api.Image{Name: "c", Type: api.ImageContainer}, nil, "not a vm image"},
-		{"no kernel", &api.Image{Name: "k", Type: api.ImageVM, VM: &api.VMImageConfig{GuestAgent: true}}, nil, "has no kernel"},
+		{"nothing to boot", &api.Image{Name: "k", Type: api.ImageVM, VM: &api.VMImageConfig{GuestAgent: true}}, nil, "has no disk"},
 		{"no disk", &api.Image{Name: "d", Type: api.ImageVM, VM: &api.VMImageConfig{GuestAgent: true}}, []string{api.ImageFileKernel}, "has no disk"},
 		{"no guest agent", &api.Image{Name: "g", Type: api.ImageVM, VM: &api.VMImageConfig{}}, []string{api.ImageFileKernel}, "no guest agent"},
 	}
