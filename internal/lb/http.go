@@ -98,7 +98,7 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	var body *retryBody
 	if req.Body != nil && req.Body != http.NoBody {
 		// The server closes the real body when the handler returns.
-		body = &retryBody{ReadCloser: req.Body}
+		body = &retryBody{ReadCloser: req.Body, left: req.ContentLength}
 	}
 	var tried map[*backend]bool
 	lastErr := errNoBackend
@@ -169,11 +169,27 @@ func idempotent(method string) bool {
 type retryBody struct {
 	io.ReadCloser
 	touched atomic.Bool
+	// left is what remains of a body of known length (-1: unknown). Once
+	// it is all read, the transport's last Read, which looks for the end,
+	// is answered here: the server may already have closed the incoming
+	// body (its handler got the backend's answer), and a failed Read would
+	// make the transport drop the connection the answer is arriving on.
+	left int64
 }
 
 func (b *retryBody) Read(p []byte) (int, error) {
 	b.touched.Store(true)
-	return b.ReadCloser.Read(p)
+	if b.left == 0 {
+		return 0, io.EOF
+	}
+	if b.left > 0 && int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	if b.left > 0 {
+		b.left -= int64(n)
+	}
+	return n, err
 }
 
 var errBodyRead = errors.New("lb: request body already sent")
