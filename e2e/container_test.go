@@ -36,13 +36,7 @@ func (c *cluster) helloImage(name, greeting string) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		c.t.Fatal(err)
 	}
-	data, err := os.ReadFile(helloBin)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "hello"), data, 0o755); err != nil {
-		c.t.Fatal(err)
-	}
+	copyExecutable(c.t, helloBin, filepath.Join(root, "hello"))
 	// A static busybox to exec in the containers.
 	if bb, err := os.ReadFile("/bin/busybox"); err == nil {
 		os.WriteFile(filepath.Join(root, "busybox"), bb, 0o755)

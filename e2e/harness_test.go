@@ -328,13 +328,7 @@ func (c *cluster) service(name string, port, instances int, greeting string, ext
 	if err := os.MkdirAll(pkg, 0o755); err != nil {
 		c.t.Fatal(err)
 	}
-	data, err := os.ReadFile(helloBin)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(pkg, "hello"), data, 0o755); err != nil {
-		c.t.Fatal(err)
-	}
+	copyExecutable(c.t, helloBin, filepath.Join(pkg, "hello"))
 	for _, f := range extraFiles {
 		if err := os.WriteFile(filepath.Join(pkg, f), []byte("x"), 0o644); err != nil {
 			c.t.Fatal(err)
@@ -424,4 +418,16 @@ func writeFile(t testing.TB, path, data string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// copyExecutable copies the program at src to dst, executable.
+func copyExecutable(t testing.TB, src, dst string) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
 }

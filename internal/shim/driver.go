@@ -15,9 +15,13 @@ import (
 	"github.com/weftcloud/weft/internal/driver"
 )
 
-// Command returns how to start a shim: this executable with the argument
-// "shim" (`weft shim DIR`).
-func Command() ([]string, error) {
+// Command returns how to start a shim: given when it is set (tests run
+// their own binary), else this executable with the argument "shim"
+// (`weft shim DIR`).
+func Command(given []string) ([]string, error) {
+	if len(given) > 0 {
+		return given, nil
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("shim: find own executable: %w", err)

@@ -82,10 +82,8 @@ func New(cfg Config) (*Driver, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("container: runc needs root")
 	}
-	if len(cfg.ShimCommand) == 0 {
-		if cfg.ShimCommand, err = shim.Command(); err != nil {
-			return nil, fmt.Errorf("container: %w", err)
-		}
+	if cfg.ShimCommand, err = shim.Command(cfg.ShimCommand); err != nil {
+		return nil, fmt.Errorf("container: %w", err)
 	}
 	if cfg.Runc.Root == "" {
 		cfg.Runc.Root = "/run/weft/runc"

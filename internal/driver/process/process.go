@@ -45,11 +45,9 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if len(cfg.ShimCommand) == 0 {
-		var err error
-		if cfg.ShimCommand, err = shim.Command(); err != nil {
-			return nil, fmt.Errorf("process: %w", err)
-		}
+	var err error
+	if cfg.ShimCommand, err = shim.Command(cfg.ShimCommand); err != nil {
+		return nil, fmt.Errorf("process: %w", err)
 	}
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = "weft"
