@@ -225,6 +225,9 @@ func TestLiveMigration(t *testing.T) {
 	if _, errOut, code := c.weft("vm", "migrate", "mover", "--to", second); code == 0 || !strings.Contains(errOut, second) {
 		t.Errorf("migrating to a draining node: exit %d, %q", code, errOut)
 	}
+	if _, errOut, code := c.weft("vm", "migrate", "mover", "--to", "node-9"); code == 0 || !strings.Contains(errOut, "no node node-9") {
+		t.Errorf("migrating to an unknown node: exit %d, %q", code, errOut)
+	}
 }
 
 // TestBootloaderImage imports a raw disk that boots with its own
