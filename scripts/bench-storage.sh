@@ -2,6 +2,7 @@
 # Storage side by side: Weft's storage service and Azurite (the Azure storage
 # emulator), driven by the same official Go SDK workloads. Azurite is installed
 # from npm into a cache folder when npm exists; without it, Weft alone.
+# Arguments go to the harness, e.g. -only table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools="${XDG_CACHE_HOME:-$HOME/.cache}/weft-tools/azurite"
@@ -13,4 +14,4 @@ if command -v npm >/dev/null 2>&1; then
   fi
   [ -x "$tools/node_modules/.bin/azurite" ] && azurite="$tools/node_modules/.bin/azurite"
 fi
-go run ./internal/storage/storagebench -duration "${DURATION:-5s}" ${azurite:+-azurite "$azurite"}
+go run ./internal/storage/storagebench -duration "${DURATION:-5s}" ${azurite:+-azurite "$azurite"} "$@"

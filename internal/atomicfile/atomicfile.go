@@ -56,3 +56,20 @@ func ReadJSON(path string, v any) error {
 	}
 	return nil
 }
+
+// SyncDir makes the creations, renames and removals of entries in dir
+// durable, which fsync of the files themselves does not.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("atomicfile: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("atomicfile: sync %s: %w", dir, err)
+	}
+	return nil
+}

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/weftcloud/weft/internal/atomicfile"
 )
 
 // MaxSize is the largest package accepted.
@@ -67,7 +69,7 @@ func (s *Store) Put(r io.Reader) (digest string, size int64, err error) {
 	if err = os.Rename(tmp.Name(), s.path(digest)); err != nil {
 		return "", 0, fmt.Errorf("pkgstore: %w", err)
 	}
-	if err = syncDir(s.dir); err != nil {
+	if err = atomicfile.SyncDir(s.dir); err != nil {
 		return "", 0, err
 	}
 	return digest, size, nil
@@ -114,16 +116,4 @@ func ValidDigest(d string) bool {
 
 func (s *Store) path(digest string) string {
 	return filepath.Join(s.dir, strings.TrimPrefix(digest, "sha256:"))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("pkgstore: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("pkgstore: sync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/weftcloud/weft/internal/atomicfile"
 )
 
 // fileStore keeps blob bytes in files under dir/data/xx/ID. Files are
@@ -105,7 +107,7 @@ func (fs *fileStore) writeNew(r io.Reader, limit int64, durable bool, hashes ...
 		err = cerr
 	}
 	if err == nil && durable {
-		err = syncDir(filepath.Dir(final))
+		err = atomicfile.SyncDir(filepath.Dir(final))
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
@@ -142,7 +144,7 @@ func (fs *fileStore) syncFiles(ids []string) error {
 			continue
 		}
 		dirs[dir] = true
-		if err := syncDir(dir); err != nil {
+		if err := atomicfile.SyncDir(dir); err != nil {
 			return err
 		}
 	}
@@ -214,21 +216,6 @@ func copyLimited(w io.Writer, r io.Reader, limit int64, hashes ...hash.Hash) (in
 			return n, fmt.Errorf("blob: reading body: %w", rerr)
 		}
 	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("blob: opening directory: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("blob: syncing directory: %w", err)
-	}
-	return nil
 }
 
 // enter pins the current epoch for a reader; call the returned func when the

@@ -16,6 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
+	"github.com/weftcloud/weft/internal/atomicfile"
 	"github.com/weftcloud/weft/internal/storage"
 )
 
@@ -44,7 +45,7 @@ func (s *Service) newPageFile(size int64) (string, error) {
 		err = os.Rename(tmp, s.files.path(id))
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(s.files.path(id)))
+		err = atomicfile.SyncDir(filepath.Dir(s.files.path(id)))
 	}
 	if err != nil {
 		_ = os.Remove(tmp)

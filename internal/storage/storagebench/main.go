@@ -56,6 +56,7 @@ type figure struct {
 func main() {
 	azurite := flag.String("azurite", "", "path of the azurite executable (npm package azurite); empty: Weft only")
 	dur := flag.Duration("duration", 4*time.Second, "how long each figure runs")
+	only := flag.String("only", "", "measure only the figures whose name contains this")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -81,10 +82,14 @@ func main() {
 		}
 	}
 
-	results := map[string][]float64{}
-	var order []string
+	var chosen []figure
 	for _, f := range figures() {
-		order = append(order, f.name)
+		if strings.Contains(f.name, *only) {
+			chosen = append(chosen, f)
+		}
+	}
+	results := map[string][]float64{}
+	for _, f := range chosen {
 		for _, t := range targets {
 			v, err := measure(f, t, *dur)
 			if err != nil {
@@ -100,7 +105,7 @@ func main() {
 		fmt.Printf(" %s | Weft / Azurite |", targets[1].name)
 	}
 	fmt.Printf("\n|---|---|%s\n", strings.Repeat("---|", 2*(len(targets)-1)))
-	for _, f := range figures() {
+	for _, f := range chosen {
 		r := results[f.name]
 		clients := "clients"
 		if f.workers == 1 {
@@ -116,7 +121,7 @@ func main() {
 		}
 		fmt.Println()
 	}
-	if dd, err := ddThroughput(dir); err == nil {
+	if dd, err := ddThroughput(dir); err == nil && *only == "" {
 		fmt.Printf("\n`dd if=/dev/zero bs=1M count=1024 conv=fsync` on the same disk: %s\n", dd)
 	}
 }

@@ -15,8 +15,6 @@ import (
 	"net/url"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/weftcloud/weft/internal/storage"
 )
 
@@ -68,35 +66,32 @@ func (s *Service) batch(w http.ResponseWriter, r *http.Request, req *storage.Req
 	var results []*entity
 	if refusal == nil {
 		lower := strings.ToLower(table)
-		err = s.st.update(func(tx *bolt.Tx) error {
-			failIdx, refusal, results = -1, nil, nil
-			b := tableBucket(tx, req.Account, lower)
-			if b == nil {
-				fail(0, tableNotFound())
-				return nil
-			}
+		err = s.st.write(req.Account, lower, func(w *tableWriter) error {
 			// Row keys are unique in a batch, so every operation can be
 			// checked against the state before the batch, then all applied.
 			ts := s.st.now()
 			stagedOps := make([]staged, len(ops))
 			for i := range ops {
-				st, err := stage(b, &ops[i].op, ts)
+				st, err := stage(w, &ops[i].op, ts)
 				if err != nil {
 					fail(i, err)
-					return nil
+					return err
 				}
 				stagedOps[i] = st
 			}
 			for _, st := range stagedOps {
-				if err := st.apply(b); err != nil {
-					return err
-				}
+				st.apply(w)
 				results = append(results, st.result)
 			}
 			return nil
 		})
-		if err != nil {
-			return err
+		if err != nil && refusal == nil {
+			// The store's own failure, or a table that does not exist.
+			var se *storage.Error
+			if !errors.As(err, &se) {
+				return err
+			}
+			fail(0, err)
 		}
 	}
 	var se *storage.Error

@@ -23,11 +23,13 @@ func TestDurabilityChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("runs only as TestDurability's child process")
 	}
-	s, err := Open(dir, slog.New(slog.DiscardHandler))
+	// Segments of 4 KiB: the kill lands among rotations and checkpoints.
+	logger := slog.New(slog.DiscardHandler)
+	st, err := openStoreRotating(dir, logger, 4<<10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := envFor(t, s)
+	env := envFor(t, &Service{st: st, log: logger})
 	tc := env.table(t, "durable")
 	var mu sync.Mutex
 	var wg sync.WaitGroup

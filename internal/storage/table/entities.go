@@ -1,11 +1,8 @@
 package table
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/weftcloud/weft/internal/storage"
 )
@@ -38,7 +35,7 @@ type staged struct {
 
 // stage checks op against the current state of table b. A refusal (409,
 // 404, 412, 400) comes back as a *storage.Error; nothing is written.
-func stage(b *bolt.Bucket, op *entityOp, ts int64) (staged, error) {
+func stage(b *tableWriter, op *entityOp, ts int64) (staged, error) {
 	key := entityKey(op.pk, op.rk)
 	cur := b.Get(key)
 	if op.kind == writeInsert {
@@ -83,17 +80,12 @@ func stage(b *bolt.Bucket, op *entityOp, ts int64) (staged, error) {
 	return staged{key: key, val: encodeEntity(ne), result: ne}, nil
 }
 
-func (st staged) apply(b *bolt.Bucket) error {
+func (st staged) apply(b *tableWriter) {
 	if st.val == nil {
-		if err := b.Delete(st.key); err != nil {
-			return fmt.Errorf("table: delete entity: %w", err)
-		}
-		return nil
+		_ = b.Delete(st.key)
+		return
 	}
-	if err := b.Put(st.key, st.val); err != nil {
-		return fmt.Errorf("table: put entity: %w", err)
-	}
-	return nil
+	_ = b.Put(st.key, st.val)
 }
 
 // etagMatches compares an If-Match value with an entity's ETag, accepting
@@ -106,28 +98,17 @@ func etagMatches(ifMatch string, ts int64) bool {
 // writeOne runs a single-entity write durably and returns the written
 // entity, or the refusal.
 func (s *Service) writeOne(req *storage.Request, table string, op *entityOp) (*entity, error) {
-	lower := strings.ToLower(table)
 	var res *entity
-	var refusal error
-	err := s.st.update(func(tx *bolt.Tx) error {
-		res, refusal = nil, nil
-		b := tableBucket(tx, req.Account, lower)
-		if b == nil {
-			refusal = tableNotFound()
-			return nil
-		}
-		st, err := stage(b, op, s.st.now())
+	err := s.st.write(req.Account, strings.ToLower(table), func(w *tableWriter) error {
+		st, err := stage(w, op, s.st.now())
 		if err != nil {
-			refusal = err
-			return nil
+			return err
 		}
+		st.apply(w)
 		res = st.result
-		return st.apply(b)
+		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return res, refusal
+	return res, err
 }
 
 func (s *Service) insertEntity(w http.ResponseWriter, r *http.Request, req *storage.Request, res resource) error {
@@ -250,28 +231,15 @@ func (s *Service) getEntity(w http.ResponseWriter, r *http.Request, req *storage
 	if err != nil {
 		return storage.Errorf(http.StatusBadRequest, "InvalidInput", "%s", err)
 	}
-	lower := strings.ToLower(res.table)
-	var e *entity
-	var refusal error
-	err = s.st.view(func(tx *bolt.Tx) error {
-		b := tableBucket(tx, req.Account, lower)
-		if b == nil {
-			refusal = tableNotFound()
-			return nil
-		}
-		v := b.Get(entityKey(res.pk, res.rk))
-		if v == nil {
-			return nil
-		}
-		var err error
-		e, err = decodeEntity(res.pk, res.rk, v)
-		return err
-	})
+	v, err := s.st.entity(req.Account, strings.ToLower(res.table), entityKey(res.pk, res.rk))
 	if err != nil {
 		return err
 	}
-	if refusal != nil {
-		return refusal
+	var e *entity
+	if v != nil {
+		if e, err = decodeEntity(res.pk, res.rk, v); err != nil {
+			return err
+		}
 	}
 	if e == nil || !match(filter, e) {
 		return storage.Errorf(http.StatusNotFound, "ResourceNotFound", "The specified resource does not exist.")

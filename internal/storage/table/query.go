@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/weftcloud/weft/internal/storage"
 )
 
@@ -50,53 +48,35 @@ func (s *Service) queryEntities(w http.ResponseWriter, r *http.Request, req *sto
 			rng.lo = k
 		}
 	}
-	lower := strings.ToLower(res.table)
 	var page []*entity
 	var nextPK, nextRK string
 	more := false
-	var refusal error
-	err = s.st.view(func(tx *bolt.Tx) error {
-		b := tableBucket(tx, req.Account, lower)
-		if b == nil {
-			refusal = tableNotFound()
-			return nil
+	scanned := 0
+	// An empty range still runs, for its 404 when the table is missing.
+	err = s.st.scan(req.Account, strings.ToLower(res.table), rng.lo, rng.hi, func(k, v []byte) (bool, error) {
+		pk, rk, ok := splitKey(k)
+		if !ok {
+			return true, nil
 		}
-		if rng.empty() {
-			return nil
+		if len(page) == top || scanned == maxScan {
+			nextPK, nextRK, more = pk, rk, true
+			return false, nil
 		}
-		c := b.Cursor()
-		scanned := 0
-		for k, v := c.Seek(rng.lo); k != nil; k, v = c.Next() {
-			if rng.hi != nil && string(k) >= string(rng.hi) {
-				break
-			}
-			pk, rk, ok := splitKey(k)
-			if !ok {
-				continue
-			}
-			if len(page) == top || scanned == maxScan {
-				nextPK, nextRK, more = pk, rk, true
-				break
-			}
-			scanned++
-			if !sasAllows(req, pk, rk) {
-				continue
-			}
-			e, err := decodeEntity(pk, rk, v)
-			if err != nil {
-				return err
-			}
-			if match(filter, e) {
-				page = append(page, e)
-			}
+		scanned++
+		if !sasAllows(req, pk, rk) {
+			return true, nil
 		}
-		return nil
+		e, err := decodeEntity(pk, rk, v)
+		if err != nil {
+			return false, err
+		}
+		if match(filter, e) {
+			page = append(page, e)
+		}
+		return true, nil
 	})
 	if err != nil {
 		return err
-	}
-	if refusal != nil {
-		return refusal
 	}
 	setCommon(w)
 	if more {

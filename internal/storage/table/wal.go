@@ -1,0 +1,279 @@
+package table
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/weftcloud/weft/internal/atomicfile"
+)
+
+// The write-ahead log makes a group of entity writes durable with one
+// fdatasync, where a bbolt commit needs two (its pages, then its meta
+// page). Segments are files of segmentSize that are overwritten in place
+// and recycled, so after their first use a write changes no file size and
+// the fdatasync flushes data alone, without a journal commit.
+//
+// A segment is a run of frames:
+//
+//	u32 payload length | u32 CRC-32C of (seq, payload) | u64 seq | payload
+//
+// seq is the segment's own sequence number, also in its file name. A
+// recycled segment still holds frames of its previous life; they carry an
+// older seq, so a reader stops at the first frame that is not this
+// segment's, as it does at zeros, at a torn frame or at a bad checksum.
+const (
+	segmentSize = 8 << 20
+	frameHeader = 16
+	sparePath   = "wal.spare"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// change is one entity write in the log: val nil deletes the key.
+type change struct {
+	table string // tableID of account and table
+	key   []byte
+	val   []byte
+}
+
+// tableID names a table across accounts in the log and the overlay.
+func tableID(account, lower string) string { return account + "\x00" + lower }
+
+func splitTableID(id string) (account, lower string) {
+	account, lower, _ = strings.Cut(id, "\x00")
+	return account, lower
+}
+
+const (
+	opPut byte = 1
+	opDel byte = 2
+)
+
+func appendChange(b []byte, c change) []byte {
+	op := opPut
+	if c.val == nil {
+		op = opDel
+	}
+	b = append(b, op)
+	b = binary.AppendUvarint(b, uint64(len(c.table)))
+	b = append(b, c.table...)
+	b = binary.AppendUvarint(b, uint64(len(c.key)))
+	b = append(b, c.key...)
+	if op == opPut {
+		b = binary.AppendUvarint(b, uint64(len(c.val)))
+		b = append(b, c.val...)
+	}
+	return b
+}
+
+var errBadRecord = errors.New("table: malformed log record")
+
+func decodeChanges(p []byte) ([]change, error) {
+	var out []change
+	field := func() ([]byte, error) {
+		n, k := binary.Uvarint(p)
+		if k <= 0 || n > uint64(len(p)-k) {
+			return nil, errBadRecord
+		}
+		f := p[k : k+int(n)]
+		p = p[k+int(n):]
+		return f, nil
+	}
+	for len(p) > 0 {
+		op := p[0]
+		p = p[1:]
+		if op != opPut && op != opDel {
+			return nil, errBadRecord
+		}
+		table, err := field()
+		if err != nil {
+			return nil, err
+		}
+		key, err := field()
+		if err != nil {
+			return nil, err
+		}
+		c := change{table: string(table), key: key}
+		if op == opPut {
+			if c.val, err = field(); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func appendFrame(b []byte, seq uint64, payload []byte) []byte {
+	var h [frameHeader]byte
+	binary.LittleEndian.PutUint32(h[0:], uint32(len(payload)))
+	binary.LittleEndian.PutUint64(h[8:], seq)
+	crc := crc32.Update(0, castagnoli, h[8:])
+	binary.LittleEndian.PutUint32(h[4:], crc32.Update(crc, castagnoli, payload))
+	b = append(b, h[:]...)
+	return append(b, payload...)
+}
+
+// readFrames returns the payloads of seg's frames up to the first that is
+// missing, torn or not of seq.
+func readFrames(seg []byte, seq uint64) [][]byte {
+	var out [][]byte
+	for len(seg) >= frameHeader {
+		n := binary.LittleEndian.Uint32(seg[0:])
+		sum := binary.LittleEndian.Uint32(seg[4:])
+		if binary.LittleEndian.Uint64(seg[8:]) != seq || uint64(n) > uint64(len(seg)-frameHeader) {
+			break
+		}
+		payload := seg[frameHeader : frameHeader+int(n)]
+		if crc32.Update(crc32.Update(0, castagnoli, seg[8:16]), castagnoli, payload) != sum {
+			break
+		}
+		out = append(out, payload)
+		seg = seg[frameHeader+int(n):]
+	}
+	return out
+}
+
+// segment is one log file and where the next frame goes.
+type segment struct {
+	f   *os.File
+	seq uint64
+	off int64
+}
+
+func segmentPath(dir string, seq uint64) string {
+	return filepath.Join(dir, fmt.Sprintf("wal-%016x.log", seq))
+}
+
+// append writes frame at the end of the segment and waits until it is on
+// disk.
+func (s *segment) append(frame []byte) error {
+	if _, err := s.f.WriteAt(frame, s.off); err != nil {
+		return fmt.Errorf("table: write log: %w", err)
+	}
+	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+		return fmt.Errorf("table: sync log: %w", err)
+	}
+	s.off += int64(len(frame))
+	return nil
+}
+
+// logFiles lists the segments in dir by sequence, and the spare if any.
+func logFiles(dir string) (seqs []uint64, err error) {
+	names, err := filepath.Glob(filepath.Join(dir, "wal-*.log"))
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		hex := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(n), "wal-"), ".log")
+		seq, err := strconv.ParseUint(hex, 16, 64)
+		if err != nil {
+			return nil, fmt.Errorf("table: unexpected log file %s", n)
+		}
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	return seqs, nil
+}
+
+// replayLog reads every change logged in dir, oldest first, and the
+// highest segment sequence it found.
+func replayLog(dir string) ([]change, uint64, error) {
+	seqs, err := logFiles(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	var all []change
+	var last uint64
+	for _, seq := range seqs {
+		data, err := os.ReadFile(segmentPath(dir, seq))
+		if err != nil {
+			return nil, 0, fmt.Errorf("table: read log: %w", err)
+		}
+		for _, p := range readFrames(data, seq) {
+			cs, err := decodeChanges(p)
+			if err != nil {
+				return nil, 0, fmt.Errorf("table: segment %d: %w", seq, err)
+			}
+			all = append(all, cs...)
+		}
+		last = seq
+	}
+	return all, last, nil
+}
+
+// resetLog leaves dir with an empty active segment numbered seq and a
+// spare, reusing the files already there (their old frames carry older
+// sequence numbers) so that, once used, they need no allocation.
+func resetLog(dir string, seq uint64) (active *segment, spare *os.File, err error) {
+	seqs, err := logFiles(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	old := []string{filepath.Join(dir, sparePath)}
+	for _, s := range seqs {
+		old = append(old, segmentPath(dir, s))
+	}
+	want := []string{segmentPath(dir, seq), filepath.Join(dir, sparePath)}
+	var files []*os.File
+	for i, path := range want {
+		f, err := takeFile(old, path)
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, nil, err
+		}
+		files = append(files, f)
+		old = slices.DeleteFunc(old, func(p string) bool { return p == want[i] })
+	}
+	for _, p := range old {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, nil, fmt.Errorf("table: remove old log: %w", err)
+		}
+	}
+	if err := atomicfile.SyncDir(dir); err != nil {
+		files[0].Close()
+		files[1].Close()
+		return nil, nil, err
+	}
+	return &segment{f: files[0], seq: seq}, files[1], nil
+}
+
+// takeFile opens path, renaming the first existing file of old to it, or
+// creating it at full size when none exists.
+func takeFile(old []string, path string) (*os.File, error) {
+	for _, o := range old {
+		if _, err := os.Stat(o); err != nil {
+			continue
+		}
+		if o != path {
+			if err := os.Rename(o, path); err != nil {
+				return nil, fmt.Errorf("table: recycle log file: %w", err)
+			}
+		}
+		f, err := os.OpenFile(path, os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("table: open log: %w", err)
+		}
+		return f, nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("table: create log: %w", err)
+	}
+	if err := f.Truncate(segmentSize); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("table: size log: %w", err)
+	}
+	return f, nil
+}
