@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 // Azure's limits for messages.
@@ -100,16 +101,13 @@ func (s *Service) putMessage(w http.ResponseWriter, r *http.Request, req *storag
 	}
 	id := newID()
 	var m message
-	err = s.commit.update(func(tx *bolt.Tx) error {
+	err = s.db.Write(func(tx *boltlog.Tx) error {
 		b, err := queueBucket(tx, req.Account, queue)
 		if err != nil {
 			return err
 		}
 		now := s.now().UnixNano()
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
+		seq := s.seq.Add(1)
 		m = message{Text: text, Inserted: now, Expires: neverExpires, NextVisible: now + vis*int64(time.Second), PopReceipt: newPopReceipt(), Seq: seq}
 		if ttl != -1 {
 			m.Expires = now + ttl*int64(time.Second)
@@ -165,7 +163,7 @@ func (s *Service) getMessages(w http.ResponseWriter, r *http.Request, req *stora
 		return err
 	}
 	var res getResult
-	err = s.commit.update(func(tx *bolt.Tx) error {
+	err = s.db.Write(func(tx *boltlog.Tx) error {
 		res.Messages = res.Messages[:0]
 		b, err := queueBucket(tx, req.Account, queue)
 		if err != nil {
@@ -223,7 +221,7 @@ func (s *Service) getMessages(w http.ResponseWriter, r *http.Request, req *stora
 // dueKeys returns up to n visibility index keys due at or before now.
 // Keys are copied: they are used after the cursor moves and the bucket
 // changes.
-func dueKeys(b *bolt.Bucket, now int64, n int) [][]byte {
+func dueKeys(b *boltlog.Bucket, now int64, n int) [][]byte {
 	var keys [][]byte
 	c := b.Bucket(bktVis).Cursor()
 	for k, _ := c.First(); k != nil && len(keys) < n && visTime(k) <= now; k, _ = c.Next() {
@@ -241,7 +239,7 @@ func (s *Service) peekMessages(w http.ResponseWriter, r *http.Request, req *stor
 		return err
 	}
 	var res getResult
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *boltlog.Tx) error {
 		b, err := queueBucket(tx, req.Account, queue)
 		if err != nil {
 			return err
@@ -271,7 +269,7 @@ func (s *Service) peekMessages(w http.ResponseWriter, r *http.Request, req *stor
 }
 
 // checkReceipt finds a message and checks the caller's pop receipt.
-func checkReceipt(b *bolt.Bucket, id, receipt string, now int64) (*message, error) {
+func checkReceipt(b *boltlog.Bucket, id, receipt string, now int64) (*message, error) {
 	m, err := getMessage(b, id)
 	if err != nil {
 		return nil, err
@@ -301,7 +299,7 @@ func (s *Service) deleteMessage(w http.ResponseWriter, r *http.Request, req *sto
 	if err != nil {
 		return err
 	}
-	err = s.commit.update(func(tx *bolt.Tx) error {
+	err = s.db.Write(func(tx *boltlog.Tx) error {
 		b, err := queueBucket(tx, req.Account, queue)
 		if err != nil {
 			return err
@@ -347,7 +345,7 @@ func (s *Service) updateMessage(w http.ResponseWriter, r *http.Request, req *sto
 		}
 	}
 	var m *message
-	err = s.commit.update(func(tx *bolt.Tx) error {
+	err = s.db.Write(func(tx *boltlog.Tx) error {
 		b, err := queueBucket(tx, req.Account, queue)
 		if err != nil {
 			return err
@@ -378,10 +376,10 @@ func (s *Service) clearMessages(w http.ResponseWriter, req *storage.Request, que
 	if err := req.Allow('d', storage.ResObject); err != nil {
 		return err
 	}
-	err := s.commit.update(func(tx *bolt.Tx) error {
-		b, err := queueBucket(tx, req.Account, queue)
-		if err != nil {
-			return err
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bktQueues).Bucket(queueKey(req.Account, queue))
+		if b == nil {
+			return errQueueNotFound()
 		}
 		for _, name := range [][]byte{bktMsgs, bktVis} {
 			if err := b.DeleteBucket(name); err != nil {

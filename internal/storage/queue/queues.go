@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 // metadataFrom reads x-ms-meta-* headers. Go canonicalises header names,
@@ -59,7 +60,7 @@ func (s *Service) createQueue(w http.ResponseWriter, r *http.Request, req *stora
 		return err
 	}
 	status := http.StatusCreated
-	err = s.commit.update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		status = http.StatusCreated
 		qs := tx.Bucket(bktQueues)
 		if b := qs.Bucket(queueKey(req.Account, name)); b != nil {
@@ -95,7 +96,7 @@ func (s *Service) deleteQueue(w http.ResponseWriter, req *storage.Request, name 
 	if err := req.Allow('d', storage.ResContainer); err != nil {
 		return err
 	}
-	err := s.commit.update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		qs := tx.Bucket(bktQueues)
 		if qs.Bucket(queueKey(req.Account, name)) == nil {
 			return errQueueNotFound()
@@ -114,7 +115,7 @@ func (s *Service) getMetadata(w http.ResponseWriter, req *storage.Request, name 
 	}
 	var meta queueMeta
 	var n int64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *boltlog.Tx) error {
 		b, err := queueBucket(tx, req.Account, name)
 		if err != nil {
 			return err
@@ -142,7 +143,7 @@ func (s *Service) setMetadata(w http.ResponseWriter, r *http.Request, req *stora
 	if err != nil {
 		return err
 	}
-	err = s.commit.update(func(tx *bolt.Tx) error {
+	err = s.db.Write(func(tx *boltlog.Tx) error {
 		b, err := queueBucket(tx, req.Account, name)
 		if err != nil {
 			return err
@@ -179,7 +180,7 @@ func (s *Service) getACL(w http.ResponseWriter, r *http.Request, req *storage.Re
 		return err
 	}
 	var acl signedIdentifiers
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *boltlog.Tx) error {
 		b, err := queueBucket(tx, req.Account, name)
 		if err != nil {
 			return err
@@ -225,7 +226,7 @@ func (s *Service) setACL(w http.ResponseWriter, r *http.Request, req *storage.Re
 	if err != nil {
 		return fmt.Errorf("queue: encoding ACL: %w", err)
 	}
-	err = s.commit.update(func(tx *bolt.Tx) error {
+	err = s.db.Write(func(tx *boltlog.Tx) error {
 		b, err := queueBucket(tx, req.Account, name)
 		if err != nil {
 			return err
@@ -302,9 +303,9 @@ func (s *Service) listQueues(w http.ResponseWriter, r *http.Request, req *storag
 	if res.Marker > res.Prefix {
 		from = append(append([]byte{}, base...), res.Marker...)
 	}
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *boltlog.Tx) error {
 		qs := tx.Bucket(bktQueues)
-		c := qs.Cursor()
+		c := tx.Bolt().Bucket(bktQueues).Cursor() // queues are buckets, not logged keys
 		for k, _ := c.Seek(from); k != nil && bytes.HasPrefix(k, base); k, _ = c.Next() {
 			name := string(k[len(base):])
 			if !strings.HasPrefix(name, res.Prefix) {
@@ -356,7 +357,7 @@ func (s *Service) getServiceProperties(w http.ResponseWriter, req *storage.Reque
 		return err
 	}
 	body := []byte(defaultServiceProperties)
-	_ = s.db.View(func(tx *bolt.Tx) error {
+	_ = s.db.View(func(tx *boltlog.Tx) error {
 		if v := tx.Bucket(bktService).Get([]byte(req.Account)); v != nil {
 			body = append([]byte(nil), v...)
 		}
@@ -388,7 +389,7 @@ func (s *Service) setServiceProperties(w http.ResponseWriter, r *http.Request, r
 	if i := bytes.Index(body, []byte("<StorageServiceProperties")); i > 0 {
 		body = body[i:]
 	}
-	err = s.commit.update(func(tx *bolt.Tx) error {
+	err = s.db.Write(func(tx *boltlog.Tx) error {
 		return tx.Bucket(bktService).Put([]byte(req.Account), body)
 	})
 	if err != nil {

@@ -3,7 +3,8 @@
 // time-to-live, served to the official Azure SDKs through the storage
 // front end. Delivery is at least once: a message not deleted before its
 // visibility timeout ends is delivered again. State lives in one bbolt
-// file; every acknowledged write is fsynced (with group commit) before the
+// file behind a write-ahead log (boltlog): every acknowledged write is
+// fsynced, sharing one fdatasync with the writes beside it, before the
 // answer.
 package queue
 
@@ -16,24 +17,25 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 // Service is the Queue service of every account, stored under one directory.
 type Service struct {
-	db     *bolt.DB
-	commit *committer
-	log    *slog.Logger
-	now    func() time.Time
-	once   sync.Once
+	db   *boltlog.DB
+	seq  atomic.Uint64 // orders messages put in the same nanosecond
+	log  *slog.Logger
+	now  func() time.Time
+	once sync.Once
 }
 
 var _ storage.Handler = (*Service)(nil)
@@ -46,10 +48,13 @@ func Open(dir string, logger *slog.Logger) (*Service, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("queue: creating %s: %w", dir, err)
 	}
-	db, err := bolt.Open(filepath.Join(dir, "queue.db"), 0o600, &bolt.Options{
-		Timeout:        5 * time.Second,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
+	db, err := boltlog.Open(dir, "queue", boltlog.Options{
+		Logger: logger,
+		Bolt: &bolt.Options{
+			Timeout:        5 * time.Second,
+			NoFreelistSync: true,
+			FreelistType:   bolt.FreelistMapType,
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: opening %s: %w", dir, err)
@@ -66,14 +71,13 @@ func Open(dir string, logger *slog.Logger) (*Service, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("queue: creating buckets: %w", err)
 	}
-	return &Service{db: db, commit: newCommitter(db), log: logger, now: time.Now}, nil
+	return &Service{db: db, log: logger, now: time.Now}, nil
 }
 
-// Close stops the committer and closes the store; requests in flight fail.
+// Close finishes the writes queued and closes the store; later requests fail.
 func (s *Service) Close() error {
 	var err error
 	s.once.Do(func() {
-		s.commit.close()
 		if cerr := s.db.Close(); cerr != nil {
 			err = fmt.Errorf("queue: closing store: %w", cerr)
 		}

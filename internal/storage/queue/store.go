@@ -3,13 +3,9 @@ package queue
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"sync"
 
-	bolt "go.etcd.io/bbolt"
-
-	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 // The store is one bbolt file. The top-level bucket "queues" holds one
@@ -44,7 +40,7 @@ type message struct {
 	NextVisible  int64  `json:"vis"` // unix ns
 	DequeueCount int64  `json:"dq"`
 	PopReceipt   string `json:"pr,omitempty"`
-	Seq          uint64 `json:"seq"` // insertion order, the tie-break among messages due at once
+	Seq          uint64 `json:"seq"` // insertion order in this process, the tie-break among messages due in the same nanosecond
 }
 
 func queueKey(account, name string) []byte { return []byte(account + "/" + name) }
@@ -61,7 +57,7 @@ func visID(k []byte) string { return string(k[16:]) }
 func visTime(k []byte) int64 { return int64(binary.BigEndian.Uint64(k[:8])) }
 
 // queueBucket returns the queue's bucket or 404 QueueNotFound.
-func queueBucket(tx *bolt.Tx, account, name string) (*bolt.Bucket, error) {
+func queueBucket(tx *boltlog.Tx, account, name string) (*boltlog.Bucket, error) {
 	b := tx.Bucket(bktQueues).Bucket(queueKey(account, name))
 	if b == nil {
 		return nil, errQueueNotFound()
@@ -69,7 +65,14 @@ func queueBucket(tx *bolt.Tx, account, name string) (*bolt.Bucket, error) {
 	return b, nil
 }
 
-func readMeta(b *bolt.Bucket) (queueMeta, error) {
+// kv is what bbolt's buckets and boltlog's have in common: queues are
+// made in bbolt itself, and written to through the log.
+type kv interface {
+	Get(key []byte) []byte
+	Put(key, val []byte) error
+}
+
+func readMeta(b kv) (queueMeta, error) {
 	var m queueMeta
 	if err := json.Unmarshal(b.Get(keyMeta), &m); err != nil {
 		return m, fmt.Errorf("queue: reading queue metadata: %w", err)
@@ -77,7 +80,7 @@ func readMeta(b *bolt.Bucket) (queueMeta, error) {
 	return m, nil
 }
 
-func writeMeta(b *bolt.Bucket, m queueMeta) error {
+func writeMeta(b kv, m queueMeta) error {
 	data, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("queue: encoding queue metadata: %w", err)
@@ -85,7 +88,7 @@ func writeMeta(b *bolt.Bucket, m queueMeta) error {
 	return b.Put(keyMeta, data)
 }
 
-func count(b *bolt.Bucket) int64 {
+func count(b kv) int64 {
 	v := b.Get(keyCount)
 	if len(v) != 8 {
 		return 0
@@ -93,13 +96,13 @@ func count(b *bolt.Bucket) int64 {
 	return int64(binary.BigEndian.Uint64(v))
 }
 
-func addCount(b *bolt.Bucket, d int64) error {
+func addCount(b kv, d int64) error {
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], uint64(max(count(b)+d, 0)))
 	return b.Put(keyCount, v[:])
 }
 
-func getMessage(b *bolt.Bucket, id string) (*message, error) {
+func getMessage(b *boltlog.Bucket, id string) (*message, error) {
 	v := b.Bucket(bktMsgs).Get([]byte(id))
 	if v == nil {
 		return nil, nil
@@ -111,7 +114,7 @@ func getMessage(b *bolt.Bucket, id string) (*message, error) {
 	return &m, nil
 }
 
-func putMessage(b *bolt.Bucket, id string, m *message) error {
+func putMessage(b *boltlog.Bucket, id string, m *message) error {
 	data, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("queue: encoding message: %w", err)
@@ -122,7 +125,7 @@ func putMessage(b *bolt.Bucket, id string, m *message) error {
 	return b.Bucket(bktVis).Put(visKey(m, id), nil)
 }
 
-func deleteMessage(b *bolt.Bucket, id string, m *message) error {
+func deleteMessage(b *boltlog.Bucket, id string, m *message) error {
 	if err := b.Bucket(bktVis).Delete(visKey(m, id)); err != nil {
 		return err
 	}
@@ -130,113 +133,4 @@ func deleteMessage(b *bolt.Bucket, id string, m *message) error {
 		return err
 	}
 	return addCount(b, -1)
-}
-
-// Group commit: writers hand their transaction function to one committer
-// goroutine, which runs every function waiting at that moment in a single
-// bbolt transaction and one fsync, then answers them all. Nothing waits
-// for a timer, so a lone writer pays one fsync and concurrent writers
-// share one.
-//
-// A function must not modify the transaction before it returns a
-// *storage.Error (a refusal): refusals do not abort the group. Any other
-// error aborts the group's transaction, and then each function is run
-// again alone so one failure does not fail the others. Functions may thus
-// run more than once and must set their results afresh on each run.
-
-type commitReq struct {
-	fn   func(*bolt.Tx) error
-	done chan error
-}
-
-type committer struct {
-	db     *bolt.DB
-	reqs   chan *commitReq
-	closed chan struct{}
-	wg     sync.WaitGroup
-}
-
-const maxGroup = 256
-
-func newCommitter(db *bolt.DB) *committer {
-	c := &committer{db: db, reqs: make(chan *commitReq, maxGroup), closed: make(chan struct{})}
-	c.wg.Add(1)
-	go c.run()
-	return c
-}
-
-var errClosed = errors.New("queue: service closed")
-
-// update runs fn in a write transaction that is on disk when it returns nil.
-func (c *committer) update(fn func(*bolt.Tx) error) error {
-	req := &commitReq{fn: fn, done: make(chan error, 1)}
-	select {
-	case c.reqs <- req:
-	case <-c.closed:
-		return errClosed
-	}
-	return <-req.done
-}
-
-func (c *committer) close() {
-	close(c.closed)
-	c.wg.Wait()
-}
-
-func (c *committer) run() {
-	defer c.wg.Done()
-	for {
-		var first *commitReq
-		select {
-		case first = <-c.reqs:
-		case <-c.closed:
-			// Answer whoever got in before the close.
-			for {
-				select {
-				case r := <-c.reqs:
-					r.done <- errClosed
-				default:
-					return
-				}
-			}
-		}
-		group := []*commitReq{first}
-	fill:
-		for len(group) < maxGroup {
-			select {
-			case r := <-c.reqs:
-				group = append(group, r)
-			default:
-				break fill
-			}
-		}
-		c.commit(group)
-	}
-}
-
-func (c *committer) commit(group []*commitReq) {
-	errs := make([]error, len(group))
-	err := c.db.Update(func(tx *bolt.Tx) error {
-		for i, r := range group {
-			errs[i] = r.fn(tx)
-			var refusal *storage.Error
-			if errs[i] != nil && !errors.As(errs[i], &refusal) {
-				return errs[i]
-			}
-		}
-		return nil
-	})
-	if err != nil && len(group) > 1 {
-		for _, r := range group {
-			r.done <- c.db.Update(r.fn)
-		}
-		return
-	}
-	for i, r := range group {
-		if err != nil {
-			r.done <- err
-		} else {
-			r.done <- errs[i]
-		}
-	}
 }

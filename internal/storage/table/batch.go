@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 // maxBatchOps is Azure's limit on operations in one entity group
@@ -66,7 +67,7 @@ func (s *Service) batch(w http.ResponseWriter, r *http.Request, req *storage.Req
 	var results []*entity
 	if refusal == nil {
 		lower := strings.ToLower(table)
-		err = s.st.write(req.Account, lower, func(w *tableWriter) error {
+		err = s.st.write(req.Account, lower, func(w *boltlog.Bucket) error {
 			// Row keys are unique in a batch, so every operation can be
 			// checked against the state before the batch, then all applied.
 			ts := s.st.now()

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 const durabilityDirEnv = "WEFT_TABLE_DURABILITY_DIR"
@@ -25,7 +27,7 @@ func TestDurabilityChild(t *testing.T) {
 	}
 	// Segments of 4 KiB: the kill lands among rotations and checkpoints.
 	logger := slog.New(slog.DiscardHandler)
-	st, err := openStoreRotating(dir, logger, 4<<10)
+	st, err := openStore(dir, boltlog.Options{Logger: logger, RotateAt: 4 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}

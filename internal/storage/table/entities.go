@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 // writeKind is one entity write operation.
@@ -35,7 +36,7 @@ type staged struct {
 
 // stage checks op against the current state of table b. A refusal (409,
 // 404, 412, 400) comes back as a *storage.Error; nothing is written.
-func stage(b *tableWriter, op *entityOp, ts int64) (staged, error) {
+func stage(b *boltlog.Bucket, op *entityOp, ts int64) (staged, error) {
 	key := entityKey(op.pk, op.rk)
 	cur := b.Get(key)
 	if op.kind == writeInsert {
@@ -80,7 +81,7 @@ func stage(b *tableWriter, op *entityOp, ts int64) (staged, error) {
 	return staged{key: key, val: encodeEntity(ne), result: ne}, nil
 }
 
-func (st staged) apply(b *tableWriter) {
+func (st staged) apply(b *boltlog.Bucket) {
 	if st.val == nil {
 		_ = b.Delete(st.key)
 		return
@@ -99,7 +100,7 @@ func etagMatches(ifMatch string, ts int64) bool {
 // entity, or the refusal.
 func (s *Service) writeOne(req *storage.Request, table string, op *entityOp) (*entity, error) {
 	var res *entity
-	err := s.st.write(req.Account, strings.ToLower(table), func(w *tableWriter) error {
+	err := s.st.write(req.Account, strings.ToLower(table), func(w *boltlog.Bucket) error {
 		st, err := stage(w, op, s.st.now())
 		if err != nil {
 			return err

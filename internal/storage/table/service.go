@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 // Request body limits: an entity is at most 1 MiB, but its JSON may be
@@ -39,7 +40,7 @@ func Open(dir string, logger *slog.Logger) (*Service, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	st, err := openStore(dir, logger)
+	st, err := openStore(dir, boltlog.Options{Logger: logger})
 	if err != nil {
 		return nil, err
 	}

@@ -1,17 +1,16 @@
-package table
+package boltlog
 
 import (
 	"bytes"
-	"fmt"
 	"slices"
 	"testing"
 )
 
 func TestFramesStopAtTornStaleOrCorrupt(t *testing.T) {
 	changes := []change{
-		{table: tableID("acct", "t"), key: []byte("k1"), val: []byte("v1")},
-		{table: tableID("acct", "t"), key: []byte("k2")},
-		{table: tableID("acct", "u"), key: []byte("k3"), val: []byte{}},
+		{bucket: bucketID(bucketID("", []byte("acct")), []byte("t")), key: []byte("k1"), val: []byte("v1")},
+		{bucket: bucketID("", []byte("acct")), key: []byte("k2")},
+		{bucket: bucketID("", []byte("u")), key: []byte("k3"), val: []byte{}},
 	}
 	var payload []byte
 	for _, c := range changes {
@@ -33,7 +32,7 @@ func TestFramesStopAtTornStaleOrCorrupt(t *testing.T) {
 	}
 	for i, c := range got {
 		w := changes[i]
-		if c.table != w.table || !bytes.Equal(c.key, w.key) || !bytes.Equal(c.val, w.val) || (c.val == nil) != (w.val == nil) {
+		if c.bucket != w.bucket || !bytes.Equal(c.key, w.key) || !bytes.Equal(c.val, w.val) || (c.val == nil) != (w.val == nil) {
 			t.Errorf("change %d = %+v, want %+v", i, c, w)
 		}
 	}
@@ -47,25 +46,5 @@ func TestFramesStopAtTornStaleOrCorrupt(t *testing.T) {
 	}
 	if _, err := decodeChanges([]byte{opPut, 200}); err == nil {
 		t.Error("a record with a length past its end decoded")
-	}
-}
-
-func TestMergeItemsPrefersNewer(t *testing.T) {
-	it := func(k, v string) item {
-		var val []byte
-		if v != "" {
-			val = []byte(v)
-		}
-		return item{key: []byte(k), val: val}
-	}
-	newer := []item{it("a", "1"), it("c", ""), it("d", "new")}
-	older := []item{it("b", "2"), it("c", "old"), it("d", "old"), it("e", "5")}
-	var got []string
-	for _, i := range mergeItems(newer, older) {
-		got = append(got, fmt.Sprintf("%s=%s", i.key, i.val))
-	}
-	want := []string{"a=1", "b=2", "c=", "d=new", "e=5"}
-	if !slices.Equal(got, want) {
-		t.Errorf("merged %v, want %v", got, want)
 	}
 }

@@ -1,4 +1,4 @@
-package table
+package boltlog
 
 import (
 	"encoding/binary"
@@ -16,11 +16,11 @@ import (
 	"github.com/weftcloud/weft/internal/atomicfile"
 )
 
-// The write-ahead log makes a group of entity writes durable with one
-// fdatasync, where a bbolt commit needs two (its pages, then its meta
-// page). Segments are files of segmentSize that are overwritten in place
-// and recycled, so after their first use a write changes no file size and
-// the fdatasync flushes data alone, without a journal commit.
+// The log makes a group of writes durable with one fdatasync, where a
+// bbolt commit needs two (its pages, then its meta page). Segments are
+// files of segmentSize that are overwritten in place and recycled, so
+// after their first use a write changes no file size and the fdatasync
+// flushes data alone, without a journal commit.
 //
 // A segment is a run of frames:
 //
@@ -33,24 +33,37 @@ import (
 const (
 	segmentSize = 8 << 20
 	frameHeader = 16
-	sparePath   = "wal.spare"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// change is one entity write in the log: val nil deletes the key.
+// change is one write in the log: val nil deletes the key.
 type change struct {
-	table string // tableID of account and table
-	key   []byte
-	val   []byte
+	bucket string // bucketID of the bucket's path
+	key    []byte
+	val    []byte
 }
 
-// tableID names a table across accounts in the log and the overlay.
-func tableID(account, lower string) string { return account + "\x00" + lower }
+// bucketID names a nested bucket by its path from the top, each name
+// prefixed by its length.
+func bucketID(parent string, name []byte) string {
+	b := binary.AppendUvarint([]byte(parent), uint64(len(name)))
+	return string(append(b, name...))
+}
 
-func splitTableID(id string) (account, lower string) {
-	account, lower, _ = strings.Cut(id, "\x00")
-	return account, lower
+// bucketPath splits a bucketID back into its names.
+func bucketPath(id string) ([][]byte, error) {
+	var path [][]byte
+	p := []byte(id)
+	for len(p) > 0 {
+		n, k := binary.Uvarint(p)
+		if k <= 0 || n > uint64(len(p)-k) {
+			return nil, errBadRecord
+		}
+		path = append(path, p[k:k+int(n)])
+		p = p[k+int(n):]
+	}
+	return path, nil
 }
 
 const (
@@ -64,8 +77,8 @@ func appendChange(b []byte, c change) []byte {
 		op = opDel
 	}
 	b = append(b, op)
-	b = binary.AppendUvarint(b, uint64(len(c.table)))
-	b = append(b, c.table...)
+	b = binary.AppendUvarint(b, uint64(len(c.bucket)))
+	b = append(b, c.bucket...)
 	b = binary.AppendUvarint(b, uint64(len(c.key)))
 	b = append(b, c.key...)
 	if op == opPut {
@@ -75,7 +88,7 @@ func appendChange(b []byte, c change) []byte {
 	return b
 }
 
-var errBadRecord = errors.New("table: malformed log record")
+var errBadRecord = errors.New("boltlog: malformed log record")
 
 func decodeChanges(p []byte) ([]change, error) {
 	var out []change
@@ -94,7 +107,7 @@ func decodeChanges(p []byte) ([]change, error) {
 		if op != opPut && op != opDel {
 			return nil, errBadRecord
 		}
-		table, err := field()
+		bucket, err := field()
 		if err != nil {
 			return nil, err
 		}
@@ -102,7 +115,7 @@ func decodeChanges(p []byte) ([]change, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := change{table: string(table), key: key}
+		c := change{bucket: string(bucket), key: key}
 		if op == opPut {
 			if c.val, err = field(); err != nil {
 				return nil, err
@@ -150,34 +163,44 @@ type segment struct {
 	off int64
 }
 
-func segmentPath(dir string, seq uint64) string {
-	return filepath.Join(dir, fmt.Sprintf("wal-%016x.log", seq))
+// logFiles names a database's log files: name.wal-SEQ for segments and
+// name.wal-spare for the next one.
+type logFiles struct{ dir, name string }
+
+func (l logFiles) segment(seq uint64) string {
+	return filepath.Join(l.dir, fmt.Sprintf("%s.wal-%016x", l.name, seq))
 }
+
+func (l logFiles) spare() string { return filepath.Join(l.dir, l.name+".wal-spare") }
 
 // append writes frame at the end of the segment and waits until it is on
 // disk.
 func (s *segment) append(frame []byte) error {
 	if _, err := s.f.WriteAt(frame, s.off); err != nil {
-		return fmt.Errorf("table: write log: %w", err)
+		return fmt.Errorf("boltlog: write log: %w", err)
 	}
 	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
-		return fmt.Errorf("table: sync log: %w", err)
+		return fmt.Errorf("boltlog: sync log: %w", err)
 	}
 	s.off += int64(len(frame))
 	return nil
 }
 
-// logFiles lists the segments in dir by sequence, and the spare if any.
-func logFiles(dir string) (seqs []uint64, err error) {
-	names, err := filepath.Glob(filepath.Join(dir, "wal-*.log"))
+// seqs lists the database's segments by sequence.
+func (l logFiles) seqs() ([]uint64, error) {
+	prefix := l.name + ".wal-"
+	names, err := filepath.Glob(filepath.Join(l.dir, prefix+"*"))
 	if err != nil {
 		return nil, err
 	}
+	var seqs []uint64
 	for _, n := range names {
-		hex := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(n), "wal-"), ".log")
-		seq, err := strconv.ParseUint(hex, 16, 64)
+		if n == l.spare() {
+			continue
+		}
+		seq, err := strconv.ParseUint(strings.TrimPrefix(filepath.Base(n), prefix), 16, 64)
 		if err != nil {
-			return nil, fmt.Errorf("table: unexpected log file %s", n)
+			return nil, fmt.Errorf("boltlog: unexpected log file %s", n)
 		}
 		seqs = append(seqs, seq)
 	}
@@ -185,24 +208,24 @@ func logFiles(dir string) (seqs []uint64, err error) {
 	return seqs, nil
 }
 
-// replayLog reads every change logged in dir, oldest first, and the
-// highest segment sequence it found.
-func replayLog(dir string) ([]change, uint64, error) {
-	seqs, err := logFiles(dir)
+// replay reads every change logged, oldest first, and the highest segment
+// sequence it found.
+func (l logFiles) replay() ([]change, uint64, error) {
+	seqs, err := l.seqs()
 	if err != nil {
 		return nil, 0, err
 	}
 	var all []change
 	var last uint64
 	for _, seq := range seqs {
-		data, err := os.ReadFile(segmentPath(dir, seq))
+		data, err := os.ReadFile(l.segment(seq))
 		if err != nil {
-			return nil, 0, fmt.Errorf("table: read log: %w", err)
+			return nil, 0, fmt.Errorf("boltlog: read log: %w", err)
 		}
 		for _, p := range readFrames(data, seq) {
 			cs, err := decodeChanges(p)
 			if err != nil {
-				return nil, 0, fmt.Errorf("table: segment %d: %w", seq, err)
+				return nil, 0, fmt.Errorf("boltlog: segment %d: %w", seq, err)
 			}
 			all = append(all, cs...)
 		}
@@ -211,19 +234,19 @@ func replayLog(dir string) ([]change, uint64, error) {
 	return all, last, nil
 }
 
-// resetLog leaves dir with an empty active segment numbered seq and a
-// spare, reusing the files already there (their old frames carry older
-// sequence numbers) so that, once used, they need no allocation.
-func resetLog(dir string, seq uint64) (active *segment, spare *os.File, err error) {
-	seqs, err := logFiles(dir)
+// reset leaves an empty active segment numbered seq and a spare, reusing
+// the files already there (their old frames carry older sequence numbers)
+// so that, once used, they need no allocation.
+func (l logFiles) reset(seq uint64) (active *segment, spare *os.File, err error) {
+	seqs, err := l.seqs()
 	if err != nil {
 		return nil, nil, err
 	}
-	old := []string{filepath.Join(dir, sparePath)}
+	old := []string{l.spare()}
 	for _, s := range seqs {
-		old = append(old, segmentPath(dir, s))
+		old = append(old, l.segment(s))
 	}
-	want := []string{segmentPath(dir, seq), filepath.Join(dir, sparePath)}
+	want := []string{l.segment(seq), l.spare()}
 	var files []*os.File
 	for i, path := range want {
 		f, err := takeFile(old, path)
@@ -238,10 +261,10 @@ func resetLog(dir string, seq uint64) (active *segment, spare *os.File, err erro
 	}
 	for _, p := range old {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, nil, fmt.Errorf("table: remove old log: %w", err)
+			return nil, nil, fmt.Errorf("boltlog: remove old log: %w", err)
 		}
 	}
-	if err := atomicfile.SyncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(l.dir); err != nil {
 		files[0].Close()
 		files[1].Close()
 		return nil, nil, err
@@ -258,22 +281,22 @@ func takeFile(old []string, path string) (*os.File, error) {
 		}
 		if o != path {
 			if err := os.Rename(o, path); err != nil {
-				return nil, fmt.Errorf("table: recycle log file: %w", err)
+				return nil, fmt.Errorf("boltlog: recycle log file: %w", err)
 			}
 		}
 		f, err := os.OpenFile(path, os.O_RDWR, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("table: open log: %w", err)
+			return nil, fmt.Errorf("boltlog: open log: %w", err)
 		}
 		return f, nil
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("table: create log: %w", err)
+		return nil, fmt.Errorf("boltlog: create log: %w", err)
 	}
 	if err := f.Truncate(segmentSize); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("table: size log: %w", err)
+		return nil, fmt.Errorf("boltlog: size log: %w", err)
 	}
 	return f, nil
 }

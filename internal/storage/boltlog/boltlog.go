@@ -1,0 +1,611 @@
+// Package boltlog keeps a bbolt database behind a write-ahead log, for
+// stores whose writes are small, many and each acknowledged durably.
+//
+// Writes (Write) are group-committed: the ones waiting while the previous
+// group was written share one frame of the log and one fdatasync, where a
+// bbolt commit needs two. They are then visible through an in-memory
+// overlay, and reach bbolt when a segment is checkpointed, in the
+// background and thousands at a time. Reads (View) see the overlay merged
+// with bbolt, cursors included. Changes of the bucket structure (Update)
+// are rare: they run on bbolt directly once the log is checkpointed, so the
+// log only ever holds writes to buckets that exist.
+package boltlog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/weftcloud/weft/internal/atomicfile"
+)
+
+// Options tune a DB; the zero value is right outside tests.
+type Options struct {
+	Logger *slog.Logger
+	// RotateAt is how many bytes of log a segment takes before its writes
+	// are checkpointed (default 8 MiB).
+	RotateAt int64
+	// RotateDeletes is how many deleted keys the overlay may hold before a
+	// checkpoint (default 256): a cursor skips each one it meets in bbolt,
+	// so a queue read from its head would slow down as they pile up.
+	RotateDeletes int
+	// Bolt are the options bbolt is opened with.
+	Bolt *bolt.Options
+}
+
+const (
+	// maxGroup bounds how many waiting writes one frame takes.
+	maxGroup = 512
+	// idleCheckpoint is how long the log may hold writes while no new
+	// ones come before they are checkpointed, keeping restarts short.
+	idleCheckpoint = time.Second
+)
+
+// DB is a bbolt file NAME.db in a folder, with its log beside it.
+type DB struct {
+	db   *bolt.DB
+	logf logFiles
+	log  *slog.Logger
+	opt  Options
+
+	mu     sync.RWMutex // guards closed and the cur and frozen pointers
+	closed bool
+	cur    *overlay // writes in the active segment; immutable once published
+	frozen *overlay // writes of the previous segment while its checkpoint runs
+	reqs   chan *request
+	stop   chan struct{}
+	done   chan struct{}
+
+	// Owned by loop.
+	seg    *segment
+	spare  *os.File              // the next segment; nil while a checkpoint runs
+	ckpt   chan checkpointResult // the running checkpoint's; nil when none runs
+	broken error                 // a failed log write or checkpoint: no more writes
+	frame  []byte
+}
+
+type request struct {
+	write  func(tx *Tx) error
+	update func(tx *bolt.Tx) error
+	done   chan error
+}
+
+type checkpointResult struct {
+	spare *os.File
+	err   error
+}
+
+// ErrClosed answers writes after Close.
+var ErrClosed = errors.New("boltlog: closed")
+
+var errReadOnly = errors.New("boltlog: write in a read-only transaction")
+
+// Open opens dir/NAME.db, checkpoints whatever its log holds from before a
+// crash, and starts a fresh log.
+func Open(dir, name string, opt Options) (*DB, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.RotateAt == 0 {
+		opt.RotateAt = segmentSize
+	}
+	if opt.RotateDeletes == 0 {
+		opt.RotateDeletes = 256
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("boltlog: create %s: %w", dir, err)
+	}
+	bdb, err := bolt.Open(filepath.Join(dir, name+".db"), 0o600, opt.Bolt)
+	if err != nil {
+		return nil, fmt.Errorf("boltlog: open %s: %w", name, err)
+	}
+	db := &DB{
+		db:   bdb,
+		logf: logFiles{dir: dir, name: name},
+		log:  opt.Logger,
+		opt:  opt,
+		cur:  newOverlay(),
+		reqs: make(chan *request, maxGroup),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	if err := db.recover(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	go db.loop()
+	return db, nil
+}
+
+// recover checkpoints the log's writes (again, if they were already: a
+// key's newest version written twice is the same) and starts a new log.
+func (db *DB) recover() error {
+	changes, last, err := db.logf.replay()
+	if err != nil {
+		return err
+	}
+	if len(changes) > 0 {
+		if err := db.db.Update(newOverlay().with(changes).checkpointInto); err != nil {
+			return fmt.Errorf("boltlog: replay log: %w", err)
+		}
+	}
+	db.seg, db.spare, err = db.logf.reset(last + 1)
+	return err
+}
+
+// Write runs fn against the database as it is, with the writes of the
+// same group before it, and makes what fn wrote durable before it
+// returns. When fn returns an error, nothing it wrote is kept, and Write
+// returns that error.
+func (db *DB) Write(fn func(tx *Tx) error) error {
+	return db.send(&request{write: fn})
+}
+
+// Update runs fn on bbolt itself, after every logged write is in it: for
+// creating and deleting buckets, and other rare changes.
+func (db *DB) Update(fn func(tx *bolt.Tx) error) error {
+	return db.send(&request{update: fn})
+}
+
+func (db *DB) send(r *request) error {
+	r.done = make(chan error, 1)
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return ErrClosed
+	}
+	db.reqs <- r
+	db.mu.RUnlock()
+	return <-r.done
+}
+
+// View runs fn against a consistent view of the database.
+func (db *DB) View(fn func(tx *Tx) error) error {
+	db.mu.RLock()
+	cur, frozen := db.cur, db.frozen
+	db.mu.RUnlock()
+	// Opened after reading frozen: what a finished checkpoint took out of
+	// the overlays is in this transaction.
+	return db.db.View(func(btx *bolt.Tx) error {
+		return fn(&Tx{bolt: btx, layers: []*overlay{cur, frozen}})
+	})
+}
+
+// Close finishes queued writes, checkpoints the log and closes the file.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	db.mu.Unlock()
+	close(db.stop)
+	<-db.done
+	if err := db.db.Close(); err != nil {
+		return fmt.Errorf("boltlog: close: %w", err)
+	}
+	return nil
+}
+
+// Tx is a view of the database for one Write or View.
+type Tx struct {
+	bolt   *bolt.Tx
+	layers []*overlay // newest first; own is the first when writable
+	own    *overlay   // this Write's writes
+}
+
+// Bolt is the bbolt transaction beneath: it sees the bucket structure as
+// it is, but not the writes still in the log.
+func (tx *Tx) Bolt() *bolt.Tx { return tx.bolt }
+
+// Bucket returns a top-level bucket, or nil when it does not exist.
+func (tx *Tx) Bucket(name []byte) *Bucket {
+	b := tx.bolt.Bucket(name)
+	if b == nil {
+		return nil
+	}
+	return &Bucket{tx: tx, id: bucketID("", name), b: b}
+}
+
+// Bucket is a bbolt bucket seen through the log.
+type Bucket struct {
+	tx *Tx
+	id string
+	b  *bolt.Bucket
+}
+
+// Bucket returns a nested bucket, or nil when it does not exist.
+func (b *Bucket) Bucket(name []byte) *Bucket {
+	nb := b.b.Bucket(name)
+	if nb == nil {
+		return nil
+	}
+	return &Bucket{tx: b.tx, id: bucketID(b.id, name), b: nb}
+}
+
+// Get returns key's value, nil when absent. It is valid during the
+// transaction and must not be modified.
+func (b *Bucket) Get(key []byte) []byte {
+	for _, o := range b.tx.layers {
+		if it, ok := o.get(b.id, key); ok {
+			return it.val
+		}
+	}
+	return b.b.Get(key)
+}
+
+// Put sets key to val. Neither may be modified afterwards.
+func (b *Bucket) Put(key, val []byte) error {
+	if b.tx.own == nil {
+		return errReadOnly
+	}
+	if val == nil {
+		val = []byte{} // nil marks a deleted key
+	}
+	b.tx.own.set(change{bucket: b.id, key: key, val: val})
+	return nil
+}
+
+// Delete removes key.
+func (b *Bucket) Delete(key []byte) error {
+	if b.tx.own == nil {
+		return errReadOnly
+	}
+	b.tx.own.set(change{bucket: b.id, key: key})
+	return nil
+}
+
+// Cursor iterates the bucket's keys in order, the log's versions merged
+// with bbolt's. It stays valid while the transaction writes.
+func (b *Bucket) Cursor() *Cursor { return &Cursor{b: b, bc: b.b.Cursor()} }
+
+// Cursor is a position in a Bucket.
+type Cursor struct {
+	b      *Bucket
+	bc     *bolt.Cursor
+	bk, bv []byte // bbolt's cursor, at or after the position
+	key    []byte // last key returned; nil at the end
+}
+
+func (c *Cursor) First() (key, val []byte) {
+	c.bk, c.bv = c.bc.First()
+	return c.from(nil, true)
+}
+
+func (c *Cursor) Seek(seek []byte) (key, val []byte) {
+	c.bk, c.bv = c.bc.Seek(seek)
+	return c.from(seek, true)
+}
+
+func (c *Cursor) Next() (key, val []byte) {
+	if c.key == nil {
+		return nil, nil
+	}
+	return c.from(c.key, false)
+}
+
+// from moves to the first live key at or after start (after, when
+// inclusive is false): the smallest key among bbolt and the overlays, the
+// newest version of it, skipping deleted ones.
+func (c *Cursor) from(start []byte, inclusive bool) ([]byte, []byte) {
+	for {
+		for c.bk != nil && start != nil && (bytes.Compare(c.bk, start) < 0 || !inclusive && bytes.Equal(c.bk, start)) {
+			c.bk, c.bv = c.bc.Next()
+		}
+		key, val, logged := c.bk, c.bv, false
+		for _, o := range c.b.tx.layers {
+			it, ok := o.first(c.b.id, start, inclusive)
+			if !ok {
+				continue
+			}
+			// Layers come newest first: an equal key replaces bbolt's
+			// version, not a newer layer's.
+			if cmp := compareKeys(it.key, key); cmp < 0 || cmp == 0 && !logged {
+				key, val, logged = it.key, it.val, true
+			}
+		}
+		c.key = key
+		if key == nil {
+			return nil, nil
+		}
+		if logged && val == nil {
+			start, inclusive = key, false // deleted
+			continue
+		}
+		return key, val
+	}
+}
+
+// compareKeys orders keys with nil, the end, after every key.
+func compareKeys(a, b []byte) int {
+	switch {
+	case b == nil:
+		return -1
+	case a == nil:
+		return 1
+	}
+	return bytes.Compare(a, b)
+}
+
+func (db *DB) loop() {
+	defer close(db.done)
+	idle := time.NewTimer(idleCheckpoint)
+	idle.Stop()
+	group := make([]*request, 0, maxGroup)
+	for {
+		select {
+		case r := <-db.reqs:
+			group = append(group[:0], r)
+			// Let writers that are about to enqueue do so: on few cores a
+			// client's next request is often one scheduling slot away.
+			runtime.Gosched()
+		drain:
+			for len(group) < maxGroup {
+				select {
+				case r := <-db.reqs:
+					group = append(group, r)
+				default:
+					break drain
+				}
+			}
+			db.run(group)
+			if !db.cur.empty() {
+				idle.Reset(idleCheckpoint)
+			}
+		case <-idle.C:
+			if !db.cur.empty() && db.broken == nil {
+				if err := db.rotate(); err != nil {
+					db.fail(err)
+				}
+			}
+		case <-db.stop:
+			// Senders stopped before stop closed; finish what they queued.
+			for len(db.reqs) > 0 {
+				db.run([]*request{<-db.reqs})
+			}
+			db.shutdown()
+			return
+		}
+	}
+}
+
+// run commits a group in order: runs of writes share a frame, updates go
+// one at a time.
+func (db *DB) run(group []*request) {
+	for len(group) > 0 {
+		n := 0
+		for n < len(group) && group[n].update == nil {
+			n++
+		}
+		if n > 0 {
+			db.commitWrites(group[:n])
+			group = group[n:]
+			continue
+		}
+		group[0].done <- db.runUpdate(group[0].update)
+		group = group[1:]
+	}
+}
+
+func (db *DB) commitWrites(group []*request) {
+	answer := func(rs []*request, err error) {
+		for _, r := range rs {
+			r.done <- err
+		}
+	}
+	if db.broken != nil {
+		answer(group, db.broken)
+		return
+	}
+	db.mu.RLock()
+	frozen := db.frozen
+	db.mu.RUnlock()
+	btx, err := db.db.Begin(false)
+	if err != nil {
+		answer(group, fmt.Errorf("boltlog: read: %w", err))
+		return
+	}
+	pending := newOverlay() // this group's writes so far
+	var changes []change
+	var payload []byte
+	ok := group[:0:0]
+	for _, r := range group {
+		tx := &Tx{bolt: btx, own: newOverlay()}
+		tx.layers = []*overlay{tx.own, pending, db.cur, frozen}
+		if err := r.write(tx); err != nil {
+			r.done <- err
+			continue
+		}
+		for _, c := range tx.own.changes() {
+			pending.set(c)
+			changes = append(changes, c)
+			payload = appendChange(payload, c)
+		}
+		ok = append(ok, r)
+	}
+	// Closed before logging: a rotation may wait for a checkpoint, whose
+	// commit may wait for read transactions to end.
+	_ = btx.Rollback()
+	if len(changes) > 0 {
+		if err := db.append(payload); err != nil {
+			db.fail(err)
+			answer(ok, err)
+			return
+		}
+		next := db.cur.with(changes)
+		db.mu.Lock()
+		db.cur = next
+		db.mu.Unlock()
+	}
+	answer(ok, nil)
+	if db.seg.off >= db.opt.RotateAt || db.cur.deletes >= db.opt.RotateDeletes {
+		db.rotateSoon()
+	}
+}
+
+// append logs one frame.
+func (db *DB) append(payload []byte) error {
+	db.frame = appendFrame(db.frame[:0], db.seg.seq, payload)
+	return db.seg.append(db.frame)
+}
+
+// rotateSoon rotates unless the previous checkpoint still runs, in which
+// case the segment goes on growing for now: up to four times its size,
+// then writers wait.
+func (db *DB) rotateSoon() {
+	if db.ckpt != nil && db.seg.off < 4*db.opt.RotateAt {
+		select {
+		case res := <-db.ckpt:
+			db.ckpt <- res // put back for waitCheckpoint
+		default:
+			return
+		}
+	}
+	if err := db.rotate(); err != nil {
+		db.fail(err)
+	}
+}
+
+// rotate makes the spare the active segment and checkpoints the writes
+// of the one before in the background.
+func (db *DB) rotate() error {
+	if err := db.waitCheckpoint(); err != nil {
+		return err
+	}
+	next := &segment{f: db.spare, seq: db.seg.seq + 1}
+	if err := os.Rename(db.logf.spare(), db.logf.segment(next.seq)); err != nil {
+		return fmt.Errorf("boltlog: rotate log: %w", err)
+	}
+	// The new name must be durable before a frame in the file counts.
+	if err := atomicfile.SyncDir(db.logf.dir); err != nil {
+		return err
+	}
+	old := db.seg
+	db.seg, db.spare = next, nil
+	db.mu.Lock()
+	frozen := db.cur
+	db.frozen, db.cur = frozen, newOverlay()
+	db.mu.Unlock()
+	done := make(chan checkpointResult, 1)
+	db.ckpt = done
+	go func() { done <- db.checkpoint(frozen, old) }()
+	return nil
+}
+
+// checkpoint commits a segment's writes to bbolt, then recycles the
+// segment as the next spare.
+func (db *DB) checkpoint(o *overlay, old *segment) checkpointResult {
+	if err := db.db.Update(o.checkpointInto); err != nil {
+		return checkpointResult{err: fmt.Errorf("boltlog: checkpoint: %w", err)}
+	}
+	db.mu.Lock()
+	db.frozen = nil
+	db.mu.Unlock()
+	if err := os.Rename(db.logf.segment(old.seq), db.logf.spare()); err != nil {
+		return checkpointResult{err: fmt.Errorf("boltlog: recycle log: %w", err)}
+	}
+	// Durable before any later Update: replaying this segment after one
+	// could bring back keys of a bucket deleted and made again since.
+	if err := atomicfile.SyncDir(db.logf.dir); err != nil {
+		return checkpointResult{err: err}
+	}
+	return checkpointResult{spare: old.f}
+}
+
+func (db *DB) waitCheckpoint() error {
+	if db.ckpt == nil {
+		return nil
+	}
+	res := <-db.ckpt
+	db.ckpt = nil
+	if res.err != nil {
+		return res.err
+	}
+	db.spare = res.spare
+	return nil
+}
+
+func (db *DB) runUpdate(fn func(tx *bolt.Tx) error) error {
+	if db.broken != nil {
+		return db.broken
+	}
+	if !db.cur.empty() {
+		if err := db.rotate(); err != nil {
+			db.fail(err)
+			return err
+		}
+	}
+	if err := db.waitCheckpoint(); err != nil {
+		db.fail(err)
+		return err
+	}
+	return db.db.Update(fn)
+}
+
+// fail stops writes after a failed log write or checkpoint: what was
+// acknowledged is in the log, but whether later frames reached the disk is
+// unknown, so the database must be reopened (and replay the log) to go on.
+func (db *DB) fail(err error) {
+	if db.broken == nil {
+		db.log.Error("boltlog: no more writes", "err", err)
+		db.broken = err
+	}
+}
+
+// shutdown checkpoints what the log holds, so that the next Open has
+// nothing to replay, and closes the log files.
+func (db *DB) shutdown() {
+	if err := db.waitCheckpoint(); err != nil {
+		db.fail(err)
+	}
+	if db.broken == nil && !db.cur.empty() {
+		if err := db.db.Update(db.cur.checkpointInto); err != nil {
+			db.fail(err)
+		}
+	}
+	db.seg.f.Close()
+	if db.spare != nil {
+		db.spare.Close()
+	}
+}
+
+// checkpointInto writes the overlay's versions into bbolt.
+func (o *overlay) checkpointInto(tx *bolt.Tx) error {
+	for id, t := range o.buckets {
+		path, err := bucketPath(id)
+		if err != nil {
+			return err
+		}
+		b := tx.Bucket(path[0])
+		for _, name := range path[1:] {
+			if b == nil {
+				break
+			}
+			b = b.Bucket(name)
+		}
+		if b == nil {
+			continue // deleted since, with its keys
+		}
+		t.Ascend(func(it item) bool {
+			if it.val == nil {
+				err = b.Delete(it.key)
+			} else {
+				err = b.Put(it.key, it.val)
+			}
+			return err == nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
