@@ -119,7 +119,7 @@ func signAgent(creds *pki.Credentials, w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: api.CodeInvalid, Message: "certificate: POST a name and a PEM certificate request"}})
 		return
 	}
-	cert, err := creds.SignAgent([]byte(req.CSR))
+	cert, err := creds.SignAgent(req.Name, []byte(req.CSR))
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: api.CodeInvalid, Message: err.Error()}})
