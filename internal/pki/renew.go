@@ -62,6 +62,8 @@ func retryInterval(cert *x509.Certificate) time.Duration {
 }
 
 func (r *Renewer) renew(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	keyPEM, csrPEM, err := NewAgentRequest(r.Node)
 	if err != nil {
 		return err
