@@ -145,6 +145,9 @@ type Node struct {
 	Version       string            `json:"version,omitempty"` // weft build
 	LastHeartbeat time.Time         `json:"lastHeartbeat"`
 	RegisteredAt  time.Time         `json:"registeredAt"`
+	// RevokedBefore: the servers refuse this node's certificates issued
+	// before then (weft node revoke); it rejoins with the join token.
+	RevokedBefore time.Time `json:"revokedBefore,omitzero"`
 }
 
 // Resources is an amount of CPU and memory.

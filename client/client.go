@@ -59,6 +59,10 @@ func (c *Client) WithTLS(config *tls.Config) *Client {
 	return c
 }
 
+// CloseIdleConnections closes the kept-alive connections not in use: an
+// agent whose certificate was renewed presents the new one on the next.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
 // WithToken makes the client present token (an API token) as a bearer token.
 func (c *Client) WithToken(token string) *Client {
 	c.token = token

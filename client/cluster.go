@@ -32,3 +32,19 @@ func (c *Client) RestoreSnapshot(ctx context.Context, r io.Reader) error {
 	_, err := c.Do(ctx, "POST", "/v1/cluster/snapshot", nil, r, nil)
 	return err
 }
+
+// JoinCluster trades the cluster's join token (WithToken) for a
+// certificate of the agent's own, signed by the cluster's CA.
+func (c *Client) JoinCluster(ctx context.Context, req api.AgentCertificateRequest) (api.AgentCertificate, error) {
+	var got api.AgentCertificate
+	_, err := c.Do(ctx, "POST", "/v1/cluster/certificate", nil, req, &got)
+	return got, err
+}
+
+// RenewCertificate asks for a new certificate for the agent whose
+// certificate the client presents (WithTLS); req must name its node.
+func (c *Client) RenewCertificate(ctx context.Context, req api.AgentCertificateRequest) (api.AgentCertificate, error) {
+	var got api.AgentCertificate
+	_, err := c.Do(ctx, "POST", "/v1/cluster/certificate/renew", nil, req, &got)
+	return got, err
+}

@@ -36,4 +36,12 @@ func (c *Client) UndrainNode(ctx context.Context, name string) (api.Node, error)
 	return n, err
 }
 
+// RevokeNode revokes the node's certificates issued until now: the
+// servers refuse them, and the node joins again with the join token.
+func (c *Client) RevokeNode(ctx context.Context, name string) (api.Node, error) {
+	var n api.Node
+	_, err := c.Do(ctx, "POST", nodePath(name)+"/revoke", nil, nil, &n)
+	return n, err
+}
+
 func nodePath(name string) string { return "/v1/nodes/" + url.PathEscape(name) }

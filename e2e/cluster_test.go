@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -334,28 +335,7 @@ func TestRollingRestartOfServers(t *testing.T) {
 // TLS, agents join with their certificate, the CLI works with the CA and
 // the API token, and a caller with neither is refused.
 func TestTLSCluster(t *testing.T) {
-	creds := filepath.Join(t.TempDir(), "tls")
-	if out, err := exec.Command(weftBin, "tls", "init", "--dir", creds).CombinedOutput(); err != nil {
-		t.Fatalf("weft tls init: %v: %s", err, out)
-	}
-	token, err := os.ReadFile(filepath.Join(creds, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pki.LoadCA(filepath.Join(creds, "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	secure := func(addrs string) *client.Client {
-		return client.New(addrs).WithTLS(&tls.Config{RootCAs: pool}).WithToken(strings.TrimSpace(string(token)))
-	}
-	c := newServersWith(t, 3, []string{"--tls-dir", creds}, "https://", secure)
-	c.env = []string{"WEFT_TOKEN=" + strings.TrimSpace(string(token)), "WEFT_CA_CERT=" + filepath.Join(creds, "ca.pem")}
-	join, err := os.ReadFile(filepath.Join(creds, "join.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.agentFlags = append([]string{"--join-token", strings.TrimSpace(string(join)), "--ca-cert", filepath.Join(creds, "ca.pem")}, fastAgent...)
+	c, creds, pool := newTLSServers(t)
 	c.startNodes(2)
 	port := freePort(t)
 	c.mustWeft("deploy", "-f", c.service("web", port, 2, "hello"), "--wait")
@@ -369,7 +349,7 @@ func TestTLSCluster(t *testing.T) {
 
 	// No token and no certificate: refused. Plain HTTP: no answer.
 	anonymous := client.New(c.api).WithTLS(&tls.Config{RootCAs: pool})
-	_, err = anonymous.Services(context.Background())
+	_, err := anonymous.Services(context.Background())
 	var e *api.Error
 	if !errors.As(err, &e) || e.Code != api.CodeUnauthorized {
 		t.Errorf("a request without credentials: %v, want unauthorized", err)
@@ -391,6 +371,36 @@ func TestTLSCluster(t *testing.T) {
 	if nodes := c.mustNodes(); len(nodes) != 2 {
 		t.Errorf("%d nodes after the intruder, want 2", len(nodes))
 	}
+}
+
+// newTLSServers starts three servers on the credentials of weft tls init
+// (in the returned folder, with the CA in the returned pool), with extra
+// server flags. The cluster's client and CLI use the CA and the API token;
+// its agents join with the join token.
+func newTLSServers(t *testing.T, serverFlags ...string) (*cluster, string, *x509.CertPool) {
+	creds := filepath.Join(t.TempDir(), "tls")
+	if out, err := exec.Command(weftBin, "tls", "init", "--dir", creds).CombinedOutput(); err != nil {
+		t.Fatalf("weft tls init: %v: %s", err, out)
+	}
+	read := func(name string) string {
+		data, err := os.ReadFile(filepath.Join(creds, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(data))
+	}
+	token, join := read("admin.token"), read("join.token")
+	pool, err := pki.LoadCA(filepath.Join(creds, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secure := func(addrs string) *client.Client {
+		return client.New(addrs).WithTLS(&tls.Config{RootCAs: pool}).WithToken(token)
+	}
+	c := newServersWith(t, 3, append([]string{"--tls-dir", creds}, serverFlags...), "https://", secure)
+	c.env = []string{"WEFT_TOKEN=" + token, "WEFT_CA_CERT=" + filepath.Join(creds, "ca.pem")}
+	c.agentFlags = append([]string{"--join-token", join, "--ca-cert", filepath.Join(creds, "ca.pem")}, fastAgent...)
+	return c, creds, pool
 }
 
 // startNodes starts agents node-1..node-n and waits until they are ready.

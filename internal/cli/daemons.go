@@ -49,6 +49,10 @@ func (a *app) serverCommand() *cobra.Command {
 	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "servers to wait for before forming a cluster")
 	f.StringVar(&join, "join", "", "other servers' --listen addresses, comma-separated")
 	f.StringVar(&cfg.TLSDir, "tls-dir", "", "the cluster's credentials (weft tls init): serve TLS, require a certificate or token")
+	// For tests: agents' certificates that expire within seconds show
+	// renewals without waiting days.
+	f.DurationVar(&cfg.AgentCertLifetime, "agent-cert-lifetime", 0, "how long agents' certificates last (default 30 days)")
+	_ = f.MarkHidden("agent-cert-lifetime")
 	return cmd
 }
 

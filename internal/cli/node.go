@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -71,13 +72,14 @@ func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 func (a *app) nodeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Show, drain or undrain a node",
+		Short: "Show, drain, undrain or revoke a node",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usagef("usage: weft node show|drain|undrain NAME")
+			return usagef("usage: weft node show|drain|undrain|revoke NAME")
 		},
 	}
-	verb := func(use, short string, do func(*cobra.Command, string) (api.Node, error)) *cobra.Command {
+	state := func(n api.Node) string { return n.State }
+	verb := func(use, short string, do func(*cobra.Command, string) (api.Node, error), say func(api.Node) string) *cobra.Command {
 		return &cobra.Command{
 			Use:   use + " NAME",
 			Short: short,
@@ -90,7 +92,7 @@ func (a *app) nodeCommand() *cobra.Command {
 				if a.jsonOutput() {
 					return a.printJSON(n)
 				}
-				_, err = fmt.Fprintf(a.stdout, "node %s: %s\n", n.Name, n.State)
+				_, err = fmt.Fprintf(a.stdout, "node %s: %s\n", n.Name, say(n))
 				return err
 			},
 		}
@@ -98,12 +100,17 @@ func (a *app) nodeCommand() *cobra.Command {
 	cmd.AddCommand(
 		verb("show", "Show a node", func(cmd *cobra.Command, name string) (api.Node, error) {
 			return a.client().Node(cmd.Context(), name)
-		}),
+		}, state),
 		verb("drain", "Move a node's instances elsewhere and place nothing new on it", func(cmd *cobra.Command, name string) (api.Node, error) {
 			return a.client().DrainNode(cmd.Context(), name)
-		}),
+		}, state),
 		verb("undrain", "Make a drained node eligible for placement again", func(cmd *cobra.Command, name string) (api.Node, error) {
 			return a.client().UndrainNode(cmd.Context(), name)
+		}, state),
+		verb("revoke", "Refuse the node's certificates issued until now; it rejoins with the join token", func(cmd *cobra.Command, name string) (api.Node, error) {
+			return a.client().RevokeNode(cmd.Context(), name)
+		}, func(n api.Node) string {
+			return "certificates issued before " + n.RevokedBefore.Format(time.RFC3339) + " revoked; it rejoins with the join token"
 		}),
 	)
 	return cmd

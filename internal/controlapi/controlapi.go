@@ -77,6 +77,7 @@ func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, vmMg
 	route("GET /v1/nodes/{name}/assignments", s.assignments)
 	route("POST /v1/nodes/{name}/drain", s.drain)
 	route("POST /v1/nodes/{name}/undrain", s.undrain)
+	route("POST /v1/nodes/{name}/revoke", s.revoke)
 
 	route("GET /v1/events", s.events)
 
@@ -424,6 +425,14 @@ func (s *server) drain(w http.ResponseWriter, r *http.Request) error {
 
 func (s *server) undrain(w http.ResponseWriter, r *http.Request) error {
 	n, err := s.ctl.UndrainNode(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return ok(w, n)
+}
+
+func (s *server) revoke(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.ctl.RevokeNode(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return err
 	}

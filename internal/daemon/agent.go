@@ -20,21 +20,22 @@ import (
 	"github.com/weftcloud/weft/internal/pki"
 )
 
-// newAgent builds a node agent with every runtime this host offers.
-func newAgent(cfg AgentConfig) (*agent.Agent, error) {
+// newAgent builds a node agent with every runtime this host offers and,
+// when the agent has a certificate of its own, what renews it.
+func newAgent(cfg AgentConfig) (*agent.Agent, *pki.Renewer, error) {
 	log := defaultLogger(cfg.Logger).With("node", cfg.Name)
 	if cfg.Name == "" {
-		return nil, errors.New("agent: --name is required")
+		return nil, nil, errors.New("agent: --name is required")
 	}
 	if cfg.Data == "" {
-		return nil, errors.New("agent: --data is required")
+		return nil, nil, errors.New("agent: --data is required")
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	proc, err := process.New(process.Config{Logger: log.With("driver", "process")})
 	if err != nil {
-		return nil, fmt.Errorf("agent: process runtime: %w", err)
+		return nil, nil, fmt.Errorf("agent: process runtime: %w", err)
 	}
 	drivers := []driver.Driver{proc}
 	// The other runtimes are there when the host has what they need.
@@ -58,26 +59,62 @@ func newAgent(cfg AgentConfig) (*agent.Agent, error) {
 	}
 	if cfg.JoinToken != "" {
 		if cfg.TLSDir, err = joinCluster(cfg, log); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
+	var renewer *pki.Renewer
 	if cfg.TLSDir != "" {
 		creds, err := pki.LoadAgent(cfg.TLSDir)
 		if err != nil {
-			return nil, fmt.Errorf("agent: --tls-dir: %w", err)
+			return nil, nil, fmt.Errorf("agent: --tls-dir: %w", err)
 		}
 		acfg.TLS = creds.ServerTLS(true)
 		ctl.WithTLS(creds.ClientTLS())
+		if renewer, err = agentRenewer(cfg, creds, ctl, log); err != nil {
+			return nil, nil, err
+		}
 	}
-	return agent.New(acfg, ctl)
+	a, err := agent.New(acfg, ctl)
+	return a, renewer, err
+}
+
+// agentRenewer checks the agent's certificate and returns what renews it:
+// nil for the certificate tls init makes for agents to share, which names
+// no node (it lasts years and is replaced by hand).
+func agentRenewer(cfg AgentConfig, creds *pki.Credentials, ctl *client.Client, log *slog.Logger) (*pki.Renewer, error) {
+	leaf := creds.Certificate().Leaf
+	if time.Now().After(leaf.NotAfter) {
+		return nil, fmt.Errorf("agent: the certificate in %s expired at %s: join again with --join-token", cfg.TLSDir, leaf.NotAfter.Format(time.RFC3339))
+	}
+	node, ok := pki.AgentNode(leaf)
+	if !ok {
+		log.Info("the agent's certificate names no node: it is not renewed", "expires", leaf.NotAfter)
+		return nil, nil
+	}
+	if node != cfg.Name {
+		return nil, fmt.Errorf("agent: the certificate in %s is node %s's, not %s's", cfg.TLSDir, node, cfg.Name)
+	}
+	return &pki.Renewer{
+		Node: node, Dir: cfg.TLSDir, Creds: creds, Logger: log.With("part", "pki"),
+		Sign: func(ctx context.Context, csrPEM []byte) ([]byte, []byte, error) {
+			got, err := ctl.RenewCertificate(ctx, api.AgentCertificateRequest{Name: node, CSR: string(csrPEM)})
+			return []byte(got.Certificate), []byte(got.CA), err
+		},
+		Renewed: ctl.CloseIdleConnections,
+	}, nil
 }
 
 // RunAgent runs a node agent until ctx ends. Its instances keep running
 // after it exits, and the next agent on the same --data adopts them.
 func RunAgent(ctx context.Context, cfg AgentConfig) error {
-	a, err := newAgent(cfg)
+	a, renewer, err := newAgent(cfg)
 	if err != nil {
 		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if renewer != nil {
+		go renewer.Run(ctx)
 	}
 	if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("agent: %w", err)
@@ -86,12 +123,22 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 }
 
 // joinCluster gets the agent a certificate of its own, signed by the
-// cluster's CA in exchange for the join token, once: it is kept in
-// DATA/tls, whose path it returns.
+// cluster's CA in exchange for the join token: it is kept in DATA/tls,
+// whose path it returns, and renewed there. The agent joins again when
+// the certificate there has expired (it was stopped too long to renew
+// it); an operator makes a revoked node join again by removing DATA/tls.
 func joinCluster(cfg AgentConfig, log *slog.Logger) (string, error) {
 	dir := filepath.Join(cfg.Data, "tls")
 	if _, err := os.Stat(filepath.Join(dir, pki.AgentFile)); err == nil {
-		return dir, nil
+		creds, err := pki.LoadAgent(dir)
+		if err == nil {
+			expires := creds.Certificate().Leaf.NotAfter
+			if time.Now().Before(expires) {
+				return dir, nil
+			}
+			err = fmt.Errorf("it expired at %s", expires.Format(time.RFC3339))
+		}
+		log.Warn("the agent's certificate cannot be used; joining the cluster again", "dir", dir, "err", err)
 	}
 	if cfg.CACert == "" {
 		return "", errors.New("agent: --join-token needs --ca-cert, the cluster's CA certificate")
@@ -106,9 +153,9 @@ func joinCluster(cfg AgentConfig, log *slog.Logger) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var got api.AgentCertificate
 	c := client.New(cfg.Server).WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}).WithToken(cfg.JoinToken)
-	if _, err := c.Do(ctx, "POST", "/v1/cluster/certificate", nil, api.AgentCertificateRequest{Name: cfg.Name, CSR: string(csrPEM)}, &got); err != nil {
+	got, err := c.JoinCluster(ctx, api.AgentCertificateRequest{Name: cfg.Name, CSR: string(csrPEM)})
+	if err != nil {
 		return "", fmt.Errorf("agent: join the cluster: %w", err)
 	}
 	if err := pki.WriteAgent(dir, []byte(got.CA), []byte(got.Certificate), keyPEM); err != nil {

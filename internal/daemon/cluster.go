@@ -2,11 +2,9 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -84,46 +82,4 @@ func systemAccountKey(ctx context.Context, accts *accounts.Store) (string, []byt
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// authorize lets through only requests that present a certificate of the
-// cluster's CA or the admin token, when the server has credentials. A
-// server's self-description stays open: it is what forming servers ask.
-func authorize(creds *pki.Credentials, next http.Handler) http.Handler {
-	if creds == nil {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/cluster/certificate" && creds.IsJoinToken(r.Header.Get("Authorization")) {
-			signAgent(creds, w, r)
-			return
-		}
-		if r.URL.Path == "/v1/cluster/self" || creds.Authorize(r.TLS, r.Header.Get("Authorization")) == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		w.WriteHeader(http.StatusUnauthorized)
-		json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: api.CodeUnauthorized,
-			Message: "this cluster needs a client certificate of its CA or an API token (WEFT_TOKEN)"}})
-	})
-}
-
-// signAgent answers a joining agent's certificate request.
-func signAgent(creds *pki.Credentials, w http.ResponseWriter, r *http.Request) {
-	var req api.AgentCertificateRequest
-	w.Header().Set("Content-Type", "application/json")
-	if r.Method != http.MethodPost || json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req) != nil || req.Name == "" {
-		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: api.CodeInvalid, Message: "certificate: POST a name and a PEM certificate request"}})
-		return
-	}
-	cert, err := creds.SignAgent([]byte(req.CSR))
-	if err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: api.CodeInvalid, Message: err.Error()}})
-		return
-	}
-	json.NewEncoder(w).Encode(api.AgentCertificate{Certificate: string(cert), CA: string(creds.CAPEM())})
 }

@@ -41,6 +41,10 @@ type ServerConfig struct {
 	// admin token, and servers talk to each other (Raft included) over
 	// mutual TLS. Empty: plain HTTP, for weft dev.
 	TLSDir string
+	// AgentCertLifetime is how long the certificates of joining and
+	// renewing agents last; 0: pki.DefaultAgentLifetime. Tests shorten it
+	// (a hidden flag) to see renewals within seconds.
+	AgentCertLifetime time.Duration
 }
 
 // AgentConfig configures `weft agent`, the node agent.

@@ -43,7 +43,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, cfg.Nodes)
 	for i := 1; i <= cfg.Nodes; i++ {
-		a, err := newAgent(AgentConfig{
+		a, _, err := newAgent(AgentConfig{
 			Server: "http://" + c.addr, Name: fmt.Sprintf("node-%d", i),
 			Data: filepath.Join(cfg.Data, "nodes", fmt.Sprintf("node-%d", i)), FaultDomain: fmt.Sprintf("fd%d", i),
 			HeartbeatInterval: DefaultHeartbeatInterval, Logger: log,

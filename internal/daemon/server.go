@@ -83,6 +83,7 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		if creds, err = pki.LoadServer(cfg.TLSDir); err != nil {
 			return nil, fmt.Errorf("server: --tls-dir: %w", err)
 		}
+		creds.AgentLifetime = cfg.AgentCertLifetime
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -108,7 +109,7 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 	setHandler := func(h http.Handler) { handler.Store(&h) }
 	setHandler(cluster.SelfHandler(self))
 	c.http = &http.Server{
-		Handler:           authorize(creds, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) })),
+		Handler:           authorize(creds, log.With("part", "pki"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) })),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {
@@ -166,7 +167,7 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	apiHandler := controlapi.New(c.ctl, accts, imgs, vmMgr, nodes, log.With("part", "api"))
-	setHandler(peers.Handler(apiHandler))
+	setHandler(agentCertificates(creds, c.ctl, log.With("part", "pki"), peers.Handler(apiHandler)))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel

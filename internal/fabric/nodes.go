@@ -27,7 +27,7 @@ func (c *Controller) RegisterNode(ctx context.Context, reg api.NodeRegistration)
 	defer c.mu.Unlock()
 	now := c.now()
 	rec, exists := get[nodeRecord](c.store, state.KindNodes, reg.Name)
-	state0 := rec.State
+	state0, revoked := rec.State, rec.RevokedBefore
 	rec.Node = api.Node{
 		Name: reg.Name, Address: reg.Address, Host: reg.Host, FaultDomain: reg.FaultDomain,
 		Capacity: reg.Capacity, Runtimes: reg.Runtimes, Attributes: reg.Attributes, Version: reg.Version,
@@ -36,6 +36,7 @@ func (c *Controller) RegisterNode(ctx context.Context, reg api.NodeRegistration)
 	if exists && state0 == api.NodeDraining {
 		rec.State = api.NodeDraining
 	}
+	rec.RevokedBefore = revoked
 	if err := c.apply(ctx, []state.Op{put(state.KindNodes, reg.Name, rec)}); err != nil {
 		return api.Node{}, err
 	}
@@ -265,4 +266,31 @@ func (c *Controller) setNodeState(ctx context.Context, name, to string) (api.Nod
 		c.poke()
 	}
 	return c.nodeView(n, list[instanceRecord](c.store, state.KindInstances, "")), nil
+}
+
+// RevokeNode revokes the certificates of node name issued until now: every
+// server refuses them from the moment it has applied this (Revoked), so
+// the node misses its heartbeats and is declared down. A certificate made
+// later, when the node joins again with the join token, is accepted.
+func (c *Controller) RevokeNode(ctx context.Context, name string) (api.Node, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := get[nodeRecord](c.store, state.KindNodes, name)
+	if !ok {
+		return api.Node{}, api.Errorf(api.CodeNotFound, "no node named %s", name)
+	}
+	n.RevokedBefore = c.now()
+	if err := c.apply(ctx, []state.Op{put(state.KindNodes, name, n)}); err != nil {
+		return api.Node{}, err
+	}
+	c.events.Add(api.Event{Type: "node.revoked", Node: name,
+		Message: fmt.Sprintf("node %s: certificates issued before %s revoked", name, n.RevokedBefore.Format(time.RFC3339))})
+	return c.nodeView(n, list[instanceRecord](c.store, state.KindInstances, "")), nil
+}
+
+// Revoked reports whether node's certificate issued at issued is revoked,
+// from this server's copy of the state: any server answers, leader or not.
+func (c *Controller) Revoked(node string, issued time.Time) bool {
+	n, ok := get[nodeRecord](c.store, state.KindNodes, node)
+	return ok && issued.Before(n.RevokedBefore)
 }

@@ -2,6 +2,11 @@
 // authority, the servers' certificate (good for serving and for dialling
 // other servers), and the tokens API clients and joining agents present.
 // `weft tls init` writes them to a folder that every server is given.
+//
+// Agents that join with the join token get a certificate of their own,
+// named after their node ("weft agent NAME") and good for
+// DefaultAgentLifetime; a Renewer replaces it before it expires, and a
+// certificate's issue time (Issued) is what node revocation compares.
 package pki
 
 import (
@@ -21,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +41,18 @@ const (
 	AdminTokenFile = "admin.token" // API clients: Authorization: Bearer
 	JoinTokenFile  = "join.token"  // agents trade it for a certificate of their own
 )
+
+// DefaultAgentLifetime is how long a certificate SignAgent makes is good
+// for; its agent renews it once two thirds of that have passed (RenewAt).
+const DefaultAgentLifetime = 30 * 24 * time.Hour
+
+// backdate starts a certificate's validity this long before it is issued,
+// so that a server whose clock is a little behind the signer's accepts it.
+const backdate = time.Hour
+
+// agentPrefix starts the common name of a node's own certificate; the
+// certificate tls init makes for agents to share is "weft agent" alone.
+const agentPrefix = "weft agent "
 
 // Init makes a new CA, a server certificate for hosts (names or
 // addresses; localhost and 127.0.0.1 are always added) and two tokens in
@@ -98,7 +116,7 @@ func issue(ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, names []str
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(), Subject: pkix.Name{CommonName: cn},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0),
+		NotBefore: now.Add(-backdate), NotAfter: now.AddDate(5, 0, 0),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
@@ -140,13 +158,36 @@ func pemKey(k *ecdsa.PrivateKey) []byte {
 // certificate, and (servers only) the admin token.
 type Credentials struct {
 	CA         *x509.CertPool
-	Cert       tls.Certificate
 	AdminToken string
 	JoinToken  string
+	// AgentLifetime is how long the certificates SignAgent makes are good
+	// for; zero means DefaultAgentLifetime.
+	AgentLifetime time.Duration
+
+	// cert is swapped when an agent renews it; the TLS configurations
+	// below read it at every handshake.
+	cert atomic.Pointer[tls.Certificate]
 
 	// Servers sign joining agents' certificates.
 	caCert *x509.Certificate
 	caKey  *ecdsa.PrivateKey
+}
+
+// Certificate is the party's own certificate, with its Leaf parsed.
+func (c *Credentials) Certificate() *tls.Certificate { return c.cert.Load() }
+
+// SetCertificate replaces the party's certificate for the connections made
+// or accepted from now on.
+func (c *Credentials) SetCertificate(cert tls.Certificate) error {
+	if cert.Leaf == nil {
+		leaf, err := x509.ParseCertificate(cert.Certificate[0])
+		if err != nil {
+			return fmt.Errorf("pki: %w", err)
+		}
+		cert.Leaf = leaf
+	}
+	c.cert.Store(&cert)
+	return nil
 }
 
 // LoadServer reads a server's credentials from dir.
@@ -195,68 +236,6 @@ func (c *Credentials) IsJoinToken(authorization string) bool {
 	return ok && c.JoinToken != "" && len(tok) == len(c.JoinToken) && subtle.ConstantTimeCompare([]byte(tok), []byte(c.JoinToken)) == 1
 }
 
-// SignAgent signs a joining agent's certificate request (PEM): a
-// certificate named after the agent, good for a year.
-func (c *Credentials) SignAgent(csrPEM []byte) ([]byte, error) {
-	if c.caKey == nil {
-		return nil, errors.New("pki: this server cannot sign certificates")
-	}
-	block, _ := pem.Decode(csrPEM)
-	if block == nil || block.Type != "CERTIFICATE REQUEST" {
-		return nil, errors.New("pki: not a PEM certificate request")
-	}
-	csr, err := x509.ParseCertificateRequest(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("pki: certificate request: %w", err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("pki: certificate request: %w", err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(), Subject: pkix.Name{CommonName: "weft agent " + csr.Subject.CommonName},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.caCert, csr.PublicKey, c.caKey)
-	if err != nil {
-		return nil, fmt.Errorf("pki: sign: %w", err)
-	}
-	return pemBlock("CERTIFICATE", der), nil
-}
-
-// NewAgentRequest makes a key and a certificate request for agent name:
-// PEM of both.
-func NewAgentRequest(name string) (keyPEM, csrPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: name}}, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pemKey(key), pemBlock("CERTIFICATE REQUEST", der), nil
-}
-
-// WriteAgent stores an agent's credentials in dir, as LoadAgent reads them.
-func WriteAgent(dir string, caPEM, certPEM, keyPEM []byte) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("pki: %w", err)
-	}
-	for name, data := range map[string][]byte{CAFile: caPEM, AgentFile: certPEM, AgentKeyFile: keyPEM} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			return fmt.Errorf("pki: %w", err)
-		}
-	}
-	return nil
-}
-
-// LoadAgent reads a node agent's credentials from dir (ca.pem, agent.pem,
-// agent-key.pem).
-func LoadAgent(dir string) (*Credentials, error) { return load(dir, AgentFile, AgentKeyFile) }
-
 func load(dir, certFile, keyFile string) (*Credentials, error) {
 	ca, err := LoadCA(filepath.Join(dir, CAFile))
 	if err != nil {
@@ -266,7 +245,11 @@ func load(dir, certFile, keyFile string) (*Credentials, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pki: %s: %w", certFile, err)
 	}
-	return &Credentials{CA: ca, Cert: cert}, nil
+	c := &Credentials{CA: ca}
+	if err := c.SetCertificate(cert); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // LoadCA reads a CA certificate file into a pool.
@@ -290,12 +273,19 @@ func (c *Credentials) ServerTLS(require bool) *tls.Config {
 	if require {
 		auth = tls.RequireAndVerifyClientCert
 	}
-	return &tls.Config{Certificates: []tls.Certificate{c.Cert}, ClientCAs: c.CA, ClientAuth: auth, MinVersion: tls.VersionTLS12}
+	return &tls.Config{GetCertificate: c.serving, ClientCAs: c.CA, ClientAuth: auth, MinVersion: tls.VersionTLS12}
 }
 
 // ClientTLS dials with the certificate and checks servers against the CA.
+// Raft also serves with it, so it carries the certificate both ways.
 func (c *Credentials) ClientTLS() *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{c.Cert}, RootCAs: c.CA, ClientCAs: c.CA, MinVersion: tls.VersionTLS12}
+	return &tls.Config{GetCertificate: c.serving, GetClientCertificate: c.dialling, RootCAs: c.CA, ClientCAs: c.CA, MinVersion: tls.VersionTLS12}
+}
+
+func (c *Credentials) serving(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cert.Load(), nil }
+
+func (c *Credentials) dialling(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return c.cert.Load(), nil
 }
 
 // ErrUnauthorized is returned by Authorize for a request with no valid
@@ -320,7 +310,7 @@ func (c *Credentials) Authorize(state *tls.ConnectionState, authorization string
 // the cluster's CA signed rather than by its address.
 func (c *Credentials) AgentDialTLS() *tls.Config {
 	return &tls.Config{
-		Certificates: []tls.Certificate{c.Cert}, MinVersion: tls.VersionTLS12,
+		GetClientCertificate: c.dialling, MinVersion: tls.VersionTLS12,
 		InsecureSkipVerify: true, // the chain is checked below, without the host name
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {

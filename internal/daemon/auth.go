@@ -1,0 +1,155 @@
+package daemon
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/fabric"
+	"github.com/weftcloud/weft/internal/pki"
+)
+
+// Where agents get their certificates: with the join token, and then,
+// over mutual TLS with the certificate they hold, a new one before it
+// expires.
+const (
+	joinPath  = "/v1/cluster/certificate"
+	renewPath = "/v1/cluster/certificate/renew"
+)
+
+// authorize lets through only requests that present a certificate of the
+// cluster's CA or the admin token, when the server has credentials. A
+// server's self-description stays open: it is what forming servers ask.
+func authorize(creds *pki.Credentials, log *slog.Logger, next http.Handler) http.Handler {
+	if creds == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == joinPath && creds.IsJoinToken(r.Header.Get("Authorization")) {
+			signAgent(creds, log, "", w, r)
+			return
+		}
+		if r.URL.Path == "/v1/cluster/self" || creds.Authorize(r.TLS, r.Header.Get("Authorization")) == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeError(w, api.Errorf(api.CodeUnauthorized, "this cluster needs a client certificate of its CA or an API token (WEFT_TOKEN)"))
+	})
+}
+
+// agentCertificates applies what the servers know of certificates to the
+// requests that present one, on whichever server the caller reached (a
+// request forwarded to the leader carries this server's certificate, not
+// the caller's):
+//   - a certificate past its expiry is refused: a kept-alive connection
+//     outlives the handshake that checked it;
+//   - a node's certificate issued before the node was revoked is refused;
+//   - a node's certificate acts on /v1/nodes/NAME only for its own node;
+//   - POST renewPath signs a new certificate for the node the current one names.
+//
+// Refusals close the connection, so that the agent's next request makes a
+// new handshake, with its renewed certificate if it has one.
+func agentCertificates(creds *pki.Credentials, ctl *fabric.Controller, log *slog.Logger, next http.Handler) http.Handler {
+	if creds == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaf := clientCertificate(r)
+		if leaf == nil {
+			if r.URL.Path == renewPath {
+				writeError(w, api.Errorf(api.CodeForbidden, "certificate renewal needs the node's own certificate: an agent without one joins with the join token"))
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		node, isNode := pki.AgentNode(leaf)
+		err := checkCertificate(ctl, leaf, node, isNode, r.URL.Path)
+		switch {
+		case err != nil:
+			w.Header().Set("Connection", "close")
+			writeError(w, err)
+		case r.URL.Path == renewPath && !isNode:
+			writeError(w, api.Errorf(api.CodeForbidden, "certificate renewal needs a node's own certificate, not %q's", leaf.Subject.CommonName))
+		case r.URL.Path == renewPath:
+			signAgent(creds, log, node, w, r)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// clientCertificate is the certificate the caller presented and the
+// handshake verified; nil when there is none.
+func clientCertificate(r *http.Request) *x509.Certificate {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return nil
+	}
+	return r.TLS.VerifiedChains[0][0]
+}
+
+// checkCertificate says why leaf, node's certificate when isNode, may not
+// be used for a request to path; nil when it may.
+func checkCertificate(ctl *fabric.Controller, leaf *x509.Certificate, node string, isNode bool, path string) *api.Error {
+	if time.Now().After(leaf.NotAfter) {
+		return api.Errorf(api.CodeUnauthorized, "the client certificate expired at %s", leaf.NotAfter.Format(time.RFC3339))
+	}
+	if !isNode {
+		return nil
+	}
+	if ctl.Revoked(node, pki.Issued(leaf)) {
+		return api.Errorf(api.CodeForbidden, "node %s's certificate (serial %s) is revoked: the node joins again with the join token", node, leaf.SerialNumber.Text(16))
+	}
+	if other := pathNode(path); other != "" && other != node {
+		return api.Errorf(api.CodeForbidden, "this certificate is node %s's, not node %s's", node, other)
+	}
+	return nil
+}
+
+// pathNode is NAME in /v1/nodes/NAME[/...], or "".
+func pathNode(path string) string {
+	rest, ok := strings.CutPrefix(path, "/v1/nodes/")
+	if !ok {
+		return ""
+	}
+	name, _, _ := strings.Cut(rest, "/")
+	return name
+}
+
+// signAgent answers a certificate request: a joining agent's (node "":
+// the join token let it in, any name) or a renewing one's (node: the one
+// its certificate names, which the request must name too).
+func signAgent(creds *pki.Credentials, log *slog.Logger, node string, w http.ResponseWriter, r *http.Request) {
+	var req api.AgentCertificateRequest
+	if r.Method != http.MethodPost || json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req) != nil || req.Name == "" {
+		writeError(w, api.Errorf(api.CodeInvalid, "certificate: POST a name and a PEM certificate request"))
+		return
+	}
+	if node != "" && req.Name != node {
+		writeError(w, api.Errorf(api.CodeForbidden, "this certificate is node %s's, not node %s's", node, req.Name))
+		return
+	}
+	cert, err := creds.SignAgent(req.Name, []byte(req.CSR))
+	if err != nil {
+		writeError(w, api.Errorf(api.CodeInvalid, "%s", err))
+		return
+	}
+	how := "joined"
+	if node != "" {
+		how = "renewed"
+	}
+	log.Info("agent certificate signed", "node", req.Name, "how", how, "remote", r.RemoteAddr)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(api.AgentCertificate{Certificate: string(cert), CA: string(creds.CAPEM())})
+}
+
+func writeError(w http.ResponseWriter, e *api.Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(api.HTTPStatus(e))
+	json.NewEncoder(w).Encode(api.ErrorBody{Error: *e})
+}
