@@ -56,8 +56,11 @@ type DB struct {
 	log  *slog.Logger
 	opt  Options
 
-	mu     sync.RWMutex // guards closed and the cur and frozen pointers
+	mu     sync.RWMutex // guards closed, crashed and the cur and frozen pointers
 	closed bool
+	// crashed makes Close leave the files as a kill -9 would, without the
+	// final checkpoint: for tests of recovery.
+	crashed bool
 	cur    *overlay // writes in the active segment; immutable once published
 	frozen *overlay // writes of the previous segment while its checkpoint runs
 	reqs   chan *request
@@ -567,7 +570,10 @@ func (db *DB) shutdown() {
 	if err := db.waitCheckpoint(); err != nil {
 		db.fail(err)
 	}
-	if db.broken == nil && !db.cur.empty() {
+	db.mu.RLock()
+	crashed := db.crashed
+	db.mu.RUnlock()
+	if db.broken == nil && !db.cur.empty() && !crashed {
 		if err := db.db.Update(db.cur.checkpointInto); err != nil {
 			db.fail(err)
 		}
