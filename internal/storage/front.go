@@ -148,19 +148,22 @@ func (f *front) authenticate(ctx context.Context, r *http.Request, account strin
 			return Auth{}, err
 		}
 		var sts string
+		p := strings.TrimPrefix(r.URL.Path, "/")
+		if pathStyle {
+			_, p, _ = strings.Cut(p, "/")
+		}
 		if kind == AccountSAS {
 			sts = accountSASString(account, s, q)
-		} else {
-			p := strings.TrimPrefix(r.URL.Path, "/")
-			if pathStyle {
-				_, p, _ = strings.Cut(p, "/")
-			}
-			if sts, e = serviceSASString(f.svc, account, p, s, q); e != nil {
-				return Auth{}, e
-			}
+		} else if sts, e = serviceSASString(f.svc, account, p, s, q); e != nil {
+			return Auth{}, e
 		}
 		if !verifySignature(keys, []string{sts}, s.sig) {
 			return Auth{}, authFailed("Signature did not match. String to sign used was %s", sts)
+		}
+		if s.Identifier != "" {
+			if err := f.applyPolicy(ctx, account, p, s); err != nil {
+				return Auth{}, err
+			}
 		}
 		if e := checkSAS(r, f.svc, kind, s, f.now()); e != nil {
 			return Auth{}, e
