@@ -2,8 +2,8 @@ package queue
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
-	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -160,70 +160,36 @@ func (s *Service) setMetadata(w http.ResponseWriter, r *http.Request, req *stora
 	return writeEmpty(w, http.StatusNoContent)
 }
 
-// signedIdentifiers is a queue's stored access policies. They are kept
-// and returned; SAS tokens that name one (si) are not honoured yet.
-type signedIdentifiers struct {
-	XMLName xml.Name `xml:"SignedIdentifiers"`
-	Items   []struct {
-		ID     string `xml:"Id"`
-		Policy *struct {
-			Start      string `xml:"Start,omitempty"`
-			Expiry     string `xml:"Expiry,omitempty"`
-			Permission string `xml:"Permission,omitempty"`
-		} `xml:"AccessPolicy,omitempty"`
-	} `xml:"SignedIdentifier"`
-}
-
 func (s *Service) getACL(w http.ResponseWriter, r *http.Request, req *storage.Request, name string) error {
-	if err := ownerOnly(req); err != nil {
+	if err := req.AllowACL('r'); err != nil {
 		return err
 	}
-	var acl signedIdentifiers
+	var meta queueMeta
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b, err := queueBucket(tx, req.Account, name)
 		if err != nil {
 			return err
 		}
-		meta, err := readMeta(b)
-		if err != nil || len(meta.ACL) == 0 {
-			return err
-		}
-		return xml.Unmarshal(meta.ACL, &acl)
+		meta, err = readMeta(b)
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	if r.Method == http.MethodHead {
-		return writeEmpty(w, http.StatusOK)
-	}
-	return writeXML(w, http.StatusOK, acl)
+	storage.WriteSignedIdentifiers(w, r, meta.Policies)
+	return nil
 }
 
+// setACL answers Set Queue ACL, which replaces the queue's stored access
+// policies; SAS tokens issued under a removed or changed policy follow at
+// once.
 func (s *Service) setACL(w http.ResponseWriter, r *http.Request, req *storage.Request, name string) error {
-	if err := ownerOnly(req); err != nil {
+	if err := req.AllowACL('w'); err != nil {
 		return err
 	}
-	body, err := readBody(r, 64<<10)
+	policies, err := storage.ReadSignedIdentifiers(r.Body, storage.QueuePolicyPermissions)
 	if err != nil {
 		return err
-	}
-	var acl signedIdentifiers
-	if len(bytes.TrimSpace(body)) > 0 {
-		if err := xml.Unmarshal(body, &acl); err != nil {
-			return errInvalidXML()
-		}
-	}
-	if len(acl.Items) > 5 {
-		return storage.Errorf(http.StatusBadRequest, "InvalidXmlDocument", "XML specified is not syntactically valid: at most 5 signed identifiers are allowed.")
-	}
-	for _, it := range acl.Items {
-		if it.ID == "" || len(it.ID) > 64 {
-			return storage.Errorf(http.StatusBadRequest, "InvalidXmlDocument", "XML specified is not syntactically valid: a signed identifier's Id must have 1 to 64 characters.")
-		}
-	}
-	stored, err := xml.Marshal(acl)
-	if err != nil {
-		return fmt.Errorf("queue: encoding ACL: %w", err)
 	}
 	err = s.commit.update(func(tx *bolt.Tx) error {
 		b, err := queueBucket(tx, req.Account, name)
@@ -234,7 +200,7 @@ func (s *Service) setACL(w http.ResponseWriter, r *http.Request, req *storage.Re
 		if err != nil {
 			return err
 		}
-		meta.ACL = stored
+		meta.Policies = policies
 		return writeMeta(b, meta)
 	})
 	if err != nil {
@@ -243,16 +209,23 @@ func (s *Service) setACL(w http.ResponseWriter, r *http.Request, req *storage.Re
 	return writeEmpty(w, http.StatusNoContent)
 }
 
-// ownerOnly refuses SAS callers: Azure lets only the account's key holder
-// read or change access policies.
-func ownerOnly(req *storage.Request) error {
-	if k := req.Auth.Kind; k == storage.SharedKey || k == storage.SharedKeyLite {
+var _ storage.AccessPolicies = (*Service)(nil)
+
+// AccessPolicy implements storage.AccessPolicies for queues.
+func (s *Service) AccessPolicy(_ context.Context, account, queue, id string) (si storage.SignedIdentifier, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bktQueues).Bucket(queueKey(account, queue))
+		if b == nil {
+			return nil
+		}
+		meta, err := readMeta(b)
+		if err != nil {
+			return err
+		}
+		si, ok = storage.FindSignedIdentifier(meta.Policies, id)
 		return nil
-	}
-	if req.Auth.Kind == storage.Anonymous {
-		return req.Allow('r', storage.ResContainer)
-	}
-	return storage.Errorf(http.StatusForbidden, "AuthorizationFailure", "This request is not authorized to perform this operation.")
+	})
+	return si, ok, err
 }
 
 // metadataXML renders metadata as <Metadata><name>value</name>...</Metadata>.

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -33,8 +34,11 @@ var (
 )
 
 type queueMeta struct {
-	Metadata map[string]string `json:"metadata,omitempty"`
-	ACL      []byte            `json:"acl,omitempty"` // SignedIdentifiers XML, as stored
+	Metadata map[string]string          `json:"metadata,omitempty"`
+	Policies []storage.SignedIdentifier `json:"si,omitempty"` // stored access policies, in the order set
+	// LegacyACL is how policies were kept before they were enforced: the
+	// SignedIdentifiers XML. readMeta moves it to Policies.
+	LegacyACL []byte `json:"acl,omitempty"`
 }
 
 type message struct {
@@ -73,6 +77,10 @@ func readMeta(b *bolt.Bucket) (queueMeta, error) {
 	var m queueMeta
 	if err := json.Unmarshal(b.Get(keyMeta), &m); err != nil {
 		return m, fmt.Errorf("queue: reading queue metadata: %w", err)
+	}
+	if len(m.LegacyACL) > 0 {
+		m.Policies, _ = storage.ReadSignedIdentifiers(bytes.NewReader(m.LegacyACL), storage.QueuePolicyPermissions)
+		m.LegacyACL = nil
 	}
 	return m, nil
 }
