@@ -55,6 +55,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Set("x-ms-version", version)
 	}
+	rawNames(r)
 	req := &Request{Service: f.svc, RequestID: id}
 	if err := f.prepare(r, req, version); err != nil {
 		f.fail(w, r, req, err)

@@ -79,7 +79,7 @@ func (s *Service) createContainer(c *call) error {
 	if err := s.allow(c, "cw", storage.ResContainer, ""); err != nil {
 		return err
 	}
-	md, err := readMetadata(c.r.Header)
+	md, err := storage.ReadMetadata(c.r.Header)
 	if err != nil {
 		return err
 	}
@@ -201,7 +201,7 @@ func (s *Service) getContainerProps(c *call, metadataOnly bool) error {
 	}
 	h := c.w.Header()
 	writeTags(h, rec.ETag, rec.Modified)
-	writeMetadata(h, rec.Meta)
+	rec.Meta.WriteHeaders(h)
 	if !metadataOnly {
 		rec.Lease.writeHeaders(h, now)
 		if rec.Public != "" {
@@ -260,7 +260,7 @@ func (s *Service) setContainerMetadata(c *call) error {
 		// Azure accepts only If-Modified-Since here.
 		return errHeader("If-Unmodified-Since")
 	}
-	md, err := readMetadata(c.r.Header)
+	md, err := storage.ReadMetadata(c.r.Header)
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ type containerRec struct {
 	Created  time.Time                  `json:"c"`
 	Modified time.Time                  `json:"m"`
 	ETag     string                     `json:"t"`
-	Meta     map[string]string          `json:"md,omitempty"`
+	Meta     storage.Metadata           `json:"md,omitempty"`
 	Public   string                     `json:"pa,omitempty"` // "", blob, container
 	ACL      []storage.SignedIdentifier `json:"acl,omitempty"`
 	Lease    leaseRec                   `json:"l"`
@@ -108,7 +108,7 @@ type blobRec struct {
 	ETag     string            `json:"t"`
 	Size     int64             `json:"sz"`
 	Props    blobProps         `json:"p"`
-	Meta     map[string]string `json:"md,omitempty"`
+	Meta     storage.Metadata  `json:"md,omitempty"`
 	Extents  []extent          `json:"x,omitempty"`  // block and append blobs
 	PageFile string            `json:"pf,omitempty"` // page blobs: sparse file of the whole blob
 	Seq      int64             `json:"seq,omitempty"`

@@ -2,9 +2,12 @@ package queue
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -565,5 +568,34 @@ func TestStoredAccessPolicy(t *testing.T) {
 	}
 	if _, err := peeker.PeekMessages(ctx, nil); code(err) != "AuthenticationFailed" {
 		t.Fatalf("peek after the policy was removed: %v, want AuthenticationFailed", err)
+	}
+}
+
+// TestMetadataNameCase keeps metadata names in the case they were written
+// and compares them regardless of case.
+func TestMetadataNameCase(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	md := map[string]*string{"MyKey": to.Ptr("v")}
+	if _, err := e.client.CreateQueue(ctx, "cased", &azqueue.CreateOptions{Metadata: md}); err != nil {
+		t.Fatal(err)
+	}
+	// The same metadata under another case is the same queue: 204.
+	if _, err := e.client.CreateQueue(ctx, "cased", &azqueue.CreateOptions{Metadata: map[string]*string{"MYKEY": to.Ptr("v")}}); err != nil {
+		t.Fatalf("create again with the name in another case: %v", err)
+	}
+	// The SDK lower-cases names it reads from listings, so the listing is
+	// checked as sent.
+	key, _ := base64.StdEncoding.DecodeString(storage.DevKey)
+	req, _ := http.NewRequest(http.MethodGet, e.endpoint+"?comp=list&include=metadata", nil)
+	storage.SignSharedKey(req, storage.Queue, storage.DevAccount, key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "<Metadata><MyKey>v</MyKey></Metadata>") {
+		t.Fatalf("List Queues: %d %s", resp.StatusCode, body)
 	}
 }

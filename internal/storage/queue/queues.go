@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"io"
-	"maps"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -16,45 +14,11 @@ import (
 	"github.com/weftcloud/weft/internal/storage"
 )
 
-// metadataFrom reads x-ms-meta-* headers. Go canonicalises header names,
-// so names are kept lower-case, which is how Azure compares them anyway.
-func metadataFrom(h http.Header) (map[string]string, error) {
-	var md map[string]string
-	for k, vs := range h {
-		lk := strings.ToLower(k)
-		name, ok := strings.CutPrefix(lk, "x-ms-meta-")
-		if !ok {
-			continue
-		}
-		if !validMetadataName(name) {
-			return nil, storage.Errorf(http.StatusBadRequest, "InvalidMetadata", "The metadata specified is invalid. It has characters that are not permitted.")
-		}
-		if md == nil {
-			md = map[string]string{}
-		}
-		md[name] = strings.Join(vs, ",")
-	}
-	return md, nil
-}
-
-// validMetadataName: metadata names must be C# identifiers.
-func validMetadataName(n string) bool {
-	if n == "" {
-		return false
-	}
-	for i, c := range n {
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
 func (s *Service) createQueue(w http.ResponseWriter, r *http.Request, req *storage.Request, name string) error {
 	if err := req.Allow('c', storage.ResContainer); err != nil {
 		return err
 	}
-	md, err := metadataFrom(r.Header)
+	md, err := storage.ReadMetadata(r.Header)
 	if err != nil {
 		return err
 	}
@@ -67,7 +31,7 @@ func (s *Service) createQueue(w http.ResponseWriter, r *http.Request, req *stora
 			if err != nil {
 				return err
 			}
-			if !maps.Equal(old.Metadata, md) {
+			if !storage.EqualMetadata(old.Metadata, md) {
 				return storage.Errorf(http.StatusConflict, "QueueAlreadyExists", "The specified queue already exists.")
 			}
 			status = http.StatusNoContent
@@ -127,9 +91,7 @@ func (s *Service) getMetadata(w http.ResponseWriter, req *storage.Request, name 
 		return err
 	}
 	h := w.Header()
-	for k, v := range meta.Metadata {
-		h["x-ms-meta-"+k] = []string{v}
-	}
+	meta.Metadata.WriteHeaders(h)
 	h.Set("x-ms-approximate-messages-count", strconv.FormatInt(n, 10))
 	return writeEmpty(w, http.StatusOK)
 }
@@ -138,7 +100,7 @@ func (s *Service) setMetadata(w http.ResponseWriter, r *http.Request, req *stora
 	if err := req.Allow('w', storage.ResContainer); err != nil {
 		return err
 	}
-	md, err := metadataFrom(r.Header)
+	md, err := storage.ReadMetadata(r.Header)
 	if err != nil {
 		return err
 	}
@@ -228,21 +190,6 @@ func (s *Service) AccessPolicy(_ context.Context, account, queue, id string) (si
 	return si, ok, err
 }
 
-// metadataXML renders metadata as <Metadata><name>value</name>...</Metadata>.
-type metadataXML map[string]string
-
-func (m metadataXML) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
-	if err := e.EncodeToken(start); err != nil {
-		return err
-	}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		if err := e.EncodeElement(m[k], xml.StartElement{Name: xml.Name{Local: k}}); err != nil {
-			return err
-		}
-	}
-	return e.EncodeToken(start.End())
-}
-
 type listResult struct {
 	XMLName         xml.Name `xml:"EnumerationResults"`
 	ServiceEndpoint string   `xml:"ServiceEndpoint,attr"`
@@ -250,8 +197,8 @@ type listResult struct {
 	Marker          string   `xml:"Marker,omitempty"`
 	MaxResults      int64    `xml:"MaxResults,omitempty"`
 	Queues          []struct {
-		Name     string      `xml:"Name"`
-		Metadata metadataXML `xml:"Metadata,omitempty"`
+		Name     string           `xml:"Name"`
+		Metadata storage.Metadata `xml:"Metadata,omitempty"`
 	} `xml:"Queues>Queue"`
 	NextMarker string `xml:"NextMarker"`
 }
@@ -288,17 +235,17 @@ func (s *Service) listQueues(w http.ResponseWriter, r *http.Request, req *storag
 				break
 			}
 			item := struct {
-				Name     string      `xml:"Name"`
-				Metadata metadataXML `xml:"Metadata,omitempty"`
+				Name     string           `xml:"Name"`
+				Metadata storage.Metadata `xml:"Metadata,omitempty"`
 			}{Name: name}
 			if withMeta {
 				meta, err := readMeta(qs.Bucket(k))
 				if err != nil {
 					return err
 				}
-				item.Metadata = metadataXML(meta.Metadata)
+				item.Metadata = storage.Metadata(meta.Metadata)
 				if item.Metadata == nil {
-					item.Metadata = metadataXML{}
+					item.Metadata = storage.Metadata{}
 				}
 			}
 			res.Queues = append(res.Queues, item)

@@ -34,7 +34,7 @@ var (
 )
 
 type queueMeta struct {
-	Metadata map[string]string          `json:"metadata,omitempty"`
+	Metadata storage.Metadata           `json:"metadata,omitempty"`
 	Policies []storage.SignedIdentifier `json:"si,omitempty"` // stored access policies, in the order set
 	// LegacyACL is how policies were kept before they were enforced: the
 	// SignedIdentifiers XML. readMeta moves it to Policies.
