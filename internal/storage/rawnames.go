@@ -108,8 +108,7 @@ func (n *notes) take(method, target string) ([]string, bool) {
 // framer follows the HTTP/1.1 framing of a stream of requests.
 type framer struct {
 	state   int
-	line    []byte // the line being read, up to maxLine bytes
-	long    bool   // the line was longer than maxLine
+	line    []byte // the line being read, cut at maxLine bytes
 	cur     note
 	started bool  // the request line of cur was read
 	length  int64 // Content-Length
@@ -126,9 +125,10 @@ const (
 	stTrailer
 )
 
-// maxLine bounds the part of a line kept: enough for any name this cares
-// about; longer lines are skipped.
-const maxLine = 4096
+// maxLine bounds the part of a line kept. A longer request line is cut,
+// so its note matches no request and that request's names are
+// lower-cased; the framing itself never depends on a long line.
+const maxLine = 16 << 10
 
 func (p *framer) feed(b []byte, n *notes) {
 	for len(b) > 0 && !p.broken {
@@ -150,17 +150,14 @@ func (p *framer) feed(b []byte, n *notes) {
 		p.add(b[:i])
 		b = b[i+1:]
 		line := string(bytes.TrimSuffix(p.line, []byte("\r")))
-		long := p.long
-		p.line, p.long = p.line[:0], false
-		if !long {
-			p.endLine(line, n)
-		}
+		p.line = p.line[:0]
+		p.endLine(line, n)
 	}
 }
 
 func (p *framer) add(b []byte) {
 	if room := maxLine - len(p.line); room < len(b) {
-		b, p.long = b[:max(room, 0)], true
+		b = b[:max(room, 0)]
 	}
 	p.line = append(p.line, b...)
 }
