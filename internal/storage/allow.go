@@ -45,3 +45,14 @@ func (req *Request) Allow(perm byte, rt ResourceType) error {
 func resourceTypeMismatch() *Error {
 	return &Error{Status: http.StatusForbidden, Code: "AuthorizationResourceTypeMismatch", Message: "This request is not authorized to perform this operation using this resource type."}
 }
+
+// AllowACL checks that the caller may read (perm 'r') or change (perm
+// 'w') the stored access policies of a container, queue or table: Shared
+// Key, or an account SAS with that permission on containers. A service SAS
+// never may, or a SAS could widen its own policy: 403 AuthorizationFailure.
+func (req *Request) AllowACL(perm byte) error {
+	if req.Auth.Kind == ServiceSAS {
+		return Errorf(http.StatusForbidden, "AuthorizationFailure", "This request is not authorized to perform this operation.")
+	}
+	return req.Allow(perm, ResContainer)
+}

@@ -55,6 +55,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Set("x-ms-version", version)
 	}
+	rawNames(r)
 	req := &Request{Service: f.svc, RequestID: id}
 	if err := f.prepare(r, req, version); err != nil {
 		f.fail(w, r, req, err)
@@ -148,19 +149,22 @@ func (f *front) authenticate(ctx context.Context, r *http.Request, account strin
 			return Auth{}, err
 		}
 		var sts string
+		p := strings.TrimPrefix(r.URL.Path, "/")
+		if pathStyle {
+			_, p, _ = strings.Cut(p, "/")
+		}
 		if kind == AccountSAS {
 			sts = accountSASString(account, s, q)
-		} else {
-			p := strings.TrimPrefix(r.URL.Path, "/")
-			if pathStyle {
-				_, p, _ = strings.Cut(p, "/")
-			}
-			if sts, e = serviceSASString(f.svc, account, p, s, q); e != nil {
-				return Auth{}, e
-			}
+		} else if sts, e = serviceSASString(f.svc, account, p, s, q); e != nil {
+			return Auth{}, e
 		}
 		if !verifySignature(keys, []string{sts}, s.sig) {
 			return Auth{}, authFailed("Signature did not match. String to sign used was %s", sts)
+		}
+		if s.Identifier != "" {
+			if err := f.applyPolicy(ctx, account, p, s); err != nil {
+				return Auth{}, err
+			}
 		}
 		if e := checkSAS(r, f.svc, kind, s, f.now()); e != nil {
 			return Auth{}, e

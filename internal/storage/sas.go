@@ -23,7 +23,7 @@ type SAS struct {
 	Expiry        time.Time
 	IP            string // sip: one address or "low-high"
 	Protocol      string // spr: "https" or "https,http"
-	Identifier    string // si: a stored access policy (not supported yet)
+	Identifier    string // si: a stored access policy (service SAS), which fills in st, se and sp
 
 	Resource        string // sr (blob service SAS): c, b, bs, bv, d
 	DirectoryDepth  int    // sdd, for sr=d
@@ -63,21 +63,24 @@ func parseSAS(q url.Values) (*SAS, AuthKind, *Error) {
 	if q.Has("skoid") || q.Has("sktid") {
 		return nil, 0, authFailed("User delegation SAS is not supported by this service yet; use an account or service SAS signed with the account key.")
 	}
-	if s.Identifier != "" {
-		return nil, 0, authFailed("Stored access policies (si=%s) are not supported by this service yet; sign the permissions and expiry into the SAS itself.", s.Identifier)
+	if kind == AccountSAS && s.Identifier != "" {
+		return nil, 0, authFailed("An account SAS cannot name a stored access policy (si=%s).", s.Identifier)
 	}
 	if kind == AccountSAS && (s.Services == "" || s.ResourceTypes == "") {
 		return nil, 0, authFailed("ss and srt are mandatory for an account SAS")
 	}
-	if s.Permissions == "" {
+	// With si, the stored access policy may give sp and se (applyPolicy).
+	if s.Permissions == "" && s.Identifier == "" {
 		return nil, 0, authFailed("sp is mandatory. Cannot be empty")
 	}
-	if q.Get("se") == "" {
+	if q.Get("se") == "" && s.Identifier == "" {
 		return nil, 0, authFailed("se is mandatory. Cannot be empty")
 	}
 	var err error
-	if s.Expiry, err = parseSASTime(q.Get("se")); err != nil {
-		return nil, 0, authFailed("se %q is not a valid ISO 8601 time", q.Get("se"))
+	if se := q.Get("se"); se != "" {
+		if s.Expiry, err = parseSASTime(se); err != nil {
+			return nil, 0, authFailed("se %q is not a valid ISO 8601 time", se)
+		}
 	}
 	if st := q.Get("st"); st != "" {
 		if s.Start, err = parseSASTime(st); err != nil {

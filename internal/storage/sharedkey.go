@@ -4,8 +4,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -89,17 +91,19 @@ func stringToSign(r *http.Request, svc Service, account, path, date, version str
 
 // canonicalHeaders is every x-ms- header, lower-cased, sorted by name, one
 // "name:value\n" line each, with runs of white space folded to one space.
+// Names are read as stored, not through Header.Get: the front end keeps
+// metadata names in the case the client sent (rawNames).
 func canonicalHeaders(h http.Header) string {
-	var names []string
-	for k := range h {
+	byName := map[string][]string{}
+	for k, vs := range h {
 		if lk := strings.ToLower(k); strings.HasPrefix(lk, "x-ms-") {
-			names = append(names, lk)
+			byName[lk] = append(byName[lk], vs...)
 		}
 	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(byName))
 	var b strings.Builder
 	for _, n := range names {
-		vals := h.Values(n)
+		vals := byName[n]
 		folded := make([]string, len(vals))
 		for i, v := range vals {
 			folded[i] = strings.Join(strings.Fields(v), " ")

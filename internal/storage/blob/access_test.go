@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
@@ -231,21 +232,168 @@ func TestCORSPreflight(t *testing.T) {
 	}
 }
 
+// TestStoredAccessPolicy signs service SAS tokens that name a container's
+// stored access policy (si) and checks that the policy fills in what the
+// SAS leaves out, that a field given twice or an unknown policy is refused,
+// and that removing the policy revokes the SAS at once.
 func TestStoredAccessPolicy(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	cc := e.container(t, "policies")
-	_, err := cc.SetAccessPolicy(ctx, &container.SetAccessPolicyOptions{ContainerACL: []*container.SignedIdentifier{{
-		ID: to.Ptr("readers"), AccessPolicy: &container.AccessPolicy{Permission: to.Ptr("rl"),
-			Expiry: to.Ptr(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))}}}})
+	if _, err := e.client.UploadBuffer(ctx, "policies", "doc.txt", []byte("secret"), nil); err != nil {
+		t.Fatal(err)
+	}
+	expiry := time.Now().UTC().Add(time.Hour).Truncate(time.Second)
+	policies := []*container.SignedIdentifier{
+		{ID: to.Ptr("readers"), AccessPolicy: &container.AccessPolicy{Permission: to.Ptr("rl"), Expiry: &expiry}},
+		{ID: to.Ptr("timeonly"), AccessPolicy: &container.AccessPolicy{Expiry: &expiry}},
+		{ID: to.Ptr("expired"), AccessPolicy: &container.AccessPolicy{Permission: to.Ptr("r"), Expiry: to.Ptr(expiry.Add(-2 * time.Hour))}},
+	}
+	if _, err := cc.SetAccessPolicy(ctx, &container.SetAccessPolicyOptions{ContainerACL: policies}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cc.GetAccessPolicy(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	start, expiry, perms, ok := e.svc.StoredAccessPolicy("devstoreaccount1", "policies", "readers")
-	if !ok || perms != "rl" || start != "" || !strings.HasPrefix(expiry, "2030-01-02T03:04:05") {
-		t.Fatalf("policy = %q %q %q %v", start, expiry, perms, ok)
+	if len(got.SignedIdentifiers) != 3 || *got.SignedIdentifiers[0].ID != "readers" || *got.SignedIdentifiers[2].ID != "expired" ||
+		!got.SignedIdentifiers[0].AccessPolicy.Expiry.Equal(expiry) || *got.SignedIdentifiers[0].AccessPolicy.Permission != "rl" ||
+		got.SignedIdentifiers[1].AccessPolicy.Permission != nil {
+		t.Fatalf("policies = %+v", got.SignedIdentifiers)
 	}
-	if _, _, _, ok := e.svc.StoredAccessPolicy("devstoreaccount1", "policies", "writers"); ok {
-		t.Fatal("found a policy never set")
+
+	cred := sharedKey(t)
+	read := func(v sas.BlobSignatureValues) error {
+		t.Helper()
+		v.Protocol, v.ContainerName, v.BlobName = sas.ProtocolHTTPSandHTTP, "policies", "doc.txt"
+		q, err := v.SignWithSharedKey(cred)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bc, err := blob.NewClientWithNoCredential(cc.NewBlobClient("doc.txt").URL()+"?"+q.Encode(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := bc.DownloadStream(ctx, nil)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	if err := read(sas.BlobSignatureValues{Identifier: "readers"}); err != nil {
+		t.Fatalf("read with the policy's permissions and expiry: %v", err)
+	}
+	if err := read(sas.BlobSignatureValues{Identifier: "timeonly", Permissions: "r"}); err != nil {
+		t.Fatalf("read with the SAS's permission and the policy's expiry: %v", err)
+	}
+	// The policy grants only what it names.
+	wc, _ := blockblob.NewClientWithNoCredential(func() string {
+		q, _ := sas.BlobSignatureValues{Protocol: sas.ProtocolHTTPSandHTTP, ContainerName: "policies", BlobName: "doc.txt", Identifier: "readers"}.SignWithSharedKey(cred)
+		return cc.NewBlobClient("doc.txt").URL() + "?" + q.Encode()
+	}(), nil)
+	_, err = wc.Upload(ctx, nopCloser("overwrite"), nil)
+	wantCode(t, err, http.StatusForbidden, "AuthorizationPermissionMismatch")
+
+	for _, tc := range []struct {
+		name string
+		v    sas.BlobSignatureValues
+	}{
+		{"permission in both", sas.BlobSignatureValues{Identifier: "readers", Permissions: "r"}},
+		{"expiry in both", sas.BlobSignatureValues{Identifier: "readers", ExpiryTime: expiry}},
+		{"no permission anywhere", sas.BlobSignatureValues{Identifier: "timeonly"}},
+		{"policy expired", sas.BlobSignatureValues{Identifier: "expired"}},
+		{"unknown policy", sas.BlobSignatureValues{Identifier: "writers", Permissions: "r", ExpiryTime: expiry}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantCode(t, read(tc.v), http.StatusForbidden, "AuthenticationFailed")
+		})
+	}
+
+	// A SAS may not read or change the policies it lives under.
+	q, _ := sas.BlobSignatureValues{Protocol: sas.ProtocolHTTPSandHTTP, ContainerName: "policies", Identifier: "readers"}.SignWithSharedKey(cred)
+	sc, _ := container.NewClientWithNoCredential(cc.URL()+"?"+q.Encode(), nil)
+	_, err = sc.GetAccessPolicy(ctx, nil)
+	wantCode(t, err, http.StatusForbidden, "AuthorizationFailure")
+
+	// Removing the policy revokes every SAS issued under it, at once.
+	if _, err := cc.SetAccessPolicy(ctx, &container.SetAccessPolicyOptions{ContainerACL: policies[1:]}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, read(sas.BlobSignatureValues{Identifier: "readers"}), http.StatusForbidden, "AuthenticationFailed")
+	if err := read(sas.BlobSignatureValues{Identifier: "timeonly", Permissions: "r"}); err != nil {
+		t.Fatalf("a remaining policy stopped working: %v", err)
+	}
+}
+
+// TestSetContainerACLConditions checks that Set Container ACL honours the
+// lease and the date conditions, and changes nothing when it refuses.
+func TestSetContainerACLConditions(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	cc := e.container(t, "leased")
+	acl := []*container.SignedIdentifier{{ID: to.Ptr("p"), AccessPolicy: &container.AccessPolicy{Permission: to.Ptr("r")}}}
+	props, err := cc.GetProperties(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cc.SetAccessPolicy(ctx, &container.SetAccessPolicyOptions{ContainerACL: acl,
+		AccessConditions: &container.AccessConditions{ModifiedAccessConditions: &container.ModifiedAccessConditions{IfModifiedSince: props.LastModified}}})
+	wantCode(t, err, http.StatusPreconditionFailed, "ConditionNotMet")
+	lc, err := lease.NewContainerClient(cc, &lease.ContainerClientOptions{LeaseID: to.Ptr("7c5a1d33-1f8c-4a09-9a4f-3f1c5b8e2d10")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lc.AcquireLease(ctx, 60, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cc.SetAccessPolicy(ctx, &container.SetAccessPolicyOptions{ContainerACL: acl,
+		AccessConditions: &container.AccessConditions{LeaseAccessConditions: &container.LeaseAccessConditions{LeaseID: to.Ptr("00000000-1f8c-4a09-9a4f-3f1c5b8e2d10")}}})
+	wantCode(t, err, http.StatusPreconditionFailed, "")
+	got, err := cc.GetAccessPolicy(ctx, nil)
+	if err != nil || len(got.SignedIdentifiers) != 0 {
+		t.Fatalf("after refused sets: %+v, %v", got.SignedIdentifiers, err)
+	}
+	_, err = cc.SetAccessPolicy(ctx, &container.SetAccessPolicyOptions{ContainerACL: acl, Access: to.Ptr(container.PublicAccessTypeBlob),
+		AccessConditions: &container.AccessConditions{LeaseAccessConditions: &container.LeaseAccessConditions{LeaseID: lc.LeaseID()},
+			ModifiedAccessConditions: &container.ModifiedAccessConditions{IfUnmodifiedSince: to.Ptr(time.Now().Add(time.Hour))}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = cc.GetAccessPolicy(ctx, nil)
+	if err != nil || len(got.SignedIdentifiers) != 1 || got.BlobPublicAccess == nil || *got.BlobPublicAccess != container.PublicAccessTypeBlob {
+		t.Fatalf("after set under the lease: %+v, %v", got, err)
+	}
+}
+
+// TestSetContainerACLBadInput sends what the SDK would not: each is a 400
+// with Azure's code and leaves the policies as they were.
+func TestSetContainerACLBadInput(t *testing.T) {
+	e := newEnv(t)
+	cc := e.container(t, "badacl")
+	good := `<SignedIdentifiers><SignedIdentifier><Id>keep</Id><AccessPolicy><Permission>r</Permission></AccessPolicy></SignedIdentifier></SignedIdentifiers>`
+	c := newRawClient(t, e)
+	if resp, body := c.do(http.MethodPut, "badacl", "restype=container&comp=acl", nil, strings.NewReader(good), int64(len(good))); resp.StatusCode != http.StatusOK {
+		t.Fatalf("good ACL: %d %s", resp.StatusCode, body)
+	}
+	item := func(id, policy string) string {
+		return "<SignedIdentifier><Id>" + id + "</Id><AccessPolicy>" + policy + "</AccessPolicy></SignedIdentifier>"
+	}
+	for _, tc := range []struct{ name, body, code string }{
+		{"six identifiers", "<SignedIdentifiers>" + strings.Repeat(item("a", ""), 3) + strings.Repeat(item("b", ""), 3) + "</SignedIdentifiers>", "InvalidXmlDocument"},
+		{"long id", "<SignedIdentifiers>" + item(strings.Repeat("x", 65), "") + "</SignedIdentifiers>", "InvalidXmlDocument"},
+		{"malformed", "<SignedIdentifiers><SignedIdentifier>", "InvalidXmlDocument"},
+		{"bad date", "<SignedIdentifiers>" + item("a", "<Expiry>tomorrow</Expiry>") + "</SignedIdentifiers>", "InvalidXmlNodeValue"},
+		{"bad permission", "<SignedIdentifiers>" + item("a", "<Permission>rq</Permission>") + "</SignedIdentifiers>", "InvalidXmlNodeValue"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := c.do(http.MethodPut, "badacl", "restype=container&comp=acl", nil, strings.NewReader(tc.body), int64(len(tc.body)))
+			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("x-ms-error-code") != tc.code {
+				t.Fatalf("%d %s, want 400 %s", resp.StatusCode, body, tc.code)
+			}
+		})
+	}
+	got, err := cc.GetAccessPolicy(context.Background(), nil)
+	if err != nil || len(got.SignedIdentifiers) != 1 || *got.SignedIdentifiers[0].ID != "keep" {
+		t.Fatalf("policies after bad input: %+v, %v", got.SignedIdentifiers, err)
 	}
 }

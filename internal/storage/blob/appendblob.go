@@ -33,7 +33,7 @@ func (s *Service) createAppendBlob(c *call) error {
 	if err != nil {
 		return err
 	}
-	md, err := readMetadata(c.r.Header)
+	md, err := storage.ReadMetadata(c.r.Header)
 	if err != nil {
 		return err
 	}

@@ -108,7 +108,7 @@ func (s *Service) setBlobMetadata(c *call) error {
 	if err := s.allow(c, "w", storage.ResObject, ""); err != nil {
 		return err
 	}
-	md, err := readMetadata(c.r.Header)
+	md, err := storage.ReadMetadata(c.r.Header)
 	if err != nil {
 		return err
 	}
@@ -285,7 +285,7 @@ func (s *Service) snapshotBlob(c *call) error {
 	if err := s.allow(c, "cw", storage.ResObject, ""); err != nil {
 		return err
 	}
-	md, err := readMetadata(c.r.Header)
+	md, err := storage.ReadMetadata(c.r.Header)
 	if err != nil {
 		return err
 	}

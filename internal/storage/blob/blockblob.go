@@ -123,7 +123,7 @@ func (s *Service) putBlob(c *call) error {
 	if err != nil {
 		return err
 	}
-	md, err := readMetadata(c.r.Header)
+	md, err := storage.ReadMetadata(c.r.Header)
 	if err != nil {
 		return err
 	}
@@ -326,7 +326,7 @@ func (s *Service) putBlockList(c *call) error {
 	if err != nil {
 		return err
 	}
-	md, err := readMetadata(c.r.Header)
+	md, err := storage.ReadMetadata(c.r.Header)
 	if err != nil {
 		return err
 	}

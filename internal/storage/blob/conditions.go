@@ -99,31 +99,3 @@ func validBlobName(name string) error {
 	}
 	return nil
 }
-
-var metaNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// readMetadata collects x-ms-meta-* headers. Go canonicalises header names,
-// so the original case is lost; names are stored in lower case.
-func readMetadata(h http.Header) (map[string]string, error) {
-	var md map[string]string
-	for k, v := range h {
-		if len(k) <= len("x-ms-meta-") || !strings.EqualFold(k[:len("x-ms-meta-")], "x-ms-meta-") {
-			continue
-		}
-		name := strings.ToLower(k[len("x-ms-meta-"):])
-		if !metaNameRE.MatchString(name) {
-			return nil, storage.Errorf(http.StatusBadRequest, "InvalidMetadata", "The metadata specified is invalid. It has characters that are not permitted.")
-		}
-		if md == nil {
-			md = map[string]string{}
-		}
-		md[name] = strings.Join(v, ",")
-	}
-	return md, nil
-}
-
-func writeMetadata(h http.Header, md map[string]string) {
-	for k, v := range md {
-		h["x-ms-meta-"+k] = []string{v}
-	}
-}

@@ -1,8 +1,10 @@
 package blob
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -77,7 +79,7 @@ func (s *Service) createContainer(c *call) error {
 	if err := s.allow(c, "cw", storage.ResContainer, ""); err != nil {
 		return err
 	}
-	md, err := readMetadata(c.r.Header)
+	md, err := storage.ReadMetadata(c.r.Header)
 	if err != nil {
 		return err
 	}
@@ -199,7 +201,7 @@ func (s *Service) getContainerProps(c *call, metadataOnly bool) error {
 	}
 	h := c.w.Header()
 	writeTags(h, rec.ETag, rec.Modified)
-	writeMetadata(h, rec.Meta)
+	rec.Meta.WriteHeaders(h)
 	if !metadataOnly {
 		rec.Lease.writeHeaders(h, now)
 		if rec.Public != "" {
@@ -258,7 +260,7 @@ func (s *Service) setContainerMetadata(c *call) error {
 		// Azure accepts only If-Modified-Since here.
 		return errHeader("If-Unmodified-Since")
 	}
-	md, err := readMetadata(c.r.Header)
+	md, err := storage.ReadMetadata(c.r.Header)
 	if err != nil {
 		return err
 	}
@@ -268,25 +270,10 @@ func (s *Service) setContainerMetadata(c *call) error {
 	})
 }
 
-// signedIdentifiersXML is the body of Get/Set Container ACL.
-type signedIdentifiersXML struct {
-	XMLName xml.Name      `xml:"SignedIdentifiers"`
-	Items   []signedIDXML `xml:"SignedIdentifier"`
-}
-
-type signedIDXML struct {
-	ID     string `xml:"Id"`
-	Policy struct {
-		Start      string `xml:"Start,omitempty"`
-		Expiry     string `xml:"Expiry,omitempty"`
-		Permission string `xml:"Permission,omitempty"`
-	} `xml:"AccessPolicy"`
-}
-
 // getContainerACL answers Get Container ACL: the stored access policies and
 // the public access level.
 func (s *Service) getContainerACL(c *call) error {
-	if err := s.allow(c, "r", storage.ResContainer, ""); err != nil {
+	if err := c.req.AllowACL('r'); err != nil {
 		return err
 	}
 	rec, err := s.loadContainer(c.req.Account, c.container)
@@ -296,18 +283,13 @@ func (s *Service) getContainerACL(c *call) error {
 	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), s.now(), false); err != nil {
 		return err
 	}
-	var body signedIdentifiersXML
-	for _, si := range rec.ACL {
-		item := signedIDXML{ID: si.ID}
-		item.Policy.Start, item.Policy.Expiry, item.Policy.Permission = si.Start, si.Expiry, si.Permission
-		body.Items = append(body.Items, item)
-	}
 	h := c.w.Header()
 	writeTags(h, rec.ETag, rec.Modified)
 	if rec.Public != "" {
 		h.Set("x-ms-blob-public-access", rec.Public)
 	}
-	return writeXML(c.w, http.StatusOK, body)
+	storage.WriteSignedIdentifiers(c.w, c.r, rec.ACL)
+	return nil
 }
 
 // maxXMLBody bounds the XML documents clients send (block lists are the
@@ -344,29 +326,23 @@ func writeXML(w http.ResponseWriter, status int, v any) error {
 	return nil
 }
 
-// setContainerACL answers Set Container ACL. Azure allows five stored
-// access policies per container.
+// setContainerACL answers Set Container ACL: it replaces the stored access
+// policies and the public access level (private when the header is
+// absent). Of the conditions, only the dates and the lease apply.
 func (s *Service) setContainerACL(c *call) error {
-	if err := s.allow(c, "w", storage.ResContainer, ""); err != nil {
+	if err := c.req.AllowACL('w'); err != nil {
 		return err
+	}
+	if c.header("If-Match") != "" || c.header("If-None-Match") != "" {
+		return errHeader("If-Match")
 	}
 	public, err := parsePublicAccess(c.header("x-ms-blob-public-access"))
 	if err != nil {
 		return err
 	}
-	var body signedIdentifiersXML
-	if err := readXML(c, &body); err != nil {
+	acl, err := storage.ReadSignedIdentifiers(c.r.Body, storage.BlobPolicyPermissions)
+	if err != nil {
 		return err
-	}
-	if len(body.Items) > 5 {
-		return storage.Errorf(http.StatusBadRequest, "InvalidXmlDocument", "At most five signed identifiers are allowed.")
-	}
-	acl := make([]signedIdentifier, 0, len(body.Items))
-	for _, it := range body.Items {
-		if it.ID == "" || len(it.ID) > 64 {
-			return errXML()
-		}
-		acl = append(acl, signedIdentifier{ID: it.ID, Start: it.Policy.Start, Expiry: it.Policy.Expiry, Permission: it.Policy.Permission})
 	}
 	return s.updateContainer(c, func(rec *containerRec) error {
 		rec.Public, rec.ACL = public, acl
@@ -412,20 +388,18 @@ func (s *Service) containerLease(c *call) error {
 	return nil
 }
 
-// StoredAccessPolicy returns a container's stored access policy (set with
-// Set Container ACL) named id, for completing a service SAS that refers to
-// it with si: the start and expiry as stored (ISO 8601, possibly empty) and
-// the permission letters. ok is false when the container or the policy does
-// not exist.
-func (s *Service) StoredAccessPolicy(account, container, id string) (start, expiry, permissions string, ok bool) {
+var _ storage.AccessPolicies = (*Service)(nil)
+
+// AccessPolicy implements storage.AccessPolicies for containers.
+func (s *Service) AccessPolicy(_ context.Context, account, container, id string) (storage.SignedIdentifier, bool, error) {
 	rec, err := s.loadContainer(account, container)
 	if err != nil {
-		return "", "", "", false
-	}
-	for _, si := range rec.ACL {
-		if si.ID == id {
-			return si.Start, si.Expiry, si.Permission, true
+		var se *storage.Error
+		if errors.As(err, &se) && se.Status == http.StatusNotFound {
+			return storage.SignedIdentifier{}, false, nil
 		}
+		return storage.SignedIdentifier{}, false, err
 	}
-	return "", "", "", false
+	si, ok := storage.FindSignedIdentifier(rec.ACL, id)
+	return si, ok, nil
 }

@@ -47,7 +47,7 @@ func (s *Service) copyBlob(c *call) error {
 	if err != nil {
 		return err
 	}
-	md, err := readMetadata(c.r.Header)
+	md, err := storage.ReadMetadata(c.r.Header)
 	if err != nil {
 		return err
 	}

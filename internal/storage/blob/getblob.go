@@ -73,7 +73,7 @@ func writeBlobHeaders(h http.Header, rec *blobRec, now time.Time) {
 	if rec.Props.CacheControl != "" {
 		h.Set("Cache-Control", rec.Props.CacheControl)
 	}
-	writeMetadata(h, rec.Meta)
+	rec.Meta.WriteHeaders(h)
 	writeTagCount(h, rec)
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("x-ms-server-encrypted", "false")
@@ -322,7 +322,7 @@ func (s *Service) getBlobMetadata(c *call) error {
 		return err
 	}
 	writeTags(c.w.Header(), rec.ETag, rec.Modified)
-	writeMetadata(c.w.Header(), rec.Meta)
+	rec.Meta.WriteHeaders(c.w.Header())
 	c.w.WriteHeader(http.StatusOK)
 	return nil
 }

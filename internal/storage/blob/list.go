@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,26 +16,6 @@ import (
 )
 
 const maxListResults = 5000
-
-// metaXML renders metadata as one element per name, sorted.
-type metaXML map[string]string
-
-func (m metaXML) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
-	if err := e.EncodeToken(start); err != nil {
-		return err
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if err := e.EncodeElement(m[k], xml.StartElement{Name: xml.Name{Local: k}}); err != nil {
-			return err
-		}
-	}
-	return e.EncodeToken(start.End())
-}
 
 func serviceEndpoint(c *call) string {
 	host := c.r.Host
@@ -82,7 +61,7 @@ type containerPropsXML struct {
 type containerXML struct {
 	Name     string            `xml:"Name"`
 	Props    containerPropsXML `xml:"Properties"`
-	Metadata metaXML           `xml:"Metadata,omitempty"`
+	Metadata storage.Metadata  `xml:"Metadata,omitempty"`
 }
 
 type containerListXML struct {
@@ -139,9 +118,9 @@ func (s *Service) listContainers(c *call) error {
 			}}
 			item.Props.LeaseStatus, item.Props.LeaseState, item.Props.LeaseDuration = rec.Lease.leaseXML(now)
 			if withMeta {
-				item.Metadata = metaXML(rec.Meta)
+				item.Metadata = storage.Metadata(rec.Meta)
 				if item.Metadata == nil {
-					item.Metadata = metaXML{}
+					item.Metadata = storage.Metadata{}
 				}
 			}
 			body.Containers.Items = append(body.Containers.Items, item)
@@ -183,11 +162,11 @@ type blobPropsXML struct {
 
 type blobItemXML struct {
 	XMLName  xml.Name
-	Name     string        `xml:"Name"`
-	Snapshot string        `xml:"Snapshot,omitempty"`
-	Props    *blobPropsXML `xml:"Properties,omitempty"`
-	Metadata metaXML       `xml:"Metadata,omitempty"`
-	Tags     *tagsXML      `xml:"Tags,omitempty"`
+	Name     string           `xml:"Name"`
+	Snapshot string           `xml:"Snapshot,omitempty"`
+	Props    *blobPropsXML    `xml:"Properties,omitempty"`
+	Metadata storage.Metadata `xml:"Metadata,omitempty"`
+	Tags     *tagsXML         `xml:"Tags,omitempty"`
 }
 
 type blobListXML struct {
@@ -242,9 +221,9 @@ func blobItem(rec *blobRec, inc map[string]bool, now time.Time) blobItemXML {
 		item.Tags = &tagsXML{Tags: tagList(rec.Tags)}
 	}
 	if inc["metadata"] {
-		item.Metadata = metaXML(rec.Meta)
+		item.Metadata = storage.Metadata(rec.Meta)
 		if item.Metadata == nil {
-			item.Metadata = metaXML{}
+			item.Metadata = storage.Metadata{}
 		}
 	}
 	return item

@@ -82,7 +82,7 @@ func (s *Service) createPageBlob(c *call) error {
 	if err != nil {
 		return err
 	}
-	md, err := readMetadata(c.r.Header)
+	md, err := storage.ReadMetadata(c.r.Header)
 	if err != nil {
 		return err
 	}

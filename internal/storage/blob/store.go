@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/weftcloud/weft/internal/storage"
 )
 
 // Bucket layout. Keys are built from NUL-separated parts; blob names may not
@@ -52,22 +54,15 @@ type leaseRec struct {
 	BreakEnd time.Time `json:"b,omitzero"`   // end of the break period
 }
 
-type signedIdentifier struct {
-	ID         string `json:"id"`
-	Start      string `json:"s,omitempty"`
-	Expiry     string `json:"e,omitempty"`
-	Permission string `json:"p,omitempty"`
-}
-
 type containerRec struct {
-	Name     string             `json:"n"`
-	Created  time.Time          `json:"c"`
-	Modified time.Time          `json:"m"`
-	ETag     string             `json:"t"`
-	Meta     map[string]string  `json:"md,omitempty"`
-	Public   string             `json:"pa,omitempty"` // "", blob, container
-	ACL      []signedIdentifier `json:"acl,omitempty"`
-	Lease    leaseRec           `json:"l"`
+	Name     string                     `json:"n"`
+	Created  time.Time                  `json:"c"`
+	Modified time.Time                  `json:"m"`
+	ETag     string                     `json:"t"`
+	Meta     storage.Metadata           `json:"md,omitempty"`
+	Public   string                     `json:"pa,omitempty"` // "", blob, container
+	ACL      []storage.SignedIdentifier `json:"acl,omitempty"`
+	Lease    leaseRec                   `json:"l"`
 }
 
 // extent is a run of bytes of a file (or of an inline value) that is part of
@@ -113,7 +108,7 @@ type blobRec struct {
 	ETag     string            `json:"t"`
 	Size     int64             `json:"sz"`
 	Props    blobProps         `json:"p"`
-	Meta     map[string]string `json:"md,omitempty"`
+	Meta     storage.Metadata  `json:"md,omitempty"`
 	Extents  []extent          `json:"x,omitempty"`  // block and append blobs
 	PageFile string            `json:"pf,omitempty"` // page blobs: sparse file of the whole blob
 	Seq      int64             `json:"seq,omitempty"`

@@ -61,11 +61,11 @@ type DB struct {
 	// crashed makes Close leave the files as a kill -9 would, without the
 	// final checkpoint: for tests of recovery.
 	crashed bool
-	cur    *overlay // writes in the active segment; immutable once published
-	frozen *overlay // writes of the previous segment while its checkpoint runs
-	reqs   chan *request
-	stop   chan struct{}
-	done   chan struct{}
+	cur     *overlay // writes in the active segment; immutable once published
+	frozen  *overlay // writes of the previous segment while its checkpoint runs
+	reqs    chan *request
+	stop    chan struct{}
+	done    chan struct{}
 
 	// Owned by loop.
 	seg    *segment

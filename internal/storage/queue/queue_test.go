@@ -2,9 +2,12 @@ package queue
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -477,5 +480,122 @@ func TestSAS(t *testing.T) {
 	}
 	if _, err := acct.CreateQueue(ctx, "newone", nil); code(err) != "AuthorizationPermissionMismatch" {
 		t.Fatalf("create with an r/l account SAS: %v, want AuthorizationPermissionMismatch", err)
+	}
+}
+
+// TestStoredAccessPolicy sets a queue's policies, uses a SAS that names
+// one, and revokes it by removing the policy.
+func TestStoredAccessPolicy(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	q := e.queue(t, "policed")
+	if _, err := q.EnqueueMessage(ctx, "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	expiry := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	acl := []*azqueue.SignedIdentifier{
+		{ID: to.Ptr("peek"), AccessPolicy: &azqueue.AccessPolicy{Permission: to.Ptr("r"), Expiry: &expiry}},
+		{ID: to.Ptr("later"), AccessPolicy: &azqueue.AccessPolicy{Permission: to.Ptr("raup"), Start: to.Ptr(expiry), Expiry: to.Ptr(expiry.Add(time.Hour))}},
+	}
+	if _, err := q.SetAccessPolicy(ctx, &azqueue.SetAccessPolicyOptions{QueueACL: acl}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.GetAccessPolicy(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(l []*azqueue.SignedIdentifier) (out []string) {
+		for _, si := range l {
+			out = append(out, *si.ID+":"+*si.AccessPolicy.Permission+":"+si.AccessPolicy.Expiry.UTC().Format(time.RFC3339))
+		}
+		return out
+	}
+	if diff := cmp.Diff(ids(acl), ids(got.SignedIdentifiers)); diff != "" {
+		t.Fatalf("policies (-set +got):\n%s", diff)
+	}
+
+	cred, err := azqueue.NewSharedKeyCredential(storage.DevAccount, storage.DevKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := func(v sas.QueueSignatureValues) *azqueue.QueueClient {
+		t.Helper()
+		v.Protocol, v.QueueName = sas.ProtocolHTTPSandHTTP, "policed"
+		qp, err := v.SignWithSharedKey(cred)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := azqueue.NewQueueClientWithNoCredential(e.endpoint+"/policed?"+qp.Encode(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	peeker := client(sas.QueueSignatureValues{Identifier: "peek"})
+	if got, err := peeker.PeekMessages(ctx, nil); err != nil || len(got.Messages) != 1 {
+		t.Fatalf("peek under the policy: %v", err)
+	}
+	if _, err := peeker.EnqueueMessage(ctx, "nope", nil); code(err) != "AuthorizationPermissionMismatch" {
+		t.Fatalf("enqueue under a read policy: %v, want AuthorizationPermissionMismatch", err)
+	}
+	if _, err := peeker.GetAccessPolicy(ctx, nil); code(err) != "AuthorizationFailure" {
+		t.Fatalf("read the ACL with a service SAS: %v, want AuthorizationFailure", err)
+	}
+	if _, err := client(sas.QueueSignatureValues{Identifier: "later"}).PeekMessages(ctx, nil); code(err) != "AuthenticationFailed" {
+		t.Fatalf("peek before the policy starts: %v, want AuthenticationFailed", err)
+	}
+	if _, err := client(sas.QueueSignatureValues{Identifier: "peek", Permissions: "r"}).PeekMessages(ctx, nil); code(err) != "AuthenticationFailed" {
+		t.Fatalf("permission in the SAS and the policy: %v, want AuthenticationFailed", err)
+	}
+
+	// Bad input changes nothing.
+	six := make([]*azqueue.SignedIdentifier, 6)
+	for i := range six {
+		six[i] = &azqueue.SignedIdentifier{ID: to.Ptr(fmt.Sprint("p", i)), AccessPolicy: &azqueue.AccessPolicy{Permission: to.Ptr("r")}}
+	}
+	for _, bad := range [][]*azqueue.SignedIdentifier{six, {{ID: to.Ptr(fmt.Sprintf("%065d", 0)), AccessPolicy: &azqueue.AccessPolicy{}}}} {
+		if _, err := q.SetAccessPolicy(ctx, &azqueue.SetAccessPolicyOptions{QueueACL: bad}); status(err) != http.StatusBadRequest || code(err) != "InvalidXmlDocument" {
+			t.Fatalf("bad ACL: %v, want 400 InvalidXmlDocument", err)
+		}
+	}
+	if _, err := peeker.PeekMessages(ctx, nil); err != nil {
+		t.Fatalf("peek after refused ACLs: %v", err)
+	}
+
+	// Removing the policy revokes the SAS at once.
+	if _, err := q.SetAccessPolicy(ctx, &azqueue.SetAccessPolicyOptions{QueueACL: acl[1:]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peeker.PeekMessages(ctx, nil); code(err) != "AuthenticationFailed" {
+		t.Fatalf("peek after the policy was removed: %v, want AuthenticationFailed", err)
+	}
+}
+
+// TestMetadataNameCase keeps metadata names in the case they were written
+// and compares them regardless of case.
+func TestMetadataNameCase(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	md := map[string]*string{"MyKey": to.Ptr("v")}
+	if _, err := e.client.CreateQueue(ctx, "cased", &azqueue.CreateOptions{Metadata: md}); err != nil {
+		t.Fatal(err)
+	}
+	// The same metadata under another case is the same queue: 204.
+	if _, err := e.client.CreateQueue(ctx, "cased", &azqueue.CreateOptions{Metadata: map[string]*string{"MYKEY": to.Ptr("v")}}); err != nil {
+		t.Fatalf("create again with the name in another case: %v", err)
+	}
+	// The SDK lower-cases names it reads from listings, so the listing is
+	// checked as sent.
+	key, _ := base64.StdEncoding.DecodeString(storage.DevKey)
+	req, _ := http.NewRequest(http.MethodGet, e.endpoint+"?comp=list&include=metadata", nil)
+	storage.SignSharedKey(req, storage.Queue, storage.DevAccount, key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "<Metadata><MyKey>v</MyKey></Metadata>") {
+		t.Fatalf("List Queues: %d %s", resp.StatusCode, body)
 	}
 }

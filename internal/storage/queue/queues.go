@@ -2,12 +2,10 @@ package queue
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
-	"fmt"
 	"io"
-	"maps"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -17,45 +15,11 @@ import (
 	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
-// metadataFrom reads x-ms-meta-* headers. Go canonicalises header names,
-// so names are kept lower-case, which is how Azure compares them anyway.
-func metadataFrom(h http.Header) (map[string]string, error) {
-	var md map[string]string
-	for k, vs := range h {
-		lk := strings.ToLower(k)
-		name, ok := strings.CutPrefix(lk, "x-ms-meta-")
-		if !ok {
-			continue
-		}
-		if !validMetadataName(name) {
-			return nil, storage.Errorf(http.StatusBadRequest, "InvalidMetadata", "The metadata specified is invalid. It has characters that are not permitted.")
-		}
-		if md == nil {
-			md = map[string]string{}
-		}
-		md[name] = strings.Join(vs, ",")
-	}
-	return md, nil
-}
-
-// validMetadataName: metadata names must be C# identifiers.
-func validMetadataName(n string) bool {
-	if n == "" {
-		return false
-	}
-	for i, c := range n {
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
 func (s *Service) createQueue(w http.ResponseWriter, r *http.Request, req *storage.Request, name string) error {
 	if err := req.Allow('c', storage.ResContainer); err != nil {
 		return err
 	}
-	md, err := metadataFrom(r.Header)
+	md, err := storage.ReadMetadata(r.Header)
 	if err != nil {
 		return err
 	}
@@ -68,7 +32,7 @@ func (s *Service) createQueue(w http.ResponseWriter, r *http.Request, req *stora
 			if err != nil {
 				return err
 			}
-			if !maps.Equal(old.Metadata, md) {
+			if !storage.EqualMetadata(old.Metadata, md) {
 				return storage.Errorf(http.StatusConflict, "QueueAlreadyExists", "The specified queue already exists.")
 			}
 			status = http.StatusNoContent
@@ -128,9 +92,7 @@ func (s *Service) getMetadata(w http.ResponseWriter, req *storage.Request, name 
 		return err
 	}
 	h := w.Header()
-	for k, v := range meta.Metadata {
-		h["x-ms-meta-"+k] = []string{v}
-	}
+	meta.Metadata.WriteHeaders(h)
 	h.Set("x-ms-approximate-messages-count", strconv.FormatInt(n, 10))
 	return writeEmpty(w, http.StatusOK)
 }
@@ -139,7 +101,7 @@ func (s *Service) setMetadata(w http.ResponseWriter, r *http.Request, req *stora
 	if err := req.Allow('w', storage.ResContainer); err != nil {
 		return err
 	}
-	md, err := metadataFrom(r.Header)
+	md, err := storage.ReadMetadata(r.Header)
 	if err != nil {
 		return err
 	}
@@ -161,70 +123,36 @@ func (s *Service) setMetadata(w http.ResponseWriter, r *http.Request, req *stora
 	return writeEmpty(w, http.StatusNoContent)
 }
 
-// signedIdentifiers is a queue's stored access policies. They are kept
-// and returned; SAS tokens that name one (si) are not honoured yet.
-type signedIdentifiers struct {
-	XMLName xml.Name `xml:"SignedIdentifiers"`
-	Items   []struct {
-		ID     string `xml:"Id"`
-		Policy *struct {
-			Start      string `xml:"Start,omitempty"`
-			Expiry     string `xml:"Expiry,omitempty"`
-			Permission string `xml:"Permission,omitempty"`
-		} `xml:"AccessPolicy,omitempty"`
-	} `xml:"SignedIdentifier"`
-}
-
 func (s *Service) getACL(w http.ResponseWriter, r *http.Request, req *storage.Request, name string) error {
-	if err := ownerOnly(req); err != nil {
+	if err := req.AllowACL('r'); err != nil {
 		return err
 	}
-	var acl signedIdentifiers
+	var meta queueMeta
 	err := s.db.View(func(tx *boltlog.Tx) error {
 		b, err := queueBucket(tx, req.Account, name)
 		if err != nil {
 			return err
 		}
-		meta, err := readMeta(b)
-		if err != nil || len(meta.ACL) == 0 {
-			return err
-		}
-		return xml.Unmarshal(meta.ACL, &acl)
+		meta, err = readMeta(b)
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	if r.Method == http.MethodHead {
-		return writeEmpty(w, http.StatusOK)
-	}
-	return writeXML(w, http.StatusOK, acl)
+	storage.WriteSignedIdentifiers(w, r, meta.Policies)
+	return nil
 }
 
+// setACL answers Set Queue ACL, which replaces the queue's stored access
+// policies; SAS tokens issued under a removed or changed policy follow at
+// once.
 func (s *Service) setACL(w http.ResponseWriter, r *http.Request, req *storage.Request, name string) error {
-	if err := ownerOnly(req); err != nil {
+	if err := req.AllowACL('w'); err != nil {
 		return err
 	}
-	body, err := readBody(r, 64<<10)
+	policies, err := storage.ReadSignedIdentifiers(r.Body, storage.QueuePolicyPermissions)
 	if err != nil {
 		return err
-	}
-	var acl signedIdentifiers
-	if len(bytes.TrimSpace(body)) > 0 {
-		if err := xml.Unmarshal(body, &acl); err != nil {
-			return errInvalidXML()
-		}
-	}
-	if len(acl.Items) > 5 {
-		return storage.Errorf(http.StatusBadRequest, "InvalidXmlDocument", "XML specified is not syntactically valid: at most 5 signed identifiers are allowed.")
-	}
-	for _, it := range acl.Items {
-		if it.ID == "" || len(it.ID) > 64 {
-			return storage.Errorf(http.StatusBadRequest, "InvalidXmlDocument", "XML specified is not syntactically valid: a signed identifier's Id must have 1 to 64 characters.")
-		}
-	}
-	stored, err := xml.Marshal(acl)
-	if err != nil {
-		return fmt.Errorf("queue: encoding ACL: %w", err)
 	}
 	err = s.db.Write(func(tx *boltlog.Tx) error {
 		b, err := queueBucket(tx, req.Account, name)
@@ -235,7 +163,7 @@ func (s *Service) setACL(w http.ResponseWriter, r *http.Request, req *storage.Re
 		if err != nil {
 			return err
 		}
-		meta.ACL = stored
+		meta.Policies = policies
 		return writeMeta(b, meta)
 	})
 	if err != nil {
@@ -244,31 +172,23 @@ func (s *Service) setACL(w http.ResponseWriter, r *http.Request, req *storage.Re
 	return writeEmpty(w, http.StatusNoContent)
 }
 
-// ownerOnly refuses SAS callers: Azure lets only the account's key holder
-// read or change access policies.
-func ownerOnly(req *storage.Request) error {
-	if k := req.Auth.Kind; k == storage.SharedKey || k == storage.SharedKeyLite {
-		return nil
-	}
-	if req.Auth.Kind == storage.Anonymous {
-		return req.Allow('r', storage.ResContainer)
-	}
-	return storage.Errorf(http.StatusForbidden, "AuthorizationFailure", "This request is not authorized to perform this operation.")
-}
+var _ storage.AccessPolicies = (*Service)(nil)
 
-// metadataXML renders metadata as <Metadata><name>value</name>...</Metadata>.
-type metadataXML map[string]string
-
-func (m metadataXML) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
-	if err := e.EncodeToken(start); err != nil {
-		return err
-	}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		if err := e.EncodeElement(m[k], xml.StartElement{Name: xml.Name{Local: k}}); err != nil {
+// AccessPolicy implements storage.AccessPolicies for queues.
+func (s *Service) AccessPolicy(_ context.Context, account, queue, id string) (si storage.SignedIdentifier, ok bool, err error) {
+	err = s.db.View(func(tx *boltlog.Tx) error {
+		b := tx.Bucket(bktQueues).Bucket(queueKey(account, queue))
+		if b == nil {
+			return nil
+		}
+		meta, err := readMeta(b)
+		if err != nil {
 			return err
 		}
-	}
-	return e.EncodeToken(start.End())
+		si, ok = storage.FindSignedIdentifier(meta.Policies, id)
+		return nil
+	})
+	return si, ok, err
 }
 
 type listResult struct {
@@ -278,8 +198,8 @@ type listResult struct {
 	Marker          string   `xml:"Marker,omitempty"`
 	MaxResults      int64    `xml:"MaxResults,omitempty"`
 	Queues          []struct {
-		Name     string      `xml:"Name"`
-		Metadata metadataXML `xml:"Metadata,omitempty"`
+		Name     string           `xml:"Name"`
+		Metadata storage.Metadata `xml:"Metadata,omitempty"`
 	} `xml:"Queues>Queue"`
 	NextMarker string `xml:"NextMarker"`
 }
@@ -316,17 +236,17 @@ func (s *Service) listQueues(w http.ResponseWriter, r *http.Request, req *storag
 				break
 			}
 			item := struct {
-				Name     string      `xml:"Name"`
-				Metadata metadataXML `xml:"Metadata,omitempty"`
+				Name     string           `xml:"Name"`
+				Metadata storage.Metadata `xml:"Metadata,omitempty"`
 			}{Name: name}
 			if withMeta {
 				meta, err := readMeta(qs.Bucket(k))
 				if err != nil {
 					return err
 				}
-				item.Metadata = metadataXML(meta.Metadata)
+				item.Metadata = storage.Metadata(meta.Metadata)
 				if item.Metadata == nil {
-					item.Metadata = metadataXML{}
+					item.Metadata = storage.Metadata{}
 				}
 			}
 			res.Queues = append(res.Queues, item)

@@ -1,10 +1,12 @@
 package queue
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
+	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
@@ -29,8 +31,11 @@ var (
 )
 
 type queueMeta struct {
-	Metadata map[string]string `json:"metadata,omitempty"`
-	ACL      []byte            `json:"acl,omitempty"` // SignedIdentifiers XML, as stored
+	Metadata storage.Metadata           `json:"metadata,omitempty"`
+	Policies []storage.SignedIdentifier `json:"si,omitempty"` // stored access policies, in the order set
+	// LegacyACL is how policies were kept before they were enforced: the
+	// SignedIdentifiers XML. readMeta moves it to Policies.
+	LegacyACL []byte `json:"acl,omitempty"`
 }
 
 type message struct {
@@ -76,6 +81,10 @@ func readMeta(b kv) (queueMeta, error) {
 	var m queueMeta
 	if err := json.Unmarshal(b.Get(keyMeta), &m); err != nil {
 		return m, fmt.Errorf("queue: reading queue metadata: %w", err)
+	}
+	if len(m.LegacyACL) > 0 {
+		m.Policies, _ = storage.ReadSignedIdentifiers(bytes.NewReader(m.LegacyACL), storage.QueuePolicyPermissions)
+		m.LegacyACL = nil
 	}
 	return m, nil
 }

@@ -110,7 +110,7 @@ func Start(cfg Config) (*Server, error) {
 		s.wg.Add(1)
 		go func(srv *http.Server, ln net.Listener) {
 			defer s.wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := storage.Serve(srv, ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.errs <- fmt.Errorf("storageserver: serve: %w", err)
 			}
 		}(srv, listeners[i])

@@ -5,10 +5,18 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/weftcloud/weft/internal/storage"
 )
 
 // TestServesAllThree starts the services on free ports and uses each
@@ -84,6 +92,107 @@ func TestServesAllThree(t *testing.T) {
 	if err != nil || !strings.Contains(string(ent.Value), "Ada") {
 		t.Fatalf("table after restart: %v", err)
 	}
+}
+
+// TestPoliciesSurviveRestart sets stored access policies on a container,
+// a queue and a table, restarts on the same data, and finds them in the
+// order set; a SAS naming one still works.
+func TestPoliciesSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := Start(Config{Data: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiry := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	ids := []string{"zeta", "alpha", "mid"}
+	cs := s.ConnectionString()
+	blobs, _ := azblob.NewClientFromConnectionString(cs, nil)
+	queues, _ := azqueue.NewServiceClientFromConnectionString(cs, nil)
+	tables, _ := aztables.NewServiceClientFromConnectionString(cs, nil)
+	var cacl []*container.SignedIdentifier
+	var qacl []*azqueue.SignedIdentifier
+	var tacl []*aztables.SignedIdentifier
+	for _, id := range ids {
+		cacl = append(cacl, &container.SignedIdentifier{ID: to.Ptr(id), AccessPolicy: &container.AccessPolicy{Permission: to.Ptr("r"), Expiry: &expiry}})
+		qacl = append(qacl, &azqueue.SignedIdentifier{ID: to.Ptr(id), AccessPolicy: &azqueue.AccessPolicy{Permission: to.Ptr("r"), Expiry: &expiry}})
+		tacl = append(tacl, &aztables.SignedIdentifier{ID: to.Ptr(id), AccessPolicy: &aztables.AccessPolicy{Permission: to.Ptr("r"), Expiry: &expiry}})
+	}
+	if _, err := blobs.CreateContainer(ctx, "kept", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blobs.UploadBuffer(ctx, "kept", "doc.txt", []byte("doc"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blobs.ServiceClient().NewContainerClient("kept").SetAccessPolicy(ctx, &container.SetAccessPolicyOptions{ContainerACL: cacl}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := queues.CreateQueue(ctx, "kept", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := queues.NewQueueClient("kept").SetAccessPolicy(ctx, &azqueue.SetAccessPolicyOptions{QueueACL: qacl}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tables.CreateTable(ctx, "kept", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tables.NewClient("kept").SetAccessPolicy(ctx, &aztables.SetAccessPolicyOptions{TableACL: tacl}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Start(Config{Data: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cs = s.ConnectionString()
+	blobs, _ = azblob.NewClientFromConnectionString(cs, nil)
+	queues, _ = azqueue.NewServiceClientFromConnectionString(cs, nil)
+	tables, _ = aztables.NewServiceClientFromConnectionString(cs, nil)
+	var got [3][]string
+	cp, err := blobs.ServiceClient().NewContainerClient("kept").GetAccessPolicy(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, si := range cp.SignedIdentifiers {
+		got[0] = append(got[0], *si.ID)
+	}
+	qp, err := queues.NewQueueClient("kept").GetAccessPolicy(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, si := range qp.SignedIdentifiers {
+		got[1] = append(got[1], *si.ID)
+	}
+	tp, err := tables.NewClient("kept").GetAccessPolicy(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, si := range tp.SignedIdentifiers {
+		got[2] = append(got[2], *si.ID)
+	}
+	for i, svc := range []string{"container", "queue", "table"} {
+		if diff := cmp.Diff(ids, got[i]); diff != "" {
+			t.Errorf("%s policies after restart (-want +got):\n%s", svc, diff)
+		}
+	}
+	cred, err := azblob.NewSharedKeyCredential(storage.DevAccount, storage.DevKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := sas.BlobSignatureValues{Protocol: sas.ProtocolHTTPSandHTTP, ContainerName: "kept", BlobName: "doc.txt", Identifier: "alpha"}.SignWithSharedKey(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, _ := blob.NewClientWithNoCredential(s.BlobEndpoint()+"/kept/doc.txt?"+q.Encode(), nil)
+	resp, err := bc.DownloadStream(ctx, nil)
+	if err != nil {
+		t.Fatalf("SAS under a policy after restart: %v", err)
+	}
+	resp.Body.Close()
 }
 
 func TestRunStopsWithContext(t *testing.T) {

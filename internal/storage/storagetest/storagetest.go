@@ -38,7 +38,7 @@ func ServeAccounts(t testing.TB, svc storage.Service, h storage.Handler, account
 	logger := slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv := &http.Server{Handler: storage.NewFront(svc, accounts, h, logger), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- storage.Serve(srv, ln) }()
 	t.Cleanup(func() {
 		_ = srv.Close()
 		tw.done.Store(true)

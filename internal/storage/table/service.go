@@ -102,7 +102,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, req *storage.Req
 		return methodNotAllowed(r)
 	}
 	if r.URL.Query().Get("comp") == "acl" {
-		return storage.Errorf(http.StatusNotImplemented, "NotImplemented", "Table access policies are not supported yet.")
+		return s.serveACL(w, r, req, res)
 	}
 	if !res.keyed {
 		switch method {

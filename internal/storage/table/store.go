@@ -120,3 +120,10 @@ func tableBucket(tx *boltlog.Tx, account, lower string) *boltlog.Bucket {
 	}
 	return a.Bucket(tableBucketName(lower))
 }
+
+// tableExists says whether a table exists, from bbolt (tables are made and
+// deleted there, not through the log).
+func tableExists(tx *bolt.Tx, account, lower string) bool {
+	a := tx.Bucket(accountBucketName(account))
+	return a != nil && a.Bucket(tableBucketName(lower)) != nil
+}

@@ -79,6 +79,9 @@ func (s *Service) createTable(w http.ResponseWriter, r *http.Request, req *stora
 		if err := tb.Put([]byte(lower), []byte(name)); err != nil {
 			return fmt.Errorf("table: record table %s: %w", name, err)
 		}
+		if err := forgetPolicies(a, lower); err != nil {
+			return err
+		}
 		if b := a.Bucket(tableBucketName(lower)); b != nil {
 			// Left by a failed delete; a new table starts empty.
 			if err := a.DeleteBucket(tableBucketName(lower)); err != nil {
@@ -136,6 +139,9 @@ func (s *Service) deleteTable(w http.ResponseWriter, r *http.Request, req *stora
 		found = true
 		if err := tb.Delete([]byte(lower)); err != nil {
 			return fmt.Errorf("table: forget table %s: %w", name, err)
+		}
+		if err := forgetPolicies(a, lower); err != nil {
+			return err
 		}
 		if err := a.DeleteBucket(tableBucketName(lower)); err != nil && err != bolt.ErrBucketNotFound {
 			return fmt.Errorf("table: delete table %s: %w", name, err)
