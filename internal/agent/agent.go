@@ -234,6 +234,9 @@ func (a *Agent) register(ctx context.Context) error {
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	tick := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer tick.Stop()
+	fence := time.AfterFunc(time.Hour, a.selfFence)
+	fence.Stop() // armed by the first heartbeat the controller answers
+	defer fence.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -252,6 +255,9 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			}
 			continue
 		}
+		if ttl := time.Duration(reply.TTL); ttl > 0 {
+			fence.Reset(ttl)
+		}
 		if !reply.Known {
 			a.requeue(events)
 			a.log.Warn("the controller does not know this node; registering again")
@@ -259,6 +265,31 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 				return
 			}
 		}
+	}
+}
+
+// selfFence stops this node's persistent instances once no heartbeat has
+// reached the controller for the node-down TTL it announced: by then the
+// controller has declared the node down and starts them on other nodes from
+// the same disks, and a persistent instance must never run twice. The
+// disks' leases already keep a superseded copy from writing once the new
+// one holds them; this ends the copy itself, with what it could still do
+// through its memory and network. It is killed, not shut down: its disks
+// may belong to another node now. Ephemeral instances keep running until
+// the controller, reached again, says what to stop; a persistent instance
+// the controller still assigns here when it is back is started again.
+func (a *Agent) selfFence() {
+	a.mu.Lock()
+	var fenced []*instance
+	for _, in := range a.instances {
+		if in.fence() {
+			fenced = append(fenced, in)
+		}
+	}
+	a.mu.Unlock()
+	for _, in := range fenced {
+		a.log.Warn("no contact with the controller for its node-down TTL: stopping a persistent instance", "instance", in.id)
+		a.event(in, "instance.fenced", "warn", fmt.Sprintf("instance %s stopped: this node lost contact with the controller, which runs it elsewhere", in.id))
 	}
 }
 

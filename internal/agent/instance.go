@@ -51,6 +51,7 @@ type instance struct {
 	disks     *diskSet       // a persistent instance's disks, served while it lives on this node
 	stopping  bool
 	remove    bool // forget the instance once stopped
+	fenced    bool // stopped by selfFence: kill it, no grace
 	stopCh    chan struct{}
 	reimageCh chan struct{} // the controller asked for a fresh start
 	done      chan struct{}
@@ -107,6 +108,19 @@ func (in *instance) requestStop(remove bool) {
 		in.stopping = true
 		close(in.stopCh)
 	}
+}
+
+// fence stops and removes a persistent instance at once (see
+// Agent.selfFence) and reports whether it was one.
+func (in *instance) fence() bool {
+	in.mu.Lock()
+	persistent := in.asg.Role.Persistence == api.Persistent
+	in.fenced = in.fenced || persistent
+	in.mu.Unlock()
+	if persistent {
+		in.requestStop(true)
+	}
+	return persistent
 }
 
 func (in *instance) status() api.InstanceStatus {
@@ -335,15 +349,23 @@ func (in *instance) watch(ctx context.Context) (reason string, healthyFor time.D
 // stop stops the instance; a removed instance is also deleted from disk.
 func (in *instance) stop(ctx context.Context) {
 	in.set(api.StateStopping, api.HealthUnknown, "")
-	if err := in.drv.Stop(ctx, in.id, in.a.cfg.StopGrace); err != nil {
+	in.mu.Lock()
+	grace := in.a.cfg.StopGrace
+	if in.fenced {
+		grace = 0
+	}
+	in.mu.Unlock()
+	if err := in.drv.Stop(ctx, in.id, grace); err != nil {
 		in.a.log.Error("stop instance", "instance", in.id, "err", err)
 	} else {
 		in.a.log.Info("instance stopped", "instance", in.id)
 	}
 	in.set(api.StateStopped, api.HealthUnknown, "")
 	in.mu.Lock()
-	remove := in.remove
+	remove, disks := in.remove, in.disks
+	in.disks = nil
 	in.mu.Unlock()
+	disks.close()
 	if remove {
 		in.drv.Remove(ctx, in.id)
 		os.RemoveAll(in.dir)
@@ -356,11 +378,6 @@ func (in *instance) stop(ctx context.Context) {
 	in.a.stopped[in.id] = true
 	delete(in.a.instances, in.id)
 	in.a.mu.Unlock()
-	in.mu.Lock()
-	disks := in.disks
-	in.disks = nil
-	in.mu.Unlock()
-	disks.close()
 	in.drv.Remove(ctx, in.id)
 	os.RemoveAll(in.dir)
 	in.a.changed()
