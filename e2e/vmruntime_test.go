@@ -157,20 +157,30 @@ func (c *cluster) vm(name string) api.VM {
 // instance's folder.
 func qemuOf(t testing.TB, instance string) int {
 	t.Helper()
+	pids := qemusOf(instance)
+	if len(pids) == 0 {
+		t.Fatalf("no QEMU process for instance %s", instance)
+	}
+	return pids[0]
+}
+
+// qemusOf lists the live QEMU processes whose command line contains s (an
+// instance ID, or a prefix that names every instance of a service).
+func qemusOf(s string) []int {
+	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		if err != nil || !strings.HasPrefix(string(cmdline), "qemu-system") && !strings.Contains(string(cmdline), "/qemu-system") {
 			continue
 		}
-		if strings.Contains(string(cmdline), instance) {
-			var pid int
-			fmt.Sscan(e.Name(), &pid)
-			return pid
+		var pid int
+		fmt.Sscan(e.Name(), &pid)
+		if strings.Contains(string(cmdline), s) && syscallAlive(pid) {
+			pids = append(pids, pid)
 		}
 	}
-	t.Fatalf("no QEMU process for instance %s", instance)
-	return 0
+	return pids
 }
 
 // TestLiveMigration moves a running persistent VM to the other node with
