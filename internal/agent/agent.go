@@ -73,6 +73,7 @@ type Agent struct {
 	stopped   map[string]bool // assigned with desired stopped, and not running here
 	events    []api.Event
 	closing   bool          // StopAll ran: start nothing new
+	assigned  chan struct{} // closed once the first assignments are reconciled
 	kick      chan struct{} // asks for a heartbeat now
 	pkgMu     sync.Mutex    // one package download at a time
 	images    *imagecache.Cache
@@ -131,7 +132,7 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, ctl: ctl, log: cfg.Logger, drivers: map[string]driver.Driver{}, ln: ln,
 		images:    imagecache.New(filepath.Join(cfg.DataDir, "images"), ctl),
-		instances: map[string]*instance{}, stopped: map[string]bool{}, kick: make(chan struct{}, 1),
+		instances: map[string]*instance{}, stopped: map[string]bool{}, kick: make(chan struct{}, 1), assigned: make(chan struct{}),
 	}
 	for _, d := range cfg.Drivers {
 		a.drivers[d.Name()] = d
@@ -405,6 +406,11 @@ func (a *Agent) reconcile(ctx context.Context, assigned []api.Assignment) {
 		if !seen[id] {
 			delete(a.stopped, id)
 		}
+	}
+	select {
+	case <-a.assigned:
+	default:
+		close(a.assigned) // after the stop requests above: see instance.confirmAdopted
 	}
 }
 

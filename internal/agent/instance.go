@@ -153,6 +153,9 @@ func (in *instance) set(state, health, message string) {
 // (leaving the instance running) or after the instance was stopped.
 func (in *instance) supervise(ctx context.Context) {
 	defer close(in.done)
+	if !in.confirmAdopted(ctx) {
+		return
+	}
 	backoff := backoffMin
 	for {
 		st, err := in.start(ctx)
@@ -381,6 +384,36 @@ func (in *instance) stop(ctx context.Context) {
 	in.drv.Remove(ctx, in.id)
 	os.RemoveAll(in.dir)
 	in.a.changed()
+}
+
+// confirmAdopted holds an adopted persistent instance until the controller's
+// first assignments say whether it is still this node's: while no agent ran
+// here, the controller may have declared the node down and started it
+// elsewhere, and serving its disks would break their leases, taken by the
+// new copy, and fence that one instead. An instance no longer assigned is
+// killed, its disks untouched, and confirmAdopted returns false.
+func (in *instance) confirmAdopted(ctx context.Context) bool {
+	in.mu.Lock()
+	wait := in.adopted != nil && len(in.asg.Role.Disks) > 0
+	in.mu.Unlock()
+	if !wait {
+		return true
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-in.a.assigned:
+	case <-in.stopCh:
+	}
+	in.mu.Lock()
+	gone := in.remove
+	in.fenced = in.fenced || gone
+	in.mu.Unlock()
+	if gone {
+		in.stop(ctx)
+		return false
+	}
+	return true
 }
 
 // serveDisks starts serving a persistent instance's disks, once.
