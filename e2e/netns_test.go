@@ -316,7 +316,7 @@ func TestPartitionedPersistentVMIsFenced(t *testing.T) {
 	c.waitFor("the fencing reported", 30*time.Second, func() bool {
 		return strings.Contains(c.mustWeft("events"), "instance.fenced")
 	})
-	if vms := qemusOf("keeper-vm-"); len(vms) != 1 || len(c.instances("keeper")) != 1 {
+	if vms := qemusOf(c.dir); len(vms) != 1 || len(c.instances("keeper")) != 1 {
 		t.Errorf("after the heal: QEMU processes %v, instances %+v; want one of each", vms, c.instances("keeper"))
 	}
 	c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "echo after | dd of=/root/after conv=fsync")

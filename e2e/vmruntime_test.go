@@ -185,8 +185,9 @@ func qemuOf(t testing.TB, instance string) int {
 	return pids[0]
 }
 
-// qemusOf lists the live QEMU processes whose command line contains s (an
-// instance ID, or a prefix that names every instance of a service).
+// qemusOf lists the live QEMU processes whose command line contains s: an
+// instance ID, or a cluster's folder for all of its VMs (other tests on the
+// machine may run VMs of the same names).
 func qemusOf(s string) []int {
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
