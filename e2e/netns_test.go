@@ -116,8 +116,8 @@ func (c *cluster) startIn(h *host, name string, args ...string) *proc {
 }
 
 // newHostServers starts a controller on each host: one server, or a
-// cluster of them.
-func newHostServers(t *testing.T, n *network, hosts []*host) *cluster {
+// cluster of them, with extra flags.
+func newHostServers(t *testing.T, n *network, hosts []*host, extra ...string) *cluster {
 	c := &cluster{t: t, dir: t.TempDir(), servers: map[string]*proc{}, agents: map[string]*proc{}, agentFlags: fastAgent}
 	t.Cleanup(c.cleanup)
 	var addrs []string
@@ -127,6 +127,7 @@ func newHostServers(t *testing.T, n *network, hosts []*host) *cluster {
 	for _, h := range hosts {
 		args := []string{"server", "--name", h.name, "--data", c.dir + "/" + h.name,
 			"--listen", h.ip + ":7070", "--lb-host", h.ip, "--no-storage", "--heartbeat-ttl", "1500ms"}
+		args = append(args, extra...)
 		if len(hosts) > 1 {
 			args = append(args, "--bootstrap-expect", fmt.Sprint(len(hosts)), "--join", strings.Join(addrs, ","))
 		}
@@ -144,6 +145,26 @@ func newHostServers(t *testing.T, n *network, hosts []*host) *cluster {
 		})
 	}
 	return c
+}
+
+// startHostAgents starts an agent on each host, named after it, and waits
+// until every node is ready.
+func (c *cluster) startHostAgents(hosts ...*host) {
+	c.t.Helper()
+	for _, h := range hosts {
+		c.agents[h.name] = c.startIn(h, h.name, append([]string{"agent", "--server", c.api, "--name", h.name,
+			"--data", c.dir + "/" + h.name, "--host", h.ip, "--listen", h.ip + ":0", "--cpu", "4", "--memory", "4Gi"}, fastAgent...)...)
+	}
+	c.waitFor(fmt.Sprintf("%d nodes ready", len(hosts)), 20*time.Second, func() bool {
+		nodes, err := c.client.Nodes(context.Background())
+		ready := 0
+		for _, nd := range nodes {
+			if nd.State == api.NodeReady {
+				ready++
+			}
+		}
+		return err == nil && ready == len(hosts)
+	})
 }
 
 // TestPartitionedLeaderCannotCommit cuts the leader off from the other two
@@ -211,14 +232,7 @@ func TestPartitionedNodeIsReplacedAndStopsItsCopies(t *testing.T) {
 	n := newNetwork(t)
 	srv, h2, h3 := n.addHost("s"), n.addHost("n2"), n.addHost("n3")
 	c := newHostServers(t, n, []*host{srv})
-	for _, h := range []*host{h2, h3} {
-		c.agents[h.name] = c.startIn(h, h.name, append([]string{"agent", "--server", c.api, "--name", h.name,
-			"--data", c.dir + "/" + h.name, "--host", h.ip, "--listen", h.ip + ":0", "--cpu", "4", "--memory", "4Gi"}, fastAgent...)...)
-	}
-	c.waitFor("two nodes ready", 20*time.Second, func() bool {
-		nodes, err := c.client.Nodes(context.Background())
-		return err == nil && len(nodes) == 2 && nodes[0].State == api.NodeReady && nodes[1].State == api.NodeReady
-	})
+	c.startHostAgents(h2, h3)
 	port := freePort(t)
 	c.mustWeft("deploy", "-f", c.service("web", port, 2, "hello"), "--wait")
 	var cut api.Instance
@@ -262,4 +276,48 @@ func syscallAlive(pid int) bool {
 	s := string(data)
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
+
+// TestPartitionedPersistentVMIsFenced cuts the node host of a persistent
+// VM off from the server, which also holds the storage service that serves
+// its disk: the VM comes up on the other node with what it synced before,
+// its old copy is killed by its own agent once the agent has not reached
+// the controller for the node-down TTL, and when the link heals exactly one
+// copy runs and it still writes its disk (the healed node took nothing
+// back).
+func TestPartitionedPersistentVMIsFenced(t *testing.T) {
+	requireQEMU(t)
+	n := newNetwork(t)
+	srv := n.addHost("s")
+	nodes := map[string]*host{"n2": n.addHost("n2"), "n3": n.addHost("n3")}
+	c := newHostServers(t, n, []*host{srv}, "--no-storage=false")
+	c.startHostAgents(nodes["n2"], nodes["n3"])
+	c.mustWeft("image", "build", "tiny")
+	c.mustWeft("vm", "create", "keeper", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--wait")
+	vm := c.vm("keeper")
+	c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "echo precious > /root/data && sync")
+	old, oldQEMU := nodes[vm.Node], qemuOf(t, vm.Instance)
+
+	old.cutFrom(srv)
+	c.waitFor("the VM running on the other node", time.Minute, func() bool {
+		v := c.vm("keeper")
+		return v.Node != "" && v.Node != old.name && v.State == api.StateRunning
+	})
+	c.waitFor("the cut-off copy killed by its agent", 30*time.Second, func() bool { return !syscallAlive(oldQEMU) })
+	if out := c.mustWeft("vm", "exec", "keeper", "--", "cat", "/root/data"); strings.TrimSpace(out) != "precious" {
+		t.Errorf("the file the VM synced before the partition reads %q", out)
+	}
+
+	old.heal()
+	c.waitFor("the cut-off node back", 30*time.Second, func() bool {
+		nd, err := c.client.Node(context.Background(), old.name)
+		return err == nil && nd.State == api.NodeReady
+	})
+	c.waitFor("the fencing reported", 30*time.Second, func() bool {
+		return strings.Contains(c.mustWeft("events"), "instance.fenced")
+	})
+	if vms := qemusOf(c.dir); len(vms) != 1 || len(c.instances("keeper")) != 1 {
+		t.Errorf("after the heal: QEMU processes %v, instances %+v; want one of each", vms, c.instances("keeper"))
+	}
+	c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "echo after | dd of=/root/after conv=fsync")
 }

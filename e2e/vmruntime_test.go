@@ -144,6 +144,27 @@ func TestPersistentVMSurvivesHostLoss(t *testing.T) {
 	}
 }
 
+// TestPersistentVMAgentBackAfterMove kills the agent of a persistent VM's
+// node and leaves its QEMU running, as a crashed agent does: the VM is
+// started on the other node, and when the agent comes back it stops the
+// copy it left without taking the disk back; the new copy still writes.
+func TestPersistentVMAgentBackAfterMove(t *testing.T) {
+	requireQEMU(t)
+	c := newCluster(t, 2, storageFlags(t)...)
+	c.mustWeft("image", "build", "tiny")
+	c.mustWeft("vm", "create", "keeper", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--wait")
+	vm := c.vm("keeper")
+	stale := qemuOf(t, vm.Instance)
+	c.kill9(c.agents[vm.Node])
+	c.waitFor("the VM running on the other node", time.Minute, func() bool {
+		v := c.vm("keeper")
+		return v.Node != "" && v.Node != vm.Node && v.State == api.StateRunning
+	})
+	c.startAgent(vm.Node)
+	c.waitFor("the stale copy stopped", 30*time.Second, func() bool { return !syscallAlive(stale) })
+	c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "echo after | dd of=/root/after conv=fsync")
+}
+
 func (c *cluster) vm(name string) api.VM {
 	c.t.Helper()
 	var vm api.VM
@@ -157,20 +178,31 @@ func (c *cluster) vm(name string) api.VM {
 // instance's folder.
 func qemuOf(t testing.TB, instance string) int {
 	t.Helper()
+	pids := qemusOf(instance)
+	if len(pids) == 0 {
+		t.Fatalf("no QEMU process for instance %s", instance)
+	}
+	return pids[0]
+}
+
+// qemusOf lists the live QEMU processes whose command line contains s: an
+// instance ID, or a cluster's folder for all of its VMs (other tests on the
+// machine may run VMs of the same names).
+func qemusOf(s string) []int {
+	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		if err != nil || !strings.HasPrefix(string(cmdline), "qemu-system") && !strings.Contains(string(cmdline), "/qemu-system") {
 			continue
 		}
-		if strings.Contains(string(cmdline), instance) {
-			var pid int
-			fmt.Sscan(e.Name(), &pid)
-			return pid
+		var pid int
+		fmt.Sscan(e.Name(), &pid)
+		if strings.Contains(string(cmdline), s) && syscallAlive(pid) {
+			pids = append(pids, pid)
 		}
 	}
-	t.Fatalf("no QEMU process for instance %s", instance)
-	return 0
+	return pids
 }
 
 // TestLiveMigration moves a running persistent VM to the other node with

@@ -73,6 +73,7 @@ type Agent struct {
 	stopped   map[string]bool // assigned with desired stopped, and not running here
 	events    []api.Event
 	closing   bool          // StopAll ran: start nothing new
+	assigned  chan struct{} // closed once the first assignments are reconciled
 	kick      chan struct{} // asks for a heartbeat now
 	pkgMu     sync.Mutex    // one package download at a time
 	images    *imagecache.Cache
@@ -131,7 +132,7 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, ctl: ctl, log: cfg.Logger, drivers: map[string]driver.Driver{}, ln: ln,
 		images:    imagecache.New(filepath.Join(cfg.DataDir, "images"), ctl),
-		instances: map[string]*instance{}, stopped: map[string]bool{}, kick: make(chan struct{}, 1),
+		instances: map[string]*instance{}, stopped: map[string]bool{}, kick: make(chan struct{}, 1), assigned: make(chan struct{}),
 	}
 	for _, d := range cfg.Drivers {
 		a.drivers[d.Name()] = d
@@ -234,6 +235,9 @@ func (a *Agent) register(ctx context.Context) error {
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	tick := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer tick.Stop()
+	fence := time.AfterFunc(time.Hour, a.selfFence)
+	fence.Stop() // armed by the first heartbeat the controller answers
+	defer fence.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -252,6 +256,9 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			}
 			continue
 		}
+		if ttl := time.Duration(reply.TTL); ttl > 0 {
+			fence.Reset(ttl)
+		}
 		if !reply.Known {
 			a.requeue(events)
 			a.log.Warn("the controller does not know this node; registering again")
@@ -259,6 +266,31 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 				return
 			}
 		}
+	}
+}
+
+// selfFence stops this node's persistent instances once no heartbeat has
+// reached the controller for the node-down TTL it announced: by then the
+// controller has declared the node down and starts them on other nodes from
+// the same disks, and a persistent instance must never run twice. The
+// disks' leases already keep a superseded copy from writing once the new
+// one holds them; this ends the copy itself, with what it could still do
+// through its memory and network. It is killed, not shut down: its disks
+// may belong to another node now. Ephemeral instances keep running until
+// the controller, reached again, says what to stop; a persistent instance
+// the controller still assigns here when it is back is started again.
+func (a *Agent) selfFence() {
+	a.mu.Lock()
+	var fenced []*instance
+	for _, in := range a.instances {
+		if in.fence() {
+			fenced = append(fenced, in)
+		}
+	}
+	a.mu.Unlock()
+	for _, in := range fenced {
+		a.log.Warn("no contact with the controller for its node-down TTL: stopping a persistent instance", "instance", in.id)
+		a.event(in, "instance.fenced", "warn", fmt.Sprintf("instance %s stopped: this node lost contact with the controller, which runs it elsewhere", in.id))
 	}
 }
 
@@ -374,6 +406,11 @@ func (a *Agent) reconcile(ctx context.Context, assigned []api.Assignment) {
 		if !seen[id] {
 			delete(a.stopped, id)
 		}
+	}
+	select {
+	case <-a.assigned:
+	default:
+		close(a.assigned) // after the stop requests above: see instance.confirmAdopted
 	}
 }
 

@@ -43,6 +43,8 @@ type fakeController struct {
 	events   []api.Event
 	pkg      []byte
 	changed  chan struct{}
+	ttl      time.Duration // announced in heartbeat replies
+	cut      bool          // heartbeats fail, as from a partitioned node
 }
 
 func newFakeController(t *testing.T, pkg []byte) (*fakeController, *httptest.Server) {
@@ -55,12 +57,18 @@ func newFakeController(t *testing.T, pkg []byte) (*fakeController, *httptest.Ser
 		var hb api.Heartbeat
 		json.NewDecoder(r.Body).Decode(&hb)
 		f.mu.Lock()
+		if f.cut {
+			f.mu.Unlock()
+			http.Error(w, `{"error":{"code":"internal","message":"cut off"}}`, http.StatusInternalServerError)
+			return
+		}
 		for _, st := range hb.Instances {
 			f.status[st.ID] = st
 		}
 		f.events = append(f.events, hb.Events...)
+		ttl := f.ttl
 		f.mu.Unlock()
-		json.NewEncoder(w).Encode(api.HeartbeatReply{Known: true, State: api.NodeReady})
+		json.NewEncoder(w).Encode(api.HeartbeatReply{Known: true, State: api.NodeReady, TTL: api.Duration(ttl)})
 	})
 	mux.HandleFunc("GET /v1/nodes/{name}/assignments", func(w http.ResponseWriter, r *http.Request) {
 		idx, _ := strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)
@@ -93,6 +101,17 @@ func (f *fakeController) assign(as ...api.Assignment) {
 	close(f.changed)
 	f.changed = make(chan struct{})
 	f.mu.Unlock()
+}
+
+func (f *fakeController) hasEvent(typ, instance string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, e := range f.events {
+		if e.Type == typ && e.Instance == instance {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *fakeController) get(id string) api.InstanceStatus {
@@ -220,13 +239,7 @@ func TestAgentRunsHealsAdoptsAndStops(t *testing.T) {
 		st := f.get("hello-web-0-aaaa")
 		return st.Restarts == 1 && st.State == api.StateRunning && st.Health == api.HealthHealthy
 	})
-	f.mu.Lock()
-	var restarted bool
-	for _, e := range f.events {
-		restarted = restarted || (e.Type == "instance.restarted" && e.Instance == "hello-web-0-aaaa")
-	}
-	f.mu.Unlock()
-	if !restarted {
+	if !f.hasEvent("instance.restarted", "hello-web-0-aaaa") {
 		t.Error("no instance.restarted event")
 	}
 
@@ -250,5 +263,48 @@ func TestAgentRunsHealsAdoptsAndStops(t *testing.T) {
 	eventually(t, "the instance dir removed", func() bool {
 		_, err := os.Stat(filepath.Join(dataDir, "instances", "hello-web-0-aaaa"))
 		return os.IsNotExist(err)
+	})
+}
+
+// TestAgentFencesPersistentInstances cuts the agent off from its
+// controller: after the TTL the controller announced, it kills its
+// persistent instance (the controller starts it elsewhere) and keeps the
+// ephemeral one until told otherwise; back in touch, it reports why.
+func TestAgentFencesPersistentInstances(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a real program")
+	}
+	f, srv := newFakeController(t, helloPackage(t))
+	f.ttl = 500 * time.Millisecond
+	dataDir := t.TempDir()
+	a, cancel, done := startAgent(t, srv.URL, dataDir)
+	defer func() {
+		a.StopAll(context.Background())
+		cancel()
+		<-done
+	}()
+	persistent := assignment("hello-web-0-pppp")
+	persistent.Role.Persistence = api.Persistent
+	f.assign(persistent, assignment("hello-web-1-eeee"))
+	eventually(t, "both running and healthy", func() bool {
+		return f.get("hello-web-0-pppp").Health == api.HealthHealthy && f.get("hello-web-1-eeee").Health == api.HealthHealthy
+	})
+	kept, fenced := instancePID(t, dataDir, "hello-web-1-eeee"), instancePID(t, dataDir, "hello-web-0-pppp")
+
+	f.mu.Lock()
+	f.cut = true
+	f.mu.Unlock()
+	eventually(t, "the persistent instance killed", func() bool { return syscall.Kill(fenced, 0) != nil })
+	if syscall.Kill(kept, 0) != nil {
+		t.Error("the ephemeral instance was stopped too")
+	}
+	f.mu.Lock()
+	f.cut = false
+	f.mu.Unlock()
+	eventually(t, "the fencing reported", func() bool { return f.hasEvent("instance.fenced", "hello-web-0-pppp") })
+	// Still assigned here (the controller never declared the node down): it starts again.
+	eventually(t, "the persistent instance started again", func() bool {
+		_, err := os.Stat(filepath.Join(dataDir, "instances", "hello-web-0-pppp", "pid.json"))
+		return err == nil && instancePID(t, dataDir, "hello-web-0-pppp") != fenced
 	})
 }

@@ -51,6 +51,7 @@ type instance struct {
 	disks     *diskSet       // a persistent instance's disks, served while it lives on this node
 	stopping  bool
 	remove    bool // forget the instance once stopped
+	fenced    bool // stopped by selfFence: kill it, no grace
 	stopCh    chan struct{}
 	reimageCh chan struct{} // the controller asked for a fresh start
 	done      chan struct{}
@@ -109,6 +110,19 @@ func (in *instance) requestStop(remove bool) {
 	}
 }
 
+// fence stops and removes a persistent instance at once (see
+// Agent.selfFence) and reports whether it was one.
+func (in *instance) fence() bool {
+	in.mu.Lock()
+	persistent := in.asg.Role.Persistence == api.Persistent
+	in.fenced = in.fenced || persistent
+	in.mu.Unlock()
+	if persistent {
+		in.requestStop(true)
+	}
+	return persistent
+}
+
 func (in *instance) status() api.InstanceStatus {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -139,6 +153,9 @@ func (in *instance) set(state, health, message string) {
 // (leaving the instance running) or after the instance was stopped.
 func (in *instance) supervise(ctx context.Context) {
 	defer close(in.done)
+	if !in.confirmAdopted(ctx) {
+		return
+	}
 	backoff := backoffMin
 	for {
 		st, err := in.start(ctx)
@@ -335,15 +352,23 @@ func (in *instance) watch(ctx context.Context) (reason string, healthyFor time.D
 // stop stops the instance; a removed instance is also deleted from disk.
 func (in *instance) stop(ctx context.Context) {
 	in.set(api.StateStopping, api.HealthUnknown, "")
-	if err := in.drv.Stop(ctx, in.id, in.a.cfg.StopGrace); err != nil {
+	in.mu.Lock()
+	grace := in.a.cfg.StopGrace
+	if in.fenced {
+		grace = 0
+	}
+	in.mu.Unlock()
+	if err := in.drv.Stop(ctx, in.id, grace); err != nil {
 		in.a.log.Error("stop instance", "instance", in.id, "err", err)
 	} else {
 		in.a.log.Info("instance stopped", "instance", in.id)
 	}
 	in.set(api.StateStopped, api.HealthUnknown, "")
 	in.mu.Lock()
-	remove := in.remove
+	remove, disks := in.remove, in.disks
+	in.disks = nil
 	in.mu.Unlock()
+	disks.close()
 	if remove {
 		in.drv.Remove(ctx, in.id)
 		os.RemoveAll(in.dir)
@@ -356,14 +381,39 @@ func (in *instance) stop(ctx context.Context) {
 	in.a.stopped[in.id] = true
 	delete(in.a.instances, in.id)
 	in.a.mu.Unlock()
-	in.mu.Lock()
-	disks := in.disks
-	in.disks = nil
-	in.mu.Unlock()
-	disks.close()
 	in.drv.Remove(ctx, in.id)
 	os.RemoveAll(in.dir)
 	in.a.changed()
+}
+
+// confirmAdopted holds an adopted persistent instance until the controller's
+// first assignments say whether it is still this node's: while no agent ran
+// here, the controller may have declared the node down and started it
+// elsewhere, and serving its disks would break their leases, taken by the
+// new copy, and fence that one instead. An instance no longer assigned is
+// killed, its disks untouched, and confirmAdopted returns false.
+func (in *instance) confirmAdopted(ctx context.Context) bool {
+	in.mu.Lock()
+	wait := in.adopted != nil && len(in.asg.Role.Disks) > 0
+	in.mu.Unlock()
+	if !wait {
+		return true
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-in.a.assigned:
+	case <-in.stopCh:
+	}
+	in.mu.Lock()
+	gone := in.remove
+	in.fenced = in.fenced || gone
+	in.mu.Unlock()
+	if gone {
+		in.stop(ctx)
+		return false
+	}
+	return true
 }
 
 // serveDisks starts serving a persistent instance's disks, once.

@@ -111,7 +111,7 @@ func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 	if err := c.apply(ctx, ops); err != nil {
 		return api.HeartbeatReply{}, err
 	}
-	return api.HeartbeatReply{Known: true, State: node.State, Index: c.store.Index()}, nil
+	return api.HeartbeatReply{Known: true, State: node.State, Index: c.store.Index(), TTL: api.Duration(c.cfg.HeartbeatTTL)}, nil
 }
 
 // applyStatus folds a reported status into the record.
