@@ -282,7 +282,9 @@ func (c *Credentials) ClientTLS() *tls.Config {
 	return &tls.Config{GetCertificate: c.serving, GetClientCertificate: c.dialling, RootCAs: c.CA, ClientCAs: c.CA, MinVersion: tls.VersionTLS12}
 }
 
-func (c *Credentials) serving(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cert.Load(), nil }
+func (c *Credentials) serving(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return c.cert.Load(), nil
+}
 
 func (c *Credentials) dialling(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 	return c.cert.Load(), nil

@@ -3,7 +3,8 @@
 //
 // Writes (Write) are group-committed: the ones waiting while the previous
 // group was written share one frame of the log and one fdatasync, where a
-// bbolt commit needs two. They are then visible through an in-memory
+// bbolt commit needs two, and the next group is written while that
+// fdatasync runs (commit.go). They are then visible through an in-memory
 // overlay, and reach bbolt when a segment is checkpointed, in the
 // background and thousands at a time. Reads (View) see the overlay merged
 // with bbolt, cursors included. Changes of the bucket structure (Update)
@@ -18,13 +19,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/weftcloud/weft/internal/atomicfile"
 )
 
 // Options tune a DB; the zero value is right outside tests.
@@ -56,23 +54,28 @@ type DB struct {
 	log  *slog.Logger
 	opt  Options
 
-	mu     sync.RWMutex // guards closed, crashed and the cur and frozen pointers
+	mu     sync.RWMutex // guards the fields up to reqs
 	closed bool
 	// crashed makes Close leave the files as a kill -9 would, without the
 	// final checkpoint: for tests of recovery.
-	crashed bool
-	cur     *overlay // writes in the active segment; immutable once published
-	frozen  *overlay // writes of the previous segment while its checkpoint runs
-	reqs    chan *request
-	stop    chan struct{}
-	done    chan struct{}
+	crashed   bool
+	cur       *overlay // synced writes of the active segment; immutable once published
+	frozen    *overlay // writes of the previous segment while its checkpoint runs
+	published uint64   // the last batch in cur
+	broken    error    // a failed log write, sync or checkpoint: no more writes
+
+	reqs  chan *request
+	syncq chan *batch // written batches, in order, for the syncer
+	stop  chan struct{}
+	done  chan struct{}
 
 	// Owned by loop.
-	seg    *segment
-	spare  *os.File              // the next segment; nil while a checkpoint runs
-	ckpt   chan checkpointResult // the running checkpoint's; nil when none runs
-	broken error                 // a failed log write or checkpoint: no more writes
-	frame  []byte
+	seg      *segment
+	spare    *os.File              // the next segment; nil while a checkpoint runs
+	ckpt     chan checkpointResult // the running checkpoint's; nil when none runs
+	frame    []byte
+	sent     uint64   // the last batch sent to the syncer
+	inflight []*batch // batches sent with writes, not known to be in cur yet
 }
 
 type request struct {
@@ -111,20 +114,22 @@ func Open(dir, name string, opt Options) (*DB, error) {
 		return nil, fmt.Errorf("boltlog: open %s: %w", name, err)
 	}
 	db := &DB{
-		db:   bdb,
-		logf: logFiles{dir: dir, name: name},
-		log:  opt.Logger,
-		opt:  opt,
-		cur:  newOverlay(),
-		reqs: make(chan *request, maxGroup),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		db:    bdb,
+		logf:  logFiles{dir: dir, name: name},
+		log:   opt.Logger,
+		opt:   opt,
+		cur:   newOverlay(),
+		reqs:  make(chan *request, maxGroup),
+		syncq: make(chan *batch, 64),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
 	}
 	if err := db.recover(); err != nil {
 		bdb.Close()
 		return nil, err
 	}
 	go db.loop()
+	go db.syncer()
 	return db, nil
 }
 
@@ -337,251 +342,6 @@ func compareKeys(a, b []byte) int {
 		return 1
 	}
 	return bytes.Compare(a, b)
-}
-
-func (db *DB) loop() {
-	defer close(db.done)
-	idle := time.NewTimer(idleCheckpoint)
-	idle.Stop()
-	group := make([]*request, 0, maxGroup)
-	for {
-		select {
-		case r := <-db.reqs:
-			group = append(group[:0], r)
-			// Let writers that are about to enqueue do so: on few cores a
-			// client's next request is often one scheduling slot away.
-			runtime.Gosched()
-		drain:
-			for len(group) < maxGroup {
-				select {
-				case r := <-db.reqs:
-					group = append(group, r)
-				default:
-					break drain
-				}
-			}
-			db.run(group)
-			if !db.cur.empty() {
-				idle.Reset(idleCheckpoint)
-			}
-		case <-idle.C:
-			if !db.cur.empty() && db.broken == nil {
-				if err := db.rotate(); err != nil {
-					db.fail(err)
-				}
-			}
-		case <-db.stop:
-			// Senders stopped before stop closed; finish what they queued.
-			for len(db.reqs) > 0 {
-				db.run([]*request{<-db.reqs})
-			}
-			db.shutdown()
-			return
-		}
-	}
-}
-
-// run commits a group in order: runs of writes share a frame, updates go
-// one at a time.
-func (db *DB) run(group []*request) {
-	for len(group) > 0 {
-		n := 0
-		for n < len(group) && group[n].update == nil {
-			n++
-		}
-		if n > 0 {
-			db.commitWrites(group[:n])
-			group = group[n:]
-			continue
-		}
-		group[0].done <- db.runUpdate(group[0].update)
-		group = group[1:]
-	}
-}
-
-func (db *DB) commitWrites(group []*request) {
-	answer := func(rs []*request, err error) {
-		for _, r := range rs {
-			r.done <- err
-		}
-	}
-	if db.broken != nil {
-		answer(group, db.broken)
-		return
-	}
-	db.mu.RLock()
-	frozen := db.frozen
-	db.mu.RUnlock()
-	btx, err := db.db.Begin(false)
-	if err != nil {
-		answer(group, fmt.Errorf("boltlog: read: %w", err))
-		return
-	}
-	pending := newOverlay() // this group's writes so far
-	var changes []change
-	var payload []byte
-	ok := group[:0:0]
-	for _, r := range group {
-		tx := &Tx{bolt: btx, own: newOverlay()}
-		tx.layers = []*overlay{tx.own, pending, db.cur, frozen}
-		if err := r.write(tx); err != nil {
-			r.done <- err
-			continue
-		}
-		for _, c := range tx.own.changes() {
-			pending.set(c)
-			changes = append(changes, c)
-			payload = appendChange(payload, c)
-		}
-		ok = append(ok, r)
-	}
-	// Closed before logging: a rotation may wait for a checkpoint, whose
-	// commit may wait for read transactions to end.
-	_ = btx.Rollback()
-	if len(changes) > 0 {
-		if err := db.append(payload); err != nil {
-			db.fail(err)
-			answer(ok, err)
-			return
-		}
-		next := db.cur.with(changes)
-		db.mu.Lock()
-		db.cur = next
-		db.mu.Unlock()
-	}
-	answer(ok, nil)
-	if db.seg.off >= db.opt.RotateAt || db.cur.deletes >= db.opt.RotateDeletes {
-		db.rotateSoon()
-	}
-}
-
-// append logs one frame.
-func (db *DB) append(payload []byte) error {
-	db.frame = appendFrame(db.frame[:0], db.seg.seq, payload)
-	return db.seg.append(db.frame)
-}
-
-// rotateSoon rotates unless the previous checkpoint still runs, in which
-// case the segment goes on growing for now: up to four times its size,
-// then writers wait.
-func (db *DB) rotateSoon() {
-	if db.ckpt != nil && db.seg.off < 4*db.opt.RotateAt {
-		select {
-		case res := <-db.ckpt:
-			db.ckpt <- res // put back for waitCheckpoint
-		default:
-			return
-		}
-	}
-	if err := db.rotate(); err != nil {
-		db.fail(err)
-	}
-}
-
-// rotate makes the spare the active segment and checkpoints the writes
-// of the one before in the background.
-func (db *DB) rotate() error {
-	if err := db.waitCheckpoint(); err != nil {
-		return err
-	}
-	next := &segment{f: db.spare, seq: db.seg.seq + 1}
-	if err := os.Rename(db.logf.spare(), db.logf.segment(next.seq)); err != nil {
-		return fmt.Errorf("boltlog: rotate log: %w", err)
-	}
-	// The new name must be durable before a frame in the file counts.
-	if err := atomicfile.SyncDir(db.logf.dir); err != nil {
-		return err
-	}
-	old := db.seg
-	db.seg, db.spare = next, nil
-	db.mu.Lock()
-	frozen := db.cur
-	db.frozen, db.cur = frozen, newOverlay()
-	db.mu.Unlock()
-	done := make(chan checkpointResult, 1)
-	db.ckpt = done
-	go func() { done <- db.checkpoint(frozen, old) }()
-	return nil
-}
-
-// checkpoint commits a segment's writes to bbolt, then recycles the
-// segment as the next spare.
-func (db *DB) checkpoint(o *overlay, old *segment) checkpointResult {
-	if err := db.db.Update(o.checkpointInto); err != nil {
-		return checkpointResult{err: fmt.Errorf("boltlog: checkpoint: %w", err)}
-	}
-	db.mu.Lock()
-	db.frozen = nil
-	db.mu.Unlock()
-	if err := os.Rename(db.logf.segment(old.seq), db.logf.spare()); err != nil {
-		return checkpointResult{err: fmt.Errorf("boltlog: recycle log: %w", err)}
-	}
-	// Durable before any later Update: replaying this segment after one
-	// could bring back keys of a bucket deleted and made again since.
-	if err := atomicfile.SyncDir(db.logf.dir); err != nil {
-		return checkpointResult{err: err}
-	}
-	return checkpointResult{spare: old.f}
-}
-
-func (db *DB) waitCheckpoint() error {
-	if db.ckpt == nil {
-		return nil
-	}
-	res := <-db.ckpt
-	db.ckpt = nil
-	if res.err != nil {
-		return res.err
-	}
-	db.spare = res.spare
-	return nil
-}
-
-func (db *DB) runUpdate(fn func(tx *bolt.Tx) error) error {
-	if db.broken != nil {
-		return db.broken
-	}
-	if !db.cur.empty() {
-		if err := db.rotate(); err != nil {
-			db.fail(err)
-			return err
-		}
-	}
-	if err := db.waitCheckpoint(); err != nil {
-		db.fail(err)
-		return err
-	}
-	return db.db.Update(fn)
-}
-
-// fail stops writes after a failed log write or checkpoint: what was
-// acknowledged is in the log, but whether later frames reached the disk is
-// unknown, so the database must be reopened (and replay the log) to go on.
-func (db *DB) fail(err error) {
-	if db.broken == nil {
-		db.log.Error("boltlog: no more writes", "err", err)
-		db.broken = err
-	}
-}
-
-// shutdown checkpoints what the log holds, so that the next Open has
-// nothing to replay, and closes the log files.
-func (db *DB) shutdown() {
-	if err := db.waitCheckpoint(); err != nil {
-		db.fail(err)
-	}
-	db.mu.RLock()
-	crashed := db.crashed
-	db.mu.RUnlock()
-	if db.broken == nil && !db.cur.empty() && !crashed {
-		if err := db.db.Update(db.cur.checkpointInto); err != nil {
-			db.fail(err)
-		}
-	}
-	db.seg.f.Close()
-	if db.spare != nil {
-		db.spare.Close()
-	}
 }
 
 // checkpointInto writes the overlay's versions into bbolt.

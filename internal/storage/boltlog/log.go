@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/weftcloud/weft/internal/atomicfile"
 )
 
@@ -173,14 +171,11 @@ func (l logFiles) segment(seq uint64) string {
 
 func (l logFiles) spare() string { return filepath.Join(l.dir, l.name+".wal-spare") }
 
-// append writes frame at the end of the segment and waits until it is on
-// disk.
-func (s *segment) append(frame []byte) error {
+// write puts frame at the end of the segment; the syncer makes it
+// durable.
+func (s *segment) write(frame []byte) error {
 	if _, err := s.f.WriteAt(frame, s.off); err != nil {
 		return fmt.Errorf("boltlog: write log: %w", err)
-	}
-	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
-		return fmt.Errorf("boltlog: sync log: %w", err)
 	}
 	s.off += int64(len(frame))
 	return nil
