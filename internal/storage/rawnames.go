@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -57,6 +58,17 @@ type notingConn struct {
 	net.Conn
 	notes *notes
 	p     framer // used only by Read, which the server never calls concurrently
+}
+
+var _ io.ReaderFrom = (*notingConn)(nil)
+
+// ReadFrom keeps the connection's own, which the server uses to send a
+// response from a file with sendfile(2).
+func (c *notingConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
 
 func (c *notingConn) Read(b []byte) (int, error) {
