@@ -132,14 +132,25 @@ func testExitCode(t *testing.T, rt Runtime) {
 func testEnvAndLogs(t *testing.T, rt Runtime) {
 	d := rt.New(t)
 	spec := start(t, rt, d, "serve", Serve)
-	eventually(t, "the environment in the logs", func() bool {
-		return strings.Contains(logs(t, d, "serve"), "WEFT_INSTANCE=serve")
-	})
-	out := logs(t, d, "serve")
-	for k, v := range spec.Env {
-		if !strings.Contains(out, k+"="+v) {
-			t.Errorf("the instance does not see %s=%s", k, v)
+	// The program prints its environment a line at a time, and a VM's
+	// console may deliver it in pieces: wait for all of it.
+	var missing []string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := logs(t, d, "serve")
+		missing = missing[:0]
+		for k, v := range spec.Env {
+			if !strings.Contains(out, k+"="+v) {
+				missing = append(missing, k+"="+v)
+			}
 		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, kv := range missing {
+		t.Errorf("the instance does not see %s", kv)
 	}
 	rc, err := d.Logs(context.Background(), "serve", 8, false)
 	if err != nil {

@@ -8,8 +8,9 @@
 // overlay, and reach bbolt when a segment is checkpointed, in the
 // background and thousands at a time. Reads (View) see the overlay merged
 // with bbolt, cursors included. Changes of the bucket structure (Update)
-// are rare: they run on bbolt directly once the log is checkpointed, so the
-// log only ever holds writes to buckets that exist.
+// are rare: they run on bbolt directly once the log is checkpointed, and
+// are logged as well, so that the log is the whole history of the
+// database since its last checkpoint, in order.
 package boltlog
 
 import (
@@ -80,7 +81,7 @@ type DB struct {
 
 type request struct {
 	write  func(tx *Tx) error
-	update func(tx *bolt.Tx) error
+	update func(tx *Tx) error
 	done   chan error
 }
 
@@ -133,17 +134,39 @@ func Open(dir, name string, opt Options) (*DB, error) {
 	return db, nil
 }
 
-// recover checkpoints the log's writes (again, if they were already: a
-// key's newest version written twice is the same) and starts a new log.
+// recover applies what the log holds to bbolt, in order (again, if it was
+// applied already: every record sets a key or a bucket to how it was
+// left, so the last record of each decides), and starts a new log.
 func (db *DB) recover() error {
-	changes, last, err := db.logf.replay()
+	frames, last, err := db.logf.replay()
 	if err != nil {
 		return err
 	}
-	if len(changes) > 0 {
-		if err := db.db.Update(newOverlay().with(changes).checkpointInto); err != nil {
+	writes := newOverlay()
+	flush := func() error {
+		if writes.empty() {
+			return nil
+		}
+		err := db.db.Update(writes.checkpointInto)
+		writes = newOverlay()
+		return err
+	}
+	for _, f := range frames {
+		if f.kind == frameWrites {
+			for _, c := range f.changes {
+				writes.set(c)
+			}
+			continue
+		}
+		if err := flush(); err != nil {
 			return fmt.Errorf("boltlog: replay log: %w", err)
 		}
+		if err := db.db.Update(func(tx *bolt.Tx) error { return applyUpdate(tx, f.changes) }); err != nil {
+			return fmt.Errorf("boltlog: replay log: %w", err)
+		}
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("boltlog: replay log: %w", err)
 	}
 	db.seg, db.spare, err = db.logf.reset(last + 1)
 	return err
@@ -157,9 +180,10 @@ func (db *DB) Write(fn func(tx *Tx) error) error {
 	return db.send(&request{write: fn})
 }
 
-// Update runs fn on bbolt itself, after every logged write is in it: for
-// creating and deleting buckets, and other rare changes.
-func (db *DB) Update(fn func(tx *bolt.Tx) error) error {
+// Update runs fn once every logged write is in bbolt, on bbolt itself:
+// for making and deleting buckets, and other rare changes. What fn writes
+// is logged before it is committed.
+func (db *DB) Update(fn func(tx *Tx) error) error {
 	return db.send(&request{update: fn})
 }
 
@@ -204,15 +228,18 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// Tx is a view of the database for one Write or View.
+// Tx is a view of the database for one Write, View or Update.
 type Tx struct {
 	bolt   *bolt.Tx
 	layers []*overlay // newest first; own is the first when writable
-	own    *overlay   // this Write's writes
+	own    *overlay   // a Write's writes
+	update *[]change  // an Update's records, its changes being made in bolt as they come
 }
 
-// Bolt is the bbolt transaction beneath: it sees the bucket structure as
-// it is, but not the writes still in the log.
+var errNotUpdate = errors.New("boltlog: buckets are made and deleted in Update only")
+
+// Bolt is the bbolt transaction beneath, to read: it sees the bucket
+// structure as it is, but not the writes still in the log.
 func (tx *Tx) Bolt() *bolt.Tx { return tx.bolt }
 
 // Bucket returns a top-level bucket, or nil when it does not exist.
@@ -222,6 +249,35 @@ func (tx *Tx) Bucket(name []byte) *Bucket {
 		return nil
 	}
 	return &Bucket{tx: tx, id: bucketID("", name), b: b}
+}
+
+// CreateBucketIfNotExists makes a top-level bucket, in an Update.
+func (tx *Tx) CreateBucketIfNotExists(name []byte) (*Bucket, error) {
+	if tx.update == nil {
+		return nil, errNotUpdate
+	}
+	b, err := tx.bolt.CreateBucketIfNotExists(name)
+	if err != nil {
+		return nil, err
+	}
+	return tx.made(bucketID("", name), b), nil
+}
+
+// DeleteBucket deletes a top-level bucket and all it holds, in an Update.
+func (tx *Tx) DeleteBucket(name []byte) error {
+	if tx.update == nil {
+		return errNotUpdate
+	}
+	if err := tx.bolt.DeleteBucket(name); err != nil {
+		return err
+	}
+	*tx.update = append(*tx.update, change{op: opRmBucket, bucket: bucketID("", name)})
+	return nil
+}
+
+func (tx *Tx) made(id string, b *bolt.Bucket) *Bucket {
+	*tx.update = append(*tx.update, change{op: opMkBucket, bucket: id})
+	return &Bucket{tx: tx, id: id, b: b}
 }
 
 // Bucket is a bbolt bucket seen through the log.
@@ -240,6 +296,43 @@ func (b *Bucket) Bucket(name []byte) *Bucket {
 	return &Bucket{tx: b.tx, id: bucketID(b.id, name), b: nb}
 }
 
+// CreateBucket makes a nested bucket, in an Update; it fails when one of
+// that name exists.
+func (b *Bucket) CreateBucket(name []byte) (*Bucket, error) {
+	if b.tx.update == nil {
+		return nil, errNotUpdate
+	}
+	nb, err := b.b.CreateBucket(name)
+	if err != nil {
+		return nil, err
+	}
+	return b.tx.made(bucketID(b.id, name), nb), nil
+}
+
+// CreateBucketIfNotExists makes a nested bucket, in an Update.
+func (b *Bucket) CreateBucketIfNotExists(name []byte) (*Bucket, error) {
+	if b.tx.update == nil {
+		return nil, errNotUpdate
+	}
+	nb, err := b.b.CreateBucketIfNotExists(name)
+	if err != nil {
+		return nil, err
+	}
+	return b.tx.made(bucketID(b.id, name), nb), nil
+}
+
+// DeleteBucket deletes a nested bucket and all it holds, in an Update.
+func (b *Bucket) DeleteBucket(name []byte) error {
+	if b.tx.update == nil {
+		return errNotUpdate
+	}
+	if err := b.b.DeleteBucket(name); err != nil {
+		return err
+	}
+	*b.tx.update = append(*b.tx.update, change{op: opRmBucket, bucket: bucketID(b.id, name)})
+	return nil
+}
+
 // Get returns key's value, nil when absent. It is valid during the
 // transaction and must not be modified.
 func (b *Bucket) Get(key []byte) []byte {
@@ -253,22 +346,35 @@ func (b *Bucket) Get(key []byte) []byte {
 
 // Put sets key to val. Neither may be modified afterwards.
 func (b *Bucket) Put(key, val []byte) error {
-	if b.tx.own == nil {
-		return errReadOnly
-	}
 	if val == nil {
 		val = []byte{} // nil marks a deleted key
 	}
-	b.tx.own.set(change{bucket: b.id, key: key, val: val})
-	return nil
+	return b.record(change{bucket: b.id, key: key, val: val})
 }
 
 // Delete removes key.
 func (b *Bucket) Delete(key []byte) error {
-	if b.tx.own == nil {
+	return b.record(change{bucket: b.id, key: key})
+}
+
+func (b *Bucket) record(c change) error {
+	switch {
+	case b.tx.update != nil:
+		var err error
+		if c.val == nil {
+			err = b.b.Delete(c.key)
+		} else {
+			err = b.b.Put(c.key, c.val)
+		}
+		if err != nil {
+			return err
+		}
+		*b.tx.update = append(*b.tx.update, c)
+	case b.tx.own != nil:
+		b.tx.own.set(c)
+	default:
 		return errReadOnly
 	}
-	b.tx.own.set(change{bucket: b.id, key: key})
 	return nil
 }
 
@@ -347,16 +453,9 @@ func compareKeys(a, b []byte) int {
 // checkpointInto writes the overlay's versions into bbolt.
 func (o *overlay) checkpointInto(tx *bolt.Tx) error {
 	for id, t := range o.buckets {
-		path, err := bucketPath(id)
+		b, err := resolve(tx, id)
 		if err != nil {
 			return err
-		}
-		b := tx.Bucket(path[0])
-		for _, name := range path[1:] {
-			if b == nil {
-				break
-			}
-			b = b.Bucket(name)
 		}
 		if b == nil {
 			continue // deleted since, with its keys
@@ -374,4 +473,77 @@ func (o *overlay) checkpointInto(tx *bolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// applyUpdate replays an Update's records in order.
+func applyUpdate(tx *bolt.Tx, changes []change) error {
+	for _, c := range changes {
+		path, err := bucketPath(c.bucket)
+		if err != nil {
+			return err
+		}
+		switch c.op {
+		case opMkBucket:
+			b, err := tx.CreateBucketIfNotExists(path[0])
+			for _, name := range path[1:] {
+				if err != nil {
+					break
+				}
+				b, err = b.CreateBucketIfNotExists(name)
+			}
+			if err != nil {
+				return err
+			}
+		case opRmBucket:
+			parent, err := resolve(tx, c.bucket[:len(c.bucket)-len(bucketID("", path[len(path)-1]))])
+			if err != nil {
+				return err
+			}
+			switch {
+			case len(path) == 1:
+				err = tx.DeleteBucket(path[0])
+			case parent != nil:
+				err = parent.DeleteBucket(path[len(path)-1])
+			}
+			if err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+				return err
+			}
+		default:
+			b, err := resolve(tx, c.bucket)
+			if err != nil {
+				return err
+			}
+			if b == nil {
+				continue // deleted later in the history
+			}
+			if c.val == nil {
+				err = b.Delete(c.key)
+			} else {
+				err = b.Put(c.key, c.val)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// resolve finds the bucket a bucketID names; nil when it does not exist.
+func resolve(tx *bolt.Tx, id string) (*bolt.Bucket, error) {
+	if id == "" {
+		return nil, nil
+	}
+	path, err := bucketPath(id)
+	if err != nil {
+		return nil, err
+	}
+	b := tx.Bucket(path[0])
+	for _, name := range path[1:] {
+		if b == nil {
+			return nil, nil
+		}
+		b = b.Bucket(name)
+	}
+	return b, nil
 }

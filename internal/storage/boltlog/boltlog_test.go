@@ -8,8 +8,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 var (
@@ -26,7 +24,7 @@ func open(t *testing.T, dir string, opt Options) *DB {
 	return db
 }
 
-func makeBuckets(tx *bolt.Tx) error {
+func makeBuckets(tx *Tx) error {
 	b, err := tx.CreateBucketIfNotExists(top)
 	if err != nil {
 		return err
@@ -181,7 +179,7 @@ func TestDeletedBucketStaysEmptyAfterReplay(t *testing.T) {
 		}
 	}
 	put("old")
-	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(top).DeleteBucket(nested) }); err != nil {
+	if err := db.Update(func(tx *Tx) error { return tx.Bucket(top).DeleteBucket(nested) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Update(makeBuckets); err != nil {

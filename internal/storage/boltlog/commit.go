@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
 	"github.com/weftcloud/weft/internal/atomicfile"
@@ -123,7 +122,7 @@ func (db *DB) commitWrites(group []*request) {
 	under = append(under, cur, frozen)
 	// A copy: the loop reuses group's array while the syncer answers.
 	b := &batch{reqs: slices.Clone(group), errs: make([]error, len(group))}
-	var payload []byte
+	payload := []byte{frameWrites}
 	for i, r := range group {
 		tx := &Tx{bolt: btx, own: newOverlay()}
 		tx.layers = append([]*overlay{tx.own}, under...)
@@ -313,7 +312,7 @@ func (db *DB) waitCheckpoint() error {
 	return nil
 }
 
-func (db *DB) runUpdate(fn func(tx *bolt.Tx) error) error {
+func (db *DB) runUpdate(fn func(tx *Tx) error) error {
 	db.drain()
 	if err := db.brokenErr(); err != nil {
 		return err
@@ -328,7 +327,38 @@ func (db *DB) runUpdate(fn func(tx *bolt.Tx) error) error {
 		db.fail(err)
 		return err
 	}
-	return db.db.Update(fn)
+	btx, err := db.db.Begin(true)
+	if err != nil {
+		return fmt.Errorf("boltlog: update: %w", err)
+	}
+	var changes []change
+	if err := fn(&Tx{bolt: btx, update: &changes}); err != nil {
+		_ = btx.Rollback()
+		return err
+	}
+	if len(changes) > 0 {
+		// Logged first: a crash before the commit replays it.
+		payload := []byte{frameUpdate}
+		for _, c := range changes {
+			payload = appendChange(payload, c)
+		}
+		db.frame = appendFrame(db.frame[:0], db.seg.seq, payload)
+		err := db.seg.write(db.frame)
+		if err == nil {
+			err = unix.Fdatasync(int(db.seg.f.Fd()))
+		}
+		if err != nil {
+			_ = btx.Rollback()
+			db.fail(err)
+			return fmt.Errorf("boltlog: log update: %w", err)
+		}
+	}
+	if err := btx.Commit(); err != nil {
+		// Logged but not in bbolt: only a reopen, replaying it, goes on.
+		db.fail(err)
+		return fmt.Errorf("boltlog: update: %w", err)
+	}
+	return nil
 }
 
 func (db *DB) curEmpty() bool {

@@ -35,11 +35,29 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// change is one write in the log: val nil deletes the key.
+// change is one record of the log: a key's new value (val nil deletes
+// the key) when op is 0, or a bucket made (opMkBucket) or deleted
+// (opRmBucket).
 type change struct {
+	op     byte
 	bucket string // bucketID of the bucket's path
 	key    []byte
 	val    []byte
+}
+
+// A frame's payload starts with its kind: the writes of a group of Write
+// calls, which go through the overlay, or those of one Update, which went
+// to bbolt straight, bucket changes included, and are replayed in order
+// between the groups around them.
+const (
+	frameWrites byte = iota
+	frameUpdate
+)
+
+// frame is one decoded frame.
+type frame struct {
+	kind    byte
+	changes []change
 }
 
 // bucketID names a nested bucket by its path from the top, each name
@@ -65,18 +83,27 @@ func bucketPath(id string) ([][]byte, error) {
 }
 
 const (
-	opPut byte = 1
-	opDel byte = 2
+	opPut byte = iota + 1
+	opDel
+	opMkBucket
+	opRmBucket
 )
 
 func appendChange(b []byte, c change) []byte {
-	op := opPut
-	if c.val == nil {
+	op := c.op
+	switch {
+	case op != 0:
+	case c.val == nil:
 		op = opDel
+	default:
+		op = opPut
 	}
 	b = append(b, op)
 	b = binary.AppendUvarint(b, uint64(len(c.bucket)))
 	b = append(b, c.bucket...)
+	if op == opMkBucket || op == opRmBucket {
+		return b
+	}
 	b = binary.AppendUvarint(b, uint64(len(c.key)))
 	b = append(b, c.key...)
 	if op == opPut {
@@ -88,8 +115,12 @@ func appendChange(b []byte, c change) []byte {
 
 var errBadRecord = errors.New("boltlog: malformed log record")
 
-func decodeChanges(p []byte) ([]change, error) {
-	var out []change
+func decodeFrame(p []byte) (frame, error) {
+	if len(p) == 0 || p[0] != frameWrites && p[0] != frameUpdate {
+		return frame{}, errBadRecord
+	}
+	f := frame{kind: p[0]}
+	p = p[1:]
 	field := func() ([]byte, error) {
 		n, k := binary.Uvarint(p)
 		if k <= 0 || n > uint64(len(p)-k) {
@@ -102,26 +133,30 @@ func decodeChanges(p []byte) ([]change, error) {
 	for len(p) > 0 {
 		op := p[0]
 		p = p[1:]
-		if op != opPut && op != opDel {
-			return nil, errBadRecord
+		if op < opPut || op > opRmBucket || op > opDel && f.kind != frameUpdate {
+			return frame{}, errBadRecord
 		}
 		bucket, err := field()
 		if err != nil {
-			return nil, err
+			return frame{}, err
 		}
-		key, err := field()
-		if err != nil {
-			return nil, err
-		}
-		c := change{bucket: string(bucket), key: key}
-		if op == opPut {
-			if c.val, err = field(); err != nil {
-				return nil, err
+		c := change{bucket: string(bucket)}
+		switch op {
+		case opMkBucket, opRmBucket:
+			c.op = op
+		case opPut, opDel:
+			if c.key, err = field(); err != nil {
+				return frame{}, err
+			}
+			if op == opPut {
+				if c.val, err = field(); err != nil {
+					return frame{}, err
+				}
 			}
 		}
-		out = append(out, c)
+		f.changes = append(f.changes, c)
 	}
-	return out, nil
+	return f, nil
 }
 
 func appendFrame(b []byte, seq uint64, payload []byte) []byte {
@@ -203,14 +238,14 @@ func (l logFiles) seqs() ([]uint64, error) {
 	return seqs, nil
 }
 
-// replay reads every change logged, oldest first, and the highest segment
+// replay reads every frame logged, oldest first, and the highest segment
 // sequence it found.
-func (l logFiles) replay() ([]change, uint64, error) {
+func (l logFiles) replay() ([]frame, uint64, error) {
 	seqs, err := l.seqs()
 	if err != nil {
 		return nil, 0, err
 	}
-	var all []change
+	var all []frame
 	var last uint64
 	for _, seq := range seqs {
 		data, err := os.ReadFile(l.segment(seq))
@@ -218,11 +253,11 @@ func (l logFiles) replay() ([]change, uint64, error) {
 			return nil, 0, fmt.Errorf("boltlog: read log: %w", err)
 		}
 		for _, p := range readFrames(data, seq) {
-			cs, err := decodeChanges(p)
+			f, err := decodeFrame(p)
 			if err != nil {
 				return nil, 0, fmt.Errorf("boltlog: segment %d: %w", seq, err)
 			}
-			all = append(all, cs...)
+			all = append(all, f)
 		}
 		last = seq
 	}

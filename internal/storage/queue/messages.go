@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
@@ -376,7 +374,7 @@ func (s *Service) clearMessages(w http.ResponseWriter, req *storage.Request, que
 	if err := req.Allow('d', storage.ResObject); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *boltlog.Tx) error {
 		b := tx.Bucket(bktQueues).Bucket(queueKey(req.Account, queue))
 		if b == nil {
 			return errQueueNotFound()

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
@@ -24,7 +22,7 @@ func (s *Service) createQueue(w http.ResponseWriter, r *http.Request, req *stora
 		return err
 	}
 	status := http.StatusCreated
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *boltlog.Tx) error {
 		status = http.StatusCreated
 		qs := tx.Bucket(bktQueues)
 		if b := qs.Bucket(queueKey(req.Account, name)); b != nil {
@@ -60,7 +58,7 @@ func (s *Service) deleteQueue(w http.ResponseWriter, req *storage.Request, name 
 	if err := req.Allow('d', storage.ResContainer); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *boltlog.Tx) error {
 		qs := tx.Bucket(bktQueues)
 		if qs.Bucket(queueKey(req.Account, name)) == nil {
 			return errQueueNotFound()

@@ -59,7 +59,7 @@ func Open(dir string, logger *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: opening %s: %w", dir, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(func(tx *boltlog.Tx) error {
 		for _, b := range [][]byte{bktQueues, bktService} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err

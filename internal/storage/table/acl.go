@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 
 	"github.com/weftcloud/weft/internal/storage"
 )
@@ -29,7 +29,7 @@ func (s *Service) serveACL(w http.ResponseWriter, r *http.Request, req *storage.
 			return err
 		}
 		var policies []storage.SignedIdentifier
-		err := s.st.view(func(tx *bolt.Tx) error {
+		err := s.st.view(func(tx *boltlog.Tx) error {
 			var err error
 			policies, err = readPolicies(tx, req.Account, lower)
 			return err
@@ -51,8 +51,8 @@ func (s *Service) serveACL(w http.ResponseWriter, r *http.Request, req *storage.
 		if err != nil {
 			return fmt.Errorf("table: encoding policies: %w", err)
 		}
-		err = s.st.update(func(tx *bolt.Tx) error {
-			if !tableExists(tx, req.Account, lower) {
+		err = s.st.update(func(tx *boltlog.Tx) error {
+			if tableBucket(tx, req.Account, lower) == nil {
 				return tableNotFound()
 			}
 			b, err := tx.Bucket(accountBucketName(req.Account)).CreateBucketIfNotExists(aclBucket)
@@ -73,8 +73,8 @@ func (s *Service) serveACL(w http.ResponseWriter, r *http.Request, req *storage.
 
 // readPolicies returns a table's stored access policies, or 404
 // TableNotFound.
-func readPolicies(tx *bolt.Tx, account, lower string) ([]storage.SignedIdentifier, error) {
-	if !tableExists(tx, account, lower) {
+func readPolicies(tx *boltlog.Tx, account, lower string) ([]storage.SignedIdentifier, error) {
+	if tableBucket(tx, account, lower) == nil {
 		return nil, tableNotFound()
 	}
 	b := tx.Bucket(accountBucketName(account)).Bucket(aclBucket)
@@ -93,7 +93,7 @@ func readPolicies(tx *bolt.Tx, account, lower string) ([]storage.SignedIdentifie
 }
 
 // forgetPolicies removes a table's stored access policies, if any.
-func forgetPolicies(a *bolt.Bucket, lower string) error {
+func forgetPolicies(a *boltlog.Bucket, lower string) error {
 	if b := a.Bucket(aclBucket); b != nil {
 		if err := b.Delete([]byte(lower)); err != nil {
 			return fmt.Errorf("table: forget policies of %s: %w", lower, err)
@@ -106,9 +106,9 @@ var _ storage.AccessPolicies = (*Service)(nil)
 
 // AccessPolicy implements storage.AccessPolicies for tables.
 func (s *Service) AccessPolicy(_ context.Context, account, table, id string) (si storage.SignedIdentifier, ok bool, err error) {
-	err = s.st.view(func(tx *bolt.Tx) error {
+	err = s.st.view(func(tx *boltlog.Tx) error {
 		lower := strings.ToLower(table)
-		if !tableExists(tx, account, lower) {
+		if tableBucket(tx, account, lower) == nil {
 			return nil // no table, no policy
 		}
 		policies, err := readPolicies(tx, account, lower)

@@ -56,13 +56,10 @@ func (s *store) write(account, lower string, fn func(b *boltlog.Bucket) error) e
 	})
 }
 
-// update changes tables themselves, in bbolt.
-func (s *store) update(fn func(tx *bolt.Tx) error) error { return s.db.Update(fn) }
+// update changes tables themselves: made, deleted, their policies.
+func (s *store) update(fn func(tx *boltlog.Tx) error) error { return s.db.Update(fn) }
 
-// view reads the tables themselves (not their entities) from bbolt.
-func (s *store) view(fn func(tx *bolt.Tx) error) error {
-	return s.db.View(func(tx *boltlog.Tx) error { return fn(tx.Bolt()) })
-}
+func (s *store) view(fn func(tx *boltlog.Tx) error) error { return s.db.View(fn) }
 
 // entity returns the stored value of key in a table, nil when absent.
 func (s *store) entity(account, lower string, key []byte) ([]byte, error) {
@@ -119,11 +116,4 @@ func tableBucket(tx *boltlog.Tx, account, lower string) *boltlog.Bucket {
 		return nil
 	}
 	return a.Bucket(tableBucketName(lower))
-}
-
-// tableExists says whether a table exists, from bbolt (tables are made and
-// deleted there, not through the log).
-func tableExists(tx *bolt.Tx, account, lower string) bool {
-	a := tx.Bucket(accountBucketName(account))
-	return a != nil && a.Bucket(tableBucketName(lower)) != nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 // validTableName applies Azure's rule: 3-63 ASCII letters and digits,
@@ -62,7 +64,7 @@ func (s *Service) createTable(w http.ResponseWriter, r *http.Request, req *stora
 	}
 	lower := strings.ToLower(name)
 	var exists bool
-	err = s.st.update(func(tx *bolt.Tx) error {
+	err = s.st.update(func(tx *boltlog.Tx) error {
 		exists = false
 		a, err := tx.CreateBucketIfNotExists(accountBucketName(req.Account))
 		if err != nil {
@@ -126,7 +128,7 @@ func (s *Service) deleteTable(w http.ResponseWriter, r *http.Request, req *stora
 	}
 	lower := strings.ToLower(name)
 	var found bool
-	err := s.st.update(func(tx *bolt.Tx) error {
+	err := s.st.update(func(tx *boltlog.Tx) error {
 		found = false
 		a := tx.Bucket(accountBucketName(req.Account))
 		if a == nil {
@@ -143,7 +145,7 @@ func (s *Service) deleteTable(w http.ResponseWriter, r *http.Request, req *stora
 		if err := forgetPolicies(a, lower); err != nil {
 			return err
 		}
-		if err := a.DeleteBucket(tableBucketName(lower)); err != nil && err != bolt.ErrBucketNotFound {
+		if err := a.DeleteBucket(tableBucketName(lower)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
 			return fmt.Errorf("table: delete table %s: %w", name, err)
 		}
 		return nil
@@ -184,7 +186,7 @@ func (s *Service) queryTables(w http.ResponseWriter, r *http.Request, req *stora
 	}
 	var names []string
 	next := ""
-	err = s.st.view(func(tx *bolt.Tx) error {
+	err = s.st.view(func(tx *boltlog.Tx) error {
 		a := tx.Bucket(accountBucketName(req.Account))
 		if a == nil {
 			return nil
