@@ -38,6 +38,11 @@ type Options struct {
 	RotateDeletes int
 	// Bolt are the options bbolt is opened with.
 	Bolt *bolt.Options
+	// Ship, when set, gets every frame the database logs, in the order
+	// logged, once it is durable here and before the writes in it are
+	// answered: a replica applies it with Apply. An error fails those
+	// writes and stops the database taking more, like a failed sync.
+	Ship func(frame []byte) error
 }
 
 const (
@@ -178,6 +183,31 @@ func (db *DB) recover() error {
 // returns that error.
 func (db *DB) Write(fn func(tx *Tx) error) error {
 	return db.send(&request{write: fn})
+}
+
+// Apply logs and applies a frame another database shipped (Options.Ship),
+// so that this one, a replica, holds what that one does. Frames must come
+// in the order they were shipped.
+func (db *DB) Apply(frame []byte) error {
+	f, err := decodeFrame(frame)
+	if err != nil {
+		return err
+	}
+	if f.kind == frameUpdate {
+		return db.Update(func(tx *Tx) error {
+			if err := applyUpdate(tx.bolt, f.changes); err != nil {
+				return err
+			}
+			*tx.update = append(*tx.update, f.changes...)
+			return nil
+		})
+	}
+	return db.Write(func(tx *Tx) error {
+		for _, c := range f.changes {
+			tx.own.set(c)
+		}
+		return nil
+	})
 }
 
 // Update runs fn once every logged write is in bbolt, on bbolt itself:

@@ -25,6 +25,7 @@ import (
 type batch struct {
 	seq     uint64
 	file    *os.File // the segment to sync; nil when the group wrote nothing
+	payload []byte   // the frame's, for Options.Ship
 	changes []change
 	view    *overlay // the changes, for the groups after it until published
 	reqs    []*request
@@ -146,7 +147,7 @@ func (db *DB) commitWrites(group []*request) {
 			answer(err)
 			return
 		}
-		b.file, b.view = db.seg.f, pending
+		b.file, b.view, b.payload = db.seg.f, pending, payload
 		db.inflight = append(db.inflight, b)
 	}
 	// Even a group that wrote nothing goes through the syncer: what it
@@ -212,6 +213,11 @@ func (db *DB) sync(group []*batch) {
 		if serr := unix.Fdatasync(int(file.Fd())); serr != nil {
 			err = fmt.Errorf("boltlog: sync log: %w", serr)
 			db.fail(err)
+		}
+	}
+	for _, b := range group {
+		if err == nil && b.file != nil {
+			err = db.ship(b.payload)
 		}
 	}
 	if err == nil {
@@ -352,11 +358,28 @@ func (db *DB) runUpdate(fn func(tx *Tx) error) error {
 			db.fail(err)
 			return fmt.Errorf("boltlog: log update: %w", err)
 		}
+		if err := db.ship(payload); err != nil {
+			_ = btx.Rollback()
+			return err
+		}
 	}
 	if err := btx.Commit(); err != nil {
 		// Logged but not in bbolt: only a reopen, replaying it, goes on.
 		db.fail(err)
 		return fmt.Errorf("boltlog: update: %w", err)
+	}
+	return nil
+}
+
+// ship hands a durable frame to Options.Ship.
+func (db *DB) ship(payload []byte) error {
+	if db.opt.Ship == nil {
+		return nil
+	}
+	if err := db.opt.Ship(payload); err != nil {
+		err = fmt.Errorf("boltlog: ship frame: %w", err)
+		db.fail(err)
+		return err
 	}
 	return nil
 }
