@@ -10,9 +10,8 @@ import (
 	"strconv"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 const (
@@ -370,7 +369,7 @@ var errUnsyncedBlock = errors.New("blob: block staged again during Put Block Lis
 // name that are not in synced yet, and adds them to it.
 func (s *Service) syncBlocks(c *call, refs []blockRef, synced map[string]bool) error {
 	var files []string
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *boltlog.Tx) error {
 		prefix := blockPrefix(c.req.Account, c.container, c.blob)
 		blocks := tx.Bucket(bktBlocks)
 		for _, ref := range refs {
@@ -478,7 +477,7 @@ func (s *Service) getBlockList(c *call) error {
 	snapshot := c.query("snapshot")
 	var blob *blobRec
 	var body blockListXML
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *boltlog.Tx) error {
 		t := &txn{tx: tx}
 		if t.bucket(bktContainers).Get(containerKey(c.req.Account, c.container)) == nil {
 			return errContainerNotFound()
@@ -531,7 +530,7 @@ func (s *Service) getBlockList(c *call) error {
 // sweepBlocks drops uncommitted blocks staged before cutoff.
 func (s *Service) sweepBlocks(cutoff time.Time) error {
 	var stale [][]byte
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *boltlog.Tx) error {
 		return tx.Bucket(bktBlocks).ForEach(func(k, v []byte) error {
 			var b blockRec
 			if err := json.Unmarshal(v, &b); err == nil && b.Created.Before(cutoff) {

@@ -10,9 +10,8 @@ import (
 	"net/http"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 // allow authorises c. perms lists the SAS permission letters any of which
@@ -21,7 +20,7 @@ import (
 func (s *Service) allow(c *call, perms string, rt storage.ResourceType, public string) error {
 	if c.req.Auth.Kind == storage.Anonymous && public != "" && c.container != "" {
 		var level string
-		_ = s.view(func(tx *bolt.Tx) error {
+		_ = s.view(func(tx *boltlog.Tx) error {
 			var rec containerRec
 			ok, err := getJSON(tx.Bucket(bktContainers), containerKey(c.req.Account, c.container), &rec)
 			if ok && err == nil {
@@ -51,7 +50,7 @@ func (s *Service) allow(c *call, perms string, rt storage.ResourceType, public s
 
 func (s *Service) loadContainer(account, name string) (*containerRec, error) {
 	var rec *containerRec
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *boltlog.Tx) error {
 		var err error
 		rec, err = (&txn{tx: tx}).getContainer(account, name)
 		return err

@@ -12,9 +12,8 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 // preloadInline is how many inline bytes a read fetches in its first
@@ -26,7 +25,7 @@ const preloadInline = 4 << 20
 func (s *Service) loadBlob(c *call) (*blobRec, map[string][]byte, error) {
 	var rec *blobRec
 	inline := map[string][]byte{}
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *boltlog.Tx) error {
 		t := &txn{tx: tx}
 		if t.bucket(bktContainers).Get(containerKey(c.req.Account, c.container)) == nil {
 			return errContainerNotFound()
@@ -265,7 +264,7 @@ func (s *Service) readContent(w io.Writer, rec *blobRec, inline map[string][]byt
 
 func (s *Service) inlineBytes(id string) ([]byte, error) {
 	var data []byte
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *boltlog.Tx) error {
 		data = bytes.Clone(tx.Bucket(bktInline).Get([]byte(id)))
 		return nil
 	})

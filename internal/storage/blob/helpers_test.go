@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
-	bolt "go.etcd.io/bbolt"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 func blockID(i int) string {
@@ -22,9 +22,11 @@ func nopCloser(s string) io.ReadSeekCloser {
 // assertNoData fails when any byte store, reference or block record is left.
 func assertNoData(t testing.TB, s *Service) {
 	t.Helper()
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *boltlog.Tx) error {
 		for _, b := range [][]byte{bktBlobs, bktBlocks, bktPages, bktRefs, bktInline} {
-			if n := tx.Bucket(b).Stats().KeyN; n != 0 {
+			n := 0
+			_ = tx.Bucket(b).ForEach(func(k, v []byte) error { n++; return nil })
+			if n != 0 {
 				t.Errorf("bucket %s holds %d keys", b, n)
 			}
 		}

@@ -10,9 +10,8 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 const maxListResults = 5000
@@ -94,7 +93,7 @@ func (s *Service) listContainers(c *call) error {
 	}
 	now := s.now()
 	base := []byte(c.req.Account + "\x00")
-	err = s.view(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *boltlog.Tx) error {
 		cur := tx.Bucket(bktContainers).Cursor()
 		start := append(bytes.Clone(base), prefix...)
 		if marker > prefix {
@@ -261,7 +260,7 @@ func (s *Service) listBlobs(c *call) error {
 		resume = raw
 	}
 	now := s.now()
-	err = s.view(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *boltlog.Tx) error {
 		if tx.Bucket(bktContainers).Get(containerKey(c.req.Account, c.container)) == nil {
 			return errContainerNotFound()
 		}
@@ -318,16 +317,16 @@ func (s *Service) listBlobs(c *call) error {
 // listIter walks the blobs of a container in name then snapshot order,
 // optionally merging in names that so far have only uncommitted blocks.
 type listIter struct {
-	tx     *bolt.Tx
+	tx     *boltlog.Tx
 	base   []byte
-	blobs  *bolt.Cursor
-	blocks *bolt.Cursor
+	blobs  *boltlog.Cursor
+	blocks *boltlog.Cursor
 	bk, bv []byte // current blob entry
 	uk     []byte // current uncommitted-block entry
 	lastU  string
 }
 
-func newListIter(tx *bolt.Tx, base []byte, prefix string, resume []byte, uncommitted bool) *listIter {
+func newListIter(tx *boltlog.Tx, base []byte, prefix string, resume []byte, uncommitted bool) *listIter {
 	it := &listIter{tx: tx, base: base, blobs: tx.Bucket(bktBlobs).Cursor()}
 	start := append(bytes.Clone(base), prefix...)
 	if resume != nil && string(resume) > prefix {

@@ -13,11 +13,11 @@ import (
 	"strings"
 	"sync"
 
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
 	"github.com/weftcloud/weft/internal/atomicfile"
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 const (
@@ -351,7 +351,7 @@ func verifyBuffer(h http.Header, data []byte) (*ingested, error) {
 // sparse file; the caller holds the blob's lock exclusively.
 func (s *Service) copyPageFile(rec *blobRec) (string, error) {
 	var ranges []pageRange
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *boltlog.Tx) error {
 		ranges = (&txn{tx: tx}).rangesFrom(rec.PageFile, 0, rec.Size)
 		return nil
 	})
@@ -520,7 +520,7 @@ func (s *Service) getPageRanges(c *call) error {
 			return err
 		}
 	}
-	err = s.view(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *boltlog.Tx) error {
 		t := &txn{tx: tx}
 		cur = clip(t.rangesFrom(rec.PageFile, start, end), start, end)
 		if prevRec != nil {
@@ -551,7 +551,7 @@ func (s *Service) getPageRanges(c *call) error {
 
 func (s *Service) loadSnapshot(c *call, snapshot string) (*blobRec, error) {
 	var rec *blobRec
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *boltlog.Tx) error {
 		var err error
 		rec, err = (&txn{tx: tx}).getBlob(blobKey(c.req.Account, c.container, c.blob, snapshot))
 		return err

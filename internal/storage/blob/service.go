@@ -19,29 +19,26 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 // Service is the Blob service over one data directory. It is safe for
 // concurrent use.
 type Service struct {
 	dir   string
-	db    *bolt.DB
+	db    *boltlog.DB
 	log   *slog.Logger
 	files *fileStore
 
-	commits chan *commitReq
-	closed  chan struct{}
-	wg      sync.WaitGroup
-	once    sync.Once
+	closed chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
 
 	// locks serialise in-place writers of page and append blobs against
 	// operations that change what they check (leases, sequence numbers,
@@ -74,15 +71,11 @@ func Open(dir string, logger *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(filepath.Join(dir, "blob.db"), 0o644, &bolt.Options{
-		Timeout:        5 * time.Second,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-	})
+	db, err := boltlog.Open(dir, "blob", boltlog.Options{Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("blob: opening metadata: %w", err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(func(tx *boltlog.Tx) error {
 		for _, b := range [][]byte{bktContainers, bktBlobs, bktBlocks, bktPages, bktRefs, bktInline, bktService} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -95,12 +88,11 @@ func Open(dir string, logger *slog.Logger) (*Service, error) {
 		return nil, fmt.Errorf("blob: creating buckets: %w", err)
 	}
 	s := &Service{
-		dir:     dir,
-		db:      db,
-		log:     logger,
-		files:   files,
-		commits: make(chan *commitReq, 1024),
-		closed:  make(chan struct{}),
+		dir:    dir,
+		db:     db,
+		log:    logger,
+		files:  files,
+		closed: make(chan struct{}),
 	}
 	s.lastTag.Store(time.Now().UnixNano())
 	if n, err := dropVolatileBlocks(db); err != nil {
@@ -109,7 +101,7 @@ func Open(dir string, logger *slog.Logger) (*Service, error) {
 	} else if n > 0 {
 		logger.Info("blob: dropped uncommitted blocks staged before a crash", "count", n)
 	}
-	err = db.View(func(tx *bolt.Tx) error {
+	err = db.View(func(tx *boltlog.Tx) error {
 		refs := tx.Bucket(bktRefs)
 		n, err := files.sweep(func(id string) bool { return refs.Get([]byte(id)) != nil })
 		if n > 0 {
@@ -121,8 +113,7 @@ func Open(dir string, logger *slog.Logger) (*Service, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	s.wg.Add(2)
-	go s.committer()
+	s.wg.Add(1)
 	go s.gcLoop()
 	return s, nil
 }
@@ -146,9 +137,9 @@ func (s *Service) Close() error {
 // never fsynced: after a crash they may be torn or empty. Their files are
 // then unreferenced and the sweep removes them. A clean Close leaves none
 // (settleBlocks).
-func dropVolatileBlocks(db *bolt.DB) (int, error) {
+func dropVolatileBlocks(db *boltlog.DB) (int, error) {
 	n := 0
-	err := db.Update(func(tx *bolt.Tx) error {
+	err := db.Update(func(tx *boltlog.Tx) error {
 		t := &txn{tx: tx}
 		blocks := tx.Bucket(bktBlocks)
 		var stale [][]byte
@@ -185,10 +176,9 @@ func dropVolatileBlocks(db *bolt.DB) (int, error) {
 }
 
 // settleBlocks, at Close, fsyncs the files of the volatile staged blocks
-// and clears their flag, so a clean restart keeps them. The committer has
-// stopped: nothing else writes.
+// and clears their flag, so a clean restart keeps them.
 func (s *Service) settleBlocks() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx *boltlog.Tx) error {
 		blocks := tx.Bucket(bktBlocks)
 		var keys [][]byte
 		var recs []blockRec

@@ -6,9 +6,8 @@ import (
 	"net/http"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 var _ storage.CORSRules = (*Service)(nil)
@@ -56,7 +55,7 @@ func defaultServiceProps() servicePropsXML {
 
 func (s *Service) loadServiceProps(account string) (servicePropsXML, error) {
 	props := defaultServiceProps()
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *boltlog.Tx) error {
 		_, err := getJSON(tx.Bucket(bktService), []byte(account), &props)
 		return err
 	})

@@ -12,7 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
-	bolt "go.etcd.io/bbolt"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 
 	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/storagetest"
@@ -115,7 +115,7 @@ func TestStagedBlocksAcrossRestart(t *testing.T) {
 func volatileBlocks(t *testing.T, s *Service) int {
 	t.Helper()
 	n := 0
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *boltlog.Tx) error {
 		return tx.Bucket(bktBlocks).ForEach(func(k, v []byte) error {
 			var b blockRec
 			if err := json.Unmarshal(v, &b); err != nil {

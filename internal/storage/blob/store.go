@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
 // Bucket layout. Keys are built from NUL-separated parts; blob names may not
@@ -128,7 +127,7 @@ type blockRec struct {
 }
 
 // getJSON decodes the value at key into v; it reports whether the key exists.
-func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
+func getJSON(b *boltlog.Bucket, key []byte, v any) (bool, error) {
 	raw := b.Get(key)
 	if raw == nil {
 		return false, nil
@@ -139,7 +138,7 @@ func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
 	return true, nil
 }
 
-func putJSON(b *bolt.Bucket, key []byte, v any) error {
+func putJSON(b *boltlog.Bucket, key []byte, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("blob: encoding %q: %w", key, err)
@@ -151,11 +150,11 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 // files that lose their last reference so they are removed only after the
 // transaction has committed (and no reader can still see them).
 type txn struct {
-	tx   *bolt.Tx
+	tx   *boltlog.Tx
 	drop []string
 }
 
-func (t *txn) bucket(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
+func (t *txn) bucket(name []byte) *boltlog.Bucket { return t.tx.Bucket(name) }
 
 // ref adds a reference to an extent's file.
 func (t *txn) ref(file string) error {
@@ -297,108 +296,32 @@ func hasPrefix(k, prefix []byte) bool {
 	return len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix)
 }
 
-// commitReq is one operation waiting for the group committer.
-type commitReq struct {
-	fn   func(t *txn) error
-	done chan error
-}
-
-// update runs fn in a write transaction and returns once it is durable.
-// Concurrent updates share one transaction and one fsync (group commit):
-// the committer takes every request that queued while the previous commit
-// was in flight, so a lone writer pays no added latency.
+// update runs fn as one durable write of the metadata log (boltlog, which
+// shares one fsync among the writes that arrive together); when fn fails,
+// nothing it wrote is kept. Data files that lost their last reference are
+// removed once the write is durable.
 func (s *Service) update(fn func(t *txn) error) error {
-	req := &commitReq{fn: fn, done: make(chan error, 1)}
-	select {
-	case s.commits <- req:
-	case <-s.closed:
+	var drop []string
+	err := s.db.Write(func(tx *boltlog.Tx) error {
+		t := &txn{tx: tx}
+		if err := fn(t); err != nil {
+			return err
+		}
+		drop = t.drop
+		return nil
+	})
+	if errors.Is(err, boltlog.ErrClosed) {
 		return errServiceClosed
 	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-s.closed:
-		// The committer may have stopped before taking the request.
-		select {
-		case err := <-req.done:
-			return err
-		default:
-			return errServiceClosed
-		}
+	if err == nil && len(drop) > 0 {
+		s.files.retire(drop)
 	}
+	return err
 }
 
 var errServiceClosed = errors.New("blob: service closed")
 
-func (s *Service) committer() {
-	defer s.wg.Done()
-	batch := make([]*commitReq, 0, 64)
-	for {
-		select {
-		case req := <-s.commits:
-			batch = append(batch[:0], req)
-		case <-s.closed:
-			return
-		}
-	drain:
-		for len(batch) < 256 {
-			select {
-			case req := <-s.commits:
-				batch = append(batch, req)
-			default:
-				break drain
-			}
-		}
-		s.runBatch(batch)
-	}
-}
-
-// runBatch commits a group of operations. An operation that fails is answered
-// with its error and the rest run again without it: its error was decided on
-// the state the earlier operations produced, and those commit.
-func (s *Service) runBatch(batch []*commitReq) {
-	for len(batch) > 0 {
-		tx, err := s.db.Begin(true)
-		if err != nil {
-			for _, r := range batch {
-				r.done <- fmt.Errorf("blob: begin transaction: %w", err)
-			}
-			return
-		}
-		var drop []string
-		failed := -1
-		var ferr error
-		for i, r := range batch {
-			t := &txn{tx: tx}
-			if err := r.fn(t); err != nil {
-				failed, ferr = i, err
-				break
-			}
-			drop = append(drop, t.drop...)
-		}
-		if failed >= 0 {
-			_ = tx.Rollback()
-			batch[failed].done <- ferr
-			batch = append(batch[:failed:failed], batch[failed+1:]...)
-			continue
-		}
-		if err := tx.Commit(); err != nil {
-			for _, r := range batch {
-				r.done <- fmt.Errorf("blob: commit: %w", err)
-			}
-			return
-		}
-		if len(drop) > 0 {
-			s.files.retire(drop)
-		}
-		for _, r := range batch {
-			r.done <- nil
-		}
-		return
-	}
-}
-
-// view runs fn in a read transaction.
-func (s *Service) view(fn func(tx *bolt.Tx) error) error {
+// view runs fn against a consistent view of the metadata.
+func (s *Service) view(fn func(tx *boltlog.Tx) error) error {
 	return s.db.View(fn)
 }

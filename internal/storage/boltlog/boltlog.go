@@ -36,7 +36,8 @@ type Options struct {
 	// checkpoint (default 256): a cursor skips each one it meets in bbolt,
 	// so a queue read from its head would slow down as they pile up.
 	RotateDeletes int
-	// Bolt are the options bbolt is opened with.
+	// Bolt are the options bbolt is opened with; by default a free list
+	// kept in memory, not written at each commit, and a 64 MiB first map.
 	Bolt *bolt.Options
 	// Ship, when set, gets every frame the database logs, in the order
 	// logged, once it is durable here and before the writes in it are
@@ -111,6 +112,14 @@ func Open(dir, name string, opt Options) (*DB, error) {
 	}
 	if opt.RotateDeletes == 0 {
 		opt.RotateDeletes = 256
+	}
+	if opt.Bolt == nil {
+		opt.Bolt = &bolt.Options{
+			Timeout:         5 * time.Second,
+			NoFreelistSync:  true,
+			FreelistType:    bolt.FreelistMapType,
+			InitialMmapSize: 64 << 20,
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("boltlog: create %s: %w", dir, err)
@@ -363,6 +372,18 @@ func (b *Bucket) DeleteBucket(name []byte) error {
 	return nil
 }
 
+// ForEach calls fn with each key and value in order, as a Cursor sees
+// them, until fn returns an error.
+func (b *Bucket) ForEach(fn func(k, v []byte) error) error {
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Get returns key's value, nil when absent. It is valid during the
 // transaction and must not be modified.
 func (b *Bucket) Get(key []byte) []byte {
@@ -463,6 +484,50 @@ func (c *Cursor) from(start []byte, inclusive bool) ([]byte, []byte) {
 		}
 		if logged && val == nil {
 			start, inclusive = key, false // deleted
+			continue
+		}
+		return key, val
+	}
+}
+
+// Last moves to the last live key.
+func (c *Cursor) Last() (key, val []byte) { return c.before(nil, true) }
+
+// Prev moves to the live key before the current one.
+func (c *Cursor) Prev() (key, val []byte) {
+	if c.key == nil {
+		return nil, nil
+	}
+	return c.before(c.key, false)
+}
+
+// before is from backwards: the last live key at or before end (before,
+// when inclusive is false; end nil is the end of the bucket).
+func (c *Cursor) before(end []byte, inclusive bool) ([]byte, []byte) {
+	for {
+		if end == nil {
+			c.bk, c.bv = c.bc.Last()
+		} else if c.bk, c.bv = c.bc.Seek(end); c.bk == nil {
+			c.bk, c.bv = c.bc.Last()
+		} else if !inclusive || !bytes.Equal(c.bk, end) {
+			c.bk, c.bv = c.bc.Prev()
+		}
+		key, val, logged := c.bk, c.bv, false
+		for _, o := range c.b.tx.layers {
+			it, ok := o.last(c.b.id, end, inclusive)
+			if !ok {
+				continue
+			}
+			if cmp := bytes.Compare(it.key, key); key == nil || cmp > 0 || cmp == 0 && !logged {
+				key, val, logged = it.key, it.val, true
+			}
+		}
+		c.key = key
+		if key == nil {
+			return nil, nil
+		}
+		if logged && val == nil {
+			end, inclusive = key, false // deleted
 			continue
 		}
 		return key, val

@@ -143,6 +143,26 @@ func check(t *testing.T, db *DB, model map[string]string) {
 			if !slices.Equal(got, want) {
 				return fmt.Errorf("cursor from %q: got %d keys, want %d\ngot  %v\nwant %v", from, len(got), len(want), got, want)
 			}
+			// Backwards from the key before from, as page ranges are read.
+			var back []string
+			k, v = c.Seek([]byte(from))
+			if k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+			for ; k != nil; k, v = c.Prev() {
+				back = append(back, string(k)+"="+string(v))
+			}
+			var wantBack []string
+			for i := len(keys) - 1; i >= 0; i-- {
+				if keys[i] < from {
+					wantBack = append(wantBack, keys[i]+"="+model[keys[i]])
+				}
+			}
+			if !slices.Equal(back, wantBack) {
+				return fmt.Errorf("cursor back from %q: got %v\nwant %v", from, back, wantBack)
+			}
 		}
 		return nil
 	})

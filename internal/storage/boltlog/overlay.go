@@ -53,6 +53,28 @@ func (o *overlay) first(bucket string, from []byte, inclusive bool) (item, bool)
 	return found, ok
 }
 
+// last returns the bucket's last item at or before end (before, when
+// inclusive is false); end nil means the end of the bucket.
+func (o *overlay) last(bucket string, end []byte, inclusive bool) (item, bool) {
+	if o == nil || o.buckets[bucket] == nil {
+		return item{}, false
+	}
+	t := o.buckets[bucket]
+	if end == nil {
+		return t.Max()
+	}
+	var found item
+	ok := false
+	t.DescendLessOrEqual(item{key: end}, func(it item) bool {
+		if !inclusive && bytes.Equal(it.key, end) {
+			return true
+		}
+		found, ok = it, true
+		return false
+	})
+	return found, ok
+}
+
 // set changes an overlay in place: only for one not yet published.
 func (o *overlay) set(c change) {
 	t := o.buckets[c.bucket]

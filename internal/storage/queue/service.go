@@ -23,8 +23,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
@@ -48,14 +46,7 @@ func Open(dir string, logger *slog.Logger) (*Service, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("queue: creating %s: %w", dir, err)
 	}
-	db, err := boltlog.Open(dir, "queue", boltlog.Options{
-		Logger: logger,
-		Bolt: &bolt.Options{
-			Timeout:        5 * time.Second,
-			NoFreelistSync: true,
-			FreelistType:   bolt.FreelistMapType,
-		},
-	})
+	db, err := boltlog.Open(dir, "queue", boltlog.Options{Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("queue: opening %s: %w", dir, err)
 	}

@@ -5,8 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
@@ -27,12 +25,6 @@ type store struct {
 }
 
 func openStore(dir string, opt boltlog.Options) (*store, error) {
-	opt.Bolt = &bolt.Options{
-		Timeout:         5 * time.Second,
-		NoFreelistSync:  true,
-		FreelistType:    bolt.FreelistMapType,
-		InitialMmapSize: 64 << 20,
-	}
 	db, err := boltlog.Open(dir, "table", opt)
 	if err != nil {
 		return nil, err
