@@ -168,11 +168,7 @@ func (s *server) putPackage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) getPackage(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	if r.URL.Query().Has("local") { // another server's fetch
-		ctx = fabric.LocalOnly(ctx)
-	}
-	rc, err := s.ctl.Package(ctx, r.PathValue("digest"))
+	rc, err := s.ctl.Package(localContext(r), r.PathValue("digest"))
 	if err != nil {
 		return err
 	}

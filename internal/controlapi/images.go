@@ -1,15 +1,26 @@
 package controlapi
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/peercopy"
 )
 
+// localContext marks another server's copy of a package or image file
+// (?local), which is answered from this server's storage only.
+func localContext(r *http.Request) context.Context {
+	if r.URL.Query().Has("local") {
+		return peercopy.LocalOnly(r.Context())
+	}
+	return r.Context()
+}
+
 func (s *server) headImageFile(w http.ResponseWriter, r *http.Request) error {
-	n, err := s.images.FileSize(r.Context(), r.PathValue("digest"))
+	n, err := s.images.FileSize(localContext(r), r.PathValue("digest"))
 	if err != nil {
 		return err
 	}
@@ -33,7 +44,7 @@ func (s *server) putImageFile(w http.ResponseWriter, r *http.Request) error {
 // getImageFile streams a file from the storage service, ranges included, so
 // nodes can resume an interrupted download.
 func (s *server) getImageFile(w http.ResponseWriter, r *http.Request) error {
-	resp, err := s.images.OpenFile(r.Context(), r.PathValue("digest"), r.Header.Get("Range"))
+	resp, err := s.images.OpenFile(localContext(r), r.PathValue("digest"), r.Header.Get("Range"))
 	if err != nil {
 		return err
 	}

@@ -158,7 +158,9 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 			return peers.FetchFromPeers(ctx, "/v1/packages/"+digest)
 		},
 	}, c.store, pkgs, c.lb)
-	imgs := images.New(c.store, sys.client(), log.With("part", "images"))
+	imgs := images.New(c.store, sys.client(), func(ctx context.Context, digest string) (io.ReadCloser, error) {
+		return peers.FetchFromPeers(ctx, "/v1/imagefiles/"+digest)
+	}, log.With("part", "images"))
 	vmMgr := vms.New(c.ctl, imgs, disks, log.With("part", "vms"))
 	initCtx, initCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	err = errors.Join(imgs.Init(initCtx), disks.Init(initCtx))
@@ -173,6 +175,7 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 	c.cancel = cancel
 	go c.ctl.RunLB(ctx)
 	go c.ctl.RunPackages(ctx)
+	go imgs.RunCopies(ctx)
 	go func() {
 		cluster.Lead(ctx, c.store, log.With("part", "cluster"), func(ctx context.Context) { c.ctl.Run(ctx) })
 		if ctx.Err() == nil {

@@ -3,32 +3,23 @@ package fabric
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/peercopy"
 	"github.com/weftcloud/weft/internal/pkgstore"
 	"github.com/weftcloud/weft/internal/state"
 )
 
 // Packages are stored by each controller server in its own folder, not in
 // the replicated state (they are megabytes). In a cluster every server
-// pulls the packages the services use from the others (RunPackages), and
-// one asked for a package it lacks fetches it first, so packages outlive
-// the server they were uploaded to.
-
-type localOnlyKey struct{}
-
-// LocalOnly marks a package read as another server's fetch: answer from
-// this server's folder only, so that servers missing a package do not ask
-// each other in circles.
-func LocalOnly(ctx context.Context) context.Context {
-	return context.WithValue(ctx, localOnlyKey{}, true)
-}
+// pulls the packages the services use from the others (RunPackages, with
+// peercopy), and one asked for a package it lacks fetches it first, so
+// packages outlive the server they were uploaded to.
 
 // fetchPackage gets a package this server lacks from another server and
 // stores it, checking its digest.
 func (c *Controller) fetchPackage(ctx context.Context, digest string) error {
-	if c.cfg.FetchPackage == nil || ctx.Value(localOnlyKey{}) != nil {
+	if c.cfg.FetchPackage == nil || peercopy.IsLocalOnly(ctx) {
 		return pkgstore.ErrNotFound
 	}
 	rc, err := c.cfg.FetchPackage(ctx, digest)
@@ -74,30 +65,14 @@ func (c *Controller) RunPackages(ctx context.Context) {
 	if c.cfg.FetchPackage == nil {
 		return
 	}
-	var idx uint64
-	for {
-		retry := false
+	missing := func(context.Context) []string {
+		var out []string
 		for digest := range c.usedPackages() {
-			if c.packages.Has(digest) {
-				continue
-			}
-			if err := c.fetchPackage(ctx, digest); err != nil {
-				retry = true
-				c.log.Warn("package not copied from another server yet", "package", digest, "err", err)
+			if !c.packages.Has(digest) {
+				out = append(out, digest)
 			}
 		}
-		wait := 30 * time.Second
-		if retry {
-			wait = 2 * time.Second
-		}
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		next, err := c.store.Wait(wctx, idx)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			idx = next
-		}
+		return out
 	}
+	peercopy.Keep(ctx, c.store, c.log, "package", missing, c.fetchPackage)
 }

@@ -4,6 +4,11 @@
 // controller's state. Uploading is two steps: PutFile for each file (verified
 // against its digest), then Create, which checks that every file it names is
 // stored. A failed or abandoned import leaves no image behind.
+//
+// In a cluster each server's storage holds its own copy of every image's
+// files: a server copies what it lacks from the others (RunCopies, and
+// before answering for a file it lacks), so images outlive the server
+// they were uploaded to.
 package images
 
 import (
@@ -23,6 +28,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/peercopy"
 	"github.com/weftcloud/weft/internal/state"
 	"github.com/weftcloud/weft/internal/storage/blobclient"
 )
@@ -42,12 +48,74 @@ type Store struct {
 	st    state.Store
 	blobs *blobclient.Client // nil when the server runs without the storage service
 	log   *slog.Logger
+	fetch Fetch
 }
+
+// Fetch gets an image file from another server's own storage; nil on a
+// server alone.
+type Fetch func(ctx context.Context, digest string) (io.ReadCloser, error)
 
 // New returns the store; blobs is the client of the storage service's
 // system account, or nil when there is no storage service.
-func New(st state.Store, blobs *blobclient.Client, log *slog.Logger) *Store {
-	return &Store{st: st, blobs: blobs, log: log}
+func New(st state.Store, blobs *blobclient.Client, fetch Fetch, log *slog.Logger) *Store {
+	return &Store{st: st, blobs: blobs, log: log, fetch: fetch}
+}
+
+// RunCopies keeps this server's storage holding every file of every
+// image, copying what it lacks from the other servers, until ctx ends.
+func (s *Store) RunCopies(ctx context.Context) {
+	if s.fetch == nil || s.blobs == nil {
+		return
+	}
+	missing := func(ctx context.Context) []string {
+		var out []string
+		for digest := range s.fileSizes() {
+			if _, err := s.blobs.Size(ctx, container, fileBlob(digest)); errors.Is(err, blobclient.ErrNotFound) {
+				out = append(out, digest)
+			}
+		}
+		return out
+	}
+	peercopy.Keep(ctx, s.st, s.log, "image file", missing, s.copyFile)
+}
+
+// fileSizes lists the files images name, with their sizes.
+func (s *Store) fileSizes() map[string]int64 {
+	out := map[string]int64{}
+	for _, img := range s.List() {
+		for _, f := range img.Files {
+			out[f.Digest] = f.Size
+		}
+	}
+	return out
+}
+
+// copyFile gets a file an image names from another server and stores it
+// here, checking its digest.
+func (s *Store) copyFile(ctx context.Context, digest string) error {
+	size, ok := s.fileSizes()[digest]
+	if !ok || s.fetch == nil {
+		return api.Errorf(api.CodeNotFound, "no image file %s", digest)
+	}
+	rc, err := s.fetch(ctx, digest)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return s.PutFile(ctx, digest, size, rc)
+}
+
+// orCopy runs read, and again after copying the file from another server
+// when this one lacks it and the read is not itself another server's copy.
+func orCopy[T any](ctx context.Context, s *Store, digest string, read func() (T, error)) (T, error) {
+	v, err := read()
+	if !errors.Is(err, api.ErrNotFound) || peercopy.IsLocalOnly(ctx) {
+		return v, err
+	}
+	if cerr := s.copyFile(ctx, digest); cerr != nil {
+		return v, err
+	}
+	return read()
 }
 
 // Init makes the blob container the files live in.
@@ -78,11 +146,13 @@ func (s *Store) FileSize(ctx context.Context, digest string) (int64, error) {
 	if !digestRe.MatchString(digest) {
 		return 0, api.Errorf(api.CodeInvalid, "digest: %q is not sha256:<64 hex digits>", digest)
 	}
-	n, err := s.blobs.Size(ctx, container, fileBlob(digest))
-	if errors.Is(err, blobclient.ErrNotFound) {
-		return 0, api.Errorf(api.CodeNotFound, "no image file %s", digest)
-	}
-	return n, err
+	return orCopy(ctx, s, digest, func() (int64, error) {
+		n, err := s.blobs.Size(ctx, container, fileBlob(digest))
+		if errors.Is(err, blobclient.ErrNotFound) {
+			return 0, api.Errorf(api.CodeNotFound, "no image file %s", digest)
+		}
+		return n, err
+	})
 }
 
 // PutFile stores size bytes read from r as the file with the given digest.
@@ -136,11 +206,13 @@ func (s *Store) OpenFile(ctx context.Context, digest, rng string) (*http.Respons
 	if !digestRe.MatchString(digest) {
 		return nil, api.Errorf(api.CodeInvalid, "digest: %q is not sha256:<64 hex digits>", digest)
 	}
-	resp, err := s.blobs.Get(ctx, container, fileBlob(digest), rng)
-	if errors.Is(err, blobclient.ErrNotFound) {
-		return nil, api.Errorf(api.CodeNotFound, "no image file %s", digest)
-	}
-	return resp, err
+	return orCopy(ctx, s, digest, func() (*http.Response, error) {
+		resp, err := s.blobs.Get(ctx, container, fileBlob(digest), rng)
+		if errors.Is(err, blobclient.ErrNotFound) {
+			return nil, api.Errorf(api.CodeNotFound, "no image file %s", digest)
+		}
+		return resp, err
+	})
 }
 
 // Create records an image whose files were stored with PutFile. It fills in

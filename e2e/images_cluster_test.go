@@ -1,0 +1,63 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/client"
+)
+
+// TestImagesOutliveTheirServer imports an image into three servers that
+// each run the storage service, waits until every server's storage holds
+// its file, kills the server it was uploaded to (the leader, which takes
+// the uploads) and reads the file back through the new leader, as a node
+// pulling the image would.
+func TestImagesOutliveTheirServer(t *testing.T) {
+	c := newServersWith(t, 3, storageFlags(t), "http://", client.New)
+	uploadedTo := c.leader()
+	c.helloImage("app", "hi")
+	var imgs []api.Image
+	if err := json.Unmarshal([]byte(c.mustWeft("image", "list", "-o", "json")), &imgs); err != nil || len(imgs) != 1 {
+		t.Fatalf("image list: %v %+v", err, imgs)
+	}
+	file := imgs[0].Files[0]
+	read := func(addr, query string) (int, string) {
+		resp, err := http.Get("http://" + addr + "/v1/imagefiles/" + file.Digest + query)
+		if err != nil {
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		h := sha256.New()
+		io.Copy(h, resp.Body)
+		return resp.StatusCode, "sha256:" + hex.EncodeToString(h.Sum(nil))
+	}
+	for name, s := range c.servers {
+		c.waitFor("server "+name+" holding a copy of the image file", 30*time.Second, func() bool {
+			code, digest := read(s.addr, "?stale&local")
+			return code == http.StatusOK && digest == file.Digest
+		})
+	}
+
+	c.kill9(c.servers[uploadedTo])
+	c.waitFor("a new leader", 30*time.Second, func() bool {
+		l := c.leader()
+		return l != "" && l != uploadedTo
+	})
+	for name, s := range c.servers {
+		if name == uploadedTo {
+			continue
+		}
+		// Forwarded to the new leader, which answers from its own copy
+		// (503 until this server learns who leads, as clients retry).
+		c.waitFor("the image file through "+name+" after the upload server died", 10*time.Second, func() bool {
+			code, digest := read(s.addr, "")
+			return code == http.StatusOK && digest == file.Digest
+		})
+	}
+}
