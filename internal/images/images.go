@@ -61,22 +61,55 @@ func New(st state.Store, blobs *blobclient.Client, fetch Fetch, log *slog.Logger
 	return &Store{st: st, blobs: blobs, log: log, fetch: fetch}
 }
 
+// orphanAge is how long a copy of a file no image names is kept: an import
+// stores its files before it creates the image that names them, and a
+// slow import of large files may take hours.
+const orphanAge = 24 * time.Hour
+
 // RunCopies keeps this server's storage holding every file of every
-// image, copying what it lacks from the other servers, until ctx ends.
+// image, copying what it lacks from the other servers, and drops its
+// copies of files no image names any more (the image was deleted through
+// another server), until ctx ends.
 func (s *Store) RunCopies(ctx context.Context) {
 	if s.fetch == nil || s.blobs == nil {
 		return
 	}
-	missing := func(ctx context.Context) []string {
-		var out []string
-		for digest := range s.fileSizes() {
-			if _, err := s.blobs.Size(ctx, container, fileBlob(digest)); errors.Is(err, blobclient.ErrNotFound) {
-				out = append(out, digest)
-			}
+	peercopy.Keep(ctx, s.st, s.log, "image file", func(ctx context.Context) []string {
+		missing, err := s.reconcileFiles(ctx, orphanAge)
+		if err != nil {
+			s.log.Warn("image files not checked", "err", err)
 		}
-		return out
+		return missing
+	}, s.copyFile)
+}
+
+// reconcileFiles deletes the stored files no image names that are older
+// than age, and returns the files images name that are not stored here.
+func (s *Store) reconcileFiles(ctx context.Context, age time.Duration) ([]string, error) {
+	stored, err := s.blobs.List(ctx, container, "files/")
+	if err != nil {
+		return nil, err
 	}
-	peercopy.Keep(ctx, s.st, s.log, "image file", missing, s.copyFile)
+	named := s.fileSizes()
+	here := map[string]bool{}
+	for _, b := range stored {
+		digest := "sha256:" + strings.TrimPrefix(b.Name, "files/")
+		here[digest] = true
+		if _, ok := named[digest]; ok || time.Since(b.LastModified) < age {
+			continue
+		}
+		if err := s.blobs.Delete(ctx, container, b.Name); err != nil {
+			return nil, err
+		}
+		s.log.Info("deleted the copy of an image file no image names", "digest", digest)
+	}
+	var missing []string
+	for digest := range named {
+		if !here[digest] {
+			missing = append(missing, digest)
+		}
+	}
+	return missing, nil
 }
 
 // fileSizes lists the files images name, with their sizes.

@@ -1,17 +1,19 @@
 // Package blobclient is the little of the Azure blob REST API that Weft's
 // own components need to keep their files in Weft's storage service: a
-// container, whole-blob put and get (with ranges), exists and delete, signed
-// with Shared Key. Users' programs use the official Azure SDKs instead.
+// container, whole-blob put and get (with ranges), exists, list and delete,
+// signed with Shared Key. Users' programs use the official Azure SDKs instead.
 package blobclient
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/weftcloud/weft/internal/storage"
 )
@@ -186,4 +188,53 @@ func (c *Client) Delete(ctx context.Context, container, blob string) error {
 		return nil
 	}
 	return failure(resp, "delete "+container+"/"+blob)
+}
+
+// BlobInfo is a blob as List reports it.
+type BlobInfo struct {
+	Name         string
+	LastModified time.Time
+}
+
+// List returns the blobs of a container whose names start with prefix, in
+// name order, following the service's pages.
+func (c *Client) List(ctx context.Context, container, prefix string) ([]BlobInfo, error) {
+	var out []BlobInfo
+	marker := ""
+	for {
+		q := url.Values{"restype": {"container"}, "comp": {"list"}, "prefix": {prefix}}
+		if marker != "" {
+			q.Set("marker", marker)
+		}
+		resp, err := c.do(ctx, http.MethodGet, "/"+container+"?"+q.Encode(), nil, 0, nil)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, failure(resp, "list "+container)
+		}
+		var page struct {
+			Blobs []struct {
+				Name         string `xml:"Name"`
+				LastModified string `xml:"Properties>Last-Modified"`
+			} `xml:"Blobs>Blob"`
+			NextMarker string `xml:"NextMarker"`
+		}
+		err = xml.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("blobclient: list %s: %w", container, err)
+		}
+		for _, b := range page.Blobs {
+			t, err := http.ParseTime(b.LastModified)
+			if err != nil {
+				return nil, fmt.Errorf("blobclient: list %s: %s: Last-Modified %q", container, b.Name, b.LastModified)
+			}
+			out = append(out, BlobInfo{Name: b.Name, LastModified: t})
+		}
+		if page.NextMarker == "" {
+			return out, nil
+		}
+		marker = page.NextMarker
+	}
 }

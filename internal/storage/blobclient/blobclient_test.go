@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,5 +134,46 @@ func TestSASReachesOnlyItsBlob(t *testing.T) {
 		storage.BlobSAS(storage.DevAccount, key, "disks", "mine", "rw", time.Now().Add(-time.Minute)))
 	if _, err := expired.Size(ctx, "disks", "mine"); err == nil {
 		t.Error("an expired SAS was accepted")
+	}
+}
+
+// TestList pages through more blobs than one answer holds.
+func TestList(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, devKey(t))
+	if err := c.CreateContainer(ctx, "images"); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().Add(-time.Second)
+	const n = 5003 // past the 5,000 a page holds
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				if err := c.Put(ctx, "images", fmt.Sprintf("files/%05d", i), nil, 0, blobclient.PutOptions{}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := c.Put(ctx, "images", "other", nil, 0, blobclient.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.List(ctx, "images", "files/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n || got[0].Name != "files/00000" || got[n-1].Name != fmt.Sprintf("files/%05d", n-1) {
+		t.Fatalf("listed %d blobs (first %+v), want %d under files/", len(got), got[0], n)
+	}
+	if got[0].LastModified.Before(before.Truncate(time.Second)) || got[0].LastModified.After(time.Now()) {
+		t.Errorf("Last-Modified %s, want about now", got[0].LastModified)
+	}
+	if _, err := c.List(ctx, "missing", ""); !errors.Is(err, blobclient.ErrNotFound) {
+		t.Errorf("listing a missing container: %v, want ErrNotFound", err)
 	}
 }
