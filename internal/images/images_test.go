@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"io"
 	"log/slog"
@@ -15,22 +14,14 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/peercopy"
 	"github.com/weftcloud/weft/internal/state"
-	"github.com/weftcloud/weft/internal/storage"
-	"github.com/weftcloud/weft/internal/storage/blobclient"
-	"github.com/weftcloud/weft/internal/storage/storageserver"
+	"github.com/weftcloud/weft/internal/storage/blobclient/blobtest"
 )
 
 // newStore is an image store over a real storage service and state of
 // its own, with fetch as its way to the other servers.
 func newStore(t *testing.T, st state.Store, fetch Fetch) *Store {
 	t.Helper()
-	srv, err := storageserver.Start(storageserver.Config{Data: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	key, _ := base64.StdEncoding.DecodeString(storage.DevKey)
-	s := New(st, blobclient.New(srv.URL(storage.Blob), storage.DevAccount, key), fetch, slog.New(slog.DiscardHandler))
+	s := New(st, blobtest.DevClient(t, nil), fetch, slog.New(slog.DiscardHandler))
 	if err := s.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}

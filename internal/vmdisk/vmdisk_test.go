@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"io"
 	"net"
 	"os/exec"
@@ -13,21 +12,14 @@ import (
 	"testing"
 
 	"github.com/weftcloud/weft/internal/nbd"
-	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/blobclient"
-	"github.com/weftcloud/weft/internal/storage/storageserver"
+	"github.com/weftcloud/weft/internal/storage/blobclient/blobtest"
 	"github.com/weftcloud/weft/internal/vmdisk"
 )
 
 func storageClient(t *testing.T) *blobclient.Client {
 	t.Helper()
-	srv, err := storageserver.Start(storageserver.Config{Data: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	key, _ := base64.StdEncoding.DecodeString(storage.DevKey)
-	c := blobclient.New(srv.URL(storage.Blob), storage.DevAccount, key)
+	c := blobtest.DevClient(t, nil)
 	if err := c.CreateContainer(context.Background(), "disks"); err != nil {
 		t.Fatal(err)
 	}

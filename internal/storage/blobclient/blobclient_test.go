@@ -14,18 +14,11 @@ import (
 
 	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/blobclient"
+	"github.com/weftcloud/weft/internal/storage/blobclient/blobtest"
 	"github.com/weftcloud/weft/internal/storage/storageserver"
 )
 
-func newClient(t *testing.T, key []byte) *blobclient.Client {
-	t.Helper()
-	srv, err := storageserver.Start(storageserver.Config{Data: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return blobclient.New(srv.URL(storage.Blob), storage.DevAccount, key)
-}
+func newClient(t *testing.T, key []byte) *blobclient.Client { return blobtest.DevClient(t, key) }
 
 func devKey(t *testing.T) []byte {
 	key, err := base64.StdEncoding.DecodeString(storage.DevKey)
