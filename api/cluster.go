@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // Member is one controller server of a Raft cluster (`weft operator members`).
 type Member struct {
 	Name    string `json:"name"`    // the server's --name, its Raft ID
@@ -37,4 +39,12 @@ type AgentCertificateRequest struct {
 type AgentCertificate struct {
 	Certificate string `json:"certificate"` // PEM
 	CA          string `json:"ca"`          // PEM
+}
+
+// JoinToken is a rotated join token: the state keeps its hash; Token is
+// there only in the answer to the rotation.
+type JoinToken struct {
+	Token     string    `json:"token,omitempty"`
+	SHA256    string    `json:"sha256"`
+	RotatedAt time.Time `json:"rotatedAt"`
 }

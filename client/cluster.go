@@ -48,3 +48,11 @@ func (c *Client) RenewCertificate(ctx context.Context, req api.AgentCertificateR
 	_, err := c.Do(ctx, "POST", "/v1/cluster/certificate/renew", nil, req, &got)
 	return got, err
 }
+
+// RotateJoinToken makes a new join token, which every server accepts from
+// then on instead of the old one; the answer is the only place it is seen.
+func (c *Client) RotateJoinToken(ctx context.Context) (api.JoinToken, error) {
+	var got api.JoinToken
+	_, err := c.Do(ctx, "POST", "/v1/cluster/join-token", nil, nil, &got)
+	return got, err
+}

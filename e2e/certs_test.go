@@ -82,6 +82,10 @@ func TestTLSAgentCertificates(t *testing.T) {
 			_, err := c.client.RenewCertificate(context.Background(), api.AgentCertificateRequest{Name: "node-2", CSR: string(csrPEM)})
 			return err
 		}, api.CodeForbidden},
+		{"node-2 rotates the join token", func() error {
+			_, err := asNode(c.api, node2).RotateJoinToken(context.Background())
+			return err
+		}, api.CodeForbidden},
 		{"node-2 heartbeats for node-1", func() error {
 			_, err := asNode(c.api, node2).Heartbeat(context.Background(), "node-1", api.Heartbeat{})
 			return err
@@ -121,12 +125,43 @@ func TestTLSAgentCertificates(t *testing.T) {
 		t.Errorf("node-2 is %s after node-1's revocation", s)
 	}
 
-	// A revoked node joins again with the join token: its old credentials
-	// removed, it gets a certificate issued after the revocation.
+	// (c) Rotating the join token: every server refuses the old one, which
+	// the revoked node's host still has.
+	oldJoin := c.agentFlags[1]
+	var rotated api.JoinToken
+	if err := json.Unmarshal([]byte(c.mustWeft("tls", "rotate-join-token", "-o", "json")), &rotated); err != nil {
+		t.Fatal(err)
+	}
+	if rotated.Token == "" || rotated.Token == oldJoin || rotated.SHA256 != pki.TokenHash(rotated.Token) {
+		t.Fatalf("rotated join token: %+v", rotated)
+	}
+	_, csr1, err := pki.NewAgentRequest("node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range strings.Split(c.apiArg, ",") {
+		joinWith := func(tok string) error {
+			_, err := client.New("https://"+addr).WithTLS(&tls.Config{RootCAs: pool}).WithToken(tok).
+				JoinCluster(context.Background(), api.AgentCertificateRequest{Name: "node-1", CSR: string(csr1)})
+			return err
+		}
+		c.waitFor("server "+addr+" to refuse the old join token", 3*time.Second, func() bool {
+			var e *api.Error
+			return errors.As(joinWith(oldJoin), &e) && e.Code == api.CodeUnauthorized
+		})
+		if err := joinWith(rotated.Token); err != nil {
+			t.Errorf("joining through %s with the new token: %v", addr, err)
+		}
+	}
+
+	// A revoked node joins again with the new join token: its old
+	// credentials removed, it gets a certificate issued after the
+	// revocation.
 	c.kill9(c.agents["node-1"])
 	if err := os.RemoveAll(tlsDir("node-1")); err != nil {
 		t.Fatal(err)
 	}
+	c.agentFlags[1] = rotated.Token
 	c.startAgent("node-1")
 	c.waitFor("node-1 ready after joining again", 30*time.Second, func() bool { return nodeState(c, "node-1") == api.NodeReady })
 	if got := agentCertificate(t, tlsDir("node-1")); !pki.Issued(got.Leaf).After(revoked.RevokedBefore) {

@@ -93,14 +93,14 @@ func (a *app) operatorCommand() *cobra.Command {
 	return cmd
 }
 
-// tlsCommand is `weft tls init`.
+// tlsCommand is `weft tls init` and `weft tls rotate-join-token`.
 func (a *app) tlsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tls",
 		Short: "Make the credentials of a cluster that talks TLS",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usagef("usage: weft tls init --dir DIR [--host NAME_OR_IP ...]")
+			return usagef("usage: weft tls init --dir DIR [--host NAME_OR_IP ...] | weft tls rotate-join-token")
 		},
 	}
 	var dir string
@@ -126,6 +126,25 @@ give API users ca.pem and the token (WEFT_CA_CERT, WEFT_TOKEN). Keep ca-key.pem 
 	}
 	initCmd.Flags().StringVar(&dir, "dir", "", "the folder to write the credentials to")
 	initCmd.Flags().StringSliceVar(&hosts, "host", nil, "a server's name or address (repeatable)")
-	cmd.AddCommand(initCmd)
+	rotate := &cobra.Command{
+		Use:   "rotate-join-token",
+		Short: "Replace the join token agents trade for a certificate; every server refuses the old one",
+		Long: `Make a new join token and keep its hash in the cluster's replicated state: from then on every server
+accepts only the new one (not join.token of weft tls init). The token is printed once. Agents that already
+joined keep their certificates; give the new token to those that join from now on (weft agent --join-token).`,
+		Args: maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tok, err := a.client().RotateJoinToken(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.jsonOutput() {
+				return a.printJSON(tok)
+			}
+			_, err = fmt.Fprintf(a.stdout, "new join token: %s\nevery server refuses the old one; agents joining from now on need this one\n", tok.Token)
+			return err
+		},
+	}
+	cmd.AddCommand(initCmd, rotate)
 	return cmd
 }

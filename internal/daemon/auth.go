@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/pki"
+	"github.com/weftcloud/weft/internal/state"
 )
 
 // Where agents get their certificates: with the join token, and then,
@@ -21,15 +23,66 @@ const (
 	renewPath = "/v1/cluster/certificate/renew"
 )
 
+// joinTokenPath rotates the join token.
+const joinTokenPath = "/v1/cluster/join-token"
+
+// joinTokenKey is where the replicated state keeps the hash of the join
+// token once it was rotated.
+const joinTokenKey = "join-token"
+
+// joinTokens says whether a request carries the join token: the one last
+// rotated into the replicated state, or before any rotation the one of the
+// TLS folder.
+type joinTokens struct {
+	creds *pki.Credentials
+	st    atomic.Pointer[state.Store] // set once the state is open
+}
+
+func (j *joinTokens) matches(authorization string) bool {
+	if st := j.st.Load(); st != nil {
+		if e, ok := (*st).Get(state.KindMeta, joinTokenKey); ok {
+			var rec api.JoinToken
+			return json.Unmarshal(e.Value, &rec) == nil && pki.BearerMatches(authorization, rec.SHA256)
+		}
+	}
+	return j.creds.IsJoinToken(authorization)
+}
+
+// rotateJoinToken makes a new join token and keeps its hash in the
+// replicated state, so every server refuses the old one from then on. It
+// answers the token itself, once.
+func rotateJoinToken(st state.Store, creds *pki.Credentials, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if creds == nil {
+			writeError(w, api.Errorf(api.CodeInvalid, "this server runs without TLS (--tls-dir), so agents join without a token"))
+			return
+		}
+		tok := pki.NewToken()
+		rec := api.JoinToken{SHA256: pki.TokenHash(tok), RotatedAt: time.Now().UTC()}
+		data, err := json.Marshal(rec)
+		if err == nil {
+			_, err = st.Apply(r.Context(), []state.Op{{Kind: state.KindMeta, Key: joinTokenKey, Value: data}})
+		}
+		if err != nil {
+			writeError(w, api.Errorf(api.CodeUnavailable, "join token not rotated: %s", err))
+			return
+		}
+		log.Info("join token rotated")
+		rec.Token = tok
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(rec)
+	})
+}
+
 // authorize lets through only requests that present a certificate of the
 // cluster's CA or the admin token, when the server has credentials. A
 // server's self-description stays open: it is what forming servers ask.
-func authorize(creds *pki.Credentials, log *slog.Logger, next http.Handler) http.Handler {
+func authorize(creds *pki.Credentials, join *joinTokens, log *slog.Logger, next http.Handler) http.Handler {
 	if creds == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == joinPath && creds.IsJoinToken(r.Header.Get("Authorization")) {
+		if r.URL.Path == joinPath && join.matches(r.Header.Get("Authorization")) {
 			signAgent(creds, log, "", w, r)
 			return
 		}
@@ -74,6 +127,8 @@ func agentCertificates(creds *pki.Credentials, ctl *fabric.Controller, log *slog
 		case err != nil:
 			w.Header().Set("Connection", "close")
 			writeError(w, err)
+		case r.URL.Path == joinTokenPath && isNode:
+			writeError(w, api.Errorf(api.CodeForbidden, "a node's certificate cannot rotate the join token: use the API token"))
 		case r.URL.Path == renewPath && !isNode:
 			writeError(w, api.Errorf(api.CodeForbidden, "certificate renewal needs a node's own certificate, not %q's", leaf.Subject.CommonName))
 		case r.URL.Path == renewPath:

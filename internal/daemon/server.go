@@ -24,6 +24,7 @@ import (
 	"github.com/weftcloud/weft/internal/pkgstore"
 	"github.com/weftcloud/weft/internal/pki"
 	"github.com/weftcloud/weft/internal/raftstore"
+	"github.com/weftcloud/weft/internal/state"
 	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/blobclient"
 	"github.com/weftcloud/weft/internal/storage/storageserver"
@@ -104,12 +105,13 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		link = cluster.NewLink(creds.ClientTLS())
 		nodes = &http.Client{Transport: &http.Transport{TLSClientConfig: creds.AgentDialTLS()}}
 	}
+	join := &joinTokens{creds: creds}
 	// The handler is swapped once the controller is built.
 	var handler atomic.Pointer[http.Handler]
 	setHandler := func(h http.Handler) { handler.Store(&h) }
 	setHandler(cluster.SelfHandler(self))
 	c.http = &http.Server{
-		Handler:           authorize(creds, log.With("part", "pki"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) })),
+		Handler:           authorize(creds, join, log.With("part", "pki"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) })),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {
@@ -168,7 +170,11 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	apiHandler := controlapi.New(c.ctl, accts, imgs, vmMgr, nodes, log.With("part", "api"))
+	apiHandler := http.NewServeMux()
+	apiHandler.Handle("POST "+joinTokenPath, rotateJoinToken(c.store, creds, log.With("part", "pki")))
+	apiHandler.Handle("/", controlapi.New(c.ctl, accts, imgs, vmMgr, nodes, log.With("part", "api")))
+	var st state.Store = c.store
+	join.st.Store(&st)
 	setHandler(agentCertificates(creds, c.ctl, log.With("part", "pki"), peers.Handler(apiHandler)))
 
 	ctx, cancel := context.WithCancel(context.Background())

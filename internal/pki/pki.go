@@ -13,6 +13,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
@@ -230,10 +231,28 @@ func (c *Credentials) CAPEM() []byte {
 	return pemBlock("CERTIFICATE", c.caCert.Raw)
 }
 
-// IsJoinToken reports whether authorization carries the join token.
+// IsJoinToken reports whether authorization carries the join token of the
+// TLS folder.
 func (c *Credentials) IsJoinToken(authorization string) bool {
+	return c.JoinToken != "" && BearerMatches(authorization, TokenHash(c.JoinToken))
+}
+
+// NewToken makes a random token.
+func NewToken() string { return token() }
+
+// TokenHash is what is kept of a token where its bearer must not be able
+// to read it back: its SHA-256, in hex.
+func TokenHash(tok string) string {
+	h := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(h[:])
+}
+
+// BearerMatches reports whether authorization carries a bearer token whose
+// hash is hash, in constant time.
+func BearerMatches(authorization, hash string) bool {
 	tok, ok := strings.CutPrefix(authorization, "Bearer ")
-	return ok && c.JoinToken != "" && len(tok) == len(c.JoinToken) && subtle.ConstantTimeCompare([]byte(tok), []byte(c.JoinToken)) == 1
+	got := TokenHash(tok)
+	return ok && tok != "" && subtle.ConstantTimeCompare([]byte(got), []byte(hash)) == 1
 }
 
 func load(dir, certFile, keyFile string) (*Credentials, error) {
