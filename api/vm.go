@@ -21,6 +21,11 @@ type DiskSpec struct {
 	Name string `json:"name"` // "os", "data1", ...
 	Size Bytes  `json:"size"`
 	Blob string `json:"blob"` // the page blob holding it, in the system account's "disks" container
+	// Endpoint is the blob service of the server whose storage holds the
+	// page blob (e.g. http://10.0.0.1:10000), the one that led when the
+	// disk was made; empty for disks made before it was recorded, which
+	// the leading server's storage is taken to hold.
+	Endpoint string `json:"endpoint,omitempty"`
 }
 
 // DiskAccess is what a node needs to serve one disk of an instance it

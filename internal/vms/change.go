@@ -63,11 +63,11 @@ func (m *Manager) AttachDisk(ctx context.Context, name string, size api.Bytes) (
 		for i := 1; ; i++ {
 			n := fmt.Sprintf("data%d", i)
 			if !slices.ContainsFunc(r.Disks, func(d api.DiskSpec) bool { return d.Name == n }) {
-				disk = api.DiskSpec{Name: n, Size: size, Blob: name + "-" + randomSuffix() + "-" + n}
+				disk = m.disks.newDisk(name, randomSuffix(), n, size)
 				break
 			}
 		}
-		if err := vmdisk.Create(ctx, m.blobs, container, disk.Blob, int64(disk.Size), nil); err != nil {
+		if err := vmdisk.Create(ctx, m.disks.client(disk), container, disk.Blob, int64(disk.Size), nil); err != nil {
 			return fmt.Errorf("vms: make disk %s: %w", disk.Name, err)
 		}
 		r.Disks = append(r.Disks, disk)

@@ -64,15 +64,39 @@ func (d *Disks) Init(ctx context.Context) error {
 }
 
 // Access grants a node access to one disk: the fabric's Config.DiskAccess.
+// The disk stays where it was made: on the storage of the server that led
+// then, which need not lead now (the system account and its key are the
+// same on every server).
 func (d *Disks) Access(disk api.DiskSpec) (api.DiskAccess, error) {
 	if d.blobs == nil {
 		return api.DiskAccess{}, errors.New("vms: no storage service")
 	}
 	sas := storage.BlobSAS(d.account, d.key, container, disk.Blob, "rw", time.Now().Add(sasLifetime))
 	return api.DiskAccess{
-		Name: disk.Name, Size: int64(disk.Size), BlobEndpoint: d.url, Account: d.account,
+		Name: disk.Name, Size: int64(disk.Size), BlobEndpoint: d.home(disk), Account: d.account,
 		Container: container, Blob: disk.Blob, SAS: sas.Encode(),
 	}, nil
+}
+
+// home is the blob endpoint whose storage holds a disk.
+func (d *Disks) home(disk api.DiskSpec) string {
+	if disk.Endpoint != "" {
+		return disk.Endpoint
+	}
+	return d.url
+}
+
+// client talks to the storage that holds a disk.
+func (d *Disks) client(disk api.DiskSpec) *blobclient.Client {
+	if home := d.home(disk); home != d.url {
+		return blobclient.New(home, d.account, d.key)
+	}
+	return d.blobs
+}
+
+// newDisk is a disk of a VM, to be made on this server's storage.
+func (d *Disks) newDisk(vm, suffix, name string, size api.Bytes) api.DiskSpec {
+	return api.DiskSpec{Name: name, Size: size, Blob: vm + "-" + suffix + "-" + name, Endpoint: d.url}
 }
 
 // Manager creates and manages persistent VMs.
@@ -80,19 +104,18 @@ type Manager struct {
 	ctl    *fabric.Controller
 	images *images.Store
 	disks  *Disks
-	blobs  *blobclient.Client // nil without a storage service
 	log    *slog.Logger
 }
 
 // New returns the manager.
 func New(ctl *fabric.Controller, imgs *images.Store, disks *Disks, log *slog.Logger) *Manager {
-	return &Manager{ctl: ctl, images: imgs, disks: disks, blobs: disks.blobs, log: log}
+	return &Manager{ctl: ctl, images: imgs, disks: disks, log: log}
 }
 
 // Create makes the VM's disks (the OS disk a copy of the image's disk) and
 // deploys its one instance. A refused VM leaves no disk behind.
 func (m *Manager) Create(ctx context.Context, req api.CreateVM) (api.VM, error) {
-	if m.blobs == nil {
+	if m.disks.blobs == nil {
 		return api.VM{}, api.Errorf(api.CodeUnavailable, "persistent VMs need the storage service, and this server runs without it")
 	}
 	if _, err := m.ctl.Service(ctx, req.Name); err == nil {
@@ -172,13 +195,13 @@ func (m *Manager) spec(req api.CreateVM, img api.Image) (api.ServiceSpec, error)
 		return api.ServiceSpec{}, api.Errorf(api.CodeInvalid, "cpus and memory must be positive")
 	}
 	suffix := randomSuffix()
-	disks := []api.DiskSpec{{Name: "os", Size: req.Disk, Blob: req.Name + "-" + suffix + "-os"}}
+	disks := []api.DiskSpec{m.disks.newDisk(req.Name, suffix, "os", req.Disk)}
 	for i, size := range req.DataDisks {
 		if size <= 0 {
 			return api.ServiceSpec{}, api.Errorf(api.CodeInvalid, "dataDisks[%d]: the size must be positive", i)
 		}
 		name := fmt.Sprintf("data%d", i+1)
-		disks = append(disks, api.DiskSpec{Name: name, Size: size, Blob: req.Name + "-" + suffix + "-" + name})
+		disks = append(disks, m.disks.newDisk(req.Name, suffix, name, size))
 	}
 	role := api.RoleSpec{
 		Name: api.VMRole, Kind: api.KindVM, Runtime: api.RuntimeVM, Image: req.Image, Instances: 1,
@@ -210,11 +233,11 @@ func (m *Manager) makeDisks(ctx context.Context, disks []api.DiskSpec, img api.I
 			var resp *http.Response
 			resp, err = m.images.OpenFile(ctx, imageDisk.Digest, "")
 			if err == nil {
-				err = vmdisk.Create(ctx, m.blobs, container, d.Blob, int64(d.Size), resp.Body)
+				err = vmdisk.Create(ctx, m.disks.client(d), container, d.Blob, int64(d.Size), resp.Body)
 				resp.Body.Close()
 			}
 		} else {
-			err = vmdisk.Create(ctx, m.blobs, container, d.Blob, int64(d.Size), nil)
+			err = vmdisk.Create(ctx, m.disks.client(d), container, d.Blob, int64(d.Size), nil)
 		}
 		if err != nil {
 			m.deleteDisks(context.WithoutCancel(ctx), disks[:i+1])
@@ -228,10 +251,11 @@ func (m *Manager) makeDisks(ctx context.Context, disks []api.DiskSpec, img api.I
 // deletes it.
 func (m *Manager) deleteDisks(ctx context.Context, disks []api.DiskSpec) {
 	for _, d := range disks {
-		if err := m.blobs.BreakLease(ctx, container, d.Blob); err != nil && !errors.Is(err, blobclient.ErrNotFound) {
+		c := m.disks.client(d)
+		if err := c.BreakLease(ctx, container, d.Blob); err != nil && !errors.Is(err, blobclient.ErrNotFound) {
 			m.log.Warn("disk lease not broken", "disk", d.Blob, "err", err)
 		}
-		if err := m.blobs.Delete(ctx, container, d.Blob); err != nil {
+		if err := c.Delete(ctx, container, d.Blob); err != nil {
 			m.log.Warn("disk not deleted", "disk", d.Blob, "err", err)
 		}
 	}
