@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,5 +62,42 @@ func TestImagesOutliveTheirServer(t *testing.T) {
 			code, digest := read(s.addr, "")
 			return code == http.StatusOK && digest == file.Digest
 		})
+	}
+}
+
+// TestPersistentVMAfterLeaderChange makes a persistent VM while one
+// server leads, moves the lead to another (a graceful restart hands it
+// over), then loses the VM's host: the VM comes back on the other node
+// with what it synced, its disk read from the storage it was made on,
+// which is not the new leader's.
+func TestPersistentVMAfterLeaderChange(t *testing.T) {
+	requireQEMU(t)
+	c := newServersWith(t, 3, storageFlags(t), "http://", client.New)
+	c.startNodes(2)
+	c.mustWeft("image", "build", "tiny")
+	c.mustWeft("vm", "create", "keeper", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--wait")
+	c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "echo precious > /root/data && sync")
+
+	made := c.leader()
+	s := c.servers[made]
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	<-s.done
+	c.startReplica(made, s.addr, strings.Split(c.apiArg, ","))
+	c.waitFor("another server leading, and "+made+" back", 30*time.Second, func() bool {
+		_, err := client.New(s.addr).Status(context.Background())
+		l := c.leader()
+		return err == nil && l != "" && l != made
+	})
+
+	vm := c.vm("keeper")
+	qemu := qemuOf(t, vm.Instance)
+	c.kill9(c.agents[vm.Node])
+	syscall.Kill(qemu, syscall.SIGKILL)
+	c.waitFor("the VM running on the other node", 2*time.Minute, func() bool {
+		v := c.vm("keeper")
+		return v.Node != "" && v.Node != vm.Node && v.State == api.StateRunning
+	})
+	if out := c.mustWeft("vm", "exec", "keeper", "--", "cat", "/root/data"); strings.TrimSpace(out) != "precious" {
+		t.Errorf("the file the VM synced reads %q after the move under the new leader", out)
 	}
 }
