@@ -19,7 +19,11 @@ import (
 )
 
 // Endpoints are the storage service's base URLs, e.g. http://127.0.0.1:10000.
-type Endpoints struct{ Blob, Queue, Table string }
+type Endpoints struct {
+	Blob  string `json:"blob"`
+	Queue string `json:"queue"`
+	Table string `json:"table"`
+}
 
 // Store keeps accounts in the controller's state.
 type Store struct {
@@ -40,6 +44,19 @@ type record struct {
 	Key1      string    `json:"key1"`
 	Key2      string    `json:"key2"`
 	CreatedAt time.Time `json:"createdAt"`
+	// Home is the storage service the account's data lives on: the one
+	// of the server that led when it was made (in a cluster each server
+	// has its own). Accounts made before it was recorded have none and
+	// are taken to live on the leader's.
+	Home *Endpoints `json:"home,omitempty"`
+}
+
+// home is where the account's data lives.
+func (s *Store) home(rec record) Endpoints {
+	if rec.Home != nil {
+		return *rec.Home
+	}
+	return s.ep
 }
 
 var accountName = regexp.MustCompile(`^[a-z0-9]{3,24}$`)
@@ -52,7 +69,8 @@ func (s *Store) Create(ctx context.Context, name string) (api.StorageAccount, er
 	if name == storage.DevAccount || name == SystemAccount {
 		return api.StorageAccount{}, api.Errorf(api.CodeConflict, "name: %s is reserved", name)
 	}
-	rec := record{Name: name, Tenant: api.DefaultTenant, Key1: newKey(), Key2: newKey(), CreatedAt: time.Now().UTC()}
+	home := s.ep
+	rec := record{Name: name, Tenant: api.DefaultTenant, Key1: newKey(), Key2: newKey(), CreatedAt: time.Now().UTC(), Home: &home}
 	data, _ := json.Marshal(rec)
 	// The revision check makes a concurrent create of the same name fail.
 	_, err := s.st.Apply(ctx, []state.Op{
@@ -194,19 +212,21 @@ func (s *Store) lookup(name string) (record, error) {
 }
 
 func (s *Store) view(rec record) api.StorageAccount {
+	ep := s.home(rec)
 	return api.StorageAccount{
 		Name: rec.Name, Tenant: rec.Tenant, CreatedAt: rec.CreatedAt,
 		Endpoints: map[string]string{
-			"blob": s.ep.Blob + "/" + rec.Name, "queue": s.ep.Queue + "/" + rec.Name, "table": s.ep.Table + "/" + rec.Name,
+			"blob": ep.Blob + "/" + rec.Name, "queue": ep.Queue + "/" + rec.Name, "table": ep.Table + "/" + rec.Name,
 		},
 	}
 }
 
 func (s *Store) keysView(rec record) api.StorageAccountKeys {
+	ep := s.home(rec)
 	return api.StorageAccountKeys{
 		Name: rec.Name, Key1: rec.Key1, Key2: rec.Key2,
 		ConnectionString: fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s/%s;QueueEndpoint=%s/%s;TableEndpoint=%s/%s;",
-			rec.Name, rec.Key1, s.ep.Blob, rec.Name, s.ep.Queue, rec.Name, s.ep.Table, rec.Name),
+			rec.Name, rec.Key1, ep.Blob, rec.Name, ep.Queue, rec.Name, ep.Table, rec.Name),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/weftcloud/weft/api"
@@ -72,5 +73,27 @@ func TestAccountNamesAndDevAccount(t *testing.T) {
 	}
 	if _, err := newStore(t, true).Keys(ctx, storage.DevAccount); err != nil {
 		t.Errorf("dev account not served in dev mode: %v", err)
+	}
+}
+
+// TestAccountsStayOnTheirServer: an account made while one server led is
+// shown with that server's storage after another took over, where its
+// data is; its connection string says so too.
+func TestAccountsStayOnTheirServer(t *testing.T) {
+	ctx := context.Background()
+	made := newStore(t, false)
+	if _, err := made.Create(ctx, "photos"); err != nil {
+		t.Fatal(err)
+	}
+	now := New(made.st, Endpoints{Blob: "http://10.0.0.2:10000", Queue: "http://10.0.0.2:10001", Table: "http://10.0.0.2:10002"}, false)
+	if got := now.List(ctx)[0].Endpoints["table"]; got != "http://127.0.0.1:10002/photos" {
+		t.Errorf("under the new leader the table endpoint is %q", got)
+	}
+	keys, err := now.AccountKeys(ctx, "photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(keys.ConnectionString, "BlobEndpoint=http://127.0.0.1:10000/photos;") {
+		t.Errorf("connection string %q", keys.ConnectionString)
 	}
 }
