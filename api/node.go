@@ -55,10 +55,11 @@ type HeartbeatReply struct {
 	Known bool   `json:"known"`
 	State string `json:"state"` // the node's state as the controller sees it
 	Index uint64 `json:"index"` // the assignments index; the agent fetches assignments when it moved
-	// TTL is how long the controller waits for a heartbeat before it
-	// declares the node down and starts its instances elsewhere; an agent
-	// that reaches no server for that long stops its persistent instances.
-	TTL Duration `json:"ttl,omitempty"`
+	// Fence is how long an agent that reaches no server may keep its
+	// persistent instances running: the controller starts them elsewhere
+	// only some time after that (it declares the node down sooner, after
+	// its heartbeat TTL, and replaces the ephemeral ones then).
+	Fence Duration `json:"fence,omitempty"`
 }
 
 // Assignments is the full set of instances the controller wants on a node.

@@ -282,7 +282,7 @@ func syscallAlive(pid int) bool {
 // VM off from the server, which also holds the storage service that serves
 // its disk: the VM comes up on the other node with what it synced before,
 // its old copy is killed by its own agent once the agent has not reached
-// the controller for the node-down TTL, and when the link heals exactly one
+// the controller for its fence time, and when the link heals exactly one
 // copy runs and it still writes its disk (the healed node took nothing
 // back).
 func TestPartitionedPersistentVMIsFenced(t *testing.T) {

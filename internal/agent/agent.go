@@ -71,12 +71,16 @@ type Agent struct {
 	mu        sync.Mutex
 	instances map[string]*instance
 	stopped   map[string]bool // assigned with desired stopped, and not running here
-	events    []api.Event
-	closing   bool          // StopAll ran: start nothing new
-	assigned  chan struct{} // closed once the first assignments are reconciled
-	kick      chan struct{} // asks for a heartbeat now
-	pkgMu     sync.Mutex    // one package download at a time
-	images    *imagecache.Cache
+	// fencedAt is when each persistent instance was fenced (selfFence): an
+	// answer to a request sent before then does not start it again.
+	fencedAt map[string]time.Time
+	rewatch  chan struct{} // asks watchLoop for a fresh query
+	events   []api.Event
+	closing  bool          // StopAll ran: start nothing new
+	assigned chan struct{} // closed once the first assignments are reconciled
+	kick     chan struct{} // asks for a heartbeat now
+	pkgMu    sync.Mutex    // one package download at a time
+	images   *imagecache.Cache
 }
 
 // New checks the configuration and opens the agent's API listener.
@@ -132,7 +136,7 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, ctl: ctl, log: cfg.Logger, drivers: map[string]driver.Driver{}, ln: ln,
 		images:    imagecache.New(filepath.Join(cfg.DataDir, "images"), ctl),
-		instances: map[string]*instance{}, stopped: map[string]bool{}, kick: make(chan struct{}, 1), assigned: make(chan struct{}),
+		instances: map[string]*instance{}, stopped: map[string]bool{}, fencedAt: map[string]time.Time{}, rewatch: make(chan struct{}, 1), kick: make(chan struct{}, 1), assigned: make(chan struct{}),
 	}
 	for _, d := range cfg.Drivers {
 		a.drivers[d.Name()] = d
@@ -256,8 +260,14 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			}
 			continue
 		}
-		if ttl := time.Duration(reply.TTL); ttl > 0 {
-			fence.Reset(ttl)
+		if after := time.Duration(reply.Fence); after > 0 {
+			fence.Reset(after)
+		}
+		if a.hasFenced() {
+			select {
+			case a.rewatch <- struct{}{}:
+			default:
+			}
 		}
 		if !reply.Known {
 			a.requeue(events)
@@ -269,10 +279,16 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 	}
 }
 
+func (a *Agent) hasFenced() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.fencedAt) > 0
+}
+
 // selfFence stops this node's persistent instances once no heartbeat has
-// reached the controller for the node-down TTL it announced: by then the
-// controller has declared the node down and starts them on other nodes from
-// the same disks, and a persistent instance must never run twice. The
+// reached the controller for as long as it announced (HeartbeatReply.Fence):
+// soon after, the controller starts them on other nodes from the same
+// disks, and a persistent instance must never run twice. The
 // disks' leases already keep a superseded copy from writing once the new
 // one holds them; this ends the copy itself, with what it could still do
 // through its memory and network. It is killed, not shut down: its disks
@@ -282,14 +298,16 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 func (a *Agent) selfFence() {
 	a.mu.Lock()
 	var fenced []*instance
+	now := time.Now()
 	for _, in := range a.instances {
 		if in.fence() {
 			fenced = append(fenced, in)
+			a.fencedAt[in.id] = now
 		}
 	}
 	a.mu.Unlock()
 	for _, in := range fenced {
-		a.log.Warn("no contact with the controller for its node-down TTL: stopping a persistent instance", "instance", in.id)
+		a.log.Warn("no contact with the controller for its fence time: stopping a persistent instance", "instance", in.id)
 		a.event(in, "instance.fenced", "warn", fmt.Sprintf("instance %s stopped: this node lost contact with the controller, which runs it elsewhere", in.id))
 	}
 }
@@ -337,11 +355,29 @@ func (a *Agent) event(in *instance, typ, level, msg string) {
 	a.changed()
 }
 
-// watchLoop follows the node's assignments with blocking queries.
+// watchLoop follows the node's assignments with blocking queries. A query
+// in flight when an instance was fenced is dropped for a fresh one once a
+// heartbeat gets through again (rewatch), since its answer may not start
+// that instance.
 func (a *Agent) watchLoop(ctx context.Context) {
 	var index uint64
 	for ctx.Err() == nil {
-		as, err := a.ctl.Assignments(ctx, a.cfg.Name, index, 30*time.Second)
+		sent := time.Now()
+		qctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-a.rewatch:
+				cancel()
+			case <-qctx.Done():
+			}
+		}()
+		as, err := a.ctl.Assignments(qctx, a.cfg.Name, index, 30*time.Second)
+		rewatched := qctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if rewatched {
+			index = 0
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -360,12 +396,15 @@ func (a *Agent) watchLoop(ctx context.Context) {
 			continue
 		}
 		index = as.Index
-		a.reconcile(ctx, as.Instances)
+		a.reconcile(ctx, as.Instances, sent)
 	}
 }
 
-// reconcile makes the node run exactly what is assigned.
-func (a *Agent) reconcile(ctx context.Context, assigned []api.Assignment) {
+// reconcile makes the node run exactly what is assigned, as of an answer
+// to a request sent at sent. A persistent instance fenced after that is
+// not started again: the answer may have been held up by the partition
+// that caused the fence, and the controller may run it elsewhere by now.
+func (a *Agent) reconcile(ctx context.Context, assigned []api.Assignment, sent time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closing {
@@ -375,6 +414,10 @@ func (a *Agent) reconcile(ctx context.Context, assigned []api.Assignment) {
 	for _, asg := range assigned {
 		id := asg.Instance.ID
 		seen[id] = true
+		stale := sent.Before(a.fencedAt[id])
+		if !stale {
+			delete(a.fencedAt, id)
+		}
 		in, ok := a.instances[id]
 		switch {
 		case ok:
@@ -382,6 +425,8 @@ func (a *Agent) reconcile(ctx context.Context, assigned []api.Assignment) {
 			if asg.Instance.Desired == api.DesiredStopped {
 				in.requestStop(false)
 			}
+		case asg.Instance.Desired == api.DesiredRunning && stale:
+			continue
 		case asg.Instance.Desired == api.DesiredRunning:
 			delete(a.stopped, id)
 			d, ok := a.drivers[asg.Role.Runtime]
@@ -405,6 +450,11 @@ func (a *Agent) reconcile(ctx context.Context, assigned []api.Assignment) {
 	for id := range a.stopped {
 		if !seen[id] {
 			delete(a.stopped, id)
+		}
+	}
+	for id, at := range a.fencedAt {
+		if !seen[id] && at.Before(sent) {
+			delete(a.fencedAt, id) // assigned elsewhere now
 		}
 	}
 	select {

@@ -68,7 +68,7 @@ func newFakeController(t *testing.T, pkg []byte) (*fakeController, *httptest.Ser
 		f.events = append(f.events, hb.Events...)
 		ttl := f.ttl
 		f.mu.Unlock()
-		json.NewEncoder(w).Encode(api.HeartbeatReply{Known: true, State: api.NodeReady, TTL: api.Duration(ttl)})
+		json.NewEncoder(w).Encode(api.HeartbeatReply{Known: true, State: api.NodeReady, Fence: api.Duration(ttl)})
 	})
 	mux.HandleFunc("GET /v1/nodes/{name}/assignments", func(w http.ResponseWriter, r *http.Request) {
 		idx, _ := strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)

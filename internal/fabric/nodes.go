@@ -111,7 +111,7 @@ func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 	if err := c.apply(ctx, ops); err != nil {
 		return api.HeartbeatReply{}, err
 	}
-	return api.HeartbeatReply{Known: true, State: node.State, Index: c.store.Index(), TTL: api.Duration(c.cfg.HeartbeatTTL)}, nil
+	return api.HeartbeatReply{Known: true, State: node.State, Index: c.store.Index(), Fence: api.Duration(c.fenceAfter())}, nil
 }
 
 // applyStatus folds a reported status into the record.
@@ -294,3 +294,15 @@ func (c *Controller) Revoked(node string, issued time.Time) bool {
 	n, ok := get[nodeRecord](c.store, state.KindNodes, node)
 	return ok && issued.Before(n.RevokedBefore)
 }
+
+// A persistent instance must never run twice, so the controller starts one
+// elsewhere only after its old node has had time to stop it: an agent that
+// reaches no server for fenceAfter kills its persistent instances, and the
+// controller replaces them once persistentGrace has passed since it last
+// heard from the node, which is later than the agent last got through.
+// Both are multiples of the heartbeat TTL, so that a leader election
+// shorter than twice the TTL kills nothing; ephemeral instances are
+// replaced as soon as the node is declared down, after one TTL.
+func (c *Controller) fenceAfter() time.Duration { return 2 * c.cfg.HeartbeatTTL }
+
+func (c *Controller) persistentGrace() time.Duration { return c.fenceAfter() + c.cfg.HeartbeatTTL/2 }

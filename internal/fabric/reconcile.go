@@ -121,13 +121,30 @@ func (p *pass) checkNodes() {
 	}
 }
 
+// fenced says whether a down node has had time to stop its persistent
+// instances itself (persistentGrace).
+func (p *pass) fenced(node string) bool {
+	last, ok := p.c.lastSeen(node)
+	if !ok {
+		// Declared down by an earlier leader: give it the whole grace from
+		// now, since its agent may have been heard from until recently.
+		p.c.markSeen(node, p.now)
+		return false
+	}
+	return p.now.Sub(last) > p.c.persistentGrace()
+}
+
 // dropFinished forgets instances that are gone: stopped ones, and those
-// whose node is down or unknown (they are recreated elsewhere).
+// whose node is down or unknown (they are recreated elsewhere; persistent
+// ones once their node has had time to stop them).
 func (p *pass) dropFinished() {
 	for _, in := range p.sortedInstances() {
 		node := p.nodes[in.Node]
 		switch {
 		case in.Node != "" && (node == nil || node.State == api.NodeDown):
+			if node != nil && in.Spec.Persistence == api.Persistent && !p.fenced(in.Node) {
+				continue // its old node may still run it: wait for it to fence
+			}
 			if in.Desired == api.DesiredRunning && !in.Draining {
 				p.event(api.Event{Type: "instance.lost", Level: "warn", Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
 					Message: fmt.Sprintf("instance %s lost with node %s; replacing it", in.ID, in.Node)})

@@ -2,6 +2,7 @@ package fabric
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -81,13 +82,16 @@ func newSim(t testing.TB, nodes int) *sim {
 	return s
 }
 
-func (s *sim) addNode(name, fd string, cpu float64) {
+func (s *sim) addNode(name, fd string, cpu float64, runtimes ...string) {
 	s.t.Helper()
+	if len(runtimes) == 0 {
+		runtimes = []string{api.RuntimeProcess}
+	}
 	n := &simNode{name: name, fd: fd, cpu: cpu, running: map[string]api.InstanceStatus{}}
 	s.nodes[name] = n
 	_, err := s.c.RegisterNode(s.ctx, api.NodeRegistration{
 		Name: name, Address: "http://127.0.0.1:1", Host: "127.0.0.1", FaultDomain: fd,
-		Capacity: api.Resources{CPU: cpu, Memory: 8 << 30}, Runtimes: []string{api.RuntimeProcess},
+		Capacity: api.Resources{CPU: cpu, Memory: 8 << 30}, Runtimes: runtimes,
 	})
 	if err != nil {
 		s.t.Fatal(err)
@@ -250,6 +254,49 @@ func TestDeadNodeInstancesAreRecreatedElsewhere(t *testing.T) {
 	}
 	if got := len(s.nodes["node-1"].running); got != 0 {
 		t.Errorf("node-1 runs %d instances after coming back, want 0", got)
+	}
+}
+
+// TestPersistentInstanceWaitsForItsNodeToFence: when a node goes silent,
+// its ephemeral instances are replaced as soon as it is declared down, but
+// a persistent one only once the node has had time to stop it itself (the
+// fence time it announces in heartbeat replies, and then some).
+func TestPersistentInstanceWaitsForItsNodeToFence(t *testing.T) {
+	s := newSim(t, 0)
+	s.c.cfg.DiskAccess = func(d api.DiskSpec) (api.DiskAccess, error) { return api.DiskAccess{Name: d.Name}, nil }
+	for i := 1; i <= 2; i++ {
+		s.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("fd%d", i), 4, api.RuntimeProcess, api.RuntimeVM)
+	}
+	img, _ := json.Marshal(api.Image{Name: "tiny", Type: api.ImageVM, Digest: "sha256:1"})
+	if _, err := s.store.Apply(s.ctx, []state.Op{{Kind: state.KindImages, Key: "tiny", Value: img}}); err != nil {
+		t.Fatal(err)
+	}
+	vm := api.ServiceSpec{Name: "db", UpgradeDomains: 1, Roles: []api.RoleSpec{{
+		Name: "vm", Kind: api.KindVM, Runtime: api.RuntimeVM, Image: "tiny", Instances: 1,
+		Persistence: api.Persistent, Size: api.Size{CPU: 1, Memory: 256 << 20},
+		Disks: []api.DiskSpec{{Name: "os", Size: 1 << 30, Blob: "db-os"}},
+	}}}
+	s.deploy(vm)
+	s.deploy(webSpec(2, "1"))
+	s.settle(20, "all running", func() bool {
+		return s.healthyCurrent("hello", "web") == 2 && s.healthyCurrent("db", "vm") == 1
+	})
+	home := s.records("db")[0].Node
+	s.nodes[home].dead = true
+	ttl := s.c.cfg.HeartbeatTTL
+	s.clock.Advance(ttl + 100*time.Millisecond)
+	s.step() // declared down
+	s.settle(20, "the web instances replaced", func() bool { return s.healthyCurrent("hello", "web") == 2 })
+	if in := s.records("db")[0]; in.Node != home {
+		t.Fatalf("the persistent instance moved to %s %v after its node went silent, before it could fence", in.Node, s.clock.Now().Sub(s.c.seen[home]))
+	}
+	s.clock.Advance(s.c.fenceAfter())
+	s.settle(20, "the persistent instance running elsewhere", func() bool {
+		in := s.records("db")
+		return len(in) == 1 && in[0].Node != home && s.healthyCurrent("db", "vm") == 1
+	})
+	if reply, err := s.c.Heartbeat(s.ctx, "node-1", api.Heartbeat{}); err != nil || time.Duration(reply.Fence) != s.c.fenceAfter() || s.c.persistentGrace() <= s.c.fenceAfter() {
+		t.Errorf("heartbeat reply %+v, %v: the fence time must be announced and shorter than the grace", reply, err)
 	}
 }
 
