@@ -70,14 +70,7 @@ func queueBucket(tx *boltlog.Tx, account, name string) (*boltlog.Bucket, error) 
 	return b, nil
 }
 
-// kv is what bbolt's buckets and boltlog's have in common: queues are
-// made in bbolt itself, and written to through the log.
-type kv interface {
-	Get(key []byte) []byte
-	Put(key, val []byte) error
-}
-
-func readMeta(b kv) (queueMeta, error) {
+func readMeta(b *boltlog.Bucket) (queueMeta, error) {
 	var m queueMeta
 	if err := json.Unmarshal(b.Get(keyMeta), &m); err != nil {
 		return m, fmt.Errorf("queue: reading queue metadata: %w", err)
@@ -89,7 +82,7 @@ func readMeta(b kv) (queueMeta, error) {
 	return m, nil
 }
 
-func writeMeta(b kv, m queueMeta) error {
+func writeMeta(b *boltlog.Bucket, m queueMeta) error {
 	data, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("queue: encoding queue metadata: %w", err)
@@ -97,7 +90,7 @@ func writeMeta(b kv, m queueMeta) error {
 	return b.Put(keyMeta, data)
 }
 
-func count(b kv) int64 {
+func count(b *boltlog.Bucket) int64 {
 	v := b.Get(keyCount)
 	if len(v) != 8 {
 		return 0
@@ -105,7 +98,7 @@ func count(b kv) int64 {
 	return int64(binary.BigEndian.Uint64(v))
 }
 
-func addCount(b kv, d int64) error {
+func addCount(b *boltlog.Bucket, d int64) error {
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], uint64(max(count(b)+d, 0)))
 	return b.Put(keyCount, v[:])
