@@ -85,9 +85,12 @@ type DB struct {
 	inflight []*batch // batches sent with writes, not known to be in cur yet
 }
 
+// request is one Write, Update or Dump for the loop.
 type request struct {
 	write  func(tx *Tx) error
 	update func(tx *Tx) error
+	cut    func() // a Dump's; the loop answers it with view
+	view   *Tx
 	done   chan error
 }
 
@@ -240,14 +243,27 @@ func (db *DB) send(r *request) error {
 
 // View runs fn against a consistent view of the database.
 func (db *DB) View(fn func(tx *Tx) error) error {
+	tx, err := db.begin()
+	if err != nil {
+		return err
+	}
+	defer tx.bolt.Rollback()
+	return fn(tx)
+}
+
+// begin opens a read-only view of the published writes and bbolt; the
+// caller rolls its bbolt transaction back.
+func (db *DB) begin() (*Tx, error) {
 	db.mu.RLock()
 	cur, frozen := db.cur, db.frozen
 	db.mu.RUnlock()
 	// Opened after reading frozen: what a finished checkpoint took out of
 	// the overlays is in this transaction.
-	return db.db.View(func(btx *bolt.Tx) error {
-		return fn(&Tx{bolt: btx, layers: []*overlay{cur, frozen}})
-	})
+	btx, err := db.db.Begin(false)
+	if err != nil {
+		return nil, fmt.Errorf("boltlog: read: %w", err)
+	}
+	return &Tx{bolt: btx, layers: []*overlay{cur, frozen}}, nil
 }
 
 // Close finishes queued writes, checkpoints the log and closes the file.

@@ -74,12 +74,12 @@ func (db *DB) loop() {
 	}
 }
 
-// run commits a group in order: runs of writes share a frame, updates go
-// one at a time.
+// run commits a group in order: runs of writes share a frame, updates
+// and dumps go one at a time.
 func (db *DB) run(group []*request) {
 	for len(group) > 0 {
 		n := 0
-		for n < len(group) && group[n].update == nil {
+		for n < len(group) && group[n].write != nil {
 			n++
 		}
 		if n > 0 {
@@ -87,7 +87,11 @@ func (db *DB) run(group []*request) {
 			group = group[n:]
 			continue
 		}
-		group[0].done <- db.runUpdate(group[0].update)
+		if r := group[0]; r.update != nil {
+			r.done <- db.runUpdate(r.update)
+		} else {
+			r.done <- db.takeCut(r)
+		}
 		group = group[1:]
 	}
 }
