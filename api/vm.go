@@ -34,10 +34,13 @@ type DiskAccess struct {
 	Name         string `json:"name"`
 	Size         int64  `json:"size"`
 	BlobEndpoint string `json:"blobEndpoint"` // e.g. http://10.0.0.1:10000 (no account)
-	Account      string `json:"account"`
-	Container    string `json:"container"`
-	Blob         string `json:"blob"`
-	SAS          string `json:"sas"` // a query string
+	// BlobEndpoints are the other servers' storage, which replicates the
+	// same data: tried in turn when BlobEndpoint cannot be reached.
+	BlobEndpoints []string `json:"blobEndpoints,omitempty"`
+	Account       string   `json:"account"`
+	Container     string   `json:"container"`
+	Blob          string   `json:"blob"`
+	SAS           string   `json:"sas"` // a query string
 }
 
 // VMPort publishes a guest port on the load balancer.

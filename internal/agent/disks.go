@@ -63,7 +63,7 @@ func (a *Agent) attachDisks(ctx context.Context, id, dir string, access []api.Di
 			set.close()
 			return nil, fmt.Errorf("disk %s: bad SAS: %w", d.Name, err)
 		}
-		blobs := blobclient.NewSAS(d.BlobEndpoint, d.Account, sas)
+		blobs := blobclient.NewSAS(d.BlobEndpoint, d.Account, sas).WithFallbacks(d.BlobEndpoints...)
 		if err := blobs.AcquireLease(ctx, d.Container, d.Blob, lease, -1); errors.Is(err, blobclient.ErrLease) {
 			a.log.Warn("taking over a disk another node held", "instance", id, "disk", d.Name)
 			if err = blobs.BreakLease(ctx, d.Container, d.Blob); err == nil {

@@ -70,6 +70,9 @@ func NewLink(config *tls.Config) Link {
 	return Link{client: &http.Client{Transport: &http.Transport{TLSClientConfig: config}}, scheme: "https"}
 }
 
+// Client is the link's HTTP client, for requests to other servers.
+func (l Link) Client() *http.Client { return l.client }
+
 // url is addr's path; addr may name its scheme.
 func (l Link) url(addr, path string) string {
 	if strings.Contains(addr, "://") {

@@ -139,6 +139,22 @@ func agentCertificates(creds *pki.Credentials, ctl *fabric.Controller, log *slog
 	})
 }
 
+// serversOnly admits callers with the servers' certificate only: the
+// storage replication routes, which agents and API users have no business
+// with. Without TLS (weft dev) everything is on one machine.
+func serversOnly(creds *pki.Credentials, next http.Handler) http.Handler {
+	if creds == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cert := clientCertificate(r); cert == nil || !pki.IsServer(cert) {
+			writeError(w, api.Errorf(api.CodeForbidden, "storage replication is between servers"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // clientCertificate is the certificate the caller presented and the
 // handshake verified; nil when there is none.
 func clientCertificate(r *http.Request) *x509.Certificate {

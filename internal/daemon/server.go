@@ -27,6 +27,8 @@ import (
 	"github.com/weftcloud/weft/internal/state"
 	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/blobclient"
+	"github.com/weftcloud/weft/internal/storage/placement"
+	"github.com/weftcloud/weft/internal/storage/replicated"
 	"github.com/weftcloud/weft/internal/storage/storageserver"
 	"github.com/weftcloud/weft/internal/vms"
 )
@@ -137,8 +139,9 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		Table: fmt.Sprintf("http://%s:%d", cfg.LBHost, tablePort),
 	}, cfg.DevAccount)
 
+	var node *replicated.Node
 	if !cfg.StorageDisabled {
-		c.storage, err = storageserver.Start(storageserver.Config{
+		c.storage, err = storageserver.Listen(storageserver.Config{
 			Data: filepath.Join(cfg.Data, "storage"), Host: cfg.LBHost,
 			BlobPort: blobPort, QueuePort: queuePort, TablePort: tablePort,
 			Accounts: accts, Logger: log.With("part", "storage"),
@@ -146,12 +149,29 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("server: storage: %w", err)
 		}
+		node = replicated.New(replicated.Config{
+			Self: placement.Member{Name: cfg.Name, API: self.API,
+				Blob: c.storage.URL(storage.Blob), Queue: c.storage.URL(storage.Queue), Table: c.storage.URL(storage.Table)},
+			Dir:   filepath.Join(cfg.Data, "storage"),
+			State: c.store,
+			// Through this server's API, which passes writes to the leader.
+			Placement: placement.Client{HTTP: link.Client(), Base: self.API},
+			Peers:     link.Client(), Storage: c.storage, InContact: c.store.InContact,
+			Logger: log.With("part", "storage"),
+		})
 	}
 	sys, err := systemAccount(accts, c.storage)
 	if err != nil {
 		return nil, err
 	}
 	disks := vms.NewDisks(sys.url, sys.name, sys.key)
+	disks.ServedBy(func() []string {
+		var urls []string
+		for _, m := range placement.Members(c.store) {
+			urls = append(urls, m.Blob)
+		}
+		return urls
+	})
 	peers := cluster.NewServer(c.store, self, link, log.With("part", "cluster"))
 	c.ctl = fabric.New(fabric.Config{
 		Name: cfg.Name, HeartbeatTTL: cfg.HeartbeatTTL, UpgradeTimeout: cfg.UpgradeTimeout,
@@ -164,32 +184,98 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		return peers.FetchFromPeers(ctx, "/v1/imagefiles/"+digest)
 	}, log.With("part", "images"))
 	vmMgr := vms.New(c.ctl, imgs, disks, log.With("part", "vms"))
-	initCtx, initCancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err = errors.Join(imgs.Init(initCtx), disks.Init(initCtx))
-	initCancel()
-	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
 	apiHandler := http.NewServeMux()
 	apiHandler.Handle("POST "+joinTokenPath, rotateJoinToken(c.store, creds, log.With("part", "pki")))
+	placementRoutes := placement.Handler(c.store)
+	for _, route := range []string{"POST /v1/storage/members", "POST /v1/storage/insync", "GET /v1/storage/config"} {
+		apiHandler.Handle(route, placementRoutes)
+	}
 	apiHandler.Handle("/", controlapi.New(c.ctl, accts, imgs, vmMgr, nodes, log.With("part", "api")))
 	var st state.Store = c.store
 	join.st.Store(&st)
-	setHandler(agentCertificates(creds, c.ctl, log.With("part", "pki"), peers.Handler(apiHandler)))
+	routes := http.NewServeMux()
+	// Replication is between this server and the caller, never forwarded.
+	if node != nil {
+		routes.Handle("/v1/storage/replica/", serversOnly(creds, node.Handler()))
+	}
+	routes.Handle("/", peers.Handler(apiHandler))
+	setHandler(agentCertificates(creds, c.ctl, log.With("part", "pki"), routes))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	go c.ctl.RunLB(ctx)
-	go c.ctl.RunPackages(ctx)
-	go imgs.RunCopies(ctx)
+	reconciler := &placement.Reconciler{Store: c.store, Self: cfg.Name, Lease: replicated.Lease,
+		Log: log.With("part", "storage"), Probe: probeStorage(link)}
+	if node != nil {
+		go node.Run(ctx)
+	}
 	go func() {
-		cluster.Lead(ctx, c.store, log.With("part", "cluster"), func(ctx context.Context) { c.ctl.Run(ctx) })
+		cluster.Lead(ctx, c.store, log.With("part", "cluster"), func(ctx context.Context) {
+			go reconciler.Run(ctx)
+			c.ctl.Run(ctx)
+		})
 		if ctx.Err() == nil {
 			c.done <- errors.New("the replicated state stopped")
 		}
 	}()
+	// The system containers need the storage, which serves once the
+	// cluster placed it.
+	if node != nil {
+		select {
+		case <-node.Serving():
+		case <-time.After(time.Minute):
+			return nil, errors.New("server: the storage did not start within a minute: is a majority of the servers up?")
+		}
+	}
+	if err := initSystem(imgs.Init, disks.Init); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	go c.ctl.RunLB(ctx)
+	go c.ctl.RunPackages(ctx)
+	go imgs.RunCopies(ctx)
 	log.Info("controller started", "api", "http://"+c.addr, "name", cfg.Name, "data", cfg.Data)
 	return c, nil
+}
+
+// initSystem runs the system containers' inits until they succeed, for up
+// to 30 seconds: a primary chosen a moment ago may still be opening.
+func initSystem(inits ...func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		var errs []error
+		for _, init := range inits {
+			errs = append(errs, init(ctx))
+		}
+		err := errors.Join(errs...)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// probeStorage asks a server whether its storage answers: what the leader
+// replaces a lost storage primary on.
+func probeStorage(link cluster.Link) func(context.Context, placement.Member) error {
+	return func(ctx context.Context, m placement.Member) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.API+"/v1/storage/replica/status", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := link.Client().Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("storage of %s: %s", m.Name, resp.Status)
+		}
+		return nil
+	}
 }
 
 // system is the storage service's system account, where Weft keeps images

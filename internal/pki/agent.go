@@ -70,6 +70,9 @@ func AgentNode(cert *x509.Certificate) (string, bool) {
 	return name, ok && name != ""
 }
 
+// IsServer says whether cert is the servers' certificate (from Init).
+func IsServer(cert *x509.Certificate) bool { return cert.Subject.CommonName == serverName }
+
 // Issued is when the certificate was made: its validity starts a little
 // earlier, for servers whose clocks are behind.
 func Issued(cert *x509.Certificate) time.Time {

@@ -81,7 +81,7 @@ func Init(dir string, hosts []string) error {
 	}
 	ca, _ := x509.ParseCertificate(caDER)
 	names := append([]string{"localhost", "127.0.0.1"}, hosts...)
-	srvDER, srvKey, err := issue(ca, caKey, "weft server", names)
+	srvDER, srvKey, err := issue(ca, caKey, serverName, names)
 	if err != nil {
 		return err
 	}
@@ -109,6 +109,9 @@ func Init(dir string, hosts []string) error {
 
 // issue makes a certificate the CA signs, good for serving (for names)
 // and for dialling with.
+// serverName is the common name of the servers' certificate.
+const serverName = "weft server"
+
 func issue(ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, names []string) ([]byte, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

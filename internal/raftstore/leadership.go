@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -49,6 +50,17 @@ func (s *Store) Leader() LeaderInfo {
 // IsLeader reports whether this server is the Raft leader now. Use
 // LeaderCh to start work that needs the leader's state to be complete.
 func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// InContact reports whether this server leads, or heard from the leader
+// within d: while it does, no other server can have been given a lease
+// this one held (a leader waits out d before handing it on).
+func (s *Store) InContact(d time.Duration) bool {
+	if s.raft.State() == raft.Leader {
+		return true
+	}
+	last := s.raft.LastContact()
+	return !last.IsZero() && time.Since(last) < d
+}
 
 // LeaderCh returns a channel that receives true when this server has become
 // leader and applied everything committed before (the moment to start

@@ -43,6 +43,7 @@ type Disks struct {
 	url     string
 	account string
 	key     []byte
+	servers func() []string // every server's blob endpoint; nil: only url
 }
 
 // NewDisks returns the disk store at the blob service's base URL; with
@@ -54,6 +55,10 @@ func NewDisks(url, account string, key []byte) *Disks {
 	}
 	return d
 }
+
+// ServedBy tells the disks every server's blob endpoint: the storage is
+// replicated, and a node turns to another server when one is lost.
+func (d *Disks) ServedBy(servers func() []string) { d.servers = servers }
 
 // Init makes the disks' blob container.
 func (d *Disks) Init(ctx context.Context) error {
@@ -72,10 +77,18 @@ func (d *Disks) Access(disk api.DiskSpec) (api.DiskAccess, error) {
 		return api.DiskAccess{}, errors.New("vms: no storage service")
 	}
 	sas := storage.BlobSAS(d.account, d.key, container, disk.Blob, "rw", time.Now().Add(sasLifetime))
-	return api.DiskAccess{
+	access := api.DiskAccess{
 		Name: disk.Name, Size: int64(disk.Size), BlobEndpoint: d.home(disk), Account: d.account,
 		Container: container, Blob: disk.Blob, SAS: sas.Encode(),
-	}, nil
+	}
+	if d.servers != nil {
+		for _, u := range d.servers() {
+			if u != access.BlobEndpoint {
+				access.BlobEndpoints = append(access.BlobEndpoints, u)
+			}
+		}
+	}
+	return access, nil
 }
 
 // home is the blob endpoint whose storage holds a disk.

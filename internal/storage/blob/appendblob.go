@@ -176,17 +176,39 @@ func (s *Service) appendBlock(c *call) error {
 
 // appendToFile writes the body at off and makes it durable.
 func (s *Service) appendToFile(file string, off int64, body io.Reader, limit int64, hashes []hash.Hash) (int64, error) {
-	f, err := os.OpenFile(s.files.path(file), os.O_WRONLY, 0)
-	if err != nil {
-		return 0, fmt.Errorf("blob: opening append file: %w", err)
-	}
-	defer f.Close()
-	n, err := copyLimited(io.NewOffsetWriter(f, off), body, limit, hashes...)
-	if err != nil {
-		return 0, err
-	}
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		return 0, fmt.Errorf("blob: syncing append file: %w", err)
-	}
-	return n, nil
+	var n int64
+	err := s.files.inOrder(file, func() error {
+		f, err := os.OpenFile(s.files.path(file), os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("blob: opening append file: %w", err)
+		}
+		defer f.Close()
+		if n, err = copyLimited(io.NewOffsetWriter(f, off), body, limit, hashes...); err != nil {
+			return err
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			return fmt.Errorf("blob: syncing append file: %w", err)
+		}
+		return nil
+	}, func(rel string) {
+		// Read back rather than kept while streaming: appends are short,
+		// and the bytes are in the page cache. A long one (a copy into an
+		// append blob) the replica copies whole.
+		if n > maxAppendBlock {
+			s.files.rep.Copy(rel)
+			return
+		}
+		data := make([]byte, n)
+		if f, err := os.Open(s.files.path(file)); err == nil {
+			_, err = f.ReadAt(data, off)
+			f.Close()
+			if err == nil {
+				s.files.rep.Write(rel, off, data)
+				return
+			}
+		}
+		// The replica copies the whole file instead.
+		s.files.rep.Copy(rel)
+	})
+	return n, err
 }

@@ -10,7 +10,6 @@ import (
 	"hash/crc64"
 	"io"
 	"net/http"
-	"os"
 
 	"github.com/weftcloud/weft/internal/storage"
 )
@@ -37,7 +36,7 @@ type ingested struct {
 // discard removes the file of an ingested body that will not be committed.
 func (s *Service) discard(in *ingested) {
 	if in != nil && !in.ext.Inline && in.ext.File != "" {
-		_ = os.Remove(s.files.path(in.ext.File))
+		s.files.remove([]string{in.ext.File})
 	}
 }
 

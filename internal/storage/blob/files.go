@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/weftcloud/weft/internal/atomicfile"
+	"github.com/weftcloud/weft/internal/storage"
 )
 
 // fileStore keeps blob bytes in files under dir/data/xx/ID. Files are
@@ -30,6 +32,10 @@ import (
 type fileStore struct {
 	dir string
 	log *slog.Logger
+	// rep takes every change of a data file to the replicas; stripes
+	// keep one file's changes in the same order here and there.
+	rep     storage.Replication
+	stripes [64]sync.Mutex
 
 	// Readers pin an epoch; a file that loses its last reference is removed
 	// only once every reader that might have seen the old metadata is gone.
@@ -44,8 +50,11 @@ type retired struct {
 	files []string
 }
 
-func newFileStore(dir string, log *slog.Logger) (*fileStore, error) {
-	fs := &fileStore{dir: dir, log: log, active: map[uint64]int{}}
+func newFileStore(dir string, log *slog.Logger, rep storage.Replication) (*fileStore, error) {
+	if rep == nil {
+		rep = noReplication{}
+	}
+	fs := &fileStore{dir: dir, log: log, rep: rep, active: map[uint64]int{}}
 	if err := os.RemoveAll(filepath.Join(dir, "tmp")); err != nil {
 		return nil, fmt.Errorf("blob: clearing temporary files: %w", err)
 	}
@@ -71,6 +80,35 @@ func newID() string {
 func (fs *fileStore) path(id string) string {
 	return filepath.Join(fs.dir, "data", id[:2], id)
 }
+
+// rel is a file's path as the replicas know it: relative to dir.
+func rel(id string) string { return "data/" + id[:2] + "/" + id }
+
+// inOrder changes a file in place and then tells the replicas, with no
+// other change of the file in between, so that concurrent writers of one
+// page blob leave the same bytes on every server.
+func (fs *fileStore) inOrder(id string, change func() error, tell func(rel string)) error {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	mu := &fs.stripes[h.Sum32()%uint32(len(fs.stripes))]
+	mu.Lock()
+	defer mu.Unlock()
+	if err := change(); err != nil {
+		return err
+	}
+	tell(rel(id))
+	return nil
+}
+
+// noReplication is the storage of a server that has no replicas.
+type noReplication struct{}
+
+func (noReplication) Ship([]byte) error           { return nil }
+func (noReplication) Write(string, int64, []byte) {}
+func (noReplication) Punch(string, int64, int64)  {}
+func (noReplication) Truncate(string, int64)      {}
+func (noReplication) Copy(string)                 {}
+func (noReplication) Remove(string)               {}
 
 // writeNew streams r into a new file and returns its ID and length. Every
 // byte also goes to the hashes given. More than limit bytes is an error
@@ -114,6 +152,7 @@ func (fs *fileStore) writeNew(r io.Reader, limit int64, durable bool, hashes ...
 		_ = os.Remove(final)
 		return "", 0, err
 	}
+	fs.rep.Copy(rel(id))
 	return id, n, nil
 }
 
@@ -276,6 +315,7 @@ func (fs *fileStore) remove(files []string) {
 		if err := os.Remove(fs.path(id)); err != nil && !os.IsNotExist(err) {
 			fs.log.Warn("blob: removing data file", "file", id, "err", err)
 		}
+		fs.rep.Remove(rel(id))
 	}
 }
 

@@ -51,6 +51,7 @@ func (s *Service) newPageFile(size int64) (string, error) {
 		_ = os.Remove(tmp)
 		return "", fmt.Errorf("blob: creating page file: %w", err)
 	}
+	s.files.rep.Truncate(rel(id), size)
 	return id, nil
 }
 
@@ -283,23 +284,30 @@ func (s *Service) putPage(c *call) error {
 
 // writePages writes (or zeroes) pages of a page file and makes them durable.
 func (s *Service) writePages(file string, off int64, data []byte) error {
-	f, err := os.OpenFile(s.files.path(file), os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("blob: opening page file: %w", err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(data, off); err != nil {
-		return fmt.Errorf("blob: writing pages: %w", err)
-	}
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		return fmt.Errorf("blob: syncing pages: %w", err)
-	}
-	return nil
+	return s.files.inOrder(file, func() error {
+		f, err := os.OpenFile(s.files.path(file), os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("blob: opening page file: %w", err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt(data, off); err != nil {
+			return fmt.Errorf("blob: writing pages: %w", err)
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			return fmt.Errorf("blob: syncing pages: %w", err)
+		}
+		return nil
+	}, func(rel string) { s.files.rep.Write(rel, off, data) })
 }
 
 // punch zeroes [off, off+n) of a page file, freeing the disk space when the
 // file system can.
 func (s *Service) punch(file string, off, n int64) error {
+	return s.files.inOrder(file, func() error { return s.punchHere(file, off, n) },
+		func(rel string) { s.files.rep.Punch(rel, off, n) })
+}
+
+func (s *Service) punchHere(file string, off, n int64) error {
 	f, err := os.OpenFile(s.files.path(file), os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("blob: opening page file: %w", err)
@@ -384,9 +392,10 @@ func (s *Service) copyPageFile(rec *blobRec) (string, error) {
 		err = cerr
 	}
 	if err != nil {
-		_ = os.Remove(s.files.path(id))
+		s.files.remove([]string{id})
 		return "", fmt.Errorf("blob: copying pages: %w", err)
 	}
+	s.files.rep.Copy(rel(id))
 	return id, nil
 }
 
@@ -456,6 +465,13 @@ func (s *Service) setPageBlobProps(c *call, props blobProps, resize int64, actio
 }
 
 func (s *Service) truncatePageFile(file string, from, to int64) error {
+	return s.files.inOrder(file, func() error { return s.truncateHere(file, from, to) }, func(rel string) {
+		s.files.rep.Truncate(rel, from)
+		s.files.rep.Truncate(rel, to)
+	})
+}
+
+func (s *Service) truncateHere(file string, from, to int64) error {
 	f, err := os.OpenFile(s.files.path(file), os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("blob: opening page file: %w", err)

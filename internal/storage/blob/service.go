@@ -61,17 +61,20 @@ const blockGCAge = 7 * 24 * time.Hour
 // removes data files a crash left unreferenced and starts the background
 // sweep of expired uncommitted blocks; Close stops it.
 func Open(dir string, logger *slog.Logger) (*Service, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	return OpenWith(dir, storage.Options{Logger: logger})
+}
+
+// OpenWith is Open with options.
+func OpenWith(dir string, opt storage.Options) (*Service, error) {
+	logger := opt.Log()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("blob: creating %s: %w", dir, err)
 	}
-	files, err := newFileStore(dir, logger)
+	files, err := newFileStore(dir, logger, opt.Replication)
 	if err != nil {
 		return nil, err
 	}
-	db, err := boltlog.Open(dir, "blob", boltlog.Options{Logger: logger})
+	db, err := boltlog.Open(dir, "blob", opt.Database())
 	if err != nil {
 		return nil, fmt.Errorf("blob: opening metadata: %w", err)
 	}
@@ -442,3 +445,6 @@ func (s *Service) gcLoop() {
 		}
 	}
 }
+
+// Database is the service's database, for a replica's copy of it.
+func (s *Service) Database() *boltlog.DB { return s.db }

@@ -27,10 +27,13 @@ var ErrExists = errors.New("blobclient: blob exists")
 // Client talks to one account of a blob service.
 type Client struct {
 	endpoint string // http://host:port/account (path-style)
-	account  string
-	key      []byte     // Shared Key, or
-	sas      url.Values // a SAS that every request carries instead
-	http     *http.Client
+	// others are other servers' endpoints of the same replicated storage,
+	// tried in turn when the current one cannot be reached.
+	others  []string
+	account string
+	key     []byte     // Shared Key, or
+	sas     url.Values // a SAS that every request carries instead
+	http    *http.Client
 }
 
 // New returns a client for account at the blob service's base URL
@@ -50,8 +53,57 @@ func NewSAS(baseURL, account string, sas url.Values) *Client {
 	return c
 }
 
+// WithFallbacks returns a client that, when the server at its base URL
+// cannot be reached, turns to the others (base URLs of other servers of
+// the same replicated storage).
+func (c *Client) WithFallbacks(baseURLs ...string) *Client {
+	cp := *c
+	cp.others = nil
+	for _, u := range baseURLs {
+		if e := strings.TrimRight(u, "/") + "/" + c.account; e != c.endpoint {
+			cp.others = append(cp.others, e)
+		}
+	}
+	return &cp
+}
+
+// retryFor is how long a request is retried while the storage is busy
+// (503: its primary is changing servers) or a server cannot be reached:
+// longer than the storage takes to replace a lost primary.
+const retryFor = time.Minute
+
+// do sends a request, retrying it (at the other servers too) while the
+// storage is busy or unreachable, as long as its body can be sent again.
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, size int64, h http.Header) (*http.Response, error) {
-	target := c.endpoint + path
+	seeker, rewindable := body.(io.Seeker)
+	rewindable = rewindable || body == nil
+	deadline := time.Now().Add(retryFor)
+	endpoints := append([]string{c.endpoint}, c.others...)
+	for attempt := 0; ; attempt++ {
+		endpoint := endpoints[attempt%len(endpoints)]
+		if attempt > 0 && seeker != nil {
+			if _, err := seeker.Seek(0, io.SeekStart); err != nil {
+				return nil, fmt.Errorf("blobclient: %w", err)
+			}
+		}
+		resp, err := c.send(ctx, endpoint, method, path, body, size, h)
+		busy := err == nil && resp.StatusCode == http.StatusServiceUnavailable
+		if (err == nil && !busy) || !rewindable || ctx.Err() != nil || time.Now().After(deadline) {
+			return resp, err
+		}
+		if busy {
+			resp.Body.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(min(time.Duration(attempt+1)*100*time.Millisecond, time.Second)):
+		}
+	}
+}
+
+func (c *Client) send(ctx context.Context, endpoint, method, path string, body io.Reader, size int64, h http.Header) (*http.Response, error) {
+	target := endpoint + path
 	if c.sas != nil {
 		sep := "?"
 		if strings.Contains(path, "?") {

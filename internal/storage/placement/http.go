@@ -27,7 +27,7 @@ type Status struct {
 type InSyncChange struct {
 	Epoch uint64 `json:"epoch"`
 	Name  string `json:"name"`
-	Op    string `json:"op"` // "add" or "drop"
+	Op    string `json:"op"` // "add", "drop" or "restart"
 }
 
 // Handler serves the storage configuration:
@@ -71,8 +71,10 @@ func Handler(st state.Store) http.Handler {
 			err = Add(r.Context(), st, c.Epoch, c.Name)
 		case "drop":
 			err = Drop(r.Context(), st, c.Epoch, c.Name)
+		case "restart":
+			err = Restart(r.Context(), st, c.Epoch, c.Name)
 		default:
-			err = api.Errorf(api.CodeInvalid, "op: %q is not add or drop", c.Op)
+			err = api.Errorf(api.CodeInvalid, "op: %q is not add, drop or restart", c.Op)
 		}
 		if err != nil {
 			return err
@@ -154,6 +156,12 @@ func (c Client) Add(ctx context.Context, epoch uint64, name string) error {
 // *api.Error.
 func (c Client) Drop(ctx context.Context, epoch uint64, name string) error {
 	return c.call(ctx, http.MethodPost, "/v1/storage/insync", InSyncChange{Epoch: epoch, Name: name, Op: "drop"}, nil)
+}
+
+// Restart starts a new epoch with name, the primary of epoch, alone in
+// its in-sync set (see Restart).
+func (c Client) Restart(ctx context.Context, epoch uint64, name string) error {
+	return c.call(ctx, http.MethodPost, "/v1/storage/insync", InSyncChange{Epoch: epoch, Name: name, Op: "restart"}, nil)
 }
 
 // Status returns the configuration and the members, read consistently

@@ -145,6 +145,24 @@ func Add(ctx context.Context, st state.Store, epoch uint64, name string) error {
 	})
 }
 
+// Restart starts a new epoch with name, the primary of epoch, alone in
+// its in-sync set: what a primary does before it serves again after it
+// stopped (a restart, a lost lease, a replica it could not drop), since
+// its replicas may each lack different writes it never acknowledged.
+// It returns ErrStaleEpoch when the configuration is not at epoch or name
+// is not its primary.
+func Restart(ctx context.Context, st state.Store, epoch uint64, name string) error {
+	cfg, rev, ok := Current(st)
+	if !ok || cfg.Epoch != epoch || cfg.Primary != name {
+		return fmt.Errorf("placement: restart %s at epoch %d (current %d, primary %s): %w", name, epoch, cfg.Epoch, cfg.Primary, ErrStaleEpoch)
+	}
+	err := put(ctx, st, Config{Epoch: epoch + 1, Primary: name, InSync: []string{name}}, rev)
+	if errors.Is(err, state.ErrConflict) {
+		return fmt.Errorf("placement: restart %s at epoch %d: %w", name, epoch, ErrStaleEpoch)
+	}
+	return err
+}
+
 // update sets the in-sync set of epoch to what change makes of the
 // current configuration (nil: nothing to change), by compare-and-set on
 // the record's revision. A conflict means someone else changed the record

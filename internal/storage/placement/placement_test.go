@@ -198,3 +198,28 @@ func TestDropAfterConflict(t *testing.T) {
 		t.Fatalf("config (-want +got):\n%s", diff)
 	}
 }
+
+// TestRestart: the primary of the current epoch starts a new one alone in
+// its in-sync set; anyone else, or an old epoch, is refused.
+func TestRestart(t *testing.T) {
+	ctx := context.Background()
+	db := newStore(t)
+	register(t, db, "s1", "s2")
+	setConfig(t, db, Config{Epoch: 4, Primary: "s1", InSync: []string{"s1", "s2"}})
+	if err := Restart(ctx, db, 4, "s2"); !errors.Is(err, ErrStaleEpoch) {
+		t.Fatalf("restart by a replica: %v, want ErrStaleEpoch", err)
+	}
+	if err := Restart(ctx, db, 3, "s1"); !errors.Is(err, ErrStaleEpoch) {
+		t.Fatalf("restart at an old epoch: %v, want ErrStaleEpoch", err)
+	}
+	if err := Restart(ctx, db, 4, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Epoch: 5, Primary: "s1", InSync: []string{"s1"}}
+	if diff := cmp.Diff(want, current(t, db)); diff != "" {
+		t.Fatalf("config (-want +got):\n%s", diff)
+	}
+	if err := Restart(ctx, db, 4, "s1"); !errors.Is(err, ErrStaleEpoch) {
+		t.Fatalf("the same restart again: %v, want ErrStaleEpoch", err)
+	}
+}

@@ -40,13 +40,16 @@ var _ storage.Handler = (*Service)(nil)
 
 // Open opens (creating if needed) the Queue service stored under dir.
 func Open(dir string, logger *slog.Logger) (*Service, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	return OpenWith(dir, storage.Options{Logger: logger})
+}
+
+// OpenWith is Open with options.
+func OpenWith(dir string, opt storage.Options) (*Service, error) {
+	logger := opt.Log()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("queue: creating %s: %w", dir, err)
 	}
-	db, err := boltlog.Open(dir, "queue", boltlog.Options{Logger: logger})
+	db, err := boltlog.Open(dir, "queue", opt.Database())
 	if err != nil {
 		return nil, fmt.Errorf("queue: opening %s: %w", dir, err)
 	}
@@ -219,3 +222,6 @@ func newID() string {
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
+
+// Database is the service's database, for a replica's copy of it.
+func (s *Service) Database() *boltlog.DB { return s.db }

@@ -15,10 +15,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/blob"
+	"github.com/weftcloud/weft/internal/storage/boltlog"
 	"github.com/weftcloud/weft/internal/storage/queue"
 	"github.com/weftcloud/weft/internal/storage/table"
 )
@@ -34,19 +36,40 @@ type Config struct {
 	Logger                         *slog.Logger
 }
 
-// Server is the running storage services.
+// Server is the storage service's listeners and what serves behind
+// them: the services on this server's data (Open), another server's
+// storage (Forward), or a 503 while neither.
 type Server struct {
+	cfg      Config
 	log      *slog.Logger
-	services []io.Closer
 	servers  []*http.Server
+	handlers map[storage.Service]*atomic.Pointer[http.Handler]
 	urls     map[storage.Service]string
 	errs     chan error
 	wg       sync.WaitGroup
 	once     sync.Once
+
+	mu       sync.Mutex
+	services []io.Closer
+	dbs      map[string]*boltlog.DB
 }
 
 // Start opens the services and starts serving them. Close stops them.
 func Start(cfg Config) (*Server, error) {
+	s, err := Listen(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Open(nil); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Listen starts listening on the services' ports; requests get 503
+// until Open or Forward says what serves them.
+func Listen(cfg Config) (*Server, error) {
 	if cfg.Data == "" {
 		return nil, errors.New("storageserver: no data directory")
 	}
@@ -60,48 +83,29 @@ func Start(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: log, urls: map[storage.Service]string{}, errs: make(chan error, 3)}
-	type opened struct {
+	cfg.Logger = log
+	s := &Server{cfg: cfg, log: log, urls: map[storage.Service]string{}, errs: make(chan error, 3),
+		handlers: map[storage.Service]*atomic.Pointer[http.Handler]{}}
+	ports := []struct {
 		svc  storage.Service
 		port int
-		h    storage.Handler
-	}
-	var parts []opened
-	b, err := blob.Open(filepath.Join(cfg.Data, "blob"), log.With("service", "blob"))
-	if err != nil {
-		return nil, fmt.Errorf("storageserver: %w", err)
-	}
-	s.services = append(s.services, b)
-	parts = append(parts, opened{storage.Blob, cfg.BlobPort, b})
-	q, err := queue.Open(filepath.Join(cfg.Data, "queue"), log.With("service", "queue"))
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("storageserver: %w", err)
-	}
-	s.services = append(s.services, q)
-	parts = append(parts, opened{storage.Queue, cfg.QueuePort, q})
-	t, err := table.Open(filepath.Join(cfg.Data, "table"), log.With("service", "table"))
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("storageserver: %w", err)
-	}
-	s.services = append(s.services, t)
-	parts = append(parts, opened{storage.Table, cfg.TablePort, t})
-
+	}{{storage.Blob, cfg.BlobPort}, {storage.Queue, cfg.QueuePort}, {storage.Table, cfg.TablePort}}
 	var listeners []net.Listener
-	for _, p := range parts {
+	for _, p := range ports {
 		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(p.port)))
 		if err != nil {
 			for _, l := range listeners {
 				l.Close()
 			}
-			s.Close()
 			return nil, fmt.Errorf("storageserver: listen for %s: %w", p.svc, err)
 		}
 		listeners = append(listeners, ln)
 		s.urls[p.svc] = "http://" + ln.Addr().String()
+		cur := &atomic.Pointer[http.Handler]{}
+		s.handlers[p.svc] = cur
+		s.setHandler(p.svc, unavailable(p.svc))
 		s.servers = append(s.servers, &http.Server{
-			Handler:           storage.NewFront(p.svc, cfg.Accounts, p.h, log.With("service", string(p.svc))),
+			Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*cur.Load()).ServeHTTP(w, r) }),
 			ReadHeaderTimeout: 30 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 		})
@@ -115,8 +119,95 @@ func Start(cfg Config) (*Server, error) {
 			}
 		}(srv, listeners[i])
 	}
-	log.Info("storage started", "blob", s.urls[storage.Blob], "queue", s.urls[storage.Queue], "table", s.urls[storage.Table], "data", cfg.Data)
 	return s, nil
+}
+
+// unavailable answers while no storage serves here: a retryable 503,
+// as Azure answers when a partition moves.
+func unavailable(svc storage.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		storage.WriteError(w, r, svc, storage.Errorf(http.StatusServiceUnavailable, "ServerBusy", "The storage service is changing servers; retry."))
+	})
+}
+
+func (s *Server) setHandler(svc storage.Service, h http.Handler) { s.handlers[svc].Store(&h) }
+
+// Open opens the services on this server's data and serves them. With
+// rep, each service hands its changes to what rep returns for the name
+// of its directory (blob, queue, table).
+func (s *Server) Open(rep func(db string) storage.Replication) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.services != nil {
+		return errors.New("storageserver: services open already")
+	}
+	replication := func(db string) storage.Replication {
+		if rep == nil {
+			return nil
+		}
+		return rep(db)
+	}
+	log, data := s.log, s.cfg.Data
+	b, err := blob.OpenWith(filepath.Join(data, "blob"), storage.Options{Logger: log.With("service", "blob"), Replication: replication("blob")})
+	if err != nil {
+		return fmt.Errorf("storageserver: %w", err)
+	}
+	q, err := queue.OpenWith(filepath.Join(data, "queue"), storage.Options{Logger: log.With("service", "queue"), Replication: replication("queue")})
+	if err != nil {
+		b.Close()
+		return fmt.Errorf("storageserver: %w", err)
+	}
+	t, err := table.OpenWith(filepath.Join(data, "table"), storage.Options{Logger: log.With("service", "table"), Replication: replication("table")})
+	if err != nil {
+		b.Close()
+		q.Close()
+		return fmt.Errorf("storageserver: %w", err)
+	}
+	s.services = []io.Closer{b, q, t}
+	s.dbs = map[string]*boltlog.DB{"blob": b.Database(), "queue": q.Database(), "table": t.Database()}
+	for svc, h := range map[storage.Service]storage.Handler{storage.Blob: b, storage.Queue: q, storage.Table: t} {
+		s.setHandler(svc, storage.NewFront(svc, s.cfg.Accounts, h, log.With("service", string(svc))))
+	}
+	log.Info("storage serving", "blob", s.urls[storage.Blob], "queue", s.urls[storage.Queue], "table", s.urls[storage.Table], "data", data)
+	return nil
+}
+
+// Databases returns the open services' databases by directory name, nil
+// while they are not open.
+func (s *Server) Databases() map[string]*boltlog.DB {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dbs
+}
+
+// Forward serves requests by passing them to another server's storage,
+// at the base URLs target gives per service; "" answers 503. The
+// services, if open, are closed.
+func (s *Server) Forward(target func(storage.Service) string) error {
+	for svc := range s.handlers {
+		s.setHandler(svc, storage.NewForward(svc, func() string { return target(svc) }, s.log))
+	}
+	return s.closeServices()
+}
+
+// CloseServices stops serving (503) and closes the services; requests in
+// flight in them fail.
+func (s *Server) CloseServices() error {
+	for svc := range s.handlers {
+		s.setHandler(svc, unavailable(svc))
+	}
+	return s.closeServices()
+}
+
+func (s *Server) closeServices() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for i := len(s.services) - 1; i >= 0; i-- {
+		errs = append(errs, s.services[i].Close())
+	}
+	s.services, s.dbs = nil, nil
+	return errors.Join(errs...)
 }
 
 // Run serves until ctx ends or a server fails, then stops cleanly. It
@@ -154,7 +245,7 @@ func (s *Server) ConnectionString() string {
 // Close stops accepting requests, lets those in flight finish (for up to
 // ten seconds) and closes the services.
 func (s *Server) Close() error {
-	var errs []error
+	var err error
 	s.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -164,11 +255,7 @@ func (s *Server) Close() error {
 			}
 		}
 		s.wg.Wait()
-		for i := len(s.services) - 1; i >= 0; i-- {
-			if err := s.services[i].Close(); err != nil {
-				errs = append(errs, err)
-			}
-		}
+		err = s.CloseServices()
 	})
-	return errors.Join(errs...)
+	return err
 }

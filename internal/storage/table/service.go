@@ -37,10 +37,13 @@ var _ storage.Handler = (*Service)(nil)
 
 // Open opens (creating if needed) the table store under dir.
 func Open(dir string, logger *slog.Logger) (*Service, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	st, err := openStore(dir, boltlog.Options{Logger: logger})
+	return OpenWith(dir, storage.Options{Logger: logger})
+}
+
+// OpenWith is Open with options.
+func OpenWith(dir string, opt storage.Options) (*Service, error) {
+	logger := opt.Log()
+	st, err := openStore(dir, opt.Database())
 	if err != nil {
 		return nil, err
 	}
@@ -247,3 +250,6 @@ func setCommon(w http.ResponseWriter) {
 func preferNoContent(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Prefer"), "return-no-content")
 }
+
+// Database is the service's database, for a replica's copy of it.
+func (s *Service) Database() *boltlog.DB { return s.st.db }

@@ -1,0 +1,200 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/weftcloud/weft/internal/storage/boltlog"
+)
+
+// Databases are the storage service's databases, by the directory they
+// keep their files in (blob, queue, table).
+type Databases map[string]*boltlog.DB
+
+// errStopped ends a copy whose replica was removed meanwhile.
+var errStopped = errors.New("replica: removed while being copied")
+
+// CatchUp copies this server's storage to the replica at api and makes it
+// a member of the in-sync set: ops from now on queue up for it; it is
+// emptied; each database is dumped at a cut in its frames, and every
+// data file copied; then the queue is sent, and once the replica is
+// nearly level, writes start waiting for it and add puts it in the set
+// through the replicated state.
+func (s *Shipper) CatchUp(ctx context.Context, name, api string, dbs Databases, add func(ctx context.Context) error) error {
+	p := &peer{name: name, api: api, holding: true, frames: map[string]bool{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	s.mu.Lock()
+	if s.failed != nil {
+		s.mu.Unlock()
+		return s.failed
+	}
+	if s.peers[name] != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("replica: %s is a replica already", name)
+	}
+	s.peers[name] = p
+	s.mu.Unlock()
+	err := s.copyTo(ctx, p, dbs, add)
+	if err != nil {
+		s.mu.Lock()
+		s.removeLocked(p)
+		s.mu.Unlock()
+	}
+	return err
+}
+
+func (s *Shipper) copyTo(ctx context.Context, p *peer, dbs Databases, add func(ctx context.Context) error) error {
+	start := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := s.post(ctx, p, "reset", nil); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(dbs))
+	for name := range dbs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := s.dump(ctx, p, name, dbs[name]); err != nil {
+			return fmt.Errorf("replica: copying the %s database: %w", name, err)
+		}
+	}
+	files, err := s.copyFiles(ctx, p)
+	if err != nil {
+		return fmt.Errorf("replica: copying files: %w", err)
+	}
+	// Live: the sender works through what queued meanwhile.
+	s.mu.Lock()
+	if s.peers[p.name] != p {
+		s.mu.Unlock()
+		return errStopped
+	}
+	p.holding = false
+	s.mu.Unlock()
+	go s.sendLoop(p)
+	p.signal()
+	if err := s.level(ctx, p); err != nil {
+		return err
+	}
+	// Writes wait for it before the set says it holds them all.
+	s.mu.Lock()
+	p.inSync = true
+	s.mu.Unlock()
+	if err := add(ctx); err != nil {
+		s.mu.Lock()
+		p.inSync = false
+		s.mu.Unlock()
+		return fmt.Errorf("replica: joining the in-sync set: %w", err)
+	}
+	s.log.Info("replica in sync", "replica", p.name, "files", files, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// dump sends a database as it is at a cut in its frames; frames after the
+// cut queue up for the replica.
+func (s *Shipper) dump(ctx context.Context, p *peer, name string, db *boltlog.DB) error {
+	var batch []Op
+	size := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := s.post(ctx, p, "ops", batch)
+		batch, size = batch[:0], 0
+		return err
+	}
+	cut := func() {
+		s.mu.Lock()
+		p.frames[name] = true
+		s.mu.Unlock()
+	}
+	err := db.Dump(cut, func(frame []byte) error {
+		op := Op{kind: opFrame, db: name, data: slices.Clone(frame)}
+		batch = append(batch, op)
+		if size += op.size(); size >= batchBytes {
+			return flush()
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// copyFiles has the replica copy every blob data file there is now; the
+// changes since the copy started are in its queue.
+func (s *Shipper) copyFiles(ctx context.Context, p *peer) (int, error) {
+	var batch []Op
+	n := 0
+	root := filepath.Join(s.dir, "blob", "data")
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed meanwhile, or no blob service yet
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(s.dir, path)
+		if err != nil {
+			return err
+		}
+		batch = append(batch, Op{kind: opCopy, path: filepath.ToSlash(rel)})
+		n++
+		if len(batch) == 64 {
+			err = s.post(ctx, p, "ops", batch)
+			batch = batch[:0]
+		}
+		return err
+	})
+	if err == nil && len(batch) > 0 {
+		err = s.post(ctx, p, "ops", batch)
+	}
+	if err != nil && os.IsNotExist(err) {
+		err = nil
+	}
+	return n, err
+}
+
+// level waits until little is left in p's queue.
+func (s *Shipper) level(ctx context.Context, p *peer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p.bytes > batchBytes || len(p.queue) > 64 {
+		if s.peers[p.name] != p {
+			return errStopped
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// The sender's acks broadcast; a canceled ctx needs a nudge.
+		stop := context.AfterFunc(ctx, func() {
+			s.mu.Lock()
+			s.cond.Broadcast()
+			s.mu.Unlock()
+		})
+		s.cond.Wait()
+		stop()
+	}
+	if s.peers[p.name] != p {
+		return errStopped
+	}
+	return nil
+}
