@@ -136,11 +136,10 @@ type service struct {
 }
 
 func (v service) Ship(frame []byte) error {
-	return v.s.shipFrame(Op{kind: opFrame, db: v.db, data: bytes.Clone(frame)})
+	return v.s.shipFrame(Op{kind: opFrame, db: v.db, data: frame})
 }
 func (v service) Write(path string, off int64, data []byte) {
-	// A copy: the caller may reuse its buffer once this returns.
-	v.s.enqueue(Op{kind: opWrite, path: v.db + "/" + path, off: off, data: bytes.Clone(data)})
+	v.s.enqueue(Op{kind: opWrite, path: v.db + "/" + path, off: off, data: data})
 }
 func (v service) Punch(path string, off, n int64) {
 	v.s.enqueue(Op{kind: opPunch, path: v.db + "/" + path, off: off, n: n})
@@ -160,6 +159,11 @@ func (s *Shipper) enqueue(op Op) uint64 {
 		s.cond.Wait()
 	}
 	s.seq++
+	if len(s.peers) == 0 {
+		return s.seq // a primary alone copies nothing
+	}
+	// A copy: the caller may reuse its buffer once this returns.
+	op.data = bytes.Clone(op.data)
 	for _, p := range s.peers {
 		if p.holding && op.kind == opFrame && !p.frames[op.db] {
 			continue // in the dump of its database
