@@ -40,7 +40,8 @@ func (c *cluster) storagePlacement() placement.Status {
 // through one server's storage endpoint of a three-server cluster, with
 // the other two servers' storage replicas of the first's, kills the
 // storage primary with SIGKILL, and reads every acknowledged write back
-// through a surviving server once another took over; then writes more.
+// through a surviving server once another took over; then writes more,
+// and restarts the lost server, which rejoins the in-sync set.
 func TestStorageSurvivesPrimaryLoss(t *testing.T) {
 	c := newServersWith(t, 3, storageFlags(t), "http://", client.New)
 	ctx := context.Background()
@@ -137,6 +138,13 @@ func TestStorageSurvivesPrimaryLoss(t *testing.T) {
 	if _, err := blobs.UploadBuffer(ctx, "data", "after", []byte("still here"), nil); err != nil {
 		t.Fatalf("a write after the primary's loss: %v", err)
 	}
+
+	// The lost server returns with the data it had: the new primary
+	// copies it the blocks it lacks, and it rejoins the in-sync set.
+	c.startReplica(primary, c.servers[primary].addr, strings.Split(c.apiArg, ","))
+	c.waitFor(primary+" back in the in-sync set", 60*time.Second, func() bool {
+		return len(c.storagePlacement().Config.InSync) == 3
+	})
 }
 
 func to32(v int32) *int32 { return &v }

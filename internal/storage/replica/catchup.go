@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,7 +59,7 @@ func (s *Shipper) copyTo(ctx context.Context, p *peer, dbs Databases, add func(c
 		case <-ctx.Done():
 		}
 	}()
-	if err := s.post(ctx, p, "reset", nil); err != nil {
+	if err := s.post(ctx, p, "reset", nil, nil); err != nil {
 		return err
 	}
 	names := make([]string, 0, len(dbs))
@@ -100,7 +99,8 @@ func (s *Shipper) copyTo(ctx context.Context, p *peer, dbs Databases, add func(c
 		s.mu.Unlock()
 		return fmt.Errorf("replica: joining the in-sync set: %w", err)
 	}
-	s.log.Info("replica in sync", "replica", p.name, "files", files, "took", time.Since(start).Round(time.Millisecond))
+	s.log.Info("replica in sync", "replica", p.name, "files", files.Files, "fetched_bytes", files.Fetched,
+		"had_bytes", files.Same, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -113,7 +113,7 @@ func (s *Shipper) dump(ctx context.Context, p *peer, name string, db *boltlog.DB
 		if len(batch) == 0 {
 			return nil
 		}
-		err := s.post(ctx, p, "ops", batch)
+		err := s.post(ctx, p, "ops", batch, nil)
 		batch, size = batch[:0], 0
 		return err
 	}
@@ -136,41 +136,41 @@ func (s *Shipper) dump(ctx context.Context, p *peer, name string, db *boltlog.DB
 	return flush()
 }
 
-// copyFiles has the replica copy every blob data file there is now; the
+// copyFiles has the replica bring every blob data file there is now level
+// with this server's, then remove the ones this server does not have; the
 // changes since the copy started are in its queue.
-func (s *Shipper) copyFiles(ctx context.Context, p *peer) (int, error) {
+func (s *Shipper) copyFiles(ctx context.Context, p *peer) (CopyStats, error) {
 	var batch []Op
-	n := 0
-	root := filepath.Join(s.dir, "blob", "data")
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed meanwhile, or no blob service yet
-			}
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		rel, err := filepath.Rel(s.dir, path)
-		if err != nil {
-			return err
-		}
-		batch = append(batch, Op{kind: opCopy, path: filepath.ToSlash(rel)})
-		n++
-		if len(batch) == 64 {
-			err = s.post(ctx, p, "ops", batch)
-			batch = batch[:0]
-		}
+	var moved int64 // the batch's bytes, at most
+	flush := func() error {
+		err := s.post(ctx, p, "ops", batch, nil)
+		batch, moved = batch[:0], 0
 		return err
+	}
+	err := dataFiles(s.dir, func(path string) error {
+		batch = append(batch, Op{kind: opCopy, path: path, n: fileSize(filepath.Join(s.dir, filepath.FromSlash(path)))})
+		if moved += batch[len(batch)-1].n; len(batch) == 64 || moved >= 1<<30 {
+			return flush()
+		}
+		return nil
 	})
 	if err == nil && len(batch) > 0 {
-		err = s.post(ctx, p, "ops", batch)
+		err = flush()
 	}
-	if err != nil && os.IsNotExist(err) {
-		err = nil
+	var stats CopyStats
+	if err == nil {
+		err = s.post(ctx, p, "prune", nil, &stats)
 	}
-	return n, err
+	return stats, err
+}
+
+// fileSize is a file's size, or 0 when it is gone.
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
 }
 
 // level waits until little is left in p's queue.

@@ -8,7 +8,8 @@
 // order and answers once it is durable; a write is answered only once
 // every replica of the in-sync set has its frame (Shipper). A server that
 // joins gets a copy first: each database dumped at a cut in its stream of
-// frames, every data file, then the ops held back meanwhile (CatchUp).
+// frames, every data file brought level block by block, then the ops
+// held back meanwhile (CatchUp).
 package replica
 
 import (
@@ -35,7 +36,7 @@ type Op struct {
 	db   string // opFrame: the database, "blob", "queue" or "table"
 	path string
 	off  int64
-	n    int64  // opPunch: length; opTruncate: size
+	n    int64  // opPunch: length; opTruncate: size; opCopy: the size when sent
 	data []byte // opFrame: the frame; opWrite: the bytes
 }
 

@@ -2,19 +2,17 @@ package replica
 
 import (
 	"context"
-	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -41,6 +39,10 @@ type Receiver struct {
 	mu     sync.Mutex
 	dbs    map[string]*boltlog.DB
 	closed bool
+	// stale are the data files this replica had at the last reset that no
+	// copy named since: prune removes them.
+	stale  map[string]bool
+	copied CopyStats
 }
 
 // ReceiverConfig configures OpenReceiver.
@@ -98,11 +100,12 @@ func (r *Receiver) Close() error {
 	return r.closeDBs()
 }
 
-// ServeHTTP takes POST .../ops (a batch to apply) and POST .../reset
-// (empty the storage, before a copy).
+// ServeHTTP takes POST .../ops (a batch to apply), POST .../reset (empty
+// the storage but for the data files, before a copy) and POST .../prune
+// (remove the data files the copy did not name; it answers CopyStats).
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	route := strings.TrimPrefix(req.URL.Path, routePrefix)
-	if req.Method != http.MethodPost || (route != "ops" && route != "reset") {
+	if req.Method != http.MethodPost || (route != "ops" && route != "reset" && route != "prune") {
 		http.Error(w, "replica: no such route", http.StatusNotFound)
 		return
 	}
@@ -131,9 +134,12 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "replica: this server's storage is not a replica now", http.StatusConflict)
 		return
 	}
-	if route == "reset" {
+	switch route {
+	case "reset":
 		err = r.reset()
-	} else {
+	case "prune":
+		err = r.prune()
+	default:
 		err = r.apply(req.Context(), src, ops)
 	}
 	if err != nil {
@@ -141,24 +147,106 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	w.WriteHeader(http.StatusOK)
+	if route == "prune" {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(r.copied)
+	}
 }
 
-// reset empties the storage directory for a copy from the primary.
+// reset empties the storage directory for a copy from the primary, but
+// for the data files: copies bring them level block by block.
 func (r *Receiver) reset() error {
 	if err := r.closeDBs(); err != nil {
 		return err
 	}
-	ents, err := os.ReadDir(r.dir)
-	if err != nil && !os.IsNotExist(err) {
+	if err := emptyExcept(r.dir, strings.Split(dataDir, "/")); err != nil {
+		return fmt.Errorf("replica: emptying storage: %w", err)
+	}
+	r.stale = map[string]bool{}
+	r.copied = CopyStats{}
+	err := dataFiles(r.dir, func(path string) error {
+		r.stale[path] = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return r.open()
+}
+
+// prune removes the data files the copy since the reset did not name: the
+// primary has them no longer.
+func (r *Receiver) prune() error {
+	dirs := map[string]bool{}
+	for path := range r.stale {
+		abs := filepath.Join(r.dir, filepath.FromSlash(path))
+		if err := os.Remove(abs); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		dirs[filepath.Dir(abs)] = true
+	}
+	for dir := range dirs {
+		if err := atomicfile.SyncDir(dir); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	if len(r.stale) > 0 {
+		r.log.Info("replica: removed the data files the primary no longer has", "files", len(r.stale))
+	}
+	clear(r.stale)
+	return nil
+}
+
+// emptyExcept removes everything in dir but the path keep (its elements,
+// at least one).
+func emptyExcept(dir string, keep []string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
 		return err
 	}
 	for _, e := range ents {
-		if err := os.RemoveAll(filepath.Join(r.dir, e.Name())); err != nil {
-			return fmt.Errorf("replica: emptying storage: %w", err)
+		path := filepath.Join(dir, e.Name())
+		if e.Name() == keep[0] && e.IsDir() {
+			if len(keep) > 1 {
+				if err := emptyExcept(path, keep[1:]); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err := os.RemoveAll(path); err != nil {
+			return err
 		}
 	}
-	return r.open()
+	return nil
+}
+
+// dataDir holds the blob service's data files, the only files replicas
+// are sent besides the databases' frames.
+const dataDir = "blob/data"
+
+// dataFiles calls fn with the path of each data file under dir, relative
+// to dir and slash-separated as ops name them.
+func dataFiles(dir string, fn func(path string) error) error {
+	return filepath.WalkDir(filepath.Join(dir, filepath.FromSlash(dataDir)), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed meanwhile, or no blob service yet
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		return fn(filepath.ToSlash(rel))
+	})
 }
 
 // apply applies a batch in order. File data is durable before any frame
@@ -172,6 +260,7 @@ func (r *Receiver) apply(ctx context.Context, src Source, ops []Op) error {
 			if !validPath(o.path) {
 				return fmt.Errorf("replica: bad path %q", o.path)
 			}
+			delete(r.stale, o.path)
 		}
 		var err error
 		switch o.kind {
@@ -200,7 +289,7 @@ func (r *Receiver) apply(ctx context.Context, src Source, ops []Op) error {
 			}
 		case opCopy:
 			w.forget(o.path)
-			err = r.copyFile(ctx, src, o.path, w)
+			err = r.copyFile(ctx, src, o.path, o.n, w)
 		case opRemove:
 			w.forget(o.path)
 			if err = os.Remove(w.abs(o.path)); os.IsNotExist(err) {
@@ -217,61 +306,7 @@ func (r *Receiver) apply(ctx context.Context, src Source, ops []Op) error {
 
 // validPath admits blob data files only: a primary can name nothing else.
 func validPath(p string) bool {
-	return filepath.IsLocal(p) && strings.HasPrefix(p, "blob/data/") && !strings.Contains(p, "\\")
-}
-
-// copyFile fetches a whole file from the primary into place. A file the
-// primary no longer has was removed; the op that says so follows.
-func (r *Receiver) copyFile(ctx context.Context, src Source, path string, w *fileWriter) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.API+routePrefix+"file?path="+url.QueryEscape(path), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("copy from %s: %s", src.Name, resp.Status)
-	}
-	size, err := strconv.ParseInt(resp.Header.Get(headerSize), 10, 64)
-	if err != nil || size < 0 {
-		return fmt.Errorf("copy from %s: no size", src.Name)
-	}
-	final := w.abs(path)
-	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-		return err
-	}
-	tmp := final + ".copy"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	err = f.Truncate(size)
-	if err == nil {
-		err = receiveExtents(f, resp.Body, size)
-	}
-	if err == nil {
-		err = unix.Fdatasync(int(f.Fd()))
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, final)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	w.dirs[filepath.Dir(final)] = true
-	return nil
+	return filepath.IsLocal(p) && strings.HasPrefix(p, dataDir+"/") && !strings.Contains(p, "\\")
 }
 
 // fileWriter keeps the files a batch writes open until they are synced.
@@ -352,98 +387,9 @@ func zero(f *os.File, off, n int64) error {
 	return nil
 }
 
-// headerSize carries a copied file's size; its body is its data extents
-// (holes left out), each as offset and length (8 bytes each, big-endian)
-// and the bytes.
-const headerSize = "X-Weft-Size"
-
-// FileHandler serves GET .../file?path=P, a data file of the storage
-// directory dir, to a replica copying it; ok refuses callers when this
-// server is not the primary.
-func FileHandler(dir string, ok func() error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		path := req.URL.Query().Get("path")
-		if !validPath(path) {
-			http.Error(w, "replica: bad path", http.StatusBadRequest)
-			return
-		}
-		if err := ok(); err != nil {
-			http.Error(w, err.Error(), http.StatusConflict)
-			return
-		}
-		f, err := os.Open(filepath.Join(dir, filepath.FromSlash(path)))
-		if os.IsNotExist(err) {
-			http.Error(w, "replica: no such file", http.StatusNotFound)
-			return
-		}
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		defer f.Close()
-		st, err := f.Stat()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set(headerSize, strconv.FormatInt(st.Size(), 10))
-		// An error past this point cuts the body short, which the replica
-		// sees as a failed copy.
-		_ = sendExtents(w, f, st.Size())
-	})
-}
-
-// sendExtents writes f's data extents up to size.
-func sendExtents(w io.Writer, f *os.File, size int64) error {
-	var head [16]byte
-	for off := int64(0); off < size; {
-		data, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			return nil // only a hole is left
-		}
-		if err != nil {
-			return err
-		}
-		hole, err := unix.Seek(int(f.Fd()), data, unix.SEEK_HOLE)
-		if err != nil {
-			return err
-		}
-		hole = min(hole, size)
-		if data >= hole {
-			return nil
-		}
-		binary.BigEndian.PutUint64(head[:8], uint64(data))
-		binary.BigEndian.PutUint64(head[8:], uint64(hole-data))
-		if _, err := w.Write(head[:]); err != nil {
-			return err
-		}
-		if n, err := io.Copy(w, io.NewSectionReader(f, data, hole-data)); err != nil {
-			return err
-		} else if n != hole-data {
-			return io.ErrUnexpectedEOF
-		}
-		off = hole
-	}
-	return nil
-}
-
-// receiveExtents writes what sendExtents sent into f, of size bytes.
-func receiveExtents(f *os.File, r io.Reader, size int64) error {
-	var head [16]byte
-	for {
-		if _, err := io.ReadFull(r, head[:]); err == io.EOF {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		off, n := int64(binary.BigEndian.Uint64(head[:8])), int64(binary.BigEndian.Uint64(head[8:]))
-		if off < 0 || n < 0 || off+n > size {
-			return errors.New("bad extent")
-		}
-		if m, err := io.Copy(io.NewOffsetWriter(f, off), io.LimitReader(r, n)); err != nil {
-			return err
-		} else if m != n {
-			return io.ErrUnexpectedEOF
-		}
-	}
+// Copied says what the copies since the last reset brought.
+func (r *Receiver) Copied() CopyStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.copied
 }

@@ -3,11 +3,13 @@ package replica
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -147,7 +149,10 @@ func (v service) Punch(path string, off, n int64) {
 func (v service) Truncate(path string, size int64) {
 	v.s.enqueue(Op{kind: opTruncate, path: v.db + "/" + path, n: size})
 }
-func (v service) Copy(path string)   { v.s.enqueue(Op{kind: opCopy, path: v.db + "/" + path}) }
+func (v service) Copy(path string) {
+	path = v.db + "/" + path
+	v.s.enqueue(Op{kind: opCopy, path: path, n: fileSize(filepath.Join(v.s.dir, filepath.FromSlash(path)))})
+}
 func (v service) Remove(path string) { v.s.enqueue(Op{kind: opRemove, path: v.db + "/" + path}) }
 
 // enqueue gives op the next sequence number and queues it for every
@@ -257,7 +262,7 @@ func (s *Shipper) sendLoop(p *peer) {
 		for i, q := range batch {
 			ops[i] = q.op
 		}
-		if err := s.post(context.Background(), p, "ops", ops); err != nil {
+		if err := s.post(context.Background(), p, "ops", ops, nil); err != nil {
 			s.lost(p, err)
 			return
 		}
@@ -298,14 +303,20 @@ func (s *Shipper) lost(p *peer, err error) {
 }
 
 // post sends ops (or, with no ops, an empty body) to one of the
-// replica's routes and waits until it has applied them durably.
-func (s *Shipper) post(ctx context.Context, p *peer, route string, ops []Op) error {
+// replica's routes and waits until it has applied them durably; reply,
+// when not nil, takes the JSON answer.
+func (s *Shipper) post(ctx context.Context, p *peer, route string, ops []Op, reply any) error {
 	var body []byte
+	timeout := 10 * time.Second
 	for _, o := range ops {
 		body = appendOp(body, o)
+		timeout += 50 * time.Millisecond
+		if o.kind == opCopy {
+			// The replica copies the files it names.
+			timeout += copyTime(o.n)
+		}
 	}
-	// Generous: a replica that applies a batch copies the files it names.
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second+time.Duration(len(body)>>20)*time.Second+time.Duration(len(ops))*50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(ctx, timeout+time.Duration(len(body)>>20)*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.api+routePrefix+route, bytes.NewReader(body))
 	if err != nil {
@@ -320,6 +331,11 @@ func (s *Shipper) post(ctx context.Context, p *peer, route string, ops []Op) err
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("replica %s: %s: %s", p.name, resp.Status, bytes.TrimSpace(msg))
+	}
+	if reply != nil {
+		if err := json.NewDecoder(resp.Body).Decode(reply); err != nil {
+			return fmt.Errorf("replica %s: %s: %w", p.name, route, err)
+		}
 	}
 	return nil
 }

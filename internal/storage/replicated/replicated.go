@@ -78,7 +78,7 @@ func (n *Node) Handler() http.Handler {
 		return nil
 	})
 	mux := http.NewServeMux()
-	mux.Handle("GET /v1/storage/replica/file", files)
+	mux.Handle("POST /v1/storage/replica/file", files)
 	mux.HandleFunc("GET /v1/storage/replica/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(n.Status())
