@@ -197,3 +197,31 @@ type StorageAccountKeys struct {
 type CreateStorageAccount struct {
 	Name string `json:"name"`
 }
+
+// StoragePlacement is where the storage service's data lives across the
+// controller servers (GET /v1/storage/config, `weft operator storage`).
+// Before the first primary is chosen its Config has Epoch 0; with every
+// server running without storage Members is empty too.
+type StoragePlacement struct {
+	Config  StorageConfig   `json:"config"`
+	Members []StorageMember `json:"members"` // sorted by name
+}
+
+// StorageConfig names the storage primary and the in-sync set: the
+// members that hold every acknowledged write, of which only these can
+// take over from the primary.
+type StorageConfig struct {
+	Epoch   uint64   `json:"epoch"` // grows whenever Primary changes; the first is 1
+	Primary string   `json:"primary"`
+	InSync  []string `json:"inSync"` // always includes Primary; sorted
+}
+
+// StorageMember is a server that runs the storage service, as it
+// registered itself.
+type StorageMember struct {
+	Name  string `json:"name"`
+	API   string `json:"api"`  // the server's API base URL (https://host:7070); replication requests go there
+	Blob  string `json:"blob"` // base URLs of its storage services, e.g. http://10.0.0.2:10000
+	Queue string `json:"queue"`
+	Table string `json:"table"`
+}

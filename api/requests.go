@@ -24,6 +24,7 @@ package api
 //	GET    /v1/storage/accounts/{name}/keys     -> StorageAccountKeys
 //	POST   /v1/storage/accounts/{name}/keys/{key}/regenerate -> StorageAccountKeys (key: key1 | key2)
 //	DELETE /v1/storage/accounts/{name}          -> 204
+//	GET    /v1/storage/config                   -> StoragePlacement (the storage primary, in-sync set and members)
 //	HEAD   /v1/imagefiles/{digest}              -> 200 with Content-Length, or 404
 //	PUT    /v1/imagefiles/{digest}?size=N       body: the file's bytes (checked against digest) -> 201
 //	GET    /v1/imagefiles/{digest}              -> bytes (Range allowed)

@@ -42,3 +42,13 @@ func (c *Client) DeleteStorageAccount(ctx context.Context, name string) error {
 }
 
 func accountPath(name string) string { return "/v1/storage/accounts/" + url.PathEscape(name) }
+
+// StoragePlacement returns where the storage service's data lives: the
+// primary, the in-sync set and epoch, and every registered storage
+// member, read from the leader. Before the first primary is chosen, or
+// when no server runs the storage service, its Config.Epoch is 0.
+func (c *Client) StoragePlacement(ctx context.Context) (api.StoragePlacement, error) {
+	var p api.StoragePlacement
+	_, err := c.Do(ctx, "GET", "/v1/storage/config", nil, nil, &p)
+	return p, err
+}

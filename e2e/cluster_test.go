@@ -118,6 +118,10 @@ func TestClusterSurvivesLeaderLoss(t *testing.T) {
 	if strings.Count(out, "true") < 3 { // one leader column, three voter columns
 		t.Errorf("operator members:\n%s", out)
 	}
+	// These servers run with --no-storage: no storage placement to show.
+	if _, errOut, code := c.weft("operator", "storage"); code != 1 || !strings.Contains(errOut, "--no-storage") {
+		t.Errorf("operator storage without storage: exit %d, stderr %q", code, errOut)
+	}
 
 	var mu sync.Mutex
 	var acked []string

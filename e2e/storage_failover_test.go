@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -36,6 +37,21 @@ func (c *cluster) storagePlacement() placement.Status {
 	return st
 }
 
+// storageRoles is each storage member's role as `weft operator storage`
+// shows it.
+func (c *cluster) storageRoles() map[string]string {
+	c.t.Helper()
+	out := c.mustWeft("operator", "storage")
+	roles := map[string]string{}
+	_, table, _ := strings.Cut(out, "\nNAME ")
+	for _, line := range strings.Split(table, "\n")[1:] {
+		if f := strings.Fields(line); len(f) >= 2 {
+			roles[f[0]] = f[1]
+		}
+	}
+	return roles
+}
+
 // TestStorageSurvivesPrimaryLoss writes blobs, messages and entities
 // through one server's storage endpoint of a three-server cluster, with
 // the other two servers' storage replicas of the first's, kills the
@@ -58,6 +74,14 @@ func TestStorageSurvivesPrimaryLoss(t *testing.T) {
 		return len(pl.Config.InSync) == 3
 	})
 	primary := pl.Config.Primary
+	want := map[string]string{}
+	for name := range c.servers {
+		want[name] = "in-sync"
+	}
+	want[primary] = "primary"
+	if got := c.storageRoles(); !maps.Equal(got, want) {
+		t.Errorf("weft operator storage: roles %v, want %v", got, want)
+	}
 	var other string
 	for name := range c.servers {
 		if name != primary {
@@ -114,6 +138,10 @@ func TestStorageSurvivesPrimaryLoss(t *testing.T) {
 		p := c.storagePlacement().Config.Primary
 		return p != "" && p != primary
 	})
+	// The old primary is out of the new epoch's in-sync set while it is down.
+	if roles := c.storageRoles(); roles[primary] != "out-of-sync" || roles[c.storagePlacement().Config.Primary] != "primary" {
+		t.Errorf("weft operator storage after the primary's loss: roles %v", roles)
+	}
 	// The SDKs retry the 503s of the moments until this server forwards
 	// to the new primary.
 	for i := range n {

@@ -111,23 +111,30 @@ func TestGolden(t *testing.T) {
 			if code != 0 || errOut != "" {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
-			path := filepath.Join("testdata", tc.golden)
-			if *update {
-				if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), out); diff != "" {
-				t.Errorf("output differs from %s (-want +got):\n%s", path, diff)
-			}
-			if strings.HasSuffix(tc.golden, ".json.golden") && !json.Valid([]byte(out)) {
-				t.Errorf("-o json printed invalid JSON")
-			}
+			checkGolden(t, tc.golden, out)
 		})
+	}
+}
+
+// checkGolden compares out with testdata/name (rewritten with -update); a
+// .json.golden must also be valid JSON.
+func checkGolden(t *testing.T, name, out string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), out); diff != "" {
+		t.Errorf("output differs from %s (-want +got):\n%s", path, diff)
+	}
+	if strings.HasSuffix(name, ".json.golden") && !json.Valid([]byte(out)) {
+		t.Errorf("-o json printed invalid JSON")
 	}
 }
 

@@ -1,23 +1,27 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/atomicfile"
 	"github.com/weftcloud/weft/internal/pki"
 )
 
-// operatorCommand is `weft operator members|remove-peer|snapshot save|restore`.
+// operatorCommand is `weft operator members|remove-peer|storage|snapshot save|restore`.
 func (a *app) operatorCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "operator",
-		Short: "Run the controller cluster: members, removing a server, snapshots",
+		Short: "Run the controller cluster: members, removing a server, storage placement, snapshots",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usagef("usage: weft operator members|remove-peer|snapshot save|snapshot restore")
+			return usagef("usage: weft operator members|remove-peer|storage|snapshot save|snapshot restore")
 		},
 	}
 	members := &cobra.Command{
@@ -89,8 +93,96 @@ func (a *app) operatorCommand() *cobra.Command {
 			return nil
 		},
 	})
-	cmd.AddCommand(members, removePeer, snapshot)
+	storage := &cobra.Command{
+		Use:   "storage",
+		Short: "Show which server's storage is the primary and which replicas are in sync",
+		Long: `Show the storage placement: its epoch (it grows whenever the primary changes), the primary, and
+each server that registered its storage service with its role and blob, queue and table endpoints:
+  primary      serves every storage request (other servers forward to it)
+  in-sync      a replica that holds every acknowledged write; it can take over from the primary
+  out-of-sync  not in the in-sync set: catching up from the primary, or unreachable; it cannot take over
+With -o json it prints the placement as GET /v1/storage/config answers it. Before a primary is chosen,
+or when every server runs with --no-storage, it fails.`,
+		Args: maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := a.client().StoragePlacement(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := noPlacement(p); err != nil {
+				return err
+			}
+			if a.jsonOutput() {
+				p.Members = nonNil(p.Members)
+				p.Config.InSync = nonNil(p.Config.InSync)
+				return a.printJSON(p)
+			}
+			return a.printPlacement(p)
+		},
+	}
+	cmd.AddCommand(members, removePeer, storage, snapshot)
 	return cmd
+}
+
+// noPlacement explains a placement without a primary (epoch 0): no
+// server registered its storage (all run with --no-storage), or the
+// leader has not chosen yet. The leader only ever chooses itself, so a
+// leader without storage never does.
+func noPlacement(p api.StoragePlacement) error {
+	if p.Config.Epoch != 0 {
+		return nil
+	}
+	if len(p.Members) == 0 {
+		return errors.New("storage: no server has registered a storage service: do all the servers run with --no-storage?")
+	}
+	names := make([]string, len(p.Members))
+	for i, m := range p.Members {
+		names[i] = m.Name
+	}
+	return fmt.Errorf("storage: no primary chosen yet (registered: %s): the leader chooses itself once its own storage has registered; a leader run with --no-storage never does", strings.Join(names, ", "))
+}
+
+// Roles of a storage member in `weft operator storage`.
+const (
+	rolePrimary   = "primary"
+	roleInSync    = "in-sync"
+	roleOutOfSync = "out-of-sync"
+)
+
+// printPlacement writes the configuration and then one row per member.
+// A name the configuration holds that no member record matches (it should
+// not happen) gets a row of its own, without endpoints, rather than
+// vanishing from the table.
+func (a *app) printPlacement(p api.StoragePlacement) error {
+	cfg := p.Config
+	members := slices.Clone(p.Members)
+	for _, name := range append([]string{cfg.Primary}, cfg.InSync...) {
+		if name != "" && !slices.ContainsFunc(members, func(m api.StorageMember) bool { return m.Name == name }) {
+			members = append(members, api.StorageMember{Name: name})
+		}
+	}
+	w := a.table()
+	row(w, "Epoch:", cfg.Epoch)
+	row(w, "Primary:", orDash(cfg.Primary))
+	row(w, "In sync:", fmt.Sprintf("%s (%d of %d members)", strings.Join(cfg.InSync, ", "), len(cfg.InSync), len(members)))
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(a.stdout)
+
+	w = a.table()
+	row(w, "NAME", "ROLE", "BLOB", "QUEUE", "TABLE")
+	for _, m := range members {
+		role := roleOutOfSync
+		switch {
+		case m.Name == cfg.Primary:
+			role = rolePrimary
+		case slices.Contains(cfg.InSync, m.Name):
+			role = roleInSync
+		}
+		row(w, m.Name, role, orDash(m.Blob), orDash(m.Queue), orDash(m.Table))
+	}
+	return w.Flush()
 }
 
 // tlsCommand is `weft tls init` and `weft tls rotate-join-token`.

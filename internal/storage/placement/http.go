@@ -17,11 +17,9 @@ import (
 // maxBody bounds every request body; the largest is a Member.
 const maxBody = 64 << 10
 
-// Status is what GET /v1/storage/config answers.
-type Status struct {
-	Config  Config   `json:"config"` // Epoch 0: no primary chosen yet
-	Members []Member `json:"members"`
-}
+// Status is what GET /v1/storage/config answers (Config.Epoch 0: no
+// primary chosen yet).
+type Status = api.StoragePlacement
 
 // InSyncChange is the body of POST /v1/storage/insync.
 type InSyncChange struct {

@@ -41,21 +41,13 @@ const (
 // took over, or none was ever chosen.
 var ErrStaleEpoch = errors.New("stale epoch")
 
-// Member is a server that runs the storage service, as it registered itself.
-type Member struct {
-	Name  string `json:"name"`
-	API   string `json:"api"`  // the server's API base URL (https://host:7070); replication requests go there
-	Blob  string `json:"blob"` // base URLs of its storage services, e.g. http://10.0.0.2:10000
-	Queue string `json:"queue"`
-	Table string `json:"table"`
-}
+// Member is a server that runs the storage service, as it registered
+// itself. It is the API's type, so what GET /v1/storage/config answers and
+// what the client and `weft operator storage` read cannot drift apart.
+type Member = api.StorageMember
 
 // Config says which member is primary and which hold every acknowledged write.
-type Config struct {
-	Epoch   uint64   `json:"epoch"` // grows whenever Primary changes; the first is 1
-	Primary string   `json:"primary"`
-	InSync  []string `json:"inSync"` // always includes Primary; sorted
-}
+type Config = api.StorageConfig
 
 // Register records m as a member, replacing an earlier record of the same
 // name. An equal record already there is left alone, so a server may
