@@ -126,8 +126,7 @@ or when every server runs with --no-storage, it fails.`,
 
 // noPlacement explains a placement without a primary (epoch 0): no
 // server registered its storage (all run with --no-storage), or the
-// leader has not chosen yet. The leader only ever chooses itself, so a
-// leader without storage never does.
+// leader has not chosen yet (none of the registered servers answered it).
 func noPlacement(p api.StoragePlacement) error {
 	if p.Config.Epoch != 0 {
 		return nil
@@ -139,7 +138,7 @@ func noPlacement(p api.StoragePlacement) error {
 	for i, m := range p.Members {
 		names[i] = m.Name
 	}
-	return fmt.Errorf("storage: no primary chosen yet (registered: %s): the leader chooses itself once its own storage has registered; a leader run with --no-storage never does", strings.Join(names, ", "))
+	return fmt.Errorf("storage: no primary chosen yet (registered: %s): the leader chooses one as soon as its storage answers", strings.Join(names, ", "))
 }
 
 // Roles of a storage member in `weft operator storage`.

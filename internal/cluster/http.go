@@ -28,6 +28,10 @@ type Server struct {
 	link  Link
 	log   *slog.Logger
 
+	// Removed, when set, forgets what else the state holds of a server
+	// before remove-peer takes it out of the cluster (its storage).
+	Removed func(ctx context.Context, name string) error
+
 	mu      sync.Mutex
 	proxies map[string]*httputil.ReverseProxy // by leader API address
 }
@@ -216,6 +220,12 @@ func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) {
 	if !found {
 		writeError(w, api.Errorf(api.CodeNotFound, "no member %s (weft operator members)", name))
 		return
+	}
+	if s.Removed != nil {
+		if err := s.Removed(r.Context(), name); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	if err := s.store.RemovePeer(r.Context(), name); err != nil {
 		writeError(w, err)

@@ -173,6 +173,7 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		return urls
 	})
 	peers := cluster.NewServer(c.store, self, link, log.With("part", "cluster"))
+	peers.Removed = func(ctx context.Context, name string) error { return placement.Unregister(ctx, c.store, name) }
 	c.ctl = fabric.New(fabric.Config{
 		Name: cfg.Name, HeartbeatTTL: cfg.HeartbeatTTL, UpgradeTimeout: cfg.UpgradeTimeout,
 		Logger: log.With("part", "fabric"), DiskAccess: disks.Access, Leader: c.store.IsLeader,

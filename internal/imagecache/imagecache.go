@@ -65,6 +65,11 @@ func (c *Cache) Ensure(ctx context.Context, name, digest string) (string, error)
 	c.mu.Lock()
 	f, ok := c.inflight[digest]
 	if !ok {
+		// A fetch may have finished since the look above.
+		if _, err := os.Stat(filepath.Join(dir, api.ImageMetaFile)); err == nil {
+			c.mu.Unlock()
+			return dir, nil
+		}
 		f = &fetch{done: make(chan struct{})}
 		c.inflight[digest] = f
 		go func() {

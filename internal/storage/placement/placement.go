@@ -91,6 +91,34 @@ func member(st state.Store, name string) (Member, bool) {
 	return m, true
 }
 
+// Unregister forgets the storage of name, a server removed from the
+// cluster for good: it leaves the in-sync set, and no primary copies
+// itself to it any more. The primary itself leaves its set only when
+// another member takes over, which the Reconciler does once its probes of
+// a member no longer registered have failed long enough.
+func Unregister(ctx context.Context, st state.Store, name string) error {
+	for {
+		cfg, _, ok := Current(st)
+		if !ok || cfg.Primary == name {
+			break
+		}
+		err := Drop(ctx, st, cfg.Epoch, name)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrStaleEpoch) {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if _, err := st.Apply(ctx, []state.Op{{Kind: Kind, Key: memberPrefix + name, Delete: true}}); err != nil {
+		return fmt.Errorf("placement: unregister %s: %w", name, err)
+	}
+	return nil
+}
+
 // Current returns the configuration and the revision of its record (for a
 // compare-and-set), and false before the first primary was chosen.
 func Current(st state.Store) (cfg Config, rev uint64, ok bool) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -221,5 +222,30 @@ func TestRestart(t *testing.T) {
 	}
 	if err := Restart(ctx, db, 4, "s1"); !errors.Is(err, ErrStaleEpoch) {
 		t.Fatalf("the same restart again: %v, want ErrStaleEpoch", err)
+	}
+}
+
+// TestUnregister: a removed server leaves the in-sync set and the members;
+// a removed primary stays primary until the reconciler replaces it.
+func TestUnregister(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	register(t, st, "s1", "s2", "s3")
+	setConfig(t, st, Config{Epoch: 4, Primary: "s1", InSync: []string{"s1", "s2", "s3"}})
+	if err := Unregister(ctx, st, "s2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Unregister(ctx, st, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Config{Epoch: 4, Primary: "s1", InSync: []string{"s1", "s3"}}, current(t, st)); diff != "" {
+		t.Errorf("configuration after unregistering s2 and the primary s1 (-want +got):\n%s", diff)
+	}
+	var names []string
+	for _, m := range Members(st) {
+		names = append(names, m.Name)
+	}
+	if !slices.Equal(names, []string{"s3"}) {
+		t.Errorf("members after unregistering s1 and s2: %v, want [s3]", names)
 	}
 }

@@ -44,8 +44,7 @@ type watch struct {
 }
 
 // Run reconciles every Lease/3 until ctx ends: it writes the first
-// configuration (this server alone, epoch 1) once this server is
-// registered and there is none, probes the primary, and promotes another
+// configuration (one registered member alone, epoch 1) when there is none, probes the primary, and promotes another
 // in-sync member when the primary is lost. Errors of the store (such as
 // losing leadership) are logged and the next pass tries again.
 func (r *Reconciler) Run(ctx context.Context) {
@@ -75,7 +74,7 @@ func (r *Reconciler) Run(ctx context.Context) {
 func (r *Reconciler) pass(ctx context.Context, lease time.Duration, started time.Time, w *watch, log *slog.Logger) {
 	cfg, rev, ok := Current(r.Store)
 	if !ok {
-		r.initialise(ctx, log)
+		r.initialise(ctx, lease, log)
 		return
 	}
 	if cfg.Epoch != w.epoch || cfg.Primary != w.primary {
@@ -130,21 +129,33 @@ func (r *Reconciler) pass(ctx context.Context, lease time.Duration, started time
 	}
 }
 
-// initialise makes this server the first primary, alone in its in-sync set,
-// once it is registered. The record must not exist: a configuration
-// written meanwhile wins.
-func (r *Reconciler) initialise(ctx context.Context, log *slog.Logger) {
-	if _, ok := member(r.Store, r.Self); !ok {
-		return
+// initialise chooses the first primary, alone in its in-sync set: this
+// server when it is registered, or else (it may have no storage of its
+// own: --no-storage) the first registered member by name that answers. The
+// record must not exist: a configuration written meanwhile wins.
+func (r *Reconciler) initialise(ctx context.Context, lease time.Duration, log *slog.Logger) {
+	first := ""
+	if _, ok := member(r.Store, r.Self); ok {
+		first = r.Self
+	} else {
+		for _, m := range Members(r.Store) {
+			if r.probe(ctx, lease, m.Name) == nil {
+				first = m.Name
+				break
+			}
+		}
+		if first == "" {
+			return
+		}
 	}
-	cfg := Config{Epoch: 1, Primary: r.Self, InSync: []string{r.Self}}
+	cfg := Config{Epoch: 1, Primary: first, InSync: []string{first}}
 	switch err := put(ctx, r.Store, cfg, 0); {
 	case errors.Is(err, state.ErrConflict):
 		// Someone else chose; the next pass reads it.
 	case err != nil:
-		log.Warn("storage primary not chosen", "primary", r.Self, "err", err)
+		log.Warn("storage primary not chosen", "primary", first, "err", err)
 	default:
-		log.Info("storage primary chosen", "primary", r.Self, "epoch", cfg.Epoch)
+		log.Info("storage primary chosen", "primary", first, "epoch", cfg.Epoch)
 	}
 }
 

@@ -131,20 +131,30 @@ func configIs(st state.Store, want Config) func() bool {
 }
 
 // TestReconcilerChoosesFirstPrimary: with no configuration, the leader
-// makes itself primary once it is registered, and not before.
+// makes itself primary when it is registered; until then, the first
+// registered member that answers.
 func TestReconcilerChoosesFirstPrimary(t *testing.T) {
 	st := &readCounter{DB: newStore(t)}
 	register(t, st, "s2")
-	p := newProber()
+	p := newProber("s2")
 	run(t, st, "s1", p, nil)
 
 	waitFor(t, "5 passes", func() bool { return st.reads.Load() >= 5 })
 	if cfg, _, ok := Current(st); ok {
-		t.Fatalf("a configuration before the leader registered: %+v", cfg)
+		t.Fatalf("a configuration with no member that answers: %+v", cfg)
 	}
 	register(t, st, "s1")
 	waitFor(t, "s1 to become the first primary", configIs(st, Config{Epoch: 1, Primary: "s1", InSync: []string{"s1"}}))
 	waitFor(t, "s1 to be probed", func() bool { return p.count("s1") > 0 })
+}
+
+// TestReconcilerChoosesAnotherFirstPrimary: a leader without storage of
+// its own makes the first registered member that answers primary.
+func TestReconcilerChoosesAnotherFirstPrimary(t *testing.T) {
+	st := newStore(t)
+	register(t, st, "s2", "s3", "s4")
+	run(t, st, "s1", newProber("s2"), nil)
+	waitFor(t, "s3 to become the first primary", configIs(st, Config{Epoch: 1, Primary: "s3", InSync: []string{"s3"}}))
 }
 
 // TestReconcilerKeepsConfiguration: a configuration that exists is not
