@@ -17,10 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/loadgen"
 	"github.com/weftcloud/weft/internal/pki"
+	"github.com/weftcloud/weft/internal/storage/placement"
 )
 
 // freePortPair returns a free port whose next port is free too: a
@@ -248,8 +252,9 @@ func (c *cluster) mustNodes() []api.Node {
 
 // TestSnapshotRestoreOntoFreshServers saves a cluster's state with weft
 // operator snapshot save and restores it onto a new cluster on fresh
-// folders and ports: everything the first one held is there. A corrupt
-// snapshot is refused and changes nothing.
+// folders and ports: everything the first one held is there, and the new
+// cluster's storage keeps its placement and serves the restored accounts.
+// A corrupt snapshot is refused and changes nothing.
 func TestSnapshotRestoreOntoFreshServers(t *testing.T) {
 	first := newServers(t, 3)
 	for _, name := range []string{"alpha", "bravo", "charlie"} {
@@ -258,8 +263,13 @@ func TestSnapshotRestoreOntoFreshServers(t *testing.T) {
 	file := filepath.Join(first.dir, "backup.snap")
 	first.mustWeft("operator", "snapshot", "save", file)
 
-	second := newServers(t, 3)
+	second := newServersWith(t, 3, storageFlags(t), "http://", client.New)
 	second.mustWeft("storage", "account", "create", "delta")
+	var placed placement.Status
+	second.waitFor("the new cluster's storage in sync", 60*time.Second, func() bool {
+		placed = second.storagePlacement()
+		return len(placed.Config.InSync) == 3
+	})
 	bad := filepath.Join(second.dir, "bad.snap")
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -289,6 +299,25 @@ func TestSnapshotRestoreOntoFreshServers(t *testing.T) {
 			_, err := client.New(s.addr).Do(context.Background(), "GET", "/v1/storage/accounts", url.Values{"stale": {""}}, nil, &list)
 			return err == nil && len(list) == 3
 		})
+	}
+	var got placement.Status
+	second.waitFor("the storage placement after the restore", 10*time.Second, func() bool {
+		got = second.storagePlacement()
+		return got.Config.Epoch != 0
+	})
+	if !cmp.Equal(got, placed) {
+		t.Errorf("the storage placement changed with the restore: %+v, was %+v", got, placed)
+	}
+	keys, err := second.client.StorageAccountKeys(context.Background(), "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := azblob.NewClientFromConnectionString(keys.ConnectionString, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blobs.CreateContainer(context.Background(), "restored", nil); err != nil {
+		t.Fatalf("the storage of a restored account: %v", err)
 	}
 }
 

@@ -28,15 +28,19 @@ type Endpoints struct {
 // Store keeps accounts in the controller's state.
 type Store struct {
 	st  state.Store
-	ep  Endpoints
+	ep  func() Endpoints
 	dev bool // also serve the emulator's development account
 }
 
 var _ storage.Accounts = (*Store)(nil)
 
-// New returns the account store. With dev, the well-known development
-// account (devstoreaccount1) is served too, as the Azure emulator does.
-func New(st state.Store, ep Endpoints, dev bool) *Store { return &Store{st: st, ep: ep, dev: dev} }
+// New returns the account store; ep says which storage endpoints to give
+// users (every server's storage serves every account). With dev, the
+// well-known development account (devstoreaccount1) is served too, as the
+// Azure emulator does.
+func New(st state.Store, ep func() Endpoints, dev bool) *Store {
+	return &Store{st: st, ep: ep, dev: dev}
+}
 
 type record struct {
 	Name      string    `json:"name"`
@@ -44,19 +48,6 @@ type record struct {
 	Key1      string    `json:"key1"`
 	Key2      string    `json:"key2"`
 	CreatedAt time.Time `json:"createdAt"`
-	// Home is the storage service the account's data lives on: the one
-	// of the server that led when it was made (in a cluster each server
-	// has its own). Accounts made before it was recorded have none and
-	// are taken to live on the leader's.
-	Home *Endpoints `json:"home,omitempty"`
-}
-
-// home is where the account's data lives.
-func (s *Store) home(rec record) Endpoints {
-	if rec.Home != nil {
-		return *rec.Home
-	}
-	return s.ep
 }
 
 var accountName = regexp.MustCompile(`^[a-z0-9]{3,24}$`)
@@ -69,8 +60,7 @@ func (s *Store) Create(ctx context.Context, name string) (api.StorageAccount, er
 	if name == storage.DevAccount || name == SystemAccount {
 		return api.StorageAccount{}, api.Errorf(api.CodeConflict, "name: %s is reserved", name)
 	}
-	home := s.ep
-	rec := record{Name: name, Tenant: api.DefaultTenant, Key1: newKey(), Key2: newKey(), CreatedAt: time.Now().UTC(), Home: &home}
+	rec := record{Name: name, Tenant: api.DefaultTenant, Key1: newKey(), Key2: newKey(), CreatedAt: time.Now().UTC()}
 	data, _ := json.Marshal(rec)
 	// The revision check makes a concurrent create of the same name fail.
 	_, err := s.st.Apply(ctx, []state.Op{
@@ -212,7 +202,7 @@ func (s *Store) lookup(name string) (record, error) {
 }
 
 func (s *Store) view(rec record) api.StorageAccount {
-	ep := s.home(rec)
+	ep := s.ep()
 	return api.StorageAccount{
 		Name: rec.Name, Tenant: rec.Tenant, CreatedAt: rec.CreatedAt,
 		Endpoints: map[string]string{
@@ -222,7 +212,7 @@ func (s *Store) view(rec record) api.StorageAccount {
 }
 
 func (s *Store) keysView(rec record) api.StorageAccountKeys {
-	ep := s.home(rec)
+	ep := s.ep()
 	return api.StorageAccountKeys{
 		Name: rec.Name, Key1: rec.Key1, Key2: rec.Key2,
 		ConnectionString: fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s/%s;QueueEndpoint=%s/%s;TableEndpoint=%s/%s;",

@@ -19,7 +19,9 @@ func newStore(t *testing.T, dev bool) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return New(st, Endpoints{Blob: "http://127.0.0.1:10000", Queue: "http://127.0.0.1:10001", Table: "http://127.0.0.1:10002"}, dev)
+	return New(st, func() Endpoints {
+		return Endpoints{Blob: "http://127.0.0.1:10000", Queue: "http://127.0.0.1:10001", Table: "http://127.0.0.1:10002"}
+	}, dev)
 }
 
 func TestAccountLifecycle(t *testing.T) {
@@ -76,24 +78,26 @@ func TestAccountNamesAndDevAccount(t *testing.T) {
 	}
 }
 
-// TestAccountsStayOnTheirServer: an account made while one server led is
-// shown with that server's storage after another took over, where its
-// data is; its connection string says so too.
-func TestAccountsStayOnTheirServer(t *testing.T) {
+// TestAccountsShowTheStorageOfNow: every server's storage serves every
+// account (it is replicated), so an account is shown with the endpoints
+// the store is given now, not those of when it was made.
+func TestAccountsShowTheStorageOfNow(t *testing.T) {
 	ctx := context.Background()
 	made := newStore(t, false)
 	if _, err := made.Create(ctx, "photos"); err != nil {
 		t.Fatal(err)
 	}
-	now := New(made.st, Endpoints{Blob: "http://10.0.0.2:10000", Queue: "http://10.0.0.2:10001", Table: "http://10.0.0.2:10002"}, false)
-	if got := now.List(ctx)[0].Endpoints["table"]; got != "http://127.0.0.1:10002/photos" {
-		t.Errorf("under the new leader the table endpoint is %q", got)
+	now := New(made.st, func() Endpoints {
+		return Endpoints{Blob: "http://10.0.0.2:10000", Queue: "http://10.0.0.2:10001", Table: "http://10.0.0.2:10002"}
+	}, false)
+	if got := now.List(ctx)[0].Endpoints["table"]; got != "http://10.0.0.2:10002/photos" {
+		t.Errorf("the table endpoint is %q", got)
 	}
 	keys, err := now.AccountKeys(ctx, "photos")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(keys.ConnectionString, "BlobEndpoint=http://127.0.0.1:10000/photos;") {
+	if !strings.Contains(keys.ConnectionString, "BlobEndpoint=http://10.0.0.2:10000/photos;") {
 		t.Errorf("connection string %q", keys.ConnectionString)
 	}
 }

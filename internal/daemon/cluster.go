@@ -14,6 +14,7 @@ import (
 	"github.com/weftcloud/weft/internal/cluster"
 	"github.com/weftcloud/weft/internal/pki"
 	"github.com/weftcloud/weft/internal/raftstore"
+	"github.com/weftcloud/weft/internal/storage/placement"
 )
 
 // formTimeout bounds how long a new server waits for the others to form or
@@ -34,6 +35,9 @@ func openStore(cfg ServerConfig, self api.ServerSelf, link cluster.Link, creds *
 	rc := raftstore.Config{
 		NodeID: cfg.Name, BindAddr: self.Raft, API: self.API, DataDir: cfg.Data,
 		Logger: log.With("part", "raft"),
+		// The storage placement names this cluster's servers and the data
+		// on their disks, which a backup does not hold.
+		KeepOnRestore: []string{placement.Kind},
 	}
 	if creds != nil {
 		rc.TLS = creds.ClientTLS()

@@ -133,10 +133,24 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 	c.lb = lb.New(cfg.LBHost, log.With("part", "lb"))
 
 	blobPort, queuePort, tablePort := orDefault(cfg.BlobPort, DefaultBlobPort), orDefault(cfg.QueuePort, DefaultQueuePort), orDefault(cfg.TablePort, DefaultTablePort)
-	accts := accounts.New(c.store, accounts.Endpoints{
+	own := accounts.Endpoints{
 		Blob:  fmt.Sprintf("http://%s:%d", cfg.LBHost, blobPort),
 		Queue: fmt.Sprintf("http://%s:%d", cfg.LBHost, queuePort),
 		Table: fmt.Sprintf("http://%s:%d", cfg.LBHost, tablePort),
+	}
+	accts := accounts.New(c.store, func() accounts.Endpoints {
+		if !cfg.StorageDisabled {
+			return own
+		}
+		// A server without storage names the primary's.
+		if pl, _, ok := placement.Current(c.store); ok {
+			for _, m := range placement.Members(c.store) {
+				if m.Name == pl.Primary {
+					return accounts.Endpoints{Blob: m.Blob, Queue: m.Queue, Table: m.Table}
+				}
+			}
+		}
+		return own
 	}, cfg.DevAccount)
 
 	var node *replicated.Node

@@ -203,14 +203,16 @@ func TestRestartAfterCompaction(t *testing.T) {
 
 // TestBackupRestoreOntoFreshCluster: a backup of a 3-member cluster,
 // restored onto a fresh one-member cluster that already had writes of its
-// own, brings back exactly the backup; later writes get indexes above
-// every Rev in it, and a member that joins afterwards gets it too.
+// own, brings back exactly the backup but for the kinds the cluster keeps
+// (its own hosts); later writes get indexes above every Rev in it, and a
+// member that joins afterwards gets it too.
 func TestBackupRestoreOntoFreshCluster(t *testing.T) {
 	src := newCluster(t, 3, nil)
 	srcLeader := waitLeader(t, src)
 	for i := range 50 {
 		mustApply(t, srcLeader.s, put(state.KindAccounts, fmt.Sprintf("acct-%02d", i), fmt.Sprintf(`{"i":%d}`, i)))
 	}
+	mustApply(t, srcLeader.s, put("hosts", "old", `"the backed-up cluster's"`))
 	if err := srcLeader.s.Consistent(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -224,9 +226,11 @@ func TestBackupRestoreOntoFreshCluster(t *testing.T) {
 		maxRev = max(maxRev, e.Rev)
 	}
 
-	dst := newCluster(t, 1, nil)
+	dst := newCluster(t, 1, func(c *Config) { c.KeepOnRestore = []string{"hosts"} })
 	d := dst[0].s
 	mustApply(t, d, put(state.KindAccounts, "zz-local", `1`))
+	mustApply(t, d, put("hosts", "new", `"this cluster's"`))
+	hosts := d.List("hosts", "")
 
 	if err := d.Restore(bytes.NewReader(backup.Bytes()[:backup.Len()/2])); !errors.Is(err, state.ErrBadSnapshot) {
 		t.Fatalf("restore of a truncated backup: %v, want ErrBadSnapshot", err)
@@ -240,6 +244,9 @@ func TestBackupRestoreOntoFreshCluster(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, d.List(state.KindAccounts, "")); diff != "" {
 		t.Errorf("restored state (-backup +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(hosts, d.List("hosts", "")); diff != "" {
+		t.Errorf("the kind kept on restore (-before +after):\n%s", diff)
 	}
 	if idx := mustApply(t, d, put(state.KindMeta, "after", `1`)); idx <= maxRev {
 		t.Errorf("write after restore at %d, not above the backup's revs (%d)", idx, maxRev)
@@ -258,6 +265,9 @@ func TestBackupRestoreOntoFreshCluster(t *testing.T) {
 	waitIndex(t, joiner.s, d.Index())
 	if diff := cmp.Diff(want, joiner.s.List(state.KindAccounts, "")); diff != "" {
 		t.Errorf("joiner after restore (-backup +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(hosts, joiner.s.List("hosts", "")); diff != "" {
+		t.Errorf("joiner's kept kind after restore (-before +after):\n%s", diff)
 	}
 }
 

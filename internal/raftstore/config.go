@@ -52,6 +52,11 @@ type Config struct {
 	TrailingLogs      uint64        // default 4096
 	SnapshotsRetained int           // default 2
 
+	// KeepOnRestore are kinds of entries that describe this cluster's own
+	// hosts rather than what it runs (where the storage's data lives): a
+	// restore keeps the cluster's entries of these kinds, not the backup's.
+	KeepOnRestore []string
+
 	// ApplyTimeout bounds how long Apply waits to hand a batch to Raft
 	// when ctx has no deadline. Default 5s.
 	ApplyTimeout time.Duration

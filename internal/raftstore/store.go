@@ -289,10 +289,22 @@ func (s *Store) Restore(r io.Reader) error {
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("raftstore: restore: %w", err)
 	}
-	index, err := state.VerifySnapshot(tmp)
+	backup, err := state.ReadCapture(tmp)
 	if err != nil {
 		return fmt.Errorf("raftstore: restore: %w", err)
 	}
+	if len(s.cfg.KeepOnRestore) > 0 {
+		for _, kind := range s.cfg.KeepOnRestore {
+			backup.Replace(kind, s.db.List(kind, ""))
+		}
+		if err := rewrite(tmp, backup.Write); err != nil {
+			return fmt.Errorf("raftstore: restore: %w", err)
+		}
+		if size, err = tmp.Seek(0, io.SeekEnd); err != nil {
+			return fmt.Errorf("raftstore: restore: %w", err)
+		}
+	}
+	index := backup.Index()
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("raftstore: restore: %w", err)
 	}
@@ -306,6 +318,17 @@ func (s *Store) Restore(r io.Reader) error {
 	// The backup carries another cluster's leader record.
 	s.announce()
 	return nil
+}
+
+// rewrite replaces f's contents with what write writes.
+func rewrite(f *os.File, write func(io.Writer) error) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	return write(f)
 }
 
 // Close stops the server. A leader first hands leadership to an up-to-date

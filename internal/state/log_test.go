@@ -98,11 +98,11 @@ func TestCaptureIsPointInTime(t *testing.T) {
 	if err := c.Write(&buf); err != nil {
 		t.Fatal(err)
 	}
-	idx, err := VerifySnapshot(bytes.NewReader(buf.Bytes()))
-	if err != nil || idx != 1 || c.Index() != 1 {
-		t.Fatalf("VerifySnapshot = %d, %v; capture index %d: want 1", idx, err, c.Index())
+	read, err := ReadCapture(bytes.NewReader(buf.Bytes()))
+	if err != nil || read.Index() != 1 || c.Index() != 1 {
+		t.Fatalf("ReadCapture = %v, %v; capture index %d: want 1", read, err, c.Index())
 	}
-	if _, err := VerifySnapshot(bytes.NewReader(buf.Bytes()[:buf.Len()-3])); !errors.Is(err, ErrBadSnapshot) {
+	if _, err := ReadCapture(bytes.NewReader(buf.Bytes()[:buf.Len()-3])); !errors.Is(err, ErrBadSnapshot) {
 		t.Errorf("truncated stream: %v, want ErrBadSnapshot", err)
 	}
 	if err := db.Restore(&buf); err != nil {

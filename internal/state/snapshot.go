@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -73,11 +74,34 @@ func (db *DB) Capture() (*Capture, error) {
 	if db.closed {
 		return nil, ErrClosed
 	}
-	c := &Capture{index: db.v.index}
-	for _, kind := range db.v.kinds() {
-		c.entries = append(c.entries, db.v.tables[kind].list("")...)
+	return captureOf(db.v), nil
+}
+
+func captureOf(v *view) *Capture {
+	c := &Capture{index: v.index}
+	for _, kind := range v.kinds() {
+		c.entries = append(c.entries, v.tables[kind].list("")...)
 	}
-	return c, nil
+	return c
+}
+
+// ReadCapture reads a stream written by Snapshot, or returns
+// ErrBadSnapshot when Restore would refuse it. A replicated store checks a
+// backup with it before handing it to Raft, which cannot undo a restore
+// that fails halfway.
+func ReadCapture(r io.Reader) (*Capture, error) {
+	v, err := readSnapshot(r)
+	if err != nil {
+		return nil, err
+	}
+	return captureOf(v), nil
+}
+
+// Replace puts entries, all of kind, in place of the capture's entries of
+// kind.
+func (c *Capture) Replace(kind string, entries []Entry) {
+	c.entries = slices.DeleteFunc(c.entries, func(e Entry) bool { return e.Kind == kind })
+	c.entries = append(c.entries, entries...)
 }
 
 // Index is the store index the capture was taken at.
@@ -110,18 +134,6 @@ func (c *Capture) Write(w io.Writer) error {
 		return fmt.Errorf("state: snapshot: %w", err)
 	}
 	return nil
-}
-
-// VerifySnapshot reads a whole stream and returns the index it was taken
-// at, or ErrBadSnapshot when Restore would refuse it. A replicated store
-// checks a backup with it before handing it to Raft, which cannot undo a
-// restore that fails halfway.
-func VerifySnapshot(r io.Reader) (uint64, error) {
-	v, err := readSnapshot(r)
-	if err != nil {
-		return 0, err
-	}
-	return v.index, nil
 }
 
 // writeLine writes one entry with its JSON value verbatim: the encoder
