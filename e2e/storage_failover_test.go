@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +58,8 @@ func (c *cluster) storageRoles() map[string]string {
 // the other two servers' storage replicas of the first's, kills the
 // storage primary with SIGKILL, and reads every acknowledged write back
 // through a surviving server once another took over; then writes more,
-// and restarts the lost server, which rejoins the in-sync set.
+// and restarts the lost server, which rejoins the in-sync set; then loses
+// it again for good and removes it from the cluster.
 func TestStorageSurvivesPrimaryLoss(t *testing.T) {
 	c := newServersWith(t, 3, storageFlags(t), "http://", client.New)
 	ctx := context.Background()
@@ -173,6 +175,19 @@ func TestStorageSurvivesPrimaryLoss(t *testing.T) {
 	c.waitFor(primary+" back in the in-sync set", 60*time.Second, func() bool {
 		return len(c.storagePlacement().Config.InSync) == 3
 	})
+
+	// A replica's server is lost for good and removed: its storage leaves
+	// the in-sync set and the members, and writes go on.
+	gone := primary
+	c.kill9(c.servers[gone])
+	c.mustWeft("operator", "remove-peer", gone)
+	pl = c.storagePlacement()
+	if slices.Contains(pl.Config.InSync, gone) || slices.ContainsFunc(pl.Members, func(m placement.Member) bool { return m.Name == gone }) {
+		t.Errorf("storage placement after removing %s: %+v", gone, pl)
+	}
+	if _, err := blobs.UploadBuffer(ctx, "data", "after-removal", []byte("still here"), nil); err != nil {
+		t.Fatalf("a write after a replica's server was removed: %v", err)
+	}
 }
 
 func to32(v int32) *int32 { return &v }
