@@ -89,10 +89,16 @@ func (s *Shipper) copyTo(ctx context.Context, p *peer, dbs Databases, add func(c
 	if err := s.level(ctx, p); err != nil {
 		return err
 	}
-	// Writes wait for it before the set says it holds them all.
+	// Writes wait for it from now on; those answered before must reach it
+	// before the set says it holds them all.
 	s.mu.Lock()
 	p.inSync = true
+	upTo := s.seq
 	s.mu.Unlock()
+	err = s.waitUntil(ctx, p, func() bool { return len(p.queue) == 0 || p.queue[0].seq > upTo })
+	if err != nil {
+		return err
+	}
 	if err := add(ctx); err != nil {
 		s.mu.Lock()
 		p.inSync = false
@@ -173,11 +179,33 @@ func fileSize(path string) int64 {
 	return st.Size()
 }
 
-// level waits until little is left in p's queue.
+// levelPatience is how long a copied replica's queue may stay longer than
+// a batch before writes start waiting for it: writers that outpace the
+// replica would otherwise keep it from ever getting level.
+const levelPatience = 3 * time.Second
+
+// level waits until what is left in p's queue fits in one batch. Past
+// levelPatience, writes wait for p as for an in-sync replica, which slows
+// them to what p takes, until it is level.
 func (s *Shipper) level(ctx context.Context, p *peer) error {
+	patience := time.AfterFunc(levelPatience, func() {
+		s.mu.Lock()
+		if !p.inSync {
+			p.inSync = true
+			s.log.Info("replica lags behind the writes; writes wait for it until it is level", "replica", p.name)
+		}
+		s.mu.Unlock()
+	})
+	defer patience.Stop()
+	return s.waitUntil(ctx, p, func() bool { return p.bytes <= batchBytes })
+}
+
+// waitUntil waits until done, called under s.mu, holds of p's queue; or
+// p is removed (errStopped), or ctx ends.
+func (s *Shipper) waitUntil(ctx context.Context, p *peer, done func() bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for p.bytes > batchBytes || len(p.queue) > 64 {
+	for !done() {
 		if s.peers[p.name] != p {
 			return errStopped
 		}

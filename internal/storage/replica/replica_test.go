@@ -405,3 +405,78 @@ func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// TestCatchUpOutpacedByWriters copies a primary to a replica behind a
+// link slower than clients write 1 MiB pages of a disk: the queue would
+// never get level, so writes start waiting for the replica; the copy ends,
+// and the replica, served, holds every page acknowledged.
+func TestCatchUpOutpacedByWriters(t *testing.T) {
+	const slots, writers, link = 64, 8, 40 << 20 // 1 MiB slots; bytes/s
+	c := newCluster(t)
+	c.rsrv.Close()
+	c.rsrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Duration(r.ContentLength) * time.Second / link)
+		c.receiver.ServeHTTP(w, r)
+	}))
+	t.Cleanup(c.rsrv.Close)
+	cs := c.primary.ConnectionString()
+	blobs, _ := azblob.NewClientFromConnectionString(cs, nil)
+	ctx := context.Background()
+	if _, err := blobs.CreateContainer(ctx, "data", nil); err != nil {
+		t.Fatal(err)
+	}
+	disk := blobs.ServiceClient().NewContainerClient("data").NewPageBlobClient("disk")
+	if _, err := disk.Create(ctx, slots<<20, nil); err != nil {
+		t.Fatal(err)
+	}
+	var acked [slots]atomic.Int32 // the byte each slot was last filled with, +1
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				slot := w + writers*(i%(slots/writers)) // each slot has one writer
+				fill := byte(i)
+				page := blob.HTTPRange{Offset: int64(slot) << 20, Count: 1 << 20}
+				if _, err := disk.UploadPages(ctx, streamOf(bytes.Repeat([]byte{fill}, 1<<20)), page, nil); err != nil {
+					t.Errorf("write: %v", err)
+					return
+				}
+				acked[slot].Store(int32(fill) + 1)
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	copyCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err := c.catchUp(copyCtx)
+	time.Sleep(200 * time.Millisecond) // writes that wait for the replica
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("catch-up under writes: %v", err)
+	}
+
+	served, _ := azblob.NewClientFromConnectionString(c.promote().ConnectionString(), nil)
+	resp, err := served.DownloadStream(ctx, "data", "disk", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	got.ReadFrom(resp.Body)
+	resp.Body.Close()
+	for slot := range slots {
+		want := acked[slot].Load()
+		if want == 0 {
+			continue
+		}
+		if b := got.Bytes()[slot<<20]; int32(b)+1 != want || !bytes.Equal(got.Bytes()[slot<<20:(slot+1)<<20], bytes.Repeat([]byte{b}, 1<<20)) {
+			t.Fatalf("slot %d: starts %d, want %d throughout", slot, b, want-1)
+		}
+	}
+}
