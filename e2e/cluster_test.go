@@ -97,10 +97,14 @@ func (c *cluster) startReplica(name, addr string, all []string) {
 func lbHost(server string) string { return "127.0.0." + strings.TrimPrefix(server, "s") }
 
 // leader is the leading server's name as the servers report it ("" when none).
-func (c *cluster) leader() string {
+func (c *cluster) leader() string { return leaderSeenBy(c.client) }
+
+// leaderSeenBy is the leading server's name as the server cl reaches
+// first knows it ("" when none or none answers).
+func leaderSeenBy(cl *client.Client) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	members, err := c.client.Members(ctx)
+	members, err := cl.Members(ctx)
 	if err != nil {
 		return ""
 	}

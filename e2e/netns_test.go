@@ -99,8 +99,49 @@ func (h *host) cutFrom(others ...*host) {
 	}
 }
 
+// cutRaftFrom drops only the Raft traffic between h and the others (the
+// servers' Raft port, 7071 next to their API's 7070): they elect a leader
+// among themselves while their API and storage traffic with h goes on.
+func (h *host) cutRaftFrom(others ...*host) {
+	for _, o := range others {
+		for _, port := range []string{"--dport", "--sport"} {
+			h.net.must("ip", "netns", "exec", h.ns, "iptables", "-A", "INPUT", "-s", o.ip, "-p", "tcp", port, "7071", "-j", "DROP")
+			h.net.must("ip", "netns", "exec", h.ns, "iptables", "-A", "OUTPUT", "-d", o.ip, "-p", "tcp", port, "7071", "-j", "DROP")
+		}
+	}
+}
+
 // heal removes h's partitions.
 func (h *host) heal() { h.net.must("ip", "netns", "exec", h.ns, "iptables", "-F") }
+
+// moveLeadership makes the servers on hosts elect a leader other than the
+// one on from, which leads now: from's Raft traffic is cut until the
+// others agree on another leader, and healed then. That is normally
+// sooner than from's storage lease runs out (it hears from no leader
+// meanwhile), so the storage placement stays as it was; otherwise from,
+// if the storage primary, starts again under a new epoch.
+func (c *cluster) moveLeadership(from *host, hosts []*host) {
+	c.t.Helper()
+	var others []*host
+	for _, h := range hosts {
+		if h != from {
+			others = append(others, h)
+		}
+	}
+	agreeOnAnother := func(hs []*host) func() bool {
+		return func() bool {
+			seen := map[string]bool{}
+			for _, h := range hs {
+				seen[leaderSeenBy(client.New(c.servers[h.name].addr))] = true
+			}
+			return len(seen) == 1 && !seen[""] && !seen[from.name]
+		}
+	}
+	from.cutRaftFrom(others...)
+	c.waitFor("the others electing a leader without "+from.name, 20*time.Second, agreeOnAnother(others))
+	from.heal()
+	c.waitFor("every server following the new leader", 20*time.Second, agreeOnAnother(hosts))
+}
 
 // startIn runs weft on host h (through `ip netns exec`, which execs it:
 // the process is weft itself).

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -20,22 +22,177 @@ import (
 	"github.com/weftcloud/weft/internal/storage/placement"
 )
 
-// storagePlacement is the storage placement as the cluster reports it.
+// storagePlacement is the storage placement as the cluster reports it:
+// a consistent read through the first server, or else a server's own
+// copy; zero when no server answers.
 func (c *cluster) storagePlacement() placement.Status {
-	var st placement.Status
-	resp, err := http.Get("http://" + strings.Split(c.apiArg, ",")[0] + "/v1/storage/config")
+	st, err := readStoragePlacement(strings.Split(c.apiArg, ",")[0], "")
 	for _, s := range c.servers {
 		if err == nil {
 			break
 		}
-		resp, err = http.Get("http://" + s.addr + "/v1/storage/config?stale")
+		st, err = readStoragePlacement(s.addr, "?stale")
 	}
+	return st
+}
+
+// readStoragePlacement reads the storage placement through the server at
+// addr, within a few seconds: a server cut off from the leader cannot
+// pass a consistent read on.
+func readStoragePlacement(addr, query string) (placement.Status, error) {
+	var st placement.Status
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/storage/config"+query, nil)
 	if err != nil {
-		return st
+		return st, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, err
 	}
 	defer resp.Body.Close()
-	json.NewDecoder(resp.Body).Decode(&st)
-	return st
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("GET %s: %s", req.URL, resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// storageClients are the Azure SDK clients of one storage account, through
+// one server's storage endpoints.
+type storageClients struct {
+	blobs  *azblob.Client
+	queues *azqueue.ServiceClient
+	tables *aztables.ServiceClient
+}
+
+// newStorageClients makes the clients of the account whose connection
+// string is cs, through the storage of the server whose storage listens
+// on host: any server's storage serves every account.
+func newStorageClients(t testing.TB, cs, host string) storageClients {
+	t.Helper()
+	cs = connectionStringAt(t, cs, host)
+	var sc storageClients
+	var err error
+	if sc.blobs, err = azblob.NewClientFromConnectionString(cs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if sc.queues, err = azqueue.NewServiceClientFromConnectionString(cs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if sc.tables, err = aztables.NewServiceClientFromConnectionString(cs, nil); err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+// connectionStringAt is cs with the host of each endpoint replaced by
+// host (the ports stay).
+func connectionStringAt(t testing.TB, cs, host string) string {
+	t.Helper()
+	parts := strings.Split(cs, ";")
+	for i, p := range parts {
+		key, value, ok := strings.Cut(p, "=")
+		if !ok || !strings.HasSuffix(key, "Endpoint") {
+			continue
+		}
+		u, err := url.Parse(value)
+		if err != nil {
+			t.Fatalf("connection string: %s: %v", key, err)
+		}
+		u.Host = net.JoinHostPort(host, u.Port())
+		parts[i] = key + "=" + u.String()
+	}
+	return strings.Join(parts, ";")
+}
+
+// The container, queue and table that write and check use.
+const (
+	testContainer = "data"
+	testQueue     = "work"
+	testTable     = "things"
+)
+
+// create makes the container, queue and table.
+func (sc storageClients) create(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := sc.blobs.CreateContainer(ctx, testContainer, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.queues.CreateQueue(ctx, testQueue, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.tables.CreateTable(ctx, testTable, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// blobBody is the content of the i-th blob write writes, of some size.
+func blobBody(i int) []byte { return bytes.Repeat([]byte(fmt.Sprintf("blob %d;", i)), 1+i*500) }
+
+// write writes n blobs, messages and entities named prefix0, prefix1 ...;
+// once it returns, every one of them was acknowledged. It gives up after
+// a minute (the SDKs retry 503s and time-outs meanwhile).
+func (sc storageClients) write(t testing.TB, prefix string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	table := sc.tables.NewClient(testTable)
+	for i := range n {
+		name := fmt.Sprint(prefix, i)
+		if _, err := sc.blobs.UploadBuffer(ctx, testContainer, name, blobBody(i), nil); err != nil {
+			t.Fatalf("blob %s: %v", name, err)
+		}
+		if _, err := sc.queues.NewQueueClient(testQueue).EnqueueMessage(ctx, name, nil); err != nil {
+			t.Fatalf("message %s: %v", name, err)
+		}
+		e := fmt.Sprintf(`{"PartitionKey":"p","RowKey":"%s","N":%d}`, name, i)
+		if _, err := table.AddEntity(ctx, []byte(e), nil); err != nil {
+			t.Fatalf("entity %s: %v", name, err)
+		}
+	}
+}
+
+// check reads back what write wrote with the same prefix and n: each
+// message once; the queue may hold others too (up to 32 in all are
+// looked at). It gives up after a minute.
+func (sc storageClients) check(t testing.TB, prefix string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	table := sc.tables.NewClient(testTable)
+	for i := range n {
+		name := fmt.Sprint(prefix, i)
+		resp, err := sc.blobs.DownloadStream(ctx, testContainer, name, nil)
+		if err != nil {
+			t.Fatalf("blob %s: %v", name, err)
+		}
+		var got bytes.Buffer
+		_, err = got.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if err != nil || !bytes.Equal(got.Bytes(), blobBody(i)) {
+			t.Fatalf("blob %s: %d bytes (%v), want %d", name, got.Len(), err, len(blobBody(i)))
+		}
+		if _, err := table.GetEntity(ctx, "p", name, nil); err != nil {
+			t.Fatalf("entity %s: %v", name, err)
+		}
+	}
+	peek, err := sc.queues.NewQueueClient(testQueue).PeekMessages(ctx, &azqueue.PeekMessagesOptions{NumberOfMessages: to32(32)})
+	if err != nil {
+		t.Fatalf("messages: %v", err)
+	}
+	have := map[string]int{}
+	for _, m := range peek.Messages {
+		if m.MessageText != nil {
+			have[*m.MessageText]++
+		}
+	}
+	for i := range n {
+		if name := fmt.Sprint(prefix, i); have[name] != 1 {
+			t.Fatalf("message %s is %d times among the %d in the queue; want once", name, have[name], len(peek.Messages))
+		}
+	}
 }
 
 // storageRoles is each storage member's role as `weft operator storage`
@@ -91,49 +248,11 @@ func TestStorageSurvivesPrimaryLoss(t *testing.T) {
 			break
 		}
 	}
-	// The account's endpoints name the server it was made on; any
-	// server's storage serves it.
-	cs := keys.ConnectionString
-	for name := range c.servers {
-		cs = strings.ReplaceAll(cs, lbHost(name)+":", lbHost(other)+":")
-	}
 	t.Logf("primary %s, writing through %s", primary, other)
-	blobs, err := azblob.NewClientFromConnectionString(cs, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	queues, err := azqueue.NewServiceClientFromConnectionString(cs, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables, err := aztables.NewServiceClientFromConnectionString(cs, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := blobs.CreateContainer(ctx, "data", nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := queues.CreateQueue(ctx, "work", nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tables.CreateTable(ctx, "things", nil); err != nil {
-		t.Fatal(err)
-	}
-	table := tables.NewClient("things")
-	body := func(i int) []byte { return bytes.Repeat([]byte(fmt.Sprintf("blob %d;", i)), 1+i*500) }
+	sc := newStorageClients(t, keys.ConnectionString, lbHost(other))
+	sc.create(t)
 	const n = 20
-	for i := range n {
-		if _, err := blobs.UploadBuffer(ctx, "data", fmt.Sprint(i), body(i), nil); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := queues.NewQueueClient("work").EnqueueMessage(ctx, fmt.Sprint("m", i), nil); err != nil {
-			t.Fatal(err)
-		}
-		e := fmt.Sprintf(`{"PartitionKey":"p","RowKey":"%d","N":%d}`, i, i)
-		if _, err := table.AddEntity(ctx, []byte(e), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sc.write(t, "", n)
 
 	c.kill9(c.servers[primary])
 	c.waitFor("another server's storage taking over", 60*time.Second, func() bool {
@@ -146,28 +265,8 @@ func TestStorageSurvivesPrimaryLoss(t *testing.T) {
 	}
 	// The SDKs retry the 503s of the moments until this server forwards
 	// to the new primary.
-	for i := range n {
-		resp, err := blobs.DownloadStream(ctx, "data", fmt.Sprint(i), nil)
-		if err != nil {
-			t.Fatalf("blob %d after the primary's loss: %v", i, err)
-		}
-		var got bytes.Buffer
-		got.ReadFrom(resp.Body)
-		resp.Body.Close()
-		if !bytes.Equal(got.Bytes(), body(i)) {
-			t.Fatalf("blob %d: %d bytes, want %d", i, got.Len(), len(body(i)))
-		}
-		if _, err := table.GetEntity(ctx, "p", fmt.Sprint(i), nil); err != nil {
-			t.Fatalf("entity %d: %v", i, err)
-		}
-	}
-	peek, err := queues.NewQueueClient("work").PeekMessages(ctx, &azqueue.PeekMessagesOptions{NumberOfMessages: to32(32)})
-	if err != nil || len(peek.Messages) != n {
-		t.Fatalf("messages after the primary's loss: %d, %v; want %d", len(peek.Messages), err, n)
-	}
-	if _, err := blobs.UploadBuffer(ctx, "data", "after", []byte("still here"), nil); err != nil {
-		t.Fatalf("a write after the primary's loss: %v", err)
-	}
+	sc.check(t, "", n)
+	sc.write(t, "after", 1)
 
 	// The lost server returns with the data it had: the new primary
 	// copies it the blocks it lacks, and it rejoins the in-sync set.
@@ -185,9 +284,7 @@ func TestStorageSurvivesPrimaryLoss(t *testing.T) {
 	if slices.Contains(pl.Config.InSync, gone) || slices.ContainsFunc(pl.Members, func(m placement.Member) bool { return m.Name == gone }) {
 		t.Errorf("storage placement after removing %s: %+v", gone, pl)
 	}
-	if _, err := blobs.UploadBuffer(ctx, "data", "after-removal", []byte("still here"), nil); err != nil {
-		t.Fatalf("a write after a replica's server was removed: %v", err)
-	}
+	sc.write(t, "after-removal", 1)
 }
 
 func to32(v int32) *int32 { return &v }
