@@ -20,6 +20,12 @@ run go test -run '^$' -bench 'DeployToHealthy|NodeDeath' -benchtime 10x -timeout
 run go test -run '^$' -bench 'RollingUpgradeUnderLoad' -benchtime 3x -timeout 30m ./e2e/
 # Replicated controllers: failover and committed writes per second.
 run go test -run '^$' -bench 'Apply|Failover' -benchtime 3s ./internal/raftstore/
+# Replicated storage: the storage benchmarks' writes (internal/storage/storageload)
+# against a primary with no replica, one and two in-sync replicas on loopback;
+# then SIGKILL of the storage primary of three servers to another primary and to
+# the first write acknowledged through a surviving server.
+run go test -run '^$' -bench 'ReplicatedWrites' -benchtime 2s -timeout 20m ./internal/storage/replica/
+run go test -run '^$' -bench 'StorageTakeover' -benchtime 5x -timeout 30m ./e2e/
 # Containers: start to healthy through the driver, runc by hand (the floor)
 # and docker run (when docker.io is installed; its daemon is started here).
 dockerd_pid=
