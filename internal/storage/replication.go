@@ -33,10 +33,10 @@ func (o Options) Database() boltlog.Options {
 // this one's storage (internal/storage/replica). A service given none
 // keeps its data to itself.
 type Replication interface {
-	// Ship hands over a durable frame of the service's database
-	// (boltlog.Options.Ship) and returns once every replica that must
-	// have it does.
-	Ship(frame []byte) error
+	// Ship hands over a frame of the service's database as it is logged
+	// (boltlog.Options.Ship) and returns a wait that returns once every
+	// replica that must have it does.
+	Ship(frame []byte) (wait func() error)
 	// The file changes below return at once: they reach the replicas
 	// before any frame shipped after them. Paths are the files' paths
 	// relative to the service's directory. A service calls them for one

@@ -103,7 +103,7 @@ func (fs *fileStore) inOrder(id string, change func() error, tell func(rel strin
 // noReplication is the storage of a server that has no replicas.
 type noReplication struct{}
 
-func (noReplication) Ship([]byte) error           { return nil }
+func (noReplication) Ship([]byte) func() error    { return nil }
 func (noReplication) Write(string, int64, []byte) {}
 func (noReplication) Punch(string, int64, int64)  {}
 func (noReplication) Truncate(string, int64)      {}

@@ -40,10 +40,14 @@ type Options struct {
 	// kept in memory, not written at each commit, and a 64 MiB first map.
 	Bolt *bolt.Options
 	// Ship, when set, gets every frame the database logs, in the order
-	// logged, once it is durable here and before the writes in it are
-	// answered: a replica applies it with Apply. An error fails those
-	// writes and stops the database taking more, like a failed sync.
-	Ship func(frame []byte) error
+	// logged, as soon as it is written here (a replica applies it with
+	// Apply), and returns a wait (nil: none) that returns once the
+	// replicas that must have the frame do. The writes in the frame are
+	// answered once it is durable here and the wait returned, so the
+	// replicas' work runs beside this disk's sync. An error of the wait
+	// fails those writes and stops the database taking more, like a
+	// failed sync.
+	Ship func(frame []byte) (wait func() error)
 }
 
 const (

@@ -24,8 +24,8 @@ import (
 // batch is one group on its way through the syncer.
 type batch struct {
 	seq     uint64
-	file    *os.File // the segment to sync; nil when the group wrote nothing
-	payload []byte   // the frame's, for Options.Ship
+	file    *os.File     // the segment to sync; nil when the group wrote nothing
+	shipped func() error // waits for the frame's replicas (Options.Ship)
 	changes []change
 	view    *overlay // the changes, for the groups after it until published
 	reqs    []*request
@@ -151,7 +151,8 @@ func (db *DB) commitWrites(group []*request) {
 			answer(err)
 			return
 		}
-		b.file, b.view, b.payload = db.seg.f, pending, payload
+		b.file, b.view = db.seg.f, pending
+		b.shipped = db.ship(payload)
 		db.inflight = append(db.inflight, b)
 	}
 	// Even a group that wrote nothing goes through the syncer: what it
@@ -220,8 +221,8 @@ func (db *DB) sync(group []*batch) {
 		}
 	}
 	for _, b := range group {
-		if err == nil && b.file != nil {
-			err = db.ship(b.payload)
+		if err == nil && b.shipped != nil {
+			err = db.shipWait(b.shipped)
 		}
 	}
 	if err == nil {
@@ -343,7 +344,9 @@ func (db *DB) runUpdate(fn func(tx *Tx) error) error {
 		}
 		db.frame = appendFrame(db.frame[:0], db.seg.seq, payload)
 		err := db.seg.write(db.frame)
+		var shipped func() error
 		if err == nil {
+			shipped = db.ship(payload)
 			err = unix.Fdatasync(int(db.seg.f.Fd()))
 		}
 		if err != nil {
@@ -351,9 +354,11 @@ func (db *DB) runUpdate(fn func(tx *Tx) error) error {
 			db.fail(err)
 			return fmt.Errorf("boltlog: log update: %w", err)
 		}
-		if err := db.ship(payload); err != nil {
-			_ = btx.Rollback()
-			return err
+		if shipped != nil {
+			if err := db.shipWait(shipped); err != nil {
+				_ = btx.Rollback()
+				return err
+			}
 		}
 	}
 	if err := btx.Commit(); err != nil {
@@ -364,12 +369,17 @@ func (db *DB) runUpdate(fn func(tx *Tx) error) error {
 	return nil
 }
 
-// ship hands a durable frame to Options.Ship.
-func (db *DB) ship(payload []byte) error {
+// ship hands a frame just written to Options.Ship, returning its wait.
+func (db *DB) ship(payload []byte) func() error {
 	if db.opt.Ship == nil {
 		return nil
 	}
-	if err := db.opt.Ship(payload); err != nil {
+	return db.opt.Ship(payload)
+}
+
+// shipWait waits for a frame's replicas; a failure stops the database.
+func (db *DB) shipWait(wait func() error) error {
+	if err := wait(); err != nil {
 		err = fmt.Errorf("boltlog: ship frame: %w", err)
 		db.fail(err)
 		return err

@@ -157,14 +157,16 @@ func TestDumpCutWhileWriting(t *testing.T) {
 	var mu sync.Mutex // guards shipped
 	var shipped [][]byte
 	primaryOpt := opt
-	primaryOpt.Ship = func(frame []byte) error {
+	primaryOpt.Ship = func(frame []byte) func() error {
 		mu.Lock()
 		shipped = append(shipped, frame)
 		mu.Unlock()
 		// Shipping takes time, as on a network, in which a cut must not
 		// fall: the frame counts as shipped, not yet as published.
-		time.Sleep(100 * time.Microsecond)
-		return nil
+		return func() error {
+			time.Sleep(100 * time.Microsecond)
+			return nil
+		}
 	}
 	primary := open(t, t.TempDir(), primaryOpt)
 	defer primary.Close()

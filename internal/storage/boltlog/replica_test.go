@@ -19,10 +19,11 @@ func TestReplicaConverges(t *testing.T) {
 	var mu sync.Mutex // guards replica, which Ship and the crash below swap
 	replica := open(t, replicaDir, opt)
 	primaryOpt := opt
-	primaryOpt.Ship = func(frame []byte) error {
+	primaryOpt.Ship = func(frame []byte) func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		return replica.Apply(frame)
+		err := replica.Apply(frame)
+		return func() error { return err }
 	}
 	primary := open(t, t.TempDir(), primaryOpt)
 	defer func() {

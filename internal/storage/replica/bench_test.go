@@ -128,7 +128,7 @@ type countFrames struct {
 
 var _ storage.Replication = countFrames{}
 
-func (c countFrames) Ship(frame []byte) error {
+func (c countFrames) Ship(frame []byte) func() error {
 	c.n.Add(1)
 	return c.Replication.Ship(frame)
 }

@@ -137,8 +137,9 @@ type service struct {
 	db string
 }
 
-func (v service) Ship(frame []byte) error {
-	return v.s.shipFrame(Op{kind: opFrame, db: v.db, data: frame})
+func (v service) Ship(frame []byte) func() error {
+	seq := v.s.enqueue(Op{kind: opFrame, db: v.db, data: frame})
+	return func() error { return v.s.waitInSync(seq) }
 }
 func (v service) Write(path string, off int64, data []byte) {
 	v.s.enqueue(Op{kind: opWrite, path: v.db + "/" + path, off: off, data: data})
@@ -194,9 +195,8 @@ func (s *Shipper) lagging() bool {
 	return false
 }
 
-// shipFrame queues a frame and waits until every in-sync replica has it.
-func (s *Shipper) shipFrame(op Op) error {
-	seq := s.enqueue(op)
+// waitInSync waits until every in-sync replica has the op numbered seq.
+func (s *Shipper) waitInSync(seq uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
