@@ -53,7 +53,7 @@ func choosePrimary(t *testing.T, st state.Store, self string) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r := &placement.Reconciler{Store: st, Self: self, Probe: func(context.Context, placement.Member) error { return nil }}
+		r := &placement.Reconciler{Store: st, Self: self, Probe: func(context.Context, placement.Member) (bool, error) { return true, nil }}
 		r.Run(ctx)
 	}()
 	defer func() { cancel(); <-done }()

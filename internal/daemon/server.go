@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -273,23 +274,27 @@ func initSystem(inits ...func(context.Context) error) error {
 	}
 }
 
-// probeStorage asks a server whether its storage answers: what the leader
-// replaces a lost storage primary on.
-func probeStorage(link cluster.Link) func(context.Context, placement.Member) error {
-	return func(ctx context.Context, m placement.Member) error {
+// probeStorage asks a server whether its storage answers and serves as the
+// primary: what the leader replaces a lost storage primary on.
+func probeStorage(link cluster.Link) func(context.Context, placement.Member) (bool, error) {
+	return func(ctx context.Context, m placement.Member) (bool, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.API+"/v1/storage/replica/status", nil)
 		if err != nil {
-			return err
+			return false, err
 		}
 		resp, err := link.Client().Do(req)
 		if err != nil {
-			return err
+			return false, err
 		}
-		resp.Body.Close()
+		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("storage of %s: %s", m.Name, resp.Status)
+			return false, fmt.Errorf("storage of %s: %s", m.Name, resp.Status)
 		}
-		return nil
+		var st replicated.Status
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			return false, fmt.Errorf("storage of %s: %w", m.Name, err)
+		}
+		return st.Role == replicated.RolePrimary, nil
 	}
 }
 

@@ -23,15 +23,18 @@ const DefaultLease = 3 * time.Second
 // it counts the failures from when it started: it never promotes before it
 // has led for 2*Lease, which also waits out a lease the old leader granted.
 //
-// Probe (required) is what renews the primary's lease, so a probe that
-// reaches the primary after its ctx ended here (held up in the network)
-// must not renew it; the primary must also use the same Lease.
+// The primary's lease is its contact with the Raft leader, and it must
+// use the same Lease. A primary that answers but does not serve (it lost
+// its lease while the leader can still reach it) counts as failed: it
+// would otherwise be kept forever with nothing served.
 type Reconciler struct {
 	Store state.Store
-	Self  string                                    // this server's name
-	Probe func(ctx context.Context, m Member) error // nil error: that member's storage answers
-	Lease time.Duration                             // default DefaultLease: a primary serves only while it heard from the leader within Lease
-	Log   *slog.Logger                              // nil: discard
+	Self  string // this server's name
+	// Probe (required) asks a member's storage what it is: a nil error
+	// when it answers, and whether it serves as the primary.
+	Probe func(ctx context.Context, m Member) (serving bool, err error)
+	Lease time.Duration // default DefaultLease: a primary serves only while it heard from the leader within Lease
+	Log   *slog.Logger  // nil: discard
 }
 
 // watch is what a Reconciler remembers of the primary between passes.
@@ -81,7 +84,10 @@ func (r *Reconciler) pass(ctx context.Context, lease time.Duration, started time
 		*w = watch{epoch: cfg.Epoch, primary: cfg.Primary, heard: time.Now()}
 	}
 
-	err := r.probe(ctx, lease, cfg.Primary)
+	serving, err := r.probe(ctx, lease, cfg.Primary)
+	if err == nil && !serving {
+		err = errNotServing
+	}
 	switch {
 	case ctx.Err() != nil:
 		return
@@ -107,7 +113,10 @@ func (r *Reconciler) pass(ctx context.Context, lease time.Duration, started time
 	// InSync is sorted, so the first member that answers is the same one
 	// every leader would pick.
 	for _, name := range cfg.InSync {
-		if name == cfg.Primary || r.probe(ctx, lease, name) != nil {
+		if name == cfg.Primary {
+			continue
+		}
+		if _, err := r.probe(ctx, lease, name); err != nil {
 			continue
 		}
 		next := Config{Epoch: cfg.Epoch + 1, Primary: name, InSync: []string{name}}
@@ -139,7 +148,7 @@ func (r *Reconciler) initialise(ctx context.Context, lease time.Duration, log *s
 		first = r.Self
 	} else {
 		for _, m := range Members(r.Store) {
-			if r.probe(ctx, lease, m.Name) == nil {
+			if _, err := r.probe(ctx, lease, m.Name); err == nil {
 				first = m.Name
 				break
 			}
@@ -159,17 +168,21 @@ func (r *Reconciler) initialise(ctx context.Context, lease time.Duration, log *s
 	}
 }
 
-// probe asks whether the member name's storage answers, within a third of
-// the lease so one silent member cannot hold up a pass for long. A name
-// that is not a registered member (it was removed) fails.
-func (r *Reconciler) probe(ctx context.Context, lease time.Duration, name string) error {
+// probe asks the member name's storage whether it answers and serves as
+// the primary, within a third of the lease so one silent member cannot
+// hold up a pass for long. A name that is not a registered member (it was
+// removed) fails.
+func (r *Reconciler) probe(ctx context.Context, lease time.Duration, name string) (serving bool, err error) {
 	m, ok := member(r.Store, name)
 	if !ok {
-		return errNotMember
+		return false, errNotMember
 	}
 	ctx, cancel := context.WithTimeout(ctx, lease/3)
 	defer cancel()
 	return r.Probe(ctx, m)
 }
 
-var errNotMember = errors.New("not a registered member")
+var (
+	errNotMember  = errors.New("not a registered member")
+	errNotServing = errors.New("answers but does not serve as the primary")
+)

@@ -17,30 +17,32 @@ import (
 
 const testLease = 50 * time.Millisecond
 
-// prober is the members' storage as the test says it is: up unless set
-// down. It counts the probes each member got.
+// prober is the members' storage as the test says it is: up and serving
+// when primary unless set down or idle. It counts the probes each member
+// got.
 type prober struct {
 	mu    sync.Mutex
 	down  map[string]bool
+	idle  map[string]bool // answers, but does not serve
 	calls map[string]int
 }
 
 func newProber(down ...string) *prober {
-	p := &prober{down: map[string]bool{}, calls: map[string]int{}}
+	p := &prober{down: map[string]bool{}, idle: map[string]bool{}, calls: map[string]int{}}
 	for _, n := range down {
 		p.down[n] = true
 	}
 	return p
 }
 
-func (p *prober) probe(ctx context.Context, m Member) error {
+func (p *prober) probe(ctx context.Context, m Member) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls[m.Name]++
 	if p.down[m.Name] {
-		return errors.New("connection refused")
+		return false, errors.New("connection refused")
 	}
-	return nil
+	return !p.idle[m.Name], nil
 }
 
 func (p *prober) set(name string, down bool) {
@@ -197,6 +199,19 @@ func TestReconcilerPromotes(t *testing.T) {
 	if got := current(t, st); got.Epoch != 4 {
 		t.Fatalf("config changed again after the promotion: %+v", got)
 	}
+}
+
+// TestReconcilerReplacesIdlePrimary: a primary that answers its probes but
+// does not serve (it lost its lease, the leader still reaches it) is
+// replaced as one that does not answer is.
+func TestReconcilerReplacesIdlePrimary(t *testing.T) {
+	st := newStore(t)
+	register(t, st, "s1", "s2", "s3")
+	setConfig(t, st, Config{Epoch: 2, Primary: "s2", InSync: []string{"s2", "s3"}})
+	p := newProber()
+	p.idle["s2"] = true
+	run(t, st, "s1", p, nil)
+	waitFor(t, "s3 to become primary", configIs(st, Config{Epoch: 3, Primary: "s3", InSync: []string{"s3"}}))
 }
 
 // TestReconcilerWaitsOutLease: a new leader whose primary never answers

@@ -96,9 +96,17 @@ func (n *Node) Handler() http.Handler {
 	return mux
 }
 
+// The roles a node reports: the primary serving, a replica taking the
+// primary's changes, or neither yet.
+const (
+	RolePrimary  = "primary"
+	RoleReplica  = "replica"
+	RoleStarting = "starting"
+)
+
 // Status is what a node reports of itself.
 type Status struct {
-	Role     string          `json:"role"` // primary, replica or starting
+	Role     string          `json:"role"` // RolePrimary, RoleReplica or RoleStarting
 	Epoch    uint64          `json:"epoch,omitempty"`
 	Replicas map[string]bool `json:"replicas,omitempty"` // a primary's: name -> in sync
 }
@@ -109,11 +117,11 @@ func (n *Node) Status() Status {
 	defer n.mu.Unlock()
 	switch {
 	case n.shipper != nil:
-		return Status{Role: "primary", Epoch: n.epoch, Replicas: n.shipper.Replicas()}
+		return Status{Role: RolePrimary, Epoch: n.epoch, Replicas: n.shipper.Replicas()}
 	case n.receiver != nil:
-		return Status{Role: "replica"}
+		return Status{Role: RoleReplica}
 	}
-	return Status{Role: "starting"}
+	return Status{Role: RoleStarting}
 }
 
 // Serving is closed once this server's storage ports answer requests,
