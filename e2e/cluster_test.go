@@ -269,11 +269,7 @@ func TestSnapshotRestoreOntoFreshServers(t *testing.T) {
 
 	second := newServersWith(t, 3, storageFlags(t), "http://", client.New)
 	second.mustWeft("storage", "account", "create", "delta")
-	var placed placement.Status
-	second.waitFor("the new cluster's storage in sync", 60*time.Second, func() bool {
-		placed = second.storagePlacement()
-		return len(placed.Config.InSync) == 3
-	})
+	placed := second.storageInSync(60 * time.Second)
 	bad := filepath.Join(second.dir, "bad.snap")
 	data, err := os.ReadFile(file)
 	if err != nil {

@@ -52,22 +52,8 @@ func partitionStoragePrimary(t *testing.T, leads bool) {
 		byName[h.name] = h
 	}
 	c := newHostServers(t, n, hosts, "--no-storage=false")
-	ctx := context.Background()
-	if _, err := c.client.CreateStorageAccount(ctx, "app"); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := c.client.StorageAccountKeys(ctx, "app")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var before placement.Status
-	inSync := func() {
-		c.waitFor("every server's storage in sync", 60*time.Second, func() bool {
-			before = c.storagePlacement()
-			return len(before.Config.InSync) == 3
-		})
-	}
-	inSync()
+	keys := c.storageAccount("app")
+	before := c.storageInSync(60 * time.Second)
 	// Moving the leadership normally leaves the storage primary where it
 	// is (inSync reads it again); a move onto it may take a few tries
 	// (either follower may win).
@@ -82,7 +68,7 @@ func partitionStoragePrimary(t *testing.T, leads bool) {
 		}
 		t.Logf("moving the Raft leadership off %s (storage primary %s)", leader, before.Config.Primary)
 		c.moveLeadership(byName[leader], hosts)
-		inSync()
+		before = c.storageInSync(60 * time.Second)
 	}
 	var old *host
 	var rest []*host
@@ -154,7 +140,7 @@ func partitionStoragePrimary(t *testing.T, leads bool) {
 	// Through the old primary's endpoints, now those of a replica.
 	cutOff.check(t, "during", during)
 	cutOff.check(t, "before", acked)
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, name := range []string{"cut-early", "cut-late"} {
 		_, err := cutOff.blobs.ServiceClient().NewContainerClient(testContainer).NewBlobClient(name).GetProperties(ctx, nil)

@@ -29,27 +29,18 @@ import (
 func BenchmarkStorageTakeover(b *testing.B) {
 	c := newServersWith(b, 3, storageFlags(b), "http://", client.New)
 	ctx := context.Background()
-	if _, err := c.client.CreateStorageAccount(ctx, "bench"); err != nil {
-		b.Fatal(err)
-	}
-	keys, err := c.client.StorageAccountKeys(ctx, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
+	keys := c.storageAccount("bench")
 	var names []string
 	for name := range c.servers {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	// The account's endpoints name the server it was made on; any
-	// server's storage serves it.
+	// Any server's storage serves every account.
 	blobsVia := map[string]*azblob.Client{}
 	for _, via := range names {
-		cs := keys.ConnectionString
-		for _, name := range names {
-			cs = strings.ReplaceAll(cs, lbHost(name)+":", lbHost(via)+":")
-		}
+		cs := connectionStringAt(b, keys.ConnectionString, lbHost(via))
 		noRetries := &azblob.ClientOptions{ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{MaxRetries: -1}}}
+		var err error
 		if blobsVia[via], err = azblob.NewClientFromConnectionString(cs, noRetries); err != nil {
 			b.Fatal(err)
 		}
@@ -58,11 +49,7 @@ func BenchmarkStorageTakeover(b *testing.B) {
 	var placed, direct, forwarded []time.Duration
 	leaderToo := 0
 	for round := 1; b.Loop(); round++ {
-		var old placement.Config
-		c.waitFor("every server's storage in sync", 2*time.Minute, func() bool {
-			old = c.storagePlacement().Config
-			return len(old.InSync) == 3
-		})
+		old := c.storageInSync(2 * time.Minute).Config
 		leader := c.leader()
 		container := fmt.Sprintf("round%d", round)
 		if _, err := blobsVia[names[0]].CreateContainer(ctx, container, nil); err != nil {

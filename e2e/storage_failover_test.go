@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
+	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/storage/placement"
 )
@@ -195,6 +196,32 @@ func (sc storageClients) check(t testing.TB, prefix string, n int) {
 	}
 }
 
+// storageAccount makes the storage account name and returns its keys.
+func (c *cluster) storageAccount(name string) api.StorageAccountKeys {
+	c.t.Helper()
+	ctx := context.Background()
+	if _, err := c.client.CreateStorageAccount(ctx, name); err != nil {
+		c.t.Fatal(err)
+	}
+	keys, err := c.client.StorageAccountKeys(ctx, name)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return keys
+}
+
+// storageInSync waits until every server's storage is in the in-sync set
+// and returns the placement then.
+func (c *cluster) storageInSync(timeout time.Duration) placement.Status {
+	c.t.Helper()
+	var pl placement.Status
+	c.waitFor("every server's storage in sync", timeout, func() bool {
+		pl = c.storagePlacement()
+		return len(pl.Config.InSync) == len(c.servers)
+	})
+	return pl
+}
+
 // storageRoles is each storage member's role as `weft operator storage`
 // shows it.
 func (c *cluster) storageRoles() map[string]string {
@@ -219,19 +246,8 @@ func (c *cluster) storageRoles() map[string]string {
 // it again for good and removes it from the cluster.
 func TestStorageSurvivesPrimaryLoss(t *testing.T) {
 	c := newServersWith(t, 3, storageFlags(t), "http://", client.New)
-	ctx := context.Background()
-	if _, err := c.client.CreateStorageAccount(ctx, "app"); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := c.client.StorageAccountKeys(ctx, "app")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pl placement.Status
-	c.waitFor("every server's storage in sync", 60*time.Second, func() bool {
-		pl = c.storagePlacement()
-		return len(pl.Config.InSync) == 3
-	})
+	keys := c.storageAccount("app")
+	pl := c.storageInSync(60 * time.Second)
 	primary := pl.Config.Primary
 	want := map[string]string{}
 	for name := range c.servers {
@@ -271,9 +287,7 @@ func TestStorageSurvivesPrimaryLoss(t *testing.T) {
 	// The lost server returns with the data it had: the new primary
 	// copies it the blocks it lacks, and it rejoins the in-sync set.
 	c.startReplica(primary, c.servers[primary].addr, strings.Split(c.apiArg, ","))
-	c.waitFor(primary+" back in the in-sync set", 60*time.Second, func() bool {
-		return len(c.storagePlacement().Config.InSync) == 3
-	})
+	c.storageInSync(60 * time.Second)
 
 	// A replica's server is lost for good and removed: its storage leaves
 	// the in-sync set and the members, and writes go on.
