@@ -24,6 +24,24 @@ func open(t *testing.T, dir string, opt Options) *DB {
 	return db
 }
 
+// roundBuckets makes a bucket of round's own under top, with a key, and
+// deletes the one of two rounds before.
+func roundBuckets(round int) func(tx *Tx) error {
+	return func(tx *Tx) error {
+		b, err := tx.Bucket(top).CreateBucket(fmt.Appendf(nil, "round%d", round))
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte("k"), []byte("v")); err != nil {
+			return err
+		}
+		if round >= 2 {
+			return tx.Bucket(top).DeleteBucket(fmt.Appendf(nil, "round%d", round-2))
+		}
+		return nil
+	}
+}
+
 func makeBuckets(tx *Tx) error {
 	b, err := tx.CreateBucketIfNotExists(top)
 	if err != nil {

@@ -246,19 +246,7 @@ func TestDumpCutWhileWriting(t *testing.T) {
 		<-tick
 		// A bucket of its own per round, with a key, and the one of two
 		// rounds before deleted, racing the writes.
-		err := primary.Update(func(tx *Tx) error {
-			b, err := tx.Bucket(top).CreateBucket(fmt.Appendf(nil, "round%d", round))
-			if err != nil {
-				return err
-			}
-			if err := b.Put([]byte("k"), []byte("v")); err != nil {
-				return err
-			}
-			if round >= 2 {
-				return tx.Bucket(top).DeleteBucket(fmt.Appendf(nil, "round%d", round-2))
-			}
-			return nil
-		})
+		err := primary.Update(roundBuckets(round))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -56,19 +56,7 @@ func TestReplicaConverges(t *testing.T) {
 		}
 		// A bucket of its own per round, with a key, and the one of two
 		// rounds before deleted.
-		err := primary.Update(func(tx *Tx) error {
-			b, err := tx.Bucket(top).CreateBucket(fmt.Appendf(nil, "round%d", round))
-			if err != nil {
-				return err
-			}
-			if err := b.Put([]byte("k"), []byte("v")); err != nil {
-				return err
-			}
-			if round >= 2 {
-				return tx.Bucket(top).DeleteBucket(fmt.Appendf(nil, "round%d", round-2))
-			}
-			return nil
-		})
+		err := primary.Update(roundBuckets(round))
 		if err != nil {
 			t.Fatal(err)
 		}
