@@ -217,8 +217,10 @@ func TestLiveMigration(t *testing.T) {
 	}
 	c.mustWeft("vm", "create", "mover", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--wait")
 	first := c.vm("mover").Node
+	// Renamed into place: a read between the truncation and the write of
+	// echo's redirection would see no count.
 	c.mustWeft("vm", "exec", "mover", "--", "/bin/sh", "-c",
-		"i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done > /dev/null 2>&1 &")
+		"i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done > /dev/null 2>&1 &")
 	count := func() int {
 		var n int
 		fmt.Sscan(c.mustWeft("vm", "exec", "mover", "--", "cat", "/tmp/count"), &n)

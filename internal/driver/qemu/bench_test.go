@@ -21,8 +21,8 @@ import (
 
 // counterLoop is a workload that dirties a little guest memory all the
 // time: it writes a counter to a file (in the page cache) ten times a
-// second.
-const counterLoop = `i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.1; done`
+// second, renamed into place so that a reader never meets it empty.
+const counterLoop = `i=0; while true; do i=$((i+1)); echo $i > /tmp/counter.new; mv /tmp/counter.new /tmp/counter; sleep 0.1; done`
 
 // BenchmarkBootToReady times Start of an ephemeral VM (256 MiB, 1 vCPU):
 // a fresh overlay, QEMU under a shim, the kernel's boot, the guest agent's

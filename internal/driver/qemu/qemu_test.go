@@ -456,7 +456,7 @@ func TestLiveMigration(t *testing.T) {
 	spec.Ports = map[string]int{"http": freePort(t)}
 	startVM(t, src, spec)
 	execOut(t, src, "mig", `echo on-disk > /root/mark && sync && `+
-		`(i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.1; done) </dev/null >/dev/null 2>&1 &`)
+		`(`+counterLoop+`) </dev/null >/dev/null 2>&1 &`)
 	time.Sleep(time.Second)
 	before := readCounter(t, src, "mig")
 	uptimeBefore := readUptime(t, src, "mig")
