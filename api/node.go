@@ -23,6 +23,9 @@ type NodeRegistration struct {
 	Runtimes    []string          `json:"runtimes"`
 	Attributes  map[string]string `json:"attributes,omitempty"`
 	Version     string            `json:"version,omitempty"`
+	// APIToken is the bearer token the agent's own API (logs, exec)
+	// takes from the servers. The servers keep it and never show it.
+	APIToken string `json:"apiToken,omitempty"`
 }
 
 // Heartbeat is the periodic report of a node agent.

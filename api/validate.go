@@ -13,7 +13,17 @@ var (
 	nameRE    = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 	settingRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	digestRE  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	nodeRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 )
+
+// ValidateNodeName checks a node's name, wherever one is given: when it
+// registers, when it joins with the join token, in a certificate.
+func ValidateNodeName(name string) error {
+	if !nodeRE.MatchString(name) {
+		return Errorf(CodeInvalid, "name: %q is not a node name (letters, digits, dots, dashes and underscores, up to 63)", name)
+	}
+	return nil
+}
 
 // Limits of the service model.
 const (

@@ -40,10 +40,7 @@ func New(addrs string) *Client {
 	var list []string
 	for _, a := range strings.Split(addrs, ",") {
 		if a = strings.TrimSpace(a); a != "" {
-			if !strings.Contains(a, "://") {
-				a = "http://" + a
-			}
-			list = append(list, strings.TrimRight(a, "/"))
+			list = append(list, normalize(a))
 		}
 	}
 	if len(list) == 0 {
@@ -63,7 +60,27 @@ func (c *Client) WithTLS(config *tls.Config) *Client {
 // agent whose certificate was renewed presents the new one on the next.
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
-// WithToken makes the client present token (an API token) as a bearer token.
+// normalize is an API address as the client keeps it: with its scheme
+// (http:// when none), without a trailing slash.
+func normalize(addr string) string {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	return strings.TrimRight(addr, "/")
+}
+
+// tokenFor is the token to present to addr: the client's, or else the one
+// kept for addr in TokensFile.
+func (c *Client) tokenFor(addr string) string {
+	if c.token != "" {
+		return c.token
+	}
+	return SavedToken(addr)
+}
+
+// WithToken makes the client present token (an API token) as a bearer
+// token; without one, it presents the token TokensFile keeps for the
+// address it calls, if any.
 func (c *Client) WithToken(token string) *Client {
 	c.token = token
 	return c
@@ -172,8 +189,8 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		if contentType != "" {
 			req.Header.Set("Content-Type", contentType)
 		}
-		if c.token != "" {
-			req.Header.Set("Authorization", "Bearer "+c.token)
+		if tok := c.tokenFor(c.addrs[n]); tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
 		}
 		resp, err := c.http.Do(req)
 		if err != nil {

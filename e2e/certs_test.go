@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -209,4 +210,51 @@ func nodeState(c *cluster, name string) string {
 		return ""
 	}
 	return n.State
+}
+
+// TestNodeCertificateIsNotAnAdmin: with only a node's certificate, a
+// caller of a TLS cluster gets 403 on everything but its own node's routes
+// (deploy, storage account keys, the state snapshot, Raft join, join token
+// rotation, revoking another node), and a rogue join cannot add a voter.
+func TestNodeCertificateIsNotAnAdmin(t *testing.T) {
+	c, _, pool := newTLSServers(t)
+	c.startNodes(2)
+	c.mustWeft("storage", "account", "create", "secrets")
+	node1 := agentCertificate(t, filepath.Join(c.dir, "node-1", "tls"))
+	asNode := client.New(c.api).WithTLS(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{node1}})
+	ctx := context.Background()
+	forbidden := func(what string, err error) {
+		t.Helper()
+		var e *api.Error
+		if !errors.As(err, &e) || e.Code != api.CodeForbidden {
+			t.Errorf("%s with node-1's certificate: %v, want forbidden", what, err)
+		}
+	}
+	_, err := asNode.Deploy(ctx, api.ServiceSpec{Name: "evil", Roles: []api.RoleSpec{{Name: "r", Kind: "worker", Runtime: "process", Instances: 1, Command: []string{"/bin/id"}}}})
+	forbidden("deploy", err)
+	_, err = asNode.StorageAccountKeys(ctx, "secrets")
+	forbidden("storage account keys", err)
+	_, err = asNode.CreateStorageAccount(ctx, "mine")
+	forbidden("create a storage account", err)
+	forbidden("snapshot", asNode.SaveSnapshot(ctx, io.Discard))
+	_, err = asNode.RotateJoinToken(ctx)
+	forbidden("rotate the join token", err)
+	_, err = asNode.RevokeNode(ctx, "node-2")
+	forbidden("revoke node-2", err)
+	_, err = asNode.Heartbeat(ctx, "node-2", api.Heartbeat{})
+	forbidden("node-2's heartbeat", err)
+	_, err = asNode.Do(ctx, "POST", "/v1/cluster/join", nil, api.JoinCluster{Name: "rogue", Raft: "127.0.0.1:1"}, nil)
+	forbidden("join Raft", err)
+
+	// The rogue voter never made it in: the cluster keeps its quorum and
+	// its three members.
+	members, err := c.client.Members(ctx)
+	if err != nil || len(members) != 3 {
+		t.Errorf("members after the rogue join: %v %+v", err, members)
+	}
+	c.mustWeft("storage", "account", "create", "stillwrites")
+	// Its own routes still work.
+	if _, err := asNode.Heartbeat(ctx, "node-1", api.Heartbeat{}); err != nil {
+		t.Errorf("node-1's own heartbeat: %v", err)
+	}
 }

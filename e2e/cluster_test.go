@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,7 +22,6 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/loadgen"
-	"github.com/weftcloud/weft/internal/pki"
 	"github.com/weftcloud/weft/internal/storage/placement"
 )
 
@@ -49,35 +47,35 @@ func freePortPair(t testing.TB) int {
 }
 
 // newServers starts n controller servers (s1..sn) that form one Raft
-// cluster, and no agents. The cluster's client knows every server.
+// cluster over TLS, and no agents. The cluster's client knows every server.
 func newServers(t testing.TB, n int) *cluster {
-	return newServersWith(t, n, nil, "http://", client.New)
+	return newServersWith(t, n, nil)
 }
 
-// newServersWith starts servers with extra flags, reached at scheme with
-// clients made by newClient.
-func newServersWith(t testing.TB, n int, serverFlags []string, scheme string, newClient func(string) *client.Client) *cluster {
+// newServersWith starts servers with extra flags, on new credentials of
+// weft tls init: the cluster's client and CLI use the CA and the API
+// token, and its agents join with the join token.
+func newServersWith(t testing.TB, n int, serverFlags []string) *cluster {
 	requireE2E(t)
-	c := &cluster{t: t, dir: t.TempDir(), servers: map[string]*proc{}, agents: map[string]*proc{}, extra: serverFlags}
+	sec := tlsInit(t)
+	c := &cluster{t: t, dir: t.TempDir(), servers: map[string]*proc{}, agents: map[string]*proc{},
+		extra: append(sec.serverFlags(), serverFlags...), sec: sec, env: sec.env()}
 	t.Cleanup(c.cleanup)
-	var addrs, urls []string
+	var addrs []string
 	for i := 0; i < n; i++ {
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", freePortPair(t)))
 	}
 	for i, addr := range addrs {
 		c.startReplica(fmt.Sprintf("s%d", i+1), addr, addrs)
 	}
-	for _, a := range addrs {
-		urls = append(urls, scheme+a)
-	}
-	c.agentFlags = fastAgent
+	c.agentFlags = append(sec.agentFlags(), fastAgent...)
 	c.apiArg = strings.Join(addrs, ",")
-	c.api = strings.Join(urls, ",")
-	c.client = newClient(c.api)
+	c.client = c.clientFor(c.apiArg)
+	c.api = strings.Join(c.client.Addrs(), ",")
 	c.waitFor("a leader among the servers", 30*time.Second, func() bool { return c.leader() != "" })
-	for _, u := range urls {
-		c.waitFor("server "+u+" in the cluster", 30*time.Second, func() bool {
-			_, err := newClient(u).Status(context.Background())
+	for _, a := range addrs {
+		c.waitFor("server "+a+" in the cluster", 30*time.Second, func() bool {
+			_, err := c.clientFor(a).Status(context.Background())
 			return err == nil
 		})
 	}
@@ -192,7 +190,7 @@ func TestClusterSurvivesLeaderLoss(t *testing.T) {
 	// The old leader comes back as a follower and catches up; a stale read
 	// of its own copy then has every acknowledged write.
 	c.startReplica(old, c.servers[old].addr, strings.Split(c.apiArg, ","))
-	own := client.New(c.servers[old].addr)
+	own := c.clientFor(c.servers[old].addr)
 	c.waitFor("the restarted server caught up", 20*time.Second, func() bool {
 		var list []api.StorageAccount
 		_, err := own.Do(context.Background(), "GET", "/v1/storage/accounts", url.Values{"stale": {""}}, nil, &list)
@@ -267,7 +265,7 @@ func TestSnapshotRestoreOntoFreshServers(t *testing.T) {
 	file := filepath.Join(first.dir, "backup.snap")
 	first.mustWeft("operator", "snapshot", "save", file)
 
-	second := newServersWith(t, 3, storageFlags(t), "http://", client.New)
+	second := newServersWith(t, 3, storageFlags(t))
 	second.mustWeft("storage", "account", "create", "delta")
 	placed := second.storageInSync(60 * time.Second)
 	bad := filepath.Join(second.dir, "bad.snap")
@@ -296,7 +294,7 @@ func TestSnapshotRestoreOntoFreshServers(t *testing.T) {
 	for _, s := range second.servers {
 		var list []api.StorageAccount
 		second.waitFor(s.name+" restored", 10*time.Second, func() bool {
-			_, err := client.New(s.addr).Do(context.Background(), "GET", "/v1/storage/accounts", url.Values{"stale": {""}}, nil, &list)
+			_, err := second.clientFor(s.addr).Do(context.Background(), "GET", "/v1/storage/accounts", url.Values{"stale": {""}}, nil, &list)
 			return err == nil && len(list) == 3
 		})
 	}
@@ -343,7 +341,7 @@ func TestRollingRestartOfServers(t *testing.T) {
 		<-s.done
 		c.startReplica(name, s.addr, strings.Split(c.apiArg, ","))
 		c.waitFor(name+" back in the cluster", 30*time.Second, func() bool {
-			_, err := client.New(s.addr).Status(context.Background())
+			_, err := c.clientFor(s.addr).Status(context.Background())
 			return err == nil && c.leader() != ""
 		})
 		time.Sleep(500 * time.Millisecond)
@@ -408,32 +406,10 @@ func TestTLSCluster(t *testing.T) {
 
 // newTLSServers starts three servers on the credentials of weft tls init
 // (in the returned folder, with the CA in the returned pool), with extra
-// server flags. The cluster's client and CLI use the CA and the API token;
-// its agents join with the join token.
+// server flags.
 func newTLSServers(t *testing.T, serverFlags ...string) (*cluster, string, *x509.CertPool) {
-	creds := filepath.Join(t.TempDir(), "tls")
-	if out, err := exec.Command(weftBin, "tls", "init", "--dir", creds).CombinedOutput(); err != nil {
-		t.Fatalf("weft tls init: %v: %s", err, out)
-	}
-	read := func(name string) string {
-		data, err := os.ReadFile(filepath.Join(creds, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(string(data))
-	}
-	token, join := read("admin.token"), read("join.token")
-	pool, err := pki.LoadCA(filepath.Join(creds, "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	secure := func(addrs string) *client.Client {
-		return client.New(addrs).WithTLS(&tls.Config{RootCAs: pool}).WithToken(token)
-	}
-	c := newServersWith(t, 3, append([]string{"--tls-dir", creds}, serverFlags...), "https://", secure)
-	c.env = []string{"WEFT_TOKEN=" + token, "WEFT_CA_CERT=" + filepath.Join(creds, "ca.pem")}
-	c.agentFlags = append([]string{"--join-token", join, "--ca-cert", filepath.Join(creds, "ca.pem")}, fastAgent...)
-	return c, creds, pool
+	c := newServersWith(t, 3, serverFlags)
+	return c, c.sec.dir, c.sec.pool
 }
 
 // startNodes starts agents node-1..node-n and waits until they are ready.

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
-	"github.com/weftcloud/weft/client"
 )
 
 // TestImagesOutliveTheirServer imports an image into three servers that
@@ -22,7 +21,7 @@ import (
 // the uploads) and reads the file back through the new leader, as a node
 // pulling the image would.
 func TestImagesOutliveTheirServer(t *testing.T) {
-	c := newServersWith(t, 3, storageFlags(t), "http://", client.New)
+	c := newServersWith(t, 3, storageFlags(t))
 	uploadedTo := c.leader()
 	c.helloImage("app", "hi")
 	var imgs []api.Image
@@ -31,7 +30,7 @@ func TestImagesOutliveTheirServer(t *testing.T) {
 	}
 	file := imgs[0].Files[0]
 	read := func(addr, query string) (int, string) {
-		resp, err := http.Get("http://" + addr + "/v1/imagefiles/" + file.Digest + query)
+		resp, err := c.httpGet(context.Background(), addr, "/v1/imagefiles/"+file.Digest+query)
 		if err != nil {
 			return 0, ""
 		}
@@ -72,7 +71,7 @@ func TestImagesOutliveTheirServer(t *testing.T) {
 // which is not the new leader's.
 func TestPersistentVMAfterLeaderChange(t *testing.T) {
 	requireQEMU(t)
-	c := newServersWith(t, 3, storageFlags(t), "http://", client.New)
+	c := newServersWith(t, 3, storageFlags(t))
 	c.startNodes(2)
 	c.mustWeft("image", "build", "tiny")
 	c.mustWeft("vm", "create", "keeper", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--wait")
@@ -84,7 +83,7 @@ func TestPersistentVMAfterLeaderChange(t *testing.T) {
 	<-s.done
 	c.startReplica(made, s.addr, strings.Split(c.apiArg, ","))
 	c.waitFor("another server leading, and "+made+" back", 30*time.Second, func() bool {
-		_, err := client.New(s.addr).Status(context.Background())
+		_, err := c.clientFor(s.addr).Status(context.Background())
 		l := c.leader()
 		return err == nil && l != "" && l != made
 	})

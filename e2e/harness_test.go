@@ -5,12 +5,15 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +27,7 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/driver/container"
+	"github.com/weftcloud/weft/internal/pki"
 )
 
 // Built once in TestMain.
@@ -52,6 +56,9 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	// Servers without TLS keep their admin token for the user who started
+	// them, where the CLI and the client find it: here, the test run's.
+	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -86,6 +93,90 @@ type cluster struct {
 	extra      []string // extra server flags
 	agentFlags []string
 	env        []string // extra environment for the CLI
+	sec        *secure  // servers over TLS (several servers, or not on loopback)
+}
+
+// secure is what a test needs to reach servers that talk TLS: the
+// credentials of weft tls init.
+type secure struct {
+	dir         string // the credentials' folder
+	pool        *x509.CertPool
+	token, join string // the API token and the join token
+}
+
+// tlsInit makes a cluster's credentials (weft tls init) for servers at
+// hosts (loopback addresses are always in).
+func tlsInit(t testing.TB, hosts ...string) *secure {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tls")
+	args := []string{"tls", "init", "--dir", dir}
+	for _, h := range hosts {
+		args = append(args, "--host", h)
+	}
+	if out, err := exec.Command(weftBin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("weft tls init: %v: %s", err, out)
+	}
+	read := func(name string) string {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(data))
+	}
+	pool, err := pki.LoadCA(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &secure{dir: dir, pool: pool, token: read("admin.token"), join: read("join.token")}
+}
+
+// serverFlags are what every server of the cluster is given.
+func (s *secure) serverFlags() []string { return []string{"--tls-dir", s.dir} }
+
+// agentFlags make an agent join with the join token.
+func (s *secure) agentFlags() []string {
+	return []string{"--join-token", s.join, "--ca-cert", filepath.Join(s.dir, "ca.pem")}
+}
+
+// env is the CLI's environment for the cluster.
+func (s *secure) env() []string {
+	return []string{"WEFT_TOKEN=" + s.token, "WEFT_CA_CERT=" + filepath.Join(s.dir, "ca.pem")}
+}
+
+// clientFor is a client of the servers at addrs (host:port or URLs, comma-
+// separated), as the operator.
+func (c *cluster) clientFor(addrs string) *client.Client {
+	if c.sec == nil {
+		return client.New(addrs)
+	}
+	var urls []string
+	for _, a := range strings.Split(addrs, ",") {
+		if !strings.Contains(a, "://") {
+			a = "https://" + a
+		}
+		urls = append(urls, a)
+	}
+	return client.New(strings.Join(urls, ",")).WithTLS(&tls.Config{RootCAs: c.sec.pool}).WithToken(c.sec.token)
+}
+
+// httpGet GETs path from the server at addr (host:port) as the operator.
+func (c *cluster) httpGet(ctx context.Context, addr, path string) (*http.Response, error) {
+	scheme, hc := "http://", http.DefaultClient
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.sec != nil {
+		scheme = "https://"
+		hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.sec.pool}}}
+		req.Header.Set("Authorization", "Bearer "+c.sec.token)
+	} else if tok := client.SavedToken(scheme + addr); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if req.URL, err = url.Parse(scheme + addr + path); err != nil {
+		return nil, err
+	}
+	return hc.Do(req)
 }
 
 func freePort(t testing.TB) int {

@@ -108,7 +108,7 @@ func partitionStoragePrimary(t *testing.T, leads bool) {
 	var after placement.Status
 	c.waitFor("a majority server's storage promoted under a newer epoch", 10*time.Second, func() bool {
 		var err error
-		after, err = readStoragePlacement(c.servers[other.name].addr, "")
+		after, err = c.readStoragePlacement(c.servers[other.name].addr, "")
 		return err == nil && after.Config.Primary != "" && after.Config.Primary != old.name && after.Config.Epoch > before.Config.Epoch
 	})
 	t.Logf("storage primary %s (epoch %d)", after.Config.Primary, after.Config.Epoch)
@@ -132,7 +132,7 @@ func partitionStoragePrimary(t *testing.T, leads bool) {
 	var again placement.Status
 	c.waitFor("the old primary back in the in-sync set", 60*time.Second, func() bool {
 		var err error
-		again, err = readStoragePlacement(c.servers[other.name].addr, "")
+		again, err = c.readStoragePlacement(c.servers[other.name].addr, "")
 		return err == nil && len(again.Config.InSync) == 3 && slices.Contains(again.Config.InSync, old.name)
 	})
 	t.Logf("%s in sync again %s after the heal; storage primary %s (epoch %d)", old.name,

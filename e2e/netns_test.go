@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
-	"github.com/weftcloud/weft/client"
 )
 
 // The multi-host harness: each host is a network namespace with its own
@@ -132,7 +131,7 @@ func (c *cluster) moveLeadership(from *host, hosts []*host) {
 		return func() bool {
 			seen := map[string]bool{}
 			for _, h := range hs {
-				seen[leaderSeenBy(client.New(c.servers[h.name].addr))] = true
+				seen[leaderSeenBy(c.clientFor(c.servers[h.name].addr))] = true
 			}
 			return len(seen) == 1 && !seen[""] && !seen[from.name]
 		}
@@ -159,29 +158,33 @@ func (c *cluster) startIn(h *host, name string, args ...string) *proc {
 // newHostServers starts a controller on each host: one server, or a
 // cluster of them, with extra flags.
 func newHostServers(t *testing.T, n *network, hosts []*host, extra ...string) *cluster {
-	c := &cluster{t: t, dir: t.TempDir(), servers: map[string]*proc{}, agents: map[string]*proc{}, agentFlags: fastAgent}
-	t.Cleanup(c.cleanup)
-	var addrs []string
+	var addrs, ips []string
 	for _, h := range hosts {
 		addrs = append(addrs, h.ip+":7070")
+		ips = append(ips, h.ip)
 	}
+	// Servers not on loopback talk TLS.
+	sec := tlsInit(t, ips...)
+	c := &cluster{t: t, dir: t.TempDir(), servers: map[string]*proc{}, agents: map[string]*proc{},
+		agentFlags: append(sec.agentFlags(), fastAgent...), sec: sec, env: sec.env()}
+	t.Cleanup(c.cleanup)
 	for _, h := range hosts {
 		args := []string{"server", "--name", h.name, "--data", c.dir + "/" + h.name,
 			"--listen", h.ip + ":7070", "--lb-host", h.ip, "--no-storage", "--heartbeat-ttl", "1500ms"}
-		args = append(args, extra...)
+		args = append(append(args, sec.serverFlags()...), extra...)
 		if len(hosts) > 1 {
 			args = append(args, "--bootstrap-expect", fmt.Sprint(len(hosts)), "--join", strings.Join(addrs, ","))
 		}
 		c.servers[h.name] = c.startIn(h, h.name, args...)
 		c.servers[h.name].addr = h.ip + ":7070"
 	}
-	c.api = strings.Join(addrs, ",")
-	c.apiArg = c.api
-	c.client = client.New(c.api)
+	c.apiArg = strings.Join(addrs, ",")
+	c.client = c.clientFor(c.apiArg)
+	c.api = strings.Join(c.client.Addrs(), ",")
 	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader() != "" })
 	for _, a := range addrs {
 		c.waitFor("server "+a+" up", 30*time.Second, func() bool {
-			_, err := client.New(a).Status(context.Background())
+			_, err := c.clientFor(a).Status(context.Background())
 			return err == nil
 		})
 	}
@@ -194,7 +197,7 @@ func (c *cluster) startHostAgents(hosts ...*host) {
 	c.t.Helper()
 	for _, h := range hosts {
 		c.agents[h.name] = c.startIn(h, h.name, append([]string{"agent", "--server", c.api, "--name", h.name,
-			"--data", c.dir + "/" + h.name, "--host", h.ip, "--listen", h.ip + ":0", "--cpu", "4", "--memory", "4Gi"}, fastAgent...)...)
+			"--data", c.dir + "/" + h.name, "--host", h.ip, "--listen", h.ip + ":0", "--cpu", "4", "--memory", "4Gi"}, c.agentFlags...)...)
 	}
 	c.waitFor(fmt.Sprintf("%d nodes ready", len(hosts)), 20*time.Second, func() bool {
 		nodes, err := c.client.Nodes(context.Background())
@@ -230,14 +233,14 @@ func TestPartitionedLeaderCannotCommit(t *testing.T) {
 	c.mustWeft("storage", "account", "create", "before")
 	old.cutFrom(rest...)
 
-	isolated := client.New(old.ip + ":7070")
+	isolated := c.clientFor(old.ip + ":7070")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	_, err := isolated.CreateStorageAccount(ctx, "minority")
 	cancel()
 	if err == nil {
 		t.Error("the cut-off leader acknowledged a write")
 	}
-	majority := client.New(rest[0].ip + ":7070," + rest[1].ip + ":7070")
+	majority := c.clientFor(rest[0].ip + ":7070," + rest[1].ip + ":7070")
 	c.waitFor("a write through the majority", 20*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()

@@ -12,7 +12,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
-	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/storage/placement"
 )
 
@@ -27,7 +26,7 @@ import (
 // in-sync set before the next round. Run it with -benchtime Nx for N
 // rounds; each logs one line.
 func BenchmarkStorageTakeover(b *testing.B) {
-	c := newServersWith(b, 3, storageFlags(b), "http://", client.New)
+	c := newServersWith(b, 3, storageFlags(b))
 	ctx := context.Background()
 	keys := c.storageAccount("bench")
 	var names []string

@@ -19,7 +19,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"github.com/weftcloud/weft/api"
-	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/storage/placement"
 )
 
@@ -27,12 +26,12 @@ import (
 // a consistent read through the first server, or else a server's own
 // copy; zero when no server answers.
 func (c *cluster) storagePlacement() placement.Status {
-	st, err := readStoragePlacement(strings.Split(c.apiArg, ",")[0], "")
+	st, err := c.readStoragePlacement(strings.Split(c.apiArg, ",")[0], "")
 	for _, s := range c.servers {
 		if err == nil {
 			break
 		}
-		st, err = readStoragePlacement(s.addr, "?stale")
+		st, err = c.readStoragePlacement(s.addr, "?stale")
 	}
 	return st
 }
@@ -40,21 +39,17 @@ func (c *cluster) storagePlacement() placement.Status {
 // readStoragePlacement reads the storage placement through the server at
 // addr, within a few seconds: a server cut off from the leader cannot
 // pass a consistent read on.
-func readStoragePlacement(addr, query string) (placement.Status, error) {
+func (c *cluster) readStoragePlacement(addr, query string) (placement.Status, error) {
 	var st placement.Status
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/storage/config"+query, nil)
-	if err != nil {
-		return st, err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.httpGet(ctx, addr, "/v1/storage/config"+query)
 	if err != nil {
 		return st, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("GET %s: %s", req.URL, resp.Status)
+		return st, fmt.Errorf("GET %s: %s", resp.Request.URL, resp.Status)
 	}
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
@@ -245,7 +240,7 @@ func (c *cluster) storageRoles() map[string]string {
 // and restarts the lost server, which rejoins the in-sync set; then loses
 // it again for good and removes it from the cluster.
 func TestStorageSurvivesPrimaryLoss(t *testing.T) {
-	c := newServersWith(t, 3, storageFlags(t), "http://", client.New)
+	c := newServersWith(t, 3, storageFlags(t))
 	keys := c.storageAccount("app")
 	pl := c.storageInSync(60 * time.Second)
 	primary := pl.Config.Primary

@@ -8,6 +8,7 @@ package agent
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -48,8 +49,10 @@ type Config struct {
 	DataDir     string
 	FaultDomain string // default: Name
 	Listen      string // the agent's API; default 127.0.0.1:0
-	// TLS, when set, serves the agent's API over mutual TLS: only the
-	// cluster's servers (certificates of its CA) may call it.
+	// TLS, when set, serves the agent's API over mutual TLS; it must admit
+	// the servers' certificate only. With or without it, every call must
+	// also carry the token the agent registered with, which only the
+	// servers know.
 	TLS               *tls.Config
 	Host              string        // where instances' ports are reachable; default 127.0.0.1
 	CPU               float64       // default: the machine's cores
@@ -67,6 +70,9 @@ type Agent struct {
 	log     *slog.Logger
 	drivers map[string]driver.Driver
 	ln      net.Listener
+	// apiToken is what the agent's API takes from its callers: made at
+	// start, told to the servers when the node registers.
+	apiToken string
 
 	mu        sync.Mutex
 	instances map[string]*instance
@@ -134,7 +140,7 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 		ln = tls.NewListener(ln, cfg.TLS)
 	}
 	a := &Agent{
-		cfg: cfg, ctl: ctl, log: cfg.Logger, drivers: map[string]driver.Driver{}, ln: ln,
+		cfg: cfg, ctl: ctl, log: cfg.Logger, drivers: map[string]driver.Driver{}, ln: ln, apiToken: rand.Text(),
 		images:    imagecache.New(filepath.Join(cfg.DataDir, "images"), ctl),
 		instances: map[string]*instance{}, stopped: map[string]bool{}, fencedAt: map[string]time.Time{}, rewatch: make(chan struct{}, 1), kick: make(chan struct{}, 1), assigned: make(chan struct{}),
 	}
@@ -213,7 +219,7 @@ func (a *Agent) register(ctx context.Context) error {
 	reg := api.NodeRegistration{
 		Name: a.cfg.Name, Address: a.Addr(), Host: a.cfg.Host, FaultDomain: a.cfg.FaultDomain,
 		Capacity: api.Resources{CPU: a.cfg.CPU, Memory: api.Bytes(a.cfg.Memory)},
-		Runtimes: runtimes, Attributes: attrs, Version: buildinfo.Version,
+		Runtimes: runtimes, Attributes: attrs, Version: buildinfo.Version, APIToken: a.apiToken,
 	}
 	backoff := 250 * time.Millisecond
 	for {

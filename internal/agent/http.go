@@ -2,6 +2,8 @@ package agent
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +15,9 @@ import (
 	"github.com/weftcloud/weft/internal/driver"
 )
 
-// routes is the agent's own API: the controller proxies `weft logs` here.
+// routes is the agent's own API: the servers proxy `weft logs` and `weft
+// exec` here. Only callers with the token the node registered with are
+// served.
 func (a *Agent) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
@@ -21,7 +25,15 @@ func (a *Agent) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/instances/{id}/logs", a.logs)
 	mux.HandleFunc("POST /v1/instances/{id}/exec", a.exec)
-	return mux
+	want := sha256.Sum256([]byte("Bearer " + a.apiToken))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			writeAgentError(w, http.StatusUnauthorized, api.CodeUnauthorized, "a node's agent answers its cluster's servers only")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func writeAgentError(w http.ResponseWriter, status int, code, msg string) {

@@ -48,7 +48,7 @@ func (a *app) serverCommand() *cobra.Command {
 	f.IntVar(&cfg.TablePort, "table-port", daemon.DefaultTablePort, "storage table port")
 	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "servers to wait for before forming a cluster")
 	f.StringVar(&join, "join", "", "other servers' --listen addresses, comma-separated")
-	f.StringVar(&cfg.TLSDir, "tls-dir", "", "the cluster's credentials (weft tls init): serve TLS, require a certificate or token")
+	f.StringVar(&cfg.TLSDir, "tls-dir", "", "the cluster's credentials (weft tls init): serve TLS, form a cluster with other servers; without it the server is alone, on loopback")
 	// For tests: agents' certificates that expire within seconds show
 	// renewals without waiting days.
 	f.DurationVar(&cfg.AgentCertLifetime, "agent-cert-lifetime", 0, "how long agents' certificates last (default 30 days)")
@@ -88,8 +88,7 @@ func (a *app) agentCommand() *cobra.Command {
 	f.StringVar(&cfg.FaultDomain, "fault-domain", "", "fault domain (default: the node name)")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:0", "the agent's own API address (logs)")
 	f.StringVar(&cfg.Host, "host", "127.0.0.1", "address where instances' ports are reachable")
-	f.StringVar(&cfg.TLSDir, "tls-dir", "", "the agent's credentials (ca.pem, agent.pem, agent-key.pem from weft tls init)")
-	f.StringVar(&cfg.JoinToken, "join-token", os.Getenv("WEFT_JOIN_TOKEN"), "join a TLS cluster: the token from weft tls init (join.token) (env WEFT_JOIN_TOKEN)")
+	f.StringVar(&cfg.JoinToken, "join-token", os.Getenv("WEFT_JOIN_TOKEN"), "join a TLS cluster: the token from weft tls init (join.token), traded once for the node's own certificate kept in DATA/tls (env WEFT_JOIN_TOKEN)")
 	f.Float64Var(&cfg.CPU, "cpu", 0, "CPU cores to offer (0: the machine's)")
 	f.StringVar(&memory, "memory", "", "memory to offer, e.g. 4Gi (default: the machine's)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", daemon.DefaultHeartbeatInterval, "how often to report")

@@ -198,11 +198,13 @@ func (a *app) tlsCommand() *cobra.Command {
 	var hosts []string
 	initCmd := &cobra.Command{
 		Use:   "init --dir DIR [--host NAME_OR_IP ...]",
-		Short: "Make a cluster CA, the servers' and agents' certificates and an API token",
+		Short: "Make a cluster CA, the servers' certificate, an API token and a join token",
 		Long: `Make a cluster CA, a certificate for the servers (valid for --host names and addresses, localhost
-and 127.0.0.1), one for the node agents, and an API token (admin.token). Give the folder to every server
-(weft server --tls-dir DIR); give agents ca.pem, agent.pem and agent-key.pem (weft agent --tls-dir);
-give API users ca.pem and the token (WEFT_CA_CERT, WEFT_TOKEN). Keep ca-key.pem offline.`,
+and 127.0.0.1), an API token (admin.token) and a join token (join.token). Give the folder to every server
+(weft server --tls-dir DIR): the servers sign the certificates of joining agents with ca-key.pem, so keep
+the folder on the servers only, readable by root alone. Give agents ca.pem and the join token (weft agent
+--join-token --ca-cert): each gets a certificate of its own for its node name. Give API users ca.pem and
+the API token (WEFT_CA_CERT, WEFT_TOKEN).`,
 		Args: maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dir == "" {
@@ -211,7 +213,7 @@ give API users ca.pem and the token (WEFT_CA_CERT, WEFT_TOKEN). Keep ca-key.pem 
 			if err := pki.Init(dir, hosts); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "credentials in %s: ca.pem, server.pem, agent.pem, admin.token\n", dir)
+			fmt.Fprintf(a.stdout, "credentials in %s: ca.pem, ca-key.pem, server.pem, admin.token, join.token\n", dir)
 			return nil
 		},
 	}

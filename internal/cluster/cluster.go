@@ -62,12 +62,30 @@ type Link struct {
 	scheme string
 }
 
-// NewLink returns a plain HTTP link when config is nil.
-func NewLink(config *tls.Config) Link {
+// NewLink returns a link over mutual TLS with config, or over plain HTTP
+// when config is nil; then token, when set, goes with every request as a
+// bearer token (a server alone, without TLS, calls its own API with it).
+func NewLink(config *tls.Config, token string) Link {
 	if config == nil {
-		return Link{client: &http.Client{}, scheme: "http"}
+		var rt http.RoundTripper = http.DefaultTransport
+		if token != "" {
+			rt = bearer{token: token, next: rt}
+		}
+		return Link{client: &http.Client{Transport: rt}, scheme: "http"}
 	}
 	return Link{client: &http.Client{Transport: &http.Transport{TLSClientConfig: config}}, scheme: "https"}
+}
+
+// bearer adds a bearer token to the requests it sends.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
 }
 
 // Client is the link's HTTP client, for requests to other servers.

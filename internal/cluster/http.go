@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/access"
 	"github.com/weftcloud/weft/internal/raftstore"
 )
 
@@ -50,7 +51,7 @@ func SelfHandler(self api.ServerSelf) http.Handler {
 			return
 		}
 		w.Header().Set("Retry-After", "1")
-		writeError(w, api.Errorf(api.CodeUnavailable, "server %s is joining its cluster; try again shortly", self.Name))
+		WriteError(w, api.Errorf(api.CodeUnavailable, "server %s is joining its cluster; try again shortly", self.Name))
 	})
 }
 
@@ -60,14 +61,14 @@ func SelfHandler(self api.ServerSelf) http.Handler {
 // after checking it still leads; with ?stale any server answers from its
 // own copy.
 func (s *Server) Handler(next http.Handler) http.Handler {
-	mux := http.NewServeMux()
+	mux := access.NewMux()
 	mux.HandleFunc("GET /v1/cluster/self", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.self) })
 	mux.HandleFunc("GET /v1/cluster/members", s.members)
 	mux.HandleFunc("POST /v1/cluster/join", s.leaderOnly(s.join))
 	mux.HandleFunc("DELETE /v1/cluster/members/{name}", s.leaderOnly(s.removePeer))
 	mux.HandleFunc("GET /v1/cluster/snapshot", s.leaderOnly(s.snapshot))
 	mux.HandleFunc("POST /v1/cluster/snapshot", s.leaderOnly(s.restore))
-	mux.Handle("/", s.leaderOnly(next.ServeHTTP))
+	mux.Pass(s.leaderOnly(next.ServeHTTP))
 	return mux
 }
 
@@ -93,7 +94,7 @@ func (s *Server) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 			}
 			var nl raftstore.ErrNotLeader
 			if !errors.As(err, &nl) {
-				writeError(w, api.Errorf(api.CodeUnavailable, "cannot confirm leadership for a consistent read: %v (add ?stale to read this server's copy)", err))
+				WriteError(w, api.Errorf(api.CodeUnavailable, "cannot confirm leadership for a consistent read: %v (add ?stale to read this server's copy)", err))
 				return
 			}
 		}
@@ -107,14 +108,17 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Header.Get(forwardedHeader) != "":
 		w.Header().Set("Retry-After", "1")
-		writeError(w, api.Errorf(api.CodeUnavailable, "server %s was told it leads but does not: an election is under way; try again", s.self.Name))
+		WriteError(w, api.Errorf(api.CodeUnavailable, "server %s was told it leads but does not: an election is under way; try again", s.self.Name))
 		return
 	case leader.API == "":
 		w.Header().Set("Retry-After", "1")
-		writeError(w, api.Errorf(api.CodeUnavailable, "no leader: an election is under way; try again shortly"))
+		WriteError(w, api.Errorf(api.CodeUnavailable, "no leader: an election is under way; try again shortly"))
 		return
 	}
 	r.Header.Set(forwardedHeader, s.self.Name)
+	// The leader takes the caller from this server's word (access.Enforce
+	// put it in the context here), not from the caller's credentials.
+	r.Header.Set(access.ForwardedHeader, access.From(r.Context()).Encode())
 	s.proxy(leader.API).ServeHTTP(w, r)
 }
 
@@ -133,7 +137,7 @@ func (s *Server) proxy(addr string) *httputil.ReverseProxy {
 	p.FlushInterval = -1 // logs and events stream
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", "1") // it may be gone: an election follows
-		writeError(w, api.Errorf(api.CodeUnavailable, "the leader at %s cannot be reached: %v", addr, err))
+		WriteError(w, api.Errorf(api.CodeUnavailable, "the leader at %s cannot be reached: %v", addr, err))
 	}
 	s.proxies[addr] = p
 	return p
@@ -174,7 +178,7 @@ func (s *Server) FetchFromPeers(ctx context.Context, path string) (io.ReadCloser
 func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 	list, err := s.store.Members()
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	leader := s.store.Leader()
@@ -195,11 +199,11 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 	var req api.JoinCluster
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || req.Name == "" || req.Raft == "" {
-		writeError(w, api.Errorf(api.CodeInvalid, "join: a name and a Raft address are required"))
+		WriteError(w, api.Errorf(api.CodeInvalid, "join: a name and a Raft address are required"))
 		return
 	}
 	if err := s.store.Join(r.Context(), req.Name, req.Raft); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	s.log.Info("server joined the cluster", "server", req.Name, "raft", req.Raft)
@@ -210,7 +214,7 @@ func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	members, err := s.store.Members()
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	found := false
@@ -218,17 +222,17 @@ func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) {
 		found = found || m.ID == name
 	}
 	if !found {
-		writeError(w, api.Errorf(api.CodeNotFound, "no member %s (weft operator members)", name))
+		WriteError(w, api.Errorf(api.CodeNotFound, "no member %s (weft operator members)", name))
 		return
 	}
 	if s.Removed != nil {
 		if err := s.Removed(r.Context(), name); err != nil {
-			writeError(w, err)
+			WriteError(w, err)
 			return
 		}
 	}
 	if err := s.store.RemovePeer(r.Context(), name); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
@@ -243,7 +247,7 @@ func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.Restore(http.MaxBytesReader(w, r.Body, 8<<30)); err != nil {
-		writeError(w, api.Errorf(api.CodeInvalid, "restore: %v", err))
+		WriteError(w, api.Errorf(api.CodeInvalid, "restore: %v", err))
 		return
 	}
 	s.log.Info("state restored from a snapshot")
@@ -258,7 +262,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-func writeError(w http.ResponseWriter, err error) {
+// WriteError answers err as the API's JSON error: an *api.Error with its
+// status, the state's not-leader and unknown-outcome errors as 503 with
+// Retry-After (the client tries again), anything else as 500.
+func WriteError(w http.ResponseWriter, err error) {
 	var e *api.Error
 	if !errors.As(err, &e) {
 		var nl raftstore.ErrNotLeader

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/access"
 	"github.com/weftcloud/weft/internal/accounts"
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/images"
@@ -45,7 +46,7 @@ func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, vmMg
 		nodes = &http.Client{}
 	}
 	s := &server{ctl: ctl, accounts: accts, images: imgs, vms: vmMgr, log: logger, http: nodes}
-	mux := http.NewServeMux()
+	mux := access.NewMux()
 	route := func(pattern string, h handlerFunc) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			if err := h(w, r); err != nil {
@@ -314,6 +315,9 @@ func (s *server) toNode(r *http.Request, id, method, suffix string, body io.Read
 	if err != nil {
 		return nil, err
 	}
+	// The agent takes only the servers' calls: the token it registered
+	// with (and, under TLS, the servers' certificate).
+	req.Header.Set("Authorization", "Bearer "+s.ctl.NodeAPIToken(node.Name))
 	resp, err := s.http.Do(req)
 	if err != nil {
 		return nil, api.Errorf(api.CodeUnavailable, "node %s: %v", node.Name, err)

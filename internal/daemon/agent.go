@@ -61,6 +61,9 @@ func newAgent(cfg AgentConfig) (*agent.Agent, *pki.Renewer, error) {
 		if cfg.TLSDir, err = joinCluster(cfg, log); err != nil {
 			return nil, nil, err
 		}
+	} else if _, err := os.Stat(filepath.Join(cfg.Data, "tls", pki.AgentFile)); err == nil {
+		// Joined before: the certificate is the node's identity.
+		cfg.TLSDir = filepath.Join(cfg.Data, "tls")
 	}
 	var renewer *pki.Renewer
 	if cfg.TLSDir != "" {
@@ -68,7 +71,7 @@ func newAgent(cfg AgentConfig) (*agent.Agent, *pki.Renewer, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("agent: --tls-dir: %w", err)
 		}
-		acfg.TLS = creds.ServerTLS(true)
+		acfg.TLS = creds.AgentServeTLS()
 		ctl.WithTLS(creds.ClientTLS())
 		if renewer, err = agentRenewer(cfg, creds, ctl, log); err != nil {
 			return nil, nil, err
@@ -78,9 +81,7 @@ func newAgent(cfg AgentConfig) (*agent.Agent, *pki.Renewer, error) {
 	return a, renewer, err
 }
 
-// agentRenewer checks the agent's certificate and returns what renews it:
-// nil for the certificate tls init makes for agents to share, which names
-// no node (it lasts years and is replaced by hand).
+// agentRenewer checks the agent's certificate and returns what renews it.
 func agentRenewer(cfg AgentConfig, creds *pki.Credentials, ctl *client.Client, log *slog.Logger) (*pki.Renewer, error) {
 	leaf := creds.Certificate().Leaf
 	if time.Now().After(leaf.NotAfter) {
@@ -88,8 +89,7 @@ func agentRenewer(cfg AgentConfig, creds *pki.Credentials, ctl *client.Client, l
 	}
 	node, ok := pki.AgentNode(leaf)
 	if !ok {
-		log.Info("the agent's certificate names no node: it is not renewed", "expires", leaf.NotAfter)
-		return nil, nil
+		return nil, fmt.Errorf("agent: the certificate in %s names no node: remove the folder and join with --join-token", cfg.TLSDir)
 	}
 	if node != cfg.Name {
 		return nil, fmt.Errorf("agent: the certificate in %s is node %s's, not %s's", cfg.TLSDir, node, cfg.Name)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/access"
+	"github.com/weftcloud/weft/internal/cluster"
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/pki"
 	"github.com/weftcloud/weft/internal/state"
@@ -30,6 +33,107 @@ const joinTokenPath = "/v1/cluster/join-token"
 // token once it was rotated.
 const joinTokenKey = "join-token"
 
+// authenticator says who calls the API (an access.Principal) from the
+// credentials the request presents. With TLS (creds set):
+//   - the servers' certificate is a server; a request another server
+//     forwarded carries its caller in access.ForwardedHeader;
+//   - a node's certificate ("weft agent NAME") is that node, unless it
+//     expired or the node was revoked after it was issued;
+//   - the admin token is the operator, the join token a joiner.
+//
+// Without TLS (one machine): the admin token of the data folder is the
+// operator, and the token of this server's own calls to itself (self) a
+// server. Anything else is anonymous, which the access table lets through
+// to public routes only.
+type authenticator struct {
+	creds *pki.Credentials // nil without TLS
+	admin string           // without TLS: the admin token
+	self  string           // without TLS: what this server's own calls carry
+	join  *joinTokens
+	ctl   atomic.Pointer[fabric.Controller] // node revocations; set once built
+}
+
+// principal authenticates r, or answers why not and returns false.
+func (a *authenticator) principal(w http.ResponseWriter, r *http.Request) (access.Principal, bool) {
+	p, err := a.identify(r)
+	if err != nil {
+		// A certificate refused: the agent's next request makes a new
+		// handshake, with its renewed certificate if it has one.
+		w.Header().Set("Connection", "close")
+		writeError(w, err)
+		return access.Principal{}, false
+	}
+	return p, true
+}
+
+func (a *authenticator) identify(r *http.Request) (access.Principal, *api.Error) {
+	bearer := r.Header.Get("Authorization")
+	forwarded := r.Header.Get(access.ForwardedHeader)
+	r.Header.Del(access.ForwardedHeader) // believed from servers only, below
+	if a.creds == nil {
+		switch {
+		case a.self != "" && pki.BearerMatches(bearer, pki.TokenHash(a.self)):
+			return access.Principal{Role: access.Server}, nil
+		case a.admin != "" && pki.BearerMatches(bearer, pki.TokenHash(a.admin)):
+			return access.Principal{Role: access.Operator}, nil
+		case bearer != "":
+			return access.Principal{}, api.Errorf(api.CodeUnauthorized, "the API token is not this server's: use the one in the server's data folder (admin.token)")
+		}
+		return access.Principal{}, nil
+	}
+	if leaf := clientCertificate(r); leaf != nil {
+		return a.certificate(leaf, forwarded)
+	}
+	switch {
+	case a.creds.IsAdminToken(bearer):
+		return access.Principal{Role: access.Operator}, nil
+	case a.join.matches(bearer):
+		return access.Principal{Role: access.Joiner}, nil
+	case bearer != "":
+		return access.Principal{}, api.Errorf(api.CodeUnauthorized, "the bearer token is neither the API token nor the join token")
+	}
+	return access.Principal{}, nil
+}
+
+// certificate is the principal a verified client certificate stands for.
+func (a *authenticator) certificate(leaf *x509.Certificate, forwarded string) (access.Principal, *api.Error) {
+	if time.Now().After(leaf.NotAfter) {
+		return access.Principal{}, api.Errorf(api.CodeUnauthorized, "the client certificate expired at %s", leaf.NotAfter.Format(time.RFC3339))
+	}
+	if pki.IsServer(leaf) {
+		if forwarded == "" {
+			return access.Principal{Role: access.Server}, nil
+		}
+		p, err := access.Decode(forwarded)
+		if err != nil {
+			return access.Principal{}, api.Errorf(api.CodeInvalid, "%s", err)
+		}
+		return p, nil
+	}
+	node, ok := pki.AgentNode(leaf)
+	if !ok {
+		return access.Principal{}, api.Errorf(api.CodeForbidden, "the certificate %q names no node: agents join with the join token for a certificate of their own", leaf.Subject.CommonName)
+	}
+	if ctl := a.ctl.Load(); ctl != nil && ctl.Revoked(node, pki.Issued(leaf)) {
+		return access.Principal{}, api.Errorf(api.CodeForbidden, "node %s's certificate (serial %s) is revoked: the node joins again with the join token", node, leaf.SerialNumber.Text(16))
+	}
+	return access.Principal{Role: access.Node, Name: node}, nil
+}
+
+// enforce authenticates every request and serves it only when the access
+// table lets its caller call its route.
+func (a *authenticator) enforce(next http.Handler) http.Handler {
+	return access.Enforce(a.principal, func(w http.ResponseWriter, r *http.Request, err error) {
+		var d *access.Denied
+		if errors.As(err, &d) && d.Unauthenticated {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			writeError(w, api.Errorf(api.CodeUnauthorized, "%s", d.Reason))
+			return
+		}
+		writeError(w, api.Errorf(api.CodeForbidden, "%s", err))
+	}, next)
+}
+
 // joinTokens says whether a request carries the join token: the one last
 // rotated into the replicated state, or before any rotation the one of the
 // TLS folder.
@@ -39,6 +143,9 @@ type joinTokens struct {
 }
 
 func (j *joinTokens) matches(authorization string) bool {
+	if !strings.HasPrefix(authorization, "Bearer ") {
+		return false
+	}
 	if st := j.st.Load(); st != nil {
 		if e, ok := (*st).Get(state.KindMeta, joinTokenKey); ok {
 			var rec api.JoinToken
@@ -54,7 +161,7 @@ func (j *joinTokens) matches(authorization string) bool {
 func rotateJoinToken(st state.Store, creds *pki.Credentials, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if creds == nil {
-			writeError(w, api.Errorf(api.CodeInvalid, "this server runs without TLS (--tls-dir), so agents join without a token"))
+			writeError(w, api.Errorf(api.CodeInvalid, "this server runs without TLS (--tls-dir): it has no agents from other machines to join"))
 			return
 		}
 		tok := pki.NewToken()
@@ -74,74 +181,10 @@ func rotateJoinToken(st state.Store, creds *pki.Credentials, log *slog.Logger) h
 	})
 }
 
-// authorize lets through only requests that present a certificate of the
-// cluster's CA or the admin token, when the server has credentials. A
-// server's self-description stays open: it is what forming servers ask.
-func authorize(creds *pki.Credentials, join *joinTokens, log *slog.Logger, next http.Handler) http.Handler {
-	if creds == nil {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == joinPath && join.matches(r.Header.Get("Authorization")) {
-			signAgent(creds, log, "", w, r)
-			return
-		}
-		if r.URL.Path == "/v1/cluster/self" || creds.Authorize(r.TLS, r.Header.Get("Authorization")) == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		writeError(w, api.Errorf(api.CodeUnauthorized, "this cluster needs a client certificate of its CA or an API token (WEFT_TOKEN)"))
-	})
-}
-
-// agentCertificates applies what the servers know of certificates to the
-// requests that present one, on whichever server the caller reached (a
-// request forwarded to the leader carries this server's certificate, not
-// the caller's):
-//   - a certificate past its expiry is refused: a kept-alive connection
-//     outlives the handshake that checked it;
-//   - a node's certificate issued before the node was revoked is refused;
-//   - a node's certificate acts on /v1/nodes/NAME only for its own node;
-//   - POST renewPath signs a new certificate for the node the current one names.
-//
-// Refusals close the connection, so that the agent's next request makes a
-// new handshake, with its renewed certificate if it has one.
-func agentCertificates(creds *pki.Credentials, ctl *fabric.Controller, log *slog.Logger, next http.Handler) http.Handler {
-	if creds == nil {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		leaf := clientCertificate(r)
-		if leaf == nil {
-			if r.URL.Path == renewPath {
-				writeError(w, api.Errorf(api.CodeForbidden, "certificate renewal needs the node's own certificate: an agent without one joins with the join token"))
-				return
-			}
-			next.ServeHTTP(w, r)
-			return
-		}
-		node, isNode := pki.AgentNode(leaf)
-		err := checkCertificate(ctl, leaf, node, isNode, r.URL.Path)
-		switch {
-		case err != nil:
-			w.Header().Set("Connection", "close")
-			writeError(w, err)
-		case r.URL.Path == joinTokenPath && isNode:
-			writeError(w, api.Errorf(api.CodeForbidden, "a node's certificate cannot rotate the join token: use the API token"))
-		case r.URL.Path == renewPath && !isNode:
-			writeError(w, api.Errorf(api.CodeForbidden, "certificate renewal needs a node's own certificate, not %q's", leaf.Subject.CommonName))
-		case r.URL.Path == renewPath:
-			signAgent(creds, log, node, w, r)
-		default:
-			next.ServeHTTP(w, r)
-		}
-	})
-}
-
 // serversOnly admits callers with the servers' certificate only: the
-// storage replication routes, which agents and API users have no business
-// with. Without TLS (weft dev) everything is on one machine.
+// storage replication routes, which are served by the server called and
+// never forwarded, so they are checked here as well as by the table.
+// Without TLS there is one server, and nothing to replicate to.
 func serversOnly(creds *pki.Credentials, next http.Handler) http.Handler {
 	if creds == nil {
 		return next
@@ -164,63 +207,66 @@ func clientCertificate(r *http.Request) *x509.Certificate {
 	return r.TLS.VerifiedChains[0][0]
 }
 
-// checkCertificate says why leaf, node's certificate when isNode, may not
-// be used for a request to path; nil when it may.
-func checkCertificate(ctl *fabric.Controller, leaf *x509.Certificate, node string, isNode bool, path string) *api.Error {
-	if time.Now().After(leaf.NotAfter) {
-		return api.Errorf(api.CodeUnauthorized, "the client certificate expired at %s", leaf.NotAfter.Format(time.RFC3339))
-	}
-	if !isNode {
-		return nil
-	}
-	if ctl.Revoked(node, pki.Issued(leaf)) {
-		return api.Errorf(api.CodeForbidden, "node %s's certificate (serial %s) is revoked: the node joins again with the join token", node, leaf.SerialNumber.Text(16))
-	}
-	if other := pathNode(path); other != "" && other != node {
-		return api.Errorf(api.CodeForbidden, "this certificate is node %s's, not node %s's", node, other)
-	}
-	return nil
+// certificates answers certificate requests: a joining agent's (the join
+// token let it in) for a name no live node holds, which is registered
+// before the certificate is signed so that `weft node revoke` can revoke
+// it; and a renewing node's, for its own name.
+type certificates struct {
+	creds *pki.Credentials
+	ctl   *fabric.Controller
+	log   *slog.Logger
 }
 
-// pathNode is NAME in /v1/nodes/NAME[/...], or "".
-func pathNode(path string) string {
-	rest, ok := strings.CutPrefix(path, "/v1/nodes/")
+func (c *certificates) join(w http.ResponseWriter, r *http.Request) {
+	req, ok := c.request(w, r)
 	if !ok {
-		return ""
+		return
 	}
-	name, _, _ := strings.Cut(rest, "/")
-	return name
+	if err := c.ctl.ReserveNode(r.Context(), req.Name); err != nil {
+		writeError(w, err)
+		return
+	}
+	c.sign(w, r, req, "joined")
 }
 
-// signAgent answers a certificate request: a joining agent's (node "":
-// the join token let it in, any name) or a renewing one's (node: the one
-// its certificate names, which the request must name too).
-func signAgent(creds *pki.Credentials, log *slog.Logger, node string, w http.ResponseWriter, r *http.Request) {
+func (c *certificates) renew(w http.ResponseWriter, r *http.Request) {
+	req, ok := c.request(w, r)
+	if !ok {
+		return
+	}
+	if p := access.From(r.Context()); p.Role != access.Node || p.Name != req.Name {
+		writeError(w, api.Errorf(api.CodeForbidden, "%s may not renew node %s's certificate: a node renews its own", p, req.Name))
+		return
+	}
+	c.sign(w, r, req, "renewed")
+}
+
+func (c *certificates) request(w http.ResponseWriter, r *http.Request) (api.AgentCertificateRequest, bool) {
 	var req api.AgentCertificateRequest
-	if r.Method != http.MethodPost || json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req) != nil || req.Name == "" {
+	if c.creds == nil {
+		writeError(w, api.Errorf(api.CodeInvalid, "this server runs without TLS (--tls-dir): it signs no certificates"))
+		return req, false
+	}
+	if json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req) != nil || req.Name == "" {
 		writeError(w, api.Errorf(api.CodeInvalid, "certificate: POST a name and a PEM certificate request"))
-		return
+		return req, false
 	}
-	if node != "" && req.Name != node {
-		writeError(w, api.Errorf(api.CodeForbidden, "this certificate is node %s's, not node %s's", node, req.Name))
-		return
+	if err := api.ValidateNodeName(req.Name); err != nil {
+		writeError(w, err)
+		return req, false
 	}
-	cert, err := creds.SignAgent(req.Name, []byte(req.CSR))
+	return req, true
+}
+
+func (c *certificates) sign(w http.ResponseWriter, r *http.Request, req api.AgentCertificateRequest, how string) {
+	cert, err := c.creds.SignAgent(req.Name, []byte(req.CSR))
 	if err != nil {
 		writeError(w, api.Errorf(api.CodeInvalid, "%s", err))
 		return
 	}
-	how := "joined"
-	if node != "" {
-		how = "renewed"
-	}
-	log.Info("agent certificate signed", "node", req.Name, "how", how, "remote", r.RemoteAddr)
+	c.log.Info("agent certificate signed", "node", req.Name, "how", how, "remote", r.RemoteAddr)
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(api.AgentCertificate{Certificate: string(cert), CA: string(creds.CAPEM())})
+	json.NewEncoder(w).Encode(api.AgentCertificate{Certificate: string(cert), CA: string(c.creds.CAPEM())})
 }
 
-func writeError(w http.ResponseWriter, e *api.Error) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(api.HTTPStatus(e))
-	json.NewEncoder(w).Encode(api.ErrorBody{Error: *e})
-}
+func writeError(w http.ResponseWriter, err error) { cluster.WriteError(w, err) }

@@ -40,7 +40,9 @@ func openStore(cfg ServerConfig, self api.ServerSelf, link cluster.Link, creds *
 		KeepOnRestore: []string{placement.Kind},
 	}
 	if creds != nil {
-		rc.TLS = creds.ClientTLS()
+		rc.TLS = creds.RaftTLS()
+	} else {
+		rc.Local = true // checkPlain: a server alone
 	}
 	switch {
 	case resuming:

@@ -37,9 +37,10 @@ type ServerConfig struct {
 	Join            []string
 
 	// TLSDir holds the cluster's credentials (weft tls init): the API is
-	// served over TLS, callers need a certificate of the cluster's CA or the
-	// admin token, and servers talk to each other (Raft included) over
-	// mutual TLS. Empty: plain HTTP, for weft dev.
+	// served over TLS, callers are known by their certificate or token
+	// (internal/access says what each may do), and servers talk to each
+	// other (Raft included) over mutual TLS. Empty: plain HTTP, a server
+	// alone on loopback whose admin token is in its data folder.
 	TLSDir string
 	// AgentCertLifetime is how long the certificates of joining and
 	// renewing agents last; 0: pki.DefaultAgentLifetime. Tests shorten it
@@ -62,8 +63,8 @@ type AgentConfig struct {
 	Logger            *slog.Logger
 
 	// TLSDir holds the agent's credentials (ca.pem, agent.pem,
-	// agent-key.pem from weft tls init): it calls the servers and serves its
-	// API over mutual TLS.
+	// agent-key.pem), which it got for the join token (DATA/tls): it calls
+	// the servers and serves its API over mutual TLS.
 	TLSDir string
 	// JoinToken and CACert join a cluster with TLS instead: on its first
 	// start the agent trades the token for a certificate of its own, kept

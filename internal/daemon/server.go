@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/access"
 	"github.com/weftcloud/weft/internal/accounts"
 	"github.com/weftcloud/weft/internal/cluster"
 	"github.com/weftcloud/weft/internal/controlapi"
@@ -88,6 +89,8 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 			return nil, fmt.Errorf("server: --tls-dir: %w", err)
 		}
 		creds.AgentLifetime = cfg.AgentCertLifetime
+	} else if err := checkPlain(cfg); err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -100,21 +103,31 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		return nil, err
 	}
 	self := api.ServerSelf{Name: cfg.Name, Raft: raftAddr, API: "http://" + c.addr}
-	link := cluster.NewLink(nil)
+	auth := &authenticator{creds: creds, join: &joinTokens{creds: creds}}
+	var link cluster.Link
 	var nodes *http.Client
 	if creds != nil {
 		ln = tls.NewListener(ln, creds.ServerTLS(false))
 		self.API = "https://" + c.addr
-		link = cluster.NewLink(creds.ClientTLS())
+		link = cluster.NewLink(creds.ClientTLS(), "")
 		nodes = &http.Client{Transport: &http.Transport{TLSClientConfig: creds.AgentDialTLS()}}
+	} else {
+		// One machine: the operator's token is kept in the data folder and
+		// for the user who started the server; the server's own calls to
+		// its API carry a token that never leaves this process.
+		if auth.admin, err = plainAdminToken(cfg.Data, self.API); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		auth.self = pki.NewToken()
+		link = cluster.NewLink(nil, auth.self)
 	}
-	join := &joinTokens{creds: creds}
 	// The handler is swapped once the controller is built.
 	var handler atomic.Pointer[http.Handler]
 	setHandler := func(h http.Handler) { handler.Store(&h) }
 	setHandler(cluster.SelfHandler(self))
 	c.http = &http.Server{
-		Handler:           authorize(creds, join, log.With("part", "pki"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) })),
+		Handler:           auth.enforce(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) })),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {
@@ -200,22 +213,26 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		return peers.FetchFromPeers(ctx, "/v1/imagefiles/"+digest)
 	}, log.With("part", "images"))
 	vmMgr := vms.New(c.ctl, imgs, disks, log.With("part", "vms"))
-	apiHandler := http.NewServeMux()
+	auth.ctl.Store(c.ctl)
+	certs := &certificates{creds: creds, ctl: c.ctl, log: log.With("part", "pki")}
+	apiHandler := access.NewMux()
 	apiHandler.Handle("POST "+joinTokenPath, rotateJoinToken(c.store, creds, log.With("part", "pki")))
+	apiHandler.HandleFunc("POST "+joinPath, certs.join)
+	apiHandler.HandleFunc("POST "+renewPath, certs.renew)
 	placementRoutes := placement.Handler(c.store)
 	for _, route := range []string{"POST /v1/storage/members", "POST /v1/storage/insync", "GET /v1/storage/config"} {
 		apiHandler.Handle(route, placementRoutes)
 	}
-	apiHandler.Handle("/", controlapi.New(c.ctl, accts, imgs, vmMgr, nodes, log.With("part", "api")))
+	apiHandler.Pass(controlapi.New(c.ctl, accts, imgs, vmMgr, nodes, log.With("part", "api")))
 	var st state.Store = c.store
-	join.st.Store(&st)
-	routes := http.NewServeMux()
+	auth.join.st.Store(&st)
+	routes := access.NewMux()
 	// Replication is between this server and the caller, never forwarded.
 	if node != nil {
 		routes.Handle("/v1/storage/replica/", serversOnly(creds, node.Handler()))
 	}
-	routes.Handle("/", peers.Handler(apiHandler))
-	setHandler(agentCertificates(creds, c.ctl, log.With("part", "pki"), routes))
+	routes.Pass(peers.Handler(apiHandler))
+	setHandler(routes)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -13,12 +12,10 @@ import (
 	"github.com/weftcloud/weft/internal/state"
 )
 
-var nodeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-
 // RegisterNode records a node (again). A node that was draining stays so.
 func (c *Controller) RegisterNode(ctx context.Context, reg api.NodeRegistration) (api.Node, error) {
-	if !nodeName.MatchString(reg.Name) {
-		return api.Node{}, api.Errorf(api.CodeInvalid, "name: %q is not a node name (letters, digits, dots, dashes and underscores, up to 63)", reg.Name)
+	if err := api.ValidateNodeName(reg.Name); err != nil {
+		return api.Node{}, err
 	}
 	if reg.FaultDomain == "" {
 		reg.FaultDomain = reg.Name
@@ -37,6 +34,7 @@ func (c *Controller) RegisterNode(ctx context.Context, reg api.NodeRegistration)
 		rec.State = api.NodeDraining
 	}
 	rec.RevokedBefore = revoked
+	rec.APIToken = reg.APIToken
 	if err := c.apply(ctx, []state.Op{put(state.KindNodes, reg.Name, rec)}); err != nil {
 		return api.Node{}, err
 	}
@@ -306,3 +304,38 @@ func (c *Controller) Revoked(node string, issued time.Time) bool {
 func (c *Controller) fenceAfter() time.Duration { return 2 * c.cfg.HeartbeatTTL }
 
 func (c *Controller) persistentGrace() time.Duration { return c.fenceAfter() + c.cfg.HeartbeatTTL/2 }
+
+// NodeAPIToken is what servers present to node name's agent: the token it
+// registered with ("" for a node never registered).
+func (c *Controller) NodeAPIToken(name string) string {
+	n, _ := get[nodeRecord](c.store, state.KindNodes, name)
+	return n.APIToken
+}
+
+// ReserveNode takes a node's name for an agent that joins with the join
+// token, before its first certificate is signed, so that every certificate
+// issued names a node that `weft node revoke` can revoke. It refuses a name
+// a live node holds: such a node renews its own certificate, and another
+// agent that knows the join token must not take its name. A node that is
+// down or was revoked since it registered may join again.
+func (c *Controller) ReserveNode(ctx context.Context, name string) error {
+	if err := api.ValidateNodeName(name); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, exists := get[nodeRecord](c.store, state.KindNodes, name)
+	if exists {
+		revoked := rec.RevokedBefore.After(rec.RegisteredAt)
+		if rec.State != api.NodeDown && !revoked {
+			return api.Errorf(api.CodeConflict, "node %s is registered and %s: its agent renews its own certificate; to give the name to a new agent, revoke the node first (weft node revoke %s)", name, rec.State, name)
+		}
+		return nil
+	}
+	rec = nodeRecord{Node: api.Node{Name: name, FaultDomain: name, State: api.NodeDown, RegisteredAt: c.now()}}
+	if err := c.apply(ctx, []state.Op{put(state.KindNodes, name, rec)}); err != nil {
+		return err
+	}
+	c.events.Add(api.Event{Type: "node.reserved", Node: name, Message: "node " + name + " joined with the join token: certificate issued"})
+	return nil
+}

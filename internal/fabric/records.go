@@ -61,6 +61,9 @@ func (r *instanceRecord) healthy() bool {
 // every interval and live in memory on the controller (see Controller.seen).
 type nodeRecord struct {
 	api.Node
+	// APIToken is what servers present to the node's agent (its own API:
+	// logs, exec); the agent chose it when it registered. Never shown.
+	APIToken string `json:"apiToken,omitempty"`
 }
 
 // templateHash identifies a role's template: everything but the instance count.

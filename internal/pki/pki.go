@@ -37,7 +37,7 @@ const (
 	CAKeyFile      = "ca-key.pem"
 	ServerFile     = "server.pem"
 	ServerKeyFile  = "server-key.pem"
-	AgentFile      = "agent.pem" // node agents: serves their API and dials the servers
+	AgentFile      = "agent.pem" // a node agent's own, in its DATA/tls (WriteAgent)
 	AgentKeyFile   = "agent-key.pem"
 	AdminTokenFile = "admin.token" // API clients: Authorization: Bearer
 	JoinTokenFile  = "join.token"  // agents trade it for a certificate of their own
@@ -51,13 +51,12 @@ const DefaultAgentLifetime = 30 * 24 * time.Hour
 // so that a server whose clock is a little behind the signer's accepts it.
 const backdate = time.Hour
 
-// agentPrefix starts the common name of a node's own certificate; the
-// certificate tls init makes for agents to share is "weft agent" alone.
+// agentPrefix starts the common name of a node's own certificate.
 const agentPrefix = "weft agent "
 
 // Init makes a new CA, a server certificate for hosts (names or
 // addresses; localhost and 127.0.0.1 are always added) and two tokens in
-// dir. It refuses to overwrite existing credentials.
+// dir. Agents get certificates of their own for the join token. It refuses to overwrite existing credentials.
 func Init(dir string, hosts []string) error {
 	if _, err := os.Stat(filepath.Join(dir, CAFile)); err == nil {
 		return fmt.Errorf("pki: %s already holds a CA: remove it to start over", dir)
@@ -85,17 +84,11 @@ func Init(dir string, hosts []string) error {
 	if err != nil {
 		return err
 	}
-	agentDER, agentKey, err := issue(ca, caKey, "weft agent", nil)
-	if err != nil {
-		return err
-	}
 	files := map[string][]byte{
 		CAFile:         pemBlock("CERTIFICATE", caDER),
 		CAKeyFile:      pemKey(caKey),
 		ServerFile:     pemBlock("CERTIFICATE", srvDER),
 		ServerKeyFile:  pemKey(srvKey),
-		AgentFile:      pemBlock("CERTIFICATE", agentDER),
-		AgentKeyFile:   pemKey(agentKey),
 		AdminTokenFile: []byte(token() + "\n"),
 		JoinTokenFile:  []byte(token() + "\n"),
 	}
@@ -298,6 +291,29 @@ func (c *Credentials) ServerTLS(require bool) *tls.Config {
 	return &tls.Config{GetCertificate: c.serving, ClientCAs: c.CA, ClientAuth: auth, MinVersion: tls.VersionTLS12}
 }
 
+// AgentServeTLS is how a node's agent serves its API: to the servers'
+// certificate only (another node's certificate is of the same CA).
+func (c *Credentials) AgentServeTLS() *tls.Config {
+	config := c.ServerTLS(true)
+	config.VerifyConnection = serversOnly
+	return config
+}
+
+func serversOnly(cs tls.ConnectionState) error {
+	if len(cs.VerifiedChains) == 0 || !IsServer(cs.VerifiedChains[0][0]) {
+		return errors.New("pki: only the cluster's servers may connect: the peer has no server certificate")
+	}
+	return nil
+}
+
+// RaftTLS is ClientTLS for Raft, both ways: the peer must present the
+// servers' certificate, not merely one of the CA (a node's).
+func (c *Credentials) RaftTLS() *tls.Config {
+	config := c.ClientTLS()
+	config.VerifyConnection = serversOnly
+	return config
+}
+
 // ClientTLS dials with the certificate and checks servers against the CA.
 // Raft also serves with it, so it carries the certificate both ways.
 func (c *Credentials) ClientTLS() *tls.Config {
@@ -312,21 +328,10 @@ func (c *Credentials) dialling(*tls.CertificateRequestInfo) (*tls.Certificate, e
 	return c.cert.Load(), nil
 }
 
-// ErrUnauthorized is returned by Authorize for a request with no valid
-// credentials.
-var ErrUnauthorized = errors.New("pki: no valid client certificate or bearer token")
-
-// Authorize accepts a request that presented a certificate the CA signed,
-// or the admin token as a bearer token.
-func (c *Credentials) Authorize(state *tls.ConnectionState, authorization string) error {
-	if state != nil && len(state.VerifiedChains) > 0 {
-		return nil
-	}
-	if tok, ok := strings.CutPrefix(authorization, "Bearer "); ok && c.AdminToken != "" &&
-		len(tok) == len(c.AdminToken) && subtle.ConstantTimeCompare([]byte(tok), []byte(c.AdminToken)) == 1 {
-		return nil
-	}
-	return ErrUnauthorized
+// IsAdminToken reports whether authorization carries the admin token as
+// a bearer token, in constant time.
+func (c *Credentials) IsAdminToken(authorization string) bool {
+	return c.AdminToken != "" && BearerMatches(authorization, TokenHash(c.AdminToken))
 }
 
 // AgentDialTLS is how servers dial node agents: agents live at addresses

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,30 +23,30 @@ func TestCredentials(t *testing.T) {
 	if err := Init(dir, nil); err == nil {
 		t.Error("Init overwrote existing credentials")
 	}
+	if _, err := os.Stat(filepath.Join(dir, AgentFile)); err == nil {
+		t.Error("Init made an agent certificate for agents to share: agents get theirs for the join token")
+	}
 	srv, err := LoadServer(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent, err := LoadAgent(dir)
+	if !srv.IsAdminToken("Bearer " + srv.AdminToken) {
+		t.Error("the admin token was refused")
+	}
+	for _, bad := range []string{"", "Bearer ", "Bearer " + srv.AdminToken + "x", "Basic " + srv.AdminToken, "Bearer " + srv.JoinToken} {
+		if srv.IsAdminToken(bad) {
+			t.Errorf("Authorization %q was taken for the admin token", bad)
+		}
+	}
+	agent, err := LoadAgent(join(t, srv, "node-1"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	if err := srv.Authorize(nil, "Bearer "+srv.AdminToken); err != nil {
-		t.Errorf("the admin token: %v", err)
-	}
-	for _, bad := range []string{"", "Bearer ", "Bearer " + srv.AdminToken + "x", "Basic " + srv.AdminToken} {
-		if srv.Authorize(nil, bad) == nil {
-			t.Errorf("Authorization %q was accepted", bad)
-		}
 	}
 
 	// An agent's certificate passes a server's check on a real handshake,
 	// at an address no certificate names; one from another CA does not.
-	other := filepath.Join(t.TempDir(), "other")
-	if err := Init(other, nil); err != nil {
-		t.Fatal(err)
-	}
-	stranger, err := LoadAgent(other)
+	other, _ := newCluster(t)
+	stranger, err := LoadAgent(join(t, other, "node-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,25 +55,68 @@ func TestCredentials(t *testing.T) {
 		agent *Credentials
 		ok    bool
 	}{{"same CA", agent, true}, {"other CA", stranger, false}} {
-		ln, err := tls.Listen("tcp", "127.0.0.2:0", tc.agent.ServerTLS(false))
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			if c, err := ln.Accept(); err == nil {
-				c.(*tls.Conn).Handshake()
-				c.Close()
-			}
-		}()
-		conn, err := tls.Dial("tcp", ln.Addr().String(), srv.AgentDialTLS())
-		if (err == nil) != tc.ok {
+		if err := handshake(t, tc.agent.ServerTLS(false), srv.AgentDialTLS()); (err == nil) != tc.ok {
 			t.Errorf("%s: dial error %v", tc.name, err)
 		}
-		if conn != nil {
-			conn.Close()
-		}
-		ln.Close()
 	}
+
+	// A node's agent and Raft admit the servers' certificate only: not
+	// another node's, though the same CA signed it.
+	node2, err := LoadAgent(join(t, srv, "node-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := handshake(t, agent.AgentServeTLS(), srv.AgentDialTLS()); err != nil {
+		t.Errorf("a server could not call an agent: %v", err)
+	}
+	if err := handshake(t, agent.AgentServeTLS(), node2.AgentDialTLS()); err == nil {
+		t.Error("a node's certificate was admitted by another node's agent")
+	}
+	if err := handshake(t, srv.RaftTLS(), srv.RaftTLS()); err != nil {
+		t.Errorf("Raft between servers: %v", err)
+	}
+	if err := handshake(t, srv.RaftTLS(), node2.ClientTLS()); err == nil {
+		t.Error("Raft admitted a node's certificate")
+	}
+}
+
+// handshake runs a TLS handshake between a listener on serve and a dialer
+// on dial, and returns the first error either side saw.
+func handshake(t *testing.T, serve, dial *tls.Config) error {
+	t.Helper()
+	serve = serve.Clone()
+	serve.ClientAuth = tls.RequireAndVerifyClientCert
+	ln, err := tls.Listen("tcp", "127.0.0.2:0", serve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			err = c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+		served <- err
+	}()
+	dial = dial.Clone()
+	dial.ServerName = "localhost"
+	conn, err := tls.Dial("tcp", ln.Addr().String(), dial)
+	if err == nil {
+		// TLS 1.3: the client's certificate is checked after the
+		// client's handshake ends; the server's verdict arrives on read.
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		conn.Close()
+	}
+	if serr := <-served; serr != nil {
+		return serr
+	}
+	return err
 }
 
 // newCluster makes a cluster's credentials and returns the server's.
@@ -142,8 +187,8 @@ func TestSignAgent(t *testing.T) {
 		}
 	}
 
-	// The certificates of Init name no node.
-	for _, name := range []string{ServerFile, AgentFile} {
+	// The certificate of Init names no node.
+	for _, name := range []string{ServerFile} {
 		c, err := load(dir, name, strings.Replace(name, ".pem", "-key.pem", 1))
 		if err != nil {
 			t.Fatal(err)

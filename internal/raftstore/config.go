@@ -33,6 +33,10 @@ type Config struct {
 	// TLS, when set, runs Raft over mutual TLS: Certificates and RootCAs
 	// (the cluster's CA) are used both to serve and to dial.
 	TLS *tls.Config
+	// Local makes a server that stays alone: Raft listens nowhere and
+	// BindAddr is only its name. A server without TLS is one, since
+	// nothing would tell its peers from anyone else on the machine.
+	Local bool
 
 	Bootstrap bool
 	Peers     []Peer

@@ -137,12 +137,18 @@ func Open(cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("raftstore: advertise address: %w", err)
 		}
 	}
-	if c.TLS != nil {
+	switch {
+	case c.Local:
+		var stream *localStream
+		if stream, err = newLocalStream(c.BindAddr); err == nil {
+			s.trans = raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hclogger)
+		}
+	case c.TLS != nil:
 		var stream *tlsStream
 		if stream, err = newTLSStream(c.BindAddr, advertise, c.TLS); err == nil {
 			s.trans = raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hclogger)
 		}
-	} else {
+	default:
 		s.trans, err = raft.NewTCPTransportWithLogger(c.BindAddr, advertise, 3, 10*time.Second, hclogger)
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -46,4 +47,38 @@ func (s *tlsStream) Dial(address raft.ServerAddress, timeout time.Duration) (net
 	config := s.config.Clone()
 	config.ServerName = host
 	return tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", string(address), config)
+}
+
+// localStream is the transport of a server alone that no other server may
+// ever reach (plain mode, on one machine): it listens nowhere, so nothing
+// but this server can speak Raft to it.
+type localStream struct {
+	addr   net.Addr
+	closed chan struct{}
+	once   sync.Once
+}
+
+// newLocalStream names itself bind, the address its configuration holds.
+func newLocalStream(bind string) (*localStream, error) {
+	addr, err := net.ResolveTCPAddr("tcp", bind)
+	if err != nil {
+		return nil, err
+	}
+	return &localStream{addr: addr, closed: make(chan struct{})}, nil
+}
+
+func (s *localStream) Accept() (net.Conn, error) {
+	<-s.closed
+	return nil, net.ErrClosed
+}
+
+func (s *localStream) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	return nil
+}
+
+func (s *localStream) Addr() net.Addr { return s.addr }
+
+func (s *localStream) Dial(address raft.ServerAddress, _ time.Duration) (net.Conn, error) {
+	return nil, fmt.Errorf("raftstore: this server is alone and dials no other (%s)", address)
 }

@@ -1,0 +1,302 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/client"
+	"github.com/weftcloud/weft/internal/access"
+	"github.com/weftcloud/weft/internal/pki"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// tlsServer starts a controller alone on the credentials of tls init, and
+// returns it with the credentials' folder.
+func tlsServer(t *testing.T) (*controller, string) {
+	t.Helper()
+	creds := filepath.Join(t.TempDir(), "tls")
+	if err := pki.Init(creds, nil); err != nil {
+		t.Fatal(err)
+	}
+	c, err := startController(ServerConfig{Data: t.TempDir(), Listen: "127.0.0.1:0", Name: "s1",
+		StorageDisabled: true, TLSDir: creds, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	return c, creds
+}
+
+func readToken(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// joinAs trades the join token for node name's certificate, as an agent
+// does, and returns it.
+func joinAs(t *testing.T, url, creds, name string) (tls.Certificate, error) {
+	t.Helper()
+	pool, err := pki.LoadCA(filepath.Join(creds, pki.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, csrPEM, err := pki.NewAgentRequest(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := client.New(url).WithTLS(&tls.Config{RootCAs: pool}).WithToken(readToken(t, filepath.Join(creds, pki.JoinTokenFile))).
+		JoinCluster(context.Background(), api.AgentCertificateRequest{Name: name, CSR: string(csrPEM)})
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair([]byte(got.Certificate), keyPEM)
+}
+
+// caller is one identity and how it calls the API.
+type caller struct {
+	name      string
+	principal access.Principal
+	client    *http.Client
+	token     string
+}
+
+// TestEveryRouteRefusesTheWrongIdentity walks access.Table and calls every
+// route as every identity its rule does not admit: each answers 401
+// (no credentials) or 403, before any handler runs. A route mounted
+// without a rule cannot exist: the controller would not start.
+func TestEveryRouteRefusesTheWrongIdentity(t *testing.T) {
+	c, creds := tlsServer(t)
+	url := "https://" + c.addr
+	pool, err := pki.LoadCA(filepath.Join(creds, pki.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCert := func(certs ...tls.Certificate) *http.Client {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs}}}
+	}
+	node1, err := joinAs(t, url, creds, "node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := tls.LoadX509KeyPair(filepath.Join(creds, pki.ServerFile), filepath.Join(creds, pki.ServerKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A node acts for itself only. (The walk below revokes node-1:
+	// the operator may.)
+	asNode1 := client.New(url).WithTLS(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{node1}})
+	if _, err := asNode1.Heartbeat(context.Background(), "node-2", api.Heartbeat{}); !isCode(err, api.CodeForbidden) {
+		t.Errorf("node-1's heartbeat for node-2: %v, want forbidden", err)
+	}
+	if _, err := asNode1.Heartbeat(context.Background(), "node-1", api.Heartbeat{}); err != nil {
+		t.Errorf("node-1's own heartbeat: %v", err)
+	}
+	callers := []caller{
+		{"anonymous", access.Principal{}, withCert(), ""},
+		{"node-1's certificate", access.Principal{Role: access.Node, Name: "node-1"}, withCert(node1), ""},
+		{"the join token", access.Principal{Role: access.Joiner}, withCert(), readToken(t, filepath.Join(creds, pki.JoinTokenFile))},
+		{"the admin token", access.Principal{Role: access.Operator}, withCert(), readToken(t, filepath.Join(creds, pki.AdminTokenFile))},
+		{"the servers' certificate", access.Principal{Role: access.Server}, withCert(server), ""},
+	}
+	for _, rt := range access.Table {
+		method, path := routeRequest(rt.Pattern)
+		for _, cl := range callers {
+			// node-1 acts on node-1: refused only where the rule
+			// refuses nodes; on node-2 it is refused everywhere but
+			// Nodes routes.
+			want := access.Check(rt.Rule, cl.principal, "node-1")
+			req, _ := http.NewRequest(method, url+path, strings.NewReader("{}"))
+			if cl.token != "" {
+				req.Header.Set("Authorization", "Bearer "+cl.token)
+			}
+			resp, err := cl.client.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s as %s: %v", method, path, cl.name, err)
+			}
+			resp.Body.Close()
+			refused := resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden
+			switch {
+			case want != nil && !refused:
+				t.Errorf("%s %s (%s) as %s: %s, want 401 or 403", method, path, rt.Rule, cl.name, resp.Status)
+			case want == nil && refused:
+				t.Errorf("%s %s (%s) as %s: %s, want it let through", method, path, rt.Rule, cl.name, resp.Status)
+			}
+			var denied *access.Denied
+			if errors.As(want, &denied) && denied.Unauthenticated && resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s %s as %s: %s, want 401", method, path, cl.name, resp.Status)
+			}
+		}
+	}
+
+}
+
+// routeRequest is a request that matches pattern.
+func routeRequest(pattern string) (method, path string) {
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		method, path = http.MethodGet, pattern
+	}
+	for wildcard, value := range map[string]string{
+		"{name}": "node-1", "{digest}": "sha256:" + strings.Repeat("0", 64), "{id}": "x", "{key}": "key1", "{disk}": "d1",
+	} {
+		path = strings.ReplaceAll(path, wildcard, value)
+	}
+	if strings.HasSuffix(path, "/") {
+		path += "x"
+	}
+	return method, path
+}
+
+func isCode(err error, code string) bool {
+	var e *api.Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+// TestJoinTokenSignsOnceForANewName: the join token gets a certificate
+// for a valid name that no live node holds, registers the name (so the
+// certificate can be revoked), and refuses impersonation and bad names.
+func TestJoinTokenSignsOnceForANewName(t *testing.T) {
+	c, creds := tlsServer(t)
+	url := "https://" + c.addr
+	if _, err := joinAs(t, url, creds, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	operator := client.New(url).WithTLS(&tls.Config{RootCAs: mustPool(t, creds)}).WithToken(readToken(t, filepath.Join(creds, pki.AdminTokenFile)))
+	if _, err := operator.Node(context.Background(), "n1"); err != nil {
+		t.Errorf("the joined name is not registered: %v", err)
+	}
+	cert, err := joinAs(t, url, creds, "n1")
+	if err != nil {
+		t.Fatalf("n1 registered but never up may join again: %v", err)
+	}
+	// n1 comes up: its name is its own.
+	asN1 := client.New(url).WithTLS(&tls.Config{RootCAs: mustPool(t, creds), Certificates: []tls.Certificate{cert}})
+	if _, err := asN1.RegisterNode(context.Background(), api.NodeRegistration{Name: "n1", Address: "https://127.0.0.1:1", Capacity: api.Resources{CPU: 1, Memory: 1 << 30}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := joinAs(t, url, creds, "n1"); !isCode(err, api.CodeConflict) {
+		t.Errorf("the join token for a live node's name: %v, want conflict", err)
+	}
+	for _, bad := range []string{"weft server", "n2\nCN=weft server", "../n3", ""} {
+		if _, err := joinAs(t, url, creds, bad); !isCode(err, api.CodeInvalid) {
+			t.Errorf("join as %q: %v, want invalid", bad, err)
+		}
+	}
+	// Revoked, it may join again.
+	if _, err := operator.RevokeNode(context.Background(), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := joinAs(t, url, creds, "n1"); err != nil {
+		t.Errorf("a revoked node joining again: %v", err)
+	}
+}
+
+func mustPool(t *testing.T, creds string) *x509.CertPool {
+	t.Helper()
+	pool, err := pki.LoadCA(filepath.Join(creds, pki.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool
+}
+
+// TestPlainServer: without TLS the server listens on loopback only, stays
+// alone, and answers only the admin token it keeps in its data folder and
+// for the user who started it (which the Go client finds by itself).
+func TestPlainServer(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	for _, cfg := range []ServerConfig{
+		{Listen: "0.0.0.0:0"},
+		{Listen: "10.1.2.3:7070"},
+		{Listen: "127.0.0.1:0", Join: []string{"127.0.0.1:7070"}},
+		{Listen: "127.0.0.1:0", BootstrapExpect: 3},
+	} {
+		cfg.Data, cfg.Logger, cfg.StorageDisabled = t.TempDir(), quiet, true
+		if c, err := startController(cfg); err == nil || !strings.Contains(err.Error(), "weft tls init") {
+			t.Errorf("%+v: %v, want a refusal that names weft tls init", cfg, err)
+			if c != nil {
+				c.close()
+			}
+		}
+	}
+	data := t.TempDir()
+	port := freePort(t)
+	c, err := startController(ServerConfig{Data: data, Listen: fmt.Sprintf("127.0.0.1:%d", port), StorageDisabled: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	url := "http://" + c.addr
+	fi, err := os.Stat(filepath.Join(data, AdminTokenFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin token: %v, mode %v", err, fi.Mode())
+	}
+	token := readToken(t, filepath.Join(data, AdminTokenFile))
+	if got := client.SavedToken(url); got != token {
+		t.Errorf("tokens.json has %q for %s, want the admin token", got, url)
+	}
+	tokens, _ := client.TokensFile()
+	if fi, err := os.Stat(tokens); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("tokens.json: %v, mode %v", err, fi.Mode())
+	}
+	if _, err := client.New(url).Services(context.Background()); err != nil {
+		t.Errorf("the starting user's client: %v", err)
+	}
+	// Another user: no token, or a wrong one.
+	for _, tok := range []string{"", "wrong"} {
+		req, _ := http.NewRequest(http.MethodGet, url+"/v1/services", nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("token %q: %s, want 401", tok, resp.Status)
+		}
+	}
+	// Nothing listens for Raft.
+	if conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port+1)); err == nil {
+		conn.Close()
+		t.Error("a server alone listens for Raft")
+	}
+}
+
+// freePort is a port free now whose next port is free too (Raft's).
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		next, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
+		ln.Close()
+		if err == nil {
+			next.Close()
+			return port
+		}
+	}
+	t.Fatal("no two free ports in a row")
+	return 0
+}
