@@ -122,7 +122,7 @@ func Unpack(r io.Reader, dir string, maxBytes int64, budget *untar.Budget) (int6
 	c := newChecker()
 	n, err := untar.Extract(gz, dir, untar.Options{Entry: c.entry, MaxBytes: maxBytes, Budget: budget})
 	if err != nil {
-		return n, fmt.Errorf("pkgarchive: %w", err)
+		return n, err // untar's, or the checker's, named
 	}
 	return n, c.finish()
 }
