@@ -31,6 +31,7 @@ import (
 	"github.com/weftcloud/weft/internal/buildinfo"
 	"github.com/weftcloud/weft/internal/driver"
 	"github.com/weftcloud/weft/internal/imagecache"
+	"github.com/weftcloud/weft/internal/untar"
 )
 
 // Controller is the controller as the agent sees it; *client.Client
@@ -59,8 +60,15 @@ type Config struct {
 	Memory            int64         // default: the machine's memory
 	HeartbeatInterval time.Duration // default 500ms
 	StopGrace         time.Duration // SIGTERM to SIGKILL; default 10s
-	Drivers           []driver.Driver
-	Logger            *slog.Logger
+	// MaxUnpackBytes bounds what one image or package may unpack to;
+	// default untar.DefaultMaxBytes.
+	MaxUnpackBytes int64
+	// MaxUnpackedBytes bounds all the images and packages unpacked on the
+	// node at once (the image cache and every instance's copy of its
+	// package); default untar.DefaultBudget.
+	MaxUnpackedBytes int64
+	Drivers          []driver.Driver
+	Logger           *slog.Logger
 }
 
 // Agent is a running node agent.
@@ -87,6 +95,11 @@ type Agent struct {
 	kick     chan struct{} // asks for a heartbeat now
 	pkgMu    sync.Mutex    // one package download at a time
 	images   *imagecache.Cache
+	unpacked *untar.Budget // images and instances' packages on disk
+	// rootsMu guards roots: the bytes of unpacked each instance's unpacked
+	// package holds, by its folder.
+	rootsMu sync.Mutex
+	roots   map[string]int64
 }
 
 // New checks the configuration and opens the agent's API listener.
@@ -124,6 +137,12 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxUnpackBytes <= 0 {
+		cfg.MaxUnpackBytes = untar.DefaultMaxBytes
+	}
+	if cfg.MaxUnpackedBytes <= 0 {
+		cfg.MaxUnpackedBytes = untar.DefaultBudget
+	}
 	if len(cfg.Drivers) == 0 {
 		return nil, errors.New("agent: no runtime driver")
 	}
@@ -139,14 +158,17 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 	if cfg.TLS != nil {
 		ln = tls.NewListener(ln, cfg.TLS)
 	}
+	unpacked := untar.NewBudget(cfg.MaxUnpackedBytes)
 	a := &Agent{
 		cfg: cfg, ctl: ctl, log: cfg.Logger, drivers: map[string]driver.Driver{}, ln: ln, apiToken: rand.Text(),
-		images:    imagecache.New(filepath.Join(cfg.DataDir, "images"), ctl),
+		images:   imagecache.New(filepath.Join(cfg.DataDir, "images"), ctl, cfg.MaxUnpackBytes, unpacked),
+		unpacked: unpacked, roots: map[string]int64{},
 		instances: map[string]*instance{}, stopped: map[string]bool{}, fencedAt: map[string]time.Time{}, rewatch: make(chan struct{}, 1), kick: make(chan struct{}, 1), assigned: make(chan struct{}),
 	}
 	for _, d := range cfg.Drivers {
 		a.drivers[d.Name()] = d
 	}
+	a.holdRoots()
 	return a, nil
 }
 
@@ -485,7 +507,7 @@ func (a *Agent) recover(ctx context.Context) {
 		dir := filepath.Dir(f)
 		var saved savedAssignment
 		if err := atomicfile.ReadJSON(f, &saved); err != nil {
-			os.RemoveAll(dir)
+			a.removeInstanceDir(dir)
 			continue
 		}
 		d, ok := a.drivers[saved.Assignment.Role.Runtime]
@@ -497,7 +519,7 @@ func (a *Agent) recover(ctx context.Context) {
 		if err != nil {
 			// Nothing runs: start afresh if the controller still wants it.
 			d.Remove(ctx, id)
-			os.RemoveAll(dir)
+			a.removeInstanceDir(dir)
 			continue
 		}
 		in := newInstance(a, saved.Assignment, d)

@@ -371,7 +371,7 @@ func (in *instance) stop(ctx context.Context) {
 	disks.close()
 	if remove {
 		in.drv.Remove(ctx, in.id)
-		os.RemoveAll(in.dir)
+		in.a.removeInstanceDir(in.dir)
 		in.a.forget(in.id)
 		return
 	}
@@ -382,7 +382,7 @@ func (in *instance) stop(ctx context.Context) {
 	delete(in.a.instances, in.id)
 	in.a.mu.Unlock()
 	in.drv.Remove(ctx, in.id)
-	os.RemoveAll(in.dir)
+	in.a.removeInstanceDir(in.dir)
 	in.a.changed()
 }
 
@@ -448,7 +448,7 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	in.mu.Unlock()
 	role := asg.Role
 	root := filepath.Join(in.dir, "root")
-	os.RemoveAll(root) // a restart starts from a clean copy of the package
+	in.a.removeRoot(root) // a restart starts from a clean copy of the package
 	if err := os.MkdirAll(in.dir, 0o755); err != nil {
 		return driver.Spec{}, fmt.Errorf("instance dir: %w", err)
 	}

@@ -9,13 +9,12 @@ import (
 	"strings"
 
 	"github.com/weftcloud/weft/internal/pkgarchive"
+	"github.com/weftcloud/weft/internal/untar"
 )
 
-// maxUnpacked bounds what one package may expand to on a node.
-const maxUnpacked = 4 << 30
-
 // unpack puts a package into dir, downloading it into the node's cache first
-// when this node has not seen it.
+// when this node has not seen it. What it writes is charged to the node's
+// budget until removeRoot or removeInstanceDir removes dir.
 func (a *Agent) unpack(ctx context.Context, digest, dir string) error {
 	path, err := a.cachedPackage(ctx, digest)
 	if err != nil {
@@ -26,10 +25,45 @@ func (a *Agent) unpack(ctx context.Context, digest, dir string) error {
 		return fmt.Errorf("package %s: %w", digest, err)
 	}
 	defer f.Close()
-	if err := pkgarchive.Unpack(f, dir, maxUnpacked); err != nil {
+	n, err := pkgarchive.Unpack(f, dir, a.cfg.MaxUnpackBytes, a.unpacked)
+	a.rootsMu.Lock()
+	a.roots[dir] += n
+	a.rootsMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("package %s: %w", digest, err)
 	}
 	return nil
+}
+
+// removeRoot removes an instance's unpacked package and gives back its
+// share of the node's budget.
+func (a *Agent) removeRoot(dir string) {
+	os.RemoveAll(dir)
+	a.rootsMu.Lock()
+	n := a.roots[dir]
+	delete(a.roots, dir)
+	a.rootsMu.Unlock()
+	a.unpacked.Release(n)
+}
+
+// removeInstanceDir removes an instance's folder, its package included.
+func (a *Agent) removeInstanceDir(dir string) {
+	a.removeRoot(filepath.Join(dir, "root"))
+	os.RemoveAll(dir)
+}
+
+// holdRoots charges the budget with the packages an earlier agent left
+// unpacked in instance folders.
+func (a *Agent) holdRoots() {
+	roots, _ := filepath.Glob(filepath.Join(a.cfg.DataDir, "instances", "*", "root"))
+	for _, root := range roots {
+		n, err := untar.Usage(root)
+		if err != nil {
+			a.log.Warn("measure an instance's package", "dir", root, "err", err)
+		}
+		a.roots[root] = n
+		a.unpacked.Hold(n)
+	}
 }
 
 func (a *Agent) cachedPackage(ctx context.Context, digest string) (string, error) {

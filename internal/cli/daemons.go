@@ -58,7 +58,7 @@ func (a *app) serverCommand() *cobra.Command {
 
 func (a *app) agentCommand() *cobra.Command {
 	var cfg daemon.AgentConfig
-	var memory string
+	var memory, perArchive, perNode string
 	cmd := &cobra.Command{
 		Use:   "agent --server URL --name NAME --data DIR",
 		Short: "Run a node agent",
@@ -77,6 +77,16 @@ func (a *app) agentCommand() *cobra.Command {
 				}
 				cfg.Memory = int64(b)
 			}
+			for _, l := range []struct {
+				flag, val string
+				to        *int64
+			}{{"unpack-per-archive", perArchive, &cfg.UnpackPerArchive}, {"unpack-per-node", perNode, &cfg.UnpackPerNode}} {
+				b, err := api.ParseBytes(l.val)
+				if err != nil || b <= 0 {
+					return usagef("agent: --%s: want a size such as 4Gi, not %q", l.flag, l.val)
+				}
+				*l.to = int64(b)
+			}
 			cfg.CACert = a.caCert // --ca-cert, with --join-token
 			return daemon.RunAgent(cmd.Context(), cfg)
 		},
@@ -92,6 +102,8 @@ func (a *app) agentCommand() *cobra.Command {
 	f.Float64Var(&cfg.CPU, "cpu", 0, "CPU cores to offer (0: the machine's)")
 	f.StringVar(&memory, "memory", "", "memory to offer, e.g. 4Gi (default: the machine's)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", daemon.DefaultHeartbeatInterval, "how often to report")
+	f.StringVar(&perArchive, "unpack-per-archive", api.Bytes(daemon.DefaultUnpackPerArchive).String(), "most one image or package may unpack to on this node")
+	f.StringVar(&perNode, "unpack-per-node", api.Bytes(daemon.DefaultUnpackPerNode).String(), "most all images and packages unpacked on this node may take at once (the image cache and each instance's copy of its package)")
 	return cmd
 }
 

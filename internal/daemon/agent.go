@@ -54,6 +54,8 @@ func newAgent(cfg AgentConfig) (*agent.Agent, *pki.Renewer, error) {
 		Name: cfg.Name, DataDir: cfg.Data, FaultDomain: cfg.FaultDomain,
 		Listen: cfg.Listen, Host: cfg.Host, CPU: cfg.CPU, Memory: cfg.Memory,
 		HeartbeatInterval: cfg.HeartbeatInterval,
+		MaxUnpackBytes:    cfg.UnpackPerArchive,
+		MaxUnpackedBytes:  cfg.UnpackPerNode,
 		Drivers:           drivers,
 		Logger:            log,
 	}

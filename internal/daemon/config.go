@@ -6,6 +6,8 @@ package daemon
 import (
 	"log/slog"
 	"time"
+
+	"github.com/weftcloud/weft/internal/untar"
 )
 
 // ServerConfig configures `weft server`, the fabric controller.
@@ -58,6 +60,12 @@ type AgentConfig struct {
 	Host        string  // address where instances' ports are reachable; default 127.0.0.1
 	CPU         float64 // capacity to offer; 0: the machine's
 	Memory      int64   // bytes; 0: the machine's
+	// UnpackPerArchive bounds what one image or package may unpack to, and
+	// UnpackPerNode all of them unpacked on the node at once (the image
+	// cache and every instance's copy of its package); bytes, 0: the
+	// defaults below.
+	UnpackPerArchive int64
+	UnpackPerNode    int64
 
 	HeartbeatInterval time.Duration
 	Logger            *slog.Logger
@@ -100,4 +108,6 @@ const (
 	DefaultBlobPort          = 10000
 	DefaultQueuePort         = 10001
 	DefaultTablePort         = 10002
+	DefaultUnpackPerArchive  = untar.DefaultMaxBytes
+	DefaultUnpackPerNode     = untar.DefaultBudget
 )

@@ -10,6 +10,7 @@ package fabric
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -18,8 +19,10 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/buildinfo"
 	"github.com/weftcloud/weft/internal/lb"
+	"github.com/weftcloud/weft/internal/pkgarchive"
 	"github.com/weftcloud/weft/internal/pkgstore"
 	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/untar"
 )
 
 // Balancer is the load balancer the controller feeds: the full set of public
@@ -187,13 +190,28 @@ func (c *Controller) Package(ctx context.Context, digest string) (io.ReadCloser,
 	return rc, nil
 }
 
-// PutPackage stores an uploaded package.
+// PutPackage stores an uploaded package. One a node would refuse to unpack
+// (pkgarchive.Check) is refused with CodeInvalid naming the entry, or
+// CodeTooLarge, and not stored.
 func (c *Controller) PutPackage(ctx context.Context, r io.Reader) (api.Package, error) {
-	digest, size, err := c.packages.Put(r)
+	digest, size, err := c.packages.Put(r, checkPackage)
 	if err != nil {
 		return api.Package{}, mapPackageErr(err)
 	}
 	return api.Package{Digest: digest, Size: size}, nil
+}
+
+// checkPackage refuses a package a node would not unpack with its default
+// limit for one archive.
+func checkPackage(r io.Reader) error {
+	err := pkgarchive.Check(r, untar.DefaultMaxBytes)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pkgarchive.ErrTooLarge):
+		return api.Errorf(api.CodeTooLarge, "%v", err)
+	}
+	return api.Errorf(api.CodeInvalid, "%v", err)
 }
 
 func mapPackageErr(err error) error {

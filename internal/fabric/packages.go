@@ -27,7 +27,7 @@ func (c *Controller) fetchPackage(ctx context.Context, digest string) error {
 		return err
 	}
 	defer rc.Close()
-	got, _, err := c.packages.Put(rc)
+	got, _, err := c.packages.Put(rc, checkPackage)
 	if err != nil {
 		return err
 	}

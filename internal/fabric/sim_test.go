@@ -1,6 +1,7 @@
 package fabric
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/pkgarchive"
 	"github.com/weftcloud/weft/internal/pkgstore"
 	"github.com/weftcloud/weft/internal/state"
 )
@@ -71,7 +73,11 @@ func newSim(t testing.TB, nodes int) *sim {
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	c := New(Config{HeartbeatTTL: 2 * time.Second, UpgradeTimeout: 10 * time.Second, Clock: clock.Now}, store, pkgs, nil)
 	s := &sim{t: t, ctx: context.Background(), c: c, store: store, clock: clock, nodes: map[string]*simNode{}}
-	pkg, err := c.PutPackage(s.ctx, strings.NewReader("not really a tarball"))
+	var empty bytes.Buffer
+	if err := pkgarchive.Pack(t.TempDir(), &empty); err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := c.PutPackage(s.ctx, &empty)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/atomicfile"
+	"github.com/weftcloud/weft/internal/untar"
 )
 
 // Source is where images come from: the controller (*client.Client).
@@ -28,11 +29,13 @@ type Source interface {
 
 // Cache is a folder of images, one subfolder per image digest.
 type Cache struct {
-	dir string
-	src Source
+	dir    string
+	src    Source
+	unpack untar.Options
 
 	mu       sync.Mutex
 	inflight map[string]*fetch // by image digest
+	held     map[string]int64  // bytes of unpack.Budget each image holds, by digest
 }
 
 type fetch struct {
@@ -40,9 +43,25 @@ type fetch struct {
 	err  error
 }
 
-// New returns a cache in dir.
-func New(dir string, src Source) *Cache {
-	return &Cache{dir: dir, src: src, inflight: map[string]*fetch{}}
+// New returns a cache in dir. An image's root filesystem may unpack to at
+// most maxBytes (0: no limit of its own), and the cache's images are charged
+// to budget (nil: not counted), the images already in dir included.
+func New(dir string, src Source, maxBytes int64, budget *untar.Budget) *Cache {
+	c := &Cache{dir: dir, src: src, unpack: Options(maxBytes, budget), inflight: map[string]*fetch{}, held: map[string]int64{}}
+	if budget == nil {
+		return c
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			os.RemoveAll(filepath.Join(dir, e.Name())) // an interrupted fetch
+			continue
+		}
+		n, _ := untar.Usage(filepath.Join(dir, e.Name()))
+		budget.Hold(n)
+		c.held["sha256:"+e.Name()] = n
+	}
+	return c
 }
 
 // Dir returns where the image with this digest lives in the cache.
@@ -109,13 +128,20 @@ func (c *Cache) fetch(ctx context.Context, name, digest, dir string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	var unpacked int64 // charged to the budget: the image's once it is in place
+	defer func() {
+		if unpacked != 0 && c.unpack.Budget != nil {
+			c.unpack.Budget.Release(unpacked)
+		}
+	}()
 	for _, f := range img.Files {
 		path := filepath.Join(tmp, f.Name)
 		if err := c.download(ctx, f, path); err != nil {
 			return fmt.Errorf("image %s: %w", name, err)
 		}
 		if f.Name == api.ImageFileRootfs {
-			if err := unpackFile(path, filepath.Join(tmp, "rootfs")); err != nil {
+			unpacked, err = unpackFile(path, filepath.Join(tmp, "rootfs"), c.unpack)
+			if err != nil {
 				return fmt.Errorf("image %s: unpack: %w", name, err)
 			}
 			os.Remove(path)
@@ -128,6 +154,8 @@ func (c *Cache) fetch(ctx context.Context, name, digest, dir string) error {
 	if err := os.Rename(tmp, dir); err != nil {
 		return fmt.Errorf("image %s: %w", name, err)
 	}
+	c.hold(digest, unpacked)
+	unpacked = 0
 	return nil
 }
 
@@ -164,7 +192,25 @@ func (c *Cache) Remove(digest string) error {
 	if digest == "" {
 		return errors.New("imagecache: no digest")
 	}
-	return os.RemoveAll(c.Dir(digest))
+	err := os.RemoveAll(c.Dir(digest))
+	c.hold(digest, 0)
+	return err
+}
+
+// hold records that digest's image now holds n bytes of the budget, giving
+// back what an earlier copy held.
+func (c *Cache) hold(digest string, n int64) {
+	c.mu.Lock()
+	old := c.held[digest]
+	if n == 0 {
+		delete(c.held, digest)
+	} else {
+		c.held[digest] = n
+	}
+	c.mu.Unlock()
+	if c.unpack.Budget != nil {
+		c.unpack.Budget.Release(old)
+	}
 }
 
 func short(d string) string {

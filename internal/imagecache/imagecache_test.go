@@ -119,7 +119,7 @@ func TestEnsureDownloadsOnceAndChecksDigests(t *testing.T) {
 	img := api.Image{Name: "app", Type: api.ImageContainer, Digest: "sha256:" + strings.Repeat("a", 64),
 		Files: []api.ImageFile{{Name: api.ImageFileRootfs, Digest: digestOf(rootfs), Size: int64(len(rootfs))}}}
 	src.images = map[string]api.Image{"app": img}
-	c := imagecache.New(t.TempDir(), src)
+	c := imagecache.New(t.TempDir(), src, 0, nil)
 
 	var wg sync.WaitGroup
 	dirs := make([]string, 5)

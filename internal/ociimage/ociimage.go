@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/untar"
 )
 
 // Flat is an image flattened for upload. Remove deletes its temporary file.
@@ -227,42 +228,18 @@ func untarPlain(path, dir string) error {
 		return err
 	}
 	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		name := filepath.Clean(h.Name)
-		if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
-			return fmt.Errorf("entry %q points outside the layout", h.Name)
-		}
-		target := filepath.Join(dir, name)
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
-			}
+	_, err = untar.Extract(f, dir, untar.Options{Entry: func(h *tar.Header) error {
+		switch h.Typeflag { // modes: the layout is only read by this process
 		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
-			}
-			out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(out, tr)
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
+			h.Mode = 0o644
+		case tar.TypeDir:
+			h.Mode = 0o755
+		default:
+			return untar.ErrSkip
 		}
-	}
+		return nil
+	}})
+	return err
 }
 
 // tarDir writes dir's tree as a tar with paths relative to dir, owned by

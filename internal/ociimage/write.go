@@ -22,7 +22,12 @@ func Build(dir string, cfg api.ContainerImageConfig, arch string) (v1.Image, err
 	if err := tarDir(&buf, dir); err != nil {
 		return nil, fmt.Errorf("ociimage: %w", err)
 	}
-	data := buf.Bytes()
+	return BuildLayer(buf.Bytes(), cfg, arch)
+}
+
+// BuildLayer makes a single-layer image whose layer is the tar data, as
+// given (tests use it to make images of archives no folder could give).
+func BuildLayer(data []byte, cfg api.ContainerImageConfig, arch string) (v1.Image, error) {
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
 	if err != nil {
 		return nil, fmt.Errorf("ociimage: %w", err)

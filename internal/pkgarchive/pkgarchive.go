@@ -1,7 +1,8 @@
 // Package pkgarchive is the format of role packages: a gzip-compressed tar of
 // a folder. Pack is deterministic (same folder, same bytes, same digest), so
-// deploying an unchanged folder uploads nothing new; Unpack refuses anything
-// that would write outside its destination.
+// deploying an unchanged folder uploads nothing new. Pack, Check (the
+// controller, at upload) and Unpack (the node) refuse the same packages:
+// anything that could write, or link, outside the package's folder.
 package pkgarchive
 
 import (
@@ -12,19 +13,20 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
+
+	"github.com/weftcloud/weft/internal/untar"
 )
 
-// ErrUnsafe is returned by Unpack for entries that escape the destination
-// or are not regular files, folders or links.
-var ErrUnsafe = errors.New("pkgarchive: unsafe entry")
+// ErrUnsafe is returned by Check and Unpack for entries that escape the
+// destination or are not regular files, folders or symbolic links.
+var ErrUnsafe = untar.ErrUnsafe
 
-// ErrTooLarge is returned by Unpack when the content exceeds its limit.
-var ErrTooLarge = errors.New("pkgarchive: package too large")
+// ErrTooLarge is returned by Check and Unpack when a package unpacks to
+// more than its limit.
+var ErrTooLarge = untar.ErrTooLarge
 
 // Pack writes dir as a gzip'd tar: entries sorted, times and owners zeroed,
 // permission bits kept. Symbolic links must stay inside dir.
@@ -45,10 +47,14 @@ func Pack(dir string, w io.Writer) error {
 	sort.Strings(paths)
 	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	tw := tar.NewWriter(gz)
+	c := newChecker()
 	for _, p := range paths {
-		if err := addEntry(tw, dir, p); err != nil {
+		if err := addEntry(tw, c, dir, p); err != nil {
 			return err
 		}
+	}
+	if err := c.finish(); err != nil {
+		return err
 	}
 	if err := tw.Close(); err != nil {
 		return fmt.Errorf("pkgarchive: %w", err)
@@ -59,7 +65,7 @@ func Pack(dir string, w io.Writer) error {
 	return nil
 }
 
-func addEntry(tw *tar.Writer, dir, p string) error {
+func addEntry(tw *tar.Writer, c *checker, dir, p string) error {
 	rel, _ := filepath.Rel(dir, p)
 	name := filepath.ToSlash(rel)
 	fi, err := os.Lstat(p)
@@ -77,12 +83,14 @@ func addEntry(tw *tar.Writer, dir, p string) error {
 		if err != nil {
 			return fmt.Errorf("pkgarchive: %w", err)
 		}
-		if !inside(path.Dir(name), filepath.ToSlash(target)) {
-			return fmt.Errorf("pkgarchive: %s links to %s, outside the package", name, target)
-		}
-		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, filepath.ToSlash(target)
 	default:
 		return fmt.Errorf("pkgarchive: %s is not a file, folder or link", name)
+	}
+	// What a node would refuse is refused here, before an upload.
+	check := *hdr
+	if err := c.entry(&check); err != nil {
+		return err
 	}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("pkgarchive: %w", err)
@@ -101,91 +109,58 @@ func addEntry(tw *tar.Writer, dir, p string) error {
 	return nil
 }
 
-// inside reports whether target, relative to the folder base (both slash
-// paths relative to the package root), stays inside the package.
-func inside(base, target string) bool {
-	if path.IsAbs(target) {
-		return false
+// Unpack extracts a package into dir (created if needed). The package is
+// checked as Check does, and written with untar.Extract: at most maxBytes
+// (content plus untar.EntryCost per entry), charged to budget (nil: not
+// counted). It returns the bytes charged, also on error (see untar.Extract).
+func Unpack(r io.Reader, dir string, maxBytes int64, budget *untar.Budget) (int64, error) {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return 0, fmt.Errorf("pkgarchive: not a gzip'd tar: %w", err)
 	}
-	clean := path.Clean(path.Join(base, target))
-	return clean != ".." && !strings.HasPrefix(clean, "../")
+	defer gz.Close()
+	c := newChecker()
+	n, err := untar.Extract(gz, dir, untar.Options{Entry: c.entry, MaxBytes: maxBytes, Budget: budget})
+	if err != nil {
+		return n, err // untar's, or the checker's, named
+	}
+	return n, c.finish()
 }
 
-// Unpack extracts a package into dir (created if needed), writing at most
-// maxBytes of file content.
-func Unpack(r io.Reader, dir string, maxBytes int64) error {
+// Check reads a whole package and refuses one Unpack would refuse: not a
+// gzip'd tar, an entry that is not a file, folder or symbolic link, a name
+// outside the package or given twice, a path through one of its links, a
+// link that resolves (through its other links) outside the package, or
+// more than maxBytes unpacked. The error names the entry.
+func Check(r io.Reader, maxBytes int64) error {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("pkgarchive: not a gzip'd tar: %w", err)
 	}
 	defer gz.Close()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("pkgarchive: %w", err)
-	}
 	tr := tar.NewReader(gz)
+	c := newChecker()
 	var total int64
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return nil
+			break
 		}
 		if err != nil {
 			return fmt.Errorf("pkgarchive: read: %w", err)
 		}
-		name := path.Clean(strings.TrimSuffix(hdr.Name, "/"))
-		if name == "." {
+		if err := c.entry(hdr); errors.Is(err, untar.ErrSkip) {
 			continue
+		} else if err != nil {
+			return err
 		}
-		if !inside(".", name) {
-			return fmt.Errorf("%w: %s", ErrUnsafe, hdr.Name)
-		}
-		target := filepath.Join(dir, filepath.FromSlash(name))
-		mode := fs.FileMode(hdr.Mode).Perm()
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, mode|0o700); err != nil {
-				return fmt.Errorf("pkgarchive: %w", err)
-			}
-		case tar.TypeReg:
-			total += hdr.Size
-			if total > maxBytes {
-				return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxBytes)
-			}
-			if err := writeFile(target, tr, mode, hdr.Size); err != nil {
-				return err
-			}
-		case tar.TypeSymlink:
-			if !inside(path.Dir(name), hdr.Linkname) {
-				return fmt.Errorf("%w: %s links outside the package", ErrUnsafe, hdr.Name)
-			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return fmt.Errorf("pkgarchive: %w", err)
-			}
-			if err := os.Symlink(hdr.Linkname, target); err != nil {
-				return fmt.Errorf("pkgarchive: %w", err)
-			}
-		default:
-			return fmt.Errorf("%w: %s has type %q", ErrUnsafe, hdr.Name, hdr.Typeflag)
+		if total += untar.Cost(hdr); maxBytes > 0 && total > maxBytes {
+			return fmt.Errorf("pkgarchive: %s: %w", hdr.Name, untar.TooLarge(maxBytes))
 		}
 	}
-}
-
-func writeFile(target string, r io.Reader, mode fs.FileMode, size int64) error {
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return fmt.Errorf("pkgarchive: %w", err)
+	// The content must be there too: a truncated archive fails here, not on a node.
+	if _, err := io.Copy(io.Discard, gz); err != nil {
+		return fmt.Errorf("pkgarchive: read: %w", err)
 	}
-	// O_EXCL: a second entry of the same name, or a link planted earlier,
-	// must not be written through.
-	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return fmt.Errorf("pkgarchive: %w", err)
-	}
-	_, err = io.CopyN(f, r, size)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("pkgarchive: write %s: %w", target, err)
-	}
-	return nil
+	return c.finish()
 }

@@ -31,7 +31,7 @@ func TestPackUnpackRoundTripIsDeterministic(t *testing.T) {
 		t.Error("packing the same folder twice gave different bytes")
 	}
 	dst := filepath.Join(t.TempDir(), "out")
-	if err := Unpack(&a, dst, 1<<20); err != nil {
+	if _, err := Unpack(&a, dst, 1<<20, nil); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(filepath.Join(dst, "bin", "server"))
@@ -63,7 +63,7 @@ func TestUnpackRefusesUnsafeArchives(t *testing.T) {
 			}
 			tw.Close()
 			gz.Close()
-			if err := Unpack(&buf, t.TempDir(), 1<<20); !errors.Is(err, ErrUnsafe) {
+			if _, err := Unpack(&buf, t.TempDir(), 1<<20, nil); !errors.Is(err, ErrUnsafe) {
 				t.Errorf("Unpack = %v, want ErrUnsafe", err)
 			}
 		})
@@ -77,7 +77,7 @@ func TestUnpackStopsAtTheLimit(t *testing.T) {
 	if err := Pack(src, &buf); err != nil {
 		t.Fatal(err)
 	}
-	if err := Unpack(&buf, t.TempDir(), 1000); !errors.Is(err, ErrTooLarge) {
+	if _, err := Unpack(&buf, t.TempDir(), 1000, nil); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("Unpack = %v, want ErrTooLarge", err)
 	}
 }

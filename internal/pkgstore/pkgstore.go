@@ -4,6 +4,7 @@
 package pkgstore
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -39,8 +40,10 @@ func Open(dir string) (*Store, error) {
 	return &Store{dir: dir}, nil
 }
 
-// Put stores what r yields and returns its digest and size.
-func (s *Store) Put(r io.Reader) (digest string, size int64, err error) {
+// Put stores what r yields and returns its digest and size. check, when
+// set, reads the received bytes first: its error, returned as is, refuses
+// them and nothing is stored.
+func (s *Store) Put(r io.Reader, check func(io.Reader) error) (digest string, size int64, err error) {
 	tmp, err := os.CreateTemp(s.dir, ".upload-*")
 	if err != nil {
 		return "", 0, fmt.Errorf("pkgstore: %w", err)
@@ -58,6 +61,14 @@ func (s *Store) Put(r io.Reader) (digest string, size int64, err error) {
 	}
 	if size > MaxSize {
 		return "", 0, ErrTooLarge
+	}
+	if check != nil {
+		if _, err = tmp.Seek(0, io.SeekStart); err != nil {
+			return "", 0, fmt.Errorf("pkgstore: %w", err)
+		}
+		if err = check(bufio.NewReader(tmp)); err != nil {
+			return "", 0, err
+		}
 	}
 	if err = tmp.Sync(); err != nil {
 		return "", 0, fmt.Errorf("pkgstore: %w", err)
