@@ -36,13 +36,16 @@ type Heartbeat struct {
 
 // InstanceStatus is the actual state of one instance on its node.
 type InstanceStatus struct {
-	ID        string         `json:"id"`
-	State     string         `json:"state"`  // StateStarting, StateRunning, StateStopping, StateStopped, StateFailed
-	Health    string         `json:"health"` // HealthHealthy, HealthUnhealthy, HealthUnknown
-	Ports     map[string]int `json:"ports,omitempty"`
-	Restarts  int            `json:"restarts"`
-	Message   string         `json:"message,omitempty"`
-	StartedAt time.Time      `json:"startedAt,omitempty"`
+	ID       string         `json:"id"`
+	State    string         `json:"state"`  // StateStarting, StateRunning, StateStopping, StateStopped, StateFailed
+	Health   string         `json:"health"` // HealthHealthy, HealthUnhealthy, HealthUnknown
+	Ports    map[string]int `json:"ports,omitempty"`
+	Restarts int            `json:"restarts"`
+	Message  string         `json:"message,omitempty"`
+	// LastError and FailedStarts are as in Instance.
+	LastError    string    `json:"lastError,omitempty"`
+	FailedStarts int       `json:"failedStarts,omitempty"`
+	StartedAt    time.Time `json:"startedAt,omitempty"`
 	// Incoming is where a migration's destination copy listens (its
 	// assignment said Incoming), for the migration MigrationID.
 	Incoming    string `json:"incoming,omitempty"`

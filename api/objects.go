@@ -73,7 +73,32 @@ type RoleStatus struct {
 	Running int    `json:"running"`
 	Healthy int    `json:"healthy"`
 	Pending int    `json:"pending"`
+	Status  string `json:"status"` // RoleStable, RoleUpdating, RoleDegraded, RoleFailing
 }
+
+// Role statuses, from the role's instances of the current version.
+const (
+	RoleStable = "stable" // as many healthy instances as desired, none of an older version
+	// RoleUpdating: instances of an older version are still live, or an
+	// instance of the current version is starting for the first time.
+	RoleUpdating = "updating"
+	// RoleDegraded: fewer healthy instances than desired otherwise (an
+	// instance cannot be placed, or one that ran restarts).
+	RoleDegraded = "degraded"
+	// RoleFailing: no instance is healthy and every placed one has failed
+	// FailingAfter starts in a row (see Instance.FailedStarts): the role
+	// cannot start as deployed, and waiting will not help.
+	RoleFailing = "failing"
+)
+
+// A run of an instance that fails to start, or ends less than
+// FailFastWindow after it started (healthy or not), is a failed start; a
+// role whose placed instances all have FailingAfter of them in a row is
+// failing.
+const (
+	FailFastWindow = 10 * time.Second
+	FailingAfter   = 3
+)
 
 // Instance is one running copy of a role, placed on a node.
 type Instance struct {
@@ -93,6 +118,13 @@ type Instance struct {
 	Address      string         `json:"address,omitempty"` // host:port of its first endpoint, or its host
 	Ports        map[string]int `json:"ports,omitempty"`   // endpoint name -> port on the node
 	Restarts     int            `json:"restarts"`
+	// LastError is why the instance last failed to start, exited or was
+	// killed for failing its probe, kept while it restarts; empty when it
+	// never failed on its node.
+	LastError string `json:"lastError,omitempty"`
+	// FailedStarts counts the instance's last runs in a row that failed to
+	// start or ended within api.FailFastWindow of starting (see RoleFailing).
+	FailedStarts int `json:"failedStarts,omitempty"`
 	// Incarnation counts reimages: a node that sees it grow starts the
 	// instance again from its package or image, throwing away what it wrote.
 	Incarnation int `json:"incarnation,omitempty"`

@@ -3,6 +3,8 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -307,4 +309,83 @@ func TestAgentFencesPersistentInstances(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dataDir, "instances", "hello-web-0-pppp", "pid.json"))
 		return err == nil && instancePID(t, dataDir, "hello-web-0-pppp") != fenced
 	})
+}
+
+// scriptPackage packs shell scripts (name -> body) and returns the package
+// and its digest.
+func scriptPackage(t *testing.T, scripts map[string]string) ([]byte, string) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range scripts {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	if err := pkgarchive.Pack(dir, &buf); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return buf.Bytes(), "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// TestAgentReportsWhyAnInstanceFails: an instance whose command does not
+// exist and one that exits at once are restarted with back-off, and each
+// reports its last error and its failed starts in a row; the logs of the
+// one that never started say why; the instance folder and its output log
+// are private.
+func TestAgentReportsWhyAnInstanceFails(t *testing.T) {
+	pkg, digest := scriptPackage(t, map[string]string{"crash": "#!/bin/sh\necho boom\nexit 3\n"})
+	f, srv := newFakeController(t, pkg)
+	dataDir := t.TempDir()
+	a, cancel, done := startAgent(t, srv.URL, dataDir)
+	defer func() {
+		a.StopAll(context.Background())
+		cancel()
+		<-done
+	}()
+	asg := func(id string, command ...string) api.Assignment {
+		return api.Assignment{
+			Instance: api.Instance{ID: id, Service: "svc", Role: "web", Desired: api.DesiredRunning},
+			Role:     api.RoleSpec{Name: "web", Kind: api.KindWorker, Runtime: api.RuntimeProcess, Package: digest, Command: command},
+		}
+	}
+	const missing, crashing = "svc-web-0-miss", "svc-web-1-crsh"
+	f.assign(asg(missing, "no-such-program-weft"), asg(crashing, "./crash"))
+	start := time.Now()
+	eventually(t, "both failing "+fmt.Sprint(api.FailingAfter)+" times in a row", func() bool {
+		return f.get(missing).FailedStarts >= api.FailingAfter && f.get(crashing).FailedStarts >= api.FailingAfter
+	})
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("%d failed starts took %s", api.FailingAfter, took)
+	}
+	if st := f.get(missing); !strings.HasPrefix(st.LastError, "failed to start: ") || !strings.Contains(st.LastError, `command "no-such-program-weft" not found in PATH`) {
+		t.Errorf("missing command: last error %q", st.LastError)
+	}
+	if st := f.get(crashing); st.LastError != "exited with code 3" || st.Restarts < api.FailingAfter-1 {
+		t.Errorf("crashing instance: last error %q after %d restarts, want exited with code 3", st.LastError, st.Restarts)
+	}
+	logs := func(id string) string {
+		resp, err := http.Get(a.Addr() + "/v1/instances/" + id + "/logs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := logs(missing); !strings.HasPrefix(got, "instance "+missing+" has not started: failed to start: ") || !strings.Contains(got, "not found in PATH") {
+		t.Errorf("logs of the instance that never started: %q", got)
+	}
+	if got := logs(crashing); !strings.Contains(got, "boom") {
+		t.Errorf("logs of the crashing instance: %q", got)
+	}
+	for path, want := range map[string]os.FileMode{
+		filepath.Join(dataDir, "instances", crashing):               0o700,
+		filepath.Join(dataDir, "instances", crashing, shim.LogFile): 0o600,
+	} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, %v; want mode %o", path, fi.Mode(), err, want)
+		}
+	}
 }

@@ -91,6 +91,12 @@ func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":{"code":"not_found","message":"instance `+id+` does not run on this node"}}`, http.StatusNotFound)
 		return
 	}
+	// An instance that never started has no output: say why instead.
+	if why := in.startError(); why != "" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "instance %s has not started: %s\n", id, why)
+		return
+	}
 	tail, _ := strconv.ParseInt(r.URL.Query().Get("tail"), 10, 64)
 	follow := r.URL.Query().Get("follow") == "1" || r.URL.Query().Get("follow") == "true"
 	rc, err := in.drv.Logs(r.Context(), id, tail, follow)

@@ -47,14 +47,20 @@ type instance struct {
 	message   string
 	restarts  int
 	startedAt time.Time
-	adopted   *driver.Status // running when the agent started: watch it, do not start it
-	disks     *diskSet       // a persistent instance's disks, served while it lives on this node
-	stopping  bool
-	remove    bool // forget the instance once stopped
-	fenced    bool // stopped by selfFence: kill it, no grace
-	stopCh    chan struct{}
-	reimageCh chan struct{} // the controller asked for a fresh start
-	done      chan struct{}
+	// lastError is why the last run failed (api.Instance.LastError);
+	// failedStarts counts the runs in a row that failed to start or ended
+	// within api.FailFastWindow; ran is whether any run started.
+	lastError    string
+	failedStarts int
+	ran          bool
+	adopted      *driver.Status // running when the agent started: watch it, do not start it
+	disks        *diskSet       // a persistent instance's disks, served while it lives on this node
+	stopping     bool
+	remove       bool // forget the instance once stopped
+	fenced       bool // stopped by selfFence: kill it, no grace
+	stopCh       chan struct{}
+	reimageCh    chan struct{} // the controller asked for a fresh start
+	done         chan struct{}
 
 	// Live migration: where this node's incoming copy listens, the source's
 	// outcome, and the attempt last handed to migrateCh.
@@ -133,6 +139,7 @@ func (in *instance) status() api.InstanceStatus {
 	return api.InstanceStatus{
 		ID: in.id, State: in.state, Health: in.health, Ports: ports,
 		Restarts: in.restarts, Message: in.message, StartedAt: in.startedAt,
+		LastError: in.lastError, FailedStarts: in.failedStarts,
 		Incoming: in.incoming, MigrationID: in.migrationID, Migrated: in.migrated,
 	}
 }
@@ -163,11 +170,13 @@ func (in *instance) supervise(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			in.failed("failed to start: "+err.Error(), 0)
 			in.set(api.StateFailed, api.HealthUnknown, err.Error())
 			in.a.event(in, "instance.failed", "error", fmt.Sprintf("instance %s failed to start: %v", in.id, err))
 		} else {
 			in.mu.Lock()
 			in.startedAt = st.StartedAt
+			in.ran = true
 			in.mu.Unlock()
 			reason, healthyFor := in.watch(ctx)
 			switch reason {
@@ -198,6 +207,7 @@ func (in *instance) supervise(ctx context.Context) {
 			if healthyFor >= backoffReset {
 				backoff = backoffMin
 			}
+			in.failed(reason, healthyFor)
 			in.mu.Lock()
 			in.restarts++
 			n := in.restarts
@@ -216,6 +226,42 @@ func (in *instance) supervise(ctx context.Context) {
 		}
 		backoff = min(backoff*2, backoffMax)
 	}
+}
+
+// failed records why a run ended, and counts it as a failed start when it
+// did not run healthy for api.FailFastWindow (healthyFor: how long it
+// did; 0 when it never started).
+func (in *instance) failed(why string, healthyFor time.Duration) {
+	in.mu.Lock()
+	in.lastError = why
+	if healthyFor < api.FailFastWindow {
+		in.failedStarts++
+	} else {
+		in.failedStarts = 0
+	}
+	in.mu.Unlock()
+}
+
+// settled forgets the failed starts of an instance that has now run
+// healthy for api.FailFastWindow.
+func (in *instance) settled() {
+	in.mu.Lock()
+	changed := in.failedStarts != 0
+	in.failedStarts = 0
+	in.mu.Unlock()
+	if changed {
+		in.a.changed()
+	}
+}
+
+// startError is why the instance never started, or "" once a run started.
+func (in *instance) startError() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.ran {
+		return ""
+	}
+	return in.lastError
 }
 
 const (
@@ -278,8 +324,13 @@ func (in *instance) watch(ctx context.Context) (reason string, healthyFor time.D
 	ports := in.ports
 	in.mu.Unlock()
 	p := newProber(asg.Role, in.a.cfg.Host, ports, filepath.Join(in.dir, "root"))
+	// Once healthy for api.FailFastWindow, the run is not a failed start.
+	settle := time.NewTimer(api.FailFastWindow)
+	settle.Stop()
+	defer settle.Stop()
 	if p == nil {
 		in.set(api.StateRunning, api.HealthHealthy, "")
+		settle.Reset(api.FailFastWindow)
 	}
 	var firstHealthy time.Time
 	started := time.Now()
@@ -314,6 +365,9 @@ func (in *instance) watch(ctx context.Context) (reason string, healthyFor time.D
 				healthyFor = time.Since(started)
 			}
 			return st.Reason, healthyFor
+		case <-settle.C:
+			in.settled()
+			continue
 		case <-next.C:
 		}
 		if p == nil {
@@ -326,6 +380,7 @@ func (in *instance) watch(ctx context.Context) (reason string, healthyFor time.D
 			failures = 0
 			if firstHealthy.IsZero() {
 				firstHealthy = time.Now()
+				settle.Reset(api.FailFastWindow)
 			}
 			in.set(api.StateRunning, api.HealthHealthy, "")
 		default:
@@ -427,7 +482,7 @@ func (in *instance) serveDisks(ctx context.Context) error {
 	if len(access) != len(in.asg.Role.Disks) {
 		return fmt.Errorf("the controller gave no access to the instance's disks (does it run the storage service?)")
 	}
-	if err := os.MkdirAll(in.dir, 0o755); err != nil {
+	if err := in.makeDir(); err != nil {
 		return err
 	}
 	set, err := in.a.attachDisks(ctx, in.id, in.dir, access)
@@ -449,7 +504,7 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	role := asg.Role
 	root := filepath.Join(in.dir, "root")
 	in.a.removeRoot(root) // a restart starts from a clean copy of the package
-	if err := os.MkdirAll(in.dir, 0o755); err != nil {
+	if err := in.makeDir(); err != nil {
 		return driver.Spec{}, fmt.Errorf("instance dir: %w", err)
 	}
 	if role.Package != "" {
@@ -514,6 +569,15 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 		ID: in.id, Dir: in.dir, Package: root, Image: role.Image, ImageDir: imageDir, Command: role.Command, Env: env,
 		CPU: role.Size.CPU, Memory: int64(role.Size.Memory), Ports: ports, GuestPorts: guestPorts, Disks: disks,
 	}, nil
+}
+
+// makeDir makes the instance's directory, private to the agent's user:
+// it holds the instance's output log, its settings and its disks.
+func (in *instance) makeDir() error {
+	if err := os.MkdirAll(in.dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(in.dir, 0o700) // made by an agent from before it was private
 }
 
 // portFree reports whether port can be listened on at host.

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -31,7 +32,8 @@ var (
 		{ID: "hello-web-0-abcd", Service: "hello", Role: "web", Slot: 0, Node: "node-1", Version: 2, Desired: "running",
 			State: "running", Health: "healthy", Address: "127.0.0.1:40001", Ports: map[string]int{"http": 40001}, CreatedAt: now, UpdatedAt: now},
 		{ID: "hello-web-1-efgh", Service: "hello", Role: "web", Slot: 1, Node: "node-2", Version: 2, Desired: "running", Draining: true,
-			State: "running", Health: "unhealthy", Address: "127.0.0.1:40002", Restarts: 3, CreatedAt: now, UpdatedAt: now},
+			State: "running", Health: "unhealthy", Address: "127.0.0.1:40002", Restarts: 3, FailedStarts: 1,
+			LastError: "failed its health probe 3 times (GET http://127.0.0.1:40002/healthz: 503 Service Unavailable)", CreatedAt: now, UpdatedAt: now},
 		{ID: "hello-worker-0-ijkl", Service: "hello", Role: "worker", Version: 2, Desired: "running",
 			State: "pending", Health: "unknown", Message: "no node has room", CreatedAt: now, UpdatedAt: now},
 	}
@@ -50,11 +52,23 @@ var (
 			{Name: "worker", Kind: "worker", Runtime: "process", Package: "sha256:" + strings.Repeat("ab", 32), Command: []string{"./hello"},
 				Instances: 1, Persistence: "ephemeral"},
 		}},
-		Upgrade:   &api.Upgrade{FromVersion: 1, ToVersion: 2, Domain: 1, Domains: 5, StartedAt: now},
-		Roles:     []api.RoleStatus{{Name: "web", Desired: 3, Running: 2, Healthy: 1, Pending: 1}, {Name: "worker", Desired: 1}},
+		Upgrade: &api.Upgrade{FromVersion: 1, ToVersion: 2, Domain: 1, Domains: 5, StartedAt: now},
+		Roles: []api.RoleStatus{{Name: "web", Desired: 3, Running: 2, Healthy: 1, Pending: 1, Status: "updating"},
+			{Name: "worker", Desired: 1, Status: "degraded"}},
 		CreatedAt: now.Add(-time.Hour), UpdatedAt: now.Add(-5 * time.Minute),
 	}
 )
+
+// testFailing is stable, with a role whose instances all fail to start.
+var testFailing = api.Service{
+	Name: "broken", Tenant: "default", Version: 1, Status: "stable",
+	Spec: api.ServiceSpec{Name: "broken", UpgradeDomains: 5, Roles: []api.RoleSpec{
+		{Name: "web", Kind: "web", Runtime: "process", Package: "sha256:" + strings.Repeat("cd", 32), Command: []string{"python3", "app.py"},
+			Instances: 2, Persistence: "ephemeral", Endpoints: []api.Endpoint{{Name: "http", Protocol: "http", Port: 8081}}},
+	}},
+	Roles:     []api.RoleStatus{{Name: "web", Desired: 2, Status: "failing"}},
+	CreatedAt: now.Add(-time.Minute), UpdatedAt: now.Add(-time.Minute),
+}
 
 // fakeController answers the read endpoints with the fixed objects above.
 func fakeController(t *testing.T) *httptest.Server {
@@ -65,7 +79,7 @@ func fakeController(t *testing.T) *httptest.Server {
 	}
 	mux.HandleFunc("GET /v1/instances", func(w http.ResponseWriter, r *http.Request) { answer(w, testInstances) })
 	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { answer(w, testNodes) })
-	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) { answer(w, []api.Service{testService}) })
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) { answer(w, []api.Service{testService, testFailing}) })
 	mux.HandleFunc("GET /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("name") != "hello" {
 			w.WriteHeader(http.StatusNotFound)
@@ -197,6 +211,7 @@ type deployController struct {
 	digest   string // of the uploaded bytes
 	deployed api.ServiceSpec
 	statuses []api.Service // answered in turn by GET; the last one repeats
+	insts    []api.Instance
 }
 
 func (d *deployController) handler() http.Handler {
@@ -228,7 +243,9 @@ func (d *deployController) handler() http.Handler {
 		json.NewEncoder(w).Encode(s)
 	})
 	mux.HandleFunc("GET /v1/instances", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode([]api.Instance{})
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		json.NewEncoder(w).Encode(nonNil(d.insts))
 	})
 	return mux
 }
@@ -297,6 +314,38 @@ func TestDeployWait(t *testing.T) {
 		_, errOut, code := weft(t, srv.URL, "deploy", "-f", writeModel(t), "--wait")
 		if code != 1 || !strings.HasSuffix(errOut, "weft: service hello halted: update domain 1 did not become healthy\n") {
 			t.Errorf("exit %d, stderr %q", code, errOut)
+		}
+	})
+	t.Run("failing", func(t *testing.T) {
+		failed := func(slot int, errs ...string) api.Instance {
+			in := api.Instance{ID: fmt.Sprintf("hello-web-%d-abcd", slot), Service: "hello", Role: "web", Slot: slot, Node: "node-1",
+				Desired: "running", State: "starting", Health: "unhealthy", Restarts: len(errs), FailedStarts: len(errs)}
+			if len(errs) > 0 {
+				in.LastError = errs[len(errs)-1]
+			}
+			return in
+		}
+		const notFound = `failed to start: process: start hello-web-0-abcd: command "python3" not found in PATH /usr/local/bin:/usr/bin:/bin`
+		d := &deployController{
+			statuses: []api.Service{
+				{Name: "hello", Version: 1, Spec: spec, Status: "stable", Roles: []api.RoleStatus{{Name: "web", Desired: 2, Status: "updating"}}},
+				{Name: "hello", Version: 1, Spec: spec, Status: "stable", Roles: []api.RoleStatus{{Name: "web", Desired: 2, Status: "failing"}}},
+			},
+			insts: []api.Instance{failed(0, notFound, notFound, notFound), failed(1, "exited with code 3", "exited with code 3", "exited with code 3")},
+		}
+		srv := httptest.NewServer(d.handler())
+		defer srv.Close()
+		_, errOut, code := weft(t, srv.URL, "deploy", "-f", writeModel(t), "--wait", "--timeout", "5s")
+		wantErr := "weft: service hello: role web is failing: instance hello-web-0-abcd " + notFound + "; instance hello-web-1-abcd exited with code 3\n"
+		if code != 1 || !strings.HasSuffix(errOut, wantErr) {
+			t.Errorf("exit %d, stderr %q\nwant it to end in %q", code, errOut, wantErr)
+		}
+		// The progress names each waiting instance's reason.
+		if want := "web: 0/2 healthy (version 1); hello-web-0-abcd: failed to start: process: start"; !strings.Contains(errOut, want) {
+			t.Errorf("progress %q lacks %q", errOut, want)
+		}
+		if want := "web: 0/2 healthy (version 1), failing; "; !strings.Contains(errOut, want) {
+			t.Errorf("progress %q lacks %q", errOut, want)
 		}
 	})
 	t.Run("timeout", func(t *testing.T) {

@@ -42,6 +42,7 @@ func (a *app) serverCommand() *cobra.Command {
 	f.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", daemon.DefaultHeartbeatTTL, "a node silent this long is down")
 	f.DurationVar(&cfg.UpgradeTimeout, "upgrade-timeout", 60*time.Second, "an upgraded domain not healthy this long halts the upgrade")
 	f.BoolVar(&cfg.StorageDisabled, "no-storage", false, "do not run the storage service")
+	f.BoolVar(&cfg.AllowPrivilegedPorts, "allow-privileged-ports", false, "let services publish endpoints on ports below 1024")
 	f.BoolVar(&cfg.DevAccount, "dev-account", false, "also serve the development storage account (devstoreaccount1)")
 	f.IntVar(&cfg.BlobPort, "blob-port", daemon.DefaultBlobPort, "storage blob port")
 	f.IntVar(&cfg.QueuePort, "queue-port", daemon.DefaultQueuePort, "storage queue port")

@@ -30,9 +30,10 @@ func (a *app) instancesCommand() *cobra.Command {
 				return a.printJSON(nonNil(list))
 			}
 			w := a.table()
-			row(w, "ID", "SERVICE", "ROLE", "NODE", "STATE", "HEALTH", "VERSION", "ADDRESS")
+			row(w, "ID", "SERVICE", "ROLE", "NODE", "STATE", "HEALTH", "VERSION", "ADDRESS", "RESTARTS", "LAST ERROR")
 			for _, in := range list {
-				row(w, in.ID, in.Service, in.Role, orDash(in.Node), in.State, orDash(in.Health), in.Version, orDash(in.Address))
+				row(w, in.ID, in.Service, in.Role, orDash(in.Node), in.State, orDash(in.Health), in.Version, orDash(in.Address),
+					in.Restarts, orDash(short(in.LastError, 60)))
 			}
 			return w.Flush()
 		},

@@ -107,7 +107,8 @@ func (a *app) printService(s api.Service) error {
 // waitStable polls the service and its instances until the service is stable
 // with every role's current version healthy and nothing draining or being
 // stopped. It prints progress to stderr when it changes, and fails when the
-// service halts or the timeout passes.
+// service halts, a role is failing (its instances keep failing to start:
+// waiting would not help) or the timeout passes.
 func (a *app) waitStable(ctx context.Context, c *client.Client, name string, timeout time.Duration) error {
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -134,6 +135,9 @@ func (a *app) waitStable(ctx context.Context, c *client.Client, name string, tim
 						msg = "the upgrade halted"
 					}
 					return fmt.Errorf("service %s halted: %s", name, msg)
+				}
+				if err := failing(svc, ins); err != nil {
+					return err
 				}
 				if done {
 					return nil
@@ -177,6 +181,15 @@ func rollout(svc api.Service, ins []api.Instance) (string, bool) {
 		if rs.Pending > 0 {
 			line += fmt.Sprintf(", %d pending", rs.Pending)
 		}
+		if rs.Status == api.RoleDegraded || rs.Status == api.RoleFailing {
+			line += ", " + rs.Status
+		}
+		// Why the role is not there yet: each waiting instance's reason.
+		for _, in := range ins {
+			if why := waitingFor(in); in.Role == r.Name && why != "" {
+				line += fmt.Sprintf("; %s: %s", in.ID, short(why, 120))
+			}
+		}
 		lines = append(lines, line)
 		if rs.Desired != r.Instances || rs.Healthy != r.Instances {
 			done = false
@@ -191,6 +204,67 @@ func rollout(svc api.Service, ins []api.Instance) (string, bool) {
 		lines = append(lines, "status: "+svc.Status)
 	}
 	return strings.Join(lines, "; "), done
+}
+
+// waitingFor is why a live instance is not healthy yet: its last error, or
+// why it is not placed; "" when it is healthy or has no reason to give.
+func waitingFor(in api.Instance) string {
+	switch {
+	case in.Desired != api.DesiredRunning || in.Draining || (in.State == api.StateRunning && in.Health == api.HealthHealthy):
+		return ""
+	case in.LastError != "":
+		return in.LastError
+	case in.State == api.StatePending:
+		return in.Message
+	}
+	return ""
+}
+
+// failing is the error of a service with a failing role, naming each of
+// the role's instances and its last error; nil when no role is failing.
+func failing(svc api.Service, ins []api.Instance) error {
+	for _, rs := range svc.Roles {
+		if rs.Status != api.RoleFailing {
+			continue
+		}
+		var why []string
+		for _, in := range ins {
+			if in.Role == rs.Name && in.LastError != "" && waitingFor(in) != "" {
+				why = append(why, fmt.Sprintf("instance %s %s", in.ID, in.LastError))
+			}
+		}
+		if len(why) > 3 {
+			why = append(why[:3], fmt.Sprintf("and %d more", len(why)-3))
+		}
+		return fmt.Errorf("service %s: role %s is failing: %s", svc.Name, rs.Name, strings.Join(why, "; "))
+	}
+	return nil
+}
+
+// short puts s on one line and cuts it to at most n characters, marking
+// the cut.
+func short(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// serviceStatus is what STATUS shows: the service's status, or, when that
+// is stable, how its least well role fares (failing, degraded, updating).
+func serviceStatus(s api.Service) string {
+	if s.Status != api.ServiceStable {
+		return s.Status
+	}
+	rank := map[string]int{api.RoleUpdating: 1, api.RoleDegraded: 2, api.RoleFailing: 3}
+	st := s.Status
+	for _, rs := range s.Roles {
+		if rank[rs.Status] > rank[st] {
+			st = rs.Status
+		}
+	}
+	return st
 }
 
 func (a *app) servicesCommand() *cobra.Command {
@@ -209,7 +283,7 @@ func (a *app) servicesCommand() *cobra.Command {
 			w := a.table()
 			row(w, "NAME", "VERSION", "STATUS", "ROLES", "UPDATED")
 			for _, s := range list {
-				row(w, s.Name, s.Version, s.Status, roleSummary(s), age(a.now(), s.UpdatedAt))
+				row(w, s.Name, s.Version, serviceStatus(s), roleSummary(s), age(a.now(), s.UpdatedAt))
 			}
 			return w.Flush()
 		},
@@ -275,7 +349,7 @@ func (a *app) showService(s api.Service) error {
 	w := a.table()
 	row(w, "Name:", s.Name)
 	row(w, "Version:", s.Version)
-	row(w, "Status:", s.Status)
+	row(w, "Status:", serviceStatus(s))
 	if s.Message != "" {
 		row(w, "Message:", s.Message)
 	}
@@ -289,7 +363,7 @@ func (a *app) showService(s api.Service) error {
 	}
 	fmt.Fprintln(a.stdout)
 	w = a.table()
-	row(w, "ROLE", "KIND", "RUNTIME", "DESIRED", "RUNNING", "HEALTHY", "PENDING", "ENDPOINTS")
+	row(w, "ROLE", "KIND", "RUNTIME", "DESIRED", "RUNNING", "HEALTHY", "PENDING", "STATUS", "ENDPOINTS")
 	for _, r := range s.Spec.Roles {
 		var rs api.RoleStatus
 		for _, x := range s.Roles {
@@ -301,7 +375,7 @@ func (a *app) showService(s api.Service) error {
 		for _, e := range r.Endpoints {
 			eps = append(eps, fmt.Sprintf("%s %s/%d", e.Name, e.Protocol, e.Port))
 		}
-		row(w, r.Name, r.Kind, r.Runtime, r.Instances, rs.Running, rs.Healthy, rs.Pending, orDash(strings.Join(eps, ", ")))
+		row(w, r.Name, r.Kind, r.Runtime, r.Instances, rs.Running, rs.Healthy, rs.Pending, orDash(rs.Status), orDash(strings.Join(eps, ", ")))
 	}
 	return w.Flush()
 }

@@ -22,7 +22,7 @@ import (
 
 // newAgent builds a node agent with every runtime this host offers and,
 // when the agent has a certificate of its own, what renews it.
-func newAgent(cfg AgentConfig) (*agent.Agent, *pki.Renewer, error) {
+func newAgent(ctx context.Context, cfg AgentConfig) (*agent.Agent, *pki.Renewer, error) {
 	log := defaultLogger(cfg.Logger).With("node", cfg.Name)
 	if cfg.Name == "" {
 		return nil, nil, errors.New("agent: --name is required")
@@ -60,7 +60,7 @@ func newAgent(cfg AgentConfig) (*agent.Agent, *pki.Renewer, error) {
 		Logger:            log,
 	}
 	if cfg.JoinToken != "" {
-		if cfg.TLSDir, err = joinCluster(cfg, log); err != nil {
+		if cfg.TLSDir, err = joinCluster(ctx, cfg, log); err != nil {
 			return nil, nil, err
 		}
 	} else if _, err := os.Stat(filepath.Join(cfg.Data, "tls", pki.AgentFile)); err == nil {
@@ -109,7 +109,7 @@ func agentRenewer(cfg AgentConfig, creds *pki.Credentials, ctl *client.Client, l
 // RunAgent runs a node agent until ctx ends. Its instances keep running
 // after it exits, and the next agent on the same --data adopts them.
 func RunAgent(ctx context.Context, cfg AgentConfig) error {
-	a, renewer, err := newAgent(cfg)
+	a, renewer, err := newAgent(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 // whose path it returns, and renewed there. The agent joins again when
 // the certificate there has expired (it was stopped too long to renew
 // it); an operator makes a revoked node join again by removing DATA/tls.
-func joinCluster(cfg AgentConfig, log *slog.Logger) (string, error) {
+func joinCluster(ctx context.Context, cfg AgentConfig, log *slog.Logger) (string, error) {
 	dir := filepath.Join(cfg.Data, "tls")
 	if _, err := os.Stat(filepath.Join(dir, pki.AgentFile)); err == nil {
 		creds, err := pki.LoadAgent(dir)
@@ -153,7 +153,7 @@ func joinCluster(cfg AgentConfig, log *slog.Logger) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	c := client.New(cfg.Server).WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}).WithToken(cfg.JoinToken)
 	got, err := c.JoinCluster(ctx, api.AgentCertificateRequest{Name: cfg.Name, CSR: string(csrPEM)})

@@ -25,9 +25,10 @@ const formTimeout = 10 * time.Minute
 // server (which adopts a state.db from before Raft), a new cluster formed
 // with the servers at --join once --bootstrap-expect of them are up, or an
 // existing cluster joined through --join. A server with Raft state resumes.
-// It returns once the cluster has a leader.
-func openStore(cfg ServerConfig, self api.ServerSelf, link cluster.Link, creds *pki.Credentials, log *slog.Logger) (*raftstore.Store, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), formTimeout)
+// It returns once the cluster has a leader, or with an error when ctx ends
+// first.
+func openStore(ctx context.Context, cfg ServerConfig, self api.ServerSelf, link cluster.Link, creds *pki.Credentials, log *slog.Logger) (*raftstore.Store, error) {
+	ctx, cancel := context.WithTimeout(ctx, formTimeout)
 	defer cancel()
 	_, err := os.Stat(filepath.Join(cfg.Data, "raft.db"))
 	resuming := err == nil

@@ -32,7 +32,9 @@ type ServerConfig struct {
 	DevAccount bool
 
 	UpgradeTimeout time.Duration // an upgraded domain not healthy this long halts the upgrade
-	Logger         *slog.Logger  // nil: text logs on stderr
+	// AllowPrivilegedPorts lets services publish endpoints below port 1024.
+	AllowPrivilegedPorts bool
+	Logger               *slog.Logger // nil: text logs on stderr
 
 	// Raft cluster (issue 6).
 	BootstrapExpect int

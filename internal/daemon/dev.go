@@ -26,7 +26,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
 	}
-	c, err := startController(ServerConfig{
+	c, err := startController(ctx, ServerConfig{
 		Data: filepath.Join(cfg.Data, "server"), Listen: cfg.Listen, Name: "dev",
 		HeartbeatInterval: DefaultHeartbeatInterval, HeartbeatTTL: DefaultHeartbeatTTL,
 		BlobPort: DefaultBlobPort, QueuePort: DefaultQueuePort, TablePort: DefaultTablePort,
@@ -43,7 +43,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, cfg.Nodes)
 	for i := 1; i <= cfg.Nodes; i++ {
-		a, _, err := newAgent(AgentConfig{
+		a, _, err := newAgent(ctx, AgentConfig{
 			Server: "http://" + c.addr, Name: fmt.Sprintf("node-%d", i),
 			Data: filepath.Join(cfg.Data, "nodes", fmt.Sprintf("node-%d", i)), FaultDomain: fmt.Sprintf("fd%d", i),
 			HeartbeatInterval: DefaultHeartbeatInterval, Logger: log,

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -56,8 +57,9 @@ func defaultLogger(l *slog.Logger) *slog.Logger {
 }
 
 // startController opens the state and starts the controller's parts; the
-// API is listening when it returns.
-func startController(cfg ServerConfig) (_ *controller, err error) {
+// API is listening when it returns. Every wait on the way (for the other
+// servers, a leader, the storage) ends when ctx does, with ctx's error.
+func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err error) {
 	log := defaultLogger(cfg.Logger)
 	if cfg.Data == "" {
 		return nil, errors.New("server: --data is required")
@@ -137,7 +139,7 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 		}
 		c.done <- err
 	}()
-	if c.store, err = openStore(cfg, self, link, creds, log); err != nil {
+	if c.store, err = openStore(ctx, cfg, self, link, creds, log); err != nil {
 		return nil, err
 	}
 	pkgs, err := pkgstore.Open(filepath.Join(cfg.Data, "packages"))
@@ -188,7 +190,7 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 			Logger: log.With("part", "storage"),
 		})
 	}
-	sys, err := systemAccount(accts, c.storage)
+	sys, err := systemAccount(ctx, accts, c.storage)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +206,9 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 	peers.Removed = func(ctx context.Context, name string) error { return placement.Unregister(ctx, c.store, name) }
 	c.ctl = fabric.New(fabric.Config{
 		Name: cfg.Name, HeartbeatTTL: cfg.HeartbeatTTL, UpgradeTimeout: cfg.UpgradeTimeout,
-		Logger: log.With("part", "fabric"), DiskAccess: disks.Access, Leader: c.store.IsLeader,
+		ReservedPorts:        reservedPorts(c.addr, raftAddr, cfg.StorageDisabled, blobPort, queuePort, tablePort),
+		AllowPrivilegedPorts: cfg.AllowPrivilegedPorts,
+		Logger:               log.With("part", "fabric"), DiskAccess: disks.Access, Leader: c.store.IsLeader,
 		FetchPackage: func(ctx context.Context, digest string) (io.ReadCloser, error) {
 			return peers.FetchFromPeers(ctx, "/v1/packages/"+digest)
 		},
@@ -234,19 +238,19 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 	routes.Pass(peers.Handler(apiHandler))
 	setHandler(routes)
 
-	ctx, cancel := context.WithCancel(context.Background())
+	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	reconciler := &placement.Reconciler{Store: c.store, Self: cfg.Name, Lease: replicated.Lease,
 		Log: log.With("part", "storage"), Probe: probeStorage(link)}
 	if node != nil {
-		go node.Run(ctx)
+		go node.Run(runCtx)
 	}
 	go func() {
-		cluster.Lead(ctx, c.store, log.With("part", "cluster"), func(ctx context.Context) {
+		cluster.Lead(runCtx, c.store, log.With("part", "cluster"), func(ctx context.Context) {
 			go reconciler.Run(ctx)
 			c.ctl.Run(ctx)
 		})
-		if ctx.Err() == nil {
+		if runCtx.Err() == nil {
 			c.done <- errors.New("the replicated state stopped")
 		}
 	}()
@@ -255,24 +259,26 @@ func startController(cfg ServerConfig) (_ *controller, err error) {
 	if node != nil {
 		select {
 		case <-node.Serving():
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		case <-time.After(time.Minute):
 			return nil, errors.New("server: the storage did not start within a minute: is a majority of the servers up?")
 		}
 	}
-	if err := initSystem(imgs.Init, disks.Init); err != nil {
+	if err := initSystem(ctx, imgs.Init, disks.Init); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	go c.ctl.RunLB(ctx)
-	go c.ctl.RunPackages(ctx)
-	go imgs.RunCopies(ctx)
+	go c.ctl.RunLB(runCtx)
+	go c.ctl.RunPackages(runCtx)
+	go imgs.RunCopies(runCtx)
 	log.Info("controller started", "api", "http://"+c.addr, "name", cfg.Name, "data", cfg.Data)
 	return c, nil
 }
 
 // initSystem runs the system containers' inits until they succeed, for up
 // to 30 seconds: a primary chosen a moment ago may still be opening.
-func initSystem(inits ...func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func initSystem(ctx context.Context, inits ...func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
 		var errs []error
@@ -329,11 +335,11 @@ func (s system) client() *blobclient.Client {
 	return blobclient.New(s.url, s.name, s.key)
 }
 
-func systemAccount(accts *accounts.Store, srv *storageserver.Server) (system, error) {
+func systemAccount(ctx context.Context, accts *accounts.Store, srv *storageserver.Server) (system, error) {
 	if srv == nil {
 		return system{}, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	name, key, err := systemAccountKey(ctx, accts)
 	if err != nil {
@@ -370,6 +376,24 @@ func (c *controller) close() {
 	}
 }
 
+// reservedPorts names the ports this server listens on, which no service
+// may publish an endpoint on: its API (api, host:port), Raft (raft) and,
+// unless disabled, its storage ports.
+func reservedPorts(api, raft string, noStorage bool, blob, queue, table int) map[int]string {
+	ports := map[int]string{}
+	for what, addr := range map[string]string{"API": api, "Raft": raft} {
+		if _, p, err := net.SplitHostPort(addr); err == nil {
+			if n, err := strconv.Atoi(p); err == nil && n > 0 {
+				ports[n] = what
+			}
+		}
+	}
+	if !noStorage {
+		ports[blob], ports[queue], ports[table] = "storage blob", "storage queue", "storage table"
+	}
+	return ports
+}
+
 func orDefault(v, def int) int {
 	if v == 0 {
 		return def
@@ -377,10 +401,15 @@ func orDefault(v, def int) int {
 	return v
 }
 
-// RunServer runs a controller until ctx ends.
+// RunServer runs a controller until ctx ends, in every phase: a server
+// still waiting for the others to form a cluster stops too, and returns nil.
 func RunServer(ctx context.Context, cfg ServerConfig) error {
-	c, err := startController(cfg)
+	c, err := startController(ctx, cfg)
 	if err != nil {
+		if ctx.Err() != nil {
+			defaultLogger(cfg.Logger).Info("controller stopping before it started", "reason", err)
+			return nil
+		}
 		return err
 	}
 	defer c.close()

@@ -51,6 +51,14 @@ type Config struct {
 	// FetchPackage gets a package from the other servers of the cluster;
 	// nil for a single server.
 	FetchPackage func(ctx context.Context, digest string) (io.ReadCloser, error)
+	// ReservedPorts are the ports the controller itself listens on (its
+	// API, Raft, storage), each with what uses it: a deploy that would
+	// publish an endpoint on one is refused.
+	ReservedPorts map[int]string
+	// AllowPrivilegedPorts lets services publish endpoints on ports below
+	// 1024; without it such a deploy is refused, so that a model cannot
+	// take a system service's port on the controller's host.
+	AllowPrivilegedPorts bool
 }
 
 func (c *Config) setDefaults() {

@@ -122,6 +122,9 @@ func applyStatus(rec instanceRecord, st api.InstanceStatus, host string, now tim
 	}
 	rec.Restarts = st.Restarts
 	rec.Message = st.Message
+	rec.LastError = st.LastError
+	rec.FailedStarts = st.FailedStarts
+	rec.WasHealthy = rec.WasHealthy || rec.healthy()
 	if len(st.Ports) > 0 {
 		rec.Ports = maps.Clone(st.Ports)
 	}
@@ -145,7 +148,8 @@ func instanceAddress(rec instanceRecord, host string) string {
 
 func reflectEqualInstance(a, b api.Instance) bool {
 	return a.State == b.State && a.Health == b.Health && a.Restarts == b.Restarts &&
-		a.Message == b.Message && a.Address == b.Address && maps.Equal(a.Ports, b.Ports)
+		a.Message == b.Message && a.Address == b.Address && maps.Equal(a.Ports, b.Ports) &&
+		a.LastError == b.LastError && a.FailedStarts == b.FailedStarts
 }
 
 // Assignments returns what node must run. With index > 0 it blocks until the

@@ -434,6 +434,7 @@ func (p *pass) upgrade(svc *serviceRecord) {
 	// notReady lists, per domain, the current-template instances (or empty
 	// slots) that are not healthy yet.
 	notReady := map[int][]string{}
+	failing := map[int]int{} // of notReady, the instances that keep failing to start
 	var oldest = map[int]time.Time{}
 	for _, role := range svc.Spec.Roles {
 		hash := templateHash(role)
@@ -454,6 +455,12 @@ func (p *pass) upgrade(svc *serviceRecord) {
 				what = fmt.Sprintf("instance %s is %s/%s", cur.ID, cur.State, cur.Health)
 				if cur.Message != "" {
 					what += " (" + cur.Message + ")"
+				}
+				if cur.LastError != "" {
+					what += ", last error: " + cur.LastError
+				}
+				if cur.Node != "" && cur.FailedStarts >= api.FailingAfter {
+					failing[ud]++
 				}
 				since = cur.CreatedAt
 			}
@@ -499,10 +506,21 @@ func (p *pass) upgrade(svc *serviceRecord) {
 	for _, in := range outdated[domain] {
 		p.stop(in)
 	}
-	if len(outdated[domain]) == 0 && len(notReady[domain]) > 0 && p.now.Sub(oldest[domain]) > p.c.cfg.UpgradeTimeout {
+	if len(outdated[domain]) > 0 || len(notReady[domain]) == 0 {
+		return
+	}
+	// A domain whose every waiting instance keeps failing to start halts
+	// at once: waiting for the timeout would not make it start.
+	why := ""
+	switch {
+	case failing[domain] == len(notReady[domain]):
+		why = fmt.Sprintf("update domain %d of %d is failing: %s", domain+1, uds, notReady[domain][0])
+	case p.now.Sub(oldest[domain]) > p.c.cfg.UpgradeTimeout:
+		why = fmt.Sprintf("update domain %d of %d did not become healthy within %s: %s", domain+1, uds, p.c.cfg.UpgradeTimeout, notReady[domain][0])
+	}
+	if why != "" {
 		svc.Status = api.ServiceHalted
-		svc.Message = fmt.Sprintf("update domain %d of %d did not become healthy within %s: %s; the other domains keep the old version (weft rollback %s)",
-			domain+1, uds, p.c.cfg.UpgradeTimeout, notReady[domain][0], svc.Name)
+		svc.Message = fmt.Sprintf("%s; the other domains keep the old version (weft rollback %s)", why, svc.Name)
 		p.svcDirty[svc.Name] = true
 		p.event(api.Event{Type: "upgrade.halted", Level: "error", Service: svc.Name, Message: "service " + svc.Name + ": " + svc.Message})
 	}

@@ -45,6 +45,9 @@ type instanceRecord struct {
 	Evicting bool `json:"evicting,omitempty"`
 	// DrainStarted is when the instance was taken out of the load balancer.
 	DrainStarted time.Time `json:"drainStarted,omitzero"`
+	// WasHealthy: the instance has been healthy at least once, so a role
+	// waiting for it is degraded rather than still starting.
+	WasHealthy bool `json:"wasHealthy,omitempty"`
 }
 
 // live reports whether the instance still holds its slot: it runs or is

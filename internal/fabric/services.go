@@ -172,9 +172,19 @@ func (c *Controller) checkFeasible(spec api.ServiceSpec) error {
 			continue
 		}
 		for j, ep := range r.Endpoints {
+			field := fmt.Sprintf("roles[%d].endpoints[%d].port", i, j)
+			if what, ok := c.cfg.ReservedPorts[ep.Port]; ok {
+				conflict = conflict || len(problems) == 0
+				problems = append(problems, fmt.Sprintf("%s: %d is the controller's %s port", field, ep.Port, what))
+				continue
+			}
+			if ep.Port < privilegedPorts && !c.cfg.AllowPrivilegedPorts {
+				problems = append(problems, fmt.Sprintf("%s: %d is a privileged port; the operator allows them with weft server --allow-privileged-ports", field, ep.Port))
+				continue
+			}
 			if owner, ok := used[ep.Port]; ok {
 				conflict = conflict || len(problems) == 0
-				problems = append(problems, fmt.Sprintf("roles[%d].endpoints[%d].port: %d is already published by service %s", i, j, ep.Port, owner))
+				problems = append(problems, fmt.Sprintf("%s: %d is already published by service %s", field, ep.Port, owner))
 			}
 		}
 	}
@@ -187,6 +197,10 @@ func (c *Controller) checkFeasible(spec api.ServiceSpec) error {
 	}
 	return nil
 }
+
+// privilegedPorts: ports below it are the system's (root binds them on
+// most hosts); publishing one needs Config.AllowPrivilegedPorts.
+const privilegedPorts = 1024
 
 // published reports whether a role's endpoints are on the load balancer.
 func published(r api.RoleSpec) bool { return r.Kind == api.KindWeb || r.Kind == api.KindVM }
@@ -314,6 +328,8 @@ func (c *Controller) serviceView(rec serviceRecord) api.Service {
 	for _, role := range rec.Spec.Roles {
 		rs := api.RoleStatus{Name: role.Name, Desired: role.Instances}
 		hash := templateHash(role)
+		var current []instanceRecord
+		outdated := false
 		for _, in := range insts {
 			if in.Role != role.Name || !in.live() {
 				continue
@@ -321,8 +337,10 @@ func (c *Controller) serviceView(rec serviceRecord) api.Service {
 			// Counted only when it runs the current template, so that
 			// "3/3 healthy" during an upgrade means the new version.
 			if in.Template != hash {
+				outdated = true
 				continue
 			}
+			current = append(current, in)
 			switch {
 			case in.healthy():
 				rs.Healthy++
@@ -333,9 +351,40 @@ func (c *Controller) serviceView(rec serviceRecord) api.Service {
 				rs.Pending++
 			}
 		}
+		rs.Status = roleStatus(rs, current, outdated || rec.Status == api.ServiceUpgrading)
 		s.Roles = append(s.Roles, rs)
 	}
 	return s
+}
+
+// roleStatus says how a role fares (see api.RoleStable and the others),
+// from its counts and its live instances of the current template;
+// updating is whether an upgrade of the role is under way.
+func roleStatus(rs api.RoleStatus, current []instanceRecord, updating bool) string {
+	if rs.Healthy >= rs.Desired && !updating {
+		return api.RoleStable
+	}
+	placed, failed := 0, 0
+	firstStart := len(current) < rs.Desired // slots the reconciler has yet to fill
+	for _, in := range current {
+		if in.Node != "" {
+			placed++
+			if in.FailedStarts >= api.FailingAfter {
+				failed++
+			}
+		}
+		unplaceable := in.Node == "" && in.Message != ""
+		if !in.healthy() && !in.WasHealthy && in.FailedStarts < api.FailingAfter && !unplaceable {
+			firstStart = true
+		}
+	}
+	switch {
+	case rs.Healthy == 0 && placed > 0 && failed == placed:
+		return api.RoleFailing
+	case updating || firstStart:
+		return api.RoleUpdating
+	}
+	return api.RoleDegraded
 }
 
 // Instances lists instances, of one service or of all, ordered by service, role and slot.

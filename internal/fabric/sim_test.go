@@ -32,6 +32,9 @@ type sim struct {
 	pkg   string // digest of an uploaded package
 	// unhealthy marks instances whose template setting VERSION has this value as failing their probe.
 	unhealthyVersion string
+	// failingVersion marks instances whose template setting VERSION has
+	// this value as failing to start, once more on every step.
+	failingVersion string
 }
 
 type simNode struct {
@@ -121,6 +124,13 @@ func (s *sim) step() {
 			assigned[id] = true
 			if a.Instance.Desired == api.DesiredStopped {
 				n.running[id] = api.InstanceStatus{ID: id, State: api.StateStopped, Health: api.HealthUnknown}
+				continue
+			}
+			if s.failingVersion != "" && a.Role.Settings["VERSION"] == s.failingVersion {
+				prev := n.running[id]
+				n.running[id] = api.InstanceStatus{ID: id, State: api.StateFailed, Health: api.HealthUnknown,
+					Restarts: prev.FailedStarts, FailedStarts: prev.FailedStarts + 1, Message: "exec: no such file",
+					LastError: "failed to start: exec: no such file"}
 				continue
 			}
 			health := api.HealthHealthy
@@ -470,4 +480,138 @@ func TestPublishedPortConflictIsRefused(t *testing.T) {
 	if _, err := s.c.Service(s.ctx, "second"); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("the refused service was stored: %v", err)
 	}
+}
+
+func (s *sim) roleStatus(service, role string) api.RoleStatus {
+	s.t.Helper()
+	svc, err := s.c.Service(s.ctx, service)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, rs := range svc.Roles {
+		if rs.Name == role {
+			return rs
+		}
+	}
+	s.t.Fatalf("service %s has no role %s", service, role)
+	return api.RoleStatus{}
+}
+
+// TestRoleStatus: a role is updating while its instances start for the
+// first time, stable once all are healthy, degraded when one that ran is
+// not, and failing when every placed instance keeps failing to start; the
+// instances carry their last error.
+func TestRoleStatus(t *testing.T) {
+	s := newSim(t, 2)
+	s.deploy(webSpec(2, "1"))
+	if got := s.roleStatus("hello", "web").Status; got != api.RoleUpdating {
+		t.Errorf("just deployed: role %s, want updating", got)
+	}
+	s.settle(20, "stable", func() bool { return s.roleStatus("hello", "web").Status == api.RoleStable })
+
+	// One instance that ran turns unhealthy: degraded.
+	s.unhealthyVersion = "1"
+	s.step()
+	if got := s.roleStatus("hello", "web"); got.Status != api.RoleDegraded {
+		t.Errorf("unhealthy after running: role %+v, want degraded", got)
+	}
+	s.unhealthyVersion = ""
+
+	// A new service whose instances cannot start: updating, then failing
+	// after api.FailingAfter failed starts, naming why.
+	s.failingVersion = "bad"
+	spec := webSpec(2, "bad")
+	spec.Name = "broken"
+	s.deploy(spec)
+	s.step()
+	if got := s.roleStatus("broken", "web").Status; got != api.RoleUpdating {
+		t.Errorf("first failed start: role %s, want updating", got)
+	}
+	s.settle(api.FailingAfter+2, "failing", func() bool { return s.roleStatus("broken", "web").Status == api.RoleFailing })
+	for _, in := range s.c.Instances(s.ctx, "broken") {
+		if in.LastError != "failed to start: exec: no such file" || in.FailedStarts < api.FailingAfter {
+			t.Errorf("instance %s: last error %q, %d failed starts", in.ID, in.LastError, in.FailedStarts)
+		}
+	}
+	// A role with an instance that cannot be placed is degraded, not failing.
+	if got := roleStatus(api.RoleStatus{Desired: 1}, []instanceRecord{{Instance: api.Instance{State: api.StatePending, Message: "no node has 9 CPU"}}}, false); got != api.RoleDegraded {
+		t.Errorf("unplaceable: role %s, want degraded", got)
+	}
+}
+
+// TestFailingUpgradeHaltsAtOnce: an upgrade whose new instances keep
+// failing to start halts without waiting for the upgrade timeout, naming
+// the instance's error.
+func TestFailingUpgradeHaltsAtOnce(t *testing.T) {
+	s := newSim(t, 3)
+	s.deploy(webSpec(3, "1"))
+	s.settle(20, "3 healthy", func() bool { return s.healthyCurrent("hello", "web") == 3 })
+	s.failingVersion = "bad"
+	s.deploy(webSpec(3, "bad"))
+	start := s.clock.Now()
+	s.settle(20, "halted", func() bool {
+		svc, _ := s.c.Service(s.ctx, "hello")
+		return svc.Status == api.ServiceHalted
+	})
+	if took := s.clock.Now().Sub(start); took >= s.c.cfg.UpgradeTimeout {
+		t.Errorf("halted after %s, the upgrade timeout", took)
+	}
+	svc, _ := s.c.Service(s.ctx, "hello")
+	if !strings.Contains(svc.Message, "update domain 1 of 3 is failing") || !strings.Contains(svc.Message, "last error: failed to start: exec: no such file") {
+		t.Errorf("halt message %q", svc.Message)
+	}
+}
+
+// TestControllerPortsAndPrivilegedPortsAreRefused: a published endpoint on
+// a port the controller uses, or below 1024 unless the operator allows
+// it, is refused naming the field, and nothing is stored.
+func TestControllerPortsAndPrivilegedPortsAreRefused(t *testing.T) {
+	s := newSim(t, 1)
+	s.c.cfg.ReservedPorts = map[int]string{7070: "API", 7071: "Raft", 10000: "storage blob"}
+	web := func(kind string, ports ...int) api.ServiceSpec {
+		spec := webSpec(1, "1")
+		spec.Roles[0].Kind = kind
+		spec.Roles[0].Package = s.pkg
+		for i, p := range ports {
+			spec.Roles[0].Endpoints = append(spec.Roles[0].Endpoints, api.Endpoint{Name: fmt.Sprintf("e%d", i), Protocol: api.ProtocolTCP, Port: p})
+		}
+		return spec
+	}
+	tests := []struct {
+		name  string
+		spec  api.ServiceSpec
+		code  error
+		wants []string
+	}{
+		{"API port", web(api.KindWeb, 8080, 7070), api.ErrConflict, []string{"roles[0].endpoints[1].port: 7070 is the controller's API port"}},
+		{"Raft and storage", web(api.KindWeb, 7071, 10000), api.ErrConflict, []string{
+			"roles[0].endpoints[0].port: 7071 is the controller's Raft port", "roles[0].endpoints[1].port: 10000 is the controller's storage blob port"}},
+		{"privileged", web(api.KindWeb, 8080, 80), api.ErrInvalid, []string{
+			"roles[0].endpoints[1].port: 80 is a privileged port; the operator allows them with weft server --allow-privileged-ports"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.c.Deploy(s.ctx, tc.spec)
+			if !errors.Is(err, tc.code) {
+				t.Fatalf("deploy: %v, want %v", err, tc.code)
+			}
+			for _, want := range tc.wants {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
+			}
+			if _, err := s.c.Service(s.ctx, "hello"); !errors.Is(err, api.ErrNotFound) {
+				t.Errorf("the refused service was stored: %v", err)
+			}
+		})
+	}
+	// A worker's endpoints are not published: its ports are not refused.
+	s.deploy(web(api.KindWorker, 80, 7070))
+	if _, err := s.c.DeleteService(s.ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	s.settle(20, "deleted", func() bool { _, err := s.c.Service(s.ctx, "hello"); return err != nil })
+	// Allowed by the operator.
+	s.c.cfg.AllowPrivilegedPorts = true
+	s.deploy(web(api.KindWeb, 80))
 }

@@ -11,10 +11,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,7 +35,11 @@ const (
 
 // Spec is what the driver hands the shim.
 type Spec struct {
-	Command []string          `json:"command"`
+	Command []string `json:"command"`
+	// Path is the program to run when the driver resolved Command[0]
+	// itself (a name looked up on PATH); Command[0] stays the process's
+	// argv[0]. Empty: Command[0], relative to Dir unless absolute.
+	Path    string            `json:"path,omitempty"`
 	Dir     string            `json:"dir"` // working directory
 	Env     map[string]string `json:"env"`
 	Cgroups []string          `json:"cgroups,omitempty"` // cgroup.procs / tasks files to join before starting
@@ -122,9 +128,13 @@ func runShim(dir string) error {
 	copied := make(chan struct{})
 	go func() { io.Copy(logw, outr); close(copied) }()
 	cmd := exec.Command(spec.Command[0], spec.Command[1:]...)
-	if !filepath.IsAbs(spec.Command[0]) {
+	switch {
+	case spec.Path != "":
+		cmd.Path = spec.Path
+	case !filepath.IsAbs(spec.Command[0]):
 		cmd.Path = filepath.Join(spec.Dir, spec.Command[0])
 	}
+	cmd.Err = nil // exec.Command's own lookup on the shim's PATH does not apply
 	cmd.Dir = spec.Dir
 	for k, v := range spec.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -140,6 +150,13 @@ func runShim(dir string) error {
 	} else {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	}
+	// A stopped shim stops its instance: SIGTERM and SIGINT are passed on
+	// (see terminate) rather than killing the shim alone, which would
+	// leave the instance running unsupervised. Asked for before the start
+	// so that no signal falls between the start and the handler.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	err = cmd.Start()
 	outw.Close()
 	if err != nil {
@@ -170,7 +187,23 @@ func runShim(dir string) error {
 		syscall.Kill(child, syscall.SIGKILL)
 		return err
 	}
+	// The process runtime's child leads its own process group, which its
+	// descendants share; a launched process (a container's init) is
+	// signalled alone, and takes its descendants with it.
+	signalInstance := func(sig syscall.Signal) { syscall.Kill(-child, sig) }
+	if spec.PIDFile != "" {
+		signalInstance = func(sig syscall.Signal) { syscall.Kill(child, sig) }
+	}
+	var terminated atomic.Bool
+	go func() {
+		<-sigs
+		terminated.Store(true)
+		terminate(signalInstance)
+	}()
 	ws, err := waitFor(child)
+	if terminated.Load() {
+		signalInstance(syscall.SIGKILL) // descendants that outlived the child
+	}
 	// Let the last output reach the log, unless a descendant that outlived
 	// the child still holds the pipe.
 	select {
@@ -188,10 +221,25 @@ func runShim(dir string) error {
 		exit.Code = ws.ExitStatus()
 		exit.Reason = fmt.Sprintf("exited with code %d", exit.Code)
 	}
+	if terminated.Load() {
+		exit.Reason = "stopped with its shim: " + exit.Reason
+	}
 	// Free the ports before the exit is recorded: whoever reads the record
 	// may start the instance again on the same ports.
 	closeListeners()
 	return atomicfile.WriteJSON(filepath.Join(dir, exitFile), exit)
+}
+
+// termGrace is how long a shim that was told to stop gives its instance
+// to exit after SIGTERM before it sends SIGKILL.
+const termGrace = 2 * time.Second
+
+// terminate sends the instance SIGTERM and, unless it exits first (the
+// shim's process ends with the record), SIGKILL after termGrace.
+func terminate(signal func(syscall.Signal)) {
+	signal(syscall.SIGTERM)
+	time.Sleep(termGrace)
+	signal(syscall.SIGKILL)
 }
 
 // forward listens on f.Listen and relays each connection to f.Target
@@ -260,8 +308,13 @@ type cappedLog struct {
 }
 
 func newCappedLog(path string, max int64) (*cappedLog, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	// Instances' output may hold secrets: only the agent's user reads it.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o600); err != nil { // a log from before logs were private
+		f.Close()
 		return nil, err
 	}
 	fi, _ := f.Stat()
@@ -274,7 +327,7 @@ func (l *cappedLog) Write(p []byte) (int, error) {
 	if l.max > 0 && l.size+int64(len(p)) > l.max/2 {
 		l.f.Close()
 		os.Rename(l.path, l.path+".1")
-		f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			return 0, err
 		}

@@ -8,7 +8,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -78,13 +80,20 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 	if !filepath.IsAbs(spec.Dir) {
 		return driver.Status{}, fmt.Errorf("process: start %s: the instance directory %q is not absolute", spec.ID, spec.Dir)
 	}
-	env := map[string]string{"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": spec.Dir}
+	env := map[string]string{"PATH": DefaultPath, "HOME": spec.Dir}
 	for k, v := range spec.Env {
 		env[k] = v
 	}
 	ss := shim.Spec{Command: spec.Command, Dir: filepath.Join(spec.Dir, "root"), Env: env, LogMax: api.MaxLogBytes}
 	if spec.Package == "" {
 		ss.Dir = spec.Dir
+	}
+	if !strings.Contains(spec.Command[0], "/") {
+		path, err := lookPath(spec.Command[0], env["PATH"], ss.Dir)
+		if err != nil {
+			return driver.Status{}, fmt.Errorf("process: start %s: %w", spec.ID, err)
+		}
+		ss.Path = path
 	}
 	if d.cgroups != nil {
 		procs, err := d.cgroups.Create(spec.ID, spec.CPU, spec.Memory)
@@ -99,6 +108,28 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 		return driver.Status{}, fmt.Errorf("process: start %s: %w", spec.ID, err)
 	}
 	return d.withOOM(spec.ID, st), nil
+}
+
+// DefaultPath is the PATH an instance gets unless its role's settings
+// set one: where a bare command name such as "python3" is looked up.
+const DefaultPath = "/usr/local/bin:/usr/bin:/bin"
+
+// lookPath finds the program a bare command name names, as a process
+// supervisor or execvp does: in each folder of pathEnv in turn, where an
+// empty or relative folder is taken in dir, the instance's working
+// directory. A name with a slash is not looked up: it stays relative to
+// the package (the shim joins it to dir).
+func lookPath(name, pathEnv, dir string) (string, error) {
+	for _, d := range filepath.SplitList(pathEnv) {
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(dir, d)
+		}
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("command %q not found in PATH %s (a program in the package is named with a slash: \"./%s\")", name, pathEnv, name)
 }
 
 // withOOM names the out-of-memory kill a failed exit was.

@@ -1,8 +1,14 @@
 package process
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/weftcloud/weft/internal/driver"
 	"github.com/weftcloud/weft/internal/driver/drivertest"
@@ -50,4 +56,87 @@ func TestConformance(t *testing.T) {
 		},
 		Limits: probe.Limits(),
 	})
+}
+
+// runToEnd starts spec with d, waits for it to exit and returns its output.
+func runToEnd(t *testing.T, d driver.Driver, spec driver.Spec) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := d.Start(ctx, spec); err != nil {
+		t.Fatalf("Start %v: %v", spec.Command, err)
+	}
+	t.Cleanup(func() { d.Remove(context.Background(), spec.ID) })
+	st, err := d.Wait(ctx, spec.ID)
+	if err != nil || st.ExitCode != 0 {
+		t.Fatalf("Wait %v: %+v, %v", spec.Command, st, err)
+	}
+	rc, err := d.Logs(ctx, spec.ID, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	out, _ := io.ReadAll(rc)
+	return string(out)
+}
+
+// instanceDir makes an instance directory with a package root holding files.
+func instanceDir(t *testing.T, files map[string]string) (dir, root string) {
+	dir = t.TempDir()
+	root = filepath.Join(dir, "root")
+	for name, body := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.MkdirAll(root, 0o755)
+	return dir, root
+}
+
+// TestCommandResolution: a bare name is looked up on the instance's PATH
+// (the default one, or the one its settings give), a name with a slash is
+// taken in the package, and a name found nowhere fails the start saying so.
+func TestCommandResolution(t *testing.T) {
+	d := newDriver(t)
+	files := map[string]string{
+		"app":         "#!/bin/sh\necho package app $1\n",
+		"bin/tool":    "#!/bin/sh\necho tool from PATH\n",
+		"notexec.txt": "",
+	}
+	tests := []struct {
+		name    string
+		command []string
+		env     map[string]string
+		want    string // in the output; "" when the start must fail
+		err     string
+	}{
+		{name: "sh on the default PATH", command: []string{"sh", "-c", "echo hi"}, want: "hi\n"},
+		{name: "argv0 stays the bare name", command: []string{"sh", "-c", `echo "$0"`}, want: "sh\n"},
+		{name: "package program with a slash", command: []string{"./app", "x"}, want: "package app x\n"},
+		{name: "folder in the package", command: []string{"bin/tool"}, want: "tool from PATH\n"},
+		{name: "PATH from the settings, relative to the package", command: []string{"tool"},
+			env: map[string]string{"PATH": "bin:/usr/bin:/bin"}, want: "tool from PATH\n"},
+		{name: "not on PATH", command: []string{"no-such-program-weft"}, err: `command "no-such-program-weft" not found in PATH ` + DefaultPath},
+		{name: "bare package name is not taken from the package", command: []string{"app"}, err: `command "app" not found in PATH`},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, root := instanceDir(t, files)
+			spec := driver.Spec{ID: fmt.Sprintf("resolve-%d", i), Dir: dir, Package: root, Command: tc.command, Env: tc.env}
+			if tc.err != "" {
+				_, err := d.Start(context.Background(), spec)
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Start %v: %v, want an error containing %q", tc.command, err, tc.err)
+				}
+				return
+			}
+			if out := runToEnd(t, d, spec); out != tc.want {
+				t.Fatalf("output of %v: %q, want %q", tc.command, out, tc.want)
+			}
+		})
+	}
 }

@@ -1,0 +1,55 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+// TestServerStopsWhileWaitingForPeers: a server waiting for the other
+// servers of --bootstrap-expect stops as soon as its context ends (SIGTERM
+// or Ctrl-C in `weft server`), rather than when the wait times out.
+func TestServerStopsWhileWaitingForPeers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- RunServer(ctx, ServerConfig{
+			Data: t.TempDir(), Listen: "127.0.0.1:0", Name: "s1", StorageDisabled: true,
+			BootstrapExpect: 3, Join: []string{"127.0.0.1:1", "127.0.0.1:2"},
+			Logger: slog.New(slog.DiscardHandler),
+		})
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the server did not wait for its peers: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("stopped with %v, want nil", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the server still waits for its peers 2s after its context ended")
+	}
+}
+
+// TestReservedPorts: the ports no service may publish on are the API's,
+// Raft's and, when it runs, the storage's.
+func TestReservedPorts(t *testing.T) {
+	got := reservedPorts("127.0.0.1:7070", "127.0.0.1:7071", false, 10000, 10001, 10002)
+	want := map[int]string{7070: "API", 7071: "Raft", 10000: "storage blob", 10001: "storage queue", 10002: "storage table"}
+	if len(got) != len(want) {
+		t.Fatalf("reserved %v, want %v", got, want)
+	}
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("port %d: %q, want %q", p, got[p], w)
+		}
+	}
+	if got := reservedPorts("127.0.0.1:7070", "127.0.0.1:7071", true, 10000, 10001, 10002); len(got) != 2 {
+		t.Errorf("without storage: %v, want the API and Raft ports only", got)
+	}
+}
