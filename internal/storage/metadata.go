@@ -16,12 +16,23 @@ type Metadata map[string]string
 
 const metaPrefix = "x-ms-meta-"
 
+// MaxMetadataSize is Azure's limit on the metadata of one container, blob or
+// queue: the names and values of all pairs together, in bytes (the
+// x-ms-meta- prefixes are not counted).
+const MaxMetadataSize = 8 << 10
+
 // ReadMetadata collects the x-ms-meta-* headers of a request the front end
 // has served, which hands services the names in the case the client sent
 // them (see rawNames). A name must be a C# identifier: otherwise 400
-// InvalidMetadata. It returns nil when there are none.
+// InvalidMetadata. Names and values over MaxMetadataSize together are 400
+// MetadataTooLarge. It returns nil when there are none.
+//
+// Every write that sets metadata (Put Blob, Put Block List, Set Blob
+// Metadata, Copy, Snapshot, Create Container, Set Container Metadata,
+// Create Queue, Set Queue Metadata) reads it here, so the limit holds for all.
 func ReadMetadata(h http.Header) (Metadata, error) {
 	var md Metadata
+	size := 0
 	for k, vs := range h {
 		if !isMeta(k) {
 			continue
@@ -33,7 +44,12 @@ func ReadMetadata(h http.Header) (Metadata, error) {
 		if md == nil {
 			md = Metadata{}
 		}
-		md[name] = strings.Join(vs, ",")
+		v := strings.Join(vs, ",")
+		md[name] = v
+		size += len(name) + len(v)
+	}
+	if size > MaxMetadataSize {
+		return nil, Errorf(http.StatusBadRequest, "MetadataTooLarge", "The size of the metadata (%d bytes of names and values) exceeds the maximum of %d bytes.", size, MaxMetadataSize)
 	}
 	return md, nil
 }

@@ -11,6 +11,11 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/weftcloud/weft/internal/storage"
 )
 
 // TestMetadataNameCase writes metadata names in mixed case with the SDK
@@ -88,4 +93,82 @@ func contains(lines []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestMetadataTooLarge sends every write that sets metadata with 8 KiB of
+// names and values (accepted, Azure's limit) and with one byte more (400
+// MetadataTooLarge), and checks a refused write changed nothing.
+func TestMetadataTooLarge(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	// "Big" is 3 bytes of name: the value fills the rest of the 8 KiB.
+	fits := map[string]*string{"Big": to.Ptr(strings.Repeat("v", storage.MaxMetadataSize-3))}
+	over := map[string]*string{"Big": to.Ptr(strings.Repeat("v", storage.MaxMetadataSize-2))}
+	kept := map[string]*string{"Keep": to.Ptr("yes")}
+
+	cc := e.client.ServiceClient().NewContainerClient("limits")
+	_, err := cc.Create(ctx, &container.CreateOptions{Metadata: over})
+	wantCode(t, err, http.StatusBadRequest, "MetadataTooLarge")
+	if _, err := cc.GetProperties(ctx, nil); err == nil {
+		t.Error("a refused Create Container made the container")
+	}
+	if _, err := cc.Create(ctx, &container.CreateOptions{Metadata: kept}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cc.SetMetadata(ctx, &container.SetMetadataOptions{Metadata: over})
+	wantCode(t, err, http.StatusBadRequest, "MetadataTooLarge")
+	if _, err := cc.SetMetadata(ctx, &container.SetMetadataOptions{Metadata: fits}); err != nil {
+		t.Errorf("Set Container Metadata of 8 KiB: %v", err)
+	}
+
+	bb := cc.NewBlockBlobClient("doc")
+	if _, err := bb.Upload(ctx, nopCloser("hello"), &blockblob.UploadOptions{Metadata: kept}); err != nil {
+		t.Fatal(err)
+	}
+	src := bb.URL()
+	bid := blockID(1)
+	if _, err := bb.StageBlock(ctx, bid, nopCloser("new"), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []struct {
+		name  string
+		write func(md map[string]*string) error
+	}{
+		{"Put Blob", func(md map[string]*string) error {
+			_, err := bb.Upload(ctx, nopCloser("replaced"), &blockblob.UploadOptions{Metadata: md})
+			return err
+		}},
+		{"Set Blob Metadata", func(md map[string]*string) error {
+			_, err := bb.SetMetadata(ctx, md, nil)
+			return err
+		}},
+		{"Put Block List", func(md map[string]*string) error {
+			_, err := bb.CommitBlockList(ctx, []string{bid}, &blockblob.CommitBlockListOptions{Metadata: md})
+			return err
+		}},
+		{"Snapshot Blob", func(md map[string]*string) error {
+			_, err := bb.CreateSnapshot(ctx, &blob.CreateSnapshotOptions{Metadata: md})
+			return err
+		}},
+		{"Copy Blob", func(md map[string]*string) error {
+			_, err := cc.NewBlobClient("copy").StartCopyFromURL(ctx, src, &blob.StartCopyFromURLOptions{Metadata: md})
+			return err
+		}},
+	} {
+		err := op.write(over)
+		wantCode(t, err, http.StatusBadRequest, "MetadataTooLarge")
+		props, err := bb.GetProperties(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(props.Metadata) != 1 || props.Metadata["Keep"] == nil || *props.ContentLength != 5 {
+			t.Errorf("%s refused, but the blob changed: %d bytes, metadata %v", op.name, *props.ContentLength, props.Metadata)
+		}
+	}
+	if _, err := cc.NewBlobClient("copy").GetProperties(ctx, nil); err == nil {
+		t.Error("a refused Copy Blob made the copy")
+	}
+	if _, err := bb.SetMetadata(ctx, fits, nil); err != nil {
+		t.Errorf("Set Blob Metadata of 8 KiB: %v", err)
+	}
 }

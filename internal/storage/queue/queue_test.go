@@ -599,3 +599,24 @@ func TestMetadataNameCase(t *testing.T) {
 		t.Fatalf("List Queues: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestMetadataTooLarge: queue metadata is held to the 8 KiB of names and
+// values Azure allows, on Create Queue and Set Queue Metadata.
+func TestMetadataTooLarge(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	over := map[string]*string{"Big": to.Ptr(strings.Repeat("v", storage.MaxMetadataSize-2))}
+	fits := map[string]*string{"Big": to.Ptr(strings.Repeat("v", storage.MaxMetadataSize-3))}
+	_, err := e.client.CreateQueue(ctx, "big", &azqueue.CreateOptions{Metadata: over})
+	if code(err) != "MetadataTooLarge" || status(err) != http.StatusBadRequest {
+		t.Fatalf("Create Queue with 8 KiB + 1 of metadata: %v, want 400 MetadataTooLarge", err)
+	}
+	q := e.queue(t, "big")
+	_, err = q.SetMetadata(ctx, &azqueue.SetMetadataOptions{Metadata: over})
+	if code(err) != "MetadataTooLarge" || status(err) != http.StatusBadRequest {
+		t.Fatalf("Set Queue Metadata with 8 KiB + 1: %v, want 400 MetadataTooLarge", err)
+	}
+	if _, err := q.SetMetadata(ctx, &azqueue.SetMetadataOptions{Metadata: fits}); err != nil {
+		t.Errorf("Set Queue Metadata of 8 KiB: %v", err)
+	}
+}

@@ -17,7 +17,11 @@ import (
 	"github.com/weftcloud/weft/internal/storage"
 )
 
-// Azure's documented entity limits.
+// Azure's documented entity limits. An entity has at most 255 properties,
+// the three system ones (PartitionKey, RowKey, Timestamp) included. A
+// string or binary value is at most 64 KiB: strings are counted as Azure
+// stores them, UTF-16, so at most 32K characters (fewer outside the Basic
+// Multilingual Plane, which take two UTF-16 units each).
 const (
 	maxEntitySize     = 1 << 20
 	maxCustomProps    = 252
@@ -70,12 +74,12 @@ func (e *entity) merge(o *entity) {
 // size follows Azure's accounting: 4 bytes plus the keys as UTF-16, and
 // per property 8 bytes plus its name as UTF-16 plus the value.
 func (e *entity) size() int {
-	n := 4 + 2*len(e.pk) + 2*len(e.rk)
+	n := 4 + utf16Bytes(e.pk) + utf16Bytes(e.rk)
 	for _, p := range e.props {
-		n += 8 + 2*len(p.name)
+		n += 8 + utf16Bytes(p.name)
 		switch p.val.kind {
 		case edmString:
-			n += 4 + 2*len(p.val.s)
+			n += 4 + utf16Bytes(p.val.s)
 		case edmBinary:
 			n += 4 + len(p.val.s)
 		case edmGUID:
@@ -89,6 +93,33 @@ func (e *entity) size() int {
 		}
 	}
 	return n
+}
+
+// utf16Bytes is the size of s in UTF-16, the form Azure stores and limits
+// strings in: two bytes per character, four outside the Basic Multilingual
+// Plane. (An ASCII string is twice its UTF-8 size; a CJK one smaller.)
+func utf16Bytes(s string) int {
+	n := 0
+	for _, r := range s {
+		if r >= 0x10000 {
+			n += 4
+		} else {
+			n += 2
+		}
+	}
+	return n
+}
+
+// valueSize is what a string or binary value counts against
+// maxPropValueBytes; other kinds are fixed and small.
+func valueSize(v value) int {
+	switch v.kind {
+	case edmString:
+		return utf16Bytes(v.s)
+	case edmBinary:
+		return len(v.s)
+	}
+	return 0
 }
 
 func badInput(format string, args ...any) *storage.Error {
@@ -178,8 +209,8 @@ func parseEntity(body []byte, requireKeys bool) (*entity, error) {
 		if err != nil {
 			return nil, err
 		}
-		if (v.kind == edmString || v.kind == edmBinary) && len(v.s) > maxPropValueBytes {
-			return nil, storage.Errorf(http.StatusBadRequest, "PropertyValueTooLarge", "The property %s is larger than 64 KiB.", name)
+		if valueSize(v) > maxPropValueBytes {
+			return nil, storage.Errorf(http.StatusBadRequest, "PropertyValueTooLarge", "The property %s is larger than 64 KiB (a string at most 32K UTF-16 characters).", name)
 		}
 		e.props = append(e.props, property{name: name, val: v})
 	}

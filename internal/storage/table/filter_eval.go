@@ -86,30 +86,25 @@ func (k keyRange) empty() bool {
 // planRange derives from a filter the smallest key range that can hold
 // every match, so queries on PartitionKey (and RowKey within one
 // partition) seek instead of scanning the table. It is conservative: the
-// filter is still evaluated on every entity in the range.
+// filter is still evaluated on every entity in the range. It visits each
+// node once: a chain of ands is planned as a whole (its conjuncts'
+// ranges intersected, then narrowed by its PartitionKey equality and
+// RowKey bounds) rather than at every and node of the chain, which made
+// planning quadratic in the number of terms.
 func planRange(n *node) keyRange {
 	if n == nil {
 		return keyRange{}
 	}
 	switch n.op {
 	case opAnd:
-		a, b := planRange(n.left), planRange(n.right)
-		r := a
-		if string(b.lo) > string(r.lo) {
-			r.lo = b.lo
-		}
-		if b.hi != nil && (r.hi == nil || string(b.hi) < string(r.hi)) {
-			r.hi = b.hi
+		cs := conjuncts(n, nil)
+		var r keyRange
+		for _, c := range cs {
+			r = intersect(r, planRange(c))
 		}
 		// PartitionKey eq 'p' and RowKey ge 'r' narrows to p\0r.
-		if pk, ok := pkEquality(n); ok {
-			lo, hi := rowBounds(n, pk)
-			if string(lo) > string(r.lo) {
-				r.lo = lo
-			}
-			if hi != nil && (r.hi == nil || string(hi) < string(r.hi)) {
-				r.hi = hi
-			}
+		if pk, ok := pkEquality(cs); ok {
+			r = intersect(r, rowBounds(cs, pk))
 		}
 		return r
 	case opOr:
@@ -152,6 +147,18 @@ func planRange(n *node) keyRange {
 	return keyRange{}
 }
 
+// intersect is the range of keys in both a and b.
+func intersect(a, b keyRange) keyRange {
+	r := a
+	if string(b.lo) > string(r.lo) {
+		r.lo = b.lo
+	}
+	if b.hi != nil && (r.hi == nil || string(b.hi) < string(r.hi)) {
+		r.hi = b.hi
+	}
+	return r
+}
+
 // keyComparison recognises "Key op 'string'" in either order and returns
 // the operator as seen from the property's side.
 func keyComparison(n *node) (prop string, op cmpOp, lit value, ok bool) {
@@ -183,9 +190,9 @@ func mirror(op cmpOp) cmpOp {
 	return op
 }
 
-// pkEquality finds a PartitionKey eq 'p' among the conjuncts of n.
-func pkEquality(n *node) (string, bool) {
-	for _, c := range conjuncts(n, nil) {
+// pkEquality finds a PartitionKey eq 'p' among conjuncts.
+func pkEquality(conjuncts []*node) (string, bool) {
+	for _, c := range conjuncts {
 		if prop, op, lit, ok := keyComparison(c); ok && prop == "PartitionKey" && op == cmpEq {
 			return lit.s, true
 		}
@@ -193,10 +200,11 @@ func pkEquality(n *node) (string, bool) {
 	return "", false
 }
 
-// rowBounds narrows a single partition by the RowKey conjuncts of n.
-func rowBounds(n *node, pk string) (lo, hi []byte) {
-	lo = []byte(pk + "\x00")
-	for _, c := range conjuncts(n, nil) {
+// rowBounds narrows a single partition by the RowKey conjuncts.
+func rowBounds(conjuncts []*node, pk string) keyRange {
+	lo := []byte(pk + "\x00")
+	var hi []byte
+	for _, c := range conjuncts {
 		prop, op, lit, ok := keyComparison(c)
 		if !ok || prop != "RowKey" {
 			continue
@@ -222,9 +230,11 @@ func rowBounds(n *node, pk string) (lo, hi []byte) {
 			hi = []byte(h)
 		}
 	}
-	return lo, hi
+	return keyRange{lo: lo, hi: hi}
 }
 
+// conjuncts appends to out the terms of the chain of ands rooted at n, in
+// order; n itself when it is not an and.
 func conjuncts(n *node, out []*node) []*node {
 	if n.op == opAnd {
 		return conjuncts(n.right, conjuncts(n.left, out))

@@ -33,6 +33,21 @@ type token struct {
 // stack of the recursive-descent parser.
 const maxFilterDepth = 100
 
+// A filter is evaluated on every entity a query scans (up to maxScan per
+// request), so its size is bounded. Azure allows 15 discrete comparisons in
+// a $filter; Weft allows more, so that any filter Azure accepts (keys of
+// up to 1 KiB included) and filters a little past its limit still work:
+//   - maxFilterLength: 32 KiB of filter text, checked before lexing;
+//   - maxFilterTerms: 100 terms (comparisons, or bare Boolean operands
+//     such as "Active"), counted while parsing, which stops at the first
+//     term over.
+//
+// Over either, the query is 400 InvalidInput, as Azure answers.
+const (
+	maxFilterLength = 32 << 10
+	maxFilterTerms  = 100
+)
+
 // lex splits a filter into tokens. Keywords come out as identifiers; the
 // parser tells them apart by position.
 func lex(s string) ([]token, error) {
@@ -260,12 +275,17 @@ type parser struct {
 	toks  []token
 	i     int
 	depth int
+	terms int
 }
 
 // parseFilter parses a $filter expression. An empty filter matches all.
+// A filter over maxFilterLength bytes or maxFilterTerms terms is an error.
 func parseFilter(s string) (*node, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
+	}
+	if len(s) > maxFilterLength {
+		return nil, fmt.Errorf("table: filter: %d bytes long, over the limit of %d", len(s), maxFilterLength)
 	}
 	toks, err := lex(s)
 	if err != nil {
@@ -324,17 +344,21 @@ func (p *parser) and() (*node, error) {
 	return l, nil
 }
 
+// comparison parses a comparison or a lone operand ("Active", "not
+// Active"), one term of the filter each; a parenthesised group's terms are
+// counted inside it.
 func (p *parser) comparison() (*node, error) {
+	before := p.terms
 	l, err := p.unary()
 	if err != nil {
 		return nil, err
 	}
 	t := p.peek()
-	if t.kind != tokIdent {
-		return l, nil
-	}
 	op, ok := cmpOps[strings.ToLower(t.text)]
-	if !ok {
+	if t.kind != tokIdent || !ok {
+		if p.terms == before {
+			return l, p.term()
+		}
 		return l, nil
 	}
 	p.i++
@@ -342,7 +366,16 @@ func (p *parser) comparison() (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &node{op: opCmp, cmp: op, a: l, b: r}, nil
+	return &node{op: opCmp, cmp: op, a: l, b: r}, p.term()
+}
+
+// term counts one term, refusing the filter past maxFilterTerms.
+func (p *parser) term() error {
+	p.terms++
+	if p.terms > maxFilterTerms {
+		return fmt.Errorf("more than %d comparisons (Azure allows 15)", maxFilterTerms)
+	}
+	return nil
 }
 
 func (p *parser) unary() (*node, error) {
