@@ -166,12 +166,25 @@ func ReadFile(fs FS, name string) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
-// MkdirPrivate makes dir and its missing parents, and makes dir itself
-// readable by its owner only, also when it was made before with a wider
-// mode (by an earlier version).
+// MkdirPrivate makes dir and its missing parents, readable by their owner
+// only, and syncs the parent of each directory it made, so that they
+// survive a power cut. dir itself is made owner-only also when an earlier
+// version made it with a wider mode.
 func MkdirPrivate(fs FS, dir string) error {
+	var missing []string
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		if _, err := fs.Stat(p); err == nil || filepath.Dir(p) == p {
+			break
+		}
+		missing = append(missing, p)
+	}
 	if err := fs.MkdirAll(dir, 0o700); err != nil {
 		return err
+	}
+	for _, p := range missing {
+		if err := fs.SyncDir(filepath.Dir(p)); err != nil {
+			return err
+		}
 	}
 	st, err := fs.Stat(dir)
 	if err != nil {
@@ -179,23 +192,6 @@ func MkdirPrivate(fs FS, dir string) error {
 	}
 	if st.Mode().Perm() != 0o700 {
 		return fs.Chmod(dir, 0o700)
-	}
-	return nil
-}
-
-// SyncParents makes path's directory entry durable, and its parent's, up
-// to (not including) stop: after a MkdirAll, the new directories exist
-// after a power cut only once each one's parent was synced.
-func SyncParents(fs FS, path, stop string) error {
-	for p := filepath.Clean(path); p != filepath.Clean(stop); {
-		parent := filepath.Dir(p)
-		if parent == p {
-			return nil
-		}
-		if err := fs.SyncDir(parent); err != nil {
-			return err
-		}
-		p = parent
 	}
 	return nil
 }
