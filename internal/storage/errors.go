@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"syscall"
 	"time"
 )
 
@@ -38,20 +39,44 @@ func Errorf(status int, code, format string, args ...any) *Error {
 const (
 	msgAuthFailed = "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature."
 	msgInternal   = "Server encountered an internal error. Please try again after some time."
+	msgBusy       = "The server is currently unable to receive requests. Please retry your request."
 )
+
+// asError is the answer to err: an *Error as itself; a disk without room
+// as 503 ServerBusy, which the SDKs retry, since room comes back as blobs
+// are deleted; anything else as 500 InternalError.
+func asError(err error) *Error {
+	var e *Error
+	switch {
+	case errors.As(err, &e) && e != nil:
+		return e
+	case diskFull(err):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "ServerBusy", Message: msgBusy}
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: "InternalError", Message: msgInternal}
+}
+
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// BodyError is the answer to a failure to read a request's body, err: the
+// client's doing (it cut its upload, or stopped sending), so a 400, not a
+// server error.
+func BodyError(err error) *Error {
+	return Errorf(http.StatusBadRequest, "InvalidInput", "The request body could not be read to its end: %v", err)
+}
 
 func authFailed(detail string, args ...any) *Error {
 	return &Error{Status: http.StatusForbidden, Code: "AuthenticationFailed", Message: msgAuthFailed, AuthDetail: fmt.Sprintf(detail, args...)}
 }
 
 // WriteError answers with err: an *Error (found with errors.As) as itself,
-// anything else as 500 InternalError. Answers to HEAD carry no body, as the
-// SDKs read the code from x-ms-error-code then.
+// a full disk (ENOSPC, EDQUOT) as 503 ServerBusy, anything else as 500
+// InternalError. Answers to HEAD carry no body, as the SDKs read the code
+// from x-ms-error-code then.
 func WriteError(w http.ResponseWriter, r *http.Request, svc Service, err error) {
-	var e *Error
-	if !errors.As(err, &e) || e == nil {
-		e = &Error{Status: http.StatusInternalServerError, Code: "InternalError", Message: msgInternal}
-	}
+	e := asError(err)
 	h := w.Header()
 	for k, vs := range e.Header {
 		h[k] = vs

@@ -205,10 +205,12 @@ func (f *front) checkDate(r *http.Request) error {
 }
 
 func (f *front) fail(w http.ResponseWriter, r *http.Request, req *Request, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
+	switch e := asError(err); {
+	case diskFull(err):
+		f.log.Warn("storage: request refused, the disk is full", "service", f.svc, "account", req.Account, "request", req.RequestID, "err", err)
+	case e.Status == http.StatusInternalServerError:
 		f.log.Error("storage: request failed", "service", f.svc, "account", req.Account, "request", req.RequestID, "err", err)
-	} else if e.Status == http.StatusForbidden {
+	case e.Status == http.StatusForbidden:
 		f.log.Debug("storage: request refused", "service", f.svc, "account", req.Account, "code", e.Code, "detail", e.AuthDetail)
 	}
 	WriteError(w, r, f.svc, err)

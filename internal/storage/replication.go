@@ -4,12 +4,16 @@ import (
 	"log/slog"
 
 	"github.com/weftcloud/weft/internal/storage/boltlog"
+	"github.com/weftcloud/weft/internal/vfs"
 )
 
 // Options are what a service opens with (blob, queue and table OpenWith).
 type Options struct {
 	Logger      *slog.Logger
 	Replication Replication // nil: none
+	// FS holds the service's log and data files (nil: the operating
+	// system's); tests cut its power with vfs/crashfs.
+	FS vfs.FS
 }
 
 // Log returns the logger, a silent one when none was given.
@@ -22,7 +26,7 @@ func (o Options) Log() *slog.Logger {
 
 // Database returns the options of the service's database.
 func (o Options) Database() boltlog.Options {
-	opt := boltlog.Options{Logger: o.Log()}
+	opt := boltlog.Options{Logger: o.Log(), FS: o.FS}
 	if o.Replication != nil {
 		opt.Ship = o.Replication.Ship
 	}

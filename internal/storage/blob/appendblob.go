@@ -9,9 +9,8 @@ import (
 	"os"
 	"strconv"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/vfs"
 )
 
 const (
@@ -178,7 +177,7 @@ func (s *Service) appendBlock(c *call) error {
 func (s *Service) appendToFile(file string, off int64, body io.Reader, limit int64, hashes []hash.Hash) (int64, error) {
 	var n int64
 	err := s.files.inOrder(file, func() error {
-		f, err := os.OpenFile(s.files.path(file), os.O_RDWR, 0)
+		f, err := s.files.open(file, os.O_RDWR)
 		if err != nil {
 			return fmt.Errorf("blob: opening append file: %w", err)
 		}
@@ -186,7 +185,7 @@ func (s *Service) appendToFile(file string, off int64, body io.Reader, limit int
 		if n, err = copyLimited(io.NewOffsetWriter(f, off), body, limit, hashes...); err != nil {
 			return err
 		}
-		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		if err := vfs.Datasync(f); err != nil {
 			return fmt.Errorf("blob: syncing append file: %w", err)
 		}
 		return nil

@@ -5,7 +5,6 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/binary"
-	"fmt"
 	"hash"
 	"hash/crc64"
 	"io"
@@ -107,7 +106,7 @@ func (s *Service) ingestReader(body io.Reader, size, limit int64, computeMD5, du
 	if small {
 		buf := make([]byte, size)
 		if _, err := io.ReadFull(body, buf); err != nil {
-			return nil, fmt.Errorf("blob: reading body: %w", err)
+			return nil, storage.BodyError(err)
 		}
 		for _, h := range hashes {
 			h.Write(buf)

@@ -13,10 +13,8 @@ import (
 	"path/filepath"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/weftcloud/weft/internal/atomicfile"
 	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/vfs"
 )
 
 // fileStore keeps blob bytes in files under dir/data/xx/ID. Files are
@@ -29,9 +27,14 @@ import (
 // Open sweeps away. The one exception is a staged block: its record refers
 // to a file not yet fsynced, marked volatile, until Put Block List syncs it
 // (and Open drops such records, see putBlock).
+//
+// Files and their folders are readable by the server's user only (0600,
+// 0700). Changes go through disk, so that tests can cut its power
+// (vfs/crashfs); reads open the files directly.
 type fileStore struct {
-	dir string
-	log *slog.Logger
+	dir  string
+	disk vfs.FS
+	log  *slog.Logger
 	// rep takes every change of a data file to the replicas; stripes
 	// keep one file's changes in the same order here and there.
 	rep     storage.Replication
@@ -50,25 +53,44 @@ type retired struct {
 	files []string
 }
 
-func newFileStore(dir string, log *slog.Logger, rep storage.Replication) (*fileStore, error) {
+func newFileStore(dir string, log *slog.Logger, rep storage.Replication, disk vfs.FS) (*fileStore, error) {
 	if rep == nil {
 		rep = noReplication{}
 	}
-	fs := &fileStore{dir: dir, log: log, rep: rep, active: map[uint64]int{}}
-	if err := os.RemoveAll(filepath.Join(dir, "tmp")); err != nil {
+	disk = vfs.Or(disk)
+	fs := &fileStore{dir: dir, disk: disk, log: log, rep: rep, active: map[uint64]int{}}
+	if err := disk.RemoveAll(filepath.Join(dir, "tmp")); err != nil {
 		return nil, fmt.Errorf("blob: clearing temporary files: %w", err)
 	}
-	for _, d := range []string{"tmp", "data"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+	// Made private also when an earlier version made them 0755: the
+	// folders' mode is what keeps other users from the files.
+	dirs := []string{filepath.Join(dir, "tmp"), filepath.Join(dir, "data")}
+	for i := range 256 {
+		dirs = append(dirs, filepath.Join(dir, "data", fmt.Sprintf("%02x", i)))
+	}
+	for _, d := range dirs {
+		if err := disk.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("blob: creating %s: %w", d, err)
 		}
+		if st, err := disk.Stat(d); err != nil || st.Mode().Perm() != 0o700 {
+			if err := disk.Chmod(d, 0o700); err != nil {
+				return nil, fmt.Errorf("blob: making %s private: %w", d, err)
+			}
+		}
 	}
-	for i := range 256 {
-		if err := os.MkdirAll(filepath.Join(dir, "data", fmt.Sprintf("%02x", i)), 0o755); err != nil {
-			return nil, fmt.Errorf("blob: creating data directory: %w", err)
+	// The folders exist after a power cut only once their parents are
+	// synced; a file synced into a folder that is not would be lost.
+	for _, d := range []string{filepath.Join(dir, "data"), dir} {
+		if err := disk.SyncDir(d); err != nil {
+			return nil, fmt.Errorf("blob: sync %s: %w", d, err)
 		}
 	}
 	return fs, nil
+}
+
+// open opens the data file id for writing.
+func (fs *fileStore) open(id string, flag int) (vfs.File, error) {
+	return fs.disk.OpenFile(fs.path(id), flag, 0)
 }
 
 func newID() string {
@@ -124,7 +146,7 @@ func (noReplication) Remove(string)               {}
 func (fs *fileStore) writeNew(r io.Reader, limit int64, durable bool, hashes ...hash.Hash) (string, int64, error) {
 	id := newID()
 	tmp := filepath.Join(fs.dir, "tmp", id)
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := fs.disk.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return "", 0, fmt.Errorf("blob: creating file: %w", err)
 	}
@@ -132,24 +154,24 @@ func (fs *fileStore) writeNew(r io.Reader, limit int64, durable bool, hashes ...
 	fl := &flusher{f: f}
 	n, err := copyLimited(fl, r, limit, hashes...)
 	if err == nil {
-		err = os.Rename(tmp, final)
+		err = fs.disk.Rename(tmp, final)
 	}
 	if err == nil && durable {
-		err = unix.Fdatasync(int(f.Fd()))
+		err = vfs.Datasync(f)
 	} else if err == nil && fl.off > fl.put {
 		// Start write-back of the rest now so the later syncFiles finds
 		// little left to do.
-		_ = unix.SyncFileRange(int(f.Fd()), fl.put, fl.off-fl.put, unix.SYNC_FILE_RANGE_WRITE)
+		vfs.StartWriteback(f, fl.put, fl.off-fl.put)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil && durable {
-		err = atomicfile.SyncDir(filepath.Dir(final))
+		err = fs.disk.SyncDir(filepath.Dir(final))
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
-		_ = os.Remove(final)
+		_ = fs.disk.Remove(tmp)
+		_ = fs.disk.Remove(final)
 		return "", 0, err
 	}
 	fs.rep.Copy(rel(id))
@@ -169,7 +191,7 @@ func (fs *fileStore) syncFiles(ids []string) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			errs[i] = syncFile(fs.path(id))
+			errs[i] = fs.syncFile(id)
 		})
 	}
 	wg.Wait()
@@ -183,24 +205,24 @@ func (fs *fileStore) syncFiles(ids []string) error {
 			continue
 		}
 		dirs[dir] = true
-		if err := atomicfile.SyncDir(dir); err != nil {
-			return err
+		if err := fs.disk.SyncDir(dir); err != nil {
+			return fmt.Errorf("blob: sync %s: %w", dir, err)
 		}
 	}
 	return nil
 }
 
-func syncFile(path string) error {
-	f, err := os.Open(path)
+func (fs *fileStore) syncFile(id string) error {
+	f, err := fs.open(id, os.O_RDONLY)
 	if err != nil {
-		return fmt.Errorf("blob: sync %s: %w", filepath.Base(path), err)
+		return fmt.Errorf("blob: sync %s: %w", id, err)
 	}
-	err = unix.Fdatasync(int(f.Fd()))
+	err = vfs.Datasync(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("blob: sync %s: %w", filepath.Base(path), err)
+		return fmt.Errorf("blob: sync %s: %w", id, err)
 	}
 	return nil
 }
@@ -209,7 +231,7 @@ func syncFile(path string) error {
 // disk works while the body is still arriving and the closing fsync of a
 // large blob has little left to do.
 type flusher struct {
-	f        *os.File
+	f        vfs.File
 	off, put int64
 }
 
@@ -219,7 +241,7 @@ func (w *flusher) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.off += int64(n)
 	if w.off-w.put >= flushEvery {
-		_ = unix.SyncFileRange(int(w.f.Fd()), w.put, w.off-w.put, unix.SYNC_FILE_RANGE_WRITE)
+		vfs.StartWriteback(w.f, w.put, w.off-w.put)
 		w.put = w.off
 	}
 	return n, err
@@ -252,7 +274,7 @@ func copyLimited(w io.Writer, r io.Reader, limit int64, hashes ...hash.Hash) (in
 			return n, nil
 		}
 		if rerr != nil {
-			return n, fmt.Errorf("blob: reading body: %w", rerr)
+			return n, storage.BodyError(rerr)
 		}
 	}
 }
@@ -312,7 +334,7 @@ func (fs *fileStore) reclaimable() []string {
 
 func (fs *fileStore) remove(files []string) {
 	for _, id := range files {
-		if err := os.Remove(fs.path(id)); err != nil && !os.IsNotExist(err) {
+		if err := fs.disk.Remove(fs.path(id)); err != nil && !os.IsNotExist(err) {
 			fs.log.Warn("blob: removing data file", "file", id, "err", err)
 		}
 		fs.rep.Remove(rel(id))
@@ -325,7 +347,7 @@ func (fs *fileStore) sweep(referenced func(id string) bool) (int, error) {
 	n := 0
 	for i := range 256 {
 		sub := filepath.Join(fs.dir, "data", fmt.Sprintf("%02x", i))
-		ents, err := os.ReadDir(sub)
+		ents, err := fs.disk.ReadDir(sub)
 		if err != nil {
 			return n, fmt.Errorf("blob: listing data files: %w", err)
 		}
@@ -333,7 +355,7 @@ func (fs *fileStore) sweep(referenced func(id string) bool) (int, error) {
 			if referenced(e.Name()) {
 				continue
 			}
-			if err := os.Remove(filepath.Join(sub, e.Name())); err == nil {
+			if err := fs.disk.Remove(filepath.Join(sub, e.Name())); err == nil {
 				n++
 			}
 		}

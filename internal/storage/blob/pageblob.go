@@ -13,11 +13,9 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/weftcloud/weft/internal/atomicfile"
 	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/boltlog"
+	"github.com/weftcloud/weft/internal/vfs"
 )
 
 const (
@@ -30,7 +28,7 @@ const (
 func (s *Service) newPageFile(size int64) (string, error) {
 	id := newID()
 	tmp := filepath.Join(s.dir, "tmp", id)
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := s.files.disk.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("blob: creating page file: %w", err)
 	}
@@ -42,13 +40,13 @@ func (s *Service) newPageFile(size int64) (string, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, s.files.path(id))
+		err = s.files.disk.Rename(tmp, s.files.path(id))
 	}
 	if err == nil {
-		err = atomicfile.SyncDir(filepath.Dir(s.files.path(id)))
+		err = s.files.disk.SyncDir(filepath.Dir(s.files.path(id)))
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = s.files.disk.Remove(tmp)
 		return "", fmt.Errorf("blob: creating page file: %w", err)
 	}
 	s.files.rep.Truncate(rel(id), size)
@@ -285,7 +283,7 @@ func (s *Service) putPage(c *call) error {
 // writePages writes (or zeroes) pages of a page file and makes them durable.
 func (s *Service) writePages(file string, off int64, data []byte) error {
 	return s.files.inOrder(file, func() error {
-		f, err := os.OpenFile(s.files.path(file), os.O_WRONLY, 0)
+		f, err := s.files.open(file, os.O_WRONLY)
 		if err != nil {
 			return fmt.Errorf("blob: opening page file: %w", err)
 		}
@@ -293,7 +291,7 @@ func (s *Service) writePages(file string, off int64, data []byte) error {
 		if _, err := f.WriteAt(data, off); err != nil {
 			return fmt.Errorf("blob: writing pages: %w", err)
 		}
-		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		if err := vfs.Datasync(f); err != nil {
 			return fmt.Errorf("blob: syncing pages: %w", err)
 		}
 		return nil
@@ -308,13 +306,12 @@ func (s *Service) punch(file string, off, n int64) error {
 }
 
 func (s *Service) punchHere(file string, off, n int64) error {
-	f, err := os.OpenFile(s.files.path(file), os.O_WRONLY, 0)
+	f, err := s.files.open(file, os.O_WRONLY)
 	if err != nil {
 		return fmt.Errorf("blob: opening page file: %w", err)
 	}
 	defer f.Close()
-	err = unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
-	if err != nil {
+	if err := vfs.PunchHole(f, off, n); err != nil {
 		zeros := make([]byte, min(n, 1<<20))
 		for done := int64(0); done < n; {
 			m := min(int64(len(zeros)), n-done)
@@ -324,7 +321,7 @@ func (s *Service) punchHere(file string, off, n int64) error {
 			done += m
 		}
 	}
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+	if err := vfs.Datasync(f); err != nil {
 		return fmt.Errorf("blob: syncing pages: %w", err)
 	}
 	return nil
@@ -375,7 +372,7 @@ func (s *Service) copyPageFile(rec *blobRec) (string, error) {
 		return "", fmt.Errorf("blob: opening page file: %w", err)
 	}
 	defer src.Close()
-	dst, err := os.OpenFile(s.files.path(id), os.O_WRONLY, 0)
+	dst, err := s.files.open(id, os.O_WRONLY)
 	if err != nil {
 		return "", fmt.Errorf("blob: opening page file: %w", err)
 	}
@@ -472,7 +469,7 @@ func (s *Service) truncatePageFile(file string, from, to int64) error {
 }
 
 func (s *Service) truncateHere(file string, from, to int64) error {
-	f, err := os.OpenFile(s.files.path(file), os.O_WRONLY, 0)
+	f, err := s.files.open(file, os.O_WRONLY)
 	if err != nil {
 		return fmt.Errorf("blob: opening page file: %w", err)
 	}

@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/boltlog"
+	"github.com/weftcloud/weft/internal/vfs"
 )
 
 // Service is the Blob service over one data directory. It is safe for
@@ -67,10 +67,10 @@ func Open(dir string, logger *slog.Logger) (*Service, error) {
 // OpenWith is Open with options.
 func OpenWith(dir string, opt storage.Options) (*Service, error) {
 	logger := opt.Log()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := vfs.MkdirPrivate(vfs.Or(opt.FS), dir); err != nil {
 		return nil, fmt.Errorf("blob: creating %s: %w", dir, err)
 	}
-	files, err := newFileStore(dir, logger, opt.Replication)
+	files, err := newFileStore(dir, logger, opt.Replication, opt.FS)
 	if err != nil {
 		return nil, err
 	}

@@ -18,12 +18,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/weftcloud/weft/internal/vfs"
 )
 
 // Options tune a DB; the zero value is right outside tests.
@@ -48,6 +49,13 @@ type Options struct {
 	// fails those writes and stops the database taking more, like a
 	// failed sync.
 	Ship func(frame []byte) (wait func() error)
+	// FS holds the log's files (default the operating system's). The
+	// bbolt file is not on it: bbolt opens and maps its file itself, and
+	// makes each commit durable with its own fdatasync, so a test's
+	// simulated power cut (vfs/crashfs) covers the log, which is what an
+	// acknowledged write rests on, and takes bbolt's file as a kill -9
+	// would leave it.
+	FS vfs.FS
 }
 
 const (
@@ -82,7 +90,7 @@ type DB struct {
 
 	// Owned by loop.
 	seg      *segment
-	spare    *os.File              // the next segment; nil while a checkpoint runs
+	spare    vfs.File              // the next segment; nil while a checkpoint runs
 	ckpt     chan checkpointResult // the running checkpoint's; nil when none runs
 	frame    []byte
 	sent     uint64   // the last batch sent to the syncer
@@ -99,7 +107,7 @@ type request struct {
 }
 
 type checkpointResult struct {
-	spare *os.File
+	spare vfs.File
 	err   error
 }
 
@@ -128,7 +136,8 @@ func Open(dir, name string, opt Options) (*DB, error) {
 			InitialMmapSize: 64 << 20,
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	opt.FS = vfs.Or(opt.FS)
+	if err := vfs.MkdirPrivate(opt.FS, dir); err != nil {
 		return nil, fmt.Errorf("boltlog: create %s: %w", dir, err)
 	}
 	bdb, err := bolt.Open(filepath.Join(dir, name+".db"), 0o600, opt.Bolt)
@@ -137,7 +146,7 @@ func Open(dir, name string, opt Options) (*DB, error) {
 	}
 	db := &DB{
 		db:    bdb,
-		logf:  logFiles{dir: dir, name: name},
+		logf:  logFiles{fs: opt.FS, dir: dir, name: name},
 		log:   opt.Logger,
 		opt:   opt,
 		cur:   newOverlay(),

@@ -2,14 +2,11 @@ package boltlog
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/weftcloud/weft/internal/atomicfile"
+	"github.com/weftcloud/weft/internal/vfs"
 )
 
 // Writes are committed in a pipeline of two goroutines. The loop runs each
@@ -24,7 +21,7 @@ import (
 // batch is one group on its way through the syncer.
 type batch struct {
 	seq     uint64
-	file    *os.File     // the segment to sync; nil when the group wrote nothing
+	file    vfs.File     // the segment to sync; nil when the group wrote nothing
 	shipped func() error // waits for the frame's replicas (Options.Ship)
 	changes []change
 	view    *overlay // the changes, for the groups after it until published
@@ -147,7 +144,10 @@ func (db *DB) commitWrites(group []*request) {
 	if len(b.changes) > 0 {
 		db.frame = appendFrame(db.frame[:0], db.seg.seq, payload)
 		if err := db.seg.write(db.frame); err != nil {
-			db.fail(err)
+			// Nothing of the group was published or shipped; the log goes
+			// on from where it was, so once the disk has room again (the
+			// writes fail with ENOSPC until then) writes succeed again.
+			db.log.Warn("boltlog: log write failed", "err", err)
 			answer(err)
 			return
 		}
@@ -205,7 +205,7 @@ func (db *DB) syncer() {
 }
 
 func (db *DB) sync(group []*batch) {
-	var file *os.File
+	var file vfs.File
 	var changes []change
 	for _, b := range group {
 		if b.file != nil {
@@ -215,7 +215,7 @@ func (db *DB) sync(group []*batch) {
 	}
 	err := db.brokenErr()
 	if err == nil && file != nil {
-		if serr := unix.Fdatasync(int(file.Fd())); serr != nil {
+		if serr := vfs.Datasync(file); serr != nil {
 			err = fmt.Errorf("boltlog: sync log: %w", serr)
 			db.fail(err)
 		}
@@ -260,12 +260,12 @@ func (db *DB) rotate() error {
 		return err
 	}
 	next := &segment{f: db.spare, seq: db.seg.seq + 1}
-	if err := os.Rename(db.logf.spare(), db.logf.segment(next.seq)); err != nil {
+	if err := db.logf.fs.Rename(db.logf.spare(), db.logf.segment(next.seq)); err != nil {
 		return fmt.Errorf("boltlog: rotate log: %w", err)
 	}
 	// The new name must be durable before a frame in the file counts.
-	if err := atomicfile.SyncDir(db.logf.dir); err != nil {
-		return err
+	if err := db.logf.fs.SyncDir(db.logf.dir); err != nil {
+		return fmt.Errorf("boltlog: rotate log: %w", err)
 	}
 	old := db.seg
 	db.seg, db.spare = next, nil
@@ -288,13 +288,13 @@ func (db *DB) checkpoint(o *overlay, old *segment) checkpointResult {
 	db.mu.Lock()
 	db.frozen = nil
 	db.mu.Unlock()
-	if err := os.Rename(db.logf.segment(old.seq), db.logf.spare()); err != nil {
+	if err := db.logf.fs.Rename(db.logf.segment(old.seq), db.logf.spare()); err != nil {
 		return checkpointResult{err: fmt.Errorf("boltlog: recycle log: %w", err)}
 	}
 	// Durable before any later Update: replaying this segment after one
 	// could bring back keys of a bucket deleted and made again since.
-	if err := atomicfile.SyncDir(db.logf.dir); err != nil {
-		return checkpointResult{err: err}
+	if err := db.logf.fs.SyncDir(db.logf.dir); err != nil {
+		return checkpointResult{err: fmt.Errorf("boltlog: recycle log: %w", err)}
 	}
 	return checkpointResult{spare: old.f}
 }
@@ -343,13 +343,13 @@ func (db *DB) runUpdate(fn func(tx *Tx) error) error {
 			payload = appendChange(payload, c)
 		}
 		db.frame = appendFrame(db.frame[:0], db.seg.seq, payload)
-		err := db.seg.write(db.frame)
-		var shipped func() error
-		if err == nil {
-			shipped = db.ship(payload)
-			err = unix.Fdatasync(int(db.seg.f.Fd()))
+		if err := db.seg.write(db.frame); err != nil {
+			// As in commitWrites: nothing logged, nothing committed.
+			_ = btx.Rollback()
+			return fmt.Errorf("boltlog: log update: %w", err)
 		}
-		if err != nil {
+		shipped := db.ship(payload)
+		if err := vfs.Datasync(db.seg.f); err != nil {
 			_ = btx.Rollback()
 			db.fail(err)
 			return fmt.Errorf("boltlog: log update: %w", err)

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/weftcloud/weft/internal/atomicfile"
+	"github.com/weftcloud/weft/internal/vfs"
 )
 
 // The log makes a group of writes durable with one fdatasync, where a
@@ -191,14 +191,17 @@ func readFrames(seg []byte, seq uint64) [][]byte {
 
 // segment is one log file and where the next frame goes.
 type segment struct {
-	f   *os.File
+	f   vfs.File
 	seq uint64
 	off int64
 }
 
 // logFiles names a database's log files: name.wal-SEQ for segments and
 // name.wal-spare for the next one.
-type logFiles struct{ dir, name string }
+type logFiles struct {
+	fs        vfs.FS
+	dir, name string
+}
 
 func (l logFiles) segment(seq uint64) string {
 	return filepath.Join(l.dir, fmt.Sprintf("%s.wal-%016x", l.name, seq))
@@ -207,7 +210,8 @@ func (l logFiles) segment(seq uint64) string {
 func (l logFiles) spare() string { return filepath.Join(l.dir, l.name+".wal-spare") }
 
 // write puts frame at the end of the segment; the syncer makes it
-// durable.
+// durable. A write that fails (the disk is full) leaves the end where it
+// was: the next frame overwrites what it left.
 func (s *segment) write(frame []byte) error {
 	if _, err := s.f.WriteAt(frame, s.off); err != nil {
 		return fmt.Errorf("boltlog: write log: %w", err)
@@ -219,18 +223,19 @@ func (s *segment) write(frame []byte) error {
 // seqs lists the database's segments by sequence.
 func (l logFiles) seqs() ([]uint64, error) {
 	prefix := l.name + ".wal-"
-	names, err := filepath.Glob(filepath.Join(l.dir, prefix+"*"))
+	ents, err := l.fs.ReadDir(l.dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("boltlog: list log: %w", err)
 	}
 	var seqs []uint64
-	for _, n := range names {
-		if n == l.spare() {
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, prefix) || n == filepath.Base(l.spare()) {
 			continue
 		}
-		seq, err := strconv.ParseUint(strings.TrimPrefix(filepath.Base(n), prefix), 16, 64)
+		seq, err := strconv.ParseUint(strings.TrimPrefix(n, prefix), 16, 64)
 		if err != nil {
-			return nil, fmt.Errorf("boltlog: unexpected log file %s", n)
+			return nil, fmt.Errorf("boltlog: unexpected log file %s", filepath.Join(l.dir, n))
 		}
 		seqs = append(seqs, seq)
 	}
@@ -248,7 +253,7 @@ func (l logFiles) replay() ([]frame, uint64, error) {
 	var all []frame
 	var last uint64
 	for _, seq := range seqs {
-		data, err := os.ReadFile(l.segment(seq))
+		data, err := vfs.ReadFile(l.fs, l.segment(seq))
 		if err != nil {
 			return nil, 0, fmt.Errorf("boltlog: read log: %w", err)
 		}
@@ -267,7 +272,7 @@ func (l logFiles) replay() ([]frame, uint64, error) {
 // reset leaves an empty active segment numbered seq and a spare, reusing
 // the files already there (their old frames carry older sequence numbers)
 // so that, once used, they need no allocation.
-func (l logFiles) reset(seq uint64) (active *segment, spare *os.File, err error) {
+func (l logFiles) reset(seq uint64) (active *segment, spare vfs.File, err error) {
 	seqs, err := l.seqs()
 	if err != nil {
 		return nil, nil, err
@@ -277,9 +282,9 @@ func (l logFiles) reset(seq uint64) (active *segment, spare *os.File, err error)
 		old = append(old, l.segment(s))
 	}
 	want := []string{l.segment(seq), l.spare()}
-	var files []*os.File
+	var files []vfs.File
 	for i, path := range want {
-		f, err := takeFile(old, path)
+		f, err := l.takeFile(old, path)
 		if err != nil {
 			for _, f := range files {
 				f.Close()
@@ -290,43 +295,53 @@ func (l logFiles) reset(seq uint64) (active *segment, spare *os.File, err error)
 		old = slices.DeleteFunc(old, func(p string) bool { return p == want[i] })
 	}
 	for _, p := range old {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := l.fs.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, nil, fmt.Errorf("boltlog: remove old log: %w", err)
 		}
 	}
-	if err := atomicfile.SyncDir(l.dir); err != nil {
+	if err := l.fs.SyncDir(l.dir); err != nil {
 		files[0].Close()
 		files[1].Close()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("boltlog: sync %s: %w", l.dir, err)
 	}
 	return &segment{f: files[0], seq: seq}, files[1], nil
 }
 
 // takeFile opens path, renaming the first existing file of old to it, or
-// creating it at full size when none exists.
-func takeFile(old []string, path string) (*os.File, error) {
+// creating it. Its blocks are allocated (an older version left them
+// sparse), so that writing the log needs no space: on a full disk, writes
+// that free space, such as deletes, still get logged.
+func (l logFiles) takeFile(old []string, path string) (vfs.File, error) {
+	f, err := l.openFile(old, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := vfs.Allocate(f, 0, segmentSize); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("boltlog: allocate log: %w", err)
+	}
+	return f, nil
+}
+
+func (l logFiles) openFile(old []string, path string) (vfs.File, error) {
 	for _, o := range old {
-		if _, err := os.Stat(o); err != nil {
+		if _, err := l.fs.Stat(o); err != nil {
 			continue
 		}
 		if o != path {
-			if err := os.Rename(o, path); err != nil {
+			if err := l.fs.Rename(o, path); err != nil {
 				return nil, fmt.Errorf("boltlog: recycle log file: %w", err)
 			}
 		}
-		f, err := os.OpenFile(path, os.O_RDWR, 0o600)
+		f, err := l.fs.OpenFile(path, os.O_RDWR, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("boltlog: open log: %w", err)
 		}
 		return f, nil
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := l.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("boltlog: create log: %w", err)
-	}
-	if err := f.Truncate(segmentSize); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("boltlog: size log: %w", err)
 	}
 	return f, nil
 }

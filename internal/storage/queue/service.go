@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,9 +45,6 @@ func Open(dir string, logger *slog.Logger) (*Service, error) {
 // OpenWith is Open with options.
 func OpenWith(dir string, opt storage.Options) (*Service, error) {
 	logger := opt.Log()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("queue: creating %s: %w", dir, err)
-	}
 	db, err := boltlog.Open(dir, "queue", opt.Database())
 	if err != nil {
 		return nil, fmt.Errorf("queue: opening %s: %w", dir, err)

@@ -214,12 +214,12 @@ func (r *Receiver) copyFile(ctx context.Context, src Source, path string, size i
 	ctx, cancel := context.WithTimeout(ctx, copyTime(size))
 	defer cancel()
 	final := w.abs(path)
-	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
 		return err
 	}
 	_, err := os.Stat(final)
 	created := os.IsNotExist(err)
-	f, err := os.OpenFile(final, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(final, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return err
 	}

@@ -323,13 +323,13 @@ func (w *fileWriter) file(path string) (*os.File, error) {
 		return f, nil
 	}
 	abs := w.abs(path)
-	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(abs); os.IsNotExist(err) {
 		w.dirs[filepath.Dir(abs)] = true
 	}
-	f, err := os.OpenFile(abs, os.O_CREATE|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(abs, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err
 	}
