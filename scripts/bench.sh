@@ -40,6 +40,9 @@ run go test -run '^$' -bench 'StartToHealthy' -benchtime 100x -timeout 20m ./int
 # relocation after its host's agent and QEMU are killed.
 run go test -run '^$' -bench 'BootToReady' -benchtime 10x -timeout 20m ./internal/driver/qemu/
 run go test -run '^$' -bench 'LiveMigration' -benchtime 3x -timeout 20m ./internal/driver/qemu/
+# 50 back-and-forth live migrations of a guest verifying its memory, the
+# host's cores kept busy (about 7 minutes under TCG).
+run go test -run 'TestLiveMigrationStress$' -v -timeout 25m ./internal/driver/qemu/ -long
 run go test -run '^$' -bench 'PersistentVMRelocation' -benchtime 3x -timeout 30m ./e2e/
 # Storage through the official Azure SDK, beside Azurite when it can be installed.
 if [ -x scripts/bench-storage.sh ]; then run scripts/bench-storage.sh; fi

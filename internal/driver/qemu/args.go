@@ -69,6 +69,35 @@ func (m machine) args() []string {
 	return append(args, "-accel", "tcg,thread=multi", "-cpu", "max")
 }
 
+// tcgRAMPadKiB is added to the memory of a guest under TCG, so that the
+// size of its RAM is not a multiple of 256 KiB (64 pages).
+//
+// During a live migration QEMU syncs the dirty page bitmap of each RAM
+// block once per pass and sends the pages found dirty. QEMU 7.2 (Debian
+// 12's), for a block whose size is a multiple of 64 pages, clears the
+// bitmap a word at a time without resetting the TLB entries TCG keeps for
+// those pages: a page the vCPU has written since the previous pass stays
+// writable in its TLB as an already dirty page, so the vCPU's next writes
+// to it bypass the dirty tracking, the page is never sent again, and the
+// destination resumes with an older copy of it. Kernel stacks, written all
+// the time through long-lived TLB entries, are the usual victims: "Kernel
+// panic - not syncing: stack-protector: Kernel stack is corrupted" right
+// after a migration. For any other block QEMU clears the bitmap page by
+// page and resets the TLB entries of each page it clears (as newer QEMUs
+// do for all blocks), so the vCPU's next write marks the page dirty again.
+// Two extra pages make every VM's RAM such a block. KVM tracks dirty pages
+// itself and needs none of this. Source and destination compute the same
+// size, as a migration requires.
+const tcgRAMPadKiB = 8
+
+// memory is the -m value for a guest of mb MiB.
+func (m machine) memory(mb int) string {
+	if m.kvm {
+		return strconv.Itoa(mb)
+	}
+	return strconv.Itoa(mb<<10+tcgRAMPadKiB) + "k"
+}
+
 // device names a virtio device for the machine's bus: virtio-blk-device
 // on microvm, virtio-blk-pci on a PC.
 func (m machine) device(kind string) string {
@@ -139,7 +168,7 @@ func (b boot) args() []string {
 		// A guest that reboots (or panics, with panic=-1) ends, like a
 		// process that exits: the agent decides what runs next.
 		"-no-reboot",
-		"-smp", strconv.Itoa(b.CPUs), "-m", strconv.Itoa(b.MemoryMB),
+		"-smp", strconv.Itoa(b.CPUs), "-m", b.Machine.memory(b.MemoryMB),
 		// The serial console is QEMU's stdout: the shim's log, so Logs
 		// shows the boot and the workload's output. signal=off: a ^C
 		// typed in the guest is not a signal to QEMU.

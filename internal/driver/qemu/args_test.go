@@ -51,7 +51,7 @@ func TestArgs(t *testing.T) {
 	args := b.args()
 	joined := strings.Join(args, " ")
 	for _, want := range []string{
-		"-M microvm", "-accel tcg", "-cpu max", "-smp 2", "-m 256", "-no-reboot",
+		"-M microvm", "-accel tcg", "-cpu max", "-smp 2", "-m 262152k", "-no-reboot",
 		"-kernel /img/kernel", "-initrd /img/initrd",
 		"-qmp unix:/inst,,1/qmp.sock,server=on,wait=off",
 		"-chardev socket,id=agent,path=/inst,,1/agent.sock,server=on,wait=off",
@@ -86,6 +86,9 @@ func TestArgs(t *testing.T) {
 	}
 	if kvm := (machine{kvm: true}).args(); !slices.Contains(kvm, "-enable-kvm") || !slices.Contains(kvm, "host") {
 		t.Errorf("KVM machine args %q", kvm)
+	}
+	if m := (machine{kvm: true}).memory(256); m != "256" {
+		t.Errorf("KVM guest memory %q, want 256 (MiB)", m)
 	}
 }
 

@@ -514,9 +514,12 @@ func TestLiveMigration(t *testing.T) {
 	}
 	// And the workload is still watched: its exit ends the instance. The
 	// counter's own short sleeps may end between killall's listing and
-	// its kill, which makes it fail; the wait below says whether the
-	// workload's sleep was killed.
-	execOut(t, dst, "mig", "killall -KILL sleep || true")
+	// its kill, which makes it fail, and the VM may power off (the
+	// workload ended) before the exec's answer leaves it: the wait below
+	// says whether the workload's sleep was killed.
+	kctx, kcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer kcancel()
+	dst.Exec(kctx, "mig", []string{"/bin/sh", "-c", "killall -KILL sleep"}, io.Discard, io.Discard)
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer wcancel()
 	if st, err := dst.Wait(wctx, "mig"); err != nil || !st.Exited {
