@@ -31,7 +31,7 @@ func tlsServer(t *testing.T) (*controller, string) {
 	if err := pki.Init(creds, nil); err != nil {
 		t.Fatal(err)
 	}
-	c, err := startController(ServerConfig{Data: t.TempDir(), Listen: "127.0.0.1:0", Name: "s1",
+	c, err := startController(context.Background(), ServerConfig{Data: t.TempDir(), Listen: "127.0.0.1:0", Name: "s1",
 		StorageDisabled: true, TLSDir: creds, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func TestPlainServer(t *testing.T) {
 		{Listen: "127.0.0.1:0", BootstrapExpect: 3},
 	} {
 		cfg.Data, cfg.Logger, cfg.StorageDisabled = t.TempDir(), quiet, true
-		if c, err := startController(cfg); err == nil || !strings.Contains(err.Error(), "weft tls init") {
+		if c, err := startController(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "weft tls init") {
 			t.Errorf("%+v: %v, want a refusal that names weft tls init", cfg, err)
 			if c != nil {
 				c.close()
@@ -238,7 +238,7 @@ func TestPlainServer(t *testing.T) {
 	}
 	data := t.TempDir()
 	port := freePort(t)
-	c, err := startController(ServerConfig{Data: data, Listen: fmt.Sprintf("127.0.0.1:%d", port), StorageDisabled: true, Logger: quiet})
+	c, err := startController(context.Background(), ServerConfig{Data: data, Listen: fmt.Sprintf("127.0.0.1:%d", port), StorageDisabled: true, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,19 +3,26 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/weftcloud/weft/internal/pki"
 )
 
 // TestServerStopsWhileWaitingForPeers: a server waiting for the other
 // servers of --bootstrap-expect stops as soon as its context ends (SIGTERM
 // or Ctrl-C in `weft server`), rather than when the wait times out.
 func TestServerStopsWhileWaitingForPeers(t *testing.T) {
+	creds := filepath.Join(t.TempDir(), "tls")
+	if err := pki.Init(creds, nil); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- RunServer(ctx, ServerConfig{
-			Data: t.TempDir(), Listen: "127.0.0.1:0", Name: "s1", StorageDisabled: true,
+			Data: t.TempDir(), Listen: "127.0.0.1:0", Name: "s1", StorageDisabled: true, TLSDir: creds,
 			BootstrapExpect: 3, Join: []string{"127.0.0.1:1", "127.0.0.1:2"},
 			Logger: slog.New(slog.DiscardHandler),
 		})
