@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -11,17 +12,19 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/atomicfile"
+	"github.com/weftcloud/weft/internal/cluster"
 	"github.com/weftcloud/weft/internal/pki"
+	"github.com/weftcloud/weft/internal/raftstore"
 )
 
-// operatorCommand is `weft operator members|remove-peer|storage|snapshot save|restore`.
+// operatorCommand is `weft operator members|remove-peer|storage|snapshot save|restore|recover`.
 func (a *app) operatorCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "operator",
 		Short: "Run the controller cluster: members, removing a server, storage placement, snapshots",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usagef("usage: weft operator members|remove-peer|storage|snapshot save|snapshot restore")
+			return usagef("usage: weft operator members|remove-peer|storage|snapshot save|snapshot restore|recover")
 		},
 	}
 	members := &cobra.Command{
@@ -56,6 +59,43 @@ func (a *app) operatorCommand() *cobra.Command {
 			return nil
 		},
 	}
+	var data, name string
+	var peers []string
+	recover := &cobra.Command{
+		Use:   "recover --data DIR --name NAME --peer NAME=LISTEN [--peer ...]",
+		Short: "Make the surviving servers of a cluster that lost its quorum a cluster of their own (offline)",
+		Long: `When a majority of a cluster's servers is lost for good, no leader can be elected and remove-peer,
+which needs one, cannot help. Stop every surviving server, run this on each of them with its own --data and
+--name and the same --peer list (every survivor, by its name and --listen address), then start them: they
+elect a leader among themselves. What only the lost servers had committed is lost; a lost server must not
+come back with its old data (remove its data folder and join it again).`,
+		Args: maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if data == "" || name == "" || len(peers) == 0 {
+				return usagef("operator recover: --data, --name and at least one --peer NAME=LISTEN are required")
+			}
+			var list []raftstore.Peer
+			for _, p := range peers {
+				id, listen, ok := strings.Cut(p, "=")
+				if !ok || id == "" {
+					return usagef("operator recover: --peer %q: want NAME=LISTEN, e.g. s1=10.0.0.1:7070", p)
+				}
+				addr, err := cluster.RaftAddress(listen)
+				if err != nil {
+					return usagef("operator recover: --peer %s: %v", p, err)
+				}
+				list = append(list, raftstore.Peer{ID: id, Addr: addr})
+			}
+			if err := raftstore.Recover(data, name, list, slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "%s is now one of %d servers; start it, and the other survivors recovered the same way\n", name, len(list))
+			return nil
+		},
+	}
+	recover.Flags().StringVar(&data, "data", "", "the stopped server's data folder")
+	recover.Flags().StringVar(&name, "name", "", "the server's name (its --name)")
+	recover.Flags().StringArrayVar(&peers, "peer", nil, "a surviving server, NAME=LISTEN (repeatable; include this one)")
 	snapshot := &cobra.Command{
 		Use:   "snapshot",
 		Short: "Save or restore the cluster's whole state",
@@ -120,7 +160,7 @@ or when every server runs with --no-storage, it fails.`,
 			return a.printPlacement(p)
 		},
 	}
-	cmd.AddCommand(members, removePeer, storage, snapshot)
+	cmd.AddCommand(members, removePeer, storage, snapshot, recover)
 	return cmd
 }
 

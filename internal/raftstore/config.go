@@ -100,7 +100,7 @@ func (c *Config) withDefaults() (Config, error) {
 	setDefault(&d.SnapshotThreshold, 8192)
 	setDefault(&d.SnapshotInterval, 30*time.Second)
 	setDefault(&d.TrailingLogs, 4096)
-	setDefault(&d.SnapshotsRetained, 2)
+	setDefault(&d.SnapshotsRetained, defaultSnapshotsRetained)
 	setDefault(&d.ApplyTimeout, 5*time.Second)
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
@@ -137,3 +137,6 @@ func (c *Config) raftConfig() *raft.Config {
 	rc.NoSnapshotRestoreOnStart = true
 	return rc
 }
+
+// defaultSnapshotsRetained is how many snapshots a server keeps.
+const defaultSnapshotsRetained = 2
