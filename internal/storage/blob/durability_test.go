@@ -263,3 +263,46 @@ func countDataFiles(t *testing.T, dir string) int {
 	}
 	return n
 }
+
+// TestFilesArePrivate: blob data, the metadata's log and their folders are
+// the server user's only, also in a folder an earlier version made 0755.
+func TestFilesArePrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "blob")
+	if err := os.MkdirAll(filepath.Join(dir, "data", "00"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, client := serveOn(t, dir, nil)
+	ctx := context.Background()
+	if _, err := client.CreateContainer(ctx, "private", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.UploadBuffer(ctx, "private", "b", randBytes(300_000, 1), nil); err != nil {
+		t.Fatal(err)
+	}
+	files := 0
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		st, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		} else {
+			files++
+		}
+		if st.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", p, st.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 4 { // a data file, the bbolt file, the log and its spare
+		t.Errorf("only %d files under %s", files, dir)
+	}
+}
