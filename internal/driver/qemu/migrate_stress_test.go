@@ -72,9 +72,9 @@ func TestLiveMigrationStress(t *testing.T) {
 		downtimes, totals = append(downtimes, stats.Downtime), append(totals, stats.Total)
 		// Two more rounds: memcheck has read all its memory since the move.
 		mc = waitMemcheck(t, at, spec.ID, mc.rounds+2)
-		if mc.errors > 0 || guestFailed(t, at, spec.ID) {
-			t.Fatalf("migration %d (total %v, downtime %v): %d memcheck errors\nconsole:\n%s",
-				i+1, stats.Total, stats.Downtime, mc.errors, consoleEnd(t, at, spec.ID))
+		if bad := guestFailure(t, at, spec.ID); mc.errors > 0 || bad != "" {
+			t.Fatalf("migration %d (total %v, downtime %v): %d memcheck errors; console: %q\nconsole:\n%s",
+				i+1, stats.Total, stats.Downtime, mc.errors, bad, consoleEnd(t, at, spec.ID))
 		}
 	}
 	t.Logf("%d migrations, 0 guest errors; downtime p50 %.0f ms, p99 %.0f ms; total p50 %.0f ms, p99 %.0f ms",
@@ -103,16 +103,17 @@ func waitMemcheck(t *testing.T, d *Driver, id string, rounds int) memcheckStatus
 	}
 }
 
-// guestFailed reports whether the console shows a memcheck mismatch or a
-// guest kernel panic or oops.
-func guestFailed(t *testing.T, d *Driver, id string) bool {
-	logs := readLogs(t, d, id)
-	for _, bad := range []string{"memcheck: MISMATCH", "Kernel panic", "BUG:", "Oops", "general protection fault", "stack-protector"} {
-		if strings.Contains(logs, bad) {
-			return true
+// guestFailure returns the first console line that shows a memcheck
+// mismatch or a guest kernel panic or oops, or "".
+func guestFailure(t *testing.T, d *Driver, id string) string {
+	for _, line := range strings.Split(readLogs(t, d, id), "\n") {
+		for _, bad := range []string{"memcheck: MISMATCH", "Kernel panic", "BUG:", "Oops", "general protection fault", "stack-protector"} {
+			if strings.Contains(line, bad) {
+				return strings.TrimSpace(line)
+			}
 		}
 	}
-	return false
+	return ""
 }
 
 // consoleEnd is the last 40 lines of the instance's console.
