@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
@@ -29,6 +30,10 @@ func ValidateNodeName(name string) error {
 const (
 	MaxInstances      = 1000
 	MaxUpgradeDomains = 20
+	// MaxModelBytes bounds a model's JSON, below the controller's limit on
+	// a request body (1 MiB), so that a model too large is refused naming
+	// the field that makes it so rather than as a body too large.
+	MaxModelBytes = 1000 << 10
 )
 
 // SetDefaults fills what a model may leave out.
@@ -103,7 +108,35 @@ func (s *ServiceSpec) validate(local bool) error {
 		roleNames[r.Name] = true
 		r.validate(at, local, ports, &p)
 	}
+	if data, err := json.Marshal(s); err == nil && len(data) > MaxModelBytes {
+		field, size := s.largestField()
+		p.add(field, "%d bytes of the model's %d; a model is at most %d bytes (put large data in storage or the package)", size, len(data), MaxModelBytes)
+	}
 	return p.err()
+}
+
+// largestField names the field that takes the most room in the model's
+// JSON (a setting, a command, a health probe's command) and its size.
+func (s *ServiceSpec) largestField() (string, int) {
+	field, size := "roles", 0
+	consider := func(path string, v any) {
+		if data, err := json.Marshal(v); err == nil && len(data) > size {
+			field, size = path, len(data)
+		}
+	}
+	for i, r := range s.Roles {
+		at := fmt.Sprintf("roles[%d]", i)
+		for k, v := range r.Settings {
+			consider(at+".settings."+k, v)
+		}
+		consider(at+".command", r.Command)
+		if r.Health != nil {
+			consider(at+".health.exec", r.Health.Exec)
+		}
+		consider(at+".endpoints", r.Endpoints)
+		consider(at+".disks", r.Disks)
+	}
+	return field, size
 }
 
 func (r *RoleSpec) validate(at string, local bool, ports map[int]string, p *problems) {

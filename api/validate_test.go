@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,12 @@ func TestValidate(t *testing.T) {
 		{"duplicate role", func(s *ServiceSpec) { s.Roles = append(s.Roles, s.Roles[0]) }, "roles[1].name: \"web\" is used by another role"},
 		{"upgrade domains", func(s *ServiceSpec) { s.UpgradeDomains = 50 }, "upgradeDomains: "},
 		{"no roles", func(s *ServiceSpec) { s.Roles = nil }, "roles: "},
+		{"model too large", func(s *ServiceSpec) {
+			s.Roles[0].Settings = map[string]string{"SMALL": "x", "CERT": strings.Repeat("c", MaxModelBytes)}
+		}, fmt.Sprintf("roles[0].settings.CERT: %d bytes of the model's", MaxModelBytes+2)},
+		{"large but not too large", func(s *ServiceSpec) {
+			s.Roles[0].Settings = map[string]string{"CERT": strings.Repeat("c", MaxModelBytes-1000)}
+		}, ""},
 		{"bad role name", func(s *ServiceSpec) { s.Roles[0].Name = "-web" }, "roles[0].name: "},
 		{"bad endpoint name", func(s *ServiceSpec) { s.Roles[0].Endpoints[0].Name = "HTTP"; s.Roles[0].Health = nil }, "roles[0].endpoints[0].name: "},
 		{"malformed digest", func(s *ServiceSpec) { s.Roles[0].Package = "sha256:abc" }, "roles[0].package: "},

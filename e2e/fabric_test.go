@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -323,3 +324,48 @@ func TestReturningNodeStopsWhatItNoLongerOwns(t *testing.T) {
 		t.Errorf("%d healthy instances after the node came back, want 3", got)
 	}
 }
+
+// TestBadModelFailsFast: a role whose command does not exist makes
+// `weft deploy --wait` fail within seconds naming each instance's start
+// error; `weft services` says failing, `weft instances` and `weft logs`
+// say why. A bare command name is looked up on PATH (sh), and an endpoint
+// on a privileged port is refused at deploy.
+func TestBadModelFailsFast(t *testing.T) {
+	c := newCluster(t, 2)
+	model := func(name, command string, port int) string {
+		path := c.service(name, port, 2, "x")
+		return writeFile(t, path, strings.Replace(readFile(t, path), `command: ["./hello"]`, "command: "+command, 1))
+	}
+
+	start := time.Now()
+	_, errOut, code := c.weft("deploy", "-f", model("broken", `["no-such-program-weft", "--serve"]`, freePort(t)), "--wait", "--timeout", "60s")
+	took := time.Since(start)
+	if code == 0 || !strings.Contains(errOut, "role web is failing: instance broken-web-") ||
+		!strings.Contains(errOut, `failed to start: process: start broken-web-`) || !strings.Contains(errOut, `command "no-such-program-weft" not found in PATH`) {
+		t.Fatalf("deploy --wait of a missing command: exit %d after %s:\n%s", code, took, errOut)
+	}
+	if took > 15*time.Second {
+		t.Errorf("deploy --wait took %s to say the role is failing, want under 15s", took)
+	}
+	if out := c.mustWeft("services"); !regexpMatch(`(?m)^broken\s+1\s+failing\s+web 0/2`, out) {
+		t.Errorf("weft services:\n%s\nwant broken failing", out)
+	}
+	out := c.mustWeft("instances", "broken")
+	if !strings.Contains(out, "RESTARTS") || !strings.Contains(out, "failed to start: process: start") {
+		t.Errorf("weft instances:\n%s\nwant the last error", out)
+	}
+	in := c.instances("broken")[0]
+	if out := c.mustWeft("logs", in.ID); !strings.Contains(out, "instance "+in.ID+" has not started: failed to start: ") {
+		t.Errorf("weft logs of an instance that never started: %q", out)
+	}
+
+	// sh is found on PATH; the script starts the package's program.
+	c.mustWeft("deploy", "-f", model("shell", `["sh", "-c", "exec ./hello"]`, freePort(t)), "--wait", "--timeout", "60s")
+
+	_, errOut, code = c.weft("deploy", "-f", model("low", `["./hello"]`, 80))
+	if code == 0 || !strings.Contains(errOut, "roles[0].endpoints[0].port: 80 is a privileged port; the operator allows them with weft server --allow-privileged-ports") {
+		t.Errorf("deploy on port 80: exit %d: %s", code, errOut)
+	}
+}
+
+func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }

@@ -359,8 +359,8 @@ func TestAgentReportsWhyAnInstanceFails(t *testing.T) {
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("%d failed starts took %s", api.FailingAfter, took)
 	}
-	if st := f.get(missing); !strings.HasPrefix(st.LastError, "failed to start: ") || !strings.Contains(st.LastError, `command "no-such-program-weft" not found in PATH`) {
-		t.Errorf("missing command: last error %q", st.LastError)
+	if st := f.get(missing); !strings.HasPrefix(st.LastError, "failed to start: ") || !strings.Contains(st.LastError, `command "no-such-program-weft" not found in PATH`) || st.Restarts < api.FailingAfter-1 {
+		t.Errorf("missing command: last error %q after %d restarts", st.LastError, st.Restarts)
 	}
 	if st := f.get(crashing); st.LastError != "exited with code 3" || st.Restarts < api.FailingAfter-1 {
 		t.Errorf("crashing instance: last error %q after %d restarts, want exited with code 3", st.LastError, st.Restarts)

@@ -171,6 +171,9 @@ func (in *instance) supervise(ctx context.Context) {
 				return
 			}
 			in.failed("failed to start: "+err.Error(), 0)
+			in.mu.Lock()
+			in.restarts++ // the start is tried again after the back-off
+			in.mu.Unlock()
 			in.set(api.StateFailed, api.HealthUnknown, err.Error())
 			in.a.event(in, "instance.failed", "error", fmt.Sprintf("instance %s failed to start: %v", in.id, err))
 		} else {

@@ -422,3 +422,23 @@ func TestMutatingVerbs(t *testing.T) {
 		t.Errorf("requests (-want +got):\n%s", diff)
 	}
 }
+
+// TestRolloutNamesWhyInstancesWait: the progress line gives each waiting
+// instance's reason, a start error or why it is not placed, and nothing
+// for healthy or stopping instances.
+func TestRolloutNamesWhyInstancesWait(t *testing.T) {
+	svc := api.Service{Name: "hello", Version: 1, Status: "stable",
+		Spec:  api.ServiceSpec{Name: "hello", Roles: []api.RoleSpec{{Name: "web", Instances: 3}}},
+		Roles: []api.RoleStatus{{Name: "web", Desired: 3, Healthy: 1, Running: 1, Pending: 1, Status: "degraded"}}}
+	ins := []api.Instance{
+		{ID: "hello-web-0-a", Role: "web", Desired: "running", State: "running", Health: "healthy", LastError: "exited with code 1"},
+		{ID: "hello-web-1-b", Role: "web", Desired: "running", State: "starting", Health: "unhealthy", LastError: "exited with code 1\nand more"},
+		{ID: "hello-web-2-c", Role: "web", Desired: "running", State: "pending", Health: "unknown", Message: "no node has 8 CPU free"},
+		{ID: "hello-web-2-d", Role: "web", Desired: "stopped", State: "stopping", LastError: "exited with code 2"},
+	}
+	got, done := rollout(svc, ins)
+	want := "web: 1/3 healthy (version 1), 1 pending, degraded; hello-web-1-b: exited with code 1 and more; hello-web-2-c: no node has 8 CPU free"
+	if got != want || done {
+		t.Errorf("rollout: %q, done %v\nwant %q, not done", got, done, want)
+	}
+}

@@ -33,11 +33,20 @@ func (a *app) instancesCommand() *cobra.Command {
 			row(w, "ID", "SERVICE", "ROLE", "NODE", "STATE", "HEALTH", "VERSION", "ADDRESS", "RESTARTS", "LAST ERROR")
 			for _, in := range list {
 				row(w, in.ID, in.Service, in.Role, orDash(in.Node), in.State, orDash(in.Health), in.Version, orDash(in.Address),
-					in.Restarts, orDash(short(in.LastError, 60)))
+					in.Restarts, orDash(short(lastError(in), 60)))
 			}
 			return w.Flush()
 		},
 	}
+}
+
+// lastError is what LAST ERROR shows: the instance's last error, or why
+// it is not placed yet.
+func lastError(in api.Instance) string {
+	if in.LastError == "" && in.State == api.StatePending {
+		return in.Message
+	}
+	return in.LastError
 }
 
 func (a *app) logsCommand() *cobra.Command {
