@@ -14,9 +14,10 @@ import (
 // by Unpack. The seeds in testdata/fuzz/FuzzUnpack include the attacks.
 //
 // Run it with: go test -run '^$' -fuzz FuzzUnpack -fuzzminimizetime 2s ./internal/pkgarchive
-// (minimizing each new input takes most of the time otherwise). It unpacks
-// as whoever runs it; as root, links the fuzzer aims at absolute paths are
-// what the sandbox cannot see, so keep runs short on a machine you care about.
+// (minimizing each new input takes most of the time otherwise). The sandbox
+// only watches its own folders: a regression writing through a link to an
+// absolute path would go unseen and touch the machine, so fuzz as an
+// unprivileged user or on a machine you can lose.
 func FuzzUnpack(f *testing.F) {
 	f.Add(untartest.Tar(untartest.LinkChain(untartest.HostName)...))
 	f.Fuzz(func(t *testing.T, data []byte) {
