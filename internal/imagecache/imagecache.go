@@ -48,18 +48,17 @@ type fetch struct {
 // to budget (nil: not counted), the images already in dir included.
 func New(dir string, src Source, maxBytes int64, budget *untar.Budget) *Cache {
 	c := &Cache{dir: dir, src: src, unpack: Options(maxBytes, budget), inflight: map[string]*fetch{}, held: map[string]int64{}}
-	if budget == nil {
-		return c
-	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") {
-			os.RemoveAll(filepath.Join(dir, e.Name())) // an interrupted fetch
+			os.RemoveAll(filepath.Join(dir, e.Name())) // a fetch an earlier run left half done
 			continue
 		}
-		n, _ := untar.Usage(filepath.Join(dir, e.Name()))
-		budget.Hold(n)
-		c.held["sha256:"+e.Name()] = n
+		if budget != nil {
+			n, _ := untar.Usage(filepath.Join(dir, e.Name(), "rootfs")) // as fetch charged it
+			budget.Hold(n)
+			c.held["sha256:"+e.Name()] = n
+		}
 	}
 	return c
 }
