@@ -18,8 +18,8 @@ var Table = []Route{
 	// A server's self-description: servers forming a cluster ask it.
 	{"GET /v1/cluster/self", Public},
 
-	// Node agents: each acts for its own node; content by digest for the
-	// instances it runs.
+	// Node agents: each acts for its own node, and fetches the packages
+	// and images of its own instances only (the handlers check).
 	{"PUT /v1/nodes/{name}", OwnNode},
 	{"GET /v1/nodes/{name}", OwnNode},
 	{"POST /v1/nodes/{name}/heartbeat", OwnNode},
@@ -27,6 +27,7 @@ var Table = []Route{
 	{"GET /v1/packages/{digest}", Nodes},
 	{"HEAD /v1/imagefiles/{digest}", Nodes},
 	{"GET /v1/imagefiles/{digest}", Nodes},
+	{"GET /v1/images/{name}", Nodes},
 	{"POST /v1/cluster/certificate/renew", Nodes}, // the handler signs for the caller's node only
 	{"POST /v1/cluster/certificate", Joiners},
 
@@ -64,7 +65,6 @@ var Table = []Route{
 	{"PUT /v1/imagefiles/{digest}", Operators},
 	{"POST /v1/images", Operators},
 	{"GET /v1/images", Operators},
-	{"GET /v1/images/{name}", Operators},
 	{"DELETE /v1/images/{name}", Operators},
 	{"POST /v1/vms", Operators},
 	{"GET /v1/vms", Operators},

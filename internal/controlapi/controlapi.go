@@ -113,6 +113,17 @@ func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, vmMg
 	return mux
 }
 
+// nodeMayFetch refuses a node's request for what no instance assigned to
+// it uses: a node sees the packages and images of its own instances only.
+// Other callers pass: the access table already admitted them.
+func (s *server) nodeMayFetch(r *http.Request, uses func(api.RoleSpec) bool) error {
+	p := access.From(r.Context())
+	if p.Role != access.Node || s.ctl.AssignedTo(p.Name, uses) {
+		return nil
+	}
+	return api.Errorf(api.CodeNotFound, "node %s runs no instance that uses %s", p.Name, r.URL.Path)
+}
+
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *api.Error
 	if !errors.As(err, &e) {
@@ -169,6 +180,10 @@ func (s *server) putPackage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) getPackage(w http.ResponseWriter, r *http.Request) error {
+	digest := r.PathValue("digest")
+	if err := s.nodeMayFetch(r, func(role api.RoleSpec) bool { return role.Package == digest }); err != nil {
+		return err
+	}
 	rc, err := s.ctl.Package(localContext(r), r.PathValue("digest"))
 	if err != nil {
 		return err

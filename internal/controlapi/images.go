@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/weftcloud/weft/api"
@@ -20,6 +21,9 @@ func localContext(r *http.Request) context.Context {
 }
 
 func (s *server) headImageFile(w http.ResponseWriter, r *http.Request) error {
+	if err := s.nodeMayFetchFile(r); err != nil {
+		return err
+	}
 	n, err := s.images.FileSize(localContext(r), r.PathValue("digest"))
 	if err != nil {
 		return err
@@ -44,6 +48,9 @@ func (s *server) putImageFile(w http.ResponseWriter, r *http.Request) error {
 // getImageFile streams a file from the storage service, ranges included, so
 // nodes can resume an interrupted download.
 func (s *server) getImageFile(w http.ResponseWriter, r *http.Request) error {
+	if err := s.nodeMayFetchFile(r); err != nil {
+		return err
+	}
 	resp, err := s.images.OpenFile(localContext(r), r.PathValue("digest"), r.Header.Get("Range"))
 	if err != nil {
 		return err
@@ -78,7 +85,11 @@ func (s *server) listImages(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) image(w http.ResponseWriter, r *http.Request) error {
-	img, err := s.images.Get(r.PathValue("name"))
+	name := r.PathValue("name")
+	if err := s.nodeMayFetch(r, func(role api.RoleSpec) bool { return role.Image == name }); err != nil {
+		return err
+	}
+	img, err := s.images.Get(name)
 	if err != nil {
 		return err
 	}
@@ -92,4 +103,14 @@ func (s *server) deleteImage(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// nodeMayFetchFile is nodeMayFetch for an image's file: one of the files
+// of an image an instance of the node uses.
+func (s *server) nodeMayFetchFile(r *http.Request) error {
+	digest := r.PathValue("digest")
+	return s.nodeMayFetch(r, func(role api.RoleSpec) bool {
+		img, err := s.images.Get(role.Image)
+		return err == nil && slices.ContainsFunc(img.Files, func(f api.ImageFile) bool { return f.Digest == digest })
+	})
 }

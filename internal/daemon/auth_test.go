@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,10 +15,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/access"
+	"github.com/weftcloud/weft/internal/pkgarchive"
 	"github.com/weftcloud/weft/internal/pki"
 )
 
@@ -299,4 +302,59 @@ func freePort(t *testing.T) int {
 	}
 	t.Fatal("no two free ports in a row")
 	return 0
+}
+
+// TestNodeFetchesOnlyItsOwnInstancesContent: a node's certificate gets the
+// packages and images of the instances assigned to it, and 404 for the
+// others, which the operator gets.
+func TestNodeFetchesOnlyItsOwnInstancesContent(t *testing.T) {
+	c, creds := tlsServer(t)
+	url := "https://" + c.addr
+	pool := mustPool(t, creds)
+	operator := client.New(url).WithTLS(&tls.Config{RootCAs: pool}).WithToken(readToken(t, filepath.Join(creds, pki.AdminTokenFile)))
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "app"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := pkgarchive.Pack(dir, &buf); err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := operator.UploadPackage(context.Background(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := joinAs(t, url, creds, "node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asNode := client.New(url).WithTLS(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}})
+	if _, err := asNode.RegisterNode(context.Background(), api.NodeRegistration{Name: "node-1", Address: "https://127.0.0.1:1",
+		Capacity: api.Resources{CPU: 4, Memory: 4 << 30}, Runtimes: []string{"process"}}); err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(cl *client.Client) error {
+		rc, err := cl.Package(context.Background(), pkg.Digest)
+		if err == nil {
+			rc.Close()
+		}
+		return err
+	}
+	if err := fetch(asNode); !isCode(err, api.CodeNotFound) {
+		t.Errorf("a node fetching a package none of its instances uses: %v, want not found", err)
+	}
+	if err := fetch(operator); err != nil {
+		t.Errorf("the operator fetching the package: %v", err)
+	}
+	if _, err := operator.Deploy(context.Background(), api.ServiceSpec{Name: "app", Roles: []api.RoleSpec{{
+		Name: "w", Kind: "worker", Runtime: "process", Instances: 1, Package: pkg.Digest, Command: []string{"./app"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for fetch(asNode) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("node-1 cannot fetch the package of its instance: %v", fetch(asNode))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

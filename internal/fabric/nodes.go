@@ -343,3 +343,16 @@ func (c *Controller) ReserveNode(ctx context.Context, name string) error {
 	c.events.Add(api.Event{Type: "node.reserved", Node: name, Message: "node " + name + " joined with the join token: certificate issued"})
 	return nil
 }
+
+// AssignedTo reports whether an instance assigned to node (or migrating
+// to it) has a role template that uses says it uses: a node may fetch the
+// packages and images of its own instances only.
+func (c *Controller) AssignedTo(node string, uses func(api.RoleSpec) bool) bool {
+	for _, rec := range list[instanceRecord](c.store, state.KindInstances, "") {
+		mine := rec.Node == node || (rec.Migration != nil && rec.Migration.To == node)
+		if mine && uses(rec.Spec) {
+			return true
+		}
+	}
+	return false
+}
