@@ -24,7 +24,8 @@ stop() {
 trap 'stop 0' INT TERM
 
 for _ in $(seq 1 100); do
-	if curl -fsS "$ADDR/v1/status" >/dev/null 2>&1; then
+	# weft status uses the admin token weft dev keeps for this user.
+	if "$WEFT" status >/dev/null 2>&1; then
 		break
 	fi
 	if ! kill -0 "$DEV" 2>/dev/null; then
@@ -34,7 +35,7 @@ for _ in $(seq 1 100); do
 	fi
 	sleep 0.1
 done
-curl -fsS "$ADDR/v1/status" >/dev/null || { echo "weft dev did not answer on $ADDR" >&2; stop 1; }
+"$WEFT" status >/dev/null || { echo "weft dev did not answer on $ADDR" >&2; stop 1; }
 
 "$WEFT" deploy -f examples/hello/service.yaml --wait || { echo "deploy failed; see .weft/dev.log" >&2; stop 1; }
 
