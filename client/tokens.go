@@ -78,11 +78,13 @@ func readTokens(path string) (map[string]string, error) {
 	return tokens, nil
 }
 
-// savedTokens reads TokensFile again only when it changed.
+// savedTokens reads TokensFile again only when it changed: SaveToken
+// renames a new file into place, so a new inode tells (file times may be
+// too coarse to).
 var savedTokens struct {
 	sync.Mutex
+	inode   uint64
 	modTime time.Time
-	size    int64
 	tokens  map[string]string
 }
 
@@ -98,12 +100,16 @@ func SavedToken(addr string) string {
 	}
 	savedTokens.Lock()
 	defer savedTokens.Unlock()
-	if !fi.ModTime().Equal(savedTokens.modTime) || fi.Size() != savedTokens.size {
+	var inode uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		inode = st.Ino
+	}
+	if savedTokens.tokens == nil || inode != savedTokens.inode || !fi.ModTime().Equal(savedTokens.modTime) {
 		tokens, err := readTokens(path)
 		if err != nil {
 			return ""
 		}
-		savedTokens.tokens, savedTokens.modTime, savedTokens.size = tokens, fi.ModTime(), fi.Size()
+		savedTokens.tokens, savedTokens.inode, savedTokens.modTime = tokens, inode, fi.ModTime()
 	}
 	return savedTokens.tokens[normalize(addr)]
 }
