@@ -153,4 +153,3 @@ func FuzzTags(f *testing.F) {
 		}
 	})
 }
-
