@@ -95,4 +95,3 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
-
