@@ -1,9 +1,10 @@
 # Weft: the two commands a newcomer needs are `make run` and `make test`.
 GO      ?= go
+FUZZTIME ?= 30s
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/weftcloud/weft/internal/buildinfo.Version=$(VERSION)
 
-.PHONY: build run test test-short bench vet fmt clean
+.PHONY: build run test test-short bench fuzz vet fmt clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/weft ./cmd/weft
@@ -24,6 +25,10 @@ test-short:
 # Benchmarks and harnesses; results go in BENCHMARKS.md.
 bench: build
 	./scripts/bench.sh
+
+# Every fuzz target, FUZZTIME (default 30s) each; new failing inputs land in testdata/fuzz.
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -175,8 +176,14 @@ func (c *Client) send(ctx context.Context, req *request, ch chan response) error
 		case <-c.closed:
 			return c.err
 		default:
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return fmt.Errorf("guest: %s: %w", req.Op, err)
 		}
+		// Any other failed write means the connection is gone, though the
+		// read loop may not have seen it yet: callers (Shutdown among them)
+		// tell a lost connection by ErrClosed.
+		return fmt.Errorf("%w: %s: %v", ErrClosed, req.Op, err)
 	}
 	return nil
 }

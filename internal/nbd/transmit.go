@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 )
 
@@ -66,16 +67,23 @@ func (s *Server) transmit(ctx context.Context, conn net.Conn) error {
 		if req.typ == cmdDisc {
 			return nil
 		}
+		errno := check(req, size)
 		if req.typ == cmdWrite {
 			if req.length > MaxRequest {
 				return fmt.Errorf("nbd: write of %d bytes", req.length)
 			}
-			req.data = make([]byte, req.length)
-			if _, err := io.ReadFull(conn, req.data); err != nil {
+			var err error
+			if errno != 0 {
+				// Refused: skip the payload to stay in step with the client.
+				_, err = io.CopyN(io.Discard, conn, int64(req.length))
+			} else {
+				req.data, err = readPayload(conn, req.length)
+			}
+			if err != nil {
 				return fmt.Errorf("nbd: read write payload: %w", err)
 			}
 		}
-		if errno := check(req, size); errno != 0 {
+		if errno != 0 {
 			reply(req.handle, errno, nil)
 			continue
 		}
@@ -87,6 +95,24 @@ func (s *Server) transmit(ctx context.Context, conn net.Conn) error {
 			reply(req.handle, errno, data)
 		}()
 	}
+}
+
+// readPayload reads the n bytes of a write, growing its buffer (from at
+// most 1 MiB, doubling) as they arrive: a request header alone, whatever
+// length it claims, costs no more memory than was sent.
+func readPayload(r io.Reader, n uint32) ([]byte, error) {
+	buf := make([]byte, 0, min(n, 1<<20))
+	for len(buf) < int(n) {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(int(n)-len(buf), cap(buf)))
+		}
+		m, err := io.ReadFull(r, buf[len(buf):min(cap(buf), int(n))])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // check refuses requests outside the export or too large.

@@ -107,10 +107,19 @@ func decode(data []byte) (api.ServiceSpec, error) {
 	return spec, nil
 }
 
+// maxValues bounds the values a model decodes to. YAML aliases let a few
+// bytes stand for a large subtree (a list of a thousand *roles, each with a
+// command that is an alias of a thousand words, is a million strings from
+// 10 KB); the yaml package bounds that only when it decodes into Go values
+// itself, not for the node tree walked here. Real models have a few hundred
+// values.
+const maxValues = 100_000
+
 // decoder walks a YAML node tree against a Go value by its yaml tags,
 // collecting problems by field path.
 type decoder struct {
 	problems []string
+	values   int
 }
 
 func (d *decoder) fail(path string, n *yaml.Node, format string, args ...any) {
@@ -123,6 +132,12 @@ func (d *decoder) fail(path string, n *yaml.Node, format string, args ...any) {
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
 func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
+	if d.values++; d.values > maxValues {
+		if d.values == maxValues+1 {
+			d.fail(path, n, "the model expands to more than %d values (through aliases?)", maxValues)
+		}
+		return
+	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}

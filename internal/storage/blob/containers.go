@@ -303,6 +303,12 @@ func readXML(c *call, v any) error {
 	if len(body) > maxXMLBody {
 		return errTooLarge
 	}
+	return decodeXML(body, v)
+}
+
+// decodeXML decodes a request's XML body into v; an empty body leaves v
+// as it is. A malformed one is 400 InvalidXmlDocument.
+func decodeXML(body []byte, v any) error {
 	if len(body) == 0 {
 		return nil
 	}

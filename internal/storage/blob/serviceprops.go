@@ -79,6 +79,55 @@ var corsMethods = map[string]bool{
 	"DELETE": true, "GET": true, "HEAD": true, "MERGE": true, "POST": true, "OPTIONS": true, "PUT": true, "PATCH": true,
 }
 
+// check refuses settings Set Blob Service Properties does not take: more
+// than five CORS rules, a rule without origins, with an unknown method or a
+// negative max age (400 InvalidXmlDocument).
+func (p *servicePropsXML) check() error {
+	if p.Cors == nil {
+		return nil
+	}
+	if len(p.Cors.Rules) > 5 {
+		return errXML()
+	}
+	for _, r := range p.Cors.Rules {
+		for m := range strings.SplitSeq(r.AllowedMethods, ",") {
+			if !corsMethods[strings.ToUpper(strings.TrimSpace(m))] {
+				return errXML()
+			}
+		}
+		if r.AllowedOrigins == "" || r.MaxAgeInSeconds < 0 {
+			return errXML()
+		}
+	}
+	return nil
+}
+
+// apply sets the elements in holds; those left out of a request keep
+// their settings.
+func (p *servicePropsXML) apply(in *servicePropsXML) {
+	if in.Logging != nil {
+		p.Logging = in.Logging
+	}
+	if in.HourMetrics != nil {
+		p.HourMetrics = in.HourMetrics
+	}
+	if in.MinuteMetrics != nil {
+		p.MinuteMetrics = in.MinuteMetrics
+	}
+	if in.Cors != nil {
+		p.Cors = in.Cors
+	}
+	if in.DefaultServiceVersion != nil {
+		p.DefaultServiceVersion = in.DefaultServiceVersion
+	}
+	if in.DeleteRetentionPolicy != nil {
+		p.DeleteRetentionPolicy = in.DeleteRetentionPolicy
+	}
+	if in.StaticWebsite != nil {
+		p.StaticWebsite = in.StaticWebsite
+	}
+}
+
 // setServiceProps answers Set Blob Service Properties. Only CORS has an
 // effect (through CORSRules); logging, metrics, retention and static website
 // settings are validated as XML, kept and returned.
@@ -90,48 +139,15 @@ func (s *Service) setServiceProps(c *call) error {
 	if err := readXML(c, &in); err != nil {
 		return err
 	}
-	if in.Cors != nil {
-		if len(in.Cors.Rules) > 5 {
-			return errXML()
-		}
-		for _, r := range in.Cors.Rules {
-			for m := range strings.SplitSeq(r.AllowedMethods, ",") {
-				if !corsMethods[strings.ToUpper(strings.TrimSpace(m))] {
-					return errXML()
-				}
-			}
-			if r.AllowedOrigins == "" || r.MaxAgeInSeconds < 0 {
-				return errXML()
-			}
-		}
+	if err := in.check(); err != nil {
+		return err
 	}
 	err := s.update(func(t *txn) error {
 		props := defaultServiceProps()
 		if _, err := getJSON(t.bucket(bktService), []byte(c.req.Account), &props); err != nil {
 			return err
 		}
-		// Elements left out of the request keep their settings.
-		if in.Logging != nil {
-			props.Logging = in.Logging
-		}
-		if in.HourMetrics != nil {
-			props.HourMetrics = in.HourMetrics
-		}
-		if in.MinuteMetrics != nil {
-			props.MinuteMetrics = in.MinuteMetrics
-		}
-		if in.Cors != nil {
-			props.Cors = in.Cors
-		}
-		if in.DefaultServiceVersion != nil {
-			props.DefaultServiceVersion = in.DefaultServiceVersion
-		}
-		if in.DeleteRetentionPolicy != nil {
-			props.DeleteRetentionPolicy = in.DeleteRetentionPolicy
-		}
-		if in.StaticWebsite != nil {
-			props.StaticWebsite = in.StaticWebsite
-		}
+		props.apply(&in)
 		raw, err := json.Marshal(props)
 		if err != nil {
 			return err

@@ -63,6 +63,15 @@ func tagsFromHeader(h http.Header) (map[string]string, error) {
 	return tags, checkTags(tags)
 }
 
+// tags is the tag set of a Set Blob Tags body, checked as checkTags does.
+func (b *tagsXML) tags() (map[string]string, error) {
+	tags := map[string]string{}
+	for _, t := range b.Tags {
+		tags[t.Key] = t.Value
+	}
+	return tags, checkTags(tags)
+}
+
 func tagList(tags map[string]string) []tagXML {
 	out := make([]tagXML, 0, len(tags))
 	for k, v := range tags {
@@ -104,11 +113,8 @@ func (s *Service) setTags(c *call) error {
 	if err := readXML(c, &body); err != nil {
 		return err
 	}
-	tags := map[string]string{}
-	for _, t := range body.Tags {
-		tags[t.Key] = t.Value
-	}
-	if err := checkTags(tags); err != nil {
+	tags, err := body.tags()
+	if err != nil {
 		return err
 	}
 	// Setting tags does not change the blob's ETag or Last-Modified, and the

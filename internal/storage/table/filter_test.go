@@ -213,7 +213,11 @@ func FuzzParseFilter(f *testing.F) {
 		if err != nil {
 			return
 		}
-		match(n, e)
-		planRange(n)
+		// The planned range never leaves out an entity the filter matches.
+		r := planRange(n)
+		k := string(entityKey(e.pk, e.rk))
+		if match(n, e) && (k < string(r.lo) || r.hi != nil && k >= string(r.hi)) {
+			t.Errorf("%q matches (%q, %q), which lies outside the planned [%q, %q)", s, e.pk, e.rk, r.lo, r.hi)
+		}
 	})
 }
