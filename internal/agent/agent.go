@@ -96,8 +96,8 @@ type Agent struct {
 	pkgMu    sync.Mutex    // one package download at a time
 	images   *imagecache.Cache
 	unpacked *untar.Budget // images and instances' packages on disk
-	// rootsMu guards roots: the bytes of unpacked each instance's unpacked
-	// package holds, by its folder.
+	// rootsMu guards roots: how much of unpacked each instance's copy of
+	// its package holds, by the copy's folder.
 	rootsMu sync.Mutex
 	roots   map[string]int64
 }

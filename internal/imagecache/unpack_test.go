@@ -120,7 +120,7 @@ func TestUnpackRefusesHardLinkEscapes(t *testing.T) {
 // archive, or past the node's budget, is refused with the limit named, and
 // a refused image gives its bytes back.
 func TestCacheStopsAtTheLimits(t *testing.T) {
-	bomb := untartest.Tar(untartest.Entry{Name: "zeros", Size: 8 << 20})
+	bomb := untartest.Tar(untartest.Entry{Name: "zeros", Size: 3 << 20})
 	small := untartest.Tar(untartest.Entry{Name: "app", Body: "hello", Mode: 0o755})
 	src := &memSource{files: map[string][]byte{digestOf(bomb): bomb, digestOf(small): small}, images: map[string]api.Image{}}
 	for name, data := range map[string][]byte{"bomb": bomb, "small": small} {
@@ -135,10 +135,10 @@ func TestCacheStopsAtTheLimits(t *testing.T) {
 		t.Errorf("Ensure(bomb) = %v, want the limit for one archive named", err)
 	}
 
-	budget := untar.NewBudget(4 << 20)
+	budget := untar.NewBudget(2 << 20)
 	c = imagecache.New(t.TempDir(), src, 0, budget)
 	_, err = c.Ensure(ctx, "bomb", src.images["bomb"].Digest)
-	if !errors.Is(err, untar.ErrTooLarge) || !strings.Contains(err.Error(), "limit of 4Mi") {
+	if !errors.Is(err, untar.ErrTooLarge) || !strings.Contains(err.Error(), "limit of 2Mi") {
 		t.Errorf("Ensure(bomb) = %v, want the node's limit named", err)
 	}
 	if used := budget.Used(); used != 0 {

@@ -93,17 +93,17 @@ func TestPackRefusesWhatANodeWould(t *testing.T) {
 // node's budget is refused with the limit named, and what it wrote is
 // charged until given back.
 func TestUnpackRefusesABomb(t *testing.T) {
-	pkg := untartest.Gzip(untartest.Tar(untartest.Entry{Name: "zeros", Size: 64 << 20}))
-	if len(pkg) > 1<<20 {
+	pkg := untartest.Gzip(untartest.Tar(untartest.Entry{Name: "zeros", Size: 8 << 20}))
+	if len(pkg) > 64<<10 {
 		t.Fatalf("the bomb is %d bytes gzip'd", len(pkg))
 	}
-	if err := Check(bytes.NewReader(pkg), 16<<20); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "16Mi, the limit for one archive") {
+	if err := Check(bytes.NewReader(pkg), 2<<20); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "2Mi, the limit for one archive") {
 		t.Errorf("Check = %v, want the limit named", err)
 	}
-	budget := untar.NewBudget(16 << 20)
+	budget := untar.NewBudget(4 << 20)
 	budget.Hold(1 << 20) // another instance's
 	n, err := Unpack(bytes.NewReader(pkg), t.TempDir(), 0, budget)
-	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "limit of 16Mi") {
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "limit of 4Mi") {
 		t.Errorf("Unpack = %v, want the node's limit named", err)
 	}
 	if got := budget.Used(); got != 1<<20+n {

@@ -114,7 +114,7 @@ func Extract(r io.Reader, dir string, opt Options) (int64, error) {
 			return x.n, fmt.Errorf("untar: %s: %w", h.Name, err)
 		}
 	}
-	// Folder times last, deepest first: writing into a folder changes its.
+	// Folder times last, after every write: writing into a folder changes its time.
 	for i := len(x.dirTimes) - 1; i >= 0; i-- {
 		d := x.dirTimes[i]
 		x.setTime(d.rel, d.t)
