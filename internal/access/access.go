@@ -40,7 +40,9 @@ const (
 // Principal is an authenticated caller.
 type Principal struct {
 	Role Role   `json:"role"`
-	Name string `json:"name,omitempty"` // the node's name for Node
+	// Name is the node's for Node, and for Server the server's when its
+	// certificate names one (pki.IssueServer), else "".
+	Name string `json:"name,omitempty"`
 }
 
 func (p Principal) String() string {

@@ -231,7 +231,7 @@ func (a *app) tlsCommand() *cobra.Command {
 		Short: "Make the credentials of a cluster that talks TLS",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usagef("usage: weft tls init --dir DIR [--host NAME_OR_IP ...] | weft tls rotate-join-token")
+			return usagef("usage: weft tls init --dir DIR [--host NAME_OR_IP ...] | weft tls server --dir DIR --name NAME | weft tls rotate-join-token")
 		},
 	}
 	var dir string
@@ -278,6 +278,30 @@ joined keep their certificates; give the new token to those that join from now o
 			return err
 		},
 	}
-	cmd.AddCommand(initCmd, rotate)
+	var serverDir, serverName string
+	var serverHosts []string
+	serverCmd := &cobra.Command{
+		Use:   "server --dir DIR --name NAME [--host NAME_OR_IP ...]",
+		Short: "Make a server its own certificate, which a server joining a running cluster needs",
+		Long: `Make server NAME (its weft server --name) a certificate of its own in DIR, the folder of weft tls init,
+signed by its CA and valid for --host names and addresses, localhost and 127.0.0.1. A server given DIR
+uses its own certificate when DIR holds one. A server that joins a running cluster (--join without
+--bootstrap-expect) needs one: the cluster adds it to Raft only under the name its certificate gives.`,
+		Args: maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if serverDir == "" || serverName == "" {
+				return usagef("tls server: --dir and --name are required")
+			}
+			if err := pki.IssueServer(serverDir, serverName, serverHosts); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "certificate of server %s in %s: server-%s.pem, server-%s-key.pem\n", serverName, serverDir, serverName, serverName)
+			return nil
+		},
+	}
+	serverCmd.Flags().StringVar(&serverDir, "dir", "", "the folder of weft tls init")
+	serverCmd.Flags().StringVar(&serverName, "name", "", "the server's name (its weft server --name)")
+	serverCmd.Flags().StringSliceVar(&serverHosts, "host", nil, "the server's name or address (repeatable)")
+	cmd.AddCommand(initCmd, rotate, serverCmd)
 	return cmd
 }

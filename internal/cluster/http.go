@@ -202,6 +202,14 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, api.Errorf(api.CodeInvalid, "join: a name and a Raft address are required"))
 		return
 	}
+	// A server joins under the name its own certificate gives: another
+	// server's, or the certificate the servers share, cannot add a voter
+	// under a name of its choosing. (Without TLS no server joins: it is
+	// alone.)
+	if p := access.From(r.Context()); p.Role != access.Server || p.Name != req.Name {
+		WriteError(w, api.Errorf(api.CodeForbidden, "join: %s may not join as server %s: a joining server presents a certificate of its own for its name (weft tls server --name %s)", p, req.Name, req.Name))
+		return
+	}
 	if err := s.store.Join(r.Context(), req.Name, req.Raft); err != nil {
 		WriteError(w, err)
 		return

@@ -102,7 +102,8 @@ func (a *authenticator) certificate(leaf *x509.Certificate, forwarded string) (a
 	}
 	if pki.IsServer(leaf) {
 		if forwarded == "" {
-			return access.Principal{Role: access.Server}, nil
+			name, _ := pki.ServerName(leaf)
+			return access.Principal{Role: access.Server, Name: name}, nil
 		}
 		p, err := access.Decode(forwarded)
 		if err != nil {

@@ -358,3 +358,46 @@ func TestNodeFetchesOnlyItsOwnInstancesContent(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestJoinNeedsTheServersOwnName: only a server adds a voter to Raft, and
+// only under the name its own certificate gives: not with the certificate
+// the servers share, another server's, a node's or the admin token.
+func TestJoinNeedsTheServersOwnName(t *testing.T) {
+	c, creds := tlsServer(t)
+	url := "https://" + c.addr
+	if err := pki.IssueServer(creds, "s2", nil); err != nil {
+		t.Fatal(err)
+	}
+	load := func(cert, key string) tls.Certificate {
+		pair, err := tls.LoadX509KeyPair(filepath.Join(creds, cert), filepath.Join(creds, key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pair
+	}
+	node, err := joinAs(t, url, creds, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		as    string
+		certs []tls.Certificate
+		token string
+		name  string
+	}{
+		{"the shared server certificate", []tls.Certificate{load(pki.ServerFile, pki.ServerKeyFile)}, "", "s2"},
+		{"s2's certificate", []tls.Certificate{load("server-s2.pem", "server-s2-key.pem")}, "", "s3"},
+		{"a node's certificate", []tls.Certificate{node}, "", "n1"},
+		{"the admin token", nil, readToken(t, filepath.Join(creds, pki.AdminTokenFile)), "s2"},
+	} {
+		cl := client.New(url).WithTLS(&tls.Config{RootCAs: mustPool(t, creds), Certificates: tc.certs}).WithToken(tc.token)
+		_, err := cl.Do(context.Background(), "POST", "/v1/cluster/join", nil, api.JoinCluster{Name: tc.name, Raft: "127.0.0.1:1"}, nil)
+		if !isCode(err, api.CodeForbidden) {
+			t.Errorf("join as %s with %s: %v, want forbidden", tc.name, tc.as, err)
+		}
+	}
+	members, err := c.store.Members()
+	if err != nil || len(members) != 1 {
+		t.Errorf("members: %+v %v, want this server alone", members, err)
+	}
+}

@@ -87,7 +87,7 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 	// they are before any of them has state.
 	var creds *pki.Credentials
 	if cfg.TLSDir != "" {
-		if creds, err = pki.LoadServer(cfg.TLSDir); err != nil {
+		if creds, err = pki.LoadServer(cfg.TLSDir, cfg.Name); err != nil {
 			return nil, fmt.Errorf("server: --tls-dir: %w", err)
 		}
 		creds.AgentLifetime = cfg.AgentCertLifetime

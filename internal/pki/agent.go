@@ -70,8 +70,19 @@ func AgentNode(cert *x509.Certificate) (string, bool) {
 	return name, ok && name != ""
 }
 
-// IsServer says whether cert is the servers' certificate (from Init).
-func IsServer(cert *x509.Certificate) bool { return cert.Subject.CommonName == serverName }
+// IsServer says whether cert is a server's: the one Init made for the
+// servers to share, or one IssueServer made for a server of its own.
+func IsServer(cert *x509.Certificate) bool {
+	_, ok := ServerName(cert)
+	return ok || cert.Subject.CommonName == serverName
+}
+
+// ServerName is the server a certificate IssueServer made names; false
+// for any other certificate, the servers' shared one included.
+func ServerName(cert *x509.Certificate) (string, bool) {
+	name, ok := strings.CutPrefix(cert.Subject.CommonName, serverName+" ")
+	return name, ok && name != ""
+}
 
 // Issued is when the certificate was made: its validity starts a little
 // earlier, for servers whose clocks are behind.

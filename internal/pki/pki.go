@@ -187,9 +187,17 @@ func (c *Credentials) SetCertificate(cert tls.Certificate) error {
 	return nil
 }
 
-// LoadServer reads a server's credentials from dir.
-func LoadServer(dir string) (*Credentials, error) {
-	c, err := load(dir, ServerFile, ServerKeyFile)
+// LoadServer reads the credentials of server name from dir: its own
+// certificate (IssueServer) when dir holds one, else the one tls init made
+// for the servers to share.
+func LoadServer(dir, name string) (*Credentials, error) {
+	certFile, keyFile := ServerFile, ServerKeyFile
+	if own, ownKey := serverFiles(name); name != "" {
+		if _, err := os.Stat(filepath.Join(dir, own)); err == nil {
+			certFile, keyFile = own, ownKey
+		}
+	}
+	c, err := load(dir, certFile, keyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -217,6 +225,45 @@ func LoadServer(dir string) (*Credentials, error) {
 	}
 	c.caKey = key
 	return c, nil
+}
+
+// serverFiles are the files of server name's own certificate and key.
+func serverFiles(name string) (cert, key string) {
+	return "server-" + name + ".pem", "server-" + name + "-key.pem"
+}
+
+// IssueServer makes server name its own certificate in dir, which holds
+// the CA (tls init), good for hosts as well as localhost and 127.0.0.1: a
+// server that joins a running cluster (--join without --bootstrap-expect)
+// needs one, since the cluster admits a joining server under the name its
+// certificate gives. LoadServer then prefers it to the shared one.
+func IssueServer(dir, name string, hosts []string) error {
+	if name == "" || strings.ContainsAny(name, " \n/") {
+		return fmt.Errorf("pki: %q is not a server name", name)
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, CAFile), filepath.Join(dir, CAKeyFile))
+	if err != nil {
+		return fmt.Errorf("pki: the CA's key: %w", err)
+	}
+	caKey, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		return errors.New("pki: the CA's key is not ECDSA")
+	}
+	ca, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return err
+	}
+	der, key, err := issue(ca, caKey, serverName+" "+name, append([]string{"localhost", "127.0.0.1"}, hosts...))
+	if err != nil {
+		return err
+	}
+	certFile, keyFile := serverFiles(name)
+	for file, data := range map[string][]byte{certFile: pemBlock("CERTIFICATE", der), keyFile: pemKey(key)} {
+		if err := os.WriteFile(filepath.Join(dir, file), data, 0o600); err != nil {
+			return fmt.Errorf("pki: %w", err)
+		}
+	}
+	return nil
 }
 
 // CAPEM is the CA's certificate in PEM, for agents that join.

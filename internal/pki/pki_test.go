@@ -26,7 +26,7 @@ func TestCredentials(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, AgentFile)); err == nil {
 		t.Error("Init made an agent certificate for agents to share: agents get theirs for the join token")
 	}
-	srv, err := LoadServer(dir)
+	srv, err := LoadServer(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func newCluster(t *testing.T) (*Credentials, string) {
 	if err := Init(dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := LoadServer(dir)
+	srv, err := LoadServer(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,5 +363,37 @@ func TestRenewer(t *testing.T) {
 	conn.Close()
 	if got := <-seen; got.SerialNumber.Cmp(now.SerialNumber) != 0 {
 		t.Errorf("the server saw serial %s, want %s", got.SerialNumber, now.SerialNumber)
+	}
+}
+
+// TestIssueServer: a server's own certificate names it, is a server's, and
+// LoadServer prefers it to the shared one for that server only.
+func TestIssueServer(t *testing.T) {
+	_, dir := newCluster(t)
+	if err := IssueServer(dir, "s2", []string{"10.0.0.2"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "s 3", "a/b", "x\ny"} {
+		if IssueServer(dir, bad, nil) == nil {
+			t.Errorf("IssueServer(%q) made a certificate", bad)
+		}
+	}
+	own, err := LoadServer(dir, "s2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := own.Certificate().Leaf
+	if name, ok := ServerName(leaf); !ok || name != "s2" || !IsServer(leaf) {
+		t.Errorf("s2's certificate: ServerName %q %v, IsServer %v", name, ok, IsServer(leaf))
+	}
+	if _, ok := AgentNode(leaf); ok {
+		t.Error("a server's certificate is taken for a node's")
+	}
+	shared, err := LoadServer(dir, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ServerName(shared.Certificate().Leaf); ok || !IsServer(shared.Certificate().Leaf) {
+		t.Error("s1 without a certificate of its own does not load the shared one")
 	}
 }
