@@ -39,7 +39,7 @@ const (
 
 // Principal is an authenticated caller.
 type Principal struct {
-	Role Role   `json:"role"`
+	Role Role `json:"role"`
 	// Name is the node's for Node, and for Server the server's when its
 	// certificate names one (pki.IssueServer), else "".
 	Name string `json:"name,omitempty"`
