@@ -225,7 +225,7 @@ func TestAgentRunsHealsAdoptsAndStops(t *testing.T) {
 	}
 	resp.Body.Close()
 	eventually(t, "the greeting in the logs", func() bool {
-		rc, err := http.Get(a.Addr() + "/v1/instances/hello-web-0-aaaa/logs")
+		rc, err := agentGet(a, "/v1/instances/hello-web-0-aaaa/logs")
 		if err != nil {
 			return false
 		}
@@ -233,6 +233,26 @@ func TestAgentRunsHealsAdoptsAndStops(t *testing.T) {
 		b, _ := io.ReadAll(rc.Body)
 		return strings.Contains(string(b), "serving hello-web-0-aaaa hi")
 	})
+	// Anyone else, a local user included, is refused: logs and exec.
+	for _, path := range []string{"logs", "exec"} {
+		for _, auth := range []string{"", "Bearer not-the-token"} {
+			req := mustRequest(t, http.MethodGet, a.Addr()+"/v1/instances/hello-web-0-aaaa/logs", "")
+			if path == "exec" {
+				req = mustRequest(t, http.MethodPost, a.Addr()+"/v1/instances/hello-web-0-aaaa/exec", `{"command":["id"]}`)
+			}
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s with %q: %s, want 401", path, auth, resp.Status)
+			}
+		}
+	}
 
 	// kill -9: restarted in place, with an event.
 	pid := instancePID(t, dataDir, "hello-web-0-aaaa")
@@ -366,7 +386,7 @@ func TestAgentReportsWhyAnInstanceFails(t *testing.T) {
 		t.Errorf("crashing instance: last error %q after %d restarts, want exited with code 3", st.LastError, st.Restarts)
 	}
 	logs := func(id string) string {
-		resp, err := http.Get(a.Addr() + "/v1/instances/" + id + "/logs")
+		resp, err := agentGet(a, "/v1/instances/"+id+"/logs")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -388,4 +408,24 @@ func TestAgentReportsWhyAnInstanceFails(t *testing.T) {
 			t.Errorf("%s: %v, %v; want mode %o", path, fi.Mode(), err, want)
 		}
 	}
+}
+
+// agentGet calls the agent's own API as the servers do: with the token
+// the agent registered with.
+func agentGet(a *Agent, path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, a.Addr()+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.apiToken)
+	return http.DefaultClient.Do(req)
+}
+
+func mustRequest(t *testing.T, method, url, body string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }
