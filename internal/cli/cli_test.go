@@ -90,7 +90,9 @@ func fakeController(t *testing.T) *httptest.Server {
 	}
 	mux.HandleFunc("GET /v1/instances", func(w http.ResponseWriter, r *http.Request) { answer(w, testInstances) })
 	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { answer(w, testNodes) })
-	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) { answer(w, []api.Service{testService, testFailing, testVMService}) })
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		answer(w, []api.Service{testService, testFailing, testVMService})
+	})
 	mux.HandleFunc("GET /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("name") != "hello" {
 			w.WriteHeader(http.StatusNotFound)
