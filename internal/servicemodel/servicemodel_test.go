@@ -196,3 +196,23 @@ func TestLoad(t *testing.T) {
 		}
 	}
 }
+
+// The example that opens docs/service-model.md is a valid model.
+func TestDocExampleParses(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/service-model.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/service-model.md has no yaml example")
+	}
+	spec, err := Parse([]byte(strings.ReplaceAll(example, "./package", digest)))
+	if err != nil {
+		t.Fatalf("the example does not parse: %v", err)
+	}
+	if len(spec.Roles) != 2 || spec.Roles[1].Command[0] != "sh" {
+		t.Errorf("parsed %+v", spec)
+	}
+}
