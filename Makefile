@@ -4,7 +4,7 @@ FUZZTIME ?= 30s
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/weftcloud/weft/internal/buildinfo.Version=$(VERSION)
 
-.PHONY: build run test test-short bench fuzz vet fmt clean
+.PHONY: build run test test-short bench fuzz vet fmt clean deps
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/weft ./cmd/weft
@@ -29,6 +29,10 @@ bench: build
 # Every fuzz target, FUZZTIME (default 30s) each; new failing inputs land in testdata/fuzz.
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+# The Debian packages the runtimes and the tests need (apt-get; only what is missing).
+deps:
+	./scripts/deps.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -38,20 +38,36 @@ func ParseBytes(s string) (Bytes, error) {
 	return Bytes(n * float64(factor)), nil
 }
 
-// String writes the largest binary suffix that divides the value exactly.
+var binaryUnits = []struct {
+	s string
+	f int64
+}{{"Ti", 1 << 40}, {"Gi", 1 << 30}, {"Mi", 1 << 20}, {"Ki", 1 << 10}}
+
+// String writes a size for people: the largest binary unit it reaches, with
+// one decimal when it is not a whole number of them (128Mi, 23.5Gi). It may
+// round; MarshalText is exact.
 func (b Bytes) String() string {
-	for _, u := range []struct {
-		s string
-		f int64
-	}{{"Ti", 1 << 40}, {"Gi", 1 << 30}, {"Mi", 1 << 20}, {"Ki", 1 << 10}} {
-		if b != 0 && int64(b)%u.f == 0 {
-			return strconv.FormatInt(int64(b)/u.f, 10) + u.s
+	for _, u := range binaryUnits {
+		if b >= Bytes(u.f) || -b >= Bytes(u.f) {
+			if b%Bytes(u.f) == 0 {
+				return strconv.FormatInt(int64(b)/u.f, 10) + u.s
+			}
+			return strconv.FormatFloat(float64(b)/float64(u.f), 'f', 1, 64) + u.s
 		}
 	}
 	return strconv.FormatInt(int64(b), 10)
 }
 
-func (b Bytes) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+// MarshalText writes the value exactly, with the largest binary suffix that
+// divides it (24683620Ki), so that JSON and YAML read back the same bytes.
+func (b Bytes) MarshalText() ([]byte, error) {
+	for _, u := range binaryUnits {
+		if b != 0 && int64(b)%u.f == 0 {
+			return []byte(strconv.FormatInt(int64(b)/u.f, 10) + u.s), nil
+		}
+	}
+	return []byte(strconv.FormatInt(int64(b), 10)), nil
+}
 
 func (b *Bytes) UnmarshalText(text []byte) error {
 	v, err := ParseBytes(string(text))

@@ -159,3 +159,28 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 }
+
+// String is for people and may round; MarshalText is exact and reads back.
+func TestBytesText(t *testing.T) {
+	for _, tc := range []struct {
+		b          Bytes
+		str, marsh string
+	}{
+		{0, "0", "0"},
+		{4096, "4Ki", "4Ki"},
+		{1000, "1000", "1000"},
+		{128 << 20, "128Mi", "128Mi"},
+		{1536 << 20, "1.5Gi", "1536Mi"},
+		{24683620 << 10, "23.5Gi", "24683620Ki"},
+		{1<<30 + 1, "1.0Gi", "1073741825"},
+	} {
+		text, _ := tc.b.MarshalText()
+		if tc.b.String() != tc.str || string(text) != tc.marsh {
+			t.Errorf("Bytes(%d): String %q, MarshalText %q; want %q, %q", int64(tc.b), tc.b.String(), text, tc.str, tc.marsh)
+		}
+		var back Bytes
+		if err := back.UnmarshalText(text); err != nil || back != tc.b {
+			t.Errorf("Bytes(%d) read back as %d, %v", int64(tc.b), int64(back), err)
+		}
+	}
+}

@@ -16,6 +16,12 @@ import "time"
 // VMRole is the name of a persistent VM's one role.
 const VMRole = "vm"
 
+// IsVM reports whether the service is a persistent VM (weft vm create): one
+// persistent role named VMRole.
+func (s ServiceSpec) IsVM() bool {
+	return len(s.Roles) == 1 && s.Roles[0].Name == VMRole && s.Roles[0].Persistence == Persistent
+}
+
 // DiskSpec is one disk of a persistent vm role.
 type DiskSpec struct {
 	Name string `json:"name"` // "os", "data1", ...

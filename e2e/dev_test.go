@@ -3,20 +3,29 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
 	"github.com/weftcloud/weft/client"
 )
 
 // TestDevRunsTheCloudAndStopsCleanly runs `weft dev` as a user does: the
 // controller, storage and agents in one process; a deployed service answers
-// through the load balancer; Ctrl-C stops every instance.
+// through the load balancer; Ctrl-C stops every instance. It runs on a PATH
+// without runc or QEMU, so weft dev must say on its terminal (not only in
+// its log) that it offers no container or vm runtime, and why; and it
+// prints the development account's full connection string, which the Go
+// SDK takes where it does not understand UseDevelopmentStorage=true.
 func TestDevRunsTheCloudAndStopsCleanly(t *testing.T) {
 	requireE2E(t)
 	dir := t.TempDir()
@@ -24,8 +33,9 @@ func TestDevRunsTheCloudAndStopsCleanly(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	dev := exec.Command(weftBin, "dev", "--data", filepath.Join(dir, ".weft"), "--nodes", "2", "--listen", addr)
 	dev.Dir = dir
-	out := &strings.Builder{}
-	dev.Stdout, dev.Stderr = out, out
+	dev.Env = append(os.Environ(), "PATH="+t.TempDir())
+	out, stdout := &syncBuilder{}, &syncBuilder{}
+	dev.Stdout, dev.Stderr = io.MultiWriter(out, stdout), out
 	if err := dev.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +70,33 @@ func TestDevRunsTheCloudAndStopsCleanly(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("anonymous list of the dev account: %s, want 401 or 403", resp.Status)
 	}
+	for _, want := range []string{
+		"weft dev: no container runtime on this host: container: runc: ",
+		"weft dev: no vm runtime on this host: qemu: ",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("weft dev's output lacks %q", want)
+		}
+	}
+	var conn string
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		if strings.HasPrefix(line, "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=") {
+			conn = line
+		}
+	}
+	if conn == "" {
+		t.Fatalf("weft dev printed no connection string for devstoreaccount1 on stdout:\n%s", stdout.String())
+	}
+	if keys := c.mustWeft("storage", "account", "keys", "devstoreaccount1"); !strings.Contains(keys, conn) {
+		t.Errorf("weft storage account keys devstoreaccount1 does not show the printed string %q:\n%s", conn, keys)
+	}
+	blobs, err := azblob.NewClientFromConnectionString(conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blobs.CreateContainer(context.Background(), "devcheck", nil); err != nil {
+		t.Errorf("the Go SDK with the printed connection string: %v", err)
+	}
 
 	dev.Process.Signal(syscall.SIGINT)
 	select {
@@ -73,4 +110,23 @@ func TestDevRunsTheCloudAndStopsCleanly(t *testing.T) {
 	if left := pidsUnder(dir); len(left) > 0 {
 		t.Errorf("processes left running after weft dev stopped: %v", left)
 	}
+}
+
+// syncBuilder is a strings.Builder that a process's output goroutines may
+// write while the test reads it.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

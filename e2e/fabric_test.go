@@ -347,7 +347,7 @@ func TestBadModelFailsFast(t *testing.T) {
 	if took > 15*time.Second {
 		t.Errorf("deploy --wait took %s to say the role is failing, want under 15s", took)
 	}
-	if out := c.mustWeft("services"); !regexpMatch(`(?m)^broken\s+1\s+failing\s+web 0/2`, out) {
+	if out := c.mustWeft("services"); !regexpMatch(`(?m)^broken\s+service\s+1\s+failing\s+web 0/2`, out) {
 		t.Errorf("weft services:\n%s\nwant broken failing", out)
 	}
 	out := c.mustWeft("instances", "broken")

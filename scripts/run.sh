@@ -45,6 +45,8 @@ echo
 "$WEFT" instances
 echo
 "$WEFT" nodes
+# The runtimes this host cannot offer, and why (weft dev says so on its terminal, here its log).
+grep '^weft dev: no ' .weft/dev.log >&2 || true
 
 cat <<'TOUR'
 
@@ -68,6 +70,7 @@ hello service deployed. In another terminal:
 
   # Azure-compatible storage (blob 10000, queue 10001, table 10002):
   #   http://127.0.0.1:10000/devstoreaccount1, connection string UseDevelopmentStorage=true
+  bin/weft storage account keys devstoreaccount1   # its full connection string (the Go SDK needs it)
   bin/weft storage account create photos     # or an account of your own
   bin/weft storage account keys photos
 

@@ -88,8 +88,14 @@ func (s *Store) List(ctx context.Context) []api.StorageAccount {
 	return out
 }
 
-// AccountKeys returns an account's keys and a connection string.
+// AccountKeys returns an account's keys and a connection string. When the
+// store serves the development account, it answers for it too, so a user
+// can see what UseDevelopmentStorage=true stands for (the Go SDK does not
+// understand that shorthand and needs the full string).
 func (s *Store) AccountKeys(ctx context.Context, name string) (api.StorageAccountKeys, error) {
+	if s.dev && name == storage.DevAccount {
+		return s.DevAccountKeys(), nil
+	}
 	rec, err := s.get(name)
 	if err != nil {
 		return api.StorageAccountKeys{}, err
@@ -97,8 +103,18 @@ func (s *Store) AccountKeys(ctx context.Context, name string) (api.StorageAccoun
 	return s.keysView(rec), nil
 }
 
+// DevAccountKeys returns the development account's key and connection
+// string. The emulator's account has one documented key; both key1 and key2
+// carry it, so a script that reads either gets a key that works.
+func (s *Store) DevAccountKeys() api.StorageAccountKeys {
+	return s.keysView(record{Name: storage.DevAccount, Key1: storage.DevKey, Key2: storage.DevKey})
+}
+
 // Regenerate replaces key1 or key2; the other keeps working meanwhile.
 func (s *Store) Regenerate(ctx context.Context, name, which string) (api.StorageAccountKeys, error) {
+	if s.dev && name == storage.DevAccount {
+		return api.StorageAccountKeys{}, api.Errorf(api.CodeInvalid, "name: the key of %s is the storage emulator's documented key and cannot be regenerated", name)
+	}
 	rec, err := s.get(name)
 	if err != nil {
 		return api.StorageAccountKeys{}, err
@@ -120,6 +136,9 @@ func (s *Store) Regenerate(ctx context.Context, name, which string) (api.Storage
 
 // Delete removes an account: its keys stop working at once.
 func (s *Store) Delete(ctx context.Context, name string) error {
+	if s.dev && name == storage.DevAccount {
+		return api.Errorf(api.CodeInvalid, "name: %s is the development account, served while the server runs with it; it cannot be deleted", name)
+	}
 	if _, err := s.get(name); err != nil {
 		return err
 	}

@@ -101,3 +101,35 @@ func TestAccountsShowTheStorageOfNow(t *testing.T) {
 		t.Errorf("connection string %q", keys.ConnectionString)
 	}
 }
+
+// The development account's keys are shown, as the emulator documents
+// them, only when the store serves it; it can be neither regenerated nor
+// deleted.
+func TestDevAccountKeys(t *testing.T) {
+	ctx := context.Background()
+	if _, err := newStore(t, false).AccountKeys(ctx, storage.DevAccount); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("dev account keys without dev mode: %v, want not found", err)
+	}
+	s := newStore(t, true)
+	keys, err := s.AccountKeys(ctx, storage.DevAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := api.StorageAccountKeys{
+		Name: storage.DevAccount, Key1: storage.DevKey, Key2: storage.DevKey,
+		ConnectionString: "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + storage.DevKey +
+			";BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;",
+	}
+	if keys != want {
+		t.Errorf("AccountKeys(devstoreaccount1) = %+v\nwant %+v", keys, want)
+	}
+	if _, err := s.Regenerate(ctx, storage.DevAccount, "key1"); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("regenerate the dev key: %v, want invalid", err)
+	}
+	if err := s.Delete(ctx, storage.DevAccount); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("delete the dev account: %v, want invalid", err)
+	}
+	if _, err := s.Keys(ctx, storage.DevAccount); err != nil {
+		t.Errorf("dev account no longer served: %v", err)
+	}
+}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
+	"github.com/weftcloud/weft/internal/buildinfo"
 	"github.com/weftcloud/weft/internal/guest"
 	"github.com/weftcloud/weft/internal/pki"
 	"github.com/weftcloud/weft/internal/shim"
@@ -126,6 +127,9 @@ func (a *app) rootCommand() *cobra.Command {
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
+	// --version prints what `weft version` does.
+	root.Version = buildinfo.Version
+	root.SetVersionTemplate(versionText())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	defAddr := os.Getenv("WEFT_ADDR")
 	if defAddr == "" {

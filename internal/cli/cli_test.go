@@ -70,6 +70,17 @@ var testFailing = api.Service{
 	CreatedAt: now.Add(-time.Minute), UpdatedAt: now.Add(-time.Minute),
 }
 
+// testVMService is what a persistent VM (weft vm create db) is stored as.
+var testVMService = api.Service{
+	Name: "db", Tenant: "default", Version: 1, Status: "stable",
+	Spec: api.ServiceSpec{Name: "db", UpgradeDomains: 1, Roles: []api.RoleSpec{
+		{Name: api.VMRole, Kind: api.KindVM, Runtime: api.RuntimeVM, Image: "tiny", Instances: 1, Persistence: api.Persistent,
+			Size: api.Size{CPU: 1, Memory: 256 << 20}},
+	}},
+	Roles:     []api.RoleStatus{{Name: api.VMRole, Desired: 1, Running: 1, Healthy: 1, Status: "healthy"}},
+	CreatedAt: now.Add(-time.Hour), UpdatedAt: now.Add(-time.Hour),
+}
+
 // fakeController answers the read endpoints with the fixed objects above.
 func fakeController(t *testing.T) *httptest.Server {
 	mux := http.NewServeMux()
@@ -79,7 +90,9 @@ func fakeController(t *testing.T) *httptest.Server {
 	}
 	mux.HandleFunc("GET /v1/instances", func(w http.ResponseWriter, r *http.Request) { answer(w, testInstances) })
 	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { answer(w, testNodes) })
-	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) { answer(w, []api.Service{testService, testFailing}) })
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		answer(w, []api.Service{testService, testFailing, testVMService})
+	})
 	mux.HandleFunc("GET /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("name") != "hello" {
 			w.WriteHeader(http.StatusNotFound)
@@ -440,5 +453,49 @@ func TestRolloutNamesWhyInstancesWait(t *testing.T) {
 	want := "web: 1/3 healthy (version 1), 1 pending, degraded; hello-web-1-b: exited with code 1 and more; hello-web-2-c: no node has 8 CPU free"
 	if got != want || done {
 		t.Errorf("rollout: %q, done %v\nwant %q, not done", got, done, want)
+	}
+}
+
+// weft --version prints what weft version does.
+func TestVersionFlag(t *testing.T) {
+	want, _, _ := weft(t, "http://127.0.0.1:1", "version")
+	if !strings.HasPrefix(want, "weft ") {
+		t.Fatalf("weft version printed %q", want)
+	}
+	out, errOut, code := weft(t, "http://127.0.0.1:1", "--version")
+	if code != 0 || out != want || errOut != "" {
+		t.Errorf("weft --version: exit %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
+	}
+}
+
+// vm create --wait reports each state the VM passes on stderr, one clean
+// line each (no trailing space while it has no node yet).
+func TestVMCreateProgress(t *testing.T) {
+	states := []api.VM{
+		{Name: "db", Image: "tiny", CPUs: 1, Memory: 256 << 20, State: "pending", Health: "unknown"},
+		{Name: "db", Image: "tiny", CPUs: 1, Memory: 256 << 20, State: "starting", Health: "unknown", Node: "node-1"},
+		{Name: "db", Image: "tiny", CPUs: 1, Memory: 256 << 20, State: "running", Health: "healthy", Node: "node-1"},
+	}
+	var mu sync.Mutex
+	polls := 0
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/vms", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(states[0])
+	})
+	mux.HandleFunc("GET /v1/vms/db", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		json.NewEncoder(w).Encode(states[min(polls, len(states)-1)])
+		polls++
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	_, errOut, code := weft(t, srv.URL, "vm", "create", "db", "--image", "tiny", "--wait")
+	want := "creating VM db: copying image tiny to its disk\n" +
+		"VM db: pending/unknown\n" +
+		"VM db: starting/unknown on node-1\n"
+	if code != 0 || errOut != want {
+		t.Errorf("exit %d, stderr (-want +got):\n%s", code, cmp.Diff(want, errOut))
 	}
 }

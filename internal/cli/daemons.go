@@ -140,6 +140,7 @@ func (a *app) devCommand() *cobra.Command {
 		Short: "Run a controller, storage and N agents in one process",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.Stdout, cfg.Stderr = a.stdout, a.stderr
 			return daemon.RunDev(cmd.Context(), cfg)
 		},
 	}

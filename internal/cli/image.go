@@ -161,7 +161,7 @@ func (a *app) imageListCommand() *cobra.Command {
 			w := a.table()
 			row(w, "NAME", "TYPE", "ARCH", "SIZE", "DIGEST", "CREATED")
 			for _, img := range imgs {
-				row(w, img.Name, img.Type, img.Arch, humanBytes(api.Bytes(img.Size)), shortDigest(img.Digest), age(a.now(), img.CreatedAt))
+				row(w, img.Name, img.Type, img.Arch, api.Bytes(img.Size).String(), shortDigest(img.Digest), age(a.now(), img.CreatedAt))
 			}
 			return w.Flush()
 		},
@@ -209,19 +209,19 @@ func (a *app) printImage(img api.Image) error {
 	row(w, "Type:", img.Type)
 	row(w, "Arch:", img.Arch)
 	row(w, "Digest:", img.Digest)
-	row(w, "Size:", humanBytes(api.Bytes(img.Size)))
+	row(w, "Size:", api.Bytes(img.Size).String())
 	if c := img.Container; c != nil {
 		row(w, "Entrypoint:", orDash(strings.Join(c.Entrypoint, " ")))
 		row(w, "Cmd:", orDash(strings.Join(c.Cmd, " ")))
 		row(w, "Workdir:", orDash(c.WorkingDir))
 	}
 	if v := img.VM; v != nil {
-		row(w, "Disk:", fmt.Sprintf("%s, %s", v.DiskFormat, humanBytes(api.Bytes(v.DiskSize))))
+		row(w, "Disk:", fmt.Sprintf("%s, %s", v.DiskFormat, api.Bytes(v.DiskSize).String()))
 		row(w, "Cmdline:", orDash(v.Cmdline))
 		row(w, "Guest agent:", v.GuestAgent)
 	}
 	for _, f := range img.Files {
-		row(w, "File:", fmt.Sprintf("%s %s %s", f.Name, humanBytes(api.Bytes(f.Size)), shortDigest(f.Digest)))
+		row(w, "File:", fmt.Sprintf("%s %s %s", f.Name, api.Bytes(f.Size).String(), shortDigest(f.Digest)))
 	}
 	return w.Flush()
 }
@@ -283,7 +283,7 @@ func (a *app) uploadImage(ctx context.Context, img api.Image, paths map[string]s
 		}
 		if !a.jsonOutput() {
 			if sent {
-				fmt.Fprintf(a.stderr, "%s: %s uploaded in %s\n", f.Name, humanBytes(api.Bytes(f.Size)), time.Since(start).Round(time.Millisecond))
+				fmt.Fprintf(a.stderr, "%s: %s uploaded in %s\n", f.Name, api.Bytes(f.Size).String(), time.Since(start).Round(time.Millisecond))
 			} else {
 				fmt.Fprintf(a.stderr, "%s: already stored\n", f.Name)
 			}

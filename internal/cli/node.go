@@ -28,7 +28,7 @@ func (a *app) nodesCommand() *cobra.Command {
 			for _, n := range list {
 				row(w, n.Name, n.State, orDash(n.FaultDomain),
 					fmt.Sprintf("%g/%g", round2(n.Allocated.CPU), round2(n.Capacity.CPU)),
-					humanBytes(n.Allocated.Memory)+"/"+humanBytes(n.Capacity.Memory),
+					n.Allocated.Memory.String()+"/"+n.Capacity.Memory.String(),
 					n.Instances, orDash(runtimesColumn(n)), age(a.now(), n.LastHeartbeat))
 			}
 			return w.Flush()
@@ -47,24 +47,6 @@ func runtimesColumn(n api.Node) string {
 		}
 	}
 	return strings.Join(out, ",")
-}
-
-// humanBytes writes a size with the largest binary unit it reaches, with one
-// decimal when it is not a whole number of them: 128Mi, 23.5Gi.
-func humanBytes(b api.Bytes) string {
-	for _, u := range []struct {
-		s string
-		f float64
-	}{{"Ti", 1 << 40}, {"Gi", 1 << 30}, {"Mi", 1 << 20}, {"Ki", 1 << 10}} {
-		v := float64(b) / u.f
-		if v >= 1 {
-			if v == float64(int64(v)) {
-				return fmt.Sprintf("%d%s", int64(v), u.s)
-			}
-			return fmt.Sprintf("%.1f%s", v, u.s)
-		}
-	}
-	return fmt.Sprint(int64(b))
 }
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }

@@ -281,9 +281,15 @@ func (a *app) servicesCommand() *cobra.Command {
 				return a.printJSON(nonNil(list))
 			}
 			w := a.table()
-			row(w, "NAME", "VERSION", "STATUS", "ROLES", "UPDATED")
+			row(w, "NAME", "KIND", "VERSION", "STATUS", "ROLES", "UPDATED")
 			for _, s := range list {
-				row(w, s.Name, s.Version, serviceStatus(s), roleSummary(s), age(a.now(), s.UpdatedAt))
+				// A persistent VM is a service underneath; say so, since
+				// weft vm, not deploy, manages it.
+				kind := "service"
+				if s.Spec.IsVM() {
+					kind = "vm"
+				}
+				row(w, s.Name, kind, s.Version, serviceStatus(s), roleSummary(s), age(a.now(), s.UpdatedAt))
 			}
 			return w.Flush()
 		},

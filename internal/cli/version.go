@@ -1,12 +1,15 @@
 package cli
 
 import (
-	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
 	"github.com/weftcloud/weft/internal/buildinfo"
 )
+
+// versionText is what `weft version` and `weft --version` print.
+func versionText() string { return "weft " + buildinfo.Version + "\n" }
 
 func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
@@ -17,7 +20,7 @@ func (a *app) versionCommand() *cobra.Command {
 			if a.jsonOutput() {
 				return a.printJSON(map[string]string{"version": buildinfo.Version})
 			}
-			_, err := fmt.Fprintf(a.stdout, "weft %s\n", buildinfo.Version)
+			_, err := io.WriteString(a.stdout, versionText())
 			return err
 		},
 	}

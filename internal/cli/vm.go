@@ -139,7 +139,7 @@ func (a *app) vmListCommand() *cobra.Command {
 			w := a.table()
 			row(w, "NAME", "IMAGE", "CPUS", "MEMORY", "DISKS", "STATE", "HEALTH", "NODE", "AGE")
 			for _, vm := range vms {
-				row(w, vm.Name, vm.Image, vm.CPUs, humanBytes(vm.Memory), diskList(vm.Disks), vm.State, vm.Health, orDash(vm.Node), age(a.now(), vm.CreatedAt))
+				row(w, vm.Name, vm.Image, vm.CPUs, vm.Memory.String(), diskList(vm.Disks), vm.State, vm.Health, orDash(vm.Node), age(a.now(), vm.CreatedAt))
 			}
 			return w.Flush()
 		},
@@ -149,7 +149,7 @@ func (a *app) vmListCommand() *cobra.Command {
 func diskList(disks []api.DiskSpec) string {
 	out := make([]string, len(disks))
 	for i, d := range disks {
-		out[i] = d.Name + ":" + humanBytes(d.Size)
+		out[i] = d.Name + ":" + d.Size.String()
 	}
 	return strings.Join(out, ",")
 }
@@ -176,9 +176,9 @@ func (a *app) printVM(vm api.VM) error {
 	w := a.table()
 	row(w, "Name:", vm.Name)
 	row(w, "Image:", vm.Image)
-	row(w, "Size:", fmt.Sprintf("%g CPU, %s", vm.CPUs, humanBytes(vm.Memory)))
+	row(w, "Size:", fmt.Sprintf("%g CPU, %s", vm.CPUs, vm.Memory.String()))
 	for _, d := range vm.Disks {
-		row(w, "Disk:", fmt.Sprintf("%s %s (page blob %s)", d.Name, humanBytes(d.Size), d.Blob))
+		row(w, "Disk:", fmt.Sprintf("%s %s (page blob %s)", d.Name, d.Size.String(), d.Blob))
 	}
 	for _, p := range vm.Ports {
 		row(w, "Port:", fmt.Sprintf("%s: guest %d, public %d", p.Name, p.GuestPort, p.PublicPort))
@@ -290,7 +290,11 @@ func (a *app) waitVM(ctx context.Context, name string, timeout time.Duration, do
 			return vm, nil
 		}
 		if s := vm.State + "/" + vm.Health; s != last && !a.jsonOutput() {
-			fmt.Fprintf(a.stderr, "VM %s: %s %s\n", name, s, vm.Node)
+			on := ""
+			if vm.Node != "" { // none until it is placed
+				on = " on " + vm.Node
+			}
+			fmt.Fprintf(a.stderr, "VM %s: %s%s\n", name, s, on)
 			last = s
 		}
 		if time.Now().After(deadline) {

@@ -39,13 +39,19 @@ func newAgent(ctx context.Context, cfg AgentConfig) (*agent.Agent, *pki.Renewer,
 	}
 	drivers := []driver.Driver{proc}
 	// The other runtimes are there when the host has what they need.
+	noRuntime := func(runtime string, reason error) {
+		log.Info("no "+runtime+" runtime on this node", "reason", reason)
+		if cfg.noRuntime != nil {
+			cfg.noRuntime(runtime, reason)
+		}
+	}
 	if ctr, err := container.New(container.Config{Host: cfg.Host, Logger: log.With("driver", "container")}); err != nil {
-		log.Info("no container runtime on this node", "reason", err)
+		noRuntime("container", err)
 	} else {
 		drivers = append(drivers, ctr)
 	}
 	if vm, err := qemu.New(qemu.Config{Logger: log.With("driver", "vm")}); err != nil {
-		log.Info("no vm runtime on this node", "reason", err)
+		noRuntime("vm", err)
 	} else {
 		drivers = append(drivers, vm)
 	}

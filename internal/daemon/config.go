@@ -4,6 +4,7 @@
 package daemon
 
 import (
+	"io"
 	"log/slog"
 	"time"
 
@@ -81,6 +82,10 @@ type AgentConfig struct {
 	// in DATA/tls.
 	JoinToken string
 	CACert    string
+
+	// noRuntime, when set, hears of each runtime this host cannot offer
+	// and why; `weft dev` tells the person at its terminal.
+	noRuntime func(runtime string, reason error)
 }
 
 // StorageConfig configures `weft storage`, the storage service alone.
@@ -100,6 +105,11 @@ type DevConfig struct {
 	Nodes  int    // default 3
 	Listen string // default 127.0.0.1:7070
 	Logger *slog.Logger
+	// Stdout and Stderr take the few lines meant for the person at the
+	// terminal rather than the log: where the API and the development
+	// storage account are, and which runtimes this host cannot offer.
+	// Nil: not printed.
+	Stdout, Stderr io.Writer
 }
 
 // Defaults the CLI shows in --help.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/internal/agent"
+	"github.com/weftcloud/weft/internal/storage"
 )
 
 // RunDev runs the whole cloud in one process: a controller with the storage
@@ -43,11 +44,17 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, cfg.Nodes)
 	for i := 1; i <= cfg.Nodes; i++ {
-		a, _, err := newAgent(ctx, AgentConfig{
+		acfg := AgentConfig{
 			Server: "http://" + c.addr, Name: fmt.Sprintf("node-%d", i),
 			Data: filepath.Join(cfg.Data, "nodes", fmt.Sprintf("node-%d", i)), FaultDomain: fmt.Sprintf("fd%d", i),
 			HeartbeatInterval: DefaultHeartbeatInterval, Logger: log,
-		})
+		}
+		if i == 1 && cfg.Stderr != nil { // every node shares the host: tell it once
+			acfg.noRuntime = func(runtime string, reason error) {
+				fmt.Fprintf(cfg.Stderr, "weft dev: no %s runtime on this host: %v (roles with runtime: %s cannot run here)\n", runtime, reason, runtime)
+			}
+		}
+		a, _, err := newAgent(ctx, acfg)
 		if err != nil {
 			return err
 		}
@@ -61,6 +68,13 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		}()
 	}
 	log.Info("weft dev is up", "api", "http://"+c.addr, "nodes", cfg.Nodes, "data", cfg.Data)
+	if cfg.Stdout != nil {
+		// The Go SDK does not understand UseDevelopmentStorage=true: it
+		// needs the full string.
+		fmt.Fprintf(cfg.Stdout, "weft dev: API http://%s, %d nodes, data in %s\n"+
+			"weft dev: storage account %s (UseDevelopmentStorage=true); its full connection string:\n%s\n",
+			c.addr, cfg.Nodes, cfg.Data, storage.DevAccount, c.accts.DevAccountKeys().ConnectionString)
+	}
 
 	select {
 	case <-ctx.Done():

@@ -45,6 +45,7 @@ type controller struct {
 	http    *http.Server
 	addr    string // where the API listens, host:port
 	storage *storageserver.Server
+	accts   *accounts.Store
 	done    chan error // the reconciler's and the API server's exits
 	cancel  context.CancelFunc
 }
@@ -168,6 +169,7 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 		}
 		return own
 	}, cfg.DevAccount)
+	c.accts = accts
 
 	var node *replicated.Node
 	if !cfg.StorageDisabled {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"strconv"
 	"time"
@@ -231,6 +232,9 @@ func (c *Controller) nodeView(n nodeRecord, insts []instanceRecord) api.Node {
 			v.Allocated.Memory += in.Spec.Size.Memory
 		}
 	}
+	// A sum of floats: rounded to the thousandth the model counts CPU in
+	// (100m), so that 0.1+0.1+0.1 shows as 0.3.
+	v.Allocated.CPU = math.Round(v.Allocated.CPU*1000) / 1000
 	return v
 }
 

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -94,7 +96,7 @@ func decode(data []byte) (api.ServiceSpec, error) {
 	var spec api.ServiceSpec
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return spec, api.Errorf(api.CodeInvalid, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return spec, api.Errorf(api.CodeInvalid, "%s", syntaxError(data, err))
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return spec, api.Errorf(api.CodeInvalid, "the service model is empty")
@@ -105,6 +107,52 @@ func decode(data []byte) (api.ServiceSpec, error) {
 		return api.ServiceSpec{}, api.Errorf(api.CodeInvalid, "%s", strings.Join(d.problems, "; "))
 	}
 	return spec, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError words a YAML syntax error so that it names the offending
+// line. For a line indented to fit no block, the yaml package names the
+// line where the enclosing block starts ("line 2: did not find expected key"
+// for a bad indent on line 40). The offending line is where the document
+// stops parsing: the first N such that its first N-1 lines parse and its
+// first N do not, with the same complaint. A binary search finds such an N
+// in a few parses.
+func syntaxError(data []byte, err error) string {
+	m := yamlLine.FindStringSubmatch(err.Error())
+	if m == nil {
+		return strings.TrimPrefix(err.Error(), "yaml: ")
+	}
+	reported, problem := m[1], m[2]
+	lines := strings.SplitAfter(string(data), "\n")
+	// fails says whether the first n lines fail to parse, and with what.
+	fails := func(n int) (string, bool) {
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(strings.Join(lines[:n], "")), &doc); err != nil {
+			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+				return m[2], true
+			}
+			return err.Error(), true
+		}
+		return "", false
+	}
+	lo, hi := 0, len(lines) // the first lo lines parse; the first hi do not
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if _, bad := fails(mid); bad {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	if got, _ := fails(hi); got != problem || strconv.Itoa(hi) == reported {
+		return "line " + reported + ": " + problem
+	}
+	msg := fmt.Sprintf("line %d: %s", hi, problem)
+	if strings.Contains(problem, "expected key") || strings.Contains(problem, "'-' indicator") {
+		msg += " (check this line's indentation)"
+	}
+	return msg
 }
 
 // maxValues bounds the values a model decodes to. YAML aliases let a few
@@ -256,7 +304,7 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 		case k.Kind != yaml.ScalarNode:
 			d.fail(path, k, "keys must be plain names")
 		case !ok:
-			d.problems = append(d.problems, kpath+": unknown field")
+			d.fail(kpath, k, "unknown field")
 		case seen[k.Value]:
 			d.fail(kpath, k, "appears twice")
 		default:

@@ -70,8 +70,8 @@ func TestParseErrors(t *testing.T) {
 	cases := []struct {
 		name, old, new, want string
 	}{
-		{"unknown field", "    health:\n", "    helth:\n", "roles[0].helth: unknown field"},
-		{"unknown top-level field", "name: hello\n", "name: hello\nreplicas: 3\n", "replicas: unknown field"},
+		{"unknown field", "    health:\n", "    helth:\n", "roles[0].helth: line 13: unknown field"},
+		{"unknown top-level field", "name: hello\n", "name: hello\nreplicas: 3\n", "replicas: line 2: unknown field"},
 		{"type error", "instances: 3", `instances: "many"`, `roles[0].instances: line 9: cannot use "many" as a number`},
 		{"float instances", "instances: 3", "instances: 2.5", `roles[0].instances: line 9: cannot use "2.5" as a number`},
 		{"bad size", "memory: 128Mi", "memory: lots", "roles[0].size.memory: line 10: invalid size"},
@@ -108,10 +108,49 @@ func TestParseCollectsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("accepted")
 	}
-	for _, want := range []string{"roles[0].helth: unknown field", "roles[0].instances: line 5:"} {
+	for _, want := range []string{"roles[0].helth: line 4: unknown field", "roles[0].instances: line 5:"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
+	}
+}
+
+// A syntax error names the line at fault. For a line indented to fit no
+// block, the yaml package itself names the line where the enclosing block
+// starts (line 2 in most of these).
+func TestSyntaxErrorLines(t *testing.T) {
+	const head = "name: x\nroles:\n  - name: web\n    kind: web\n"
+	cases := []struct{ name, model, want string }{
+		{"key indented too little", head + "   runtime: process\n    instances: 2\n",
+			"line 5: did not find expected '-' indicator (check this line's indentation)"},
+		{"key back at the list's indent", head + "  runtime: process\n",
+			"line 5: did not find expected '-' indicator (check this line's indentation)"},
+		{"key indented too much", head + "      runtime: process\n    instances: 2\n",
+			"line 5: mapping values are not allowed in this context"},
+		{"nested key indented too little", head + "    size:\n      cpu: 1\n     memory: 64Mi\n    instances: 2\n",
+			"line 7: did not find expected key (check this line's indentation)"},
+		{"a tab", head + "\truntime: process\n",
+			"line 5: found a tab character that violates indentation"},
+		{"unclosed list", head + "    command: [a, b\n    instances: 2\n",
+			"line 5: did not find expected ',' or ']'"},
+		{"top-level key indented", "name: x\n  roles:\n  - name: web\n",
+			"line 2: mapping values are not allowed in this context"},
+		{"bad indent far from its block", head + "    instances: 1\n    size:\n      cpu: 1\n  - name: b\n    kind: web\n   command: [x]\n",
+			"line 10: did not find expected '-' indicator (check this line's indentation)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.model))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, api.ErrInvalid) {
+				t.Errorf("error %v is not ErrInvalid", err)
+			}
+			if err.Error() != tc.want {
+				t.Errorf("error %q\nwant  %q", err, tc.want)
+			}
+		})
 	}
 }
 
@@ -155,5 +194,25 @@ func TestLoad(t *testing.T) {
 		if _, _, err := Load(file); err == nil || !strings.Contains(err.Error(), "roles[0].package: ") {
 			t.Errorf("Load with package %s: err = %v", pkg, err)
 		}
+	}
+}
+
+// The example that opens docs/service-model.md is a valid model.
+func TestDocExampleParses(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/service-model.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/service-model.md has no yaml example")
+	}
+	spec, err := Parse([]byte(strings.ReplaceAll(example, "./package", digest)))
+	if err != nil {
+		t.Fatalf("the example does not parse: %v", err)
+	}
+	if len(spec.Roles) != 2 || spec.Roles[1].Command[0] != "sh" {
+		t.Errorf("parsed %+v", spec)
 	}
 }

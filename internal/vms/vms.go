@@ -276,11 +276,10 @@ func (m *Manager) deleteDisks(ctx context.Context, disks []api.DiskSpec) {
 
 // vmRole returns the VM's role if svc is a persistent VM.
 func vmRole(svc api.Service) (api.RoleSpec, bool) {
-	if len(svc.Spec.Roles) != 1 {
+	if !svc.Spec.IsVM() {
 		return api.RoleSpec{}, false
 	}
-	r := svc.Spec.Roles[0]
-	return r, r.Name == api.VMRole && r.Persistence == api.Persistent
+	return svc.Spec.Roles[0], true
 }
 
 // Get returns one VM.

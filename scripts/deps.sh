@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# make deps: install the Debian packages Weft's runtimes and tests need, the
+# ones not already there (so running it again does nothing). .ci/run calls it
+# too: this is the one list.
+set -euo pipefail
+
+need=()
+command -v runc >/dev/null 2>&1 || need+=(runc)                                  # the container runtime
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)         # the vm runtime
+command -v qemu-img >/dev/null 2>&1 || need+=(qemu-utils)                        # overlays, qemu-io for NBD tests
+[ -x /bin/busybox ] && ldd /bin/busybox >/dev/null 2>&1 && need+=(busybox-static) # a static busybox for images
+command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
+command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)                        # VM image root disks
+# What the tests need besides.
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v iptables >/dev/null 2>&1 || need+=(iptables) # partitions in the multi-host harness
+command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev) # the race detector uses cgo
+command -v curl >/dev/null 2>&1 || need+=(curl)
+
+if [ ${#need[@]} -eq 0 ]; then
+  echo "deps: everything is installed"
+  exit 0
+fi
+# busybox-static may be named twice above; apt-get takes it once.
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+echo "deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}"
