@@ -86,11 +86,22 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	log.Info("weft dev stopping: stopping instances")
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i, a := range agents {
-		if serr := a.StopAll(stopCtx); serr != nil {
-			log.Warn("stop instances", "node", i+1, "err", serr)
-		}
+	if cfg.Stderr != nil {
+		fmt.Fprintf(cfg.Stderr, "weft dev: stopping the instances of %d nodes, then the controller\n", len(agents))
 	}
+	// The nodes stop their instances at once, each within its stop grace,
+	// rather than one node after another.
+	var stopping sync.WaitGroup
+	for i, a := range agents {
+		stopping.Add(1)
+		go func() {
+			defer stopping.Done()
+			if serr := a.StopAll(stopCtx); serr != nil {
+				log.Warn("stop instances", "node", i+1, "err", serr)
+			}
+		}()
+	}
+	stopping.Wait()
 	log.Info("weft dev: instances stopped")
 	stopAgents()
 	wg.Wait()
