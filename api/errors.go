@@ -42,6 +42,7 @@ var (
 	ErrTooLarge    = &Error{Code: CodeTooLarge}
 	ErrUnavailable = &Error{Code: CodeUnavailable}
 	ErrInternal    = &Error{Code: CodeInternal}
+	ErrForbidden   = &Error{Code: CodeForbidden}
 )
 
 // Errorf makes an *Error with the code and a formatted message.

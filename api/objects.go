@@ -32,8 +32,13 @@ const (
 	DesiredStopped = "stopped"
 )
 
-// DefaultTenant owns every object until tenancy lands.
+// DefaultTenant owns what the operator makes without naming a tenant; it
+// has no quota, and its images are every tenant's to use.
 const DefaultTenant = "default"
+
+// AllTenants, as a tenant to list, lists every tenant's objects (the
+// operator's ?tenant=*).
+const AllTenants = "*"
 
 // Service is a deployed service model and its rollout status.
 type Service struct {
@@ -192,8 +197,9 @@ type Resources struct {
 type Event struct {
 	Seq      uint64    `json:"seq"`
 	Time     time.Time `json:"time"`
-	Level    string    `json:"level"` // info | warn | error
-	Type     string    `json:"type"`  // e.g. instance.placed, instance.restarted, node.down, upgrade.halted
+	Level    string    `json:"level"`            // info | warn | error
+	Type     string    `json:"type"`             // e.g. instance.placed, instance.restarted, node.down, upgrade.halted
+	Tenant   string    `json:"tenant,omitempty"` // the tenant whose object it is about; empty for nodes
 	Service  string    `json:"service,omitempty"`
 	Role     string    `json:"role,omitempty"`
 	Instance string    `json:"instance,omitempty"`

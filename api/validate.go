@@ -208,8 +208,10 @@ func (r *RoleSpec) validate(at string, local bool, ports map[int]string, p *prob
 		if ep.GuestPort != 0 && (r.Runtime != RuntimeVM || ep.GuestPort < 1 || ep.GuestPort > 65535) {
 			p.add(eat+".guestPort", "%d: only vm roles have a guest port, from 1 to 65535", ep.GuestPort)
 		}
-		if ep.Port < 1 || ep.Port > 65535 {
-			p.add(eat+".port", "%d is not a port (1-65535)", ep.Port)
+		if ep.Port < 0 || ep.Port > 65535 {
+			p.add(eat+".port", "%d is not a port (1-65535, or 0 to have one picked)", ep.Port)
+		} else if ep.Port == 0 {
+			// The controller picks one (fabric: assignPorts).
 		} else if other, ok := ports[ep.Port]; ok {
 			p.add(eat+".port", "%d is also used by %s", ep.Port, other)
 		} else {

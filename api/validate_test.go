@@ -75,7 +75,8 @@ func TestValidate(t *testing.T) {
 			s.Roles = append(s.Roles, RoleSpec{Name: "api", Kind: KindWeb, Runtime: RuntimeContainer, Image: "x",
 				Endpoints: []Endpoint{{Name: "http", Port: 8080}}})
 		}, "roles[1].endpoints[0].port: 8080 is also used"},
-		{"zero port", func(s *ServiceSpec) { s.Roles[0].Endpoints[0].Port = 0 }, "roles[0].endpoints[0].port: 0 is not a port"},
+		{"zero port: picked by the controller", func(s *ServiceSpec) { s.Roles[0].Endpoints[0].Port = 0 }, ""},
+		{"negative port", func(s *ServiceSpec) { s.Roles[0].Endpoints[0].Port = -1 }, "roles[0].endpoints[0].port: -1 is not a port"},
 		{"no probe", func(s *ServiceSpec) { s.Roles[0].Health.HTTP = nil }, "roles[0].health: needs exactly one"},
 		{"exec probe", func(s *ServiceSpec) { s.Roles[0].Health.HTTP = nil; s.Roles[0].Health.Exec = []string{"true"} }, ""},
 		{"relative probe path", func(s *ServiceSpec) { s.Roles[0].Health.HTTP.Path = "healthz" }, "roles[0].health.http.path: "},

@@ -70,6 +70,7 @@ type CreateVM struct {
 // VM is a persistent VM as `weft vm list|show` shows it.
 type VM struct {
 	Name      string     `json:"name"`
+	Tenant    string     `json:"tenant"`
 	Image     string     `json:"image"`
 	CPUs      float64    `json:"cpus"`
 	Memory    Bytes      `json:"memory"`

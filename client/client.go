@@ -29,6 +29,9 @@ type Client struct {
 	addrs []string
 	http  *http.Client
 	token string // sent as Authorization: Bearer
+	// tenant, when set, is sent as ?tenant= on every call: the tenant the
+	// operator acts in (a tenant's own token needs none).
+	tenant string
 
 	mu      sync.Mutex
 	current int
@@ -53,6 +56,13 @@ func New(addrs string) *Client {
 // cluster's CA to check servers against and, for agents, a certificate.
 func (c *Client) WithTLS(config *tls.Config) *Client {
 	c.http = &http.Client{Transport: &http.Transport{TLSClientConfig: config, Proxy: http.ProxyFromEnvironment}}
+	return c
+}
+
+// WithTenant makes every call act in tenant (the operator's --tenant), or
+// with api.AllTenants list every tenant's objects.
+func (c *Client) WithTenant(tenant string) *Client {
+	c.tenant = tenant
 	return c
 }
 
@@ -115,6 +125,14 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 // (logs, event streams, package downloads). The caller closes the body.
 // Answers with an error status are turned into errors here.
 func (c *Client) Stream(ctx context.Context, method, path string, query url.Values, body any) (*http.Response, error) {
+	if c.tenant != "" && query.Get("tenant") == "" {
+		q := url.Values{}
+		for k, v := range query {
+			q[k] = v
+		}
+		q.Set("tenant", c.tenant)
+		query = q
+	}
 	var payload []byte
 	var reader io.Reader
 	contentType := ""

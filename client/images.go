@@ -55,6 +55,15 @@ func (c *Client) Image(ctx context.Context, name string) (api.Image, error) {
 	return img, err
 }
 
+// ImageByDigest returns the image of that digest that one of the calling
+// node's instances runs (nodes fetch images by the digest they were
+// deployed with).
+func (c *Client) ImageByDigest(ctx context.Context, digest string) (api.Image, error) {
+	var img api.Image
+	_, err := c.Do(ctx, "GET", "/v1/imagedigests/"+url.PathEscape(digest), nil, nil, &img)
+	return img, err
+}
+
 // DeleteImage deletes an image no deployment uses.
 func (c *Client) DeleteImage(ctx context.Context, name string) error {
 	_, err := c.Do(ctx, "DELETE", "/v1/images/"+url.PathEscape(name), nil, nil, nil)

@@ -14,12 +14,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+
+	"github.com/weftcloud/weft/api"
 )
 
 // Role is what a caller is to the cluster.
 type Role string
 
-// The roles. Tenants' roles come with tenancy.
+// The roles.
 const (
 	// Anonymous presented nothing the cluster knows.
 	Anonymous Role = ""
@@ -27,8 +29,11 @@ const (
 	// cluster's own traffic (replication, copies, probes) and requests a
 	// server forwards on a caller's behalf, which carry that caller.
 	Server Role = "server"
-	// Operator runs the cloud: the admin token.
+	// Operator runs the cloud: the admin token, or an operator token.
 	Operator Role = "operator"
+	// Tenant is a customer's token: it acts within its own tenant only,
+	// with the access its token gives (Principal.Access).
+	Tenant Role = "tenant"
 	// Node is one node's agent (a certificate naming the node): it acts
 	// for its own node only.
 	Node Role = "node"
@@ -40,9 +45,17 @@ const (
 // Principal is an authenticated caller.
 type Principal struct {
 	Role Role `json:"role"`
-	// Name is the node's for Node, and for Server the server's when its
-	// certificate names one (pki.IssueServer), else "".
+	// Name is the node's for Node, for Server the server's when its
+	// certificate names one (pki.IssueServer), and for a token (a tenant's
+	// or an operator's) the token's ID.
 	Name string `json:"name,omitempty"`
+	// For Tenant: the tenant, and the access its token gives
+	// (api.AccessOwner, AccessContributor, AccessReader).
+	Tenant string `json:"tenant,omitempty"`
+	Access string `json:"access,omitempty"`
+	// Addr is where the caller connected from (the audit log's "from
+	// where"): set at the edge, and carried when a server forwards.
+	Addr string `json:"addr,omitempty"`
 }
 
 func (p Principal) String() string {
@@ -88,6 +101,10 @@ func Decode(s string) (Principal, error) {
 	}
 	switch p.Role {
 	case Anonymous, Server, Operator, Joiner:
+	case Tenant:
+		if p.Tenant == "" || !validAccess(p.Access) {
+			return Principal{}, fmt.Errorf("access: %s: a tenant principal needs a tenant and an access", ForwardedHeader)
+		}
 	case Node:
 		if p.Name == "" {
 			return Principal{}, fmt.Errorf("access: %s: a node without a name", ForwardedHeader)
@@ -119,7 +136,34 @@ const (
 	Nodes Rule = "nodes"
 	// Joiners: the join token (a node's first certificate).
 	Joiners Rule = "joiners"
+	// TenantRead: the operator, and every token of a tenant (the handler
+	// shows the tenant's own objects only).
+	TenantRead Rule = "tenant-read"
+	// TenantWrite: the operator, and a tenant's owner and contributor
+	// tokens (changes within their own tenant).
+	TenantWrite Rule = "tenant-write"
+	// TenantOwner: the operator, and a tenant's owner tokens (its tokens
+	// and sign-in links).
+	TenantOwner Rule = "tenant-owner"
 )
+
+func validAccess(a string) bool {
+	return a == api.AccessOwner || a == api.AccessContributor || a == api.AccessReader
+}
+
+// tenantMay says whether a tenant token with access a may call a route
+// that follows rule.
+func tenantMay(rule Rule, a string) bool {
+	switch rule {
+	case TenantRead:
+		return validAccess(a)
+	case TenantWrite:
+		return a == api.AccessOwner || a == api.AccessContributor
+	case TenantOwner:
+		return a == api.AccessOwner
+	}
+	return false
+}
 
 // Denied is why a principal may not call a route: Unauthenticated when it
 // presented no credentials (401), otherwise forbidden (403).
@@ -140,10 +184,13 @@ func Check(rule Rule, p Principal, node string) error {
 		return &Denied{Unauthenticated: true, Reason: "this API needs credentials: the API token (--token or WEFT_TOKEN) or a certificate of the cluster's CA"}
 	}
 	switch rule {
-	case Operators, Nodes, OwnNode:
+	case Operators, Nodes, OwnNode, TenantRead, TenantWrite, TenantOwner:
 		if p.Role == Operator {
 			return nil
 		}
+	}
+	if p.Role == Tenant && tenantMay(rule, p.Access) {
+		return nil
 	}
 	switch {
 	case rule == Nodes && p.Role == Node:
@@ -170,6 +217,12 @@ func (r Rule) who() string {
 		return "nodes and the operator"
 	case Joiners:
 		return "agents with the join token"
+	case TenantRead:
+		return "the operator and tenants' tokens"
+	case TenantWrite:
+		return "the operator and tenants' owner and contributor tokens"
+	case TenantOwner:
+		return "the operator and tenants' owner tokens"
 	}
 	return string(r)
 }

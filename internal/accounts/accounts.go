@@ -52,15 +52,17 @@ type record struct {
 
 var accountName = regexp.MustCompile(`^[a-z0-9]{3,24}$`)
 
-// Create makes an account with two new keys.
-func (s *Store) Create(ctx context.Context, name string) (api.StorageAccount, error) {
+// Create makes a tenant's account with two new keys. Account names are
+// one name space for every tenant (they are in the storage URLs, as in
+// Azure), so a name another tenant holds is taken.
+func (s *Store) Create(ctx context.Context, tenant, name string) (api.StorageAccount, error) {
 	if !accountName.MatchString(name) {
 		return api.StorageAccount{}, api.Errorf(api.CodeInvalid, "name: %q is not a storage account name (3-24 lowercase letters and digits)", name)
 	}
 	if name == storage.DevAccount || name == SystemAccount {
 		return api.StorageAccount{}, api.Errorf(api.CodeConflict, "name: %s is reserved", name)
 	}
-	rec := record{Name: name, Tenant: api.DefaultTenant, Key1: newKey(), Key2: newKey(), CreatedAt: time.Now().UTC()}
+	rec := record{Name: name, Tenant: tenant, Key1: newKey(), Key2: newKey(), CreatedAt: time.Now().UTC()}
 	data, _ := json.Marshal(rec)
 	// The revision check makes a concurrent create of the same name fail.
 	_, err := s.st.Apply(ctx, []state.Op{
@@ -68,7 +70,7 @@ func (s *Store) Create(ctx context.Context, name string) (api.StorageAccount, er
 		{Kind: state.KindAccounts, Key: name, Value: data},
 	})
 	if errors.Is(err, state.ErrConflict) {
-		return api.StorageAccount{}, api.Errorf(api.CodeConflict, "storage account %s already exists", name)
+		return api.StorageAccount{}, api.Errorf(api.CodeConflict, "storage account name %s is taken: account names are unique across the cloud", name)
 	}
 	if err != nil {
 		return api.StorageAccount{}, fmt.Errorf("accounts: create %s: %w", name, err)
@@ -76,12 +78,16 @@ func (s *Store) Create(ctx context.Context, name string) (api.StorageAccount, er
 	return s.view(rec), nil
 }
 
-// List returns every account (not their keys).
-func (s *Store) List(ctx context.Context) []api.StorageAccount {
+// List returns a tenant's accounts (every tenant's with api.AllTenants),
+// not their keys.
+func (s *Store) List(ctx context.Context, tenant string) []api.StorageAccount {
 	out := []api.StorageAccount{}
+	if s.dev && ownsDev(tenant) {
+		out = append(out, s.view(record{Name: storage.DevAccount, Tenant: api.DefaultTenant}))
+	}
 	for _, e := range s.st.List(state.KindAccounts, "") {
 		var rec record
-		if json.Unmarshal(e.Value, &rec) == nil && rec.Name != SystemAccount {
+		if json.Unmarshal(e.Value, &rec) == nil && rec.Name != SystemAccount && (tenant == api.AllTenants || rec.Tenant == tenant) {
 			out = append(out, s.view(rec))
 		}
 	}
@@ -92,11 +98,11 @@ func (s *Store) List(ctx context.Context) []api.StorageAccount {
 // store serves the development account, it answers for it too, so a user
 // can see what UseDevelopmentStorage=true stands for (the Go SDK does not
 // understand that shorthand and needs the full string).
-func (s *Store) AccountKeys(ctx context.Context, name string) (api.StorageAccountKeys, error) {
-	if s.dev && name == storage.DevAccount {
+func (s *Store) AccountKeys(ctx context.Context, tenant, name string) (api.StorageAccountKeys, error) {
+	if s.dev && name == storage.DevAccount && ownsDev(tenant) {
 		return s.DevAccountKeys(), nil
 	}
-	rec, err := s.get(name)
+	rec, err := s.get(tenant, name)
 	if err != nil {
 		return api.StorageAccountKeys{}, err
 	}
@@ -111,11 +117,11 @@ func (s *Store) DevAccountKeys() api.StorageAccountKeys {
 }
 
 // Regenerate replaces key1 or key2; the other keeps working meanwhile.
-func (s *Store) Regenerate(ctx context.Context, name, which string) (api.StorageAccountKeys, error) {
-	if s.dev && name == storage.DevAccount {
+func (s *Store) Regenerate(ctx context.Context, tenant, name, which string) (api.StorageAccountKeys, error) {
+	if s.dev && name == storage.DevAccount && ownsDev(tenant) {
 		return api.StorageAccountKeys{}, api.Errorf(api.CodeInvalid, "name: the key of %s is the storage emulator's documented key and cannot be regenerated", name)
 	}
-	rec, err := s.get(name)
+	rec, err := s.get(tenant, name)
 	if err != nil {
 		return api.StorageAccountKeys{}, err
 	}
@@ -135,11 +141,11 @@ func (s *Store) Regenerate(ctx context.Context, name, which string) (api.Storage
 }
 
 // Delete removes an account: its keys stop working at once.
-func (s *Store) Delete(ctx context.Context, name string) error {
-	if s.dev && name == storage.DevAccount {
+func (s *Store) Delete(ctx context.Context, tenant, name string) error {
+	if s.dev && name == storage.DevAccount && ownsDev(tenant) {
 		return api.Errorf(api.CodeInvalid, "name: %s is the development account, served while the server runs with it; it cannot be deleted", name)
 	}
-	if _, err := s.get(name); err != nil {
+	if _, err := s.get(tenant, name); err != nil {
 		return err
 	}
 	_, err := s.st.Apply(ctx, []state.Op{{Kind: state.KindAccounts, Key: name, Delete: true}})
@@ -196,16 +202,32 @@ const systemTenant = "system"
 
 var errNoRecord = errors.New("accounts: no such account")
 
-// get returns a user's account: the system account is not one.
-func (s *Store) get(name string) (record, error) {
+// get returns a tenant's account (any tenant's with api.AllTenants): the
+// system account is no one's, and another tenant's is not found.
+func (s *Store) get(tenant, name string) (record, error) {
+	notFound := api.Errorf(api.CodeNotFound, "no storage account named %s", name)
 	if name == SystemAccount {
-		return record{}, api.Errorf(api.CodeNotFound, "no storage account named %s", name)
+		return record{}, notFound
 	}
 	rec, err := s.lookup(name)
-	if errors.Is(err, errNoRecord) {
-		return rec, api.Errorf(api.CodeNotFound, "no storage account named %s", name)
+	if errors.Is(err, errNoRecord) || (err == nil && tenant != api.AllTenants && rec.Tenant != tenant) {
+		return record{}, notFound
 	}
 	return rec, err
+}
+
+// ownsDev: the development account is the default tenant's.
+func ownsDev(tenant string) bool { return tenant == api.DefaultTenant || tenant == api.AllTenants }
+
+// Owned counts a tenant's accounts (a tenant that owns any is not deleted).
+func (s *Store) Owned(tenant string) int {
+	n := 0
+	for _, a := range s.List(context.Background(), tenant) {
+		if a.Name != storage.DevAccount {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *Store) lookup(name string) (record, error) {

@@ -27,17 +27,17 @@ func newStore(t *testing.T, dev bool) *Store {
 func TestAccountLifecycle(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, false)
-	acct, err := s.Create(ctx, "photos")
+	acct, err := s.Create(ctx, api.DefaultTenant, "photos")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if acct.Endpoints["blob"] != "http://127.0.0.1:10000/photos" {
 		t.Errorf("blob endpoint %q", acct.Endpoints["blob"])
 	}
-	if _, err := s.Create(ctx, "photos"); !errors.Is(err, api.ErrConflict) {
+	if _, err := s.Create(ctx, api.DefaultTenant, "photos"); !errors.Is(err, api.ErrConflict) {
 		t.Errorf("second create: %v, want conflict", err)
 	}
-	keys, err := s.AccountKeys(ctx, "photos")
+	keys, err := s.AccountKeys(ctx, api.DefaultTenant, "photos")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,17 +45,17 @@ func TestAccountLifecycle(t *testing.T) {
 	if err != nil || len(raw) != 2 || len(raw[0]) != 64 {
 		t.Fatalf("Keys: %v, %d keys", err, len(raw))
 	}
-	again, err := s.Regenerate(ctx, "photos", "key1")
+	again, err := s.Regenerate(ctx, api.DefaultTenant, "photos", "key1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if again.Key1 == keys.Key1 || again.Key2 != keys.Key2 {
 		t.Errorf("regenerate key1 changed the wrong key")
 	}
-	if got := s.List(ctx); len(got) != 1 || got[0].Name != "photos" {
+	if got := s.List(ctx, api.DefaultTenant); len(got) != 1 || got[0].Name != "photos" {
 		t.Errorf("List = %+v", got)
 	}
-	if err := s.Delete(ctx, "photos"); err != nil {
+	if err := s.Delete(ctx, api.DefaultTenant, "photos"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Keys(ctx, "photos"); !errors.Is(err, storage.ErrNoAccount) {
@@ -66,7 +66,7 @@ func TestAccountLifecycle(t *testing.T) {
 func TestAccountNamesAndDevAccount(t *testing.T) {
 	ctx := context.Background()
 	for _, name := range []string{"ab", "UPPER", "with-dash", "waytoolongforanaccountname1", storage.DevAccount} {
-		if _, err := newStore(t, false).Create(ctx, name); err == nil {
+		if _, err := newStore(t, false).Create(ctx, api.DefaultTenant, name); err == nil {
 			t.Errorf("Create(%q) accepted", name)
 		}
 	}
@@ -84,16 +84,16 @@ func TestAccountNamesAndDevAccount(t *testing.T) {
 func TestAccountsShowTheStorageOfNow(t *testing.T) {
 	ctx := context.Background()
 	made := newStore(t, false)
-	if _, err := made.Create(ctx, "photos"); err != nil {
+	if _, err := made.Create(ctx, api.DefaultTenant, "photos"); err != nil {
 		t.Fatal(err)
 	}
 	now := New(made.st, func() Endpoints {
 		return Endpoints{Blob: "http://10.0.0.2:10000", Queue: "http://10.0.0.2:10001", Table: "http://10.0.0.2:10002"}
 	}, false)
-	if got := now.List(ctx)[0].Endpoints["table"]; got != "http://10.0.0.2:10002/photos" {
+	if got := now.List(ctx, api.DefaultTenant)[0].Endpoints["table"]; got != "http://10.0.0.2:10002/photos" {
 		t.Errorf("the table endpoint is %q", got)
 	}
-	keys, err := now.AccountKeys(ctx, "photos")
+	keys, err := now.AccountKeys(ctx, api.DefaultTenant, "photos")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +107,11 @@ func TestAccountsShowTheStorageOfNow(t *testing.T) {
 // deleted.
 func TestDevAccountKeys(t *testing.T) {
 	ctx := context.Background()
-	if _, err := newStore(t, false).AccountKeys(ctx, storage.DevAccount); !errors.Is(err, api.ErrNotFound) {
+	if _, err := newStore(t, false).AccountKeys(ctx, api.DefaultTenant, storage.DevAccount); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("dev account keys without dev mode: %v, want not found", err)
 	}
 	s := newStore(t, true)
-	keys, err := s.AccountKeys(ctx, storage.DevAccount)
+	keys, err := s.AccountKeys(ctx, api.DefaultTenant, storage.DevAccount)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,10 +123,10 @@ func TestDevAccountKeys(t *testing.T) {
 	if keys != want {
 		t.Errorf("AccountKeys(devstoreaccount1) = %+v\nwant %+v", keys, want)
 	}
-	if _, err := s.Regenerate(ctx, storage.DevAccount, "key1"); !errors.Is(err, api.ErrInvalid) {
+	if _, err := s.Regenerate(ctx, api.DefaultTenant, storage.DevAccount, "key1"); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("regenerate the dev key: %v, want invalid", err)
 	}
-	if err := s.Delete(ctx, storage.DevAccount); !errors.Is(err, api.ErrInvalid) {
+	if err := s.Delete(ctx, api.DefaultTenant, storage.DevAccount); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("delete the dev account: %v, want invalid", err)
 	}
 	if _, err := s.Keys(ctx, storage.DevAccount); err != nil {

@@ -6,12 +6,12 @@ import (
 	"github.com/weftcloud/weft/api"
 )
 
-func (s *server) createAccount(w http.ResponseWriter, r *http.Request) error {
+func (s *server) createAccount(w http.ResponseWriter, r *http.Request, tenant string) error {
 	var req api.CreateStorageAccount
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	acct, err := s.accounts.Create(r.Context(), req.Name)
+	acct, err := s.accounts.Create(r.Context(), tenant, req.Name)
 	if err != nil {
 		return err
 	}
@@ -19,28 +19,28 @@ func (s *server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) listAccounts(w http.ResponseWriter, r *http.Request) error {
-	return ok(w, s.accounts.List(r.Context()))
+func (s *server) listAccounts(w http.ResponseWriter, r *http.Request, tenant string) error {
+	return ok(w, s.accounts.List(r.Context(), tenant))
 }
 
-func (s *server) accountKeys(w http.ResponseWriter, r *http.Request) error {
-	keys, err := s.accounts.AccountKeys(r.Context(), r.PathValue("name"))
+func (s *server) accountKeys(w http.ResponseWriter, r *http.Request, tenant string) error {
+	keys, err := s.accounts.AccountKeys(r.Context(), tenant, r.PathValue("name"))
 	if err != nil {
 		return err
 	}
 	return ok(w, keys)
 }
 
-func (s *server) regenerateKey(w http.ResponseWriter, r *http.Request) error {
-	keys, err := s.accounts.Regenerate(r.Context(), r.PathValue("name"), r.PathValue("key"))
+func (s *server) regenerateKey(w http.ResponseWriter, r *http.Request, tenant string) error {
+	keys, err := s.accounts.Regenerate(r.Context(), tenant, r.PathValue("name"), r.PathValue("key"))
 	if err != nil {
 		return err
 	}
 	return ok(w, keys)
 }
 
-func (s *server) deleteAccount(w http.ResponseWriter, r *http.Request) error {
-	if err := s.accounts.Delete(r.Context(), r.PathValue("name")); err != nil {
+func (s *server) deleteAccount(w http.ResponseWriter, r *http.Request, tenant string) error {
+	if err := s.accounts.Delete(r.Context(), tenant, r.PathValue("name")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

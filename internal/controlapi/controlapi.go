@@ -12,14 +12,17 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/access"
 	"github.com/weftcloud/weft/internal/accounts"
+	"github.com/weftcloud/weft/internal/audit"
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/images"
+	"github.com/weftcloud/weft/internal/tenants"
 	"github.com/weftcloud/weft/internal/vms"
 )
 
@@ -29,23 +32,44 @@ const maxJSONBody = 1 << 20
 // handlerFunc is a handler that returns its error for writeError to render.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
+// Config is what the API serves.
+type Config struct {
+	Controller *fabric.Controller
+	Accounts   *accounts.Store
+	Images     *images.Store
+	VMs        *vms.Manager
+	Tenants    *tenants.Store
+	Audit      *audit.Log
+	// Nodes is the HTTP client for agents' APIs (logs, exec): with TLS, it
+	// presents the server's certificate.
+	Nodes *http.Client
+	// Portal is the portal's base URL, for sign-in links.
+	Portal string
+	Log    *slog.Logger
+}
+
 type server struct {
 	ctl      *fabric.Controller
 	accounts *accounts.Store
 	images   *images.Store
 	vms      *vms.Manager
+	tenants  *tenants.Store
+	audit    *audit.Log
+	portal   string
 	log      *slog.Logger
 	http     *http.Client // for proxying to node agents
 }
 
-// New returns the API handler over the controller and the storage accounts.
-// nodes is the HTTP client for agents' APIs (logs, exec): with TLS, it
-// presents the server's certificate.
-func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, vmMgr *vms.Manager, nodes *http.Client, logger *slog.Logger) http.Handler {
-	if nodes == nil {
-		nodes = &http.Client{}
+// scopedFunc is a handler that acts in one tenant (see scope).
+type scopedFunc func(w http.ResponseWriter, r *http.Request, tenant string) error
+
+// New returns the API handler.
+func New(cfg Config) http.Handler {
+	if cfg.Nodes == nil {
+		cfg.Nodes = &http.Client{}
 	}
-	s := &server{ctl: ctl, accounts: accts, images: imgs, vms: vmMgr, log: logger, http: nodes}
+	s := &server{ctl: cfg.Controller, accounts: cfg.Accounts, images: cfg.Images, vms: cfg.VMs, tenants: cfg.Tenants,
+		audit: cfg.Audit, portal: cfg.Portal, log: cfg.Log, http: cfg.Nodes}
 	mux := access.NewMux()
 	route := func(pattern string, h handlerFunc) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -54,22 +78,42 @@ func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, vmMg
 			}
 		})
 	}
+	// in is a route that acts in one tenant; list, one that may also list
+	// every tenant's objects (?tenant=*, the operator's).
+	in := func(pattern string, h scopedFunc) {
+		route(pattern, func(w http.ResponseWriter, r *http.Request) error {
+			tenant, err := s.scope(r, false)
+			if err != nil {
+				return err
+			}
+			return h(w, r, tenant)
+		})
+	}
+	list := func(pattern string, h scopedFunc) {
+		route(pattern, func(w http.ResponseWriter, r *http.Request) error {
+			tenant, err := s.scope(r, true)
+			if err != nil {
+				return err
+			}
+			return h(w, r, tenant)
+		})
+	}
 	route("GET /v1/status", s.status)
 	route("POST /v1/packages", s.putPackage)
 	route("GET /v1/packages/{digest}", s.getPackage)
 
-	route("PUT /v1/services/{name}", s.deploy)
-	route("GET /v1/services", s.services)
-	route("GET /v1/services/{name}", s.service)
-	route("DELETE /v1/services/{name}", s.deleteService)
-	route("POST /v1/services/{name}/scale", s.scale)
-	route("POST /v1/services/{name}/rollback", s.rollback)
+	in("PUT /v1/services/{name}", s.deploy)
+	list("GET /v1/services", s.services)
+	in("GET /v1/services/{name}", s.service)
+	in("DELETE /v1/services/{name}", s.deleteService)
+	in("POST /v1/services/{name}/scale", s.scale)
+	in("POST /v1/services/{name}/rollback", s.rollback)
 
-	route("GET /v1/instances", s.instances)
-	route("GET /v1/instances/{id}", s.instance)
-	route("GET /v1/instances/{id}/logs", s.logs)
-	route("POST /v1/instances/{id}/exec", s.exec)
-	route("POST /v1/instances/{id}/reimage", s.reimage)
+	list("GET /v1/instances", s.instances)
+	list("GET /v1/instances/{id}", s.instance)
+	list("GET /v1/instances/{id}/logs", s.logs)
+	list("POST /v1/instances/{id}/exec", s.exec)
+	list("POST /v1/instances/{id}/reimage", s.reimage)
 
 	route("GET /v1/nodes", s.nodes)
 	route("GET /v1/nodes/{name}", s.node)
@@ -80,33 +124,36 @@ func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, vmMg
 	route("POST /v1/nodes/{name}/undrain", s.undrain)
 	route("POST /v1/nodes/{name}/revoke", s.revoke)
 
-	route("GET /v1/events", s.events)
+	list("GET /v1/events", s.events)
 
-	route("POST /v1/storage/accounts", s.createAccount)
-	route("GET /v1/storage/accounts", s.listAccounts)
-	route("GET /v1/storage/accounts/{name}/keys", s.accountKeys)
-	route("POST /v1/storage/accounts/{name}/keys/{key}/regenerate", s.regenerateKey)
-	route("DELETE /v1/storage/accounts/{name}", s.deleteAccount)
+	in("POST /v1/storage/accounts", s.createAccount)
+	list("GET /v1/storage/accounts", s.listAccounts)
+	list("GET /v1/storage/accounts/{name}/keys", s.accountKeys)
+	list("POST /v1/storage/accounts/{name}/keys/{key}/regenerate", s.regenerateKey)
+	list("DELETE /v1/storage/accounts/{name}", s.deleteAccount)
 
 	route("HEAD /v1/imagefiles/{digest}", s.headImageFile)
 	route("GET /v1/imagefiles/{digest}", s.getImageFile)
 	route("PUT /v1/imagefiles/{digest}", s.putImageFile)
-	route("POST /v1/images", s.createImage)
-	route("GET /v1/images", s.listImages)
-	route("GET /v1/images/{name}", s.image)
-	route("DELETE /v1/images/{name}", s.deleteImage)
+	route("GET /v1/imagedigests/{digest}", s.imageByDigest)
+	in("POST /v1/images", s.createImage)
+	list("GET /v1/images", s.listImages)
+	in("GET /v1/images/{name}", s.image)
+	in("DELETE /v1/images/{name}", s.deleteImage)
 
-	route("POST /v1/vms", s.createVM)
-	route("GET /v1/vms", s.listVMs)
-	route("GET /v1/vms/{name}", s.vm)
-	route("POST /v1/vms/{name}/start", s.startVM)
-	route("POST /v1/vms/{name}/stop", s.stopVM)
-	route("DELETE /v1/vms/{name}", s.deleteVM)
-	route("POST /v1/vms/{name}/exec", s.execVM)
-	route("POST /v1/vms/{name}/migrate", s.migrateVM)
-	route("POST /v1/vms/{name}/resize", s.resizeVM)
-	route("POST /v1/vms/{name}/disks", s.attachDisk)
-	route("DELETE /v1/vms/{name}/disks/{disk}", s.detachDisk)
+	in("POST /v1/vms", s.createVM)
+	list("GET /v1/vms", s.listVMs)
+	in("GET /v1/vms/{name}", s.vm)
+	in("POST /v1/vms/{name}/start", s.startVM)
+	in("POST /v1/vms/{name}/stop", s.stopVM)
+	in("DELETE /v1/vms/{name}", s.deleteVM)
+	in("POST /v1/vms/{name}/exec", s.execVM)
+	in("POST /v1/vms/{name}/migrate", s.migrateVM)
+	in("POST /v1/vms/{name}/resize", s.resizeVM)
+	in("POST /v1/vms/{name}/disks", s.attachDisk)
+	in("DELETE /v1/vms/{name}/disks/{disk}", s.detachDisk)
+
+	s.tenantRoutes(route, list)
 	route("/v1/", func(w http.ResponseWriter, r *http.Request) error {
 		return api.Errorf(api.CodeNotFound, "no API route %s %s", r.Method, r.URL.Path)
 	})
@@ -194,7 +241,7 @@ func (s *server) getPackage(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
-func (s *server) deploy(w http.ResponseWriter, r *http.Request) error {
+func (s *server) deploy(w http.ResponseWriter, r *http.Request, tenant string) error {
 	var spec api.ServiceSpec
 	if err := decode(w, r, &spec); err != nil {
 		return err
@@ -206,67 +253,70 @@ func (s *server) deploy(w http.ResponseWriter, r *http.Request) error {
 	if spec.Name != name {
 		return api.Errorf(api.CodeInvalid, "name: %q does not match the service in the URL (%q)", spec.Name, name)
 	}
-	svc, err := s.ctl.Deploy(r.Context(), spec)
+	svc, err := s.ctl.Deploy(r.Context(), tenant, spec)
 	if err != nil {
 		return err
 	}
 	return ok(w, svc)
 }
 
-func (s *server) services(w http.ResponseWriter, r *http.Request) error {
-	return ok(w, nonNil(s.ctl.Services(r.Context())))
+func (s *server) services(w http.ResponseWriter, r *http.Request, tenant string) error {
+	return ok(w, nonNil(s.ctl.Services(r.Context(), tenant)))
 }
 
-func (s *server) service(w http.ResponseWriter, r *http.Request) error {
-	svc, err := s.ctl.Service(r.Context(), r.PathValue("name"))
+func (s *server) service(w http.ResponseWriter, r *http.Request, tenant string) error {
+	svc, err := s.ctl.Service(r.Context(), tenant, r.PathValue("name"))
 	if err != nil {
 		return err
 	}
 	return ok(w, svc)
 }
 
-func (s *server) deleteService(w http.ResponseWriter, r *http.Request) error {
-	svc, err := s.ctl.DeleteService(r.Context(), r.PathValue("name"))
+func (s *server) deleteService(w http.ResponseWriter, r *http.Request, tenant string) error {
+	svc, err := s.ctl.DeleteService(r.Context(), tenant, r.PathValue("name"))
 	if err != nil {
 		return err
 	}
 	return ok(w, svc)
 }
 
-func (s *server) scale(w http.ResponseWriter, r *http.Request) error {
+func (s *server) scale(w http.ResponseWriter, r *http.Request, tenant string) error {
 	var req api.ScaleRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	svc, err := s.ctl.Scale(r.Context(), r.PathValue("name"), req.Role, req.Instances)
+	svc, err := s.ctl.Scale(r.Context(), tenant, r.PathValue("name"), req.Role, req.Instances)
 	if err != nil {
 		return err
 	}
 	return ok(w, svc)
 }
 
-func (s *server) rollback(w http.ResponseWriter, r *http.Request) error {
-	svc, err := s.ctl.Rollback(r.Context(), r.PathValue("name"))
+func (s *server) rollback(w http.ResponseWriter, r *http.Request, tenant string) error {
+	svc, err := s.ctl.Rollback(r.Context(), tenant, r.PathValue("name"))
 	if err != nil {
 		return err
 	}
 	return ok(w, svc)
 }
 
-func (s *server) instances(w http.ResponseWriter, r *http.Request) error {
-	return ok(w, nonNil(s.ctl.Instances(r.Context(), r.URL.Query().Get("service"))))
+func (s *server) instances(w http.ResponseWriter, r *http.Request, tenant string) error {
+	return ok(w, nonNil(s.ctl.Instances(r.Context(), tenant, r.URL.Query().Get("service"))))
 }
 
-func (s *server) instance(w http.ResponseWriter, r *http.Request) error {
-	in, err := s.ctl.Instance(r.Context(), r.PathValue("id"))
+// The instance routes name an instance by its ID, unique across tenants:
+// the operator reaches any tenant's without naming it.
+
+func (s *server) instance(w http.ResponseWriter, r *http.Request, tenant string) error {
+	in, err := s.ctl.Instance(r.Context(), tenant, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
 	return ok(w, in)
 }
 
-func (s *server) reimage(w http.ResponseWriter, r *http.Request) error {
-	in, err := s.ctl.Reimage(r.Context(), r.PathValue("id"))
+func (s *server) reimage(w http.ResponseWriter, r *http.Request, tenant string) error {
+	in, err := s.ctl.Reimage(r.Context(), tenant, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -274,8 +324,10 @@ func (s *server) reimage(w http.ResponseWriter, r *http.Request) error {
 }
 
 // logs proxies to the agent of the instance's node, which keeps the logs.
-func (s *server) logs(w http.ResponseWriter, r *http.Request) error {
-	resp, err := s.toNode(r, r.PathValue("id"), http.MethodGet, "/logs?"+r.URL.RawQuery, nil)
+func (s *server) logs(w http.ResponseWriter, r *http.Request, tenant string) error {
+	q := r.URL.Query()
+	q.Del("tenant")
+	resp, err := s.toNode(r, tenant, r.PathValue("id"), http.MethodGet, "/logs?"+q.Encode(), nil)
 	if err != nil {
 		return err
 	}
@@ -285,12 +337,12 @@ func (s *server) logs(w http.ResponseWriter, r *http.Request) error {
 	return copyFlushing(w, resp.Body)
 }
 
-func (s *server) exec(w http.ResponseWriter, r *http.Request) error {
-	return s.execIn(w, r, r.PathValue("id"))
+func (s *server) exec(w http.ResponseWriter, r *http.Request, tenant string) error {
+	return s.execIn(w, r, tenant, r.PathValue("id"))
 }
 
-// execIn runs a command in an instance through its node's agent.
-func (s *server) execIn(w http.ResponseWriter, r *http.Request, id string) error {
+// execIn runs a command in a tenant's instance through its node's agent.
+func (s *server) execIn(w http.ResponseWriter, r *http.Request, tenant, id string) error {
 	var req api.ExecRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
@@ -299,7 +351,7 @@ func (s *server) execIn(w http.ResponseWriter, r *http.Request, id string) error
 		return api.Errorf(api.CodeInvalid, "command: a command to run is required")
 	}
 	body, _ := json.Marshal(req)
-	resp, err := s.toNode(r, id, http.MethodPost, "/exec", bytes.NewReader(body))
+	resp, err := s.toNode(r, tenant, id, http.MethodPost, "/exec", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -310,9 +362,10 @@ func (s *server) execIn(w http.ResponseWriter, r *http.Request, id string) error
 	return err
 }
 
-// toNode sends a request about an instance to the agent of the node it runs on.
-func (s *server) toNode(r *http.Request, id, method, suffix string, body io.Reader) (*http.Response, error) {
-	in, err := s.ctl.Instance(r.Context(), id)
+// toNode sends a request about a tenant's instance to the agent of the
+// node it runs on.
+func (s *server) toNode(r *http.Request, tenant, id, method, suffix string, body io.Reader) (*http.Response, error) {
+	in, err := s.ctl.Instance(r.Context(), tenant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -456,7 +509,7 @@ func (s *server) revoke(w http.ResponseWriter, r *http.Request) error {
 
 // events answers the kept events after ?since, or with ?follow streams them
 // as NDJSON until the client leaves.
-func (s *server) events(w http.ResponseWriter, r *http.Request) error {
+func (s *server) events(w http.ResponseWriter, r *http.Request, tenant string) error {
 	q := r.URL.Query()
 	var since uint64
 	if v := q.Get("since"); v != "" {
@@ -467,9 +520,20 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 	}
 	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
 	log := s.ctl.Events()
+	// A tenant sees its own objects' events; the operator also sees the
+	// nodes' (which belong to no tenant).
+	operator := access.From(r.Context()).Role != access.Tenant
+	visible := func(evs []api.Event) []api.Event {
+		if tenant == api.AllTenants {
+			return evs
+		}
+		return slices.DeleteFunc(evs, func(e api.Event) bool {
+			return e.Tenant != tenant && !(operator && e.Tenant == "")
+		})
+	}
 	if !follow {
 		evs, _ := log.Since(since)
-		return ok(w, nonNil(evs))
+		return ok(w, nonNil(visible(evs)))
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
@@ -480,11 +544,14 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 	enc := json.NewEncoder(w)
 	for {
 		evs, changed := log.Since(since)
+		if len(evs) > 0 {
+			since = evs[len(evs)-1].Seq
+		}
+		evs = visible(evs)
 		for _, e := range evs {
 			if err := enc.Encode(e); err != nil {
 				return nil
 			}
-			since = e.Seq
 		}
 		if flusher != nil && len(evs) > 0 {
 			flusher.Flush()

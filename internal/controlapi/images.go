@@ -67,12 +67,12 @@ func (s *server) getImageFile(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) createImage(w http.ResponseWriter, r *http.Request) error {
+func (s *server) createImage(w http.ResponseWriter, r *http.Request, tenant string) error {
 	var img api.Image
 	if err := decode(w, r, &img); err != nil {
 		return err
 	}
-	img, err := s.images.Create(r.Context(), img)
+	img, err := s.images.Create(r.Context(), tenant, img)
 	if err != nil {
 		return err
 	}
@@ -80,25 +80,37 @@ func (s *server) createImage(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) listImages(w http.ResponseWriter, r *http.Request) error {
-	return ok(w, s.images.List())
+func (s *server) listImages(w http.ResponseWriter, r *http.Request, tenant string) error {
+	return ok(w, s.images.List(tenant))
 }
 
-func (s *server) image(w http.ResponseWriter, r *http.Request) error {
-	name := r.PathValue("name")
-	if err := s.nodeMayFetch(r, func(role api.RoleSpec) bool { return role.Image == name }); err != nil {
-		return err
-	}
-	img, err := s.images.Get(name)
+func (s *server) image(w http.ResponseWriter, r *http.Request, tenant string) error {
+	img, err := s.images.Get(tenant, r.PathValue("name"))
 	if err != nil {
 		return err
 	}
 	return ok(w, img)
 }
 
-func (s *server) deleteImage(w http.ResponseWriter, r *http.Request) error {
+// imageByDigest is how a node learns the files of an image one of its
+// instances runs: by the digest the instance was deployed with, whoever's
+// image it is.
+func (s *server) imageByDigest(w http.ResponseWriter, r *http.Request) error {
+	digest := r.PathValue("digest")
+	if err := s.nodeMayFetch(r, func(role api.RoleSpec) bool { return role.ImageDigest == digest }); err != nil {
+		return err
+	}
+	for _, img := range s.images.List(api.AllTenants) {
+		if img.Digest == digest {
+			return ok(w, img)
+		}
+	}
+	return api.Errorf(api.CodeNotFound, "no image has digest %s: it was deleted or replaced; deploy again", digest)
+}
+
+func (s *server) deleteImage(w http.ResponseWriter, r *http.Request, tenant string) error {
 	name := r.PathValue("name")
-	if err := s.images.Delete(r.Context(), name, s.ctl.ImageUsers(name)); err != nil {
+	if err := s.images.Delete(r.Context(), tenant, name, s.ctl.ImageUsers(tenant, name)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -110,7 +122,8 @@ func (s *server) deleteImage(w http.ResponseWriter, r *http.Request) error {
 func (s *server) nodeMayFetchFile(r *http.Request) error {
 	digest := r.PathValue("digest")
 	return s.nodeMayFetch(r, func(role api.RoleSpec) bool {
-		img, err := s.images.Get(role.Image)
-		return err == nil && slices.ContainsFunc(img.Files, func(f api.ImageFile) bool { return f.Digest == digest })
+		return slices.ContainsFunc(s.images.List(api.AllTenants), func(img api.Image) bool {
+			return img.Digest == role.ImageDigest && slices.ContainsFunc(img.Files, func(f api.ImageFile) bool { return f.Digest == digest })
+		})
 	})
 }

@@ -37,7 +37,7 @@ func TestUploadRefusesUnsafePackages(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctl := fabric.New(fabric.Config{}, store, pkgs, nil)
-	srv := httptest.NewServer(controlapi.New(ctl, nil, nil, nil, nil, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(controlapi.New(controlapi.Config{Controller: ctl, Log: slog.New(slog.DiscardHandler)}))
 	defer srv.Close()
 
 	post := func(body []byte) (int, string) {

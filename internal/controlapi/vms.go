@@ -6,12 +6,12 @@ import (
 	"github.com/weftcloud/weft/api"
 )
 
-func (s *server) createVM(w http.ResponseWriter, r *http.Request) error {
+func (s *server) createVM(w http.ResponseWriter, r *http.Request, tenant string) error {
 	var req api.CreateVM
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	vm, err := s.vms.Create(r.Context(), req)
+	vm, err := s.vms.Create(r.Context(), tenant, req)
 	if err != nil {
 		return err
 	}
@@ -19,83 +19,83 @@ func (s *server) createVM(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) listVMs(w http.ResponseWriter, r *http.Request) error {
-	return ok(w, s.vms.List(r.Context()))
+func (s *server) listVMs(w http.ResponseWriter, r *http.Request, tenant string) error {
+	return ok(w, s.vms.List(r.Context(), tenant))
 }
 
-func (s *server) vm(w http.ResponseWriter, r *http.Request) error {
-	vm, err := s.vms.Get(r.Context(), r.PathValue("name"))
+func (s *server) vm(w http.ResponseWriter, r *http.Request, tenant string) error {
+	vm, err := s.vms.Get(r.Context(), tenant, r.PathValue("name"))
 	if err != nil {
 		return err
 	}
 	return ok(w, vm)
 }
 
-func (s *server) startVM(w http.ResponseWriter, r *http.Request) error {
-	vm, err := s.vms.SetRunning(r.Context(), r.PathValue("name"), true)
+func (s *server) startVM(w http.ResponseWriter, r *http.Request, tenant string) error {
+	vm, err := s.vms.SetRunning(r.Context(), tenant, r.PathValue("name"), true)
 	if err != nil {
 		return err
 	}
 	return ok(w, vm)
 }
 
-func (s *server) stopVM(w http.ResponseWriter, r *http.Request) error {
-	vm, err := s.vms.SetRunning(r.Context(), r.PathValue("name"), false)
+func (s *server) stopVM(w http.ResponseWriter, r *http.Request, tenant string) error {
+	vm, err := s.vms.SetRunning(r.Context(), tenant, r.PathValue("name"), false)
 	if err != nil {
 		return err
 	}
 	return ok(w, vm)
 }
 
-func (s *server) deleteVM(w http.ResponseWriter, r *http.Request) error {
-	if err := s.vms.Delete(r.Context(), r.PathValue("name")); err != nil {
+func (s *server) deleteVM(w http.ResponseWriter, r *http.Request, tenant string) error {
+	if err := s.vms.Delete(r.Context(), tenant, r.PathValue("name")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-func (s *server) execVM(w http.ResponseWriter, r *http.Request) error {
-	vm, err := s.vms.Get(r.Context(), r.PathValue("name"))
+func (s *server) execVM(w http.ResponseWriter, r *http.Request, tenant string) error {
+	vm, err := s.vms.Get(r.Context(), tenant, r.PathValue("name"))
 	if err != nil {
 		return err
 	}
 	if vm.Instance == "" {
 		return api.Errorf(api.CodeConflict, "VM %s is not running", vm.Name)
 	}
-	return s.execIn(w, r, vm.Instance)
+	return s.execIn(w, r, tenant, vm.Instance)
 }
 
-func (s *server) migrateVM(w http.ResponseWriter, r *http.Request) error {
+func (s *server) migrateVM(w http.ResponseWriter, r *http.Request, tenant string) error {
 	var req api.MigrateVM
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	vm, err := s.vms.Migrate(r.Context(), r.PathValue("name"), req.To)
+	vm, err := s.vms.Migrate(r.Context(), tenant, r.PathValue("name"), req.To)
 	if err != nil {
 		return err
 	}
 	return ok(w, vm)
 }
 
-func (s *server) resizeVM(w http.ResponseWriter, r *http.Request) error {
+func (s *server) resizeVM(w http.ResponseWriter, r *http.Request, tenant string) error {
 	var req api.ResizeVM
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	return okOr(w)(s.vms.Resize(r.Context(), r.PathValue("name"), req))
+	return okOr(w)(s.vms.Resize(r.Context(), tenant, r.PathValue("name"), req))
 }
 
-func (s *server) attachDisk(w http.ResponseWriter, r *http.Request) error {
+func (s *server) attachDisk(w http.ResponseWriter, r *http.Request, tenant string) error {
 	var req api.AttachDisk
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	return okOr(w)(s.vms.AttachDisk(r.Context(), r.PathValue("name"), req.Size))
+	return okOr(w)(s.vms.AttachDisk(r.Context(), tenant, r.PathValue("name"), req.Size))
 }
 
-func (s *server) detachDisk(w http.ResponseWriter, r *http.Request) error {
-	return okOr(w)(s.vms.DetachDisk(r.Context(), r.PathValue("name"), r.PathValue("disk")))
+func (s *server) detachDisk(w http.ResponseWriter, r *http.Request, tenant string) error {
+	return okOr(w)(s.vms.DetachDisk(r.Context(), tenant, r.PathValue("name"), r.PathValue("disk")))
 }
 
 // okOr answers with the VM, or returns the error for the router to answer.

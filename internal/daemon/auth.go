@@ -16,6 +16,7 @@ import (
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/pki"
 	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/tenants"
 )
 
 // Where agents get their certificates: with the join token, and then,
@@ -51,11 +52,17 @@ type authenticator struct {
 	self  string           // without TLS: what this server's own calls carry
 	join  *joinTokens
 	ctl   atomic.Pointer[fabric.Controller] // node revocations; set once built
+	// tokens are the tokens weft token create makes (tenants' and
+	// operators'); set once the state is open.
+	tokens atomic.Pointer[tenants.Store]
 }
 
 // principal authenticates r, or answers why not and returns false.
 func (a *authenticator) principal(w http.ResponseWriter, r *http.Request) (access.Principal, bool) {
 	p, err := a.identify(r)
+	if err == nil && p.Addr == "" {
+		p.Addr = r.RemoteAddr
+	}
 	if err != nil {
 		// A certificate refused: the agent's next request makes a new
 		// handshake, with its renewed certificate if it has one.
@@ -76,6 +83,8 @@ func (a *authenticator) identify(r *http.Request) (access.Principal, *api.Error)
 			return access.Principal{Role: access.Server}, nil
 		case a.admin != "" && pki.BearerMatches(bearer, pki.TokenHash(a.admin)):
 			return access.Principal{Role: access.Operator}, nil
+		case isToken(bearer):
+			return a.token(bearer)
 		case bearer != "":
 			return access.Principal{}, api.Errorf(api.CodeUnauthorized, "the API token is not this server's: use the one in the server's data folder (admin.token)")
 		}
@@ -89,10 +98,35 @@ func (a *authenticator) identify(r *http.Request) (access.Principal, *api.Error)
 		return access.Principal{Role: access.Operator}, nil
 	case a.join.matches(bearer):
 		return access.Principal{Role: access.Joiner}, nil
+	case isToken(bearer):
+		return a.token(bearer)
 	case bearer != "":
 		return access.Principal{}, api.Errorf(api.CodeUnauthorized, "the bearer token is neither the API token nor the join token")
 	}
 	return access.Principal{}, nil
+}
+
+func isToken(bearer string) bool {
+	tok, ok := strings.CutPrefix(bearer, "Bearer ")
+	return ok && tenants.IsToken(tok)
+}
+
+// token is the principal a token of weft token create stands for: the
+// operator, or a tenant with the token's access.
+func (a *authenticator) token(bearer string) (access.Principal, *api.Error) {
+	store := a.tokens.Load()
+	var t api.Token
+	found := false
+	if store != nil {
+		t, found = store.Authenticate(strings.TrimPrefix(bearer, "Bearer "))
+	}
+	if !found {
+		return access.Principal{}, api.Errorf(api.CodeUnauthorized, "the token is unknown, expired or revoked: ask for a new one (weft token create), or sign in again (weft login)")
+	}
+	if t.Role == api.AccessOperator {
+		return access.Principal{Role: access.Operator, Name: t.ID}, nil
+	}
+	return access.Principal{Role: access.Tenant, Name: t.ID, Tenant: t.Tenant, Access: t.Role}, nil
 }
 
 // certificate is the principal a verified client certificate stands for.

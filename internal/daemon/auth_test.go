@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,14 +113,37 @@ func TestEveryRouteRefusesTheWrongIdentity(t *testing.T) {
 	if _, err := asNode1.Heartbeat(context.Background(), "node-1", api.Heartbeat{}); err != nil {
 		t.Errorf("node-1's own heartbeat: %v", err)
 	}
+	admin := readToken(t, filepath.Join(creds, pki.AdminTokenFile))
 	callers := []caller{
 		{"anonymous", access.Principal{}, withCert(), ""},
 		{"node-1's certificate", access.Principal{Role: access.Node, Name: "node-1"}, withCert(node1), ""},
 		{"the join token", access.Principal{Role: access.Joiner}, withCert(), readToken(t, filepath.Join(creds, pki.JoinTokenFile))},
-		{"the admin token", access.Principal{Role: access.Operator}, withCert(), readToken(t, filepath.Join(creds, pki.AdminTokenFile))},
+		{"the admin token", access.Principal{Role: access.Operator}, withCert(), admin},
 		{"the servers' certificate", access.Principal{Role: access.Server}, withCert(server), ""},
 	}
-	for _, rt := range access.Table {
+	// Tokens of weft token create: an operator's, and each access a
+	// tenant's token gives.
+	operator := client.New(url).WithTLS(&tls.Config{RootCAs: pool}).WithToken(admin)
+	if _, err := operator.CreateTenant(context.Background(), api.CreateTenant{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, grant := range []struct{ tenant, role string }{{"", api.AccessOperator}, {"acme", api.AccessOwner}, {"acme", api.AccessContributor}, {"acme", api.AccessReader}} {
+		tok, err := operator.CreateToken(context.Background(), api.CreateToken{Tenant: grant.tenant, Role: grant.role})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := access.Principal{Role: access.Tenant, Name: tok.ID, Tenant: grant.tenant, Access: grant.role}
+		if grant.role == api.AccessOperator {
+			p = access.Principal{Role: access.Operator, Name: tok.ID}
+		}
+		callers = append(callers, caller{"a " + grant.role + " token", p, withCert(), tok.Token})
+	}
+	// Ending a session revokes the token that calls it: last.
+	routes := slices.Clone(access.Table)
+	slices.SortStableFunc(routes, func(a, b access.Route) int {
+		return cmp.Compare(boolInt(a.Pattern == "DELETE /v1/sessions/current"), boolInt(b.Pattern == "DELETE /v1/sessions/current"))
+	})
+	for _, rt := range routes {
 		method, path := routeRequest(rt.Pattern)
 		for _, cl := range callers {
 			// node-1 acts on node-1: refused only where the rule
@@ -148,6 +173,13 @@ func TestEveryRouteRefusesTheWrongIdentity(t *testing.T) {
 		}
 	}
 
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // routeRequest is a request that matches pattern.

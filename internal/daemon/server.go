@@ -19,6 +19,7 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/access"
 	"github.com/weftcloud/weft/internal/accounts"
+	"github.com/weftcloud/weft/internal/audit"
 	"github.com/weftcloud/weft/internal/cluster"
 	"github.com/weftcloud/weft/internal/controlapi"
 	"github.com/weftcloud/weft/internal/fabric"
@@ -33,6 +34,7 @@ import (
 	"github.com/weftcloud/weft/internal/storage/placement"
 	"github.com/weftcloud/weft/internal/storage/replicated"
 	"github.com/weftcloud/weft/internal/storage/storageserver"
+	"github.com/weftcloud/weft/internal/tenants"
 	"github.com/weftcloud/weft/internal/vms"
 )
 
@@ -206,8 +208,11 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 	})
 	peers := cluster.NewServer(c.store, self, link, log.With("part", "cluster"))
 	peers.Removed = func(ctx context.Context, name string) error { return placement.Unregister(ctx, c.store, name) }
+	tenantStore := tenants.New(c.store, tenants.DefaultQuota())
+	auditLog := audit.New(c.store, 0, log.With("part", "audit"))
 	c.ctl = fabric.New(fabric.Config{
-		Name: cfg.Name, HeartbeatTTL: cfg.HeartbeatTTL, UpgradeTimeout: cfg.UpgradeTimeout,
+		Tenants: tenantStore,
+		Name:    cfg.Name, HeartbeatTTL: cfg.HeartbeatTTL, UpgradeTimeout: cfg.UpgradeTimeout,
 		ReservedPorts:        reservedPorts(c.addr, raftAddr, cfg.StorageDisabled, blobPort, queuePort, tablePort),
 		AllowPrivilegedPorts: cfg.AllowPrivilegedPorts,
 		Logger:               log.With("part", "fabric"), DiskAccess: disks.Access, Leader: c.store.IsLeader,
@@ -229,7 +234,11 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 	for _, route := range []string{"POST /v1/storage/members", "POST /v1/storage/insync", "GET /v1/storage/config"} {
 		apiHandler.Handle(route, placementRoutes)
 	}
-	apiHandler.Pass(controlapi.New(c.ctl, accts, imgs, vmMgr, nodes, log.With("part", "api")))
+	apiHandler.Pass(controlapi.New(controlapi.Config{
+		Controller: c.ctl, Accounts: accts, Images: imgs, VMs: vmMgr, Tenants: tenantStore, Audit: auditLog,
+		Nodes: nodes, Portal: self.API, Log: log.With("part", "api"),
+	}))
+	auth.tokens.Store(tenantStore)
 	var st state.Store = c.store
 	auth.join.st.Store(&st)
 	routes := access.NewMux()
@@ -237,7 +246,7 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 	if node != nil {
 		routes.Handle("/v1/storage/replica/", serversOnly(creds, node.Handler()))
 	}
-	routes.Pass(peers.Handler(apiHandler))
+	routes.Pass(peers.Handler(auditLog.Middleware(apiHandler)))
 	setHandler(routes)
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -249,6 +258,9 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 	}
 	go func() {
 		cluster.Lead(runCtx, c.store, log.With("part", "cluster"), func(ctx context.Context) {
+			if err := tenantStore.EnsureDefault(ctx); err != nil && ctx.Err() == nil {
+				log.Error("the default tenant was not made", "err", err)
+			}
 			go reconciler.Run(ctx)
 			c.ctl.Run(ctx)
 		})

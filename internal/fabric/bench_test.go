@@ -41,7 +41,7 @@ func BenchmarkControllerPlace10kOn1k(b *testing.B) {
 				b.Fatal(err)
 			}
 			placed = 0
-			for _, in := range s.c.Instances(s.ctx, "") {
+			for _, in := range s.c.Instances(s.ctx, api.DefaultTenant, "") {
 				if in.Node != "" {
 					placed++
 				}

@@ -22,6 +22,7 @@ import (
 	"github.com/weftcloud/weft/internal/pkgarchive"
 	"github.com/weftcloud/weft/internal/pkgstore"
 	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/tenants"
 	"github.com/weftcloud/weft/internal/untar"
 )
 
@@ -59,7 +60,17 @@ type Config struct {
 	// 1024; without it such a deploy is refused, so that a model cannot
 	// take a system service's port on the controller's host.
 	AllowPrivilegedPorts bool
+	// Tenants holds the tenants, their quotas and their ports; nil: every
+	// tenant is known and has no quota (tests of the fabric alone).
+	Tenants *tenants.Store
+	// TenantPorts is where ports are picked for endpoints that ask for
+	// port 0 when their tenant has no ports of its own (default
+	// DefaultTenantPorts).
+	TenantPorts api.PortRange
 }
+
+// DefaultTenantPorts is Config.TenantPorts's default.
+var DefaultTenantPorts = api.PortRange{From: 30000, To: 32767}
 
 func (c *Config) setDefaults() {
 	if c.HeartbeatTTL <= 0 {
@@ -70,6 +81,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second
+	}
+	if c.TenantPorts.From == 0 {
+		c.TenantPorts = DefaultTenantPorts
 	}
 	if c.Tick <= 0 {
 		c.Tick = 200 * time.Millisecond
@@ -132,6 +146,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	// Nodes get a full TTL from now: a controller that just started (or
 	// just became leader) has not heard anyone yet and must not declare
 	// healthy nodes dead.
+	if err := c.migrateKeys(ctx); err != nil {
+		return err
+	}
 	now := c.cfg.Clock()
 	c.seenMu.Lock()
 	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {

@@ -62,11 +62,11 @@ func (c *Controller) endpoints() []lb.Endpoint {
 				continue
 			}
 			for _, ep := range role.Endpoints {
-				e := lb.Endpoint{Key: svc.Name + "/" + role.Name + "/" + ep.Name, Protocol: ep.Protocol, Port: ep.Port}
+				e := lb.Endpoint{Key: svc.key() + "/" + role.Name + "/" + ep.Name, Protocol: ep.Protocol, Port: ep.Port}
 				for _, in := range insts {
 					n, ok := nodes[in.Node]
 					port := in.Ports[ep.Name]
-					if in.Service != svc.Name || in.Role != role.Name || !ok || n.State == api.NodeDown ||
+					if !in.ofService(&svc) || in.Role != role.Name || !ok || n.State == api.NodeDown ||
 						in.Desired != api.DesiredRunning || in.Draining || !in.healthy() || port == 0 {
 						continue
 					}
@@ -107,13 +107,13 @@ func (c *Controller) startDrain(ctx context.Context, id string) {
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		rec, ok := c.findInstance(id)
+		rec, ok := c.findInstance(api.AllTenants, id)
 		if !ok || rec.Desired != api.DesiredRunning {
 			return
 		}
 		rec.Desired = api.DesiredStopped
 		rec.UpdatedAt = c.now()
-		if err := c.apply(ctx, []state.Op{put(state.KindInstances, instanceKey(rec.Service, rec.ID), rec)}); err != nil {
+		if err := c.apply(ctx, []state.Op{put(state.KindInstances, rec.key(), rec)}); err != nil {
 			c.log.Error("stop drained instance", "instance", id, "err", err)
 		}
 	}()

@@ -98,7 +98,7 @@ func (p *pass) migrationTarget(in *instanceRecord, to string) (string, error) {
 		}
 	}
 	node, err := p.cluster.Place(placement.Request{
-		Group: in.Service + "/" + in.Role, Runtime: in.Spec.Runtime,
+		Group: in.group(), Runtime: in.Spec.Runtime,
 		CPU: in.Spec.Size.CPU, Memory: int64(in.Spec.Size.Memory), Avoid: avoid,
 	})
 	var ue *placement.UnplaceableError
@@ -125,7 +125,7 @@ func (p *pass) startMigration(in *instanceRecord, to string) {
 	rand.Read(b)
 	in.Migration = &api.Migration{ID: fmt.Sprintf("%x", b), From: in.Node, To: to, Started: p.now}
 	p.touch(in)
-	p.event(api.Event{Type: "instance.migrating", Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
+	p.event(api.Event{Type: "instance.migrating", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
 		Message: fmt.Sprintf("instance %s migrating live from %s to %s", in.ID, in.Node, to)})
 }
 
@@ -161,7 +161,7 @@ func (p *pass) endMigration(in *instanceRecord, res api.MigrationResult) {
 	in.Migration = nil
 	p.touch(in)
 	if res.Error != "" {
-		p.event(api.Event{Type: "instance.migration-failed", Level: "warn", Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
+		p.event(api.Event{Type: "instance.migration-failed", Level: "warn", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
 			Message: fmt.Sprintf("migration of instance %s to %s failed: %s; it keeps running on %s", in.ID, m.To, res.Error, in.Node)})
 		return
 	}
@@ -171,7 +171,7 @@ func (p *pass) endMigration(in *instanceRecord, res api.MigrationResult) {
 		in.Ports = maps.Clone(m.Ports)
 		in.Address = instanceAddress(*in, dest.Host)
 	}
-	p.event(api.Event{Type: "instance.migrated", Service: in.Service, Role: in.Role, Instance: in.ID, Node: m.To,
+	p.event(api.Event{Type: "instance.migrated", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID, Node: m.To,
 		Message: fmt.Sprintf("instance %s migrated live from %s to %s in %s (downtime %s)", in.ID, m.From, m.To,
 			res.Total.Round(time.Millisecond), res.Downtime.Round(time.Millisecond))})
 }

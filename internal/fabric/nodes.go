@@ -78,7 +78,7 @@ func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 	}
 	var mp *pass // loaded when a report concerns a migration
 	for _, st := range hb.Instances {
-		rec, ok := c.findInstance(st.ID)
+		rec, ok := c.findInstance(api.AllTenants, st.ID)
 		if !ok {
 			continue
 		}
@@ -94,7 +94,7 @@ func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 			continue // not ours any more: the agent stops it when it reads its assignments
 		}
 		if updated, changed := applyStatus(rec, st, node.Host, now); changed {
-			ops = append(ops, put(state.KindInstances, instanceKey(rec.Service, rec.ID), updated))
+			ops = append(ops, put(state.KindInstances, rec.key(), updated))
 		}
 	}
 	for _, e := range hb.Events {

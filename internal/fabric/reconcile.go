@@ -70,19 +70,19 @@ func (p *pass) ops() []state.Op {
 	}
 	for _, s := range p.services {
 		switch {
-		case p.svcGone[s.Name]:
-			ops = append(ops, del(state.KindServices, s.Name))
-		case p.svcDirty[s.Name]:
-			ops = append(ops, put(state.KindServices, s.Name, s))
+		case p.svcGone[s.key()]:
+			ops = append(ops, del(state.KindServices, s.key()))
+		case p.svcDirty[s.key()]:
+			ops = append(ops, put(state.KindServices, s.key(), s))
 		}
 	}
 	for id := range p.dirty {
 		if in, ok := p.insts[id]; ok {
-			ops = append(ops, put(state.KindInstances, instanceKey(in.Service, in.ID), in))
+			ops = append(ops, put(state.KindInstances, in.key(), in))
 		}
 	}
 	for _, in := range p.gone {
-		ops = append(ops, del(state.KindInstances, instanceKey(in.Service, in.ID)))
+		ops = append(ops, del(state.KindInstances, in.key()))
 	}
 	return ops
 }
@@ -146,12 +146,12 @@ func (p *pass) dropFinished() {
 				continue // its old node may still run it: wait for it to fence
 			}
 			if in.Desired == api.DesiredRunning && !in.Draining {
-				p.event(api.Event{Type: "instance.lost", Level: "warn", Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
+				p.event(api.Event{Type: "instance.lost", Level: "warn", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
 					Message: fmt.Sprintf("instance %s lost with node %s; replacing it", in.ID, in.Node)})
 			}
 			p.remove(in)
 		case in.Desired == api.DesiredStopped && (in.Node == "" || in.State == api.StateStopped || in.State == api.StateFailed):
-			p.event(api.Event{Type: "instance.stopped", Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
+			p.event(api.Event{Type: "instance.stopped", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
 				Message: fmt.Sprintf("instance %s stopped", in.ID)})
 			p.remove(in)
 		}
@@ -171,10 +171,10 @@ func (p *pass) sortedInstances() []*instanceRecord {
 	return p.sorted
 }
 
-func (p *pass) instancesOf(service string) []*instanceRecord {
+func (p *pass) instancesOf(svc *serviceRecord) []*instanceRecord {
 	var out []*instanceRecord
 	for _, in := range p.sortedInstances() {
-		if in.Service == service {
+		if in.ofService(svc) {
 			out = append(out, in)
 		}
 	}
@@ -211,21 +211,21 @@ func (p *pass) buildCluster() {
 	p.cluster = placement.NewCluster(nodes)
 	for _, in := range p.insts {
 		if in.Node != "" && in.live() {
-			p.cluster.Count(in.Service+"/"+in.Role, in.Node)
+			p.cluster.Count(in.group(), in.Node)
 		}
 	}
 }
 
 // service converges one service: instance counts, upgrades, evictions, deletion.
 func (p *pass) service(svc *serviceRecord) {
-	insts := p.instancesOf(svc.Name)
+	insts := p.instancesOf(svc)
 	if svc.Status == api.ServiceDeleting {
 		for _, in := range insts {
 			p.stop(in)
 		}
-		if len(p.instancesOf(svc.Name)) == 0 {
-			p.svcGone[svc.Name] = true
-			p.event(api.Event{Type: "service.deleted", Service: svc.Name, Message: "service " + svc.Name + " deleted"})
+		if len(p.instancesOf(svc)) == 0 {
+			p.svcGone[svc.key()] = true
+			p.event(api.Event{Type: "service.deleted", Tenant: svc.Tenant, Service: svc.Name, Message: "service " + svc.Name + " deleted"})
 		}
 		return
 	}
@@ -260,7 +260,7 @@ func (p *pass) service(svc *serviceRecord) {
 func (p *pass) create(svc *serviceRecord, role api.RoleSpec, slot int, replaces string) *instanceRecord {
 	in := &instanceRecord{
 		Instance: api.Instance{
-			ID: newInstanceID(svc.Name, role.Name, slot), Tenant: svc.Tenant, Service: svc.Name, Role: role.Name,
+			ID: p.newInstanceID(svc.Name, role.Name, slot), Tenant: svc.Tenant, Service: svc.Name, Role: role.Name,
 			Slot: slot, UpdateDomain: slot % upgradeDomains(svc.Spec), Version: svc.Version,
 			Desired: api.DesiredRunning, State: api.StatePending, Health: api.HealthUnknown, CreatedAt: p.now,
 		},
@@ -280,14 +280,23 @@ func upgradeDomains(spec api.ServiceSpec) int {
 	return api.DefaultUpgradeDomains
 }
 
-func newInstanceID(service, role string, slot int) string {
+// newInstanceID names a new instance. IDs are unique across tenants (the
+// nodes, the logs and the routes name instances by ID alone), and two
+// tenants may both have a service of the same name: draw again on a
+// collision.
+func (p *pass) newInstanceID(service, role string, slot int) string {
 	const letters = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 4)
-	rand.Read(b)
-	for i := range b {
-		b[i] = letters[int(b[i])%len(letters)]
+	for {
+		b := make([]byte, 4)
+		rand.Read(b)
+		for i := range b {
+			b[i] = letters[int(b[i])%len(letters)]
+		}
+		id := fmt.Sprintf("%s-%s-%d-%s", service, role, slot, b)
+		if _, taken := p.insts[id]; !taken && p.gone[id] == nil {
+			return id
+		}
 	}
-	return fmt.Sprintf("%s-%s-%d-%s", service, role, slot, b)
 }
 
 // place puts a pending instance on a node, or records why it cannot.
@@ -297,7 +306,7 @@ func (p *pass) place(in *instanceRecord) {
 		avoid = []string{old.Node}
 	}
 	node, err := p.cluster.Place(placement.Request{
-		Group: in.Service + "/" + in.Role, Runtime: in.Spec.Runtime,
+		Group: in.group(), Runtime: in.Spec.Runtime,
 		CPU: in.Spec.Size.CPU, Memory: int64(in.Spec.Size.Memory), Avoid: avoid,
 	})
 	if err != nil {
@@ -309,7 +318,7 @@ func (p *pass) place(in *instanceRecord) {
 		if in.Message != reason {
 			in.Message = reason
 			p.touch(in)
-			p.event(api.Event{Type: "instance.pending", Level: "warn", Service: in.Service, Role: in.Role, Instance: in.ID,
+			p.event(api.Event{Type: "instance.pending", Level: "warn", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID,
 				Message: fmt.Sprintf("instance %s cannot be placed: %s", in.ID, reason)})
 		}
 		return
@@ -318,7 +327,7 @@ func (p *pass) place(in *instanceRecord) {
 	in.FaultDomain = p.nodes[node].FaultDomain
 	in.Message = ""
 	p.touch(in)
-	p.event(api.Event{Type: "instance.placed", Service: in.Service, Role: in.Role, Instance: in.ID, Node: node,
+	p.event(api.Event{Type: "instance.placed", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID, Node: node,
 		Message: fmt.Sprintf("instance %s placed on %s (fault domain %s, update domain %d)", in.ID, node, in.FaultDomain, in.UpdateDomain)})
 }
 
@@ -365,7 +374,7 @@ func (p *pass) expireDrains() {
 // evict moves instances off draining nodes: a replacement starts elsewhere
 // and the old instance stops once the replacement is healthy.
 func (p *pass) evict(svc *serviceRecord) {
-	insts := p.instancesOf(svc.Name)
+	insts := p.instancesOf(svc)
 	replacement := map[string]*instanceRecord{}
 	for _, in := range insts {
 		if in.Replaces != "" && in.Desired == api.DesiredRunning {
@@ -392,7 +401,7 @@ func (p *pass) evict(svc *serviceRecord) {
 			repl := replacement[in.ID]
 			switch {
 			case repl != nil && repl.healthy():
-				p.event(api.Event{Type: "instance.moved", Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
+				p.event(api.Event{Type: "instance.moved", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
 					Message: fmt.Sprintf("instance %s replaced by %s on %s; stopping it", in.ID, repl.ID, repl.Node)})
 				p.stop(in)
 			case !nodeDraining:
@@ -420,7 +429,7 @@ func (p *pass) upgrade(svc *serviceRecord) {
 		return
 	}
 	uds := upgradeDomains(svc.Spec)
-	insts := p.instancesOf(svc.Name)
+	insts := p.instancesOf(svc)
 	outdated := map[int][]*instanceRecord{}
 	for _, in := range insts {
 		idx := roleIndex(svc.Spec, in.Role)
@@ -480,8 +489,8 @@ func (p *pass) upgrade(svc *serviceRecord) {
 	if domain < 0 {
 		if svc.Status == api.ServiceUpgrading {
 			svc.Status, svc.Upgrade, svc.Message = api.ServiceStable, nil, ""
-			p.svcDirty[svc.Name] = true
-			p.event(api.Event{Type: "upgrade.completed", Service: svc.Name,
+			p.svcDirty[svc.key()] = true
+			p.event(api.Event{Type: "upgrade.completed", Tenant: svc.Tenant, Service: svc.Name,
 				Message: fmt.Sprintf("service %s upgraded to version %d", svc.Name, svc.Version)})
 		}
 		return
@@ -493,14 +502,14 @@ func (p *pass) upgrade(svc *serviceRecord) {
 		}
 		svc.Status = api.ServiceUpgrading
 		svc.Upgrade = &api.Upgrade{FromVersion: from, ToVersion: svc.Version, Domain: -1, Domains: uds, StartedAt: p.now}
-		p.svcDirty[svc.Name] = true
-		p.event(api.Event{Type: "upgrade.started", Service: svc.Name,
+		p.svcDirty[svc.key()] = true
+		p.event(api.Event{Type: "upgrade.started", Tenant: svc.Tenant, Service: svc.Name,
 			Message: fmt.Sprintf("service %s: rolling upgrade to version %d over %d update domains", svc.Name, svc.Version, uds)})
 	}
 	if svc.Upgrade.Domain != domain {
 		svc.Upgrade.Domain = domain
-		p.svcDirty[svc.Name] = true
-		p.event(api.Event{Type: "upgrade.domain", Service: svc.Name,
+		p.svcDirty[svc.key()] = true
+		p.event(api.Event{Type: "upgrade.domain", Tenant: svc.Tenant, Service: svc.Name,
 			Message: fmt.Sprintf("service %s: upgrading update domain %d of %d", svc.Name, domain+1, uds)})
 	}
 	for _, in := range outdated[domain] {
@@ -521,7 +530,7 @@ func (p *pass) upgrade(svc *serviceRecord) {
 	if why != "" {
 		svc.Status = api.ServiceHalted
 		svc.Message = fmt.Sprintf("%s; the other domains keep the old version (weft rollback %s)", why, svc.Name)
-		p.svcDirty[svc.Name] = true
-		p.event(api.Event{Type: "upgrade.halted", Level: "error", Service: svc.Name, Message: "service " + svc.Name + ": " + svc.Message})
+		p.svcDirty[svc.key()] = true
+		p.event(api.Event{Type: "upgrade.halted", Level: "error", Tenant: svc.Tenant, Service: svc.Name, Message: "service " + svc.Name + ": " + svc.Message})
 	}
 }

@@ -116,6 +116,7 @@ func list[T any](s state.Store, kind, prefix string) []T {
 // service, role, slot, then oldest first.
 func compareInstances(a, b *instanceRecord) int {
 	return cmp.Or(
+		cmp.Compare(a.Tenant, b.Tenant),
 		cmp.Compare(a.Service, b.Service),
 		cmp.Compare(a.Role, b.Role),
 		cmp.Compare(a.Slot, b.Slot),
@@ -124,5 +125,20 @@ func compareInstances(a, b *instanceRecord) int {
 	)
 }
 
-// instanceKey orders a service's instances together: "service/id".
-func instanceKey(service, id string) string { return service + "/" + id }
+// Keys in the state: a service is "tenant/name" (names are unique within a
+// tenant), and its instances "tenant/name/id", so that a tenant's services
+// and a service's instances are each one prefix.
+func serviceKey(tenant, name string) string         { return tenant + "/" + name }
+func instanceKey(tenant, service, id string) string { return serviceKey(tenant, service) + "/" + id }
+
+func (r *serviceRecord) key() string  { return serviceKey(r.Tenant, r.Name) }
+func (r *instanceRecord) key() string { return instanceKey(r.Tenant, r.Service, r.ID) }
+
+// group is the placement group of an instance: its role, which placement
+// spreads over fault domains.
+func (r *instanceRecord) group() string { return serviceKey(r.Tenant, r.Service) + "/" + r.Role }
+
+// ofService reports whether the instance belongs to svc.
+func (r *instanceRecord) ofService(svc *serviceRecord) bool {
+	return r.Tenant == svc.Tenant && r.Service == svc.Name
+}

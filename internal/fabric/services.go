@@ -8,26 +8,40 @@ import (
 	"strings"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/state"
 )
 
-// Deploy creates a service or, when its model changed, upgrades it: the
-// reconciler then rolls the changed roles one update domain at a time. A
-// refused model changes nothing.
-func (c *Controller) Deploy(ctx context.Context, spec api.ServiceSpec) (api.Service, error) {
+// Deploy creates a tenant's service or, when its model changed, upgrades
+// it: the reconciler then rolls the changed roles one update domain at a
+// time. A refused model (invalid, over the tenant's quota, a port the
+// tenant may not publish) changes nothing.
+func (c *Controller) Deploy(ctx context.Context, tenant string, spec api.ServiceSpec) (api.Service, error) {
 	spec.SetDefaults()
 	if err := spec.Validate(); err != nil {
 		return api.Service{}, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.resolveImages(&spec); err != nil {
+	t, err := c.tenant(tenant)
+	if err != nil {
 		return api.Service{}, err
 	}
-	if err := c.checkFeasible(spec); err != nil {
+	if err := c.resolveImages(tenant, &spec); err != nil {
 		return api.Service{}, err
 	}
-	rec, exists := get[serviceRecord](c.store, state.KindServices, spec.Name)
+	rec, exists := get[serviceRecord](c.store, state.KindServices, serviceKey(tenant, spec.Name))
+	if err := c.assignPorts(t, &spec, rec.Spec); err != nil {
+		return api.Service{}, err
+	}
+	if err := c.checkFeasible(tenant, spec); err != nil {
+		return api.Service{}, err
+	}
+	if !exists || !reflect.DeepEqual(rec.Spec, spec) {
+		if err := c.checkQuota(t, rec.Spec, spec); err != nil {
+			return api.Service{}, err
+		}
+	}
 	now := c.now()
 	switch {
 	case exists && rec.Status == api.ServiceDeleting:
@@ -42,26 +56,27 @@ func (c *Controller) Deploy(ctx context.Context, spec api.ServiceSpec) (api.Serv
 		rec.UpdatedAt = now
 	default:
 		rec = serviceRecord{Service: api.Service{
-			Name: spec.Name, Tenant: api.DefaultTenant, Version: 1, Spec: spec,
+			Name: spec.Name, Tenant: tenant, Version: 1, Spec: spec,
 			Status: api.ServiceStable, CreatedAt: now, UpdatedAt: now,
 		}}
 	}
-	if err := c.apply(ctx, []state.Op{put(state.KindServices, spec.Name, rec)}); err != nil {
+	if err := c.apply(ctx, []state.Op{put(state.KindServices, rec.key(), rec)}); err != nil {
 		return api.Service{}, err
 	}
 	verb := "deployed"
 	if rec.Version > 1 {
 		verb = "updated"
 	}
-	c.events.Add(api.Event{Type: "service." + verb, Service: spec.Name,
+	c.events.Add(api.Event{Type: "service." + verb, Tenant: tenant, Service: spec.Name,
 		Message: fmt.Sprintf("service %s %s (version %d)", spec.Name, verb, rec.Version)})
 	c.poke()
 	return c.serviceView(rec), nil
 }
 
 // resolveImages pins each container or vm role to the digest of the image
-// it names, refusing images that do not exist or serve another runtime.
-func (c *Controller) resolveImages(spec *api.ServiceSpec) error {
+// it names (the tenant's own, else the default tenant's), refusing images
+// that do not exist or serve another runtime.
+func (c *Controller) resolveImages(tenant string, spec *api.ServiceSpec) error {
 	var problems []string
 	for i := range spec.Roles {
 		role := &spec.Roles[i]
@@ -69,7 +84,7 @@ func (c *Controller) resolveImages(spec *api.ServiceSpec) error {
 		if role.Runtime != api.RuntimeContainer && role.Runtime != api.RuntimeVM {
 			continue
 		}
-		img, ok := get[api.Image](c.store, state.KindImages, role.Image)
+		img, ok := images.Lookup(c.store, tenant, role.Image)
 		switch {
 		case !ok:
 			problems = append(problems, fmt.Sprintf("roles[%d].image: no image named %s (weft image import or weft image build makes one)", i, role.Image))
@@ -86,10 +101,15 @@ func (c *Controller) resolveImages(spec *api.ServiceSpec) error {
 }
 
 // ImageUsers names the services (as service/role) whose current or
-// previous versions run the image, which must then not be deleted.
-func (c *Controller) ImageUsers(image string) []string {
+// previous versions run tenant's image, which must then not be deleted.
+// The default tenant's images serve every tenant that has none of the
+// same name.
+func (c *Controller) ImageUsers(tenant, image string) []string {
 	var users []string
 	for _, svc := range list[serviceRecord](c.store, state.KindServices, "") {
+		if img, ok := images.Lookup(c.store, svc.Tenant, image); !ok || img.Tenant != tenant {
+			continue
+		}
 		specs := []api.ServiceSpec{svc.Spec}
 		for _, rev := range svc.Revisions {
 			specs = append(specs, rev.Spec)
@@ -98,6 +118,9 @@ func (c *Controller) ImageUsers(image string) []string {
 		for _, spec := range specs {
 			for _, r := range spec.Roles {
 				if u := svc.Name + "/" + r.Name; r.Image == image && !seen[u] {
+					if svc.Tenant != tenant {
+						u = "a service of another tenant"
+					}
 					seen[u] = true
 					users = append(users, u)
 				}
@@ -117,7 +140,7 @@ func appendRevision(revs []revision, r revision) []revision {
 
 // checkFeasible refuses what no node could ever run, and public ports that
 // another service already publishes.
-func (c *Controller) checkFeasible(spec api.ServiceSpec) error {
+func (c *Controller) checkFeasible(tenant string, spec api.ServiceSpec) error {
 	nodes := list[nodeRecord](c.store, state.KindNodes, "")
 	var problems []string
 	conflict := false // a port taken by another service: 409, not 400
@@ -154,19 +177,7 @@ func (c *Controller) checkFeasible(spec api.ServiceSpec) error {
 			}
 		}
 	}
-	used := map[int]string{}
-	for _, other := range list[serviceRecord](c.store, state.KindServices, "") {
-		if other.Name == spec.Name {
-			continue
-		}
-		for _, r := range other.Spec.Roles {
-			if published(r) {
-				for _, ep := range r.Endpoints {
-					used[ep.Port] = other.Name
-				}
-			}
-		}
-	}
+	used := c.publishedPorts(serviceKey(tenant, spec.Name), tenant)
 	for i, r := range spec.Roles {
 		if !published(r) {
 			continue
@@ -184,7 +195,7 @@ func (c *Controller) checkFeasible(spec api.ServiceSpec) error {
 			}
 			if owner, ok := used[ep.Port]; ok {
 				conflict = conflict || len(problems) == 0
-				problems = append(problems, fmt.Sprintf("%s: %d is already published by service %s", field, ep.Port, owner))
+				problems = append(problems, fmt.Sprintf("%s: %d is already published by %s", field, ep.Port, owner))
 			}
 		}
 	}
@@ -206,10 +217,10 @@ const privilegedPorts = 1024
 func published(r api.RoleSpec) bool { return r.Kind == api.KindWeb || r.Kind == api.KindVM }
 
 // Scale sets a role's instance count without touching its other instances.
-func (c *Controller) Scale(ctx context.Context, name, role string, n int) (api.Service, error) {
+func (c *Controller) Scale(ctx context.Context, tenant, name, role string, n int) (api.Service, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rec, err := c.liveService(name)
+	rec, err := c.liveService(tenant, name)
 	if err != nil {
 		return api.Service{}, err
 	}
@@ -225,14 +236,21 @@ func (c *Controller) Scale(ctx context.Context, name, role string, n int) (api.S
 	if spec.Roles[idx].Instances == rec.Spec.Roles[idx].Instances {
 		return c.serviceView(rec), nil
 	}
+	t, err := c.tenant(tenant)
+	if err != nil {
+		return api.Service{}, err
+	}
+	if err := c.checkQuota(t, rec.Spec, spec); err != nil {
+		return api.Service{}, err
+	}
 	old := rec.Spec.Roles[idx].Instances
 	rec.Spec = spec
 	rec.Version++
 	rec.UpdatedAt = c.now()
-	if err := c.apply(ctx, []state.Op{put(state.KindServices, name, rec)}); err != nil {
+	if err := c.apply(ctx, []state.Op{put(state.KindServices, rec.key(), rec)}); err != nil {
 		return api.Service{}, err
 	}
-	c.events.Add(api.Event{Type: "service.scaled", Service: name, Role: role,
+	c.events.Add(api.Event{Type: "service.scaled", Tenant: tenant, Service: name, Role: role,
 		Message: fmt.Sprintf("%s/%s scaled from %d to %d instances", name, role, old, n)})
 	c.poke()
 	return c.serviceView(rec), nil
@@ -240,10 +258,10 @@ func (c *Controller) Scale(ctx context.Context, name, role string, n int) (api.S
 
 // Rollback returns a service to the model it ran before its last deploy,
 // keeping the current instance counts, by the same rolling upgrade.
-func (c *Controller) Rollback(ctx context.Context, name string) (api.Service, error) {
+func (c *Controller) Rollback(ctx context.Context, tenant, name string) (api.Service, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rec, err := c.liveService(name)
+	rec, err := c.liveService(tenant, name)
 	if err != nil {
 		return api.Service{}, err
 	}
@@ -257,41 +275,48 @@ func (c *Controller) Rollback(ctx context.Context, name string) (api.Service, er
 			spec.Roles[i].Instances = rec.Spec.Roles[j].Instances
 		}
 	}
+	t, err := c.tenant(tenant)
+	if err != nil {
+		return api.Service{}, err
+	}
+	if err := c.checkQuota(t, rec.Spec, spec); err != nil {
+		return api.Service{}, err
+	}
 	rec.Revisions = append(rec.Revisions[:len(rec.Revisions)-1], revision{Version: rec.Version, Spec: rec.Spec})
 	rec.Version++
 	rec.Spec = spec
 	rec.Status, rec.Message = api.ServiceStable, ""
 	rec.UpdatedAt = c.now()
-	if err := c.apply(ctx, []state.Op{put(state.KindServices, name, rec)}); err != nil {
+	if err := c.apply(ctx, []state.Op{put(state.KindServices, rec.key(), rec)}); err != nil {
 		return api.Service{}, err
 	}
-	c.events.Add(api.Event{Type: "service.rollback", Service: name,
+	c.events.Add(api.Event{Type: "service.rollback", Tenant: tenant, Service: name,
 		Message: fmt.Sprintf("service %s rolling back to the model of version %d (now version %d)", name, prev.Version, rec.Version)})
 	c.poke()
 	return c.serviceView(rec), nil
 }
 
 // DeleteService stops every instance of a service, then forgets it.
-func (c *Controller) DeleteService(ctx context.Context, name string) (api.Service, error) {
+func (c *Controller) DeleteService(ctx context.Context, tenant, name string) (api.Service, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rec, ok := get[serviceRecord](c.store, state.KindServices, name)
+	rec, ok := get[serviceRecord](c.store, state.KindServices, serviceKey(tenant, name))
 	if !ok {
 		return api.Service{}, api.Errorf(api.CodeNotFound, "no service named %s", name)
 	}
 	if rec.Status != api.ServiceDeleting {
 		rec.Status, rec.Upgrade, rec.UpdatedAt = api.ServiceDeleting, nil, c.now()
-		if err := c.apply(ctx, []state.Op{put(state.KindServices, name, rec)}); err != nil {
+		if err := c.apply(ctx, []state.Op{put(state.KindServices, rec.key(), rec)}); err != nil {
 			return api.Service{}, err
 		}
-		c.events.Add(api.Event{Type: "service.deleting", Service: name, Message: "service " + name + " is being deleted"})
+		c.events.Add(api.Event{Type: "service.deleting", Tenant: tenant, Service: name, Message: "service " + name + " is being deleted"})
 		c.poke()
 	}
 	return c.serviceView(rec), nil
 }
 
-func (c *Controller) liveService(name string) (serviceRecord, error) {
-	rec, ok := get[serviceRecord](c.store, state.KindServices, name)
+func (c *Controller) liveService(tenant, name string) (serviceRecord, error) {
+	rec, ok := get[serviceRecord](c.store, state.KindServices, serviceKey(tenant, name))
 	if !ok {
 		return rec, api.Errorf(api.CodeNotFound, "no service named %s", name)
 	}
@@ -301,9 +326,10 @@ func (c *Controller) liveService(name string) (serviceRecord, error) {
 	return rec, nil
 }
 
-// Services lists every service with its role counts.
-func (c *Controller) Services(ctx context.Context) []api.Service {
-	recs := list[serviceRecord](c.store, state.KindServices, "")
+// Services lists a tenant's services (every tenant's with
+// api.AllTenants) with their role counts.
+func (c *Controller) Services(ctx context.Context, tenant string) []api.Service {
+	recs := list[serviceRecord](c.store, state.KindServices, tenantPrefix(tenant))
 	out := make([]api.Service, 0, len(recs))
 	for _, r := range recs {
 		out = append(out, c.serviceView(r))
@@ -311,9 +337,9 @@ func (c *Controller) Services(ctx context.Context) []api.Service {
 	return out
 }
 
-// Service returns one service.
-func (c *Controller) Service(ctx context.Context, name string) (api.Service, error) {
-	rec, ok := get[serviceRecord](c.store, state.KindServices, name)
+// Service returns one of a tenant's services.
+func (c *Controller) Service(ctx context.Context, tenant, name string) (api.Service, error) {
+	rec, ok := get[serviceRecord](c.store, state.KindServices, serviceKey(tenant, name))
 	if !ok {
 		return api.Service{}, api.Errorf(api.CodeNotFound, "no service named %s", name)
 	}
@@ -323,7 +349,7 @@ func (c *Controller) Service(ctx context.Context, name string) (api.Service, err
 // serviceView adds the role counts to the stored service.
 func (c *Controller) serviceView(rec serviceRecord) api.Service {
 	s := rec.Service
-	insts := list[instanceRecord](c.store, state.KindInstances, rec.Name+"/")
+	insts := list[instanceRecord](c.store, state.KindInstances, rec.key()+"/")
 	s.Roles = nil
 	for _, role := range rec.Spec.Roles {
 		rs := api.RoleStatus{Name: role.Name, Desired: role.Instances}
@@ -387,13 +413,18 @@ func roleStatus(rs api.RoleStatus, current []instanceRecord, updating bool) stri
 	return api.RoleDegraded
 }
 
-// Instances lists instances, of one service or of all, ordered by service, role and slot.
-func (c *Controller) Instances(ctx context.Context, service string) []api.Instance {
-	prefix := ""
-	if service != "" {
-		prefix = service + "/"
+// Instances lists a tenant's instances (every tenant's with
+// api.AllTenants), of one service or of all, ordered by tenant, service,
+// role and slot.
+func (c *Controller) Instances(ctx context.Context, tenant, service string) []api.Instance {
+	prefix := tenantPrefix(tenant)
+	if service != "" && tenant != api.AllTenants {
+		prefix = serviceKey(tenant, service) + "/"
 	}
 	recs := list[instanceRecord](c.store, state.KindInstances, prefix)
+	if service != "" && tenant == api.AllTenants {
+		recs = slices.DeleteFunc(recs, func(r instanceRecord) bool { return r.Service != service })
+	}
 	slices.SortFunc(recs, func(a, b instanceRecord) int { return compareInstances(&a, &b) })
 	out := make([]api.Instance, 0, len(recs))
 	for _, r := range recs {
@@ -406,10 +437,10 @@ func (c *Controller) Instances(ctx context.Context, service string) []api.Instan
 // the same node: what it wrote is thrown away (a VM's overlay, a
 // container's writable layer). Persistent instances keep their disks and
 // cannot be reimaged.
-func (c *Controller) Reimage(ctx context.Context, id string) (api.Instance, error) {
+func (c *Controller) Reimage(ctx context.Context, tenant, id string) (api.Instance, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rec, ok := c.findInstance(id)
+	rec, ok := c.findInstance(tenant, id)
 	if !ok {
 		return api.Instance{}, api.Errorf(api.CodeNotFound, "no instance %s", id)
 	}
@@ -421,35 +452,46 @@ func (c *Controller) Reimage(ctx context.Context, id string) (api.Instance, erro
 	}
 	rec.Incarnation++
 	rec.UpdatedAt = c.now()
-	if err := c.apply(ctx, []state.Op{put(state.KindInstances, instanceKey(rec.Service, id), rec)}); err != nil {
+	if err := c.apply(ctx, []state.Op{put(state.KindInstances, rec.key(), rec)}); err != nil {
 		return api.Instance{}, err
 	}
-	c.events.Add(api.Event{Type: "instance.reimaged", Service: rec.Service, Role: rec.Role, Instance: id, Node: rec.Node,
+	c.events.Add(api.Event{Type: "instance.reimaged", Tenant: rec.Tenant, Service: rec.Service, Role: rec.Role, Instance: id, Node: rec.Node,
 		Message: fmt.Sprintf("instance %s reimaged on %s", id, rec.Node)})
 	c.poke()
 	return rec.Instance, nil
 }
 
-// Instance returns one instance by ID.
-func (c *Controller) Instance(ctx context.Context, id string) (api.Instance, error) {
-	rec, ok := c.findInstance(id)
+// Instance returns one of a tenant's instances (any tenant's with
+// api.AllTenants) by ID.
+func (c *Controller) Instance(ctx context.Context, tenant, id string) (api.Instance, error) {
+	rec, ok := c.findInstance(tenant, id)
 	if !ok {
 		return api.Instance{}, api.Errorf(api.CodeNotFound, "no instance %s", id)
 	}
 	return rec.Instance, nil
 }
 
-// findInstance looks an instance up by ID. Instance IDs start with their
-// service's name, but service names may contain dashes, so try each service.
-func (c *Controller) findInstance(id string) (instanceRecord, bool) {
-	for _, s := range c.store.List(state.KindServices, "") {
-		if strings.HasPrefix(id, s.Key+"-") {
-			if rec, ok := get[instanceRecord](c.store, state.KindInstances, instanceKey(s.Key, id)); ok {
+// findInstance looks one of a tenant's instances up by ID (any tenant's
+// with api.AllTenants). Instance IDs start with their service's name, but
+// service names may contain dashes, so try each service.
+func (c *Controller) findInstance(tenant, id string) (instanceRecord, bool) {
+	for _, s := range c.store.List(state.KindServices, tenantPrefix(tenant)) {
+		t, name, _ := strings.Cut(s.Key, "/")
+		if strings.HasPrefix(id, name+"-") {
+			if rec, ok := get[instanceRecord](c.store, state.KindInstances, instanceKey(t, name, id)); ok {
 				return rec, true
 			}
 		}
 	}
 	return instanceRecord{}, false
+}
+
+// tenantPrefix is the key prefix of a tenant's services and instances.
+func tenantPrefix(tenant string) string {
+	if tenant == api.AllTenants {
+		return ""
+	}
+	return tenant + "/"
 }
 
 func roleIndex(spec api.ServiceSpec, role string) int {

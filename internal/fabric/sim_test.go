@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/pkgarchive"
 	"github.com/weftcloud/weft/internal/pkgstore"
 	"github.com/weftcloud/weft/internal/state"
@@ -172,19 +173,19 @@ func (s *sim) settle(max int, what string, cond func() bool) {
 
 func (s *sim) dump() string {
 	var b strings.Builder
-	for _, in := range s.c.Instances(s.ctx, "") {
+	for _, in := range s.c.Instances(s.ctx, api.DefaultTenant, "") {
 		fmt.Fprintf(&b, "  %s node=%s ud=%d v=%d desired=%s draining=%v %s/%s %s\n", in.ID, in.Node, in.UpdateDomain, in.Version, in.Desired, in.Draining, in.State, in.Health, in.Message)
 	}
 	return b.String()
 }
 
 func (s *sim) records(service string) []instanceRecord {
-	return list[instanceRecord](s.store, state.KindInstances, service+"/")
+	return list[instanceRecord](s.store, state.KindInstances, serviceKey(api.DefaultTenant, service)+"/")
 }
 
 // healthyCurrent counts instances of role that are live, healthy and run the role's current template.
 func (s *sim) healthyCurrent(service, role string) int {
-	svc, _ := get[serviceRecord](s.store, state.KindServices, service)
+	svc, _ := get[serviceRecord](s.store, state.KindServices, serviceKey(api.DefaultTenant, service))
 	idx := roleIndex(svc.Spec, role)
 	if idx < 0 {
 		return 0
@@ -216,7 +217,7 @@ func (s *sim) deploy(spec api.ServiceSpec) api.Service {
 	for i := range spec.Roles {
 		spec.Roles[i].Package = s.pkg
 	}
-	svc, err := s.c.Deploy(s.ctx, spec)
+	svc, err := s.c.Deploy(s.ctx, api.DefaultTenant, spec)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestPersistentInstanceWaitsForItsNodeToFence(t *testing.T) {
 		s.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("fd%d", i), 4, api.RuntimeProcess, api.RuntimeVM)
 	}
 	img, _ := json.Marshal(api.Image{Name: "tiny", Type: api.ImageVM, Digest: "sha256:1"})
-	if _, err := s.store.Apply(s.ctx, []state.Op{{Kind: state.KindImages, Key: "tiny", Value: img}}); err != nil {
+	if _, err := s.store.Apply(s.ctx, []state.Op{{Kind: state.KindImages, Key: images.Key(api.DefaultTenant, "tiny"), Value: img}}); err != nil {
 		t.Fatal(err)
 	}
 	vm := api.ServiceSpec{Name: "db", UpgradeDomains: 1, Roles: []api.RoleSpec{{
@@ -339,7 +340,7 @@ func TestRollingUpgradeGoesOneDomainAtATime(t *testing.T) {
 		s.clock.Advance(100 * time.Millisecond)
 	}
 	s.settle(20, "upgrade completes", func() bool {
-		svc, _ := s.c.Service(s.ctx, "hello")
+		svc, _ := s.c.Service(s.ctx, api.DefaultTenant, "hello")
 		return svc.Status == api.ServiceStable && s.healthyCurrent("hello", "web") == 6
 	})
 }
@@ -351,10 +352,10 @@ func TestFailingUpgradeHaltsAndRollsBack(t *testing.T) {
 	s.unhealthyVersion = "bad"
 	s.deploy(webSpec(6, "bad"))
 	s.settle(200, "halted", func() bool {
-		svc, _ := s.c.Service(s.ctx, "hello")
+		svc, _ := s.c.Service(s.ctx, api.DefaultTenant, "hello")
 		return svc.Status == api.ServiceHalted
 	})
-	svc, _ := s.c.Service(s.ctx, "hello")
+	svc, _ := s.c.Service(s.ctx, api.DefaultTenant, "hello")
 	if !strings.Contains(svc.Message, "update domain 1 of 3") {
 		t.Errorf("halt message %q does not name the domain", svc.Message)
 	}
@@ -367,11 +368,11 @@ func TestFailingUpgradeHaltsAndRollsBack(t *testing.T) {
 	if old != 4 {
 		t.Errorf("%d instances still run the old version, want 4 (two domains untouched):\n%s", old, s.dump())
 	}
-	if _, err := s.c.Rollback(s.ctx, "hello"); err != nil {
+	if _, err := s.c.Rollback(s.ctx, api.DefaultTenant, "hello"); err != nil {
 		t.Fatal(err)
 	}
 	s.settle(100, "rolled back", func() bool {
-		svc, _ := s.c.Service(s.ctx, "hello")
+		svc, _ := s.c.Service(s.ctx, api.DefaultTenant, "hello")
 		return svc.Status == api.ServiceStable && s.healthyCurrent("hello", "web") == 6 && len(s.records("hello")) == 6
 	})
 	for _, in := range s.records("hello") {
@@ -438,7 +439,7 @@ func TestScaleKeepsOtherInstances(t *testing.T) {
 	for _, in := range s.records("hello") {
 		before[in.ID] = true
 	}
-	if _, err := s.c.Scale(s.ctx, "hello", "web", 5); err != nil {
+	if _, err := s.c.Scale(s.ctx, api.DefaultTenant, "hello", "web", 5); err != nil {
 		t.Fatal(err)
 	}
 	s.settle(20, "5 healthy", func() bool { return s.healthyCurrent("hello", "web") == 5 })
@@ -451,7 +452,7 @@ func TestScaleKeepsOtherInstances(t *testing.T) {
 	if kept != 3 {
 		t.Errorf("scaling out replaced instances: %d of 3 kept", kept)
 	}
-	if _, err := s.c.Scale(s.ctx, "hello", "web", 2); err != nil {
+	if _, err := s.c.Scale(s.ctx, api.DefaultTenant, "hello", "web", 2); err != nil {
 		t.Fatal(err)
 	}
 	s.settle(20, "2 left", func() bool { return len(s.records("hello")) == 2 })
@@ -473,18 +474,18 @@ func TestPublishedPortConflictIsRefused(t *testing.T) {
 		return spec
 	}
 	s.deploy(web("first"))
-	_, err := s.c.Deploy(s.ctx, web("second"))
+	_, err := s.c.Deploy(s.ctx, api.DefaultTenant, web("second"))
 	if !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "roles[0].endpoints[0].port: 8080 is already published by service first") {
 		t.Fatalf("second service on the same port: %v, want a conflict naming the field", err)
 	}
-	if _, err := s.c.Service(s.ctx, "second"); !errors.Is(err, api.ErrNotFound) {
+	if _, err := s.c.Service(s.ctx, api.DefaultTenant, "second"); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("the refused service was stored: %v", err)
 	}
 }
 
 func (s *sim) roleStatus(service, role string) api.RoleStatus {
 	s.t.Helper()
-	svc, err := s.c.Service(s.ctx, service)
+	svc, err := s.c.Service(s.ctx, api.DefaultTenant, service)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -528,7 +529,7 @@ func TestRoleStatus(t *testing.T) {
 		t.Errorf("first failed start: role %s, want updating", got)
 	}
 	s.settle(api.FailingAfter+2, "failing", func() bool { return s.roleStatus("broken", "web").Status == api.RoleFailing })
-	for _, in := range s.c.Instances(s.ctx, "broken") {
+	for _, in := range s.c.Instances(s.ctx, api.DefaultTenant, "broken") {
 		if in.LastError != "failed to start: exec: no such file" || in.FailedStarts < api.FailingAfter {
 			t.Errorf("instance %s: last error %q, %d failed starts", in.ID, in.LastError, in.FailedStarts)
 		}
@@ -550,13 +551,13 @@ func TestFailingUpgradeHaltsAtOnce(t *testing.T) {
 	s.deploy(webSpec(3, "bad"))
 	start := s.clock.Now()
 	s.settle(20, "halted", func() bool {
-		svc, _ := s.c.Service(s.ctx, "hello")
+		svc, _ := s.c.Service(s.ctx, api.DefaultTenant, "hello")
 		return svc.Status == api.ServiceHalted
 	})
 	if took := s.clock.Now().Sub(start); took >= s.c.cfg.UpgradeTimeout {
 		t.Errorf("halted after %s, the upgrade timeout", took)
 	}
-	svc, _ := s.c.Service(s.ctx, "hello")
+	svc, _ := s.c.Service(s.ctx, api.DefaultTenant, "hello")
 	if !strings.Contains(svc.Message, "update domain 1 of 3 is failing") || !strings.Contains(svc.Message, "last error: failed to start: exec: no such file") {
 		t.Errorf("halt message %q", svc.Message)
 	}
@@ -591,7 +592,7 @@ func TestControllerPortsAndPrivilegedPortsAreRefused(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := s.c.Deploy(s.ctx, tc.spec)
+			_, err := s.c.Deploy(s.ctx, api.DefaultTenant, tc.spec)
 			if !errors.Is(err, tc.code) {
 				t.Fatalf("deploy: %v, want %v", err, tc.code)
 			}
@@ -600,17 +601,17 @@ func TestControllerPortsAndPrivilegedPortsAreRefused(t *testing.T) {
 					t.Errorf("error %q lacks %q", err, want)
 				}
 			}
-			if _, err := s.c.Service(s.ctx, "hello"); !errors.Is(err, api.ErrNotFound) {
+			if _, err := s.c.Service(s.ctx, api.DefaultTenant, "hello"); !errors.Is(err, api.ErrNotFound) {
 				t.Errorf("the refused service was stored: %v", err)
 			}
 		})
 	}
 	// A worker's endpoints are not published: its ports are not refused.
 	s.deploy(web(api.KindWorker, 80, 7070))
-	if _, err := s.c.DeleteService(s.ctx, "hello"); err != nil {
+	if _, err := s.c.DeleteService(s.ctx, api.DefaultTenant, "hello"); err != nil {
 		t.Fatal(err)
 	}
-	s.settle(20, "deleted", func() bool { _, err := s.c.Service(s.ctx, "hello"); return err != nil })
+	s.settle(20, "deleted", func() bool { _, err := s.c.Service(s.ctx, api.DefaultTenant, "hello"); return err != nil })
 	// Allowed by the operator.
 	s.c.cfg.AllowPrivilegedPorts = true
 	s.deploy(web(api.KindWeb, 80))

@@ -23,7 +23,8 @@ import (
 
 // Source is where images come from: the controller (*client.Client).
 type Source interface {
-	Image(ctx context.Context, name string) (api.Image, error)
+	// ImageByDigest returns the image an instance was deployed with.
+	ImageByDigest(ctx context.Context, digest string) (api.Image, error)
 	ImageFile(ctx context.Context, digest string) (io.ReadCloser, error)
 }
 
@@ -112,12 +113,9 @@ func (c *Cache) Ensure(ctx context.Context, name, digest string) (string, error)
 }
 
 func (c *Cache) fetch(ctx context.Context, name, digest, dir string) error {
-	img, err := c.src.Image(ctx, name)
+	img, err := c.src.ImageByDigest(ctx, digest)
 	if err != nil {
-		return fmt.Errorf("image %s: %w", name, err)
-	}
-	if img.Digest != digest {
-		return fmt.Errorf("image %s is no longer the one deployed (%s, now %s): deploy again", name, short(digest), short(img.Digest))
+		return fmt.Errorf("image %s (%s): %w", name, short(digest), err)
 	}
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return err

@@ -95,12 +95,13 @@ type memSource struct {
 	downloads atomic.Int32
 }
 
-func (s *memSource) Image(_ context.Context, name string) (api.Image, error) {
-	img, ok := s.images[name]
-	if !ok {
-		return api.Image{}, fmt.Errorf("no image %s", name)
+func (s *memSource) ImageByDigest(_ context.Context, digest string) (api.Image, error) {
+	for _, img := range s.images {
+		if img.Digest == digest {
+			return img, nil
+		}
 	}
-	return img, nil
+	return api.Image{}, fmt.Errorf("no image has digest %s", digest)
 }
 
 func (s *memSource) ImageFile(_ context.Context, digest string) (io.ReadCloser, error) {
@@ -144,8 +145,8 @@ func TestEnsureDownloadsOnceAndChecksDigests(t *testing.T) {
 		t.Error(err)
 	}
 
-	// A different digest than deployed, and corrupt bytes, are refused.
-	if _, err := c.Ensure(context.Background(), "app", "sha256:"+strings.Repeat("b", 64)); err == nil || !strings.Contains(err.Error(), "no longer the one deployed") {
+	// A digest no image has, and corrupt bytes, are refused.
+	if _, err := c.Ensure(context.Background(), "app", "sha256:"+strings.Repeat("b", 64)); err == nil || !strings.Contains(err.Error(), "no image has digest") {
 		t.Errorf("Ensure with a stale digest = %v", err)
 	}
 	bad := img

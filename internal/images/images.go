@@ -115,7 +115,7 @@ func (s *Store) reconcileFiles(ctx context.Context, age time.Duration) ([]string
 // fileSizes lists the files images name, with their sizes.
 func (s *Store) fileSizes() map[string]int64 {
 	out := map[string]int64{}
-	for _, img := range s.List() {
+	for _, img := range s.List(api.AllTenants) {
 		for _, f := range img.Files {
 			out[f.Digest] = f.Size
 		}
@@ -248,10 +248,10 @@ func (s *Store) OpenFile(ctx context.Context, digest, rng string) (*http.Respons
 	})
 }
 
-// Create records an image whose files were stored with PutFile. It fills in
-// Digest, Size, Tenant and CreatedAt. A name in use is a conflict: images are
-// immutable, so what a deployment runs never changes under it.
-func (s *Store) Create(ctx context.Context, img api.Image) (api.Image, error) {
+// Create records a tenant's image whose files were stored with PutFile. It
+// fills in Digest, Size, Tenant and CreatedAt. A name in use is a conflict:
+// images are immutable, so what a deployment runs never changes under it.
+func (s *Store) Create(ctx context.Context, tenant string, img api.Image) (api.Image, error) {
 	if err := s.ready(); err != nil {
 		return api.Image{}, err
 	}
@@ -274,12 +274,12 @@ func (s *Store) Create(ctx context.Context, img api.Image) (api.Image, error) {
 		img.Size += n
 	}
 	img.Digest = imageDigest(img)
-	img.Tenant = api.DefaultTenant
+	img.Tenant = tenant
 	img.CreatedAt = time.Now().UTC()
 	data, _ := json.Marshal(img)
 	_, err := s.st.Apply(ctx, []state.Op{
-		{Kind: state.KindImages, Key: img.Name, Check: true, Rev: 0},
-		{Kind: state.KindImages, Key: img.Name, Value: data},
+		{Kind: state.KindImages, Key: Key(tenant, img.Name), Check: true, Rev: 0},
+		{Kind: state.KindImages, Key: Key(tenant, img.Name), Value: data},
 	})
 	if errors.Is(err, state.ErrConflict) {
 		return api.Image{}, api.Errorf(api.CodeConflict, "image %s already exists: delete it first, or use another name", img.Name)
@@ -377,46 +377,66 @@ func imageDigest(img api.Image) string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
-// Get returns an image by name.
-func (s *Store) Get(name string) (api.Image, error) {
-	e, ok := s.st.Get(state.KindImages, name)
+// Key is where the state keeps a tenant's image: names are unique within
+// a tenant.
+func Key(tenant, name string) string { return tenant + "/" + name }
+
+// Lookup finds the image a tenant names: its own, or else the default
+// tenant's, which every tenant may use (the hoster's images).
+func Lookup(st state.Store, tenant, name string) (api.Image, bool) {
+	for _, key := range []string{Key(tenant, name), Key(api.DefaultTenant, name)} {
+		var img api.Image
+		if e, ok := st.Get(state.KindImages, key); ok && json.Unmarshal(e.Value, &img) == nil {
+			return img, true
+		}
+	}
+	return api.Image{}, false
+}
+
+// Get returns the image a tenant names (see Lookup).
+func (s *Store) Get(tenant, name string) (api.Image, error) {
+	img, ok := Lookup(s.st, tenant, name)
 	if !ok {
 		return api.Image{}, api.Errorf(api.CodeNotFound, "no image named %s", name)
-	}
-	var img api.Image
-	if err := json.Unmarshal(e.Value, &img); err != nil {
-		return api.Image{}, fmt.Errorf("images: decode %s: %w", name, err)
 	}
 	return img, nil
 }
 
-// List returns every image, by name.
-func (s *Store) List() []api.Image {
+// List returns the images a tenant may use, its own and the default
+// tenant's (every image with api.AllTenants), by tenant and name.
+func (s *Store) List(tenant string) []api.Image {
 	out := []api.Image{}
 	for _, e := range s.st.List(state.KindImages, "") {
 		var img api.Image
-		if json.Unmarshal(e.Value, &img) == nil {
+		if json.Unmarshal(e.Value, &img) != nil {
+			continue
+		}
+		if tenant == api.AllTenants || img.Tenant == tenant || img.Tenant == api.DefaultTenant {
 			out = append(out, img)
 		}
 	}
 	return out
 }
 
-// Delete removes an image unless usedBy names services that run it, then
-// the files no other image shares.
-func (s *Store) Delete(ctx context.Context, name string, usedBy []string) error {
-	img, err := s.Get(name)
-	if err != nil {
-		return err
+// Delete removes a tenant's own image unless usedBy names services that
+// run it, then the files no other image shares.
+func (s *Store) Delete(ctx context.Context, tenant, name string, usedBy []string) error {
+	e, ok := s.st.Get(state.KindImages, Key(tenant, name))
+	if !ok {
+		return api.Errorf(api.CodeNotFound, "tenant %s has no image named %s", tenant, name)
+	}
+	var img api.Image
+	if err := json.Unmarshal(e.Value, &img); err != nil {
+		return fmt.Errorf("images: decode %s: %w", name, err)
 	}
 	if len(usedBy) > 0 {
 		return api.Errorf(api.CodeConflict, "image %s is in use by %s: delete or redeploy those first", name, strings.Join(usedBy, ", "))
 	}
-	if _, err := s.st.Apply(ctx, []state.Op{{Kind: state.KindImages, Key: name, Delete: true}}); err != nil {
+	if _, err := s.st.Apply(ctx, []state.Op{{Kind: state.KindImages, Key: Key(tenant, name), Delete: true}}); err != nil {
 		return fmt.Errorf("images: delete %s: %w", name, err)
 	}
 	shared := map[string]bool{}
-	for _, other := range s.List() {
+	for _, other := range s.List(api.AllTenants) {
 		for _, f := range other.Files {
 			shared[f.Digest] = true
 		}

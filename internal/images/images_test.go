@@ -60,7 +60,7 @@ func TestCopiesFromAnotherServer(t *testing.T) {
 	if err := first.PutFile(ctx, d, int64(len(rootfs)), bytes.NewReader(rootfs)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := first.Create(ctx, api.Image{Name: "app", Type: api.ImageContainer,
+	if _, err := first.Create(ctx, api.DefaultTenant, api.Image{Name: "app", Type: api.ImageContainer,
 		Container: &api.ContainerImageConfig{Entrypoint: []string{"/app"}},
 		Files:     []api.ImageFile{{Name: api.ImageFileRootfs, Digest: d, Size: int64(len(rootfs))}}}); err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestCopiesFromAnotherServer(t *testing.T) {
 	if err := second.PutFile(ctx, digestOf(pending), int64(len(pending)), bytes.NewReader(pending)); err != nil {
 		t.Fatal(err)
 	}
-	if err := first.Delete(ctx, "app", nil); err != nil {
+	if err := first.Delete(ctx, api.DefaultTenant, "app", nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := second.reconcileFiles(ctx, orphanAge); err != nil {

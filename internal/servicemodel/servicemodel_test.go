@@ -79,7 +79,7 @@ func TestParseErrors(t *testing.T) {
 		{"list expected", `command: ["./server", "--flag"]`, "command: {a: b}", "roles[0].command: line 8: want a list"},
 		{"mapping expected", "size: {cpu: 0.25, memory: 128Mi}", "size: big", `roles[0].size: line 10: want a mapping, not "big"`},
 		{"duplicate key", "    instances: 3\n", "    instances: 3\n    instances: 4\n", "roles[0].instances: line 10: appears twice"},
-		{"validation", "port: 8080", "port: 70000", "roles[0].endpoints[0].port: 70000 is not a port (1-65535)"},
+		{"validation", "port: 8080", "port: 70000", "roles[0].endpoints[0].port: 70000 is not a port (1-65535, or 0 to have one picked)"},
 		{"folder refused by Parse", digest, "./site", "roles[0].package: "},
 		{"syntax", "name: hello", "name: [hello", "line"},
 	}

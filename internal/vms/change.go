@@ -15,11 +15,11 @@ import (
 // takes over the same disks, so the guest reboots with its data.
 
 // redeploy applies change to the VM's model and deploys it.
-func (m *Manager) redeploy(ctx context.Context, name string, change func(*api.RoleSpec) error) (api.VM, error) {
-	if _, err := m.Get(ctx, name); err != nil {
+func (m *Manager) redeploy(ctx context.Context, tenant, name string, change func(*api.RoleSpec) error) (api.VM, error) {
+	if _, err := m.Get(ctx, tenant, name); err != nil {
 		return api.VM{}, err
 	}
-	svc, err := m.ctl.Service(ctx, name)
+	svc, err := m.ctl.Service(ctx, tenant, name)
 	if err != nil {
 		return api.VM{}, err
 	}
@@ -30,18 +30,18 @@ func (m *Manager) redeploy(ctx context.Context, name string, change func(*api.Ro
 	if err := change(role); err != nil {
 		return api.VM{}, err
 	}
-	if _, err := m.ctl.Deploy(ctx, spec); err != nil {
+	if _, err := m.ctl.Deploy(ctx, tenant, spec); err != nil {
 		return api.VM{}, err
 	}
-	return m.Get(ctx, name)
+	return m.Get(ctx, tenant, name)
 }
 
 // Resize gives the VM other CPUs or memory; it restarts with them.
-func (m *Manager) Resize(ctx context.Context, name string, req api.ResizeVM) (api.VM, error) {
+func (m *Manager) Resize(ctx context.Context, tenant, name string, req api.ResizeVM) (api.VM, error) {
 	if req.CPUs < 0 || req.Memory < 0 {
 		return api.VM{}, api.Errorf(api.CodeInvalid, "cpus and memory must be positive")
 	}
-	return m.redeploy(ctx, name, func(r *api.RoleSpec) error {
+	return m.redeploy(ctx, tenant, name, func(r *api.RoleSpec) error {
 		if req.CPUs > 0 {
 			r.Size.CPU = req.CPUs
 		}
@@ -54,18 +54,25 @@ func (m *Manager) Resize(ctx context.Context, name string, req api.ResizeVM) (ap
 
 // AttachDisk adds an empty data disk; the VM restarts with it (the next
 // virtio disk: /dev/vdb for the first data disk).
-func (m *Manager) AttachDisk(ctx context.Context, name string, size api.Bytes) (api.VM, error) {
+func (m *Manager) AttachDisk(ctx context.Context, tenant, name string, size api.Bytes) (api.VM, error) {
 	if size <= 0 {
 		return api.VM{}, api.Errorf(api.CodeInvalid, "size: a data disk needs a positive size")
 	}
 	var disk api.DiskSpec
-	vm, err := m.redeploy(ctx, name, func(r *api.RoleSpec) error {
+	vm, err := m.redeploy(ctx, tenant, name, func(r *api.RoleSpec) error {
 		for i := 1; ; i++ {
 			n := fmt.Sprintf("data%d", i)
 			if !slices.ContainsFunc(r.Disks, func(d api.DiskSpec) bool { return d.Name == n }) {
-				disk = m.disks.newDisk(name, randomSuffix(), n, size)
+				disk = m.disks.newDisk(tenant, name, randomSuffix(), n, size)
 				break
 			}
+		}
+		// Refused over quota before the disk is made; Deploy checks again.
+		grown := api.ServiceSpec{Name: name, Roles: []api.RoleSpec{*r}}
+		grown.Roles[0].Disks = append(slices.Clone(r.Disks), disk)
+		if err := m.ctl.CheckQuota(tenant, api.ServiceSpec{Name: name, Roles: []api.RoleSpec{*r}}, grown); err != nil {
+			disk = api.DiskSpec{}
+			return err
 		}
 		if err := vmdisk.Create(ctx, m.disks.client(disk), container, disk.Blob, int64(disk.Size), nil); err != nil {
 			return fmt.Errorf("vms: make disk %s: %w", disk.Name, err)
@@ -81,9 +88,9 @@ func (m *Manager) AttachDisk(ctx context.Context, name string, size api.Bytes) (
 
 // DetachDisk removes a data disk from the VM, which restarts without it,
 // and deletes the disk once no instance uses it.
-func (m *Manager) DetachDisk(ctx context.Context, name, diskName string) (api.VM, error) {
+func (m *Manager) DetachDisk(ctx context.Context, tenant, name, diskName string) (api.VM, error) {
 	var gone api.DiskSpec
-	vm, err := m.redeploy(ctx, name, func(r *api.RoleSpec) error {
+	vm, err := m.redeploy(ctx, tenant, name, func(r *api.RoleSpec) error {
 		i := slices.IndexFunc(r.Disks, func(d api.DiskSpec) bool { return d.Name == diskName })
 		switch {
 		case i < 0:
@@ -98,22 +105,22 @@ func (m *Manager) DetachDisk(ctx context.Context, name, diskName string) (api.VM
 	if err != nil {
 		return api.VM{}, err
 	}
-	go m.deleteWhenUnused(name, gone)
+	go m.deleteWhenUnused(tenant, name, gone)
 	return vm, nil
 }
 
 // deleteWhenUnused deletes a detached disk once every instance of the VM
 // runs its latest model (or after a minute; its lease is broken first).
-func (m *Manager) deleteWhenUnused(name string, disk api.DiskSpec) {
+func (m *Manager) deleteWhenUnused(tenant, name string, disk api.DiskSpec) {
 	ctx := context.Background()
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		svc, err := m.ctl.Service(ctx, name)
+		svc, err := m.ctl.Service(ctx, tenant, name)
 		if err != nil {
 			break
 		}
 		current := true
-		for _, in := range m.ctl.Instances(ctx, name) {
+		for _, in := range m.ctl.Instances(ctx, tenant, name) {
 			current = current && in.Version == svc.Version
 		}
 		if current {

@@ -107,9 +107,9 @@ func (d *Disks) client(disk api.DiskSpec) *blobclient.Client {
 	return d.blobs
 }
 
-// newDisk is a disk of a VM, to be made on this server's storage.
-func (d *Disks) newDisk(vm, suffix, name string, size api.Bytes) api.DiskSpec {
-	return api.DiskSpec{Name: name, Size: size, Blob: vm + "-" + suffix + "-" + name, Endpoint: d.url}
+// newDisk is a disk of a tenant's VM, to be made on this server's storage.
+func (d *Disks) newDisk(tenant, vm, suffix, name string, size api.Bytes) api.DiskSpec {
+	return api.DiskSpec{Name: name, Size: size, Blob: tenant + "-" + vm + "-" + suffix + "-" + name, Endpoint: d.url}
 }
 
 // Manager creates and manages persistent VMs.
@@ -127,14 +127,14 @@ func New(ctl *fabric.Controller, imgs *images.Store, disks *Disks, log *slog.Log
 
 // Create makes the VM's disks (the OS disk a copy of the image's disk) and
 // deploys its one instance. A refused VM leaves no disk behind.
-func (m *Manager) Create(ctx context.Context, req api.CreateVM) (api.VM, error) {
+func (m *Manager) Create(ctx context.Context, tenant string, req api.CreateVM) (api.VM, error) {
 	if m.disks.blobs == nil {
 		return api.VM{}, api.Errorf(api.CodeUnavailable, "persistent VMs need the storage service, and this server runs without it")
 	}
-	if _, err := m.ctl.Service(ctx, req.Name); err == nil {
+	if _, err := m.ctl.Service(ctx, tenant, req.Name); err == nil {
 		return api.VM{}, api.Errorf(api.CodeConflict, "name: a VM or service named %s exists", req.Name)
 	}
-	img, err := m.images.Get(req.Image)
+	img, err := m.images.Get(tenant, req.Image)
 	if err != nil {
 		return api.VM{}, api.Errorf(api.CodeInvalid, "image: no image named %s (weft image list)", req.Image)
 	}
@@ -144,7 +144,7 @@ func (m *Manager) Create(ctx context.Context, req api.CreateVM) (api.VM, error) 
 	if img.VM.DiskFormat != "raw" {
 		return api.VM{}, api.Errorf(api.CodeInvalid, "image: %s has a %s disk; persistent VMs are made from raw disks (qemu-img convert -O raw)", req.Image, img.VM.DiskFormat)
 	}
-	spec, err := m.spec(req, img)
+	spec, err := m.spec(tenant, req, img)
 	if err != nil {
 		return api.VM{}, err
 	}
@@ -156,14 +156,18 @@ func (m *Manager) Create(ctx context.Context, req api.CreateVM) (api.VM, error) 
 	if err := m.fits(ctx, role.Size); err != nil {
 		return api.VM{}, err
 	}
+	// Refused over quota before any disk is made; Deploy checks again.
+	if err := m.ctl.CheckQuota(tenant, api.ServiceSpec{}, spec); err != nil {
+		return api.VM{}, err
+	}
 	if err := m.makeDisks(ctx, role.Disks, img); err != nil {
 		return api.VM{}, err
 	}
-	if _, err := m.ctl.Deploy(ctx, spec); err != nil {
+	if _, err := m.ctl.Deploy(ctx, tenant, spec); err != nil {
 		m.deleteDisks(context.WithoutCancel(ctx), role.Disks)
 		return api.VM{}, err
 	}
-	return m.Get(ctx, req.Name)
+	return m.Get(ctx, tenant, req.Name)
 }
 
 // fits refuses a size no node with the vm runtime could ever hold. With no
@@ -191,7 +195,7 @@ func (m *Manager) fits(ctx context.Context, size api.Size) error {
 }
 
 // spec turns a request into the VM's service model.
-func (m *Manager) spec(req api.CreateVM, img api.Image) (api.ServiceSpec, error) {
+func (m *Manager) spec(tenant string, req api.CreateVM, img api.Image) (api.ServiceSpec, error) {
 	if req.CPUs == 0 {
 		req.CPUs = DefaultCPUs
 	}
@@ -208,13 +212,13 @@ func (m *Manager) spec(req api.CreateVM, img api.Image) (api.ServiceSpec, error)
 		return api.ServiceSpec{}, api.Errorf(api.CodeInvalid, "cpus and memory must be positive")
 	}
 	suffix := randomSuffix()
-	disks := []api.DiskSpec{m.disks.newDisk(req.Name, suffix, "os", req.Disk)}
+	disks := []api.DiskSpec{m.disks.newDisk(tenant, req.Name, suffix, "os", req.Disk)}
 	for i, size := range req.DataDisks {
 		if size <= 0 {
 			return api.ServiceSpec{}, api.Errorf(api.CodeInvalid, "dataDisks[%d]: the size must be positive", i)
 		}
 		name := fmt.Sprintf("data%d", i+1)
-		disks = append(disks, m.disks.newDisk(req.Name, suffix, name, size))
+		disks = append(disks, m.disks.newDisk(tenant, req.Name, suffix, name, size))
 	}
 	role := api.RoleSpec{
 		Name: api.VMRole, Kind: api.KindVM, Runtime: api.RuntimeVM, Image: req.Image, Instances: 1,
@@ -282,9 +286,9 @@ func vmRole(svc api.Service) (api.RoleSpec, bool) {
 	return svc.Spec.Roles[0], true
 }
 
-// Get returns one VM.
-func (m *Manager) Get(ctx context.Context, name string) (api.VM, error) {
-	svc, err := m.ctl.Service(ctx, name)
+// Get returns one of a tenant's VMs.
+func (m *Manager) Get(ctx context.Context, tenant, name string) (api.VM, error) {
+	svc, err := m.ctl.Service(ctx, tenant, name)
 	if err != nil {
 		return api.VM{}, api.Errorf(api.CodeNotFound, "no VM named %s", name)
 	}
@@ -294,10 +298,10 @@ func (m *Manager) Get(ctx context.Context, name string) (api.VM, error) {
 	return m.view(ctx, svc), nil
 }
 
-// List returns every VM.
-func (m *Manager) List(ctx context.Context) []api.VM {
+// List returns a tenant's VMs (every tenant's with api.AllTenants).
+func (m *Manager) List(ctx context.Context, tenant string) []api.VM {
 	out := []api.VM{}
-	for _, svc := range m.ctl.Services(ctx) {
+	for _, svc := range m.ctl.Services(ctx, tenant) {
 		if _, ok := vmRole(svc); ok {
 			out = append(out, m.view(ctx, svc))
 		}
@@ -308,13 +312,13 @@ func (m *Manager) List(ctx context.Context) []api.VM {
 func (m *Manager) view(ctx context.Context, svc api.Service) api.VM {
 	r, _ := vmRole(svc)
 	vm := api.VM{
-		Name: svc.Name, Image: r.Image, CPUs: r.Size.CPU, Memory: r.Size.Memory, Disks: r.Disks,
+		Name: svc.Name, Tenant: svc.Tenant, Image: r.Image, CPUs: r.Size.CPU, Memory: r.Size.Memory, Disks: r.Disks,
 		Running: r.Instances > 0, State: api.StateStopped, Health: api.HealthUnknown, CreatedAt: svc.CreatedAt,
 	}
 	for _, ep := range r.Endpoints {
 		vm.Ports = append(vm.Ports, api.VMPort{Name: ep.Name, GuestPort: ep.GuestPort, PublicPort: ep.Port})
 	}
-	for _, in := range m.ctl.Instances(ctx, svc.Name) {
+	for _, in := range m.ctl.Instances(ctx, svc.Tenant, svc.Name) {
 		if in.Desired != api.DesiredRunning {
 			continue
 		}
@@ -326,8 +330,8 @@ func (m *Manager) view(ctx context.Context, svc api.Service) api.VM {
 
 // Migrate moves the running VM to another node (to, or the fabric's
 // choice) by live migration: its guest keeps running.
-func (m *Manager) Migrate(ctx context.Context, name, to string) (api.VM, error) {
-	vm, err := m.Get(ctx, name)
+func (m *Manager) Migrate(ctx context.Context, tenant, name, to string) (api.VM, error) {
+	vm, err := m.Get(ctx, tenant, name)
 	if err != nil {
 		return api.VM{}, err
 	}
@@ -337,39 +341,39 @@ func (m *Manager) Migrate(ctx context.Context, name, to string) (api.VM, error) 
 	if _, err := m.ctl.Migrate(ctx, vm.Instance, to); err != nil {
 		return api.VM{}, err
 	}
-	return m.Get(ctx, name)
+	return m.Get(ctx, tenant, name)
 }
 
 // SetRunning starts (one instance) or stops (none) the VM; its disks stay.
-func (m *Manager) SetRunning(ctx context.Context, name string, running bool) (api.VM, error) {
-	if _, err := m.Get(ctx, name); err != nil {
+func (m *Manager) SetRunning(ctx context.Context, tenant, name string, running bool) (api.VM, error) {
+	if _, err := m.Get(ctx, tenant, name); err != nil {
 		return api.VM{}, err
 	}
 	n := 0
 	if running {
 		n = 1
 	}
-	if _, err := m.ctl.Scale(ctx, name, api.VMRole, n); err != nil {
+	if _, err := m.ctl.Scale(ctx, tenant, name, api.VMRole, n); err != nil {
 		return api.VM{}, err
 	}
-	return m.Get(ctx, name)
+	return m.Get(ctx, tenant, name)
 }
 
 // Delete deletes the VM, then its disks once its instance has stopped (or
 // after a minute: the disks' leases are broken first, which fences a node
 // that still runs it).
-func (m *Manager) Delete(ctx context.Context, name string) error {
-	vm, err := m.Get(ctx, name)
+func (m *Manager) Delete(ctx context.Context, tenant, name string) error {
+	vm, err := m.Get(ctx, tenant, name)
 	if err != nil {
 		return err
 	}
-	if _, err := m.ctl.DeleteService(ctx, name); err != nil {
+	if _, err := m.ctl.DeleteService(ctx, tenant, name); err != nil {
 		return err
 	}
 	go func() {
 		deadline := time.Now().Add(time.Minute)
 		for time.Now().Before(deadline) {
-			if _, err := m.ctl.Service(context.Background(), name); err != nil {
+			if _, err := m.ctl.Service(context.Background(), tenant, name); err != nil {
 				break
 			}
 			time.Sleep(250 * time.Millisecond)

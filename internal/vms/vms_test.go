@@ -13,8 +13,8 @@ import (
 func TestDisksStayOnTheirServer(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	made := NewDisks("http://10.0.0.1:10000", "weftsystem", key)
-	disk := made.newDisk("db", "abc123", "os", 1<<30)
-	if disk.Endpoint != "http://10.0.0.1:10000" || disk.Blob != "db-abc123-os" {
+	disk := made.newDisk("default", "db", "abc123", "os", 1<<30)
+	if disk.Endpoint != "http://10.0.0.1:10000" || disk.Blob != "default-db-abc123-os" {
 		t.Fatalf("new disk: %+v", disk)
 	}
 	now := NewDisks("http://10.0.0.2:10000", "weftsystem", key)

@@ -1,0 +1,215 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/client"
+	"github.com/weftcloud/weft/internal/access"
+	"github.com/weftcloud/weft/internal/pkgarchive"
+	"github.com/weftcloud/weft/internal/pki"
+)
+
+// TestTenantsSeeOnlyTheirOwn walks every tenant route as another tenant's
+// owner, naming the first tenant's objects: each answers 404 (or, for
+// lists, the caller's own objects only), never the first tenant's data, and
+// the first tenant's objects are all still there afterwards. Names are per
+// tenant: both tenants have a service called web.
+func TestTenantsSeeOnlyTheirOwn(t *testing.T) {
+	ctx := context.Background()
+	c, creds := tlsServer(t)
+	addr := "https://" + c.addr
+	pool := mustPool(t, creds)
+	as := func(token string) *client.Client {
+		return client.New(addr).WithTLS(&tls.Config{RootCAs: pool}).WithToken(token)
+	}
+	operator := as(readToken(t, filepath.Join(creds, pki.AdminTokenFile)))
+	owners := map[string]*client.Client{}
+	tokenIDs := map[string]string{}
+	for _, name := range []string{"acme", "globex"} {
+		if _, err := operator.CreateTenant(ctx, api.CreateTenant{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := operator.CreateToken(ctx, api.CreateToken{Tenant: name, Role: api.AccessOwner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		owners[name], tokenIDs[name] = as(tok.Token), tok.ID
+	}
+	acme, globex := owners["acme"], owners["globex"]
+
+	pkg := uploadTinyPackage(t, acme)
+	worker := func(name string) api.ServiceSpec {
+		return api.ServiceSpec{Name: name, Roles: []api.RoleSpec{{Name: "w", Kind: "worker", Runtime: "process", Instances: 1,
+			Package: pkg, Command: []string{"./app"}}}}
+	}
+	for _, cl := range []*client.Client{acme, globex} {
+		if _, err := cl.Deploy(ctx, worker("web")); err != nil {
+			t.Fatalf("both tenants may have a service named web: %v", err)
+		}
+	}
+	if _, err := acme.Deploy(ctx, worker("shop")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acme.CreateStorageAccount(ctx, "acmefiles"); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := acme.StorageAccountKeys(ctx, "acmefiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shopInstance string
+	for deadline := time.Now().Add(10 * time.Second); shopInstance == ""; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("acme's service has no instance")
+		}
+		if ins, _ := acme.Instances(ctx, "shop"); len(ins) > 0 {
+			shopInstance = ins[0].ID
+		}
+	}
+	if _, err := globex.CreateStorageAccount(ctx, "acmefiles"); !isCode(err, api.CodeConflict) {
+		t.Errorf("another tenant's storage account name: %v, want a conflict (account names are global)", err)
+	}
+
+	// Every route a tenant may call, naming acme's objects, as globex.
+	values := map[string]string{
+		"{id}": shopInstance, "{key}": "key1", "{disk}": "os", "{digest}": "sha256:" + strings.Repeat("0", 64),
+	}
+	for _, rt := range access.Table {
+		if rt.Rule != access.TenantRead && rt.Rule != access.TenantWrite && rt.Rule != access.TenantOwner {
+			continue
+		}
+		method, path, _ := strings.Cut(rt.Pattern, " ")
+		name := "shop"
+		switch {
+		case strings.HasPrefix(path, "/v1/storage/accounts/"):
+			name = "acmefiles"
+		case strings.HasPrefix(path, "/v1/tenants/"):
+			name = "acme"
+		case strings.HasPrefix(path, "/v1/tokens/"):
+			values["{id}"] = tokenIDs["acme"]
+		}
+		path = strings.ReplaceAll(path, "{name}", name)
+		for k, v := range values {
+			path = strings.ReplaceAll(path, k, v)
+		}
+		values["{id}"] = shopInstance
+		for _, query := range []string{"", "acme"} {
+			status, body := call(t, globex, method, path, query)
+			// whoami and status show no tenant's objects.
+			names := strings.Contains(path, shopInstance) || strings.Contains(path, "acme") || strings.Contains(path, "shop") || strings.Contains(path, tokenIDs["acme"])
+			if names || (query != "" && path != "/v1/whoami" && path != "/v1/status") {
+				if status/100 == 2 {
+					t.Errorf("%s %s (tenant %q) as globex: %d, want a refusal (404)", method, path, query, status)
+				}
+			}
+			for _, secret := range []string{`"tenant": "acme"`, keys.Key1, shopInstance + `"`, `"service": "shop"`} {
+				if strings.Contains(body, secret) {
+					t.Errorf("%s %s (tenant %q) as globex answered acme's data (%s): %s", method, path, query, secret, body)
+				}
+			}
+		}
+	}
+
+	// acme's objects are untouched.
+	if svcs, err := acme.Services(ctx); err != nil || len(svcs) != 2 {
+		t.Errorf("acme's services after globex's walk: %v %v", svcs, err)
+	}
+	if again, err := acme.StorageAccountKeys(ctx, "acmefiles"); err != nil || again.Key1 != keys.Key1 {
+		t.Errorf("acme's account keys after globex's walk: %v", err)
+	}
+	if _, err := acme.WhoAmI(ctx); err != nil {
+		t.Errorf("acme's token after globex's walk: %v", err)
+	}
+	// The operator sees both, one tenant at a time or all at once.
+	all, err := as(readToken(t, filepath.Join(creds, pki.AdminTokenFile))).WithTenant(api.AllTenants).Services(ctx)
+	if err != nil || len(all) != 3 {
+		t.Errorf("the operator's list of every tenant's services: %d, %v", len(all), err)
+	}
+}
+
+// TestReaderChangesNothing: a reader's token reads its tenant's objects
+// and may change none of them (403), nor read the storage keys.
+func TestReaderChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	c, creds := tlsServer(t)
+	url := "https://" + c.addr
+	pool := mustPool(t, creds)
+	operator := client.New(url).WithTLS(&tls.Config{RootCAs: pool}).WithToken(readToken(t, filepath.Join(creds, pki.AdminTokenFile)))
+	if _, err := operator.CreateTenant(ctx, api.CreateTenant{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := operator.CreateToken(ctx, api.CreateToken{Tenant: "acme", Role: api.AccessReader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := client.New(url).WithTLS(&tls.Config{RootCAs: pool}).WithToken(tok.Token)
+	if _, err := operator.WithTenant("acme").CreateStorageAccount(ctx, "acmefiles"); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := reader.StorageAccounts(ctx); err != nil || len(list) != 1 {
+		t.Errorf("the reader's list: %v %v", list, err)
+	}
+	if _, err := reader.StorageAccountKeys(ctx, "acmefiles"); !isCode(err, api.CodeForbidden) {
+		t.Errorf("a reader reading keys: %v, want forbidden", err)
+	}
+	if _, err := reader.CreateStorageAccount(ctx, "readerfiles"); !isCode(err, api.CodeForbidden) {
+		t.Errorf("a reader creating an account: %v, want forbidden", err)
+	}
+	if _, err := reader.CreateToken(ctx, api.CreateToken{Role: api.AccessOwner}); !isCode(err, api.CodeForbidden) {
+		t.Errorf("a reader making itself an owner token: %v, want forbidden", err)
+	}
+}
+
+func uploadTinyPackage(t *testing.T, cl *client.Client) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "app"), []byte("#!/bin/sh\nsleep 1000\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := pkgarchive.Pack(dir, &buf); err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := cl.UploadPackage(context.Background(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkg.Digest
+}
+
+// call sends an empty JSON body (where there is one), naming tenant in
+// ?tenant= when given, and returns the status and the answer.
+func call(t *testing.T, cl *client.Client, method, path, tenant string) (int, string) {
+	t.Helper()
+	var body any
+	if method == http.MethodPost || method == http.MethodPut {
+		body = map[string]any{}
+	}
+	query := url.Values{}
+	if tenant != "" {
+		query.Set("tenant", tenant)
+	}
+	resp, err := cl.Stream(context.Background(), method, path, query, body)
+	if err != nil {
+		var e *api.Error
+		if !errors.As(err, &e) {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		return api.HTTPStatus(e), e.Message
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data)
+}
