@@ -82,6 +82,11 @@ var Table = []Route{
 	{"GET /v1/cluster/snapshot", Operators},
 	{"POST /v1/cluster/snapshot", Operators},
 	{"POST /v1/cluster/join-token", Operators},
+	// Metering: the operator's for now; tenants will see their own.
+	{"GET /v1/usage", Operators},
+	{"GET /v1/bills", Operators},
+	{"GET /v1/ratecard", Operators},
+	{"PUT /v1/ratecard", Operators},
 	{"/v1/", Operators}, // anything else: the API answers 404
 }
 

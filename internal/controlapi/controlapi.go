@@ -47,13 +47,7 @@ func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, vmMg
 	}
 	s := &server{ctl: ctl, accounts: accts, images: imgs, vms: vmMgr, log: logger, http: nodes}
 	mux := access.NewMux()
-	route := func(pattern string, h handlerFunc) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if err := h(w, r); err != nil {
-				s.writeError(w, r, err)
-			}
-		})
-	}
+	route := func(pattern string, h handlerFunc) { s.mount(mux, pattern, h) }
 	route("GET /v1/status", s.status)
 	route("POST /v1/packages", s.putPackage)
 	route("GET /v1/packages/{digest}", s.getPackage)
@@ -111,6 +105,15 @@ func New(ctl *fabric.Controller, accts *accounts.Store, imgs *images.Store, vmMg
 		return api.Errorf(api.CodeNotFound, "no API route %s %s", r.Method, r.URL.Path)
 	})
 	return mux
+}
+
+// mount mounts h at pattern, its errors rendered by writeError.
+func (s *server) mount(mux *access.Mux, pattern string, h handlerFunc) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
 }
 
 // nodeMayFetch refuses a node's request for what no instance assigned to
