@@ -31,9 +31,12 @@ type fleet struct {
 
 	// states says what a node reports for the instances of a service
 	// (default running); silent nodes report nothing.
-	states map[string]string
-	silent map[string]bool
-	nodes  []string
+	states         map[string]string
+	silent         map[string]bool
+	nodes          []string
+	stopReconciler func() // idempotent
+	// patience bounds settle, in real time (default five seconds).
+	patience time.Duration
 }
 
 type clock struct {
@@ -74,20 +77,22 @@ func newFleet(t testing.TB, start time.Time, nodes ...string) *fleet {
 	// Nodes report only when the test says, while the test moves the
 	// clock by minutes: their heartbeats never expire.
 	ctl := fabric.New(fabric.Config{Clock: clk.Now, Tick: 5 * time.Millisecond, HeartbeatTTL: 1000 * time.Hour}, store, pkgs, nil)
-	ctx, cancel := context.WithCancel(context.Background())
+	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); ctl.Run(ctx) }()
+	go func() { defer close(done); ctl.Run(runCtx) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(func() {
-		cancel()
-		<-done
+		stop()
 		store.Close()
 	})
-	f := &fleet{t: t, ctx: ctx, store: store, ctl: ctl, clock: clk, states: map[string]string{}, silent: map[string]bool{}}
+	f := &fleet{t: t, ctx: context.Background(), store: store, ctl: ctl, clock: clk, states: map[string]string{}, silent: map[string]bool{},
+		stopReconciler: stop}
 	var empty bytes.Buffer
 	if err := pkgarchive.Pack(t.TempDir(), &empty); err != nil {
 		t.Fatal(err)
 	}
-	pkg, err := ctl.PutPackage(ctx, &empty)
+	pkg, err := ctl.PutPackage(f.ctx, &empty)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,11 +158,14 @@ func (f *fleet) report() {
 	}
 }
 
-// settle reports until cond holds, for at most five seconds of real time
+// settle reports until cond holds, for at most patience in real time
 // (the reconciler runs on its own; the simulated clock stands still).
 func (f *fleet) settle(what string, cond func([]api.Instance) bool) {
 	f.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	if f.patience == 0 {
+		f.patience = 5 * time.Second
+	}
+	deadline := time.Now().Add(f.patience)
 	for time.Now().Before(deadline) {
 		if cond(f.ctl.Instances(f.ctx, "")) {
 			return
