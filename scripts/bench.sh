@@ -13,6 +13,8 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname 
 run go test -run '^$' -bench 'Place10kOn1k' -benchtime 3x ./internal/fabric/placement/
 # The state store: batches per second (fsync per batch, and group commit).
 run go test -run '^$' -bench 'Apply' -benchtime 2s ./internal/state/
+# The meter: one step over 10,000 running instances.
+run go test -run '^$' -bench 'MeterStep10k' -benchtime 20x ./internal/metering/
 # The load balancer against direct requests.
 run go test -run '^$' -bench 'HTTP' -benchtime 3s ./internal/lb/
 # Real processes: deploy to healthy, node death to replacements healthy, upgrade under load.

@@ -104,6 +104,12 @@ var Table = []Route{
 	{"POST /v1/vms/{name}/disks", TenantWrite},
 	{"DELETE /v1/vms/{name}/disks/{disk}", TenantWrite},
 
+	// Metering: a tenant reads its own usage and bill (the handlers scope
+	// them), and the prices; the operator sets them.
+	{"GET /v1/usage", TenantRead},
+	{"GET /v1/bills", TenantRead},
+	{"GET /v1/ratecard", TenantRead},
+	{"PUT /v1/ratecard", Operators},
 	{"/v1/", Operators}, // anything else: the API answers 404
 }
 

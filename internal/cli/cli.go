@@ -119,8 +119,10 @@ func (a *app) rootCommand() *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			switch a.output {
-			case "table", "json":
+			switch {
+			case a.output == "table", a.output == "json":
+				return nil
+			case a.output == "csv" && cmd.Annotations[csvOutput] != "":
 				return nil
 			}
 			return usagef("--output: %q is not table or json", a.output)
@@ -138,7 +140,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.addr, "addr", defAddr, "controller address(es), comma-separated (env WEFT_ADDR)")
 	root.PersistentFlags().StringVar(&a.token, "token", os.Getenv("WEFT_TOKEN"), "API token of a cluster with TLS (env WEFT_TOKEN)")
 	root.PersistentFlags().StringVar(&a.caCert, "ca-cert", os.Getenv("WEFT_CA_CERT"), "the cluster's CA certificate, to check https servers (env WEFT_CA_CERT)")
-	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json (csv too where a command says so)")
 
 	root.AddCommand(
 		a.serverCommand(), a.agentCommand(), a.storageCommand(), a.devCommand(), shimCommand(),
@@ -151,6 +153,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.nodesCommand(), a.nodeCommand(),
 		a.imageCommand(), a.vmCommand(), a.operatorCommand(), a.tlsCommand(),
 		a.eventsCommand(), a.versionCommand(), a.statusCommand(),
+		a.usageCommand(), a.ratecardCommand(), a.billCommand(),
 	)
 	return root
 }

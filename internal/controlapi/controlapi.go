@@ -71,13 +71,7 @@ func New(cfg Config) http.Handler {
 	s := &server{ctl: cfg.Controller, accounts: cfg.Accounts, images: cfg.Images, vms: cfg.VMs, tenants: cfg.Tenants,
 		audit: cfg.Audit, portal: cfg.Portal, log: cfg.Log, http: cfg.Nodes}
 	mux := access.NewMux()
-	route := func(pattern string, h handlerFunc) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if err := h(w, r); err != nil {
-				s.writeError(w, r, err)
-			}
-		})
-	}
+	route := func(pattern string, h handlerFunc) { s.mount(mux, pattern, h) }
 	// in is a route that acts in one tenant; list, one that may also list
 	// every tenant's objects (?tenant=*, the operator's).
 	in := func(pattern string, h scopedFunc) {
@@ -158,6 +152,15 @@ func New(cfg Config) http.Handler {
 		return api.Errorf(api.CodeNotFound, "no API route %s %s", r.Method, r.URL.Path)
 	})
 	return mux
+}
+
+// mount mounts h at pattern, its errors rendered by writeError.
+func (s *server) mount(mux *access.Mux, pattern string, h handlerFunc) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
 }
 
 // nodeMayFetch refuses a node's request for what no instance assigned to

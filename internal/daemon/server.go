@@ -25,6 +25,7 @@ import (
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/lb"
+	"github.com/weftcloud/weft/internal/metering"
 	"github.com/weftcloud/weft/internal/pkgstore"
 	"github.com/weftcloud/weft/internal/pki"
 	"github.com/weftcloud/weft/internal/raftstore"
@@ -234,6 +235,10 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 	for _, route := range []string{"POST /v1/storage/members", "POST /v1/storage/insync", "GET /v1/storage/config"} {
 		apiHandler.Handle(route, placementRoutes)
 	}
+	meteringRoutes := controlapi.Metering(metering.NewLedger(c.store), nil, log.With("part", "api"))
+	for _, route := range controlapi.MeteringRoutes {
+		apiHandler.Handle(route, meteringRoutes)
+	}
 	apiHandler.Pass(controlapi.New(controlapi.Config{
 		Controller: c.ctl, Accounts: accts, Images: imgs, VMs: vmMgr, Tenants: tenantStore, Audit: auditLog,
 		Nodes: nodes, Portal: self.API, Log: log.With("part", "api"),
@@ -253,6 +258,8 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 	c.cancel = cancel
 	reconciler := &placement.Reconciler{Store: c.store, Self: cfg.Name, Lease: replicated.Lease,
 		Log: log.With("part", "storage"), Probe: probeStorage(link)}
+	// The meter, like the reconcilers, runs on the leader only.
+	meter := metering.New(metering.Config{Store: c.store, Footprint: c.ctl.Footprint, Logger: log.With("part", "metering")})
 	if node != nil {
 		go node.Run(runCtx)
 	}
@@ -262,6 +269,7 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 				log.Error("the default tenant was not made", "err", err)
 			}
 			go reconciler.Run(ctx)
+			go meter.Run(ctx)
 			c.ctl.Run(ctx)
 		})
 		if runCtx.Err() == nil {

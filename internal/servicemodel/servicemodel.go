@@ -94,19 +94,32 @@ func withFile(path string, err error) error {
 // decode turns YAML into a spec without defaults or validation.
 func decode(data []byte) (api.ServiceSpec, error) {
 	var spec api.ServiceSpec
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return spec, api.Errorf(api.CodeInvalid, "%s", syntaxError(data, err))
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		return spec, api.Errorf(api.CodeInvalid, "the service model is empty")
-	}
-	d := &decoder{}
-	d.value(doc.Content[0], reflect.ValueOf(&spec).Elem(), "")
-	if len(d.problems) > 0 {
-		return api.ServiceSpec{}, api.Errorf(api.CodeInvalid, "%s", strings.Join(d.problems, "; "))
+	if err := Decode(data, &spec, "the service model"); err != nil {
+		return api.ServiceSpec{}, err
 	}
 	return spec, nil
+}
+
+// Decode reads YAML (or JSON, which YAML reads too) into the struct v
+// points to as strictly as a service model: unknown fields, duplicate
+// keys and values of the wrong type are refused, each problem named by its
+// field path and line in one *api.Error with CodeInvalid. Other files the
+// operator writes (a rate card) use it too; what names the document in
+// the error for an empty one.
+func Decode(data []byte, v any, what string) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return api.Errorf(api.CodeInvalid, "%s", syntaxError(data, err))
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return api.Errorf(api.CodeInvalid, "%s is empty", what)
+	}
+	d := &decoder{}
+	d.value(doc.Content[0], reflect.ValueOf(v).Elem(), "")
+	if len(d.problems) > 0 {
+		return api.Errorf(api.CodeInvalid, "%s", strings.Join(d.problems, "; "))
+	}
+	return nil
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

@@ -30,6 +30,8 @@ const (
 	KindAccounts  = "accounts" // storage accounts
 	KindImages    = "images"
 	KindMeta      = "meta"
+	KindUsage     = "usage"    // hourly usage buckets (internal/metering)
+	KindMetering  = "metering" // the meter's cursor and the rate card
 )
 
 // ErrConflict is returned by Apply when a revision check fails; nothing of the
