@@ -74,7 +74,16 @@ hello service deployed. In another terminal:
   bin/weft storage account create photos     # or an account of your own
   bin/weft storage account keys photos
 
+  # Tenants: customers who see only their own things, within quotas.
+  bin/weft tenant create acme --cpu 2 --memory 1Gi
+  bin/weft token create --tenant acme --role owner   # give this to acme
+  bin/weft usage --tenant acme                       # what acme ran, by the hour
+  bin/weft audit                                     # every change, who made it and from where
+
 Ctrl-C stops everything.
 TOUR
+# The portal: a one-time link that signs this user in as the operator.
+grep '^weft dev: portal ' .weft/dev.log | sed 's/^weft dev: //' || true
+echo
 
 wait "$DEV"

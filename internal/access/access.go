@@ -62,6 +62,10 @@ func (p Principal) String() string {
 	switch {
 	case p.Role == Anonymous:
 		return "an anonymous caller"
+	case p.Role == Tenant:
+		return fmt.Sprintf("tenant %s's %s token %s", p.Tenant, p.Access, p.Name)
+	case p.Role == Operator && p.Name != "":
+		return "the operator (token " + p.Name + ")"
 	case p.Name != "":
 		return fmt.Sprintf("%s %s", p.Role, p.Name)
 	default:
@@ -253,8 +257,17 @@ func Enforce(principal func(w http.ResponseWriter, r *http.Request) (Principal, 
 			denied(w, r, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+		ctx := context.WithValue(WithPrincipal(r.Context(), p), ruleKey{}, m.rule)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+type ruleKey struct{}
+
+// RuleFrom is the rule of the route a request Enforce let through matched.
+func RuleFrom(ctx context.Context) (Rule, bool) {
+	r, ok := ctx.Value(ruleKey{}).(Rule)
+	return r, ok
 }
 
 type matchKey struct{}

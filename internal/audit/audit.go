@@ -101,8 +101,7 @@ func (l *Log) List(since time.Time, limit int) []api.AuditEntry {
 func (l *Log) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := access.From(r.Context())
-		signIn := r.URL.Path == "/v1/sessions"
-		if r.Method == http.MethodGet || r.Method == http.MethodHead || !(p.Role == access.Operator || p.Role == access.Tenant || signIn) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead || !recorded(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -120,6 +119,21 @@ func (l *Log) Middleware(next http.Handler) http.Handler {
 			l.log.Error("audit entry not recorded", "who", e.Who, "method", e.Method, "path", e.Path, "err", err)
 		}
 	})
+}
+
+// recorded says whether a change is a person's: a route of the operator,
+// of tenants, or signing in; not the nodes' own (registration, heartbeats,
+// certificates), nor the servers' (replication), whichever credential
+// they use (an agent of a server without TLS calls with the admin token).
+func recorded(r *http.Request) bool {
+	rule, _ := access.RuleFrom(r.Context())
+	switch rule {
+	case access.Operators, access.TenantRead, access.TenantWrite, access.TenantOwner:
+		return true
+	case access.Public:
+		return r.URL.Path == "/v1/sessions"
+	}
+	return false
 }
 
 // statusWriter remembers the status of an answer, and passes on flushes

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/agent"
 	"github.com/weftcloud/weft/internal/storage"
 )
@@ -74,6 +75,14 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		fmt.Fprintf(cfg.Stdout, "weft dev: API http://%s, %d nodes, data in %s\n"+
 			"weft dev: storage account %s (UseDevelopmentStorage=true); its full connection string:\n%s\n",
 			c.addr, cfg.Nodes, cfg.Data, storage.DevAccount, c.accts.DevAccountKeys().ConnectionString)
+		// The newcomer signs in to the portal with one click: a one-time
+		// link for the operator of this cloud (its user).
+		link, err := c.tenants.CreateSignInLink(ctx, api.CreateSignInLink{Role: api.AccessOperator}, "http://"+c.addr, "weft dev")
+		if err != nil {
+			log.Warn("no portal sign-in link", "err", err)
+		} else {
+			fmt.Fprintf(cfg.Stdout, "weft dev: portal %s (a one-time sign-in link; weft signin-link makes another)\n", link.URL)
+		}
 	}
 
 	select {

@@ -49,6 +49,7 @@ type controller struct {
 	addr    string // where the API listens, host:port
 	storage *storageserver.Server
 	accts   *accounts.Store
+	tenants *tenants.Store
 	done    chan error // the reconciler's and the API server's exits
 	cancel  context.CancelFunc
 }
@@ -210,6 +211,7 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 	peers := cluster.NewServer(c.store, self, link, log.With("part", "cluster"))
 	peers.Removed = func(ctx context.Context, name string) error { return placement.Unregister(ctx, c.store, name) }
 	tenantStore := tenants.New(c.store, tenants.DefaultQuota())
+	c.tenants = tenantStore
 	auditLog := audit.New(c.store, 0, log.With("part", "audit"))
 	c.ctl = fabric.New(fabric.Config{
 		Tenants: tenantStore,

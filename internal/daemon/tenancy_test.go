@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -212,4 +213,64 @@ func call(t *testing.T, cl *client.Client, method, path, tenant string) (int, st
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(data)
+}
+
+// TestAuditRecordsChanges: every change a person makes is in the audit
+// log with who, from where, what and its answer; reads and the nodes' own
+// traffic are not.
+func TestAuditRecordsChanges(t *testing.T) {
+	ctx := context.Background()
+	c, creds := tlsServer(t)
+	addr := "https://" + c.addr
+	pool := mustPool(t, creds)
+	operator := client.New(addr).WithTLS(&tls.Config{RootCAs: pool}).WithToken(readToken(t, filepath.Join(creds, pki.AdminTokenFile)))
+	if _, err := operator.CreateTenant(ctx, api.CreateTenant{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := operator.CreateToken(ctx, api.CreateToken{Tenant: "acme", Role: api.AccessContributor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme := client.New(addr).WithTLS(&tls.Config{RootCAs: pool}).WithToken(tok.Token)
+	if _, err := acme.CreateStorageAccount(ctx, "acmefiles"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acme.CreateStorageAccount(ctx, "Bad_Name"); err == nil {
+		t.Fatal("a bad account name was accepted")
+	}
+	if _, err := acme.StorageAccounts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := joinAs(t, addr, creds, "node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := client.New(addr).WithTLS(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}})
+	if _, err := node.RegisterNode(ctx, api.NodeRegistration{Name: "node-1", Address: "https://127.0.0.1:1",
+		Capacity: api.Resources{CPU: 1, Memory: 1 << 30}, Runtimes: []string{"process"}}); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := operator.Audit(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		if e.From == "" || e.Time.IsZero() {
+			t.Errorf("entry without its origin or time: %+v", e)
+		}
+		got = append(got, fmt.Sprintf("%s %s %s %d", e.Who, e.Method, e.Path, e.Status))
+	}
+	want := []string{
+		"the operator POST /v1/tenants 201",
+		"the operator POST /v1/tokens 201",
+		fmt.Sprintf("tenant acme's contributor token %s POST /v1/storage/accounts 201", tok.ID),
+		fmt.Sprintf("tenant acme's contributor token %s POST /v1/storage/accounts 400", tok.ID),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audit log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if _, err := acme.Audit(ctx, nil); !isCode(err, api.CodeForbidden) {
+		t.Errorf("a tenant reading the audit log: %v", err)
+	}
 }
