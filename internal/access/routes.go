@@ -83,6 +83,10 @@ var Table = []Route{
 	{"POST /v1/cluster/snapshot", Operators},
 	{"POST /v1/cluster/join-token", Operators},
 	{"/v1/", Operators}, // anything else: the API answers 404
+
+	// The web portal: every path outside /v1/. It authenticates its users
+	// through the API, which it calls with their tokens.
+	{"/", Public},
 }
 
 var rules = func() map[string]Rule {
