@@ -17,6 +17,9 @@ type Route struct {
 var Table = []Route{
 	// A server's self-description: servers forming a cluster ask it.
 	{"GET /v1/cluster/self", Public},
+	// The web portal: every path outside /v1/. It authenticates its users
+	// through the API, which it calls with their tokens.
+	{"/", Public},
 
 	// Node agents: each acts for its own node, and fetches the packages
 	// and images of its own instances only (the handlers check).
@@ -83,10 +86,6 @@ var Table = []Route{
 	{"POST /v1/cluster/snapshot", Operators},
 	{"POST /v1/cluster/join-token", Operators},
 	{"/v1/", Operators}, // anything else: the API answers 404
-
-	// The web portal: every path outside /v1/. It authenticates its users
-	// through the API, which it calls with their tokens.
-	{"/", Public},
 }
 
 var rules = func() map[string]Rule {
