@@ -151,6 +151,9 @@ func TestPortalInABrowser(t *testing.T) {
 		waitText("h1", "Dashboard"),
 	)
 	b.shot("dashboard")
+	b.run("a phone's screen", chromedp.EmulateViewport(390, 844))
+	b.shot("dashboard-phone")
+	b.run("a laptop's screen", chromedp.EmulateReset())
 
 	// The portal does not pack folders: the package is uploaded as
 	// `weft deploy` would, and the model names it.
@@ -168,7 +171,7 @@ func TestPortalInABrowser(t *testing.T) {
 		chromedp.Navigate(c.api+"/services"),
 		chromedp.SetUploadFiles(chromedp.CSS("#model"), []string{model}),
 		chromedp.Click(chromedp.CSS("#deploy")),
-		waitText("h1", "Service"),
+		waitText("h1", "Service greeter"),
 		waitText("#healthy-web", "2"),
 	)
 	b.shot("service")
@@ -187,7 +190,7 @@ func TestPortalInABrowser(t *testing.T) {
 		chromedp.Navigate(c.api+"/storage"),
 		chromedp.SendKeys(chromedp.CSS("#acct-name"), "portalfiles"),
 		chromedp.Click(chromedp.CSS("#create-account")),
-		waitText("h1", "Storage account"),
+		waitText("h1", "Storage account portalfiles"),
 		chromedp.SendKeys(chromedp.CSS("#container-name"), "docs"),
 		chromedp.Click(chromedp.CSS("#create-container")),
 		chromedp.WaitVisible(chromedp.CSS(`a[href="/storage/portalfiles/c/docs"]`)),

@@ -164,6 +164,8 @@ func (p *portal) vm(w http.ResponseWriter, r *http.Request, s *session) error {
 	return nil
 }
 
+func (v vmView) PageTitle() string { return "VM " + v.VM.Name }
+
 // restartWait bounds how long a restart waits for the VM to stop.
 const restartWait = 2 * time.Minute
 
@@ -267,6 +269,8 @@ type serviceView struct {
 	Events    []api.Event // nil: the token may not read events
 }
 
+func (v serviceView) PageTitle() string { return "Service " + v.Service.Name }
+
 // maxEvents is how many of the latest events a page shows.
 const maxEvents = 50
 
@@ -335,6 +339,8 @@ type instanceView struct {
 	LogsErr  string
 	Events   []api.Event
 }
+
+func (v instanceView) PageTitle() string { return "Instance " + v.Instance.ID }
 
 // logTail is how many lines of an instance's log its page shows.
 const logTail = 200

@@ -241,6 +241,9 @@ func (p *portal) parsePages() map[string]*template.Template {
 // render writes a page: the layout around the page's "content" template.
 func (p *portal) render(w http.ResponseWriter, r *http.Request, status int, page string, s *session, data any) {
 	v := view{Title: titles[page], Nav: page, S: s, Data: data}
+	if t, ok := data.(interface{ PageTitle() string }); ok {
+		v.Title = t.PageTitle()
+	}
 	if s != nil {
 		v.CSRF = s.csrf
 	}

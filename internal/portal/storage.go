@@ -43,6 +43,8 @@ type accountView struct {
 	Containers []string
 }
 
+func (v accountView) PageTitle() string { return "Storage account " + v.Account.Name }
+
 // blobs is a client of the account's blob service, with its key.
 func (p *portal) blobs(r *http.Request, s *session, name string) (api.StorageAccount, api.StorageAccountKeys, *blobclient.Client, error) {
 	ctx := r.Context()
@@ -121,6 +123,8 @@ type containerView struct {
 	Blobs     []blobclient.BlobInfo
 	MaxUpload int64
 }
+
+func (v containerView) PageTitle() string { return "Container " + v.Container }
 
 func (p *portal) container(w http.ResponseWriter, r *http.Request, s *session) error {
 	acct, _, bc, err := p.blobs(r, s, r.PathValue("account"))
