@@ -99,11 +99,7 @@ func (p *portal) session(h func(http.ResponseWriter, *http.Request, *session) er
 		}
 		s.Who = who
 		if err := h(w, r, s); err != nil {
-			back := r.URL.Path
-			if r.Method == http.MethodPost {
-				back = parentPath(r.URL.Path)
-			}
-			p.fail(w, r, s, err, back)
+			p.fail(w, r, s, err, parentPath(r.URL.Path))
 		}
 	})
 }
@@ -124,7 +120,8 @@ func firstPart(r *http.Request) (string, *multipart.Reader) {
 	return string(buf[:n]), mr
 }
 
-// parentPath is where an action's page is: /vms/web/stop -> /vms/web.
+// parentPath is the page above: where an action's page is (/vms/web/stop
+// -> /vms/web), or the list a missing object is in (/vms/web -> /vms).
 func parentPath(p string) string {
 	if i := strings.LastIndex(strings.TrimRight(p, "/"), "/"); i > 0 {
 		return p[:i]
