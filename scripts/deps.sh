@@ -16,6 +16,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v iptables >/dev/null 2>&1 || need+=(iptables) # partitions in the multi-host harness
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev) # the race detector uses cgo
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v chromium >/dev/null 2>&1 || need+=(chromium) # the portal's browser tests (e2e, chromedp)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: everything is installed"

@@ -19,6 +19,9 @@ var Table = []Route{
 	{"GET /v1/cluster/self", Public},
 	// Signing in to the portal with a one-time link: the code is the credential.
 	{"POST /v1/sessions", Public},
+	// The web portal: every path outside /v1/. It authenticates its users
+	// through the API, which it calls with their tokens.
+	{"/", Public},
 
 	// Node agents: each acts for its own node, and fetches the packages
 	// and images of its own instances only (the handlers check).

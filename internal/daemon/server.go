@@ -28,6 +28,7 @@ import (
 	"github.com/weftcloud/weft/internal/metering"
 	"github.com/weftcloud/weft/internal/pkgstore"
 	"github.com/weftcloud/weft/internal/pki"
+	"github.com/weftcloud/weft/internal/portal"
 	"github.com/weftcloud/weft/internal/raftstore"
 	"github.com/weftcloud/weft/internal/state"
 	"github.com/weftcloud/weft/internal/storage"
@@ -253,7 +254,13 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 	if node != nil {
 		routes.Handle("/v1/storage/replica/", serversOnly(creds, node.Handler()))
 	}
-	routes.Pass(peers.Handler(auditLog.Middleware(apiHandler)))
+	routes.Handle("/v1/", peers.Handler(auditLog.Middleware(apiHandler)))
+	// The portal: every other path. It calls this server's API through
+	// the whole chain (authentication, access table, forwarding) with the
+	// signed-in user's token, so it may do no more than that token.
+	routes.Handle("/", portal.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.http.Handler.ServeHTTP(w, r)
+	}), portal.Options{Logger: log.With("part", "portal")}))
 	setHandler(routes)
 
 	runCtx, cancel := context.WithCancel(context.Background())

@@ -164,6 +164,54 @@ func (c *Client) CreateContainer(ctx context.Context, name string) error {
 	return failure(resp, "create container "+name)
 }
 
+// DeleteContainer removes a container and its blobs; a missing container
+// is ErrNotFound.
+func (c *Client) DeleteContainer(ctx context.Context, name string) error {
+	resp, err := c.do(ctx, http.MethodDelete, "/"+name+"?restype=container", nil, 0, nil)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode == http.StatusAccepted {
+		resp.Body.Close()
+		return nil
+	}
+	return failure(resp, "delete container "+name)
+}
+
+// Containers returns the account's container names, in name order,
+// following the service's pages.
+func (c *Client) Containers(ctx context.Context) ([]string, error) {
+	var out []string
+	marker := ""
+	for {
+		q := url.Values{"comp": {"list"}}
+		if marker != "" {
+			q.Set("marker", marker)
+		}
+		resp, err := c.do(ctx, http.MethodGet, "/?"+q.Encode(), nil, 0, nil)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, failure(resp, "list containers")
+		}
+		var page struct {
+			Names      []string `xml:"Containers>Container>Name"`
+			NextMarker string   `xml:"NextMarker"`
+		}
+		err = xml.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("blobclient: list containers: %w", err)
+		}
+		out = append(out, page.Names...)
+		if page.NextMarker == "" {
+			return out, nil
+		}
+		marker = page.NextMarker
+	}
+}
+
 // PutOptions adjust Put.
 type PutOptions struct {
 	IfNoneExists bool // fail with ErrExists instead of replacing a blob
@@ -245,6 +293,7 @@ func (c *Client) Delete(ctx context.Context, container, blob string) error {
 // BlobInfo is a blob as List reports it.
 type BlobInfo struct {
 	Name         string
+	Size         int64
 	LastModified time.Time
 }
 
@@ -268,6 +317,7 @@ func (c *Client) List(ctx context.Context, container, prefix string) ([]BlobInfo
 		var page struct {
 			Blobs []struct {
 				Name         string `xml:"Name"`
+				Size         int64  `xml:"Properties>Content-Length"`
 				LastModified string `xml:"Properties>Last-Modified"`
 			} `xml:"Blobs>Blob"`
 			NextMarker string `xml:"NextMarker"`
@@ -282,7 +332,7 @@ func (c *Client) List(ctx context.Context, container, prefix string) ([]BlobInfo
 			if err != nil {
 				return nil, fmt.Errorf("blobclient: list %s: %s: Last-Modified %q", container, b.Name, b.LastModified)
 			}
-			out = append(out, BlobInfo{Name: b.Name, LastModified: t})
+			out = append(out, BlobInfo{Name: b.Name, Size: b.Size, LastModified: t})
 		}
 		if page.NextMarker == "" {
 			return out, nil

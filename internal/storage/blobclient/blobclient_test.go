@@ -170,3 +170,41 @@ func TestList(t *testing.T) {
 		t.Errorf("listing a missing container: %v, want ErrNotFound", err)
 	}
 }
+
+// TestContainers: containers are listed by name, across pages, and
+// deleted with their blobs; List reports each blob's size.
+func TestContainers(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, devKey(t))
+	var want []string
+	for i := range 7 {
+		name := fmt.Sprintf("c%02d", i)
+		want = append(want, name)
+		if err := c.CreateContainer(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.Containers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("containers %v, want %v", got, want)
+	}
+	if err := c.Put(ctx, "c03", "a", bytes.NewReader([]byte("hello")), 5, blobclient.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := c.List(ctx, "c03", "")
+	if err != nil || len(blobs) != 1 || blobs[0].Size != 5 {
+		t.Fatalf("List = %+v, %v; want one blob of 5 bytes", blobs, err)
+	}
+	if err := c.DeleteContainer(ctx, "c03"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteContainer(ctx, "c03"); !errors.Is(err, blobclient.ErrNotFound) {
+		t.Fatalf("deleting it again: %v, want ErrNotFound", err)
+	}
+	if got, _ := c.Containers(ctx); len(got) != 6 {
+		t.Fatalf("after the delete: %v", got)
+	}
+}
