@@ -108,8 +108,14 @@ func (s *server) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	if n := len(s.ctl.Services(r.Context(), name)); n > 0 {
 		owned = append(owned, plural(n, "service or VM", "services or VMs"))
 	}
-	if n := len(s.images.List(name)) - len(s.images.List(api.DefaultTenant)); n > 0 && name != api.DefaultTenant {
-		owned = append(owned, plural(n, "image", "images"))
+	own := 0
+	for _, img := range s.images.List(name) {
+		if img.Tenant == name {
+			own++
+		}
+	}
+	if own > 0 {
+		owned = append(owned, plural(own, "image", "images"))
 	}
 	if n := s.accounts.Owned(name); n > 0 {
 		owned = append(owned, plural(n, "storage account", "storage accounts"))
@@ -148,22 +154,33 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p := access.From(r.Context())
-	if p.Role == access.Tenant {
-		if req.Tenant == "" {
-			req.Tenant = p.Tenant
-		}
-		if req.Tenant != p.Tenant {
-			return api.Errorf(api.CodeNotFound, "no tenant named %s", req.Tenant)
-		}
-		if req.Role == api.AccessOperator {
-			return api.Errorf(api.CodeForbidden, "role: only the operator makes operator tokens")
-		}
+	if err := grantable(p, &req.Tenant, req.Role); err != nil {
+		return err
 	}
 	tok, err := s.tenants.CreateToken(r.Context(), req, p.String())
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, tok)
+	return nil
+}
+
+// grantable checks what a token or a sign-in link would grant: a tenant's
+// owner grants access to its own tenant only (its tenant when it names
+// none), never the operator's; the operator grants anything.
+func grantable(p access.Principal, tenant *string, role string) error {
+	if p.Role != access.Tenant {
+		return nil
+	}
+	if *tenant == "" {
+		*tenant = p.Tenant
+	}
+	if *tenant != p.Tenant {
+		return api.Errorf(api.CodeNotFound, "no tenant named %s", *tenant)
+	}
+	if role == api.AccessOperator {
+		return api.Errorf(api.CodeForbidden, "role: only the operator grants the operator's access")
+	}
 	return nil
 }
 
@@ -192,16 +209,8 @@ func (s *server) createSignInLink(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	p := access.From(r.Context())
-	if p.Role == access.Tenant {
-		if req.Tenant == "" {
-			req.Tenant = p.Tenant
-		}
-		if req.Tenant != p.Tenant {
-			return api.Errorf(api.CodeNotFound, "no tenant named %s", req.Tenant)
-		}
-		if req.Role == api.AccessOperator {
-			return api.Errorf(api.CodeForbidden, "role: only the operator signs in as the operator")
-		}
+	if err := grantable(p, &req.Tenant, req.Role); err != nil {
+		return err
 	}
 	link, err := s.tenants.CreateSignInLink(r.Context(), req, s.portal, p.String())
 	if err != nil {

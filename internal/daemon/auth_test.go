@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -22,7 +21,6 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/access"
-	"github.com/weftcloud/weft/internal/pkgarchive"
 	"github.com/weftcloud/weft/internal/pki"
 )
 
@@ -344,18 +342,7 @@ func TestNodeFetchesOnlyItsOwnInstancesContent(t *testing.T) {
 	url := "https://" + c.addr
 	pool := mustPool(t, creds)
 	operator := client.New(url).WithTLS(&tls.Config{RootCAs: pool}).WithToken(readToken(t, filepath.Join(creds, pki.AdminTokenFile)))
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "app"), []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := pkgarchive.Pack(dir, &buf); err != nil {
-		t.Fatal(err)
-	}
-	pkg, err := operator.UploadPackage(context.Background(), &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	digest := uploadTinyPackage(t, operator)
 	cert, err := joinAs(t, url, creds, "node-1")
 	if err != nil {
 		t.Fatal(err)
@@ -366,7 +353,7 @@ func TestNodeFetchesOnlyItsOwnInstancesContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	fetch := func(cl *client.Client) error {
-		rc, err := cl.Package(context.Background(), pkg.Digest)
+		rc, err := cl.Package(context.Background(), digest)
 		if err == nil {
 			rc.Close()
 		}
@@ -379,7 +366,7 @@ func TestNodeFetchesOnlyItsOwnInstancesContent(t *testing.T) {
 		t.Errorf("the operator fetching the package: %v", err)
 	}
 	if _, err := operator.Deploy(context.Background(), api.ServiceSpec{Name: "app", Roles: []api.RoleSpec{{
-		Name: "w", Kind: "worker", Runtime: "process", Instances: 1, Package: pkg.Digest, Command: []string{"./app"}}}}); err != nil {
+		Name: "w", Kind: "worker", Runtime: "process", Instances: 1, Package: digest, Command: []string{"./app"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
