@@ -2,6 +2,7 @@ package fabric
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -60,7 +61,14 @@ func (c *Controller) Deploy(ctx context.Context, tenant string, spec api.Service
 			Status: api.ServiceStable, CreatedAt: now, UpdatedAt: now,
 		}}
 	}
-	if err := c.apply(ctx, []state.Op{put(state.KindServices, rec.key(), rec)}); err != nil {
+	ops, err := c.tenantUnchanged(tenant)
+	if err != nil {
+		return api.Service{}, err
+	}
+	ops = append(ops, put(state.KindServices, rec.key(), rec))
+	if err := c.apply(ctx, ops); errors.Is(err, state.ErrConflict) {
+		return api.Service{}, api.Errorf(api.CodeConflict, "tenant %s was changed or deleted meanwhile; try again", tenant)
+	} else if err != nil {
 		return api.Service{}, err
 	}
 	verb := "deployed"

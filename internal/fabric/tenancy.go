@@ -7,6 +7,7 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/tenants"
 )
 
 // tenant returns a tenant with its quota; without a tenant store every
@@ -75,6 +76,21 @@ func maxUsage(a, b api.Usage) api.Usage {
 		CPU: max(a.CPU, b.CPU), Memory: max(a.Memory, b.Memory), Instances: max(a.Instances, b.Instances),
 		VMs: max(a.VMs, b.VMs), Disk: max(a.Disk, b.Disk), Storage: max(a.Storage, b.Storage), Endpoints: max(a.Endpoints, b.Endpoints),
 	}
+}
+
+// tenantUnchanged is a check that the tenant's record is as Deploy read
+// it: a service is never stored for a tenant deleted meanwhile, nor
+// against a quota changed meanwhile. The default tenant, which cannot be
+// deleted and has no quota, needs none.
+func (c *Controller) tenantUnchanged(tenant string) ([]state.Op, error) {
+	if c.cfg.Tenants == nil || tenant == api.DefaultTenant {
+		return nil, nil
+	}
+	e, ok := c.store.Get(tenants.KindTenants, tenant)
+	if !ok {
+		return nil, api.Errorf(api.CodeNotFound, "no tenant named %s", tenant)
+	}
+	return []state.Op{{Kind: tenants.KindTenants, Key: tenant, Check: true, Rev: e.Rev}}, nil
 }
 
 // CheckQuota is checkQuota for a tenant by name: callers that must make
