@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -56,6 +57,9 @@ func (a *app) tokenCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The API lists tokens by their random IDs; people read them
+			// oldest first.
+			slices.SortStableFunc(list, func(x, y api.Token) int { return x.CreatedAt.Compare(y.CreatedAt) })
 			if a.jsonOutput() {
 				return a.printJSON(nonNil(list))
 			}
