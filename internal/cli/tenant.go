@@ -196,7 +196,7 @@ func parseLimit[T int | float64 | api.Bytes](v string, parse func(string) (T, er
 func (q *quotaFlags) add(cmd *cobra.Command) {
 	q.values = map[string]*string{}
 	for _, n := range quotaNames {
-		q.values[n.name] = cmd.Flags().String(n.name, "", "at most this many "+n.help+", or unlimited")
+		q.values[n.name] = cmd.Flags().String(n.name, "", "limit on "+n.help+", or unlimited")
 	}
 	cmd.Flags().StringVar(&q.ports, "ports", "", "the public ports the tenant may publish, FROM-TO (e.g. 31000-31009), or none")
 }

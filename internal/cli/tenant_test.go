@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
@@ -377,4 +378,70 @@ func mustStat(t *testing.T, path string) os.FileInfo {
 		t.Fatal(err)
 	}
 	return fi
+}
+
+// TestLoginReadsTerminalWithoutEcho: on a terminal, weft login asks for
+// the token, reads it without echoing it, and turns the echo back on.
+func TestLoginReadsTerminalWithoutEcho(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("WEFT_TOKEN", "")
+	addr, op := tenancyController(t)
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal here: %v", err)
+	}
+	defer master.Close()
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	// Type the token once the echo is off: the terminal echoes what it
+	// receives while the echo is on.
+	go func() {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS); err == nil && tio.Lflag&unix.ECHO == 0 {
+				break
+			}
+		}
+		master.WriteString(op + "\n")
+	}()
+	var out, errb bytes.Buffer
+	a := newApp(&out, &errb)
+	a.stdin = tty
+	if code := a.execute(context.Background(), []string{"login", "--addr", addr}); code != 0 {
+		t.Fatalf("login: exit %d, stderr %q", code, errb.String())
+	}
+	if errb.String() != "API token: \n" || !strings.HasPrefix(out.String(), "signed in to "+addr+" as the operator") {
+		t.Errorf("stdout %q, stderr %q", out.String(), errb.String())
+	}
+	// What the terminal sent back, read without blocking (the pty is not
+	// in Go's poller, so read deadlines do not apply).
+	// (File.Fd makes the file blocking again: take the descriptor once.)
+	var echoed []byte
+	fd := int(master.Fd())
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Read(fd, buf)
+		if n <= 0 || err != nil {
+			break
+		}
+		echoed = append(echoed, buf[:n]...)
+	}
+	if strings.Contains(string(echoed), op) {
+		t.Errorf("the terminal echoed the token: %q", echoed)
+	}
+	if tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS); err != nil || tio.Lflag&unix.ECHO == 0 {
+		t.Errorf("the echo is still off after login (%v)", err)
+	}
 }
