@@ -40,12 +40,7 @@ type Client struct {
 // New returns a client for a comma-separated list of controller addresses
 // ("http://host:port"); an empty list means DefaultAddr.
 func New(addrs string) *Client {
-	var list []string
-	for _, a := range strings.Split(addrs, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			list = append(list, normalize(a))
-		}
-	}
+	list := splitAddrs(addrs)
 	if len(list) == 0 {
 		list = []string{DefaultAddr}
 	}
@@ -76,6 +71,17 @@ func (c *Client) WithTransport(rt http.RoundTripper) *Client {
 // CloseIdleConnections closes the kept-alive connections not in use: an
 // agent whose certificate was renewed presents the new one on the next.
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
+// splitAddrs is a comma-separated list of addresses, each normalized.
+func splitAddrs(addrs string) []string {
+	var list []string
+	for _, a := range strings.Split(addrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			list = append(list, normalize(a))
+		}
+	}
+	return list
+}
 
 // normalize is an API address as the client keeps it: with its scheme
 // (http:// when none), without a trailing slash.

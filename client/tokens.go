@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -16,7 +17,10 @@ import (
 // ({"http://127.0.0.1:7070": "..."}), under the user's config folder
 // ($XDG_CONFIG_HOME or ~/.config): a server without TLS writes its admin
 // token there for the user who started it, and a client given no token
-// uses the one kept for the address it calls.
+// uses the one kept for the address it calls. Besides the addresses, the
+// key "current" holds the address (or comma-separated addresses) of the
+// last weft login, which the CLI calls when no address is given; no
+// address is spelled "current" (normalize adds a scheme).
 func TokensFile() (string, error) {
 	dir, err := os.UserConfigDir()
 	if err != nil {
@@ -25,9 +29,56 @@ func TokensFile() (string, error) {
 	return filepath.Join(dir, "weft", "tokens.json"), nil
 }
 
+// currentKey is TokensFile's entry for the address of the last login.
+const currentKey = "current"
+
 // SaveToken keeps token for the API at addr in TokensFile (0600, in a
 // 0700 folder), beside the others. Processes saving at once take turns.
 func SaveToken(addr, token string) error {
+	return updateTokens(func(tokens map[string]string) { tokens[normalize(addr)] = token })
+}
+
+// SaveLogin keeps token for each of the comma-separated addresses addrs
+// and makes addrs the current address (CurrentAddr).
+func SaveLogin(addrs, token string) error {
+	list := splitAddrs(addrs)
+	if len(list) == 0 {
+		return errors.New("client: tokens: no address to sign in to")
+	}
+	return updateTokens(func(tokens map[string]string) {
+		for _, a := range list {
+			tokens[a] = token
+		}
+		tokens[currentKey] = strings.Join(list, ",")
+	})
+}
+
+// ForgetToken removes the tokens kept for each of the comma-separated
+// addresses addrs, and the current address when it is addrs. It reports
+// whether there was anything to remove.
+func ForgetToken(addrs string) (bool, error) {
+	list := splitAddrs(addrs)
+	found := false
+	err := updateTokens(func(tokens map[string]string) {
+		for _, a := range list {
+			if _, ok := tokens[a]; ok {
+				delete(tokens, a)
+				found = true
+			}
+		}
+		if tokens[currentKey] == strings.Join(list, ",") {
+			delete(tokens, currentKey)
+		}
+	})
+	return found, err
+}
+
+// CurrentAddr is the address the last weft login signed in to, or "".
+func CurrentAddr() string { return savedEntry(currentKey) }
+
+// updateTokens changes TokensFile under its lock, and writes it whole:
+// a reader sees the old file or the new one, never a part.
+func updateTokens(change func(map[string]string)) error {
 	path, err := TokensFile()
 	if err != nil {
 		return err
@@ -48,7 +99,7 @@ func SaveToken(addr, token string) error {
 	if err != nil {
 		return err
 	}
-	tokens[normalize(addr)] = token
+	change(tokens)
 	data, err := json.MarshalIndent(tokens, "", "  ")
 	if err != nil {
 		return err
@@ -89,7 +140,10 @@ var savedTokens struct {
 }
 
 // SavedToken is the token TokensFile keeps for addr, or "".
-func SavedToken(addr string) string {
+func SavedToken(addr string) string { return savedEntry(normalize(addr)) }
+
+// savedEntry is TokensFile's entry key, or "".
+func savedEntry(key string) string {
 	path, err := TokensFile()
 	if err != nil {
 		return ""
@@ -111,5 +165,5 @@ func SavedToken(addr string) string {
 		}
 		savedTokens.tokens, savedTokens.inode, savedTokens.modTime = tokens, inode, fi.ModTime()
 	}
-	return savedTokens.tokens[normalize(addr)]
+	return savedTokens.tokens[key]
 }

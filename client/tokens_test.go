@@ -55,3 +55,49 @@ func TestSavedTokens(t *testing.T) {
 		t.Errorf("an address with no token: %q", got)
 	}
 }
+
+// TestLogin: a login keeps the token for each address of a list and
+// makes the list current; a logout forgets them and the current address,
+// and leaves the other addresses' tokens.
+func TestLogin(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	if err := SaveToken("127.0.0.1:7070", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if got := CurrentAddr(); got != "" {
+		t.Errorf("current address before any login: %q", got)
+	}
+	if err := SaveLogin("https://a:7070, b:7070/", "wft_x"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := CurrentAddr(), "https://a:7070,http://b:7070"; got != want {
+		t.Errorf("current address %q, want %q", got, want)
+	}
+	for _, addr := range []string{"https://a:7070", "http://b:7070"} {
+		if got := SavedToken(addr); got != "wft_x" {
+			t.Errorf("token for %s: %q", addr, got)
+		}
+	}
+	if got := SavedToken("current"); got != "" {
+		t.Errorf("the current entry reads as an address's token: %q", got)
+	}
+	found, err := ForgetToken("https://a:7070,b:7070")
+	if err != nil || !found {
+		t.Fatalf("logout: %v, found %v", err, found)
+	}
+	if got := CurrentAddr(); got != "" {
+		t.Errorf("current address after logout: %q", got)
+	}
+	if got := SavedToken("http://b:7070"); got != "" {
+		t.Errorf("token after logout: %q", got)
+	}
+	if got := SavedToken("http://127.0.0.1:7070"); got != "admin" {
+		t.Errorf("another address's token after logout: %q", got)
+	}
+	if found, err := ForgetToken("b:7070"); err != nil || found {
+		t.Errorf("second logout: %v, found %v", err, found)
+	}
+	if err := SaveLogin(" , ", "wft_x"); err == nil {
+		t.Error("a login without an address was kept")
+	}
+}

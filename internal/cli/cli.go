@@ -51,9 +51,14 @@ type app struct {
 	token  string
 	caCert string
 	output string
-	stdout io.Writer
-	stderr io.Writer
-	now    func() time.Time // injected so golden tables are stable
+	// tenant is the tenant the operator acts in (--tenant); allTenants,
+	// a list verb's -A: every tenant's objects.
+	tenant     string
+	allTenants bool
+	stdin      io.Reader // weft login reads a token from it
+	stdout     io.Writer
+	stderr     io.Writer
+	now        func() time.Time // injected so golden tables are stable
 
 	pollInterval time.Duration // --wait polling
 }
@@ -74,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func newApp(stdout, stderr io.Writer) *app {
-	return &app{stdout: stdout, stderr: stderr, now: time.Now, pollInterval: 250 * time.Millisecond}
+	return &app{stdin: os.Stdin, stdout: stdout, stderr: stderr, now: time.Now, pollInterval: 250 * time.Millisecond}
 }
 
 // execute runs one command line and returns its exit code; tests call it
@@ -119,6 +124,9 @@ func (a *app) rootCommand() *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if a.allTenants && a.tenant != "" {
+				return usagef("--tenant and --all-tenants: list one tenant's objects or every tenant's, not both")
+			}
 			switch {
 			case a.output == "table", a.output == "json":
 				return nil
@@ -133,12 +141,9 @@ func (a *app) rootCommand() *cobra.Command {
 	root.Version = buildinfo.Version
 	root.SetVersionTemplate(versionText())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	defAddr := os.Getenv("WEFT_ADDR")
-	if defAddr == "" {
-		defAddr = client.DefaultAddr
-	}
-	root.PersistentFlags().StringVar(&a.addr, "addr", defAddr, "controller address(es), comma-separated (env WEFT_ADDR)")
-	root.PersistentFlags().StringVar(&a.token, "token", os.Getenv("WEFT_TOKEN"), "API token of a cluster with TLS (env WEFT_TOKEN)")
+	root.PersistentFlags().StringVar(&a.addr, "addr", os.Getenv("WEFT_ADDR"), "controller address(es), comma-separated (env WEFT_ADDR; default: the address of weft login, else "+client.DefaultAddr+")")
+	root.PersistentFlags().StringVar(&a.token, "token", os.Getenv("WEFT_TOKEN"), "API token (env WEFT_TOKEN; default: the one weft login or the local server kept for the address)")
+	root.PersistentFlags().StringVar(&a.tenant, "tenant", os.Getenv("WEFT_TENANT"), "the tenant to act in: the operator's (env WEFT_TENANT)")
 	root.PersistentFlags().StringVar(&a.caCert, "ca-cert", os.Getenv("WEFT_CA_CERT"), "the cluster's CA certificate, to check https servers (env WEFT_CA_CERT)")
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json (csv too where a command says so)")
 
@@ -154,12 +159,32 @@ func (a *app) rootCommand() *cobra.Command {
 		a.imageCommand(), a.vmCommand(), a.operatorCommand(), a.tlsCommand(),
 		a.eventsCommand(), a.versionCommand(), a.statusCommand(),
 		a.usageCommand(), a.ratecardCommand(), a.billCommand(),
+		a.tenantCommand(), a.tokenCommand(), a.signInLinkCommand(), a.auditCommand(),
+		a.loginCommand(), a.logoutCommand(), a.whoamiCommand(),
 	)
 	return root
 }
 
+// address is the API address to call: --addr or WEFT_ADDR, else the one
+// weft login signed in to, else the local default.
+func (a *app) address() string {
+	if a.addr != "" {
+		return a.addr
+	}
+	if cur := client.CurrentAddr(); cur != "" {
+		return cur
+	}
+	return client.DefaultAddr
+}
+
 func (a *app) client() *client.Client {
-	c := client.New(a.addr).WithToken(a.token)
+	c := client.New(a.address()).WithToken(a.token)
+	switch {
+	case a.allTenants:
+		c.WithTenant(api.AllTenants)
+	case a.tenant != "":
+		c.WithTenant(a.tenant)
+	}
 	if a.caCert != "" {
 		pool, err := pki.LoadCA(a.caCert)
 		if err != nil {
@@ -169,6 +194,21 @@ func (a *app) client() *client.Client {
 		c.WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 	}
 	return c
+}
+
+// allTenantsFlag gives a list verb -A/--all-tenants.
+func (a *app) allTenantsFlag(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().BoolVarP(&a.allTenants, "all-tenants", "A", false, "list every tenant's objects (the operator's), with a TENANT column")
+	return cmd
+}
+
+// tenantCol puts a TENANT column first in a list table when -A lists every
+// tenant's objects; otherwise the table is as it always was.
+func (a *app) tenantCol(tenant string, cols ...any) []any {
+	if !a.allTenants {
+		return cols
+	}
+	return append([]any{tenant}, cols...)
 }
 
 func (a *app) jsonOutput() bool { return a.output == "json" }
@@ -233,6 +273,14 @@ func maxArgs(n int) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// stamp writes a time for tables: UTC, to the minute.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04")
 }
 
 // age writes how long ago t was, coarsely.

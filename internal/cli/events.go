@@ -31,7 +31,7 @@ func (a *app) eventsCommand() *cobra.Command {
 					return a.printJSON(nonNil(list))
 				}
 				for _, e := range list {
-					fmt.Fprintln(a.stdout, eventLine(e))
+					fmt.Fprintln(a.stdout, a.eventLine(e))
 				}
 				return nil
 			}
@@ -46,7 +46,7 @@ func (a *app) eventsCommand() *cobra.Command {
 					_, err = fmt.Fprintf(a.stdout, "%s\n", data)
 					return err
 				}
-				_, err := fmt.Fprintln(a.stdout, eventLine(e))
+				_, err := fmt.Fprintln(a.stdout, a.eventLine(e))
 				return err
 			})
 			if errors.Is(err, context.Canceled) {
@@ -57,12 +57,16 @@ func (a *app) eventsCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing events as they happen")
 	cmd.Flags().Uint64Var(&since, "since", 0, "only events after this sequence number")
-	return cmd
+	return a.allTenantsFlag(cmd)
 }
 
-// eventLine is "12:00:01.250 info  instance.placed  hello/web node-1 hello-web-0: message".
-func eventLine(e api.Event) string {
+// eventLine is "12:00:01.250 info  instance.placed  hello/web node-1 hello-web-0: message";
+// with -A, the tenant comes first in the subject: "tenant acme hello/web ...".
+func (a *app) eventLine(e api.Event) string {
 	var subject []string
+	if a.allTenants && e.Tenant != "" {
+		subject = append(subject, "tenant "+e.Tenant)
+	}
 	if e.Service != "" {
 		s := e.Service
 		if e.Role != "" {

@@ -146,7 +146,7 @@ func (a *app) buildVMImage(ctx context.Context, name string, diskSize int64) err
 }
 
 func (a *app) imageListCommand() *cobra.Command {
-	return &cobra.Command{
+	return a.allTenantsFlag(&cobra.Command{
 		Use:   "list",
 		Short: "List images",
 		Args:  maxArgs(0),
@@ -159,13 +159,13 @@ func (a *app) imageListCommand() *cobra.Command {
 				return a.printJSON(nonNil(imgs))
 			}
 			w := a.table()
-			row(w, "NAME", "TYPE", "ARCH", "SIZE", "DIGEST", "CREATED")
+			row(w, a.tenantCol("TENANT", "NAME", "TYPE", "ARCH", "SIZE", "DIGEST", "CREATED")...)
 			for _, img := range imgs {
-				row(w, img.Name, img.Type, img.Arch, api.Bytes(img.Size).String(), shortDigest(img.Digest), age(a.now(), img.CreatedAt))
+				row(w, a.tenantCol(img.Tenant, img.Name, img.Type, img.Arch, api.Bytes(img.Size).String(), shortDigest(img.Digest), age(a.now(), img.CreatedAt))...)
 			}
 			return w.Flush()
 		},
-	}
+	})
 }
 
 func (a *app) imageShowCommand() *cobra.Command {

@@ -13,7 +13,7 @@ import (
 )
 
 func (a *app) instancesCommand() *cobra.Command {
-	return &cobra.Command{
+	return a.allTenantsFlag(&cobra.Command{
 		Use:   "instances [SERVICE]",
 		Short: "List instances, of every service or of one",
 		Args:  maxArgs(1),
@@ -30,14 +30,14 @@ func (a *app) instancesCommand() *cobra.Command {
 				return a.printJSON(nonNil(list))
 			}
 			w := a.table()
-			row(w, "ID", "SERVICE", "ROLE", "NODE", "STATE", "HEALTH", "VERSION", "ADDRESS", "RESTARTS", "LAST ERROR")
+			row(w, a.tenantCol("TENANT", "ID", "SERVICE", "ROLE", "NODE", "STATE", "HEALTH", "VERSION", "ADDRESS", "RESTARTS", "LAST ERROR")...)
 			for _, in := range list {
-				row(w, in.ID, in.Service, in.Role, orDash(in.Node), in.State, orDash(in.Health), in.Version, orDash(in.Address),
-					in.Restarts, orDash(short(lastError(in), 60)))
+				row(w, a.tenantCol(in.Tenant, in.ID, in.Service, in.Role, orDash(in.Node), in.State, orDash(in.Health), in.Version, orDash(in.Address),
+					in.Restarts, orDash(short(lastError(in), 60)))...)
 			}
 			return w.Flush()
 		},
-	}
+	})
 }
 
 // lastError is what LAST ERROR shows: the instance's last error, or why

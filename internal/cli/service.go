@@ -268,7 +268,7 @@ func serviceStatus(s api.Service) string {
 }
 
 func (a *app) servicesCommand() *cobra.Command {
-	return &cobra.Command{
+	return a.allTenantsFlag(&cobra.Command{
 		Use:   "services",
 		Short: "List services",
 		Args:  maxArgs(0),
@@ -281,7 +281,7 @@ func (a *app) servicesCommand() *cobra.Command {
 				return a.printJSON(nonNil(list))
 			}
 			w := a.table()
-			row(w, "NAME", "KIND", "VERSION", "STATUS", "ROLES", "UPDATED")
+			row(w, a.tenantCol("TENANT", "NAME", "KIND", "VERSION", "STATUS", "ROLES", "UPDATED")...)
 			for _, s := range list {
 				// A persistent VM is a service underneath; say so, since
 				// weft vm, not deploy, manages it.
@@ -289,11 +289,11 @@ func (a *app) servicesCommand() *cobra.Command {
 				if s.Spec.IsVM() {
 					kind = "vm"
 				}
-				row(w, s.Name, kind, s.Version, serviceStatus(s), roleSummary(s), age(a.now(), s.UpdatedAt))
+				row(w, a.tenantCol(s.Tenant, s.Name, kind, s.Version, serviceStatus(s), roleSummary(s), age(a.now(), s.UpdatedAt))...)
 			}
 			return w.Flush()
 		},
-	}
+	})
 }
 
 // roleSummary is "web 3/3, worker 1/1": healthy of desired, per role.

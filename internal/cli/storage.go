@@ -40,7 +40,7 @@ func (a *app) storageAccountCommand() *cobra.Command {
 			return nil
 		},
 	}
-	list := &cobra.Command{
+	list := a.allTenantsFlag(&cobra.Command{
 		Use:   "list",
 		Short: "List storage accounts",
 		Args:  maxArgs(0),
@@ -53,13 +53,13 @@ func (a *app) storageAccountCommand() *cobra.Command {
 				return a.printJSON(nonNil(accts))
 			}
 			w := a.table()
-			row(w, "NAME", "BLOB", "QUEUE", "TABLE", "CREATED")
+			row(w, a.tenantCol("TENANT", "NAME", "BLOB", "QUEUE", "TABLE", "CREATED")...)
 			for _, acct := range accts {
-				row(w, acct.Name, orDash(acct.Endpoints["blob"]), orDash(acct.Endpoints["queue"]), orDash(acct.Endpoints["table"]), age(a.now(), acct.CreatedAt))
+				row(w, a.tenantCol(acct.Tenant, acct.Name, orDash(acct.Endpoints["blob"]), orDash(acct.Endpoints["queue"]), orDash(acct.Endpoints["table"]), age(a.now(), acct.CreatedAt))...)
 			}
 			return w.Flush()
 		},
-	}
+	})
 	keys := &cobra.Command{
 		Use:   "keys NAME",
 		Short: "Show an account's keys and connection string",

@@ -124,7 +124,7 @@ func parseVMPort(s string) (api.VMPort, error) {
 }
 
 func (a *app) vmListCommand() *cobra.Command {
-	return &cobra.Command{
+	return a.allTenantsFlag(&cobra.Command{
 		Use:   "list",
 		Short: "List persistent VMs",
 		Args:  maxArgs(0),
@@ -137,13 +137,13 @@ func (a *app) vmListCommand() *cobra.Command {
 				return a.printJSON(nonNil(vms))
 			}
 			w := a.table()
-			row(w, "NAME", "IMAGE", "CPUS", "MEMORY", "DISKS", "STATE", "HEALTH", "NODE", "AGE")
+			row(w, a.tenantCol("TENANT", "NAME", "IMAGE", "CPUS", "MEMORY", "DISKS", "STATE", "HEALTH", "NODE", "AGE")...)
 			for _, vm := range vms {
-				row(w, vm.Name, vm.Image, vm.CPUs, vm.Memory.String(), diskList(vm.Disks), vm.State, vm.Health, orDash(vm.Node), age(a.now(), vm.CreatedAt))
+				row(w, a.tenantCol(vm.Tenant, vm.Name, vm.Image, vm.CPUs, vm.Memory.String(), diskList(vm.Disks), vm.State, vm.Health, orDash(vm.Node), age(a.now(), vm.CreatedAt))...)
 			}
 			return w.Flush()
 		},
-	}
+	})
 }
 
 func diskList(disks []api.DiskSpec) string {
