@@ -103,3 +103,12 @@ func TestPowerCutCatchesAMissingSync(t *testing.T) {
 	}
 	t.Logf("with its syncs ignored, %d of %d acknowledged batches lost", len(lost), len(acked))
 }
+
+// TestPowerCutOfANewDatabase cuts the power under the first writes to a
+// database Open created: its name in the directory must be durable too,
+// which bbolt does not see to (Open syncs the directory).
+func TestPowerCutOfANewDatabase(t *testing.T) {
+	fs, path, _ := cutMount(t, t.TempDir())
+	img, acked, maxIdx := powerCut(t, fs, path, 50)
+	checkAcked(t, filepath.Join(img, "state.db"), acked, maxIdx)
+}
