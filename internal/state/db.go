@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/weftcloud/weft/internal/vfs"
 )
 
 // ErrInvalid is returned by Apply for an operation without a kind or key,
@@ -77,6 +80,14 @@ func Open(path string, logger *slog.Logger) (*DB, error) {
 	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: openTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
+	}
+	// bbolt syncs the file it creates, not its name in the directory:
+	// without this, a power cut can lose a new database with every write
+	// acknowledged to it. Done at every open, since an earlier one may
+	// have been cut before it.
+	if err := vfs.OS.SyncDir(filepath.Dir(path)); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("state: open %s: sync its directory: %w", path, err)
 	}
 	v, err := load(b)
 	if err != nil {
