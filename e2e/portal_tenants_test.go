@@ -109,6 +109,11 @@ func TestPortalTenantsInABrowser(t *testing.T) {
 	acme.shot("tenant-vms")
 	acme.run("open acme's dashboard", chromedp.Navigate(c.api+"/"), signedInAs("acme"))
 	acme.shot("tenant-dashboard")
+	acme.fitsWidth("acme's dashboard")
+	acme.run("a phone's screen", chromedp.EmulateViewport(390, 844))
+	acme.fitsWidth("acme's dashboard on a phone")
+	acme.shot("tenant-dashboard-phone")
+	acme.run("a laptop's screen", chromedp.EmulateReset())
 
 	// globex sees no VM of acme's: not in its list, and not by its name.
 	globex.run("open globex's VMs",
@@ -137,4 +142,14 @@ func answer[T any](b *portalBrowser, what string, a chromedp.Action[T]) T {
 		b.t.Fatalf("%s: %v", what, err)
 	}
 	return v
+}
+
+// fitsWidth checks that the page is no wider than the window: only the
+// parts meant to scroll sideways (wide tables) do.
+func (b *portalBrowser) fitsWidth(what string) {
+	b.t.Helper()
+	wide := answer(b, what, chromedp.Evaluate[int](`document.documentElement.scrollWidth - document.documentElement.clientWidth`))
+	if wide > 0 {
+		b.t.Errorf("%s is %dpx wider than the window", what, wide)
+	}
 }

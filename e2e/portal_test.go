@@ -176,6 +176,7 @@ func TestPortalInABrowser(t *testing.T) {
 	)
 	b.shot("dashboard")
 	b.run("a phone's screen", chromedp.EmulateViewport(390, 844))
+	b.fitsWidth("the dashboard on a phone")
 	b.shot("dashboard-phone")
 	b.run("a laptop's screen", chromedp.EmulateReset())
 
