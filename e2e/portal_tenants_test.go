@@ -92,15 +92,20 @@ func TestPortalTenantsInABrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#vm-memory"), "256Mi"),
 		chromedp.Submit(chromedp.CSS("#vm-name")),
 		waitText("h1", "VM box"),
-		waitText("#vm-state", api.StateRunning),
+		markPage(),
+		liveText("#vm-state", api.StateRunning),
 	)
 	acme.shot("vm")
 	if vm, err := c.client.WithTenant("acme").VM(ctx, "box"); err != nil || vm.State != api.StateRunning || vm.Memory != 256<<20 {
 		t.Errorf("acme's VM through the API: %+v, %v; want running with 256Mi", vm, err)
 	}
 	acme.runWithin(2*time.Minute, "stop the VM",
+		markPage(),
 		chromedp.Click(chromedp.CSS("#vm-stop")),
-		waitText("#vm-state", api.StateStopped),
+		// The stop's answer is the VM's page again, stopping.
+		waitTrue("the VM's page again", `window.weftMarked !== true && `+textIs("h1", "VM box")),
+		markPage(),
+		liveText("#vm-state", api.StateStopped),
 	)
 	acme.run("open acme's VMs",
 		chromedp.Navigate(c.api+"/vms"),

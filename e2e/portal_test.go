@@ -127,8 +127,27 @@ func (b *portalBrowser) shot(name string) {
 // waitText waits until the element sel shows want, as the page's own
 // live updates change it (no reload), or a page the browser goes to.
 func waitText(sel, want string) chromedp.Action[chromedp.Void] {
-	return waitTrue(fmt.Sprintf("%s showing %q", sel, want),
-		fmt.Sprintf(`(document.querySelector(%q)||{}).textContent === %q`, sel, want))
+	return waitTrue(fmt.Sprintf("%s showing %q", sel, want), textIs(sel, want))
+}
+
+// textIs is a JavaScript expression: the element sel shows want.
+func textIs(sel, want string) string {
+	return fmt.Sprintf(`(document.querySelector(%q)||{}).textContent === %q`, sel, want)
+}
+
+// markPage marks the page the browser shows, for liveText: reloading it or
+// going to another page loses the mark.
+func markPage() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](`window.weftMarked = true`)(ctx, t)
+		return err
+	})
+}
+
+// liveText waits until the element sel shows want on the page markPage
+// marked: the page's live updates changed it, not a reload.
+func liveText(sel, want string) chromedp.Action[chromedp.Void] {
+	return waitTrue(fmt.Sprintf("%s showing %q without a reload", sel, want), `window.weftMarked === true && `+textIs(sel, want))
 }
 
 // waitTrue waits until the JavaScript expression expr is true on the
