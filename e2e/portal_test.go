@@ -74,13 +74,35 @@ func newPortalBrowser(t *testing.T, base string) *portalBrowser {
 	return b
 }
 
+// another is a second window of b's browser that shares nothing with it,
+// as another person's browser: its own cookies, its own session.
+func (b *portalBrowser) another() *portalBrowser {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
+	b.t.Cleanup(cancel)
+	// The first call opens the window, which lives as long as its
+	// context: this one has no timeout.
+	if err := chromedp.Do(ctx); err != nil {
+		b.t.Fatalf("open a new browser context: %v", err)
+	}
+	return &portalBrowser{t: b.t, ctx: ctx, base: b.base, downloads: b.downloads}
+}
+
 // run runs actions, within a minute, and fails the test on an error.
 func (b *portalBrowser) run(what string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	b.runWithin(time.Minute, what, actions...)
+}
+
+// runWithin runs actions within d, and fails the test on an error.
+func (b *portalBrowser) runWithin(d time.Duration, what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, d)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
-		page, _ := chromedp.Run(b.ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+		pctx, pcancel := context.WithTimeout(b.ctx, 5*time.Second)
+		page, _ := chromedp.Run(pctx, chromedp.OuterHTML(chromedp.CSS("main")))
+		pcancel()
 		b.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
 		b.t.Fatalf("%s: %v\npage: %s", what, err, page)
 	}
@@ -105,21 +127,42 @@ func (b *portalBrowser) shot(name string) {
 // waitText waits until the element sel shows want, as the page's own
 // live updates change it (no reload), or a page the browser goes to.
 func waitText(sel, want string) chromedp.Action[chromedp.Void] {
-	expr := fmt.Sprintf(`(document.querySelector(%q)||{}).textContent === %q`, sel, want)
+	return waitTrue(fmt.Sprintf("%s showing %q", sel, want), textIs(sel, want))
+}
+
+// textIs is a JavaScript expression: the element sel shows want.
+func textIs(sel, want string) string {
+	return fmt.Sprintf(`(document.querySelector(%q)||{}).textContent === %q`, sel, want)
+}
+
+// markPage marks the page the browser shows, for liveText: reloading it or
+// going to another page loses the mark.
+func markPage() chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		deadline := time.Now().Add(50 * time.Second)
+		_, err := chromedp.Evaluate[bool](`window.weftMarked = true`)(ctx, t)
+		return err
+	})
+}
+
+// liveText waits until the element sel shows want on the page markPage
+// marked: the page's live updates changed it, not a reload.
+func liveText(sel, want string) chromedp.Action[chromedp.Void] {
+	return waitTrue(fmt.Sprintf("%s showing %q without a reload", sel, want), `window.weftMarked === true && `+textIs(sel, want))
+}
+
+// waitTrue waits until the JavaScript expression expr is true on the
+// page, as long as the run allows; what names the wait in its error.
+func waitTrue(what, expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		for {
 			// A page being left answers an error: ask the next one.
 			ok, err := chromedp.Evaluate[bool](expr)(ctx, t)
 			if err == nil && ok {
 				return nil
 			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s did not show %q within 50s (%v)", sel, want, err)
-			}
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return fmt.Errorf("no %s: %w (last: %v, %v)", what, ctx.Err(), ok, err)
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
@@ -131,8 +174,8 @@ func waitText(sel, want string) chromedp.Action[chromedp.Void] {
 // file and scale it, watching it become healthy without reloading; make a
 // storage account and a container, upload a file and download it again;
 // drain a node. The main pages are saved as screenshots on the way.
-// (Creating a VM and a second tenant's view are not driven here: they
-// need a VM image and tenancy.)
+// Signing in with a one-time link, a tenant's VM and what another tenant
+// sees are in TestPortalTenantsInABrowser.
 func TestPortalInABrowser(t *testing.T) {
 	requireE2E(t)
 	requireChromium(t)
@@ -152,6 +195,7 @@ func TestPortalInABrowser(t *testing.T) {
 	)
 	b.shot("dashboard")
 	b.run("a phone's screen", chromedp.EmulateViewport(390, 844))
+	b.fitsWidth("the dashboard on a phone")
 	b.shot("dashboard-phone")
 	b.run("a laptop's screen", chromedp.EmulateReset())
 
