@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/weftcloud/weft/api"
@@ -68,6 +69,7 @@ func (s *Store) Create(ctx context.Context, tenant, name string) (api.StorageAcc
 	_, err := s.st.Apply(ctx, []state.Op{
 		{Kind: state.KindAccounts, Key: name, Check: true, Rev: 0},
 		{Kind: state.KindAccounts, Key: name, Value: data},
+		{Kind: kindByTenant, Key: byTenantKey(tenant, name), Value: []byte("{}")},
 	})
 	if errors.Is(err, state.ErrConflict) {
 		return api.StorageAccount{}, api.Errorf(api.CodeConflict, "storage account name %s is taken: account names are unique across the cloud", name)
@@ -85,13 +87,52 @@ func (s *Store) List(ctx context.Context, tenant string) []api.StorageAccount {
 	if s.dev && ownsDev(tenant) {
 		out = append(out, s.view(record{Name: storage.DevAccount, Tenant: api.DefaultTenant}))
 	}
-	for _, e := range s.st.List(state.KindAccounts, "") {
-		var rec record
-		if json.Unmarshal(e.Value, &rec) == nil && rec.Name != SystemAccount && (tenant == api.AllTenants || rec.Tenant == tenant) {
+	if tenant == api.AllTenants {
+		for _, e := range s.st.List(state.KindAccounts, "") {
+			var rec record
+			if json.Unmarshal(e.Value, &rec) == nil && rec.Name != SystemAccount {
+				out = append(out, s.view(rec))
+			}
+		}
+		return out
+	}
+	// A tenant's accounts through the index: a tenant's list costs its own
+	// accounts, not every tenant's.
+	for _, e := range s.st.List(kindByTenant, tenant+"/") {
+		_, name, _ := strings.Cut(e.Key, "/")
+		if rec, err := s.lookup(name); err == nil && rec.Tenant == tenant {
 			out = append(out, s.view(rec))
 		}
 	}
 	return out
+}
+
+// kindByTenant indexes accounts by tenant ("TENANT/NAME"), written in the
+// batch that creates or deletes the account.
+const kindByTenant = "accounts-by-tenant"
+
+func byTenantKey(tenant, name string) string { return tenant + "/" + name }
+
+// IndexByTenant adds the index entries of accounts made before the index
+// existed; the leader calls it when it takes office.
+func (s *Store) IndexByTenant(ctx context.Context) error {
+	var ops []state.Op
+	for _, e := range s.st.List(state.KindAccounts, "") {
+		var rec record
+		if json.Unmarshal(e.Value, &rec) != nil || rec.Name == SystemAccount {
+			continue
+		}
+		if _, ok := s.st.Get(kindByTenant, byTenantKey(rec.Tenant, rec.Name)); !ok {
+			ops = append(ops, state.Op{Kind: kindByTenant, Key: byTenantKey(rec.Tenant, rec.Name), Value: []byte("{}")})
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if _, err := s.st.Apply(ctx, ops); err != nil {
+		return fmt.Errorf("accounts: index by tenant: %w", err)
+	}
+	return nil
 }
 
 // AccountKeys returns an account's keys and a connection string. When the
@@ -145,10 +186,11 @@ func (s *Store) Delete(ctx context.Context, tenant, name string) error {
 	if s.dev && name == storage.DevAccount && ownsDev(tenant) {
 		return api.Errorf(api.CodeInvalid, "name: %s is the development account, served while the server runs with it; it cannot be deleted", name)
 	}
-	if _, err := s.get(tenant, name); err != nil {
+	rec, err := s.get(tenant, name)
+	if err != nil {
 		return err
 	}
-	_, err := s.st.Apply(ctx, []state.Op{{Kind: state.KindAccounts, Key: name, Delete: true}})
+	_, err = s.st.Apply(ctx, []state.Op{{Kind: state.KindAccounts, Key: name, Delete: true}, {Kind: kindByTenant, Key: byTenantKey(rec.Tenant, name), Delete: true}})
 	return err
 }
 

@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -131,5 +132,51 @@ func TestDevAccountKeys(t *testing.T) {
 	}
 	if _, err := s.Keys(ctx, storage.DevAccount); err != nil {
 		t.Errorf("dev account no longer served: %v", err)
+	}
+}
+
+// TestListByTenant: a tenant lists its own accounts (through the index by
+// tenant), the operator every one; accounts stored before the index are
+// indexed when the leader takes office; a deleted account leaves the index.
+func TestListByTenant(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, false)
+	for _, a := range [][2]string{{"acme", "acmeone"}, {"acme", "acmetwo"}, {"globex", "globexone"}} {
+		if _, err := s.Create(ctx, a[0], a[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An account from before the index: its record only.
+	data, _ := json.Marshal(record{Name: "oldone", Tenant: "acme", Key1: newKey(), Key2: newKey()})
+	if _, err := s.st.Apply(ctx, []state.Op{{Kind: state.KindAccounts, Key: "oldone", Value: data}}); err != nil {
+		t.Fatal(err)
+	}
+	names := func(tenant string) string {
+		var out []string
+		for _, a := range s.List(ctx, tenant) {
+			out = append(out, a.Name)
+		}
+		return strings.Join(out, " ")
+	}
+	if got := names("acme"); got != "acmeone acmetwo" {
+		t.Errorf("acme's accounts before indexing: %q", got)
+	}
+	if err := s.IndexByTenant(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := names("acme"); got != "acmeone acmetwo oldone" {
+		t.Errorf("acme's accounts: %q", got)
+	}
+	if got := names(api.AllTenants); got != "acmeone acmetwo globexone oldone" {
+		t.Errorf("every account: %q", got)
+	}
+	if err := s.Delete(ctx, "acme", "acmeone"); err != nil {
+		t.Fatal(err)
+	}
+	if got := names("acme"); got != "acmetwo oldone" {
+		t.Errorf("acme's accounts after a delete: %q", got)
+	}
+	if err := s.Delete(ctx, "globex", "acmetwo"); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("globex deleting acme's account: %v", err)
 	}
 }

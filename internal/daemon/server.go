@@ -277,6 +277,9 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 			if err := tenantStore.EnsureDefault(ctx); err != nil && ctx.Err() == nil {
 				log.Error("the default tenant was not made", "err", err)
 			}
+			if err := accts.IndexByTenant(ctx); err != nil && ctx.Err() == nil {
+				log.Error("storage accounts not indexed by tenant", "err", err)
+			}
 			go reconciler.Run(ctx)
 			go meter.Run(ctx)
 			c.ctl.Run(ctx)
