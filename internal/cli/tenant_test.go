@@ -229,7 +229,7 @@ func TestTenancyCommands(t *testing.T) {
 		stderr string
 	}{
 		{tok.Token, []string{"whoami"}, 1, "weft: the token is unknown, expired or revoked\n"},
-		{reader, []string{"tenant", "list"}, 1, "weft: tenant " + readerID + " may not call this route (it is for the operator)\n"},
+		{reader, []string{"tenant", "list"}, 1, "weft: tenant acme's reader token " + readerID + " may not call this route (it is for the operator)\n"},
 		{reader, []string{"deploy", "-f", writeModel(t)}, 1, "may not call this route"},
 		{op, []string{"tenant", "show", "beta"}, 1, "weft: no tenant named beta\n"},
 		{op, []string{"tenant", "delete", "acme"}, 1, "weft: tenant acme still owns 1 service or VM: delete them first\n"},
