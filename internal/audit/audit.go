@@ -26,7 +26,8 @@ import (
 // oldest first.
 const Kind = "audit"
 
-// DefaultMax is how many entries are kept: older ones are dropped.
+// DefaultMax is how many entries are kept: older ones are dropped every
+// 1,000 writes, so up to 1,000 more stand meanwhile.
 const DefaultMax = 100_000
 
 // Log records and lists audit entries.
