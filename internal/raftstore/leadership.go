@@ -140,7 +140,11 @@ func (s *Store) watch() {
 // applies everything before it, then the leader announces itself.
 func (s *Store) establish() {
 	term := s.raft.CurrentTerm()
-	if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
+	answered, err := s.await(s.raft.Barrier(s.cfg.ApplyTimeout))
+	if !answered {
+		return // closing
+	}
+	if err != nil {
 		s.log.Warn("raftstore: barrier after election failed", "term", term, "err", err)
 		return // a false, or a new true, follows
 	}

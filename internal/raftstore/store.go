@@ -38,6 +38,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/vfs"
 )
 
 // Store is one server of a replicated state store.
@@ -76,7 +77,8 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+	// Its parents are synced so that the folder survives a power cut.
+	if err := vfs.MkdirPrivate(vfs.OS, c.DataDir); err != nil {
 		return nil, fmt.Errorf("raftstore: open: %w", err)
 	}
 	s := &Store{
@@ -113,6 +115,12 @@ func Open(cfg Config) (*Store, error) {
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(c.DataDir, c.SnapshotsRetained, hclogger)
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: open snapshots: %w", err)
+	}
+	// bbolt and the snapshot store sync what they write into raft.db and
+	// snapshots/, not those names in DataDir: without this a power cut
+	// could lose a new log with every entry acknowledged to it.
+	if err := vfs.OS.SyncDir(c.DataDir); err != nil {
+		return nil, fmt.Errorf("raftstore: open: sync %s: %w", c.DataDir, err)
 	}
 	if err := catchUp(s.db, s.logs, snaps, s.log); err != nil {
 		return nil, err
@@ -231,18 +239,12 @@ func (s *Store) Apply(ctx context.Context, ops []state.Op) (uint64, error) {
 		timeout = time.Until(dl)
 	}
 	f := s.raft.Apply(encodeBatch(ops), timeout)
-	// A batch still queued for the leader loop when the server shuts down
-	// is never answered by hashicorp/raft: stop waiting when this store
-	// closes.
-	answered := make(chan error, 1)
-	go func() { answered <- f.Error() }()
-	select {
-	case err := <-answered:
-		if err != nil {
-			return 0, s.applyError("apply", err)
-		}
-	case <-s.done:
+	answered, err := s.await(f)
+	if !answered {
 		return 0, fmt.Errorf("raftstore: apply: %w: the server stopped", ErrUnknownOutcome)
+	}
+	if err != nil {
+		return 0, s.applyError("apply", err)
 	}
 	res, ok := f.Response().(applyResult)
 	if !ok {
@@ -342,6 +344,21 @@ func rewrite(f *os.File, write func(io.Writer) error) error {
 // calls return state.ErrClosed.
 func (s *Store) Close() error {
 	return s.shutdown(true)
+}
+
+// await waits for f's answer, or until the store closes (answered is then
+// false): hashicorp/raft never answers an Apply or a Barrier still queued
+// for its leader loop when it shuts down, so waiting on the future alone
+// can hang Close forever. The goroutine of such a future stays blocked.
+func (s *Store) await(f raft.Future) (answered bool, err error) {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return true, err
+	case <-s.done:
+		return false, nil
+	}
 }
 
 // StepDown hands leadership to an up-to-date follower when this server

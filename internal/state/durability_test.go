@@ -1,18 +1,14 @@
 package state
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
+
+	"github.com/weftcloud/weft/internal/vfs/powercut"
 )
 
 // childEnv switches the test binary into the writer child of the
@@ -30,117 +26,31 @@ func TestMain(m *testing.M) {
 const childWriters = 4
 
 // runChild applies batches from several goroutines as fast as it can and
-// prints "key index" for each acknowledged one. Each goroutine numbers its
-// keys on from those the store already holds (read back at Open), so that
-// a run on a database an earlier run left adds new keys. It exits when its
-// stdin closes, so it cannot outlive a parent that died without killing it.
+// acknowledges each (powercut.Serve). Each goroutine numbers its keys on
+// from those the store already holds (read back at Open), so that a run
+// on a database an earlier run left adds new keys.
 func runChild(path string) int {
 	db, err := Open(path, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	go func() {
-		io.Copy(io.Discard, os.Stdin)
-		os.Exit(0)
-	}()
-	out := bufio.NewWriter(os.Stdout)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for w := range childWriters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := len(db.List(KindInstances, fmt.Sprintf("w%d/", w))); ; i++ {
-				key := fmt.Sprintf("w%d/%08d", w, i)
-				idx, err := db.Apply(context.Background(), []Op{
-					{Kind: KindInstances, Key: key, Value: []byte(strconv.Quote(key))},
-					// A second kind in the same batch: both or neither must survive.
-					{Kind: KindMeta, Key: "last-" + strconv.Itoa(w), Value: []byte(strconv.Itoa(i))},
-				})
-				if err != nil {
-					fmt.Fprintln(os.Stderr, err)
-					os.Exit(1)
-				}
-				mu.Lock()
-				fmt.Fprintf(out, "%s %d\n", key, idx)
-				out.Flush() // an acknowledgement the parent reads is one Apply returned
-				mu.Unlock()
-			}
-		}()
+	next := make([]int, childWriters)
+	for w := range next {
+		next[w] = len(db.List(KindInstances, fmt.Sprintf("w%d/", w)))
 	}
-	wg.Wait()
+	powercut.Serve(childWriters, func(w int) (string, uint64, error) {
+		i := next[w]
+		next[w]++
+		key := fmt.Sprintf("w%d/%08d", w, i)
+		idx, err := db.Apply(context.Background(), []Op{
+			{Kind: KindInstances, Key: key, Value: []byte(strconv.Quote(key))},
+			// A second kind in the same batch: both or neither must survive.
+			{Kind: KindMeta, Key: "last-" + strconv.Itoa(w), Value: []byte(strconv.Itoa(i))},
+		})
+		return key, idx, err
+	})
 	return 0
-}
-
-// writer is a child process running runChild on a database. The store
-// runs in a process of its own so that it can be killed, and so that a
-// test serving its file system over FUSE (powercut_test.go) is not the
-// process whose memory map faults on the mount.
-type writer struct {
-	cmd    *exec.Cmd
-	stdin  io.Closer
-	stdout io.Reader
-	sc     *bufio.Scanner
-}
-
-func startWriter(t *testing.T, path string) *writer {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Skipf("skipping: cannot find the test binary to re-execute: %v", err)
-	}
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+path)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w := &writer{cmd: cmd, stdin: stdin, stdout: stdout, sc: bufio.NewScanner(stdout)}
-	t.Cleanup(w.kill)
-	return w
-}
-
-// acks reads acknowledgements until there are n, and returns the index
-// each acknowledged key was given and the highest index.
-func (w *writer) acks(t *testing.T, n int) (map[string]uint64, uint64) {
-	t.Helper()
-	acked := make(map[string]uint64)
-	var maxIdx uint64
-	for len(acked) < n && w.sc.Scan() {
-		key, idxText, ok := strings.Cut(w.sc.Text(), " ")
-		idx, err := strconv.ParseUint(idxText, 10, 64)
-		if !ok || err != nil {
-			t.Fatalf("child printed %q", w.sc.Text())
-		}
-		acked[key] = idx
-		maxIdx = max(maxIdx, idx)
-	}
-	if len(acked) < n {
-		t.Fatalf("child acknowledged only %d batches before it stopped", len(acked))
-	}
-	return acked, maxIdx
-}
-
-// kill SIGKILLs the child and waits for it; it may be called again.
-func (w *writer) kill() {
-	if w.cmd.ProcessState != nil {
-		return
-	}
-	w.cmd.Process.Signal(syscall.SIGKILL)
-	w.stdin.Close()
-	// Everything after the kill may or may not be durable; drain the pipe
-	// so Wait returns.
-	io.Copy(io.Discard, w.stdout)
-	w.cmd.Wait()
 }
 
 // lostBatches opens the store at path and lists the acknowledged batches
@@ -202,8 +112,8 @@ func TestDurabilityAfterKill(t *testing.T) {
 		t.Skip("skipping: starts a child process and fsyncs for a few seconds (-short)")
 	}
 	path := filepath.Join(t.TempDir(), "state.db")
-	w := startWriter(t, path)
-	acked, maxIdx := w.acks(t, 400)
-	w.kill()
+	w := powercut.Start(t, childEnv+"="+path)
+	acked, maxIdx := w.Acks(t, 400)
+	w.Kill()
 	checkAcked(t, path, acked, maxIdx)
 }

@@ -2,12 +2,11 @@ package state
 
 import (
 	"maps"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/weftcloud/weft/internal/vfs/crashfs"
-	"github.com/weftcloud/weft/internal/vfs/fusefs"
+	"github.com/weftcloud/weft/internal/vfs/powercut"
 )
 
 // newDB makes an empty database, state.db, in a new directory, which it
@@ -25,46 +24,11 @@ func newDB(t *testing.T) string {
 	return root
 }
 
-// cutMount returns a crashfs over root, whose content counts as durable,
-// the path of root's state.db through a FUSE mount of that FS (bbolt does
-// its own file I/O, which crashfs sees only through the mount), and a
-// function that unmounts it; the test's end unmounts it too.
-func cutMount(t *testing.T, root string) (*crashfs.FS, string, func()) {
+// cut runs the writer child on root/state.db through a FUSE mount of fs
+// until it acknowledged n batches, and cuts the power (powercut.Cut).
+func cut(t *testing.T, fs *crashfs.FS, mnt string, n int) (string, map[string]uint64, uint64) {
 	t.Helper()
-	if err := fusefs.Available(); err != nil {
-		t.Skipf("skipping: a power cut of bbolt needs a FUSE mount: %v", err)
-	}
-	fs := crashfs.New(t, root)
-	mnt := t.TempDir()
-	srv, err := fusefs.Mount(mnt, fs, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unmount := func() {
-		if err := srv.Unmount(); err != nil {
-			t.Error(err)
-		}
-		if exec.Command("mountpoint", "-q", mnt).Run() == nil {
-			t.Errorf("%s is still a mount point after Unmount", mnt)
-		}
-	}
-	// Registered after the directories' cleanups and before the writer's
-	// (startWriter), so it runs after the writer is killed and before the
-	// mount point is removed.
-	t.Cleanup(unmount)
-	return fs, filepath.Join(mnt, "state.db"), unmount
-}
-
-// powerCut runs the writer child on path until it acknowledged n batches,
-// cuts the power, kills the child, and returns the directory the cut left
-// with what had been acknowledged before it.
-func powerCut(t *testing.T, fs *crashfs.FS, path string, n int) (string, map[string]uint64, uint64) {
-	t.Helper()
-	w := startWriter(t, path)
-	acked, maxIdx := w.acks(t, n)
-	img := fs.Crash()
-	w.kill()
-	return img, acked, maxIdx
+	return powercut.Cut(t, fs, n, childEnv+"="+filepath.Join(mnt, "state.db"))
 }
 
 // TestPowerCut cuts the power under four writers applying batches to the
@@ -78,8 +42,8 @@ func TestPowerCut(t *testing.T) {
 	all := map[string]uint64{}
 	var maxIdx uint64
 	for round := range 3 {
-		fs, path, unmount := cutMount(t, root)
-		img, acked, idx := powerCut(t, fs, path, 200)
+		fs, mnt, unmount := powercut.Mount(t, root)
+		img, acked, idx := cut(t, fs, mnt, 200)
 		unmount()
 		maps.Copy(all, acked)
 		maxIdx = max(maxIdx, idx)
@@ -94,9 +58,9 @@ func TestPowerCut(t *testing.T) {
 // acknowledged batches. A kill -9 test passes the same way with or
 // without them.
 func TestPowerCutCatchesAMissingSync(t *testing.T) {
-	fs, path, _ := cutMount(t, newDB(t))
+	fs, mnt, _ := powercut.Mount(t, newDB(t))
 	fs.IgnoreSyncs(func(p string) bool { return filepath.Base(p) == "state.db" })
-	img, acked, _ := powerCut(t, fs, path, 200)
+	img, acked, _ := cut(t, fs, mnt, 200)
 	lost := lostBatches(t, filepath.Join(img, "state.db"), acked)
 	if len(lost) == 0 {
 		t.Fatal("no acknowledged batch lost with the fdatasync of state.db ignored: the power-cut test cannot fail")
@@ -108,7 +72,7 @@ func TestPowerCutCatchesAMissingSync(t *testing.T) {
 // database Open created: its name in the directory must be durable too,
 // which bbolt does not see to (Open syncs the directory).
 func TestPowerCutOfANewDatabase(t *testing.T) {
-	fs, path, _ := cutMount(t, t.TempDir())
-	img, acked, maxIdx := powerCut(t, fs, path, 50)
+	fs, mnt, _ := powercut.Mount(t, t.TempDir())
+	img, acked, maxIdx := cut(t, fs, mnt, 50)
 	checkAcked(t, filepath.Join(img, "state.db"), acked, maxIdx)
 }
