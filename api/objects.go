@@ -44,7 +44,7 @@ const AllTenants = "*"
 type Service struct {
 	Name      string       `json:"name"`
 	Tenant    string       `json:"tenant"`
-	Version   int          `json:"version"` // increments on every accepted deploy, scale or rollback
+	Version   int          `json:"version"` // increments when a deploy changes the model (not only instance counts) and on a rollback; never on a scale
 	Spec      ServiceSpec  `json:"spec"`
 	Status    string       `json:"status"` // ServiceStable, ServiceUpgrading, ServiceHalted, ServiceDeleting
 	Message   string       `json:"message,omitempty"`

@@ -10,6 +10,7 @@ package api
 //	DELETE /v1/services/{name}                  -> Service (status deleting; gone when its instances stopped)
 //	POST   /v1/services/{name}/scale            ScaleRequest -> Service
 //	POST   /v1/services/{name}/rollback         -> Service
+//	POST   /v1/services/{name}/plan             ServiceSpec -> Plan (what PUT would change; changes nothing)
 //	GET    /v1/instances[?service=NAME]         -> []Instance
 //	GET    /v1/instances/{id}                   -> Instance
 //	GET    /v1/instances/{id}/logs?follow=1&tail=N  -> text/plain stream (proxied to the instance's node)

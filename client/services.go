@@ -24,6 +24,14 @@ func (c *Client) Deploy(ctx context.Context, spec api.ServiceSpec) (api.Service,
 	return s, err
 }
 
+// Plan says what Deploy(spec) would change, changing nothing; it refuses
+// what Deploy would refuse, with the same error.
+func (c *Client) Plan(ctx context.Context, spec api.ServiceSpec) (api.Plan, error) {
+	var p api.Plan
+	_, err := c.Do(ctx, "POST", servicePath(spec.Name)+"/plan", nil, spec, &p)
+	return p, err
+}
+
 // Services lists every service.
 func (c *Client) Services(ctx context.Context) ([]api.Service, error) {
 	var list []api.Service

@@ -58,11 +58,13 @@ hello service deployed. In another terminal:
   bin/weft nodes                             # the nodes, their fault domains and capacity
   bin/weft events -f                         # what the fabric does, as it happens
 
-  # kill an instance's process and watch the fabric heal it:
-  kill -9 "$(pgrep -n -x hello)"; sleep 2; bin/weft instances
+  # kill a web instance's process and watch the fabric restart it (RESTARTS, LAST ERROR):
+  ID=$(bin/weft instances hello | awk '$3 == "web" {print $1; exit}')
+  pkill -9 -P "$(pgrep -f "weft shim .*/instances/$ID\$")"; sleep 2; bin/weft instances hello
 
   bin/weft scale hello web 5 --wait          # more instances, spread over fault domains
-  # edit GREETING in examples/hello/service.yaml, then a rolling upgrade:
+  # edit GREETING in examples/hello/service.yaml, see what would change, then a rolling upgrade:
+  bin/weft deploy -f examples/hello/service.yaml --plan
   bin/weft deploy -f examples/hello/service.yaml --wait
   bin/weft rollback hello --wait             # and back
   bin/weft node drain node-2                 # its instances move elsewhere

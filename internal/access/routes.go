@@ -79,6 +79,9 @@ var Table = []Route{
 	{"DELETE /v1/services/{name}", TenantWrite},
 	{"POST /v1/services/{name}/scale", TenantWrite},
 	{"POST /v1/services/{name}/rollback", TenantWrite},
+	// What a deploy would change: it changes nothing, but makes the
+	// deploy's checks (quota, ports) on the model, as a deploy does.
+	{"POST /v1/services/{name}/plan", TenantWrite},
 	{"GET /v1/instances", TenantRead},
 	{"GET /v1/instances/{id}", TenantRead},
 	{"GET /v1/instances/{id}/logs", TenantRead},

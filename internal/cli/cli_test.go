@@ -106,11 +106,19 @@ func fakeController(t *testing.T) *httptest.Server {
 	return srv
 }
 
-// weft runs a command line against addr with a fixed clock.
+// weft runs a command line against addr with a fixed clock and nothing
+// on stdin (never a terminal, whatever runs the tests).
 func weft(t *testing.T, addr string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return weftFrom(t, strings.NewReader(""), addr, args...)
+}
+
+// weftFrom is weft with stdin.
+func weftFrom(t *testing.T, stdin io.Reader, addr string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	a := newApp(&out, &errb)
+	a.stdin = stdin
 	a.now = func() time.Time { return now }
 	a.pollInterval = time.Millisecond
 	code = a.execute(context.Background(), append([]string{"--addr", addr}, args...))
@@ -245,6 +253,9 @@ func (d *deployController) handler() http.Handler {
 		d.deployed = spec
 		d.mu.Unlock()
 		json.NewEncoder(w).Encode(api.Service{Name: spec.Name, Version: 1, Spec: spec, Status: "stable"})
+	})
+	mux.HandleFunc("POST /v1/services/{name}/plan", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(api.Plan{Service: r.PathValue("name"), Create: true, NewVersion: 1})
 	})
 	mux.HandleFunc("GET /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()

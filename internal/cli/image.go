@@ -82,6 +82,7 @@ func (a *app) imageBuildCommand() *cobra.Command {
 	var env []string
 	var workdir string
 	var diskSize string
+	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "build NAME [--from-dir DIR --entrypoint CMD]",
 		Short: "Make a VM image from distro packages, or a container image from a folder",
@@ -101,7 +102,7 @@ With --from-dir: make a single-layer container image of the folder.`,
 				if err != nil {
 					return err
 				}
-				return a.buildVMImage(cmd.Context(), args[0], int64(size))
+				return a.buildVMImage(cmd.Context(), args[0], int64(size), verbose)
 			}
 			flat, err := ociimage.FromDir(fromDir, api.ContainerImageConfig{Entrypoint: entrypoint, Env: env, WorkingDir: workdir}, "")
 			if err != nil {
@@ -116,12 +117,14 @@ With --from-dir: make a single-layer container image of the folder.`,
 	cmd.Flags().StringArrayVar(&env, "env", nil, "KEY=value for the image's environment (repeatable)")
 	cmd.Flags().StringVar(&workdir, "workdir", "", "the working directory")
 	cmd.Flags().StringVar(&diskSize, "disk-size", "", "VM images: the size of the root disk (default 256Mi)")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "VM images: print the build's log records too")
 	return cmd
 }
 
 // buildVMImage makes the default VM image with this weft binary as its
-// guest agent and uploads it.
-func (a *app) buildVMImage(ctx context.Context, name string, diskSize int64) error {
+// guest agent and uploads it, saying each step on stderr; verbose adds the
+// build's log records.
+func (a *app) buildVMImage(ctx context.Context, name string, diskSize int64, verbose bool) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -131,13 +134,12 @@ func (a *app) buildVMImage(ctx context.Context, name string, diskSize int64) err
 		return err
 	}
 	defer os.RemoveAll(work)
-	progress := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{ReplaceAttr: func(_ []string, at slog.Attr) slog.Attr {
-		if at.Key == slog.TimeKey || at.Key == slog.LevelKey {
-			return slog.Attr{}
-		}
-		return at
-	}}))
-	res, err := vmimage.Build(ctx, vmimage.Options{WorkDir: work, WeftBinary: self, DiskSize: diskSize, Log: progress})
+	opts := vmimage.Options{WorkDir: work, WeftBinary: self, DiskSize: diskSize, Progress: a.stderr}
+	if verbose {
+		opts.Log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	fmt.Fprintf(a.stderr, "building VM image %s\n", name)
+	res, err := vmimage.Build(ctx, opts)
 	if err != nil {
 		return err
 	}

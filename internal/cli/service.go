@@ -19,30 +19,50 @@ import (
 
 func (a *app) deployCommand() *cobra.Command {
 	var file string
-	var wf waitFlags
+	var opts deployOptions
 	cmd := &cobra.Command{
-		Use:   "deploy -f FILE [--wait]",
+		Use:   "deploy -f FILE [--plan] [--yes] [--wait]",
 		Short: "Create or upgrade a service from its model (an upgrade rolls by update domain)",
-		Args:  maxArgs(0),
+		Long: `Create or upgrade a service from its model (an upgrade rolls by update domain).
+
+With --plan, say what the deploy would change and change nothing: the roles whose template
+changes and how, the instance counts, the instances it would replace (by update domain, in
+the order it rolls them) and those it would stop.
+
+A deploy that changes the instance count of an existing role (the model says 3 where weft
+scale set 5) says so first and, on a terminal, asks before going on; --yes does not ask.`,
+		Args: maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
 				return usagef("deploy: -f FILE is required")
 			}
-			return a.deploy(cmd.Context(), file, wf.wait, wf.timeout)
+			if opts.plan && (opts.wf.wait || opts.yes) {
+				return usagef("deploy: --plan changes nothing: it takes neither --wait nor --yes")
+			}
+			return a.deploy(cmd.Context(), file, opts)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the service model (YAML)")
-	wf.add(cmd)
+	cmd.Flags().BoolVar(&opts.plan, "plan", false, "say what the deploy would change, and change nothing")
+	cmd.Flags().BoolVarP(&opts.yes, "yes", "y", false, "do not ask before changing instance counts")
+	opts.wf.add(cmd)
 	return cmd
 }
 
-func (a *app) deploy(ctx context.Context, file string, wait bool, timeout time.Duration) error {
+type deployOptions struct {
+	plan bool // only print the plan
+	yes  bool // do not ask before a count change
+	wf   waitFlags
+}
+
+func (a *app) deploy(ctx context.Context, file string, opts deployOptions) error {
 	spec, dirs, err := servicemodel.Load(file)
 	if err != nil {
 		return err
 	}
 	c := a.client()
-	// Roles sharing a folder share one upload.
+	// Roles sharing a folder share one upload. A plan uploads too: the
+	// package's digest is what says whether its role changes.
 	uploaded := map[string]string{}
 	for _, i := range slices.Sorted(mapKeys(dirs)) {
 		dir := dirs[i]
@@ -58,17 +78,25 @@ func (a *app) deploy(ctx context.Context, file string, wait bool, timeout time.D
 		}
 		spec.Roles[i].Package = digest
 	}
+	plan, err := c.Plan(ctx, spec)
+	if err != nil {
+		return err
+	}
+	if opts.plan {
+		if a.jsonOutput() {
+			return a.printJSON(plan)
+		}
+		_, err := io.WriteString(a.stdout, planText(plan))
+		return err
+	}
+	if err := a.confirmCounts(plan, opts.yes); err != nil {
+		return err
+	}
 	svc, err := c.Deploy(ctx, spec)
 	if err != nil {
 		return err
 	}
-	if err := a.printService(svc); err != nil {
-		return err
-	}
-	if wait {
-		return a.waitStable(ctx, c, svc.Name, timeout)
-	}
-	return nil
+	return a.changed(ctx, c, svc, opts.wf)
 }
 
 // upload packs dir and streams it to the controller without a temporary file.
@@ -96,7 +124,10 @@ func (a *app) printService(s api.Service) error {
 	if a.jsonOutput() {
 		return a.printJSON(s)
 	}
-	line := fmt.Sprintf("service %s: version %d, %s", s.Name, s.Version, s.Status)
+	// Not s.Status alone: right after a deploy or a scale the service is
+	// still "stable" until the reconciler starts the rollout, while its
+	// roles already say they are updating.
+	line := fmt.Sprintf("service %s: version %d, %s", s.Name, s.Version, serviceStatus(s))
 	if s.Message != "" {
 		line += ": " + s.Message
 	}

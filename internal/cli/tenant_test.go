@@ -39,6 +39,14 @@ import (
 // operator token.
 func tenancyController(t *testing.T) (addr, operator string) {
 	t.Helper()
+	addr, operator, _ = realController(t)
+	return addr, operator
+}
+
+// realController is tenancyController, with its fabric controller (not
+// running: a test that wants instances runs it).
+func realController(t *testing.T) (addr, operator string, ctl *fabric.Controller) {
+	t.Helper()
 	dir := t.TempDir()
 	store, err := state.Open(filepath.Join(dir, "state.db"), nil)
 	if err != nil {
@@ -59,7 +67,7 @@ func tenancyController(t *testing.T) (addr, operator string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl := fabric.New(fabric.Config{Tenants: ts}, store, pkgs, nil)
+	ctl = fabric.New(fabric.Config{Tenants: ts}, store, pkgs, nil)
 	auditLog := audit.New(store, 0, log)
 	handler := controlapi.New(controlapi.Config{
 		Controller: ctl, Tenants: ts, Audit: auditLog, Log: log, Portal: "https://portal.example",
@@ -88,7 +96,7 @@ func tenancyController(t *testing.T) (addr, operator string) {
 	}
 	srv := httptest.NewServer(access.Enforce(principal, denied, auditLog.Middleware(handler)))
 	t.Cleanup(srv.Close)
-	return srv.URL, op.Token
+	return srv.URL, op.Token, ctl
 }
 
 func writeAPIError(w http.ResponseWriter, e *api.Error) {
@@ -386,23 +394,7 @@ func TestLoginReadsTerminalWithoutEcho(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	t.Setenv("WEFT_TOKEN", "")
 	addr, op := tenancyController(t)
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminal here: %v", err)
-	}
-	defer master.Close()
-	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tty.Close()
+	master, tty := openPTY(t)
 	// Type the token once the echo is off: the terminal echoes what it
 	// receives while the echo is on.
 	go func() {
@@ -444,4 +436,29 @@ func TestLoginReadsTerminalWithoutEcho(t *testing.T) {
 	if tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS); err != nil || tio.Lflag&unix.ECHO == 0 {
 		t.Errorf("the echo is still off after login (%v)", err)
 	}
+}
+
+// openPTY opens a pseudo-terminal: what a test writes to master, a command
+// reading tty reads as typed; it skips the test where there is none.
+func openPTY(t *testing.T) (master, tty *os.File) {
+	t.Helper()
+	var err error
+	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal here: %v", err)
+	}
+	t.Cleanup(func() { master.Close() })
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tty.Close() })
+	return master, tty
 }

@@ -102,6 +102,7 @@ func New(cfg Config) http.Handler {
 	in("DELETE /v1/services/{name}", s.deleteService)
 	in("POST /v1/services/{name}/scale", s.scale)
 	in("POST /v1/services/{name}/rollback", s.rollback)
+	in("POST /v1/services/{name}/plan", s.plan)
 
 	list("GET /v1/instances", s.instances)
 	list("GET /v1/instances/{id}", s.instance)
@@ -245,22 +246,45 @@ func (s *server) getPackage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) deploy(w http.ResponseWriter, r *http.Request, tenant string) error {
-	var spec api.ServiceSpec
-	if err := decode(w, r, &spec); err != nil {
+	spec, err := decodeSpec(w, r)
+	if err != nil {
 		return err
-	}
-	name := r.PathValue("name")
-	if spec.Name == "" {
-		spec.Name = name
-	}
-	if spec.Name != name {
-		return api.Errorf(api.CodeInvalid, "name: %q does not match the service in the URL (%q)", spec.Name, name)
 	}
 	svc, err := s.ctl.Deploy(r.Context(), tenant, spec)
 	if err != nil {
 		return err
 	}
 	return ok(w, svc)
+}
+
+// plan answers what deploying the model in the body would change.
+func (s *server) plan(w http.ResponseWriter, r *http.Request, tenant string) error {
+	spec, err := decodeSpec(w, r)
+	if err != nil {
+		return err
+	}
+	p, err := s.ctl.Plan(r.Context(), tenant, spec)
+	if err != nil {
+		return err
+	}
+	return ok(w, p)
+}
+
+// decodeSpec reads the service model of a route that names its service:
+// a model without a name takes the URL's, one with another name is refused.
+func decodeSpec(w http.ResponseWriter, r *http.Request) (api.ServiceSpec, error) {
+	var spec api.ServiceSpec
+	if err := decode(w, r, &spec); err != nil {
+		return spec, err
+	}
+	name := r.PathValue("name")
+	if spec.Name == "" {
+		spec.Name = name
+	}
+	if spec.Name != name {
+		return spec, api.Errorf(api.CodeInvalid, "name: %q does not match the service in the URL (%q)", spec.Name, name)
+	}
+	return spec, nil
 }
 
 func (s *server) services(w http.ResponseWriter, r *http.Request, tenant string) error {

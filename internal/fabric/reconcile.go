@@ -495,22 +495,25 @@ func (p *pass) upgrade(svc *serviceRecord) {
 		}
 		return
 	}
+	// Progress counts the domains that hold instances ("of 3" for three
+	// instances, however many domains the model allows).
+	shown := max(occupiedDomains(svc.Spec), domain+1)
 	if svc.Status != api.ServiceUpgrading {
 		from := svc.Version - 1
 		if n := len(svc.Revisions); n > 0 {
 			from = svc.Revisions[n-1].Version
 		}
 		svc.Status = api.ServiceUpgrading
-		svc.Upgrade = &api.Upgrade{FromVersion: from, ToVersion: svc.Version, Domain: -1, Domains: uds, StartedAt: p.now}
+		svc.Upgrade = &api.Upgrade{FromVersion: from, ToVersion: svc.Version, Domain: -1, Domains: shown, StartedAt: p.now}
 		p.svcDirty[svc.key()] = true
 		p.event(api.Event{Type: "upgrade.started", Tenant: svc.Tenant, Service: svc.Name,
-			Message: fmt.Sprintf("service %s: rolling upgrade to version %d over %d update domains", svc.Name, svc.Version, uds)})
+			Message: fmt.Sprintf("service %s: rolling upgrade to version %d over %d update domains", svc.Name, svc.Version, shown)})
 	}
 	if svc.Upgrade.Domain != domain {
 		svc.Upgrade.Domain = domain
 		p.svcDirty[svc.key()] = true
 		p.event(api.Event{Type: "upgrade.domain", Tenant: svc.Tenant, Service: svc.Name,
-			Message: fmt.Sprintf("service %s: upgrading update domain %d of %d", svc.Name, domain+1, uds)})
+			Message: fmt.Sprintf("service %s: upgrading update domain %d of %d", svc.Name, domain+1, shown)})
 	}
 	for _, in := range outdated[domain] {
 		p.stop(in)
@@ -523,9 +526,9 @@ func (p *pass) upgrade(svc *serviceRecord) {
 	why := ""
 	switch {
 	case failing[domain] == len(notReady[domain]):
-		why = fmt.Sprintf("update domain %d of %d is failing: %s", domain+1, uds, notReady[domain][0])
+		why = fmt.Sprintf("update domain %d of %d is failing: %s", domain+1, shown, notReady[domain][0])
 	case p.now.Sub(oldest[domain]) > p.c.cfg.UpgradeTimeout:
-		why = fmt.Sprintf("update domain %d of %d did not become healthy within %s: %s", domain+1, uds, p.c.cfg.UpgradeTimeout, notReady[domain][0])
+		why = fmt.Sprintf("update domain %d of %d did not become healthy within %s: %s", domain+1, shown, p.c.cfg.UpgradeTimeout, notReady[domain][0])
 	}
 	if why != "" {
 		svc.Status = api.ServiceHalted

@@ -15,41 +15,31 @@ import (
 
 // Deploy creates a tenant's service or, when its model changed, upgrades
 // it: the reconciler then rolls the changed roles one update domain at a
-// time. A refused model (invalid, over the tenant's quota, a port the
-// tenant may not publish) changes nothing.
+// time. A change of instance counts alone is a scale: it keeps the
+// version and the other instances. A refused model (invalid, over the
+// tenant's quota, a port the tenant may not publish) changes nothing.
 func (c *Controller) Deploy(ctx context.Context, tenant string, spec api.ServiceSpec) (api.Service, error) {
-	spec.SetDefaults()
-	if err := spec.Validate(); err != nil {
-		return api.Service{}, err
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t, err := c.tenant(tenant)
+	st, err := c.stage(tenant, spec)
 	if err != nil {
 		return api.Service{}, err
 	}
-	if err := c.resolveImages(tenant, &spec); err != nil {
-		return api.Service{}, err
-	}
-	rec, exists := get[serviceRecord](c.store, state.KindServices, serviceKey(tenant, spec.Name))
-	if err := c.assignPorts(t, &spec, rec.Spec); err != nil {
-		return api.Service{}, err
-	}
-	if err := c.checkFeasible(tenant, spec); err != nil {
-		return api.Service{}, err
-	}
-	if !exists || !reflect.DeepEqual(rec.Spec, spec) {
-		if err := c.checkQuota(t, rec.Spec, spec); err != nil {
-			return api.Service{}, err
-		}
-	}
+	rec, spec := st.rec, st.spec
 	now := c.now()
+	var events []api.Event
 	switch {
-	case exists && rec.Status == api.ServiceDeleting:
-		return api.Service{}, api.Errorf(api.CodeConflict, "service %s is being deleted", spec.Name)
-	case exists && reflect.DeepEqual(rec.Spec, spec):
+	case st.exists && reflect.DeepEqual(rec.Spec, spec):
 		return c.serviceView(rec), nil // nothing changed: deploying twice is a no-op
-	case exists:
+	case st.exists && !modelChanged(rec.Spec, spec):
+		for _, r := range spec.Roles {
+			if old := rec.Spec.Roles[roleIndex(rec.Spec, r.Name)].Instances; old != r.Instances {
+				events = append(events, scaledEvent(tenant, spec.Name, r.Name, old, r.Instances))
+			}
+		}
+		rec.Spec = spec
+		rec.UpdatedAt = now
+	case st.exists:
 		rec.Revisions = appendRevision(rec.Revisions, revision{Version: rec.Version, Spec: rec.Spec})
 		rec.Version++
 		rec.Spec = spec
@@ -71,14 +61,78 @@ func (c *Controller) Deploy(ctx context.Context, tenant string, spec api.Service
 	} else if err != nil {
 		return api.Service{}, err
 	}
-	verb := "deployed"
-	if rec.Version > 1 {
-		verb = "updated"
+	if events == nil {
+		verb := "deployed"
+		if rec.Version > 1 {
+			verb = "updated"
+		}
+		events = append(events, api.Event{Type: "service." + verb, Tenant: tenant, Service: spec.Name,
+			Message: fmt.Sprintf("service %s %s (version %d)", spec.Name, verb, rec.Version)})
 	}
-	c.events.Add(api.Event{Type: "service." + verb, Tenant: tenant, Service: spec.Name,
-		Message: fmt.Sprintf("service %s %s (version %d)", spec.Name, verb, rec.Version)})
+	for _, e := range events {
+		c.events.Add(e)
+	}
 	c.poke()
 	return c.serviceView(rec), nil
+}
+
+// staged is a model checked and completed as Deploy would store it (its
+// images pinned, its ports picked), with the stored service it replaces.
+type staged struct {
+	spec   api.ServiceSpec
+	rec    serviceRecord
+	exists bool
+}
+
+// stage makes every check of a deploy and writes nothing, so that Deploy
+// and Plan refuse the same models with the same errors. c.mu must be held.
+func (c *Controller) stage(tenant string, spec api.ServiceSpec) (staged, error) {
+	spec.SetDefaults()
+	if err := spec.Validate(); err != nil {
+		return staged{}, err
+	}
+	t, err := c.tenant(tenant)
+	if err != nil {
+		return staged{}, err
+	}
+	if err := c.resolveImages(tenant, &spec); err != nil {
+		return staged{}, err
+	}
+	rec, exists := get[serviceRecord](c.store, state.KindServices, serviceKey(tenant, spec.Name))
+	if err := c.assignPorts(t, &spec, rec.Spec); err != nil {
+		return staged{}, err
+	}
+	if err := c.checkFeasible(tenant, spec); err != nil {
+		return staged{}, err
+	}
+	if !exists || !reflect.DeepEqual(rec.Spec, spec) {
+		if err := c.checkQuota(t, rec.Spec, spec); err != nil {
+			return staged{}, err
+		}
+	}
+	if exists && rec.Status == api.ServiceDeleting {
+		return staged{}, api.Errorf(api.CodeConflict, "service %s is being deleted", spec.Name)
+	}
+	return staged{spec: spec, rec: rec, exists: exists}, nil
+}
+
+// modelChanged reports whether two models differ in more than their
+// instance counts: only such a change makes a new version.
+func modelChanged(old, new api.ServiceSpec) bool {
+	return !reflect.DeepEqual(withoutCounts(old), withoutCounts(new))
+}
+
+func withoutCounts(s api.ServiceSpec) api.ServiceSpec {
+	s = cloneSpec(s)
+	for i := range s.Roles {
+		s.Roles[i].Instances = 0
+	}
+	return s
+}
+
+func scaledEvent(tenant, service, role string, from, to int) api.Event {
+	return api.Event{Type: "service.scaled", Tenant: tenant, Service: service, Role: role,
+		Message: fmt.Sprintf("%s/%s scaled from %d to %d instances", service, role, from, to)}
 }
 
 // resolveImages pins each container or vm role to the digest of the image
@@ -224,7 +278,8 @@ const privilegedPorts = 1024
 // published reports whether a role's endpoints are on the load balancer.
 func published(r api.RoleSpec) bool { return r.Kind == api.KindWeb || r.Kind == api.KindVM }
 
-// Scale sets a role's instance count without touching its other instances.
+// Scale sets a role's instance count without touching its other
+// instances. The service keeps its version.
 func (c *Controller) Scale(ctx context.Context, tenant, name, role string, n int) (api.Service, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -252,14 +307,12 @@ func (c *Controller) Scale(ctx context.Context, tenant, name, role string, n int
 		return api.Service{}, err
 	}
 	old := rec.Spec.Roles[idx].Instances
-	rec.Spec = spec
-	rec.Version++
+	rec.Spec = spec // the version stays: only a change of the model makes one
 	rec.UpdatedAt = c.now()
 	if err := c.apply(ctx, []state.Op{put(state.KindServices, rec.key(), rec)}); err != nil {
 		return api.Service{}, err
 	}
-	c.events.Add(api.Event{Type: "service.scaled", Tenant: tenant, Service: name, Role: role,
-		Message: fmt.Sprintf("%s/%s scaled from %d to %d instances", name, role, old, n)})
+	c.events.Add(scaledEvent(tenant, name, role, old, n))
 	c.poke()
 	return c.serviceView(rec), nil
 }

@@ -77,14 +77,26 @@ func TestBuildAndBoot(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 
 	start := time.Now()
+	var progress strings.Builder
 	res, err := Build(ctx, Options{
 		WorkDir:    filepath.Join(dir, "work"),
 		CacheDir:   testCacheDir(t),
 		WeftBinary: buildGuestBinary(t, dir),
 		Log:        testLogger(t),
+		Progress:   &progress,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Progress is for people: a line per step, no log records.
+	t.Logf("progress:\n%s", progress.String())
+	for _, want := range []string{"busybox-static ", "writing the initrd (busybox, the weft guest agent and ", "writing the 256 MiB disk\n", "built in "} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("progress lacks %q", want)
+		}
+	}
+	if strings.Contains(progress.String(), "level=") || strings.Contains(progress.String(), "msg=") {
+		t.Errorf("progress has log records:\n%s", progress.String())
 	}
 	t.Logf("built in %v: %+v", time.Since(start).Round(time.Millisecond), res)
 	for _, f := range []string{res.Kernel, res.Initrd, res.Disk} {

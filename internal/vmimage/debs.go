@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,17 +43,18 @@ func run(ctx context.Context, dir string, name string, args ...string) ([]byte, 
 // fetchKernelDeb returns the cached or downloaded .deb of the kernel that
 // linux-image-amd64 currently depends on. Without apt it falls back to the
 // newest kernel .deb in the cache.
-func fetchKernelDeb(ctx context.Context, cacheDir string, log *slog.Logger) (string, error) {
+func fetchKernelDeb(ctx context.Context, cacheDir string, r reporter) (string, error) {
 	pkg, err := kernelPackage(ctx)
 	if err != nil {
 		cached := cachedDebs(cacheDir, "linux-image-*-amd64")
 		if len(cached) == 0 {
 			return "", err
 		}
-		log.Warn("apt unavailable, using a cached kernel", "deb", cached[len(cached)-1], "err", err)
+		r.log.Warn("apt unavailable, using a cached kernel", "deb", cached[len(cached)-1], "err", err)
+		r.say("apt cannot name the newest kernel: using the cached %s", filepath.Base(cached[len(cached)-1]))
 		return cached[len(cached)-1], nil
 	}
-	return fetchDeb(ctx, cacheDir, pkg, log)
+	return fetchDeb(ctx, cacheDir, pkg, r)
 }
 
 // kernelPackage resolves linux-image-amd64 to the real kernel package,
@@ -81,25 +81,28 @@ func kernelPackage(ctx context.Context) (string, error) {
 // fetchDeb returns the path of pkg's .deb in cacheDir, downloading the
 // candidate version with apt-get when it is not cached. When apt does not
 // know pkg (no apt, or lists not updated), a cached .deb of any version does.
-func fetchDeb(ctx context.Context, cacheDir, pkg string, log *slog.Logger) (string, error) {
+func fetchDeb(ctx context.Context, cacheDir, pkg string, r reporter) (string, error) {
 	version, verr := candidateVersion(ctx, pkg)
 	if verr != nil {
 		if cached := cachedDebs(cacheDir, pkg); len(cached) > 0 {
-			log.Warn("apt unavailable, using a cached package", "deb", cached[len(cached)-1], "err", verr)
+			r.log.Warn("apt unavailable, using a cached package", "deb", cached[len(cached)-1], "err", verr)
+			r.say("apt cannot name the newest %s: using the cached %s", pkg, filepath.Base(cached[len(cached)-1]))
 			return cached[len(cached)-1], nil
 		}
 		return "", verr
 	}
 	for _, p := range cachedDebs(cacheDir, pkg) {
 		if debVersion(p) == version {
-			log.Debug("package cached", "deb", p)
+			r.log.Debug("package cached", "deb", p)
+			r.say("%s %s: cached", pkg, version)
 			return p, nil
 		}
 	}
 	if err := requireTools("apt-get"); err != nil {
 		return "", err
 	}
-	log.Info("downloading package", "package", pkg, "version", version)
+	r.log.Info("downloading package", "package", pkg, "version", version)
+	r.say("downloading %s %s with apt-get", pkg, version)
 	tmp, err := os.MkdirTemp(cacheDir, ".download-")
 	if err != nil {
 		return "", fmt.Errorf("vmimage: %w", err)

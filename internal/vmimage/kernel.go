@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,13 +54,14 @@ func checkStatic(path string) error {
 
 // kernelFiles returns the vmlinux and the guest's modules of the kernel in
 // deb, extracting them into the cache the first time.
-func kernelFiles(ctx context.Context, deb, cacheDir, workDir string, log *slog.Logger) (*kernel, error) {
+func kernelFiles(ctx context.Context, deb, cacheDir, workDir string, r reporter) (*kernel, error) {
 	dir := filepath.Join(cacheDir, "kernel", strings.TrimSuffix(filepath.Base(deb), ".deb"))
 	if k, err := readKernelCache(dir); err == nil {
-		log.Debug("kernel files cached", "dir", dir)
+		r.log.Debug("kernel files cached", "dir", dir)
 		return k, nil
 	}
-	log.Info("extracting kernel", "deb", filepath.Base(deb))
+	r.log.Info("extracting kernel", "deb", filepath.Base(deb))
+	r.say("extracting the kernel and its modules from %s", filepath.Base(deb))
 	tmp, err := os.MkdirTemp(workDir, ".kernel-")
 	if err != nil {
 		return nil, fmt.Errorf("vmimage: %w", err)
@@ -132,7 +132,7 @@ func kernelFiles(ctx context.Context, deb, cacheDir, workDir string, log *slog.L
 		}
 		return nil, fmt.Errorf("vmimage: cache kernel files: %w", err)
 	}
-	log.Info("kernel extracted", "version", version, "modules", order)
+	r.log.Info("kernel extracted", "version", version, "modules", order)
 	return readKernelCache(dir)
 }
 

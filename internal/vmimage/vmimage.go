@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -57,8 +58,12 @@ type Options struct {
 	GzipInitrd bool
 	// Hostname goes into the disk's /etc/hostname (default "weft").
 	Hostname string
-	// Log receives progress lines (default: discard).
+	// Log receives the build's log records, for an operator's log
+	// (default: discard).
 	Log *slog.Logger
+	// Progress receives one line per step, for people watching the build
+	// (default: none).
+	Progress io.Writer
 }
 
 // Result says what Build made. The paths are files in Options.WorkDir.
@@ -84,6 +89,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
+	r := reporter{log: opts.Log, out: opts.Progress}
 	log := opts.Log
 	if runtime.GOARCH != "amd64" {
 		return nil, fmt.Errorf("vmimage: building x86-64 images needs an amd64 host with amd64 packages, not %s", runtime.GOARCH)
@@ -101,15 +107,15 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	start := time.Now()
 
-	kernelDeb, err := fetchKernelDeb(ctx, opts.CacheDir, log)
+	kernelDeb, err := fetchKernelDeb(ctx, opts.CacheDir, r)
 	if err != nil {
 		return nil, err
 	}
-	busyboxDeb, err := fetchDeb(ctx, opts.CacheDir, "busybox-static", log)
+	busyboxDeb, err := fetchDeb(ctx, opts.CacheDir, "busybox-static", r)
 	if err != nil {
 		return nil, err
 	}
-	kern, err := kernelFiles(ctx, kernelDeb, opts.CacheDir, opts.WorkDir, log)
+	kern, err := kernelFiles(ctx, kernelDeb, opts.CacheDir, opts.WorkDir, r)
 	if err != nil {
 		return nil, err
 	}
@@ -134,16 +140,33 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		res.Initrd += ".gz"
 	}
 	log.Info("writing initrd", "path", res.Initrd, "modules", len(kern.modules))
+	r.say("writing the initrd (busybox, the weft guest agent and %d kernel modules)", len(kern.modules))
 	if err := writeInitrd(res.Initrd, busybox, kern.modules, opts.GzipInitrd); err != nil {
 		return nil, err
 	}
 	log.Info("writing disk", "path", res.Disk, "size", opts.DiskSize)
+	r.say("writing the %d MiB disk", opts.DiskSize>>20)
 	if err := writeDisk(ctx, res.Disk, opts, busybox); err != nil {
 		return nil, err
 	}
 	os.Remove(busybox)
-	log.Info("image built", "kernel", kern.version, "took", time.Since(start).Round(time.Millisecond))
+	took := time.Since(start).Round(time.Millisecond)
+	log.Info("image built", "kernel", kern.version, "took", took)
+	r.say("built in %s (kernel %s)", took, kern.version)
 	return res, nil
+}
+
+// reporter tells what a build does: records for the log, and a line per
+// step for people.
+type reporter struct {
+	log *slog.Logger
+	out io.Writer // nil: no lines
+}
+
+func (r reporter) say(format string, args ...any) {
+	if r.out != nil {
+		fmt.Fprintf(r.out, format+"\n", args...)
+	}
 }
 
 func (o *Options) defaults() error {
