@@ -21,10 +21,11 @@ import (
 )
 
 // Request body limits: an entity is at most 1 MiB, but its JSON may be
-// larger (base64, escapes); a batch is at most 4 MiB.
+// larger (base64, escapes); a batch's payload is at most 4 MiB, its
+// multipart framing included, as the reference puts it.
 const (
 	maxEntityBody = 4 << 20
-	maxBatchBody  = 4<<20 + 64<<10
+	maxBatchBody  = 4 << 20
 )
 
 // Service serves the Table REST API for every account behind its front end.
