@@ -330,6 +330,12 @@ func TestTable_EntityGroupTransaction(t *testing.T) {
 			t.Errorf("%d %s %q", parts[0].status, code, msg)
 		}
 	})
+	t.Run("malformed ETag", func(t *testing.T) {
+		parts := env.submit(t, []batchOp{insertOp("batch", "p", "e1"), {method: "MERGE", path: entityPath("batch", "p", "a"), hdr: map[string]string{"If-Match": "garbage"}, body: `{"V":1}`}})
+		if code, msg := parts[0].error(t); parts[0].status != http.StatusBadRequest || code != "InvalidInput" || !strings.HasPrefix(msg, "1:") {
+			t.Errorf("%d %s %q", parts[0].status, code, msg)
+		}
+	})
 	t.Run("TableNotFound", func(t *testing.T) {
 		parts := env.submit(t, []batchOp{insertOp("absent", "p", "a")})
 		if code, msg := parts[0].error(t); parts[0].status != http.StatusNotFound || code != "TableNotFound" || !strings.HasPrefix(msg, "0:") {

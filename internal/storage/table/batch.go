@@ -309,6 +309,9 @@ func parseBatchOp(raw []byte) (batchOp, string, error) {
 	}
 	bo := batchOp{contentID: hdr.Get("Content-ID"), md: acceptMetadata(hdr.Get("Accept"))}
 	bo.op.ifMatch = hdr.Get("If-Match")
+	if err := checkIfMatch(bo.op.ifMatch); err != nil {
+		return batchOp{}, "", err
+	}
 	switch {
 	case method == http.MethodPost && !res.keyed:
 		bo.op.kind = writeInsert
