@@ -80,7 +80,12 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, req *storage.Req
 	if req.Path == "" {
 		return storage.Errorf(http.StatusBadRequest, "InvalidQueryParameterValue", "Service properties are not supported by this service.")
 	}
-	res, err := parseResource(req.Path)
+	path := req.Path
+	if strings.EqualFold(path, "Tables/") {
+		// Some clients create tables with POST .../Tables/; Azure takes it.
+		path = path[:len(path)-1]
+	}
+	res, err := parseResource(path)
 	if err != nil {
 		return err
 	}
