@@ -78,7 +78,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, req *storage.Req
 		return s.batch(w, r, req)
 	}
 	if req.Path == "" {
-		return storage.Errorf(http.StatusBadRequest, "InvalidQueryParameterValue", "Service properties are not supported by this service.")
+		return s.serveService(w, r, req)
 	}
 	path := req.Path
 	if strings.EqualFold(path, "Tables/") {
