@@ -129,7 +129,7 @@ func do(t testing.TB, svc storage.Service, endpoint, method, path string, hdr ht
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
-// wantStatus fails t unless r has status and, for an error, x-ms-error-code
+// want fails t unless r has status and, for an error, x-ms-error-code
 // code.
 func (r response) want(t testing.TB, status int, code string) {
 	t.Helper()

@@ -58,7 +58,7 @@ type batchPart struct {
 	body   []byte
 }
 
-// errorCode and message read an OData error answer.
+// error reads the code and message of an OData error answer.
 func (p batchPart) error(t *testing.T) (code, message string) {
 	t.Helper()
 	var doc struct {

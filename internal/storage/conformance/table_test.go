@@ -82,7 +82,7 @@ func (e *tableEnv) do(t *testing.T, method, path string, hdr map[string]string, 
 	return do(t, storage.Table, e.endpoint, method, path, h, []byte(body))
 }
 
-// jsonBody decodes an OData JSON answer into a map.
+// json decodes an OData JSON answer into a map.
 func (r response) json(t *testing.T) map[string]any {
 	t.Helper()
 	var m map[string]any
