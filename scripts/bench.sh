@@ -46,6 +46,8 @@ run go test -run '^$' -bench 'LiveMigration' -benchtime 3x -timeout 20m ./intern
 # host's cores kept busy (about 7 minutes under TCG).
 run go test -run 'TestLiveMigrationStress$' -v -timeout 25m ./internal/driver/qemu/ -long
 run go test -run '^$' -bench 'PersistentVMRelocation' -benchtime 3x -timeout 30m ./e2e/
+# Table entity group transactions of 100 inserts (Azure's most), 8 clients.
+run go test -run '^$' -bench 'Batch100' -benchtime 2s ./internal/storage/table/
 # Storage through the official Azure SDK, beside Azurite when it can be installed.
 if [ -x scripts/bench-storage.sh ]; then run scripts/bench-storage.sh; fi
 echo "results in $out"

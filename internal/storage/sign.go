@@ -11,9 +11,9 @@ import (
 // SignVersion is the API version Weft's own clients send.
 const SignVersion = "2021-12-02"
 
-// SignSharedKey signs r for the blob or queue service with Shared Key under
-// key, as Weft's own components do when they store things in the storage
-// service (images, disks). It sets x-ms-date, x-ms-version (unless set) and
+// SignSharedKey signs r for svc with Shared Key under key, as Weft's own
+// components do when they store things in the storage service (images,
+// disks), and as the conformance tests sign their raw requests. It sets x-ms-date, x-ms-version (unless set) and
 // Authorization; set every other header, Content-Length included, first.
 func SignSharedKey(r *http.Request, svc Service, account string, key []byte) {
 	r.Header.Set("x-ms-date", time.Now().UTC().Format(http.TimeFormat))

@@ -40,15 +40,18 @@ func (s *Service) batch(w http.ResponseWriter, r *http.Request, req *storage.Req
 	if err != nil {
 		return err
 	}
-	table, ops, err := parseBatch(r.Header.Get("Content-Type"), body)
-	if err != nil {
-		return err
-	}
 	failIdx, refusal := -1, error(nil)
 	fail := func(i int, err error) { failIdx, refusal = i, err }
-	pk := ops[0].op.pk
+	table, ops, err := parseBatch(r.Header.Get("Content-Type"), body)
+	var parseRefusal *opError
+	if err != nil && !errors.As(err, &parseRefusal) {
+		return err
+	}
+	// The operations read before one that could not be are checked first,
+	// so the answer names the first operation at fault.
 	seen := make(map[string]bool, len(ops))
 	for i := range ops {
+		pk := ops[0].op.pk
 		op := &ops[i].op
 		if op.pk != pk {
 			fail(i, storage.Errorf(http.StatusBadRequest, "CommandsInBatchActOnDifferentPartitions", "All commands in a batch must operate on the same entity group."))
@@ -63,6 +66,9 @@ func (s *Service) batch(w http.ResponseWriter, r *http.Request, req *storage.Req
 			fail(i, err)
 			break
 		}
+	}
+	if refusal == nil && parseRefusal != nil {
+		fail(parseRefusal.index, parseRefusal.err)
 	}
 	var results []*entity
 	if refusal == nil {
@@ -116,8 +122,8 @@ func (s *Service) batch(w http.ResponseWriter, r *http.Request, req *storage.Req
 		hdr.Set("X-Content-Type-Options", "nosniff")
 		hdr.Set("DataServiceVersion", "3.0;")
 		hdr.Set("Content-Type", "application/json;odata=minimalmetadata;streaming=true;charset=utf-8")
-		if id := ops[failIdx].contentID; id != "" {
-			hdr.Set("Content-ID", id)
+		if failIdx < len(ops) && ops[failIdx].contentID != "" {
+			hdr.Set("Content-ID", ops[failIdx].contentID)
 		}
 		msg := fmt.Sprintf("%d:%s\nRequestId:%s", failIdx, se.Message, req.RequestID)
 		b := []byte(`{"odata.error":{"code":`)
@@ -194,8 +200,22 @@ func batchError(format string, args ...any) error {
 	return storage.Errorf(http.StatusBadRequest, "InvalidInput", format, args...)
 }
 
+// opError is the refusal of one operation of a changeset, which Azure
+// answers inside the changeset response, naming the operation's index,
+// rather than as the batch's own status.
+type opError struct {
+	index int
+	err   error
+}
+
+func (e *opError) Error() string { return fmt.Sprintf("table: batch operation %d: %v", e.index, e.err) }
+
+func (e *opError) Unwrap() error { return e.err }
+
 // parseBatch reads a $batch body: a multipart/mixed holding one changeset
-// (itself multipart/mixed) of application/http requests.
+// (itself multipart/mixed) of application/http requests. A malformed body
+// is refused as a whole; an operation that cannot be part of a changeset
+// comes back as an *opError, with the operations before it.
 func parseBatch(contentType string, body []byte) (string, []batchOp, error) {
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil || mt != "multipart/mixed" || params["boundary"] == "" {
@@ -222,7 +242,7 @@ func parseBatch(contentType string, body []byte) (string, []batchOp, error) {
 			return "", nil, batchError("The changeset is malformed: %v.", err)
 		}
 		if len(ops) == maxBatchOps {
-			return "", nil, batchError("A changeset may hold at most %d operations.", maxBatchOps)
+			return table, ops, &opError{len(ops), batchError("The batch request operation exceeds the maximum %d changes per change set.", maxBatchOps)}
 		}
 		raw, err := io.ReadAll(op)
 		if err != nil {
@@ -230,12 +250,12 @@ func parseBatch(contentType string, body []byte) (string, []batchOp, error) {
 		}
 		bo, t, err := parseBatchOp(raw)
 		if err != nil {
-			return "", nil, prefixIndex(len(ops), err)
+			return table, ops, &opError{len(ops), err}
 		}
 		if table == "" {
 			table = t
 		} else if !strings.EqualFold(table, t) {
-			return "", nil, batchError("%d:All operations of a batch must address the same table.", len(ops))
+			return table, ops, &opError{len(ops), batchError("All operations of a batch must address the same table.")}
 		}
 		ops = append(ops, bo)
 	}
@@ -246,15 +266,6 @@ func parseBatch(contentType string, body []byte) (string, []batchOp, error) {
 		return "", nil, batchError("A batch request may hold only one changeset.")
 	}
 	return table, ops, nil
-}
-
-// prefixIndex puts an operation's index before a refusal's message.
-func prefixIndex(i int, err error) error {
-	var se *storage.Error
-	if errors.As(err, &se) {
-		return storage.Errorf(se.Status, se.Code, "%d:%s", i, se.Message)
-	}
-	return err
 }
 
 // parseBatchOp reads one embedded request: request line, headers, body.
@@ -298,6 +309,9 @@ func parseBatchOp(raw []byte) (batchOp, string, error) {
 	}
 	bo := batchOp{contentID: hdr.Get("Content-ID"), md: acceptMetadata(hdr.Get("Accept"))}
 	bo.op.ifMatch = hdr.Get("If-Match")
+	if err := checkIfMatch(bo.op.ifMatch); err != nil {
+		return batchOp{}, "", err
+	}
 	switch {
 	case method == http.MethodPost && !res.keyed:
 		bo.op.kind = writeInsert
@@ -311,6 +325,10 @@ func parseBatchOp(raw []byte) (batchOp, string, error) {
 		if bo.op.ifMatch == "" {
 			return batchOp{}, "", storage.Errorf(http.StatusBadRequest, "MissingRequiredHeader", "An HTTP header that's mandatory for this request is not specified: If-Match.")
 		}
+	case method == http.MethodGet:
+		// The reference: a query must be the only request of its batch,
+		// outside any change set; the table service takes none.
+		return batchOp{}, "", batchError("A query operation is not allowed in a change set.")
 	default:
 		return batchOp{}, "", batchError("The operation %s %s is not allowed in a batch.", method, resPath)
 	}

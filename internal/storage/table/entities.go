@@ -2,6 +2,7 @@ package table
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/weftcloud/weft/internal/storage"
@@ -89,6 +90,26 @@ func (st staged) apply(b *boltlog.Bucket) {
 	_ = b.Put(st.key, st.val)
 }
 
+// checkIfMatch refuses an If-Match that is neither * nor an ETag of the
+// form the service gives (W/"datetime'...'", the W/ optional): 400
+// InvalidInput, as Azure answers, rather than a failed precondition.
+func checkIfMatch(v string) error {
+	if v == "" || v == "*" {
+		return nil
+	}
+	s := strings.TrimPrefix(v, "W/")
+	if inner, ok := strings.CutPrefix(s, `"datetime'`); ok {
+		if inner, ok = strings.CutSuffix(inner, `'"`); ok {
+			if t, err := url.QueryUnescape(inner); err == nil {
+				if _, err := parseDateTime(t); err == nil {
+					return nil
+				}
+			}
+		}
+	}
+	return badInput("The etag value '%s' specified in one of the request headers is not valid. Please make sure only one etag value is specified and is valid.", v)
+}
+
 // etagMatches compares an If-Match value with an entity's ETag, accepting
 // it with or without the weak prefix.
 func etagMatches(ifMatch string, ts int64) bool {
@@ -157,6 +178,9 @@ func (s *Service) writeEntity(w http.ResponseWriter, r *http.Request, req *stora
 	if err := req.Allow('u', storage.ResObject); err != nil {
 		return err
 	}
+	if err := checkIfMatch(ifMatch); err != nil {
+		return err
+	}
 	if ifMatch == "" {
 		if err := req.Allow('a', storage.ResObject); err != nil {
 			return err
@@ -197,6 +221,9 @@ func (s *Service) deleteEntity(w http.ResponseWriter, r *http.Request, req *stor
 	ifMatch := r.Header.Get("If-Match")
 	if ifMatch == "" {
 		return storage.Errorf(http.StatusBadRequest, "MissingRequiredHeader", "An HTTP header that's mandatory for this request is not specified: If-Match.")
+	}
+	if err := checkIfMatch(ifMatch); err != nil {
+		return err
 	}
 	if err := validateKeys(res.pk, res.rk); err != nil {
 		return err

@@ -276,9 +276,17 @@ func convertValue(k edmKind, raw any) (value, error) {
 		if b, ok := raw.(bool); ok {
 			return boolValue(b), nil
 		}
+		// Azure reads a string typed Edm.Boolean, in any case.
+		if isStr && (strings.EqualFold(s, "true") || strings.EqualFold(s, "false")) {
+			return boolValue(strings.EqualFold(s, "true")), nil
+		}
 	case edmInt32:
+		// A number, or a string of one: Azure reads both.
 		if n, ok := raw.(json.Number); ok {
-			i, err := strconv.ParseInt(n.String(), 10, 32)
+			s, isStr = n.String(), true
+		}
+		if isStr {
+			i, err := strconv.ParseInt(s, 10, 32)
 			return value{kind: k, i: i}, err
 		}
 	case edmInt64:

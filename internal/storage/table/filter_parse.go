@@ -93,7 +93,8 @@ func lex(s string) ([]token, error) {
 				i = j + n
 				continue
 			}
-			switch word {
+			// Azure takes the Boolean literals in any case (True, FALSE).
+			switch strings.ToLower(word) {
 			case "true":
 				toks = append(toks, token{kind: tokLiteral, lit: boolValue(true), pos: i})
 			case "false":
@@ -299,7 +300,31 @@ func parseFilter(s string) (*node, error) {
 	if t := p.peek(); t.kind != tokEOF {
 		return nil, fmt.Errorf("table: filter: at %d: unexpected token", t.pos)
 	}
+	if err := checkBoolean(n); err != nil {
+		return nil, fmt.Errorf("table: filter: %w", err)
+	}
 	return n, nil
+}
+
+// checkBoolean refuses a filter, or an operand of and, or and not, that
+// cannot be true or false: a literal other than a Boolean, such as the
+// "(1)" Azure answers 400 InvalidInput. A property may hold a Boolean, so
+// a bare property is taken (it matches entities where it is true).
+func checkBoolean(n *node) error {
+	switch n.op {
+	case opOr, opAnd:
+		if err := checkBoolean(n.left); err != nil {
+			return err
+		}
+		return checkBoolean(n.right)
+	case opNot:
+		return checkBoolean(n.left)
+	case opLit:
+		if n.lit.kind != edmBool {
+			return fmt.Errorf("a %s literal is not a Boolean expression", n.lit.kind)
+		}
+	}
+	return nil
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }

@@ -110,7 +110,9 @@ func appendEntity(b []byte, c *docContext, e *entity, element bool) []byte {
 		b = appendString(b, keyPath(c.table, e.pk, e.rk))
 	}
 	prop := func(name string, v value) {
-		if c.md.needsType(v) {
+		// Azure leaves the type of the system property Timestamp out of
+		// minimal metadata (clients know it); full metadata has it.
+		if c.md.needsType(v) && (name != "Timestamp" || c.md == fullMetadata) {
 			field(name + "@odata.type")
 			b = appendString(b, v.kind.String())
 		}

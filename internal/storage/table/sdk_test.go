@@ -152,7 +152,7 @@ func TestTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = env.svc.DeleteTable(ctx, "gamma", nil)
-	wantCode(t, err, http.StatusNotFound, "TableNotFound")
+	wantCode(t, err, http.StatusNotFound, "ResourceNotFound")
 	_, err = env.svc.NewClient("gamma").AddEntity(ctx, mustJSON(t, map[string]any{"PartitionKey": "p", "RowKey": "r"}), nil)
 	wantCode(t, err, http.StatusNotFound, "TableNotFound")
 	if names, _ := list(nil); len(names) != 3 {

@@ -21,10 +21,11 @@ import (
 )
 
 // Request body limits: an entity is at most 1 MiB, but its JSON may be
-// larger (base64, escapes); a batch is at most 4 MiB.
+// larger (base64, escapes); a batch's payload is at most 4 MiB, its
+// multipart framing included, as the reference puts it.
 const (
 	maxEntityBody = 4 << 20
-	maxBatchBody  = 4<<20 + 64<<10
+	maxBatchBody  = 4 << 20
 )
 
 // Service serves the Table REST API for every account behind its front end.
@@ -77,9 +78,14 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, req *storage.Req
 		return s.batch(w, r, req)
 	}
 	if req.Path == "" {
-		return storage.Errorf(http.StatusBadRequest, "InvalidQueryParameterValue", "Service properties are not supported by this service.")
+		return s.serveService(w, r, req)
 	}
-	res, err := parseResource(req.Path)
+	path := req.Path
+	if strings.EqualFold(path, "Tables/") {
+		// Some clients create tables with POST .../Tables/; Azure takes it.
+		path = path[:len(path)-1]
+	}
+	res, err := parseResource(path)
 	if err != nil {
 		return err
 	}

@@ -154,7 +154,9 @@ func (s *Service) deleteTable(w http.ResponseWriter, r *http.Request, req *stora
 		return err
 	}
 	if !found {
-		return tableNotFound()
+		// Azure answers this one with ResourceNotFound; the operations on a
+		// missing table's entities get TableNotFound.
+		return storage.Errorf(http.StatusNotFound, "ResourceNotFound", "The specified resource does not exist.")
 	}
 	setCommon(w)
 	w.WriteHeader(http.StatusNoContent)

@@ -1,0 +1,143 @@
+package storage
+
+import (
+	"encoding/xml"
+	"strings"
+)
+
+// ServiceProperties is the StorageServiceProperties document of Get and Set
+// Blob, Queue and Table Service Properties. CORS rules take effect (through
+// a Handler's CORSRules); the other settings (logging, metrics, retention,
+// static website) are checked as XML, kept as written and returned.
+// A nil element was not given.
+type ServiceProperties struct {
+	XMLName               xml.Name      `xml:"StorageServiceProperties"`
+	Logging               *RawXML       `xml:"Logging,omitempty"`
+	HourMetrics           *RawXML       `xml:"HourMetrics,omitempty"`
+	MinuteMetrics         *RawXML       `xml:"MinuteMetrics,omitempty"`
+	Cors                  *CORSRulesXML `xml:"Cors,omitempty"`
+	DefaultServiceVersion *string       `xml:"DefaultServiceVersion,omitempty"`
+	DeleteRetentionPolicy *RawXML       `xml:"DeleteRetentionPolicy,omitempty"`
+	StaticWebsite         *RawXML       `xml:"StaticWebsite,omitempty"`
+}
+
+// RawXML is a settings element kept as written.
+type RawXML struct {
+	Inner string `xml:",innerxml"`
+}
+
+// CORSRulesXML is the Cors element: at most five rules.
+type CORSRulesXML struct {
+	Rules []CORSRuleXML `xml:"CorsRule"`
+}
+
+// CORSRuleXML is one CorsRule as the service properties write it: lists
+// are comma-separated.
+type CORSRuleXML struct {
+	AllowedOrigins  string `xml:"AllowedOrigins"`
+	AllowedMethods  string `xml:"AllowedMethods"`
+	MaxAgeInSeconds int    `xml:"MaxAgeInSeconds"`
+	ExposedHeaders  string `xml:"ExposedHeaders"`
+	AllowedHeaders  string `xml:"AllowedHeaders"`
+}
+
+// DefaultServiceProperties is what an account that never set its
+// properties gets from Get Service Properties: logging, metrics and CORS
+// off, as Azure answers for a new account.
+func DefaultServiceProperties() ServiceProperties {
+	metrics := &RawXML{Inner: "<Version>1.0</Version><Enabled>false</Enabled><RetentionPolicy><Enabled>false</Enabled></RetentionPolicy>"}
+	return ServiceProperties{
+		Logging:       &RawXML{Inner: "<Version>1.0</Version><Delete>false</Delete><Read>false</Read><Write>false</Write><RetentionPolicy><Enabled>false</Enabled></RetentionPolicy>"},
+		HourMetrics:   metrics,
+		MinuteMetrics: metrics,
+		Cors:          &CORSRulesXML{},
+	}
+}
+
+var corsMethods = map[string]bool{
+	"DELETE": true, "GET": true, "HEAD": true, "MERGE": true, "POST": true, "OPTIONS": true, "PUT": true, "PATCH": true,
+}
+
+// ParseServiceProperties reads a Set Service Properties body. Malformed
+// XML, more than five CORS rules, a rule without origins, with an unknown
+// method or a negative max age are 400 InvalidXmlDocument, as Azure
+// answers.
+func ParseServiceProperties(body []byte) (*ServiceProperties, error) {
+	var p ServiceProperties
+	if err := xml.Unmarshal(body, &p); err != nil {
+		return nil, invalidXML("XML specified is not syntactically valid.")
+	}
+	if p.Cors == nil {
+		return &p, nil
+	}
+	if len(p.Cors.Rules) > 5 {
+		return nil, invalidXML("A service has at most five CORS rules; %d were given.", len(p.Cors.Rules))
+	}
+	for _, r := range p.Cors.Rules {
+		for m := range strings.SplitSeq(r.AllowedMethods, ",") {
+			if !corsMethods[strings.ToUpper(strings.TrimSpace(m))] {
+				return nil, invalidXML("The CORS method %q is not one of DELETE, GET, HEAD, MERGE, POST, OPTIONS, PUT and PATCH.", m)
+			}
+		}
+		if r.AllowedOrigins == "" || r.MaxAgeInSeconds < 0 {
+			return nil, invalidXML("A CORS rule needs allowed origins and a max age of 0 or more.")
+		}
+	}
+	return &p, nil
+}
+
+// Apply sets the elements in holds; those it leaves out keep their
+// settings, as Set Service Properties does.
+func (p *ServiceProperties) Apply(in *ServiceProperties) {
+	set := func(dst **RawXML, src *RawXML) {
+		if src != nil {
+			*dst = src
+		}
+	}
+	set(&p.Logging, in.Logging)
+	set(&p.HourMetrics, in.HourMetrics)
+	set(&p.MinuteMetrics, in.MinuteMetrics)
+	set(&p.DeleteRetentionPolicy, in.DeleteRetentionPolicy)
+	set(&p.StaticWebsite, in.StaticWebsite)
+	if in.Cors != nil {
+		p.Cors = in.Cors
+	}
+	if in.DefaultServiceVersion != nil {
+		p.DefaultServiceVersion = in.DefaultServiceVersion
+	}
+}
+
+// CORSRules returns the CORS rules the front end applies, nil when none.
+func (p *ServiceProperties) CORSRules() []CORSRule {
+	if p.Cors == nil {
+		return nil
+	}
+	split := func(v string) []string {
+		var out []string
+		for s := range strings.SplitSeq(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	var rules []CORSRule
+	for _, r := range p.Cors.Rules {
+		rules = append(rules, CORSRule{
+			AllowedOrigins:  split(r.AllowedOrigins),
+			AllowedMethods:  split(r.AllowedMethods),
+			AllowedHeaders:  split(r.AllowedHeaders),
+			ExposedHeaders:  split(r.ExposedHeaders),
+			MaxAgeInSeconds: r.MaxAgeInSeconds,
+		})
+	}
+	return rules
+}
+
+// ServiceStats is the answer of Get Service Stats. Weft keeps one copy
+// per location, so replication to the secondary is always "live".
+type ServiceStats struct {
+	XMLName      xml.Name `xml:"StorageServiceStats"`
+	Status       string   `xml:"GeoReplication>Status"`
+	LastSyncTime string   `xml:"GeoReplication>LastSyncTime"`
+}
