@@ -93,9 +93,10 @@ func (l *Log) List(since time.Time, limit int) []api.AuditEntry {
 	return out
 }
 
-// Middleware records every change an operator or a tenant makes through
-// next (every method but GET and HEAD), and every sign-in, once it is
-// answered. It wraps the handler of the server that serves the request
+// Middleware records every request but GET and HEAD that an operator or a
+// tenant makes through next, and every sign-in, once it is answered: the
+// changes, their refusals, and the plans a deploy asks for first (which
+// change nothing, but say what was tried). It wraps the handler of the server that serves the request
 // (the leader, after forwarding), so each change is recorded once. The
 // agents' and servers' own traffic (heartbeats, replication) is not a
 // change a person made and is not recorded.
