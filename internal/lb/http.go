@@ -59,7 +59,7 @@ func (l *listener) serveHTTP() {
 		// http.Server.Close does not track.
 		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
-	go srv.Serve(l.ln)
+	go srv.Serve(countingListener{Listener: l.ln, l: l})
 	l.cut = func() {
 		l.ln.Close() // Close does it too, but only once Serve has started
 		srv.Close()

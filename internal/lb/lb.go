@@ -76,6 +76,8 @@ type Balancer struct {
 
 	bmu      sync.Mutex // guards backends; taken after mu, before a backend's own mu
 	backends map[string]*backend
+
+	bytes sync.Map // endpoint key -> *atomic.Int64: bytes through its client connections
 }
 
 // New returns a balancer that binds public ports on host. A nil logger

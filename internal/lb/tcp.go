@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -91,7 +92,7 @@ func (l *listener) splice(ctx context.Context, client net.Conn) {
 			continue
 		}
 		m.be.reached()
-		pipe(client, conn)
+		pipe(client, conn, l.b.counter(l.pool.Load().key))
 		conn.Close()
 		l.b.release(m.be)
 		return
@@ -99,14 +100,16 @@ func (l *listener) splice(ctx context.Context, client net.Conn) {
 }
 
 // pipe copies both ways, passing each side's end of stream on as a
-// half-close, until both directions ended. An error in either direction (a
-// reset, a cut) closes both connections, so the other copy ends as well.
-func pipe(a, b net.Conn) {
+// half-close, until both directions ended, and adds the bytes copied to
+// bytes as each direction ends. An error in either direction (a reset, a
+// cut) closes both connections, so the other copy ends as well.
+func pipe(a, b net.Conn, bytes *atomic.Int64) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	copyHalf := func(dst, src net.Conn) {
 		defer wg.Done()
-		_, err := io.Copy(dst, src)
+		n, err := io.Copy(dst, src)
+		bytes.Add(n)
 		cw, ok := dst.(interface{ CloseWrite() error })
 		if err != nil || !ok {
 			a.Close()

@@ -21,6 +21,7 @@ type front struct {
 	svc      Service
 	accounts Accounts
 	h        Handler
+	counts   *Transactions // nil counts nothing
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -32,12 +33,13 @@ var _ http.Handler = (*front)(nil)
 // (/ACCOUNT/...) addresses; sets x-ms-request-id, x-ms-version (the
 // caller's, echoed) and Date on every answer; answers CORS preflight
 // requests from the rules of a Handler that implements CORSRules; verifies
-// Shared Key, Shared Key Lite and SAS; and then calls h.
-func NewFront(svc Service, accounts Accounts, h Handler, logger *slog.Logger) http.Handler {
+// Shared Key, Shared Key Lite and SAS; counts each request it passes to
+// h in counts, when not nil; and then calls h.
+func NewFront(svc Service, accounts Accounts, h Handler, counts *Transactions, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &front{svc: svc, accounts: accounts, h: h, log: logger, now: time.Now}
+	return &front{svc: svc, accounts: accounts, h: h, counts: counts, log: logger, now: time.Now}
 }
 
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -68,6 +70,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if origin := r.Header.Get("Origin"); origin != "" {
 		f.decorateCORS(h, req.Account, origin, r.Method)
 	}
+	f.counts.add(req.Account)
 	f.h.ServeStorage(w, r, req)
 }
 

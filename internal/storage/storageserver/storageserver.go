@@ -52,6 +52,8 @@ type Server struct {
 	mu       sync.Mutex
 	services []io.Closer
 	dbs      map[string]*boltlog.DB
+
+	transactions storage.Transactions
 }
 
 // Start opens the services and starts serving them. Close stops them.
@@ -166,11 +168,16 @@ func (s *Server) Open(rep func(db string) storage.Replication) error {
 	s.services = []io.Closer{b, q, t}
 	s.dbs = map[string]*boltlog.DB{"blob": b.Database(), "queue": q.Database(), "table": t.Database()}
 	for svc, h := range map[storage.Service]storage.Handler{storage.Blob: b, storage.Queue: q, storage.Table: t} {
-		s.setHandler(svc, storage.NewFront(svc, s.cfg.Accounts, h, log.With("service", string(svc))))
+		s.setHandler(svc, storage.NewFront(svc, s.cfg.Accounts, h, &s.transactions, log.With("service", string(svc))))
 	}
 	log.Info("storage serving", "blob", s.urls[storage.Blob], "queue", s.urls[storage.Queue], "table", s.urls[storage.Table], "data", data)
 	return nil
 }
+
+// Transactions returns each account's requests served here (by the
+// services on this server's data, not those forwarded to another's) since
+// the process started.
+func (s *Server) Transactions() map[string]int64 { return s.transactions.Counts() }
 
 // Databases returns the open services' databases by directory name, nil
 // while they are not open.

@@ -36,7 +36,7 @@ func ServeAccounts(t testing.TB, svc storage.Service, h storage.Handler, account
 	}
 	tw := &testWriter{t: t}
 	logger := slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := &http.Server{Handler: storage.NewFront(svc, accounts, h, logger), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: storage.NewFront(svc, accounts, h, nil, logger), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- storage.Serve(srv, ln) }()
 	t.Cleanup(func() {
