@@ -16,6 +16,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
+	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
 )
 
@@ -52,10 +53,22 @@ func TestDevRunsTheCloudAndStopsCleanly(t *testing.T) {
 	}()
 
 	c := &cluster{t: t, dir: dir, api: "http://" + addr, apiArg: addr, client: client.New(addr), agents: map[string]*proc{}}
-	c.waitFor("two nodes", 20*time.Second, func() bool {
-		nodes, err := c.client.Nodes(context.Background())
-		return err == nil && len(nodes) == 2
-	})
+	// weft dev says where its API is only once its nodes are ready, so
+	// that a deploy then spreads over them.
+	c.waitFor("weft dev's API line", 20*time.Second, func() bool { return strings.Contains(stdout.String(), "weft dev: API ") })
+	nodes, err := c.client.Nodes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := 0
+	for _, n := range nodes {
+		if n.State == api.NodeReady {
+			ready++
+		}
+	}
+	if ready != 2 {
+		t.Fatalf("weft dev said it was up with %d of its 2 nodes ready: %+v", ready, nodes)
+	}
 	lbPort := freePort(t)
 	c.mustWeft("deploy", "-f", c.service("hello", lbPort, 2, "dev"), "--wait", "--timeout", "60s")
 	if body := get(t, fmt.Sprintf("http://127.0.0.1:%d/", lbPort)); !strings.Contains(body, "dev") {
@@ -109,6 +122,12 @@ func TestDevRunsTheCloudAndStopsCleanly(t *testing.T) {
 	}
 	if left := pidsUnder(dir); len(left) > 0 {
 		t.Errorf("processes left running after weft dev stopped: %v", left)
+	}
+	// It says what it stops: each node with its instances, then the rest.
+	for _, want := range []string{"weft dev: stopping node-1: hello-", "weft dev: stopping node-2: hello-", "weft dev: stopping the controller", "weft dev: stopped in "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("weft dev's output after Ctrl-C lacks %q", want)
+		}
 	}
 }
 

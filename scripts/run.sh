@@ -13,19 +13,23 @@ mkdir -p .weft
 echo "starting weft dev (log: .weft/dev.log)"
 "$WEFT" dev >.weft/dev.log 2>&1 &
 DEV=$!
+SEEN=0 # lines of its log already shown
 
 stop() {
 	echo
 	echo "stopping weft dev"
 	kill -TERM "$DEV" 2>/dev/null || true
+	# What it stops, as it goes: its lines for the terminal, from its log.
+	tail -n +"$((SEEN + 1))" -s 0.1 --pid="$DEV" -f .weft/dev.log 2>/dev/null | grep --line-buffered '^weft dev: ' || true
 	wait "$DEV" 2>/dev/null || true
 	exit "${1:-0}"
 }
 trap 'stop 0' INT TERM
 
-for _ in $(seq 1 100); do
-	# weft status uses the admin token weft dev keeps for this user.
-	if "$WEFT" status >/dev/null 2>&1; then
+# weft dev prints where its API is once its nodes have registered: a deploy
+# before that would put every instance on whichever node came first.
+for _ in $(seq 1 300); do
+	if grep -q '^weft dev: API ' .weft/dev.log; then
 		break
 	fi
 	if ! kill -0 "$DEV" 2>/dev/null; then
@@ -35,6 +39,9 @@ for _ in $(seq 1 100); do
 	fi
 	sleep 0.1
 done
+grep -q '^weft dev: API ' .weft/dev.log || { echo "weft dev's nodes are not ready after 30 s; see .weft/dev.log" >&2; stop 1; }
+SEEN=$(wc -l <.weft/dev.log)
+# weft status uses the admin token weft dev keeps for this user.
 "$WEFT" status >/dev/null || { echo "weft dev did not answer on $ADDR" >&2; stop 1; }
 
 "$WEFT" deploy -f examples/hello/service.yaml --wait || { echo "deploy failed; see .weft/dev.log" >&2; stop 1; }
@@ -87,5 +94,6 @@ TOUR
 # The portal: a one-time link that signs this user in as the operator.
 grep '^weft dev: portal ' .weft/dev.log | sed 's/^weft dev: //' || true
 echo
+SEEN=$(wc -l <.weft/dev.log)
 
 wait "$DEV"

@@ -208,6 +208,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// Instances returns the IDs of the instances this agent runs, sorted.
+func (a *Agent) Instances() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Sorted(maps.Keys(a.instances))
+}
+
 // StopAll stops every instance this agent runs (used when `weft dev` ends).
 func (a *Agent) StopAll(ctx context.Context) error {
 	a.mu.Lock()

@@ -97,10 +97,7 @@ func (p *pass) migrationTarget(in *instanceRecord, to string) (string, error) {
 			}
 		}
 	}
-	node, err := p.cluster.Place(placement.Request{
-		Group: in.group(), Runtime: in.Spec.Runtime,
-		CPU: in.Spec.Size.CPU, Memory: int64(in.Spec.Size.Memory), Avoid: avoid,
-	})
+	node, err := p.cluster.Place(in.request(avoid))
 	var ue *placement.UnplaceableError
 	if errors.As(err, &ue) {
 		if to != "" {

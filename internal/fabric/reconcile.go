@@ -45,6 +45,7 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		p.service(svc)
 	}
 	p.placePending()
+	p.rebalance()
 	p.expireDrains()
 
 	if err := c.apply(ctx, p.ops()); err != nil {
@@ -258,6 +259,13 @@ func (p *pass) service(svc *serviceRecord) {
 
 // create adds a new instance of role in slot and tries to place it.
 func (p *pass) create(svc *serviceRecord, role api.RoleSpec, slot int, replaces string) *instanceRecord {
+	in := p.newInstance(svc, role, slot, replaces)
+	p.place(in)
+	return in
+}
+
+// newInstance adds a new, unplaced instance of role in slot.
+func (p *pass) newInstance(svc *serviceRecord, role api.RoleSpec, slot int, replaces string) *instanceRecord {
 	in := &instanceRecord{
 		Instance: api.Instance{
 			ID: p.newInstanceID(svc.Name, role.Name, slot), Tenant: svc.Tenant, Service: svc.Name, Role: role.Name,
@@ -269,7 +277,6 @@ func (p *pass) create(svc *serviceRecord, role api.RoleSpec, slot int, replaces 
 	p.insts[in.ID] = in
 	p.sorted = nil
 	p.touch(in)
-	p.place(in)
 	return in
 }
 
@@ -305,10 +312,7 @@ func (p *pass) place(in *instanceRecord) {
 	if old, ok := p.insts[in.Replaces]; ok {
 		avoid = []string{old.Node}
 	}
-	node, err := p.cluster.Place(placement.Request{
-		Group: in.group(), Runtime: in.Spec.Runtime,
-		CPU: in.Spec.Size.CPU, Memory: int64(in.Spec.Size.Memory), Avoid: avoid,
-	})
+	node, err := p.cluster.Place(in.request(avoid))
 	if err != nil {
 		reason := err.Error()
 		var ue *placement.UnplaceableError
@@ -323,6 +327,12 @@ func (p *pass) place(in *instanceRecord) {
 		}
 		return
 	}
+	p.assign(in, node)
+}
+
+// assign puts an instance on node, which the placement view has already
+// counted it on.
+func (p *pass) assign(in *instanceRecord, node string) {
 	in.Node = node
 	in.FaultDomain = p.nodes[node].FaultDomain
 	in.Message = ""
@@ -372,7 +382,9 @@ func (p *pass) expireDrains() {
 }
 
 // evict moves instances off draining nodes: a replacement starts elsewhere
-// and the old instance stops once the replacement is healthy.
+// and the old instance stops once the replacement is healthy. It also
+// finishes, or gives up, the moves rebalance starts, which work the same
+// way.
 func (p *pass) evict(svc *serviceRecord) {
 	insts := p.instancesOf(svc)
 	replacement := map[string]*instanceRecord{}
@@ -404,6 +416,8 @@ func (p *pass) evict(svc *serviceRecord) {
 				p.event(api.Event{Type: "instance.moved", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
 					Message: fmt.Sprintf("instance %s replaced by %s on %s; stopping it", in.ID, repl.ID, repl.Node)})
 				p.stop(in)
+			case in.Rebalancing:
+				p.checkMove(in, repl)
 			case !nodeDraining:
 				// Undrained before the replacement was ready: keep the original.
 				in.Evicting = false

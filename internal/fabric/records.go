@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/fabric/placement"
 	"github.com/weftcloud/weft/internal/state"
 )
 
@@ -43,6 +44,12 @@ type instanceRecord struct {
 	Replaces string `json:"replaces,omitempty"`
 	// Evicting marks an instance that leaves its node once its replacement is healthy.
 	Evicting bool `json:"evicting,omitempty"`
+	// Rebalancing marks an Evicting instance that leaves to spread its
+	// role over more fault domains (rebalance), not because its node drains.
+	Rebalancing bool `json:"rebalancing,omitempty"`
+	// MoveFailed is when a rebalancing move of this instance was given up;
+	// its role tries no other move for a while (rebalanceRetry).
+	MoveFailed time.Time `json:"moveFailed,omitzero"`
 	// DrainStarted is when the instance was taken out of the load balancer.
 	DrainStarted time.Time `json:"drainStarted,omitzero"`
 	// WasHealthy: the instance has been healthy at least once, so a role
@@ -136,7 +143,17 @@ func (r *instanceRecord) key() string { return instanceKey(r.Tenant, r.Service, 
 
 // group is the placement group of an instance: its role, which placement
 // spreads over fault domains.
-func (r *instanceRecord) group() string { return serviceKey(r.Tenant, r.Service) + "/" + r.Role }
+func (r *instanceRecord) group() string { return groupKey(r.Tenant, r.Service, r.Role) }
+
+func groupKey(tenant, service, role string) string { return serviceKey(tenant, service) + "/" + role }
+
+// request asks placement for a node for the instance, not one of avoid.
+func (r *instanceRecord) request(avoid []string) placement.Request {
+	return placement.Request{
+		Group: r.group(), Runtime: r.Spec.Runtime,
+		CPU: r.Spec.Size.CPU, Memory: int64(r.Spec.Size.Memory), Avoid: avoid,
+	}
+}
 
 // ofService reports whether the instance belongs to svc.
 func (r *instanceRecord) ofService(svc *serviceRecord) bool {
