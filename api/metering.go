@@ -28,13 +28,20 @@ const (
 	// MeterDiskGiBHours: the declared sizes of persistent VMs' disks, in
 	// GiB-hours, running or not (the page blobs exist either way).
 	MeterDiskGiBHours = "disk-gib-hours"
+	// MeterStorageTransactions: requests a storage account made of the
+	// blob, queue and table services (Service is the account).
+	MeterStorageTransactions = "storage-transactions"
+	// MeterLBGiB: GiB through a service's public endpoints, both ways.
+	MeterLBGiB = "lb-gib"
 )
 
 // MeterUnits is every meter and the unit its quantities are in.
 var MeterUnits = map[string]string{
-	MeterInstanceSeconds: "second",
-	MeterVMSeconds:       "second",
-	MeterDiskGiBHours:    "GiB-hour",
+	MeterInstanceSeconds:     "second",
+	MeterVMSeconds:           "second",
+	MeterDiskGiBHours:        "GiB-hour",
+	MeterStorageTransactions: "transaction",
+	MeterLBGiB:               "GiB",
 }
 
 // UsageRecord is one hour of one meter for one service of a tenant: the

@@ -40,6 +40,8 @@ var Table = []Route{
 	{"POST /v1/cluster/join", Servers},
 	{"POST /v1/storage/members", Servers},
 	{"POST /v1/storage/insync", Servers},
+	// Each server's metering counts (load balancer bytes, storage requests).
+	{"PUT /v1/metering/reports/{server}", Servers},
 	{"/v1/storage/replica/", Servers},
 
 	// The operator: the cluster itself, and every tenant.

@@ -258,6 +258,19 @@ func (s *Store) get(tenant, name string) (record, error) {
 	return rec, err
 }
 
+// TenantOf returns the tenant that owns the account name; false for an
+// unknown account and for the system account, which is the cloud's own.
+func (s *Store) TenantOf(name string) (string, bool) {
+	if name == storage.DevAccount {
+		return api.DefaultTenant, true
+	}
+	rec, err := s.lookup(name)
+	if err != nil || rec.Tenant == systemTenant {
+		return "", false
+	}
+	return rec.Tenant, true
+}
+
 // ownsDev: the development account is the default tenant's.
 func ownsDev(tenant string) bool { return tenant == api.DefaultTenant || tenant == api.AllTenants }
 

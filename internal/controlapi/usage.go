@@ -11,7 +11,7 @@ import (
 )
 
 // MeteringRoutes are the routes Metering serves, for the daemon to mount.
-var MeteringRoutes = []string{"GET /v1/usage", "GET /v1/bills", "GET /v1/ratecard", "PUT /v1/ratecard"}
+var MeteringRoutes = []string{"GET /v1/usage", "GET /v1/bills", "GET /v1/ratecard", "PUT /v1/ratecard", "PUT /v1/metering/reports/{server}"}
 
 // usageServer serves the metering API over a ledger.
 type usageServer struct {
@@ -32,6 +32,7 @@ func Metering(ledger *metering.Ledger, now func() time.Time, logger *slog.Logger
 	s.mount(mux, "GET /v1/bills", s.bill)
 	s.mount(mux, "GET /v1/ratecard", s.rateCard)
 	s.mount(mux, "PUT /v1/ratecard", s.setRateCard)
+	s.mount(mux, "PUT /v1/metering/reports/{server}", s.putReport)
 	return mux
 }
 
@@ -102,6 +103,27 @@ func (s *usageServer) setRateCard(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	return ok(w, card)
+}
+
+// putReport stores a server's metering report (metering.Report): the
+// bytes through its balancer and the requests its storage served.
+func (s *usageServer) putReport(w http.ResponseWriter, r *http.Request) error {
+	var rep metering.Report
+	if err := decode(w, r, &rep); err != nil {
+		return err
+	}
+	server := r.PathValue("server")
+	if rep.Server != server {
+		return api.Errorf(api.CodeInvalid, "server: the report is %q's, sent for %q", rep.Server, server)
+	}
+	// A server whose certificate names it reports for itself only.
+	if p := access.From(r.Context()); p.Role == access.Server && p.Name != "" && p.Name != server {
+		return api.Errorf(api.CodeForbidden, "server %s may not report for %s", p.Name, server)
+	}
+	if err := s.ledger.PutReport(r.Context(), rep); err != nil {
+		return err
+	}
+	return ok(w, struct{}{})
 }
 
 func tenantParam(r *http.Request, required bool) (string, error) {

@@ -272,6 +272,9 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 	if node != nil {
 		go node.Run(runCtx)
 	}
+	reporter := &metering.Reporter{Server: cfg.Name, Collect: usageCounts(c.lb, c.storage, accts),
+		Send: metering.Client{HTTP: link.Client(), Base: self.API}.Send, Logger: log.With("part", "metering")}
+	go reporter.Run(runCtx)
 	go func() {
 		cluster.Lead(runCtx, c.store, log.With("part", "cluster"), func(ctx context.Context) {
 			if err := tenantStore.EnsureDefault(ctx); err != nil && ctx.Err() == nil {

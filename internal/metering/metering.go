@@ -176,7 +176,9 @@ func (m *Meter) plan(now time.Time) ([]state.Op, error) {
 		{Kind: state.KindMetering, Key: cursorKey, Check: true, Rev: e.Rev},
 		putJSON(state.KindMetering, cursorKey, cur),
 	}
-	ops = append(ops, m.addOps(count(m.cfg.Footprint(), from, now))...)
+	usage := count(m.cfg.Footprint(), from, now)
+	ops = append(ops, m.reportOps(now, usage)...)
+	ops = append(ops, m.addOps(usage)...)
 	if now.Truncate(time.Hour).After(prevHour) {
 		ops = append(ops, m.pruneOps(now)...)
 	}
@@ -187,14 +189,7 @@ func (m *Meter) plan(now time.Time) ([]state.Op, error) {
 func count(fp fabric.Footprint, from, to time.Time) map[string]*api.UsageRecord {
 	out := map[string]*api.UsageRecord{}
 	add := func(tenant, service string, hour time.Time, meter, dim string, q float64) {
-		k := bucketKey(tenant, hour, meter, dim, service)
-		r := out[k]
-		if r == nil {
-			r = &api.UsageRecord{Tenant: tenant, Service: service, Hour: hour, Meter: meter,
-				Dimension: dim, Unit: api.MeterUnits[meter]}
-			out[k] = r
-		}
-		r.Quantity += q
+		addUsage(out, tenant, service, hour, meter, dim, q)
 	}
 	for a := from; a.Before(to); {
 		hour := a.Truncate(time.Hour)
@@ -217,6 +212,18 @@ func count(fp fabric.Footprint, from, to time.Time) map[string]*api.UsageRecord 
 		a = b
 	}
 	return out
+}
+
+// addUsage adds q to the bucket of usage it belongs to.
+func addUsage(usage map[string]*api.UsageRecord, tenant, service string, hour time.Time, meter, dim string, q float64) {
+	k := bucketKey(tenant, hour, meter, dim, service)
+	r := usage[k]
+	if r == nil {
+		r = &api.UsageRecord{Tenant: tenant, Service: service, Hour: hour, Meter: meter,
+			Dimension: dim, Unit: api.MeterUnits[meter]}
+		usage[k] = r
+	}
+	r.Quantity += q
 }
 
 // addOps adds the counted usage to the stored buckets, each put checked

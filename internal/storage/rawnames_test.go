@@ -71,7 +71,7 @@ func TestMetadataNameCase(t *testing.T) {
 
 	// Served without storage.Serve, the case is unknown: names are
 	// lower-cased, as the services always stored them before.
-	srv := httptest.NewServer(storage.NewFront(storage.Blob, storage.DevAccounts(), metaEcho{}, nil))
+	srv := httptest.NewServer(storage.NewFront(storage.Blob, storage.DevAccounts(), metaEcho{}, nil, nil))
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/devstoreaccount1/c/d", nil)
 	req.Header["x-ms-meta-MyKey"] = []string{"v"}

@@ -204,3 +204,46 @@ func TestRunStopsWithContext(t *testing.T) {
 		t.Fatalf("Run = %v, want nil after cancel", err)
 	}
 }
+
+// TestCountsTransactionsPerAccount makes known requests of the three
+// services through their SDKs, one of them refused by the service: each
+// counts once for the account. A request whose signature fails counts
+// nothing.
+func TestCountsTransactionsPerAccount(t *testing.T) {
+	s, err := Start(Config{Data: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	cs := s.ConnectionString()
+	blobs, err := azblob.NewClientFromConnectionString(cs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queues, err := azqueue.NewServiceClientFromConnectionString(cs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blobs.CreateContainer(ctx, "box", nil); err != nil { // 1
+		t.Fatal(err)
+	}
+	if _, err := blobs.UploadBuffer(ctx, "box", "b", []byte("x"), nil); err != nil { // 2
+		t.Fatal(err)
+	}
+	if _, err := blobs.DeleteBlob(ctx, "box", "missing", nil); err == nil { // 3: 404 counts too
+		t.Fatal("deleted a missing blob")
+	}
+	if _, err := queues.CreateQueue(ctx, "jobs", nil); err != nil { // 4
+		t.Fatal(err)
+	}
+	bad := strings.Replace(cs, "AccountKey=", "AccountKey=AAAA", 1)
+	if other, err := azblob.NewClientFromConnectionString(bad, nil); err == nil {
+		if _, err := other.CreateContainer(ctx, "other", nil); err == nil {
+			t.Fatal("a wrong key was accepted")
+		}
+	}
+	if got := s.Transactions(); got[storage.DevAccount] != 4 || len(got) != 1 {
+		t.Errorf("transactions = %v, want 4 for %s", got, storage.DevAccount)
+	}
+}

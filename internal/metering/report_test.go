@@ -1,0 +1,90 @@
+package metering
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/state"
+)
+
+// TestReportsCountOnce: servers' cumulative counts reach the buckets as
+// differences. A report read by two steps, sent twice, or read by an old
+// and a new leader counts once; a restarted server (new boot) counts from
+// zero; and an invalid report is refused before it is stored.
+func TestReportsCountOnce(t *testing.T) {
+	f := newFleet(t, t0)
+	l := NewLedger(f.store)
+	m := f.meter()
+	f.step(m)
+	report := func(server, boot string, txns, gib float64) {
+		t.Helper()
+		err := l.PutReport(f.ctx, Report{Server: server, Boot: boot, At: f.clock.Now(), Counts: []Count{
+			{Tenant: "acme", Service: "photos", Meter: api.MeterStorageTransactions, Value: txns},
+			// Two endpoints of one service: their counts add up.
+			{Tenant: "acme", Service: "web", Meter: api.MeterLBGiB, Value: gib / 2},
+			{Tenant: "acme", Service: "web", Meter: api.MeterLBGiB, Value: gib / 2},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := func() map[string]float64 {
+		got := map[string]float64{}
+		for _, r := range l.Usage("acme", t0, t0.Add(24*time.Hour)) {
+			got[r.Meter+" "+r.Service] += r.Quantity
+		}
+		return got
+	}
+	step := func() {
+		t.Helper()
+		f.clock.Advance(time.Minute)
+		f.step(m)
+	}
+
+	report("server-1", "a", 100, 0.5)
+	report("server-2", "b", 10, 0)
+	step()
+	step()                             // nothing new: counts nothing
+	report("server-1", "a", 100, 0.5) // the same counts again
+	step()
+	report("server-1", "a", 150, 1.5)
+	// Two meters plan on the same reports; the second batch is refused.
+	stale, err := f.meter().plan(f.clock.Now().Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	step()
+	if _, err := f.store.Apply(f.ctx, stale); !errors.Is(err, state.ErrConflict) {
+		t.Fatalf("a second meter's batch over the same reports: %v, want ErrConflict", err)
+	}
+	report("server-1", "c", 20, 0.25) // restarted: counts from zero
+	step()
+
+	want := map[string]float64{
+		api.MeterStorageTransactions + " photos": 150 + 10 + 20,
+		api.MeterLBGiB + " web":                  1.5 + 0.25,
+	}
+	if diff := cmp.Diff(want, total()); diff != "" {
+		t.Errorf("usage (-want +got):\n%s", diff)
+	}
+
+	for name, bad := range map[string]Report{
+		"unknown meter":  {Server: "s", Boot: "x", Counts: []Count{{Tenant: "acme", Meter: "cpu", Value: 1}}},
+		"negative count": {Server: "s", Boot: "x", Counts: []Count{{Tenant: "acme", Meter: api.MeterLBGiB, Value: -1}}},
+		"bad tenant":     {Server: "s", Boot: "x", Counts: []Count{{Tenant: "Acme/x", Meter: api.MeterLBGiB, Value: 1}}},
+		"no boot":        {Server: "s"},
+		"bad server":     {Server: "a b", Boot: "x"},
+	} {
+		idx := f.store.Index()
+		if err := l.PutReport(f.ctx, bad); !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("%s: %v, want an invalid-request error", name, err)
+		}
+		if f.store.Index() != idx {
+			t.Errorf("%s: the refused report changed the store", name)
+		}
+	}
+}
