@@ -63,6 +63,21 @@ type RoleSpec struct {
 	// Disks are a persistent vm role's disks, OS disk first; `weft vm create`
 	// makes them (they are not part of YAML service models yet).
 	Disks []DiskSpec `json:"disks,omitempty" yaml:"-"`
+	// LiveSettings makes a change of Settings reach running instances
+	// through the metadata service, without replacing them.
+	LiveSettings bool `json:"liveSettings,omitempty" yaml:"liveSettings,omitempty"`
+	// OnStop is run inside an instance before the fabric stops it, ahead
+	// of SIGTERM; it may take up to StopGrace.
+	OnStop []string `json:"onStop,omitempty" yaml:"onStop,omitempty"`
+	// StopNotice is how long before the fabric stops, upgrades or moves an
+	// instance the scheduled event is shown to it; 0 stops at once.
+	StopNotice Duration `json:"stopNotice,omitempty" yaml:"stopNotice,omitempty"`
+	// StopExtension is how much more time an instance may ask for, once,
+	// for a scheduled event; 0 refuses such requests.
+	StopExtension Duration `json:"stopExtension,omitempty" yaml:"stopExtension,omitempty"`
+	// StopGrace is the time from SIGTERM to SIGKILL (and the most OnStop
+	// may take); 0 is the node's default (10s).
+	StopGrace Duration `json:"stopGrace,omitempty" yaml:"stopGrace,omitempty"`
 }
 
 // Size is what one instance reserves on its node.

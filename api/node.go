@@ -8,6 +8,7 @@ import "time"
 //	POST /v1/nodes/{name}/heartbeat    Heartbeat -> HeartbeatReply    (every heartbeat interval)
 //	GET  /v1/nodes/{name}/assignments?index=N&wait=30s -> Assignments (blocking query)
 //	GET  /v1/packages/{digest}         -> the package bytes
+//	POST /v1/nodes/{name}/scheduledevents  ScheduledEventAction -> ScheduledEvent
 //
 // A heartbeat carries the status of every instance the agent runs, and the
 // events it saw since the last one. The controller writes to its store only
@@ -85,4 +86,7 @@ type Assignment struct {
 	// Incoming asks the node to start the instance as the destination of
 	// Instance.Migration: waiting for the running VM, not booting it.
 	Incoming bool `json:"incoming,omitempty"`
+	// Peers are the role's instances, this one included, for the
+	// instance's metadata service.
+	Peers []Peer `json:"peers,omitempty"`
 }

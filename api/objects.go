@@ -137,9 +137,13 @@ type Instance struct {
 	// how the last one ended.
 	Migration     *Migration       `json:"migration,omitempty"`
 	LastMigration *MigrationResult `json:"lastMigration,omitempty"`
-	Message       string           `json:"message,omitempty"` // why it is pending or failed
-	CreatedAt     time.Time        `json:"createdAt"`
-	UpdatedAt     time.Time        `json:"updatedAt"`
+	// Scheduled is the stop, upgrade or relocation the fabric announced to
+	// the instance (its metadata service shows it), waiting for its time
+	// or the instance's acknowledgement.
+	Scheduled *ScheduledEvent `json:"scheduled,omitempty"`
+	Message   string          `json:"message,omitempty"` // why it is pending or failed
+	CreatedAt time.Time       `json:"createdAt"`
+	UpdatedAt time.Time       `json:"updatedAt"`
 }
 
 // Migration is a live migration of a vm instance from one node to another:

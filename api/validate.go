@@ -34,6 +34,9 @@ const (
 	// a request body (1 MiB), so that a model too large is refused naming
 	// the field that makes it so rather than as a body too large.
 	MaxModelBytes = 1000 << 10
+	// MaxStopTime bounds a role's stopNotice, stopExtension and stopGrace:
+	// a drain or an upgrade waits for them.
+	MaxStopTime = time.Hour
 )
 
 // SetDefaults fills what a model may leave out.
@@ -250,6 +253,17 @@ func (r *RoleSpec) validate(at string, local bool, ports map[int]string, p *prob
 		}
 		if h.Failures < 1 || h.Failures > 100 {
 			p.add(hat+".failures", "%d is out of range (1-100)", h.Failures)
+		}
+	}
+	if r.OnStop != nil && (len(r.OnStop) == 0 || r.OnStop[0] == "") {
+		p.add(at+".onStop", "needs a program to run")
+	}
+	for _, d := range []struct {
+		field string
+		v     Duration
+	}{{"stopNotice", r.StopNotice}, {"stopExtension", r.StopExtension}, {"stopGrace", r.StopGrace}} {
+		if d.v < 0 || time.Duration(d.v) > MaxStopTime {
+			p.add(at+"."+d.field, "%s is out of range (0-%s)", d.v, Duration(MaxStopTime))
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Settings)) {

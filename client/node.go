@@ -26,6 +26,14 @@ func (c *Client) Heartbeat(ctx context.Context, node string, hb api.Heartbeat) (
 	return r, err
 }
 
+// ScheduledEventAction forwards an instance's answer to its scheduled
+// event (the node's agent, for an instance on the node).
+func (c *Client) ScheduledEventAction(ctx context.Context, node string, act api.ScheduledEventAction) (api.ScheduledEvent, error) {
+	var ev api.ScheduledEvent
+	_, err := c.Do(ctx, "POST", "/v1/nodes/"+url.PathEscape(node)+"/scheduledevents", nil, act, &ev)
+	return ev, err
+}
+
 // Assignments returns what the node must run; with index > 0 it waits up
 // to wait for a change past index (a blocking query).
 func (c *Client) Assignments(ctx context.Context, node string, index uint64, wait time.Duration) (api.Assignments, error) {

@@ -41,6 +41,8 @@ type Controller interface {
 	Heartbeat(ctx context.Context, node string, hb api.Heartbeat) (api.HeartbeatReply, error)
 	Assignments(ctx context.Context, node string, index uint64, wait time.Duration) (api.Assignments, error)
 	Package(ctx context.Context, digest string) (io.ReadCloser, error)
+	// ScheduledEventAction forwards an instance's answer to its scheduled event.
+	ScheduledEventAction(ctx context.Context, node string, act api.ScheduledEventAction) (api.ScheduledEvent, error)
 	imagecache.Source
 }
 
@@ -54,8 +56,11 @@ type Config struct {
 	// the servers' certificate only. With or without it, every call must
 	// also carry the token the agent registered with, which only the
 	// servers know.
-	TLS               *tls.Config
-	Host              string        // where instances' ports are reachable; default 127.0.0.1
+	TLS  *tls.Config
+	Host string // where instances' ports are reachable; default 127.0.0.1
+	// MetadataListen is the instance metadata service's address; default
+	// Host with a free port. Instances find it in WEFT_METADATA.
+	MetadataListen    string
 	CPU               float64       // default: the machine's cores
 	Memory            int64         // default: the machine's memory
 	HeartbeatInterval time.Duration // default 500ms
@@ -78,6 +83,7 @@ type Agent struct {
 	log     *slog.Logger
 	drivers map[string]driver.Driver
 	ln      net.Listener
+	mdln    net.Listener // the instance metadata service
 	// apiToken is what the agent's API takes from its callers: made at
 	// start, told to the servers when the node registers.
 	apiToken string
@@ -151,6 +157,9 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
 	}
+	if cfg.MetadataListen == "" {
+		cfg.MetadataListen = net.JoinHostPort(cfg.Host, "0")
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("agent: listen on %s: %w", cfg.Listen, err)
@@ -158,9 +167,14 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 	if cfg.TLS != nil {
 		ln = tls.NewListener(ln, cfg.TLS)
 	}
+	mdln, err := net.Listen("tcp", cfg.MetadataListen)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("agent: metadata service: listen on %s: %w", cfg.MetadataListen, err)
+	}
 	unpacked := untar.NewBudget(cfg.MaxUnpackedBytes)
 	a := &Agent{
-		cfg: cfg, ctl: ctl, log: cfg.Logger, drivers: map[string]driver.Driver{}, ln: ln, apiToken: rand.Text(),
+		cfg: cfg, ctl: ctl, log: cfg.Logger, drivers: map[string]driver.Driver{}, ln: ln, mdln: mdln, apiToken: rand.Text(),
 		images:   imagecache.New(filepath.Join(cfg.DataDir, "images"), ctl, cfg.MaxUnpackBytes, unpacked),
 		unpacked: unpacked, roots: map[string]int64{},
 		instances: map[string]*instance{}, stopped: map[string]bool{}, fencedAt: map[string]time.Time{}, rewatch: make(chan struct{}, 1), kick: make(chan struct{}, 1), assigned: make(chan struct{}),
@@ -186,6 +200,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(a.ln)
 	defer srv.Close()
+	md := &http.Server{Handler: a.metadataHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go md.Serve(a.mdln)
+	defer md.Close()
 
 	a.recover(ctx)
 	if err := a.register(ctx); err != nil {
@@ -530,6 +547,9 @@ func (a *Agent) recover(ctx context.Context) {
 			continue
 		}
 		in := newInstance(a, saved.Assignment, d)
+		if saved.Token != "" {
+			in.token = saved.Token // the one in its environment
+		}
 		in.ports = saved.Ports
 		in.adopted = &st
 		in.restarts = saved.Restarts

@@ -47,9 +47,10 @@ type fakeController struct {
 	changed  chan struct{}
 	ttl      time.Duration // announced in heartbeat replies
 	cut      bool          // heartbeats fail, as from a partitioned node
+	actions  []api.ScheduledEventAction
 }
 
-func newFakeController(t *testing.T, pkg []byte) (*fakeController, *httptest.Server) {
+func newFakeController(t testing.TB, pkg []byte) (*fakeController, *httptest.Server) {
 	f := &fakeController{index: 1, status: map[string]api.InstanceStatus{}, pkg: pkg, changed: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /v1/nodes/{name}", func(w http.ResponseWriter, r *http.Request) {
@@ -91,6 +92,22 @@ func newFakeController(t *testing.T, pkg []byte) (*fakeController, *httptest.Ser
 		json.NewEncoder(w).Encode(api.Assignments{Index: f.index, Instances: append([]api.Assignment{}, f.assigned...)})
 	})
 	mux.HandleFunc("GET /v1/packages/{digest}", func(w http.ResponseWriter, r *http.Request) { w.Write(f.pkg) })
+	mux.HandleFunc("POST /v1/nodes/{name}/scheduledevents", func(w http.ResponseWriter, r *http.Request) {
+		var act api.ScheduledEventAction
+		json.NewDecoder(r.Body).Decode(&act)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.actions = append(f.actions, act)
+		for _, a := range f.assigned {
+			if ev := a.Instance.Scheduled; ev != nil && a.Instance.ID == act.Instance && ev.ID == act.EventID {
+				acked := *ev
+				acked.Acknowledged = true
+				json.NewEncoder(w).Encode(acked)
+				return
+			}
+		}
+		http.Error(w, `{"error":{"code":"not_found","message":"no such event"}}`, http.StatusNotFound)
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return f, srv
@@ -125,14 +142,21 @@ func (f *fakeController) get(id string) api.InstanceStatus {
 // helloPackage builds a tiny HTTP server and packs it.
 func helloPackage(t *testing.T) []byte {
 	t.Helper()
-	src := t.TempDir()
-	os.WriteFile(filepath.Join(src, "main.go"), []byte(`package main
+	return goPackage(t, `package main
 import ("fmt"; "net/http"; "os")
 func main() {
 	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	fmt.Println("serving", os.Getenv("WEFT_INSTANCE"), os.Getenv("GREETING"))
 	http.ListenAndServe("127.0.0.1:"+os.Getenv("WEFT_PORT_HTTP"), nil)
-}`), 0o644)
+}`)
+}
+
+// goPackage builds a Go program, the source of main.go, as ./hello in a
+// package.
+func goPackage(t testing.TB, mainGo string) []byte {
+	t.Helper()
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "main.go"), []byte(mainGo), 0o644)
 	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hello\n\ngo 1.22\n"), 0o644)
 	pkgDir := t.TempDir()
 	cmd := exec.Command("go", "build", "-o", filepath.Join(pkgDir, "hello"), ".")
@@ -148,7 +172,7 @@ func main() {
 	return buf.Bytes()
 }
 
-func startAgent(t *testing.T, srvURL, dataDir string) (*Agent, context.CancelFunc, chan error) {
+func startAgent(t testing.TB, srvURL, dataDir string) (*Agent, context.CancelFunc, chan error) {
 	t.Helper()
 	d, err := process.New(process.Config{ShimCommand: []string{os.Args[0], "weft-shim"}, CgroupDisabled: true})
 	if err != nil {
@@ -165,7 +189,7 @@ func startAgent(t *testing.T, srvURL, dataDir string) (*Agent, context.CancelFun
 	return a, cancel, done
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {

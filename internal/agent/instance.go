@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"os"
@@ -30,6 +31,9 @@ type savedAssignment struct {
 	Assignment api.Assignment `json:"assignment"`
 	Ports      map[string]int `json:"ports"`
 	Restarts   int            `json:"restarts"`
+	// Token is the instance's metadata token (api.EnvMetadataToken); the
+	// file is the agent's user's alone, as is its folder.
+	Token string `json:"token,omitempty"`
 }
 
 // instance is one instance on this node and the goroutine supervising it.
@@ -39,14 +43,20 @@ type instance struct {
 	dir string
 	drv driver.Driver
 
-	mu        sync.Mutex
-	asg       api.Assignment
-	ports     map[string]int
-	state     string
-	health    string
-	message   string
-	restarts  int
-	startedAt time.Time
+	// token is the instance's key to the metadata service: it is in the
+	// instance's environment only, and the file it is kept in.
+	token string
+
+	mu  sync.Mutex
+	asg api.Assignment
+	// settingsEvent tells the instance its live settings changed.
+	settingsEvent *api.ScheduledEvent
+	ports         map[string]int
+	state         string
+	health        string
+	message       string
+	restarts      int
+	startedAt     time.Time
 	// lastError is why the last run failed (api.Instance.LastError);
 	// failedStarts counts the runs in a row that failed to start or ended
 	// within api.FailFastWindow; ran is whether any run started.
@@ -74,7 +84,7 @@ type instance struct {
 func newInstance(a *Agent, asg api.Assignment, d driver.Driver) *instance {
 	return &instance{
 		a: a, id: asg.Instance.ID, dir: filepath.Join(a.cfg.DataDir, "instances", asg.Instance.ID), drv: d,
-		asg: asg, state: api.StateStarting, health: api.HealthUnknown,
+		asg: asg, state: api.StateStarting, health: api.HealthUnknown, token: rand.Text(),
 		stopCh: make(chan struct{}), reimageCh: make(chan struct{}, 1), migrateCh: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
@@ -86,6 +96,7 @@ func (in *instance) update(asg api.Assignment) {
 	if m := asg.Instance.Migration; m != nil && m.URI != "" && !asg.Incoming && m.ID != in.migrateSeen {
 		in.migrateSeen, migrate = m.ID, true
 	}
+	in.settingsChanged(in.asg, asg)
 	in.asg = asg
 	in.mu.Unlock()
 	if reimage {
@@ -353,7 +364,7 @@ func (in *instance) watch(ctx context.Context) (reason string, healthyFor time.D
 			continue
 		case <-in.reimageCh:
 			in.set(api.StateStopping, api.HealthUnknown, "reimaging")
-			if err := in.drv.Stop(ctx, in.id, in.a.cfg.StopGrace); err != nil {
+			if err := in.drv.Stop(ctx, in.id, in.grace()); err != nil {
 				in.a.log.Error("stop instance for a reimage", "instance", in.id, "err", err)
 			}
 			return reimageRequested, 0
@@ -393,7 +404,7 @@ func (in *instance) watch(ctx context.Context) (reason string, healthyFor time.D
 			// probe often, and only count failures after a grace period.
 			inGrace := firstHealthy.IsZero() && time.Since(started) < p.grace()
 			if failures >= p.failures && !inGrace {
-				in.drv.Stop(ctx, in.id, in.a.cfg.StopGrace)
+				in.drv.Stop(ctx, in.id, in.grace())
 				if !firstHealthy.IsZero() {
 					healthyFor = time.Since(firstHealthy)
 				}
@@ -410,12 +421,15 @@ func (in *instance) watch(ctx context.Context) (reason string, healthyFor time.D
 // stop stops the instance; a removed instance is also deleted from disk.
 func (in *instance) stop(ctx context.Context) {
 	in.set(api.StateStopping, api.HealthUnknown, "")
+	grace := in.grace()
 	in.mu.Lock()
-	grace := in.a.cfg.StopGrace
-	if in.fenced {
-		grace = 0
-	}
+	fenced, onStop := in.fenced, in.asg.Role.OnStop
 	in.mu.Unlock()
+	if fenced {
+		grace = 0
+	} else if len(onStop) > 0 {
+		in.onStop(ctx, onStop, grace)
+	}
 	if err := in.drv.Stop(ctx, in.id, grace); err != nil {
 		in.a.log.Error("stop instance", "instance", in.id, "err", err)
 	} else {
@@ -442,6 +456,17 @@ func (in *instance) stop(ctx context.Context) {
 	in.drv.Remove(ctx, in.id)
 	in.a.removeInstanceDir(in.dir)
 	in.a.changed()
+}
+
+// grace is how long the instance has from SIGTERM to SIGKILL: its role's
+// stopGrace, or the node's.
+func (in *instance) grace() time.Duration {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if g := time.Duration(in.asg.Role.StopGrace); g > 0 {
+		return g
+	}
+	return in.a.cfg.StopGrace
 }
 
 // confirmAdopted holds an adopted persistent instance until the controller's
@@ -558,6 +583,7 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	env := map[string]string{
 		"WEFT_SERVICE": asg.Instance.Service, "WEFT_ROLE": asg.Instance.Role,
 		"WEFT_INSTANCE": in.id, "WEFT_NODE": in.a.cfg.Name,
+		api.EnvMetadata: in.a.metadataURL(), api.EnvMetadataToken: in.token,
 	}
 	for name, port := range ports {
 		env["WEFT_PORT_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))] = fmt.Sprint(port)
@@ -565,7 +591,7 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	for k, v := range role.Settings {
 		env[k] = v
 	}
-	if err := atomicfile.WriteJSON(filepath.Join(in.dir, assignmentFile), savedAssignment{Assignment: asg, Ports: ports, Restarts: restarts}); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(in.dir, assignmentFile), savedAssignment{Assignment: asg, Ports: ports, Restarts: restarts, Token: in.token}); err != nil {
 		return driver.Spec{}, err
 	}
 	return driver.Spec{

@@ -114,6 +114,7 @@ func New(cfg Config) http.Handler {
 	route("GET /v1/nodes/{name}", s.node)
 	route("PUT /v1/nodes/{name}", s.registerNode)
 	route("POST /v1/nodes/{name}/heartbeat", s.heartbeat)
+	route("POST /v1/nodes/{name}/scheduledevents", s.scheduledEventAction)
 	route("GET /v1/nodes/{name}/assignments", s.assignments)
 	route("POST /v1/nodes/{name}/drain", s.drain)
 	route("POST /v1/nodes/{name}/undrain", s.undrain)
@@ -484,6 +485,20 @@ func (s *server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return ok(w, reply)
+}
+
+// scheduledEventAction takes an instance's acknowledgement of (or request
+// for more time for) its scheduled event, which its node's agent forwards.
+func (s *server) scheduledEventAction(w http.ResponseWriter, r *http.Request) error {
+	var act api.ScheduledEventAction
+	if err := decode(w, r, &act); err != nil {
+		return err
+	}
+	ev, err := s.ctl.ScheduledEventAction(r.Context(), r.PathValue("name"), act)
+	if err != nil {
+		return err
+	}
+	return ok(w, ev)
 }
 
 func (s *server) assignments(w http.ResponseWriter, r *http.Request) error {

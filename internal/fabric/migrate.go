@@ -65,6 +65,7 @@ func (c *Controller) newPass() *pass {
 		nodes: map[string]*nodeRecord{}, nodeDirty: map[string]bool{},
 		svcDirty: map[string]bool{}, svcGone: map[string]bool{},
 		insts: map[string]*instanceRecord{}, dirty: map[string]bool{}, gone: map[string]*instanceRecord{},
+		asked: map[string]bool{},
 	}
 	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
 		p.nodes[n.Name] = &n

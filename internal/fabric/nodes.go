@@ -172,10 +172,16 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 	}
 	idx := c.store.Index()
 	out := api.Assignments{Index: idx, Instances: []api.Assignment{}}
-	for _, rec := range list[instanceRecord](c.store, state.KindInstances, "") {
+	insts := list[instanceRecord](c.store, state.KindInstances, "")
+	nodes := map[string]nodeRecord{}
+	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
+		nodes[n.Name] = n
+	}
+	roles := peers(insts, nodes)
+	for _, rec := range insts {
 		switch {
 		case rec.Node == node:
-			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: rec.Spec, Disks: c.diskAccess(rec)})
+			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: rec.Spec, Disks: c.diskAccess(rec), Peers: roles[rec.group()]})
 		case rec.Migration != nil && rec.Migration.To == node:
 			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: rec.Spec, Disks: c.diskAccess(rec), Incoming: true})
 		}

@@ -30,7 +30,8 @@ type pass struct {
 	gone      map[string]*instanceRecord
 	cluster   *placement.Cluster
 
-	drains []string // instances to drain from the load balancer once the batch is written
+	drains []string        // instances to drain from the load balancer once the batch is written
+	asked  map[string]bool // instances a step wanted stopped in this pass (see noticeGiven)
 }
 
 func (c *Controller) reconcile(ctx context.Context) error {
@@ -44,6 +45,7 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	for _, svc := range p.services {
 		p.service(svc)
 	}
+	p.lifecycle()
 	p.placePending()
 	p.rebalance()
 	p.expireDrains()
@@ -358,6 +360,9 @@ func (p *pass) stop(in *instanceRecord) {
 	if in.Node == "" {
 		p.remove(in) // never placed: nothing runs
 		return
+	}
+	if !p.noticeGiven(in) {
+		return // announced to the instance; stopped once its time comes
 	}
 	if p.c.lb == nil || !published(in.Spec) || !in.healthy() {
 		in.Desired = api.DesiredStopped // not in the load balancer: nothing to drain

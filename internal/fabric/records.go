@@ -76,9 +76,14 @@ type nodeRecord struct {
 	APIToken string `json:"apiToken,omitempty"`
 }
 
-// templateHash identifies a role's template: everything but the instance count.
+// templateHash identifies a role's template: everything but the instance
+// count, and the settings of a role whose settings are live (they reach
+// running instances without replacing them).
 func templateHash(role api.RoleSpec) string {
 	role.Instances = 0
+	if role.LiveSettings {
+		role.Settings = nil
+	}
 	data, _ := json.Marshal(role)
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:8])

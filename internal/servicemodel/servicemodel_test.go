@@ -31,6 +31,11 @@ roles:
       http: {path: /healthz, endpoint: http}
       interval: 2s
     settings: {GREETING: hello, PORT: 80}
+    liveSettings: true
+    onStop: ["./server", "--drain"]
+    stopNotice: 30s
+    stopExtension: 1m
+    stopGrace: 20s
   - name: worker
     kind: worker
     runtime: container
@@ -54,7 +59,9 @@ func TestParse(t *testing.T) {
 				HTTP:     &api.HTTPProbe{Path: "/healthz", Endpoint: "http"},
 				Interval: api.Duration(2 * time.Second), Timeout: api.Duration(time.Second), Failures: 3,
 			},
-			Settings: map[string]string{"GREETING": "hello", "PORT": "80"},
+			Settings:     map[string]string{"GREETING": "hello", "PORT": "80"},
+			LiveSettings: true, OnStop: []string{"./server", "--drain"},
+			StopNotice: api.Duration(30 * time.Second), StopExtension: api.Duration(time.Minute), StopGrace: api.Duration(20 * time.Second),
 		}, {
 			Name: "worker", Kind: "worker", Runtime: "container", Image: "busybox", Instances: 1,
 			Size: api.Size{CPU: 0.1, Memory: 64 << 20}, Persistence: "ephemeral",
@@ -76,6 +83,9 @@ func TestParseErrors(t *testing.T) {
 		{"float instances", "instances: 3", "instances: 2.5", `roles[0].instances: line 9: cannot use "2.5" as a number`},
 		{"bad size", "memory: 128Mi", "memory: lots", "roles[0].size.memory: line 10: invalid size"},
 		{"bad duration", "interval: 2s", "interval: soon", "roles[0].health.interval: line 15: invalid duration"},
+		{"notice too long", "stopNotice: 30s", "stopNotice: 2h", "roles[0].stopNotice: 2h0m0s is out of range (0-1h0m0s)"},
+		{"negative grace", "stopGrace: 20s", "stopGrace: -1s", "roles[0].stopGrace: -1s is out of range (0-1h0m0s)"},
+		{"empty onStop", `onStop: ["./server", "--drain"]`, "onStop: []", "roles[0].onStop: needs a program to run"},
 		{"list expected", `command: ["./server", "--flag"]`, "command: {a: b}", "roles[0].command: line 8: want a list"},
 		{"mapping expected", "size: {cpu: 0.25, memory: 128Mi}", "size: big", `roles[0].size: line 10: want a mapping, not "big"`},
 		{"duplicate key", "    instances: 3\n", "    instances: 3\n    instances: 4\n", "roles[0].instances: line 10: appears twice"},

@@ -29,6 +29,15 @@ func Command(given []string) ([]string, error) {
 	return []string{exe, "shim"}, nil
 }
 
+// ReadSpec returns the spec the instance in dir was launched with.
+func ReadSpec(dir string) (Spec, error) {
+	var spec Spec
+	if err := atomicfile.ReadJSON(filepath.Join(dir, specFile), &spec); err != nil {
+		return Spec{}, fmt.Errorf("shim: read the spec in %s: %w", dir, err)
+	}
+	return spec, nil
+}
+
 // Launch writes spec to dir, starts a shim on it with shimCommand (DIR is
 // appended) in its own session, and returns once the process runs, or the
 // reason it did not start.

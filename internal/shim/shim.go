@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +59,10 @@ type Spec struct {
 type Forward struct {
 	Listen string `json:"listen"`
 	Target string `json:"target"`
+	// Netns, when set, is the network namespace (a path) Listen is in,
+	// the instance's: the relay then takes the instance's connections to
+	// a Target of the node's (its metadata service).
+	Netns string `json:"netns,omitempty"`
 }
 
 type pidInfo struct {
@@ -245,7 +250,11 @@ func terminate(signal func(syscall.Signal)) {
 // forward listens on f.Listen and relays each connection to f.Target
 // until the listener is closed.
 func forward(f Forward) (net.Listener, error) {
-	ln, err := net.Listen("tcp", f.Listen)
+	listen := func() (net.Listener, error) { return net.Listen("tcp", f.Listen) }
+	if f.Netns != "" {
+		listen = func() (net.Listener, error) { return listenIn(f.Netns, f.Listen) }
+	}
+	ln, err := listen()
 	if err != nil {
 		return nil, fmt.Errorf("forward port: %w", err)
 	}
@@ -259,6 +268,42 @@ func forward(f Forward) (net.Listener, error) {
 		}
 	}()
 	return ln, nil
+}
+
+// listenIn listens on addr in the network namespace at path. A socket
+// stays in the namespace it was made in, so only this thread enters it,
+// and only while making the socket.
+func listenIn(path, addr string) (net.Listener, error) {
+	ns, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	own, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	if err != nil {
+		return nil, err
+	}
+	defer own.Close()
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- result{nil, fmt.Errorf("enter %s: %w", path, err)}
+			return
+		}
+		ln, err := net.Listen("tcp", addr)
+		if unix.Setns(int(own.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		} // else the thread stays locked and ends with this goroutine
+		done <- result{ln, err}
+	}()
+	r := <-done
+	return r.ln, r.err
 }
 
 func relay(c net.Conn, target string) {

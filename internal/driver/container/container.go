@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -164,9 +166,19 @@ func (d *Driver) start(ctx context.Context, spec driver.Spec) (driver.Status, er
 	if err := netw.create(); err != nil {
 		return driver.Status{}, err
 	}
+	env := spec.Env
+	var relays []shim.Forward
+	if u, err := url.Parse(spec.Env[api.EnvMetadata]); err == nil && u.Host != "" {
+		// The agent's metadata service is on the node's loopback or
+		// address, which the container cannot reach: the shim relays it
+		// into the container's namespace.
+		env = maps.Clone(spec.Env)
+		env[api.EnvMetadata] = "http://" + metadataAddr
+		relays = append(relays, shim.Forward{Netns: netw.NetnsPath(), Listen: net.JoinHostPort(metadataAddr, "80"), Target: u.Host})
+	}
 	c := runc.Container{
 		Args:        args,
-		Env:         environment(img.Container.Env, spec.Env),
+		Env:         environment(img.Container.Env, env),
 		Cwd:         img.Container.WorkingDir,
 		User:        img.Container.User,
 		Hostname:    hostname(spec.ID),
@@ -185,6 +197,7 @@ func (d *Driver) start(ctx context.Context, spec driver.Spec) (driver.Status, er
 		LogMax:  api.MaxLogBytes,
 		PIDFile: filepath.Join(spec.Dir, pidFile),
 	}
+	ss.Forward = relays
 	for _, port := range spec.Ports {
 		p := strconv.Itoa(port)
 		ss.Forward = append(ss.Forward, shim.Forward{

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,7 +65,7 @@ func busyboxImage(t testing.TB) string {
 	if err := os.WriteFile(filepath.Join(bin, "busybox"), data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, applet := range []string{"sh", "sleep", "env", "echo", "head", "tail", "httpd", "cat", "mkdir", "ls"} {
+	for _, applet := range []string{"sh", "sleep", "env", "echo", "head", "tail", "httpd", "cat", "mkdir", "ls", "wget"} {
 		if err := os.Symlink("busybox", filepath.Join(bin, applet)); err != nil {
 			t.Fatal(err)
 		}
@@ -227,5 +228,38 @@ func TestBadImage(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, netFile)); err == nil {
 		t.Error("a failed start left its network allocated")
+	}
+}
+
+// TestMetadataIsRelayedIntoTheContainer checks that a container reaches
+// the node's metadata service, which listens on the node's loopback, at
+// 169.254.169.254 inside its own namespace, with its token.
+func TestMetadataIsRelayedIntoTheContainer(t *testing.T) {
+	requireHost(t)
+	d := newDriver(t, t.TempDir())
+	md := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s %s", r.URL.Path, r.Header.Get(api.MetadataHeader), r.Header.Get("Authorization"))
+	}))
+	defer md.Close()
+	dir := filepath.Join(t.TempDir(), "md")
+	os.MkdirAll(dir, 0o755)
+	spec := driver.Spec{
+		ID: "ct-md", Dir: dir, Image: "busybox", ImageDir: busyboxImage(t),
+		Command: []string{"/bin/sh", "-c", "exec sleep 60"},
+		Env:     map[string]string{api.EnvMetadata: md.URL, api.EnvMetadataToken: "tok"},
+	}
+	ctx := context.Background()
+	if _, err := d.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop(ctx, spec.ID, time.Second); d.Remove(ctx, spec.ID) })
+	var stdout, stderr strings.Builder
+	code, err := d.Exec(ctx, spec.ID, []string{"/bin/sh", "-c",
+		`echo $WEFT_METADATA; wget -q -O - --header "Metadata: true" --header "Authorization: Bearer $WEFT_METADATA_TOKEN" $WEFT_METADATA/metadata/instance`}, &stdout, &stderr)
+	if err != nil || code != 0 {
+		t.Fatalf("exec: code %d, %v (stderr %q)", code, err, stderr.String())
+	}
+	if want := "http://169.254.169.254\n/metadata/instance true Bearer tok"; stdout.String() != want {
+		t.Errorf("inside the container: %q, want %q", stdout.String(), want)
 	}
 }

@@ -75,6 +75,11 @@ func release(ipamDir string, n network) {
 	os.Remove(filepath.Join(ipamDir, fmt.Sprint(n.Slot)))
 }
 
+// metadataAddr is where a container finds the node's instance metadata
+// service, as on Azure: the shim relays it from inside the container's
+// namespace to the agent's address (see Start).
+const metadataAddr = "169.254.169.254"
+
 // create makes the namespace and the veth pair with their addresses.
 func (n network) create() error {
 	n.destroy() // a leftover of a crashed start
@@ -83,8 +88,8 @@ func (n network) create() error {
 	}
 	host := fmt.Sprintf("link add %s type veth peer name eth0 netns %s\naddr add %s/30 dev %s\nlink set %s up\n",
 		n.HostLink, n.Namespace, n.addr(1), n.HostLink, n.HostLink)
-	inside := fmt.Sprintf("link set lo up\naddr add %s/30 dev eth0\nlink set eth0 up\nroute add default via %s\n",
-		n.addr(2), n.addr(1))
+	inside := fmt.Sprintf("link set lo up\naddr add %s/32 dev lo\naddr add %s/30 dev eth0\nlink set eth0 up\nroute add default via %s\n",
+		metadataAddr, n.addr(2), n.addr(1))
 	if err := ip(strings.NewReader(host), "-batch", "-"); err != nil {
 		n.destroy()
 		return err

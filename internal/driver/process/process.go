@@ -6,10 +6,14 @@ package process
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -147,6 +151,70 @@ func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error
 		return fmt.Errorf("process: stop %s: %w", id, err)
 	}
 	return nil
+}
+
+var _ driver.Execer = (*Driver)(nil)
+
+// Exec runs cmd as the instance's own command runs: in its working
+// directory, with its environment, a bare name looked up on its PATH, and
+// in its cgroups. It waits for cmd's whole process group, which it kills
+// when ctx ends.
+func (d *Driver) Exec(ctx context.Context, id string, cmd []string, stdout, stderr io.Writer) (int, error) {
+	if len(cmd) == 0 {
+		return -1, fmt.Errorf("process: exec in %s: no command", id)
+	}
+	dir, err := d.Dir(id)
+	if err != nil {
+		return -1, fmt.Errorf("process: exec in %s: %w", id, err)
+	}
+	ss, err := shim.ReadSpec(dir)
+	if err != nil {
+		return -1, fmt.Errorf("process: exec in %s: %w", id, err)
+	}
+	path := cmd[0]
+	if !strings.Contains(path, "/") {
+		if path, err = lookPath(path, ss.Env["PATH"], ss.Dir); err != nil {
+			return -1, fmt.Errorf("process: exec in %s: %w", id, err)
+		}
+	} else if !filepath.IsAbs(path) {
+		path = filepath.Join(ss.Dir, path)
+	}
+	c := exec.Command(path, cmd[1:]...)
+	c.Args[0] = cmd[0]
+	c.Dir = ss.Dir
+	for k, v := range ss.Env {
+		c.Env = append(c.Env, k+"="+v)
+	}
+	c.Stdout, c.Stderr = stdout, stderr
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.Start(); err != nil {
+		return -1, fmt.Errorf("process: exec in %s: %w", id, err)
+	}
+	for _, procs := range ss.Cgroups {
+		// Best effort: without it the command runs, only outside the limits.
+		os.WriteFile(procs, []byte(strconv.Itoa(c.Process.Pid)), 0o644)
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+		case <-done:
+		}
+	}()
+	err = c.Wait()
+	close(done)
+	if ctx.Err() != nil {
+		return -1, fmt.Errorf("process: exec in %s: %w", id, ctx.Err())
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), nil
+	}
+	if err != nil {
+		return -1, fmt.Errorf("process: exec in %s: %w", id, err)
+	}
+	return 0, nil
 }
 
 // Remove forgets a stopped instance and deletes its cgroups.
