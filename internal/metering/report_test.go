@@ -48,7 +48,7 @@ func TestReportsCountOnce(t *testing.T) {
 	report("server-1", "a", 100, 0.5)
 	report("server-2", "b", 10, 0)
 	step()
-	step()                             // nothing new: counts nothing
+	step()                            // nothing new: counts nothing
 	report("server-1", "a", 100, 0.5) // the same counts again
 	step()
 	report("server-1", "a", 150, 1.5)
