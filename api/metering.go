@@ -33,6 +33,9 @@ const (
 	MeterStorageTransactions = "storage-transactions"
 	// MeterLBGiB: GiB through a service's public endpoints, both ways.
 	MeterLBGiB = "lb-gib"
+	// MeterStorageGiBHours: the bytes in a storage account's blobs, in
+	// GiB-hours (Service is the account).
+	MeterStorageGiBHours = "storage-gib-hours"
 )
 
 // MeterUnits is every meter and the unit its quantities are in.
@@ -42,6 +45,7 @@ var MeterUnits = map[string]string{
 	MeterDiskGiBHours:        "GiB-hour",
 	MeterStorageTransactions: "transaction",
 	MeterLBGiB:               "GiB",
+	MeterStorageGiBHours:     "GiB-hour",
 }
 
 // UsageRecord is one hour of one meter for one service of a tenant: the

@@ -176,12 +176,14 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 	}, cfg.DevAccount)
 	c.accts = accts
 
+	tenantStore := tenants.New(c.store, tenants.DefaultQuota())
+	c.tenants = tenantStore
 	var node *replicated.Node
 	if !cfg.StorageDisabled {
 		c.storage, err = storageserver.Listen(storageserver.Config{
 			Data: filepath.Join(cfg.Data, "storage"), Host: cfg.LBHost,
 			BlobPort: blobPort, QueuePort: queuePort, TablePort: tablePort,
-			Accounts: accts, Logger: log.With("part", "storage"),
+			Accounts: accts, Full: storageFull(accts, tenantStore), Logger: log.With("part", "storage"),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("server: storage: %w", err)
@@ -211,8 +213,6 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 	})
 	peers := cluster.NewServer(c.store, self, link, log.With("part", "cluster"))
 	peers.Removed = func(ctx context.Context, name string) error { return placement.Unregister(ctx, c.store, name) }
-	tenantStore := tenants.New(c.store, tenants.DefaultQuota())
-	c.tenants = tenantStore
 	auditLog := audit.New(c.store, 0, log.With("part", "audit"))
 	c.ctl = fabric.New(fabric.Config{
 		Tenants: tenantStore,

@@ -83,7 +83,8 @@ func TestUsageCountsNameTenants(t *testing.T) {
 	http.DefaultClient.CloseIdleConnections()
 
 	got := map[string]float64{}
-	for _, c := range usageCounts(bal, stor, accts)() {
+	counts, gauges := usageCounts(bal, stor, accts)()
+	for _, c := range append(counts, gauges...) {
 		got[c.Tenant+" "+c.Service+" "+c.Meter] += c.Value
 	}
 	// A GET and its answer: a hundred or so bytes each way.

@@ -177,7 +177,7 @@ func (m *Meter) plan(now time.Time) ([]state.Op, error) {
 		putJSON(state.KindMetering, cursorKey, cur),
 	}
 	usage := count(m.cfg.Footprint(), from, now)
-	ops = append(ops, m.reportOps(now, usage)...)
+	ops = append(ops, m.reportOps(from, now, usage)...)
 	ops = append(ops, m.addOps(usage)...)
 	if now.Truncate(time.Hour).After(prevHour) {
 		ops = append(ops, m.pruneOps(now)...)
@@ -191,13 +191,7 @@ func count(fp fabric.Footprint, from, to time.Time) map[string]*api.UsageRecord 
 	add := func(tenant, service string, hour time.Time, meter, dim string, q float64) {
 		addUsage(out, tenant, service, hour, meter, dim, q)
 	}
-	for a := from; a.Before(to); {
-		hour := a.Truncate(time.Hour)
-		b := hour.Add(time.Hour)
-		if b.After(to) {
-			b = to
-		}
-		secs := b.Sub(a).Seconds()
+	eachHour(from, to, func(hour time.Time, secs float64) {
 		for _, in := range fp.Running {
 			size := api.SizeDimension(in.Size)
 			if in.VM {
@@ -209,9 +203,22 @@ func count(fp fabric.Footprint, from, to time.Time) map[string]*api.UsageRecord 
 		for _, d := range fp.Disks {
 			add(d.Tenant, d.Service, hour, api.MeterDiskGiBHours, "", float64(d.Size)/(1<<30)*secs/3600)
 		}
+	})
+	return out
+}
+
+// eachHour calls fn with each hour [from, to) overlaps and the seconds
+// of the overlap.
+func eachHour(from, to time.Time, fn func(hour time.Time, secs float64)) {
+	for a := from; a.Before(to); {
+		hour := a.Truncate(time.Hour)
+		b := hour.Add(time.Hour)
+		if b.After(to) {
+			b = to
+		}
+		fn(hour, b.Sub(a).Seconds())
 		a = b
 	}
-	return out
 }
 
 // addUsage adds q to the bucket of usage it belongs to.

@@ -31,12 +31,16 @@ import (
 // boot ID the counts start again from zero. What a server counted after
 // its last report and before it stopped is lost (at most one interval).
 
-// Report is one server's counts since its process started.
+// Report is one server's counts since its process started, and its
+// gauges: quantities it holds now (a storage account's GiB), which each
+// step counts for its length like the fabric's footprint, from the
+// freshest report that has them.
 type Report struct {
 	Server string    `json:"server"`
 	Boot   string    `json:"boot"`
 	At     time.Time `json:"at"`
 	Counts []Count   `json:"counts"`
+	Gauges []Count   `json:"gauges,omitempty"`
 }
 
 // Count is a cumulative quantity of one meter, in the meter's unit.
@@ -72,15 +76,17 @@ func (r Report) validate() error {
 	if r.Boot == "" {
 		return api.Errorf(api.CodeInvalid, "boot: required")
 	}
-	for i, c := range r.Counts {
-		if _, ok := api.MeterUnits[c.Meter]; !ok {
-			return api.Errorf(api.CodeInvalid, "counts[%d].meter: unknown meter %q", i, c.Meter)
-		}
-		if api.ValidateTenantName(c.Tenant) != nil {
-			return api.Errorf(api.CodeInvalid, "counts[%d].tenant: %q is not a tenant name", i, c.Tenant)
-		}
-		if c.Value < 0 || math.IsNaN(c.Value) || math.IsInf(c.Value, 0) {
-			return api.Errorf(api.CodeInvalid, "counts[%d].value: %v is not a count", i, c.Value)
+	for field, list := range map[string][]Count{"counts": r.Counts, "gauges": r.Gauges} {
+		for i, c := range list {
+			if _, ok := api.MeterUnits[c.Meter]; !ok {
+				return api.Errorf(api.CodeInvalid, "%s[%d].meter: unknown meter %q", field, i, c.Meter)
+			}
+			if api.ValidateTenantName(c.Tenant) != nil {
+				return api.Errorf(api.CodeInvalid, "%s[%d].tenant: %q is not a tenant name", field, i, c.Tenant)
+			}
+			if c.Value < 0 || math.IsNaN(c.Value) || math.IsInf(c.Value, 0) {
+				return api.Errorf(api.CodeInvalid, "%s[%d].value: %v is not a quantity", field, i, c.Value)
+			}
 		}
 	}
 	return nil
@@ -97,17 +103,32 @@ func (l *Ledger) PutReport(ctx context.Context, r Report) error {
 	return nil
 }
 
+// gaugeFresh is how old a report may be for its gauges to count: a
+// server that stopped reporting (it died, or its storage moved to another
+// server) no longer holds what it reported.
+const gaugeFresh = 2*ReportInterval + 30*time.Second
+
 // reportOps adds to usage, in the hour of now, what each server's report
 // counted since the meter last consumed it, and returns the checked writes
-// of what it consumed.
-func (m *Meter) reportOps(now time.Time, usage map[string]*api.UsageRecord) []state.Op {
+// of what it consumed. It adds the gauges of the freshest reports over
+// [from, now), split at hours.
+func (m *Meter) reportOps(from, now time.Time, usage map[string]*api.UsageRecord) []state.Op {
 	hour := now.Truncate(time.Hour)
 	var ops []state.Op
+	gauges := map[string]Count{}
+	gaugeAt := map[string]time.Time{}
 	for _, e := range m.cfg.Store.List(state.KindMetering, reportPrefix) {
 		var r Report
 		if err := json.Unmarshal(e.Value, &r); err != nil {
 			m.log.Error("metering: unreadable report skipped", "key", e.Key, "err", err)
 			continue
+		}
+		if now.Sub(r.At) <= gaugeFresh {
+			for _, g := range r.Gauges {
+				if k := g.key(); r.At.After(gaugeAt[k]) {
+					gauges[k], gaugeAt[k] = g, r.At
+				}
+			}
 		}
 		key := consumedPrefix + r.Server
 		var prev consumed
@@ -142,14 +163,19 @@ func (m *Meter) reportOps(now time.Time, usage map[string]*api.UsageRecord) []st
 		ops = append(ops, state.Op{Kind: state.KindMetering, Key: key, Check: true, Rev: ce.Rev},
 			putJSON(state.KindMetering, key, next))
 	}
+	eachHour(from, now, func(hour time.Time, secs float64) {
+		for _, g := range gauges {
+			addUsage(usage, g.Tenant, g.Service, hour, g.Meter, g.Dimension, g.Value*secs/3600)
+		}
+	})
 	return ops
 }
 
 // Reporter sends one server's counts every interval.
 type Reporter struct {
 	Server string
-	// Collect returns the server's cumulative counts now.
-	Collect func() []Count
+	// Collect returns the server's cumulative counts and its gauges now.
+	Collect func() (counts, gauges []Count)
 	// Send stores a report (through the API, on the leader).
 	Send     func(context.Context, Report) error
 	Interval time.Duration // default ReportInterval
@@ -171,11 +197,11 @@ func (r *Reporter) Run(ctx context.Context) {
 	rand.Read(b)
 	boot := hex.EncodeToString(b)
 	send := func(ctx context.Context) error {
-		counts := r.Collect()
-		if len(counts) == 0 {
+		counts, gauges := r.Collect()
+		if len(counts)+len(gauges) == 0 {
 			return nil
 		}
-		return r.Send(ctx, Report{Server: r.Server, Boot: boot, At: time.Now().UTC(), Counts: counts})
+		return r.Send(ctx, Report{Server: r.Server, Boot: boot, At: time.Now().UTC(), Counts: counts, Gauges: gauges})
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()

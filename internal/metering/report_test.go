@@ -2,6 +2,7 @@ package metering
 
 import (
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -86,5 +87,45 @@ func TestReportsCountOnce(t *testing.T) {
 		if f.store.Index() != idx {
 			t.Errorf("%s: the refused report changed the store", name)
 		}
+	}
+}
+
+// TestGaugesCountForEachStep: a storage account's GiB, reported as a
+// gauge, counts GiB-hours for each step from the freshest report; the
+// gauges of a report older than gaugeFresh (a server whose storage moved)
+// count nothing.
+func TestGaugesCountForEachStep(t *testing.T) {
+	f := newFleet(t, t0)
+	l := NewLedger(f.store)
+	m := f.meter()
+	f.step(m)
+	gauge := func(server string, at time.Time, gib float64) {
+		t.Helper()
+		if err := l.PutReport(f.ctx, Report{Server: server, Boot: "b", At: at, Gauges: []Count{
+			{Tenant: "acme", Service: "photos", Meter: api.MeterStorageGiBHours, Value: gib},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gauge("old-primary", f.clock.Now(), 9)
+	f.clock.Advance(10 * time.Minute)
+	gauge("primary", f.clock.Now(), 6) // the freshest says 6 GiB
+	f.clock.Advance(30 * time.Second)
+	f.step(m) // 10.5 minutes: but the step counts at most the cursor's gap, all of it at 6 GiB
+	got := 0.0
+	for _, r := range l.Usage("acme", t0, t0.Add(24*time.Hour)) {
+		got += r.Quantity
+	}
+	if want := 6 * 10.5 / 60; math.Abs(got-want) > 1e-9 {
+		t.Errorf("storage GiB-hours = %v, want %v", got, want)
+	}
+	f.clock.Advance(gaugeFresh + time.Minute)
+	f.step(m)
+	after := 0.0
+	for _, r := range l.Usage("acme", t0, t0.Add(24*time.Hour)) {
+		after += r.Quantity
+	}
+	if after != got {
+		t.Errorf("a stale report's gauge counted: %v -> %v", got, after)
 	}
 }

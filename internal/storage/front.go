@@ -21,7 +21,7 @@ type front struct {
 	svc      Service
 	accounts Accounts
 	h        Handler
-	counts   *Transactions // nil counts nothing
+	usage    *Usage // nil counts and refuses nothing
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -34,12 +34,13 @@ var _ http.Handler = (*front)(nil)
 // caller's, echoed) and Date on every answer; answers CORS preflight
 // requests from the rules of a Handler that implements CORSRules; verifies
 // Shared Key, Shared Key Lite and SAS; counts each request it passes to
-// h in counts, when not nil; and then calls h.
-func NewFront(svc Service, accounts Accounts, h Handler, counts *Transactions, logger *slog.Logger) http.Handler {
+// h in usage, and refuses the writes of accounts usage says are full
+// (usage may be nil); and then calls h.
+func NewFront(svc Service, accounts Accounts, h Handler, usage *Usage, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &front{svc: svc, accounts: accounts, h: h, counts: counts, log: logger, now: time.Now}
+	return &front{svc: svc, accounts: accounts, h: h, usage: usage, log: logger, now: time.Now}
 }
 
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -70,7 +71,11 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if origin := r.Header.Get("Origin"); origin != "" {
 		f.decorateCORS(h, req.Account, origin, r.Method)
 	}
-	f.counts.add(req.Account)
+	f.usage.count(req.Account)
+	if err := f.usage.refuse(r, req.Account); err != nil {
+		f.fail(w, r, req, err)
+		return
+	}
 	f.h.ServeStorage(w, r, req)
 }
 

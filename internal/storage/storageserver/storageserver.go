@@ -34,6 +34,14 @@ type Config struct {
 	BlobPort, QueuePort, TablePort int
 	Accounts                       storage.Accounts // nil serves the development account
 	Logger                         *slog.Logger
+	// Full, when set, is given each count of the accounts' bytes and
+	// names the accounts that may no longer grow, each with the reason
+	// (their tenant's storage quota); their writes are refused until a
+	// later count frees them.
+	Full func(bytes map[string]int64) map[string]string
+	// CountEvery is how often the accounts' bytes are counted while the
+	// services are open here (default a minute).
+	CountEvery time.Duration
 }
 
 // Server is the storage service's listeners and what serves behind
@@ -53,7 +61,9 @@ type Server struct {
 	services []io.Closer
 	dbs      map[string]*boltlog.DB
 
-	transactions storage.Transactions
+	usage     storage.Usage
+	bytes     atomic.Pointer[map[string]int64] // the last count of AccountBytes
+	stopCount context.CancelFunc
 }
 
 // Start opens the services and starts serving them. Close stops them.
@@ -167,8 +177,11 @@ func (s *Server) Open(rep func(db string) storage.Replication) error {
 	}
 	s.services = []io.Closer{b, q, t}
 	s.dbs = map[string]*boltlog.DB{"blob": b.Database(), "queue": q.Database(), "table": t.Database()}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopCount = cancel
+	go s.countBytes(ctx, b)
 	for svc, h := range map[storage.Service]storage.Handler{storage.Blob: b, storage.Queue: q, storage.Table: t} {
-		s.setHandler(svc, storage.NewFront(svc, s.cfg.Accounts, h, &s.transactions, log.With("service", string(svc))))
+		s.setHandler(svc, storage.NewFront(svc, s.cfg.Accounts, h, &s.usage, log.With("service", string(svc))))
 	}
 	log.Info("storage serving", "blob", s.urls[storage.Blob], "queue", s.urls[storage.Queue], "table", s.urls[storage.Table], "data", data)
 	return nil
@@ -177,7 +190,44 @@ func (s *Server) Open(rep func(db string) storage.Replication) error {
 // Transactions returns each account's requests served here (by the
 // services on this server's data, not those forwarded to another's) since
 // the process started.
-func (s *Server) Transactions() map[string]int64 { return s.transactions.Counts() }
+func (s *Server) Transactions() map[string]int64 { return s.usage.Transactions() }
+
+// AccountBytes returns the bytes each account's blobs held at the last
+// count, nil while the services are not open here. (Queue messages and
+// table entities are not counted.)
+func (s *Server) AccountBytes() map[string]int64 {
+	if m := s.bytes.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// countBytes counts the accounts' bytes at once and every CountEvery
+// until ctx ends (the services close), and tells Config.Full.
+func (s *Server) countBytes(ctx context.Context, b *blob.Service) {
+	every := s.cfg.CountEvery
+	if every <= 0 {
+		every = time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		counted, err := b.AccountBytes()
+		if err != nil {
+			s.log.Error("storage: accounts' bytes not counted", "err", err)
+		} else {
+			s.bytes.Store(&counted)
+			if s.cfg.Full != nil {
+				s.usage.SetFull(s.cfg.Full(counted))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
 
 // Databases returns the open services' databases by directory name, nil
 // while they are not open.
@@ -209,11 +259,17 @@ func (s *Server) CloseServices() error {
 func (s *Server) closeServices() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stopCount != nil {
+		s.stopCount()
+		s.stopCount = nil
+	}
 	var errs []error
 	for i := len(s.services) - 1; i >= 0; i-- {
 		errs = append(errs, s.services[i].Close())
 	}
 	s.services, s.dbs = nil, nil
+	s.bytes.Store(nil)
+	s.usage.SetFull(nil)
 	return errors.Join(errs...)
 }
 

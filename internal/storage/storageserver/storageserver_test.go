@@ -247,3 +247,64 @@ func TestCountsTransactionsPerAccount(t *testing.T) {
 		t.Errorf("transactions = %v, want 4 for %s", got, storage.DevAccount)
 	}
 }
+
+// TestFullAccountsRefuseWrites: once a count of the accounts' bytes finds
+// an account full (Config.Full), its uploads are refused with Azure's
+// answer to a write the account may not make, while reads and deletes go
+// on; the count after a delete lets it write again.
+func TestFullAccountsRefuseWrites(t *testing.T) {
+	const limit = 1000
+	s, err := Start(Config{Data: t.TempDir(), CountEvery: 20 * time.Millisecond, Full: func(bytes map[string]int64) map[string]string {
+		if bytes[storage.DevAccount] >= limit {
+			return map[string]string{storage.DevAccount: "its quota is used"}
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	blobs, err := azblob.NewClientFromConnectionString(s.ConnectionString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blobs.CreateContainer(ctx, "box", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blobs.UploadBuffer(ctx, "box", "big", make([]byte, limit), nil); err != nil {
+		t.Fatal(err)
+	}
+	refused := func() error {
+		_, err := blobs.UploadBuffer(ctx, "box", "more", []byte("x"), nil)
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for refused() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("writes still accepted 10 s after the account was full")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := refused(); !strings.Contains(err.Error(), "InsufficientAccountPermissions") || !strings.Contains(err.Error(), "its quota is used") {
+		t.Fatalf("refusal = %v, want InsufficientAccountPermissions naming the reason", err)
+	}
+	if _, err := blobs.DownloadStream(ctx, "box", "big", nil); err != nil {
+		t.Errorf("a read of a full account: %v", err)
+	}
+	if _, err := blobs.DeleteBlob(ctx, "box", "big", nil); err != nil {
+		t.Fatalf("a delete in a full account: %v", err)
+	}
+	if _, err := blobs.DeleteBlob(ctx, "box", "more", nil); err != nil && !strings.Contains(err.Error(), "BlobNotFound") {
+		t.Fatal(err)
+	}
+	for refused() != nil {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatal("writes still refused after the account was emptied")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := s.AccountBytes()[storage.DevAccount]; got > limit {
+		t.Errorf("AccountBytes = %d after the delete", got)
+	}
+}
