@@ -89,7 +89,7 @@ func (s *Service) appendBlock(c *call) error {
 	if rec.Type != appendBlob {
 		return errInvalidBlobType()
 	}
-	if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+	if err := checkBlobConditions(c, rec, false); err != nil {
 		return err
 	}
 	if err := checkWriteLease(&rec.Lease, c.header("x-ms-lease-id"), s.now(), true); err != nil {

@@ -24,7 +24,7 @@ func (s *Service) modifyBlob(c *call, change func(t *txn, rec *blobRec) (bool, e
 		if err != nil {
 			return err
 		}
-		if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+		if err := checkBlobConditions(c, rec, false); err != nil {
 			return err
 		}
 		if err := checkWriteLease(&rec.Lease, c.header("x-ms-lease-id"), now, true); err != nil {
@@ -158,7 +158,7 @@ func (s *Service) blobLease(c *call) error {
 		if err != nil {
 			return err
 		}
-		if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+		if err := checkBlobConditions(c, rec, false); err != nil {
 			return err
 		}
 		res, err = leaseAction(&rec.Lease, c.r.Header, now)
@@ -207,13 +207,13 @@ func (s *Service) deleteBlob(c *call) error {
 			if rec == nil {
 				return errBlobNotFound()
 			}
-			if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+			if err := checkBlobConditions(c, rec, false); err != nil {
 				return err
 			}
 			if err := t.releaseBlob(rec); err != nil {
 				return err
 			}
-			return t.bucket(bktBlobs).Delete(key)
+			return t.deleteBlob(key)
 		}
 		base := blobKey(c.req.Account, c.container, c.blob, "")
 		rec, err := t.getBlob(base)
@@ -223,7 +223,7 @@ func (s *Service) deleteBlob(c *call) error {
 		if rec == nil {
 			return errBlobNotFound()
 		}
-		if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+		if err := checkBlobConditions(c, rec, false); err != nil {
 			return err
 		}
 		if err := checkWriteLease(&rec.Lease, c.header("x-ms-lease-id"), now, true); err != nil {
@@ -248,7 +248,7 @@ func (s *Service) deleteBlob(c *call) error {
 			snaps = append(snaps, append([]byte(nil), k...))
 		}
 		for _, k := range snaps {
-			if err := t.bucket(bktBlobs).Delete(k); err != nil {
+			if err := t.deleteBlob(k); err != nil {
 				return err
 			}
 		}
@@ -261,7 +261,7 @@ func (s *Service) deleteBlob(c *call) error {
 		if err := t.dropBlocks(c.req.Account, c.container, c.blob); err != nil {
 			return err
 		}
-		return t.bucket(bktBlobs).Delete(base)
+		return t.deleteBlob(base)
 	})
 	if err != nil {
 		return err
@@ -324,7 +324,7 @@ func (s *Service) snapshotBlob(c *call) error {
 		if rec == nil {
 			return errBlobNotFound()
 		}
-		if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+		if err := checkBlobConditions(c, rec, false); err != nil {
 			return err
 		}
 		if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), now, true); err != nil {

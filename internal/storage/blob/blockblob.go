@@ -63,12 +63,7 @@ func (s *Service) replaceBlob(t *txn, c *call, rec *blobRec, prepare func(old *b
 	if err != nil {
 		return err
 	}
-	var etag string
-	var mod time.Time
-	if old != nil {
-		etag, mod = old.ETag, old.Modified
-	}
-	if err := checkConditions(c.r.Header, old != nil, etag, mod, false); err != nil {
+	if err := checkBlobConditions(c, old, false); err != nil {
 		return err
 	}
 	now := rec.Modified
@@ -514,6 +509,13 @@ func (s *Service) getBlockList(c *call) error {
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	var tags map[string]string
+	if blob != nil {
+		tags = blob.Tags
+	}
+	if err := checkTagCondition(c.ifTags, tags); err != nil {
 		return err
 	}
 	h := c.w.Header()

@@ -153,8 +153,18 @@ func (s *Service) allowCopySource(c, src *call) error {
 	return storage.Errorf(http.StatusForbidden, "CannotVerifyCopySource", "This request is not authorized to read the copy source.")
 }
 
-// checkSourceConditions evaluates x-ms-source-if-* against the copy source.
+// checkSourceConditions evaluates x-ms-source-if-* (and
+// x-ms-source-if-tags) against the copy source.
 func checkSourceConditions(h http.Header, src *blobRec) error {
+	if v, ok := h["X-Ms-Source-If-Tags"]; ok {
+		cond, err := parseTagCondition("x-ms-source-if-tags", v[0])
+		if err != nil {
+			return err
+		}
+		if !cond.eval(src.Tags) {
+			return storage.Errorf(http.StatusPreconditionFailed, "SourceConditionNotMet", "The source condition specified using HTTP conditional header(s) is not met.")
+		}
+	}
 	sh := http.Header{}
 	for _, name := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
 		if v := h.Get("x-ms-source-" + name); v != "" {

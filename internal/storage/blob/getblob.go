@@ -153,7 +153,7 @@ func (s *Service) getBlob(c *call) error {
 		return err
 	}
 	now := s.now()
-	if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, true); err != nil {
+	if err := checkBlobConditions(c, rec, true); err != nil {
 		if se, ok := err.(*storage.Error); ok && se.Status == http.StatusNotModified {
 			writeTags(c.w.Header(), rec.ETag, rec.Modified)
 		}
@@ -314,7 +314,7 @@ func (s *Service) getBlobMetadata(c *call) error {
 	if err != nil {
 		return err
 	}
-	if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, true); err != nil {
+	if err := checkBlobConditions(c, rec, true); err != nil {
 		return err
 	}
 	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), s.now(), true); err != nil {

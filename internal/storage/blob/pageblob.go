@@ -214,7 +214,7 @@ func (s *Service) putPage(c *call) error {
 		if rec.Type != pageBlob {
 			return errInvalidBlobType()
 		}
-		if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+		if err := checkBlobConditions(c, rec, false); err != nil {
 			return err
 		}
 		if err := checkWriteLease(&rec.Lease, c.header("x-ms-lease-id"), s.now(), true); err != nil {
@@ -513,7 +513,7 @@ func (s *Service) getPageRanges(c *call) error {
 	if rec.Type != pageBlob {
 		return errInvalidBlobType()
 	}
-	if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, true); err != nil {
+	if err := checkBlobConditions(c, rec, true); err != nil {
 		return err
 	}
 	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), s.now(), true); err != nil {

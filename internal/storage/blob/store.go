@@ -256,7 +256,11 @@ func (t *txn) getBlob(key []byte) (*blobRec, error) {
 	return &rec, nil
 }
 
+// putBlob stores rec at key and keeps the tag index in step.
 func (t *txn) putBlob(key []byte, rec *blobRec) error {
+	if err := t.indexTags(key, rec.Tags); err != nil {
+		return err
+	}
 	return putJSON(t.bucket(bktBlobs), key, rec)
 }
 
