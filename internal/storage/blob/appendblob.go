@@ -36,6 +36,10 @@ func (s *Service) createAppendBlob(c *call) error {
 	if err != nil {
 		return err
 	}
+	tags, err := tagsFromHeader(c.r.Header)
+	if err != nil {
+		return err
+	}
 	file, err := s.newPageFile(0)
 	if err != nil {
 		return err
@@ -45,7 +49,7 @@ func (s *Service) createAppendBlob(c *call) error {
 	defer mu.Unlock()
 	now := s.now().UTC()
 	rec := &blobRec{Name: c.blob, Type: appendBlob, Created: now, Modified: now, ETag: s.etag(now),
-		Props: props, Meta: md, PageFile: file}
+		Props: props, Meta: md, PageFile: file, Tags: tags}
 	err = s.update(func(t *txn) error {
 		return s.replaceBlob(t, c, rec, func(*blobRec) error { return t.ref(file) })
 	})

@@ -129,8 +129,8 @@ func buildTagIndex(tx *boltlog.Tx) error {
 }
 
 type foundBlobXML struct {
-	Name      string   `xml:"Name"`
-	Container string   `xml:"ContainerName"`
+	Name      string  `xml:"Name"`
+	Container string  `xml:"ContainerName"`
 	Tags      tagsXML `xml:"Tags"`
 }
 

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
@@ -88,7 +87,7 @@ func TestBlob_SetBlobTags(t *testing.T) {
 			t.Errorf("tags after refused sets: %+v, %v", got.BlobTagSet, err)
 		}
 		// x-ms-tags on a write is held to the same rules.
-		_, err = cc.NewBlockBlobClient("c").Upload(ctx, streaming.NopCloser(strings.NewReader("x")), &blockblob.UploadOptions{Tags: map[string]string{"bad*key": "v"}})
+		_, err = cc.NewBlockBlobClient("c").Upload(ctx, body("x"), &blockblob.UploadOptions{Tags: map[string]string{"bad*key": "v"}})
 		wantErr(t, err, http.StatusBadRequest, "InvalidTag")
 	})
 	t.Run("snapshot", func(t *testing.T) {

@@ -6,10 +6,11 @@ package conformance
 // blob_types_test.go.
 
 import (
-	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -72,11 +73,14 @@ func (e *blobEnv) container(t *testing.T, name string) *container.Client {
 func (e *blobEnv) upload(t *testing.T, cc *container.Client, name, content string, tags map[string]string) *blockblob.Client {
 	t.Helper()
 	bc := cc.NewBlockBlobClient(name)
-	if _, err := bc.Upload(context.Background(), streaming.NopCloser(bytes.NewReader([]byte(content))), &blockblob.UploadOptions{Tags: tags}); err != nil {
+	if _, err := bc.Upload(context.Background(), body(content), &blockblob.UploadOptions{Tags: tags}); err != nil {
 		t.Fatalf("upload %s: %v", name, err)
 	}
 	return bc
 }
+
+// body is a request body for the SDK.
+func body(s string) io.ReadSeekCloser { return streaming.NopCloser(strings.NewReader(s)) }
 
 // do sends a signed raw request to the blob service.
 func (e *blobEnv) do(t *testing.T, method, path string, hdr map[string]string, body []byte) response {

@@ -1,0 +1,359 @@
+package conformance
+
+// Blob service: operations on blobs of every type.
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
+
+	"github.com/weftcloud/weft/internal/storage"
+)
+
+func TestBlob_GetBlob(t *testing.T) {
+	cover(t, storage.Blob, "Get Blob")
+	env := newBlobEnv(t)
+	cc := env.container(t, "box")
+	bc := env.upload(t, cc, "b", "hello, world", teamTags)
+	ctx := context.Background()
+	t.Run("success", func(t *testing.T) {
+		resp, err := bc.DownloadStream(ctx, &blob.DownloadStreamOptions{Range: blob.HTTPRange{Offset: 7, Count: 5}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(body) != "world" {
+			t.Fatalf("range body %q, %v", body, err)
+		}
+		if *resp.ContentRange != "bytes 7-11/12" || *resp.BlobType != blob.BlobTypeBlockBlob || *resp.TagCount != 2 {
+			t.Errorf("answer: range %v type %v tag count %v", *resp.ContentRange, *resp.BlobType, *resp.TagCount)
+		}
+	})
+	t.Run("BlobNotFound", func(t *testing.T) {
+		_, err := cc.NewBlobClient("absent").DownloadStream(ctx, nil)
+		wantErr(t, err, http.StatusNotFound, "BlobNotFound")
+	})
+	t.Run("ContainerNotFound", func(t *testing.T) {
+		_, err := env.svc.NewContainerClient("absent").NewBlobClient("b").DownloadStream(ctx, nil)
+		wantErr(t, err, http.StatusNotFound, "ContainerNotFound")
+	})
+	checkIfTags(t, func(cond string) error {
+		resp, err := bc.DownloadStream(ctx, &blob.DownloadStreamOptions{AccessConditions: ifTagsAccess(cond)})
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	})
+}
+
+func TestBlob_GetBlobProperties(t *testing.T) {
+	cover(t, storage.Blob, "Get Blob Properties")
+	env := newBlobEnv(t)
+	cc := env.container(t, "box")
+	bc := env.upload(t, cc, "b", "hello", teamTags)
+	ctx := context.Background()
+	t.Run("success", func(t *testing.T) {
+		p, err := bc.GetProperties(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *p.ContentLength != 5 || *p.BlobType != blob.BlobTypeBlockBlob || *p.TagCount != 2 {
+			t.Errorf("properties: length %d type %s tag count %d", *p.ContentLength, *p.BlobType, *p.TagCount)
+		}
+	})
+	t.Run("BlobNotFound", func(t *testing.T) {
+		// A HEAD answer has no body: the code is in x-ms-error-code.
+		_, err := cc.NewBlobClient("absent").GetProperties(ctx, nil)
+		wantErr(t, err, http.StatusNotFound, "BlobNotFound")
+	})
+	checkIfTags(t, func(cond string) error {
+		_, err := bc.GetProperties(ctx, &blob.GetPropertiesOptions{AccessConditions: ifTagsAccess(cond)})
+		return err
+	})
+}
+
+func TestBlob_SetBlobProperties(t *testing.T) {
+	cover(t, storage.Blob, "Set Blob Properties")
+	env := newBlobEnv(t)
+	cc := env.container(t, "box")
+	bc := env.upload(t, cc, "b", "hello", teamTags)
+	ctx := context.Background()
+	t.Run("success", func(t *testing.T) {
+		if _, err := bc.SetHTTPHeaders(ctx, blob.HTTPHeaders{BlobContentType: to.Ptr("text/plain")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		p, err := bc.GetProperties(ctx, nil)
+		if err != nil || *p.ContentType != "text/plain" {
+			t.Errorf("content type after set: %v, %v", p.ContentType, err)
+		}
+	})
+	t.Run("BlobNotFound", func(t *testing.T) {
+		_, err := cc.NewBlobClient("absent").SetHTTPHeaders(ctx, blob.HTTPHeaders{}, nil)
+		wantErr(t, err, http.StatusNotFound, "BlobNotFound")
+	})
+	checkIfTags(t, func(cond string) error {
+		_, err := bc.SetHTTPHeaders(ctx, blob.HTTPHeaders{}, &blob.SetHTTPHeadersOptions{AccessConditions: ifTagsAccess(cond)})
+		return err
+	})
+}
+
+func TestBlob_GetBlobMetadata(t *testing.T) {
+	cover(t, storage.Blob, "Get Blob Metadata")
+	env := newBlobEnv(t)
+	cc := env.container(t, "box")
+	bc := env.upload(t, cc, "b", "hello", teamTags)
+	ctx := context.Background()
+	if _, err := bc.SetMetadata(ctx, map[string]*string{"color": to.Ptr("green")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The SDKs read metadata through Get Blob Properties; raw requests.
+	get := func(cond string) response {
+		var hdr map[string]string
+		if cond != "" {
+			hdr = map[string]string{"x-ms-if-tags": cond}
+		}
+		return env.do(t, http.MethodGet, "/box/b?comp=metadata", hdr, nil)
+	}
+	t.Run("success", func(t *testing.T) {
+		r := get("")
+		r.want(t, http.StatusOK, "")
+		if r.header.Get("x-ms-meta-color") != "green" || r.header.Get("ETag") == "" {
+			t.Errorf("answer headers %v", r.header)
+		}
+	})
+	t.Run("BlobNotFound", func(t *testing.T) {
+		env.do(t, http.MethodGet, "/box/absent?comp=metadata", nil, nil).want(t, http.StatusNotFound, "BlobNotFound")
+	})
+	t.Run("x-ms-if-tags", func(t *testing.T) {
+		get(tagsFalse).want(t, http.StatusPreconditionFailed, "ConditionNotMet")
+		get(tagsMalformed).want(t, http.StatusBadRequest, "InvalidHeaderValue")
+		get(tagsTrue).want(t, http.StatusOK, "")
+	})
+}
+
+func TestBlob_SetBlobMetadata(t *testing.T) {
+	cover(t, storage.Blob, "Set Blob Metadata")
+	env := newBlobEnv(t)
+	cc := env.container(t, "box")
+	bc := env.upload(t, cc, "b", "hello", teamTags)
+	ctx := context.Background()
+	t.Run("success", func(t *testing.T) {
+		if _, err := bc.SetMetadata(ctx, map[string]*string{"color": to.Ptr("green")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		p, err := bc.GetProperties(ctx, nil)
+		if err != nil || p.Metadata["Color"] == nil || *p.Metadata["Color"] != "green" {
+			t.Errorf("metadata after set: %v, %v", p.Metadata, err)
+		}
+	})
+	t.Run("BlobNotFound", func(t *testing.T) {
+		_, err := cc.NewBlobClient("absent").SetMetadata(ctx, nil, nil)
+		wantErr(t, err, http.StatusNotFound, "BlobNotFound")
+	})
+	checkIfTags(t, func(cond string) error {
+		_, err := bc.SetMetadata(ctx, nil, &blob.SetMetadataOptions{AccessConditions: ifTagsAccess(cond)})
+		return err
+	})
+}
+
+func TestBlob_SnapshotBlob(t *testing.T) {
+	cover(t, storage.Blob, "Snapshot Blob")
+	env := newBlobEnv(t)
+	cc := env.container(t, "box")
+	bc := env.upload(t, cc, "b", "hello", teamTags)
+	ctx := context.Background()
+	t.Run("success", func(t *testing.T) {
+		snap, err := bc.CreateSnapshot(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap.Snapshot == nil || *snap.Snapshot == "" {
+			t.Fatal("no x-ms-snapshot")
+		}
+		// The snapshot keeps the blob's tags.
+		sc, err := bc.WithSnapshot(*snap.Snapshot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := sc.GetProperties(ctx, nil)
+		if err != nil || *p.TagCount != 2 {
+			t.Errorf("snapshot properties: %v, %v", p.TagCount, err)
+		}
+	})
+	t.Run("BlobNotFound", func(t *testing.T) {
+		_, err := cc.NewBlobClient("absent").CreateSnapshot(ctx, nil)
+		wantErr(t, err, http.StatusNotFound, "BlobNotFound")
+	})
+	checkIfTags(t, func(cond string) error {
+		_, err := bc.CreateSnapshot(ctx, &blob.CreateSnapshotOptions{AccessConditions: ifTagsAccess(cond)})
+		return err
+	})
+}
+
+func TestBlob_LeaseBlob(t *testing.T) {
+	cover(t, storage.Blob, "Lease Blob")
+	env := newBlobEnv(t)
+	cc := env.container(t, "box")
+	bc := env.upload(t, cc, "b", "hello", teamTags)
+	ctx := context.Background()
+	lc, err := lease.NewBlobClient(bc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("success", func(t *testing.T) {
+		if _, err := lc.AcquireLease(ctx, 15, nil); err != nil {
+			t.Fatal(err)
+		}
+		p, err := bc.GetProperties(ctx, nil)
+		if err != nil || *p.LeaseState != lease.StateTypeLeased {
+			t.Errorf("lease state %v, %v", p.LeaseState, err)
+		}
+		if _, err := lc.ReleaseLease(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("BlobNotFound", func(t *testing.T) {
+		other, err := lease.NewBlobClient(cc.NewBlobClient("absent"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = other.AcquireLease(ctx, 15, nil)
+		wantErr(t, err, http.StatusNotFound, "BlobNotFound")
+	})
+	checkIfTags(t, func(cond string) error {
+		_, err := lc.AcquireLease(ctx, -1, &lease.BlobAcquireOptions{ModifiedAccessConditions: ifTags(cond)})
+		return err
+	})
+}
+
+func TestBlob_DeleteBlob(t *testing.T) {
+	cover(t, storage.Blob, "Delete Blob")
+	env := newBlobEnv(t)
+	cc := env.container(t, "box")
+	bc := env.upload(t, cc, "b", "hello", teamTags)
+	ctx := context.Background()
+	t.Run("SnapshotsPresent", func(t *testing.T) {
+		if _, err := bc.CreateSnapshot(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		_, err := bc.Delete(ctx, nil)
+		wantErr(t, err, http.StatusConflict, "SnapshotsPresent")
+	})
+	t.Run("BlobNotFound", func(t *testing.T) {
+		_, err := cc.NewBlobClient("absent").Delete(ctx, nil)
+		wantErr(t, err, http.StatusNotFound, "BlobNotFound")
+	})
+	checkIfTags(t, func(cond string) error {
+		_, err := bc.Delete(ctx, &blob.DeleteOptions{DeleteSnapshots: to.Ptr(blob.DeleteSnapshotsOptionTypeInclude), AccessConditions: ifTagsAccess(cond)})
+		return err
+	})
+	t.Run("success", func(t *testing.T) {
+		// The last subtest deleted the blob.
+		_, err := bc.GetProperties(ctx, nil)
+		wantErr(t, err, http.StatusNotFound, "BlobNotFound")
+	})
+}
+
+func TestBlob_PutBlob(t *testing.T) {
+	cover(t, storage.Blob, "Put Blob")
+	env := newBlobEnv(t)
+	cc := env.container(t, "box")
+	ctx := context.Background()
+	t.Run("success", func(t *testing.T) {
+		bc := env.upload(t, cc, "b", "hello", teamTags)
+		got, err := bc.GetTags(ctx, nil)
+		if err != nil || len(got.BlobTagSet) != 2 {
+			t.Errorf("tags set by x-ms-tags: %v, %v", got.BlobTagSet, err)
+		}
+	})
+	t.Run("ContainerNotFound", func(t *testing.T) {
+		_, err := env.svc.NewContainerClient("absent").NewBlockBlobClient("b").Upload(ctx, body("x"), nil)
+		wantErr(t, err, http.StatusNotFound, "ContainerNotFound")
+	})
+	t.Run("BlobAlreadyExists", func(t *testing.T) {
+		_, err := cc.NewBlockBlobClient("b").Upload(ctx, body("x"), &blockblob.UploadOptions{
+			AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}}})
+		wantErr(t, err, http.StatusConflict, "BlobAlreadyExists")
+	})
+	// An overwrite is conditional on the tags of the blob it replaces.
+	checkIfTags(t, func(cond string) error {
+		_, err := cc.NewBlockBlobClient("b").Upload(ctx, body("again"), &blockblob.UploadOptions{Tags: teamTags, AccessConditions: ifTagsAccess(cond)})
+		return err
+	})
+}
+
+func TestBlob_CopyBlob(t *testing.T) {
+	cover(t, storage.Blob, "Copy Blob")
+	env := newBlobEnv(t)
+	cc := env.container(t, "box")
+	src := env.upload(t, cc, "src", "hello", teamTags)
+	dst := cc.NewBlobClient("dst")
+	ctx := context.Background()
+	t.Run("success", func(t *testing.T) {
+		resp, err := dst.StartCopyFromURL(ctx, src.URL(), &blob.StartCopyFromURLOptions{BlobTags: map[string]string{"copied": "yes"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *resp.CopyStatus != blob.CopyStatusTypeSuccess {
+			t.Errorf("copy status %v", *resp.CopyStatus)
+		}
+		// x-ms-tags gives the copy its tags; the source's are not copied.
+		got, err := dst.GetTags(ctx, nil)
+		if err != nil || len(got.BlobTagSet) != 1 || *got.BlobTagSet[0].Key != "copied" {
+			t.Errorf("copy's tags %v, %v", got.BlobTagSet, err)
+		}
+	})
+	t.Run("CannotVerifyCopySource", func(t *testing.T) {
+		_, err := dst.StartCopyFromURL(ctx, cc.NewBlobClient("absent").URL(), nil)
+		wantErr(t, err, http.StatusNotFound, "CannotVerifyCopySource")
+	})
+	t.Run("x-ms-source-if-tags", func(t *testing.T) {
+		copyIf := func(cond string) error {
+			_, err := dst.StartCopyFromURL(ctx, src.URL(), &blob.StartCopyFromURLOptions{
+				SourceModifiedAccessConditions: &blob.SourceModifiedAccessConditions{SourceIfTags: to.Ptr(cond)}})
+			return err
+		}
+		wantErr(t, copyIf(tagsFalse), http.StatusPreconditionFailed, "SourceConditionNotMet")
+		wantErr(t, copyIf(tagsMalformed), http.StatusBadRequest, "InvalidHeaderValue")
+		if err := copyIf(tagsTrue); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// The destination's condition: the copy above left it untagged, so tag it.
+	if _, err := dst.SetTags(ctx, teamTags, nil); err != nil {
+		t.Fatal(err)
+	}
+	checkIfTags(t, func(cond string) error {
+		_, err := dst.StartCopyFromURL(ctx, src.URL(), &blob.StartCopyFromURLOptions{BlobTags: teamTags, AccessConditions: ifTagsAccess(cond)})
+		return err
+	})
+}
+
+func TestBlob_SetBlobTier(t *testing.T) {
+	cover(t, storage.Blob, "Set Blob Tier")
+	env := newBlobEnv(t)
+	cc := env.container(t, "box")
+	bc := env.upload(t, cc, "b", "hello", teamTags)
+	ctx := context.Background()
+	t.Run("success", func(t *testing.T) {
+		if _, err := bc.SetTier(ctx, blob.AccessTierCool, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("BlobNotFound", func(t *testing.T) {
+		_, err := cc.NewBlobClient("absent").SetTier(ctx, blob.AccessTierCool, nil)
+		wantErr(t, err, http.StatusNotFound, "BlobNotFound")
+	})
+	checkIfTags(t, func(cond string) error {
+		_, err := bc.SetTier(ctx, blob.AccessTierCool, &blob.SetTierOptions{AccessConditions: ifTagsAccess(cond)})
+		return err
+	})
+}
