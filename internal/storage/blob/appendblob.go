@@ -93,6 +93,9 @@ func (s *Service) appendBlock(c *call) error {
 	if rec.Type != appendBlob {
 		return errInvalidBlobType()
 	}
+	if rec.Sealed {
+		return errSealed()
+	}
 	if err := checkBlobConditions(c, rec, false); err != nil {
 		return err
 	}
@@ -154,6 +157,9 @@ func (s *Service) appendBlock(c *call) error {
 		if cur.PageFile != rec.PageFile || cur.Size != offset {
 			return false, errBlobNotFound()
 		}
+		if cur.Sealed {
+			return false, errSealed()
+		}
 		if len(cur.Extents) == 0 {
 			if err := t.ref(cur.PageFile); err != nil {
 				return false, err
@@ -214,4 +220,47 @@ func (s *Service) appendToFile(file string, off int64, body io.Reader, limit int
 		s.files.rep.Copy(rel)
 	})
 	return n, err
+}
+
+// errSealed answers a write to a sealed append blob. The Append Blob Seal
+// reference does not name the code; BlobIsSealed is the one Azure answers.
+func errSealed() error {
+	return storage.Errorf(http.StatusConflict, "BlobIsSealed", "The blob is sealed and its content cannot be modified.")
+}
+
+// sealAppendBlob answers Append Blob Seal: the blob becomes read-only for
+// good. As the reference says, sealing keeps the ETag and Last-Modified,
+// and sealing a sealed blob succeeds.
+func (s *Service) sealAppendBlob(c *call) error {
+	if err := s.allow(c, "w", storage.ResObject, ""); err != nil {
+		return err
+	}
+	pos := int64(-1)
+	if v := c.header("x-ms-blob-condition-appendpos"); v != "" {
+		var err error
+		if pos, err = strconv.ParseInt(v, 10, 64); err != nil || pos < 0 {
+			return errHeader("x-ms-blob-condition-appendpos")
+		}
+	}
+	// Under the blob's lock, an append in flight finishes first.
+	mu := s.lock(blobKey(c.req.Account, c.container, c.blob, ""))
+	mu.Lock()
+	defer mu.Unlock()
+	rec, err := s.modifyBlob(c, func(_ *txn, rec *blobRec) (bool, error) {
+		if rec.Type != appendBlob {
+			return false, errInvalidBlobType()
+		}
+		if pos >= 0 && pos != rec.Size {
+			return false, storage.Errorf(http.StatusPreconditionFailed, "AppendPositionConditionNotMet", "The append position condition specified was not met.")
+		}
+		rec.Sealed = true
+		return false, nil
+	})
+	if err != nil {
+		return err
+	}
+	writeTags(c.w.Header(), rec.ETag, rec.Modified)
+	c.w.Header().Set("x-ms-blob-sealed", "true")
+	c.w.WriteHeader(http.StatusOK)
+	return nil
 }

@@ -92,6 +92,9 @@ func (s *Service) copyBlob(c *call) error {
 	if md != nil {
 		rec.Meta = md
 	}
+	// A copy of an append blob is sealed when the request asks, whatever the
+	// source is.
+	rec.Sealed = src.Type == appendBlob && c.header("x-ms-seal-blob") == "true"
 	switch c.header("x-ms-copy-source-tag-option") {
 	case "COPY":
 	default:

@@ -90,7 +90,7 @@ func writeBlobHeaders(h http.Header, rec *blobRec, now time.Time) {
 		h.Set("x-ms-blob-sequence-number", strconv.FormatInt(rec.Seq, 10))
 	case appendBlob:
 		h.Set("x-ms-blob-committed-block-count", strconv.Itoa(rec.Appends))
-		h.Set("x-ms-blob-sealed", "false")
+		h.Set("x-ms-blob-sealed", strconv.FormatBool(rec.Sealed))
 	}
 	if cp := rec.Copy; cp != nil {
 		h.Set("x-ms-copy-id", cp.ID)

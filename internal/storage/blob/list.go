@@ -157,6 +157,7 @@ type blobPropsXML struct {
 	CopyCompletionTime string `xml:"CopyCompletionTime,omitempty"`
 	ServerEncrypted    bool   `xml:"ServerEncrypted"`
 	TagCount           int    `xml:"TagCount,omitempty"`
+	Sealed             *bool  `xml:"Sealed,omitempty"`
 }
 
 type blobItemXML struct {
@@ -204,6 +205,9 @@ func blobItem(rec *blobRec, inc map[string]bool, now time.Time) blobItemXML {
 		p.Seq = &seq
 	case blockBlob:
 		p.AccessTier, p.AccessTierInferred = "Hot", true
+	case appendBlob:
+		sealed := rec.Sealed
+		p.Sealed = &sealed
 	}
 	if rec.Snapshot == "" {
 		p.LeaseStatus, p.LeaseState, p.LeaseDuration = rec.Lease.leaseXML(now)

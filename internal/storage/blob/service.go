@@ -390,6 +390,8 @@ func (s *Service) serveBlob(c *call) error {
 		return s.getBlockList(c)
 	case comp == "appendblock" && m == http.MethodPut:
 		return s.appendBlock(c)
+	case comp == "seal" && m == http.MethodPut:
+		return s.sealAppendBlob(c)
 	case comp == "page" && m == http.MethodPut:
 		return s.putPage(c)
 	case comp == "pagelist" && m == http.MethodGet:

@@ -115,6 +115,7 @@ type blobRec struct {
 	Lease    leaseRec          `json:"l"`
 	Copy     *copyRec          `json:"cp,omitempty"`
 	Tags     map[string]string `json:"tg,omitempty"`
+	Sealed   bool              `json:"sl,omitempty"` // append blobs: Append Blob Seal made it read-only
 }
 
 // blockRec is an uncommitted block.

@@ -11,7 +11,8 @@ import (
 
 // TestTagIndexSurvivesRestart: the index is in the metadata database, so a
 // restarted service finds what it found before, and a database written
-// before the index existed gets one at Open.
+// before the index existed gets one at Open. A sealed append blob stays
+// sealed.
 func TestTagIndexSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -25,6 +26,13 @@ func TestTagIndexSurvivesRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	ac := client.ServiceClient().NewContainerClient("box").NewAppendBlobClient("log")
+	if _, err := ac.Create(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ac.Seal(ctx, nil); err != nil {
+		t.Fatal(err)
 	}
 	count := func(t *testing.T, svc *Service) int {
 		t.Helper()
@@ -63,5 +71,9 @@ func TestTagIndexSurvivesRestart(t *testing.T) {
 	}
 	if len(resp.Blobs) != 2 {
 		t.Fatalf("found %d blobs after reopening, want 2", len(resp.Blobs))
+	}
+	p, err := client.ServiceClient().NewContainerClient("box").NewAppendBlobClient("log").GetProperties(ctx, nil)
+	if err != nil || p.IsSealed == nil || !*p.IsSealed {
+		t.Fatalf("sealed after reopening: %v, %v", p.IsSealed, err)
 	}
 }

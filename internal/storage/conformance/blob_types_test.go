@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/appendblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
@@ -181,5 +183,87 @@ func TestBlob_AppendBlock(t *testing.T) {
 	checkIfTags(t, func(cond string) error {
 		_, err := ac.AppendBlock(ctx, body("two"), &appendblob.AppendBlockOptions{AccessConditions: ifTagsAccess(cond)})
 		return err
+	})
+}
+
+func TestBlob_AppendBlobSeal(t *testing.T) {
+	cover(t, storage.Blob, "Append Blob Seal")
+	env := newBlobEnv(t)
+	ac := appendBlob(t, env)
+	cc := env.svc.NewContainerClient("box")
+	ctx := context.Background()
+	if _, err := ac.AppendBlock(ctx, body("one"), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("AppendPositionConditionNotMet", func(t *testing.T) {
+		_, err := ac.Seal(ctx, &appendblob.SealOptions{AppendPositionAccessConditions: &appendblob.AppendPositionAccessConditions{AppendPosition: to.Ptr[int64](1)}})
+		wantErr(t, err, http.StatusPreconditionFailed, "AppendPositionConditionNotMet")
+	})
+	t.Run("ConditionNotMet", func(t *testing.T) {
+		_, err := ac.Seal(ctx, &appendblob.SealOptions{AccessConditions: &blob.AccessConditions{
+			ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfMatch: to.Ptr(azcore.ETag(`"0x1"`))}}})
+		wantErr(t, err, http.StatusPreconditionFailed, "ConditionNotMet")
+	})
+	t.Run("success", func(t *testing.T) {
+		// Sealing keeps ETag and Last-Modified, and may be repeated.
+		unsealed, err := ac.GetProperties(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if unsealed.IsSealed == nil || *unsealed.IsSealed {
+			t.Errorf("x-ms-blob-sealed before seal: %v", unsealed.IsSealed)
+		}
+		if _, err := ac.Seal(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		before, err := ac.GetProperties(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if before.IsSealed == nil || !*before.IsSealed || *before.ETag != *unsealed.ETag {
+			t.Fatalf("after seal: sealed %v, ETag %s (was %s)", before.IsSealed, *before.ETag, *unsealed.ETag)
+		}
+		r := env.do(t, http.MethodPut, "/box/a?comp=seal", nil, nil)
+		r.want(t, http.StatusOK, "")
+		if r.header.Get("x-ms-blob-sealed") != "true" || r.header.Get("ETag") != string(*before.ETag) {
+			t.Errorf("second seal: sealed %q ETag %q (was %q)", r.header.Get("x-ms-blob-sealed"), r.header.Get("ETag"), *before.ETag)
+		}
+		page, err := cc.NewListBlobsFlatPager(nil).NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Segment.BlobItems) != 1 || page.Segment.BlobItems[0].Properties.IsSealed == nil || !*page.Segment.BlobItems[0].Properties.IsSealed {
+			t.Errorf("listing does not show the blob sealed")
+		}
+	})
+	t.Run("BlobIsSealed", func(t *testing.T) {
+		_, err := ac.AppendBlock(ctx, body("two"), nil)
+		wantErr(t, err, http.StatusConflict, "BlobIsSealed")
+		got, err := ac.GetProperties(ctx, nil)
+		if err != nil || *got.ContentLength != 3 {
+			t.Errorf("length after a refused append: %v, %v", got.ContentLength, err)
+		}
+	})
+	t.Run("copy", func(t *testing.T) {
+		// A copy is sealed only when x-ms-seal-blob asks.
+		for _, seal := range []bool{false, true} {
+			dst := cc.NewAppendBlobClient("copy")
+			if _, err := dst.StartCopyFromURL(ctx, ac.URL(), &blob.StartCopyFromURLOptions{SealBlob: to.Ptr(seal)}); err != nil {
+				t.Fatal(err)
+			}
+			p, err := dst.GetProperties(ctx, nil)
+			if err != nil || p.IsSealed == nil || *p.IsSealed != seal {
+				t.Errorf("copy with x-ms-seal-blob %v: sealed %v, %v", seal, p.IsSealed, err)
+			}
+		}
+	})
+	t.Run("InvalidBlobType", func(t *testing.T) {
+		env.upload(t, cc, "block", "x", nil)
+		_, err := cc.NewAppendBlobClient("block").Seal(ctx, nil)
+		wantErr(t, err, http.StatusConflict, "InvalidBlobType")
+	})
+	t.Run("BlobNotFound", func(t *testing.T) {
+		_, err := cc.NewAppendBlobClient("absent").Seal(ctx, nil)
+		wantErr(t, err, http.StatusNotFound, "BlobNotFound")
 	})
 }
