@@ -41,6 +41,12 @@ func NewFront(svc Service, accounts Accounts, h Handler, logger *slog.Logger) ht
 }
 
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.serve(w, r, r.Header.Get("x-ms-version"))
+}
+
+// serve answers r as of version (the request's x-ms-version, or for a
+// sub-request of a batch, which carries none, the batch's).
+func (f *front) serve(w http.ResponseWriter, r *http.Request, version string) {
 	id := newRequestID()
 	h := w.Header()
 	h.Set("x-ms-request-id", id)
@@ -49,7 +55,6 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c := r.Header.Get("x-ms-client-request-id"); c != "" {
 		h.Set("x-ms-client-request-id", c)
 	}
-	version := r.Header.Get("x-ms-version")
 	if version == "" {
 		h.Set("x-ms-version", TargetVersion)
 	} else {
@@ -67,6 +72,10 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if origin := r.Header.Get("Origin"); origin != "" {
 		f.decorateCORS(h, req.Account, origin, r.Method)
+	}
+	if f.isBatch(r) {
+		f.serveBatch(w, r, req, version)
+		return
 	}
 	f.h.ServeStorage(w, r, req)
 }
