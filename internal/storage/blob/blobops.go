@@ -88,7 +88,11 @@ func (s *Service) setBlobProps(c *call) error {
 	if resize >= 0 || seqAction != "" {
 		return s.setPageBlobProps(c, props, resize, seqAction, seq)
 	}
+	now := s.now()
 	rec, err := s.modifyBlob(c, func(_ *txn, rec *blobRec) (bool, error) {
+		if err := checkOnline(rec, now); err != nil {
+			return false, err
+		}
 		rec.Props = props
 		return true, nil
 	})
@@ -112,7 +116,11 @@ func (s *Service) setBlobMetadata(c *call) error {
 	if err != nil {
 		return err
 	}
+	now := s.now()
 	rec, err := s.modifyBlob(c, func(_ *txn, rec *blobRec) (bool, error) {
+		if err := checkOnline(rec, now); err != nil {
+			return false, err
+		}
 		rec.Meta = md
 		return true, nil
 	})
@@ -121,23 +129,6 @@ func (s *Service) setBlobMetadata(c *call) error {
 	}
 	writeTags(c.w.Header(), rec.ETag, rec.Modified)
 	c.w.Header().Set("x-ms-request-server-encrypted", "false")
-	c.w.WriteHeader(http.StatusOK)
-	return nil
-}
-
-func (s *Service) setTier(c *call) error {
-	if err := s.allow(c, "w", storage.ResObject, ""); err != nil {
-		return err
-	}
-	switch c.header("x-ms-access-tier") {
-	case "Hot", "Cool", "Cold":
-	default:
-		return errHeader("x-ms-access-tier")
-	}
-	// Every blob is Hot here; the tier is accepted and not kept.
-	if _, err := s.modifyBlob(c, func(*txn, *blobRec) (bool, error) { return false, nil }); err != nil {
-		return err
-	}
 	c.w.WriteHeader(http.StatusOK)
 	return nil
 }
@@ -328,6 +319,9 @@ func (s *Service) snapshotBlob(c *call) error {
 			return err
 		}
 		if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), now, true); err != nil {
+			return err
+		}
+		if err := checkOnline(rec, now); err != nil {
 			return err
 		}
 		ts := now

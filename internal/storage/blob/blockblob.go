@@ -125,6 +125,10 @@ func (s *Service) putBlob(c *call) error {
 	if err != nil {
 		return err
 	}
+	tier, err := parseTier(c.r.Header)
+	if err != nil {
+		return err
+	}
 	in, err := s.ingest(c, maxPutBlob, true, true)
 	if err != nil {
 		return err
@@ -135,6 +139,9 @@ func (s *Service) putBlob(c *call) error {
 	now := s.now().UTC()
 	rec := &blobRec{Name: c.blob, Type: blockBlob, Created: now, Modified: now, ETag: s.etag(now),
 		Size: in.ext.Len, Props: props, Meta: md, Tags: tags}
+	if tier != "" {
+		rec.Tier, rec.TierChanged = tier, now
+	}
 	if in.ext.Len > 0 {
 		rec.Extents = []extent{in.ext}
 	} else {
@@ -328,12 +335,19 @@ func (s *Service) putBlockList(c *call) error {
 	if err != nil {
 		return err
 	}
+	tier, err := parseTier(c.r.Header)
+	if err != nil {
+		return err
+	}
 	refs, err := parseBlockList(io.LimitReader(c.r.Body, maxXMLBody))
 	if err != nil {
 		return err
 	}
 	now := s.now().UTC()
 	rec := &blobRec{Name: c.blob, Type: blockBlob, Created: now, Modified: now, ETag: s.etag(now), Props: props, Meta: md, Tags: tags}
+	if tier != "" {
+		rec.Tier, rec.TierChanged = tier, now
+	}
 	// Sync the files of the named volatile blocks before the commit that
 	// makes them a blob's. The commit checks again: a block re-staged in
 	// between has a new file, which sends this round again.

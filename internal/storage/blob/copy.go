@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/weftcloud/weft/internal/storage"
 )
@@ -72,6 +73,18 @@ func (s *Service) copyBlob(c *call) error {
 	if err := checkSourceConditions(c.r.Header, src); err != nil {
 		return err
 	}
+	// Azure can copy an archived blob to an online tier as a way of
+	// rehydrating it; here an archived source is refused.
+	if err := checkOnline(src, s.now()); err != nil {
+		return err
+	}
+	tier, err := parseTier(c.r.Header)
+	if err != nil {
+		return err
+	}
+	if tier != "" && src.Type != blockBlob {
+		return errInvalidBlobType()
+	}
 	var own string // a private file for page/append copies
 	switch src.Type {
 	case pageBlob:
@@ -95,6 +108,11 @@ func (s *Service) copyBlob(c *call) error {
 	// A copy of an append blob is sealed when the request asks, whatever the
 	// source is.
 	rec.Sealed = src.Type == appendBlob && c.header("x-ms-seal-blob") == "true"
+	// The copy's tier is the one the request names, else the default.
+	rec.Tier, rec.TierChanged, rec.Rehydrate = "", time.Time{}, nil
+	if tier != "" {
+		rec.Tier, rec.TierChanged = tier, now
+	}
 	switch c.header("x-ms-copy-source-tag-option") {
 	case "COPY":
 	default:

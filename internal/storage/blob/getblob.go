@@ -84,8 +84,7 @@ func writeBlobHeaders(h http.Header, rec *blobRec, now time.Time) {
 	}
 	switch rec.Type {
 	case blockBlob:
-		h.Set("x-ms-access-tier", "Hot")
-		h.Set("x-ms-access-tier-inferred", "true")
+		writeTierHeaders(h, rec, now)
 	case pageBlob:
 		h.Set("x-ms-blob-sequence-number", strconv.FormatInt(rec.Seq, 10))
 	case appendBlob:
@@ -161,6 +160,11 @@ func (s *Service) getBlob(c *call) error {
 	}
 	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), now, true); err != nil {
 		return err
+	}
+	if c.r.Method != http.MethodHead {
+		if err := checkOnline(rec, now); err != nil {
+			return err
+		}
 	}
 	h := c.w.Header()
 	writeBlobHeaders(h, rec, now)

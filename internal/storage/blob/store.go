@@ -116,6 +116,10 @@ type blobRec struct {
 	Copy     *copyRec          `json:"cp,omitempty"`
 	Tags     map[string]string `json:"tg,omitempty"`
 	Sealed   bool              `json:"sl,omitempty"` // append blobs: Append Blob Seal made it read-only
+	// Block blobs' access tier (tiers.go): "" until one is set.
+	Tier        string        `json:"tr,omitempty"`
+	TierChanged time.Time     `json:"tc,omitzero"`
+	Rehydrate   *rehydrateRec `json:"rh,omitempty"`
 }
 
 // blockRec is an uncommitted block.

@@ -4,16 +4,17 @@ import (
 	"context"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 
 	"github.com/weftcloud/weft/internal/storage/boltlog"
 )
 
-// TestTagIndexSurvivesRestart: the index is in the metadata database, so a
-// restarted service finds what it found before, and a database written
+// TestBlobStateSurvivesRestart: the tag index is in the metadata database,
+// so a restarted service finds what it found before, and a database written
 // before the index existed gets one at Open. A sealed append blob stays
-// sealed.
-func TestTagIndexSurvivesRestart(t *testing.T) {
+// sealed, a tier stays set and a pending rehydration stays pending.
+func TestBlobStateSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	svc, client := serveOn(t, dir, nil)
@@ -32,6 +33,13 @@ func TestTagIndexSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := ac.Seal(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	a := client.ServiceClient().NewContainerClient("box").NewBlobClient("a")
+	if _, err := a.SetTier(ctx, blob.AccessTierArchive, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SetTier(ctx, blob.AccessTierCool, nil); err != nil {
 		t.Fatal(err)
 	}
 	count := func(t *testing.T, svc *Service) int {
@@ -75,5 +83,15 @@ func TestTagIndexSurvivesRestart(t *testing.T) {
 	p, err := client.ServiceClient().NewContainerClient("box").NewAppendBlobClient("log").GetProperties(ctx, nil)
 	if err != nil || p.IsSealed == nil || !*p.IsSealed {
 		t.Fatalf("sealed after reopening: %v, %v", p.IsSealed, err)
+	}
+	p, err = client.ServiceClient().NewContainerClient("box").NewBlobClient("a").GetProperties(ctx, nil)
+	if err != nil || *p.AccessTier != "Archive" || p.ArchiveStatus == nil || *p.ArchiveStatus != "rehydrate-pending-to-cool" {
+		t.Fatalf("tier after reopening: %v %v, %v", p.AccessTier, p.ArchiveStatus, err)
+	}
+	// The rehydration completes on the restarted service's clock.
+	svc.skew.Store(int64(rehydrateStandard))
+	p, err = client.ServiceClient().NewContainerClient("box").NewBlobClient("a").GetProperties(ctx, nil)
+	if err != nil || *p.AccessTier != "Cool" || p.ArchiveStatus != nil {
+		t.Fatalf("tier after the rehydration: %v %v, %v", p.AccessTier, p.ArchiveStatus, err)
 	}
 }
