@@ -12,6 +12,9 @@ import (
 	"time"
 )
 
+// secondarySuffix names an account's secondary location.
+const secondarySuffix = "-secondary"
+
 // maxClockSkew is how far a signed request's date may be from ours; Azure
 // refuses requests older than 15 minutes to limit replay.
 const maxClockSkew = 15 * time.Minute
@@ -89,9 +92,16 @@ func (f *front) prepare(r *http.Request, req *Request, version string) error {
 	if account == "" {
 		return Errorf(http.StatusBadRequest, "InvalidUri", "The requested URI does not represent any resource on the server.")
 	}
+	// ACCOUNT-secondary is the read-only secondary location of a
+	// read-access geo-redundant account; clients sign for ACCOUNT. Weft's
+	// one location is always current, so the secondary reads it.
+	account, secondary := strings.CutSuffix(account, secondarySuffix)
 	req.Account, req.Path = account, path
 	if r.Method == http.MethodOptions {
 		return nil // preflight requests carry no credentials
+	}
+	if secondary && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return Errorf(http.StatusForbidden, "AuthorizationFailure", "The secondary location %s%s is read-only.", account, secondarySuffix)
 	}
 	auth, err := f.authenticate(r.Context(), r, account, pathStyle)
 	if err != nil {

@@ -74,7 +74,8 @@ func (s *Service) appendBlock(c *call) error {
 		return errTooLarge
 	}
 	if c.r.ContentLength == 0 {
-		return errInvalidBlock()
+		// An empty block is refused by its length.
+		return errHeader("Content-Length")
 	}
 	wantMD5, wantCRC, err := wantedChecksums(c.r.Header)
 	if err != nil {

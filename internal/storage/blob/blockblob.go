@@ -41,8 +41,10 @@ func propsFromHeaders(h http.Header, plain bool) (blobProps, error) {
 		p.ContentType = "application/octet-stream"
 	}
 	if v := h.Get("x-ms-blob-content-md5"); v != "" {
+		// Azure keeps the value it is given, of any length: it is the
+		// client's property, not a check of the content.
 		sum, err := base64.StdEncoding.DecodeString(v)
-		if err != nil || len(sum) != 16 {
+		if err != nil {
 			return p, errHeader("x-ms-blob-content-md5")
 		}
 		p.ContentMD5 = sum

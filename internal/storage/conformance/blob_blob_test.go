@@ -4,6 +4,8 @@ package conformance
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"testing"
@@ -37,6 +39,58 @@ func TestBlob_GetBlob(t *testing.T) {
 		}
 		if *resp.ContentRange != "bytes 7-11/12" || *resp.BlobType != blob.BlobTypeBlockBlob || *resp.TagCount != 2 {
 			t.Errorf("answer: range %v type %v tag count %v", *resp.ContentRange, *resp.BlobType, *resp.TagCount)
+		}
+	})
+	t.Run("x-ms-range-get-content-md5", func(t *testing.T) {
+		// The MD5 of the range asked for, up to 4 MiB; without a range, 400.
+		r := env.do(t, http.MethodGet, "/box/b", map[string]string{"x-ms-range": "bytes=7-11", "x-ms-range-get-content-md5": "true"}, nil)
+		r.want(t, http.StatusPartialContent, "")
+		sum := md5.Sum([]byte("world"))
+		if got := r.header.Get("Content-MD5"); got != base64.StdEncoding.EncodeToString(sum[:]) || string(r.body) != "world" {
+			t.Errorf("Content-MD5 %q body %q", got, r.body)
+		}
+		r = env.do(t, http.MethodGet, "/box/b", map[string]string{"x-ms-range-get-content-md5": "true"}, nil)
+		if r.status != http.StatusBadRequest {
+			t.Errorf("without a range: %d", r.status)
+		}
+		// The range asked for counts, even past the blob's end.
+		r = env.do(t, http.MethodGet, "/box/b", map[string]string{"x-ms-range": "bytes=0-4194304", "x-ms-range-get-content-md5": "true"}, nil)
+		if r.status != http.StatusBadRequest {
+			t.Errorf("over 4 MiB: %d", r.status)
+		}
+	})
+	t.Run("malformed Range", func(t *testing.T) {
+		// Azure ignores a Range header it cannot parse, as HTTP allows,
+		// and answers the whole blob.
+		for _, v := range []string{"bytes=abc-", "bytes=5", "bytes=9-3", "items=0-1", "bytes=-5"} {
+			r := env.do(t, http.MethodGet, "/box/b", map[string]string{"Range": v}, nil)
+			if r.status != http.StatusOK || string(r.body) != "hello, world" {
+				t.Errorf("Range %s: %d %q", v, r.status, r.body)
+			}
+		}
+	})
+	t.Run("x-ms-client-request-id", func(t *testing.T) {
+		// Echoed on every answer, failures included.
+		for _, path := range []string{"/box/b", "/box/absent", "/absent/b", "/box/b?comp=nonsense"} {
+			r := env.do(t, http.MethodGet, path, map[string]string{"x-ms-client-request-id": "trace-42"}, nil)
+			if got := r.header.Get("x-ms-client-request-id"); got != "trace-42" {
+				t.Errorf("GET %s (%d): x-ms-client-request-id %q", path, r.status, got)
+			}
+		}
+		// A request refused before it reaches the blob service, too.
+		req, err := http.NewRequest(http.MethodGet, env.endpoint+"/box/b", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("x-ms-client-request-id", "trace-43")
+		req.Header.Set("Authorization", "SharedKey "+storage.DevAccount+":bad")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("x-ms-client-request-id") != "trace-43" {
+			t.Errorf("refused request: %d, x-ms-client-request-id %q", resp.StatusCode, resp.Header.Get("x-ms-client-request-id"))
 		}
 	})
 	t.Run("BlobNotFound", func(t *testing.T) {
@@ -96,6 +150,19 @@ func TestBlob_SetBlobProperties(t *testing.T) {
 		if err != nil || *p.ContentType != "text/plain" {
 			t.Errorf("content type after set: %v, %v", p.ContentType, err)
 		}
+	})
+	t.Run("Content-MD5 of any length", func(t *testing.T) {
+		// Azure stores the x-ms-blob-content-md5 it is given, 16 bytes or not.
+		odd := []byte("not sixteen")
+		if _, err := bc.SetHTTPHeaders(ctx, blob.HTTPHeaders{BlobContentMD5: odd}, nil); err != nil {
+			t.Fatal(err)
+		}
+		p, err := bc.GetProperties(ctx, nil)
+		if err != nil || string(p.ContentMD5) != string(odd) {
+			t.Errorf("Content-MD5 after set: %q, %v", p.ContentMD5, err)
+		}
+		r := env.do(t, http.MethodPut, "/box/b?comp=properties", map[string]string{"x-ms-blob-content-md5": "***"}, nil)
+		r.want(t, http.StatusBadRequest, "InvalidHeaderValue")
 	})
 	t.Run("BlobNotFound", func(t *testing.T) {
 		_, err := cc.NewBlobClient("absent").SetHTTPHeaders(ctx, blob.HTTPHeaders{}, nil)
@@ -221,6 +288,65 @@ func TestBlob_LeaseBlob(t *testing.T) {
 		if _, err := lc.ReleaseLease(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
+	})
+	t.Run("breaking", func(t *testing.T) {
+		// During a break period the lease is breaking and still locks.
+		held := env.upload(t, cc, "held", "x", nil)
+		hl, err := lease.NewBlobClient(held, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := hl.AcquireLease(ctx, -1, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := hl.BreakLease(ctx, &lease.BlobBreakOptions{BreakPeriod: to.Ptr[int32](60)}); err != nil {
+			t.Fatal(err)
+		}
+		p, err := held.GetProperties(ctx, nil)
+		if err != nil || *p.LeaseState != lease.StateTypeBreaking || *p.LeaseStatus != lease.StatusTypeLocked {
+			t.Fatalf("during the break: %v %v, %v", p.LeaseState, p.LeaseStatus, err)
+		}
+		_, err = hl.AcquireLease(ctx, -1, nil)
+		wantErr(t, err, http.StatusConflict, "LeaseIsBreakingAndCannotBeAcquired")
+		_, err = hl.ChangeLease(ctx, "00000000-0000-0000-0000-000000000001", nil)
+		wantErr(t, err, http.StatusConflict, "LeaseIsBreakingAndCannotBeChanged")
+		_, err = held.SetMetadata(ctx, nil, nil)
+		wantErr(t, err, http.StatusPreconditionFailed, "LeaseIdMissing")
+		if _, err := hl.BreakLease(ctx, &lease.BlobBreakOptions{BreakPeriod: to.Ptr[int32](0)}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = hl.RenewLease(ctx, nil)
+		wantErr(t, err, http.StatusConflict, "LeaseIsBrokenAndCannotBeRenewed")
+	})
+	t.Run("lease error codes", func(t *testing.T) {
+		held := env.upload(t, cc, "held2", "x", nil)
+		hl, err := lease.NewBlobClient(held, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := lease.NewBlobClient(held, &lease.BlobClientOptions{LeaseID: to.Ptr("00000000-0000-0000-0000-000000000002")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = hl.RenewLease(ctx, nil)
+		wantErr(t, err, http.StatusConflict, "LeaseNotPresentWithLeaseOperation")
+		if _, err := hl.AcquireLease(ctx, 15, nil); err != nil {
+			t.Fatal(err)
+		}
+		_, err = other.AcquireLease(ctx, 15, nil)
+		wantErr(t, err, http.StatusConflict, "LeaseAlreadyPresent")
+		_, err = other.ReleaseLease(ctx, nil)
+		wantErr(t, err, http.StatusConflict, "LeaseIdMismatchWithLeaseOperation")
+		_, err = held.SetMetadata(ctx, nil, &blob.SetMetadataOptions{AccessConditions: &blob.AccessConditions{
+			LeaseAccessConditions: &blob.LeaseAccessConditions{LeaseID: to.Ptr("00000000-0000-0000-0000-000000000002")}}})
+		wantErr(t, err, http.StatusPreconditionFailed, "LeaseIdMismatchWithBlobOperation")
+		if _, err := hl.AcquireLease(ctx, 20, nil); err != nil {
+			t.Fatal(err) // acquiring again with the same ID renews it
+		}
+		r := env.do(t, http.MethodPut, "/box/held2?comp=lease", map[string]string{"x-ms-lease-action": "acquire", "x-ms-lease-duration": "10", "x-ms-proposed-lease-id": "x"}, nil)
+		r.want(t, http.StatusBadRequest, "InvalidHeaderValue")
+		r = env.do(t, http.MethodPut, "/box/held2?comp=lease", map[string]string{"x-ms-lease-action": "acquire", "x-ms-lease-duration": "14"}, nil)
+		r.want(t, http.StatusBadRequest, "InvalidHeaderValue")
 	})
 	t.Run("BlobNotFound", func(t *testing.T) {
 		other, err := lease.NewBlobClient(cc.NewBlobClient("absent"), nil)

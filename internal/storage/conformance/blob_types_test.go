@@ -175,6 +175,13 @@ func TestBlob_AppendBlock(t *testing.T) {
 			t.Errorf("append offset %s count %d", *resp.BlobAppendOffset, *resp.BlobCommittedBlockCount)
 		}
 	})
+	t.Run("zero length", func(t *testing.T) {
+		r := env.do(t, http.MethodPut, "/box/a?comp=appendblock", nil, nil)
+		r.want(t, http.StatusBadRequest, "InvalidHeaderValue")
+		if r.header.Get("x-ms-invalid-header-name") != "Content-Length" {
+			t.Errorf("x-ms-invalid-header-name %q", r.header.Get("x-ms-invalid-header-name"))
+		}
+	})
 	t.Run("InvalidBlobType", func(t *testing.T) {
 		env.upload(t, env.svc.NewContainerClient("box"), "block", "x", nil)
 		_, err := env.svc.NewContainerClient("box").NewAppendBlobClient("block").AppendBlock(ctx, body("x"), nil)
