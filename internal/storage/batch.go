@@ -68,15 +68,12 @@ func (f *front) serveBatch(w http.ResponseWriter, r *http.Request, req *Request,
 	} else {
 		for i, sub := range subs {
 			rec := newPartRecorder()
-			if container != "" {
-				if c, _ := subContainer(sub, req.Account); c != container {
-					rec.h.Set("x-ms-request-id", newRequestID())
-					WriteError(rec, sub, f.svc, errBatch("sub-request %d is not in container %s", i, container))
-					rec.writePart(mw, strconv.Itoa(i))
-					continue
-				}
+			if err := f.inScope(sub, req.Account, container); err != nil {
+				rec.h.Set("x-ms-request-id", newRequestID())
+				WriteError(rec, sub, f.svc, err)
+			} else {
+				f.serve(rec, sub, version)
 			}
-			f.serve(rec, sub, version)
 			rec.writePart(mw, strconv.Itoa(i))
 		}
 	}
@@ -145,14 +142,18 @@ func readBatch(r *http.Request) ([]*http.Request, error) {
 	return subs, nil
 }
 
-// subContainer is the container a sub-request addresses.
-func subContainer(sub *http.Request, account string) (string, bool) {
-	p := strings.TrimPrefix(sub.URL.Path, "/")
-	if rest, ok := strings.CutPrefix(p, account+"/"); ok && !strings.Contains(sub.Host, account+".") {
-		p = rest
+// inScope refuses a sub-request outside the batch's account, or outside
+// its container when the batch was posted to one: the sub-request's own
+// credentials may reach further than the batch's address says.
+func (f *front) inScope(sub *http.Request, account, container string) error {
+	acct, path, _ := f.resolve(sub)
+	if acct != account {
+		return errBatch("a sub-request addresses account %s, not %s", acct, account)
 	}
-	c, _, ok := strings.Cut(p, "/")
-	return c, ok
+	if c, _, _ := strings.Cut(path, "/"); container != "" && c != container {
+		return errBatch("a sub-request addresses container %s, not %s", c, container)
+	}
+	return nil
 }
 
 // partRecorder is the ResponseWriter of one sub-request.

@@ -163,5 +163,15 @@ func TestBlob_BlobBatch(t *testing.T) {
 		if _, err := other.NewBlobClient("o").GetProperties(ctx, nil); err != nil {
 			t.Errorf("a batch of box deleted other/o: %v", err)
 		}
+		if !strings.Contains(string(r.body), "HTTP/1.1 400") {
+			t.Errorf("answer %s", r.body)
+		}
+		// Nor may an account's batch reach another account.
+		r = env.do(t, http.MethodPost, "/?comp=batch", map[string]string{"Content-Type": "multipart/mixed; boundary=b"},
+			rawBatch("DELETE /someoneelse/box/d"))
+		r.want(t, http.StatusAccepted, "")
+		if !strings.Contains(string(r.body), "HTTP/1.1 400") {
+			t.Errorf("answer %s", r.body)
+		}
 	})
 }
