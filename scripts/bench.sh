@@ -48,6 +48,8 @@ run go test -run 'TestLiveMigrationStress$' -v -timeout 25m ./internal/driver/qe
 run go test -run '^$' -bench 'PersistentVMRelocation' -benchtime 3x -timeout 30m ./e2e/
 # Table entity group transactions of 100 inserts (Azure's most), 8 clients.
 run go test -run '^$' -bench 'Batch100' -benchtime 2s ./internal/storage/table/
+# Find Blobs by Tags over 100,000 tagged blobs, through the SDK.
+run go test -run '^$' -bench 'FindBlobsByTags100k' -benchtime 2s ./internal/storage/blob/
 # Storage through the official Azure SDK, beside Azurite when it can be installed.
 if [ -x scripts/bench-storage.sh ]; then run scripts/bench-storage.sh; fi
 echo "results in $out"

@@ -39,6 +39,11 @@ func (req *Request) Allow(perm byte, rt ResourceType) error {
 		}
 		return nil
 	}
+	return errAnonymous()
+}
+
+// errAnonymous refuses a request that needs credentials and has none.
+func errAnonymous() *Error {
 	return &Error{Status: http.StatusUnauthorized, Code: "NoAuthenticationInformation", Message: "Server failed to authenticate the request. Please refer to the information in the www-authenticate header."}
 }
 

@@ -12,6 +12,9 @@ import (
 	"time"
 )
 
+// secondarySuffix names an account's secondary location.
+const secondarySuffix = "-secondary"
+
 // maxClockSkew is how far a signed request's date may be from ours; Azure
 // refuses requests older than 15 minutes to limit replay.
 const maxClockSkew = 15 * time.Minute
@@ -44,6 +47,12 @@ func NewFront(svc Service, accounts Accounts, h Handler, usage *Usage, logger *s
 }
 
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.serve(w, r, r.Header.Get("x-ms-version"))
+}
+
+// serve answers r as of version (the request's x-ms-version, or for a
+// sub-request of a batch, which carries none, the batch's).
+func (f *front) serve(w http.ResponseWriter, r *http.Request, version string) {
 	id := newRequestID()
 	h := w.Header()
 	h.Set("x-ms-request-id", id)
@@ -52,7 +61,6 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c := r.Header.Get("x-ms-client-request-id"); c != "" {
 		h.Set("x-ms-client-request-id", c)
 	}
-	version := r.Header.Get("x-ms-version")
 	if version == "" {
 		h.Set("x-ms-version", TargetVersion)
 	} else {
@@ -71,6 +79,12 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if origin := r.Header.Get("Origin"); origin != "" {
 		f.decorateCORS(h, req.Account, origin, r.Method)
 	}
+	if f.isBatch(r) {
+		// Each sub-request comes back through serve: counted and
+		// refused one by one.
+		f.serveBatch(w, r, req, version)
+		return
+	}
 	f.usage.count(req.Account)
 	if err := f.usage.refuse(r, req.Account); err != nil {
 		f.fail(w, r, req, err)
@@ -88,9 +102,16 @@ func (f *front) prepare(r *http.Request, req *Request, version string) error {
 	if account == "" {
 		return Errorf(http.StatusBadRequest, "InvalidUri", "The requested URI does not represent any resource on the server.")
 	}
+	// ACCOUNT-secondary is the read-only secondary location of a
+	// read-access geo-redundant account; clients sign for ACCOUNT. Weft's
+	// one location is always current, so the secondary reads it.
+	account, secondary := strings.CutSuffix(account, secondarySuffix)
 	req.Account, req.Path = account, path
 	if r.Method == http.MethodOptions {
 		return nil // preflight requests carry no credentials
+	}
+	if secondary && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return Errorf(http.StatusForbidden, "AuthorizationFailure", "The secondary location %s%s is read-only.", account, secondarySuffix)
 	}
 	auth, err := f.authenticate(r.Context(), r, account, pathStyle)
 	if err != nil {

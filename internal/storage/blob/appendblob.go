@@ -36,6 +36,10 @@ func (s *Service) createAppendBlob(c *call) error {
 	if err != nil {
 		return err
 	}
+	tags, err := tagsFromHeader(c.r.Header)
+	if err != nil {
+		return err
+	}
 	file, err := s.newPageFile(0)
 	if err != nil {
 		return err
@@ -45,7 +49,7 @@ func (s *Service) createAppendBlob(c *call) error {
 	defer mu.Unlock()
 	now := s.now().UTC()
 	rec := &blobRec{Name: c.blob, Type: appendBlob, Created: now, Modified: now, ETag: s.etag(now),
-		Props: props, Meta: md, PageFile: file}
+		Props: props, Meta: md, PageFile: file, Tags: tags}
 	err = s.update(func(t *txn) error {
 		return s.replaceBlob(t, c, rec, func(*blobRec) error { return t.ref(file) })
 	})
@@ -70,7 +74,8 @@ func (s *Service) appendBlock(c *call) error {
 		return errTooLarge
 	}
 	if c.r.ContentLength == 0 {
-		return errInvalidBlock()
+		// An empty block is refused by its length.
+		return errHeader("Content-Length")
 	}
 	wantMD5, wantCRC, err := wantedChecksums(c.r.Header)
 	if err != nil {
@@ -89,7 +94,10 @@ func (s *Service) appendBlock(c *call) error {
 	if rec.Type != appendBlob {
 		return errInvalidBlobType()
 	}
-	if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+	if rec.Sealed {
+		return errSealed()
+	}
+	if err := checkBlobConditions(c, rec, false); err != nil {
 		return err
 	}
 	if err := checkWriteLease(&rec.Lease, c.header("x-ms-lease-id"), s.now(), true); err != nil {
@@ -149,6 +157,9 @@ func (s *Service) appendBlock(c *call) error {
 	out, err := s.modifyBlob(c, func(t *txn, cur *blobRec) (bool, error) {
 		if cur.PageFile != rec.PageFile || cur.Size != offset {
 			return false, errBlobNotFound()
+		}
+		if cur.Sealed {
+			return false, errSealed()
 		}
 		if len(cur.Extents) == 0 {
 			if err := t.ref(cur.PageFile); err != nil {
@@ -210,4 +221,47 @@ func (s *Service) appendToFile(file string, off int64, body io.Reader, limit int
 		s.files.rep.Copy(rel)
 	})
 	return n, err
+}
+
+// errSealed answers a write to a sealed append blob. The Append Blob Seal
+// reference does not name the code; BlobIsSealed is the one Azure answers.
+func errSealed() error {
+	return storage.Errorf(http.StatusConflict, "BlobIsSealed", "The blob is sealed and its content cannot be modified.")
+}
+
+// sealAppendBlob answers Append Blob Seal: the blob becomes read-only for
+// good. As the reference says, sealing keeps the ETag and Last-Modified,
+// and sealing a sealed blob succeeds.
+func (s *Service) sealAppendBlob(c *call) error {
+	if err := s.allow(c, "w", storage.ResObject, ""); err != nil {
+		return err
+	}
+	pos := int64(-1)
+	if v := c.header("x-ms-blob-condition-appendpos"); v != "" {
+		var err error
+		if pos, err = strconv.ParseInt(v, 10, 64); err != nil || pos < 0 {
+			return errHeader("x-ms-blob-condition-appendpos")
+		}
+	}
+	// Under the blob's lock, an append in flight finishes first.
+	mu := s.lock(blobKey(c.req.Account, c.container, c.blob, ""))
+	mu.Lock()
+	defer mu.Unlock()
+	rec, err := s.modifyBlob(c, func(_ *txn, rec *blobRec) (bool, error) {
+		if rec.Type != appendBlob {
+			return false, errInvalidBlobType()
+		}
+		if pos >= 0 && pos != rec.Size {
+			return false, storage.Errorf(http.StatusPreconditionFailed, "AppendPositionConditionNotMet", "The append position condition specified was not met.")
+		}
+		rec.Sealed = true
+		return false, nil
+	})
+	if err != nil {
+		return err
+	}
+	writeTags(c.w.Header(), rec.ETag, rec.Modified)
+	c.w.Header().Set("x-ms-blob-sealed", "true")
+	c.w.WriteHeader(http.StatusOK)
+	return nil
 }

@@ -24,7 +24,7 @@ func (s *Service) modifyBlob(c *call, change func(t *txn, rec *blobRec) (bool, e
 		if err != nil {
 			return err
 		}
-		if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+		if err := checkBlobConditions(c, rec, false); err != nil {
 			return err
 		}
 		if err := checkWriteLease(&rec.Lease, c.header("x-ms-lease-id"), now, true); err != nil {
@@ -88,7 +88,11 @@ func (s *Service) setBlobProps(c *call) error {
 	if resize >= 0 || seqAction != "" {
 		return s.setPageBlobProps(c, props, resize, seqAction, seq)
 	}
+	now := s.now()
 	rec, err := s.modifyBlob(c, func(_ *txn, rec *blobRec) (bool, error) {
+		if err := checkOnline(rec, now); err != nil {
+			return false, err
+		}
 		rec.Props = props
 		return true, nil
 	})
@@ -112,7 +116,11 @@ func (s *Service) setBlobMetadata(c *call) error {
 	if err != nil {
 		return err
 	}
+	now := s.now()
 	rec, err := s.modifyBlob(c, func(_ *txn, rec *blobRec) (bool, error) {
+		if err := checkOnline(rec, now); err != nil {
+			return false, err
+		}
 		rec.Meta = md
 		return true, nil
 	})
@@ -121,23 +129,6 @@ func (s *Service) setBlobMetadata(c *call) error {
 	}
 	writeTags(c.w.Header(), rec.ETag, rec.Modified)
 	c.w.Header().Set("x-ms-request-server-encrypted", "false")
-	c.w.WriteHeader(http.StatusOK)
-	return nil
-}
-
-func (s *Service) setTier(c *call) error {
-	if err := s.allow(c, "w", storage.ResObject, ""); err != nil {
-		return err
-	}
-	switch c.header("x-ms-access-tier") {
-	case "Hot", "Cool", "Cold":
-	default:
-		return errHeader("x-ms-access-tier")
-	}
-	// Every blob is Hot here; the tier is accepted and not kept.
-	if _, err := s.modifyBlob(c, func(*txn, *blobRec) (bool, error) { return false, nil }); err != nil {
-		return err
-	}
 	c.w.WriteHeader(http.StatusOK)
 	return nil
 }
@@ -158,7 +149,7 @@ func (s *Service) blobLease(c *call) error {
 		if err != nil {
 			return err
 		}
-		if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+		if err := checkBlobConditions(c, rec, false); err != nil {
 			return err
 		}
 		res, err = leaseAction(&rec.Lease, c.r.Header, now)
@@ -207,13 +198,13 @@ func (s *Service) deleteBlob(c *call) error {
 			if rec == nil {
 				return errBlobNotFound()
 			}
-			if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+			if err := checkBlobConditions(c, rec, false); err != nil {
 				return err
 			}
 			if err := t.releaseBlob(rec); err != nil {
 				return err
 			}
-			return t.bucket(bktBlobs).Delete(key)
+			return t.deleteBlob(key)
 		}
 		base := blobKey(c.req.Account, c.container, c.blob, "")
 		rec, err := t.getBlob(base)
@@ -223,7 +214,7 @@ func (s *Service) deleteBlob(c *call) error {
 		if rec == nil {
 			return errBlobNotFound()
 		}
-		if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+		if err := checkBlobConditions(c, rec, false); err != nil {
 			return err
 		}
 		if err := checkWriteLease(&rec.Lease, c.header("x-ms-lease-id"), now, true); err != nil {
@@ -248,7 +239,7 @@ func (s *Service) deleteBlob(c *call) error {
 			snaps = append(snaps, append([]byte(nil), k...))
 		}
 		for _, k := range snaps {
-			if err := t.bucket(bktBlobs).Delete(k); err != nil {
+			if err := t.deleteBlob(k); err != nil {
 				return err
 			}
 		}
@@ -261,7 +252,7 @@ func (s *Service) deleteBlob(c *call) error {
 		if err := t.dropBlocks(c.req.Account, c.container, c.blob); err != nil {
 			return err
 		}
-		return t.bucket(bktBlobs).Delete(base)
+		return t.deleteBlob(base)
 	})
 	if err != nil {
 		return err
@@ -324,10 +315,13 @@ func (s *Service) snapshotBlob(c *call) error {
 		if rec == nil {
 			return errBlobNotFound()
 		}
-		if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+		if err := checkBlobConditions(c, rec, false); err != nil {
 			return err
 		}
 		if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), now, true); err != nil {
+			return err
+		}
+		if err := checkOnline(rec, now); err != nil {
 			return err
 		}
 		ts := now

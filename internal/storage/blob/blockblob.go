@@ -41,8 +41,10 @@ func propsFromHeaders(h http.Header, plain bool) (blobProps, error) {
 		p.ContentType = "application/octet-stream"
 	}
 	if v := h.Get("x-ms-blob-content-md5"); v != "" {
+		// Azure keeps the value it is given, of any length: it is the
+		// client's property, not a check of the content.
 		sum, err := base64.StdEncoding.DecodeString(v)
-		if err != nil || len(sum) != 16 {
+		if err != nil {
 			return p, errHeader("x-ms-blob-content-md5")
 		}
 		p.ContentMD5 = sum
@@ -63,12 +65,7 @@ func (s *Service) replaceBlob(t *txn, c *call, rec *blobRec, prepare func(old *b
 	if err != nil {
 		return err
 	}
-	var etag string
-	var mod time.Time
-	if old != nil {
-		etag, mod = old.ETag, old.Modified
-	}
-	if err := checkConditions(c.r.Header, old != nil, etag, mod, false); err != nil {
+	if err := checkBlobConditions(c, old, false); err != nil {
 		return err
 	}
 	now := rec.Modified
@@ -130,6 +127,10 @@ func (s *Service) putBlob(c *call) error {
 	if err != nil {
 		return err
 	}
+	tier, err := parseTier(c.r.Header)
+	if err != nil {
+		return err
+	}
 	in, err := s.ingest(c, maxPutBlob, true, true)
 	if err != nil {
 		return err
@@ -140,6 +141,9 @@ func (s *Service) putBlob(c *call) error {
 	now := s.now().UTC()
 	rec := &blobRec{Name: c.blob, Type: blockBlob, Created: now, Modified: now, ETag: s.etag(now),
 		Size: in.ext.Len, Props: props, Meta: md, Tags: tags}
+	if tier != "" {
+		rec.Tier, rec.TierChanged = tier, now
+	}
 	if in.ext.Len > 0 {
 		rec.Extents = []extent{in.ext}
 	} else {
@@ -333,12 +337,19 @@ func (s *Service) putBlockList(c *call) error {
 	if err != nil {
 		return err
 	}
+	tier, err := parseTier(c.r.Header)
+	if err != nil {
+		return err
+	}
 	refs, err := parseBlockList(io.LimitReader(c.r.Body, maxXMLBody))
 	if err != nil {
 		return err
 	}
 	now := s.now().UTC()
 	rec := &blobRec{Name: c.blob, Type: blockBlob, Created: now, Modified: now, ETag: s.etag(now), Props: props, Meta: md, Tags: tags}
+	if tier != "" {
+		rec.Tier, rec.TierChanged = tier, now
+	}
 	// Sync the files of the named volatile blocks before the commit that
 	// makes them a blob's. The commit checks again: a block re-staged in
 	// between has a new file, which sends this round again.
@@ -514,6 +525,13 @@ func (s *Service) getBlockList(c *call) error {
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	var tags map[string]string
+	if blob != nil {
+		tags = blob.Tags
+	}
+	if err := checkTagCondition(c.ifTags, tags); err != nil {
 		return err
 	}
 	h := c.w.Header()

@@ -55,6 +55,31 @@ func checkConditions(h http.Header, exists bool, etag string, modified time.Time
 	return nil
 }
 
+// checkBlobConditions is checkConditions for a blob (rec nil when there is
+// none yet) and the call's x-ms-if-tags, which is 412 when false, also on
+// reads.
+func checkBlobConditions(c *call, rec *blobRec, read bool) error {
+	if rec == nil {
+		if err := checkConditions(c.r.Header, false, "", time.Time{}, read); err != nil {
+			return err
+		}
+		return checkTagCondition(c.ifTags, nil)
+	}
+	if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, read); err != nil {
+		return err
+	}
+	return checkTagCondition(c.ifTags, rec.Tags)
+}
+
+// checkTagCondition evaluates a parsed x-ms-if-tags (or
+// x-ms-source-if-tags) against a blob's tags.
+func checkTagCondition(cond *tagExpr, tags map[string]string) error {
+	if cond != nil && !cond.eval(tags) {
+		return errCondition()
+	}
+	return nil
+}
+
 func etagMatches(list, etag string) bool {
 	for v := range strings.SplitSeq(list, ",") {
 		v = strings.TrimSpace(v)

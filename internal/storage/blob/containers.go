@@ -159,7 +159,7 @@ func (t *txn) deleteContainerContents(account, container string) error {
 		keys = append(keys, append([]byte(nil), k...))
 	}
 	for _, k := range keys {
-		if err := t.bucket(bktBlobs).Delete(k); err != nil {
+		if err := t.deleteBlob(k); err != nil {
 			return err
 		}
 	}

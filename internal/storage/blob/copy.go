@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/weftcloud/weft/internal/storage"
 )
@@ -72,6 +73,18 @@ func (s *Service) copyBlob(c *call) error {
 	if err := checkSourceConditions(c.r.Header, src); err != nil {
 		return err
 	}
+	// Azure can copy an archived blob to an online tier as a way of
+	// rehydrating it; here an archived source is refused.
+	if err := checkOnline(src, s.now()); err != nil {
+		return err
+	}
+	tier, err := parseTier(c.r.Header)
+	if err != nil {
+		return err
+	}
+	if tier != "" && src.Type != blockBlob {
+		return errInvalidBlobType()
+	}
 	var own string // a private file for page/append copies
 	switch src.Type {
 	case pageBlob:
@@ -91,6 +104,14 @@ func (s *Service) copyBlob(c *call) error {
 	rec.Created, rec.Modified, rec.ETag = now, now, s.etag(now)
 	if md != nil {
 		rec.Meta = md
+	}
+	// A copy of an append blob is sealed when the request asks, whatever the
+	// source is.
+	rec.Sealed = src.Type == appendBlob && c.header("x-ms-seal-blob") == "true"
+	// The copy's tier is the one the request names, else the default.
+	rec.Tier, rec.TierChanged, rec.Rehydrate = "", time.Time{}, nil
+	if tier != "" {
+		rec.Tier, rec.TierChanged = tier, now
 	}
 	switch c.header("x-ms-copy-source-tag-option") {
 	case "COPY":
@@ -153,8 +174,18 @@ func (s *Service) allowCopySource(c, src *call) error {
 	return storage.Errorf(http.StatusForbidden, "CannotVerifyCopySource", "This request is not authorized to read the copy source.")
 }
 
-// checkSourceConditions evaluates x-ms-source-if-* against the copy source.
+// checkSourceConditions evaluates x-ms-source-if-* (and
+// x-ms-source-if-tags) against the copy source.
 func checkSourceConditions(h http.Header, src *blobRec) error {
+	if v, ok := h["X-Ms-Source-If-Tags"]; ok {
+		cond, err := parseTagCondition("x-ms-source-if-tags", v[0])
+		if err != nil {
+			return err
+		}
+		if !cond.eval(src.Tags) {
+			return storage.Errorf(http.StatusPreconditionFailed, "SourceConditionNotMet", "The source condition specified using HTTP conditional header(s) is not met.")
+		}
+	}
 	sh := http.Header{}
 	for _, name := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
 		if v := h.Get("x-ms-source-" + name); v != "" {

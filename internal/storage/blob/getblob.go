@@ -84,13 +84,12 @@ func writeBlobHeaders(h http.Header, rec *blobRec, now time.Time) {
 	}
 	switch rec.Type {
 	case blockBlob:
-		h.Set("x-ms-access-tier", "Hot")
-		h.Set("x-ms-access-tier-inferred", "true")
+		writeTierHeaders(h, rec, now)
 	case pageBlob:
 		h.Set("x-ms-blob-sequence-number", strconv.FormatInt(rec.Seq, 10))
 	case appendBlob:
 		h.Set("x-ms-blob-committed-block-count", strconv.Itoa(rec.Appends))
-		h.Set("x-ms-blob-sealed", "false")
+		h.Set("x-ms-blob-sealed", strconv.FormatBool(rec.Sealed))
 	}
 	if cp := rec.Copy; cp != nil {
 		h.Set("x-ms-copy-id", cp.ID)
@@ -102,34 +101,23 @@ func writeBlobHeaders(h http.Header, rec *blobRec, now time.Time) {
 }
 
 // parseRange reads x-ms-range (preferred) or Range. It returns ok=false when
-// the request has none; a range Azure cannot satisfy is 416.
+// the request has none; a range Azure cannot satisfy is 416. A malformed
+// x-ms-range is 400; a malformed Range is ignored (the whole blob), as
+// Azure and HTTP do.
 func parseRange(h http.Header, size int64) (start, end int64, ok bool, err error) {
-	v := h.Get("x-ms-range")
-	if v == "" {
-		v = h.Get("Range")
-	}
+	name, v := rangeHeader(h)
 	if v == "" {
 		return 0, 0, false, nil
 	}
-	spec, found := strings.CutPrefix(v, "bytes=")
-	if !found {
-		return 0, 0, false, nil
-	}
-	a, b, found := strings.Cut(spec, "-")
-	if !found {
-		return 0, 0, false, errHeader("Range")
-	}
-	start, err = strconv.ParseInt(a, 10, 64)
-	if err != nil || start < 0 {
-		return 0, 0, false, errHeader("Range")
-	}
-	end = size - 1
-	if b != "" {
-		end, err = strconv.ParseInt(b, 10, 64)
-		if err != nil || end < start {
-			return 0, 0, false, errHeader("Range")
+	start, end, open, err := parseRangeSpec(v)
+	if err != nil {
+		if name == "Range" {
+			return 0, 0, false, nil
 		}
-		end = min(end, size-1)
+		return 0, 0, false, errHeader(name)
+	}
+	if open || end > size-1 {
+		end = size - 1
 	}
 	if start >= size {
 		e := storage.Errorf(http.StatusRequestedRangeNotSatisfiable, "InvalidRange", "The range specified is invalid for the current size of the resource.")
@@ -137,6 +125,33 @@ func parseRange(h http.Header, size int64) (start, end int64, ok bool, err error
 		return 0, 0, false, e
 	}
 	return start, end, true, nil
+}
+
+// rangeHeader returns the range header that applies and its value.
+func rangeHeader(h http.Header) (name, value string) {
+	if v := h.Get("x-ms-range"); v != "" {
+		return "x-ms-range", v
+	}
+	return "Range", h.Get("Range")
+}
+
+// parseRangeSpec parses bytes=START-[END] (open when END is absent).
+func parseRangeSpec(v string) (start, end int64, open bool, err error) {
+	spec, found := strings.CutPrefix(v, "bytes=")
+	a, b, cut := strings.Cut(spec, "-")
+	if !found || !cut {
+		return 0, 0, false, fmt.Errorf("blob: range %q is not bytes=START-[END]", v)
+	}
+	if start, err = strconv.ParseInt(a, 10, 64); err != nil || start < 0 {
+		return 0, 0, false, fmt.Errorf("blob: range %q has no start", v)
+	}
+	if b == "" {
+		return start, 0, true, nil
+	}
+	if end, err = strconv.ParseInt(b, 10, 64); err != nil || end < start {
+		return 0, 0, false, fmt.Errorf("blob: range %q ends before it starts", v)
+	}
+	return start, end, false, nil
 }
 
 // getBlob answers Get Blob and Get Blob Properties (HEAD). The reader pins
@@ -153,7 +168,7 @@ func (s *Service) getBlob(c *call) error {
 		return err
 	}
 	now := s.now()
-	if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, true); err != nil {
+	if err := checkBlobConditions(c, rec, true); err != nil {
 		if se, ok := err.(*storage.Error); ok && se.Status == http.StatusNotModified {
 			writeTags(c.w.Header(), rec.ETag, rec.Modified)
 		}
@@ -161,6 +176,11 @@ func (s *Service) getBlob(c *call) error {
 	}
 	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), now, true); err != nil {
 		return err
+	}
+	if c.r.Method != http.MethodHead {
+		if err := checkOnline(rec, now); err != nil {
+			return err
+		}
 	}
 	h := c.w.Header()
 	writeBlobHeaders(h, rec, now)
@@ -192,7 +212,10 @@ func (s *Service) getBlob(c *call) error {
 	}
 	n := end - start + 1
 	if c.header("x-ms-range-get-content-md5") == "true" {
-		if !ranged || n > 4<<20 {
+		// The limit is on the range asked for, not on what the blob holds.
+		_, v := rangeHeader(c.r.Header)
+		a, b, open, _ := parseRangeSpec(v)
+		if !ranged || open || b-a+1 > 4<<20 {
 			return storage.Errorf(http.StatusBadRequest, "OutOfRangeInput", "The range for x-ms-range-get-content-md5 must be at most 4 MiB.")
 		}
 		var buf bytes.Buffer
@@ -314,7 +337,7 @@ func (s *Service) getBlobMetadata(c *call) error {
 	if err != nil {
 		return err
 	}
-	if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, true); err != nil {
+	if err := checkBlobConditions(c, rec, true); err != nil {
 		return err
 	}
 	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), s.now(), true); err != nil {

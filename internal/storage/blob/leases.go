@@ -174,7 +174,9 @@ func leaseAction(l *leaseRec, h http.Header, now time.Time) (leaseResult, error)
 		switch {
 		case st == "available" || st == "expired":
 			return conflict("LeaseNotPresentWithLeaseOperation", "There is currently no lease.")
-		case st == "breaking" || st == "broken":
+		case st == "breaking":
+			return conflict("LeaseIsBreakingAndCannotBeChanged", "The lease is breaking and cannot be changed.")
+		case st == "broken":
 			return conflict("LeaseIsBrokenAndCannotBeChanged", "The lease is broken and cannot be changed.")
 		case id != l.ID && proposed != l.ID:
 			return conflict("LeaseIdMismatchWithLeaseOperation", "The lease ID specified did not match the lease ID.")

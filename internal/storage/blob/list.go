@@ -147,6 +147,9 @@ type blobPropsXML struct {
 	BlobType           string `xml:"BlobType"`
 	AccessTier         string `xml:"AccessTier,omitempty"`
 	AccessTierInferred bool   `xml:"AccessTierInferred,omitempty"`
+	AccessTierChanged  string `xml:"AccessTierChangeTime,omitempty"`
+	ArchiveStatus      string `xml:"ArchiveStatus,omitempty"`
+	RehydratePriority  string `xml:"RehydratePriority,omitempty"`
 	LeaseStatus        string `xml:"LeaseStatus"`
 	LeaseState         string `xml:"LeaseState"`
 	LeaseDuration      string `xml:"LeaseDuration,omitempty"`
@@ -157,6 +160,7 @@ type blobPropsXML struct {
 	CopyCompletionTime string `xml:"CopyCompletionTime,omitempty"`
 	ServerEncrypted    bool   `xml:"ServerEncrypted"`
 	TagCount           int    `xml:"TagCount,omitempty"`
+	Sealed             *bool  `xml:"Sealed,omitempty"`
 }
 
 type blobItemXML struct {
@@ -203,7 +207,17 @@ func blobItem(rec *blobRec, inc map[string]bool, now time.Time) blobItemXML {
 		seq := rec.Seq
 		p.Seq = &seq
 	case blockBlob:
-		p.AccessTier, p.AccessTierInferred = "Hot", true
+		st := rec.tierState(now)
+		p.AccessTier, p.AccessTierInferred = st.tier, st.inferred
+		if !st.inferred {
+			p.AccessTierChanged = st.changed.UTC().Format(http.TimeFormat)
+		}
+		if st.pending != nil {
+			p.ArchiveStatus, p.RehydratePriority = st.archiveStatus(), st.pending.Priority
+		}
+	case appendBlob:
+		sealed := rec.Sealed
+		p.Sealed = &sealed
 	}
 	if rec.Snapshot == "" {
 		p.LeaseStatus, p.LeaseState, p.LeaseDuration = rec.Lease.leaseXML(now)

@@ -85,6 +85,10 @@ func (s *Service) createPageBlob(c *call) error {
 	if err != nil {
 		return err
 	}
+	tags, err := tagsFromHeader(c.r.Header)
+	if err != nil {
+		return err
+	}
 	file, err := s.newPageFile(size)
 	if err != nil {
 		return err
@@ -94,7 +98,7 @@ func (s *Service) createPageBlob(c *call) error {
 	defer mu.Unlock()
 	now := s.now().UTC()
 	rec := &blobRec{Name: c.blob, Type: pageBlob, Created: now, Modified: now, ETag: s.etag(now),
-		Size: size, Props: props, Meta: md, PageFile: file, Seq: seq}
+		Size: size, Props: props, Meta: md, PageFile: file, Seq: seq, Tags: tags}
 	err = s.update(func(t *txn) error {
 		return s.replaceBlob(t, c, rec, func(*blobRec) error { return t.ref(file) })
 	})
@@ -214,7 +218,7 @@ func (s *Service) putPage(c *call) error {
 		if rec.Type != pageBlob {
 			return errInvalidBlobType()
 		}
-		if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, false); err != nil {
+		if err := checkBlobConditions(c, rec, false); err != nil {
 			return err
 		}
 		if err := checkWriteLease(&rec.Lease, c.header("x-ms-lease-id"), s.now(), true); err != nil {
@@ -513,7 +517,7 @@ func (s *Service) getPageRanges(c *call) error {
 	if rec.Type != pageBlob {
 		return errInvalidBlobType()
 	}
-	if err := checkConditions(c.r.Header, true, rec.ETag, rec.Modified, true); err != nil {
+	if err := checkBlobConditions(c, rec, true); err != nil {
 		return err
 	}
 	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), s.now(), true); err != nil {

@@ -79,10 +79,14 @@ func OpenWith(dir string, opt storage.Options) (*Service, error) {
 		return nil, fmt.Errorf("blob: opening metadata: %w", err)
 	}
 	err = db.Update(func(tx *boltlog.Tx) error {
-		for _, b := range [][]byte{bktContainers, bktBlobs, bktBlocks, bktPages, bktRefs, bktInline, bktService} {
+		indexed := tx.Bucket(bktBlobTags) != nil
+		for _, b := range [][]byte{bktContainers, bktBlobs, bktBlocks, bktPages, bktRefs, bktInline, bktService, bktTagIndex, bktBlobTags} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		if !indexed {
+			return buildTagIndex(tx)
 		}
 		return nil
 	})
@@ -245,6 +249,8 @@ type call struct {
 	q         url.Values
 	container string
 	blob      string
+	// ifTags is the request's x-ms-if-tags condition, nil when none.
+	ifTags *tagExpr
 }
 
 func (c *call) query(k string) string {
@@ -289,6 +295,8 @@ func (s *Service) serveService(c *call) error {
 	switch {
 	case c.r.Method == http.MethodGet && comp == "list":
 		return s.listContainers(c)
+	case c.r.Method == http.MethodGet && comp == "blobs":
+		return s.findBlobs(c)
 	case restype == "service" && comp == "properties" && c.r.Method == http.MethodGet:
 		return s.getServiceProps(c)
 	case restype == "service" && comp == "properties" && c.r.Method == http.MethodPut:
@@ -334,6 +342,8 @@ func (s *Service) serveContainer(c *call) error {
 		return s.containerLease(c)
 	case comp == "list" && m == http.MethodGet:
 		return s.listBlobs(c)
+	case comp == "blobs" && m == http.MethodGet:
+		return s.findBlobs(c)
 	}
 	return unsupported(c)
 }
@@ -344,6 +354,14 @@ func (s *Service) serveBlob(c *call) error {
 	}
 	if err := validBlobName(c.blob); err != nil {
 		return err
+	}
+	if v, ok := c.r.Header["X-Ms-If-Tags"]; ok {
+		// Parsed before anything else, so a malformed condition is 400
+		// whatever the blob's state.
+		var err error
+		if c.ifTags, err = parseTagCondition("x-ms-if-tags", v[0]); err != nil {
+			return err
+		}
 	}
 	comp := c.query("comp")
 	m := c.r.Method
@@ -372,6 +390,8 @@ func (s *Service) serveBlob(c *call) error {
 		return s.getBlockList(c)
 	case comp == "appendblock" && m == http.MethodPut:
 		return s.appendBlock(c)
+	case comp == "seal" && m == http.MethodPut:
+		return s.sealAppendBlob(c)
 	case comp == "page" && m == http.MethodPut:
 		return s.putPage(c)
 	case comp == "pagelist" && m == http.MethodGet:

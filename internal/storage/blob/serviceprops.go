@@ -41,12 +41,15 @@ type servicePropsXML struct {
 	StaticWebsite         *rawXML  `xml:"StaticWebsite,omitempty"`
 }
 
+// defaultServiceProps are Azure's defaults. Each element has its own value:
+// stored settings are decoded over them, and a shared one would take the
+// last element decoded into it (hour metrics came back as minute metrics).
 func defaultServiceProps() servicePropsXML {
-	metrics := &rawXML{Inner: "<Version>1.0</Version><Enabled>false</Enabled><RetentionPolicy><Enabled>false</Enabled></RetentionPolicy>"}
+	metrics := "<Version>1.0</Version><Enabled>false</Enabled><RetentionPolicy><Enabled>false</Enabled></RetentionPolicy>"
 	return servicePropsXML{
 		Logging:               &rawXML{Inner: "<Version>1.0</Version><Delete>false</Delete><Read>false</Read><Write>false</Write><RetentionPolicy><Enabled>false</Enabled></RetentionPolicy>"},
-		HourMetrics:           metrics,
-		MinuteMetrics:         metrics,
+		HourMetrics:           &rawXML{Inner: metrics},
+		MinuteMetrics:         &rawXML{Inner: metrics},
 		Cors:                  &corsXML{},
 		DeleteRetentionPolicy: &rawXML{Inner: "<Enabled>false</Enabled>"},
 		StaticWebsite:         &rawXML{Inner: "<Enabled>false</Enabled>"},

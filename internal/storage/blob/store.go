@@ -115,6 +115,11 @@ type blobRec struct {
 	Lease    leaseRec          `json:"l"`
 	Copy     *copyRec          `json:"cp,omitempty"`
 	Tags     map[string]string `json:"tg,omitempty"`
+	Sealed   bool              `json:"sl,omitempty"` // append blobs: Append Blob Seal made it read-only
+	// Block blobs' access tier (tiers.go): "" until one is set.
+	Tier        string        `json:"tr,omitempty"`
+	TierChanged time.Time     `json:"tc,omitzero"`
+	Rehydrate   *rehydrateRec `json:"rh,omitempty"`
 }
 
 // blockRec is an uncommitted block.
@@ -256,7 +261,11 @@ func (t *txn) getBlob(key []byte) (*blobRec, error) {
 	return &rec, nil
 }
 
+// putBlob stores rec at key and keeps the tag index in step.
 func (t *txn) putBlob(key []byte, rec *blobRec) error {
+	if err := t.indexTags(key, rec.Tags); err != nil {
+		return err
+	}
 	return putJSON(t.bucket(bktBlobs), key, rec)
 }
 

@@ -2,16 +2,18 @@ package blob
 
 import (
 	"encoding/xml"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/weftcloud/weft/internal/storage"
 )
 
-// Blob index tags are kept with the blob and returned; they are not indexed
-// (Find Blobs by Tags and x-ms-if-tags are not supported).
+// Blob index tags are kept with the blob (blobRec.Tags) and, for base
+// blobs, in an index that Find Blobs by Tags reads (tagindex.go).
 
 const (
 	maxTags        = 10
@@ -29,17 +31,39 @@ type tagsXML struct {
 	Tags    []tagXML `xml:"TagSet>Tag"`
 }
 
-func errTags() error {
-	return storage.Errorf(http.StatusBadRequest, "InvalidTag", "The tags specified are invalid. It contains characters that are not permitted.")
+func errTags(why string) error {
+	return storage.Errorf(http.StatusBadRequest, "InvalidTag", "The tags specified are invalid: %s.", why)
 }
 
+// checkTags applies Azure's rules: at most 10 tags, keys of 1 to 128 and
+// values of 0 to 256 characters drawn from letters, digits, space and + - .
+// / : = _.
 func checkTags(tags map[string]string) error {
 	if len(tags) > maxTags {
-		return errTags()
+		return errTags(fmt.Sprintf("%d tags, at most %d are allowed", len(tags), maxTags))
 	}
 	for k, v := range tags {
-		if k == "" || len(k) > maxTagKeyLen || len(v) > maxTagValueLen {
-			return errTags()
+		if err := checkTagText(k, 1, maxTagKeyLen); err != nil {
+			return errTags(fmt.Sprintf("key %q: %v", k, err))
+		}
+		if err := checkTagText(v, 0, maxTagValueLen); err != nil {
+			return errTags(fmt.Sprintf("value of %q: %v", k, err))
+		}
+	}
+	return nil
+}
+
+// checkTagText checks the length and characters of a tag key or value.
+func checkTagText(s string, minLen, maxLen int) error {
+	if len(s) < minLen || len(s) > maxLen {
+		return fmt.Errorf("length %d is not within %d to %d", len(s), minLen, maxLen)
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune(" +-./:=_", r):
+		default:
+			return fmt.Errorf("character %q is not allowed", r)
 		}
 	}
 	return nil
@@ -54,7 +78,7 @@ func tagsFromHeader(h http.Header) (map[string]string, error) {
 	}
 	q, err := url.ParseQuery(v)
 	if err != nil {
-		return nil, errTags()
+		return nil, errTags("x-ms-tags is not a query string")
 	}
 	tags := make(map[string]string, len(q))
 	for k, vs := range q {
@@ -67,6 +91,9 @@ func tagsFromHeader(h http.Header) (map[string]string, error) {
 func (b *tagsXML) tags() (map[string]string, error) {
 	tags := map[string]string{}
 	for _, t := range b.Tags {
+		if _, dup := tags[t.Key]; dup {
+			return nil, errTags(fmt.Sprintf("key %q appears twice", t.Key))
+		}
 		tags[t.Key] = t.Value
 	}
 	return tags, checkTags(tags)
@@ -98,6 +125,9 @@ func (s *Service) getTags(c *call) error {
 	if err != nil {
 		return err
 	}
+	if err := checkTagCondition(c.ifTags, rec.Tags); err != nil {
+		return err
+	}
 	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), s.now(), true); err != nil {
 		return err
 	}
@@ -118,8 +148,8 @@ func (s *Service) setTags(c *call) error {
 		return err
 	}
 	// Setting tags does not change the blob's ETag or Last-Modified, and the
-	// conditions that apply are the x-ms-blob-if-* ones (not implemented).
-	plain := &call{w: c.w, r: c.r.Clone(c.r.Context()), req: c.req, q: c.q, container: c.container, blob: c.blob}
+	// conditions that apply are x-ms-if-tags and the lease, not If-*.
+	plain := &call{w: c.w, r: c.r.Clone(c.r.Context()), req: c.req, q: c.q, container: c.container, blob: c.blob, ifTags: c.ifTags}
 	for _, name := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
 		plain.r.Header.Del(name)
 	}
