@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -46,8 +47,18 @@ func NewFront(svc Service, accounts Accounts, h Handler, usage *Usage, logger *s
 	return &front{svc: svc, accounts: accounts, h: h, usage: usage, log: logger, now: time.Now}
 }
 
+// maxDrain is how much of a request body the front end reads and drops
+// after an answer given before the body was read (an error, a refusal).
+// net/http drains at most 256 KiB itself and otherwise closes the
+// connection while the client may still be sending: the client then sees
+// a reset instead of the answer (a 503 ServerBusy on a full disk, say).
+const maxDrain = 8 << 20
+
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.serve(w, r, r.Header.Get("x-ms-version"))
+	if r.ContentLength > 0 && r.ContentLength <= maxDrain {
+		io.Copy(io.Discard, io.LimitReader(r.Body, maxDrain))
+	}
 }
 
 // serve answers r as of version (the request's x-ms-version, or for a
