@@ -22,6 +22,7 @@ import (
 	"github.com/weftcloud/weft/internal/audit"
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/images"
+	"github.com/weftcloud/weft/internal/metering"
 	"github.com/weftcloud/weft/internal/tenants"
 	"github.com/weftcloud/weft/internal/vms"
 )
@@ -40,6 +41,8 @@ type Config struct {
 	VMs        *vms.Manager
 	Tenants    *tenants.Store
 	Audit      *audit.Log
+	// Ledger, when set, says what tenants' storage accounts hold.
+	Ledger *metering.Ledger
 	// Nodes is the HTTP client for agents' APIs (logs, exec): with TLS, it
 	// presents the server's certificate.
 	Nodes *http.Client
@@ -55,6 +58,7 @@ type server struct {
 	vms      *vms.Manager
 	tenants  *tenants.Store
 	audit    *audit.Log
+	ledger   *metering.Ledger // nil: no storage usage in tenants' usage
 	portal   string
 	log      *slog.Logger
 	http     *http.Client // for proxying to node agents
@@ -69,7 +73,7 @@ func New(cfg Config) http.Handler {
 		cfg.Nodes = &http.Client{}
 	}
 	s := &server{ctl: cfg.Controller, accounts: cfg.Accounts, images: cfg.Images, vms: cfg.VMs, tenants: cfg.Tenants,
-		audit: cfg.Audit, portal: cfg.Portal, log: cfg.Log, http: cfg.Nodes}
+		audit: cfg.Audit, ledger: cfg.Ledger, portal: cfg.Portal, log: cfg.Log, http: cfg.Nodes}
 	mux := access.NewMux()
 	route := func(pattern string, h handlerFunc) { s.mount(mux, pattern, h) }
 	// in is a route that acts in one tenant; list, one that may also list

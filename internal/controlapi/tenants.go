@@ -99,6 +99,9 @@ func (s *server) tenant(w http.ResponseWriter, r *http.Request) error {
 
 func (s *server) withUsage(t api.Tenant) api.Tenant {
 	t.Used = s.ctl.Usage(t.Name)
+	if s.ledger != nil {
+		t.Used.Storage = s.ledger.StorageBytes(t.Name, time.Now())
+	}
 	return t
 }
 

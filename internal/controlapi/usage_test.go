@@ -25,8 +25,11 @@ import (
 func TestMeteringAPI(t *testing.T) {
 	for _, route := range controlapi.MeteringRoutes {
 		want := access.TenantRead
-		if route == "PUT /v1/ratecard" {
+		switch route {
+		case "PUT /v1/ratecard":
 			want = access.Operators
+		case "PUT /v1/metering/reports/{server}":
+			want = access.Servers
 		}
 		if rule, ok := access.RuleOf(route); !ok || rule != want {
 			t.Errorf("route %s: rule %v (in table: %v), want %v", route, rule, ok, want)
@@ -70,6 +73,9 @@ func TestMeteringAPI(t *testing.T) {
 		{"PUT", "/v1/ratecard", `{"currency": "EUR", "meters": {"vm-seconds": {"price": "-1"}}}`, "meters.vm-seconds.price:"},
 		{"PUT", "/v1/ratecard", `{"currency": "EUR", "meters": {"vm-seconds": {"price": "0.1", "tax": 1}}}`, "request body:"},
 		{"PUT", "/v1/ratecard", `{"currency": "euros", "meters": {"vm-seconds": {"price": "0.1"}}}`, "currency:"},
+		{"PUT", "/v1/metering/reports/s1", `{"server": "s2", "boot": "b"}`, "server:"},
+		{"PUT", "/v1/metering/reports/s1", `{"server": "s1", "boot": "b", "counts": [{"tenant": "acme", "meter": "cpu", "value": 1}]}`, "counts[0].meter:"},
+		{"PUT", "/v1/metering/reports/s1", `{"server": "s1", "boot": "b", "gauges": [{"tenant": "acme", "meter": "lb-gib", "value": -1}]}`, "gauges[0].value:"},
 	} {
 		code, body := call(tc.method, tc.path, tc.body)
 		var e api.ErrorBody
@@ -89,5 +95,9 @@ func TestMeteringAPI(t *testing.T) {
 	}
 	if code, body := call("GET", "/v1/bills?tenant=acme&month=2026-12", ""); code != http.StatusOK || !strings.Contains(body, `"total": "0.000000"`) {
 		t.Errorf("GET /v1/bills: %d %s, want an empty bill", code, body)
+	}
+	report := `{"server": "s1", "boot": "b", "at": "2026-12-15T12:00:00Z", "counts": [{"tenant": "acme", "service": "web", "meter": "lb-gib", "value": 1.5}]}`
+	if code, body := call("PUT", "/v1/metering/reports/s1", report); code != http.StatusOK {
+		t.Errorf("PUT a server's report: %d %s", code, body)
 	}
 }

@@ -238,12 +238,13 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 	for _, route := range []string{"POST /v1/storage/members", "POST /v1/storage/insync", "GET /v1/storage/config"} {
 		apiHandler.Handle(route, placementRoutes)
 	}
-	meteringRoutes := controlapi.Metering(metering.NewLedger(c.store), nil, log.With("part", "api"))
+	ledger := metering.NewLedger(c.store)
+	meteringRoutes := controlapi.Metering(ledger, nil, log.With("part", "api"))
 	for _, route := range controlapi.MeteringRoutes {
 		apiHandler.Handle(route, meteringRoutes)
 	}
 	apiHandler.Pass(controlapi.New(controlapi.Config{
-		Controller: c.ctl, Accounts: accts, Images: imgs, VMs: vmMgr, Tenants: tenantStore, Audit: auditLog,
+		Controller: c.ctl, Accounts: accts, Images: imgs, VMs: vmMgr, Tenants: tenantStore, Audit: auditLog, Ledger: ledger,
 		Nodes: nodes, Portal: self.API, Log: log.With("part", "api"),
 	}))
 	auth.tokens.Store(tenantStore)

@@ -115,20 +115,11 @@ const gaugeFresh = 2*ReportInterval + 30*time.Second
 func (m *Meter) reportOps(from, now time.Time, usage map[string]*api.UsageRecord) []state.Op {
 	hour := now.Truncate(time.Hour)
 	var ops []state.Op
-	gauges := map[string]Count{}
-	gaugeAt := map[string]time.Time{}
 	for _, e := range m.cfg.Store.List(state.KindMetering, reportPrefix) {
 		var r Report
 		if err := json.Unmarshal(e.Value, &r); err != nil {
 			m.log.Error("metering: unreadable report skipped", "key", e.Key, "err", err)
 			continue
-		}
-		if now.Sub(r.At) <= gaugeFresh {
-			for _, g := range r.Gauges {
-				if k := g.key(); r.At.After(gaugeAt[k]) {
-					gauges[k], gaugeAt[k] = g, r.At
-				}
-			}
 		}
 		key := consumedPrefix + r.Server
 		var prev consumed
@@ -163,12 +154,44 @@ func (m *Meter) reportOps(from, now time.Time, usage map[string]*api.UsageRecord
 		ops = append(ops, state.Op{Kind: state.KindMetering, Key: key, Check: true, Rev: ce.Rev},
 			putJSON(state.KindMetering, key, next))
 	}
+	gauges := freshGauges(m.cfg.Store, now)
 	eachHour(from, now, func(hour time.Time, secs float64) {
 		for _, g := range gauges {
 			addUsage(usage, g.Tenant, g.Service, hour, g.Meter, g.Dimension, g.Value*secs/3600)
 		}
 	})
 	return ops
+}
+
+// freshGauges returns, for each gauge, its value in the freshest report
+// that has it, among reports at most gaugeFresh old at now.
+func freshGauges(st state.Store, now time.Time) map[string]Count {
+	gauges := map[string]Count{}
+	at := map[string]time.Time{}
+	for _, e := range st.List(state.KindMetering, reportPrefix) {
+		var r Report
+		if json.Unmarshal(e.Value, &r) != nil || now.Sub(r.At) > gaugeFresh {
+			continue
+		}
+		for _, g := range r.Gauges {
+			if k := g.key(); r.At.After(at[k]) {
+				gauges[k], at[k] = g, r.At
+			}
+		}
+	}
+	return gauges
+}
+
+// StorageBytes is what a tenant's storage accounts hold, as their
+// storage's last reports say (0 when none is fresh).
+func (l *Ledger) StorageBytes(tenant string, now time.Time) api.Bytes {
+	var gib float64
+	for _, g := range freshGauges(l.store, now) {
+		if g.Tenant == tenant && g.Meter == api.MeterStorageGiBHours {
+			gib += g.Value
+		}
+	}
+	return api.Bytes(math.Round(gib * (1 << 30)))
 }
 
 // Reporter sends one server's counts every interval.

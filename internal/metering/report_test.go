@@ -119,7 +119,13 @@ func TestGaugesCountForEachStep(t *testing.T) {
 	if want := 6 * 10.5 / 60; math.Abs(got-want) > 1e-9 {
 		t.Errorf("storage GiB-hours = %v, want %v", got, want)
 	}
+	if got := l.StorageBytes("acme", f.clock.Now()); got != 6<<30 {
+		t.Errorf("StorageBytes = %d, want the freshest report's 6 GiB", got)
+	}
 	f.clock.Advance(gaugeFresh + time.Minute)
+	if got := l.StorageBytes("acme", f.clock.Now()); got != 0 {
+		t.Errorf("StorageBytes from stale reports = %d, want 0", got)
+	}
 	f.step(m)
 	after := 0.0
 	for _, r := range l.Usage("acme", t0, t0.Add(24*time.Hour)) {
