@@ -14,6 +14,13 @@ func (c *Client) WhoAmI(ctx context.Context) (api.WhoAmI, error) {
 	return w, err
 }
 
+// EndSession revokes the token the client presents (DELETE
+// /v1/sessions/current). The admin token cannot be revoked: api.ErrInvalid.
+func (c *Client) EndSession(ctx context.Context) error {
+	_, err := c.Do(ctx, "DELETE", "/v1/sessions/current", nil, nil, nil)
+	return err
+}
+
 // CreateTenant makes a tenant (the operator's).
 func (c *Client) CreateTenant(ctx context.Context, req api.CreateTenant) (api.Tenant, error) {
 	var t api.Tenant

@@ -95,12 +95,24 @@ func noEcho(f *os.File) (func(), error) {
 
 // logoutCommand is `weft logout [--addr URL]`.
 func (a *app) logoutCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "logout [--addr URL]",
+	var revoke bool
+	cmd := &cobra.Command{
+		Use:   "logout [--addr URL] [--revoke]",
 		Short: "Forget the token kept for an API address",
-		Args:  maxArgs(0),
+		Long: "Forget the token kept for an API address. The token stays valid until it expires, " +
+			"unless --revoke revokes it first on every server (as `weft token revoke ID` does).",
+		Args: maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			addr := a.address()
+			if revoke {
+				tok := client.SavedToken(addr)
+				if tok == "" {
+					return fmt.Errorf("logout: no token is kept for %s", addr)
+				}
+				if err := client.New(addr).WithToken(tok).EndSession(cmd.Context()); err != nil {
+					return fmt.Errorf("logout: revoke the token: %w", err)
+				}
+			}
 			found, err := client.ForgetToken(addr)
 			if err != nil {
 				return err
@@ -108,10 +120,16 @@ func (a *app) logoutCommand() *cobra.Command {
 			if !found {
 				return fmt.Errorf("logout: no token is kept for %s", addr)
 			}
+			if revoke {
+				_, err = fmt.Fprintf(a.stdout, "signed out of %s; the token is revoked\n", addr)
+				return err
+			}
 			_, err = fmt.Fprintf(a.stdout, "signed out of %s\n", addr)
 			return err
 		},
 	}
+	cmd.Flags().BoolVar(&revoke, "revoke", false, "revoke the token on the servers too")
+	return cmd
 }
 
 // whoamiCommand is `weft whoami`.

@@ -377,6 +377,20 @@ func TestLogin(t *testing.T) {
 	if diff := cmp.Diff(0o600, int(mustStat(t, file).Mode().Perm())); diff != "" {
 		t.Errorf("tokens file mode after logout: %s", diff)
 	}
+
+	// logout --revoke also revokes it: the servers refuse it afterwards.
+	if _, errOut, code := weftIn(t, owner.Token+"\n", "login", "--addr", addr); code != 0 {
+		t.Fatalf("login again: %s", errOut)
+	}
+	if out, errOut, code := weftIn(t, "", "logout", "--revoke"); code != 0 || out != "signed out of "+addr+"; the token is revoked\n" {
+		t.Errorf("logout --revoke: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if client.SavedToken(addr) != "" {
+		t.Error("after logout --revoke the file still holds the token")
+	}
+	if got := whoami("--addr", addr, "--token", owner.Token); !strings.Contains(got, "unknown, expired or revoked") {
+		t.Errorf("whoami with the revoked token: %q", got)
+	}
 }
 
 func mustStat(t *testing.T, path string) os.FileInfo {

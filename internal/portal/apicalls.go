@@ -34,7 +34,7 @@ func createSession(ctx context.Context, c *client.Client, code string) (NewToken
 // endSession revokes the token the session signed in with. The admin
 // token cannot be revoked (400): signing out then only clears the cookie.
 func endSession(ctx context.Context, c *client.Client) error {
-	_, err := c.Do(ctx, "DELETE", "/v1/sessions/current", nil, nil, nil)
+	err := c.EndSession(ctx)
 	if errors.Is(err, api.ErrInvalid) {
 		return nil
 	}
