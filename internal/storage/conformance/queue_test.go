@@ -410,6 +410,11 @@ func TestQueue_CreateQueue(t *testing.T) {
 			wantErr(t, err, http.StatusBadRequest, "OutOfRangeInput")
 		}
 	})
+	t.Run("UnsupportedHttpVerb", func(t *testing.T) {
+		// A method the queue does not answer is 405, as the common error
+		// codes have it (and as the table service answers).
+		env.do(t, http.MethodPost, "/orders", nil, "").want(t, http.StatusMethodNotAllowed, "UnsupportedHttpVerb")
+	})
 	t.Run("InvalidMetadata", func(t *testing.T) {
 		env.do(t, http.MethodPut, "/badmeta", map[string]string{"x-ms-meta-1st": "x"}, "").want(t, http.StatusBadRequest, "InvalidMetadata")
 	})

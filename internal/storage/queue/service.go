@@ -149,7 +149,7 @@ func (s *Service) route(w http.ResponseWriter, r *http.Request, req *storage.Req
 	default:
 		return storage.Errorf(http.StatusBadRequest, "InvalidUri", "The requested URI does not represent any resource on the server.")
 	}
-	return storage.Errorf(http.StatusBadRequest, "UnsupportedHttpVerb", "The resource doesn't support the specified HTTP verb %s.", m)
+	return storage.Errorf(http.StatusMethodNotAllowed, "UnsupportedHttpVerb", "The resource doesn't support the specified HTTP verb %s.", m)
 }
 
 // validName applies Azure's queue name rules: 3-63 characters of
