@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 
 	"github.com/weftcloud/weft/internal/storage"
@@ -22,7 +23,11 @@ func (s *Service) loadServiceProperties(account string) (storage.ServiceProperti
 	if err != nil {
 		return storage.ServiceProperties{}, err
 	}
-	return storage.DecodeServiceProperties(stored)
+	props, err := storage.DecodeServiceProperties(stored)
+	if err != nil {
+		return props, fmt.Errorf("queue: service properties of %s: %w", account, err)
+	}
+	return props, nil
 }
 
 func (s *Service) getServiceProperties(w http.ResponseWriter, req *storage.Request) error {
