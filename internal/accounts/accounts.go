@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -51,13 +50,11 @@ type record struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
-var accountName = regexp.MustCompile(`^[a-z0-9]{3,24}$`)
-
 // Create makes a tenant's account with two new keys. Account names are
 // one name space for every tenant (they are in the storage URLs, as in
 // Azure), so a name another tenant holds is taken.
 func (s *Store) Create(ctx context.Context, tenant, name string) (api.StorageAccount, error) {
-	if !accountName.MatchString(name) {
+	if !storage.ValidAccountName(name) {
 		return api.StorageAccount{}, api.Errorf(api.CodeInvalid, "name: %q is not a storage account name (3-24 lowercase letters and digits)", name)
 	}
 	if name == storage.DevAccount || name == SystemAccount {

@@ -95,7 +95,12 @@ type StorageConfig struct {
 	BlobPort  int
 	QueuePort int
 	TablePort int
-	Logger    *slog.Logger
+	// Accounts lists the accounts served and their keys in the storage
+	// emulator's form (storage.ParseAccounts): "name:key1[:key2];...".
+	// Empty serves the development account; a list serves only its
+	// accounts, as the emulator does.
+	Accounts string
+	Logger   *slog.Logger
 }
 
 // DevConfig configures `weft dev`: a controller, the storage service and

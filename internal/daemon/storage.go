@@ -9,14 +9,22 @@ import (
 )
 
 // RunStorage runs the storage service alone until ctx ends. It serves the
-// development account when no other account is configured.
+// accounts cfg.Accounts lists, or the development account when it lists
+// none.
 func RunStorage(ctx context.Context, cfg StorageConfig) error {
 	if cfg.Data == "" {
 		return errors.New("storage: --data is required")
 	}
+	accounts := storage.DevAccounts()
+	if cfg.Accounts != "" {
+		var err error
+		if accounts, err = storage.ParseAccounts(cfg.Accounts); err != nil {
+			return err
+		}
+	}
 	return storageserver.Run(ctx, storageserver.Config{
 		Data: cfg.Data, Host: cfg.Host,
 		BlobPort: cfg.BlobPort, QueuePort: cfg.QueuePort, TablePort: cfg.TablePort,
-		Accounts: storage.DevAccounts(), Logger: defaultLogger(cfg.Logger),
+		Accounts: accounts, Logger: defaultLogger(cfg.Logger),
 	})
 }

@@ -61,3 +61,14 @@ func (req *Request) AllowACL(perm byte) error {
 	}
 	return req.Allow(perm, ResContainer)
 }
+
+// AllowCreate checks that the caller may create a queue or a table. The
+// reference's account SAS table gives Create Queue and Create Table to w
+// on containers; c is taken too, as the emulator takes it, though the
+// reference keeps c for blobs and files.
+func (req *Request) AllowCreate() error {
+	if err := req.Allow('w', ResContainer); err == nil {
+		return nil
+	}
+	return req.Allow('c', ResContainer)
+}

@@ -113,22 +113,23 @@ func (f *front) prepare(r *http.Request, req *Request, version string) error {
 	if account == "" {
 		return Errorf(http.StatusBadRequest, "InvalidUri", "The requested URI does not represent any resource on the server.")
 	}
-	// ACCOUNT-secondary is the read-only secondary location of a
-	// read-access geo-redundant account; clients sign for ACCOUNT. Weft's
-	// one location is always current, so the secondary reads it.
+	// ACCOUNT-secondary is the account's read-only secondary location,
+	// where read-access geo-redundant clients read (and ask Get Service
+	// Stats), signing with the account's own name. Weft's one copy serves
+	// both; account names have no dash, so the suffix is unambiguous.
 	account, secondary := strings.CutSuffix(account, secondarySuffix)
 	req.Account, req.Path = account, path
 	if r.Method == http.MethodOptions {
 		return nil // preflight requests carry no credentials
-	}
-	if secondary && r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return Errorf(http.StatusForbidden, "AuthorizationFailure", "The secondary location %s%s is read-only.", account, secondarySuffix)
 	}
 	auth, err := f.authenticate(r.Context(), r, account, pathStyle)
 	if err != nil {
 		return err
 	}
 	req.Auth = auth
+	if secondary && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return Errorf(http.StatusForbidden, "InsufficientAccountPermissions", "The account being accessed does not have sufficient permissions to execute this operation: its secondary location is read-only.")
+	}
 	return nil
 }
 

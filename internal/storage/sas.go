@@ -61,7 +61,10 @@ func parseSAS(q url.Values) (*SAS, AuthKind, *Error) {
 		return nil, 0, authFailed("sv %q is not a valid version (YYYY-MM-DD)", s.Version)
 	}
 	if q.Has("skoid") || q.Has("sktid") {
-		return nil, 0, authFailed("User delegation SAS is not supported by this service yet; use an account or service SAS signed with the account key.")
+		// A user delegation SAS is signed with a key from Get User
+		// Delegation Key; Weft has handed out none, so it is Azure's answer
+		// to a SAS whose key it does not hold.
+		return nil, 0, authFailed("Signature validation failed. Signature key not found.")
 	}
 	if kind == AccountSAS && s.Identifier != "" {
 		return nil, 0, authFailed("An account SAS cannot name a stored access policy (si=%s).", s.Identifier)

@@ -1,7 +1,10 @@
 package storage
 
 import (
+	"bytes"
+	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"strings"
 )
 
@@ -45,11 +48,13 @@ type CORSRuleXML struct {
 // properties gets from Get Service Properties: logging, metrics and CORS
 // off, as Azure answers for a new account.
 func DefaultServiceProperties() ServiceProperties {
-	metrics := &RawXML{Inner: "<Version>1.0</Version><Enabled>false</Enabled><RetentionPolicy><Enabled>false</Enabled></RetentionPolicy>"}
+	// Each element its own: decoding stored properties into these fills
+	// them in place.
+	const metrics = "<Version>1.0</Version><Enabled>false</Enabled><RetentionPolicy><Enabled>false</Enabled></RetentionPolicy>"
 	return ServiceProperties{
 		Logging:       &RawXML{Inner: "<Version>1.0</Version><Delete>false</Delete><Read>false</Read><Write>false</Write><RetentionPolicy><Enabled>false</Enabled></RetentionPolicy>"},
-		HourMetrics:   metrics,
-		MinuteMetrics: metrics,
+		HourMetrics:   &RawXML{Inner: metrics},
+		MinuteMetrics: &RawXML{Inner: metrics},
 		Cors:          &CORSRulesXML{},
 	}
 }
@@ -105,6 +110,46 @@ func (p *ServiceProperties) Apply(in *ServiceProperties) {
 	if in.DefaultServiceVersion != nil {
 		p.DefaultServiceVersion = in.DefaultServiceVersion
 	}
+}
+
+// DecodeServiceProperties reads an account's properties as a service keeps
+// them (UpdateServiceProperties' JSON); nothing stored is the defaults. A
+// document that starts with '<' is the XML of a Set Service Properties
+// body, the form the queue service kept before it kept this one.
+func DecodeServiceProperties(stored []byte) (ServiceProperties, error) {
+	props := DefaultServiceProperties()
+	stored = bytes.TrimSpace(stored)
+	switch {
+	case len(stored) == 0:
+		return props, nil
+	case stored[0] == '<':
+		var in ServiceProperties
+		if err := xml.Unmarshal(stored, &in); err != nil {
+			return props, fmt.Errorf("storage: decode service properties: %w", err)
+		}
+		props.Apply(&in)
+	default:
+		if err := json.Unmarshal(stored, &props); err != nil {
+			return props, fmt.Errorf("storage: decode service properties: %w", err)
+		}
+	}
+	return props, nil
+}
+
+// UpdateServiceProperties applies in (a Set Service Properties body, from
+// ParseServiceProperties) to the properties stored and returns what to
+// store in their place.
+func UpdateServiceProperties(stored []byte, in *ServiceProperties) ([]byte, error) {
+	props, err := DecodeServiceProperties(stored)
+	if err != nil {
+		return nil, err
+	}
+	props.Apply(in)
+	out, err := json.Marshal(props)
+	if err != nil {
+		return nil, fmt.Errorf("storage: encode service properties: %w", err)
+	}
+	return out, nil
 }
 
 // CORSRules returns the CORS rules the front end applies, nil when none.

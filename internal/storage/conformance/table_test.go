@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -172,13 +173,24 @@ func TestTable_GetTableServiceStats(t *testing.T) {
 	cover(t, storage.Table, "Get Table Service Stats")
 	env := newTableEnv(t)
 	// The reference serves this on the secondary endpoint of an RA-GRS
-	// account; Weft has one location, always live, and answers it there.
-	got, err := env.svc.GetStatistics(context.Background(), nil)
+	// account (ACCOUNT-secondary); Weft has one location, always live, and
+	// answers it there and on the primary.
+	cred, err := aztables.NewSharedKeyCredential(storage.DevAccount, storage.DevKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.GeoReplication == nil || got.GeoReplication.Status == nil || *got.GeoReplication.Status != aztables.GeoReplicationStatusLive {
-		t.Errorf("stats: %+v", got.GeoReplication)
+	secondary, err := aztables.NewServiceClientWithSharedKey(env.endpoint+"-secondary", cred, &aztables.ClientOptions{ClientOptions: policy.ClientOptions{InsecureAllowCredentialWithHTTP: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*aztables.ServiceClient{"primary": env.svc, "secondary": secondary} {
+		got, err := c.GetStatistics(context.Background(), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got.GeoReplication == nil || got.GeoReplication.Status == nil || *got.GeoReplication.Status != aztables.GeoReplicationStatusLive {
+			t.Errorf("%s: stats: %+v", name, got.GeoReplication)
+		}
 	}
 }
 
@@ -310,6 +322,27 @@ func TestTable_CreateTable(t *testing.T) {
 		// Table names compare regardless of case.
 		_, err := env.svc.CreateTable(context.Background(), "ORDERS", nil)
 		wantErr(t, err, http.StatusConflict, "TableAlreadyExists")
+	})
+	t.Run("account SAS with w", func(t *testing.T) {
+		// As Create Queue: w on containers, per the reference; c as the emulator.
+		cred, err := aztables.NewSharedKeyCredential(storage.DevAccount, storage.DevKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, perms := range []string{"w", "c"} {
+			qp, err := aztables.AccountSASSignatureValues{Protocol: aztables.SASProtocolHTTPSandHTTP, ExpiryTime: time.Now().Add(time.Hour).UTC(),
+				Permissions: perms, Services: "t", ResourceTypes: "sco"}.Sign(cred)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := aztables.NewServiceClientWithNoCredential(env.endpoint+"/?"+qp.Encode(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.CreateTable(context.Background(), "BySas"+perms, nil); err != nil {
+				t.Errorf("create with an account SAS of %s: %v", perms, err)
+			}
+		}
 	})
 	t.Run("InvalidResourceName", func(t *testing.T) {
 		for _, bad := range []string{"ab", "1abc", "has-dash", "tables", strings.Repeat("a", 64)} {

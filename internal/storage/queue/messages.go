@@ -64,6 +64,37 @@ func messageText(r *http.Request) (string, error) {
 	return *m.Text, nil
 }
 
+// anyTTLVersion is the version from which messagettl may be any positive
+// number or -1; before it, at most seven days.
+const anyTTLVersion = "2017-07-29"
+
+// messageTTL reads Put Message's messagettl: seconds, or -1 for never.
+func messageTTL(r *http.Request) (int64, error) {
+	lo, hi := int64(-1), int64(math.MaxInt64)
+	if v := r.Header.Get("x-ms-version"); v != "" && v < anyTTLVersion { // YYYY-MM-DD compare as strings
+		lo, hi = 1, maxVisibility
+	}
+	ttl, err := intParam(r, "messagettl", defaultTTL, lo, hi)
+	if err != nil {
+		return 0, err
+	}
+	if ttl == 0 {
+		return 0, storage.Errorf(http.StatusBadRequest, "OutOfRangeQueryParameterValue", "One of the query parameters specified in the request URI is outside the permissible range: messagettl=0.")
+	}
+	return ttl, nil
+}
+
+// expiry is when a message put at now (ns) with ttl seconds expires: never
+// for -1. Expiries are kept in int64 nanoseconds, which end in year 2262;
+// a TTL that reaches past that never expires either, and its expiry is
+// written as -1's is (the end of year 9999) rather than the year it names.
+func expiry(now, ttl int64) int64 {
+	if ttl == -1 || ttl >= (neverExpires-now)/int64(time.Second) {
+		return neverExpires
+	}
+	return now + ttl*int64(time.Second)
+}
+
 type putResult struct {
 	XMLName  xml.Name `xml:"QueueMessagesList"`
 	Messages []struct {
@@ -83,12 +114,9 @@ func (s *Service) putMessage(w http.ResponseWriter, r *http.Request, req *storag
 	if err != nil {
 		return err
 	}
-	ttl, err := intParam(r, "messagettl", defaultTTL, -1, math.MaxInt32)
+	ttl, err := messageTTL(r)
 	if err != nil {
 		return err
-	}
-	if ttl == 0 {
-		return storage.Errorf(http.StatusBadRequest, "OutOfRangeQueryParameterValue", "One of the query parameters specified in the request URI is outside the permissible range: messagettl=0.")
 	}
 	if ttl != -1 && vis >= ttl {
 		return storage.Errorf(http.StatusBadRequest, "InvalidQueryParameterValue", "Value for one of the query parameters specified in the request URI is invalid: visibilitytimeout must be less than messagettl.")
@@ -106,10 +134,7 @@ func (s *Service) putMessage(w http.ResponseWriter, r *http.Request, req *storag
 		}
 		now := s.now().UnixNano()
 		seq := s.seq.Add(1)
-		m = message{Text: text, Inserted: now, Expires: neverExpires, NextVisible: now + vis*int64(time.Second), PopReceipt: newPopReceipt(), Seq: seq}
-		if ttl != -1 {
-			m.Expires = now + ttl*int64(time.Second)
-		}
+		m = message{Text: text, Inserted: now, Expires: expiry(now, ttl), NextVisible: now + vis*int64(time.Second), PopReceipt: newPopReceipt(), Seq: seq}
 		if err := putMessage(b, id, &m); err != nil {
 			return err
 		}

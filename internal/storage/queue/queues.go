@@ -14,7 +14,7 @@ import (
 )
 
 func (s *Service) createQueue(w http.ResponseWriter, r *http.Request, req *storage.Request, name string) error {
-	if err := req.Allow('c', storage.ResContainer); err != nil {
+	if err := req.AllowCreate(); err != nil {
 		return err
 	}
 	md, err := storage.ReadMetadata(r.Header)
@@ -266,66 +266,6 @@ func serviceEndpoint(r *http.Request, req *storage.Request) string {
 		return scheme + "://" + r.Host + "/"
 	}
 	return scheme + "://" + r.Host + "/" + req.Account + "/"
-}
-
-const defaultServiceProperties = `<StorageServiceProperties><Logging><Version>1.0</Version><Delete>false</Delete><Read>false</Read><Write>false</Write><RetentionPolicy><Enabled>false</Enabled></RetentionPolicy></Logging><HourMetrics><Version>1.0</Version><Enabled>false</Enabled><RetentionPolicy><Enabled>false</Enabled></RetentionPolicy></HourMetrics><MinuteMetrics><Version>1.0</Version><Enabled>false</Enabled><RetentionPolicy><Enabled>false</Enabled></RetentionPolicy></MinuteMetrics><Cors /></StorageServiceProperties>`
-
-func (s *Service) getServiceProperties(w http.ResponseWriter, req *storage.Request) error {
-	if err := req.Allow('r', storage.ResService); err != nil {
-		return err
-	}
-	body := []byte(defaultServiceProperties)
-	_ = s.db.View(func(tx *boltlog.Tx) error {
-		if v := tx.Bucket(bktService).Get([]byte(req.Account)); v != nil {
-			body = append([]byte(nil), v...)
-		}
-		return nil
-	})
-	body = append([]byte(`<?xml version="1.0" encoding="utf-8"?>`), body...)
-	w.Header().Set("Content-Type", "application/xml")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
-	return nil
-}
-
-func (s *Service) setServiceProperties(w http.ResponseWriter, r *http.Request, req *storage.Request) error {
-	if err := req.Allow('w', storage.ResService); err != nil {
-		return err
-	}
-	body, err := readBody(r, 64<<10)
-	if err != nil {
-		return err
-	}
-	var probe struct {
-		XMLName xml.Name `xml:"StorageServiceProperties"`
-	}
-	if err := xml.Unmarshal(body, &probe); err != nil {
-		return errInvalidXML()
-	}
-	// Drop the XML declaration so GET can put its own in front.
-	if i := bytes.Index(body, []byte("<StorageServiceProperties")); i > 0 {
-		body = body[i:]
-	}
-	err = s.db.Write(func(tx *boltlog.Tx) error {
-		return tx.Bucket(bktService).Put([]byte(req.Account), body)
-	})
-	if err != nil {
-		return err
-	}
-	return writeEmpty(w, http.StatusAccepted)
-}
-
-func (s *Service) getServiceStats(w http.ResponseWriter, req *storage.Request) error {
-	if err := req.Allow('r', storage.ResService); err != nil {
-		return err
-	}
-	type stats struct {
-		XMLName xml.Name `xml:"StorageServiceStats"`
-		Status  string   `xml:"GeoReplication>Status"`
-		Sync    string   `xml:"GeoReplication>LastSyncTime"`
-	}
-	return writeXML(w, http.StatusOK, stats{Status: "live", Sync: s.now().UTC().Format(http.TimeFormat)})
 }
 
 // readBody reads at most limit bytes of the request body; more is 413.

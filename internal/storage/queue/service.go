@@ -1,7 +1,8 @@
 // Package queue is Weft's Azure Queue service: queues with metadata and
-// access policies, and messages with visibility timeouts, pop receipts and
-// time-to-live, served to the official Azure SDKs through the storage
-// front end. Delivery is at least once: a message not deleted before its
+// access policies, messages with visibility timeouts, pop receipts and
+// time-to-live, and each account's service properties (whose CORS rules
+// the front end applies), served to the official Azure SDKs through the
+// storage front end. Delivery is at least once: a message not deleted before its
 // visibility timeout ends is delivered again. State lives in one bbolt
 // file behind a write-ahead log (boltlog): every acknowledged write is
 // fsynced, sharing one fdatasync with the writes beside it, before the
@@ -149,7 +150,7 @@ func (s *Service) route(w http.ResponseWriter, r *http.Request, req *storage.Req
 	default:
 		return storage.Errorf(http.StatusBadRequest, "InvalidUri", "The requested URI does not represent any resource on the server.")
 	}
-	return storage.Errorf(http.StatusBadRequest, "UnsupportedHttpVerb", "The resource doesn't support the specified HTTP verb %s.", m)
+	return storage.Errorf(http.StatusMethodNotAllowed, "UnsupportedHttpVerb", "The resource doesn't support the specified HTTP verb %s.", m)
 }
 
 // validName applies Azure's queue name rules: 3-63 characters of

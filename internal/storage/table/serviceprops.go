@@ -1,7 +1,7 @@
 package table
 
 import (
-	"encoding/json"
+	"bytes"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -41,24 +41,23 @@ func (s *Service) serveService(w http.ResponseWriter, r *http.Request, req *stor
 }
 
 func (s *Service) loadServiceProperties(account string) (storage.ServiceProperties, error) {
-	props := storage.DefaultServiceProperties()
+	var stored []byte
 	err := s.st.view(func(tx *boltlog.Tx) error {
-		a := tx.Bucket(accountBucketName(account))
-		if a == nil {
-			return nil
-		}
-		sb := a.Bucket(serviceBucket)
-		if sb == nil {
-			return nil
-		}
-		if v := sb.Get(propertiesKey); v != nil {
-			if err := json.Unmarshal(v, &props); err != nil {
-				return fmt.Errorf("table: decode service properties of %s: %w", account, err)
+		if a := tx.Bucket(accountBucketName(account)); a != nil {
+			if sb := a.Bucket(serviceBucket); sb != nil {
+				stored = bytes.Clone(sb.Get(propertiesKey))
 			}
 		}
 		return nil
 	})
-	return props, err
+	if err != nil {
+		return storage.ServiceProperties{}, err
+	}
+	props, err := storage.DecodeServiceProperties(stored)
+	if err != nil {
+		return props, fmt.Errorf("table: service properties of %s: %w", account, err)
+	}
+	return props, nil
 }
 
 func (s *Service) getServiceProperties(w http.ResponseWriter, req *storage.Request) error {
@@ -95,16 +94,9 @@ func (s *Service) setServiceProperties(w http.ResponseWriter, r *http.Request, r
 		if err != nil {
 			return fmt.Errorf("table: create service bucket: %w", err)
 		}
-		props := storage.DefaultServiceProperties()
-		if v := sb.Get(propertiesKey); v != nil {
-			if err := json.Unmarshal(v, &props); err != nil {
-				return fmt.Errorf("table: decode service properties of %s: %w", req.Account, err)
-			}
-		}
-		props.Apply(in)
-		v, err := json.Marshal(props)
+		v, err := storage.UpdateServiceProperties(sb.Get(propertiesKey), in)
 		if err != nil {
-			return fmt.Errorf("table: encode service properties: %w", err)
+			return fmt.Errorf("table: service properties of %s: %w", req.Account, err)
 		}
 		return sb.Put(propertiesKey, v)
 	})

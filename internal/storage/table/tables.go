@@ -41,7 +41,7 @@ func tableNotFound() error {
 }
 
 func (s *Service) createTable(w http.ResponseWriter, r *http.Request, req *storage.Request) error {
-	if err := req.Allow('c', storage.ResContainer); err != nil {
+	if err := req.AllowCreate(); err != nil {
 		return err
 	}
 	body, err := readBody(r, 64<<10)
