@@ -43,7 +43,7 @@ type Quota struct {
 	Memory    *Bytes   `json:"memory,omitempty"`    // memory of those instances
 	Instances *int     `json:"instances,omitempty"` // instances of services and VMs
 	VMs       *int     `json:"vms,omitempty"`       // persistent VMs, running or stopped
-	Disk      *Bytes   `json:"disk,omitempty"`      // persistent VM disks, by declared size
+	Disk      *Bytes   `json:"disk,omitempty"`      // persistent VM disks and drives, by declared size
 	Storage   *Bytes   `json:"storage,omitempty"`   // bytes in the tenant's storage accounts
 	Endpoints *int     `json:"endpoints,omitempty"` // published (load-balanced) endpoints
 }

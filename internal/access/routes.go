@@ -112,6 +112,11 @@ var Table = []Route{
 	{"POST /v1/vms/{name}/resize", TenantWrite},
 	{"POST /v1/vms/{name}/disks", TenantWrite},
 	{"DELETE /v1/vms/{name}/disks/{disk}", TenantWrite},
+	{"POST /v1/drives", TenantWrite},
+	{"GET /v1/drives", TenantRead},
+	{"GET /v1/drives/{name}", TenantRead},
+	{"POST /v1/drives/{name}/snapshots", TenantWrite},
+	{"DELETE /v1/drives/{name}", TenantWrite},
 
 	// Metering: a tenant reads its own usage and bill (the handlers scope
 	// them), and the prices; the operator sets them.

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -25,11 +26,15 @@ import (
 	"github.com/weftcloud/weft/internal/accounts"
 	"github.com/weftcloud/weft/internal/audit"
 	"github.com/weftcloud/weft/internal/controlapi"
+	"github.com/weftcloud/weft/internal/drives"
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/pkgstore"
 	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/storageserver"
 	"github.com/weftcloud/weft/internal/tenants"
+	"github.com/weftcloud/weft/internal/vms"
 )
 
 // tenancyController is the real API over a real state store, behind the
@@ -69,10 +74,21 @@ func realController(t *testing.T) (addr, operator string, ctl *fabric.Controller
 	}
 	ctl = fabric.New(fabric.Config{Tenants: ts}, store, pkgs, nil)
 	auditLog := audit.New(store, 0, log)
+	storageSrv, err := storageserver.Start(storageserver.Config{Data: filepath.Join(dir, "storage")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { storageSrv.Close() })
+	devKey, _ := base64.StdEncoding.DecodeString(storage.DevKey)
+	disks := vms.NewDisks(storageSrv.URL(storage.Blob), storage.DevAccount, devKey)
+	if err := disks.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
 	handler := controlapi.New(controlapi.Config{
 		Controller: ctl, Tenants: ts, Audit: auditLog, Log: log, Portal: "https://portal.example",
 		Accounts: accounts.New(store, func() accounts.Endpoints { return accounts.Endpoints{} }, false),
 		Images:   images.New(store, nil, nil, log),
+		Drives:   drives.New(store, ctl, disks, log),
 	})
 	principal := func(w http.ResponseWriter, r *http.Request) (access.Principal, bool) {
 		bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

@@ -20,6 +20,7 @@ import (
 	"github.com/weftcloud/weft/internal/access"
 	"github.com/weftcloud/weft/internal/accounts"
 	"github.com/weftcloud/weft/internal/audit"
+	"github.com/weftcloud/weft/internal/drives"
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/metering"
@@ -39,6 +40,7 @@ type Config struct {
 	Accounts   *accounts.Store
 	Images     *images.Store
 	VMs        *vms.Manager
+	Drives     *drives.Manager
 	Tenants    *tenants.Store
 	Audit      *audit.Log
 	// Ledger, when set, says what tenants' storage accounts hold.
@@ -56,6 +58,7 @@ type server struct {
 	accounts *accounts.Store
 	images   *images.Store
 	vms      *vms.Manager
+	drives   *drives.Manager
 	tenants  *tenants.Store
 	audit    *audit.Log
 	ledger   *metering.Ledger // nil: no storage usage in tenants' usage
@@ -72,7 +75,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Nodes == nil {
 		cfg.Nodes = &http.Client{}
 	}
-	s := &server{ctl: cfg.Controller, accounts: cfg.Accounts, images: cfg.Images, vms: cfg.VMs, tenants: cfg.Tenants,
+	s := &server{ctl: cfg.Controller, accounts: cfg.Accounts, images: cfg.Images, vms: cfg.VMs, drives: cfg.Drives, tenants: cfg.Tenants,
 		audit: cfg.Audit, ledger: cfg.Ledger, portal: cfg.Portal, log: cfg.Log, http: cfg.Nodes}
 	mux := access.NewMux()
 	route := func(pattern string, h handlerFunc) { s.mount(mux, pattern, h) }
@@ -152,6 +155,12 @@ func New(cfg Config) http.Handler {
 	in("POST /v1/vms/{name}/resize", s.resizeVM)
 	in("POST /v1/vms/{name}/disks", s.attachDisk)
 	in("DELETE /v1/vms/{name}/disks/{disk}", s.detachDisk)
+
+	in("POST /v1/drives", s.createDrive)
+	list("GET /v1/drives", s.listDrives)
+	in("GET /v1/drives/{name}", s.drive)
+	in("POST /v1/drives/{name}/snapshots", s.snapshotDrive)
+	in("DELETE /v1/drives/{name}", s.deleteDrive)
 
 	s.tenantRoutes(route, list)
 	route("/v1/", func(w http.ResponseWriter, r *http.Request) error {

@@ -22,6 +22,7 @@ import (
 	"github.com/weftcloud/weft/internal/audit"
 	"github.com/weftcloud/weft/internal/cluster"
 	"github.com/weftcloud/weft/internal/controlapi"
+	"github.com/weftcloud/weft/internal/drives"
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/lb"
@@ -228,6 +229,7 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 		return peers.FetchFromPeers(ctx, "/v1/imagefiles/"+digest)
 	}, log.With("part", "images"))
 	vmMgr := vms.New(c.ctl, imgs, disks, log.With("part", "vms"))
+	driveMgr := drives.New(c.store, c.ctl, disks, log.With("part", "drives"))
 	auth.ctl.Store(c.ctl)
 	certs := &certificates{creds: creds, ctl: c.ctl, log: log.With("part", "pki")}
 	apiHandler := access.NewMux()
@@ -244,7 +246,7 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 		apiHandler.Handle(route, meteringRoutes)
 	}
 	apiHandler.Pass(controlapi.New(controlapi.Config{
-		Controller: c.ctl, Accounts: accts, Images: imgs, VMs: vmMgr, Tenants: tenantStore, Audit: auditLog, Ledger: ledger,
+		Controller: c.ctl, Accounts: accts, Images: imgs, VMs: vmMgr, Drives: driveMgr, Tenants: tenantStore, Audit: auditLog, Ledger: ledger,
 		Nodes: nodes, Portal: self.API, Log: log.With("part", "api"),
 	}))
 	auth.tokens.Store(tenantStore)

@@ -22,12 +22,15 @@ func (c *Controller) tenant(name string) (api.Tenant, error) {
 	return c.cfg.Tenants.Get(name)
 }
 
-// Usage is what a tenant's services and VMs take now, counted as quotas
-// are (Storage is the storage service's, not counted here).
+// Usage is what a tenant's services, VMs and drives take now, counted as
+// quotas are (Storage is the storage service's, not counted here).
 func (c *Controller) Usage(tenant string) api.Usage {
 	var u api.Usage
 	for _, svc := range list[serviceRecord](c.store, state.KindServices, tenantPrefix(tenant)) {
 		u = add(u, svc.charge())
+	}
+	for _, d := range list[api.Drive](c.store, state.KindDrives, tenantPrefix(tenant)) {
+		u.Disk += d.Size
 	}
 	return u
 }
@@ -101,6 +104,13 @@ func (c *Controller) CheckQuota(tenant string, old, new api.ServiceSpec) error {
 		return err
 	}
 	return c.checkQuota(t, old, new)
+}
+
+// CheckDiskQuota refuses a new drive of size bytes when the tenant's disk
+// quota cannot hold it (drives and VM disks count alike).
+func (c *Controller) CheckDiskQuota(tenant string, size api.Bytes) error {
+	disk := api.ServiceSpec{Roles: []api.RoleSpec{{Disks: []api.DiskSpec{{Size: size}}}}}
+	return c.CheckQuota(tenant, api.ServiceSpec{}, disk)
 }
 
 // checkQuota refuses to replace a service's model old (zero for a new

@@ -32,6 +32,7 @@ const (
 	KindMeta      = "meta"
 	KindUsage     = "usage"    // hourly usage buckets (internal/metering)
 	KindMetering  = "metering" // the meter's cursor and the rate card
+	KindDrives    = "drives"   // drives (internal/drives), keyed TENANT/NAME
 )
 
 // ErrConflict is returned by Apply when a revision check fails; nothing of the

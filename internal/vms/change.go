@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
-	"github.com/weftcloud/weft/internal/vmdisk"
 )
 
 // Changes to a VM's size or disks are new versions of its service model:
@@ -74,7 +73,7 @@ func (m *Manager) AttachDisk(ctx context.Context, tenant, name string, size api.
 			disk = api.DiskSpec{}
 			return err
 		}
-		if err := vmdisk.Create(ctx, m.disks.client(disk), container, disk.Blob, int64(disk.Size), nil); err != nil {
+		if err := m.disks.Make(ctx, disk, nil); err != nil {
 			return fmt.Errorf("vms: make disk %s: %w", disk.Name, err)
 		}
 		r.Disks = append(r.Disks, disk)

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -109,7 +110,55 @@ func (d *Disks) client(disk api.DiskSpec) *blobclient.Client {
 
 // newDisk is a disk of a tenant's VM, to be made on this server's storage.
 func (d *Disks) newDisk(tenant, vm, suffix, name string, size api.Bytes) api.DiskSpec {
-	return api.DiskSpec{Name: name, Size: size, Blob: tenant + "-" + vm + "-" + suffix + "-" + name, Endpoint: d.url}
+	return d.Spec(tenant+"-"+vm+"-"+suffix+"-"+name, name, size)
+}
+
+// Spec is a disk to be made on this server's storage in page blob blob.
+func (d *Disks) Spec(blob, name string, size api.Bytes) api.DiskSpec {
+	return api.DiskSpec{Name: name, Size: size, Blob: blob, Endpoint: d.url}
+}
+
+// Ready fails with CodeUnavailable when there is no storage service.
+func (d *Disks) Ready(what string) error {
+	if d.blobs == nil {
+		return api.Errorf(api.CodeUnavailable, "%s need the storage service, and this server runs without it", what)
+	}
+	return nil
+}
+
+// Make creates the disk's page blob, holding the raw image src (nil: all
+// zeros). It fails with blobclient.ErrExists if the blob is there.
+func (d *Disks) Make(ctx context.Context, disk api.DiskSpec, src io.Reader) error {
+	return vmdisk.Create(ctx, d.client(disk), container, disk.Blob, int64(disk.Size), src)
+}
+
+// Copy makes disk's page blob a copy of snapshot snap of src (src itself
+// when snap is ""). The copy is made where src lives, so disk.Endpoint
+// must be src's.
+func (d *Disks) Copy(ctx context.Context, disk, src api.DiskSpec, snap string) error {
+	if d.home(disk) != d.home(src) {
+		return fmt.Errorf("vms: copy %s: the copy must be made on the storage holding %s", src.Blob, src.Blob)
+	}
+	return d.client(src).CopyFrom(ctx, container, disk.Blob, container, src.Blob, snap)
+}
+
+// Snapshot takes a snapshot of the disk and returns its time.
+func (d *Disks) Snapshot(ctx context.Context, disk api.DiskSpec) (string, error) {
+	return d.client(disk).Snapshot(ctx, container, disk.Blob)
+}
+
+// Delete breaks the disk's lease (a node may still hold it) and deletes it
+// with its snapshots; a disk already gone is not an error.
+func (d *Disks) Delete(ctx context.Context, disk api.DiskSpec) error {
+	c := d.client(disk)
+	// ErrLease: there is no lease to break.
+	if err := c.BreakLease(ctx, container, disk.Blob); err != nil && !errors.Is(err, blobclient.ErrNotFound) && !errors.Is(err, blobclient.ErrLease) {
+		return fmt.Errorf("vms: break the lease of %s: %w", disk.Blob, err)
+	}
+	if err := c.Delete(ctx, container, disk.Blob); err != nil {
+		return fmt.Errorf("vms: delete %s: %w", disk.Blob, err)
+	}
+	return nil
 }
 
 // Manager creates and manages persistent VMs.
@@ -128,8 +177,8 @@ func New(ctl *fabric.Controller, imgs *images.Store, disks *Disks, log *slog.Log
 // Create makes the VM's disks (the OS disk a copy of the image's disk) and
 // deploys its one instance. A refused VM leaves no disk behind.
 func (m *Manager) Create(ctx context.Context, tenant string, req api.CreateVM) (api.VM, error) {
-	if m.disks.blobs == nil {
-		return api.VM{}, api.Errorf(api.CodeUnavailable, "persistent VMs need the storage service, and this server runs without it")
+	if err := m.disks.Ready("persistent VMs"); err != nil {
+		return api.VM{}, err
 	}
 	if _, err := m.ctl.Service(ctx, tenant, req.Name); err == nil {
 		return api.VM{}, api.Errorf(api.CodeConflict, "name: a VM or service named %s exists", req.Name)
@@ -250,11 +299,11 @@ func (m *Manager) makeDisks(ctx context.Context, disks []api.DiskSpec, img api.I
 			var resp *http.Response
 			resp, err = m.images.OpenFile(ctx, imageDisk.Digest, "")
 			if err == nil {
-				err = vmdisk.Create(ctx, m.disks.client(d), container, d.Blob, int64(d.Size), resp.Body)
+				err = m.disks.Make(ctx, d, resp.Body)
 				resp.Body.Close()
 			}
 		} else {
-			err = vmdisk.Create(ctx, m.disks.client(d), container, d.Blob, int64(d.Size), nil)
+			err = m.disks.Make(ctx, d, nil)
 		}
 		if err != nil {
 			m.deleteDisks(context.WithoutCancel(ctx), disks[:i+1])
@@ -268,11 +317,7 @@ func (m *Manager) makeDisks(ctx context.Context, disks []api.DiskSpec, img api.I
 // deletes it.
 func (m *Manager) deleteDisks(ctx context.Context, disks []api.DiskSpec) {
 	for _, d := range disks {
-		c := m.disks.client(d)
-		if err := c.BreakLease(ctx, container, d.Blob); err != nil && !errors.Is(err, blobclient.ErrNotFound) {
-			m.log.Warn("disk lease not broken", "disk", d.Blob, "err", err)
-		}
-		if err := c.Delete(ctx, container, d.Blob); err != nil {
+		if err := m.disks.Delete(ctx, d); err != nil {
 			m.log.Warn("disk not deleted", "disk", d.Blob, "err", err)
 		}
 	}

@@ -1,0 +1,229 @@
+// Package drive mounts a page blob of the storage service as an ext4 file
+// system on a node, for the drives of process and container instances.
+//
+// The kernel's nbd driver is not on every host (the hosts Weft's CI runs on
+// have no loadable modules), but FUSE and loop devices are. So the disk
+// (a vmdisk.Disk: the page blob, written under the drive's lease) is
+// served as the one file of a FUSE mount, a loop device is bound to that
+// file, and ext4 on the loop device is mounted where the instance wants
+// it. The file is opened with direct I/O: nothing is cached in the
+// kernel below ext4, so every write the loop device makes is a Put Page
+// that the storage service made durable before the write returns, and an
+// fsync of ext4 (a flush of the loop device, an fsync of the FUSE file)
+// has nothing left to send. The read cache (cache.go) keeps recently read
+// 64 KiB chunks and is written through, never back.
+//
+// Fencing is the disk's: once another node holds the lease, every write
+// fails with EIO, ext4 reports it to the application (a failed fsync) and
+// then turns read-only (errors=remount-ro).
+//
+// The FUSE server runs in the process that attaches the drive. That
+// process must not touch the drive's files through a memory map (a page
+// fault on the mount would hold the Go scheduler while the server that
+// answers it waits to run, see internal/vfs/fusefs); reads, writes and
+// fsyncs are system calls and are fine.
+package drive
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// Disk is the block storage behind a drive: a vmdisk.Disk. Its writes
+// must be durable when they return; Flush is called for every fsync.
+type Disk interface {
+	Size() int64
+	ReadAt(ctx context.Context, p []byte, off int64) error
+	WriteAt(ctx context.Context, p []byte, off int64) error
+	Zero(ctx context.Context, off, n int64) error
+	Flush(ctx context.Context) error
+}
+
+// DefaultCache is the read cache of a drive attached without one.
+const DefaultCache = 32 << 20
+
+// Options say where a drive is mounted.
+type Options struct {
+	// Work is a folder of the drive's own, where its disk is served as a
+	// file (Work/blob/disk); it is made if missing.
+	Work string
+	// Mount is the folder ext4 is mounted on; it is made if missing.
+	Mount string
+	// Cache is the read cache's size in bytes (DefaultCache if 0).
+	Cache int64
+	Log   *slog.Logger
+}
+
+// Drive is an attached drive.
+type Drive struct {
+	opt  Options
+	srv  *fuse.Server
+	loop *loopDevice
+}
+
+// Available says whether this process can attach drives: it needs root,
+// /dev/fuse, the loop driver and mkfs.ext4.
+func Available() error {
+	if os.Geteuid() != 0 {
+		return errors.New("drive: attaching a drive needs root (mount, loop devices)")
+	}
+	for _, dev := range []string{"/dev/fuse", "/dev/loop-control"} {
+		f, err := os.OpenFile(dev, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("drive: %w", err)
+		}
+		f.Close()
+	}
+	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
+		return errors.New("drive: mkfs.ext4 is not installed (apt-get install e2fsprogs)")
+	}
+	return nil
+}
+
+// Attach mounts disk's ext4 file system at opt.Mount, making it first if
+// the disk is blank (its first 64 KiB all zeros). A disk that holds
+// something else than ext4 is refused, never formatted over. What a
+// process that died left mounted at opt.Mount or opt.Work is cleared
+// first.
+func Attach(ctx context.Context, disk Disk, opt Options) (*Drive, error) {
+	if opt.Cache == 0 {
+		opt.Cache = DefaultCache
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	d := &Drive{opt: opt}
+	blobDir := filepath.Join(opt.Work, "blob")
+	if err := clearStale(opt.Mount, blobDir); err != nil {
+		return nil, err
+	}
+	cd := newCached(disk, opt.Cache)
+	blank, err := blank(ctx, cd)
+	if err != nil {
+		return nil, err
+	}
+	for _, dir := range []string{blobDir, opt.Mount} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("drive: %w", err)
+		}
+	}
+	if d.srv, err = mountBlob(blobDir, cd, opt.Log); err != nil {
+		return nil, err
+	}
+	if d.loop, err = attachLoop(filepath.Join(blobDir, fileName)); err != nil {
+		d.Detach()
+		return nil, err
+	}
+	if blank {
+		// The blob reads as zeros where it was never written, so the
+		// inode tables and the journal need no zeroing now or later.
+		out, err := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-m", "0",
+			"-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1", d.loop.path).CombinedOutput()
+		if err != nil {
+			d.Detach()
+			return nil, fmt.Errorf("drive: mkfs.ext4: %w: %s", err, out)
+		}
+	}
+	if err := unix.Mount(d.loop.path, opt.Mount, "ext4", unix.MS_NOATIME, "errors=remount-ro,noinit_itable"); err != nil {
+		d.Detach()
+		return nil, fmt.Errorf("drive: mount %s at %s: %w", d.loop.path, opt.Mount, err)
+	}
+	return d, nil
+}
+
+// blank says whether the disk was never formatted: no ext4 superblock, and
+// zeros where one would be. A disk with other bytes there is an error.
+func blank(ctx context.Context, disk Disk) (bool, error) {
+	head := make([]byte, min(64<<10, disk.Size()))
+	if err := disk.ReadAt(ctx, head, 0); err != nil {
+		return false, fmt.Errorf("drive: read the superblock: %w", err)
+	}
+	const magicAt = 1024 + 0x38 // s_magic in the superblock at 1024
+	if len(head) >= magicAt+2 && binary.LittleEndian.Uint16(head[magicAt:]) == 0xEF53 {
+		return false, nil
+	}
+	for _, b := range head {
+		if b != 0 {
+			return false, errors.New("drive: the disk holds data but no ext4 file system; it is left as it is")
+		}
+	}
+	return true, nil
+}
+
+// Path is the folder the drive is mounted on.
+func (d *Drive) Path() string { return d.opt.Mount }
+
+// Detach unmounts the file system (which writes what ext4 still holds),
+// unbinds the loop device and stops serving the disk. It fails, leaving
+// the drive mounted, while files on it are open.
+func (d *Drive) Detach() error {
+	var errs []error
+	if d.loop != nil {
+		if err := unmount(d.opt.Mount); err != nil {
+			return err
+		}
+		if err := d.loop.detach(); err != nil {
+			errs = append(errs, err)
+		}
+		d.loop = nil
+	}
+	if d.srv != nil {
+		if err := d.srv.Unmount(); err != nil {
+			errs = append(errs, fmt.Errorf("drive: stop serving the disk: %w", err))
+		} else {
+			d.srv.Wait()
+			d.srv = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unmount unmounts dir if something is mounted there, waiting a moment
+// for a busy file system (a process that just ended still closing files).
+func unmount(dir string) error {
+	var err error
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err = unix.Unmount(dir, 0)
+		if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			return nil // EINVAL: not a mount point
+		}
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return fmt.Errorf("drive: unmount %s: %w", dir, err)
+		}
+	}
+}
+
+// clearStale takes down what a process that died with the drive attached
+// left behind: ext4 still mounted, its loop device bound to a FUSE file
+// whose server is gone. Detached lazily: nothing can reach the disk
+// through them any more anyway.
+func clearStale(mount, blobDir string) error {
+	file := filepath.Join(blobDir, fileName)
+	dev, err := loopOf(file)
+	if err != nil {
+		return err
+	}
+	if err := unix.Unmount(mount, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("drive: unmount %s: %w", mount, err)
+	}
+	if dev != "" {
+		if f, err := os.OpenFile(dev, os.O_RDWR, 0); err == nil {
+			unix.IoctlSetInt(int(f.Fd()), unix.LOOP_CLR_FD, 0)
+			f.Close()
+		}
+	}
+	if err := unix.Unmount(blobDir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("drive: unmount %s: %w", blobDir, err)
+	}
+	return nil
+}
