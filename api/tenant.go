@@ -62,9 +62,13 @@ type Usage struct {
 // CreateTenant is the body of POST /v1/tenants. A nil Quota gets the
 // server's default quota for new tenants.
 type CreateTenant struct {
-	Name  string    `json:"name"`
-	Quota *Quota    `json:"quota,omitempty"`
-	Ports PortRange `json:"ports,omitzero"`
+	Name string `json:"name"`
+	// Quota, when given, replaces the server's default quota whole (a
+	// limit left out is unlimited); QuotaChanges instead changes the
+	// defaults as SetQuota would. At most one of the two.
+	Quota        *Quota    `json:"quota,omitempty"`
+	QuotaChanges *SetQuota `json:"quotaChanges,omitempty"`
+	Ports        PortRange `json:"ports,omitzero"`
 }
 
 // SetQuota is the body of PUT /v1/tenants/{name}/quota: the fields given

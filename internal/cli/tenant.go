@@ -35,21 +35,14 @@ those limits (a value "unlimited" lifts one), the others keep their defaults.`,
 			}
 			req := api.CreateTenant{Name: args[0]}
 			if set.Ports != nil {
-				req.Ports = *set.Ports
+				req.Ports, set.Ports = *set.Ports, nil
 			}
-			c := a.client()
-			t, err := c.CreateTenant(cmd.Context(), req)
+			if qf.anyQuota(cmd) {
+				req.QuotaChanges = &set
+			}
+			t, err := a.client().CreateTenant(cmd.Context(), req)
 			if err != nil {
 				return err
-			}
-			// The create request's quota replaces the defaults whole, so
-			// that a limit left out would be unlimited: the flags given
-			// change the defaults instead.
-			if qf.anyQuota(cmd) {
-				set.Ports = nil
-				if t, err = c.SetQuota(cmd.Context(), t.Name, set); err != nil {
-					return fmt.Errorf("tenant %s was created with the default quota, but the quota given was not set: %w", args[0], err)
-				}
 			}
 			return a.printTenant(t)
 		},

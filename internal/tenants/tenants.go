@@ -111,11 +111,21 @@ func (s *Store) Create(ctx context.Context, req api.CreateTenant) (api.Tenant, e
 		return api.Tenant{}, err
 	}
 	rec := tenantRecord{Name: req.Name, Quota: s.defaults, Ports: req.Ports, CreatedAt: s.now()}
-	if req.Quota != nil {
+	switch {
+	case req.Quota != nil && req.QuotaChanges != nil:
+		return api.Tenant{}, api.Errorf(api.CodeInvalid, "give quota (the whole quota) or quotaChanges (changes to the defaults), not both")
+	case req.Quota != nil:
 		if err := validQuota(*req.Quota); err != nil {
 			return api.Tenant{}, err
 		}
 		rec.Quota = *req.Quota
+	case req.QuotaChanges != nil:
+		if req.QuotaChanges.Ports != nil {
+			return api.Tenant{}, api.Errorf(api.CodeInvalid, "quotaChanges: give the tenant's ports in ports")
+		}
+		if err := changeQuota(&rec.Quota, *req.QuotaChanges); err != nil {
+			return api.Tenant{}, err
+		}
 	}
 	if owner, ok := s.portsOwner(req.Ports, req.Name); ok {
 		return api.Tenant{}, api.Errorf(api.CodeConflict, "ports: %s overlaps the ports of tenant %s", req.Ports, owner)
@@ -175,6 +185,41 @@ func validQuota(q api.Quota) error {
 	return nil
 }
 
+// changeQuota applies req's limits and unlimited names (not its ports) to q.
+func changeQuota(q *api.Quota, req api.SetQuota) error {
+	if err := validQuota(req.Quota); err != nil {
+		return err
+	}
+	setIf(&q.CPU, req.CPU)
+	setIf(&q.Memory, req.Memory)
+	setIf(&q.Instances, req.Instances)
+	setIf(&q.VMs, req.VMs)
+	setIf(&q.Disk, req.Disk)
+	setIf(&q.Storage, req.Storage)
+	setIf(&q.Endpoints, req.Endpoints)
+	for _, f := range req.Unlimited {
+		switch f {
+		case "cpu":
+			q.CPU = nil
+		case "memory":
+			q.Memory = nil
+		case "instances":
+			q.Instances = nil
+		case "vms":
+			q.VMs = nil
+		case "disk":
+			q.Disk = nil
+		case "storage":
+			q.Storage = nil
+		case "endpoints":
+			q.Endpoints = nil
+		default:
+			return api.Errorf(api.CodeInvalid, "unlimited: %q is not a quota (cpu, memory, instances, vms, disk, storage, endpoints)", f)
+		}
+	}
+	return nil
+}
+
 // Get returns a tenant (without Used, which the caller counts).
 func (s *Store) Get(name string) (api.Tenant, error) {
 	rec, ok := s.record(name)
@@ -210,36 +255,8 @@ func (s *Store) SetQuota(ctx context.Context, name string, req api.SetQuota) (ap
 	if err := json.Unmarshal(e.Value, &rec); err != nil {
 		return api.Tenant{}, fmt.Errorf("tenants: %s: %w", name, err)
 	}
-	if err := validQuota(req.Quota); err != nil {
+	if err := changeQuota(&rec.Quota, req); err != nil {
 		return api.Tenant{}, err
-	}
-	q := &rec.Quota
-	setIf(&q.CPU, req.CPU)
-	setIf(&q.Memory, req.Memory)
-	setIf(&q.Instances, req.Instances)
-	setIf(&q.VMs, req.VMs)
-	setIf(&q.Disk, req.Disk)
-	setIf(&q.Storage, req.Storage)
-	setIf(&q.Endpoints, req.Endpoints)
-	for _, f := range req.Unlimited {
-		switch f {
-		case "cpu":
-			q.CPU = nil
-		case "memory":
-			q.Memory = nil
-		case "instances":
-			q.Instances = nil
-		case "vms":
-			q.VMs = nil
-		case "disk":
-			q.Disk = nil
-		case "storage":
-			q.Storage = nil
-		case "endpoints":
-			q.Endpoints = nil
-		default:
-			return api.Tenant{}, api.Errorf(api.CodeInvalid, "unlimited: %q is not a quota (cpu, memory, instances, vms, disk, storage, endpoints)", f)
-		}
 	}
 	if req.Ports != nil {
 		if err := validPorts(*req.Ports); err != nil {

@@ -189,4 +189,27 @@ func TestQuotaAndPorts(t *testing.T) {
 	if again, _ := s.Get("acme"); *again.Quota.Memory != mem {
 		t.Error("a refused quota change changed the quota")
 	}
+
+	// A tenant created with quota changes gets the defaults so changed,
+	// in one write; a refused create makes nothing.
+	got, err = s.Create(ctx, api.CreateTenant{Name: "initech", QuotaChanges: &api.SetQuota{Quota: api.Quota{Memory: &mem}, Unlimited: []string{"vms"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *got.Quota.Memory != mem || got.Quota.VMs != nil || *got.Quota.Instances != *DefaultQuota().Instances {
+		t.Errorf("quota after create with changes: %+v", got.Quota)
+	}
+	for _, req := range []api.CreateTenant{
+		{Name: "hooli", Quota: &api.Quota{}, QuotaChanges: &api.SetQuota{}},
+		{Name: "hooli", QuotaChanges: &api.SetQuota{Ports: &api.PortRange{From: 32000, To: 32001}}},
+		{Name: "hooli", QuotaChanges: &api.SetQuota{Unlimited: []string{"gpus"}}},
+		{Name: "hooli", QuotaChanges: &api.SetQuota{Quota: api.Quota{VMs: &neg}}},
+	} {
+		if _, err := s.Create(ctx, req); !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("Create(%+v) = %v, want invalid", req, err)
+		}
+	}
+	if s.Exists("hooli") {
+		t.Error("a refused create made the tenant")
+	}
 }
