@@ -89,6 +89,12 @@ type RoleSpec struct {
 	StopGrace Duration `json:"stopGrace,omitempty" yaml:"stopGrace,omitempty"`
 }
 
+// RunsOnce reports whether an instance of the role must never run on two
+// nodes at a time: a persistent one, or one with drives. Its node stops it
+// when cut off from the controllers, which start it elsewhere only once
+// that node has had time to (see api.HeartbeatReply.Fence).
+func (r RoleSpec) RunsOnce() bool { return r.Persistence == Persistent || len(r.Drives) > 0 }
+
 // RoleDrive is one drive of each of a role's instances.
 type RoleDrive struct {
 	Name string `json:"name" yaml:"name"`

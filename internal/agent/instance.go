@@ -127,11 +127,11 @@ func (in *instance) requestStop(remove bool) {
 	}
 }
 
-// fence stops and removes a persistent instance at once (see
-// Agent.selfFence) and reports whether it was one.
+// fence stops and removes a persistent instance, or one with drives, at
+// once (see Agent.selfFence) and reports whether it was one.
 func (in *instance) fence() bool {
 	in.mu.Lock()
-	persistent := in.asg.Role.Persistence == api.Persistent
+	persistent := in.asg.Role.RunsOnce()
 	in.fenced = in.fenced || persistent
 	in.mu.Unlock()
 	if persistent {

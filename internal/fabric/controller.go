@@ -33,6 +33,17 @@ type Balancer interface {
 	Drain(ctx context.Context, backendID string) error
 }
 
+// SlotDrives keeps the drives of roles' instance slots: internal/drives.
+type SlotDrives interface {
+	// EnsureSlot makes the slot's drive (api.SlotDriveName) of size bytes
+	// under the tenant's disk quota, unless it exists.
+	EnsureSlot(ctx context.Context, tenant string, slot api.DriveSlot, size api.Bytes) error
+	// Access grants a node access to one of the tenant's drives.
+	Access(tenant, name string) (api.DiskAccess, error)
+	// DeleteService deletes the drives made for a service's slots.
+	DeleteService(ctx context.Context, tenant, service string) error
+}
+
 // Config tunes the controller; zero values take the defaults.
 type Config struct {
 	Name           string        // this controller's name
@@ -46,6 +57,9 @@ type Config struct {
 	// it is assigned (a SAS for that page blob); nil when there is no
 	// storage service, and persistent instances cannot start.
 	DiskAccess func(d api.DiskSpec) (api.DiskAccess, error)
+	// Drives keeps the drives of roles' instance slots (RoleSpec.Drives);
+	// nil when there is no storage service, and such roles are refused.
+	Drives SlotDrives
 	// Leader reports whether this controller leads its cluster (Status);
 	// nil means it is the only one.
 	Leader func() bool

@@ -51,6 +51,9 @@ func (c *Controller) Deploy(ctx context.Context, tenant string, spec api.Service
 			Status: api.ServiceStable, CreatedAt: now, UpdatedAt: now,
 		}}
 	}
+	if err := c.ensureDrives(ctx, tenant, spec); err != nil {
+		return api.Service{}, err
+	}
 	ops, err := c.tenantUnchanged(tenant)
 	if err != nil {
 		return api.Service{}, err
@@ -306,6 +309,9 @@ func (c *Controller) Scale(ctx context.Context, tenant, name, role string, n int
 	if err := c.checkQuota(t, rec.Spec, spec); err != nil {
 		return api.Service{}, err
 	}
+	if err := c.ensureDrives(ctx, tenant, spec); err != nil {
+		return api.Service{}, err
+	}
 	old := rec.Spec.Roles[idx].Instances
 	rec.Spec = spec // the version stays: only a change of the model makes one
 	rec.UpdatedAt = c.now()
@@ -343,6 +349,9 @@ func (c *Controller) Rollback(ctx context.Context, tenant, name string) (api.Ser
 	if err := c.checkQuota(t, rec.Spec, spec); err != nil {
 		return api.Service{}, err
 	}
+	if err := c.ensureDrives(ctx, tenant, spec); err != nil {
+		return api.Service{}, err
+	}
 	rec.Revisions = append(rec.Revisions[:len(rec.Revisions)-1], revision{Version: rec.Version, Spec: rec.Spec})
 	rec.Version++
 	rec.Spec = spec
@@ -357,16 +366,19 @@ func (c *Controller) Rollback(ctx context.Context, tenant, name string) (api.Ser
 	return c.serviceView(rec), nil
 }
 
-// DeleteService stops every instance of a service, then forgets it.
-func (c *Controller) DeleteService(ctx context.Context, tenant, name string) (api.Service, error) {
+// DeleteService stops every instance of a service, then forgets it and
+// deletes the drives of its slots, or with keepDrives leaves them to the
+// tenant (a service deployed again under the name finds them).
+func (c *Controller) DeleteService(ctx context.Context, tenant, name string, keepDrives bool) (api.Service, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rec, ok := get[serviceRecord](c.store, state.KindServices, serviceKey(tenant, name))
 	if !ok {
 		return api.Service{}, api.Errorf(api.CodeNotFound, "no service named %s", name)
 	}
-	if rec.Status != api.ServiceDeleting {
+	if rec.Status != api.ServiceDeleting || rec.KeepDrives != keepDrives {
 		rec.Status, rec.Upgrade, rec.UpdatedAt = api.ServiceDeleting, nil, c.now()
+		rec.KeepDrives = keepDrives
 		if err := c.apply(ctx, []state.Op{put(state.KindServices, rec.key(), rec)}); err != nil {
 			return api.Service{}, err
 		}

@@ -1,0 +1,107 @@
+package drives_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/drives"
+	"github.com/weftcloud/weft/internal/fabric"
+	"github.com/weftcloud/weft/internal/pkgarchive"
+)
+
+// TestSlotDrives: a role's drives are made for each of its slots when the
+// model is deployed, kept when the role scales down and found again when
+// it scales back up, and deleted with the service unless it is deleted
+// keeping them.
+func TestSlotDrives(t *testing.T) {
+	ctx := context.Background()
+	st, disks, _ := start(t)
+	var ctl *fabric.Controller
+	m := drives.New(st, drives.QuotaFunc(func(tenant string, size api.Bytes) error {
+		return ctl.CheckDiskQuota(tenant, size)
+	}), disks, slog.New(slog.DiscardHandler))
+	ctl = fabric.New(fabric.Config{Drives: m, Tick: 20 * time.Millisecond}, st, newPkgs(t), nil)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- ctl.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	var empty bytes.Buffer
+	if err := pkgarchive.Pack(t.TempDir(), &empty); err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := ctl.PutPackage(ctx, &empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := func(name string, instances int) api.ServiceSpec {
+		return api.ServiceSpec{Name: name, Roles: []api.RoleSpec{{
+			Name: "db", Kind: api.KindWorker, Runtime: api.RuntimeProcess, Package: pkg.Digest, Command: []string{"./db"},
+			Instances: instances, Persistence: api.Persistent,
+			Drives: []api.RoleDrive{{Name: "data", Size: 16 << 20}},
+		}}}
+	}
+	blobsOf := func(service string) map[string]string {
+		out := map[string]string{}
+		for _, d := range m.List(api.DefaultTenant) {
+			if d.Slot != nil && d.Slot.Service == service {
+				out[d.Name] = d.Blob
+			}
+		}
+		return out
+	}
+	if _, err := ctl.Deploy(ctx, api.DefaultTenant, model("pg", 3)); err != nil {
+		t.Fatal(err)
+	}
+	made := blobsOf("pg")
+	var names []string
+	for n := range made {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if want := []string{"pg-db-0-data", "pg-db-1-data", "pg-db-2-data"}; !slices.Equal(names, want) {
+		t.Fatalf("drives made for the slots: %v, want %v", names, want)
+	}
+	if _, err := ctl.Scale(ctx, api.DefaultTenant, "pg", "db", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctl.Scale(ctx, api.DefaultTenant, "pg", "db", 3); err != nil {
+		t.Fatal(err)
+	}
+	if again := blobsOf("pg"); len(again) != 3 || again["pg-db-2-data"] != made["pg-db-2-data"] || again["pg-db-1-data"] != made["pg-db-1-data"] {
+		t.Errorf("after scaling 3 -> 1 -> 3 the slots' drives are %v, were %v", again, made)
+	}
+
+	if _, err := ctl.Deploy(ctx, api.DefaultTenant, model("kept", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctl.DeleteService(ctx, api.DefaultTenant, "pg", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctl.DeleteService(ctx, api.DefaultTenant, "kept", true); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(ctl.Services(ctx, api.DefaultTenant)) > 0 || len(blobsOf("pg")) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("10s after deleting the services: services %v, pg's drives %v", ctl.Services(ctx, api.DefaultTenant), blobsOf("pg"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if kept := blobsOf("kept"); len(kept) != 1 {
+		t.Errorf("the drives of the service deleted keeping them: %v", kept)
+	}
+	// Deployed again, the service finds the drive it kept.
+	before := blobsOf("kept")
+	if _, err := ctl.Deploy(ctx, api.DefaultTenant, model("kept", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if after := blobsOf("kept"); after["kept-db-0-data"] != before["kept-db-0-data"] {
+		t.Errorf("deployed again the service has drive %v, kept %v", after, before)
+	}
+}
