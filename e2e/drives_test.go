@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/drive"
+)
+
+// requireDrives skips a test when this host cannot mount drives.
+func requireDrives(t *testing.T) {
+	t.Helper()
+	if err := drive.Available(); err != nil {
+		t.Skipf("drives cannot be mounted here: %v", err)
+	}
+}
+
+// sweepDrives takes down the drives that the test's agents, killed, left
+// mounted under dir (NODE/drives/INSTANCE/DRIVE/{mnt,work}), so that the
+// test's folder can be removed.
+func sweepDrives(t testing.TB, dir string) {
+	found, _ := filepath.Glob(filepath.Join(dir, "*", "drives", "*", "*", "work"))
+	for _, work := range found {
+		if err := drive.Clear(drive.Options{Work: work, Mount: filepath.Join(filepath.Dir(work), "mnt")}); err != nil {
+			t.Logf("drive left mounted: %v", err)
+		}
+	}
+}
+
+// driveFile reads a file on the drive an instance has mounted on its node.
+func (c *cluster) driveFile(in api.Instance, drive, name string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(c.dir, in.Node, "drives", in.ID, drive, "mnt", name))
+	return string(b), err
+}
+
+// TestPersistentProcessDrives: a persistent process role of three
+// instances, each writing on its slot's drive; its node killed with its
+// agent, an instance comes back on another node with what it wrote; the
+// role scaled 3 -> 1 -> 3 finds the same drives in the same slots.
+func TestPersistentProcessDrives(t *testing.T) {
+	requireDrives(t)
+	c := newCluster(t, 3, storageFlags(t)...)
+	dir := filepath.Join(c.dir, "models", "keeper")
+	os.MkdirAll(filepath.Join(dir, "package"), 0o755)
+	// The first instance of a slot writes its name on the drive; every
+	// instance appends its own, then both are synced before it says so.
+	writeFile(t, filepath.Join(dir, "package", "run.sh"), `#!/bin/sh
+set -e
+cd "$WEFT_DRIVE_DATA"
+[ -f first ] || echo "$WEFT_INSTANCE" > first
+echo "$WEFT_INSTANCE" >> starts
+sync
+touch ready
+exec sleep 600
+`)
+	os.Chmod(filepath.Join(dir, "package", "run.sh"), 0o755)
+	model := writeFile(t, filepath.Join(dir, "service.yaml"), `name: keeper
+roles:
+  - name: db
+    kind: worker
+    runtime: process
+    package: ./package
+    command: ["./run.sh"]
+    instances: 3
+    persistence: persistent
+    size: {cpu: 0.1, memory: 64Mi}
+    drives: [{name: data, size: 32Mi}]
+`)
+	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
+	first := map[int]string{} // slot -> the instance that first wrote its drive
+	c.waitFor("each instance's drive written", 30*time.Second, func() bool {
+		for _, in := range c.instances("keeper") {
+			if _, err := c.driveFile(in, "data", "ready"); err != nil {
+				return false
+			}
+			first[in.Slot] = in.ID
+		}
+		return len(first) == 3
+	})
+
+	victim := c.instances("keeper")[0]
+	for _, in := range c.instances("keeper") {
+		if in.Node == victim.Node {
+			syscall.Kill(pidOf(t, in.ID), syscall.SIGKILL)
+		}
+	}
+	c.kill9(c.agents[victim.Node])
+	c.waitFor("the instances of "+victim.Node+" back on other nodes", 60*time.Second, func() bool {
+		ins := c.instances("keeper")
+		for _, in := range ins {
+			if in.Node == victim.Node || in.State != api.StateRunning {
+				return false
+			}
+			if _, err := c.driveFile(in, "data", "ready"); err != nil {
+				return false
+			}
+		}
+		return len(ins) == 3
+	})
+	for _, in := range c.instances("keeper") {
+		got, err := c.driveFile(in, "data", "first")
+		if err != nil || strings.TrimSpace(got) != first[in.Slot] {
+			t.Errorf("slot %d (%s on %s): its drive's first writer reads %q, %v; want %s", in.Slot, in.ID, in.Node, got, err, first[in.Slot])
+		}
+	}
+
+	c.mustWeft("scale", "keeper", "db", "1")
+	c.waitFor("one instance left", 30*time.Second, func() bool { return len(c.instances("keeper")) == 1 })
+	c.mustWeft("scale", "keeper", "db", "3")
+	c.waitFor("three instances with their drives mounted", 60*time.Second, func() bool {
+		ins := c.instances("keeper")
+		for _, in := range ins {
+			if _, err := c.driveFile(in, "data", "ready"); err != nil || in.State != api.StateRunning {
+				return false
+			}
+		}
+		return len(ins) == 3
+	})
+	for _, in := range c.instances("keeper") {
+		got, _ := c.driveFile(in, "data", "first")
+		starts, _ := c.driveFile(in, "data", "starts")
+		if strings.TrimSpace(got) != first[in.Slot] || (in.Slot > 0 && strings.Count(starts, "\n") < 2) {
+			t.Errorf("slot %d after scaling 3 -> 1 -> 3: first writer %q (want %s), starts %q", in.Slot, got, first[in.Slot], starts)
+		}
+	}
+
+	// Deleted, the service takes its drives with it.
+	c.mustWeft("service", "delete", "keeper")
+	c.waitFor("the slots' drives deleted with the service", 30*time.Second, func() bool {
+		drives, err := c.client.Drives(context.Background())
+		return err == nil && len(drives) == 0
+	})
+}
