@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/drive"
+	"github.com/weftcloud/weft/internal/ociimage"
 )
 
 // requireDrives skips a test when this host cannot mount drives.
@@ -136,4 +138,89 @@ roles:
 		drives, err := c.client.Drives(context.Background())
 		return err == nil && len(drives) == 0
 	})
+}
+
+// TestContainerDrives: a persistent container role sees its slot's drive
+// at the role's mount; deleted keeping its drives and deployed again, each
+// slot finds what its earlier instance wrote.
+func TestContainerDrives(t *testing.T) {
+	requireRunc(t)
+	requireDrives(t)
+	c := newCluster(t, 2, storageFlags(t)...)
+	root := filepath.Join(c.dir, "images", "keeper")
+	os.MkdirAll(root, 0o755)
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skip("no static busybox to run in the container")
+	}
+	os.WriteFile(filepath.Join(root, "busybox"), bb, 0o755)
+	writeFile(t, filepath.Join(root, "run.sh"), `cd /data
+[ -f who ] && /busybox cp who previous
+echo "$WEFT_INSTANCE $WEFT_DRIVE_STATE" > who
+/busybox sync
+/busybox touch ready
+exec /busybox sleep 600
+`)
+	img, err := ociimage.Build(root, api.ContainerImageConfig{Entrypoint: []string{"/busybox", "sh", "/run.sh"}}, runtime.GOARCH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ociimage.WriteLayout(root+".oci", img); err != nil {
+		t.Fatal(err)
+	}
+	c.mustWeft("image", "import", "keeper", root+".oci")
+	model := writeFile(t, filepath.Join(c.dir, "keeper.yaml"), `name: keeper
+roles:
+  - name: db
+    kind: worker
+    runtime: container
+    image: keeper
+    instances: 2
+    persistence: persistent
+    size: {cpu: 0.1, memory: 64Mi}
+    drives: [{name: state, size: 32Mi, mount: /data}]
+`)
+	ready := func() map[int]string {
+		who := map[int]string{}
+		for _, in := range c.instances("keeper") {
+			if _, err := c.driveFile(in, "state", "ready"); err != nil {
+				return nil
+			}
+			who[in.Slot], _ = c.driveFile(in, "state", "who")
+		}
+		return who
+	}
+	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
+	var before map[int]string
+	c.waitFor("each container's drive written", 30*time.Second, func() bool { before = ready(); return len(before) == 2 })
+	for slot, who := range before {
+		if !strings.HasSuffix(strings.TrimSpace(who), " /data") {
+			t.Errorf("slot %d wrote %q: WEFT_DRIVE_STATE is not the mount in the container", slot, who)
+		}
+	}
+
+	c.mustWeft("service", "delete", "keeper", "--keep-drives")
+	c.waitFor("the service deleted", 30*time.Second, func() bool {
+		_, err := c.client.Service(context.Background(), "keeper")
+		return err != nil
+	})
+	if drives, err := c.client.Drives(context.Background()); err != nil || len(drives) != 2 {
+		t.Fatalf("drives kept: %v, %v", drives, err)
+	}
+	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
+	c.waitFor("the containers back on their kept drives", 30*time.Second, func() bool {
+		ins := c.instances("keeper")
+		for _, in := range ins {
+			if _, err := c.driveFile(in, "state", "previous"); err != nil {
+				return false
+			}
+		}
+		return len(ins) == 2
+	})
+	for _, in := range c.instances("keeper") {
+		prev, err := c.driveFile(in, "state", "previous")
+		if err != nil || prev != before[in.Slot] {
+			t.Errorf("slot %d: the drive kept holds %q, %v; want %q", in.Slot, prev, err, before[in.Slot])
+		}
+	}
 }
