@@ -260,22 +260,23 @@ func (m *Manager) Delete(ctx context.Context, tenant, name string) error {
 }
 
 // EnsureSlot makes the drive of an instance slot (api.SlotDriveName) unless
-// it exists: a slot scaled away and back, or a service deployed again,
-// finds the drive it had. An existing drive keeps its size.
-func (m *Manager) EnsureSlot(ctx context.Context, tenant string, slot api.DriveSlot, size api.Bytes) error {
+// it exists, and says whether it made it: a slot scaled away and back, or
+// a service deployed again, finds the drive it had. An existing drive
+// keeps its size.
+func (m *Manager) EnsureSlot(ctx context.Context, tenant string, slot api.DriveSlot, size api.Bytes) (bool, error) {
 	name := api.SlotDriveName(slot.Service, slot.Role, slot.Slot, slot.Drive)
 	if _, ok := m.st.Get(state.KindDrives, key(tenant, name)); ok {
-		return nil
+		return false, nil
 	}
 	_, err := m.create(ctx, tenant, api.CreateDrive{Name: name, Size: size}, &slot)
 	var apiErr *api.Error
 	if errors.As(err, &apiErr) && apiErr.Code == api.CodeConflict {
-		return nil // made meanwhile
+		return false, nil // made meanwhile
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return false, fmt.Errorf("%s: %w", name, err)
 	}
-	return nil
+	return true, nil
 }
 
 // Access grants a node access to one of a tenant's drives.

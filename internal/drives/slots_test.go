@@ -3,6 +3,7 @@ package drives_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"testing"
@@ -103,5 +104,43 @@ func TestSlotDrives(t *testing.T) {
 	}
 	if after := blobsOf("kept"); after["kept-db-0-data"] != before["kept-db-0-data"] {
 		t.Errorf("deployed again the service has drive %v, kept %v", after, before)
+	}
+}
+
+// TestSlotDrivesOverQuota: a model whose drives do not all fit the
+// tenant's disk quota is refused, and leaves neither the service nor any
+// of the drives it made before reaching the quota.
+func TestSlotDrivesOverQuota(t *testing.T) {
+	ctx := context.Background()
+	st, disks, _ := start(t)
+	var m *drives.Manager
+	m = drives.New(st, drives.QuotaFunc(func(tenant string, size api.Bytes) error {
+		if len(m.List(tenant)) >= 2 {
+			return api.Errorf(api.CodeForbidden, "disk quota: 2 drives allowed")
+		}
+		return nil
+	}), disks, slog.New(slog.DiscardHandler))
+	ctl := fabric.New(fabric.Config{Drives: m}, st, newPkgs(t), nil)
+	var empty bytes.Buffer
+	if err := pkgarchive.Pack(t.TempDir(), &empty); err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := ctl.PutPackage(ctx, &empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ctl.Deploy(ctx, api.DefaultTenant, api.ServiceSpec{Name: "pg", Roles: []api.RoleSpec{{
+		Name: "db", Kind: api.KindWorker, Runtime: api.RuntimeProcess, Package: pkg.Digest, Command: []string{"./db"},
+		Instances: 3, Drives: []api.RoleDrive{{Name: "data", Size: 16 << 20}},
+	}}})
+	var apiErr *api.Error
+	if !errors.As(err, &apiErr) || apiErr.Code != api.CodeForbidden {
+		t.Fatalf("deploy over the disk quota: %v, want a forbidden error", err)
+	}
+	if got := m.List(api.DefaultTenant); len(got) != 0 {
+		t.Errorf("drives left by the refused deploy: %+v", got)
+	}
+	if got := ctl.Services(ctx, api.DefaultTenant); len(got) != 0 {
+		t.Errorf("services after the refused deploy: %+v", got)
 	}
 }

@@ -36,8 +36,11 @@ type Balancer interface {
 // SlotDrives keeps the drives of roles' instance slots: internal/drives.
 type SlotDrives interface {
 	// EnsureSlot makes the slot's drive (api.SlotDriveName) of size bytes
-	// under the tenant's disk quota, unless it exists.
-	EnsureSlot(ctx context.Context, tenant string, slot api.DriveSlot, size api.Bytes) error
+	// under the tenant's disk quota, unless it exists, and says whether it
+	// made it.
+	EnsureSlot(ctx context.Context, tenant string, slot api.DriveSlot, size api.Bytes) (bool, error)
+	// Delete deletes one of the tenant's drives.
+	Delete(ctx context.Context, tenant, name string) error
 	// Access grants a node access to one of the tenant's drives.
 	Access(tenant, name string) (api.DiskAccess, error)
 	// DeleteService deletes the drives made for a service's slots.

@@ -10,10 +10,21 @@ import (
 // ensureDrives makes the drives of every slot spec runs that has none yet,
 // before the model that asks for them is stored: an instance is never
 // assigned without its drives. A slot scaled away keeps its drives, and
-// finds them again when it comes back. Drives made for a deploy refused
-// later on (over another quota) stay, as the slots' drives of the service
-// deployed next under that name.
-func (c *Controller) ensureDrives(ctx context.Context, tenant string, spec api.ServiceSpec) error {
+// finds them again when it comes back. When one cannot be made (over the
+// tenant's disk quota), those it made are deleted again. c.mu is held, so
+// no other deploy of the service makes or uses them meanwhile.
+func (c *Controller) ensureDrives(ctx context.Context, tenant string, spec api.ServiceSpec) (err error) {
+	var made []string
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, name := range made {
+			if derr := c.cfg.Drives.Delete(context.WithoutCancel(ctx), tenant, name); derr != nil {
+				c.log.Warn("drive made for a refused model not deleted", "tenant", tenant, "drive", name, "err", derr)
+			}
+		}
+	}()
 	for _, r := range spec.Roles {
 		if len(r.Drives) == 0 {
 			continue
@@ -24,8 +35,12 @@ func (c *Controller) ensureDrives(ctx context.Context, tenant string, spec api.S
 		for slot := range r.Instances {
 			for _, d := range r.Drives {
 				s := api.DriveSlot{Service: spec.Name, Role: r.Name, Slot: slot, Drive: d.Name}
-				if err := c.cfg.Drives.EnsureSlot(ctx, tenant, s, d.Size); err != nil {
+				fresh, err := c.cfg.Drives.EnsureSlot(ctx, tenant, s, d.Size)
+				if err != nil {
 					return fmt.Errorf("fabric: drive %s of %s slot %d: %w", d.Name, r.Name, slot, err)
+				}
+				if fresh {
+					made = append(made, api.SlotDriveName(s.Service, s.Role, s.Slot, s.Drive))
 				}
 			}
 		}
