@@ -115,10 +115,12 @@ roles:
 	c.mustWeft("scale", "keeper", "db", "1")
 	c.waitFor("one instance left", 30*time.Second, func() bool { return len(c.instances("keeper")) == 1 })
 	c.mustWeft("scale", "keeper", "db", "3")
-	c.waitFor("three instances with their drives mounted", 60*time.Second, func() bool {
+	// The ready file is there from before: each instance is started
+	// once it has added itself to starts.
+	c.waitFor("three instances started on their drives", 60*time.Second, func() bool {
 		ins := c.instances("keeper")
 		for _, in := range ins {
-			if _, err := c.driveFile(in, "data", "ready"); err != nil || in.State != api.StateRunning {
+			if starts, err := c.driveFile(in, "data", "starts"); err != nil || !strings.Contains(starts, in.ID) {
 				return false
 			}
 		}
@@ -132,12 +134,45 @@ roles:
 		}
 	}
 
+	// A snapshot of slot 0's drive restored into a new drive, named as a
+	// slot of another service: that service's instance starts on it.
+	snap := strings.TrimSpace(c.mustWeft("drive", "snapshot", "keeper-db-0-data"))
+	c.mustWeft("drive", "create", "copy-db-0-data", "--from-snapshot", snap)
+	c.mustWeft("deploy", "-f", writeFile(t, filepath.Join(dir, "copy.yaml"), strings.NewReplacer("name: keeper", "name: copy", "instances: 3", "instances: 1").Replace(readFile(t, model))),
+		"--wait", "--timeout", "60s")
+	c.waitFor("the copy's slot 0 on the restored drive", 30*time.Second, func() bool {
+		for _, in := range c.instances("copy") {
+			got, err := c.driveFile(in, "data", "first")
+			if in.Slot == 0 && err == nil {
+				if strings.TrimSpace(got) != first[0] {
+					t.Fatalf("the drive restored from %s: its first writer reads %q, want %s", snap, got, first[0])
+				}
+				return true
+			}
+		}
+		return false
+	})
+	c.mustWeft("service", "delete", "copy")
+
 	// Deleted, the service takes its drives with it.
 	c.mustWeft("service", "delete", "keeper")
 	c.waitFor("the slots' drives deleted with the service", 30*time.Second, func() bool {
 		drives, err := c.client.Drives(context.Background())
-		return err == nil && len(drives) == 0
+		if err != nil {
+			return false
+		}
+		for _, d := range drives {
+			if d.Slot != nil && d.Slot.Service == "keeper" {
+				return false
+			}
+		}
+		return true
 	})
+	// The drive made by hand is the tenant's: it outlives the service
+	// that used it.
+	if _, err := c.client.Drive(context.Background(), "copy-db-0-data"); err != nil {
+		t.Errorf("the restored drive after its service was deleted: %v", err)
+	}
 }
 
 // TestContainerDrives: a persistent container role sees its slot's drive
