@@ -56,8 +56,22 @@ func TestSlotDrives(t *testing.T) {
 		}
 		return out
 	}
+	planned := func(spec api.ServiceSpec) (makes, keeps []string) {
+		t.Helper()
+		p, err := ctl.Plan(ctx, api.DefaultTenant, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Roles[0].MakesDrives, p.Roles[0].KeepsDrives
+	}
+	if makes, keeps := planned(model("pg", 2)); !slices.Equal(makes, []string{"pg-db-0-data", "pg-db-1-data"}) || keeps != nil {
+		t.Errorf("the plan of a new service makes drives %v and keeps %v", makes, keeps)
+	}
 	if _, err := ctl.Deploy(ctx, api.DefaultTenant, model("pg", 3)); err != nil {
 		t.Fatal(err)
+	}
+	if makes, keeps := planned(model("pg", 4)); !slices.Equal(makes, []string{"pg-db-3-data"}) || len(keeps) != 3 {
+		t.Errorf("the plan of a fourth slot makes drives %v and keeps %v", makes, keeps)
 	}
 	made := blobsOf("pg")
 	var names []string

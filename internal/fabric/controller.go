@@ -39,6 +39,9 @@ type SlotDrives interface {
 	// under the tenant's disk quota, unless it exists, and says whether it
 	// made it.
 	EnsureSlot(ctx context.Context, tenant string, slot api.DriveSlot, size api.Bytes) (bool, error)
+	// Get returns one of the tenant's drives, an api.CodeNotFound error
+	// when it has none of that name.
+	Get(tenant, name string) (api.Drive, error)
 	// Delete deletes one of the tenant's drives.
 	Delete(ctx context.Context, tenant, name string) error
 	// Access grants a node access to one of the tenant's drives.

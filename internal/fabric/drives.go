@@ -48,6 +48,25 @@ func (c *Controller) ensureDrives(ctx context.Context, tenant string, spec api.S
 	return nil
 }
 
+// planDrives says which drives of a role's slots a deploy would make and
+// which it would keep (ensureDrives).
+func (c *Controller) planDrives(tenant, service string, r api.RoleSpec) (makes, keeps []string) {
+	if c.cfg.Drives == nil {
+		return nil, nil
+	}
+	for slot := range r.Instances {
+		for _, d := range r.Drives {
+			name := api.SlotDriveName(service, r.Name, slot, d.Name)
+			if _, err := c.cfg.Drives.Get(tenant, name); err != nil {
+				makes = append(makes, name)
+			} else {
+				keeps = append(keeps, name)
+			}
+		}
+	}
+	return makes, keeps
+}
+
 // driveAccess grants the node running an instance access to its slot's
 // drives; an instance without them fails to start on the node, which says
 // why.
