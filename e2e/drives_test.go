@@ -112,20 +112,30 @@ roles:
 		}
 	}
 
+	// A rolling upgrade replaces each instance on its slot's drive.
+	upgraded := writeFile(t, filepath.Join(dir, "v2.yaml"), readFile(t, model)+"    settings: {VERSION: \"2\"}\n")
+	c.mustWeft("deploy", "-f", upgraded, "--wait", "--timeout", "60s")
+	c.waitFor("the upgraded instances started on their drives", 60*time.Second, func() bool { return startedOnDrives(c, 3) })
+	for _, in := range c.instances("keeper") {
+		if got, err := c.driveFile(in, "data", "first"); err != nil || strings.TrimSpace(got) != first[in.Slot] {
+			t.Errorf("slot %d upgraded (%s): its drive's first writer reads %q, %v; want %s", in.Slot, in.ID, got, err, first[in.Slot])
+		}
+	}
+
+	// An agent that restarts restarts its instances with drives, on the
+	// drives mounted anew.
+	restarted := c.instances("keeper")[0]
+	c.kill9(c.agents[restarted.Node])
+	c.startAgent(restarted.Node)
+	c.waitFor("the instance started again by the restarted agent", 30*time.Second, func() bool {
+		starts, err := c.driveFile(restarted, "data", "starts")
+		return err == nil && strings.Count(starts, restarted.ID) == 2
+	})
+
 	c.mustWeft("scale", "keeper", "db", "1")
 	c.waitFor("one instance left", 30*time.Second, func() bool { return len(c.instances("keeper")) == 1 })
 	c.mustWeft("scale", "keeper", "db", "3")
-	// The ready file is there from before: each instance is started
-	// once it has added itself to starts.
-	c.waitFor("three instances started on their drives", 60*time.Second, func() bool {
-		ins := c.instances("keeper")
-		for _, in := range ins {
-			if starts, err := c.driveFile(in, "data", "starts"); err != nil || !strings.Contains(starts, in.ID) {
-				return false
-			}
-		}
-		return len(ins) == 3
-	})
+	c.waitFor("three instances started on their drives", 60*time.Second, func() bool { return startedOnDrives(c, 3) })
 	for _, in := range c.instances("keeper") {
 		got, _ := c.driveFile(in, "data", "first")
 		starts, _ := c.driveFile(in, "data", "starts")
@@ -258,4 +268,17 @@ roles:
 			t.Errorf("slot %d: the drive kept holds %q, %v; want %q", in.Slot, prev, err, before[in.Slot])
 		}
 	}
+}
+
+// startedOnDrives says whether keeper has n instances, each running and
+// listed in its drive's starts file (its ready file may be there from an
+// earlier instance of the slot).
+func startedOnDrives(c *cluster, n int) bool {
+	ins := c.instances("keeper")
+	for _, in := range ins {
+		if starts, err := c.driveFile(in, "data", "starts"); err != nil || !strings.Contains(starts, in.ID) || in.State != api.StateRunning {
+			return false
+		}
+	}
+	return len(ins) == n
 }
