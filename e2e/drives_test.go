@@ -132,6 +132,13 @@ roles:
 		return err == nil && strings.Count(starts, restarted.ID) == 2
 	})
 
+	// A reimage starts the instance afresh on the same drive.
+	c.mustWeft("instance", "reimage", restarted.ID, "--wait", "--timeout", "30s")
+	c.waitFor("the reimaged instance started on its drive", 30*time.Second, func() bool {
+		starts, err := c.driveFile(restarted, "data", "starts")
+		return err == nil && strings.Count(starts, restarted.ID) == 3
+	})
+
 	c.mustWeft("scale", "keeper", "db", "1")
 	c.waitFor("one instance left", 30*time.Second, func() bool { return len(c.instances("keeper")) == 1 })
 	c.mustWeft("scale", "keeper", "db", "3")
