@@ -25,9 +25,20 @@ type Drive struct {
 	// "disks" container.
 	Blob string `json:"blob"`
 	// From is the snapshot the drive was made from (DRIVE@TIME).
-	From      string          `json:"from,omitempty"`
+	From string `json:"from,omitempty"`
+	// Slot is set on a drive made for an instance slot of a role
+	// (RoleSpec.Drives): it is deleted with the service.
+	Slot      *DriveSlot      `json:"slot,omitempty"`
 	Snapshots []DriveSnapshot `json:"snapshots,omitempty"`
 	CreatedAt time.Time       `json:"createdAt"`
+}
+
+// DriveSlot is the instance slot a drive was made for.
+type DriveSlot struct {
+	Service string `json:"service"`
+	Role    string `json:"role"`
+	Slot    int    `json:"slot"`
+	Drive   string `json:"drive"` // the name in RoleSpec.Drives
 }
 
 // DriveSnapshot is a read-only copy of a drive as it was at CreatedAt,

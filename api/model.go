@@ -5,6 +5,11 @@
 // and it depends on nothing.
 package api
 
+import (
+	"fmt"
+	"strings"
+)
+
 // Role kinds.
 const (
 	KindWeb    = "web"
@@ -63,6 +68,10 @@ type RoleSpec struct {
 	// Disks are a persistent vm role's disks, OS disk first; `weft vm create`
 	// makes them (they are not part of YAML service models yet).
 	Disks []DiskSpec `json:"disks,omitempty" yaml:"-"`
+	// Drives are the role's drives: every instance slot has its own drive
+	// of each (SlotDriveName), made when the slot first is, kept across
+	// restarts, upgrades, moves and scaling down, deleted with the service.
+	Drives []RoleDrive `json:"drives,omitempty" yaml:"drives,omitempty"`
 	// LiveSettings makes a change of Settings reach running instances
 	// through the metadata service, without replacing them.
 	LiveSettings bool `json:"liveSettings,omitempty" yaml:"liveSettings,omitempty"`
@@ -78,6 +87,33 @@ type RoleSpec struct {
 	// StopGrace is the time from SIGTERM to SIGKILL (and the most OnStop
 	// may take); 0 is the node's default (10s).
 	StopGrace Duration `json:"stopGrace,omitempty" yaml:"stopGrace,omitempty"`
+}
+
+// RunsOnce reports whether an instance of the role must never run on two
+// nodes at a time: a persistent one, or one with drives. Its node stops it
+// when cut off from the controllers, which start it elsewhere only once
+// that node has had time to (see api.HeartbeatReply.Fence).
+func (r RoleSpec) RunsOnce() bool { return r.Persistence == Persistent || len(r.Drives) > 0 }
+
+// RoleDrive is one drive of each of a role's instances.
+type RoleDrive struct {
+	Name string `json:"name" yaml:"name"`
+	Size Bytes  `json:"size" yaml:"size"`
+	// Mount is where a container instance sees the drive; a process
+	// instance finds its drive's folder in WEFT_DRIVE_<NAME> (DriveEnv).
+	Mount string `json:"mount,omitempty" yaml:"mount,omitempty"`
+}
+
+// SlotDriveName is the name of the drive the instances of a role's slot
+// mount as name: SERVICE-ROLE-SLOT-NAME, one of the tenant's drives.
+func SlotDriveName(service, role string, slot int, name string) string {
+	return fmt.Sprintf("%s-%s-%d-%s", service, role, slot, name)
+}
+
+// DriveEnv is the variable holding the folder a process instance's drive
+// is mounted on: WEFT_DRIVE_DATA for the drive named data.
+func DriveEnv(name string) string {
+	return "WEFT_DRIVE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
 // Size is what one instance reserves on its node.

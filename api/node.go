@@ -83,6 +83,9 @@ type Assignment struct {
 	Role     RoleSpec `json:"role"`
 	// Disks give access to a persistent instance's disks (Role.Disks).
 	Disks []DiskAccess `json:"disks,omitempty"`
+	// Drives give access to the drives of the instance's slot, one for
+	// each of Role.Drives, named as there (not SlotDriveName).
+	Drives []DiskAccess `json:"drives,omitempty"`
 	// Incoming asks the node to start the instance as the destination of
 	// Instance.Migration: waiting for the running VM, not booting it.
 	Incoming bool `json:"incoming,omitempty"`

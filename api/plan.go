@@ -47,6 +47,10 @@ type RolePlan struct {
 	// Stops are the instances that stop without a replacement: the slots
 	// a smaller count drops, or every instance of a removed role.
 	Stops []string `json:"stops,omitempty"`
+	// MakesDrives are the drives of the role's slots the deploy makes
+	// (RoleSpec.Drives), KeepsDrives those it finds and keeps.
+	MakesDrives []string `json:"makesDrives,omitempty"`
+	KeepsDrives []string `json:"keepsDrives,omitempty"`
 }
 
 // FieldChange is one changed field: its path in the model's JSON

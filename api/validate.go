@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -181,18 +182,18 @@ func (r *RoleSpec) validate(at string, local bool, ports map[int]string, p *prob
 	switch r.Persistence {
 	case Ephemeral:
 	case Persistent:
-		if r.Runtime != RuntimeVM {
-			p.add(at+".persistence", "persistent instances need the vm runtime")
+		// Persistent vm roles are weft vm create's: one instance on the
+		// disks it made. Other runtimes keep their state on drives.
+		if r.Runtime == RuntimeVM && r.Instances > 1 {
+			p.add(at+".instances", "a persistent vm role runs at most one instance: its disks follow it")
 		}
-		if r.Instances > 1 {
-			p.add(at+".instances", "a persistent role runs at most one instance: its disks follow it")
-		}
-		if len(r.Disks) == 0 {
-			p.add(at+".disks", "a persistent role needs its disks (weft vm create makes them)")
+		if r.Runtime == RuntimeVM && len(r.Disks) == 0 {
+			p.add(at+".disks", "a persistent vm role needs its disks (weft vm create makes them)")
 		}
 	default:
 		p.add(at+".persistence", "%q is not ephemeral or persistent", r.Persistence)
 	}
+	r.validateDrives(p, at)
 	if r.Kind == KindWeb && len(r.Endpoints) == 0 {
 		p.add(at+".endpoints", "a web role needs at least one endpoint")
 	}
@@ -285,4 +286,46 @@ func (p problems) err() error {
 		return nil
 	}
 	return &Error{Code: CodeInvalid, Message: strings.Join(p, "; ")}
+}
+
+// validateDrives checks a role's drives: each named once, big enough to
+// hold ext4, mounted (in a container) at an absolute path of its own.
+func (r *RoleSpec) validateDrives(p *problems, at string) {
+	if len(r.Drives) > 0 && r.Runtime == RuntimeVM {
+		p.add(at+".drives", "the vm runtime has no drives yet: a persistent VM's disks are its own (weft vm create --data-disk)")
+		return
+	}
+	names, mounts := map[string]bool{}, map[string]bool{}
+	for i, d := range r.Drives {
+		dat := fmt.Sprintf("%s.drives[%d]", at, i)
+		switch {
+		case !nameRE.MatchString(d.Name):
+			p.add(dat+".name", "%q is not a drive name (lowercase letters, digits and dashes, starting with a letter, up to 40)", d.Name)
+		case names[d.Name]:
+			p.add(dat+".name", "%q is used twice", d.Name)
+		}
+		names[d.Name] = true
+		switch {
+		case d.Size < MinDriveSize:
+			p.add(dat+".size", "a drive needs at least %s, not %s", Bytes(MinDriveSize), d.Size)
+		case d.Size%512 != 0:
+			p.add(dat+".size", "%d bytes is not a whole number of 512-byte pages", int64(d.Size))
+		}
+		if d.Mount == "" {
+			if r.Runtime == RuntimeContainer {
+				p.add(dat+".mount", "a container role's drive needs the folder it is mounted on (mount: /data)")
+			}
+			continue
+		}
+		clean := path.Clean(d.Mount)
+		switch {
+		case !path.IsAbs(d.Mount):
+			p.add(dat+".mount", "%q is not an absolute path", d.Mount)
+		case clean == "/":
+			p.add(dat+".mount", "a drive cannot be mounted on /")
+		case mounts[clean]:
+			p.add(dat+".mount", "%q is the mount of another drive", d.Mount)
+		}
+		mounts[clean] = true
+	}
 }

@@ -41,7 +41,28 @@ func TestValidate(t *testing.T) {
 		{"web without endpoint", func(s *ServiceSpec) { s.Roles[0].Endpoints = nil; s.Roles[0].Health = nil }, "roles[0].endpoints: "},
 		{"probe of unknown endpoint", func(s *ServiceSpec) { s.Roles[0].Health.HTTP.Endpoint = "admin" }, "roles[0].health.http.endpoint: "},
 		{"two probes", func(s *ServiceSpec) { s.Roles[0].Health.TCP = &TCPProbe{Endpoint: "http"} }, "roles[0].health: needs exactly one"},
-		{"persistent process", func(s *ServiceSpec) { s.Roles[0].Persistence = Persistent }, "roles[0].persistence: "},
+		{"persistent process", func(s *ServiceSpec) { s.Roles[0].Persistence = Persistent }, ""},
+		{"persistent container role of three with drives", func(s *ServiceSpec) {
+			s.Roles[0].Runtime, s.Roles[0].Image, s.Roles[0].Persistence = RuntimeContainer, "app", Persistent
+			s.Roles[0].Drives = []RoleDrive{{Name: "data", Size: 1 << 30, Mount: "/data"}, {Name: "logs", Size: 64 << 20, Mount: "/var/log/app"}}
+		}, ""},
+		{"process drive without mount", func(s *ServiceSpec) { s.Roles[0].Drives = []RoleDrive{{Name: "data", Size: 1 << 30}} }, ""},
+		{"container drive without mount", func(s *ServiceSpec) {
+			s.Roles[0].Runtime, s.Roles[0].Image = RuntimeContainer, "app"
+			s.Roles[0].Drives = []RoleDrive{{Name: "data", Size: 1 << 30}}
+		}, "roles[0].drives[0].mount: a container role's drive needs"},
+		{"drive mounted on /", func(s *ServiceSpec) { s.Roles[0].Drives = []RoleDrive{{Name: "data", Size: 1 << 30, Mount: "/"}} }, "roles[0].drives[0].mount: a drive cannot be mounted on /"},
+		{"relative drive mount", func(s *ServiceSpec) { s.Roles[0].Drives = []RoleDrive{{Name: "data", Size: 1 << 30, Mount: "data"}} }, "roles[0].drives[0].mount: \"data\" is not an absolute path"},
+		{"drive too small", func(s *ServiceSpec) { s.Roles[0].Drives = []RoleDrive{{Name: "data", Size: 1 << 20}} }, "roles[0].drives[0].size: a drive needs at least 16Mi"},
+		{"drive of partial pages", func(s *ServiceSpec) { s.Roles[0].Drives = []RoleDrive{{Name: "data", Size: 64<<20 + 100}} }, "roles[0].drives[0].size: 67108964 bytes is not a whole number"},
+		{"drive named twice", func(s *ServiceSpec) {
+			s.Roles[0].Drives = []RoleDrive{{Name: "data", Size: 1 << 30}, {Name: "data", Size: 1 << 30}}
+		}, "roles[0].drives[1].name: \"data\" is used twice"},
+		{"bad drive name", func(s *ServiceSpec) { s.Roles[0].Drives = []RoleDrive{{Name: "Data", Size: 1 << 30}} }, "roles[0].drives[0].name: \"Data\" is not a drive name"},
+		{"drives on the vm runtime", func(s *ServiceSpec) {
+			s.Roles[0].Runtime, s.Roles[0].Image = RuntimeVM, "ubuntu"
+			s.Roles[0].Drives = []RoleDrive{{Name: "data", Size: 1 << 30}}
+		}, "roles[0].drives: the vm runtime has no drives yet"},
 		{"reserved setting", func(s *ServiceSpec) { s.Roles[0].Settings = map[string]string{"WEFT_NODE": "x"} }, "roles[0].settings.WEFT_NODE: "},
 		{"duplicate role", func(s *ServiceSpec) { s.Roles = append(s.Roles, s.Roles[0]) }, "roles[1].name: \"web\" is used by another role"},
 		{"upgrade domains", func(s *ServiceSpec) { s.UpgradeDomains = 50 }, "upgradeDomains: "},
@@ -69,7 +90,7 @@ func TestValidate(t *testing.T) {
 		{"two persistent instances", func(s *ServiceSpec) {
 			s.Roles[0] = RoleSpec{Name: "db", Kind: KindVM, Runtime: RuntimeVM, Image: "ubuntu", Instances: 2, Persistence: Persistent,
 				Disks: []DiskSpec{{Name: "os", Size: 1 << 30, Blob: "db-os"}}}
-		}, "roles[0].instances: a persistent role runs at most one"},
+		}, "roles[0].instances: a persistent vm role runs at most one"},
 		{"guest port on a process role", func(s *ServiceSpec) { s.Roles[0].Endpoints[0].GuestPort = 80 }, "roles[0].endpoints[0].guestPort: "},
 		{"port used twice", func(s *ServiceSpec) {
 			s.Roles = append(s.Roles, RoleSpec{Name: "api", Kind: KindWeb, Runtime: RuntimeContainer, Image: "x",

@@ -47,10 +47,19 @@ func (c *Client) Service(ctx context.Context, name string) (api.Service, error) 
 }
 
 // DeleteService starts deleting a service: it answers the service with
-// status deleting; the service is gone once its instances stopped.
+// status deleting; the service is gone once its instances stopped, and
+// the drives of its slots with it.
 func (c *Client) DeleteService(ctx context.Context, name string) (api.Service, error) {
 	var s api.Service
 	_, err := c.Do(ctx, "DELETE", servicePath(name), nil, nil, &s)
+	return s, err
+}
+
+// DeleteServiceKeepingDrives deletes a service as DeleteService does but
+// keeps the drives of its slots (weft drive list shows them).
+func (c *Client) DeleteServiceKeepingDrives(ctx context.Context, name string) (api.Service, error) {
+	var s api.Service
+	_, err := c.Do(ctx, "DELETE", servicePath(name), url.Values{"keepDrives": {"true"}}, nil, &s)
 	return s, err
 }
 

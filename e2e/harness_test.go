@@ -300,6 +300,7 @@ func (c *cluster) cleanup() {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	container.Sweep(context.Background(), c.dir)
+	sweepDrives(c.t, c.dir)
 	if c.t.Failed() {
 		if c.server != nil {
 			c.t.Logf("server log:\n%s", tail(c.server.log.String(), 60))

@@ -56,26 +56,11 @@ func (a *Agent) attachDisks(ctx context.Context, id, dir string, access []api.Di
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	set.cancel = cancel
-	lease := leaseID(id)
 	for _, d := range access {
-		sas, err := url.ParseQuery(d.SAS)
+		disk, err := a.takeDisk(ctx, id, d)
 		if err != nil {
 			set.close()
-			return nil, fmt.Errorf("disk %s: bad SAS: %w", d.Name, err)
-		}
-		blobs := blobclient.NewSAS(d.BlobEndpoint, d.Account, sas).WithFallbacks(d.BlobEndpoints...)
-		if err := blobs.AcquireLease(ctx, d.Container, d.Blob, lease, -1); errors.Is(err, blobclient.ErrLease) {
-			a.log.Warn("taking over a disk another node held", "instance", id, "disk", d.Name)
-			if err = blobs.BreakLease(ctx, d.Container, d.Blob); err == nil {
-				err = blobs.AcquireLease(ctx, d.Container, d.Blob, lease, -1)
-			}
-			if err != nil {
-				set.close()
-				return nil, fmt.Errorf("disk %s: take its lease: %w", d.Name, err)
-			}
-		} else if err != nil {
-			set.close()
-			return nil, fmt.Errorf("disk %s: take its lease: %w", d.Name, err)
+			return nil, err
 		}
 		sock := filepath.Join(set.sockDir, "disk-"+d.Name+".sock")
 		os.Remove(sock)
@@ -84,12 +69,37 @@ func (a *Agent) attachDisks(ctx context.Context, id, dir string, access []api.Di
 			set.close()
 			return nil, fmt.Errorf("disk %s: %w", d.Name, err)
 		}
-		srv := &nbd.Server{Name: d.Name, Backend: vmdisk.Open(blobs, d.Container, d.Blob, d.Size, lease), Log: a.log.With("instance", id)}
+		srv := &nbd.Server{Name: d.Name, Backend: disk, Log: a.log.With("instance", id)}
 		set.wg.Add(1)
 		go func() { defer set.wg.Done(); srv.Serve(sctx, ln) }()
 		set.disks = append(set.disks, driver.Disk{Name: d.Name, Socket: sock, Export: d.Name, Size: d.Size})
 	}
 	return set, nil
+}
+
+// takeDisk opens a disk (of a VM, or a drive) for instance id, taking its
+// lease and breaking another holder's: the controller assigns the instance
+// to one node at a time, and the node it left must be fenced. Every write
+// of the disk carries the lease.
+func (a *Agent) takeDisk(ctx context.Context, id string, d api.DiskAccess) (*vmdisk.Disk, error) {
+	sas, err := url.ParseQuery(d.SAS)
+	if err != nil {
+		return nil, fmt.Errorf("disk %s: bad SAS: %w", d.Name, err)
+	}
+	blobs := blobclient.NewSAS(d.BlobEndpoint, d.Account, sas).WithFallbacks(d.BlobEndpoints...)
+	lease := leaseID(id)
+	if err := blobs.AcquireLease(ctx, d.Container, d.Blob, lease, -1); errors.Is(err, blobclient.ErrLease) {
+		a.log.Warn("taking over a disk another node held", "instance", id, "disk", d.Name)
+		if err = blobs.BreakLease(ctx, d.Container, d.Blob); err == nil {
+			err = blobs.AcquireLease(ctx, d.Container, d.Blob, lease, -1)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("disk %s: take its lease: %w", d.Name, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("disk %s: take its lease: %w", d.Name, err)
+	}
+	return vmdisk.Open(blobs, d.Container, d.Blob, d.Size, lease), nil
 }
 
 // close stops the servers.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -65,6 +66,7 @@ type instance struct {
 	ran          bool
 	adopted      *driver.Status // running when the agent started: watch it, do not start it
 	disks        *diskSet       // a persistent instance's disks, served while it lives on this node
+	drives       *driveSet      // the drives of its slot, mounted while it lives on this node
 	stopping     bool
 	remove       bool // forget the instance once stopped
 	fenced       bool // stopped by selfFence: kill it, no grace
@@ -127,11 +129,11 @@ func (in *instance) requestStop(remove bool) {
 	}
 }
 
-// fence stops and removes a persistent instance at once (see
-// Agent.selfFence) and reports whether it was one.
+// fence stops and removes a persistent instance, or one with drives, at
+// once (see Agent.selfFence) and reports whether it was one.
 func (in *instance) fence() bool {
 	in.mu.Lock()
-	persistent := in.asg.Role.Persistence == api.Persistent
+	persistent := in.asg.Role.RunsOnce()
 	in.fenced = in.fenced || persistent
 	in.mu.Unlock()
 	if persistent {
@@ -288,8 +290,21 @@ func (in *instance) start(ctx context.Context) (driver.Status, error) {
 	in.mu.Lock()
 	adopted := in.adopted
 	in.adopted = nil
+	hasDrives := len(in.asg.Role.Drives) > 0
 	in.mu.Unlock()
 	if err := in.serveDisks(ctx); err != nil {
+		return driver.Status{}, err
+	}
+	if adopted != nil && hasDrives {
+		// Its drives were served by the agent that started it: they
+		// failed with it. Started again, on drives mounted anew.
+		in.a.log.Warn("restarting an adopted instance: its drives went with the agent that mounted them", "instance", in.id)
+		if err := in.drv.Stop(ctx, in.id, 0); err != nil {
+			return driver.Status{}, err
+		}
+		adopted = nil
+	}
+	if err := in.mountDrives(ctx); err != nil {
 		return driver.Status{}, err
 	}
 	if adopted != nil {
@@ -437,10 +452,11 @@ func (in *instance) stop(ctx context.Context) {
 	}
 	in.set(api.StateStopped, api.HealthUnknown, "")
 	in.mu.Lock()
-	remove, disks := in.remove, in.disks
-	in.disks = nil
+	remove, disks, drives := in.remove, in.disks, in.drives
+	in.disks, in.drives = nil, nil
 	in.mu.Unlock()
 	disks.close()
+	drives.detach(in.a)
 	if remove {
 		in.drv.Remove(ctx, in.id)
 		in.a.removeInstanceDir(in.dir)
@@ -477,7 +493,7 @@ func (in *instance) grace() time.Duration {
 // killed, its disks untouched, and confirmAdopted returns false.
 func (in *instance) confirmAdopted(ctx context.Context) bool {
 	in.mu.Lock()
-	wait := in.adopted != nil && len(in.asg.Role.Disks) > 0
+	wait := in.adopted != nil && (len(in.asg.Role.Disks) > 0 || len(in.asg.Role.Drives) > 0)
 	in.mu.Unlock()
 	if !wait {
 		return true
@@ -519,6 +535,24 @@ func (in *instance) serveDisks(ctx context.Context) error {
 	}
 	in.mu.Lock()
 	in.disks = set
+	in.mu.Unlock()
+	return nil
+}
+
+// mountDrives mounts the drives of the instance's slot, once.
+func (in *instance) mountDrives(ctx context.Context) error {
+	in.mu.Lock()
+	role, access, have := in.asg.Role, in.asg.Drives, in.drives != nil
+	in.mu.Unlock()
+	if have || len(role.Drives) == 0 {
+		return nil
+	}
+	set, err := in.a.attachDrives(ctx, in.id, role, access)
+	if err != nil {
+		return err
+	}
+	in.mu.Lock()
+	in.drives = set
 	in.mu.Unlock()
 	return nil
 }
@@ -570,6 +604,7 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	if in.disks != nil {
 		disks = in.disks.disks
 	}
+	drives := in.drives
 	in.mu.Unlock()
 	var guestPorts map[string]int
 	for _, ep := range role.Endpoints {
@@ -591,12 +626,17 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	for k, v := range role.Settings {
 		env[k] = v
 	}
+	var mounts []driver.Mount
+	if drives != nil {
+		maps.Copy(env, drives.env)
+		mounts = drives.mounts
+	}
 	if err := atomicfile.WriteJSON(filepath.Join(in.dir, assignmentFile), savedAssignment{Assignment: asg, Ports: ports, Restarts: restarts, Token: in.token}); err != nil {
 		return driver.Spec{}, err
 	}
 	return driver.Spec{
 		ID: in.id, Dir: in.dir, Package: root, Image: role.Image, ImageDir: imageDir, Command: role.Command, Env: env,
-		CPU: role.Size.CPU, Memory: int64(role.Size.Memory), Ports: ports, GuestPorts: guestPorts, Disks: disks,
+		CPU: role.Size.CPU, Memory: int64(role.Size.Memory), Ports: ports, GuestPorts: guestPorts, Disks: disks, Mounts: mounts,
 	}, nil
 }
 

@@ -55,6 +55,12 @@ func planText(p api.Plan) string {
 		if len(r.Stops) > 0 {
 			fmt.Fprintf(&b, "      stops %s\n", strings.Join(r.Stops, ", "))
 		}
+		if len(r.MakesDrives) > 0 {
+			fmt.Fprintf(&b, "      makes drives %s\n", strings.Join(r.MakesDrives, ", "))
+		}
+		if len(r.KeepsDrives) > 0 {
+			fmt.Fprintf(&b, "      keeps drives %s\n", strings.Join(r.KeepsDrives, ", "))
+		}
 		if len(r.Restarts) > 0 {
 			b.WriteString("      replaces, one update domain at a time:\n")
 			for _, d := range r.Restarts {
@@ -71,7 +77,7 @@ func planChanges(p api.Plan) bool {
 		return true
 	}
 	for _, r := range p.Roles {
-		if r.Action != api.PlanNone || len(r.Stops) > 0 || len(r.Restarts) > 0 {
+		if r.Action != api.PlanNone || len(r.Stops) > 0 || len(r.Restarts) > 0 || len(r.MakesDrives) > 0 {
 			return true
 		}
 	}

@@ -366,18 +366,24 @@ func (a *app) serviceCommand() *cobra.Command {
 			return a.showService(s)
 		},
 	}
+	var keepDrives bool
 	del := &cobra.Command{
 		Use:   "delete NAME",
-		Short: "Delete a service and stop its instances",
+		Short: "Delete a service and stop its instances (and delete its drives)",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.client().DeleteService(cmd.Context(), args[0])
+			del := a.client().DeleteService
+			if keepDrives {
+				del = a.client().DeleteServiceKeepingDrives
+			}
+			s, err := del(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			return a.printService(s)
 		},
 	}
+	del.Flags().BoolVar(&keepDrives, "keep-drives", false, "keep the drives of the service's instance slots (weft drive list)")
 	cmd.AddCommand(show, del)
 	return cmd
 }

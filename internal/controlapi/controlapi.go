@@ -314,7 +314,14 @@ func (s *server) service(w http.ResponseWriter, r *http.Request, tenant string) 
 }
 
 func (s *server) deleteService(w http.ResponseWriter, r *http.Request, tenant string) error {
-	svc, err := s.ctl.DeleteService(r.Context(), tenant, r.PathValue("name"))
+	keep := false
+	if v := r.URL.Query().Get("keepDrives"); v != "" {
+		var err error
+		if keep, err = strconv.ParseBool(v); err != nil {
+			return api.Errorf(api.CodeInvalid, "keepDrives: %q is not true or false", v)
+		}
+	}
+	svc, err := s.ctl.DeleteService(r.Context(), tenant, r.PathValue("name"), keep)
 	if err != nil {
 		return err
 	}

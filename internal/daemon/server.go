@@ -215,7 +215,11 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 	peers := cluster.NewServer(c.store, self, link, log.With("part", "cluster"))
 	peers.Removed = func(ctx context.Context, name string) error { return placement.Unregister(ctx, c.store, name) }
 	auditLog := audit.New(c.store, 0, log.With("part", "audit"))
+	driveMgr := drives.New(c.store, drives.QuotaFunc(func(tenant string, size api.Bytes) error {
+		return c.ctl.CheckDiskQuota(tenant, size)
+	}), disks, log.With("part", "drives"))
 	c.ctl = fabric.New(fabric.Config{
+		Drives:  driveMgr,
 		Tenants: tenantStore,
 		Name:    cfg.Name, HeartbeatTTL: cfg.HeartbeatTTL, UpgradeTimeout: cfg.UpgradeTimeout,
 		ReservedPorts:        reservedPorts(c.addr, raftAddr, cfg.StorageDisabled, blobPort, queuePort, tablePort),
@@ -229,7 +233,6 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 		return peers.FetchFromPeers(ctx, "/v1/imagefiles/"+digest)
 	}, log.With("part", "images"))
 	vmMgr := vms.New(c.ctl, imgs, disks, log.With("part", "vms"))
-	driveMgr := drives.New(c.store, c.ctl, disks, log.With("part", "drives"))
 	auth.ctl.Store(c.ctl)
 	certs := &certificates{creds: creds, ctl: c.ctl, log: log.With("part", "pki")}
 	apiHandler := access.NewMux()

@@ -203,6 +203,12 @@ func unmount(dir string) error {
 	}
 }
 
+// Clear takes down what a process that died with a drive attached (with
+// opt.Work and opt.Mount) left of it on this node, as Attach does first.
+func Clear(opt Options) error {
+	return clearStale(opt.Mount, filepath.Join(opt.Work, "blob"))
+}
+
 // clearStale takes down what a process that died with the drive attached
 // left behind: ext4 still mounted, its loop device bound to a FUSE file
 // whose server is gone. Detached lazily: nothing can reach the disk

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -32,19 +33,25 @@ func requireDrives(t *testing.T) {
 
 // newDisk makes an empty page blob of size bytes under lease1.
 func newDisk(t *testing.T, size int64) (*blobclient.Client, *vmdisk.Disk) {
+	return newDiskNamed(t, "d1", size)
+}
+
+// newDiskNamed makes the empty page blob disks/name of size bytes, on a
+// storage service of its own, under lease1.
+func newDiskNamed(t *testing.T, name string, size int64) (*blobclient.Client, *vmdisk.Disk) {
 	t.Helper()
 	ctx := context.Background()
 	c := blobtest.DevClient(t, nil)
 	if err := c.CreateContainer(ctx, "disks"); err != nil {
 		t.Fatal(err)
 	}
-	if err := vmdisk.Create(ctx, c, "disks", "d1", size, nil); err != nil {
+	if err := vmdisk.Create(ctx, c, "disks", name, size, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.AcquireLease(ctx, "disks", "d1", lease1, -1); err != nil {
+	if err := c.AcquireLease(ctx, "disks", name, lease1, -1); err != nil {
 		t.Fatal(err)
 	}
-	return c, vmdisk.Open(c, "disks", "d1", size, lease1)
+	return c, vmdisk.Open(c, "disks", name, size, lease1)
 }
 
 func attach(t *testing.T, disk drive.Disk, work string) *drive.Drive {
@@ -197,5 +204,44 @@ func TestSyncedFileIsInTheBlob(t *testing.T) {
 	}
 	if !bytes.Equal(got, data) {
 		t.Fatalf("the blob holds %d bytes of the synced file, not the %d written", len(got), len(data))
+	}
+}
+
+// TestNoProcessInheritsTheFUSEDevice: processes started while a drive is
+// being attached do not inherit its /dev/fuse descriptor. One that did
+// would keep the FUSE connection up after the attaching process died, and
+// the drive's I/O would then hang rather than fail.
+func TestNoProcessInheritsTheFUSEDevice(t *testing.T) {
+	requireDrives(t)
+	stop := make(chan struct{})
+	leaked := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			out, _ := exec.Command("ls", "-l", "/proc/self/fd").Output()
+			if bytes.Contains(out, []byte("/dev/fuse")) {
+				select {
+				case leaked <- string(out):
+				default:
+				}
+			}
+		}
+	}()
+	for i := range 4 {
+		_, disk := newDiskNamed(t, fmt.Sprintf("d%d", i), 16<<20)
+		attach(t, disk, t.TempDir())
+	}
+	close(stop)
+	<-done
+	select {
+	case fds := <-leaked:
+		t.Fatalf("a process started meanwhile holds /dev/fuse:\n%s", fds)
+	default:
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -134,6 +136,15 @@ func (f *blobFile) fail(op string, n int, off int64, err error) syscall.Errno {
 func mountBlob(dir string, disk Disk, log *slog.Logger) (*fuse.Server, error) {
 	var zero time.Duration
 	root := &blobFS{file: &blobFile{disk: disk, log: log}}
+	// go-fuse (2.12.1) opens /dev/fuse without O_CLOEXEC and, mounting
+	// directly, never sets it: every process started afterwards would
+	// inherit the descriptor and keep the FUSE connection alive after this
+	// process died, so that the drive's I/O (the last unmount of its ext4
+	// among it) would hang instead of failing. ForkLock keeps forks out
+	// until the descriptor is marked.
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	defer closeFUSEOnExec()
 	srv, err := fs.Mount(dir, root, &fs.Options{
 		EntryTimeout: &zero,
 		AttrTimeout:  &zero,
@@ -152,4 +163,18 @@ func mountBlob(dir string, disk Disk, log *slog.Logger) (*fuse.Server, error) {
 		return nil, fmt.Errorf("drive: serve the disk at %s: %w", dir, err)
 	}
 	return srv, nil
+}
+
+// closeFUSEOnExec marks this process's /dev/fuse descriptors close-on-exec.
+func closeFUSEOnExec() {
+	entries, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if target, _ := os.Readlink("/proc/self/fd/" + e.Name()); target == "/dev/fuse" {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }

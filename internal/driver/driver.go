@@ -41,6 +41,14 @@ type Spec struct {
 	// Disks, for persistent vm instances: OS disk first. The vm runtime then
 	// boots from Disks[0] instead of a throwaway overlay of the image's disk.
 	Disks []Disk
+	// Mounts, for the container runtime: host folders (the instance's
+	// drives, mounted by the agent) the container sees at their Target.
+	Mounts []Mount
+}
+
+// Mount is a host folder an instance sees at Target.
+type Mount struct {
+	Source, Target string
 }
 
 // Status is what a driver knows about an instance.

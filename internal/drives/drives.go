@@ -28,6 +28,14 @@ type Quota interface {
 	CheckDiskQuota(tenant string, size api.Bytes) error
 }
 
+// QuotaFunc is a Quota of one function: the controller's CheckDiskQuota
+// where the controller is made after the manager (it keeps slots' drives
+// through the manager).
+type QuotaFunc func(tenant string, size api.Bytes) error
+
+// CheckDiskQuota calls f.
+func (f QuotaFunc) CheckDiskQuota(tenant string, size api.Bytes) error { return f(tenant, size) }
+
 // Manager makes, lists and deletes drives.
 type Manager struct {
 	st    state.Store
@@ -64,6 +72,10 @@ func (r record) disk() api.DiskSpec {
 // another of the tenant's drives. A drive refused (name taken, over
 // quota, no such snapshot) leaves no blob behind.
 func (m *Manager) Create(ctx context.Context, tenant string, req api.CreateDrive) (api.Drive, error) {
+	return m.create(ctx, tenant, req, nil)
+}
+
+func (m *Manager) create(ctx context.Context, tenant string, req api.CreateDrive, slot *api.DriveSlot) (api.Drive, error) {
 	if err := m.disks.Ready("drives"); err != nil {
 		return api.Drive{}, err
 	}
@@ -122,7 +134,7 @@ func (m *Manager) Create(ctx context.Context, tenant string, req api.CreateDrive
 		return api.Drive{}, fmt.Errorf("drives: make %s: %w", req.Name, err)
 	}
 	d := record{Drive: api.Drive{
-		Name: req.Name, Tenant: tenant, Size: req.Size, Blob: disk.Blob, From: req.FromSnapshot, CreatedAt: time.Now().UTC(),
+		Name: req.Name, Tenant: tenant, Size: req.Size, Blob: disk.Blob, From: req.FromSnapshot, Slot: slot, CreatedAt: time.Now().UTC(),
 	}, Endpoint: disk.Endpoint}
 	data, _ := json.Marshal(d)
 	_, err = m.st.Apply(ctx, []state.Op{
@@ -245,4 +257,47 @@ func (m *Manager) Delete(ctx context.Context, tenant, name string) error {
 		m.log.Warn("drive blob not deleted", "drive", name, "blob", d.Blob, "err", err)
 	}
 	return nil
+}
+
+// EnsureSlot makes the drive of an instance slot (api.SlotDriveName) unless
+// it exists, and says whether it made it: a slot scaled away and back, or
+// a service deployed again, finds the drive it had. An existing drive
+// keeps its size.
+func (m *Manager) EnsureSlot(ctx context.Context, tenant string, slot api.DriveSlot, size api.Bytes) (bool, error) {
+	name := api.SlotDriveName(slot.Service, slot.Role, slot.Slot, slot.Drive)
+	if _, ok := m.st.Get(state.KindDrives, key(tenant, name)); ok {
+		return false, nil
+	}
+	_, err := m.create(ctx, tenant, api.CreateDrive{Name: name, Size: size}, &slot)
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) && apiErr.Code == api.CodeConflict {
+		return false, nil // made meanwhile
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", name, err)
+	}
+	return true, nil
+}
+
+// Access grants a node access to one of a tenant's drives.
+func (m *Manager) Access(tenant, name string) (api.DiskAccess, error) {
+	d, _, err := m.get(tenant, name)
+	if err != nil {
+		return api.DiskAccess{}, err
+	}
+	return m.disks.Access(d.disk())
+}
+
+// DeleteService deletes the drives made for the slots of a tenant's
+// service, once the service is gone.
+func (m *Manager) DeleteService(ctx context.Context, tenant, service string) error {
+	var errs []error
+	for _, d := range m.List(tenant) {
+		if d.Slot != nil && d.Slot.Service == service {
+			if err := m.Delete(ctx, tenant, d.Name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

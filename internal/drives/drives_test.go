@@ -25,28 +25,8 @@ import (
 // written after; deleting the source leaves the copy whole.
 func TestSnapshotRestoresIntoANewDrive(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := state.Open(filepath.Join(dir, "state.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	pkgs, err := pkgstore.Open(filepath.Join(dir, "packages"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := storageserver.Start(storageserver.Config{Data: filepath.Join(dir, "storage")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	key, _ := base64.StdEncoding.DecodeString(storage.DevKey)
-	disks := vms.NewDisks(srv.URL(storage.Blob), storage.DevAccount, key)
-	if err := disks.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
-	blobs := blobclient.New(srv.URL(storage.Blob), storage.DevAccount, key)
-	m := drives.New(st, fabric.New(fabric.Config{}, st, pkgs, nil), disks, slog.New(slog.DiscardHandler))
+	st, disks, blobs := start(t)
+	m := drives.New(st, fabric.New(fabric.Config{}, st, newPkgs(t), nil), disks, slog.New(slog.DiscardHandler))
 
 	src, err := m.Create(ctx, "t1", api.CreateDrive{Name: "data", Size: 16 << 20})
 	if err != nil {
@@ -95,4 +75,36 @@ func TestSnapshotRestoresIntoANewDrive(t *testing.T) {
 	if got := m.List("t1"); len(got) != 1 || got[0].Name != "copy" {
 		t.Errorf("t1's drives: %+v", got)
 	}
+}
+
+// start opens a state store and a storage service with the disks
+// container, for a drive manager.
+func start(t *testing.T) (state.Store, *vms.Disks, *blobclient.Client) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := state.Open(filepath.Join(dir, "state.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err := storageserver.Start(storageserver.Config{Data: filepath.Join(dir, "storage")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	key, _ := base64.StdEncoding.DecodeString(storage.DevKey)
+	disks := vms.NewDisks(srv.URL(storage.Blob), storage.DevAccount, key)
+	if err := disks.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st, disks, blobclient.New(srv.URL(storage.Blob), storage.DevAccount, key)
+}
+
+func newPkgs(t *testing.T) *pkgstore.Store {
+	t.Helper()
+	pkgs, err := pkgstore.Open(filepath.Join(t.TempDir(), "packages"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkgs
 }

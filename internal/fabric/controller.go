@@ -33,6 +33,23 @@ type Balancer interface {
 	Drain(ctx context.Context, backendID string) error
 }
 
+// SlotDrives keeps the drives of roles' instance slots: internal/drives.
+type SlotDrives interface {
+	// EnsureSlot makes the slot's drive (api.SlotDriveName) of size bytes
+	// under the tenant's disk quota, unless it exists, and says whether it
+	// made it.
+	EnsureSlot(ctx context.Context, tenant string, slot api.DriveSlot, size api.Bytes) (bool, error)
+	// Get returns one of the tenant's drives, an api.CodeNotFound error
+	// when it has none of that name.
+	Get(tenant, name string) (api.Drive, error)
+	// Delete deletes one of the tenant's drives.
+	Delete(ctx context.Context, tenant, name string) error
+	// Access grants a node access to one of the tenant's drives.
+	Access(tenant, name string) (api.DiskAccess, error)
+	// DeleteService deletes the drives made for a service's slots.
+	DeleteService(ctx context.Context, tenant, service string) error
+}
+
 // Config tunes the controller; zero values take the defaults.
 type Config struct {
 	Name           string        // this controller's name
@@ -46,6 +63,9 @@ type Config struct {
 	// it is assigned (a SAS for that page blob); nil when there is no
 	// storage service, and persistent instances cannot start.
 	DiskAccess func(d api.DiskSpec) (api.DiskAccess, error)
+	// Drives keeps the drives of roles' instance slots (RoleSpec.Drives);
+	// nil when there is no storage service, and such roles are refused.
+	Drives SlotDrives
 	// Leader reports whether this controller leads its cluster (Status);
 	// nil means it is the only one.
 	Leader func() bool

@@ -181,7 +181,7 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 	for _, rec := range insts {
 		switch {
 		case rec.Node == node:
-			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: rec.Spec, Disks: c.diskAccess(rec), Peers: roles[rec.group()]})
+			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: rec.Spec, Disks: c.diskAccess(rec), Drives: c.driveAccess(rec), Peers: roles[rec.group()]})
 		case rec.Migration != nil && rec.Migration.To == node:
 			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: rec.Spec, Disks: c.diskAccess(rec), Incoming: true})
 		}

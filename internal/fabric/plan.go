@@ -73,6 +73,7 @@ func (c *Controller) Plan(ctx context.Context, tenant string, spec api.ServiceSp
 		for _, d := range slices.Sorted(maps.Keys(byDomain)) {
 			rp.Restarts = append(rp.Restarts, api.DomainRestarts{Domain: d, Instances: byDomain[d]})
 		}
+		rp.MakesDrives, rp.KeepsDrives = c.planDrives(tenant, spec.Name, role)
 		p.Roles = append(p.Roles, rp)
 	}
 	for _, prev := range old.Roles {

@@ -48,8 +48,9 @@ func (p *pass) rebalance() {
 // from the start.
 func (p *pass) rebalanceRole(svc *serviceRecord, role api.RoleSpec, insts []*instanceRecord) {
 	// A persistent instance moves only by live migration, which an
-	// operator asks for (today such a role has one instance anyway).
-	if role.Persistence == api.Persistent || role.Instances < 2 || len(insts) != role.Instances {
+	// operator asks for, and one with drives cannot have its replacement
+	// start beside it (the drives are mounted on one node at a time).
+	if role.RunsOnce() || role.Instances < 2 || len(insts) != role.Instances {
 		return
 	}
 	hash := templateHash(role)

@@ -53,6 +53,11 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	if err := c.apply(ctx, p.ops()); err != nil {
 		return fmt.Errorf("fabric: write reconcile pass: %w", err)
 	}
+	for _, svc := range p.services {
+		if p.svcGone[svc.key()] {
+			c.deleteDrives(ctx, svc)
+		}
+	}
 	for _, id := range p.drains {
 		c.startDrain(ctx, id)
 	}
@@ -145,7 +150,7 @@ func (p *pass) dropFinished() {
 		node := p.nodes[in.Node]
 		switch {
 		case in.Node != "" && (node == nil || node.State == api.NodeDown):
-			if node != nil && in.Spec.Persistence == api.Persistent && !p.fenced(in.Node) {
+			if node != nil && in.Spec.RunsOnce() && !p.fenced(in.Node) {
 				continue // its old node may still run it: wait for it to fence
 			}
 			if in.Desired == api.DesiredRunning && !in.Draining {
@@ -404,6 +409,10 @@ func (p *pass) evict(svc *serviceRecord) {
 		switch {
 		case in.live() && nodeDraining && in.Spec.Persistence == api.Persistent && in.Spec.Runtime == api.RuntimeVM:
 			p.migrateOff(in)
+		case in.live() && nodeDraining && len(in.Spec.Drives) > 0:
+			// Its drives can be mounted on one node at a time: it stops
+			// first, and the slot starts again elsewhere once it stopped.
+			p.stop(in)
 		case in.live() && nodeDraining:
 			idx := roleIndex(svc.Spec, in.Role)
 			if idx < 0 {

@@ -19,6 +19,9 @@ type serviceRecord struct {
 	api.Service
 	// Revisions are earlier specs, newest last, at most maxRevisions.
 	Revisions []revision `json:"revisions,omitempty"`
+	// KeepDrives keeps the drives of the service's slots when it is
+	// deleted (weft service delete --keep-drives).
+	KeepDrives bool `json:"keepDrives,omitempty"`
 }
 
 type revision struct {

@@ -51,6 +51,9 @@ func (c *Controller) Deploy(ctx context.Context, tenant string, spec api.Service
 			Status: api.ServiceStable, CreatedAt: now, UpdatedAt: now,
 		}}
 	}
+	if err := c.ensureDrives(ctx, tenant, spec); err != nil {
+		return api.Service{}, err
+	}
 	ops, err := c.tenantUnchanged(tenant)
 	if err != nil {
 		return api.Service{}, err
@@ -306,6 +309,9 @@ func (c *Controller) Scale(ctx context.Context, tenant, name, role string, n int
 	if err := c.checkQuota(t, rec.Spec, spec); err != nil {
 		return api.Service{}, err
 	}
+	if err := c.ensureDrives(ctx, tenant, spec); err != nil {
+		return api.Service{}, err
+	}
 	old := rec.Spec.Roles[idx].Instances
 	rec.Spec = spec // the version stays: only a change of the model makes one
 	rec.UpdatedAt = c.now()
@@ -343,6 +349,9 @@ func (c *Controller) Rollback(ctx context.Context, tenant, name string) (api.Ser
 	if err := c.checkQuota(t, rec.Spec, spec); err != nil {
 		return api.Service{}, err
 	}
+	if err := c.ensureDrives(ctx, tenant, spec); err != nil {
+		return api.Service{}, err
+	}
 	rec.Revisions = append(rec.Revisions[:len(rec.Revisions)-1], revision{Version: rec.Version, Spec: rec.Spec})
 	rec.Version++
 	rec.Spec = spec
@@ -357,16 +366,19 @@ func (c *Controller) Rollback(ctx context.Context, tenant, name string) (api.Ser
 	return c.serviceView(rec), nil
 }
 
-// DeleteService stops every instance of a service, then forgets it.
-func (c *Controller) DeleteService(ctx context.Context, tenant, name string) (api.Service, error) {
+// DeleteService stops every instance of a service, then forgets it and
+// deletes the drives of its slots, or with keepDrives leaves them to the
+// tenant (a service deployed again under the name finds them).
+func (c *Controller) DeleteService(ctx context.Context, tenant, name string, keepDrives bool) (api.Service, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rec, ok := get[serviceRecord](c.store, state.KindServices, serviceKey(tenant, name))
 	if !ok {
 		return api.Service{}, api.Errorf(api.CodeNotFound, "no service named %s", name)
 	}
-	if rec.Status != api.ServiceDeleting {
+	if rec.Status != api.ServiceDeleting || rec.KeepDrives != keepDrives {
 		rec.Status, rec.Upgrade, rec.UpdatedAt = api.ServiceDeleting, nil, c.now()
+		rec.KeepDrives = keepDrives
 		if err := c.apply(ctx, []state.Op{put(state.KindServices, rec.key(), rec)}); err != nil {
 			return api.Service{}, err
 		}
@@ -494,10 +506,10 @@ func (c *Controller) Instances(ctx context.Context, tenant, service string) []ap
 	return out
 }
 
-// Reimage starts an ephemeral instance again from its package or image on
-// the same node: what it wrote is thrown away (a VM's overlay, a
-// container's writable layer). Persistent instances keep their disks and
-// cannot be reimaged.
+// Reimage starts an instance again from its package or image on the same
+// node: what it wrote is thrown away (a VM's overlay, a container's
+// writable layer), except on its drives, which stay. Persistent VMs keep
+// their disks and cannot be reimaged.
 func (c *Controller) Reimage(ctx context.Context, tenant, id string) (api.Instance, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -505,8 +517,8 @@ func (c *Controller) Reimage(ctx context.Context, tenant, id string) (api.Instan
 	if !ok {
 		return api.Instance{}, api.Errorf(api.CodeNotFound, "no instance %s", id)
 	}
-	if rec.Spec.Persistence == api.Persistent {
-		return api.Instance{}, api.Errorf(api.CodeConflict, "instance %s is persistent: its disks are kept, so it cannot be reimaged", id)
+	if rec.Spec.Persistence == api.Persistent && rec.Spec.Runtime == api.RuntimeVM {
+		return api.Instance{}, api.Errorf(api.CodeConflict, "instance %s is a persistent VM: its disks are kept, so it cannot be reimaged", id)
 	}
 	if rec.Node == "" || !rec.live() {
 		return api.Instance{}, api.Errorf(api.CodeConflict, "instance %s is not running on a node (%s)", id, rec.State)

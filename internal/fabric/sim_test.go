@@ -608,7 +608,7 @@ func TestControllerPortsAndPrivilegedPortsAreRefused(t *testing.T) {
 	}
 	// A worker's endpoints are not published: its ports are not refused.
 	s.deploy(web(api.KindWorker, 80, 7070))
-	if _, err := s.c.DeleteService(s.ctx, api.DefaultTenant, "hello"); err != nil {
+	if _, err := s.c.DeleteService(s.ctx, api.DefaultTenant, "hello", false); err != nil {
 		t.Fatal(err)
 	}
 	s.settle(20, "deleted", func() bool { _, err := s.c.Service(s.ctx, api.DefaultTenant, "hello"); return err != nil })

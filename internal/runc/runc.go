@@ -107,6 +107,13 @@ type Container struct {
 	Memory      int64   // bytes; 0: no limit
 	CPU         float64 // cores; 0: no limit
 	Pids        int64   // 0: no limit
+	// Binds are host folders mounted into the container, read-write.
+	Binds []Bind
+}
+
+// Bind mounts the host folder Source at Target in the container.
+type Bind struct {
+	Source, Target string
 }
 
 // capabilities are Docker's defaults: what a container's root may do
@@ -181,6 +188,9 @@ func WriteBundle(bundle string, c Container) error {
 			},
 			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
 		},
+	}
+	for _, b := range c.Binds {
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: b.Target, Type: "bind", Source: b.Source, Options: []string{"rbind", "rw", "nosuid", "nodev"}})
 	}
 	data, err := json.MarshalIndent(spec, "", "  ")
 	if err != nil {

@@ -412,7 +412,7 @@ func (m *Manager) Delete(ctx context.Context, tenant, name string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := m.ctl.DeleteService(ctx, tenant, name); err != nil {
+	if _, err := m.ctl.DeleteService(ctx, tenant, name, false); err != nil {
 		return err
 	}
 	go func() {

@@ -188,6 +188,9 @@ func (d *Driver) start(ctx context.Context, spec driver.Spec) (driver.Status, er
 		CPU:         spec.CPU,
 		Pids:        d.cfg.Pids,
 	}
+	for _, m := range spec.Mounts {
+		c.Binds = append(c.Binds, runc.Bind{Source: m.Source, Target: m.Target})
+	}
 	if err := runc.WriteBundle(spec.Dir, c); err != nil {
 		return driver.Status{}, err
 	}

@@ -1,0 +1,291 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/drive"
+	"github.com/weftcloud/weft/internal/ociimage"
+)
+
+// requireDrives skips a test when this host cannot mount drives.
+func requireDrives(t *testing.T) {
+	t.Helper()
+	if err := drive.Available(); err != nil {
+		t.Skipf("drives cannot be mounted here: %v", err)
+	}
+}
+
+// sweepDrives takes down the drives that the test's agents, killed, left
+// mounted under dir (NODE/drives/INSTANCE/DRIVE/{mnt,work}), so that the
+// test's folder can be removed.
+func sweepDrives(t testing.TB, dir string) {
+	found, _ := filepath.Glob(filepath.Join(dir, "*", "drives", "*", "*", "work"))
+	for _, work := range found {
+		if err := drive.Clear(drive.Options{Work: work, Mount: filepath.Join(filepath.Dir(work), "mnt")}); err != nil {
+			t.Logf("drive left mounted: %v", err)
+		}
+	}
+}
+
+// driveFile reads a file on the drive an instance has mounted on its node.
+func (c *cluster) driveFile(in api.Instance, drive, name string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(c.dir, in.Node, "drives", in.ID, drive, "mnt", name))
+	return string(b), err
+}
+
+// TestPersistentProcessDrives: a persistent process role of three
+// instances, each writing on its slot's drive; its node killed with its
+// agent, an instance comes back on another node with what it wrote; the
+// role scaled 3 -> 1 -> 3 finds the same drives in the same slots.
+func TestPersistentProcessDrives(t *testing.T) {
+	requireDrives(t)
+	c := newCluster(t, 3, storageFlags(t)...)
+	dir := filepath.Join(c.dir, "models", "keeper")
+	os.MkdirAll(filepath.Join(dir, "package"), 0o755)
+	// The first instance of a slot writes its name on the drive; every
+	// instance appends its own, then both are synced before it says so.
+	writeFile(t, filepath.Join(dir, "package", "run.sh"), `#!/bin/sh
+set -e
+cd "$WEFT_DRIVE_DATA"
+[ -f first ] || echo "$WEFT_INSTANCE" > first
+echo "$WEFT_INSTANCE" >> starts
+sync
+touch ready
+exec sleep 600
+`)
+	os.Chmod(filepath.Join(dir, "package", "run.sh"), 0o755)
+	model := writeFile(t, filepath.Join(dir, "service.yaml"), `name: keeper
+roles:
+  - name: db
+    kind: worker
+    runtime: process
+    package: ./package
+    command: ["./run.sh"]
+    instances: 3
+    persistence: persistent
+    size: {cpu: 0.1, memory: 64Mi}
+    drives: [{name: data, size: 32Mi}]
+`)
+	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
+	first := map[int]string{} // slot -> the instance that first wrote its drive
+	c.waitFor("each instance's drive written", 30*time.Second, func() bool {
+		for _, in := range c.instances("keeper") {
+			if _, err := c.driveFile(in, "data", "ready"); err != nil {
+				return false
+			}
+			first[in.Slot] = in.ID
+		}
+		return len(first) == 3
+	})
+
+	victim := c.instances("keeper")[0]
+	for _, in := range c.instances("keeper") {
+		if in.Node == victim.Node {
+			syscall.Kill(pidOf(t, in.ID), syscall.SIGKILL)
+		}
+	}
+	c.kill9(c.agents[victim.Node])
+	c.waitFor("the instances of "+victim.Node+" back on other nodes", 60*time.Second, func() bool {
+		ins := c.instances("keeper")
+		for _, in := range ins {
+			if in.Node == victim.Node || in.State != api.StateRunning {
+				return false
+			}
+			if _, err := c.driveFile(in, "data", "ready"); err != nil {
+				return false
+			}
+		}
+		return len(ins) == 3
+	})
+	for _, in := range c.instances("keeper") {
+		got, err := c.driveFile(in, "data", "first")
+		if err != nil || strings.TrimSpace(got) != first[in.Slot] {
+			t.Errorf("slot %d (%s on %s): its drive's first writer reads %q, %v; want %s", in.Slot, in.ID, in.Node, got, err, first[in.Slot])
+		}
+	}
+
+	// A rolling upgrade replaces each instance on its slot's drive.
+	upgraded := writeFile(t, filepath.Join(dir, "v2.yaml"), readFile(t, model)+"    settings: {VERSION: \"2\"}\n")
+	c.mustWeft("deploy", "-f", upgraded, "--wait", "--timeout", "60s")
+	c.waitFor("the upgraded instances started on their drives", 60*time.Second, func() bool { return startedOnDrives(c, 3) })
+	for _, in := range c.instances("keeper") {
+		if got, err := c.driveFile(in, "data", "first"); err != nil || strings.TrimSpace(got) != first[in.Slot] {
+			t.Errorf("slot %d upgraded (%s): its drive's first writer reads %q, %v; want %s", in.Slot, in.ID, got, err, first[in.Slot])
+		}
+	}
+
+	// An agent that restarts restarts its instances with drives, on the
+	// drives mounted anew.
+	restarted := c.instances("keeper")[0]
+	c.kill9(c.agents[restarted.Node])
+	c.startAgent(restarted.Node)
+	c.waitFor("the instance started again by the restarted agent", 30*time.Second, func() bool {
+		starts, err := c.driveFile(restarted, "data", "starts")
+		return err == nil && strings.Count(starts, restarted.ID) == 2
+	})
+
+	// A reimage starts the instance afresh on the same drive.
+	c.mustWeft("instance", "reimage", restarted.ID, "--wait", "--timeout", "30s")
+	c.waitFor("the reimaged instance started on its drive", 30*time.Second, func() bool {
+		starts, err := c.driveFile(restarted, "data", "starts")
+		return err == nil && strings.Count(starts, restarted.ID) == 3
+	})
+
+	c.mustWeft("scale", "keeper", "db", "1")
+	c.waitFor("one instance left", 30*time.Second, func() bool { return len(c.instances("keeper")) == 1 })
+	c.mustWeft("scale", "keeper", "db", "3")
+	c.waitFor("three instances started on their drives", 60*time.Second, func() bool { return startedOnDrives(c, 3) })
+	for _, in := range c.instances("keeper") {
+		got, _ := c.driveFile(in, "data", "first")
+		starts, _ := c.driveFile(in, "data", "starts")
+		if strings.TrimSpace(got) != first[in.Slot] || (in.Slot > 0 && strings.Count(starts, "\n") < 2) {
+			t.Errorf("slot %d after scaling 3 -> 1 -> 3: first writer %q (want %s), starts %q", in.Slot, got, first[in.Slot], starts)
+		}
+	}
+
+	// A snapshot of slot 0's drive restored into a new drive, named as a
+	// slot of another service: that service's instance starts on it.
+	snap := strings.TrimSpace(c.mustWeft("drive", "snapshot", "keeper-db-0-data"))
+	c.mustWeft("drive", "create", "copy-db-0-data", "--from-snapshot", snap)
+	c.mustWeft("deploy", "-f", writeFile(t, filepath.Join(dir, "copy.yaml"), strings.NewReplacer("name: keeper", "name: copy", "instances: 3", "instances: 1").Replace(readFile(t, model))),
+		"--wait", "--timeout", "60s")
+	c.waitFor("the copy's slot 0 on the restored drive", 30*time.Second, func() bool {
+		for _, in := range c.instances("copy") {
+			got, err := c.driveFile(in, "data", "first")
+			if in.Slot == 0 && err == nil {
+				if strings.TrimSpace(got) != first[0] {
+					t.Fatalf("the drive restored from %s: its first writer reads %q, want %s", snap, got, first[0])
+				}
+				return true
+			}
+		}
+		return false
+	})
+	c.mustWeft("service", "delete", "copy")
+
+	// Deleted, the service takes its drives with it.
+	c.mustWeft("service", "delete", "keeper")
+	c.waitFor("the slots' drives deleted with the service", 30*time.Second, func() bool {
+		drives, err := c.client.Drives(context.Background())
+		if err != nil {
+			return false
+		}
+		for _, d := range drives {
+			if d.Slot != nil && d.Slot.Service == "keeper" {
+				return false
+			}
+		}
+		return true
+	})
+	// The drive made by hand is the tenant's: it outlives the service
+	// that used it.
+	if _, err := c.client.Drive(context.Background(), "copy-db-0-data"); err != nil {
+		t.Errorf("the restored drive after its service was deleted: %v", err)
+	}
+}
+
+// TestContainerDrives: a persistent container role sees its slot's drive
+// at the role's mount; deleted keeping its drives and deployed again, each
+// slot finds what its earlier instance wrote.
+func TestContainerDrives(t *testing.T) {
+	requireRunc(t)
+	requireDrives(t)
+	c := newCluster(t, 2, storageFlags(t)...)
+	root := filepath.Join(c.dir, "images", "keeper")
+	os.MkdirAll(root, 0o755)
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skip("no static busybox to run in the container")
+	}
+	os.WriteFile(filepath.Join(root, "busybox"), bb, 0o755)
+	writeFile(t, filepath.Join(root, "run.sh"), `cd /data
+[ -f who ] && /busybox cp who previous
+echo "$WEFT_INSTANCE $WEFT_DRIVE_STATE" > who
+/busybox sync
+/busybox touch ready
+exec /busybox sleep 600
+`)
+	img, err := ociimage.Build(root, api.ContainerImageConfig{Entrypoint: []string{"/busybox", "sh", "/run.sh"}}, runtime.GOARCH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ociimage.WriteLayout(root+".oci", img); err != nil {
+		t.Fatal(err)
+	}
+	c.mustWeft("image", "import", "keeper", root+".oci")
+	model := writeFile(t, filepath.Join(c.dir, "keeper.yaml"), `name: keeper
+roles:
+  - name: db
+    kind: worker
+    runtime: container
+    image: keeper
+    instances: 2
+    persistence: persistent
+    size: {cpu: 0.1, memory: 64Mi}
+    drives: [{name: state, size: 32Mi, mount: /data}]
+`)
+	ready := func() map[int]string {
+		who := map[int]string{}
+		for _, in := range c.instances("keeper") {
+			if _, err := c.driveFile(in, "state", "ready"); err != nil {
+				return nil
+			}
+			who[in.Slot], _ = c.driveFile(in, "state", "who")
+		}
+		return who
+	}
+	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
+	var before map[int]string
+	c.waitFor("each container's drive written", 30*time.Second, func() bool { before = ready(); return len(before) == 2 })
+	for slot, who := range before {
+		if !strings.HasSuffix(strings.TrimSpace(who), " /data") {
+			t.Errorf("slot %d wrote %q: WEFT_DRIVE_STATE is not the mount in the container", slot, who)
+		}
+	}
+
+	c.mustWeft("service", "delete", "keeper", "--keep-drives")
+	c.waitFor("the service deleted", 30*time.Second, func() bool {
+		_, err := c.client.Service(context.Background(), "keeper")
+		return err != nil
+	})
+	if drives, err := c.client.Drives(context.Background()); err != nil || len(drives) != 2 {
+		t.Fatalf("drives kept: %v, %v", drives, err)
+	}
+	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
+	c.waitFor("the containers back on their kept drives", 30*time.Second, func() bool {
+		ins := c.instances("keeper")
+		for _, in := range ins {
+			if _, err := c.driveFile(in, "state", "previous"); err != nil {
+				return false
+			}
+		}
+		return len(ins) == 2
+	})
+	for _, in := range c.instances("keeper") {
+		prev, err := c.driveFile(in, "state", "previous")
+		if err != nil || prev != before[in.Slot] {
+			t.Errorf("slot %d: the drive kept holds %q, %v; want %q", in.Slot, prev, err, before[in.Slot])
+		}
+	}
+}
+
+// startedOnDrives says whether keeper has n instances, each running and
+// listed in its drive's starts file (its ready file may be there from an
+// earlier instance of the slot).
+func startedOnDrives(c *cluster, n int) bool {
+	ins := c.instances("keeper")
+	for _, in := range ins {
+		if starts, err := c.driveFile(in, "data", "starts"); err != nil || !strings.Contains(starts, in.ID) || in.State != api.StateRunning {
+			return false
+		}
+	}
+	return len(ins) == n
+}
