@@ -13,6 +13,7 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/driver"
+	"github.com/weftcloud/weft/internal/metrics"
 )
 
 // routes is the agent's own API: the servers proxy `weft logs` and `weft
@@ -25,6 +26,9 @@ func (a *Agent) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/instances/{id}/logs", a.logs)
 	mux.HandleFunc("POST /v1/instances/{id}/exec", a.exec)
+	// Prometheus metrics: behind the same token as the rest, which the
+	// servers hold (a scraper reads it from the node's registration).
+	mux.Handle("GET "+metrics.Path, metrics.Handler(a.metrics))
 	want := sha256.Sum256([]byte("Bearer " + a.apiToken))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
