@@ -76,3 +76,29 @@ func TestServerMetricsUnderTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainServerMetrics: without TLS, /metrics is the operator's as the
+// rest of the API is (the admin token of the data folder), and a server
+// that runs storage shows it: primary, and the requests of its system
+// containers.
+func TestPlainServerMetrics(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	data := t.TempDir()
+	c, err := startController(context.Background(), ServerConfig{Data: data, Listen: "127.0.0.1:0", Logger: quiet,
+		BlobPort: freePort(t), QueuePort: freePort(t), TablePort: freePort(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	url := "http://" + c.addr + metrics.Path
+	if _, err := metricstest.TryScrape(nil, url, ""); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("GET /metrics without the admin token: %v, want 401", err)
+	}
+	got := metricstest.Scrape(t, nil, url, readToken(t, filepath.Join(data, AdminTokenFile)))
+	if v, _ := got.Value("weft_storage_primary"); v != 1 {
+		t.Errorf("weft_storage_primary = %v, want 1", v)
+	}
+	if v, _ := got.Value("weft_storage_requests_total", "service", "blob"); v < 1 {
+		t.Errorf("weft_storage_requests_total{service=blob} = %v, want the system containers' requests", v)
+	}
+}

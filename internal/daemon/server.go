@@ -259,7 +259,7 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 		routes.Handle("/v1/storage/replica/", serversOnly(creds, node.Handler()))
 	}
 	routes.Handle("/v1/", peers.Handler(auditLog.Middleware(apiHandler)))
-	metricsHandler, err := c.metricsHandler()
+	metricsHandler, err := c.metricsHandler(node)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
