@@ -70,7 +70,10 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 func (col collector) Collect(ch chan<- prometheus.Metric) {
 	c := col.c
 	byState := map[string]int{api.StatePending: 0, api.StateStarting: 0, api.StateRunning: 0, api.StateStopping: 0, api.StateStopped: 0, api.StateFailed: 0}
-	for _, in := range list[instanceRecord](c.store, state.KindInstances, "") {
+	// Only the state of each record is decoded: a scrape reads every one.
+	for _, in := range list[struct {
+		State string `json:"state"`
+	}](c.store, state.KindInstances, "") {
 		byState[in.State]++
 	}
 	for st, n := range byState {
