@@ -61,6 +61,9 @@ var Table = []Route{
 	{"DELETE /v1/tenants/{name}", Operators},
 	{"PUT /v1/tenants/{name}/quota", Operators},
 	{"GET /v1/audit", Operators},
+	// Prometheus metrics: a scraper holds an operator token, or the
+	// servers' certificate.
+	{"GET /metrics", Operators},
 
 	// Tenants, each in its own tenant (the handlers scope every object to
 	// the caller's tenant and answer 404 for another's), and the operator

@@ -26,6 +26,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/atomicfile"
 	"github.com/weftcloud/weft/internal/buildinfo"
@@ -74,6 +76,9 @@ type Config struct {
 	MaxUnpackedBytes int64
 	Drivers          []driver.Driver
 	Logger           *slog.Logger
+	// Metrics is the registry the agent's metrics go in, served at GET
+	// /metrics on its API; nil makes one of its own.
+	Metrics *prometheus.Registry
 }
 
 // Agent is a running node agent.
@@ -106,6 +111,9 @@ type Agent struct {
 	// its package holds, by the copy's folder.
 	rootsMu sync.Mutex
 	roots   map[string]int64
+
+	figures *figures
+	metrics *prometheus.Registry
 }
 
 // New checks the configuration and opens the agent's API listener.
@@ -181,6 +189,12 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 	}
 	for _, d := range cfg.Drivers {
 		a.drivers[d.Name()] = d
+	}
+	a.figures = newFigures()
+	if a.metrics, err = a.registerMetrics(); err != nil {
+		ln.Close()
+		mdln.Close()
+		return nil, err
 	}
 	a.holdRoots()
 	return a, nil

@@ -288,6 +288,7 @@ func TestAgentRunsHealsAdoptsAndStops(t *testing.T) {
 	if !f.hasEvent("instance.restarted", "hello-web-0-aaaa") {
 		t.Error("no instance.restarted event")
 	}
+	checkMetrics(t, a)
 
 	// A new agent over the same data adopts the running instance.
 	pid = instancePID(t, dataDir, "hello-web-0-aaaa")

@@ -13,6 +13,8 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/driver"
+	"github.com/weftcloud/weft/internal/metrics"
+	"github.com/weftcloud/weft/internal/pki"
 )
 
 // routes is the agent's own API: the servers proxy `weft logs` and `weft
@@ -25,8 +27,17 @@ func (a *Agent) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/instances/{id}/logs", a.logs)
 	mux.HandleFunc("POST /v1/instances/{id}/exec", a.exec)
+	mux.Handle("GET "+metrics.Path, metrics.Handler(a.metrics))
 	want := sha256.Sum256([]byte("Bearer " + a.apiToken))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Prometheus metrics: the servers' certificate is enough (a
+		// scraper has no node's token; under TLS only the servers connect
+		// at all, pki.AgentServeTLS). Without TLS they take the token, as
+		// the rest does.
+		if r.Method == http.MethodGet && r.URL.Path == metrics.Path && fromServer(r) {
+			mux.ServeHTTP(w, r)
+			return
+		}
 		got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
 		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			writeAgentError(w, http.StatusUnauthorized, api.CodeUnauthorized, "a node's agent answers its cluster's servers only")
@@ -34,6 +45,12 @@ func (a *Agent) routes() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// fromServer says whether r came over TLS with the cluster's servers'
+// certificate.
+func fromServer(r *http.Request) bool {
+	return r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && pki.IsServer(r.TLS.VerifiedChains[0][0])
 }
 
 func writeAgentError(w http.ResponseWriter, status int, code, msg string) {

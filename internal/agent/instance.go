@@ -184,9 +184,7 @@ func (in *instance) supervise(ctx context.Context) {
 				return
 			}
 			in.failed("failed to start: "+err.Error(), 0)
-			in.mu.Lock()
-			in.restarts++ // the start is tried again after the back-off
-			in.mu.Unlock()
+			in.addRestart() // the start is tried again after the back-off
 			in.set(api.StateFailed, api.HealthUnknown, err.Error())
 			in.a.event(in, "instance.failed", "error", fmt.Sprintf("instance %s failed to start: %v", in.id, err))
 		} else {
@@ -214,9 +212,7 @@ func (in *instance) supervise(ctx context.Context) {
 			case reimageRequested:
 				// Start again at once, from the package or image: the
 				// driver throws away what the instance wrote.
-				in.mu.Lock()
-				in.restarts++
-				in.mu.Unlock()
+				in.addRestart()
 				in.a.event(in, "instance.reimaged", "info", fmt.Sprintf("instance %s stopped for a reimage; starting it afresh", in.id))
 				continue
 			}
@@ -224,10 +220,7 @@ func (in *instance) supervise(ctx context.Context) {
 				backoff = backoffMin
 			}
 			in.failed(reason, healthyFor)
-			in.mu.Lock()
-			in.restarts++
-			n := in.restarts
-			in.mu.Unlock()
+			n := in.addRestart()
 			in.set(api.StateStarting, api.HealthUnhealthy, fmt.Sprintf("restarting in %s: %s", backoff, reason))
 			in.a.event(in, "instance.restarted", "warn",
 				fmt.Sprintf("instance %s %s; restarting in place in %s (restart %d)", in.id, reason, backoff, n))
@@ -327,7 +320,9 @@ func (in *instance) start(ctx context.Context) (driver.Status, error) {
 		in.set(api.StateRunning, api.HealthUnknown, "")
 		return st, nil
 	}
+	began := time.Now()
 	st, err := in.drv.Start(ctx, spec)
+	in.a.figures.observeStart(in.drv.Name(), began, err)
 	if err != nil {
 		return st, err
 	}
@@ -402,7 +397,9 @@ func (in *instance) watch(ctx context.Context) (reason string, healthyFor time.D
 		if p == nil {
 			continue
 		}
+		began := time.Now()
 		err := p.probe(ctx)
+		in.a.figures.observeProbe(began, err)
 		interval := p.interval
 		switch {
 		case err == nil:

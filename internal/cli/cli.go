@@ -160,7 +160,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.eventsCommand(), a.versionCommand(), a.statusCommand(),
 		a.usageCommand(), a.ratecardCommand(), a.billCommand(),
 		a.tenantCommand(), a.tokenCommand(), a.signInLinkCommand(), a.auditCommand(),
-		a.loginCommand(), a.logoutCommand(), a.whoamiCommand(),
+		a.loginCommand(), a.logoutCommand(), a.whoamiCommand(), a.topCommand(),
 	)
 	return root
 }

@@ -129,6 +129,7 @@ func (a *app) storageCommand() *cobra.Command {
 	f.IntVar(&cfg.BlobPort, "blob-port", daemon.DefaultBlobPort, "blob port")
 	f.IntVar(&cfg.QueuePort, "queue-port", daemon.DefaultQueuePort, "queue port")
 	f.IntVar(&cfg.TablePort, "table-port", daemon.DefaultTablePort, "table port")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "loopback address where GET /metrics serves the storage's Prometheus metrics, e.g. 127.0.0.1:9464 (default: not served)")
 	f.StringVar(&cfg.Accounts, "accounts", os.Getenv("WEFT_STORAGE_ACCOUNTS"), "accounts and keys to serve instead of the development account, in the form the Azure storage emulator reads from AZURITE_ACCOUNTS: NAME:KEY1[:KEY2];NAME2:KEY1 (names 3-24 lowercase letters and digits, keys base64; env WEFT_STORAGE_ACCOUNTS)")
 	cmd.AddCommand(a.storageAccountCommand())
 	return cmd

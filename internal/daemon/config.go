@@ -100,7 +100,9 @@ type StorageConfig struct {
 	// Empty serves the development account; a list serves only its
 	// accounts, as the emulator does.
 	Accounts string
-	Logger   *slog.Logger
+	// MetricsListen is storageserver.Config.MetricsListen.
+	MetricsListen string
+	Logger        *slog.Logger
 }
 
 // DevConfig configures `weft dev`: a controller, the storage service and

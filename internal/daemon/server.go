@@ -27,6 +27,7 @@ import (
 	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/lb"
 	"github.com/weftcloud/weft/internal/metering"
+	"github.com/weftcloud/weft/internal/metrics"
 	"github.com/weftcloud/weft/internal/pkgstore"
 	"github.com/weftcloud/weft/internal/pki"
 	"github.com/weftcloud/weft/internal/portal"
@@ -261,6 +262,11 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 		routes.Handle("/v1/storage/replica/", serversOnly(creds, node.Handler()))
 	}
 	routes.Handle("/v1/", peers.Handler(auditLog.Middleware(apiHandler)))
+	metricsHandler, err := c.metricsHandler(node)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	routes.Handle("GET "+metrics.Path, metricsHandler)
 	// The portal: every other path. It calls this server's API through
 	// the whole chain (authentication, access table, forwarding) with the
 	// signed-in user's token, so it may do no more than that token.

@@ -25,6 +25,6 @@ func RunStorage(ctx context.Context, cfg StorageConfig) error {
 	return storageserver.Run(ctx, storageserver.Config{
 		Data: cfg.Data, Host: cfg.Host,
 		BlobPort: cfg.BlobPort, QueuePort: cfg.QueuePort, TablePort: cfg.TablePort,
-		Accounts: accounts, Logger: defaultLogger(cfg.Logger),
+		Accounts: accounts, Logger: defaultLogger(cfg.Logger), MetricsListen: cfg.MetricsListen,
 	})
 }

@@ -139,6 +139,8 @@ type Controller struct {
 	lbLast []lb.Endpoint
 
 	kick chan struct{}
+
+	figures *figures
 }
 
 // New returns a controller over store. The balancer may be nil.
@@ -154,6 +156,7 @@ func New(cfg Config, store state.Store, packages *pkgstore.Store, balancer Balan
 		seen:     map[string]time.Time{},
 		draining: map[string]bool{},
 		kick:     make(chan struct{}, 1),
+		figures:  newFigures(),
 	}
 }
 

@@ -65,6 +65,7 @@ func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	node, ok := get[nodeRecord](c.store, state.KindNodes, name)
+	c.figures.heartbeats.WithLabelValues(strconv.FormatBool(ok)).Inc()
 	if !ok {
 		return api.HeartbeatReply{Known: false}, nil
 	}

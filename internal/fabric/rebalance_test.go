@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/weftcloud/weft/api"
 )
 
@@ -91,6 +93,9 @@ func TestRebalanceSpreadsARoleForcedOntoOneFaultDomain(t *testing.T) {
 	}
 	if n := s.countEvents("instance.rebalancing"); n != 3 {
 		t.Errorf("%d moves once spread, want no more than the 3", n)
+	}
+	if n := testutil.ToFloat64(s.c.figures.moves); n != 3 {
+		t.Errorf("weft_fabric_rebalance_moves_total = %v, want 3", n)
 	}
 }
 

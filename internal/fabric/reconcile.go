@@ -32,12 +32,16 @@ type pass struct {
 
 	drains []string        // instances to drain from the load balancer once the batch is written
 	asked  map[string]bool // instances a step wanted stopped in this pass (see noticeGiven)
+
+	unplaced map[string]int // placement.Why* -> instances this pass could not place
 }
 
-func (c *Controller) reconcile(ctx context.Context) error {
+func (c *Controller) reconcile(ctx context.Context) (err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	start := time.Now()
 	p := c.newPass()
+	defer func() { c.figures.observePass(start, err, p.unplaced) }()
 	p.checkNodes()
 	p.dropFinished()
 	p.abandonMigrations()
@@ -321,11 +325,15 @@ func (p *pass) place(in *instanceRecord) {
 	}
 	node, err := p.cluster.Place(in.request(avoid))
 	if err != nil {
-		reason := err.Error()
+		reason, kind := err.Error(), "other"
 		var ue *placement.UnplaceableError
 		if errors.As(err, &ue) {
-			reason = ue.Reason
+			reason, kind = ue.Reason, ue.Kind
 		}
+		if p.unplaced == nil {
+			p.unplaced = map[string]int{}
+		}
+		p.unplaced[kind]++
 		if in.Message != reason {
 			in.Message = reason
 			p.touch(in)
@@ -344,6 +352,7 @@ func (p *pass) assign(in *instanceRecord, node string) {
 	in.FaultDomain = p.nodes[node].FaultDomain
 	in.Message = ""
 	p.touch(in)
+	p.c.figures.placed.Inc()
 	p.event(api.Event{Type: "instance.placed", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID, Node: node,
 		Message: fmt.Sprintf("instance %s placed on %s (fault domain %s, update domain %d)", in.ID, node, in.FaultDomain, in.UpdateDomain)})
 }

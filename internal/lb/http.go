@@ -50,7 +50,9 @@ func (l *listener) serveHTTP() {
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			l.requests.Add(1)
+			start := time.Now()
 			proxy.ServeHTTP(w, r)
+			l.b.figures.observe(l.pool.Load().key, start)
 		}),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,

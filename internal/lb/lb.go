@@ -78,6 +78,8 @@ type Balancer struct {
 	backends map[string]*backend
 
 	bytes sync.Map // endpoint key -> *atomic.Int64: bytes through its client connections
+
+	figures *figures
 }
 
 // New returns a balancer that binds public ports on host. A nil logger
@@ -86,7 +88,7 @@ func New(host string, logger *slog.Logger) *Balancer {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Balancer{host: host, log: logger, listeners: map[int]*listener{}, winding: map[*listener]struct{}{}, backends: map[string]*backend{}}
+	return &Balancer{host: host, log: logger, listeners: map[int]*listener{}, winding: map[*listener]struct{}{}, backends: map[string]*backend{}, figures: newFigures()}
 }
 
 // pool is what a listener serves now; Update swaps it whole, so a request

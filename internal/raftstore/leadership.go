@@ -114,6 +114,7 @@ func (s *Store) watch() {
 	defer close(s.watchDone)
 	failed := s.failedCh
 	if s.raft.State() == raft.Leader { // the signal went to adopt
+		s.figures.changes.Inc()
 		s.establish()
 	}
 	for {
@@ -126,6 +127,7 @@ func (s *Store) watch() {
 			s.log.Error("raftstore: shutting raft down after a state machine failure")
 			go s.raft.Shutdown()
 		case leader := <-s.raft.LeaderCh():
+			s.figures.changes.Inc()
 			if !leader {
 				s.readyTerm.Store(0)
 				s.notify(false)

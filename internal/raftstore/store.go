@@ -65,6 +65,8 @@ type Store struct {
 	subs      []chan bool
 	leaderNow bool // the last value sent to subs
 	subsDone  bool
+
+	figures *figures
 }
 
 var _ state.Store = (*Store)(nil)
@@ -82,6 +84,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("raftstore: open: %w", err)
 	}
 	s := &Store{
+		figures:   newFigures(),
 		cfg:       c,
 		log:       c.Logger.With("node", c.NodeID),
 		done:      make(chan struct{}),
@@ -238,8 +241,10 @@ func (s *Store) Apply(ctx context.Context, ops []state.Op) (uint64, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
+	start := time.Now()
 	f := s.raft.Apply(encodeBatch(ops), timeout)
 	answered, err := s.await(f)
+	s.figures.observeApply(start, err)
 	if !answered {
 		return 0, fmt.Errorf("raftstore: apply: %w: the server stopped", ErrUnknownOutcome)
 	}

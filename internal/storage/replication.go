@@ -2,6 +2,7 @@ package storage
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/weftcloud/weft/internal/storage/boltlog"
 	"github.com/weftcloud/weft/internal/vfs"
@@ -14,6 +15,8 @@ type Options struct {
 	// FS holds the service's log and data files (nil: the operating
 	// system's); tests cut its power with vfs/crashfs.
 	FS vfs.FS
+	// Synced is boltlog.Options.Synced for the service's database.
+	Synced func(writes int, took time.Duration)
 }
 
 // Log returns the logger, a silent one when none was given.
@@ -26,7 +29,7 @@ func (o Options) Log() *slog.Logger {
 
 // Database returns the options of the service's database.
 func (o Options) Database() boltlog.Options {
-	opt := boltlog.Options{Logger: o.Log(), FS: o.FS}
+	opt := boltlog.Options{Logger: o.Log(), FS: o.FS, Synced: o.Synced}
 	if o.Replication != nil {
 		opt.Ship = o.Replication.Ship
 	}

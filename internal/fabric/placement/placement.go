@@ -38,10 +38,21 @@ type Request struct {
 }
 
 // UnplaceableError says why a request fits nowhere; Reason is meant for the
-// instance's pending status, e.g. `no ready node offers runtime "vm"`.
+// instance's pending status, e.g. `no ready node offers runtime "vm"`, and
+// Kind is the class of that reason, one of the Why constants, for counts
+// (metrics) that must not grow with every node name or size.
 type UnplaceableError struct {
+	Kind   string
 	Reason string
 }
+
+// The kinds of UnplaceableError.
+const (
+	WhyNoNodes     = "no_nodes"      // the cluster has no node
+	WhyNoReadyNode = "no_ready_node" // every node is down or draining
+	WhyNoRuntime   = "no_runtime"    // no ready node offers the runtime (other than those avoided)
+	WhyNoCapacity  = "no_capacity"   // no candidate has the CPU and memory free
+)
 
 func (e *UnplaceableError) Error() string { return "placement: " + e.Reason }
 
@@ -178,7 +189,8 @@ func (c *Cluster) Uncount(group, nodeName string) {
 func (c *Cluster) Place(r Request) (string, error) {
 	best := c.choose(r)
 	if best == nil {
-		return "", &UnplaceableError{Reason: c.reason(r)}
+		kind, reason := c.reason(r)
+		return "", &UnplaceableError{Kind: kind, Reason: reason}
 	}
 	c.reserve(best, -r.CPU, -r.Memory)
 	c.adjustCount(r.Group, best, +1)

@@ -8,12 +8,12 @@ import (
 	"strings"
 )
 
-// reason explains why choose found nothing for r, naming the first filter
+// reason classifies (a Why constant) and explains why choose found nothing for r, naming the first filter
 // that emptied the candidate set, so an operator knows what to change.
 // It runs only on failure and may scan every node.
-func (c *Cluster) reason(r Request) string {
+func (c *Cluster) reason(r Request) (kind, text string) {
 	if len(c.all) == 0 {
-		return "no nodes"
+		return WhyNoNodes, "no nodes"
 	}
 	var ready, withRuntime, candidates []*node
 	for _, n := range c.all {
@@ -31,15 +31,15 @@ func (c *Cluster) reason(r Request) string {
 	}
 	switch {
 	case len(ready) == 0:
-		return "no ready node (all are down or draining)"
+		return WhyNoReadyNode, "no ready node (all are down or draining)"
 	case len(withRuntime) == 0:
-		return fmt.Sprintf("no ready node offers runtime %q", r.Runtime)
+		return WhyNoRuntime, fmt.Sprintf("no ready node offers runtime %q", r.Runtime)
 	case len(candidates) == 0:
 		names := make([]string, len(withRuntime))
 		for i, n := range withRuntime {
 			names[i] = n.Name
 		}
-		return fmt.Sprintf("no ready node offers runtime %q other than %s", r.Runtime, strings.Join(names, ", "))
+		return WhyNoRuntime, fmt.Sprintf("no ready node offers runtime %q other than %s", r.Runtime, strings.Join(names, ", "))
 	}
 	most := candidates[0]
 	for _, n := range candidates[1:] {
@@ -47,7 +47,7 @@ func (c *Cluster) reason(r Request) string {
 			most = n
 		}
 	}
-	return fmt.Sprintf("no node has %s CPU and %s free (most free: %s with %s CPU, %s)",
+	return WhyNoCapacity, fmt.Sprintf("no node has %s CPU and %s free (most free: %s with %s CPU, %s)",
 		formatCPU(r.CPU), formatBytes(r.Memory), most.Name, formatCPU(most.FreeCPU), formatBytes(most.FreeMemory))
 }
 

@@ -56,6 +56,11 @@ type Options struct {
 	// acknowledged write rests on, and takes bbolt's file as a kill -9
 	// would leave it.
 	FS vfs.FS
+	// Synced, when set, is told after each sync of the log how many
+	// writes it made durable together (the group) and how long the
+	// fdatasync took: for metrics. It runs on the syncer, so it must be
+	// quick.
+	Synced func(writes int, took time.Duration)
 }
 
 const (

@@ -215,9 +215,17 @@ func (db *DB) sync(group []*batch) {
 	}
 	err := db.brokenErr()
 	if err == nil && file != nil {
+		start := time.Now()
 		if serr := vfs.Datasync(file); serr != nil {
 			err = fmt.Errorf("boltlog: sync log: %w", serr)
 			db.fail(err)
+		}
+		if db.opt.Synced != nil {
+			writes := 0
+			for _, b := range group {
+				writes += len(b.reqs)
+			}
+			db.opt.Synced(writes, time.Since(start))
 		}
 	}
 	for _, b := range group {

@@ -333,6 +333,16 @@ func TestReplicaHoldsEveryAcknowledgedWrite(t *testing.T) {
 		t.Fatalf("the writers wrote too little: %d blobs, %d messages, %d entities, %d pages", len(a.blobs), len(a.messages), len(a.entities), len(a.pages))
 	}
 	t.Logf("%d blobs, %d messages, %d entities", len(a.blobs), len(a.messages), len(a.entities))
+	// Once the writers stopped, the replica catches up: no lag left.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		lag, ok := c.shipper.Lag()["b"]
+		if ok && lag.InSync && lag.Ops == 0 && lag.Bytes == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica b's lag once the writers stopped: %+v (listed %v), want in sync with none", lag, ok)
+		}
+	}
 	check(t, c.promote().ConnectionString(), a)
 }
 

@@ -122,6 +122,24 @@ func (s *Shipper) Replicas() map[string]bool {
 	return out
 }
 
+// Lag is how far a replica is behind the primary.
+type Lag struct {
+	InSync bool
+	Ops    uint64 // changes logged here that it has not acknowledged
+	Bytes  int    // of those still queued for it
+}
+
+// Lag returns each replica's lag (for metrics).
+func (s *Shipper) Lag() map[string]Lag {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]Lag, len(s.peers))
+	for name, p := range s.peers {
+		out[name] = Lag{InSync: p.inSync, Ops: s.seq - min(p.acked, s.seq), Bytes: p.bytes}
+	}
+	return out
+}
+
 // Close stops sending; writes waiting for replicas fail.
 func (s *Shipper) Close() {
 	s.mu.Lock()

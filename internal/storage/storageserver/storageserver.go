@@ -42,6 +42,11 @@ type Config struct {
 	// CountEvery is how often the accounts' bytes are counted while the
 	// services are open here (default a minute).
 	CountEvery time.Duration
+	// MetricsListen, when set, is a loopback address where GET /metrics
+	// serves the storage's metrics (`weft storage --metrics-listen`): the
+	// storage alone has no credentials of its own to guard it with. An
+	// embedding server serves them on its API instead (Register).
+	MetricsListen string
 }
 
 // Server is the storage service's listeners and what serves behind
@@ -64,6 +69,9 @@ type Server struct {
 	usage     storage.Usage
 	bytes     atomic.Pointer[map[string]int64] // the last count of AccountBytes
 	stopCount context.CancelFunc
+
+	figures    *figures
+	metricsURL string
 }
 
 // Start opens the services and starts serving them. Close stops them.
@@ -97,7 +105,7 @@ func Listen(cfg Config) (*Server, error) {
 	}
 	cfg.Logger = log
 	s := &Server{cfg: cfg, log: log, urls: map[storage.Service]string{}, errs: make(chan error, 3),
-		handlers: map[storage.Service]*atomic.Pointer[http.Handler]{}}
+		handlers: map[storage.Service]*atomic.Pointer[http.Handler]{}, figures: newFigures()}
 	ports := []struct {
 		svc  storage.Service
 		port int
@@ -117,10 +125,20 @@ func Listen(cfg Config) (*Server, error) {
 		s.handlers[p.svc] = cur
 		s.setHandler(p.svc, unavailable(p.svc))
 		s.servers = append(s.servers, &http.Server{
-			Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*cur.Load()).ServeHTTP(w, r) }),
+			Handler:           s.figures.instrument(p.svc, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*cur.Load()).ServeHTTP(w, r) })),
 			ReadHeaderTimeout: 30 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 		})
+	}
+	if cfg.MetricsListen != "" {
+		ln, err := s.listenMetrics(cfg.MetricsListen)
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return nil, err
+		}
+		listeners = append(listeners, ln)
 	}
 	for i, srv := range s.servers {
 		s.wg.Add(1)
@@ -160,16 +178,16 @@ func (s *Server) Open(rep func(db string) storage.Replication) error {
 		return rep(db)
 	}
 	log, data := s.log, s.cfg.Data
-	b, err := blob.OpenWith(filepath.Join(data, "blob"), storage.Options{Logger: log.With("service", "blob"), Replication: replication("blob")})
+	b, err := blob.OpenWith(filepath.Join(data, "blob"), storage.Options{Logger: log.With("service", "blob"), Replication: replication("blob"), Synced: s.figures.synced("blob")})
 	if err != nil {
 		return fmt.Errorf("storageserver: %w", err)
 	}
-	q, err := queue.OpenWith(filepath.Join(data, "queue"), storage.Options{Logger: log.With("service", "queue"), Replication: replication("queue")})
+	q, err := queue.OpenWith(filepath.Join(data, "queue"), storage.Options{Logger: log.With("service", "queue"), Replication: replication("queue"), Synced: s.figures.synced("queue")})
 	if err != nil {
 		b.Close()
 		return fmt.Errorf("storageserver: %w", err)
 	}
-	t, err := table.OpenWith(filepath.Join(data, "table"), storage.Options{Logger: log.With("service", "table"), Replication: replication("table")})
+	t, err := table.OpenWith(filepath.Join(data, "table"), storage.Options{Logger: log.With("service", "table"), Replication: replication("table"), Synced: s.figures.synced("table")})
 	if err != nil {
 		b.Close()
 		q.Close()

@@ -1,0 +1,129 @@
+package fabric
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/state"
+)
+
+// figures are the controller's Prometheus metrics. Events (passes,
+// heartbeats, placements, moves) are counted where they happen; the
+// cluster's shape (instances by state, nodes, upgrades) is read from the
+// store at each scrape (collector), so every server shows it, leader or
+// not.
+type figures struct {
+	reconcile  prometheus.Histogram
+	failed     prometheus.Counter
+	heartbeats *prometheus.CounterVec
+	placed     prometheus.Counter
+	moves      prometheus.Counter
+	pending    *prometheus.GaugeVec
+}
+
+func newFigures() *figures {
+	return &figures{
+		reconcile: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "weft_fabric_reconcile_duration_seconds", Help: "Time a reconcile pass took, its write to the store included.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+		}),
+		failed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_fabric_reconcile_failures_total", Help: "Reconcile passes whose write to the store failed.",
+		}),
+		heartbeats: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_fabric_heartbeats_total", Help: "Node heartbeats taken, by whether the node was known.",
+		}, []string{"known"}),
+		placed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_fabric_placements_total", Help: "Instances placed on a node.",
+		}),
+		moves: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_fabric_rebalance_moves_total", Help: "Instances moved to another fault domain to spread their role.",
+		}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weft_fabric_instances_unplaceable", Help: "Instances the last reconcile pass could not place, by reason (placement.Why*).",
+		}, []string{"reason"}),
+	}
+}
+
+var (
+	instancesDesc = prometheus.NewDesc("weft_fabric_instances", "Instances by state.", []string{"state"}, nil)
+	nodesDesc     = prometheus.NewDesc("weft_fabric_nodes", "Nodes by state (ready, down, draining).", []string{"state"}, nil)
+	silenceDesc   = prometheus.NewDesc("weft_fabric_node_heartbeat_age_seconds", "Time since this server last heard a node's heartbeat (only the leader hears them).", []string{"node"}, nil)
+	upgradesDesc  = prometheus.NewDesc("weft_fabric_upgrades_in_progress", "Services in a rolling upgrade.", nil, nil)
+	servicesDesc  = prometheus.NewDesc("weft_fabric_services", "Services by status (stable, upgrading, halted, deleting).", []string{"status"}, nil)
+)
+
+// collector reads the cluster's shape from the store at each scrape.
+type collector struct{ c *Controller }
+
+var _ prometheus.Collector = collector{}
+
+func (collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{instancesDesc, nodesDesc, silenceDesc, upgradesDesc, servicesDesc} {
+		ch <- d
+	}
+}
+
+func (col collector) Collect(ch chan<- prometheus.Metric) {
+	c := col.c
+	byState := map[string]int{api.StatePending: 0, api.StateStarting: 0, api.StateRunning: 0, api.StateStopping: 0, api.StateStopped: 0, api.StateFailed: 0}
+	// Only the state of each record is decoded: a scrape reads every one.
+	for _, in := range list[struct {
+		State string `json:"state"`
+	}](c.store, state.KindInstances, "") {
+		byState[in.State]++
+	}
+	for st, n := range byState {
+		ch <- prometheus.MustNewConstMetric(instancesDesc, prometheus.GaugeValue, float64(n), st)
+	}
+	nodeStates := map[string]int{api.NodeReady: 0, api.NodeDown: 0, api.NodeDraining: 0}
+	now := c.cfg.Clock()
+	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
+		nodeStates[n.State]++
+		if seen, ok := c.lastSeen(n.Name); ok {
+			ch <- prometheus.MustNewConstMetric(silenceDesc, prometheus.GaugeValue, now.Sub(seen).Seconds(), n.Name)
+		}
+	}
+	for st, n := range nodeStates {
+		ch <- prometheus.MustNewConstMetric(nodesDesc, prometheus.GaugeValue, float64(n), st)
+	}
+	statuses := map[string]int{api.ServiceStable: 0, api.ServiceUpgrading: 0, api.ServiceHalted: 0, api.ServiceDeleting: 0}
+	for _, svc := range list[serviceRecord](c.store, state.KindServices, "") {
+		statuses[svc.Status]++
+	}
+	for st, n := range statuses {
+		ch <- prometheus.MustNewConstMetric(servicesDesc, prometheus.GaugeValue, float64(n), st)
+	}
+	ch <- prometheus.MustNewConstMetric(upgradesDesc, prometheus.GaugeValue, float64(statuses[api.ServiceUpgrading]))
+}
+
+// observePass records a pass that started at start, and the reasons of the
+// instances it left unplaced.
+func (f *figures) observePass(start time.Time, err error, unplaced map[string]int) {
+	f.reconcile.Observe(time.Since(start).Seconds())
+	if err != nil {
+		f.failed.Inc()
+		return
+	}
+	f.pending.Reset()
+	for why, n := range unplaced {
+		f.pending.WithLabelValues(why).Set(float64(n))
+	}
+}
+
+// Register adds the controller's metrics to reg: the reconcile pass's
+// duration and failures, heartbeats, placements, rebalance moves,
+// unplaceable instances by reason, and instances, nodes and services by
+// state.
+func (c *Controller) Register(reg prometheus.Registerer) error {
+	f := c.figures
+	for _, col := range []prometheus.Collector{collector{c}, f.reconcile, f.failed, f.heartbeats, f.placed, f.moves, f.pending} {
+		if err := reg.Register(col); err != nil {
+			return fmt.Errorf("fabric: register metrics: %w", err)
+		}
+	}
+	return nil
+}
