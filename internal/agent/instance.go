@@ -79,6 +79,14 @@ type instance struct {
 	migrated    *api.MigrationResult
 	migrateCh   chan struct{}
 	migrateSeen string
+
+	// Extensions (extensions.go): the runner's kick, whether its next
+	// pass follows a fresh start, each extension's status, and extMu
+	// held while the runner or a reimage changes the extensions' folder.
+	extCh      chan struct{}
+	extStarted bool
+	extStatus  map[string]api.ExtensionStatus
+	extMu      sync.Mutex
 }
 
 func newInstance(a *Agent, asg api.Assignment, d driver.Driver) *instance {
@@ -86,6 +94,7 @@ func newInstance(a *Agent, asg api.Assignment, d driver.Driver) *instance {
 		a: a, id: asg.Instance.ID, dir: filepath.Join(a.cfg.DataDir, "instances", asg.Instance.ID), drv: d,
 		asg: asg, state: api.StateStarting, health: api.HealthUnknown, token: rand.Text(),
 		stopCh: make(chan struct{}), reimageCh: make(chan struct{}, 1), migrateCh: make(chan struct{}, 1), done: make(chan struct{}),
+		extCh: make(chan struct{}, 1),
 	}
 }
 
@@ -97,8 +106,12 @@ func (in *instance) update(asg api.Assignment) {
 		in.migrateSeen, migrate = m.ID, true
 	}
 	in.settingsChanged(in.asg, asg)
+	extChanged := extensionsDiffer(in.asg.Role.Extensions, asg.Role.Extensions)
 	in.asg = asg
 	in.mu.Unlock()
+	if extChanged {
+		in.kickExtensions(extensionsChanged)
+	}
 	if reimage {
 		select {
 		case in.reimageCh <- struct{}{}:
@@ -152,6 +165,7 @@ func (in *instance) status() api.InstanceStatus {
 		Restarts: in.restarts, Message: in.message, StartedAt: in.startedAt,
 		LastError: in.lastError, FailedStarts: in.failedStarts,
 		Incoming: in.incoming, MigrationID: in.migrationID, Migrated: in.migrated,
+		Extensions: in.extensionStatuses(),
 	}
 }
 
@@ -174,6 +188,7 @@ func (in *instance) supervise(ctx context.Context) {
 	if !in.confirmAdopted(ctx) {
 		return
 	}
+	go in.runExtensions(ctx)
 	backoff := backoffMin
 	for {
 		st, err := in.start(ctx)
@@ -216,6 +231,7 @@ func (in *instance) supervise(ctx context.Context) {
 				in.restarts++
 				in.mu.Unlock()
 				in.a.event(in, "instance.reimaged", "info", fmt.Sprintf("instance %s stopped for a reimage; starting it afresh", in.id))
+				in.resetExtensions()
 				continue
 			}
 			if healthyFor >= backoffReset {
@@ -294,6 +310,7 @@ func (in *instance) start(ctx context.Context) (driver.Status, error) {
 	}
 	if adopted != nil {
 		in.set(api.StateRunning, api.HealthUnknown, "")
+		in.kickExtensions(extensionsChanged) // what changed while no agent ran
 		return *adopted, nil
 	}
 	in.set(api.StateStarting, api.HealthUnknown, "")
@@ -317,6 +334,7 @@ func (in *instance) start(ctx context.Context) (driver.Status, error) {
 		return st, err
 	}
 	in.set(api.StateRunning, api.HealthUnknown, "")
+	in.kickExtensions(extensionsStarted)
 	return st, nil
 }
 

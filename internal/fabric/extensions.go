@@ -2,6 +2,7 @@ package fabric
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 
@@ -15,12 +16,11 @@ import (
 // (Config.Sealer): the stored model keeps only the sealed text, and only
 // the assignments of the node that runs an instance carry them open.
 //
-// An extension's name, version and package are part of the role's
-// template, so adding, removing or upgrading one rolls out like any
-// change of the model, one update domain at a time, and a reimaged or
-// relocated instance gets the extensions again from its template. Its
-// settings are not: a change of them is handed to running instances (as
-// live settings are), whose agent runs the extension's update handler.
+// Extensions are not part of the role's template: changing them restarts
+// no instance. They are handed to running instances (handExtensions),
+// whose agents run the handlers, and a new instance (a relocation, a
+// new slot) starts with the role's current ones; a reimage makes the
+// agent apply them all again.
 
 // resolveExtensions pins each role's extensions and seals their protected
 // settings, naming every extension that does not exist or whose settings
@@ -81,44 +81,89 @@ func (c *Controller) resolveExtensions(tenant string, spec *api.ServiceSpec) err
 	return nil
 }
 
-// withoutExtensionSettings is role with its extensions' settings left
-// out: what the template hash covers of them.
-func withoutExtensionSettings(role api.RoleSpec) api.RoleSpec {
-	if len(role.Extensions) == 0 {
-		return role
-	}
-	exts := make([]api.ExtensionRef, len(role.Extensions))
-	for i, e := range role.Extensions {
-		exts[i] = api.ExtensionRef{Name: e.Name, Version: e.Version, Package: e.Package}
-	}
-	role.Extensions = exts
+// withoutExtensions is role without its extensions: they are not part
+// of its template.
+func withoutExtensions(role api.RoleSpec) api.RoleSpec {
+	role.Extensions = nil
 	return role
 }
 
-// handExtensionSettings gives the live instances of a role whose
-// template they still run the role's current extension settings; their
-// agents run the update handlers.
-func (p *pass) handExtensionSettings() {
+// handExtensions gives the live instances of each role whose template
+// they run the role's extensions, in place; their agents run the
+// handlers. A change of settings, an extension added or removed reaches
+// every instance at once; a new version of an extension the instance
+// has goes one update domain at a time: a domain gets it once every
+// instance of the lower domains runs the role's extensions and reports
+// each settled (success or error) at its version.
+func (p *pass) handExtensions() {
 	for _, svc := range p.services {
 		if svc.Status == api.ServiceDeleting {
 			continue
 		}
-		for _, in := range p.instancesOf(svc) {
-			idx := roleIndex(svc.Spec, in.Role)
-			if idx < 0 || !in.live() {
-				continue
+		insts := p.instancesOf(svc)
+		for _, role := range svc.Spec.Roles {
+			var mine []*instanceRecord
+			for _, in := range insts {
+				if in.Role == role.Name && in.live() && in.Template == templateHash(role) {
+					mine = append(mine, in)
+				}
 			}
-			role := svc.Spec.Roles[idx]
-			if in.Template != templateHash(role) || reflect.DeepEqual(in.Spec.Extensions, role.Extensions) {
-				continue
+			// The lowest domain whose instances are not yet done with the
+			// role's extensions: versions go no further than it.
+			limit := math.MaxInt
+			for _, in := range mine {
+				if !extensionsSettled(in, role.Extensions) {
+					limit = min(limit, in.UpdateDomain)
+				}
 			}
-			in.Spec.Extensions = append([]api.ExtensionRef(nil), role.Extensions...)
-			in.Version = svc.Version
-			p.touch(in)
-			p.event(api.Event{Type: "instance.extensions", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
-				Message: fmt.Sprintf("instance %s: extension settings of version %d handed to it without a restart", in.ID, svc.Version)})
+			for _, in := range mine {
+				if reflect.DeepEqual(in.Spec.Extensions, role.Extensions) {
+					continue
+				}
+				if newVersion(in.Spec.Extensions, role.Extensions) && in.UpdateDomain > limit {
+					continue
+				}
+				in.Spec.Extensions = append([]api.ExtensionRef(nil), role.Extensions...)
+				in.Version = svc.Version
+				p.touch(in)
+				p.event(api.Event{Type: "instance.extensions", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
+					Message: fmt.Sprintf("instance %s: the extensions of version %d handed to it without a restart (update domain %d)", in.ID, svc.Version, in.UpdateDomain)})
+			}
 		}
 	}
+}
+
+// extensionsSettled reports whether an instance runs want and its node
+// reports every one of them at its version, not transitioning.
+func extensionsSettled(in *instanceRecord, want []api.ExtensionRef) bool {
+	if !reflect.DeepEqual(in.Spec.Extensions, want) {
+		return false
+	}
+	for _, ref := range want {
+		settled := false
+		for _, st := range in.Extensions {
+			if st.Name == ref.Name && st.Version == ref.Version && st.Status != api.ExtensionTransitioning {
+				settled = true
+			}
+		}
+		if !settled {
+			return false
+		}
+	}
+	return true
+}
+
+// newVersion reports whether want has another version of an extension
+// has has.
+func newVersion(has, want []api.ExtensionRef) bool {
+	for _, w := range want {
+		for _, h := range has {
+			if h.Name == w.Name && h.Version != w.Version {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // openExtensions is an assignment's role with its extensions' protected
