@@ -1,0 +1,178 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+)
+
+// extensionHandler notes each handler's run in $MARK (a role setting: the
+// handlers run with the instance's environment) with the settings file it
+// was given, squeezed onto one line.
+const extensionHandler = `#!/bin/sh
+echo "$1 $WEFT_INSTANCE $(tr -d ' \n' < "$WEFT_EXTENSION_SETTINGS")" >> "$MARK"
+echo "ran $1"
+`
+
+const helloManifest = `{"name": "hello", "version": "1.0",
+ "handlers": {"install": ["./h", "install"], "enable": ["./h", "enable"], "update": ["./h", "update"],
+              "disable": ["./h", "disable"], "uninstall": ["./h", "uninstall"]},
+ "settings": {"public": {"greeting": {"type": "string", "required": true}},
+              "protected": {"token": {"type": "string"}}}}`
+
+// TestExtensionsOnAProcessRole publishes an extension, deploys a process
+// role with it and the built-in custom-script, and follows both through
+// the real server, agent and CLI: statuses reach success with the
+// handlers' output, custom-script fetches a file by a URL with a SAS-like
+// signature and reports its script's output, protected settings reach the
+// handlers and never come back through the API, a settings change runs
+// update in place, a reimage applies everything again from install, and
+// removing the extension runs disable then uninstall.
+func TestExtensionsOnAProcessRole(t *testing.T) {
+	c := newCluster(t, 1)
+	const sig = "c2lnbmF0dXJlLW9mLWEtc2Fz"
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("sig") != sig {
+			http.Error(w, "signature mismatch", http.StatusForbidden)
+			return
+		}
+		io.WriteString(w, "data-from-blob\n")
+	}))
+	defer files.Close()
+
+	ext := filepath.Join(c.dir, "ext-hello")
+	bad := filepath.Join(c.dir, "ext-bad")
+	dir := filepath.Join(c.dir, "models", "extdemo")
+	for _, d := range []string{ext, bad, filepath.Join(dir, "package")} {
+		os.MkdirAll(d, 0o755)
+	}
+	writeFile(t, filepath.Join(ext, "extension.json"), helloManifest)
+	writeFile(t, filepath.Join(ext, "h"), extensionHandler)
+	os.Chmod(filepath.Join(ext, "h"), 0o755)
+	if out := c.mustWeft("extension", "publish", ext); !strings.Contains(out, "extension hello 1.0 published") {
+		t.Fatalf("publish said %q", out)
+	}
+	writeFile(t, filepath.Join(bad, "extension.json"), `{"name": "bad", "version": "1", "handlers": {"install": ["./h"]}}`)
+	if _, errOut, code := c.weft("extension", "publish", bad); code == 0 || !strings.Contains(errOut, "extension.json: handlers.enable: the enable handler is required") {
+		t.Errorf("publishing a manifest without enable: exit %d, %q", code, errOut)
+	}
+	list := c.mustWeft("extension", "list", "-o", "json")
+	if !strings.Contains(list, `"name": "hello"`) || !strings.Contains(list, `"name": "custom-script"`) || strings.Contains(list, `"name": "bad"`) {
+		t.Errorf("extension list -o json:\n%s", list)
+	}
+
+	mark := filepath.Join(c.dir, "mark")
+	writeFile(t, filepath.Join(dir, "package", "README"), "the workload is sleep")
+	model := func(greeting string, withHello bool) string {
+		hello := ""
+		if withHello {
+			hello = fmt.Sprintf(`
+      - name: hello
+        settings: {greeting: %s}
+        protectedSettings: {token: s3cret}`, greeting)
+		}
+		return writeFile(t, filepath.Join(dir, "service.yaml"), `name: extdemo
+roles:
+  - name: w
+    kind: worker
+    runtime: process
+    package: ./package
+    command: ["sleep", "1000"]
+    instances: 1
+    settings: {MARK: `+mark+`}
+    extensions:`+hello+`
+      - name: custom-script
+        settings:
+          script: "echo script-ran; cat data.txt"
+        protectedSettings:
+          fileUris: ["`+files.URL+`/c/data.txt?sv=2021-08-06&sig=`+sig+`"]
+          commandToExecute: "sh ./script.sh"
+`)
+	}
+	c.mustWeft("deploy", "-f", model("hi", true), "--wait", "--timeout", "30s")
+	var in api.Instance
+	settled := func(what string, want map[string]string) {
+		t.Helper()
+		c.waitFor(what, 30*time.Second, func() bool {
+			ins := c.instances("extdemo")
+			if len(ins) != 1 || len(ins[0].Extensions) != len(want) {
+				return false
+			}
+			in = ins[0]
+			for _, st := range in.Extensions {
+				if st.Status != api.ExtensionSuccess || want[st.Name] != st.Handler {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	settled("both extensions enabled", map[string]string{"hello": "enable", "custom-script": "enable"})
+	first := in.ID
+	for _, st := range in.Extensions {
+		if st.Name == "custom-script" && (!strings.Contains(st.Output, "script-ran\ndata-from-blob") || st.ExitCode != 0) {
+			t.Errorf("custom-script's status %+v: want its script's output and exit code 0", st)
+		}
+		if st.Name == "hello" && st.Output != "ran enable\n" {
+			t.Errorf("hello's status %+v: want the enable handler's output", st)
+		}
+	}
+	settingsLine := `{"name":"hello","version":"1.0","settings":{"greeting":"hi"},"protectedSettings":{"token":"s3cret"}}`
+	if got, want := readFile(t, mark), "install "+first+" "+settingsLine+"\nenable "+first+" "+settingsLine+"\n"; got != want {
+		t.Fatalf("the handlers noted:\n%s\nwant install then enable, with the protected setting:\n%s", got, want)
+	}
+
+	// Nothing the API shows holds a protected setting.
+	ctx := context.Background()
+	for _, path := range []string{"/v1/services", "/v1/services/extdemo", "/v1/instances", "/v1/instances/" + first, "/v1/events", "/v1/extensions"} {
+		resp, err := c.client.Stream(ctx, "GET", path, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, secret := range []string{"s3cret", sig} {
+			if strings.Contains(string(body), secret) {
+				t.Errorf("GET %s shows the protected %q:\n%s", path, secret, body)
+			}
+		}
+	}
+
+	// New settings: update, in place.
+	c.mustWeft("deploy", "-f", model("hello-again", true), "--timeout", "30s")
+	settled("hello updated", map[string]string{"hello": "update", "custom-script": "enable"})
+	if in.ID != first {
+		t.Errorf("a settings change replaced the instance (%s, was %s)", in.ID, first)
+	}
+	if got := readFile(t, mark); !strings.Contains(got, "update "+first+` {"name":"hello","version":"1.0","settings":{"greeting":"hello-again"}`) {
+		t.Errorf("no update with the new settings:\n%s", got)
+	}
+
+	// A reimage applies them again from install.
+	c.mustWeft("instance", "reimage", first, "--wait")
+	c.waitFor("reinstalled", 30*time.Second, func() bool {
+		return strings.Count(readFile(t, mark), "install "+first) == 2
+	})
+	settled("enabled after the reimage", map[string]string{"hello": "enable", "custom-script": "enable"})
+
+	// Removed: disable, then uninstall.
+	c.mustWeft("deploy", "-f", model("", false), "--timeout", "30s")
+	settled("hello removed", map[string]string{"custom-script": "enable"})
+	c.waitFor("disabled and uninstalled", 30*time.Second, func() bool {
+		got := readFile(t, mark)
+		d, u := strings.LastIndex(got, "disable "+first), strings.LastIndex(got, "uninstall "+first)
+		return d >= 0 && u > d
+	})
+	if in.ID != first {
+		t.Errorf("removing an extension replaced the instance (%s, was %s)", in.ID, first)
+	}
+}
