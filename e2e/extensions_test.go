@@ -96,6 +96,7 @@ roles:
         protectedSettings:
           fileUris: ["`+files.URL+`/c/data.txt?sv=2021-08-06&sig=`+sig+`"]
           commandToExecute: "sh ./script.sh"
+      - name: background-info
 `)
 	}
 	c.mustWeft("deploy", "-f", model("hi", true), "--wait", "--timeout", "30s")
@@ -116,11 +117,14 @@ roles:
 			return true
 		})
 	}
-	settled("both extensions enabled", map[string]string{"hello": "enable", "custom-script": "enable"})
+	settled("the extensions enabled", map[string]string{"hello": "enable", "custom-script": "enable", "background-info": "enable"})
 	first := in.ID
 	for _, st := range in.Extensions {
 		if st.Name == "custom-script" && (!strings.Contains(st.Output, "script-ran\ndata-from-blob") || st.ExitCode != 0) {
 			t.Errorf("custom-script's status %+v: want its script's output and exit code 0", st)
+		}
+		if st.Name == "background-info" && (!strings.Contains(st.Output, "instance: "+first+"\n") || !strings.Contains(st.Output, "size: 0.1 cpu")) {
+			t.Errorf("background-info's status %+v: want the instance's identity and size", st)
 		}
 		if st.Name == "hello" && st.Output != "ran enable\n" {
 			t.Errorf("hello's status %+v: want the enable handler's output", st)
@@ -149,7 +153,7 @@ roles:
 
 	// New settings: update, in place.
 	c.mustWeft("deploy", "-f", model("hello-again", true), "--timeout", "30s")
-	settled("hello updated", map[string]string{"hello": "update", "custom-script": "enable"})
+	settled("hello updated", map[string]string{"hello": "update", "custom-script": "enable", "background-info": "enable"})
 	if in.ID != first {
 		t.Errorf("a settings change replaced the instance (%s, was %s)", in.ID, first)
 	}
@@ -162,11 +166,11 @@ roles:
 	c.waitFor("reinstalled", 30*time.Second, func() bool {
 		return strings.Count(readFile(t, mark), "install "+first) == 2
 	})
-	settled("enabled after the reimage", map[string]string{"hello": "enable", "custom-script": "enable"})
+	settled("enabled after the reimage", map[string]string{"hello": "enable", "custom-script": "enable", "background-info": "enable"})
 
 	// Removed: disable, then uninstall.
 	c.mustWeft("deploy", "-f", model("", false), "--timeout", "30s")
-	settled("hello removed", map[string]string{"custom-script": "enable"})
+	settled("hello removed", map[string]string{"custom-script": "enable", "background-info": "enable"})
 	c.waitFor("disabled and uninstalled", 30*time.Second, func() bool {
 		got := readFile(t, mark)
 		d, u := strings.LastIndex(got, "disable "+first), strings.LastIndex(got, "uninstall "+first)

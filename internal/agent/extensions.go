@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/weftcloud/weft/api"
@@ -393,6 +395,11 @@ func (in *instance) builtInCommand(ctx context.Context, ref api.ExtensionRef, di
 			return nil, nil
 		}
 		return customScript(ctx, ref, dir)
+	case extensions.BackgroundInfo:
+		if handler != "enable" && handler != "update" {
+			return nil, nil
+		}
+		return in.backgroundInfo(dir)
 	}
 	return nil, fmt.Errorf("this agent does not know the built-in extension %s", ref.Name)
 }
@@ -453,6 +460,26 @@ func customScript(ctx context.Context, ref api.ExtensionRef, dir string) ([]stri
 		return nil, err
 	}
 	return []string{"sh", "./command.sh"}, nil
+}
+
+// backgroundInfo writes what the instance is and where it runs to
+// background-info.txt in dir, and returns the command that shows it.
+func (in *instance) backgroundInfo(dir string) ([]string, error) {
+	md := in.metadata()
+	in.mu.Lock()
+	size := in.asg.Role.Size
+	in.mu.Unlock()
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "instance: %s\ntenant: %s\nservice: %s\nrole: %s\nversion: %d\n", md.ID, md.Tenant, md.Service, md.Role, md.Version)
+	fmt.Fprintf(&b, "size: %g cpu, %s memory\n", size.CPU, size.Memory)
+	fmt.Fprintf(&b, "node: %s\nhost: %s\nfault domain: %s\nupdate domain: %d\n", md.Node, in.a.cfg.Host, md.FaultDomain, md.UpdateDomain)
+	for _, ep := range md.Endpoints {
+		fmt.Fprintf(&b, "endpoint %s: %s %s\n", ep.Name, ep.Protocol, net.JoinHostPort(in.a.cfg.Host, strconv.Itoa(ep.Port)))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "background-info.txt"), b.Bytes(), 0o600); err != nil {
+		return nil, err
+	}
+	return []string{"cat", "./background-info.txt"}, nil
 }
 
 // fetchFile downloads rawURL (a blob URL with its SAS, or any HTTP URL)

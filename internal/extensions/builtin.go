@@ -10,6 +10,10 @@ const (
 	// URL), writes an inline script, runs a command in the instance and
 	// reports its output and exit code.
 	CustomScript = "custom-script"
+	// BackgroundInfo writes the instance's identity, addresses, size and
+	// location to background-info.txt in its folder, and reports it as
+	// its output.
+	BackgroundInfo = "background-info"
 )
 
 // BuiltInHandler is the program every handler of a built-in extension
@@ -36,6 +40,11 @@ func builtInManifests() []api.ExtensionManifest {
 				"fileUris":         {Type: "array", Description: "URLs with a SAS"},
 			},
 		},
+	}, {
+		Name:        BackgroundInfo,
+		Version:     "1.0",
+		Description: "Writes the instance's identity, addresses, size and location to background-info.txt in the extension's folder, and reports them as its output.",
+		Handlers:    api.ExtensionHandlers{Enable: builtin, Update: builtin},
 	}}
 }
 
