@@ -1,6 +1,8 @@
 package fabric
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"reflect"
@@ -192,6 +194,25 @@ func (c *Controller) openExtensions(rec instanceRecord) api.RoleSpec {
 		ref.ProtectedSettings, ref.Sealed = open, ""
 	}
 	return role
+}
+
+// extensionChanges lists how two roles' extensions differ, their
+// sealed settings named by a fingerprint rather than their long text.
+func extensionChanges(old, new api.RoleSpec) []api.FieldChange {
+	fingerprint := func(refs []api.ExtensionRef) []api.ExtensionRef {
+		out := append([]api.ExtensionRef(nil), refs...)
+		for i := range out {
+			if out[i].Sealed != "" {
+				sum := sha256.Sum256([]byte(out[i].Sealed))
+				out[i].Sealed = "sealed:" + hex.EncodeToString(sum[:6])
+			}
+		}
+		return out
+	}
+	if reflect.DeepEqual(old.Extensions, new.Extensions) {
+		return nil
+	}
+	return diffJSON("extensions", fingerprint(old.Extensions), fingerprint(new.Extensions))
 }
 
 // extensionPackages lists the packages of a role's extensions.

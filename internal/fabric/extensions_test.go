@@ -81,6 +81,14 @@ func TestExtensionsChangeInPlaceAndVersionsRollByUpdateDomain(t *testing.T) {
 	}
 
 	spec.Roles[0].Extensions[0].Settings = map[string]any{"greeting": "hi"}
+	spec.Roles[0].Package = s.pkg
+	plan, err := s.c.Plan(s.ctx, api.DefaultTenant, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp := plan.Roles[0]; rp.Action != api.PlanUpdate || len(rp.Restarts) != 0 || len(rp.Changes) != 1 || rp.Changes[0].Field != "extensions[0].settings" {
+		t.Errorf("the plan of a settings change: %+v, want an update naming extensions[0].settings that replaces nothing", rp)
+	}
 	s.deploy(spec)
 	s.step()
 	for _, in := range s.records("hello") {
