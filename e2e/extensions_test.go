@@ -8,11 +8,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/ociimage"
 )
 
 // extensionHandler notes each handler's run in $MARK (a role setting: the
@@ -178,5 +180,89 @@ roles:
 	})
 	if in.ID != first {
 		t.Errorf("removing an extension replaced the instance (%s, was %s)", in.ID, first)
+	}
+}
+
+// TestExtensionsOnAContainerRole runs the same extension, custom-script
+// and background-info in a container: the handlers run inside it (runc
+// exec) with the extensions folder bound read-only at
+// /var/lib/weft/extensions, and the protected setting reaches them.
+func TestExtensionsOnAContainerRole(t *testing.T) {
+	requireRunc(t)
+	c := newCluster(t, 1, storageFlags(t)...)
+	root := filepath.Join(c.dir, "images", "tools")
+	os.MkdirAll(filepath.Join(root, "bin"), 0o755)
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skip("needs a static /bin/busybox for the image's shell")
+	}
+	os.WriteFile(filepath.Join(root, "bin", "busybox"), bb, 0o755)
+	for _, tool := range []string{"sh", "env", "cat", "tr", "sleep"} {
+		os.Symlink("busybox", filepath.Join(root, "bin", tool))
+	}
+	img, err := ociimage.Build(root, api.ContainerImageConfig{Entrypoint: []string{"/bin/sleep", "1000"}, Env: []string{"PATH=/bin"}}, runtime.GOARCH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ociimage.WriteLayout(root+".oci", img); err != nil {
+		t.Fatal(err)
+	}
+	c.mustWeft("image", "import", "tools", root+".oci")
+
+	ext := filepath.Join(c.dir, "ext-hello")
+	os.MkdirAll(ext, 0o755)
+	writeFile(t, filepath.Join(ext, "extension.json"), helloManifest)
+	// Inside the container: no $MARK to write to, so it says it all.
+	writeFile(t, filepath.Join(ext, "h"), "#!/bin/sh\necho \"$1 in $PWD $(tr -d ' \\n' < \"$WEFT_EXTENSION_SETTINGS\")\"\n")
+	os.Chmod(filepath.Join(ext, "h"), 0o755)
+	c.mustWeft("extension", "publish", ext)
+	model := writeFile(t, filepath.Join(c.dir, "tools.yaml"), `name: tools
+roles:
+  - name: w
+    kind: worker
+    runtime: container
+    image: tools
+    instances: 1
+    extensions:
+      - name: hello
+        settings: {greeting: hi}
+        protectedSettings: {token: s3cret}
+      - name: custom-script
+        protectedSettings: {commandToExecute: "echo inside-$(cat /etc/hostname 2>/dev/null || echo container)"}
+      - name: background-info
+`)
+	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
+	var in api.Instance
+	c.waitFor("the extensions enabled in the container", 60*time.Second, func() bool {
+		ins := c.instances("tools")
+		if len(ins) != 1 || len(ins[0].Extensions) != 3 {
+			return false
+		}
+		in = ins[0]
+		for _, st := range in.Extensions {
+			if st.Status != api.ExtensionSuccess || st.Handler != "enable" {
+				return false
+			}
+		}
+		return true
+	})
+	want := map[string]string{
+		"hello":           `enable in /var/lib/weft/extensions/hello {"name":"hello","version":"1.0","settings":{"greeting":"hi"},"protectedSettings":{"token":"s3cret"}}`,
+		"custom-script":   "inside-",
+		"background-info": "instance: " + in.ID,
+	}
+	for _, st := range in.Extensions {
+		if !strings.Contains(st.Output, want[st.Name]) {
+			t.Errorf("%s's output %q, want it to say %q", st.Name, st.Output, want[st.Name])
+		}
+	}
+	resp, err := c.client.Stream(context.Background(), "GET", "/v1/services/tools", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(body), "s3cret") {
+		t.Errorf("the service shows the protected setting:\n%s", body)
 	}
 }

@@ -44,8 +44,11 @@ import (
 // instance's status.
 
 const (
-	extensionsDir   = "extensions"
-	extensionsState = "state.json"
+	extensionsDir = "extensions"
+	// containerExtensionsDir is where a container sees its extensions
+	// folder (read-only): handlers run inside, with paths under it.
+	containerExtensionsDir = "/var/lib/weft/extensions"
+	extensionsState        = "state.json"
 	// handlerTimeout bounds one handler's run.
 	handlerTimeout = 10 * time.Minute
 	// maxFetchedFile bounds one file custom-script downloads.
@@ -289,7 +292,7 @@ func (in *instance) runHandler(ctx context.Context, ref api.ExtensionRef, dir, s
 	// on the command line (ps shows it); the settings are in the file.
 	full := append([]string{"env",
 		"WEFT_EXTENSION_NAME=" + ref.Name, "WEFT_EXTENSION_VERSION=" + ref.Version,
-		"WEFT_EXTENSION_DIR=" + dir, "WEFT_EXTENSION_SETTINGS=" + settingsPath,
+		"WEFT_EXTENSION_DIR=" + in.insidePath(dir), "WEFT_EXTENSION_SETTINGS=" + in.insidePath(settingsPath),
 		"sh", "-c", `cd "$WEFT_EXTENSION_DIR" || exit 1; exec "$@"`, "weft-extension"}, cmd...)
 	hctx, cancel := context.WithTimeout(ctx, handlerTimeout)
 	defer cancel()
@@ -302,6 +305,20 @@ func (in *instance) runHandler(ctx context.Context, ref api.ExtensionRef, dir, s
 		return in.setExtStatus(ref, handler, api.ExtensionError, code, fmt.Sprintf("%s exited with code %d", handler, code), out.String())
 	}
 	return in.setExtStatus(ref, handler, api.ExtensionSuccess, 0, handler+" succeeded", out.String())
+}
+
+// insidePath is where the instance sees a path of its extensions folder:
+// the same path for a process, under containerExtensionsDir in a
+// container.
+func (in *instance) insidePath(host string) string {
+	in.mu.Lock()
+	container := in.asg.Role.Runtime == api.RuntimeContainer
+	in.mu.Unlock()
+	rel, err := filepath.Rel(in.extDir(), host)
+	if !container || err != nil {
+		return host
+	}
+	return path.Join(containerExtensionsDir, filepath.ToSlash(rel))
 }
 
 func readManifest(dir string) (api.ExtensionManifest, error) {

@@ -609,12 +609,21 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	for k, v := range role.Settings {
 		env[k] = v
 	}
+	var mounts []driver.Mount
+	if role.Runtime == api.RuntimeContainer {
+		// Always, so that extensions added while it runs are seen too.
+		if err := os.MkdirAll(in.extDir(), 0o700); err != nil {
+			return driver.Spec{}, fmt.Errorf("extensions folder: %w", err)
+		}
+		mounts = append(mounts, driver.Mount{Source: in.extDir(), Target: containerExtensionsDir})
+	}
 	if err := atomicfile.WriteJSON(filepath.Join(in.dir, assignmentFile), savedAssignment{Assignment: asg, Ports: ports, Restarts: restarts, Token: in.token}); err != nil {
 		return driver.Spec{}, err
 	}
 	return driver.Spec{
 		ID: in.id, Dir: in.dir, Package: root, Image: role.Image, ImageDir: imageDir, Command: role.Command, Env: env,
 		CPU: role.Size.CPU, Memory: int64(role.Size.Memory), Ports: ports, GuestPorts: guestPorts, Disks: disks,
+		Mounts: mounts,
 	}, nil
 }
 

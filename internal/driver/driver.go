@@ -41,6 +41,15 @@ type Spec struct {
 	// Disks, for persistent vm instances: OS disk first. The vm runtime then
 	// boots from Disks[0] instead of a throwaway overlay of the image's disk.
 	Disks []Disk
+	// Mounts, for the container runtime: host folders the container sees,
+	// read-only (the instance's extensions).
+	Mounts []Mount
+}
+
+// Mount is a host folder shown read-only at Target inside a container.
+type Mount struct {
+	Source string // on the host
+	Target string // inside the container
 }
 
 // Status is what a driver knows about an instance.

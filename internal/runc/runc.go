@@ -9,9 +9,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -107,6 +109,9 @@ type Container struct {
 	Memory      int64   // bytes; 0: no limit
 	CPU         float64 // cores; 0: no limit
 	Pids        int64   // 0: no limit
+	// Binds are host folders bound read-only into the container: target
+	// inside -> source on the host.
+	Binds map[string]string
 }
 
 // capabilities are Docker's defaults: what a container's root may do
@@ -181,6 +186,10 @@ func WriteBundle(bundle string, c Container) error {
 			},
 			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
 		},
+	}
+	for _, target := range slices.Sorted(maps.Keys(c.Binds)) {
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: target, Type: "bind", Source: c.Binds[target],
+			Options: []string{"rbind", "ro", "nosuid", "nodev"}})
 	}
 	data, err := json.MarshalIndent(spec, "", "  ")
 	if err != nil {

@@ -188,6 +188,12 @@ func (d *Driver) start(ctx context.Context, spec driver.Spec) (driver.Status, er
 		CPU:         spec.CPU,
 		Pids:        d.cfg.Pids,
 	}
+	for _, m := range spec.Mounts {
+		if c.Binds == nil {
+			c.Binds = map[string]string{}
+		}
+		c.Binds[m.Target] = m.Source
+	}
 	if err := runc.WriteBundle(spec.Dir, c); err != nil {
 		return driver.Status{}, err
 	}
