@@ -5,13 +5,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/ociimage"
@@ -40,16 +42,8 @@ const helloManifest = `{"name": "hello", "version": "1.0",
 // update in place, a reimage applies everything again from install, and
 // removing the extension runs disable then uninstall.
 func TestExtensionsOnAProcessRole(t *testing.T) {
-	c := newCluster(t, 1)
-	const sig = "c2lnbmF0dXJlLW9mLWEtc2Fz"
-	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("sig") != sig {
-			http.Error(w, "signature mismatch", http.StatusForbidden)
-			return
-		}
-		io.WriteString(w, "data-from-blob\n")
-	}))
-	defer files.Close()
+	c := newCluster(t, 1, storageFlags(t)...)
+	blobURL, sig := sharedBlob(t, c, "data-from-blob\n")
 
 	ext := filepath.Join(c.dir, "ext-hello")
 	bad := filepath.Join(c.dir, "ext-bad")
@@ -96,7 +90,7 @@ roles:
         settings:
           script: "echo script-ran; cat data.txt"
         protectedSettings:
-          fileUris: ["`+files.URL+`/c/data.txt?sv=2021-08-06&sig=`+sig+`"]
+          fileUris: ["`+blobURL+`"]
           commandToExecute: "sh ./script.sh"
       - name: background-info
 `)
@@ -181,6 +175,55 @@ roles:
 	if in.ID != first {
 		t.Errorf("removing an extension replaced the instance (%s, was %s)", in.ID, first)
 	}
+}
+
+// sharedBlob stores data as a blob data.txt of a new storage account and
+// returns its URL with a read-only SAS, and the SAS's signature as the URL
+// has it.
+func sharedBlob(t *testing.T, c *cluster, data string) (string, string) {
+	t.Helper()
+	ctx := context.Background()
+	acct, err := c.client.CreateStorageAccount(ctx, "extfiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := c.client.StorageAccountKeys(ctx, "extfiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := azblob.NewClientFromConnectionString(keys.ConnectionString, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blobs.CreateContainer(ctx, "files", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blobs.UploadBuffer(ctx, "files", "data.txt", []byte(data), nil); err != nil {
+		t.Fatal(err)
+	}
+	cred, err := azblob.NewSharedKeyCredential("extfiles", keys.Key1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := sas.BlobSignatureValues{Protocol: sas.ProtocolHTTPSandHTTP, ExpiryTime: time.Now().Add(time.Hour),
+		Permissions: (&sas.BlobPermissions{Read: true}).String(), ContainerName: "files", BlobName: "data.txt"}.SignWithSharedKey(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := strings.TrimSuffix(acct.Endpoints["blob"], "/") + "/files/data.txt?" + q.Encode()
+	// Without the SAS the blob is not public: the SAS is what lets the
+	// node read it.
+	if resp, err := http.Get(strings.TrimSuffix(acct.Endpoints["blob"], "/") + "/files/data.txt"); err != nil || resp.StatusCode == http.StatusOK {
+		t.Fatalf("the blob without its SAS: %v %v", resp, err)
+	}
+	// The signature as the URL carries it, as a leak would show it.
+	for _, kv := range strings.Split(q.Encode(), "&") {
+		if sig, ok := strings.CutPrefix(kv, "sig="); ok {
+			return url, sig
+		}
+	}
+	t.Fatal("the SAS has no signature")
+	return "", ""
 }
 
 // TestExtensionsOnAContainerRole runs the same extension, custom-script
