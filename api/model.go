@@ -87,6 +87,9 @@ type RoleSpec struct {
 	// StopGrace is the time from SIGTERM to SIGKILL (and the most OnStop
 	// may take); 0 is the node's default (10s).
 	StopGrace Duration `json:"stopGrace,omitempty" yaml:"stopGrace,omitempty"`
+	// Extensions are run in every instance of the role by its node's
+	// agent (see ExtensionRef).
+	Extensions []ExtensionRef `json:"extensions,omitempty" yaml:"extensions,omitempty"`
 }
 
 // RunsOnce reports whether an instance of the role must never run on two

@@ -53,6 +53,8 @@ type InstanceStatus struct {
 	MigrationID string `json:"migrationId,omitempty"`
 	// Migrated is the source's report of a migration it carried out.
 	Migrated *MigrationResult `json:"migrated,omitempty"`
+	// Extensions is how each of the instance's extensions fares.
+	Extensions []ExtensionStatus `json:"extensions,omitempty"`
 }
 
 // HeartbeatReply tells the agent how the controller sees it. When Known is

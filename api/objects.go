@@ -142,8 +142,10 @@ type Instance struct {
 	// or the instance's acknowledgement.
 	Scheduled *ScheduledEvent `json:"scheduled,omitempty"`
 	Message   string          `json:"message,omitempty"` // why it is pending or failed
-	CreatedAt time.Time       `json:"createdAt"`
-	UpdatedAt time.Time       `json:"updatedAt"`
+	// Extensions is how each of the role's extensions fares here.
+	Extensions []ExtensionStatus `json:"extensions,omitempty"`
+	CreatedAt  time.Time         `json:"createdAt"`
+	UpdatedAt  time.Time         `json:"updatedAt"`
 }
 
 // Migration is a live migration of a vm instance from one node to another:

@@ -144,6 +144,7 @@ func (s *ServiceSpec) largestField() (string, int) {
 }
 
 func (r *RoleSpec) validate(at string, local bool, ports map[int]string, p *problems) {
+	validateExtensions(at, r, p)
 	switch r.Kind {
 	case KindWeb, KindWorker, KindVM:
 	default:

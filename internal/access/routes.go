@@ -120,6 +120,11 @@ var Table = []Route{
 	{"GET /v1/drives/{name}", TenantRead},
 	{"POST /v1/drives/{name}/snapshots", TenantWrite},
 	{"DELETE /v1/drives/{name}", TenantWrite},
+	// Extensions: published in a tenant; the default tenant's and the
+	// built-in ones serve every tenant, as images do.
+	{"POST /v1/extensions", TenantWrite},
+	{"GET /v1/extensions", TenantRead},
+	{"GET /v1/extensions/{name}", TenantRead},
 
 	// Metering: a tenant reads its own usage and bill (the handlers scope
 	// them), and the prices; the operator sets them.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -81,6 +82,14 @@ type instance struct {
 	migrated    *api.MigrationResult
 	migrateCh   chan struct{}
 	migrateSeen string
+
+	// Extensions (extensions.go): the runner's kick, whether its next
+	// pass follows a fresh start, each extension's status, and extMu
+	// held while the runner or a reimage changes the extensions' folder.
+	extCh      chan struct{}
+	extStarted bool
+	extStatus  map[string]api.ExtensionStatus
+	extMu      sync.Mutex
 }
 
 func newInstance(a *Agent, asg api.Assignment, d driver.Driver) *instance {
@@ -88,6 +97,7 @@ func newInstance(a *Agent, asg api.Assignment, d driver.Driver) *instance {
 		a: a, id: asg.Instance.ID, dir: filepath.Join(a.cfg.DataDir, "instances", asg.Instance.ID), drv: d,
 		asg: asg, state: api.StateStarting, health: api.HealthUnknown, token: rand.Text(),
 		stopCh: make(chan struct{}), reimageCh: make(chan struct{}, 1), migrateCh: make(chan struct{}, 1), done: make(chan struct{}),
+		extCh: make(chan struct{}, 1),
 	}
 }
 
@@ -99,8 +109,12 @@ func (in *instance) update(asg api.Assignment) {
 		in.migrateSeen, migrate = m.ID, true
 	}
 	in.settingsChanged(in.asg, asg)
+	extChanged := extensionsDiffer(in.asg.Role.Extensions, asg.Role.Extensions)
 	in.asg = asg
 	in.mu.Unlock()
+	if extChanged {
+		in.kickExtensions(extensionsChanged)
+	}
 	if reimage {
 		select {
 		case in.reimageCh <- struct{}{}:
@@ -154,6 +168,7 @@ func (in *instance) status() api.InstanceStatus {
 		Restarts: in.restarts, Message: in.message, StartedAt: in.startedAt,
 		LastError: in.lastError, FailedStarts: in.failedStarts,
 		Incoming: in.incoming, MigrationID: in.migrationID, Migrated: in.migrated,
+		Extensions: in.extensionStatuses(),
 	}
 }
 
@@ -176,6 +191,7 @@ func (in *instance) supervise(ctx context.Context) {
 	if !in.confirmAdopted(ctx) {
 		return
 	}
+	go in.runExtensions(ctx)
 	backoff := backoffMin
 	for {
 		st, err := in.start(ctx)
@@ -214,6 +230,7 @@ func (in *instance) supervise(ctx context.Context) {
 				// driver throws away what the instance wrote.
 				in.addRestart()
 				in.a.event(in, "instance.reimaged", "info", fmt.Sprintf("instance %s stopped for a reimage; starting it afresh", in.id))
+				in.resetExtensions()
 				continue
 			}
 			if healthyFor >= backoffReset {
@@ -302,6 +319,7 @@ func (in *instance) start(ctx context.Context) (driver.Status, error) {
 	}
 	if adopted != nil {
 		in.set(api.StateRunning, api.HealthUnknown, "")
+		in.kickExtensions(extensionsChanged) // what changed while no agent ran
 		return *adopted, nil
 	}
 	in.set(api.StateStarting, api.HealthUnknown, "")
@@ -327,6 +345,7 @@ func (in *instance) start(ctx context.Context) (driver.Status, error) {
 		return st, err
 	}
 	in.set(api.StateRunning, api.HealthUnknown, "")
+	in.kickExtensions(extensionsStarted)
 	return st, nil
 }
 
@@ -626,7 +645,14 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	var mounts []driver.Mount
 	if drives != nil {
 		maps.Copy(env, drives.env)
-		mounts = drives.mounts
+		mounts = slices.Clone(drives.mounts)
+	}
+	if role.Runtime == api.RuntimeContainer {
+		// Always, so that extensions added while it runs are seen too.
+		if err := os.MkdirAll(in.extDir(), 0o700); err != nil {
+			return driver.Spec{}, fmt.Errorf("extensions folder: %w", err)
+		}
+		mounts = append(mounts, driver.Mount{Source: in.extDir(), Target: containerExtensionsDir, ReadOnly: true})
 	}
 	if err := atomicfile.WriteJSON(filepath.Join(in.dir, assignmentFile), savedAssignment{Assignment: asg, Ports: ports, Restarts: restarts, Token: in.token}); err != nil {
 		return driver.Spec{}, err

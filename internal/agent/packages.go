@@ -49,13 +49,31 @@ func (a *Agent) removeRoot(dir string) {
 // removeInstanceDir removes an instance's folder, its package included.
 func (a *Agent) removeInstanceDir(dir string) {
 	a.removeRoot(filepath.Join(dir, "root"))
+	a.removeExtensionRoots(dir)
 	os.RemoveAll(dir)
+}
+
+// removeExtensionRoots removes the packages of an instance's extensions
+// (extensions.go) and gives back their share of the budget.
+func (a *Agent) removeExtensionRoots(dir string) {
+	roots, _ := filepath.Glob(filepath.Join(dir, extensionsDir, "*"))
+	for _, root := range roots {
+		if fi, err := os.Lstat(root); err == nil && fi.IsDir() {
+			a.removeRoot(root)
+		}
+	}
 }
 
 // holdRoots charges the budget with the packages an earlier agent left
 // unpacked in instance folders.
 func (a *Agent) holdRoots() {
 	roots, _ := filepath.Glob(filepath.Join(a.cfg.DataDir, "instances", "*", "root"))
+	exts, _ := filepath.Glob(filepath.Join(a.cfg.DataDir, "instances", "*", extensionsDir, "*"))
+	for _, dir := range exts {
+		if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
+			roots = append(roots, dir)
+		}
+	}
 	for _, root := range roots {
 		n, err := untar.Usage(root)
 		if err != nil {

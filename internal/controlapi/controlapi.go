@@ -21,6 +21,7 @@ import (
 	"github.com/weftcloud/weft/internal/accounts"
 	"github.com/weftcloud/weft/internal/audit"
 	"github.com/weftcloud/weft/internal/drives"
+	"github.com/weftcloud/weft/internal/extensions"
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/metering"
@@ -41,6 +42,7 @@ type Config struct {
 	Images     *images.Store
 	VMs        *vms.Manager
 	Drives     *drives.Manager
+	Extensions *extensions.Store
 	Tenants    *tenants.Store
 	Audit      *audit.Log
 	// Ledger, when set, says what tenants' storage accounts hold.
@@ -54,17 +56,18 @@ type Config struct {
 }
 
 type server struct {
-	ctl      *fabric.Controller
-	accounts *accounts.Store
-	images   *images.Store
-	vms      *vms.Manager
-	drives   *drives.Manager
-	tenants  *tenants.Store
-	audit    *audit.Log
-	ledger   *metering.Ledger // nil: no storage usage in tenants' usage
-	portal   string
-	log      *slog.Logger
-	http     *http.Client // for proxying to node agents
+	ctl        *fabric.Controller
+	accounts   *accounts.Store
+	images     *images.Store
+	vms        *vms.Manager
+	drives     *drives.Manager
+	extensions *extensions.Store
+	tenants    *tenants.Store
+	audit      *audit.Log
+	ledger     *metering.Ledger // nil: no storage usage in tenants' usage
+	portal     string
+	log        *slog.Logger
+	http       *http.Client // for proxying to node agents
 }
 
 // scopedFunc is a handler that acts in one tenant (see scope).
@@ -75,7 +78,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Nodes == nil {
 		cfg.Nodes = &http.Client{}
 	}
-	s := &server{ctl: cfg.Controller, accounts: cfg.Accounts, images: cfg.Images, vms: cfg.VMs, drives: cfg.Drives, tenants: cfg.Tenants,
+	s := &server{ctl: cfg.Controller, accounts: cfg.Accounts, images: cfg.Images, vms: cfg.VMs, drives: cfg.Drives, extensions: cfg.Extensions, tenants: cfg.Tenants,
 		audit: cfg.Audit, ledger: cfg.Ledger, portal: cfg.Portal, log: cfg.Log, http: cfg.Nodes}
 	mux := access.NewMux()
 	route := func(pattern string, h handlerFunc) { s.mount(mux, pattern, h) }
@@ -162,6 +165,10 @@ func New(cfg Config) http.Handler {
 	in("POST /v1/drives/{name}/snapshots", s.snapshotDrive)
 	in("DELETE /v1/drives/{name}", s.deleteDrive)
 
+	in("POST /v1/extensions", s.publishExtension)
+	list("GET /v1/extensions", s.listExtensions)
+	in("GET /v1/extensions/{name}", s.extension)
+
 	s.tenantRoutes(route, list)
 	route("/v1/", func(w http.ResponseWriter, r *http.Request) error {
 		return api.Errorf(api.CodeNotFound, "no API route %s %s", r.Method, r.URL.Path)
@@ -246,7 +253,7 @@ func (s *server) putPackage(w http.ResponseWriter, r *http.Request) error {
 
 func (s *server) getPackage(w http.ResponseWriter, r *http.Request) error {
 	digest := r.PathValue("digest")
-	if err := s.nodeMayFetch(r, func(role api.RoleSpec) bool { return role.Package == digest }); err != nil {
+	if err := s.nodeMayFetch(r, func(role api.RoleSpec) bool { return usesPackage(role, digest) }); err != nil {
 		return err
 	}
 	rc, err := s.ctl.Package(localContext(r), r.PathValue("digest"))

@@ -23,6 +23,7 @@ import (
 	"github.com/weftcloud/weft/internal/cluster"
 	"github.com/weftcloud/weft/internal/controlapi"
 	"github.com/weftcloud/weft/internal/drives"
+	"github.com/weftcloud/weft/internal/extensions"
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/lb"
@@ -219,8 +220,17 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 	driveMgr := drives.New(c.store, drives.QuotaFunc(func(tenant string, size api.Bytes) error {
 		return c.ctl.CheckDiskQuota(tenant, size)
 	}), disks, log.With("part", "drives"))
+	sealKey, err := extensions.ServerKey(cfg.TLSDir, cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := extensions.NewSealer(sealKey)
+	if err != nil {
+		return nil, err
+	}
 	c.ctl = fabric.New(fabric.Config{
 		Drives:  driveMgr,
+		Sealer:  sealer,
 		Tenants: tenantStore,
 		Name:    cfg.Name, HeartbeatTTL: cfg.HeartbeatTTL, UpgradeTimeout: cfg.UpgradeTimeout,
 		ReservedPorts:        reservedPorts(c.addr, raftAddr, cfg.StorageDisabled, blobPort, queuePort, tablePort),
@@ -250,7 +260,7 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 		apiHandler.Handle(route, meteringRoutes)
 	}
 	apiHandler.Pass(controlapi.New(controlapi.Config{
-		Controller: c.ctl, Accounts: accts, Images: imgs, VMs: vmMgr, Drives: driveMgr, Tenants: tenantStore, Audit: auditLog, Ledger: ledger,
+		Controller: c.ctl, Accounts: accts, Images: imgs, VMs: vmMgr, Drives: driveMgr, Extensions: extensions.New(c.store, c.ctl), Tenants: tenantStore, Audit: auditLog, Ledger: ledger,
 		Nodes: nodes, Portal: self.API, Log: log.With("part", "api"),
 	}))
 	auth.tokens.Store(tenantStore)

@@ -41,14 +41,17 @@ type Spec struct {
 	// Disks, for persistent vm instances: OS disk first. The vm runtime then
 	// boots from Disks[0] instead of a throwaway overlay of the image's disk.
 	Disks []Disk
-	// Mounts, for the container runtime: host folders (the instance's
-	// drives, mounted by the agent) the container sees at their Target.
+	// Mounts, for the container runtime: host folders the container sees at
+	// their Target (the instance's drives, mounted by the agent, and its
+	// extensions, read-only).
 	Mounts []Mount
 }
 
 // Mount is a host folder an instance sees at Target.
 type Mount struct {
-	Source, Target string
+	Source   string // on the host
+	Target   string // inside the container
+	ReadOnly bool
 }
 
 // Status is what a driver knows about an instance.

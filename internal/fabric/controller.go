@@ -18,6 +18,7 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/buildinfo"
+	"github.com/weftcloud/weft/internal/extensions"
 	"github.com/weftcloud/weft/internal/lb"
 	"github.com/weftcloud/weft/internal/pkgarchive"
 	"github.com/weftcloud/weft/internal/pkgstore"
@@ -87,6 +88,10 @@ type Config struct {
 	// port 0 when their tenant has no ports of its own (default
 	// DefaultTenantPorts).
 	TenantPorts api.PortRange
+	// Sealer seals the protected settings of roles' extensions at deploy
+	// and opens them for the nodes' assignments; nil refuses protected
+	// settings.
+	Sealer *extensions.Sealer
 }
 
 // DefaultTenantPorts is Config.TenantPorts's default.

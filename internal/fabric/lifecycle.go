@@ -79,8 +79,10 @@ func (p *pass) stopReason(in *instanceRecord) string {
 // lifecycle runs after the services' steps: it announces relocations as
 // soon as a replacement is being made (the notice runs while it starts),
 // cancels the events of stops no step asked for in this pass, and hands
-// live settings to the instances of roles that have them.
+// live settings to the instances of roles that have them, and the roles'
+// extensions to their instances.
 func (p *pass) lifecycle() {
+	p.handExtensions()
 	for _, in := range p.sortedInstances() {
 		if in.Desired != api.DesiredRunning || in.Draining {
 			continue

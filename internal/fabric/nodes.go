@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"net"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -126,6 +127,7 @@ func applyStatus(rec instanceRecord, st api.InstanceStatus, host string, now tim
 	rec.Message = st.Message
 	rec.LastError = st.LastError
 	rec.FailedStarts = st.FailedStarts
+	rec.Extensions = st.Extensions
 	rec.WasHealthy = rec.WasHealthy || rec.healthy()
 	if len(st.Ports) > 0 {
 		rec.Ports = maps.Clone(st.Ports)
@@ -151,7 +153,7 @@ func instanceAddress(rec instanceRecord, host string) string {
 func reflectEqualInstance(a, b api.Instance) bool {
 	return a.State == b.State && a.Health == b.Health && a.Restarts == b.Restarts &&
 		a.Message == b.Message && a.Address == b.Address && maps.Equal(a.Ports, b.Ports) &&
-		a.LastError == b.LastError && a.FailedStarts == b.FailedStarts
+		a.LastError == b.LastError && a.FailedStarts == b.FailedStarts && reflect.DeepEqual(a.Extensions, b.Extensions)
 }
 
 // Assignments returns what node must run. With index > 0 it blocks until the
@@ -182,9 +184,9 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 	for _, rec := range insts {
 		switch {
 		case rec.Node == node:
-			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: rec.Spec, Disks: c.diskAccess(rec), Drives: c.driveAccess(rec), Peers: roles[rec.group()]})
+			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Drives: c.driveAccess(rec), Peers: roles[rec.group()]})
 		case rec.Migration != nil && rec.Migration.To == node:
-			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: rec.Spec, Disks: c.diskAccess(rec), Incoming: true})
+			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Incoming: true})
 		}
 	}
 	return out, nil

@@ -45,6 +45,9 @@ func (c *Controller) usedPackages() map[string]bool {
 			if r.Package != "" {
 				used[r.Package] = true
 			}
+			for _, digest := range extensionPackages(r) {
+				used[digest] = true
+			}
 		}
 	}
 	for _, svc := range list[serviceRecord](c.store, state.KindServices, "") {
@@ -55,6 +58,13 @@ func (c *Controller) usedPackages() map[string]bool {
 	}
 	for _, in := range list[instanceRecord](c.store, state.KindInstances, "") {
 		add([]api.RoleSpec{in.Spec})
+	}
+	// Published extensions, deployed or not: each server keeps them, as
+	// it keeps the images.
+	for _, ext := range list[api.Extension](c.store, state.KindExtensions, "") {
+		if ext.Package != "" {
+			used[ext.Package] = true
+		}
 	}
 	return used
 }

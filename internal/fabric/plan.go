@@ -46,6 +46,10 @@ func (c *Controller) Plan(ctx context.Context, tenant string, spec api.ServiceSp
 			prev := old.Roles[i]
 			rp.From = prev.Instances
 			rp.Changes = diffRoles(prev, role)
+			if len(rp.Changes) == 0 {
+				// Changed in place: an update that replaces nothing.
+				rp.Changes = extensionChanges(prev, role)
+			}
 			switch {
 			case len(rp.Changes) > 0:
 				rp.Action = api.PlanUpdate

@@ -81,8 +81,10 @@ type nodeRecord struct {
 
 // templateHash identifies a role's template: everything but the instance
 // count, and the settings of a role whose settings are live (they reach
-// running instances without replacing them).
+// running instances without replacing them), and its extensions (handed
+// to running instances too, see handExtensions).
 func templateHash(role api.RoleSpec) string {
+	role = withoutExtensions(role)
 	role.Instances = 0
 	if role.LiveSettings {
 		role.Settings = nil

@@ -101,6 +101,9 @@ func (c *Controller) stage(tenant string, spec api.ServiceSpec) (staged, error) 
 	if err := c.resolveImages(tenant, &spec); err != nil {
 		return staged{}, err
 	}
+	if err := c.resolveExtensions(tenant, &spec); err != nil {
+		return staged{}, err
+	}
 	rec, exists := get[serviceRecord](c.store, state.KindServices, serviceKey(tenant, spec.Name))
 	if err := c.assignPorts(t, &spec, rec.Spec); err != nil {
 		return staged{}, err

@@ -36,6 +36,9 @@ type sim struct {
 	// failingVersion marks instances whose template setting VERSION has
 	// this value as failing to start, once more on every step.
 	failingVersion string
+	// slowExtension names an extension version the nodes report as still
+	// transitioning (its handlers run).
+	slowExtension string
 }
 
 type simNode struct {
@@ -138,7 +141,8 @@ func (s *sim) step() {
 			if s.unhealthyVersion != "" && a.Role.Settings["VERSION"] == s.unhealthyVersion {
 				health = api.HealthUnhealthy
 			}
-			n.running[id] = api.InstanceStatus{ID: id, State: api.StateRunning, Health: health, Ports: map[string]int{"http": 20000}}
+			n.running[id] = api.InstanceStatus{ID: id, State: api.StateRunning, Health: health, Ports: map[string]int{"http": 20000},
+				Extensions: s.extensionStatuses(a.Role.Extensions)}
 		}
 		for id := range n.running {
 			if !assigned[id] {

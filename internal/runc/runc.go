@@ -107,13 +107,14 @@ type Container struct {
 	Memory      int64   // bytes; 0: no limit
 	CPU         float64 // cores; 0: no limit
 	Pids        int64   // 0: no limit
-	// Binds are host folders mounted into the container, read-write.
+	// Binds are host folders mounted into the container, in order.
 	Binds []Bind
 }
 
 // Bind mounts the host folder Source at Target in the container.
 type Bind struct {
 	Source, Target string
+	ReadOnly       bool
 }
 
 // capabilities are Docker's defaults: what a container's root may do
@@ -190,7 +191,11 @@ func WriteBundle(bundle string, c Container) error {
 		},
 	}
 	for _, b := range c.Binds {
-		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: b.Target, Type: "bind", Source: b.Source, Options: []string{"rbind", "rw", "nosuid", "nodev"}})
+		mode := "rw"
+		if b.ReadOnly {
+			mode = "ro"
+		}
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: b.Target, Type: "bind", Source: b.Source, Options: []string{"rbind", mode, "nosuid", "nodev"}})
 	}
 	data, err := json.MarshalIndent(spec, "", "  ")
 	if err != nil {

@@ -6,6 +6,7 @@ package servicemodel
 
 import (
 	"encoding"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -284,6 +285,21 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetBool(b)
+	case reflect.Interface:
+		// Free-form values (an extension's settings): any YAML that is
+		// also JSON, as the controller receives it.
+		var x any
+		if err := n.Decode(&x); err != nil {
+			d.fail(path, n, "%v", err)
+			return
+		}
+		if _, err := json.Marshal(x); err != nil {
+			d.fail(path, n, "not a JSON value (mapping keys must be strings)")
+			return
+		}
+		if x != nil {
+			v.Set(reflect.ValueOf(x))
+		}
 	default:
 		d.fail(path, n, "cannot decode into %s", v.Type())
 	}

@@ -226,3 +226,48 @@ func TestDocExampleParses(t *testing.T) {
 		t.Errorf("parsed %+v", spec)
 	}
 }
+
+// TestParseExtensions: a role's extensions take free-form settings (any
+// YAML that is JSON), and the model alone refuses what it can name.
+func TestParseExtensions(t *testing.T) {
+	model := strings.Replace(good, "    stopGrace: 20s\n", `    stopGrace: 20s
+    extensions:
+      - name: custom-script
+        version: "1.0"
+        settings:
+          commandToExecute: echo hi
+          fileUris: [http://host/a.sh]
+          timestamp: 3
+        protectedSettings: {commandToExecute: "echo s3cret"}
+`, 1)
+	spec, err := Parse([]byte(strings.Replace(model, "PKG", digest, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []api.ExtensionRef{{Name: "custom-script", Version: "1.0",
+		Settings:          map[string]any{"commandToExecute": "echo hi", "fileUris": []any{"http://host/a.sh"}, "timestamp": 3},
+		ProtectedSettings: map[string]any{"commandToExecute": "echo s3cret"}}}
+	if diff := cmp.Diff(want, spec.Roles[0].Extensions); diff != "" {
+		t.Errorf("extensions (-want +got):\n%s", diff)
+	}
+	for _, tc := range []struct{ old, new, want string }{
+		{"name: custom-script", "name: Custom", `roles[0].extensions[0].name: "Custom" is not an extension name`},
+		{`version: "1.0"`, `version: "1.0-beta"`, `roles[0].extensions[0].version: "1.0-beta" is not a version`},
+		{"timestamp: 3", "{1: 2}: x", "roles[0].extensions[0].settings: line"},
+		{"- name: custom-script", "- nam: custom-script", "roles[0].extensions[0].nam: line"},
+	} {
+		in := strings.Replace(strings.Replace(model, "PKG", digest, 1), tc.old, tc.new, 1)
+		if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s -> %s: %v, want %q", tc.old, tc.new, err, tc.want)
+		}
+	}
+	// Process and container roles run extensions; vm roles do not yet.
+	in := strings.Replace(strings.Replace(model, "PKG", digest, 1), "    image: busybox\n", "    image: busybox\n    extensions: [{name: custom-script}]\n", 1)
+	if _, err := Parse([]byte(in)); err != nil {
+		t.Errorf("a container role with extensions: %v", err)
+	}
+	in = strings.Replace(in, "runtime: container", "runtime: vm", 1)
+	if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), "roles[1].extensions: extensions run on process and container instances for now") {
+		t.Errorf("a vm role with extensions: %v", err)
+	}
+}

@@ -33,6 +33,9 @@ const (
 	KindUsage     = "usage"    // hourly usage buckets (internal/metering)
 	KindMetering  = "metering" // the meter's cursor and the rate card
 	KindDrives    = "drives"   // drives (internal/drives), keyed TENANT/NAME
+	// KindExtensions holds published extensions (internal/extensions),
+	// keyed TENANT/NAME/VERSION.
+	KindExtensions = "extensions"
 )
 
 // ErrConflict is returned by Apply when a revision check fails; nothing of the

@@ -189,7 +189,7 @@ func (d *Driver) start(ctx context.Context, spec driver.Spec) (driver.Status, er
 		Pids:        d.cfg.Pids,
 	}
 	for _, m := range spec.Mounts {
-		c.Binds = append(c.Binds, runc.Bind{Source: m.Source, Target: m.Target})
+		c.Binds = append(c.Binds, runc.Bind{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	if err := runc.WriteBundle(spec.Dir, c); err != nil {
 		return driver.Status{}, err
