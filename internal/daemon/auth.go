@@ -121,12 +121,44 @@ func (a *authenticator) token(bearer string) (access.Principal, *api.Error) {
 		t, found = store.Authenticate(strings.TrimPrefix(bearer, "Bearer "))
 	}
 	if !found {
-		return access.Principal{}, api.Errorf(api.CodeUnauthorized, "the token is unknown, expired or revoked: ask for a new one (weft token create), or sign in again (weft login)")
+		return access.Principal{}, api.Errorf(api.CodeUnauthorized, "%s", tokenRefused)
 	}
+	return tokenPrincipal(t), nil
+}
+
+// tokenRefused is the answer to a token no server may accept.
+const tokenRefused = "the token is unknown, expired or revoked: ask for a new one (weft token create), or sign in again (weft login)"
+
+// tokenPrincipal is who a token of weft token create stands for.
+func tokenPrincipal(t api.Token) access.Principal {
 	if t.Role == api.AccessOperator {
-		return access.Principal{Role: access.Operator, Name: t.ID}, nil
+		return access.Principal{Role: access.Operator, Name: t.ID}
 	}
-	return access.Principal{Role: access.Tenant, Name: t.ID, Tenant: t.Tenant, Access: t.Role}, nil
+	return access.Principal{Role: access.Tenant, Name: t.ID, Tenant: t.Tenant, Access: t.Role}
+}
+
+// stillValid checks again the token of a caller another server forwards:
+// that server may not have applied a revocation (or the deletion of the
+// token's tenant) that this one has, and every write goes through the
+// leader, so none is made with a token the leader refuses.
+func (a *authenticator) stillValid(p access.Principal) (access.Principal, *api.Error) {
+	if p.Name == "" || (p.Role != access.Tenant && p.Role != access.Operator) {
+		return p, nil // the admin token, a node or a server: not a token of weft token create
+	}
+	store := a.tokens.Load()
+	if store == nil {
+		return access.Principal{}, api.Errorf(api.CodeUnavailable, "the server is starting: try again")
+	}
+	t, ok := store.Current(p.Name)
+	if !ok {
+		return access.Principal{}, api.Errorf(api.CodeUnauthorized, "%s", tokenRefused)
+	}
+	want := tokenPrincipal(t)
+	want.Addr = p.Addr
+	if p != want {
+		return access.Principal{}, api.Errorf(api.CodeForbidden, "the forwarded caller does not match its token %s", t.ID)
+	}
+	return p, nil
 }
 
 // certificate is the principal a verified client certificate stands for.
@@ -143,7 +175,7 @@ func (a *authenticator) certificate(leaf *x509.Certificate, forwarded string) (a
 		if err != nil {
 			return access.Principal{}, api.Errorf(api.CodeInvalid, "%s", err)
 		}
-		return p, nil
+		return a.stillValid(p)
 	}
 	node, ok := pki.AgentNode(leaf)
 	if !ok {

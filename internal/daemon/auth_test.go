@@ -420,3 +420,67 @@ func TestJoinNeedsTheServersOwnName(t *testing.T) {
 		t.Errorf("members: %+v %v, want this server alone", members, err)
 	}
 }
+
+// TestForwardedTokensAreCheckedAgain: a follower that has not applied a
+// revocation yet forwards its caller to the leader, which has: the leader
+// refuses the revoked token (and a tenant's deleted with it), and a caller
+// that does not match its token, so no write is made with either.
+func TestForwardedTokensAreCheckedAgain(t *testing.T) {
+	c, creds := tlsServer(t)
+	url := "https://" + c.addr
+	pool := mustPool(t, creds)
+	operator := client.New(url).WithTLS(&tls.Config{RootCAs: pool}).WithToken(readToken(t, filepath.Join(creds, pki.AdminTokenFile)))
+	ctx := context.Background()
+	for _, name := range []string{"acme", "globex"} {
+		if _, err := operator.CreateTenant(ctx, api.CreateTenant{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mint := func(tenant, role string) access.Principal {
+		tok, err := operator.CreateToken(ctx, api.CreateToken{Tenant: tenant, Role: role})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tokenPrincipal(api.Token{ID: tok.ID, Tenant: tenant, Role: role})
+	}
+	live, revoked, gone := mint("acme", api.AccessOwner), mint("acme", api.AccessOwner), mint("globex", api.AccessOwner)
+	opTok := mint("", api.AccessOperator)
+	if _, err := operator.RevokeToken(ctx, revoked.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := operator.DeleteTenant(ctx, "globex"); err != nil {
+		t.Fatal(err)
+	}
+	server, err := tls.LoadX509KeyPair(filepath.Join(creds, pki.ServerFile), filepath.Join(creds, pki.ServerKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	asServer := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{server}}}}
+	forged := live
+	forged.Tenant = "globex"
+	reader := live
+	reader.Access = api.AccessReader
+	for _, tc := range []struct {
+		name string
+		p    access.Principal
+		want int
+	}{
+		{"a live token", live, http.StatusOK},
+		{"an operator's live token", opTok, http.StatusOK},
+		{"a revoked token", revoked, http.StatusUnauthorized},
+		{"a deleted tenant's token", gone, http.StatusUnauthorized},
+		{"a token named for another tenant", forged, http.StatusForbidden},
+		{"an owner's token said to be a reader's", reader, http.StatusForbidden},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, url+"/v1/services", nil)
+		req.Header.Set(access.ForwardedHeader, tc.p.Encode())
+		resp, err := asServer.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s forwarded: %s, want %d", tc.name, resp.Status, tc.want)
+		}
+	}
+}

@@ -477,6 +477,24 @@ func (s *Store) Authenticate(tok string) (api.Token, bool) {
 	if subtle.ConstantTimeCompare([]byte(rec.Hash), []byte(hash(tok))) != 1 {
 		return api.Token{}, false
 	}
+	return s.current(rec)
+}
+
+// Current returns the token with this ID while it may still be used: not
+// revoked, not expired, its tenant not deleted. A server that a follower
+// forwards a request to checks the caller's token again with it, so that a
+// token revoked on this server is refused here even by a follower that has
+// not applied the revocation yet.
+func (s *Store) Current(id string) (api.Token, bool) {
+	var rec tokenRecord
+	e, found := s.st.Get(KindTokens, id)
+	if !found || json.Unmarshal(e.Value, &rec) != nil {
+		return api.Token{}, false
+	}
+	return s.current(rec)
+}
+
+func (s *Store) current(rec tokenRecord) (api.Token, bool) {
 	if !s.now().Before(rec.Expires) {
 		return api.Token{}, false
 	}
