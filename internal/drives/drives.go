@@ -243,11 +243,23 @@ func (m *Manager) Delete(ctx context.Context, tenant, name string) error {
 	if err != nil {
 		return err
 	}
-	_, err = m.st.Apply(ctx, []state.Op{
+	ops := []state.Op{
 		{Kind: state.KindDrives, Key: key(tenant, name), Check: true, Rev: rev},
 		{Kind: state.KindDrives, Key: key(tenant, name), Delete: true},
-	})
+	}
+	if d.Slot != nil {
+		// A slot's drive goes with its service: while the service
+		// exists, its slot may run on it or come back to it.
+		ops = append(ops, state.Op{Kind: state.KindServices, Key: key(tenant, d.Slot.Service), Check: true})
+	}
+	_, err = m.st.Apply(ctx, ops)
 	if errors.Is(err, state.ErrConflict) {
+		if d.Slot != nil {
+			if _, exists := m.st.Get(state.KindServices, key(tenant, d.Slot.Service)); exists {
+				return api.Errorf(api.CodeConflict, "drive %s is slot %d's of role %s of service %s, which exists: it is deleted with the service (weft service delete %s; --keep-drives keeps it, to delete alone later)",
+					name, d.Slot.Slot, d.Slot.Role, d.Slot.Service, d.Slot.Service)
+			}
+		}
 		return api.Errorf(api.CodeConflict, "drive %s changed meanwhile (a snapshot?): try again", name)
 	}
 	if err != nil {

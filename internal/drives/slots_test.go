@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,6 +93,14 @@ func TestSlotDrives(t *testing.T) {
 		t.Errorf("after scaling 3 -> 1 -> 3 the slots' drives are %v, were %v", again, made)
 	}
 
+	// A slot's drive is not deleted alone while its service exists.
+	if err := m.Delete(ctx, api.DefaultTenant, "pg-db-1-data"); !isCode(err, api.CodeConflict) || !strings.Contains(err.Error(), "weft service delete pg") {
+		t.Errorf("deleting a slot's drive of a running service: %v, want a conflict that says how", err)
+	}
+	if again := blobsOf("pg"); again["pg-db-1-data"] != made["pg-db-1-data"] {
+		t.Errorf("after the refused delete the slots' drives are %v", again)
+	}
+
 	if _, err := ctl.Deploy(ctx, api.DefaultTenant, model("kept", 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +128,24 @@ func TestSlotDrives(t *testing.T) {
 	if after := blobsOf("kept"); after["kept-db-0-data"] != before["kept-db-0-data"] {
 		t.Errorf("deployed again the service has drive %v, kept %v", after, before)
 	}
+	// Deleted keeping it once more, the drive may then be deleted alone.
+	if _, err := ctl.DeleteService(ctx, api.DefaultTenant, "kept", true); err != nil {
+		t.Fatal(err)
+	}
+	for len(ctl.Services(ctx, api.DefaultTenant)) > 0 {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatal("the service kept is not deleted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := m.Delete(ctx, api.DefaultTenant, "kept-db-0-data"); err != nil {
+		t.Errorf("deleting the drive kept from a deleted service: %v", err)
+	}
+}
+
+func isCode(err error, code string) bool {
+	var apiErr *api.Error
+	return errors.As(err, &apiErr) && apiErr.Code == code
 }
 
 // TestSlotDrivesOverQuota: a model whose drives do not all fit the
