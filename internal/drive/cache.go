@@ -11,6 +11,11 @@ import (
 // are usually next to it.
 const chunk = 64 << 10
 
+// readAhead is how many chunks past a read a sequential miss fetches too
+// (1 MiB): a sequential reader's next reads then find them cached instead
+// of paying a round trip to the storage service each.
+const readAhead = 16
+
 // cached is a Disk with a read cache in front. Writes go straight to the
 // disk and are acknowledged only once it has them (write-through, never
 // write-back): the cache then takes the bytes written into the chunks it
@@ -23,6 +28,9 @@ type cached struct {
 	mu     sync.Mutex
 	chunks map[int64]*list.Element // chunk index → element of lru holding *entry
 	lru    list.List               // front: most recently used
+	// nextMiss is the chunk after the last run of chunks fetched: a
+	// miss there continues a sequential read, which reads ahead.
+	nextMiss int64
 	// writes counts the writes that ended, so that a read that fetched
 	// chunks while a write went on does not keep what may be the bytes
 	// from before that write. One count for the whole disk keeps the
@@ -57,12 +65,21 @@ func (c *cached) ReadAt(ctx context.Context, p []byte, off int64) error {
 			i++
 			continue
 		}
-		// A run of missing chunks from i.
+		// A run of missing chunks from i, read ahead past the read when
+		// it continues the last run fetched (and the cache has room).
 		c.mu.Lock()
 		j := i + 1
 		for j <= last && c.chunks[j] == nil {
 			j++
 		}
+		if j > last && i == c.nextMiss {
+			ahead := min(int64(readAhead), int64(c.max/2))
+			end := min(last+1+ahead, (c.Size()+chunk-1)/chunk)
+			for j < end && c.chunks[j] == nil {
+				j++
+			}
+		}
+		c.nextMiss = j
 		writes := c.writes
 		c.mu.Unlock()
 		buf := make([]byte, (j-1-i)*chunk+int64(c.chunkLen(j-1)))
@@ -71,7 +88,9 @@ func (c *cached) ReadAt(ctx context.Context, p []byte, off int64) error {
 		}
 		for k := i; k < j; k++ {
 			data := buf[(k-i)*chunk:][:c.chunkLen(k)]
-			copyChunk(p, off, k, data)
+			if k <= last {
+				copyChunk(p, off, k, data)
+			}
 			c.keep(k, writes, data)
 		}
 		i = j

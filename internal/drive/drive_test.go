@@ -32,13 +32,13 @@ func requireDrives(t *testing.T) {
 }
 
 // newDisk makes an empty page blob of size bytes under lease1.
-func newDisk(t *testing.T, size int64) (*blobclient.Client, *vmdisk.Disk) {
+func newDisk(t testing.TB, size int64) (*blobclient.Client, *vmdisk.Disk) {
 	return newDiskNamed(t, "d1", size)
 }
 
 // newDiskNamed makes the empty page blob disks/name of size bytes, on a
 // storage service of its own, under lease1.
-func newDiskNamed(t *testing.T, name string, size int64) (*blobclient.Client, *vmdisk.Disk) {
+func newDiskNamed(t testing.TB, name string, size int64) (*blobclient.Client, *vmdisk.Disk) {
 	t.Helper()
 	ctx := context.Background()
 	c := blobtest.DevClient(t, nil)
