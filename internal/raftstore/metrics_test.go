@@ -14,6 +14,13 @@ import (
 // and applied a batch.
 func TestMetrics(t *testing.T) {
 	n := newCluster(t, 1, nil)[0]
+	// Leader ready: its announcement (an apply of its own) is done, so
+	// the one below is the only one between the scrapes.
+	for leader := range n.s.LeaderCh() {
+		if leader {
+			break
+		}
+	}
 	reg := metrics.NewRegistry()
 	if err := n.s.Register(reg); err != nil {
 		t.Fatal(err)
