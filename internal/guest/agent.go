@@ -32,6 +32,10 @@ type Options struct {
 	// StopGrace is how long a stopping workload has between SIGTERM and
 	// SIGKILL (default 5 s).
 	StopGrace time.Duration
+	// MetadataListen is where Run serves the instance metadata service
+	// (HOST:PORT on the guest's loopback; default DefaultMetadataListen,
+	// "none" for no service).
+	MetadataListen string
 }
 
 // Agent is the guest agent: it answers requests on the port and supervises
@@ -42,6 +46,10 @@ type Agent struct {
 	log      *slog.Logger
 	procs    *children
 	workload *supervisor
+	calls    hostCalls // the guest's requests to the host
+
+	mdMu  sync.Mutex
+	mdURL string // the metadata service, once it listens
 }
 
 // New returns an Agent.
@@ -61,6 +69,9 @@ func New(opts Options) *Agent {
 	if opts.PowerOff == nil {
 		opts.PowerOff = powerOff
 	}
+	if opts.MetadataListen == "" {
+		opts.MetadataListen = DefaultMetadataListen
+	}
 	if opts.StopGrace <= 0 {
 		opts.StopGrace = 5 * time.Second
 	}
@@ -77,6 +88,7 @@ func New(opts Options) *Agent {
 // every 100 ms after EOF or an error (the host side closing its socket shows
 // as EOF in the guest). It returns ctx's error.
 func (a *Agent) Run(ctx context.Context, path string) error {
+	a.listenMetadata(ctx)
 	logged := false
 	for {
 		f, err := os.OpenFile(resolvePort(path), os.O_RDWR|syscall.O_NOCTTY, 0)
@@ -109,6 +121,8 @@ func (a *Agent) Run(ctx context.Context, path string) error {
 // Work started by a request (an exec) is bound to ctx, not to the connection.
 func (a *Agent) Serve(ctx context.Context, rw io.ReadWriter) error {
 	w := &lineWriter{w: rw}
+	a.calls.setConn(w)
+	defer a.calls.clearConn(w)
 	hello := a.hello()
 	hello.Op = OpReady
 	hello.OK = true
@@ -203,7 +217,7 @@ func (a *Agent) handle(ctx context.Context, req request) (resp response, after f
 	case OpExec:
 		return a.exec(ctx, req), nil
 	case OpStart:
-		if err := a.workload.start(Workload{Cmd: req.Cmd, Env: req.Env, Dir: req.Dir}, a.opts.StopGrace); err != nil {
+		if err := a.workload.start(Workload{Cmd: req.Cmd, Env: a.withMetadata(req.Env), Dir: req.Dir}, a.opts.StopGrace); err != nil {
 			return fail(err), nil
 		}
 		return response{OK: true}, nil
@@ -221,6 +235,19 @@ func (a *Agent) handle(ctx context.Context, req request) (resp response, after f
 		return response{OK: true}, nil
 	case OpSync:
 		a.opts.Sync()
+		return response{OK: true}, nil
+	case OpWriteFile:
+		if err := writeFile(req); err != nil {
+			return fail(err), nil
+		}
+		return response{OK: true}, nil
+	case OpRemove:
+		if err := remove(req); err != nil {
+			return fail(err), nil
+		}
+		return response{OK: true}, nil
+	case OpHTTPReply:
+		a.calls.reply(req)
 		return response{OK: true}, nil
 	case OpShutdown:
 		a.workload.stop(a.opts.StopGrace)
@@ -257,7 +284,7 @@ func (a *Agent) exec(ctx context.Context, req request) response {
 	}
 	defer cancel()
 	cmd := exec.CommandContext(ctx, req.Cmd[0], req.Cmd[1:]...)
-	cmd.Env = mergeEnv(os.Environ(), req.Env)
+	cmd.Env = mergeEnv(os.Environ(), a.withMetadata(req.Env))
 	cmd.Dir = req.Dir
 	setProcessGroup(cmd)
 	// Kill the whole group: a shell's children would otherwise keep the pipes open.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -44,6 +45,8 @@ type Client struct {
 	pending map[int64]chan response
 	hello   *Hello
 	helloCh chan struct{} // closed and replaced on every ready
+	// guestHandler answers the guest's requests (ServeGuest).
+	guestHandler http.Handler
 
 	closed  chan struct{} // closed when the read loop ends
 	err     error         // why, set before closed is closed
@@ -127,6 +130,8 @@ func (c *Client) readLoop() {
 			c.hello = &h
 			close(c.helloCh)
 			c.helloCh = make(chan struct{})
+		case m.Op == OpHTTP:
+			go c.serveGuestHTTP(c.guestHandler, m)
 		case m.ID != 0:
 			if ch, ok := c.pending[m.ID]; ok {
 				delete(c.pending, m.ID)

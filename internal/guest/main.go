@@ -23,6 +23,7 @@ func Main(args []string) int {
 	}
 	fs := flag.NewFlagSet("weft guest", flag.ContinueOnError)
 	port := fs.String("port", DefaultPortPath, "the virtio-serial port to serve")
+	mdListen := fs.String("metadata", DefaultMetadataListen, `where to serve the instance metadata service in the guest ("none": nowhere)`)
 	asInit := fs.Bool("init", false, "act as the VM's init (PID 1): mount file systems, set up the network, reap orphans")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -41,7 +42,7 @@ func Main(args []string) int {
 		}
 	}
 	log = log.With("component", "weft-guest")
-	a := New(Options{Logger: log, Console: console})
+	a := New(Options{Logger: log, Console: console, MetadataListen: *mdListen})
 
 	ctx := context.Background()
 	if isInit {

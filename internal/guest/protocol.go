@@ -33,6 +33,16 @@ const (
 	OpSetTime  = "settime"
 	OpSync     = "sync"
 	OpShutdown = "shutdown"
+	// OpWriteFile writes one file, folder or symbolic link (a chunk of a
+	// file at a time); OpRemove removes a path and what is under it.
+	OpWriteFile = "writefile"
+	OpRemove    = "remove"
+	// OpHTTP is a request the guest makes of the host (guest to host,
+	// unsolicited, numbered by Call): one the guest's metadata service
+	// takes from a program in the guest. The host answers it with an
+	// OpHTTPReply request carrying the same Call.
+	OpHTTP      = "http"
+	OpHTTPReply = "httpreply"
 )
 
 // MaxOutput is the most bytes of stdout, and separately of stderr, that an
@@ -53,6 +63,22 @@ type request struct {
 	TimeoutMillis int64             `json:"timeoutMillis,omitempty"`
 	UnixNanos     int64             `json:"unixNanos,omitempty"`
 	Reboot        bool              `json:"reboot,omitempty"`
+
+	// writefile and remove: Path is absolute. A folder (IsDir) or a file
+	// gets Mode; a file gets Data, appended with Append (a file larger
+	// than a line comes in chunks); Link makes a symbolic link to it.
+	Path   string `json:"path,omitempty"`
+	Mode   uint32 `json:"mode,omitempty"`
+	Data   []byte `json:"data,omitempty"`
+	Append bool   `json:"append,omitempty"`
+	IsDir  bool   `json:"isDir,omitempty"`
+	Link   string `json:"link,omitempty"`
+
+	// httpreply
+	Call   int64             `json:"call,omitempty"`
+	Status int               `json:"status,omitempty"`
+	Header map[string]string `json:"header,omitempty"`
+	Body   []byte            `json:"body,omitempty"`
 }
 
 // response is one guest-to-host message: an answer (ID > 0) or, with Op
@@ -82,6 +108,13 @@ type response struct {
 	WorkloadPid      int    `json:"workloadPid,omitempty"`
 	WorkloadRestarts int    `json:"workloadRestarts,omitempty"`
 	LastExit         string `json:"lastExit,omitempty"`
+
+	// http (guest to host)
+	Call   int64             `json:"call,omitempty"`
+	Method string            `json:"method,omitempty"`
+	URL    string            `json:"url,omitempty"` // path and query
+	Header map[string]string `json:"header,omitempty"`
+	Body   []byte            `json:"body,omitempty"`
 }
 
 // Hello is what the guest says about itself when it opens the port, or what
