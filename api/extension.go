@@ -263,9 +263,6 @@ func validateExtensions(at string, r *RoleSpec, p *problems) {
 	if len(r.Extensions) == 0 {
 		return
 	}
-	if r.Runtime != RuntimeProcess && r.Runtime != RuntimeContainer {
-		p.add(at+".extensions", "extensions run on process and container instances for now; the %s runtime gets them in a later release", r.Runtime)
-	}
 	if len(r.Extensions) > MaxExtensionsPerRole {
 		p.add(at+".extensions", "%d extensions; a role has at most %d", len(r.Extensions), MaxExtensionsPerRole)
 	}

@@ -63,6 +63,10 @@ func TestValidate(t *testing.T) {
 			s.Roles[0].Runtime, s.Roles[0].Image = RuntimeVM, "ubuntu"
 			s.Roles[0].Drives = []RoleDrive{{Name: "data", Size: 1 << 30}}
 		}, "roles[0].drives: the vm runtime has no drives yet"},
+		{"extensions on the vm runtime", func(s *ServiceSpec) {
+			s.Roles[0].Runtime, s.Roles[0].Image = RuntimeVM, "ubuntu"
+			s.Roles[0].Extensions = []ExtensionRef{{Name: "custom-script", Settings: map[string]any{"script": "true"}}}
+		}, ""},
 		{"reserved setting", func(s *ServiceSpec) { s.Roles[0].Settings = map[string]string{"WEFT_NODE": "x"} }, "roles[0].settings.WEFT_NODE: "},
 		{"duplicate role", func(s *ServiceSpec) { s.Roles = append(s.Roles, s.Roles[0]) }, "roles[1].name: \"web\" is used by another role"},
 		{"upgrade domains", func(s *ServiceSpec) { s.UpgradeDomains = 50 }, "upgradeDomains: "},

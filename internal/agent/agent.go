@@ -189,6 +189,9 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 	}
 	for _, d := range cfg.Drivers {
 		a.drivers[d.Name()] = d
+		if gs, ok := d.(driver.GuestServer); ok {
+			gs.ServeGuests(a.guestMetadataHandler)
+		}
 	}
 	a.figures = newFigures()
 	if a.metrics, err = a.registerMetrics(); err != nil {

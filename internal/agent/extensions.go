@@ -42,13 +42,21 @@ import (
 //
 // The status of each (api.ExtensionStatus) goes to the controller with the
 // instance's status.
+//
+// A container sees the folder bound in at guestExtensionsDir. A VM sees
+// nothing of the node's files: before each handler the agent copies the
+// extension's folder and its settings file into the guest, under the same
+// guestExtensionsDir, through the driver (driver.Copier: the guest
+// agent's port), and the guest agent runs the handler there as it runs
+// an exec. Removing an extension removes both copies.
 
 const (
 	extensionsDir = "extensions"
-	// containerExtensionsDir is where a container sees its extensions
-	// folder (read-only): handlers run inside, with paths under it.
-	containerExtensionsDir = "/var/lib/weft/extensions"
-	extensionsState        = "state.json"
+	// guestExtensionsDir is where a container sees its extensions folder
+	// (read-only), and where a VM gets its copy: handlers run inside,
+	// with paths under it.
+	guestExtensionsDir = "/var/lib/weft/extensions"
+	extensionsState    = "state.json"
 	// handlerTimeout bounds one handler's run.
 	handlerTimeout = 10 * time.Minute
 	// maxFetchedFile bounds one file custom-script downloads.
@@ -296,6 +304,13 @@ func (in *instance) runHandler(ctx context.Context, ref api.ExtensionRef, dir, s
 		"sh", "-c", `cd "$WEFT_EXTENSION_DIR" || exit 1; exec "$@"`, "weft-extension"}, cmd...)
 	hctx, cancel := context.WithTimeout(ctx, handlerTimeout)
 	defer cancel()
+	if cp, ok := in.drv.(driver.Copier); ok {
+		for _, p := range []string{dir, settingsPath} {
+			if err := cp.CopyIn(hctx, in.id, p, in.insidePath(p)); err != nil {
+				return in.setExtStatus(ref, handler, api.ExtensionError, 0, fmt.Sprintf("%s: %v", handler, err), "")
+			}
+		}
+	}
 	out := &tailBuffer{max: api.MaxExtensionOutput}
 	code, err := ex.Exec(hctx, in.id, full, out, out)
 	switch {
@@ -308,17 +323,17 @@ func (in *instance) runHandler(ctx context.Context, ref api.ExtensionRef, dir, s
 }
 
 // insidePath is where the instance sees a path of its extensions folder:
-// the same path for a process, under containerExtensionsDir in a
-// container.
+// the same path for a process, under guestExtensionsDir in a container
+// or a VM.
 func (in *instance) insidePath(host string) string {
 	in.mu.Lock()
-	container := in.asg.Role.Runtime == api.RuntimeContainer
+	own := in.asg.Role.Runtime == api.RuntimeContainer || in.asg.Role.Runtime == api.RuntimeVM
 	in.mu.Unlock()
 	rel, err := filepath.Rel(in.extDir(), host)
-	if !container || err != nil {
+	if !own || err != nil {
 		return host
 	}
-	return path.Join(containerExtensionsDir, filepath.ToSlash(rel))
+	return path.Join(guestExtensionsDir, filepath.ToSlash(rel))
 }
 
 func readManifest(dir string) (api.ExtensionManifest, error) {
@@ -340,6 +355,13 @@ func (in *instance) removeExtension(ctx context.Context, name string, was applie
 			if st := in.runHandler(ctx, ref, dir, settingsPath, h); st.Status != api.ExtensionSuccess {
 				in.a.event(in, "instance.extension", "warn", fmt.Sprintf("instance %s: extension %s: %s", in.id, name, st.Message))
 				break
+			}
+		}
+	}
+	if cp, ok := in.drv.(driver.Copier); ok {
+		for _, p := range []string{dir, settingsPath} {
+			if err := cp.RemoveIn(ctx, in.id, in.insidePath(p)); err != nil {
+				in.a.log.Warn("remove an extension's files in the instance", "instance", in.id, "extension", name, "err", err)
 			}
 		}
 	}

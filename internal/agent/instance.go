@@ -652,7 +652,7 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 		if err := os.MkdirAll(in.extDir(), 0o700); err != nil {
 			return driver.Spec{}, fmt.Errorf("extensions folder: %w", err)
 		}
-		mounts = append(mounts, driver.Mount{Source: in.extDir(), Target: containerExtensionsDir, ReadOnly: true})
+		mounts = append(mounts, driver.Mount{Source: in.extDir(), Target: guestExtensionsDir, ReadOnly: true})
 	}
 	if err := atomicfile.WriteJSON(filepath.Join(in.dir, assignmentFile), savedAssignment{Assignment: asg, Ports: ports, Restarts: restarts, Token: in.token}); err != nil {
 		return driver.Spec{}, err

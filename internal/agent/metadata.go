@@ -66,6 +66,26 @@ func (a *Agent) metadataHandler() http.Handler {
 	})
 }
 
+// guestMetadataHandler answers the metadata requests that reach the agent
+// over instance id's private channel (a VM's guest agent port, see
+// driver.GuestServer): the channel says who asks, so the request is
+// answered as if it carried id's token, whatever it carries. An ID the
+// agent does not run (an instance being torn down) gets 403.
+func (a *Agent) guestMetadataHandler(id string) http.Handler {
+	h := a.metadataHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		in := a.instances[id]
+		a.mu.Unlock()
+		if in == nil {
+			writeAgentError(w, http.StatusForbidden, api.CodeForbidden, "instance "+id+" does not run on this node")
+			return
+		}
+		r.Header.Set("Authorization", "Bearer "+in.token)
+		h.ServeHTTP(w, r)
+	})
+}
+
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -199,9 +200,25 @@ func TestMetadataAnswersEachInstanceAboutItselfOnly(t *testing.T) {
 			}
 		}
 	}
-	// A stopped instance's token opens nothing any more.
+	// Over an instance's own channel (a VM's guest agent port) the channel
+	// says who asks, whatever token the request carries.
+	guestAsks := func(id string) (int, string) {
+		req := httptest.NewRequest("GET", "/metadata/instance", nil)
+		req.Header.Set(api.MetadataHeader, "true")
+		req.Header.Set("Authorization", "Bearer "+strings.Repeat("A", 26))
+		rec := httptest.NewRecorder()
+		a.guestMetadataHandler(id).ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := guestAsks(one.Instance.ID); code != http.StatusOK || !strings.Contains(body, `"id":"`+one.Instance.ID+`"`) {
+		t.Errorf("%s asking over its channel: %d %s", one.Instance.ID, code, body)
+	}
+	// A stopped instance's token opens nothing any more, nor its channel.
 	f.assign(two)
 	eventually(t, one.Instance.ID+" removed", func() bool { return a.instanceByToken(sa.Token) == nil })
+	if code, body := guestAsks(one.Instance.ID); code != http.StatusForbidden || strings.Contains(body, `"role"`) {
+		t.Errorf("a removed instance's channel: %d %s, want 403", code, body)
+	}
 	req, _ := http.NewRequest("GET", a.MetadataAddr()+"/metadata/instance", nil)
 	req.Header.Set(api.MetadataHeader, "true")
 	req.Header.Set("Authorization", "Bearer "+sa.Token)

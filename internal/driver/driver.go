@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"time"
 )
 
@@ -96,6 +97,27 @@ type Driver interface {
 // (the vm runtime through the guest agent, the container runtime through runc exec).
 type Execer interface {
 	Exec(ctx context.Context, id string, cmd []string, stdout, stderr io.Writer) (exitCode int, err error)
+}
+
+// Copier is implemented by drivers whose instances do not see the node's
+// files (the vm runtime): the agent puts files in (an extension's package
+// and settings) and takes them out again. CopyIn copies src, a file or a
+// folder and what it holds, to dst, an absolute path in the instance,
+// replacing what is there of the same names; folders it makes on the way
+// are root's alone (0700), since what is copied may be secret.
+// RemoveIn removes path and what is under it; a missing path is no error.
+type Copier interface {
+	CopyIn(ctx context.Context, id, src, dst string) error
+	RemoveIn(ctx context.Context, id, path string) error
+}
+
+// GuestServer is implemented by drivers whose instances reach the node
+// agent over a private channel rather than the network (the vm runtime's
+// guest agent port): requests an instance makes of its metadata service
+// arrive through it. The driver calls h with the ID of the instance whose
+// channel a request came in on, so the channel alone says who asks.
+type GuestServer interface {
+	ServeGuests(h func(id string) http.Handler)
 }
 
 // Migrator is implemented by drivers that move a running instance between

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,12 +89,15 @@ type Driver struct {
 
 	mu        sync.Mutex
 	instances map[string]*instance
+	guests    func(id string) http.Handler // ServeGuests'
 }
 
 var (
-	_ driver.Driver    = (*Driver)(nil)
-	_ driver.Execer    = (*Driver)(nil)
-	_ driver.Describer = (*Driver)(nil)
+	_ driver.Driver      = (*Driver)(nil)
+	_ driver.Execer      = (*Driver)(nil)
+	_ driver.Describer   = (*Driver)(nil)
+	_ driver.Copier      = (*Driver)(nil)
+	_ driver.GuestServer = (*Driver)(nil)
 )
 
 // New returns a vm driver, or an error when QEMU or qemu-img is not
@@ -291,22 +295,64 @@ func (d *Driver) Logs(ctx context.Context, id string, tail int64, follow bool) (
 // Exec runs cmd in the guest through its agent and returns its exit code.
 // ctx's deadline also bounds the command in the guest.
 func (d *Driver) Exec(ctx context.Context, id string, cmd []string, stdout, stderr io.Writer) (int, error) {
-	in, err := d.lookup(id)
+	c, err := d.running(ctx, id, "exec")
 	if err != nil {
 		return -1, err
-	}
-	if st, err := shim.Inspect(in.dir); err != nil || !st.Running {
-		return -1, fmt.Errorf("qemu: exec in %s: the VM is not running", id)
-	}
-	c, err := d.agent(ctx, in)
-	if err != nil {
-		return -1, fmt.Errorf("qemu: exec in %s: %w", id, err)
 	}
 	code, err := c.Exec(ctx, cmd, nil, stdout, stderr)
 	if err != nil {
 		return code, fmt.Errorf("qemu: exec in %s: %w", id, err)
 	}
 	return code, nil
+}
+
+// running returns the guest agent connection of a running instance.
+func (d *Driver) running(ctx context.Context, id, what string) (*guest.Client, error) {
+	in, err := d.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := shim.Inspect(in.dir); err != nil || !st.Running {
+		return nil, fmt.Errorf("qemu: %s in %s: the VM is not running", what, id)
+	}
+	c, err := d.agent(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("qemu: %s in %s: %w", what, id, err)
+	}
+	return c, nil
+}
+
+// CopyIn copies src on the node to dst in the guest, through its agent.
+func (d *Driver) CopyIn(ctx context.Context, id, src, dst string) error {
+	c, err := d.running(ctx, id, "copy")
+	if err != nil {
+		return err
+	}
+	if err := c.CopyIn(ctx, src, dst); err != nil {
+		return fmt.Errorf("qemu: copy %s into %s: %w", dst, id, err)
+	}
+	return nil
+}
+
+// RemoveIn removes path in the guest, through its agent.
+func (d *Driver) RemoveIn(ctx context.Context, id, path string) error {
+	c, err := d.running(ctx, id, "remove")
+	if err != nil {
+		return err
+	}
+	if err := c.Remove(ctx, path); err != nil {
+		return fmt.Errorf("qemu: remove %s in %s: %w", path, id, err)
+	}
+	return nil
+}
+
+// ServeGuests makes h answer the requests guests make of the host (their
+// metadata service's), for the connections made from now on: the agent
+// calls it before it starts or recovers instances.
+func (d *Driver) ServeGuests(h func(id string) http.Handler) {
+	d.mu.Lock()
+	d.guests = h
+	d.mu.Unlock()
 }
 
 // Remove forgets a stopped instance: it stops watching it, closes its
@@ -360,6 +406,12 @@ func (d *Driver) agent(ctx context.Context, in *instance) (*guest.Client, error)
 	c, err := guest.Dial(ctx, in.agentSocket())
 	if err != nil {
 		return nil, err
+	}
+	d.mu.Lock()
+	guests := d.guests
+	d.mu.Unlock()
+	if guests != nil {
+		c.ServeGuest(guests(in.id))
 	}
 	if _, err := c.Ready(ctx); err != nil {
 		c.Close()
