@@ -12,6 +12,9 @@ import "time"
 //	POST   /v1/vms/{name}/start    -> VM
 //	POST   /v1/vms/{name}/stop     -> VM (the instance stops; its disks stay)
 //	DELETE /v1/vms/{name}          -> 204 (disks deleted once the VM stopped)
+//	GET    /v1/vms/{name}/extensions               -> []VMExtension
+//	PUT    /v1/vms/{name}/extensions/{extension}   SetVMExtension -> VMExtension
+//	DELETE /v1/vms/{name}/extensions/{extension}   -> 204
 
 // VMRole is the name of a persistent VM's one role.
 const VMRole = "vm"
@@ -87,6 +90,29 @@ type VM struct {
 	// one's outcome.
 	Migration     *Migration       `json:"migration,omitempty"`
 	LastMigration *MigrationResult `json:"lastMigration,omitempty"`
+	// Extensions are the VM's extensions and how each fares.
+	Extensions []VMExtension `json:"extensions,omitempty"`
+}
+
+// SetVMExtension is the body of PUT /v1/vms/{name}/extensions/{extension}:
+// it adds the extension to the VM or replaces its version and settings.
+// ProtectedSettings left out keep the ones set before.
+type SetVMExtension struct {
+	Version           string         `json:"version,omitempty"` // empty: the newest
+	Settings          map[string]any `json:"settings,omitempty"`
+	ProtectedSettings map[string]any `json:"protectedSettings,omitempty"`
+}
+
+// VMExtension is one extension of a VM: what is set, never its protected
+// settings, and how it fares in the guest (no Status until the guest
+// agent reported it).
+type VMExtension struct {
+	Name     string         `json:"name"`
+	Version  string         `json:"version"`
+	Settings map[string]any `json:"settings,omitempty"`
+	// Protected says whether it has protected settings.
+	Protected bool             `json:"protected,omitempty"`
+	Status    *ExtensionStatus `json:"status,omitempty"`
 }
 
 // ResizeVM is the body of POST /v1/vms/{name}/resize; zero fields keep

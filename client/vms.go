@@ -77,6 +77,27 @@ func (c *Client) DeleteVM(ctx context.Context, name string) error {
 	return err
 }
 
+// VMExtensions lists a VM's extensions and how each fares.
+func (c *Client) VMExtensions(ctx context.Context, name string) ([]api.VMExtension, error) {
+	var out []api.VMExtension
+	_, err := c.Do(ctx, "GET", vmPath(name)+"/extensions", nil, nil, &out)
+	return out, err
+}
+
+// SetVMExtension adds an extension to a VM or changes its version or
+// settings; protected settings left out keep those set before.
+func (c *Client) SetVMExtension(ctx context.Context, name, extension string, req api.SetVMExtension) (api.VMExtension, error) {
+	var out api.VMExtension
+	_, err := c.Do(ctx, "PUT", vmPath(name)+"/extensions/"+url.PathEscape(extension), nil, req, &out)
+	return out, err
+}
+
+// RemoveVMExtension takes an extension off a VM.
+func (c *Client) RemoveVMExtension(ctx context.Context, name, extension string) error {
+	_, err := c.Do(ctx, "DELETE", vmPath(name)+"/extensions/"+url.PathEscape(extension), nil, nil, nil)
+	return err
+}
+
 func vmPath(name string) string { return "/v1/vms/" + url.PathEscape(name) }
 
 // ExecVM runs a command in a persistent VM through its guest agent.

@@ -12,20 +12,20 @@ import (
 	"github.com/weftcloud/weft/api"
 )
 
-// vmCommand is `weft vm create|list|show|start|stop|restart|delete`.
+// vmCommand is `weft vm create|list|show|start|stop|restart|delete|extension|...`.
 func (a *app) vmCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "vm",
 		Short: "Manage persistent VMs (their disks live in the storage service)",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usagef("usage: weft vm create|list|show|start|stop|restart|resize|attach-disk|detach-disk|delete|migrate|exec")
+			return usagef("usage: weft vm create|list|show|start|stop|restart|resize|attach-disk|detach-disk|delete|migrate|exec|extension")
 		},
 	}
 	cmd.AddCommand(a.vmCreateCommand(), a.vmListCommand(), a.vmShowCommand(),
 		a.vmStateCommand("start", "Start a stopped VM", true), a.vmStateCommand("stop", "Stop a VM, keeping its disks", false),
 		a.vmRestartCommand(), a.vmDeleteCommand(), a.vmMigrateCommand(),
-		a.vmResizeCommand(), a.vmAttachDiskCommand(), a.vmDetachDiskCommand(),
+		a.vmResizeCommand(), a.vmAttachDiskCommand(), a.vmDetachDiskCommand(), a.vmExtensionCommand(),
 		a.execCommand("exec NAME -- COMMAND [ARGS...]", "Run a command in a VM through its guest agent",
 			func(ctx context.Context, name string, cmd []string) (api.ExecResult, error) {
 				return a.client().ExecVM(ctx, name, cmd)
@@ -195,6 +195,9 @@ func (a *app) printVM(vm api.VM) error {
 			outcome = "to " + m.To + " failed: " + m.Error
 		}
 		row(w, "Last migration:", outcome)
+	}
+	for _, e := range vm.Extensions {
+		row(w, "Extension:", extensionSummary(e))
 	}
 	return w.Flush()
 }

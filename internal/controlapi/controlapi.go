@@ -158,6 +158,9 @@ func New(cfg Config) http.Handler {
 	in("POST /v1/vms/{name}/resize", s.resizeVM)
 	in("POST /v1/vms/{name}/disks", s.attachDisk)
 	in("DELETE /v1/vms/{name}/disks/{disk}", s.detachDisk)
+	in("GET /v1/vms/{name}/extensions", s.vmExtensions)
+	in("PUT /v1/vms/{name}/extensions/{extension}", s.setVMExtension)
+	in("DELETE /v1/vms/{name}/extensions/{extension}", s.removeVMExtension)
 
 	in("POST /v1/drives", s.createDrive)
 	list("GET /v1/drives", s.listDrives)

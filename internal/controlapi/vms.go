@@ -107,3 +107,31 @@ func okOr(w http.ResponseWriter) func(api.VM, error) error {
 		return ok(w, vm)
 	}
 }
+
+func (s *server) vmExtensions(w http.ResponseWriter, r *http.Request, tenant string) error {
+	exts, err := s.vms.Extensions(r.Context(), tenant, r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return ok(w, exts)
+}
+
+func (s *server) setVMExtension(w http.ResponseWriter, r *http.Request, tenant string) error {
+	var req api.SetVMExtension
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	ext, err := s.vms.SetExtension(r.Context(), tenant, r.PathValue("name"), r.PathValue("extension"), req)
+	if err != nil {
+		return err
+	}
+	return ok(w, ext)
+}
+
+func (s *server) removeVMExtension(w http.ResponseWriter, r *http.Request, tenant string) error {
+	if err := s.vms.RemoveExtension(r.Context(), tenant, r.PathValue("name"), r.PathValue("extension")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

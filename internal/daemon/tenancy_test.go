@@ -89,7 +89,7 @@ func TestTenantsSeeOnlyTheirOwn(t *testing.T) {
 
 	// Every route a tenant may call, naming acme's objects, as globex.
 	values := map[string]string{
-		"{id}": shopInstance, "{key}": "key1", "{disk}": "os", "{digest}": "sha256:" + strings.Repeat("0", 64),
+		"{id}": shopInstance, "{key}": "key1", "{disk}": "os", "{extension}": "shop", "{digest}": "sha256:" + strings.Repeat("0", 64),
 	}
 	for _, rt := range access.Table {
 		if rt.Rule != access.TenantRead && rt.Rule != access.TenantWrite && rt.Rule != access.TenantOwner {

@@ -363,13 +363,16 @@ func (m *Manager) view(ctx context.Context, svc api.Service) api.VM {
 	for _, ep := range r.Endpoints {
 		vm.Ports = append(vm.Ports, api.VMPort{Name: ep.Name, GuestPort: ep.GuestPort, PublicPort: ep.Port})
 	}
+	var statuses []api.ExtensionStatus
 	for _, in := range m.ctl.Instances(ctx, svc.Tenant, svc.Name) {
 		if in.Desired != api.DesiredRunning {
 			continue
 		}
 		vm.State, vm.Health, vm.Node, vm.Instance, vm.Address = in.State, in.Health, in.Node, in.ID, in.Address
 		vm.Migration, vm.LastMigration = in.Migration, in.LastMigration
+		statuses = in.Extensions
 	}
+	vm.Extensions = extensionsOf(r.Extensions, statuses)
 	return vm
 }
 
