@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+)
+
+// vmExtensionHandler notes each handler's run in the guest, with the
+// settings file it was given squeezed onto one line.
+const vmExtensionHandler = `#!/bin/sh
+echo "$1 $(tr -d ' \n' < "$WEFT_EXTENSION_SETTINGS")" >> /root/hello.log
+echo "ran $1"
+`
+
+// TestVMExtensionsAndMetadata boots one persistent VM and follows
+// extensions through the real server, agent, QEMU and guest agent: a
+// published extension and custom-script are set with weft vm extension
+// set and reach success with their handlers' output (the protected
+// setting reaches the guest in a 0600 file and never comes back through
+// the API), a settings change runs update in place, removing the
+// extension runs disable and uninstall and removes its files from the
+// guest; and a program in the guest asks the metadata service who it is.
+func TestVMExtensionsAndMetadata(t *testing.T) {
+	requireQEMU(t)
+	c := newCluster(t, 1, storageFlags(t)...)
+	c.mustWeft("image", "build", "tiny")
+
+	ext := filepath.Join(c.dir, "ext-hello")
+	os.MkdirAll(ext, 0o755)
+	writeFile(t, filepath.Join(ext, "extension.json"), helloManifest)
+	writeFile(t, filepath.Join(ext, "h"), vmExtensionHandler)
+	os.Chmod(filepath.Join(ext, "h"), 0o755)
+	c.mustWeft("extension", "publish", ext)
+	file := func(name, content string) string { return writeFile(t, filepath.Join(c.dir, name), content) }
+
+	c.mustWeft("vm", "create", "guest", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--wait", "--timeout", "4m")
+	vm := c.vm("guest")
+
+	c.mustWeft("vm", "extension", "set", "guest", "hello", "--settings", file("hi.json", `{"greeting": "hi"}`),
+		"--protected-settings", file("token.json", `{"token": "s3cret"}`))
+	c.mustWeft("vm", "extension", "set", "guest", "custom-script", "--settings", file("script.json", `{"script": "echo script-ran; hostname"}`),
+		"--protected-settings", file("command.json", `{"commandToExecute": "sh ./script.sh"}`))
+	var exts []api.VMExtension
+	settled := func(what string, want map[string]string) {
+		t.Helper()
+		c.waitFor(what, 2*time.Minute, func() bool {
+			if err := json.Unmarshal([]byte(c.mustWeft("vm", "extension", "list", "guest", "-o", "json")), &exts); err != nil {
+				t.Fatal(err)
+			}
+			if len(exts) != len(want) {
+				return false
+			}
+			for _, e := range exts {
+				if e.Status == nil || e.Status.Status != api.ExtensionSuccess || e.Status.Handler != want[e.Name] {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	settled("both extensions enabled in the guest", map[string]string{"hello": "enable", "custom-script": "enable"})
+	for _, e := range exts {
+		if e.Name == "custom-script" && !strings.Contains(e.Status.Output, "script-ran\n") {
+			t.Errorf("custom-script's status %+v: want its script's output", e.Status)
+		}
+		if e.Name == "hello" && (e.Status.Output != "ran enable\n" || !e.Protected) {
+			t.Errorf("hello: %+v, status %+v: want the enable handler's output and protected settings", e, e.Status)
+		}
+	}
+	settings := `{"name":"hello","version":"1.0","settings":{"greeting":"%s"},"protectedSettings":{"token":"s3cret"}}`
+	hi, bye := strings.Replace(settings, "%s", "hi", 1), strings.Replace(settings, "%s", "bye", 1)
+	if got, want := c.mustWeft("vm", "exec", "guest", "--", "cat", "/root/hello.log"), "install "+hi+"\nenable "+hi+"\n"; got != want {
+		t.Fatalf("the handlers noted in the guest:\n%s\nwant install then enable with the protected setting:\n%s", got, want)
+	}
+	if got := c.mustWeft("vm", "exec", "guest", "--", "stat", "-c", "%a", "/var/lib/weft/extensions/hello.settings.json"); strings.TrimSpace(got) != "600" {
+		t.Errorf("the settings file in the guest has mode %q, want 600", got)
+	}
+	for _, args := range [][]string{{"vm", "show", "guest", "-o", "json"}, {"vm", "extension", "list", "guest", "-o", "json"}, {"instances", "-o", "json"}, {"service", "show", "guest", "-o", "json"}} {
+		if out := c.mustWeft(args...); strings.Contains(out, "s3cret") || strings.Contains(out, "sh ./script.sh") {
+			t.Errorf("weft %s shows a protected setting:\n%s", strings.Join(args, " "), out)
+		}
+	}
+
+	// New public settings, the protected ones kept: update runs in place.
+	c.mustWeft("vm", "extension", "set", "guest", "hello", "--settings", file("bye.json", `{"greeting": "bye"}`))
+	settled("hello updated", map[string]string{"hello": "update", "custom-script": "enable"})
+	if got := c.mustWeft("vm", "exec", "guest", "--", "tail", "-n", "1", "/root/hello.log"); got != "update "+bye+"\n" {
+		t.Errorf("after the settings change the guest noted %q, want update with the new settings and the kept secret", got)
+	}
+	if now := c.vm("guest"); now.Instance != vm.Instance {
+		t.Errorf("the settings change replaced the instance: %s, then %s", vm.Instance, now.Instance)
+	}
+
+	// Removed: disable, uninstall, and its files go from the guest.
+	c.mustWeft("vm", "extension", "remove", "guest", "hello")
+	settled("hello removed", map[string]string{"custom-script": "enable"})
+	c.waitFor("hello's files gone from the guest", time.Minute, func() bool {
+		_, _, code := c.weft("vm", "exec", "guest", "--", "test", "-e", "/var/lib/weft/extensions/hello")
+		return code == 1
+	})
+	if got := c.mustWeft("vm", "exec", "guest", "--", "tail", "-n", "2", "/root/hello.log"); got != "disable "+bye+"\nuninstall "+bye+"\n" {
+		t.Errorf("removing hello, the guest noted %q, want disable then uninstall", got)
+	}
+	if _, errOut, code := c.weft("vm", "extension", "remove", "guest", "hello"); code == 0 || !strings.Contains(errOut, "VM guest has no extension hello") {
+		t.Errorf("removing it again: exit %d, %s", code, errOut)
+	}
+
+	// The metadata service, from inside the guest: WEFT_METADATA is the
+	// guest agent's, which asks the node's agent over the VM's port; a
+	// token of another instance in the request changes nothing.
+	out := c.mustWeft("vm", "exec", "guest", "--", "sh", "-c",
+		`wget -q -O - --header 'Metadata: true' --header 'Authorization: Bearer someone-else' "$WEFT_METADATA/metadata/instance"`)
+	var md api.InstanceMetadata
+	if err := json.Unmarshal([]byte(out), &md); err != nil {
+		t.Fatalf("the metadata service answered %q: %v", out, err)
+	}
+	if md.ID != vm.Instance || md.Service != "guest" || md.Role != api.VMRole {
+		t.Errorf("the guest is told it is %+v, want instance %s of guest/%s", md, vm.Instance, api.VMRole)
+	}
+}
