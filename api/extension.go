@@ -119,6 +119,25 @@ type ExtensionStatus struct {
 	// MaxExtensionOutput bytes).
 	Output    string    `json:"output,omitempty"`
 	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+	// Figures are the guest's latest figures, reported by the built-in
+	// monitor extension while it is enabled.
+	Figures *GuestFigures `json:"figures,omitempty"`
+}
+
+// GuestFigures are a VM guest's CPU, memory and disk figures, as its
+// guest agent reads them (/proc/stat, /proc/meminfo, the root file
+// system).
+type GuestFigures struct {
+	// CPUPercent is how busy the guest's CPUs were (all of them: 100 is
+	// every CPU busy) since the previous sample.
+	CPUPercent  float64   `json:"cpuPercent"`
+	CPUs        int       `json:"cpus"`
+	Load1       float64   `json:"load1"`
+	MemoryTotal Bytes     `json:"memoryTotal"`
+	MemoryUsed  Bytes     `json:"memoryUsed"` // total less what is available
+	DiskTotal   Bytes     `json:"diskTotal"`  // the root file system
+	DiskUsed    Bytes     `json:"diskUsed"`
+	SampledAt   time.Time `json:"sampledAt"`
 }
 
 var versionRE = regexp.MustCompile(`^[0-9]{1,9}(\.[0-9]{1,9}){0,3}$`)

@@ -47,6 +47,7 @@ type Agent struct {
 	procs    *children
 	workload *supervisor
 	calls    hostCalls // the guest's requests to the host
+	cpu      cpuCounter
 
 	mdMu  sync.Mutex
 	mdURL string // the metadata service, once it listens
@@ -246,6 +247,8 @@ func (a *Agent) handle(ctx context.Context, req request) (resp response, after f
 			return fail(err), nil
 		}
 		return response{OK: true}, nil
+	case OpStats:
+		return response{OK: true, Stats: a.stats()}, nil
 	case OpHTTPReply:
 		a.calls.reply(req)
 		return response{OK: true}, nil

@@ -37,6 +37,8 @@ const (
 	// file at a time); OpRemove removes a path and what is under it.
 	OpWriteFile = "writefile"
 	OpRemove    = "remove"
+	// OpStats asks for the guest's figures (Stats).
+	OpStats = "stats"
 	// OpHTTP is a request the guest makes of the host (guest to host,
 	// unsolicited, numbered by Call): one the guest's metadata service
 	// takes from a program in the guest. The host answers it with an
@@ -109,6 +111,9 @@ type response struct {
 	WorkloadRestarts int    `json:"workloadRestarts,omitempty"`
 	LastExit         string `json:"lastExit,omitempty"`
 
+	// stats
+	Stats *Stats `json:"stats,omitempty"`
+
 	// http (guest to host)
 	Call   int64             `json:"call,omitempty"`
 	Method string            `json:"method,omitempty"`
@@ -147,4 +152,21 @@ type WorkloadStatus struct {
 	PID      int
 	Restarts int    // how often it was restarted after exiting
 	LastExit string // e.g. "exited with code 1", "" when it has not exited
+}
+
+// Stats are the guest's CPU, memory and disk figures.
+type Stats struct {
+	// CPUBusy and CPUTotal are the jiffies of all CPUs that were busy
+	// and that passed, since the agent's previous answer to a stats
+	// request (since boot for the first).
+	CPUBusy  uint64     `json:"cpuBusy"`
+	CPUTotal uint64     `json:"cpuTotal"`
+	CPUs     int        `json:"cpus"`
+	Load     [3]float64 `json:"load"`
+	// Memory in bytes: MemTotal and MemAvailable of /proc/meminfo.
+	MemTotal     uint64 `json:"memTotal"`
+	MemAvailable uint64 `json:"memAvailable"`
+	// The root file system, in bytes.
+	DiskTotal uint64 `json:"diskTotal"`
+	DiskFree  uint64 `json:"diskFree"`
 }

@@ -65,3 +65,12 @@ func killGroup(pid int, sig syscall.Signal) error {
 	}
 	return nil
 }
+
+// diskSpace is the size of the file system at path and its free bytes.
+func diskSpace(path string) (total, free uint64) {
+	var st unix.Statfs_t
+	if unix.Statfs(path, &st) != nil {
+		return 0, 0
+	}
+	return st.Blocks * uint64(st.Bsize), st.Bfree * uint64(st.Bsize)
+}
