@@ -123,4 +123,26 @@ func TestVMExtensionsAndMetadata(t *testing.T) {
 	if md.ID != vm.Instance || md.Service != "guest" || md.Role != api.VMRole {
 		t.Errorf("the guest is told it is %+v, want instance %s of guest/%s", md, vm.Instance, api.VMRole)
 	}
+
+	// The built-in monitor samples the guest's figures; weft vm show shows them.
+	c.mustWeft("vm", "extension", "set", "guest", "monitor", "--settings", file("monitor.json", `{"interval": 5}`))
+	settled("monitor enabled", map[string]string{"custom-script": "enable", "monitor": "enable"})
+	var first time.Time
+	c.waitFor("a second sample of the guest's figures", time.Minute, func() bool {
+		for _, e := range c.vm("guest").Extensions {
+			if f := e.Status.Figures; e.Name == "monitor" && f != nil {
+				if f.CPUs < 1 || f.MemoryTotal < 100<<20 || f.MemoryUsed <= 0 || f.DiskTotal < 100<<20 || f.DiskUsed <= 0 || f.CPUPercent < 0 || f.CPUPercent > 100 {
+					t.Fatalf("the guest's figures: %+v", f)
+				}
+				if first.IsZero() {
+					first = f.SampledAt
+				}
+				return f.SampledAt.After(first)
+			}
+		}
+		return false
+	})
+	if out := c.mustWeft("vm", "show", "guest"); !strings.Contains(out, "Guest:") || !strings.Contains(out, "memory ") {
+		t.Errorf("weft vm show has no guest figures:\n%s", out)
+	}
 }

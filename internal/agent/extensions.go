@@ -274,6 +274,9 @@ func handlerCommand(m api.ExtensionHandlers, handler string) []string {
 // runHandler runs one handler of ref inside the instance and records its
 // status.
 func (in *instance) runHandler(ctx context.Context, ref api.ExtensionRef, dir, settingsPath, handler string) api.ExtensionStatus {
+	if ref.Package == "" && ref.Name == extensions.Monitor {
+		return in.runMonitor(ctx, ref, handler)
+	}
 	ex, ok := in.drv.(driver.Execer)
 	if !ok {
 		return in.setExtStatus(ref, handler, api.ExtensionError, 0, "the "+in.drv.Name()+" runtime cannot run extensions", "")
@@ -416,6 +419,7 @@ func extensionsDiffer(a, b []api.ExtensionRef) bool {
 // resetExtensions throws the instance's extensions away (a reimage): the
 // next start applies them all from install.
 func (in *instance) resetExtensions() {
+	in.stopMonitor()
 	in.extMu.Lock()
 	defer in.extMu.Unlock()
 	in.a.removeExtensionRoots(in.dir)

@@ -90,6 +90,8 @@ type instance struct {
 	extStarted bool
 	extStatus  map[string]api.ExtensionStatus
 	extMu      sync.Mutex
+	// monitorStop stops the monitor extension's sampling (monitor.go).
+	monitorStop context.CancelFunc
 }
 
 func newInstance(a *Agent, asg api.Assignment, d driver.Driver) *instance {

@@ -56,7 +56,12 @@ type collector struct{ a *Agent }
 
 var _ prometheus.Collector = collector{}
 
-func (collector) Describe(ch chan<- *prometheus.Desc) { ch <- instancesDesc }
+func (collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- instancesDesc
+	for _, d := range guestDescs {
+		ch <- d
+	}
+}
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	byState := map[string]int{api.StatePending: 0, api.StateStarting: 0, api.StateRunning: 0, api.StateStopping: 0, api.StateStopped: 0, api.StateFailed: 0}
@@ -68,6 +73,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	c.a.mu.Unlock()
 	for _, in := range list {
 		byState[in.status().State]++
+		in.collectGuestFigures(ch)
 	}
 	for st, n := range byState {
 		ch <- prometheus.MustNewConstMetric(instancesDesc, prometheus.GaugeValue, float64(n), st)

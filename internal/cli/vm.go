@@ -199,6 +199,11 @@ func (a *app) printVM(vm api.VM) error {
 	for _, e := range vm.Extensions {
 		row(w, "Extension:", extensionSummary(e))
 	}
+	for _, e := range vm.Extensions {
+		if e.Status != nil && e.Status.Figures != nil {
+			row(w, "Guest:", figuresSummary(*e.Status.Figures))
+		}
+	}
 	return w.Flush()
 }
 

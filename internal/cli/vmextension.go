@@ -135,6 +135,13 @@ func extensionSummary(e api.VMExtension) string {
 	return s
 }
 
+// figuresSummary is one line of weft vm show about the guest's figures
+// (the monitor extension's).
+func figuresSummary(f api.GuestFigures) string {
+	return fmt.Sprintf("CPU %.1f%% of %d, load %.2f; memory %s of %s; disk %s of %s (at %s)",
+		f.CPUPercent, f.CPUs, f.Load1, f.MemoryUsed, f.MemoryTotal, f.DiskUsed, f.DiskTotal, f.SampledAt.Format("15:04:05"))
+}
+
 // oneLine is s on one line, for a table.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")

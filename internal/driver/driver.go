@@ -13,6 +13,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/weftcloud/weft/api"
 )
 
 // ErrNotFound is returned when a driver has no instance with the given ID.
@@ -109,6 +111,13 @@ type Execer interface {
 type Copier interface {
 	CopyIn(ctx context.Context, id, src, dst string) error
 	RemoveIn(ctx context.Context, id, path string) error
+}
+
+// GuestMonitor is implemented by drivers that can read the figures of
+// an instance's guest (the vm runtime, through its guest agent): the
+// built-in monitor extension samples them.
+type GuestMonitor interface {
+	GuestFigures(ctx context.Context, id string) (api.GuestFigures, error)
 }
 
 // GuestServer is implemented by drivers whose instances reach the node

@@ -14,6 +14,10 @@ const (
 	// location to background-info.txt in its folder, and reports it as
 	// its output.
 	BackgroundInfo = "background-info"
+	// Monitor samples a VM guest's CPU, memory and disk figures every
+	// interval while it is enabled; they show in its status (Figures)
+	// and in the node agent's metrics.
+	Monitor = "monitor"
 )
 
 // BuiltInHandler is the program every handler of a built-in extension
@@ -45,6 +49,16 @@ func builtInManifests() []api.ExtensionManifest {
 		Version:     "1.0",
 		Description: "Writes the instance's identity, addresses, size and location to background-info.txt in the extension's folder, and reports them as its output.",
 		Handlers:    api.ExtensionHandlers{Enable: builtin, Update: builtin},
+	}, {
+		Name:        Monitor,
+		Version:     "1.0",
+		Description: "Samples a VM guest's CPU, memory and disk figures through its guest agent every interval; weft vm show shows them and the node agent exports them as metrics (weft_guest_*). vm instances only.",
+		Handlers:    api.ExtensionHandlers{Enable: builtin, Update: builtin, Disable: builtin},
+		Settings: api.ExtensionSchema{
+			Public: map[string]api.SettingSchema{
+				"interval": {Type: "number", Description: "seconds between samples (default 60, at least 5)"},
+			},
+		},
 	}}
 }
 

@@ -93,11 +93,12 @@ type Driver struct {
 }
 
 var (
-	_ driver.Driver      = (*Driver)(nil)
-	_ driver.Execer      = (*Driver)(nil)
-	_ driver.Describer   = (*Driver)(nil)
-	_ driver.Copier      = (*Driver)(nil)
-	_ driver.GuestServer = (*Driver)(nil)
+	_ driver.Driver       = (*Driver)(nil)
+	_ driver.Execer       = (*Driver)(nil)
+	_ driver.Describer    = (*Driver)(nil)
+	_ driver.Copier       = (*Driver)(nil)
+	_ driver.GuestServer  = (*Driver)(nil)
+	_ driver.GuestMonitor = (*Driver)(nil)
 )
 
 // New returns a vm driver, or an error when QEMU or qemu-img is not
@@ -344,6 +345,28 @@ func (d *Driver) RemoveIn(ctx context.Context, id, path string) error {
 		return fmt.Errorf("qemu: remove %s in %s: %w", path, id, err)
 	}
 	return nil
+}
+
+// GuestFigures reads the guest's CPU, memory and disk figures through its
+// agent; the CPU figure covers the time since the previous call.
+func (d *Driver) GuestFigures(ctx context.Context, id string) (api.GuestFigures, error) {
+	c, err := d.running(ctx, id, "stats")
+	if err != nil {
+		return api.GuestFigures{}, err
+	}
+	st, err := c.Stats(ctx)
+	if err != nil {
+		return api.GuestFigures{}, fmt.Errorf("qemu: stats of %s: %w", id, err)
+	}
+	f := api.GuestFigures{
+		CPUs: st.CPUs, Load1: st.Load[0], SampledAt: time.Now().UTC(),
+		MemoryTotal: api.Bytes(st.MemTotal), MemoryUsed: api.Bytes(st.MemTotal - min(st.MemAvailable, st.MemTotal)),
+		DiskTotal: api.Bytes(st.DiskTotal), DiskUsed: api.Bytes(st.DiskTotal - min(st.DiskFree, st.DiskTotal)),
+	}
+	if st.CPUTotal > 0 {
+		f.CPUPercent = 100 * float64(st.CPUBusy) / float64(st.CPUTotal)
+	}
+	return f, nil
 }
 
 // ServeGuests makes h answer the requests guests make of the host (their

@@ -1,0 +1,147 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/driver"
+	"github.com/weftcloud/weft/internal/extensions"
+)
+
+// The built-in monitor extension: while it is enabled on an instance, the
+// agent samples the guest's figures through the driver
+// (driver.GuestMonitor: the vm runtime's guest agent) every interval and
+// puts the latest in the extension's status (api.ExtensionStatus.Figures),
+// which the controller shows with the instance and the VM, and which the
+// agent exports as weft_guest_* metrics.
+
+const (
+	defaultMonitorInterval = time.Minute
+	minMonitorInterval     = 5 * time.Second
+)
+
+// monitorInterval is the interval setting, bounded.
+func monitorInterval(ref api.ExtensionRef) time.Duration {
+	v, ok := ref.Settings["interval"].(float64)
+	if !ok {
+		return defaultMonitorInterval
+	}
+	return max(time.Duration(v*float64(time.Second)), minMonitorInterval)
+}
+
+// runMonitor is each of monitor's handlers: enable and update take a
+// sample at once (a guest that cannot be read fails them) and start
+// sampling; disable stops it.
+func (in *instance) runMonitor(ctx context.Context, ref api.ExtensionRef, handler string) api.ExtensionStatus {
+	mon, ok := in.drv.(driver.GuestMonitor)
+	if !ok {
+		return in.setExtStatus(ref, handler, api.ExtensionError, 0,
+			"monitor reads a VM guest's figures: the "+in.drv.Name()+" runtime has no guest to read", "")
+	}
+	in.stopMonitor()
+	if handler != "enable" && handler != "update" {
+		return in.setExtStatus(ref, handler, api.ExtensionSuccess, 0, handler+" succeeded: not sampling", "")
+	}
+	in.setExtStatus(ref, handler, api.ExtensionTransitioning, 0, "", "")
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	f, err := mon.GuestFigures(sctx, in.id)
+	cancel()
+	if err != nil {
+		return in.setExtStatus(ref, handler, api.ExtensionError, 0, fmt.Sprintf("%s: %v", handler, err), "")
+	}
+	every := monitorInterval(ref)
+	st := in.setExtStatus(ref, handler, api.ExtensionSuccess, 0, fmt.Sprintf("%s succeeded: sampling every %s", handler, every), "")
+	in.putFigures(f)
+	st.Figures = &f
+
+	mctx, stop := context.WithCancel(ctx)
+	in.mu.Lock()
+	in.monitorStop = stop
+	in.mu.Unlock()
+	go in.sample(mctx, mon, every)
+	return st
+}
+
+// sample reads the guest's figures every interval until ctx ends or the
+// instance is done. A failed sample keeps the last figures.
+func (in *instance) sample(ctx context.Context, mon driver.GuestMonitor, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-in.done:
+			return
+		case <-tick.C:
+		}
+		sctx, cancel := context.WithTimeout(ctx, min(every, 30*time.Second))
+		f, err := mon.GuestFigures(sctx, in.id)
+		cancel()
+		if err != nil {
+			in.a.log.Debug("monitor: sample", "instance", in.id, "err", err)
+			continue
+		}
+		in.putFigures(f)
+	}
+}
+
+// putFigures puts the figures in monitor's status, while it stands at
+// success (a handler running shows its own status until it ends).
+func (in *instance) putFigures(f api.GuestFigures) {
+	in.mu.Lock()
+	st, ok := in.extStatus[extensions.Monitor]
+	if ok && st.Status == api.ExtensionSuccess {
+		st.Figures = &f
+		in.extStatus[extensions.Monitor] = st
+	}
+	in.mu.Unlock()
+	if ok {
+		in.a.changed()
+	}
+}
+
+// stopMonitor stops sampling, if it runs.
+func (in *instance) stopMonitor() {
+	in.mu.Lock()
+	stop := in.monitorStop
+	in.monitorStop = nil
+	in.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// The guest figures as metrics, one series per monitored instance.
+var (
+	guestCPUDesc      = prometheus.NewDesc("weft_guest_cpu_percent", "How busy a monitored guest's CPUs were at its last sample (100: all of them).", []string{"instance"}, nil)
+	guestLoadDesc     = prometheus.NewDesc("weft_guest_load1", "A monitored guest's 1-minute load average.", []string{"instance"}, nil)
+	guestMemTotalDesc = prometheus.NewDesc("weft_guest_memory_total_bytes", "A monitored guest's memory.", []string{"instance"}, nil)
+	guestMemUsedDesc  = prometheus.NewDesc("weft_guest_memory_used_bytes", "A monitored guest's memory in use (total less available).", []string{"instance"}, nil)
+	guestDiskTotDesc  = prometheus.NewDesc("weft_guest_disk_total_bytes", "The size of a monitored guest's root file system.", []string{"instance"}, nil)
+	guestDiskUsedDesc = prometheus.NewDesc("weft_guest_disk_used_bytes", "The bytes used on a monitored guest's root file system.", []string{"instance"}, nil)
+)
+
+var guestDescs = []*prometheus.Desc{guestCPUDesc, guestLoadDesc, guestMemTotalDesc, guestMemUsedDesc, guestDiskTotDesc, guestDiskUsedDesc}
+
+// collectGuestFigures sends the latest figures of in's monitor, if any.
+func (in *instance) collectGuestFigures(ch chan<- prometheus.Metric) {
+	in.mu.Lock()
+	st := in.extStatus[extensions.Monitor]
+	in.mu.Unlock()
+	f := st.Figures
+	if f == nil {
+		return
+	}
+	for desc, v := range map[*prometheus.Desc]float64{
+		guestCPUDesc: f.CPUPercent, guestLoadDesc: f.Load1,
+		guestMemTotalDesc: float64(f.MemoryTotal), guestMemUsedDesc: float64(f.MemoryUsed),
+		guestDiskTotDesc: float64(f.DiskTotal), guestDiskUsedDesc: float64(f.DiskUsed),
+	} {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, in.id)
+	}
+}
