@@ -112,16 +112,22 @@ func TestVMExtensionsAndMetadata(t *testing.T) {
 	}
 
 	// The metadata service, from inside the guest: WEFT_METADATA is the
-	// guest agent's, which asks the node's agent over the VM's port; a
-	// token of another instance in the request changes nothing.
-	out := c.mustWeft("vm", "exec", "guest", "--", "sh", "-c",
-		`wget -q -O - --header 'Metadata: true' --header 'Authorization: Bearer someone-else' "$WEFT_METADATA/metadata/instance"`)
-	var md api.InstanceMetadata
-	if err := json.Unmarshal([]byte(out), &md); err != nil {
-		t.Fatalf("the metadata service answered %q: %v", out, err)
+	// guest agent's (at 169.254.169.254, and on the guest's loopback),
+	// which asks the node's agent over the VM's port; a token of another
+	// instance in the request changes nothing.
+	if got := c.mustWeft("vm", "exec", "guest", "--", "sh", "-c", "echo $WEFT_METADATA"); got != "http://169.254.169.254\n" {
+		t.Errorf("WEFT_METADATA in the guest is %q", got)
 	}
-	if md.ID != vm.Instance || md.Service != "guest" || md.Role != api.VMRole {
-		t.Errorf("the guest is told it is %+v, want instance %s of guest/%s", md, vm.Instance, api.VMRole)
+	for _, url := range []string{"$WEFT_METADATA", "http://127.0.0.1:169"} {
+		out := c.mustWeft("vm", "exec", "guest", "--", "sh", "-c",
+			`wget -q -O - --header 'Metadata: true' --header 'Authorization: Bearer someone-else' "`+url+`/metadata/instance"`)
+		var md api.InstanceMetadata
+		if err := json.Unmarshal([]byte(out), &md); err != nil {
+			t.Fatalf("the metadata service at %s answered %q: %v", url, out, err)
+		}
+		if md.ID != vm.Instance || md.Service != "guest" || md.Role != api.VMRole {
+			t.Errorf("at %s the guest is told it is %+v, want instance %s of guest/%s", url, md, vm.Instance, api.VMRole)
+		}
 	}
 
 	// The built-in monitor samples the guest's figures; weft vm show shows them.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -47,7 +48,11 @@ func Main(args []string) int {
 	ctx := context.Background()
 	if isInit {
 		go reapOrphans(ctx, a.procs)
-		go configureNetwork(ctx, a.procs, log)
+		go configureNetwork(ctx, a.procs, log, func() {
+			if *mdListen != "none" {
+				a.listenMetadataOn(ctx, net.JoinHostPort(MetadataAddress, "80"))
+			}
+		})
 	} else {
 		var stop context.CancelFunc
 		ctx, stop = signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)

@@ -23,6 +23,10 @@ import (
 // DefaultMetadataListen is where the guest's metadata service listens.
 const DefaultMetadataListen = "127.0.0.1:169"
 
+// MetadataAddress is the link-local address the metadata service has in
+// VMs whose agent is PID 1, as in Azure's and in Weft's containers.
+const MetadataAddress = "169.254.169.254"
+
 // envMetadata is api.EnvMetadata (the guest package keeps to the
 // standard library and its own protocol).
 const envMetadata = "WEFT_METADATA"
@@ -128,13 +132,24 @@ func (a *Agent) listenMetadata(ctx context.Context) {
 	if a.opts.MetadataListen == "" || a.opts.MetadataListen == "none" {
 		return
 	}
-	ln, err := net.Listen("tcp", a.opts.MetadataListen)
+	a.listenMetadataOn(ctx, a.opts.MetadataListen)
+}
+
+// listenMetadataOn serves the metadata service on addr too, which from
+// then on is the address in WEFT_METADATA (as PID 1 the agent adds
+// MetadataAddress to lo, and serves it on port 80, as containers have it).
+func (a *Agent) listenMetadataOn(ctx context.Context, addr string) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		a.log.Warn("no metadata service", "listen", a.opts.MetadataListen, "err", err)
+		a.log.Warn("no metadata service", "listen", addr, "err", err)
 		return
 	}
+	u := "http://" + ln.Addr().String()
+	if host, port, _ := net.SplitHostPort(ln.Addr().String()); port == "80" {
+		u = "http://" + host
+	}
 	a.mdMu.Lock()
-	a.mdURL = "http://" + ln.Addr().String()
+	a.mdURL = u
 	a.mdMu.Unlock()
 	go a.serveMetadata(ctx, ln)
 }
