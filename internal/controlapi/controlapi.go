@@ -309,7 +309,7 @@ func decodeSpec(w http.ResponseWriter, r *http.Request) (api.ServiceSpec, error)
 }
 
 func (s *server) services(w http.ResponseWriter, r *http.Request, tenant string) error {
-	return ok(w, nonNil(s.ctl.Services(r.Context(), tenant)))
+	return okPage(w, r, s.ctl.Services(r.Context(), tenant), func(svc api.Service) string { return tenantKey(svc.Tenant, svc.Name) })
 }
 
 func (s *server) service(w http.ResponseWriter, r *http.Request, tenant string) error {
@@ -356,7 +356,7 @@ func (s *server) rollback(w http.ResponseWriter, r *http.Request, tenant string)
 }
 
 func (s *server) instances(w http.ResponseWriter, r *http.Request, tenant string) error {
-	return ok(w, nonNil(s.ctl.Instances(r.Context(), tenant, r.URL.Query().Get("service"))))
+	return okPage(w, r, s.ctl.Instances(r.Context(), tenant, r.URL.Query().Get("service")), func(in api.Instance) string { return in.ID })
 }
 
 // The instance routes name an instance by its ID, unique across tenants:
