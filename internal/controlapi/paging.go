@@ -16,8 +16,8 @@ const maxPageLimit = 10000
 // okPage answers a list in pages when the caller asks for them
 // (?limit=N&after=KEY): the items whose key comes after KEY, in key order,
 // at most N, and a Link header (rel="next") naming the next page while
-// more remain. Keys are unique in the list (tenant/name, or an instance's
-// ID), so an item added or removed between two pages moves no other item
+// more remain. Keys are unique in the list (tenant/name; an account's name,
+// which is global; an instance's ID), so an item added or removed between two pages moves no other item
 // from one page to another. Without ?limit the whole list is the answer,
 // as it was before pages.
 func okPage[T any](w http.ResponseWriter, r *http.Request, items []T, key func(T) string) error {
@@ -33,8 +33,12 @@ func okPage[T any](w http.ResponseWriter, r *http.Request, items []T, key func(T
 	if err != nil || limit < 1 || limit > maxPageLimit {
 		return api.Errorf(api.CodeInvalid, "limit: %q is not a number of items from 1 to %d", raw, maxPageLimit)
 	}
-	sorted := slices.Clone(items)
-	slices.SortFunc(sorted, func(a, b T) int { return cmp.Compare(key(a), key(b)) })
+	byKey := func(a, b T) int { return cmp.Compare(key(a), key(b)) }
+	sorted := items // lists mostly come in key order already
+	if !slices.IsSortedFunc(sorted, byKey) {
+		sorted = slices.Clone(items)
+		slices.SortFunc(sorted, byKey)
+	}
 	after := q.Get("after")
 	start, _ := slices.BinarySearchFunc(sorted, after, func(it T, k string) int { return cmp.Compare(key(it), k) })
 	if start < len(sorted) && after != "" && key(sorted[start]) == after {
