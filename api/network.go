@@ -24,7 +24,12 @@ type Network struct {
 	// Subnets split the CIDR; a network created without any has one,
 	// DefaultSubnet, that is the whole CIDR. Members take their address
 	// from the subnet their role names, else the first.
-	Subnets   []Subnet  `json:"subnets"`
+	Subnets []Subnet `json:"subnets"`
+	// VNI is the network's VXLAN network identifier on the overlay
+	// between hosts, unique in the cluster, chosen at create.
+	VNI int `json:"vni"`
+	// Used counts the addresses held by instance slots and VMs.
+	Used      int       `json:"used"`
 	CreatedAt time.Time `json:"createdAt"`
 }
 
@@ -130,4 +135,49 @@ func (n Network) Subnet(name string) (Subnet, bool) {
 		}
 	}
 	return Subnet{}, false
+}
+
+// Gateway is a subnet's gateway address: its first host address, which
+// every host with members of the network gives its bridge. Members never
+// get it, nor the subnet's network and broadcast addresses.
+func Gateway(subnet netip.Prefix) netip.Addr { return subnet.Masked().Addr().Next() }
+
+// NetworkAttachment is what a node needs to put an instance on its
+// network (Assignment.Network): the network on the overlay, the subnet
+// and the instance's address there.
+type NetworkAttachment struct {
+	Tenant  string `json:"tenant"`
+	Network string `json:"network"`
+	VNI     int    `json:"vni"`
+	CIDR    string `json:"cidr"` // the whole network's
+	Subnet  string `json:"subnet"`
+	// SubnetCIDR is the subnet the instance is in, Gateway its gateway
+	// (Gateway) and Address the instance's own (in SubnetCIDR, e.g.
+	// 10.20.0.5; with the subnet's prefix: 10.20.0.5/24).
+	SubnetCIDR string `json:"subnetCidr"`
+	Gateway    string `json:"gateway"`
+	Address    string `json:"address"`
+}
+
+// NodeNetwork is one network with members on a node
+// (Assignments.Networks): where each of its members runs, for the node's
+// overlay to reach the members on other hosts.
+type NodeNetwork struct {
+	Tenant  string          `json:"tenant"`
+	Network string          `json:"network"`
+	VNI     int             `json:"vni"`
+	CIDR    string          `json:"cidr"`
+	Subnets []Subnet        `json:"subnets"`
+	Members []NetworkMember `json:"members"`
+}
+
+// NetworkMember is one placed instance on a network: its address, and
+// the node (and the node's host address, the overlay's underlay) it is
+// on. An instance migrating live is listed at its source until the
+// migration ends.
+type NetworkMember struct {
+	Address  string `json:"address"`
+	Instance string `json:"instance"`
+	Node     string `json:"node"`
+	Host     string `json:"host"`
 }
