@@ -329,7 +329,7 @@ func (c *Controller) Scale(ctx context.Context, tenant, name, role string, n int
 	rec.Spec = spec // the version stays: only a change of the model makes one
 	rec.UpdatedAt = c.now()
 	if err := c.apply(ctx, append(netOps, put(state.KindServices, rec.key(), rec))); err != nil {
-		return api.Service{}, err
+		return api.Service{}, networkConflict(name, err)
 	}
 	c.events.Add(scaledEvent(tenant, name, role, old, n))
 	c.poke()
@@ -375,7 +375,7 @@ func (c *Controller) Rollback(ctx context.Context, tenant, name string) (api.Ser
 	rec.Status, rec.Message = api.ServiceStable, ""
 	rec.UpdatedAt = c.now()
 	if err := c.apply(ctx, append(netOps, put(state.KindServices, rec.key(), rec))); err != nil {
-		return api.Service{}, err
+		return api.Service{}, networkConflict(name, err)
 	}
 	c.events.Add(api.Event{Type: "service.rollback", Tenant: tenant, Service: name,
 		Message: fmt.Sprintf("service %s rolling back to the model of version %d (now version %d)", name, prev.Version, rec.Version)})
@@ -403,6 +403,15 @@ func (c *Controller) DeleteService(ctx context.Context, tenant, name string, kee
 		c.poke()
 	}
 	return c.serviceView(rec), nil
+}
+
+// networkConflict says what failed when a batch with networkOps failed
+// its check: only the networks are checked in it.
+func networkConflict(service string, err error) error {
+	if errors.Is(err, state.ErrConflict) {
+		return api.Errorf(api.CodeConflict, "a network of service %s was changed or deleted meanwhile; try again", service)
+	}
+	return err
 }
 
 func (c *Controller) liveService(tenant, name string) (serviceRecord, error) {
