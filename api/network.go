@@ -173,11 +173,16 @@ type NodeNetwork struct {
 
 // NetworkMember is one placed instance on a network: its address, and
 // the node (and the node's host address, the overlay's underlay) it is
-// on. An instance migrating live is listed at its source until the
-// migration ends.
+// on, with what names it (for the network's DNS: INSTANCE.ROLE.SERVICE,
+// ROLE.SERVICE of the healthy ones, NAME.vm for a VM). An instance
+// migrating live is listed at its source until the migration ends.
 type NetworkMember struct {
 	Address  string `json:"address"`
 	Instance string `json:"instance"`
+	Service  string `json:"service"`
+	Role     string `json:"role"`
+	VM       bool   `json:"vm,omitempty"` // a persistent VM (weft vm), named by its service
+	Health   string `json:"health"`
 	Node     string `json:"node"`
 	Host     string `json:"host"`
 }

@@ -254,7 +254,11 @@ func (n *nodeNetworks) networks(insts []instanceRecord, nodes map[string]nodeRec
 			if in.Tenant != r.Tenant || in.Spec.Network != r.Name || in.Node == "" || in.PrivateAddress == "" {
 				continue
 			}
-			nn.Members = append(nn.Members, api.NetworkMember{Address: in.PrivateAddress, Instance: in.ID, Node: in.Node, Host: nodes[in.Node].Host})
+			nn.Members = append(nn.Members, api.NetworkMember{
+				Address: in.PrivateAddress, Instance: in.ID, Service: in.Service, Role: in.Role,
+				VM:     in.Spec.Runtime == api.RuntimeVM && in.Spec.Persistence == api.Persistent && in.Role == api.VMRole,
+				Health: in.Health, Node: in.Node, Host: nodes[in.Node].Host,
+			})
 		}
 		out = append(out, nn)
 	}

@@ -23,6 +23,15 @@ func (s *sim) addresses(tenant, service string) map[int]string {
 	return out
 }
 
+func slotOf(s *sim, id string) int {
+	for _, in := range s.c.Instances(s.ctx, api.AllTenants, "") {
+		if in.ID == id {
+			return in.Slot
+		}
+	}
+	return -1
+}
+
 func onNetwork(spec api.ServiceSpec, network string) api.ServiceSpec {
 	for i := range spec.Roles {
 		spec.Roles[i].Network = network
@@ -102,8 +111,16 @@ func TestSlotsKeepTheirAddresses(t *testing.T) {
 			}
 		}
 		for _, n := range as.Networks {
-			if n.Tenant == api.DefaultTenant && len(n.Members) != 3 {
-				t.Errorf("%s is told of %d members of net, want 3: %+v", name, len(n.Members), n.Members)
+			if n.Tenant != api.DefaultTenant {
+				continue
+			}
+			if len(n.Members) != 3 || n.VNI != rec.VNI {
+				t.Errorf("%s is told of %d members of net (VNI %d), want 3 (VNI %d): %+v", name, len(n.Members), n.VNI, rec.VNI, n.Members)
+			}
+			for _, m := range n.Members {
+				if m.Service != "hello" || m.Role != "web" || m.Host != "127.0.0.1" || m.Health != api.HealthHealthy || m.Address != want[slotOf(s, m.Instance)] {
+					t.Errorf("%s is told of member %+v", name, m)
+				}
 			}
 		}
 	}
