@@ -30,14 +30,15 @@ type Want struct {
 // a member that has an address in the subnet it wants keeps it; one that
 // is no longer wanted, or wants another subnet, loses it; a new member
 // gets the lowest free address of its subnet that is not busy (busy:
-// addresses instances still hold, though their members let them go). A subnet's network, gateway (api.Gateway) and broadcast addresses
-// are never handed out. When a subnet has too few free addresses, Assign
+// addresses instances still hold, though their members let them go). A
+// subnet's network, gateway (api.Gateway) and broadcast addresses are
+// never handed out. When a subnet has too few free addresses, Assign
 // returns an api.CodeConflict error naming it, and r is left half done:
 // the caller drops it.
 func (r *Record) Assign(service string, want []Want, busy map[netip.Addr]bool) error {
 	subnets := map[string]netip.Prefix{}
 	for _, s := range r.Subnets {
-		subnets[s.Name] = netip.MustParsePrefix(s.CIDR)
+		subnets[s.Name], _ = netip.ParsePrefix(s.CIDR) // canonical: api.CreateNetwork made it
 	}
 	wanted := map[string]netip.Prefix{}
 	for _, w := range want {
@@ -50,17 +51,15 @@ func (r *Record) Assign(service string, want []Want, busy map[netip.Addr]bool) e
 	if r.Members == nil {
 		r.Members = map[string]string{}
 	}
-	for m, addr := range r.Members {
-		if !strings.HasPrefix(m, service+"/") {
+	taken := map[netip.Addr]bool{}
+	for m, a := range r.Members {
+		addr, err := netip.ParseAddr(a)
+		sub, wants := wanted[m]
+		if strings.HasPrefix(m, service+"/") && (!wants || !sub.Contains(addr)) || err != nil {
+			delete(r.Members, m)
 			continue
 		}
-		if sub, ok := wanted[m]; !ok || !sub.Contains(netip.MustParseAddr(addr)) {
-			delete(r.Members, m)
-		}
-	}
-	taken := map[netip.Addr]bool{}
-	for _, addr := range r.Members {
-		taken[netip.MustParseAddr(addr)] = true
+		taken[addr] = true
 	}
 	need := map[netip.Prefix]int{}
 	for _, w := range want {
