@@ -1,14 +1,19 @@
 package fabric
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/networks"
+	"github.com/weftcloud/weft/internal/state"
 )
 
 // addresses maps each live instance's slot of a tenant's service to its
@@ -198,6 +203,72 @@ func TestSlotsKeepTheirAddresses(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[int]string{0: "10.20.0.2", 1: "10.20.0.3"}, s.addresses("acme", "hello")); diff != "" {
 		t.Errorf("acme's addresses after the default tenant's network went (-want +got):\n%s", diff)
+	}
+}
+
+// TestVMKeepsItsAddress: a persistent VM keeps its address when its node
+// is lost and it starts elsewhere, and while it is stopped (no other
+// slot takes it then); it lets it go when it is deleted.
+func TestVMKeepsItsAddress(t *testing.T) {
+	s := newSim(t, 0)
+	s.c.cfg.DiskAccess = func(d api.DiskSpec) (api.DiskAccess, error) { return api.DiskAccess{Name: d.Name}, nil }
+	for i := 1; i <= 2; i++ {
+		s.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("fd%d", i), 4, api.RuntimeProcess, api.RuntimeVM)
+	}
+	img, _ := json.Marshal(api.Image{Name: "tiny", Type: api.ImageVM, Digest: "sha256:1"})
+	if _, err := s.store.Apply(s.ctx, []state.Op{{Kind: state.KindImages, Key: images.Key(api.DefaultTenant, "tiny"), Value: img}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := networks.New(s.store, s.c).Create(s.ctx, api.DefaultTenant, api.CreateNetwork{Name: "net", CIDR: "10.20.0.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	s.deploy(onNetwork(webSpec(1, "1"), "net"))
+	vm := api.ServiceSpec{Name: "db", UpgradeDomains: 1, Roles: []api.RoleSpec{{
+		Name: api.VMRole, Kind: api.KindVM, Runtime: api.RuntimeVM, Image: "tiny", Instances: 1,
+		Persistence: api.Persistent, Size: api.Size{CPU: 1, Memory: 256 << 20},
+		Disks: []api.DiskSpec{{Name: "os", Size: 1 << 30, Blob: "db-os"}}, Network: "net",
+	}}}
+	s.deploy(vm)
+	s.settle(20, "the VM running", func() bool { return s.healthyCurrent("db", api.VMRole) == 1 })
+	if got := s.addresses(api.DefaultTenant, "db"); got[0] != "10.20.0.3" {
+		t.Fatalf("the VM's address: %v", got)
+	}
+	home := s.records("db")[0].Node
+	s.nodes[home].dead = true
+	s.clock.Advance(s.c.persistentGrace() + time.Second)
+	s.settle(40, "the VM running elsewhere", func() bool {
+		in := s.records("db")
+		return len(in) == 1 && in[0].Node != home && s.healthyCurrent("db", api.VMRole) == 1
+	})
+	if got := s.addresses(api.DefaultTenant, "db"); got[0] != "10.20.0.3" {
+		t.Errorf("the VM's address after it moved: %v", got)
+	}
+	s.nodes[home].dead = false
+
+	// Stopped: no instance, and the address stays the VM's.
+	if _, err := s.c.Scale(s.ctx, api.DefaultTenant, "db", api.VMRole, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.settle(40, "the VM stopped", func() bool { return len(s.records("db")) == 0 })
+	if a := s.c.SlotAddress(api.DefaultTenant, "net", "db", api.VMRole, 0); a != "10.20.0.3" {
+		t.Errorf("the stopped VM's address: %q", a)
+	}
+	if _, err := s.c.Scale(s.ctx, api.DefaultTenant, "hello", "web", 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.c.Scale(s.ctx, api.DefaultTenant, "db", api.VMRole, 1); err != nil {
+		t.Fatal(err)
+	}
+	s.settle(40, "the VM started again", func() bool { return s.healthyCurrent("db", api.VMRole) == 1 })
+	if got := s.addresses(api.DefaultTenant, "db"); got[0] != "10.20.0.3" {
+		t.Errorf("the VM's address after a stop and start: %v (hello has %v)", got, s.addresses(api.DefaultTenant, "hello"))
+	}
+	if _, err := s.c.DeleteService(s.ctx, api.DefaultTenant, "db", false); err != nil {
+		t.Fatal(err)
+	}
+	s.settle(40, "the VM deleted", func() bool { return len(s.c.Services(s.ctx, api.DefaultTenant)) == 1 })
+	if a := s.c.SlotAddress(api.DefaultTenant, "net", "db", api.VMRole, 0); a != "" {
+		t.Errorf("the deleted VM's address is still held: %q", a)
 	}
 }
 
