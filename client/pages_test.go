@@ -1,13 +1,11 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,9 +14,7 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/controlapi"
 	"github.com/weftcloud/weft/internal/fabric"
-	"github.com/weftcloud/weft/internal/pkgarchive"
-	"github.com/weftcloud/weft/internal/pkgstore"
-	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/fabric/fabrictest"
 )
 
 // TestListsInPages: the API answers a list in pages of ?limit= after the
@@ -26,36 +22,15 @@ import (
 // the whole list; a service deleted between two pages moves no other
 // from one page to the next; bad page parameters are refused.
 func TestListsInPages(t *testing.T) {
-	dir := t.TempDir()
-	store, err := state.Open(filepath.Join(dir, "state.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	pkgs, err := pkgstore.Open(filepath.Join(dir, "packages"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctl := fabric.New(fabric.Config{Tick: 20 * time.Millisecond}, store, pkgs, nil)
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ctl.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
-	srv := httptest.NewServer(controlapi.New(controlapi.Config{Controller: ctl, Log: slog.New(slog.DiscardHandler)}))
+	ctl := fabrictest.New(t, fabric.Config{}, true)
+	srv := httptest.NewServer(controlapi.New(controlapi.Config{Controller: ctl.Controller, Log: slog.New(slog.DiscardHandler)}))
 	defer srv.Close()
 	ctx := context.Background()
-	var empty bytes.Buffer
-	if err := pkgarchive.Pack(t.TempDir(), &empty); err != nil {
-		t.Fatal(err)
-	}
-	pkg, err := ctl.PutPackage(ctx, &empty)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pkg := ctl.EmptyPackage(t)
 	var names []string
 	for _, name := range []string{"g", "a", "e", "c", "b", "f", "d"} {
 		if _, err := ctl.Deploy(ctx, api.DefaultTenant, api.ServiceSpec{Name: name, Roles: []api.RoleSpec{{
-			Name: "w", Kind: api.KindWorker, Runtime: api.RuntimeProcess, Package: pkg.Digest, Command: []string{"./w"}, Instances: 0,
+			Name: "w", Kind: api.KindWorker, Runtime: api.RuntimeProcess, Package: pkg, Command: []string{"./w"}, Instances: 0,
 		}}}); err != nil {
 			t.Fatal(err)
 		}
