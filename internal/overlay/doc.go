@@ -1,0 +1,68 @@
+// Package overlay programs one host's share of Weft's private tenant
+// networks: the kernel objects the node agent creates, reads back and
+// removes so that endpoints of one network reach each other across hosts
+// and nothing else.
+//
+// # Shape on a host
+//
+// For each network (identified by its VXLAN network identifier, VNI) a host
+// has, in its own network namespace:
+//
+//   - a Linux bridge, w<vni>b (the VNI as six hex digits), with no IP
+//     address;
+//   - a VXLAN device w<vni>x with the network's VNI, a port of that bridge,
+//     sourcing from the host's underlay address. Learning is on; one
+//     all-zeros FDB entry per other host carrying the network makes the
+//     kernel replicate broadcast, unknown-unicast and multicast frames to
+//     each of them (head-end replication: no multicast in the underlay);
+//   - a gateway namespace (named NetnsPrefix+<vni>) joined to the bridge by
+//     the veth w<vni>g, holding the network's gateway address on its gw0.
+//     The network's DNS server listens there (see InNetwork);
+//   - one port per endpoint: a veth w<vni>e<hash> whose peer sits in the
+//     endpoint's own namespace (containers and process instances) with its
+//     address and a default route through the gateway, or a persistent tap
+//     w<vni>t<hash> that QEMU opens. The endpoint's ID is kept in the host
+//     end's alias so an agent that restarts can read its ports back.
+//
+// # Why a gateway namespace (and not host addresses or VRFs)
+//
+// Tenants may give two networks the same CIDR, so the host cannot hold the
+// gateway address of each network on its bridge: two bridges with 10.0.0.1
+// in one namespace give two connected routes for 10.0.0.0/24 and replies
+// leave through whichever the kernel picks. A VRF per network would keep
+// those routes apart, but this kind of host has no VRF driver
+// (CONFIG_NET_VRF is not built and modules cannot be loaded), and a VRF
+// would still put every tenant's addresses in the host's namespace. A
+// namespace per network gives each network its own routing table and
+// sockets for the price of one veth; it is also where a VPN gateway for the
+// network belongs. The bridges carry no address, so the host never routes
+// between networks or into one.
+//
+// # Filtering (nftables, table inet weft)
+//
+// Bridged IPv4 traffic reaches the inet family's hooks through
+// br_netfilter (built into this kernel; Open turns on
+// net.bridge.bridge-nf-call-iptables in the host's namespace, which is on
+// by default here). The bridge family was the other candidate, but this
+// kernel lacks connection tracking for it (CONFIG_NF_CONNTRACK_BRIDGE) and
+// the bridge name matches (CONFIG_NFT_BRIDGE_META), so rules there could
+// only be stateless and per port; through br_netfilter they are stateful:
+// replies of an allowed connection always pass, and a rule decides only on
+// a connection's first packet. Per network the table
+//
+//   - gives the network's traffic a conntrack zone of its own (prerouting,
+//     raw priority), so identical address pairs in two networks with
+//     overlapping CIDRs never share a connection entry;
+//   - drops anything the host would route into or out of the network's
+//     bridge (no routing between networks even if someone gives a bridge an
+//     address and turns on forwarding);
+//   - runs the network's security rules in order on bridged packets, first
+//     match wins, no match accepts (as within an Azure virtual network).
+//
+// Every Apply rewrites the whole table in one nftables transaction, so the
+// rules never half-apply and never outlive the networks they belong to.
+//
+// The overlay is IPv4 only. A host whose iptables FORWARD policy drops
+// (Docker's) drops bridged overlay traffic too, as br_netfilter makes it
+// pass there; such hosts need an accept rule for the w*b bridges.
+package overlay
