@@ -46,6 +46,10 @@ run go test -run '^$' -bench 'LiveMigration' -benchtime 3x -timeout 20m ./intern
 # host's cores kept busy (about 7 minutes under TCG).
 run go test -run 'TestLiveMigrationStress$' -v -timeout 25m ./internal/driver/qemu/ -long
 run go test -run '^$' -bench 'PersistentVMRelocation' -benchtime 3x -timeout 30m ./e2e/
+# Private networks: TCP throughput and round trips between endpoints on one
+# bridge and across two hosts through VXLAN, against the hosts' own underlay
+# veth (the floor); needs root (network namespaces).
+run go test -run '^$' -bench 'Overlay' -benchtime 2s ./internal/overlay/
 # Table entity group transactions of 100 inserts (Azure's most), 8 clients.
 run go test -run '^$' -bench 'Batch100' -benchtime 2s ./internal/storage/table/
 # Find Blobs by Tags over 100,000 tagged blobs, through the SDK.
