@@ -38,7 +38,7 @@
 // network belongs. The bridges carry no address, so the host never routes
 // between networks or into one.
 //
-// # Filtering (nftables, table inet weft)
+// # Filtering (nftables, tables inet weft and bridge weft)
 //
 // Bridged IPv4 traffic reaches the inet family's hooks through
 // br_netfilter (built into this kernel; Open turns on
@@ -59,7 +59,12 @@
 //   - runs the network's security rules in order on bridged packets, first
 //     match wins, no match accepts (as within an Azure virtual network).
 //
-// Every Apply rewrites the whole table in one nftables transaction, so the
+// A second table, bridge weft, drops IPv6 frames entering any port of a
+// network: the overlay is IPv4 only, the rules above see only IPv4, and
+// endpoints bring up IPv6 link-local addresses by themselves, which would
+// otherwise reach every other endpoint past the rules.
+//
+// Every Apply rewrites both tables in one nftables transaction, so the
 // rules never half-apply and never outlive the networks they belong to.
 //
 // The overlay is IPv4 only. A host whose iptables FORWARD policy drops

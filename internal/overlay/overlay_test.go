@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -142,6 +143,40 @@ func TestOverlay(t *testing.T) {
 		}
 		if _, err := dialName(a1, "10.50.0.20:7001"); err != nil {
 			t.Errorf("rules removed: a1 -> a2:7001: %v", err)
+		}
+	})
+
+	t.Run("ipv6", func(t *testing.T) {
+		// Link-local IPv6 comes up on every endpoint by itself; it must not
+		// carry traffic past the IPv4 rules (nor at all).
+		linkLocal(t, l, a1)
+		to := linkLocal(t, l, a3)
+		var ln net.Listener
+		if err := inNetns(a3, func() (err error) {
+			ln, err = net.Listen("tcp6", "[::]:7002")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		err := inNetns(a1, func() error {
+			c, err := net.DialTimeout("tcp6", "["+to.String()+"%eth0]:7002", time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		if err == nil {
+			t.Errorf("a1 reached a3 at %v over IPv6", to)
 		}
 	})
 
@@ -370,4 +405,32 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%s: %v, want ErrInvalid mentioning %q", tt.name, err, tt.want)
 		}
 	}
+}
+
+// linkLocal waits for the IPv6 link-local address of eth0 in ns to finish
+// duplicate address detection and returns it.
+func linkLocal(t *testing.T, l *lab, ns string) netip.Addr {
+	t.Helper()
+	nl := l.handle(ns)
+	defer nl.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		eth, err := nl.LinkByName("eth0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs, err := nl.AddrList(eth, unix.AF_INET6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range addrs {
+			ip, _ := netip.AddrFromSlice(a.IP)
+			if ip.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
+				return ip
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("no link-local address in %s", ns)
+	return netip.Addr{}
 }

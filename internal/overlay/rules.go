@@ -64,8 +64,8 @@ const tableName = "weft"
 // address pairs on one host; the control plane allocates small VNIs.
 func ctZone(vni uint32) uint16 { return uint16(vni%65535) + 1 }
 
-// writeRules replaces table inet weft with the rules for networks in one
-// transaction.
+// writeRules replaces tables inet weft and bridge weft with the rules for
+// networks in one transaction.
 func (h *Host) writeRules(networks []Network) error {
 	opts := []nftables.ConnOption{}
 	if h.ns.IsOpen() {
@@ -120,6 +120,24 @@ func (h *Host) writeRules(networks []Network) error {
 		for _, r := range n.Rules {
 			c.AddRule(&nftables.Rule{Table: t, Chain: chain, Exprs: ruleExprs(r)})
 		}
+	}
+	// The overlay is IPv4 only and the rules above see only IPv4: IPv6
+	// (link-local addresses come up by themselves) would pass them by, so
+	// the bridge family drops it on every port of every network.
+	bt := &nftables.Table{Family: nftables.TableFamilyBridge, Name: tableName}
+	c.AddTable(bt)
+	c.DelTable(bt)
+	c.AddTable(bt)
+	bfwd := c.AddChain(&nftables.Chain{Name: "forward", Table: bt, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	for _, n := range networks {
+		c.AddRule(&nftables.Rule{Table: bt, Chain: bfwd, Exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte(netPrefix(n.VNI))},
+			&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(unix.ETH_P_IPV6)},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		}})
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("overlay: write nftables table %s: %w", tableName, err)
