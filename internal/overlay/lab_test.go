@@ -203,6 +203,18 @@ func dialName(ns, addr string) (string, error) {
 	return string(b), err
 }
 
+// dialNameSoon is dialName tried for up to five seconds: the first
+// connection across hosts waits for ARP through the VXLAN flood, which a
+// loaded machine can make slower than one dial's timeout.
+func dialNameSoon(ns, addr string) (got string, err error) {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if got, err = dialName(ns, addr); err == nil {
+			return got, nil
+		}
+	}
+	return got, err
+}
+
 // ping sends one ICMP echo from the namespace to addr and waits a second
 // for the reply.
 func ping(ns, addr string) error {
@@ -256,3 +268,55 @@ func (l *lab) links(ns string) map[string]int {
 }
 
 func listenUDP(addr string) (net.PacketConn, error) { return net.ListenPacket("udp4", addr) }
+
+// serveEcho echoes what each TCP connection to port in the namespace
+// sends, until the other end closes.
+func serveEcho(t testing.TB, ns string, port int) {
+	t.Helper()
+	var ln net.Listener
+	err := inNetns(ns, func() (err error) {
+		ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", port))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+}
+
+// dialFrom connects from the namespace, from local port port, to addr.
+func dialFrom(ns string, port int, addr string) (net.Conn, error) {
+	var c net.Conn
+	err := inNetns(ns, func() (err error) {
+		d := net.Dialer{Timeout: time.Second, LocalAddr: &net.TCPAddr{Port: port}}
+		c, err = d.Dial("tcp4", addr)
+		return err
+	})
+	return c, err
+}
+
+// echo sends msg on c and waits two seconds for it to come back.
+func echo(c net.Conn, msg string) error {
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return err
+	}
+	b := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, b); err != nil {
+		return err
+	}
+	if string(b) != msg {
+		return fmt.Errorf("echo: got %q, want %q", b, msg)
+	}
+	return nil
+}
