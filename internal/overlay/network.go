@@ -209,7 +209,8 @@ func (h *Host) ensureVxlan(vni uint32, br netlink.Link) (netlink.Link, error) {
 // with no learnt entry go to each such peer.
 var zeroMAC = net.HardwareAddr{0, 0, 0, 0, 0, 0}
 
-// syncPeers makes the VXLAN device's all-zeros FDB entries exactly peers.
+// syncPeers makes the VXLAN device's all-zeros FDB entries exactly peers,
+// and removes entries learnt behind hosts that are no longer peers.
 func (h *Host) syncPeers(vx netlink.Link, peers []netip.Addr) error {
 	entries, err := h.nl.NeighList(vx.Attrs().Index, unix.AF_BRIDGE)
 	if err != nil {
@@ -221,15 +222,20 @@ func (h *Host) syncPeers(vx netlink.Link, peers []netip.Addr) error {
 	}
 	have := map[netip.Addr]bool{}
 	for _, e := range entries {
-		if e.HardwareAddr.String() != zeroMAC.String() || e.IP == nil {
+		if e.IP == nil {
 			continue
 		}
 		a, _ := netip.AddrFromSlice(e.IP)
 		a = a.Unmap()
 		if want[a] {
-			have[a] = true
+			if e.HardwareAddr.String() == zeroMAC.String() {
+				have[a] = true
+			}
 			continue
 		}
+		// A flood entry for a host that left, or a MAC learnt behind it:
+		// frames for it would go to a host that no longer carries the
+		// network until the entry aged out.
 		e := e
 		if err := h.nl.NeighDel(&e); err != nil {
 			return fmt.Errorf("overlay: remove peer %v from %s: %w", a, vx.Attrs().Name, err)
