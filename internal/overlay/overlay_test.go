@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
+	"github.com/vishvananda/netlink"
 	"github.com/weftcloud/weft/internal/netdns"
 	"golang.org/x/sys/unix"
 )
@@ -475,4 +476,61 @@ func linkLocal(t *testing.T, l *lab, ns string) netip.Addr {
 	}
 	t.Fatalf("no link-local address in %s", ns)
 	return netip.Addr{}
+}
+
+// TestNoRoutingBetweenNetworks gives the host what it would need to route
+// between two networks (an address on each bridge, forwarding on, routes
+// in the endpoints) and checks that the table still keeps them apart.
+func TestNoRoutingBetweenNetworks(t *testing.T) {
+	l := newLab(t)
+	hs := l.hosts("h1", "h2")
+	h1 := hs[0]
+	ctx := context.Background()
+	state := State{Networks: []Network{
+		{VNI: 100, Subnet: subnet, Gateway: gateway},
+		{VNI: 300, Subnet: netip.MustParsePrefix("10.60.0.0/24"), Gateway: netip.MustParseAddr("10.60.0.1")},
+	}}
+	if err := h1.Apply(ctx, state); err != nil {
+		t.Fatal(err)
+	}
+	a1 := l.endpoint(h1, "a1", 100, "10.50.0.10")
+	c1 := l.endpoint(h1, "c1", 300, "10.60.0.10")
+	serveName(t, c1, 7000, "c1")
+
+	nl := l.handle(h1.ns)
+	defer nl.Close()
+	for vni, addr := range map[uint32]string{100: "10.50.0.254/24", 300: "10.60.0.254/24"} {
+		br, err := nl.LinkByName(bridgeName(vni))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := setOnlyAddress(nl, br, netip.MustParsePrefix(addr)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := inNetns(h1.ns, func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for ns, route := range map[string][2]string{a1: {"10.60.0.0/24", "10.50.0.254"}, c1: {"10.50.0.0/24", "10.60.0.254"}} {
+		h := l.handle(ns)
+		eth, err := h.LinkByName("eth0")
+		if err == nil {
+			dst := netip.MustParsePrefix(route[0])
+			err = h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index,
+				Dst: &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(dst.Bits(), 32)},
+				Gw:  net.ParseIP(route[1])})
+		}
+		h.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := dialName(a1, "10.60.0.10:7000"); err == nil {
+		t.Errorf("a1 reached %s in another network through the host", got)
+	}
+	if err := ping(a1, "10.60.0.10"); err == nil {
+		t.Error("a1 pinged c1 in another network through the host")
+	}
 }
