@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
 // The lab: simulated hosts are network namespaces joined by a veth pair
@@ -319,4 +320,62 @@ func echo(c net.Conn, msg string) error {
 		return fmt.Errorf("echo: got %q, want %q", b, msg)
 	}
 	return nil
+}
+
+// arpThroughTap opens the tap device (in the host namespace ns) as QEMU
+// would, sends an ARP request from mac/from for target and returns the MAC
+// address in the reply.
+func arpThroughTap(ns, device string, mac net.HardwareAddr, from, target netip.Addr) (net.HardwareAddr, error) {
+	var f *os.File
+	err := inNetns(ns, func() error {
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		ifr, err := unix.NewIfreq(device)
+		if err != nil {
+			unix.Close(fd)
+			return err
+		}
+		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("TUNSETIFF %s: %w", device, err)
+		}
+		f = os.NewFile(uintptr(fd), device)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	frame := append([]byte{}, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	frame = append(frame, mac...)
+	frame = append(frame, 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1)
+	frame = append(frame, mac...)
+	frame = append(frame, from.AsSlice()...)
+	frame = append(frame, 0, 0, 0, 0, 0, 0)
+	frame = append(frame, target.AsSlice()...)
+	deadline := time.Now().Add(5 * time.Second)
+	f.SetDeadline(deadline)
+	buf := make([]byte, 2048)
+	// The bridge port forwards once the tap has its carrier (now that it
+	// is open): ask again until the answer comes.
+	for time.Now().Before(deadline) {
+		if _, err := f.Write(frame); err != nil {
+			return nil, fmt.Errorf("write to tap: %w", err)
+		}
+		f.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		for {
+			n, err := f.Read(buf)
+			if err != nil {
+				break
+			}
+			b := buf[:n]
+			if n >= 42 && b[12] == 0x08 && b[13] == 0x06 && b[21] == 2 && bytes.Equal(b[28:32], target.AsSlice()) {
+				return net.HardwareAddr(append([]byte{}, b[22:28]...)), nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no ARP reply for %v", target)
 }

@@ -310,6 +310,13 @@ func TestOverlay(t *testing.T) {
 		if link.Type() != "tuntap" || link.Attrs().MasterIndex != br.Attrs().Index {
 			t.Errorf("tap %s: type %s master %d, want tuntap on %d", p.Device, link.Type(), link.Attrs().MasterIndex, br.Attrs().Index)
 		}
+		// Be the VM: open the tap as QEMU does and ask who has a1's address.
+		reply, err := arpThroughTap(h1.ns, p.Device, mac, netip.MustParseAddr("10.50.0.99"), netip.MustParseAddr("10.50.0.10"))
+		if err != nil {
+			t.Errorf("ARP for a1 through the tap: %v", err)
+		} else if reply.String() != endpointMAC("a1").String() {
+			t.Errorf("ARP for a1 through the tap: answered by %v, want a1's %v", reply, endpointMAC("a1"))
+		}
 		if _, mac2, err := h1.AttachTap(ctx, Tap{ID: "vm1", Network: 100}); err != nil || mac2.String() != mac.String() {
 			t.Errorf("attach tap again: %v %v (first %v)", mac2, err, mac)
 		}
