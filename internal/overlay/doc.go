@@ -15,7 +15,8 @@
 //     all-zeros FDB entry per other host carrying the network makes the
 //     kernel replicate broadcast, unknown-unicast and multicast frames to
 //     each of them (head-end replication: no multicast in the underlay);
-//   - a gateway namespace (named NetnsPrefix+<vni>) joined to the bridge by
+//   - a gateway namespace (NetnsPrefix and the VNI's six hex digits, under
+//     /run/netns) joined to the bridge by
 //     the veth w<vni>g, holding the network's gateway address on its gw0.
 //     The network's DNS server listens there (see InNetwork);
 //   - one port per endpoint: a veth w<vni>e<hash> whose peer sits in the
@@ -52,7 +53,8 @@
 //
 //   - gives the network's traffic a conntrack zone of its own (prerouting,
 //     raw priority), so identical address pairs in two networks with
-//     overlapping CIDRs never share a connection entry;
+//     overlapping CIDRs never share a connection entry (zones have 16 bits:
+//     VNIs equal modulo 65535 share one);
 //   - drops anything the host would route into or out of the network's
 //     bridge (no routing between networks even if someone gives a bridge an
 //     address and turns on forwarding);
@@ -64,10 +66,34 @@
 // endpoints bring up IPv6 link-local addresses by themselves, which would
 // otherwise reach every other endpoint past the rules.
 //
+// A packet between hosts is bridged on both, so both hosts' rules judge it;
+// every host carrying a network is given the same rules.
+//
 // Every Apply rewrites both tables in one nftables transaction, so the
 // rules never half-apply and never outlive the networks they belong to.
 //
-// The overlay is IPv4 only. A host whose iptables FORWARD policy drops
+// A host whose iptables FORWARD policy drops
 // (Docker's) drops bridged overlay traffic too, as br_netfilter makes it
 // pass there; such hosts need an accept rule for the w*b bridges.
+//
+// # Use (the node agent)
+//
+//	h, err := overlay.Open(overlay.Config{Underlay: hostAddr, Logger: log})
+//	// At start and on every change of the replicated state: every network
+//	// with an instance here, its peers (the other hosts carrying it) and rules.
+//	err = h.Apply(ctx, overlay.State{Networks: networks})
+//	// A container or process instance, once its namespace exists:
+//	port, err := h.Attach(ctx, overlay.Endpoint{ID: id, Network: vni,
+//		Netns: "/proc/PID/ns/net", Address: addr /* 10.20.0.5/16 */, Gateway: gw})
+//	// A VM, before QEMU starts: -netdev tap,id=n0,ifname=<port.Device>,
+//	// script=no,downscript=no -device virtio-net-pci,netdev=n0,mac=<mac>
+//	port, mac, err := h.AttachTap(ctx, overlay.Tap{ID: vmName, Network: vni})
+//	// Stopped instances, and after a restart whatever Ports lists that no
+//	// instance needs:
+//	err = h.Detach(ctx, vni, id)
+//	// The network's DNS server (package netdns) on its gateway address:
+//	err = h.InNetwork(vni, func() (err error) {
+//		pc, err = net.ListenPacket("udp4", gw.String()+":53")
+//		return err
+//	})
 package overlay
