@@ -47,11 +47,12 @@ type Port struct {
 }
 
 // Attach puts e on its network: the veth pair, the address and the default
-// route inside e.Netns, the host end on the bridge. Attaching an endpoint
-// whose device exists already only makes sure it is on the bridge and up,
-// so a restarted agent may attach everything again. It fails with
-// ErrNoNetwork before Apply has made the network; on a failure half way
-// it removes what it made.
+// route inside e.Netns, the host end on the bridge. It converges: attaching
+// an endpoint whose pair exists already puts the address and route right
+// and keeps the pair (a restarted agent may attach everything again); a
+// host-side device whose peer is not in e.Netns (the instance got a new
+// namespace) is replaced. It fails with ErrNoNetwork before Apply has made
+// the network; on a failure half way it removes what it made.
 func (h *Host) Attach(ctx context.Context, e Endpoint) (Port, error) {
 	if e.ID == "" || e.Netns == "" {
 		return Port{}, fmt.Errorf("%w: endpoint needs an ID and a namespace", ErrInvalid)
@@ -73,14 +74,31 @@ func (h *Host) Attach(ctx context.Context, e Endpoint) (Port, error) {
 	if err != nil {
 		return Port{}, err
 	}
-	if l, err := h.nl.LinkByName(name); err == nil {
-		return p, h.adopt(l, br, e.ID)
-	}
 	ns, err := netns.GetFromPath(e.Netns)
 	if err != nil {
 		return Port{}, fmt.Errorf("overlay: endpoint %s namespace %s: %w", e.ID, e.Netns, err)
 	}
 	defer ns.Close()
+	if l, err := h.nl.LinkByName(name); err == nil {
+		paired, err := pairedInside(ns, l, e)
+		if err != nil {
+			return Port{}, fmt.Errorf("overlay: endpoint %s: %w", e.ID, err)
+		}
+		if paired {
+			if err := h.adopt(l, br, e.ID); err != nil {
+				return Port{}, err
+			}
+			if err := configureInside(ns, e); err != nil {
+				return Port{}, fmt.Errorf("overlay: endpoint %s: %w", e.ID, err)
+			}
+			return p, nil
+		}
+		// The instance has a new namespace (it restarted) and the old
+		// one is still held somewhere: start over in the new one.
+		if err := h.nl.LinkDel(l); err != nil {
+			return Port{}, fmt.Errorf("overlay: endpoint %s: delete %s: %w", e.ID, name, err)
+		}
+	}
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name, attrs.MTU, attrs.MasterIndex = name, h.cfg.MTU, br.Attrs().Index
 	v := &netlink.Veth{LinkAttrs: attrs, PeerName: e.Interface, PeerNamespace: netlink.NsFd(ns),
@@ -103,6 +121,26 @@ func (h *Host) Attach(ctx context.Context, e Endpoint) (Port, error) {
 	}
 	h.log.Info("overlay: attached endpoint", "endpoint", e.ID, "vni", e.Network, "device", name, "address", e.Address)
 	return p, nil
+}
+
+// pairedInside tells whether host-side veth l is the peer of e's interface
+// in ns: the two name each other's index and the inside one has e's MAC.
+func pairedInside(ns netns.NsHandle, l netlink.Link, e Endpoint) (bool, error) {
+	nl, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return false, fmt.Errorf("netlink in %s: %w", e.Netns, err)
+	}
+	defer nl.Close()
+	in, err := nl.LinkByName(e.Interface)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("find %s in %s: %w", e.Interface, e.Netns, err)
+	}
+	return in.Type() == "veth" && in.Attrs().ParentIndex == l.Attrs().Index &&
+		l.Attrs().ParentIndex == in.Attrs().Index &&
+		in.Attrs().HardwareAddr.String() == endpointMAC(e.ID).String(), nil
 }
 
 // configureInside gives the endpoint's interface its address and the

@@ -376,6 +376,32 @@ func TestOverlay(t *testing.T) {
 			t.Errorf("a1 -> a2 with the peer back: %q %v", got, err)
 		}
 	})
+
+	t.Run("new namespace", func(t *testing.T) {
+		// a3 restarts in a new namespace while the old one lives on:
+		// attaching it again moves its endpoint, with a new address too.
+		a3b := l.netns("a3b")
+		serveName(t, a3b, 7000, "a3b")
+		if _, err := h1.Attach(ctx, Endpoint{ID: "a3", Network: 100, Netns: a3b,
+			Address: netip.MustParsePrefix("10.50.0.31/24"), Gateway: gateway}); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := l.links(a3)["eth0"]; ok {
+			t.Error("the old namespace kept its eth0")
+		}
+		if got, err := dialNameSoon(a1, "10.50.0.31:7000"); err != nil || got != "a3b" {
+			t.Errorf("a1 -> a3 in its new namespace: %q %v", got, err)
+		}
+		// The same call again keeps the pair.
+		before := l.links(h1.ns)
+		if _, err := h1.Attach(ctx, Endpoint{ID: "a3", Network: 100, Netns: a3b,
+			Address: netip.MustParsePrefix("10.50.0.31/24"), Gateway: gateway}); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(before, l.links(h1.ns)); diff != "" {
+			t.Errorf("attaching the same endpoint again changed devices:\n%s", diff)
+		}
+	})
 }
 
 // startDNS serves srv in network vni's gateway namespace on port 53.
