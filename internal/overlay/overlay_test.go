@@ -290,6 +290,28 @@ func TestOverlay(t *testing.T) {
 					dns.RcodeToString[rcode], got, err, dns.RcodeToString[tt.rcode], tt.want)
 			}
 		}
+		// UDP rules and sources: a1 may not ask, a3 may; ICMP denied
+		// while TCP passes.
+		rules := []Rule{
+			{Action: Deny, Protocol: "udp", FromPort: 53, ToPort: 53, Source: netip.MustParsePrefix("10.50.0.10/32")},
+			{Action: Deny, Protocol: "icmp"},
+		}
+		if err := h1.Apply(ctx, twoNetworks(h2.addr, rules...)); err != nil {
+			t.Fatal(err)
+		}
+		defer h1.Apply(ctx, twoNetworks(h2.addr))
+		if _, _, err := queryFrom(a1, "web.shop.internal"); err == nil {
+			t.Error("a1 asked the DNS server past a rule denying it udp/53")
+		}
+		if _, got, err := queryFrom(a3, "web.shop.internal"); err != nil || !slices.Equal(got, []string{"10.50.0.20"}) {
+			t.Errorf("a3 asks web.shop.internal with a1 denied: %v %v", got, err)
+		}
+		if err := ping(a3, "10.50.0.10"); err == nil {
+			t.Error("a3 pinged a1 past a rule denying icmp")
+		}
+		if _, err := dialName(a3, "10.50.0.10:7000"); err != nil {
+			t.Errorf("a3 -> a1 tcp with icmp denied: %v", err)
+		}
 	})
 
 	t.Run("tap", func(t *testing.T) {
