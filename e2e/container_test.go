@@ -80,6 +80,7 @@ roles:
 // image under load without a failed request, and survives an agent restart
 // without restarting its containers.
 func TestContainerWebRole(t *testing.T) {
+	parallel(t)
 	requireRunc(t)
 	c := newCluster(t, 3, storageFlags(t)...)
 	c.helloImage("hello:v1", "one")

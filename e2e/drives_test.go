@@ -46,6 +46,7 @@ func (c *cluster) driveFile(in api.Instance, drive, name string) (string, error)
 // agent, an instance comes back on another node with what it wrote; the
 // role scaled 3 -> 1 -> 3 finds the same drives in the same slots.
 func TestPersistentProcessDrives(t *testing.T) {
+	parallel(t)
 	requireDrives(t)
 	c := newCluster(t, 3, storageFlags(t)...)
 	dir := filepath.Join(c.dir, "models", "keeper")
@@ -196,6 +197,7 @@ roles:
 // at the role's mount; deleted keeping its drives and deployed again, each
 // slot finds what its earlier instance wrote.
 func TestContainerDrives(t *testing.T) {
+	parallel(t)
 	requireRunc(t)
 	requireDrives(t)
 	c := newCluster(t, 2, storageFlags(t)...)
