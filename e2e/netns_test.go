@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/client"
 )
 
 // The multi-host harness: each host is a network namespace with its own
@@ -231,11 +233,21 @@ func TestPartitionedLeaderCannotCommit(t *testing.T) {
 		}
 	}
 	c.mustWeft("storage", "account", "create", "before")
+	// A tenant's token, revoked while the leader is cut off: the cut-off
+	// server never applies the revocation, and must not answer the token
+	// from its own copy either.
+	if _, err := c.client.CreateTenant(context.Background(), api.CreateTenant{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.client.CreateToken(context.Background(), api.CreateToken{Tenant: "acme", Role: api.AccessOwner})
+	if err != nil {
+		t.Fatal(err)
+	}
 	old.cutFrom(rest...)
 
 	isolated := c.clientFor(old.ip + ":7070")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
-	_, err := isolated.CreateStorageAccount(ctx, "minority")
+	_, err = isolated.CreateStorageAccount(ctx, "minority")
 	cancel()
 	if err == nil {
 		t.Error("the cut-off leader acknowledged a write")
@@ -247,6 +259,17 @@ func TestPartitionedLeaderCannotCommit(t *testing.T) {
 		_, err := majority.CreateStorageAccount(ctx, "majority")
 		return err == nil
 	})
+	if _, err := majority.RevokeToken(context.Background(), tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	asRevoked := client.New("https://" + old.ip + ":7070").WithTLS(&tls.Config{RootCAs: c.sec.pool}).WithToken(tok.Token)
+	ctx, cancel = context.WithTimeout(context.Background(), 4*time.Second)
+	var stale []api.Service
+	_, err = asRevoked.Do(ctx, "GET", "/v1/services", map[string][]string{"stale": {""}}, nil, &stale)
+	cancel()
+	if err == nil {
+		t.Error("the cut-off server answered a stale read to a token revoked meanwhile")
+	}
 
 	old.heal()
 	c.waitFor("the old leader following with every write", 20*time.Second, func() bool {
