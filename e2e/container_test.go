@@ -17,7 +17,7 @@ import (
 	"github.com/weftcloud/weft/internal/ociimage"
 )
 
-func requireRunc(t *testing.T) {
+func requireRunc(t testing.TB) {
 	t.Helper()
 	requireE2E(t)
 	if _, err := exec.LookPath("runc"); err != nil {

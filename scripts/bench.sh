@@ -49,6 +49,7 @@ run go test -run '^$' -bench 'PersistentVMRelocation' -benchtime 3x -timeout 30m
 # Drives: fio-style jobs from another process through a drive, on the local
 # disk (the floor) and on the page blob through the storage API.
 run go test -run '^$' -bench 'DriveIO' -benchtime 3x ./internal/drive/
+run go test -run '^$' -bench 'PersistentContainerRelocation' -benchtime 3x -timeout 30m ./e2e/
 # Private networks: TCP throughput and round trips between endpoints on one
 # bridge and across two hosts through VXLAN, against the hosts' own underlay
 # veth (the floor); needs root (network namespaces).
