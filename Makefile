@@ -19,7 +19,7 @@ run: build
 test: build
 	$(GO) vet ./...
 	@report=$$(mktemp); \
-	WEFT_CONFORMANCE_REPORT=$$report $(GO) test -race -count=1 -timeout 14m ./...; status=$$?; \
+	WEFT_CONFORMANCE_REPORT=$$report $(GO) test -race -count=1 -timeout 20m ./...; status=$$?; \
 	cat $$report; rm -f $$report; exit $$status
 
 # Unit tests only (skips the end-to-end suite).

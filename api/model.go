@@ -72,6 +72,11 @@ type RoleSpec struct {
 	// of each (SlotDriveName), made when the slot first is, kept across
 	// restarts, upgrades, moves and scaling down, deleted with the service.
 	Drives []RoleDrive `json:"drives,omitempty" yaml:"drives,omitempty"`
+	// Network is the tenant's virtual network (weft network) the role's
+	// instances join, each with a stable private address from Subnet (a
+	// subnet's name; empty: the network's first).
+	Network string `json:"network,omitempty" yaml:"network,omitempty"`
+	Subnet  string `json:"subnet,omitempty" yaml:"subnet,omitempty"`
 	// LiveSettings makes a change of Settings reach running instances
 	// through the metadata service, without replacing them.
 	LiveSettings bool `json:"liveSettings,omitempty" yaml:"liveSettings,omitempty"`

@@ -76,6 +76,9 @@ type HeartbeatReply struct {
 type Assignments struct {
 	Index     uint64       `json:"index"`
 	Instances []Assignment `json:"instances"`
+	// Networks are the virtual networks of the node's instances, each
+	// with every member in the cluster.
+	Networks []NodeNetwork `json:"networks,omitempty"`
 }
 
 // Assignment is one instance a node must run (or stop), with the role
@@ -94,4 +97,8 @@ type Assignment struct {
 	// Peers are the role's instances, this one included, for the
 	// instance's metadata service.
 	Peers []Peer `json:"peers,omitempty"`
+	// Network puts the instance on its role's virtual network (nil: on
+	// none); Assignments.Networks says where the network's other members
+	// run.
+	Network *NetworkAttachment `json:"network,omitempty"`
 }

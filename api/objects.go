@@ -122,7 +122,10 @@ type Instance struct {
 	Health       string         `json:"health"`
 	Address      string         `json:"address,omitempty"` // host:port of its first endpoint, or its host
 	Ports        map[string]int `json:"ports,omitempty"`   // endpoint name -> port on the node
-	Restarts     int            `json:"restarts"`
+	// PrivateAddress is the instance's address on its role's network,
+	// its slot's for as long as the slot exists.
+	PrivateAddress string `json:"privateAddress,omitempty"`
+	Restarts       int    `json:"restarts"`
 	// LastError is why the instance last failed to start, exited or was
 	// killed for failing its probe, kept while it restarts; empty when it
 	// never failed on its node.

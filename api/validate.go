@@ -198,6 +198,12 @@ func (r *RoleSpec) validate(at string, local bool, ports map[int]string, p *prob
 	if r.Kind == KindWeb && len(r.Endpoints) == 0 {
 		p.add(at+".endpoints", "a web role needs at least one endpoint")
 	}
+	if r.Network != "" && !nameRE.MatchString(r.Network) {
+		p.add(at+".network", "%q is not a network name", r.Network)
+	}
+	if r.Subnet != "" && (r.Network == "" || !nameRE.MatchString(r.Subnet)) {
+		p.add(at+".subnet", "%q: a subnet is named (lowercase letters, digits and dashes), and only with a network", r.Subnet)
+	}
 	endpoints := map[string]bool{}
 	for j, ep := range r.Endpoints {
 		eat := fmt.Sprintf("%s.endpoints[%d]", at, j)

@@ -68,24 +68,31 @@ type CreateVM struct {
 	Disk      Bytes    `json:"disk"`                // the OS disk; at least the image's disk size (default: that size)
 	DataDisks []Bytes  `json:"dataDisks,omitempty"` // empty disks
 	Ports     []VMPort `json:"ports,omitempty"`
+	// Network is a virtual network of the tenant the VM joins (its first
+	// subnet), with a private address it keeps until it is deleted.
+	Network string `json:"network,omitempty"`
 }
 
 // VM is a persistent VM as `weft vm list|show` shows it.
 type VM struct {
-	Name      string     `json:"name"`
-	Tenant    string     `json:"tenant"`
-	Image     string     `json:"image"`
-	CPUs      float64    `json:"cpus"`
-	Memory    Bytes      `json:"memory"`
-	Disks     []DiskSpec `json:"disks"`
-	Ports     []VMPort   `json:"ports,omitempty"`
-	Running   bool       `json:"running"` // wanted running (start) or stopped (stop)
-	State     string     `json:"state"`   // the instance's state, "stopped" when there is none
-	Health    string     `json:"health"`
-	Node      string     `json:"node,omitempty"`
-	Instance  string     `json:"instance,omitempty"`
-	Address   string     `json:"address,omitempty"`
-	CreatedAt time.Time  `json:"createdAt"`
+	Name     string     `json:"name"`
+	Tenant   string     `json:"tenant"`
+	Image    string     `json:"image"`
+	CPUs     float64    `json:"cpus"`
+	Memory   Bytes      `json:"memory"`
+	Disks    []DiskSpec `json:"disks"`
+	Ports    []VMPort   `json:"ports,omitempty"`
+	Running  bool       `json:"running"` // wanted running (start) or stopped (stop)
+	State    string     `json:"state"`   // the instance's state, "stopped" when there is none
+	Health   string     `json:"health"`
+	Node     string     `json:"node,omitempty"`
+	Instance string     `json:"instance,omitempty"`
+	Address  string     `json:"address,omitempty"`
+	// Network and PrivateAddress: the virtual network the VM is on and
+	// its address there, kept across restarts, relocation and migration.
+	Network        string    `json:"network,omitempty"`
+	PrivateAddress string    `json:"privateAddress,omitempty"`
+	CreatedAt      time.Time `json:"createdAt"`
 	// Migration is the live migration in progress; LastMigration the last
 	// one's outcome.
 	Migration     *Migration       `json:"migration,omitempty"`

@@ -16,9 +16,7 @@ func (c *Client) CreateDrive(ctx context.Context, req api.CreateDrive) (api.Driv
 
 // Drives lists the drives.
 func (c *Client) Drives(ctx context.Context) ([]api.Drive, error) {
-	var list []api.Drive
-	_, err := c.Do(ctx, "GET", "/v1/drives", nil, nil, &list)
-	return list, err
+	return listAll[api.Drive](ctx, c, "/v1/drives", nil)
 }
 
 // Drive returns one drive.

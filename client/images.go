@@ -43,9 +43,7 @@ func (c *Client) CreateImage(ctx context.Context, img api.Image) (api.Image, err
 
 // Images lists the images.
 func (c *Client) Images(ctx context.Context) ([]api.Image, error) {
-	var list []api.Image
-	_, err := c.Do(ctx, "GET", "/v1/images", nil, nil, &list)
-	return list, err
+	return listAll[api.Image](ctx, c, "/v1/images", nil)
 }
 
 // Image returns one image.

@@ -16,9 +16,7 @@ func (c *Client) Instances(ctx context.Context, service string) ([]api.Instance,
 	if service != "" {
 		q = url.Values{"service": {service}}
 	}
-	var list []api.Instance
-	_, err := c.Do(ctx, "GET", "/v1/instances", q, nil, &list)
-	return list, err
+	return listAll[api.Instance](ctx, c, "/v1/instances", q)
 }
 
 // Instance returns one instance by id.

@@ -34,9 +34,7 @@ func (c *Client) Plan(ctx context.Context, spec api.ServiceSpec) (api.Plan, erro
 
 // Services lists every service.
 func (c *Client) Services(ctx context.Context) ([]api.Service, error) {
-	var list []api.Service
-	_, err := c.Do(ctx, "GET", "/v1/services", nil, nil, &list)
-	return list, err
+	return listAll[api.Service](ctx, c, "/v1/services", nil)
 }
 
 // Service returns one service; a missing one is an api not_found error.

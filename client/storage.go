@@ -16,9 +16,7 @@ func (c *Client) CreateStorageAccount(ctx context.Context, name string) (api.Sto
 
 // StorageAccounts lists the storage accounts.
 func (c *Client) StorageAccounts(ctx context.Context) ([]api.StorageAccount, error) {
-	var list []api.StorageAccount
-	_, err := c.Do(ctx, "GET", "/v1/storage/accounts", nil, nil, &list)
-	return list, err
+	return listAll[api.StorageAccount](ctx, c, "/v1/storage/accounts", nil)
 }
 
 // StorageAccountKeys returns an account's two keys and a connection string.

@@ -16,9 +16,7 @@ func (c *Client) CreateVM(ctx context.Context, req api.CreateVM) (api.VM, error)
 
 // VMs lists the persistent VMs.
 func (c *Client) VMs(ctx context.Context) ([]api.VM, error) {
-	var list []api.VM
-	_, err := c.Do(ctx, "GET", "/v1/vms", nil, nil, &list)
-	return list, err
+	return listAll[api.VM](ctx, c, "/v1/vms", nil)
 }
 
 // VM returns one persistent VM.

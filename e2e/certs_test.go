@@ -25,6 +25,7 @@ import (
 // and the node goes down while the other carries on; the revoked node
 // joins again with the join token. Bad renewals are refused by name.
 func TestTLSAgentCertificates(t *testing.T) {
+	parallel(t)
 	const lifetime = 10 * time.Second
 	c, _, pool := newTLSServers(t, "--agent-cert-lifetime", lifetime.String())
 	c.startNodes(2)
@@ -217,6 +218,7 @@ func nodeState(c *cluster, name string) string {
 // (deploy, storage account keys, the state snapshot, Raft join, join token
 // rotation, revoking another node), and a rogue join cannot add a voter.
 func TestNodeCertificateIsNotAnAdmin(t *testing.T) {
+	parallel(t)
 	c, _, pool := newTLSServers(t)
 	c.startNodes(2)
 	c.mustWeft("storage", "account", "create", "secrets")

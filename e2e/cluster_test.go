@@ -119,6 +119,7 @@ func leaderSeenBy(cl *client.Client) string {
 // afterwards, on every server, and the cluster takes new writes under a
 // new leader. The old leader, restarted, catches up.
 func TestClusterSurvivesLeaderLoss(t *testing.T) {
+	parallel(t)
 	c := newServers(t, 3)
 	out := c.mustWeft("operator", "members")
 	if strings.Count(out, "true") < 3 { // one leader column, three voter columns
@@ -207,6 +208,7 @@ func TestClusterSurvivesLeaderLoss(t *testing.T) {
 // without any node being declared down or any instance restarted, and the
 // new leader scales the role with the package the dead leader received.
 func TestClusterKeepsServingWhenAServerDies(t *testing.T) {
+	parallel(t)
 	c := newServers(t, 3)
 	c.startNodes(2)
 	port := freePort(t)
@@ -258,6 +260,7 @@ func (c *cluster) mustNodes() []api.Node {
 // cluster's storage keeps its placement and serves the restored accounts.
 // A corrupt snapshot is refused and changes nothing.
 func TestSnapshotRestoreOntoFreshServers(t *testing.T) {
+	parallel(t)
 	first := newServers(t, 3)
 	for _, name := range []string{"alpha", "bravo", "charlie"} {
 		first.mustWeft("storage", "account", "create", name)
@@ -324,6 +327,7 @@ func TestSnapshotRestoreOntoFreshServers(t *testing.T) {
 // sent to the load balancer of a server that is up loses no request, no
 // instance restarts, and the cluster takes writes at the end.
 func TestRollingRestartOfServers(t *testing.T) {
+	parallel(t)
 	c := newServers(t, 3)
 	c.startNodes(2)
 	port := freePort(t)
@@ -366,6 +370,7 @@ func TestRollingRestartOfServers(t *testing.T) {
 // TLS, agents join with their certificate, the CLI works with the CA and
 // the API token, and a caller with neither is refused.
 func TestTLSCluster(t *testing.T) {
+	parallel(t)
 	c, creds, pool := newTLSServers(t)
 	c.startNodes(2)
 	port := freePort(t)

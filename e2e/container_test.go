@@ -17,7 +17,7 @@ import (
 	"github.com/weftcloud/weft/internal/ociimage"
 )
 
-func requireRunc(t *testing.T) {
+func requireRunc(t testing.TB) {
 	t.Helper()
 	requireE2E(t)
 	if _, err := exec.LookPath("runc"); err != nil {
@@ -80,6 +80,7 @@ roles:
 // image under load without a failed request, and survives an agent restart
 // without restarting its containers.
 func TestContainerWebRole(t *testing.T) {
+	parallel(t)
 	requireRunc(t)
 	c := newCluster(t, 3, storageFlags(t)...)
 	c.helloImage("hello:v1", "one")

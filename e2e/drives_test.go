@@ -16,7 +16,7 @@ import (
 )
 
 // requireDrives skips a test when this host cannot mount drives.
-func requireDrives(t *testing.T) {
+func requireDrives(t testing.TB) {
 	t.Helper()
 	if err := drive.Available(); err != nil {
 		t.Skipf("drives cannot be mounted here: %v", err)
@@ -46,6 +46,7 @@ func (c *cluster) driveFile(in api.Instance, drive, name string) (string, error)
 // agent, an instance comes back on another node with what it wrote; the
 // role scaled 3 -> 1 -> 3 finds the same drives in the same slots.
 func TestPersistentProcessDrives(t *testing.T) {
+	parallel(t)
 	requireDrives(t)
 	c := newCluster(t, 3, storageFlags(t)...)
 	dir := filepath.Join(c.dir, "models", "keeper")
@@ -192,21 +193,19 @@ roles:
 	}
 }
 
-// TestContainerDrives: a persistent container role sees its slot's drive
-// at the role's mount; deleted keeping its drives and deployed again, each
-// slot finds what its earlier instance wrote.
-func TestContainerDrives(t *testing.T) {
-	requireRunc(t)
-	requireDrives(t)
-	c := newCluster(t, 2, storageFlags(t)...)
+// importKeeperImage imports the container image "keeper": a static busybox
+// that notes its instance and its drive's mount in /data/who (the
+// previous note in /data/previous), syncs, touches /data/ready and sleeps.
+func (c *cluster) importKeeperImage() {
+	c.t.Helper()
 	root := filepath.Join(c.dir, "images", "keeper")
 	os.MkdirAll(root, 0o755)
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Skip("no static busybox to run in the container")
+		c.t.Skip("no static busybox to run in the container")
 	}
 	os.WriteFile(filepath.Join(root, "busybox"), bb, 0o755)
-	writeFile(t, filepath.Join(root, "run.sh"), `cd /data
+	writeFile(c.t, filepath.Join(root, "run.sh"), `cd /data
 [ -f who ] && /busybox cp who previous
 echo "$WEFT_INSTANCE $WEFT_DRIVE_STATE" > who
 /busybox sync
@@ -215,12 +214,23 @@ exec /busybox sleep 600
 `)
 	img, err := ociimage.Build(root, api.ContainerImageConfig{Entrypoint: []string{"/busybox", "sh", "/run.sh"}}, runtime.GOARCH)
 	if err != nil {
-		t.Fatal(err)
+		c.t.Fatal(err)
 	}
 	if err := ociimage.WriteLayout(root+".oci", img); err != nil {
-		t.Fatal(err)
+		c.t.Fatal(err)
 	}
 	c.mustWeft("image", "import", "keeper", root+".oci")
+}
+
+// TestContainerDrives: a persistent container role sees its slot's drive
+// at the role's mount; deleted keeping its drives and deployed again, each
+// slot finds what its earlier instance wrote.
+func TestContainerDrives(t *testing.T) {
+	parallel(t)
+	requireRunc(t)
+	requireDrives(t)
+	c := newCluster(t, 2, storageFlags(t)...)
+	c.importKeeperImage()
 	model := writeFile(t, filepath.Join(c.dir, "keeper.yaml"), `name: keeper
 roles:
   - name: db

@@ -42,6 +42,7 @@ const helloManifest = `{"name": "hello", "version": "1.0",
 // update in place, a reimage applies everything again from install, and
 // removing the extension runs disable then uninstall.
 func TestExtensionsOnAProcessRole(t *testing.T) {
+	parallel(t)
 	c := newCluster(t, 1, storageFlags(t)...)
 	blobURL, sig := sharedBlob(t, c, "data-from-blob\n")
 
@@ -231,6 +232,7 @@ func sharedBlob(t *testing.T, c *cluster, data string) (string, string) {
 // exec) with the extensions folder bound read-only at
 // /var/lib/weft/extensions, and the protected setting reaches them.
 func TestExtensionsOnAContainerRole(t *testing.T) {
+	parallel(t)
 	requireRunc(t)
 	c := newCluster(t, 1, storageFlags(t)...)
 	root := filepath.Join(c.dir, "images", "tools")

@@ -18,6 +18,7 @@ import (
 // three real nodes: deploy, spread, load balancing, an instance killed, a
 // node killed, an agent restarted, and the controller killed.
 func TestDeployServesHealsAndSurvivesRestarts(t *testing.T) {
+	parallel(t)
 	c := newCluster(t, 3)
 	port := freePort(t)
 	model := c.service("hello", port, 3, "one")
@@ -138,6 +139,7 @@ func hasEvent(evs []api.Event, typ, instance string) bool {
 // TestRollingUpgradeUnderLoadLosesNoRequest upgrades a 4-instance web role
 // while a load generator hits the load balancer.
 func TestRollingUpgradeUnderLoadLosesNoRequest(t *testing.T) {
+	parallel(t)
 	c := newCluster(t, 3)
 	port := freePort(t)
 	c.mustWeft("deploy", "-f", c.service("hello", port, 4, "one"), "--wait", "--timeout", "60s")
@@ -173,6 +175,7 @@ func TestRollingUpgradeUnderLoadLosesNoRequest(t *testing.T) {
 // fails: the first update domain halts the upgrade, the rest keep serving the
 // old version, and rollback restores it.
 func TestFailedUpgradeHaltsAndRollsBack(t *testing.T) {
+	parallel(t)
 	c := newCluster(t, 3, "--upgrade-timeout", "4s")
 	port := freePort(t)
 	c.mustWeft("deploy", "-f", c.service("hello", port, 3, "good"), "--wait", "--timeout", "60s")
@@ -203,6 +206,7 @@ func TestFailedUpgradeHaltsAndRollsBack(t *testing.T) {
 // TestBadModelsAreRefusedWithTheField checks a few bad models: the CLI exits
 // non-zero with the field path, and the deployed service is untouched.
 func TestBadModelsAreRefusedWithTheField(t *testing.T) {
+	parallel(t)
 	c := newCluster(t, 1)
 	port := freePort(t)
 	good := c.service("hello", port, 1, "one")
@@ -245,6 +249,7 @@ func TestBadModelsAreRefusedWithTheField(t *testing.T) {
 // TestDrainMovesInstances drains a node: its instances come up elsewhere
 // before they stop, and nothing new lands on it until it is undrained.
 func TestDrainMovesInstances(t *testing.T) {
+	parallel(t)
 	c := newCluster(t, 3)
 	port := freePort(t)
 	c.mustWeft("deploy", "-f", c.service("hello", port, 3, "one"), "--wait", "--timeout", "60s")
@@ -281,6 +286,7 @@ func TestDrainMovesInstances(t *testing.T) {
 // its instances keep running: the fabric declares the node down and places
 // replacements elsewhere. When the agent thaws, it stops its old copies.
 func TestReturningNodeStopsWhatItNoLongerOwns(t *testing.T) {
+	parallel(t)
 	c := newCluster(t, 3)
 	c.mustWeft("deploy", "-f", c.service("hello", freePort(t), 3, "one"), "--wait", "--timeout", "60s")
 	var old []int
@@ -331,6 +337,7 @@ func TestReturningNodeStopsWhatItNoLongerOwns(t *testing.T) {
 // say why. A bare command name is looked up on PATH (sh), and an endpoint
 // on a privileged port is refused at deploy.
 func TestBadModelFailsFast(t *testing.T) {
+	parallel(t)
 	c := newCluster(t, 2)
 	model := func(name, command string, port int) string {
 		path := c.service(name, port, 2, "x")

@@ -21,6 +21,7 @@ import (
 // the uploads) and reads the file back through the new leader, as a node
 // pulling the image would.
 func TestImagesOutliveTheirServer(t *testing.T) {
+	parallel(t)
 	c := newServersWith(t, 3, storageFlags(t))
 	uploadedTo := c.leader()
 	c.helloImage("app", "hi")

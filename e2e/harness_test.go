@@ -38,6 +38,11 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	parallelGiven := false
+	flag.Visit(func(f *flag.Flag) { parallelGiven = parallelGiven || f.Name == "test.parallel" })
+	if !parallelGiven {
+		flag.Set("test.parallel", strconv.Itoa(e2eParallel))
+	}
 	if testing.Short() {
 		os.Exit(m.Run())
 	}
@@ -63,6 +68,21 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// parallel lets a test run beside the other parallel ones: it uses only
+// ports from freePort, its own folder and the processes it started. Tests on
+// fixed addresses (weft dev's storage ports, the netns hosts) and the VM
+// boots (CPU-bound without KVM) stay serial; Go runs the serial tests first,
+// then the parallel ones, e2eParallel at a time.
+func parallel(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+}
+
+// e2eParallel is how many parallel tests run at once unless -parallel is
+// given: most of their time is spent waiting (heartbeat TTLs, elections,
+// certificate expiry), not on the CPU.
+const e2eParallel = 4
 
 func requireE2E(t testing.TB) {
 	t.Helper()

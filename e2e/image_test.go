@@ -24,6 +24,7 @@ func storageFlags(t testing.TB) []string {
 // ones without leaving anything behind, pins deployments to image digests
 // and keeps an image in use from being deleted.
 func TestImageLifecycle(t *testing.T) {
+	parallel(t)
 	c := newCluster(t, 0, storageFlags(t)...)
 	root := filepath.Join(c.dir, "site")
 	os.MkdirAll(filepath.Join(root, "bin"), 0o755)

@@ -13,6 +13,7 @@ import (
 // service, drains its node, and checks that it saw the relocation before
 // it was stopped and that its onStop ran before SIGTERM.
 func TestDrainIsAnnouncedToTheInstanceAndRunsItsOnStop(t *testing.T) {
+	parallel(t)
 	c := newCluster(t, 2)
 	dir := filepath.Join(c.dir, "models", "watcher")
 	os.MkdirAll(filepath.Join(dir, "package"), 0o755)

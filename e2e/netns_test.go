@@ -3,15 +3,19 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/client"
 )
 
 // The multi-host harness: each host is a network namespace with its own
@@ -231,11 +235,21 @@ func TestPartitionedLeaderCannotCommit(t *testing.T) {
 		}
 	}
 	c.mustWeft("storage", "account", "create", "before")
+	// A tenant's token, revoked while the leader is cut off: the cut-off
+	// server never applies the revocation, and must not answer the token
+	// from its own copy either.
+	if _, err := c.client.CreateTenant(context.Background(), api.CreateTenant{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.client.CreateToken(context.Background(), api.CreateToken{Tenant: "acme", Role: api.AccessOwner})
+	if err != nil {
+		t.Fatal(err)
+	}
 	old.cutFrom(rest...)
 
 	isolated := c.clientFor(old.ip + ":7070")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
-	_, err := isolated.CreateStorageAccount(ctx, "minority")
+	_, err = isolated.CreateStorageAccount(ctx, "minority")
 	cancel()
 	if err == nil {
 		t.Error("the cut-off leader acknowledged a write")
@@ -247,6 +261,17 @@ func TestPartitionedLeaderCannotCommit(t *testing.T) {
 		_, err := majority.CreateStorageAccount(ctx, "majority")
 		return err == nil
 	})
+	if _, err := majority.RevokeToken(context.Background(), tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	asRevoked := client.New("https://" + old.ip + ":7070").WithTLS(&tls.Config{RootCAs: c.sec.pool}).WithToken(tok.Token)
+	ctx, cancel = context.WithTimeout(context.Background(), 4*time.Second)
+	var stale []api.Service
+	_, err = asRevoked.Do(ctx, "GET", "/v1/services", map[string][]string{"stale": {""}}, nil, &stale)
+	cancel()
+	if err == nil {
+		t.Error("the cut-off server answered a stale read to a token revoked meanwhile")
+	}
 
 	old.heal()
 	c.waitFor("the old leader following with every write", 20*time.Second, func() bool {
@@ -364,4 +389,96 @@ func TestPartitionedPersistentVMIsFenced(t *testing.T) {
 		t.Errorf("after the heal: QEMU processes %v, instances %+v; want one of each", vms, c.instances("keeper"))
 	}
 	c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "echo after | dd of=/root/after conv=fsync")
+}
+
+// TestPartitionedPersistentProcessIsFenced cuts the node host of a
+// persistent process instance off from the server (which also serves the
+// storage holding its drive): the instance comes back on the other node
+// with its drive, the cut-off copy is stopped by its own agent, and the
+// drive's log never has a line of the old copy after the new one's first:
+// the instance never ran twice on its drive. When the link heals, one copy
+// runs.
+func TestPartitionedPersistentProcessIsFenced(t *testing.T) {
+	requireDrives(t)
+	n := newNetwork(t)
+	srv := n.addHost("s")
+	nodes := map[string]*host{"n2": n.addHost("n2"), "n3": n.addHost("n3")}
+	c := newHostServers(t, n, []*host{srv}, "--no-storage=false")
+	c.startHostAgents(nodes["n2"], nodes["n3"])
+	dir := filepath.Join(c.dir, "models", "writer")
+	os.MkdirAll(filepath.Join(dir, "package"), 0o755)
+	// One line a tenth of a second, each synced before the next.
+	writeFile(t, filepath.Join(dir, "package", "writer.sh"), `#!/bin/sh
+i=0
+while :; do
+  i=$((i+1))
+  echo "$WEFT_INSTANCE $i" >> "$WEFT_DRIVE_STATE/log" && sync "$WEFT_DRIVE_STATE/log" || exit 1
+  sleep 0.1
+done
+`)
+	os.Chmod(filepath.Join(dir, "package", "writer.sh"), 0o755)
+	model := writeFile(t, filepath.Join(dir, "service.yaml"), `name: writer
+roles:
+  - name: w
+    kind: worker
+    runtime: process
+    package: ./package
+    command: ["./writer.sh"]
+    instances: 1
+    persistence: persistent
+    size: {cpu: 0.1, memory: 64Mi}
+    drives: [{name: state, size: 32Mi}]
+`)
+	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
+	first := c.instances("writer")[0]
+	old := nodes[first.Node]
+	oldPid := pidOf(t, first.ID)
+	// The agents' mounts are in the mount namespaces `ip netns exec` made.
+	driveLog := func(in api.Instance) (string, error) {
+		path := filepath.Join(c.dir, in.Node, "drives", in.ID, "state", "mnt", "log")
+		out, err := exec.Command("nsenter", "-t", strconv.Itoa(c.agents[in.Node].cmd.Process.Pid), "-m", "cat", path).Output()
+		return string(out), err
+	}
+	c.waitFor("the first copy writing", 20*time.Second, func() bool {
+		log, err := driveLog(first)
+		return err == nil && strings.Count(log, "\n") >= 5
+	})
+
+	old.cutFrom(srv)
+	var moved api.Instance
+	c.waitFor("the instance writing on the other node", time.Minute, func() bool {
+		for _, in := range c.instances("writer") {
+			if in.Node != old.name && in.State == api.StateRunning {
+				if log, err := driveLog(in); err == nil && strings.Contains(log, in.ID+" ") {
+					moved = in
+					return true
+				}
+			}
+		}
+		return false
+	})
+	c.waitFor("the cut-off copy stopped by its agent", 30*time.Second, func() bool { return !syscallAlive(oldPid) })
+
+	old.heal()
+	c.waitFor("the cut-off node back", 30*time.Second, func() bool {
+		nd, err := c.client.Node(context.Background(), old.name)
+		return err == nil && nd.State == api.NodeReady
+	})
+	time.Sleep(time.Second) // the healed node's agent acts on what it is told
+	log, err := driveLog(moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newStarted := false
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		switch {
+		case strings.HasPrefix(line, moved.ID+" "):
+			newStarted = true
+		case newStarted:
+			t.Fatalf("the drive's log has %q after the new copy's first line: two copies wrote it", line)
+		}
+	}
+	if ins := c.instances("writer"); len(ins) != 1 || ins[0].ID != moved.ID {
+		t.Errorf("after the heal: instances %+v, want only %s", ins, moved.ID)
+	}
 }

@@ -22,6 +22,7 @@ import (
 // does not list it and its page answers not found. One VM boot in all:
 // under QEMU's emulation a boot costs seconds of CPU.
 func TestPortalTenantsInABrowser(t *testing.T) {
+	parallel(t)
 	requireE2E(t)
 	requireChromium(t)
 	c := newCluster(t, 1, storageFlags(t)...)

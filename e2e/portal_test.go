@@ -177,6 +177,7 @@ func waitTrue(what, expr string) chromedp.Action[chromedp.Void] {
 // Signing in with a one-time link, a tenant's VM and what another tenant
 // sees are in TestPortalTenantsInABrowser.
 func TestPortalInABrowser(t *testing.T) {
+	parallel(t)
 	requireE2E(t)
 	requireChromium(t)
 	c := newCluster(t, 2, storageFlags(t)...)

@@ -45,6 +45,7 @@ func rcloneBinary(t *testing.T) string {
 // lists it, syncs a changed version and copies it back: what comes back is
 // byte-identical to what went up.
 func TestRcloneRoundTrip(t *testing.T) {
+	parallel(t)
 	requireE2E(t)
 	rclone := rcloneBinary(t)
 	srv, err := storageserver.Start(storageserver.Config{Data: t.TempDir(), Host: "127.0.0.1"})

@@ -240,6 +240,7 @@ func (c *cluster) storageRoles() map[string]string {
 // and restarts the lost server, which rejoins the in-sync set; then loses
 // it again for good and removes it from the cluster.
 func TestStorageSurvivesPrimaryLoss(t *testing.T) {
+	parallel(t)
 	c := newServersWith(t, 3, storageFlags(t))
 	keys := c.storageAccount("app")
 	pl := c.storageInSync(60 * time.Second)

@@ -30,6 +30,7 @@ func (c *cluster) fakeVMImage(name string, diskSize int) {
 // TestVMControlPlane creates persistent VMs through the CLI and refuses the
 // bad requests an IaaS user makes, naming what is wrong.
 func TestVMControlPlane(t *testing.T) {
+	parallel(t)
 	c := newCluster(t, 0, storageFlags(t)...)
 	c.fakeVMImage("tiny", 4<<20)
 	var img api.Image

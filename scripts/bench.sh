@@ -51,6 +51,11 @@ run go test -run '^$' -bench 'VMExtensionSet' -benchtime 5x -timeout 20m ./e2e/
 # Drives: fio-style jobs from another process through a drive, on the local
 # disk (the floor) and on the page blob through the storage API.
 run go test -run '^$' -bench 'DriveIO' -benchtime 3x ./internal/drive/
+run go test -run '^$' -bench 'PersistentContainerRelocation' -benchtime 3x -timeout 30m ./e2e/
+# Private networks: TCP throughput and round trips between endpoints on one
+# bridge and across two hosts through VXLAN, against the hosts' own underlay
+# veth (the floor); needs root (network namespaces).
+run go test -run '^$' -bench 'Overlay' -benchtime 2s ./internal/overlay/
 # Table entity group transactions of 100 inserts (Azure's most), 8 clients.
 run go test -run '^$' -bench 'Batch100' -benchtime 2s ./internal/storage/table/
 # Find Blobs by Tags over 100,000 tagged blobs, through the SDK.

@@ -17,6 +17,7 @@ command -v iptables >/dev/null 2>&1 || need+=(iptables) # partitions in the mult
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev) # the race detector uses cgo
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium) # the portal's browser tests (e2e, chromedp)
+command -v python3 >/dev/null 2>&1 || need+=(python3-minimal) # the README's first service (e2e)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: everything is installed"

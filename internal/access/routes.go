@@ -123,6 +123,10 @@ var Table = []Route{
 	{"GET /v1/drives/{name}", TenantRead},
 	{"POST /v1/drives/{name}/snapshots", TenantWrite},
 	{"DELETE /v1/drives/{name}", TenantWrite},
+	{"POST /v1/networks", TenantWrite},
+	{"GET /v1/networks", TenantRead},
+	{"GET /v1/networks/{name}", TenantRead},
+	{"DELETE /v1/networks/{name}", TenantWrite},
 	// Extensions: published in a tenant; the default tenant's and the
 	// built-in ones serve every tenant, as images do.
 	{"POST /v1/extensions", TenantWrite},

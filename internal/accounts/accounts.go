@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/weftcloud/weft/api"
@@ -30,6 +31,16 @@ type Store struct {
 	st  state.Store
 	ep  func() Endpoints
 	dev bool // also serve the emulator's development account
+	// decoded keeps each account's record as decoded at the revision of
+	// its state entry (name -> decodedRecord): the storage front end looks
+	// an account up on every request, and a list of every tenant's
+	// accounts would otherwise decode all of them for each page.
+	decoded sync.Map
+}
+
+type decodedRecord struct {
+	rev uint64
+	rec record
 }
 
 var _ storage.Accounts = (*Store)(nil)
@@ -86,8 +97,7 @@ func (s *Store) List(ctx context.Context, tenant string) []api.StorageAccount {
 	}
 	if tenant == api.AllTenants {
 		for _, e := range s.st.List(state.KindAccounts, "") {
-			var rec record
-			if json.Unmarshal(e.Value, &rec) == nil && rec.Name != SystemAccount {
+			if rec, err := s.decode(e); err == nil && rec.Name != SystemAccount {
 				out = append(out, s.view(rec))
 			}
 		}
@@ -188,6 +198,7 @@ func (s *Store) Delete(ctx context.Context, tenant, name string) error {
 		return err
 	}
 	_, err = s.st.Apply(ctx, []state.Op{{Kind: state.KindAccounts, Key: name, Delete: true}, {Kind: kindByTenant, Key: byTenantKey(rec.Tenant, name), Delete: true}})
+	s.decoded.Delete(name) // on other servers, at their next lookup of the name
 	return err
 }
 
@@ -283,14 +294,24 @@ func (s *Store) Owned(tenant string) int {
 }
 
 func (s *Store) lookup(name string) (record, error) {
-	var rec record
 	e, ok := s.st.Get(state.KindAccounts, name)
 	if !ok {
-		return rec, errNoRecord
+		s.decoded.Delete(name)
+		return record{}, errNoRecord
 	}
+	return s.decode(e)
+}
+
+// decode decodes an account's state entry, once per revision of it.
+func (s *Store) decode(e state.Entry) (record, error) {
+	if d, ok := s.decoded.Load(e.Key); ok && d.(decodedRecord).rev == e.Rev {
+		return d.(decodedRecord).rec, nil
+	}
+	var rec record
 	if err := json.Unmarshal(e.Value, &rec); err != nil {
-		return rec, fmt.Errorf("accounts: decode %s: %w", name, err)
+		return rec, fmt.Errorf("accounts: decode %s: %w", e.Key, err)
 	}
+	s.decoded.Store(e.Key, decodedRecord{rev: e.Rev, rec: rec})
 	return rec, nil
 }
 

@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -52,6 +53,11 @@ func TestAccountLifecycle(t *testing.T) {
 	}
 	if again.Key1 == keys.Key1 || again.Key2 != keys.Key2 {
 		t.Errorf("regenerate key1 changed the wrong key")
+	}
+	// The front end's lookup (its decoded records kept by revision) has
+	// the new key at once.
+	if now, err := s.Keys(ctx, "photos"); err != nil || base64.StdEncoding.EncodeToString(now[0]) != again.Key1 {
+		t.Errorf("Keys after regenerating key1: %v, first key is not the new one", err)
 	}
 	if got := s.List(ctx, api.DefaultTenant); len(got) != 1 || got[0].Name != "photos" {
 		t.Errorf("List = %+v", got)

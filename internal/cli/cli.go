@@ -156,7 +156,7 @@ func (a *app) rootCommand() *cobra.Command {
 				return a.client().Exec(ctx, id, cmd)
 			}),
 		a.nodesCommand(), a.nodeCommand(),
-		a.imageCommand(), a.extensionCommand(), a.vmCommand(), a.driveCommand(), a.operatorCommand(), a.tlsCommand(),
+		a.imageCommand(), a.extensionCommand(), a.vmCommand(), a.driveCommand(), a.networkCommand(), a.operatorCommand(), a.tlsCommand(),
 		a.eventsCommand(), a.versionCommand(), a.statusCommand(),
 		a.usageCommand(), a.ratecardCommand(), a.billCommand(),
 		a.tenantCommand(), a.tokenCommand(), a.signInLinkCommand(), a.auditCommand(),

@@ -29,6 +29,7 @@ import (
 	"github.com/weftcloud/weft/internal/drives"
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/images"
+	"github.com/weftcloud/weft/internal/networks"
 	"github.com/weftcloud/weft/internal/pkgstore"
 	"github.com/weftcloud/weft/internal/state"
 	"github.com/weftcloud/weft/internal/storage"
@@ -84,11 +85,14 @@ func realController(t *testing.T) (addr, operator string, ctl *fabric.Controller
 	if err := disks.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
+	imgs := images.New(store, nil, nil, log)
 	handler := controlapi.New(controlapi.Config{
 		Controller: ctl, Tenants: ts, Audit: auditLog, Log: log, Portal: "https://portal.example",
 		Accounts: accounts.New(store, func() accounts.Endpoints { return accounts.Endpoints{} }, false),
-		Images:   images.New(store, nil, nil, log),
+		Images:   imgs,
 		Drives:   drives.New(store, ctl, disks, log),
+		Networks: networks.New(store, ctl),
+		VMs:      vms.New(ctl, imgs, disks, log),
 	})
 	principal := func(w http.ResponseWriter, r *http.Request) (access.Principal, bool) {
 		bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

@@ -40,7 +40,7 @@ func (a *app) vmCreateCommand() *cobra.Command {
 	var wait bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "create NAME --image IMG [--cpus N] [--memory SIZE] [--disk SIZE] [--data-disk SIZE] [--port NAME:GUESTPORT:PUBLICPORT]",
+		Use:   "create NAME --image IMG [--cpus N] [--memory SIZE] [--disk SIZE] [--data-disk SIZE] [--port NAME:GUESTPORT:PUBLICPORT] [--network NET]",
 		Short: "Create a persistent VM",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -93,6 +93,7 @@ func (a *app) vmCreateCommand() *cobra.Command {
 	f.StringVar(&disk, "disk", "", "OS disk size, at least the image's (default: the image's)")
 	f.StringArrayVar(&dataDisks, "data-disk", nil, "an empty data disk of this size (repeatable)")
 	f.StringArrayVar(&ports, "port", nil, "publish a guest port: NAME:GUESTPORT:PUBLICPORT (repeatable)")
+	f.StringVar(&req.Network, "network", "", "join this virtual network (weft network list) with a private address the VM keeps")
 	f.BoolVar(&wait, "wait", false, "wait until the VM runs and its guest agent answers")
 	f.DurationVar(&timeout, "timeout", 3*time.Minute, "how long --wait waits")
 	return cmd
@@ -182,6 +183,9 @@ func (a *app) printVM(vm api.VM) error {
 	}
 	for _, p := range vm.Ports {
 		row(w, "Port:", fmt.Sprintf("%s: guest %d, public %d", p.Name, p.GuestPort, p.PublicPort))
+	}
+	if vm.Network != "" {
+		row(w, "Network:", fmt.Sprintf("%s, address %s", vm.Network, orDash(vm.PrivateAddress)))
 	}
 	row(w, "State:", fmt.Sprintf("%s/%s", vm.State, vm.Health))
 	row(w, "Node:", orDash(vm.Node))

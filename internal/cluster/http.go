@@ -59,7 +59,7 @@ func SelfHandler(self api.ServerSelf) http.Handler {
 // here when this server may answer it and at the leader otherwise. Writes
 // always go to the leader. Reads are consistent: the leader answers them
 // after checking it still leads; with ?stale any server answers from its
-// own copy.
+// own copy (not to a token of weft token create: see tokenCaller).
 func (s *Server) Handler(next http.Handler) http.Handler {
 	mux := access.NewMux()
 	mux.HandleFunc("GET /v1/cluster/self", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.self) })
@@ -76,7 +76,7 @@ func (s *Server) Handler(next http.Handler) http.Handler {
 func (s *Server) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		read := r.Method == http.MethodGet || r.Method == http.MethodHead
-		if read && (r.URL.Query().Has("stale") || r.URL.Path == "/v1/status") {
+		if read && ((r.URL.Query().Has("stale") && !tokenCaller(r)) || r.URL.Path == "/v1/status") {
 			h(w, r)
 			return
 		}
@@ -100,6 +100,17 @@ func (s *Server) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 		}
 		s.forward(w, r)
 	}
+}
+
+// tokenCaller says whether the caller came with a token of weft token
+// create (a tenant's, or an operator's). Its reads are never answered from
+// this server's own copy, even with ?stale: the leader answers them, after
+// checking the token again, so that a token is refused everywhere as soon
+// as its revocation (or its tenant's deletion) is acknowledged, also by a
+// server that has not applied it, or is cut off from the leader.
+func tokenCaller(r *http.Request) bool {
+	p := access.From(r.Context())
+	return p.Role == access.Tenant || (p.Role == access.Operator && p.Name != "")
 }
 
 // forward sends the request to the leader and streams its answer back.

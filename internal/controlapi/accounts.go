@@ -20,7 +20,7 @@ func (s *server) createAccount(w http.ResponseWriter, r *http.Request, tenant st
 }
 
 func (s *server) listAccounts(w http.ResponseWriter, r *http.Request, tenant string) error {
-	return ok(w, s.accounts.List(r.Context(), tenant))
+	return okPage(w, r, s.accounts.List(r.Context(), tenant), func(a api.StorageAccount) string { return a.Name })
 }
 
 func (s *server) accountKeys(w http.ResponseWriter, r *http.Request, tenant string) error {

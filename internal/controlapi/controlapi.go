@@ -25,6 +25,7 @@ import (
 	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/metering"
+	"github.com/weftcloud/weft/internal/networks"
 	"github.com/weftcloud/weft/internal/tenants"
 	"github.com/weftcloud/weft/internal/vms"
 )
@@ -42,6 +43,7 @@ type Config struct {
 	Images     *images.Store
 	VMs        *vms.Manager
 	Drives     *drives.Manager
+	Networks   *networks.Manager
 	Extensions *extensions.Store
 	Tenants    *tenants.Store
 	Audit      *audit.Log
@@ -61,6 +63,7 @@ type server struct {
 	images     *images.Store
 	vms        *vms.Manager
 	drives     *drives.Manager
+	networks   *networks.Manager
 	extensions *extensions.Store
 	tenants    *tenants.Store
 	audit      *audit.Log
@@ -78,7 +81,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Nodes == nil {
 		cfg.Nodes = &http.Client{}
 	}
-	s := &server{ctl: cfg.Controller, accounts: cfg.Accounts, images: cfg.Images, vms: cfg.VMs, drives: cfg.Drives, extensions: cfg.Extensions, tenants: cfg.Tenants,
+	s := &server{ctl: cfg.Controller, accounts: cfg.Accounts, images: cfg.Images, vms: cfg.VMs, drives: cfg.Drives, networks: cfg.Networks, extensions: cfg.Extensions, tenants: cfg.Tenants,
 		audit: cfg.Audit, ledger: cfg.Ledger, portal: cfg.Portal, log: cfg.Log, http: cfg.Nodes}
 	mux := access.NewMux()
 	route := func(pattern string, h handlerFunc) { s.mount(mux, pattern, h) }
@@ -167,6 +170,11 @@ func New(cfg Config) http.Handler {
 	in("GET /v1/drives/{name}", s.drive)
 	in("POST /v1/drives/{name}/snapshots", s.snapshotDrive)
 	in("DELETE /v1/drives/{name}", s.deleteDrive)
+
+	in("POST /v1/networks", s.createNetwork)
+	list("GET /v1/networks", s.listNetworks)
+	in("GET /v1/networks/{name}", s.network)
+	in("DELETE /v1/networks/{name}", s.deleteNetwork)
 
 	in("POST /v1/extensions", s.publishExtension)
 	list("GET /v1/extensions", s.listExtensions)
@@ -312,7 +320,7 @@ func decodeSpec(w http.ResponseWriter, r *http.Request) (api.ServiceSpec, error)
 }
 
 func (s *server) services(w http.ResponseWriter, r *http.Request, tenant string) error {
-	return ok(w, nonNil(s.ctl.Services(r.Context(), tenant)))
+	return okPage(w, r, s.ctl.Services(r.Context(), tenant), func(svc api.Service) string { return tenantKey(svc.Tenant, svc.Name) })
 }
 
 func (s *server) service(w http.ResponseWriter, r *http.Request, tenant string) error {
@@ -359,7 +367,7 @@ func (s *server) rollback(w http.ResponseWriter, r *http.Request, tenant string)
 }
 
 func (s *server) instances(w http.ResponseWriter, r *http.Request, tenant string) error {
-	return ok(w, nonNil(s.ctl.Instances(r.Context(), tenant, r.URL.Query().Get("service"))))
+	return okPage(w, r, s.ctl.Instances(r.Context(), tenant, r.URL.Query().Get("service")), func(in api.Instance) string { return in.ID })
 }
 
 // The instance routes name an instance by its ID, unique across tenants:

@@ -20,7 +20,7 @@ func (s *server) createDrive(w http.ResponseWriter, r *http.Request, tenant stri
 }
 
 func (s *server) listDrives(w http.ResponseWriter, r *http.Request, tenant string) error {
-	return ok(w, s.drives.List(tenant))
+	return okPage(w, r, s.drives.List(tenant), func(d api.Drive) string { return tenantKey(d.Tenant, d.Name) })
 }
 
 func (s *server) drive(w http.ResponseWriter, r *http.Request, tenant string) error {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +16,7 @@ import (
 	"github.com/weftcloud/weft/internal/controlapi"
 	"github.com/weftcloud/weft/internal/extensions"
 	"github.com/weftcloud/weft/internal/fabric"
-	"github.com/weftcloud/weft/internal/pkgstore"
-	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/fabric/fabrictest"
 	"github.com/weftcloud/weft/internal/untar/untartest"
 )
 
@@ -28,19 +26,8 @@ import (
 func TestNodeFetchesTheExtensionsOfItsOwnInstancesOnly(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dir := t.TempDir()
-	st, err := state.Open(filepath.Join(dir, "state.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	pkgs, err := pkgstore.Open(filepath.Join(dir, "packages"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctl := fabric.New(fabric.Config{Tick: 20 * time.Millisecond}, st, pkgs, nil)
-	go ctl.Run(ctx)
-	exts := extensions.New(st, ctl)
+	ctl := fabrictest.New(t, fabric.Config{}, true)
+	exts := extensions.New(ctl.State, ctl.Controller)
 	publish := func(name string) api.Extension {
 		t.Helper()
 		manifest := `{"name": "` + name + `", "version": "1", "handlers": {"enable": ["true"]}}`
@@ -72,7 +59,7 @@ func TestNodeFetchesTheExtensionsOfItsOwnInstancesOnly(t *testing.T) {
 			t.Fatal("the instance was not placed on node-1")
 		}
 	}
-	h := controlapi.New(controlapi.Config{Controller: ctl, Extensions: exts, Log: slog.New(slog.DiscardHandler)})
+	h := controlapi.New(controlapi.Config{Controller: ctl.Controller, Extensions: exts, Log: slog.New(slog.DiscardHandler)})
 	asNode := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r.WithContext(access.WithPrincipal(r.Context(), access.Principal{Role: access.Node, Name: "node-1"})))
 	})

@@ -81,7 +81,7 @@ func (s *server) createImage(w http.ResponseWriter, r *http.Request, tenant stri
 }
 
 func (s *server) listImages(w http.ResponseWriter, r *http.Request, tenant string) error {
-	return ok(w, s.images.List(tenant))
+	return okPage(w, r, s.images.List(tenant), func(img api.Image) string { return tenantKey(img.Tenant, img.Name) })
 }
 
 func (s *server) image(w http.ResponseWriter, r *http.Request, tenant string) error {

@@ -9,15 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/controlapi"
 	"github.com/weftcloud/weft/internal/fabric"
-	"github.com/weftcloud/weft/internal/pkgstore"
-	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/fabric/fabrictest"
 	"github.com/weftcloud/weft/internal/untar/untartest"
 )
 
@@ -25,19 +23,8 @@ import (
 // API: one a node would refuse is answered 400 naming its entry, and not
 // stored; a sound one is stored.
 func TestUploadRefusesUnsafePackages(t *testing.T) {
-	dir := t.TempDir()
-	store, err := state.Open(filepath.Join(dir, "state.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	pkgDir := filepath.Join(dir, "packages")
-	pkgs, err := pkgstore.Open(pkgDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctl := fabric.New(fabric.Config{}, store, pkgs, nil)
-	srv := httptest.NewServer(controlapi.New(controlapi.Config{Controller: ctl, Log: slog.New(slog.DiscardHandler)}))
+	ctl := fabrictest.New(t, fabric.Config{}, false)
+	srv := httptest.NewServer(controlapi.New(controlapi.Config{Controller: ctl.Controller, Log: slog.New(slog.DiscardHandler)}))
 	defer srv.Close()
 
 	post := func(body []byte) (int, string) {
@@ -69,7 +56,7 @@ func TestUploadRefusesUnsafePackages(t *testing.T) {
 			}
 		})
 	}
-	if left, _ := os.ReadDir(pkgDir); len(left) != 0 {
+	if left, _ := os.ReadDir(ctl.PackagesDir); len(left) != 0 {
 		t.Errorf("refused packages left %d files in the store", len(left))
 	}
 	if code, body := post(untartest.Gzip(untartest.Tar(untartest.Entry{Name: "run", Type: tar.TypeSymlink, Link: "bin/server"}))); code != http.StatusCreated {

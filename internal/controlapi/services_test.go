@@ -1,51 +1,30 @@
 package controlapi_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/controlapi"
 	"github.com/weftcloud/weft/internal/fabric"
-	"github.com/weftcloud/weft/internal/pkgarchive"
-	"github.com/weftcloud/weft/internal/pkgstore"
-	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/fabric/fabrictest"
 )
 
 // TestDeleteServiceKeepDrives: a delete whose keepDrives is not a boolean
 // is refused with 400 naming it, and leaves the service as it was.
 func TestDeleteServiceKeepDrives(t *testing.T) {
-	dir := t.TempDir()
-	store, err := state.Open(filepath.Join(dir, "state.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	pkgs, err := pkgstore.Open(filepath.Join(dir, "packages"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctl := fabric.New(fabric.Config{}, store, pkgs, nil)
-	srv := httptest.NewServer(controlapi.New(controlapi.Config{Controller: ctl, Log: slog.New(slog.DiscardHandler)}))
+	ctl := fabrictest.New(t, fabric.Config{}, false)
+	srv := httptest.NewServer(controlapi.New(controlapi.Config{Controller: ctl.Controller, Log: slog.New(slog.DiscardHandler)}))
 	defer srv.Close()
 	ctx := context.Background()
-	var empty bytes.Buffer
-	if err := pkgarchive.Pack(t.TempDir(), &empty); err != nil {
-		t.Fatal(err)
-	}
-	pkg, err := ctl.PutPackage(ctx, &empty)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pkg := ctl.EmptyPackage(t)
 	if _, err := ctl.Deploy(ctx, api.DefaultTenant, api.ServiceSpec{Name: "pg", Roles: []api.RoleSpec{{
-		Name: "db", Kind: api.KindWorker, Runtime: api.RuntimeProcess, Package: pkg.Digest, Command: []string{"./db"}, Instances: 1,
+		Name: "db", Kind: api.KindWorker, Runtime: api.RuntimeProcess, Package: pkg, Command: []string{"./db"}, Instances: 1,
 	}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -123,6 +123,9 @@ func (s *server) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	if n := s.accounts.Owned(name); n > 0 {
 		owned = append(owned, plural(n, "storage account", "storage accounts"))
 	}
+	if n := s.networksOwned(name); n > 0 {
+		owned = append(owned, plural(n, "network", "networks"))
+	}
 	t, err := s.tenants.Delete(r.Context(), name, owned)
 	if err != nil {
 		return err
@@ -268,4 +271,13 @@ func (s *server) auditLog(w http.ResponseWriter, r *http.Request) error {
 		limit = n
 	}
 	return ok(w, s.audit.List(since, limit))
+}
+
+// networksOwned counts a tenant's networks; none where the API serves no
+// networks (tests of other parts).
+func (s *server) networksOwned(tenant string) int {
+	if s.networks == nil {
+		return 0
+	}
+	return s.networks.Owned(tenant)
 }

@@ -20,7 +20,7 @@ func (s *server) createVM(w http.ResponseWriter, r *http.Request, tenant string)
 }
 
 func (s *server) listVMs(w http.ResponseWriter, r *http.Request, tenant string) error {
-	return ok(w, s.vms.List(r.Context(), tenant))
+	return okPage(w, r, s.vms.List(r.Context(), tenant), func(vm api.VM) string { return tenantKey(vm.Tenant, vm.Name) })
 }
 
 func (s *server) vm(w http.ResponseWriter, r *http.Request, tenant string) error {

@@ -29,6 +29,7 @@ import (
 	"github.com/weftcloud/weft/internal/lb"
 	"github.com/weftcloud/weft/internal/metering"
 	"github.com/weftcloud/weft/internal/metrics"
+	"github.com/weftcloud/weft/internal/networks"
 	"github.com/weftcloud/weft/internal/pkgstore"
 	"github.com/weftcloud/weft/internal/pki"
 	"github.com/weftcloud/weft/internal/portal"
@@ -260,7 +261,7 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 		apiHandler.Handle(route, meteringRoutes)
 	}
 	apiHandler.Pass(controlapi.New(controlapi.Config{
-		Controller: c.ctl, Accounts: accts, Images: imgs, VMs: vmMgr, Drives: driveMgr, Extensions: extensions.New(c.store, c.ctl), Tenants: tenantStore, Audit: auditLog, Ledger: ledger,
+		Controller: c.ctl, Accounts: accts, Images: imgs, VMs: vmMgr, Drives: driveMgr, Networks: networks.New(c.store, c.ctl), Extensions: extensions.New(c.store, c.ctl), Tenants: tenantStore, Audit: auditLog, Ledger: ledger,
 		Nodes: nodes, Portal: self.API, Log: log.With("part", "api"),
 	}))
 	auth.tokens.Store(tenantStore)

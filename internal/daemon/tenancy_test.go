@@ -70,6 +70,16 @@ func TestTenantsSeeOnlyTheirOwn(t *testing.T) {
 	if _, err := acme.PublishExtension(ctx, tinyExtension(t, "shop")); err != nil {
 		t.Fatal(err)
 	}
+	// A network named like the service, so the walk names it too; globex
+	// has one of the same name and CIDR.
+	for _, cl := range []*client.Client{acme, globex} {
+		if _, err := cl.CreateNetwork(ctx, api.CreateNetwork{Name: "shop", CIDR: "10.20.0.0/16"}); err != nil {
+			t.Fatalf("both tenants may have a network named shop on 10.20.0.0/16: %v", err)
+		}
+	}
+	if err := globex.DeleteNetwork(ctx, "shop"); err != nil {
+		t.Fatal(err)
+	}
 	keys, err := acme.StorageAccountKeys(ctx, "acmefiles")
 	if err != nil {
 		t.Fatal(err)
@@ -143,6 +153,9 @@ func TestTenantsSeeOnlyTheirOwn(t *testing.T) {
 	if _, err := acme.Extension(ctx, "shop", ""); err != nil {
 		t.Errorf("acme's extension after globex's walk: %v", err)
 	}
+	if n, err := acme.Network(ctx, "shop"); err != nil || n.Tenant != "acme" {
+		t.Errorf("acme's network after globex's walk: %+v, %v", n, err)
+	}
 	if _, err := acme.WhoAmI(ctx); err != nil {
 		t.Errorf("acme's token after globex's walk: %v", err)
 	}
@@ -183,6 +196,12 @@ func TestReaderChangesNothing(t *testing.T) {
 	}
 	if _, err := reader.PublishExtension(ctx, tinyExtension(t, "hello")); !isCode(err, api.CodeForbidden) {
 		t.Errorf("a reader publishing an extension: %v, want forbidden", err)
+	}
+	if _, err := reader.CreateNetwork(ctx, api.CreateNetwork{Name: "net", CIDR: "10.0.0.0/8"}); !isCode(err, api.CodeForbidden) {
+		t.Errorf("a reader creating a network: %v, want forbidden", err)
+	}
+	if list, err := reader.Networks(ctx); err != nil || len(list) != 0 {
+		t.Errorf("the reader's networks: %v %v", list, err)
 	}
 	if _, err := reader.CreateToken(ctx, api.CreateToken{Role: api.AccessOwner}); !isCode(err, api.CodeForbidden) {
 		t.Errorf("a reader making itself an owner token: %v, want forbidden", err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/networks"
 	"github.com/weftcloud/weft/internal/state"
 )
 
@@ -181,14 +182,18 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 		nodes[n.Name] = n
 	}
 	roles := peers(insts, nodes)
+	nets := &nodeNetworks{recs: map[string]*networks.Record{}, used: map[string]bool{}}
 	for _, rec := range insts {
 		switch {
 		case rec.Node == node:
-			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Drives: c.driveAccess(rec), Peers: roles[rec.group()]})
+			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Drives: c.driveAccess(rec), Peers: roles[rec.group()],
+				Network: nets.attach(c, rec)})
 		case rec.Migration != nil && rec.Migration.To == node:
-			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Incoming: true})
+			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Incoming: true,
+				Network: nets.attach(c, rec)})
 		}
 	}
+	out.Networks = nets.networks(insts, nodes)
 	return out, nil
 }
 

@@ -34,6 +34,8 @@ type pass struct {
 	asked  map[string]bool // instances a step wanted stopped in this pass (see noticeGiven)
 
 	unplaced map[string]int // placement.Why* -> instances this pass could not place
+
+	nets passNetworks
 }
 
 func (c *Controller) reconcile(ctx context.Context) (err error) {
@@ -96,7 +98,7 @@ func (p *pass) ops() []state.Op {
 	for _, in := range p.gone {
 		ops = append(ops, del(state.KindInstances, in.key()))
 	}
-	return ops
+	return append(ops, p.networkOps()...)
 }
 
 func (p *pass) event(e api.Event) { p.c.events.Add(e) }
@@ -237,6 +239,7 @@ func (p *pass) service(svc *serviceRecord) {
 		}
 		if len(p.instancesOf(svc)) == 0 {
 			p.svcGone[svc.key()] = true
+			p.releaseAddresses(svc)
 			p.event(api.Event{Type: "service.deleted", Tenant: svc.Tenant, Service: svc.Name, Message: "service " + svc.Name + " deleted"})
 		}
 		return
@@ -282,6 +285,7 @@ func (p *pass) newInstance(svc *serviceRecord, role api.RoleSpec, slot int, repl
 			ID: p.newInstanceID(svc.Name, role.Name, slot), Tenant: svc.Tenant, Service: svc.Name, Role: role.Name,
 			Slot: slot, UpdateDomain: slot % upgradeDomains(svc.Spec), Version: svc.Version,
 			Desired: api.DesiredRunning, State: api.StatePending, Health: api.HealthUnknown, CreatedAt: p.now,
+			PrivateAddress: p.slotAddress(svc, role, slot),
 		},
 		Spec: role, Template: templateHash(role), Replaces: replaces,
 	}

@@ -58,9 +58,10 @@ func (c *Controller) Deploy(ctx context.Context, tenant string, spec api.Service
 	if err != nil {
 		return api.Service{}, err
 	}
+	ops = append(ops, st.netOps...)
 	ops = append(ops, put(state.KindServices, rec.key(), rec))
 	if err := c.apply(ctx, ops); errors.Is(err, state.ErrConflict) {
-		return api.Service{}, api.Errorf(api.CodeConflict, "tenant %s was changed or deleted meanwhile; try again", tenant)
+		return api.Service{}, api.Errorf(api.CodeConflict, "tenant %s, or a network of the service, was changed or deleted meanwhile; try again", tenant)
 	} else if err != nil {
 		return api.Service{}, err
 	}
@@ -85,6 +86,7 @@ type staged struct {
 	spec   api.ServiceSpec
 	rec    serviceRecord
 	exists bool
+	netOps []state.Op // the slots' addresses (networkOps)
 }
 
 // stage makes every check of a deploy and writes nothing, so that Deploy
@@ -119,7 +121,11 @@ func (c *Controller) stage(tenant string, spec api.ServiceSpec) (staged, error) 
 	if exists && rec.Status == api.ServiceDeleting {
 		return staged{}, api.Errorf(api.CodeConflict, "service %s is being deleted", spec.Name)
 	}
-	return staged{spec: spec, rec: rec, exists: exists}, nil
+	netOps, err := c.networkOps(tenant, spec)
+	if err != nil {
+		return staged{}, err
+	}
+	return staged{spec: spec, rec: rec, exists: exists, netOps: netOps}, nil
 }
 
 // modelChanged reports whether two models differ in more than their
@@ -312,14 +318,18 @@ func (c *Controller) Scale(ctx context.Context, tenant, name, role string, n int
 	if err := c.checkQuota(t, rec.Spec, spec); err != nil {
 		return api.Service{}, err
 	}
+	netOps, err := c.networkOps(tenant, spec)
+	if err != nil {
+		return api.Service{}, err
+	}
 	if err := c.ensureDrives(ctx, tenant, spec); err != nil {
 		return api.Service{}, err
 	}
 	old := rec.Spec.Roles[idx].Instances
 	rec.Spec = spec // the version stays: only a change of the model makes one
 	rec.UpdatedAt = c.now()
-	if err := c.apply(ctx, []state.Op{put(state.KindServices, rec.key(), rec)}); err != nil {
-		return api.Service{}, err
+	if err := c.apply(ctx, append(netOps, put(state.KindServices, rec.key(), rec))); err != nil {
+		return api.Service{}, networkConflict(name, err)
 	}
 	c.events.Add(scaledEvent(tenant, name, role, old, n))
 	c.poke()
@@ -352,6 +362,10 @@ func (c *Controller) Rollback(ctx context.Context, tenant, name string) (api.Ser
 	if err := c.checkQuota(t, rec.Spec, spec); err != nil {
 		return api.Service{}, err
 	}
+	netOps, err := c.networkOps(tenant, spec)
+	if err != nil {
+		return api.Service{}, err
+	}
 	if err := c.ensureDrives(ctx, tenant, spec); err != nil {
 		return api.Service{}, err
 	}
@@ -360,8 +374,8 @@ func (c *Controller) Rollback(ctx context.Context, tenant, name string) (api.Ser
 	rec.Spec = spec
 	rec.Status, rec.Message = api.ServiceStable, ""
 	rec.UpdatedAt = c.now()
-	if err := c.apply(ctx, []state.Op{put(state.KindServices, rec.key(), rec)}); err != nil {
-		return api.Service{}, err
+	if err := c.apply(ctx, append(netOps, put(state.KindServices, rec.key(), rec))); err != nil {
+		return api.Service{}, networkConflict(name, err)
 	}
 	c.events.Add(api.Event{Type: "service.rollback", Tenant: tenant, Service: name,
 		Message: fmt.Sprintf("service %s rolling back to the model of version %d (now version %d)", name, prev.Version, rec.Version)})
@@ -389,6 +403,15 @@ func (c *Controller) DeleteService(ctx context.Context, tenant, name string, kee
 		c.poke()
 	}
 	return c.serviceView(rec), nil
+}
+
+// networkConflict says what failed when a batch with networkOps failed
+// its check: only the networks are checked in it.
+func networkConflict(service string, err error) error {
+	if errors.Is(err, state.ErrConflict) {
+		return api.Errorf(api.CodeConflict, "a network of service %s was changed or deleted meanwhile; try again", service)
+	}
+	return err
 }
 
 func (c *Controller) liveService(tenant, name string) (serviceRecord, error) {

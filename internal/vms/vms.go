@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/weftcloud/weft/api"
@@ -183,6 +184,14 @@ func (m *Manager) Create(ctx context.Context, tenant string, req api.CreateVM) (
 	if _, err := m.ctl.Service(ctx, tenant, req.Name); err == nil {
 		return api.VM{}, api.Errorf(api.CodeConflict, "name: a VM or service named %s exists", req.Name)
 	}
+	if req.Network != "" {
+		// Refused on a network the tenant does not have, or that is
+		// full, before anything is made; Deploy checks again.
+		probe := api.ServiceSpec{Name: req.Name, Roles: []api.RoleSpec{{Name: api.VMRole, Persistence: api.Persistent, Network: req.Network}}}
+		if err := m.ctl.CheckNetworks(tenant, probe); err != nil {
+			return api.VM{}, vmNetworkError(err)
+		}
+	}
 	img, err := m.images.Get(tenant, req.Image)
 	if err != nil {
 		return api.VM{}, api.Errorf(api.CodeInvalid, "image: no image named %s (weft image list)", req.Image)
@@ -272,11 +281,22 @@ func (m *Manager) spec(tenant string, req api.CreateVM, img api.Image) (api.Serv
 	role := api.RoleSpec{
 		Name: api.VMRole, Kind: api.KindVM, Runtime: api.RuntimeVM, Image: req.Image, Instances: 1,
 		Size: api.Size{CPU: req.CPUs, Memory: req.Memory}, Persistence: api.Persistent, Disks: disks,
+		Network: req.Network,
 	}
 	for _, p := range req.Ports {
 		role.Endpoints = append(role.Endpoints, api.Endpoint{Name: p.Name, Protocol: api.ProtocolTCP, Port: p.PublicPort, GuestPort: p.GuestPort})
 	}
 	return api.ServiceSpec{Name: req.Name, UpgradeDomains: 1, Roles: []api.RoleSpec{role}}, nil
+}
+
+// vmNetworkError names the request's field in the fabric's error about the
+// role's network.
+func vmNetworkError(err error) error {
+	var e *api.Error
+	if errors.As(err, &e) && strings.HasPrefix(e.Message, "roles[0].network: ") {
+		return api.Errorf(e.Code, "network: %s", strings.TrimPrefix(e.Message, "roles[0].network: "))
+	}
+	return err
 }
 
 func randomSuffix() string {
@@ -362,6 +382,10 @@ func (m *Manager) view(ctx context.Context, svc api.Service) api.VM {
 	}
 	for _, ep := range r.Endpoints {
 		vm.Ports = append(vm.Ports, api.VMPort{Name: ep.Name, GuestPort: ep.GuestPort, PublicPort: ep.Port})
+	}
+	if r.Network != "" {
+		// The slot's, which the VM keeps while stopped too.
+		vm.Network, vm.PrivateAddress = r.Network, m.ctl.SlotAddress(svc.Tenant, r.Network, svc.Name, r.Name, 0)
 	}
 	var statuses []api.ExtensionStatus
 	for _, in := range m.ctl.Instances(ctx, svc.Tenant, svc.Name) {
