@@ -94,7 +94,7 @@ func writeBlobHeaders(h http.Header, rec *blobRec, now time.Time) {
 	if cp := rec.Copy; cp != nil {
 		h.Set("x-ms-copy-id", cp.ID)
 		h.Set("x-ms-copy-source", cp.Source)
-		h.Set("x-ms-copy-status", cp.Status)
+		h.Set("x-ms-copy-status", cp.status(rec, now))
 		h.Set("x-ms-copy-progress", cp.Progress)
 		h.Set("x-ms-copy-completion-time", cp.Completed.UTC().Format(http.TimeFormat))
 	}

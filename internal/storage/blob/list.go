@@ -225,7 +225,7 @@ func blobItem(rec *blobRec, inc map[string]bool, now time.Time) blobItemXML {
 		p.LeaseStatus, p.LeaseState = "unlocked", "available"
 	}
 	if cp := rec.Copy; cp != nil && inc["copy"] {
-		p.CopyID, p.CopyStatus, p.CopySource, p.CopyProgress = cp.ID, cp.Status, cp.Source, cp.Progress
+		p.CopyID, p.CopyStatus, p.CopySource, p.CopyProgress = cp.ID, cp.status(rec, now), cp.Source, cp.Progress
 		p.CopyCompletionTime = cp.Completed.UTC().Format(http.TimeFormat)
 	}
 	item := blobItemXML{XMLName: xml.Name{Local: "Blob"}, Name: rec.Name, Snapshot: rec.Snapshot, Props: p}

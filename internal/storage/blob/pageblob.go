@@ -171,13 +171,35 @@ func (s *Service) putPage(c *call) error {
 	if err != nil {
 		return err
 	}
+	// Pin the files found in the metadata until the data is written.
+	exit := s.files.enter()
+	defer exit()
+	// The pages are the body, or for Put Page From URL a range of another
+	// blob.
+	var body io.Reader = c.r.Body
+	length, sums := c.r.ContentLength, c.r.Header
+	fromURL := c.header("x-ms-copy-source") != ""
 	clearPages := false
 	switch c.header("x-ms-page-write") {
 	case "update":
 		if end-start > maxPutPage {
 			return errTooLarge
 		}
-		if c.r.ContentLength != end-start {
+		if fromURL {
+			if c.r.ContentLength > 0 {
+				return errHeader("Content-Length")
+			}
+			src, err := s.openSource(c, true)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			if src.n != end-start {
+				return errHeader("x-ms-source-range")
+			}
+			body, length, sums = src, src.n, src.sums
+		}
+		if length != end-start {
 			return storage.Errorf(http.StatusBadRequest, "InvalidPageRange", "The page range does not match the body length.")
 		}
 	case "clear":
@@ -194,16 +216,13 @@ func (s *Service) putPage(c *call) error {
 		bp := pageBufs.Get().(*[]byte)
 		defer pageBufs.Put(bp)
 		data = (*bp)[:end-start]
-		if _, err := io.ReadFull(c.r.Body, data); err != nil {
+		if _, err := io.ReadFull(body, data); err != nil {
 			return fmt.Errorf("blob: reading body: %w", err)
 		}
-		if in, err = verifyBuffer(c.r.Header, data); err != nil {
+		if in, err = verifyBuffer(sums, data); err != nil {
 			return err
 		}
 	}
-	// Pin the files found in the metadata until the data is written.
-	exit := s.files.enter()
-	defer exit()
 	mu := s.lock(blobKey(c.req.Account, c.container, c.blob, ""))
 	if c.header("If-Match") != "" || c.header("If-None-Match") != "" || c.header("If-Modified-Since") != "" ||
 		c.header("If-Unmodified-Since") != "" || c.header("x-ms-if-sequence-number-le") != "" ||

@@ -81,6 +81,9 @@ type copyRec struct {
 	Status    string    `json:"st"`
 	Progress  string    `json:"p"`
 	Completed time.Time `json:"t"`
+	// Rehydrating marks a copy out of Archive: pending until the
+	// destination's rehydration completes.
+	Rehydrating bool `json:"rh,omitempty"`
 }
 
 const (
