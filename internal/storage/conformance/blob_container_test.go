@@ -372,3 +372,65 @@ func TestBlob_GetAccountInformation(t *testing.T) {
 		}
 	})
 }
+
+func TestBlob_PreflightBlobRequest(t *testing.T) {
+	cover(t, storage.Blob, "Preflight Blob Request")
+	env := newBlobEnv(t)
+	env.container(t, "box")
+	ctx := context.Background()
+	preflight := func(t *testing.T, origin, method string) response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodOptions, env.endpoint+"/box/b", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if method != "" {
+			req.Header.Set("Access-Control-Request-Method", method)
+		}
+		req.Header.Set("Access-Control-Request-Headers", "x-ms-blob-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return response{status: resp.StatusCode, header: resp.Header}
+	}
+	t.Run("CorsPreflightFailure", func(t *testing.T) {
+		preflight(t, "https://example.com", "PUT").want(t, http.StatusForbidden, "CorsPreflightFailure")
+	})
+	if _, err := env.svc.SetProperties(ctx, &service.SetPropertiesOptions{CORS: []*service.CORSRule{{
+		AllowedOrigins: to.Ptr("https://example.com"), AllowedMethods: to.Ptr("GET,PUT"),
+		AllowedHeaders: to.Ptr("x-ms-*"), ExposedHeaders: to.Ptr("x-ms-request-id"), MaxAgeInSeconds: to.Ptr[int32](60),
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("success", func(t *testing.T) {
+		r := preflight(t, "https://example.com", "PUT")
+		r.want(t, http.StatusOK, "")
+		for k, want := range map[string]string{
+			"Access-Control-Allow-Origin": "https://example.com", "Access-Control-Allow-Methods": "PUT",
+			"Access-Control-Allow-Headers": "x-ms-blob-type", "Access-Control-Max-Age": "60",
+		} {
+			if got := r.header.Get(k); got != want {
+				t.Errorf("%s = %q, want %q", k, got, want)
+			}
+		}
+	})
+	t.Run("CORS headers on the request itself", func(t *testing.T) {
+		r := env.do(t, http.MethodGet, "/box?restype=container", map[string]string{"Origin": "https://example.com"}, nil)
+		r.want(t, http.StatusOK, "")
+		if r.header.Get("Access-Control-Allow-Origin") != "https://example.com" || r.header.Get("Access-Control-Expose-Headers") != "x-ms-request-id" {
+			t.Errorf("CORS headers: %v", r.header)
+		}
+	})
+	t.Run("no matching rule", func(t *testing.T) {
+		preflight(t, "https://other.example", "GET").want(t, http.StatusForbidden, "CorsPreflightFailure")
+		preflight(t, "https://example.com", "DELETE").want(t, http.StatusForbidden, "CorsPreflightFailure")
+	})
+	t.Run("MissingRequiredHeader", func(t *testing.T) {
+		preflight(t, "", "GET").want(t, http.StatusBadRequest, "MissingRequiredHeader")
+	})
+}
