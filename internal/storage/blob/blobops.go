@@ -185,10 +185,16 @@ func (s *Service) deleteBlob(c *call) error {
 		return errHeader("x-ms-delete-snapshots")
 	}
 	now := s.now()
+	soft := false // kept by the account's delete retention policy
 	err := s.update(func(t *txn) error {
 		if t.bucket(bktContainers).Get(containerKey(c.req.Account, c.container)) == nil {
 			return errContainerNotFound()
 		}
+		days, err := t.retentionDays(c.req.Account)
+		if err != nil {
+			return err
+		}
+		soft = days > 0
 		if snapshot != "" {
 			key := blobKey(c.req.Account, c.container, c.blob, snapshot)
 			rec, err := t.getBlob(key)
@@ -201,10 +207,7 @@ func (s *Service) deleteBlob(c *call) error {
 			if err := checkBlobConditions(c, rec, false); err != nil {
 				return err
 			}
-			if err := t.releaseBlob(rec); err != nil {
-				return err
-			}
-			return t.deleteBlob(key)
+			return t.removeBlob(key, rec, days, now)
 		}
 		base := blobKey(c.req.Account, c.container, c.blob, "")
 		rec, err := t.getBlob(base)
@@ -221,6 +224,7 @@ func (s *Service) deleteBlob(c *call) error {
 			return err
 		}
 		var snaps [][]byte
+		var snapRecs []blobRec
 		cur := t.bucket(bktBlobs).Cursor()
 		for k, v := cur.Seek(base); k != nil && hasPrefix(k, base); k, v = cur.Next() {
 			if len(k) == len(base) {
@@ -233,31 +237,25 @@ func (s *Service) deleteBlob(c *call) error {
 			if err := json.Unmarshal(v, &snap); err != nil {
 				return err
 			}
-			if err := t.releaseBlob(&snap); err != nil {
-				return err
-			}
-			snaps = append(snaps, append([]byte(nil), k...))
+			snaps, snapRecs = append(snaps, append([]byte(nil), k...)), append(snapRecs, snap)
 		}
-		for _, k := range snaps {
-			if err := t.deleteBlob(k); err != nil {
+		for i, k := range snaps {
+			if err := t.removeBlob(k, &snapRecs[i], days, now); err != nil {
 				return err
 			}
 		}
 		if mode == "only" {
 			return nil
 		}
-		if err := t.releaseBlob(rec); err != nil {
-			return err
-		}
 		if err := t.dropBlocks(c.req.Account, c.container, c.blob); err != nil {
 			return err
 		}
-		return t.deleteBlob(base)
+		return t.removeBlob(base, rec, days, now)
 	})
 	if err != nil {
 		return err
 	}
-	c.w.Header().Set("x-ms-delete-type-permanent", "true")
+	c.w.Header().Set("x-ms-delete-type-permanent", strconv.FormatBool(!soft))
 	c.w.WriteHeader(http.StatusAccepted)
 	return nil
 }

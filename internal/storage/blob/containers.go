@@ -146,6 +146,9 @@ func (s *Service) deleteContainer(c *call) error {
 // uncommitted block in it.
 func (t *txn) deleteContainerContents(account, container string) error {
 	prefix := blobsPrefix(account, container)
+	if _, err := t.purgeDeletedUnder(prefix, time.Time{}); err != nil {
+		return err
+	}
 	var keys [][]byte
 	c := t.bucket(bktBlobs).Cursor()
 	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {

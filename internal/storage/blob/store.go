@@ -22,6 +22,7 @@ var (
 	bktRefs       = []byte("refs")       // fileID -> reference count (8 bytes BE)
 	bktInline     = []byte("inline")     // fileID -> bytes of a small extent
 	bktService    = []byte("service")    // account -> serviceProps
+	bktDeleted    = []byte("deleted")    // blob key + NUL -> soft-deleted blobRec
 )
 
 func containerKey(account, container string) []byte {
@@ -102,6 +103,8 @@ type blobProps struct {
 }
 
 type blobRec struct {
+	// Deleted is set on a soft-deleted blob (bktDeleted).
+	Deleted  *deletedRec       `json:"del,omitempty"`
 	Name     string            `json:"n"`
 	Snapshot string            `json:"s,omitempty"`
 	Type     string            `json:"ty"`
