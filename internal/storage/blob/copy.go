@@ -155,12 +155,19 @@ func (s *Service) copyBlob(c *call) error {
 	if rehydrate != nil {
 		rec.Tier, rec.Rehydrate = tierArchive, rehydrate
 	}
+	// The copy's tags are the request's (REPLACE, the default) or the
+	// source's (COPY, which takes no x-ms-tags).
 	switch c.header("x-ms-copy-source-tag-option") {
 	case "COPY":
-	default:
+		if c.header("x-ms-tags") != "" {
+			return errHeader("x-ms-tags")
+		}
+	case "", "REPLACE":
 		if rec.Tags, err = tagsFromHeader(c.r.Header); err != nil {
 			return err
 		}
+	default:
+		return errHeader("x-ms-copy-source-tag-option")
 	}
 	rec.Copy = &copyRec{ID: copyID, Source: c.header("x-ms-copy-source"), Status: "success",
 		Progress: fmt.Sprintf("%d/%d", src.Size, src.Size), Completed: now, Rehydrating: rehydrate != nil}

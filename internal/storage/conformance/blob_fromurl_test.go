@@ -87,6 +87,26 @@ func TestBlob_PutBlobFromURL(t *testing.T) {
 			t.Errorf("properties %v %v, %v", p.ContentType, p.ContentLanguage, err)
 		}
 	})
+	t.Run("x-ms-copy-source-tag-option", func(t *testing.T) {
+		if _, err := src.SetTags(ctx, map[string]string{"origin": "src"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dst.UploadBlobFromURL(ctx, src.URL(), &blockblob.UploadBlobFromURLOptions{CopySourceTags: to.Ptr(blockblob.BlobCopySourceTagsCopy)}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := dst.GetTags(ctx, nil)
+		if err != nil || len(got.BlobTagSet) != 1 || *got.BlobTagSet[0].Key != "origin" {
+			t.Errorf("tags copied: %v, %v", got.BlobTagSet, err)
+		}
+		// COPY takes no x-ms-tags; the option has two values.
+		_, err = dst.UploadBlobFromURL(ctx, src.URL(), &blockblob.UploadBlobFromURLOptions{CopySourceTags: to.Ptr(blockblob.BlobCopySourceTagsCopy), Tags: teamTags})
+		wantErr(t, err, http.StatusBadRequest, "InvalidHeaderValue")
+		r := env.do(t, http.MethodPut, "/box/dst", map[string]string{"x-ms-blob-type": "BlockBlob", "x-ms-copy-source": src.URL(), "x-ms-copy-source-tag-option": "MERGE"}, nil)
+		r.want(t, http.StatusBadRequest, "InvalidHeaderValue")
+		if got, err := dst.GetTags(ctx, nil); err != nil || len(got.BlobTagSet) != 1 {
+			t.Errorf("tags after refused copies: %v, %v", got.BlobTagSet, err)
+		}
+	})
 	t.Run("from an append blob", func(t *testing.T) {
 		ac := cc.NewAppendBlobClient("log")
 		if _, err := ac.Create(ctx, nil); err != nil {
