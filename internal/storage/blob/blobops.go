@@ -93,6 +93,9 @@ func (s *Service) setBlobProps(c *call) error {
 		if err := checkOnline(rec, now); err != nil {
 			return false, err
 		}
+		if rec.Incremental != nil {
+			return false, errIncremental()
+		}
 		rec.Props = props
 		return true, nil
 	})
@@ -120,6 +123,9 @@ func (s *Service) setBlobMetadata(c *call) error {
 	rec, err := s.modifyBlob(c, func(_ *txn, rec *blobRec) (bool, error) {
 		if err := checkOnline(rec, now); err != nil {
 			return false, err
+		}
+		if rec.Incremental != nil {
+			return false, errIncremental()
 		}
 		rec.Meta = md
 		return true, nil

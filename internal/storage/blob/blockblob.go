@@ -68,6 +68,9 @@ func (s *Service) replaceBlob(t *txn, c *call, rec *blobRec, prepare func(old *b
 	if err := checkBlobConditions(c, old, false); err != nil {
 		return err
 	}
+	if old != nil && old.Incremental != nil && rec.Incremental == nil {
+		return errIncremental()
+	}
 	now := rec.Modified
 	// A batch may run this more than once: start from the request's record.
 	rec.Lease, rec.Created = leaseRec{}, now

@@ -91,7 +91,13 @@ func writeBlobHeaders(h http.Header, rec *blobRec, now time.Time) {
 		h.Set("x-ms-blob-committed-block-count", strconv.Itoa(rec.Appends))
 		h.Set("x-ms-blob-sealed", strconv.FormatBool(rec.Sealed))
 	}
+	if rec.Incremental != nil {
+		h.Set("x-ms-incremental-copy", "true")
+	}
 	if cp := rec.Copy; cp != nil {
+		if cp.DestSnapshot != "" {
+			h.Set("x-ms-copy-destination-snapshot", cp.DestSnapshot)
+		}
 		h.Set("x-ms-copy-id", cp.ID)
 		h.Set("x-ms-copy-source", cp.Source)
 		h.Set("x-ms-copy-status", cp.status(rec, now))

@@ -159,6 +159,8 @@ type blobPropsXML struct {
 	CopyProgress       string `xml:"CopyProgress,omitempty"`
 	CopyCompletionTime string `xml:"CopyCompletionTime,omitempty"`
 	ServerEncrypted    bool   `xml:"ServerEncrypted"`
+	IncrementalCopy    bool   `xml:"IncrementalCopy,omitempty"`
+	DestSnapshot       string `xml:"DestinationSnapshot,omitempty"`
 	DeletedTime        string `xml:"DeletedTime,omitempty"`
 	RemainingDays      int    `xml:"RemainingRetentionDays,omitempty"`
 	TagCount           int    `xml:"TagCount,omitempty"`
@@ -230,7 +232,9 @@ func blobItem(rec *blobRec, inc map[string]bool, now time.Time) blobItemXML {
 	if cp := rec.Copy; cp != nil && inc["copy"] {
 		p.CopyID, p.CopyStatus, p.CopySource, p.CopyProgress = cp.ID, cp.status(rec, now), cp.Source, cp.Progress
 		p.CopyCompletionTime = cp.Completed.UTC().Format(http.TimeFormat)
+		p.DestSnapshot = cp.DestSnapshot
 	}
+	p.IncrementalCopy = rec.Incremental != nil
 	item := blobItemXML{XMLName: xml.Name{Local: "Blob"}, Name: rec.Name, Snapshot: rec.Snapshot, Props: p}
 	p.TagCount = len(rec.Tags)
 	if inc["tags"] && len(rec.Tags) > 0 {

@@ -237,6 +237,9 @@ func (s *Service) putPage(c *call) error {
 		if rec.Type != pageBlob {
 			return errInvalidBlobType()
 		}
+		if rec.Incremental != nil {
+			return errIncremental()
+		}
 		if err := checkBlobConditions(c, rec, false); err != nil {
 			return err
 		}
@@ -433,6 +436,9 @@ func (s *Service) setPageBlobProps(c *call, props blobProps, resize int64, actio
 	}
 	if cur.Type != pageBlob {
 		return errInvalidBlobType()
+	}
+	if cur.Incremental != nil {
+		return errIncremental()
 	}
 	if resize > maxPageBlob {
 		return errHeader("x-ms-blob-content-length")

@@ -408,6 +408,8 @@ func (s *Service) serveBlob(c *call) error {
 		return s.setTags(c)
 	case comp == "tier" && m == http.MethodPut:
 		return s.setTier(c)
+	case comp == "incrementalcopy" && m == http.MethodPut:
+		return s.incrementalCopy(c)
 	case comp == "undelete" && m == http.MethodPut:
 		return s.undeleteBlob(c)
 	}

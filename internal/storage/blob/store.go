@@ -85,6 +85,9 @@ type copyRec struct {
 	// Rehydrating marks a copy out of Archive: pending until the
 	// destination's rehydration completes.
 	Rehydrating bool `json:"rh,omitempty"`
+	// DestSnapshot is the snapshot an incremental copy left of its
+	// destination.
+	DestSnapshot string `json:"ds,omitempty"`
 }
 
 const (
@@ -126,6 +129,8 @@ type blobRec struct {
 	Tier        string        `json:"tr,omitempty"`
 	TierChanged time.Time     `json:"tc,omitzero"`
 	Rehydrate   *rehydrateRec `json:"rh,omitempty"`
+	// Incremental is set on an incremental copy blob (incremental.go).
+	Incremental *incrementalRec `json:"inc,omitempty"`
 }
 
 // blockRec is an uncommitted block.
