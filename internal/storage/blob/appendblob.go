@@ -112,6 +112,9 @@ func (s *Service) appendBlock(c *call) error {
 	if rec.Sealed {
 		return errSealed()
 	}
+	if err := checkMutable(rec, s.now()); err != nil {
+		return err
+	}
 	if err := checkBlobConditions(c, rec, false); err != nil {
 		return err
 	}

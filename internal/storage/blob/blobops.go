@@ -96,6 +96,9 @@ func (s *Service) setBlobProps(c *call) error {
 		if rec.Incremental != nil {
 			return false, errIncremental()
 		}
+		if err := checkMutable(rec, now); err != nil {
+			return false, err
+		}
 		rec.Props = props
 		return true, nil
 	})
@@ -126,6 +129,9 @@ func (s *Service) setBlobMetadata(c *call) error {
 		}
 		if rec.Incremental != nil {
 			return false, errIncremental()
+		}
+		if err := checkMutable(rec, now); err != nil {
+			return false, err
 		}
 		rec.Meta = md
 		return true, nil
@@ -227,6 +233,9 @@ func (s *Service) deleteBlob(c *call) error {
 			return err
 		}
 		if err := checkWriteLease(&rec.Lease, c.header("x-ms-lease-id"), now, true); err != nil {
+			return err
+		}
+		if err := checkMutable(rec, now); err != nil {
 			return err
 		}
 		var snaps [][]byte
@@ -338,6 +347,9 @@ func (s *Service) snapshotBlob(c *call) error {
 		}
 		snap = *rec
 		snap.Snapshot, snap.Lease = id, leaseRec{}
+		// A snapshot is a blob of its own: the base's policy and hold stay
+		// with the base.
+		snap.Immutability, snap.LegalHold = nil, false
 		if md != nil {
 			snap.Meta = md
 		}

@@ -72,6 +72,12 @@ func (s *Service) replaceBlob(t *txn, c *call, rec *blobRec, prepare func(old *b
 		return errIncremental()
 	}
 	now := rec.Modified
+	if err := checkMutable(old, now); err != nil {
+		return err
+	}
+	if err := protectOnWrite(c, rec, now); err != nil {
+		return err
+	}
 	// A batch may run this more than once: start from the request's record.
 	rec.Lease, rec.Created = leaseRec{}, now
 	if old != nil {

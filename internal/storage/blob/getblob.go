@@ -94,6 +94,7 @@ func writeBlobHeaders(h http.Header, rec *blobRec, now time.Time) {
 	if rec.Incremental != nil {
 		h.Set("x-ms-incremental-copy", "true")
 	}
+	writeImmutability(h, rec)
 	if cp := rec.Copy; cp != nil {
 		if cp.DestSnapshot != "" {
 			h.Set("x-ms-copy-destination-snapshot", cp.DestSnapshot)

@@ -161,6 +161,9 @@ type blobPropsXML struct {
 	ServerEncrypted    bool   `xml:"ServerEncrypted"`
 	IncrementalCopy    bool   `xml:"IncrementalCopy,omitempty"`
 	DestSnapshot       string `xml:"DestinationSnapshot,omitempty"`
+	ImmutableUntil     string `xml:"ImmutabilityPolicyUntilDate,omitempty"`
+	ImmutableMode      string `xml:"ImmutabilityPolicyMode,omitempty"`
+	LegalHold          bool   `xml:"LegalHold,omitempty"`
 	DeletedTime        string `xml:"DeletedTime,omitempty"`
 	RemainingDays      int    `xml:"RemainingRetentionDays,omitempty"`
 	TagCount           int    `xml:"TagCount,omitempty"`
@@ -235,6 +238,10 @@ func blobItem(rec *blobRec, inc map[string]bool, now time.Time) blobItemXML {
 		p.DestSnapshot = cp.DestSnapshot
 	}
 	p.IncrementalCopy = rec.Incremental != nil
+	if im := rec.Immutability; im != nil && inc["immutabilitypolicy"] {
+		p.ImmutableUntil, p.ImmutableMode = im.Until.UTC().Format(http.TimeFormat), strings.ToLower(im.Mode)
+	}
+	p.LegalHold = rec.LegalHold && inc["legalhold"]
 	item := blobItemXML{XMLName: xml.Name{Local: "Blob"}, Name: rec.Name, Snapshot: rec.Snapshot, Props: p}
 	p.TagCount = len(rec.Tags)
 	if inc["tags"] && len(rec.Tags) > 0 {

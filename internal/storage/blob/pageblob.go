@@ -240,6 +240,9 @@ func (s *Service) putPage(c *call) error {
 		if rec.Incremental != nil {
 			return errIncremental()
 		}
+		if err := checkMutable(rec, s.now()); err != nil {
+			return err
+		}
 		if err := checkBlobConditions(c, rec, false); err != nil {
 			return err
 		}
@@ -439,6 +442,9 @@ func (s *Service) setPageBlobProps(c *call, props blobProps, resize int64, actio
 	}
 	if cur.Incremental != nil {
 		return errIncremental()
+	}
+	if err := checkMutable(cur, s.now()); err != nil {
+		return err
 	}
 	if resize > maxPageBlob {
 		return errHeader("x-ms-blob-content-length")

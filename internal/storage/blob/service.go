@@ -408,6 +408,12 @@ func (s *Service) serveBlob(c *call) error {
 		return s.setTags(c)
 	case comp == "tier" && m == http.MethodPut:
 		return s.setTier(c)
+	case comp == "immutabilityPolicies" && m == http.MethodPut:
+		return s.setImmutabilityPolicy(c)
+	case comp == "immutabilityPolicies" && m == http.MethodDelete:
+		return s.deleteImmutabilityPolicy(c)
+	case comp == "legalhold" && m == http.MethodPut:
+		return s.setLegalHold(c)
 	case comp == "incrementalcopy" && m == http.MethodPut:
 		return s.incrementalCopy(c)
 	case comp == "undelete" && m == http.MethodPut:

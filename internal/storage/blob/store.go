@@ -131,6 +131,9 @@ type blobRec struct {
 	Rehydrate   *rehydrateRec `json:"rh,omitempty"`
 	// Incremental is set on an incremental copy blob (incremental.go).
 	Incremental *incrementalRec `json:"inc,omitempty"`
+	// Immutability and LegalHold keep the blob from change (immutability.go).
+	Immutability *immutabilityRec `json:"imm,omitempty"`
+	LegalHold    bool             `json:"lh,omitempty"`
 }
 
 // blockRec is an uncommitted block.
