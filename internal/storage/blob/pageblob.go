@@ -171,9 +171,6 @@ func (s *Service) putPage(c *call) error {
 	if err != nil {
 		return err
 	}
-	// Pin the files found in the metadata until the data is written.
-	exit := s.files.enter()
-	defer exit()
 	// The pages are the body, or for Put Page From URL a range of another
 	// blob.
 	var body io.Reader = c.r.Body
@@ -189,6 +186,9 @@ func (s *Service) putPage(c *call) error {
 			if c.r.ContentLength > 0 {
 				return errHeader("Content-Length")
 			}
+			// Pin the source's files until its pages are read.
+			exitSource := s.files.enter()
+			defer exitSource()
 			src, err := s.openSource(c, true)
 			if err != nil {
 				return err
@@ -223,6 +223,9 @@ func (s *Service) putPage(c *call) error {
 			return err
 		}
 	}
+	// Pin the files found in the metadata until the data is written.
+	exit := s.files.enter()
+	defer exit()
 	mu := s.lock(blobKey(c.req.Account, c.container, c.blob, ""))
 	if c.header("If-Match") != "" || c.header("If-None-Match") != "" || c.header("If-Modified-Since") != "" ||
 		c.header("If-Unmodified-Since") != "" || c.header("x-ms-if-sequence-number-le") != "" ||
