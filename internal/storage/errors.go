@@ -21,6 +21,9 @@ type Error struct {
 	// AuthDetail explains an authentication failure; Azure sends it as
 	// <AuthenticationErrorDetail> so a developer can see what was signed.
 	AuthDetail string
+	// XMLNodeName and XMLNodeValue name the part of an XML body refused
+	// (<XmlNodeName>, <XmlNodeValue>).
+	XMLNodeName, XMLNodeValue string
 }
 
 func (e *Error) Error() string {
@@ -103,7 +106,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, svc Service, err error) 
 			Code       string   `xml:"Code"`
 			Message    string   `xml:"Message"`
 			AuthDetail string   `xml:"AuthenticationErrorDetail,omitempty"`
-		}{Code: e.Code, Message: msg, AuthDetail: e.AuthDetail}
+			NodeName   string   `xml:"XmlNodeName,omitempty"`
+			NodeValue  string   `xml:"XmlNodeValue,omitempty"`
+		}{Code: e.Code, Message: msg, AuthDetail: e.AuthDetail, NodeName: e.XMLNodeName, NodeValue: e.XMLNodeValue}
 		out, _ := xml.Marshal(x)
 		body = []byte(`<?xml version="1.0" encoding="utf-8"?>` + string(out))
 	}

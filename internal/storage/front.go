@@ -90,6 +90,10 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request, version string) {
 	if origin := r.Header.Get("Origin"); origin != "" {
 		f.decorateCORS(h, req.Account, origin, r.Method)
 	}
+	if f.isUserDelegationKey(r, req) {
+		f.serveUserDelegationKey(w, r, req, version)
+		return
+	}
 	if f.isBatch(r) {
 		// Each sub-request comes back through serve: counted and
 		// refused one by one.
@@ -127,6 +131,11 @@ func (f *front) prepare(r *http.Request, req *Request, version string) error {
 		return err
 	}
 	req.Auth = auth
+	if auth.Kind == Bearer && !f.isUserDelegationKey(r, req) {
+		// A bearer token's principal has no role assignments in Weft, so
+		// it is Azure's answer to a principal without a data role.
+		return Errorf(http.StatusForbidden, "AuthorizationPermissionMismatch", "This request is not authorized to perform this operation using this permission.")
+	}
 	if secondary && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return Errorf(http.StatusForbidden, "InsufficientAccountPermissions", "The account being accessed does not have sufficient permissions to execute this operation: its secondary location is read-only.")
 	}
@@ -161,6 +170,16 @@ func (f *front) authenticate(ctx context.Context, r *http.Request, account strin
 			kind = SharedKey
 		case "SharedKeyLite":
 			kind = SharedKeyLite
+		case "Bearer":
+			keys, err := f.keys(ctx, account)
+			if err != nil {
+				return Auth{}, err
+			}
+			p, e := verifyBearer(strings.TrimSpace(cred), keys, f.now())
+			if e != nil {
+				return Auth{}, e
+			}
+			return Auth{Kind: Bearer, Principal: p}, nil
 		default:
 			return Auth{}, authFailed("Authorization scheme %q is not supported; use SharedKey, SharedKeyLite or a SAS.", scheme)
 		}
@@ -194,10 +213,29 @@ func (f *front) authenticate(ctx context.Context, r *http.Request, account strin
 		if pathStyle {
 			_, p, _ = strings.Cut(p, "/")
 		}
-		if kind == AccountSAS {
+		switch {
+		case s.Delegation != nil:
+			if e := checkDelegation(f.svc, s.Delegation, f.now()); e != nil {
+				return Auth{}, e
+			}
+			res, e := blobSASResource("/blob", account, p, s)
+			if e != nil {
+				return Auth{}, e
+			}
+			sts = userDelegationSASString(r, s, res, q)
+			// The SAS is signed with the user delegation key, which is
+			// derived from an account key.
+			derived := make([][]byte, len(keys))
+			for i, k := range keys {
+				derived[i] = keyValue(k, account, s.Delegation)
+			}
+			keys = derived
+		case kind == AccountSAS:
 			sts = accountSASString(account, s, q)
-		} else if sts, e = serviceSASString(f.svc, account, p, s, q); e != nil {
-			return Auth{}, e
+		default:
+			if sts, e = serviceSASString(f.svc, account, p, s, q); e != nil {
+				return Auth{}, e
+			}
 		}
 		if !verifySignature(keys, []string{sts}, s.sig) {
 			return Auth{}, authFailed("Signature did not match. String to sign used was %s", sts)

@@ -36,6 +36,10 @@ type SAS struct {
 	TableName                      string
 	StartPK, StartRK, EndPK, EndRK string
 
+	// Delegation is set for a user delegation SAS (blob service), signed
+	// with a key from Get User Delegation Key instead of the account key.
+	Delegation *Delegation
+
 	sig string
 }
 
@@ -60,11 +64,12 @@ func parseSAS(q url.Values) (*SAS, AuthKind, *Error) {
 	if !validVersion(s.Version) {
 		return nil, 0, authFailed("sv %q is not a valid version (YYYY-MM-DD)", s.Version)
 	}
-	if q.Has("skoid") || q.Has("sktid") {
-		// A user delegation SAS is signed with a key from Get User
-		// Delegation Key; Weft has handed out none, so it is Azure's answer
-		// to a SAS whose key it does not hold.
-		return nil, 0, authFailed("Signature validation failed. Signature key not found.")
+	var e *Error
+	if s.Delegation, e = parseDelegation(q); e != nil {
+		return nil, 0, e
+	}
+	if s.Delegation != nil && (kind == AccountSAS || s.Identifier != "") {
+		return nil, 0, authFailed("A user delegation SAS is a service SAS and cannot name a stored access policy (si).")
 	}
 	if kind == AccountSAS && s.Identifier != "" {
 		return nil, 0, authFailed("An account SAS cannot name a stored access policy (si=%s).", s.Identifier)
@@ -139,20 +144,9 @@ func serviceSASString(svc Service, account, path string, s *SAS, q url.Values) (
 	var fields []string
 	switch svc {
 	case Blob:
-		container, blob, _ := strings.Cut(path, "/")
-		res := prefix + "/" + account + "/" + container
-		switch s.Resource {
-		case "c":
-		case "b", "bs", "bv":
-			res += "/" + blob
-		case "d":
-			parts := strings.Split(blob, "/")
-			if s.DirectoryDepth == 0 || s.DirectoryDepth > len(parts) {
-				return "", authFailed("sdd %d does not fit the blob path %q", s.DirectoryDepth, blob)
-			}
-			res += "/" + strings.Join(parts[:s.DirectoryDepth], "/")
-		default:
-			return "", authFailed("sr %q is not a valid signed resource for the blob service (c, b, bs, bv, d)", s.Resource)
+		res, e := blobSASResource(prefix, account, path, s)
+		if e != nil {
+			return "", e
 		}
 		fields = append(base, res, s.Identifier)
 		if withIP {
@@ -197,6 +191,27 @@ func serviceSASString(svc Service, account, path string, s *SAS, q url.Values) (
 		return "", authFailed("service SAS is not supported for %s", svc)
 	}
 	return strings.Join(fields, "\n"), nil
+}
+
+// blobSASResource is the canonicalized resource a blob SAS signs for the
+// request's path: its container, blob or directory, by sr.
+func blobSASResource(prefix, account, path string, s *SAS) (string, *Error) {
+	container, blob, _ := strings.Cut(path, "/")
+	res := prefix + "/" + account + "/" + container
+	switch s.Resource {
+	case "c":
+	case "b", "bs", "bv":
+		res += "/" + blob
+	case "d":
+		parts := strings.Split(blob, "/")
+		if s.DirectoryDepth == 0 || s.DirectoryDepth > len(parts) {
+			return "", authFailed("sdd %d does not fit the blob path %q", s.DirectoryDepth, blob)
+		}
+		res += "/" + strings.Join(parts[:s.DirectoryDepth], "/")
+	default:
+		return "", authFailed("sr %q is not a valid signed resource for the blob service (c, b, bs, bv, d)", s.Resource)
+	}
+	return res, nil
 }
 
 // checkSAS verifies what the front end can check without the operation:

@@ -70,6 +70,9 @@ const (
 	SharedKeyLite
 	AccountSAS
 	ServiceSAS
+	// Bearer is an OAuth token (see BearerToken); it grants only Get User
+	// Delegation Key.
+	Bearer
 )
 
 func (k AuthKind) String() string {
@@ -84,6 +87,8 @@ func (k AuthKind) String() string {
 		return "account SAS"
 	case ServiceSAS:
 		return "service SAS"
+	case Bearer:
+		return "Bearer"
 	}
 	return "unknown"
 }
@@ -94,6 +99,8 @@ func (k AuthKind) String() string {
 type Auth struct {
 	Kind AuthKind
 	SAS  *SAS
+	// Principal is the identity of a Bearer token.
+	Principal Principal
 }
 
 // ResourceType is what an operation acts on, for account SAS resource

@@ -70,20 +70,35 @@ func (s *Service) appendBlock(c *call) error {
 	if err := s.allow(c, "aw", storage.ResObject, ""); err != nil {
 		return err
 	}
-	if c.r.ContentLength > maxAppendBlock {
-		return errTooLarge
-	}
-	if c.r.ContentLength == 0 {
-		// An empty block is refused by its length.
-		return errHeader("Content-Length")
-	}
-	wantMD5, wantCRC, err := wantedChecksums(c.r.Header)
-	if err != nil {
-		return err
-	}
 	// Pin the files found in the metadata until the data is written.
 	exit := s.files.enter()
 	defer exit()
+	// The block is the body, or for Append Block From URL a range of
+	// another blob.
+	var body io.Reader = c.r.Body
+	length, sums := c.r.ContentLength, c.r.Header
+	if c.header("x-ms-copy-source") != "" {
+		if c.r.ContentLength > 0 {
+			return errHeader("Content-Length")
+		}
+		src, err := s.openSource(c, false)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		body, length, sums = src, src.n, src.sums
+	}
+	if length > maxAppendBlock {
+		return errTooLarge
+	}
+	if length == 0 {
+		// An empty block is refused by its length.
+		return errHeader("Content-Length")
+	}
+	wantMD5, wantCRC, err := wantedChecksums(sums)
+	if err != nil {
+		return err
+	}
 	mu := s.lock(blobKey(c.req.Account, c.container, c.blob, ""))
 	mu.Lock()
 	defer mu.Unlock()
@@ -96,6 +111,9 @@ func (s *Service) appendBlock(c *call) error {
 	}
 	if rec.Sealed {
 		return errSealed()
+	}
+	if err := checkMutable(rec, s.now()); err != nil {
+		return err
 	}
 	if err := checkBlobConditions(c, rec, false); err != nil {
 		return err
@@ -120,7 +138,7 @@ func (s *Service) appendBlock(c *call) error {
 		if maxSize, err = strconv.ParseInt(v, 10, 64); err != nil {
 			return errHeader("x-ms-blob-condition-maxsize")
 		}
-		if c.r.ContentLength >= 0 && rec.Size+c.r.ContentLength > maxSize {
+		if length >= 0 && rec.Size+length > maxSize {
 			return storage.Errorf(http.StatusPreconditionFailed, "MaxBlobSizeConditionNotMet", "The max blob size condition specified was not met.")
 		}
 	}
@@ -132,7 +150,7 @@ func (s *Service) appendBlock(c *call) error {
 	if wantCRC != nil {
 		hashes = append(hashes, ch)
 	}
-	n, err := s.appendToFile(rec.PageFile, rec.Size, c.r.Body, maxAppendBlock, hashes)
+	n, err := s.appendToFile(rec.PageFile, rec.Size, body, maxAppendBlock, hashes)
 	if err != nil {
 		return err
 	}

@@ -93,6 +93,12 @@ func (s *Service) setBlobProps(c *call) error {
 		if err := checkOnline(rec, now); err != nil {
 			return false, err
 		}
+		if rec.Incremental != nil {
+			return false, errIncremental()
+		}
+		if err := checkMutable(rec, now); err != nil {
+			return false, err
+		}
 		rec.Props = props
 		return true, nil
 	})
@@ -119,6 +125,12 @@ func (s *Service) setBlobMetadata(c *call) error {
 	now := s.now()
 	rec, err := s.modifyBlob(c, func(_ *txn, rec *blobRec) (bool, error) {
 		if err := checkOnline(rec, now); err != nil {
+			return false, err
+		}
+		if rec.Incremental != nil {
+			return false, errIncremental()
+		}
+		if err := checkMutable(rec, now); err != nil {
 			return false, err
 		}
 		rec.Meta = md
@@ -185,10 +197,16 @@ func (s *Service) deleteBlob(c *call) error {
 		return errHeader("x-ms-delete-snapshots")
 	}
 	now := s.now()
+	soft := false // kept by the account's delete retention policy
 	err := s.update(func(t *txn) error {
 		if t.bucket(bktContainers).Get(containerKey(c.req.Account, c.container)) == nil {
 			return errContainerNotFound()
 		}
+		days, err := t.retentionDays(c.req.Account)
+		if err != nil {
+			return err
+		}
+		soft = days > 0
 		if snapshot != "" {
 			key := blobKey(c.req.Account, c.container, c.blob, snapshot)
 			rec, err := t.getBlob(key)
@@ -201,10 +219,7 @@ func (s *Service) deleteBlob(c *call) error {
 			if err := checkBlobConditions(c, rec, false); err != nil {
 				return err
 			}
-			if err := t.releaseBlob(rec); err != nil {
-				return err
-			}
-			return t.deleteBlob(key)
+			return t.removeBlob(key, rec, days, now)
 		}
 		base := blobKey(c.req.Account, c.container, c.blob, "")
 		rec, err := t.getBlob(base)
@@ -220,7 +235,11 @@ func (s *Service) deleteBlob(c *call) error {
 		if err := checkWriteLease(&rec.Lease, c.header("x-ms-lease-id"), now, true); err != nil {
 			return err
 		}
+		if err := checkMutable(rec, now); err != nil {
+			return err
+		}
 		var snaps [][]byte
+		var snapRecs []blobRec
 		cur := t.bucket(bktBlobs).Cursor()
 		for k, v := cur.Seek(base); k != nil && hasPrefix(k, base); k, v = cur.Next() {
 			if len(k) == len(base) {
@@ -233,31 +252,25 @@ func (s *Service) deleteBlob(c *call) error {
 			if err := json.Unmarshal(v, &snap); err != nil {
 				return err
 			}
-			if err := t.releaseBlob(&snap); err != nil {
-				return err
-			}
-			snaps = append(snaps, append([]byte(nil), k...))
+			snaps, snapRecs = append(snaps, append([]byte(nil), k...)), append(snapRecs, snap)
 		}
-		for _, k := range snaps {
-			if err := t.deleteBlob(k); err != nil {
+		for i, k := range snaps {
+			if err := t.removeBlob(k, &snapRecs[i], days, now); err != nil {
 				return err
 			}
 		}
 		if mode == "only" {
 			return nil
 		}
-		if err := t.releaseBlob(rec); err != nil {
-			return err
-		}
 		if err := t.dropBlocks(c.req.Account, c.container, c.blob); err != nil {
 			return err
 		}
-		return t.deleteBlob(base)
+		return t.removeBlob(base, rec, days, now)
 	})
 	if err != nil {
 		return err
 	}
-	c.w.Header().Set("x-ms-delete-type-permanent", "true")
+	c.w.Header().Set("x-ms-delete-type-permanent", strconv.FormatBool(!soft))
 	c.w.WriteHeader(http.StatusAccepted)
 	return nil
 }
@@ -334,6 +347,9 @@ func (s *Service) snapshotBlob(c *call) error {
 		}
 		snap = *rec
 		snap.Snapshot, snap.Lease = id, leaseRec{}
+		// A snapshot is a blob of its own: the base's policy and hold stay
+		// with the base.
+		snap.Immutability, snap.LegalHold = nil, false
 		if md != nil {
 			snap.Meta = md
 		}

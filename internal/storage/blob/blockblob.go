@@ -68,7 +68,16 @@ func (s *Service) replaceBlob(t *txn, c *call, rec *blobRec, prepare func(old *b
 	if err := checkBlobConditions(c, old, false); err != nil {
 		return err
 	}
+	if old != nil && old.Incremental != nil && rec.Incremental == nil {
+		return errIncremental()
+	}
 	now := rec.Modified
+	if err := checkMutable(old, now); err != nil {
+		return err
+	}
+	if err := protectOnWrite(c, rec, now); err != nil {
+		return err
+	}
 	// A batch may run this more than once: start from the request's record.
 	rec.Lease, rec.Created = leaseRec{}, now
 	if old != nil {

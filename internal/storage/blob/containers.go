@@ -133,7 +133,7 @@ func (s *Service) deleteContainer(c *call) error {
 		if err := checkWriteLease(&rec.Lease, c.header("x-ms-lease-id"), now, false); err != nil {
 			return err
 		}
-		return t.deleteContainerContents(c.req.Account, c.container)
+		return t.deleteContainerContents(c.req.Account, c.container, now)
 	})
 	if err != nil {
 		return err
@@ -142,16 +142,24 @@ func (s *Service) deleteContainer(c *call) error {
 	return nil
 }
 
-// deleteContainerContents removes a container with every blob, snapshot and
-// uncommitted block in it.
-func (t *txn) deleteContainerContents(account, container string) error {
+// deleteContainerContents removes a container with every blob, snapshot,
+// soft-deleted blob and uncommitted block in it; an immutable blob refuses
+// it (409).
+func (t *txn) deleteContainerContents(account, container string, now time.Time) error {
 	prefix := blobsPrefix(account, container)
+	if _, err := t.purgeDeletedUnder(prefix, time.Time{}); err != nil {
+		return err
+	}
 	var keys [][]byte
 	c := t.bucket(bktBlobs).Cursor()
 	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
 		var rec blobRec
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return fmt.Errorf("blob: decoding blob: %w", err)
+		}
+		// A container goes with its blobs, so not while one is immutable.
+		if err := checkMutable(&rec, now); err != nil {
+			return err
 		}
 		if err := t.releaseBlob(&rec); err != nil {
 			return err

@@ -91,10 +91,17 @@ func writeBlobHeaders(h http.Header, rec *blobRec, now time.Time) {
 		h.Set("x-ms-blob-committed-block-count", strconv.Itoa(rec.Appends))
 		h.Set("x-ms-blob-sealed", strconv.FormatBool(rec.Sealed))
 	}
+	if rec.Incremental != nil {
+		h.Set("x-ms-incremental-copy", "true")
+	}
+	writeImmutability(h, rec)
 	if cp := rec.Copy; cp != nil {
+		if cp.DestSnapshot != "" {
+			h.Set("x-ms-copy-destination-snapshot", cp.DestSnapshot)
+		}
 		h.Set("x-ms-copy-id", cp.ID)
 		h.Set("x-ms-copy-source", cp.Source)
-		h.Set("x-ms-copy-status", cp.Status)
+		h.Set("x-ms-copy-status", cp.status(rec, now))
 		h.Set("x-ms-copy-progress", cp.Progress)
 		h.Set("x-ms-copy-completion-time", cp.Completed.UTC().Format(http.TimeFormat))
 	}

@@ -23,7 +23,7 @@ func nopCloser(s string) io.ReadSeekCloser {
 func assertNoData(t testing.TB, s *Service) {
 	t.Helper()
 	err := s.view(func(tx *boltlog.Tx) error {
-		for _, b := range [][]byte{bktBlobs, bktBlocks, bktPages, bktRefs, bktInline} {
+		for _, b := range [][]byte{bktBlobs, bktBlocks, bktPages, bktRefs, bktInline, bktDeleted} {
 			n := 0
 			_ = tx.Bucket(b).ForEach(func(k, v []byte) error { n++; return nil })
 			if n != 0 {

@@ -159,6 +159,13 @@ type blobPropsXML struct {
 	CopyProgress       string `xml:"CopyProgress,omitempty"`
 	CopyCompletionTime string `xml:"CopyCompletionTime,omitempty"`
 	ServerEncrypted    bool   `xml:"ServerEncrypted"`
+	IncrementalCopy    bool   `xml:"IncrementalCopy,omitempty"`
+	DestSnapshot       string `xml:"DestinationSnapshot,omitempty"`
+	ImmutableUntil     string `xml:"ImmutabilityPolicyUntilDate,omitempty"`
+	ImmutableMode      string `xml:"ImmutabilityPolicyMode,omitempty"`
+	LegalHold          bool   `xml:"LegalHold,omitempty"`
+	DeletedTime        string `xml:"DeletedTime,omitempty"`
+	RemainingDays      int    `xml:"RemainingRetentionDays,omitempty"`
 	TagCount           int    `xml:"TagCount,omitempty"`
 	Sealed             *bool  `xml:"Sealed,omitempty"`
 }
@@ -166,6 +173,7 @@ type blobPropsXML struct {
 type blobItemXML struct {
 	XMLName  xml.Name
 	Name     string           `xml:"Name"`
+	Deleted  bool             `xml:"Deleted,omitempty"`
 	Snapshot string           `xml:"Snapshot,omitempty"`
 	Props    *blobPropsXML    `xml:"Properties,omitempty"`
 	Metadata storage.Metadata `xml:"Metadata,omitempty"`
@@ -225,9 +233,15 @@ func blobItem(rec *blobRec, inc map[string]bool, now time.Time) blobItemXML {
 		p.LeaseStatus, p.LeaseState = "unlocked", "available"
 	}
 	if cp := rec.Copy; cp != nil && inc["copy"] {
-		p.CopyID, p.CopyStatus, p.CopySource, p.CopyProgress = cp.ID, cp.Status, cp.Source, cp.Progress
+		p.CopyID, p.CopyStatus, p.CopySource, p.CopyProgress = cp.ID, cp.status(rec, now), cp.Source, cp.Progress
 		p.CopyCompletionTime = cp.Completed.UTC().Format(http.TimeFormat)
+		p.DestSnapshot = cp.DestSnapshot
 	}
+	p.IncrementalCopy = rec.Incremental != nil
+	if im := rec.Immutability; im != nil && inc["immutabilitypolicy"] {
+		p.ImmutableUntil, p.ImmutableMode = im.Until.UTC().Format(http.TimeFormat), strings.ToLower(im.Mode)
+	}
+	p.LegalHold = rec.LegalHold && inc["legalhold"]
 	item := blobItemXML{XMLName: xml.Name{Local: "Blob"}, Name: rec.Name, Snapshot: rec.Snapshot, Props: p}
 	p.TagCount = len(rec.Tags)
 	if inc["tags"] && len(rec.Tags) > 0 {
@@ -243,8 +257,13 @@ func blobItem(rec *blobRec, inc map[string]bool, now time.Time) blobItemXML {
 }
 
 // listMarker encodes where a listing resumes: a blob name and snapshot.
-func listMarker(name, snapshot string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(name + "\x00" + snapshot))
+func listMarker(name, snapshot string, deleted bool) string {
+	key := name + "\x00" + snapshot
+	if deleted {
+		// A soft-deleted blob's key: it sorts after the live one's.
+		key += "\x00"
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(key))
 }
 
 // listBlobs answers List Blobs. Blobs come in name order, each followed by
@@ -279,10 +298,10 @@ func (s *Service) listBlobs(c *call) error {
 			return errContainerNotFound()
 		}
 		base := blobsPrefix(c.req.Account, c.container)
-		it := newListIter(tx, base, prefix, resume, inc["uncommittedblobs"])
+		it := newListIter(tx, base, prefix, resume, inc["uncommittedblobs"], inc["deleted"])
 		lastPrefix := ""
 		for {
-			name, snap, raw, ok := it.next()
+			name, snap, raw, deleted, ok := it.next()
 			if !ok {
 				break
 			}
@@ -302,7 +321,7 @@ func (s *Service) listBlobs(c *call) error {
 				continue
 			}
 			if len(body.Blobs.Items) == limit {
-				body.NextMarker = listMarker(name, snap)
+				body.NextMarker = listMarker(name, snap, deleted)
 				break
 			}
 			if group != "" {
@@ -318,7 +337,11 @@ func (s *Service) listBlobs(c *call) error {
 			} else if err := json.Unmarshal(raw, &rec); err != nil {
 				return err
 			}
-			body.Blobs.Items = append(body.Blobs.Items, blobItem(&rec, inc, now))
+			item := blobItem(&rec, inc, now)
+			if deleted {
+				deletedProps(&item, &rec, now)
+			}
+			body.Blobs.Items = append(body.Blobs.Items, item)
 		}
 		return nil
 	})
@@ -329,18 +352,22 @@ func (s *Service) listBlobs(c *call) error {
 }
 
 // listIter walks the blobs of a container in name then snapshot order,
-// optionally merging in names that so far have only uncommitted blocks.
+// optionally merging in names that so far have only uncommitted blocks,
+// and soft-deleted blobs (whose keys sort right after a live blob's of the
+// same name and snapshot).
 type listIter struct {
 	tx     *boltlog.Tx
 	base   []byte
 	blobs  *boltlog.Cursor
 	blocks *boltlog.Cursor
+	dels   *boltlog.Cursor
 	bk, bv []byte // current blob entry
+	dk, dv []byte // current soft-deleted entry
 	uk     []byte // current uncommitted-block entry
 	lastU  string
 }
 
-func newListIter(tx *boltlog.Tx, base []byte, prefix string, resume []byte, uncommitted bool) *listIter {
+func newListIter(tx *boltlog.Tx, base []byte, prefix string, resume []byte, uncommitted, deleted bool) *listIter {
 	it := &listIter{tx: tx, base: base, blobs: tx.Bucket(bktBlobs).Cursor()}
 	start := append(bytes.Clone(base), prefix...)
 	if resume != nil && string(resume) > prefix {
@@ -350,6 +377,10 @@ func newListIter(tx *boltlog.Tx, base []byte, prefix string, resume []byte, unco
 	if uncommitted {
 		it.blocks = tx.Bucket(bktBlocks).Cursor()
 		it.uk, _ = it.blocks.Seek(start)
+	}
+	if deleted {
+		it.dels = tx.Bucket(bktDeleted).Cursor()
+		it.dk, it.dv = it.dels.Seek(start)
 	}
 	return it
 }
@@ -362,7 +393,13 @@ func (it *listIter) split(k []byte) (string, string) {
 	return name, rest
 }
 
-func (it *listIter) next() (name, snapshot string, raw []byte, ok bool) {
+func (it *listIter) next() (name, snapshot string, raw []byte, deleted, ok bool) {
+	// The next committed entry is the lower of the live and deleted ones.
+	deleted = it.dels != nil && it.valid(it.dk) && (!it.valid(it.bk) || bytes.Compare(it.dk, it.bk) < 0)
+	next := it.bk
+	if deleted {
+		next = it.dk
+	}
 	for it.blocks != nil && it.valid(it.uk) {
 		uname, _ := it.split(it.uk)
 		if uname == it.lastU {
@@ -374,22 +411,28 @@ func (it *listIter) next() (name, snapshot string, raw []byte, ok bool) {
 			it.uk, _ = it.blocks.Next()
 			continue
 		}
-		if it.valid(it.bk) {
-			if bname, _ := it.split(it.bk); bname <= uname {
+		if it.valid(next) {
+			if bname, _ := it.split(next); bname <= uname {
 				break
 			}
 		}
 		it.lastU = uname
 		it.uk, _ = it.blocks.Next()
-		return uname, "", nil, true
+		return uname, "", nil, false, true
 	}
-	if !it.valid(it.bk) {
-		return "", "", nil, false
+	if !it.valid(next) {
+		return "", "", nil, false, false
 	}
-	name, snapshot = it.split(it.bk)
-	raw = it.bv
-	it.bk, it.bv = it.blobs.Next()
-	return name, snapshot, raw, true
+	name, snapshot = it.split(next)
+	if deleted {
+		snapshot = strings.TrimSuffix(snapshot, "\x00")
+		raw = it.dv
+		it.dk, it.dv = it.dels.Next()
+	} else {
+		raw = it.bv
+		it.bk, it.bv = it.blobs.Next()
+	}
+	return name, snapshot, raw, deleted, true
 }
 
 // skipPast moves both cursors beyond every name starting with group.
@@ -398,5 +441,8 @@ func (it *listIter) skipPast(group string) {
 	it.bk, it.bv = it.blobs.Seek(after)
 	if it.blocks != nil {
 		it.uk, _ = it.blocks.Seek(after)
+	}
+	if it.dels != nil {
+		it.dk, it.dv = it.dels.Seek(after)
 	}
 }

@@ -171,13 +171,35 @@ func (s *Service) putPage(c *call) error {
 	if err != nil {
 		return err
 	}
+	// The pages are the body, or for Put Page From URL a range of another
+	// blob.
+	var body io.Reader = c.r.Body
+	length, sums := c.r.ContentLength, c.r.Header
+	fromURL := c.header("x-ms-copy-source") != ""
 	clearPages := false
 	switch c.header("x-ms-page-write") {
 	case "update":
 		if end-start > maxPutPage {
 			return errTooLarge
 		}
-		if c.r.ContentLength != end-start {
+		if fromURL {
+			if c.r.ContentLength > 0 {
+				return errHeader("Content-Length")
+			}
+			// Pin the source's files until its pages are read.
+			exitSource := s.files.enter()
+			defer exitSource()
+			src, err := s.openSource(c, true)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			if src.n != end-start {
+				return errHeader("x-ms-source-range")
+			}
+			body, length, sums = src, src.n, src.sums
+		}
+		if length != end-start {
 			return storage.Errorf(http.StatusBadRequest, "InvalidPageRange", "The page range does not match the body length.")
 		}
 	case "clear":
@@ -194,10 +216,10 @@ func (s *Service) putPage(c *call) error {
 		bp := pageBufs.Get().(*[]byte)
 		defer pageBufs.Put(bp)
 		data = (*bp)[:end-start]
-		if _, err := io.ReadFull(c.r.Body, data); err != nil {
+		if _, err := io.ReadFull(body, data); err != nil {
 			return fmt.Errorf("blob: reading body: %w", err)
 		}
-		if in, err = verifyBuffer(c.r.Header, data); err != nil {
+		if in, err = verifyBuffer(sums, data); err != nil {
 			return err
 		}
 	}
@@ -217,6 +239,12 @@ func (s *Service) putPage(c *call) error {
 	check := func(rec *blobRec) error {
 		if rec.Type != pageBlob {
 			return errInvalidBlobType()
+		}
+		if rec.Incremental != nil {
+			return errIncremental()
+		}
+		if err := checkMutable(rec, s.now()); err != nil {
+			return err
 		}
 		if err := checkBlobConditions(c, rec, false); err != nil {
 			return err
@@ -414,6 +442,12 @@ func (s *Service) setPageBlobProps(c *call, props blobProps, resize int64, actio
 	}
 	if cur.Type != pageBlob {
 		return errInvalidBlobType()
+	}
+	if cur.Incremental != nil {
+		return errIncremental()
+	}
+	if err := checkMutable(cur, s.now()); err != nil {
+		return err
 	}
 	if resize > maxPageBlob {
 		return errHeader("x-ms-blob-content-length")

@@ -80,7 +80,7 @@ func OpenWith(dir string, opt storage.Options) (*Service, error) {
 	}
 	err = db.Update(func(tx *boltlog.Tx) error {
 		indexed := tx.Bucket(bktBlobTags) != nil
-		for _, b := range [][]byte{bktContainers, bktBlobs, bktBlocks, bktPages, bktRefs, bktInline, bktService, bktTagIndex, bktBlobTags} {
+		for _, b := range [][]byte{bktContainers, bktBlobs, bktBlocks, bktPages, bktRefs, bktInline, bktService, bktTagIndex, bktBlobTags, bktDeleted} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -408,6 +408,16 @@ func (s *Service) serveBlob(c *call) error {
 		return s.setTags(c)
 	case comp == "tier" && m == http.MethodPut:
 		return s.setTier(c)
+	case comp == "immutabilityPolicies" && m == http.MethodPut:
+		return s.setImmutabilityPolicy(c)
+	case comp == "immutabilityPolicies" && m == http.MethodDelete:
+		return s.deleteImmutabilityPolicy(c)
+	case comp == "legalhold" && m == http.MethodPut:
+		return s.setLegalHold(c)
+	case comp == "incrementalcopy" && m == http.MethodPut:
+		return s.incrementalCopy(c)
+	case comp == "undelete" && m == http.MethodPut:
+		return s.undeleteBlob(c)
 	}
 	return unsupported(c)
 }
@@ -449,7 +459,8 @@ func errXML() error {
 	return storage.Errorf(http.StatusBadRequest, "InvalidXmlDocument", "XML specified is not syntactically valid.")
 }
 
-// gcLoop drops uncommitted blocks older than a week, hourly.
+// gcLoop drops uncommitted blocks older than a week, and soft-deleted
+// blobs past their retention, hourly.
 func (s *Service) gcLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(time.Hour)
@@ -457,6 +468,9 @@ func (s *Service) gcLoop() {
 	for {
 		if err := s.sweepBlocks(s.now().Add(-blockGCAge)); err != nil {
 			s.log.Warn("blob: sweeping uncommitted blocks", "err", err)
+		}
+		if err := s.sweepDeleted(s.now()); err != nil {
+			s.log.Warn("blob: sweeping soft-deleted blobs", "err", err)
 		}
 		select {
 		case <-t.C:

@@ -84,8 +84,15 @@ var corsMethods = map[string]bool{
 
 // check refuses settings Set Blob Service Properties does not take: more
 // than five CORS rules, a rule without origins, with an unknown method or a
-// negative max age (400 InvalidXmlDocument).
+// negative max age, a delete retention enabled for other than 1 to 365
+// days (400 InvalidXmlDocument).
 func (p *servicePropsXML) check() error {
+	if r, err := parseRetention(p.DeleteRetentionPolicy); err != nil {
+		return err
+	} else if r.Enabled && (r.Days < 1 || r.Days > 365) {
+		// Azure keeps deleted blobs for 1 to 365 days.
+		return errXML()
+	}
 	if p.Cors == nil {
 		return nil
 	}
@@ -131,9 +138,10 @@ func (p *servicePropsXML) apply(in *servicePropsXML) {
 	}
 }
 
-// setServiceProps answers Set Blob Service Properties. Only CORS has an
-// effect (through CORSRules); logging, metrics, retention and static website
-// settings are validated as XML, kept and returned.
+// setServiceProps answers Set Blob Service Properties. CORS (through
+// CORSRules) and the delete retention policy (soft delete) have an effect;
+// logging, metrics and static website settings are validated as XML, kept
+// and returned.
 func (s *Service) setServiceProps(c *call) error {
 	if err := s.allow(c, "w", storage.ResService, ""); err != nil {
 		return err

@@ -22,6 +22,7 @@ var (
 	bktRefs       = []byte("refs")       // fileID -> reference count (8 bytes BE)
 	bktInline     = []byte("inline")     // fileID -> bytes of a small extent
 	bktService    = []byte("service")    // account -> serviceProps
+	bktDeleted    = []byte("deleted")    // blob key + NUL -> soft-deleted blobRec
 )
 
 func containerKey(account, container string) []byte {
@@ -81,6 +82,12 @@ type copyRec struct {
 	Status    string    `json:"st"`
 	Progress  string    `json:"p"`
 	Completed time.Time `json:"t"`
+	// Rehydrating marks a copy out of Archive: pending until the
+	// destination's rehydration completes.
+	Rehydrating bool `json:"rh,omitempty"`
+	// DestSnapshot is the snapshot an incremental copy left of its
+	// destination.
+	DestSnapshot string `json:"ds,omitempty"`
 }
 
 const (
@@ -99,6 +106,8 @@ type blobProps struct {
 }
 
 type blobRec struct {
+	// Deleted is set on a soft-deleted blob (bktDeleted).
+	Deleted  *deletedRec       `json:"del,omitempty"`
 	Name     string            `json:"n"`
 	Snapshot string            `json:"s,omitempty"`
 	Type     string            `json:"ty"`
@@ -120,6 +129,11 @@ type blobRec struct {
 	Tier        string        `json:"tr,omitempty"`
 	TierChanged time.Time     `json:"tc,omitzero"`
 	Rehydrate   *rehydrateRec `json:"rh,omitempty"`
+	// Incremental is set on an incremental copy blob (incremental.go).
+	Incremental *incrementalRec `json:"inc,omitempty"`
+	// Immutability and LegalHold keep the blob from change (immutability.go).
+	Immutability *immutabilityRec `json:"imm,omitempty"`
+	LegalHold    bool             `json:"lh,omitempty"`
 }
 
 // blockRec is an uncommitted block.

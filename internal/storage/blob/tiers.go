@@ -132,13 +132,9 @@ func (s *Service) setTier(c *call) error {
 	if tier == "" {
 		return errMissingHeader("x-ms-access-tier")
 	}
-	priority := c.header("x-ms-rehydrate-priority")
-	switch priority {
-	case "":
-		priority = "Standard"
-	case "Standard", "High":
-	default:
-		return errHeader("x-ms-rehydrate-priority")
+	priority, err := parsePriority(c.r.Header)
+	if err != nil {
+		return err
 	}
 	// Set Blob Tier takes x-ms-if-tags and the lease, not If-*.
 	plain := &call{w: c.w, r: c.r.Clone(c.r.Context()), req: c.req, q: c.q, container: c.container, blob: c.blob, ifTags: c.ifTags}
@@ -164,11 +160,7 @@ func (s *Service) setTier(c *call) error {
 			}
 			status = http.StatusAccepted
 		case st.tier == tierArchive && tier != tierArchive:
-			wait := rehydrateStandard
-			if priority == "High" {
-				wait = rehydrateHigh
-			}
-			rec.Rehydrate = &rehydrateRec{To: tier, Priority: priority, Done: now.Add(wait)}
+			rec.Rehydrate = newRehydration(tier, priority, now)
 			status = http.StatusAccepted
 		case st.inferred || tier != st.tier:
 			rec.Tier, rec.TierChanged = tier, now
@@ -180,6 +172,26 @@ func (s *Service) setTier(c *call) error {
 	}
 	c.w.WriteHeader(status)
 	return nil
+}
+
+// parsePriority reads x-ms-rehydrate-priority; Standard when absent.
+func parsePriority(h http.Header) (string, error) {
+	switch v := h.Get("x-ms-rehydrate-priority"); v {
+	case "":
+		return "Standard", nil
+	case "Standard", "High":
+		return v, nil
+	}
+	return "", errHeader("x-ms-rehydrate-priority")
+}
+
+// newRehydration starts a rehydration from Archive to tier at now.
+func newRehydration(tier, priority string, now time.Time) *rehydrateRec {
+	wait := rehydrateStandard
+	if priority == "High" {
+		wait = rehydrateHigh
+	}
+	return &rehydrateRec{To: tier, Priority: priority, Done: now.Add(wait)}
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -5,6 +5,7 @@ package conformance
 import (
 	"context"
 	"encoding/base64"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -272,5 +273,111 @@ func TestBlob_AppendBlobSeal(t *testing.T) {
 	t.Run("BlobNotFound", func(t *testing.T) {
 		_, err := cc.NewAppendBlobClient("absent").Seal(ctx, nil)
 		wantErr(t, err, http.StatusNotFound, "BlobNotFound")
+	})
+}
+
+func TestBlob_IncrementalCopyBlob(t *testing.T) {
+	cover(t, storage.Blob, "Incremental Copy Blob")
+	env := newBlobEnv(t)
+	pc := pageBlob(t, env)
+	cc := env.svc.NewContainerClient("box")
+	ctx := context.Background()
+	page := func(c byte) io.ReadSeekCloser { return body(strings.Repeat(string(c), 512)) }
+	snapshot := func(t *testing.T) string {
+		t.Helper()
+		s, err := pc.CreateSnapshot(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *s.Snapshot
+	}
+	if _, err := pc.UploadPages(ctx, page('a'), blob.HTTPRange{Count: 512}, nil); err != nil {
+		t.Fatal(err)
+	}
+	first := snapshot(t)
+	if _, err := pc.UploadPages(ctx, page('b'), blob.HTTPRange{Offset: 512, Count: 512}, nil); err != nil {
+		t.Fatal(err)
+	}
+	second := snapshot(t)
+	backup := cc.NewPageBlobClient("backup")
+	destSnapshot := func(t *testing.T) *pageblob.Client {
+		t.Helper()
+		p, err := backup.GetProperties(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.IsIncrementalCopy == nil || !*p.IsIncrementalCopy || p.DestinationSnapshot == nil || *p.CopyStatus != blob.CopyStatusTypeSuccess {
+			t.Fatalf("destination: incremental %v, destination snapshot %v, status %v", p.IsIncrementalCopy, p.DestinationSnapshot, p.CopyStatus)
+		}
+		sc, err := backup.WithSnapshot(*p.DestinationSnapshot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sc
+	}
+	t.Run("success", func(t *testing.T) {
+		resp, err := backup.StartCopyIncremental(ctx, pc.URL(), first, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *resp.CopyStatus != blob.CopyStatusTypeSuccess {
+			t.Errorf("status %s", *resp.CopyStatus)
+		}
+		if got := readAll(t, destSnapshot(t).BlobClient()); got != strings.Repeat("a", 512)+strings.Repeat("\x00", 512) {
+			t.Errorf("first copy %.20q", got)
+		}
+		// A later snapshot brings the changes since.
+		if _, err := backup.StartCopyIncremental(ctx, pc.URL(), second, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, destSnapshot(t).BlobClient()); got[512:] != strings.Repeat("b", 512) {
+			t.Errorf("second copy %.20q", got[512:])
+		}
+	})
+	t.Run("IncrementalCopyOfEarlierSnapshotNotAllowed", func(t *testing.T) {
+		_, err := backup.StartCopyIncremental(ctx, pc.URL(), first, nil)
+		wantErr(t, err, http.StatusConflict, "IncrementalCopyOfEarlierSnapshotNotAllowed")
+	})
+	t.Run("OperationNotAllowedOnIncrementalCopyBlob", func(t *testing.T) {
+		_, err := backup.UploadPages(ctx, page('x'), blob.HTTPRange{Count: 512}, nil)
+		wantErr(t, err, http.StatusConflict, "OperationNotAllowedOnIncrementalCopyBlob")
+		_, err = backup.SetMetadata(ctx, map[string]*string{"k": to.Ptr("v")}, nil)
+		wantErr(t, err, http.StatusConflict, "OperationNotAllowedOnIncrementalCopyBlob")
+		_, err = backup.Resize(ctx, 4096, nil)
+		wantErr(t, err, http.StatusConflict, "OperationNotAllowedOnIncrementalCopyBlob")
+		_, err = cc.NewBlockBlobClient("backup").Upload(ctx, body("x"), nil)
+		wantErr(t, err, http.StatusConflict, "OperationNotAllowedOnIncrementalCopyBlob")
+	})
+	t.Run("IncrementalCopyBlobMismatch", func(t *testing.T) {
+		other := cc.NewPageBlobClient("other")
+		if _, err := other.Create(ctx, 512, nil); err != nil {
+			t.Fatal(err)
+		}
+		s, err := other.CreateSnapshot(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = backup.StartCopyIncremental(ctx, other.URL(), *s.Snapshot, nil)
+		wantErr(t, err, http.StatusConflict, "IncrementalCopyBlobMismatch")
+		// Nor may a blob that is not an incremental copy become one.
+		_, err = other.StartCopyIncremental(ctx, pc.URL(), second, nil)
+		wantErr(t, err, http.StatusConflict, "IncrementalCopyBlobMismatch")
+	})
+	t.Run("IncrementalCopySourceMustBeSnapshot", func(t *testing.T) {
+		r := env.do(t, http.MethodPut, "/box/fresh?comp=incrementalcopy", map[string]string{"x-ms-copy-source": pc.URL()}, nil)
+		r.want(t, http.StatusConflict, "IncrementalCopySourceMustBeSnapshot")
+	})
+	t.Run("InvalidBlobType", func(t *testing.T) {
+		bc := env.upload(t, cc, "block", "x", nil)
+		s, err := bc.CreateSnapshot(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = cc.NewPageBlobClient("fresh").StartCopyIncremental(ctx, bc.URL(), *s.Snapshot, nil)
+		wantErr(t, err, http.StatusConflict, "InvalidBlobType")
+	})
+	t.Run("CannotVerifyCopySource", func(t *testing.T) {
+		_, err := cc.NewPageBlobClient("fresh").StartCopyIncremental(ctx, pc.URL(), "2020-01-01T00:00:00.0000000Z", nil)
+		wantErr(t, err, http.StatusNotFound, "CannotVerifyCopySource")
 	})
 }
