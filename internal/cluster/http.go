@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 	"github.com/weftcloud/weft/internal/access"
 	"github.com/weftcloud/weft/internal/httpapi"
 	"github.com/weftcloud/weft/internal/raftstore"
+	"github.com/weftcloud/weft/internal/state"
 )
 
 // forwardedHeader marks a request a follower forwarded, so that two
@@ -134,7 +136,14 @@ func (s *Server) proxy(addr string) *httputil.ReverseProxy {
 	p.Transport = s.link.client.Transport
 	p.FlushInterval = -1 // logs and events stream
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
-		httpapi.WriteError(s.log, w, r, api.Errorf(api.CodeUnavailable, "the leader at %s cannot be reached: %v", addr, err))
+		answer := error(api.Errorf(api.CodeUnavailable, "the leader at %s cannot be reached: %v", addr, err))
+		// Unless the connection was never made, the leader may have
+		// carried the request out before it went away.
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "dial" {
+			answer = errors.Join(answer, state.ErrUnknownOutcome)
+		}
+		httpapi.WriteError(s.log, w, r, answer)
 	}
 	s.proxies[addr] = p
 	return p

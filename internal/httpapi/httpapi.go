@@ -8,7 +8,9 @@
 // is not the leader, or lost leadership before a commit was known) and
 // state.ErrClosed (a server shutting down) are answered 503 with
 // Retry-After, which the client takes as "ask again, perhaps another
-// server"; a cancelled request is not answered; anything else is a 500,
+// server", and those that also match state.ErrUnknownOutcome (the write
+// may have committed) carry api.HeaderOutcome as well, so that the client
+// asks again only when the request is idempotent; a cancelled request is not answered; anything else is a 500,
 // logged, since it is a bug or a broken disk rather than a bad request.
 package httpapi
 
@@ -76,8 +78,13 @@ func WriteError(log *slog.Logger, w http.ResponseWriter, r *http.Request, err er
 		}
 	}
 	status := api.HTTPStatus(e)
-	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
-		w.Header().Set("Retry-After", RetryAfter)
+	if status == http.StatusServiceUnavailable {
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", RetryAfter)
+		}
+		if errors.Is(err, state.ErrUnknownOutcome) {
+			w.Header().Set(api.HeaderOutcome, api.OutcomeUnknown)
+		}
 	}
 	WriteJSON(w, status, api.ErrorBody{Error: *e})
 }

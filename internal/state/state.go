@@ -52,6 +52,12 @@ var ErrClosed = errors.New("state: store closed")
 // store never returns it.
 var ErrUnavailable = errors.New("state: unavailable")
 
+// ErrUnknownOutcome is matched, besides ErrUnavailable, by the errors of a
+// replicated store that lost leadership after a batch entered its log but
+// before it knew whether the batch committed: the batch may or may not be
+// applied. A request that is not idempotent must not simply be made again.
+var ErrUnknownOutcome = errors.New("state: outcome unknown")
+
 // Entry is one stored object.
 type Entry struct {
 	Kind  string
