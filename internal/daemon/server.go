@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/access"
 	"github.com/weftcloud/weft/internal/accounts"
 	"github.com/weftcloud/weft/internal/audit"
@@ -42,6 +43,8 @@ import (
 	"github.com/weftcloud/weft/internal/tenants"
 	"github.com/weftcloud/weft/internal/vms"
 )
+
+var _ replicated.Placement = (*client.Client)(nil)
 
 // controller is a running `weft server`: the parts in start order.
 type controller struct {
@@ -197,7 +200,7 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 			Dir:   filepath.Join(cfg.Data, "storage"),
 			State: c.store,
 			// Through this server's API, which passes writes to the leader.
-			Placement: placement.Client{HTTP: link.Client(), Base: self.API},
+			Placement: client.New(self.API).WithTransport(link.Client().Transport),
 			Peers:     link.Client(), Storage: c.storage, InContact: c.store.InContact,
 			Logger: log.With("part", "storage"),
 		})
