@@ -20,8 +20,7 @@ type ServerConfig struct {
 	// Public endpoints of web roles are bound on this host (e.g. 127.0.0.1 or 0.0.0.0).
 	LBHost string
 
-	HeartbeatInterval time.Duration // how often agents report; told to agents at registration
-	HeartbeatTTL      time.Duration // a node silent this long is declared down
+	HeartbeatTTL time.Duration // a node silent this long is declared down
 
 	// Storage service ports on LBHost; StorageDisabled turns it off.
 	StorageDisabled bool

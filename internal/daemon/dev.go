@@ -49,8 +49,8 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	started := time.Now()
 	c, err := startController(ctx, ServerConfig{
 		Data: filepath.Join(cfg.Data, "server"), Listen: cfg.Listen, Name: "dev",
-		HeartbeatInterval: DefaultHeartbeatInterval, HeartbeatTTL: DefaultHeartbeatTTL,
-		BlobPort: DefaultBlobPort, QueuePort: DefaultQueuePort, TablePort: DefaultTablePort,
+		HeartbeatTTL: DefaultHeartbeatTTL,
+		BlobPort:     DefaultBlobPort, QueuePort: DefaultQueuePort, TablePort: DefaultTablePort,
 		DevAccount: true, Logger: log,
 	})
 	if err != nil {
