@@ -3,7 +3,6 @@ package cli
 import (
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -44,7 +43,7 @@ func (a *app) serverCommand() *cobra.Command {
 	f.Duration("heartbeat-interval", 0, "")
 	_ = f.MarkDeprecated("heartbeat-interval", "it does nothing: agents report as often as weft agent --heartbeat-interval says")
 	f.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", daemon.DefaultHeartbeatTTL, "a node silent this long is down")
-	f.DurationVar(&cfg.UpgradeTimeout, "upgrade-timeout", 60*time.Second, "an upgraded domain not healthy this long halts the upgrade")
+	f.DurationVar(&cfg.UpgradeTimeout, "upgrade-timeout", daemon.DefaultUpgradeTimeout, "an upgraded domain not healthy this long halts the upgrade")
 	f.BoolVar(&cfg.StorageDisabled, "no-storage", false, "do not run the storage service")
 	f.BoolVar(&cfg.AllowPrivilegedPorts, "allow-privileged-ports", false, "let services publish endpoints on ports below 1024")
 	f.BoolVar(&cfg.DevAccount, "dev-account", false, "also serve the development storage account (devstoreaccount1)")

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/weftcloud/weft/internal/agent"
+	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/untar"
 )
 
@@ -118,11 +120,13 @@ type DevConfig struct {
 	Stdout, Stderr io.Writer
 }
 
-// Defaults the CLI shows in --help.
+// Defaults the CLI shows in --help. Those of a part are the part's own
+// (set where the part fills in its configuration), named here again.
 const (
 	DefaultListen            = "127.0.0.1:7070"
-	DefaultHeartbeatInterval = 500 * time.Millisecond
-	DefaultHeartbeatTTL      = 2 * time.Second
+	DefaultHeartbeatInterval = agent.DefaultHeartbeatInterval
+	DefaultHeartbeatTTL      = fabric.DefaultHeartbeatTTL
+	DefaultUpgradeTimeout    = fabric.DefaultUpgradeTimeout
 	DefaultBlobPort          = 10000
 	DefaultQueuePort         = 10001
 	DefaultTablePort         = 10002
