@@ -354,7 +354,7 @@ func (c *controller) routes(e *edge, p *parts) (http.Handler, error) {
 	own.Handle("POST "+joinTokenPath, rotateJoinToken(c.store, e.creds, log.With("part", "pki")))
 	own.HandleFunc("POST "+joinPath, certs.join)
 	own.HandleFunc("POST "+renewPath, certs.renew)
-	placementRoutes := placement.Handler(c.store)
+	placementRoutes := placement.Handler(c.store, log.With("part", "storage"))
 	for _, route := range []string{"POST /v1/storage/members", "POST /v1/storage/insync", "GET /v1/storage/config"} {
 		own.Handle(route, placementRoutes)
 	}

@@ -10,8 +10,9 @@
 // Retry-After, which the client takes as "ask again, perhaps another
 // server", and those that also match state.ErrUnknownOutcome (the write
 // may have committed) carry api.HeaderOutcome as well, so that the client
-// asks again only when the request is idempotent; a cancelled request is not answered; anything else is a 500,
-// logged, since it is a bug or a broken disk rather than a bad request.
+// asks again only when the request is idempotent; a cancelled request is
+// not answered; anything else is a 500, logged, since it is a bug or a
+// broken disk rather than a bad request.
 package httpapi
 
 import (

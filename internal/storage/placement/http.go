@@ -2,6 +2,7 @@ package placement
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 
 	"github.com/weftcloud/weft/api"
@@ -28,11 +29,12 @@ type InSyncChange = api.StorageInSyncChange
 // It applies writes to st itself: mount it behind a handler that forwards
 // writes to the leader. A body that is not the expected JSON, or an
 // unknown op, is answered 400; a stale epoch 409; other errors as
-// httpapi.WriteError answers them. client.Client calls these routes.
-func Handler(st state.Store) http.Handler {
+// httpapi.WriteError answers them, logging internal ones to log (nil: not
+// logged). client.Client calls these routes.
+func Handler(st state.Store, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	route := func(pattern string, h httpapi.HandlerFunc) {
-		mux.HandleFunc(pattern, httpapi.Handle(nil, func(w http.ResponseWriter, r *http.Request) error {
+		mux.HandleFunc(pattern, httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 			err := h(w, r)
 			if errors.Is(err, ErrStaleEpoch) {
 				err = api.Errorf(api.CodeConflict, "%v", err)

@@ -20,7 +20,7 @@ import (
 func TestClient(t *testing.T) {
 	ctx := context.Background()
 	st := newStore(t)
-	srv := httptest.NewServer(Handler(st))
+	srv := httptest.NewServer(Handler(st, nil))
 	defer srv.Close()
 	c := client.New(srv.URL + "/")
 
@@ -92,7 +92,7 @@ func TestHandlerRefusals(t *testing.T) {
 	st := newStore(t)
 	register(t, st, "s1", "s2")
 	setConfig(t, st, Config{Epoch: 1, Primary: "s1", InSync: []string{"s1", "s2"}})
-	srv := httptest.NewServer(Handler(st))
+	srv := httptest.NewServer(Handler(st, nil))
 	defer srv.Close()
 
 	tests := []struct {
