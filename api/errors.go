@@ -19,6 +19,18 @@ const (
 	CodeForbidden    = "forbidden"    // 403
 )
 
+// HeaderOutcome, set to OutcomeUnknown on a 503 answer, says that the
+// request may have taken effect before the server became unavailable (the
+// store lost leadership after the write entered its log, or the leader a
+// request was forwarded to went away while it had it). Without it a 503
+// with Retry-After means the request was not carried out, and any request
+// may be sent again; with it, only one whose method is idempotent (GET,
+// HEAD, PUT, DELETE) may.
+const (
+	HeaderOutcome  = "Weft-Outcome"
+	OutcomeUnknown = "unknown"
+)
+
 // Error is the error every API call returns, in the body as
 // {"error": {"code": "...", "message": "..."}}.
 type Error struct {

@@ -263,6 +263,16 @@ type StorageConfig struct {
 	InSync  []string `json:"inSync"` // always includes Primary; sorted
 }
 
+// StorageInSyncChange is the body of POST /v1/storage/insync, between
+// servers: Op "add" or "drop" changes the in-sync set of Epoch by Name,
+// "restart" starts a new epoch with Name, the primary of Epoch, alone in
+// it. A stale Epoch is refused as CodeConflict.
+type StorageInSyncChange struct {
+	Epoch uint64 `json:"epoch"`
+	Name  string `json:"name"`
+	Op    string `json:"op"`
+}
+
 // StorageMember is a server that runs the storage service, as it
 // registered itself.
 type StorageMember struct {

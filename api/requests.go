@@ -26,6 +26,8 @@ package api
 //	POST   /v1/storage/accounts/{name}/keys/{key}/regenerate -> StorageAccountKeys (key: key1 | key2)
 //	DELETE /v1/storage/accounts/{name}          -> 204
 //	GET    /v1/storage/config                   -> StoragePlacement (the storage primary, in-sync set and members)
+//	POST   /v1/storage/members                  StorageMember -> {} (servers only: one registers its storage)
+//	POST   /v1/storage/insync                   StorageInSyncChange -> {} (servers only; 409 at a stale epoch)
 //	HEAD   /v1/imagefiles/{digest}              -> 200 with Content-Length, or 404
 //	PUT    /v1/imagefiles/{digest}?size=N       body: the file's bytes (checked against digest) -> 201
 //	GET    /v1/imagefiles/{digest}              -> bytes (Range allowed)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -163,7 +164,7 @@ func (c *Client) Stream(ctx context.Context, method, path string, query url.Valu
 	}
 	// A cluster without a leader (an election, a restore) answers 503 with
 	// Retry-After for a moment: try the other servers, then again, for a
-	// few seconds.
+	// few seconds (send says which answers may be asked again).
 	deadline := time.Now().Add(unavailableRetry)
 	for {
 		resp, err := c.send(ctx, method, path, query, reader, payload, contentType)
@@ -226,7 +227,9 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		resp, err := c.http.Do(req)
 		if err != nil {
 			lastErr = err
-			if ctx.Err() != nil || reader != nil {
+			// A request that reached a server may have been carried out:
+			// only an idempotent one is sent to the next.
+			if ctx.Err() != nil || reader != nil || !idempotent(method) && !notSent(err) {
 				break
 			}
 			continue
@@ -237,7 +240,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		if resp.StatusCode >= 300 {
 			err := decodeError(resp)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" && reader == nil {
+			if mayRepeat(method, resp) && reader == nil {
 				answer = err // passing: another server may do better
 				continue
 			}
@@ -249,6 +252,36 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		return nil, retryable{answer}
 	}
 	return nil, fmt.Errorf("cannot reach the controller at %s: %w", strings.Join(c.addrs, ","), lastErr)
+}
+
+// mayRepeat reports whether the request an error answer resp refused may
+// be sent again: a 503 with Retry-After is a server that could not take
+// it (no leader yet, or not the leader), unless it says that the outcome
+// is unknown (api.HeaderOutcome), when the request may have taken effect
+// and only an idempotent one is repeated. A deploy is a PUT of the whole
+// model: deploying the model again once it is in changes nothing.
+func mayRepeat(method string, resp *http.Response) bool {
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		return false
+	}
+	return resp.Header.Get(api.HeaderOutcome) != api.OutcomeUnknown || idempotent(method)
+}
+
+// idempotent reports whether sending a request with method twice has the
+// effect of sending it once (RFC 9110, section 9.2.2).
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete, http.MethodOptions:
+		return true
+	}
+	return false
+}
+
+// notSent reports whether err, from sending a request, means that no
+// server got it: the connection was never made.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func decodeError(resp *http.Response) error {

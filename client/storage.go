@@ -50,3 +50,33 @@ func (c *Client) StoragePlacement(ctx context.Context) (api.StoragePlacement, er
 	_, err := c.Do(ctx, "GET", "/v1/storage/config", nil, nil, &p)
 	return p, err
 }
+
+// RegisterStorageMember records m as a server that runs the storage
+// service (a server registers itself).
+func (c *Client) RegisterStorageMember(ctx context.Context, m api.StorageMember) error {
+	_, err := c.Do(ctx, "POST", "/v1/storage/members", nil, m, nil)
+	return err
+}
+
+// AddInSync adds name to the in-sync set of epoch. A stale epoch is an
+// api.ErrConflict.
+func (c *Client) AddInSync(ctx context.Context, epoch uint64, name string) error {
+	return c.changeInSync(ctx, api.StorageInSyncChange{Epoch: epoch, Name: name, Op: "add"})
+}
+
+// DropInSync removes name from the in-sync set of epoch. A stale epoch is
+// an api.ErrConflict.
+func (c *Client) DropInSync(ctx context.Context, epoch uint64, name string) error {
+	return c.changeInSync(ctx, api.StorageInSyncChange{Epoch: epoch, Name: name, Op: "drop"})
+}
+
+// RestartInSync starts a new epoch with name, the primary of epoch, alone
+// in its in-sync set. A stale epoch is an api.ErrConflict.
+func (c *Client) RestartInSync(ctx context.Context, epoch uint64, name string) error {
+	return c.changeInSync(ctx, api.StorageInSyncChange{Epoch: epoch, Name: name, Op: "restart"})
+}
+
+func (c *Client) changeInSync(ctx context.Context, change api.StorageInSyncChange) error {
+	_, err := c.Do(ctx, "POST", "/v1/storage/insync", nil, change, nil)
+	return err
+}

@@ -48,6 +48,10 @@ type Controller interface {
 	imagecache.Source
 }
 
+// DefaultHeartbeatInterval is how often an agent reports unless told
+// otherwise (weft agent --heartbeat-interval).
+const DefaultHeartbeatInterval = 500 * time.Millisecond
+
 // Config configures an agent; zero values take defaults.
 type Config struct {
 	Name        string
@@ -65,7 +69,7 @@ type Config struct {
 	MetadataListen    string
 	CPU               float64       // default: the machine's cores
 	Memory            int64         // default: the machine's memory
-	HeartbeatInterval time.Duration // default 500ms
+	HeartbeatInterval time.Duration // default DefaultHeartbeatInterval
 	StopGrace         time.Duration // SIGTERM to SIGKILL; default 10s
 	// MaxUnpackBytes bounds what one image or package may unpack to;
 	// default untar.DefaultMaxBytes.
@@ -143,7 +147,7 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 		cfg.Memory = machineMemory()
 	}
 	if cfg.HeartbeatInterval <= 0 {
-		cfg.HeartbeatInterval = 500 * time.Millisecond
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = 10 * time.Second

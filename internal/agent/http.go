@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/driver"
+	"github.com/weftcloud/weft/internal/httpapi"
 	"github.com/weftcloud/weft/internal/metrics"
 	"github.com/weftcloud/weft/internal/pki"
 )
@@ -25,8 +24,8 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /v1/instances/{id}/logs", a.logs)
-	mux.HandleFunc("POST /v1/instances/{id}/exec", a.exec)
+	mux.HandleFunc("GET /v1/instances/{id}/logs", httpapi.Handle(a.log, a.logs))
+	mux.HandleFunc("POST /v1/instances/{id}/exec", httpapi.Handle(a.log, a.exec))
 	mux.Handle("GET "+metrics.Path, metrics.Handler(a.metrics))
 	want := sha256.Sum256([]byte("Bearer " + a.apiToken))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -40,7 +39,7 @@ func (a *Agent) routes() http.Handler {
 		}
 		got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
 		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			writeAgentError(w, http.StatusUnauthorized, api.CodeUnauthorized, "a node's agent answers its cluster's servers only")
+			httpapi.WriteError(a.log, w, r, api.Errorf(api.CodeUnauthorized, "a node's agent answers its cluster's servers only"))
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -53,40 +52,33 @@ func fromServer(r *http.Request) bool {
 	return r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && pki.IsServer(r.TLS.VerifiedChains[0][0])
 }
 
-func writeAgentError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: code, Message: msg}})
-}
-
 // exec runs a command in an instance through its driver.
-func (a *Agent) exec(w http.ResponseWriter, r *http.Request) {
+func (a *Agent) exec(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	a.mu.Lock()
 	in, ok := a.instances[id]
 	a.mu.Unlock()
 	if !ok {
-		writeAgentError(w, http.StatusNotFound, api.CodeNotFound, "instance "+id+" does not run on this node")
-		return
+		return api.Errorf(api.CodeNotFound, "instance %s does not run on this node", id)
 	}
 	ex, ok := in.drv.(driver.Execer)
 	if !ok {
-		writeAgentError(w, http.StatusBadRequest, api.CodeInvalid, "the "+in.drv.Name()+" runtime cannot run commands inside an instance")
-		return
+		return api.Errorf(api.CodeInvalid, "the %s runtime cannot run commands inside an instance", in.drv.Name())
 	}
 	var req api.ExecRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil || len(req.Command) == 0 {
-		writeAgentError(w, http.StatusBadRequest, api.CodeInvalid, "command: a command to run is required")
-		return
+	if err := httpapi.Decode(w, r, 1<<20, &req); err != nil {
+		return err
+	}
+	if len(req.Command) == 0 {
+		return api.Errorf(api.CodeInvalid, "command: a command to run is required")
 	}
 	var stdout, stderr cappedBuffer
 	code, err := ex.Exec(r.Context(), id, req.Command, &stdout, &stderr)
 	if err != nil {
-		writeAgentError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("exec in %s: %v", id, err))
-		return
+		return api.Errorf(api.CodeConflict, "exec in %s: %v", id, err)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(api.ExecResult{ExitCode: code, Stdout: stdout.String(), Stderr: stderr.String()})
+	httpapi.WriteJSON(w, http.StatusOK, api.ExecResult{ExitCode: code, Stdout: stdout.String(), Stderr: stderr.String()})
+	return nil
 }
 
 // cappedBuffer keeps the first api.MaxExecOutput bytes written to it.
@@ -99,31 +91,30 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {
+// logs streams an instance's output as text; errors, before the first
+// byte, are the API's JSON errors.
+func (a *Agent) logs(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	a.mu.Lock()
 	in, ok := a.instances[id]
 	a.mu.Unlock()
 	if !ok {
-		http.Error(w, `{"error":{"code":"not_found","message":"instance `+id+` does not run on this node"}}`, http.StatusNotFound)
-		return
+		return api.Errorf(api.CodeNotFound, "instance %s does not run on this node", id)
 	}
 	// An instance that never started has no output: say why instead.
 	if why := in.startError(); why != "" {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "instance %s has not started: %s\n", id, why)
-		return
+		return nil
 	}
 	tail, _ := strconv.ParseInt(r.URL.Query().Get("tail"), 10, 64)
 	follow := r.URL.Query().Get("follow") == "1" || r.URL.Query().Get("follow") == "true"
 	rc, err := in.drv.Logs(r.Context(), id, tail, follow)
 	if errors.Is(err, driver.ErrNotFound) {
-		http.Error(w, `{"error":{"code":"not_found","message":"no logs for `+id+`"}}`, http.StatusNotFound)
-		return
+		return api.Errorf(api.CodeNotFound, "no logs for %s", id)
 	}
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+		return fmt.Errorf("agent: logs of %s: %w", id, err)
 	}
 	defer rc.Close()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -133,14 +124,14 @@ func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {
 		n, err := rc.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
+				return nil // the caller went away
 			}
 			if flusher != nil {
 				flusher.Flush()
 			}
 		}
-		if err == io.EOF || err != nil {
-			return
+		if err != nil {
+			return nil // the end of the output, or of the caller's wait
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/driver"
+	"github.com/weftcloud/weft/internal/httpapi"
 )
 
 // The instance metadata service (api.InstanceMetadata): one listener per
@@ -36,32 +37,32 @@ func (a *Agent) MetadataAddr() string { return a.metadataURL() }
 func (a *Agent) metadataHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(api.MetadataHeader) != "true" {
-			writeAgentError(w, http.StatusBadRequest, api.CodeInvalid, "the header Metadata: true is required")
+			httpapi.WriteError(a.log, w, r, &api.Error{Code: api.CodeInvalid, Message: "the header Metadata: true is required"})
 			return
 		}
 		if r.Header.Get("X-Forwarded-For") != "" {
-			writeAgentError(w, http.StatusBadRequest, api.CodeInvalid, "the metadata service does not answer forwarded requests")
+			httpapi.WriteError(a.log, w, r, &api.Error{Code: api.CodeInvalid, Message: "the metadata service does not answer forwarded requests"})
 			return
 		}
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || token == "" {
-			writeAgentError(w, http.StatusUnauthorized, api.CodeUnauthorized, "Authorization: Bearer $"+api.EnvMetadataToken+" is required")
+			httpapi.WriteError(a.log, w, r, &api.Error{Code: api.CodeUnauthorized, Message: "Authorization: Bearer $" + api.EnvMetadataToken + " is required"})
 			return
 		}
 		in := a.instanceByToken(token)
 		if in == nil {
-			writeAgentError(w, http.StatusForbidden, api.CodeForbidden, "the token names no instance on this node")
+			httpapi.WriteError(a.log, w, r, &api.Error{Code: api.CodeForbidden, Message: "the token names no instance on this node"})
 			return
 		}
 		switch r.Method + " " + r.URL.Path {
 		case "GET /metadata/instance":
-			writeJSON(w, in.metadata())
+			writeMetadata(w, in.metadata())
 		case "GET /metadata/scheduledevents":
-			writeJSON(w, in.scheduledEvents())
+			writeMetadata(w, in.scheduledEvents())
 		case "POST /metadata/scheduledevents":
 			a.scheduledEventAction(w, r, in)
 		default:
-			writeAgentError(w, http.StatusNotFound, api.CodeNotFound, "no "+r.Method+" "+r.URL.Path+" here: GET /metadata/instance, GET or POST /metadata/scheduledevents")
+			httpapi.WriteError(a.log, w, r, &api.Error{Code: api.CodeNotFound, Message: "no " + r.Method + " " + r.URL.Path + " here: GET /metadata/instance, GET or POST /metadata/scheduledevents"})
 		}
 	})
 }
@@ -78,7 +79,7 @@ func (a *Agent) guestMetadataHandler(id string) http.Handler {
 		in := a.instances[id]
 		a.mu.Unlock()
 		if in == nil {
-			writeAgentError(w, http.StatusForbidden, api.CodeForbidden, "instance "+id+" does not run on this node")
+			httpapi.WriteError(a.log, w, r, &api.Error{Code: api.CodeForbidden, Message: "instance " + id + " does not run on this node"})
 			return
 		}
 		r.Header.Set("Authorization", "Bearer "+in.token)
@@ -86,7 +87,10 @@ func (a *Agent) guestMetadataHandler(id string) http.Handler {
 	})
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
+// writeMetadata answers v as compact JSON, as Azure's metadata service
+// does: scripts in instances match its answers as text (grep
+// '"type":"Relocate"'), so unlike the API's answers they are not indented.
+func writeMetadata(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
 }
@@ -158,7 +162,7 @@ func (in *instance) scheduledEvents() api.ScheduledEvents {
 func (a *Agent) scheduledEventAction(w http.ResponseWriter, r *http.Request, in *instance) {
 	var act api.ScheduledEventAction
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&act); err != nil || act.EventID == "" {
-		writeAgentError(w, http.StatusBadRequest, api.CodeInvalid, `body: {"eventId": "...", "action": "acknowledge" or "extend"} is required`)
+		httpapi.WriteError(a.log, w, r, &api.Error{Code: api.CodeInvalid, Message: `body: {"eventId": "...", "action": "acknowledge" or "extend"} is required`})
 		return
 	}
 	if act.Action == "" {
@@ -172,10 +176,10 @@ func (a *Agent) scheduledEventAction(w http.ResponseWriter, r *http.Request, in 
 	in.mu.Unlock()
 	if own != nil && own.ID == act.EventID {
 		if act.Action != api.ActionAcknowledge {
-			writeAgentError(w, http.StatusConflict, api.CodeConflict, "a settings event can only be acknowledged")
+			httpapi.WriteError(a.log, w, r, &api.Error{Code: api.CodeConflict, Message: "a settings event can only be acknowledged"})
 			return
 		}
-		writeJSON(w, *own)
+		writeMetadata(w, *own)
 		return
 	}
 	act.Instance = in.id
@@ -187,7 +191,7 @@ func (a *Agent) scheduledEventAction(w http.ResponseWriter, r *http.Request, in 
 		if !errors.As(err, &apiErr) {
 			apiErr = api.Errorf(api.CodeUnavailable, "the controller cannot be reached: %v", err)
 		}
-		writeAgentError(w, api.HTTPStatus(apiErr), apiErr.Code, apiErr.Message)
+		httpapi.WriteError(a.log, w, r, apiErr)
 		return
 	}
 	in.mu.Lock()
@@ -195,7 +199,7 @@ func (a *Agent) scheduledEventAction(w http.ResponseWriter, r *http.Request, in 
 		in.asg.Instance.Scheduled = &ev // shown at once, before the assignment comes back
 	}
 	in.mu.Unlock()
-	writeJSON(w, ev)
+	writeMetadata(w, ev)
 }
 
 // settingsChanged notes, for a role with live settings, that the

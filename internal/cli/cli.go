@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
@@ -163,6 +164,19 @@ func (a *app) rootCommand() *cobra.Command {
 		a.loginCommand(), a.logoutCommand(), a.whoamiCommand(), a.topCommand(),
 	)
 	return root
+}
+
+// aliases keeps the old spellings of cmd's flags working: each key of old
+// is read as the flag its value names, and --help shows the new name only.
+// One idea has one flag name everywhere (--cpu, --disk-size, --addr,
+// --host); the others were spellings of it some commands had.
+func aliases(cmd *cobra.Command, old map[string]string) {
+	cmd.Flags().SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if n, ok := old[name]; ok {
+			name = n
+		}
+		return pflag.NormalizedName(name)
+	})
 }
 
 // address is the API address to call: --addr or WEFT_ADDR, else the one

@@ -3,11 +3,11 @@ package cli
 import (
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/daemon"
 	"github.com/weftcloud/weft/internal/shim"
 )
@@ -37,10 +37,13 @@ func (a *app) serverCommand() *cobra.Command {
 	f.StringVar(&cfg.Data, "data", "", "data folder (state, packages)")
 	f.StringVar(&cfg.Listen, "listen", daemon.DefaultListen, "REST API address")
 	f.StringVar(&cfg.Name, "name", "", "this server's name (default: the host name)")
-	f.StringVar(&cfg.LBHost, "lb-host", "127.0.0.1", "host the public endpoints and storage bind on")
-	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", daemon.DefaultHeartbeatInterval, "how often agents report")
+	f.StringVar(&cfg.LBHost, "host", "127.0.0.1", "host the public endpoints and storage bind on")
+	// Agents choose how often they report; the flag said the server told
+	// them, which it never did. Still accepted, with a warning.
+	f.Duration("heartbeat-interval", 0, "")
+	_ = f.MarkDeprecated("heartbeat-interval", "it does nothing: agents report as often as weft agent --heartbeat-interval says")
 	f.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", daemon.DefaultHeartbeatTTL, "a node silent this long is down")
-	f.DurationVar(&cfg.UpgradeTimeout, "upgrade-timeout", 60*time.Second, "an upgraded domain not healthy this long halts the upgrade")
+	f.DurationVar(&cfg.UpgradeTimeout, "upgrade-timeout", daemon.DefaultUpgradeTimeout, "an upgraded domain not healthy this long halts the upgrade")
 	f.BoolVar(&cfg.StorageDisabled, "no-storage", false, "do not run the storage service")
 	f.BoolVar(&cfg.AllowPrivilegedPorts, "allow-privileged-ports", false, "let services publish endpoints on ports below 1024")
 	f.BoolVar(&cfg.DevAccount, "dev-account", false, "also serve the development storage account (devstoreaccount1)")
@@ -54,6 +57,7 @@ func (a *app) serverCommand() *cobra.Command {
 	// renewals without waiting days.
 	f.DurationVar(&cfg.AgentCertLifetime, "agent-cert-lifetime", 0, "how long agents' certificates last (default 30 days)")
 	_ = f.MarkHidden("agent-cert-lifetime")
+	aliases(cmd, map[string]string{"lb-host": "host"})
 	return cmd
 }
 
@@ -61,7 +65,7 @@ func (a *app) agentCommand() *cobra.Command {
 	var cfg daemon.AgentConfig
 	var memory, perArchive, perNode string
 	cmd := &cobra.Command{
-		Use:   "agent --server URL --name NAME --data DIR",
+		Use:   "agent --addr URL --name NAME --data DIR",
 		Short: "Run a node agent",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -89,11 +93,14 @@ func (a *app) agentCommand() *cobra.Command {
 				*l.to = int64(b)
 			}
 			cfg.CACert = a.caCert // --ca-cert, with --join-token
+			cfg.Server = a.addr   // --addr, the controllers this node reports to
+			if cfg.Server == "" {
+				cfg.Server = client.DefaultAddr
+			}
 			return daemon.RunAgent(cmd.Context(), cfg)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Server, "server", "http://"+daemon.DefaultListen, "controller address(es), comma-separated")
 	f.StringVar(&cfg.Name, "name", "", "node name")
 	f.StringVar(&cfg.Data, "data", "", "data folder (packages, instances)")
 	f.StringVar(&cfg.FaultDomain, "fault-domain", "", "fault domain (default: the node name)")
@@ -105,6 +112,7 @@ func (a *app) agentCommand() *cobra.Command {
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", daemon.DefaultHeartbeatInterval, "how often to report")
 	f.StringVar(&perArchive, "unpack-per-archive", api.Bytes(daemon.DefaultUnpackPerArchive).String(), "most one image or package may unpack to on this node")
 	f.StringVar(&perNode, "unpack-per-node", api.Bytes(daemon.DefaultUnpackPerNode).String(), "most all images and packages unpacked on this node may take at once (the image cache and each instance's copy of its package)")
+	aliases(cmd, map[string]string{"server": "addr"})
 	return cmd
 }
 

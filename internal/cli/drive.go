@@ -27,16 +27,16 @@ func (a *app) driveCreateCommand() *cobra.Command {
 	var req api.CreateDrive
 	var size string
 	cmd := &cobra.Command{
-		Use:   "create NAME --size SIZE [--from-snapshot DRIVE@TIME]",
+		Use:   "create NAME --disk-size SIZE [--from-snapshot DRIVE@TIME]",
 		Short: "Create a drive, empty (formatted ext4 where it is first mounted) or a copy of a snapshot",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Name = args[0]
 			if size == "" && req.FromSnapshot == "" {
-				return usagef("--size: the drive's size is required, e.g. 10Gi")
+				return usagef("--disk-size: the drive's size is required, e.g. 10Gi")
 			}
 			var err error
-			if req.Size, err = optionalBytes("--size", size); err != nil {
+			if req.Size, err = optionalBytes("--disk-size", size); err != nil {
 				return err
 			}
 			d, err := a.client().CreateDrive(cmd.Context(), req)
@@ -46,8 +46,9 @@ func (a *app) driveCreateCommand() *cobra.Command {
 			return a.printDrive(d)
 		},
 	}
-	cmd.Flags().StringVar(&size, "size", "", "the drive's size, e.g. 10Gi (with --from-snapshot: the snapshot's)")
+	cmd.Flags().StringVar(&size, "disk-size", "", "the drive's size, e.g. 10Gi (with --from-snapshot: the snapshot's)")
 	cmd.Flags().StringVar(&req.FromSnapshot, "from-snapshot", "", "make the drive a copy of this snapshot (DRIVE@TIME, as weft drive show lists them)")
+	aliases(cmd, map[string]string{"size": "disk-size"})
 	return cmd
 }
 

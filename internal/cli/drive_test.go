@@ -51,12 +51,12 @@ func TestDriveCommands(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"drive", "create", "nosize"}, 2, "--size: the drive's size is required"},
-		{[]string{"drive", "create", "data", "--size", "32Mi"}, 1, "a drive named data exists"},
-		{[]string{"drive", "create", "Bad_Name", "--size", "32Mi"}, 1, "is not a drive name"},
-		{[]string{"drive", "create", "tiny", "--size", "1Mi"}, 1, "a drive needs at least 16Mi"},
+		{[]string{"drive", "create", "nosize"}, 2, "--disk-size: the drive's size is required"},
+		{[]string{"drive", "create", "data", "--disk-size", "32Mi"}, 1, "a drive named data exists"},
+		{[]string{"drive", "create", "Bad_Name", "--disk-size", "32Mi"}, 1, "is not a drive name"},
+		{[]string{"drive", "create", "tiny", "--disk-size", "1Mi"}, 1, "a drive needs at least 16Mi"},
 		{[]string{"drive", "create", "c2", "--from-snapshot", "data@2020-01-01T00:00:00.0000000Z"}, 1, "drive data has no snapshot"},
-		{[]string{"drive", "create", "c3", "--from-snapshot", snap, "--size", "64Mi"}, 1, "has the snapshot's size (32Mi)"},
+		{[]string{"drive", "create", "c3", "--from-snapshot", snap, "--disk-size", "64Mi"}, 1, "has the snapshot's size (32Mi)"},
 		{[]string{"drive", "snapshot", "nope"}, 1, "no drive named nope"},
 	} {
 		_, errOut, code := as(tc.args...)
@@ -67,7 +67,7 @@ func TestDriveCommands(t *testing.T) {
 
 	// Drives count against the disk quota, with the VMs' disks.
 	must("tenant", "create", "acme", "--disk", "40Mi")
-	must("drive", "create", "a1", "--size", "32Mi", "--tenant", "acme")
+	must("drive", "create", "a1", "--disk-size", "32Mi", "--tenant", "acme")
 	if _, errOut, code := as("drive", "create", "a2", "--size", "16Mi", "--tenant", "acme"); code == 0 || !strings.Contains(errOut, "quota exceeded: disk 32Mi used + 16Mi asked > 40Mi allowed") {
 		t.Errorf("a drive over the disk quota: exit %d, %s", code, errOut)
 	}

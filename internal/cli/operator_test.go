@@ -26,7 +26,7 @@ func placementServer(t *testing.T) (*httptest.Server, *state.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv := httptest.NewServer(placement.Handler(st))
+	srv := httptest.NewServer(placement.Handler(st, nil))
 	t.Cleanup(srv.Close)
 	return srv, st
 }

@@ -40,7 +40,7 @@ func (a *app) vmCreateCommand() *cobra.Command {
 	var wait bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "create NAME --image IMG [--cpus N] [--memory SIZE] [--disk SIZE] [--data-disk SIZE] [--port NAME:GUESTPORT:PUBLICPORT] [--network NET]",
+		Use:   "create NAME --image IMG [--cpu N] [--memory SIZE] [--disk-size SIZE] [--data-disk SIZE] [--port NAME:GUESTPORT:PUBLICPORT] [--network NET]",
 		Short: "Create a persistent VM",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -52,7 +52,7 @@ func (a *app) vmCreateCommand() *cobra.Command {
 			if req.Memory, err = optionalBytes("--memory", memory); err != nil {
 				return err
 			}
-			if req.Disk, err = optionalBytes("--disk", disk); err != nil {
+			if req.Disk, err = optionalBytes("--disk-size", disk); err != nil {
 				return err
 			}
 			for _, d := range dataDisks {
@@ -88,14 +88,15 @@ func (a *app) vmCreateCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&req.Image, "image", "", "the vm image to make the OS disk from")
-	f.Float64Var(&req.CPUs, "cpus", 0, "virtual CPUs (default 1)")
+	f.Float64Var(&req.CPUs, "cpu", 0, "virtual CPUs (default 1)")
 	f.StringVar(&memory, "memory", "", "memory, e.g. 256Mi (default 256Mi)")
-	f.StringVar(&disk, "disk", "", "OS disk size, at least the image's (default: the image's)")
+	f.StringVar(&disk, "disk-size", "", "OS disk size, at least the image's (default: the image's)")
 	f.StringArrayVar(&dataDisks, "data-disk", nil, "an empty data disk of this size (repeatable)")
 	f.StringArrayVar(&ports, "port", nil, "publish a guest port: NAME:GUESTPORT:PUBLICPORT (repeatable)")
 	f.StringVar(&req.Network, "network", "", "join this virtual network (weft network list) with a private address the VM keeps")
 	f.BoolVar(&wait, "wait", false, "wait until the VM runs and its guest agent answers")
 	f.DurationVar(&timeout, "timeout", 3*time.Minute, "how long --wait waits")
+	aliases(cmd, map[string]string{"cpus": "cpu", "disk": "disk-size"})
 	return cmd
 }
 
@@ -402,9 +403,10 @@ func (a *app) vmChangeCommand(use, short string, args cobra.PositionalArgs, flag
 func (a *app) vmResizeCommand() *cobra.Command {
 	var cpus float64
 	var memory string
-	return a.vmChangeCommand("resize NAME [--cpus N] [--memory SIZE]", "Give a VM other CPUs or memory (it restarts)", exactArgs("NAME"),
+	return a.vmChangeCommand("resize NAME [--cpu N] [--memory SIZE]", "Give a VM other CPUs or memory (it restarts)", exactArgs("NAME"),
 		func(cmd *cobra.Command) {
-			cmd.Flags().Float64Var(&cpus, "cpus", 0, "CPUs")
+			cmd.Flags().Float64Var(&cpus, "cpu", 0, "CPUs")
+			aliases(cmd, map[string]string{"cpus": "cpu"})
 			cmd.Flags().StringVar(&memory, "memory", "", "memory, e.g. 512Mi")
 		},
 		func(ctx context.Context, args []string) (api.VM, error) {
@@ -413,7 +415,7 @@ func (a *app) vmResizeCommand() *cobra.Command {
 				return api.VM{}, err
 			}
 			if cpus == 0 && mem == 0 {
-				return api.VM{}, usagef("resize: give --cpus or --memory")
+				return api.VM{}, usagef("resize: give --cpu or --memory")
 			}
 			return a.client().ResizeVM(ctx, args[0], api.ResizeVM{CPUs: cpus, Memory: mem})
 		})
@@ -421,15 +423,18 @@ func (a *app) vmResizeCommand() *cobra.Command {
 
 func (a *app) vmAttachDiskCommand() *cobra.Command {
 	var size string
-	return a.vmChangeCommand("attach-disk NAME --size SIZE", "Add an empty data disk to a VM (it restarts)", exactArgs("NAME"),
-		func(cmd *cobra.Command) { cmd.Flags().StringVar(&size, "size", "", "the disk's size, e.g. 1Gi") },
+	return a.vmChangeCommand("attach-disk NAME --disk-size SIZE", "Add an empty data disk to a VM (it restarts)", exactArgs("NAME"),
+		func(cmd *cobra.Command) {
+			cmd.Flags().StringVar(&size, "disk-size", "", "the disk's size, e.g. 1Gi")
+			aliases(cmd, map[string]string{"size": "disk-size"})
+		},
 		func(ctx context.Context, args []string) (api.VM, error) {
-			b, err := optionalBytes("--size", size)
+			b, err := optionalBytes("--disk-size", size)
 			if err != nil {
 				return api.VM{}, err
 			}
 			if b == 0 {
-				return api.VM{}, usagef("attach-disk: --size is required")
+				return api.VM{}, usagef("attach-disk: --disk-size is required")
 			}
 			return a.client().AttachDisk(ctx, args[0], b)
 		})

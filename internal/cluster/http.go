@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/access"
+	"github.com/weftcloud/weft/internal/httpapi"
 	"github.com/weftcloud/weft/internal/raftstore"
+	"github.com/weftcloud/weft/internal/state"
 )
 
 // forwardedHeader marks a request a follower forwarded, so that two
@@ -47,11 +50,10 @@ func NewServer(store *raftstore.Store, self api.ServerSelf, link Link, log *slog
 func SelfHandler(self api.ServerSelf) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && r.URL.Path == "/v1/cluster/self" {
-			writeJSON(w, http.StatusOK, self)
+			httpapi.WriteJSON(w, http.StatusOK, self)
 			return
 		}
-		w.Header().Set("Retry-After", "1")
-		WriteError(w, api.Errorf(api.CodeUnavailable, "server %s is joining its cluster; try again shortly", self.Name))
+		httpapi.WriteError(nil, w, r, api.Errorf(api.CodeUnavailable, "server %s is joining its cluster; try again shortly", self.Name))
 	})
 }
 
@@ -62,7 +64,7 @@ func SelfHandler(self api.ServerSelf) http.Handler {
 // own copy (not to a token of weft token create: see tokenCaller).
 func (s *Server) Handler(next http.Handler) http.Handler {
 	mux := access.NewMux()
-	mux.HandleFunc("GET /v1/cluster/self", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.self) })
+	mux.HandleFunc("GET /v1/cluster/self", func(w http.ResponseWriter, r *http.Request) { httpapi.WriteJSON(w, http.StatusOK, s.self) })
 	mux.HandleFunc("GET /v1/cluster/members", s.members)
 	mux.HandleFunc("POST /v1/cluster/join", s.leaderOnly(s.join))
 	mux.HandleFunc("DELETE /v1/cluster/members/{name}", s.leaderOnly(s.removePeer))
@@ -94,7 +96,7 @@ func (s *Server) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 			}
 			var nl raftstore.ErrNotLeader
 			if !errors.As(err, &nl) {
-				WriteError(w, api.Errorf(api.CodeUnavailable, "cannot confirm leadership for a consistent read: %v (add ?stale to read this server's copy)", err))
+				httpapi.WriteError(s.log, w, r, api.Errorf(api.CodeUnavailable, "cannot confirm leadership for a consistent read: %v (add ?stale to read this server's copy)", err))
 				return
 			}
 		}
@@ -118,12 +120,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	leader := s.store.Leader()
 	switch {
 	case r.Header.Get(forwardedHeader) != "":
-		w.Header().Set("Retry-After", "1")
-		WriteError(w, api.Errorf(api.CodeUnavailable, "server %s was told it leads but does not: an election is under way; try again", s.self.Name))
+		httpapi.WriteError(s.log, w, r, api.Errorf(api.CodeUnavailable, "server %s was told it leads but does not: an election is under way; try again", s.self.Name))
 		return
 	case leader.API == "":
-		w.Header().Set("Retry-After", "1")
-		WriteError(w, api.Errorf(api.CodeUnavailable, "no leader: an election is under way; try again shortly"))
+		httpapi.WriteError(s.log, w, r, api.Errorf(api.CodeUnavailable, "no leader: an election is under way; try again shortly"))
 		return
 	}
 	r.Header.Set(forwardedHeader, s.self.Name)
@@ -147,8 +147,14 @@ func (s *Server) proxy(addr string) *httputil.ReverseProxy {
 	p.Transport = s.link.client.Transport
 	p.FlushInterval = -1 // logs and events stream
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
-		w.Header().Set("Retry-After", "1") // it may be gone: an election follows
-		WriteError(w, api.Errorf(api.CodeUnavailable, "the leader at %s cannot be reached: %v", addr, err))
+		answer := error(api.Errorf(api.CodeUnavailable, "the leader at %s cannot be reached: %v", addr, err))
+		// Unless the connection was never made, the leader may have
+		// carried the request out before it went away.
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "dial" {
+			answer = errors.Join(answer, state.ErrUnknownOutcome)
+		}
+		httpapi.WriteError(s.log, w, r, answer)
 	}
 	s.proxies[addr] = p
 	return p
@@ -189,7 +195,7 @@ func (s *Server) FetchFromPeers(ctx context.Context, path string) (io.ReadCloser
 func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 	list, err := s.store.Members()
 	if err != nil {
-		WriteError(w, err)
+		httpapi.WriteError(s.log, w, r, err)
 		return
 	}
 	leader := s.store.Leader()
@@ -204,13 +210,13 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, am)
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 	var req api.JoinCluster
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || req.Name == "" || req.Raft == "" {
-		WriteError(w, api.Errorf(api.CodeInvalid, "join: a name and a Raft address are required"))
+		httpapi.WriteError(s.log, w, r, api.Errorf(api.CodeInvalid, "join: a name and a Raft address are required"))
 		return
 	}
 	// A server joins under the name its own certificate gives: another
@@ -218,22 +224,22 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 	// under a name of its choosing. (Without TLS no server joins: it is
 	// alone.)
 	if p := access.From(r.Context()); p.Role != access.Server || p.Name != req.Name {
-		WriteError(w, api.Errorf(api.CodeForbidden, "join: %s may not join as server %s: a joining server presents a certificate of its own for its name (weft tls server --name %s)", p, req.Name, req.Name))
+		httpapi.WriteError(s.log, w, r, api.Errorf(api.CodeForbidden, "join: %s may not join as server %s: a joining server presents a certificate of its own for its name (weft tls server --name %s)", p, req.Name, req.Name))
 		return
 	}
 	if err := s.store.Join(r.Context(), req.Name, req.Raft); err != nil {
-		WriteError(w, err)
+		httpapi.WriteError(s.log, w, r, err)
 		return
 	}
 	s.log.Info("server joined the cluster", "server", req.Name, "raft", req.Raft)
-	writeJSON(w, http.StatusOK, struct{}{})
+	httpapi.WriteJSON(w, http.StatusOK, struct{}{})
 }
 
 func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	members, err := s.store.Members()
 	if err != nil {
-		WriteError(w, err)
+		httpapi.WriteError(s.log, w, r, err)
 		return
 	}
 	found := false
@@ -241,20 +247,20 @@ func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) {
 		found = found || m.ID == name
 	}
 	if !found {
-		WriteError(w, api.Errorf(api.CodeNotFound, "no member %s (weft operator members)", name))
+		httpapi.WriteError(s.log, w, r, api.Errorf(api.CodeNotFound, "no member %s (weft operator members)", name))
 		return
 	}
 	if s.Removed != nil {
 		if err := s.Removed(r.Context(), name); err != nil {
-			WriteError(w, err)
+			httpapi.WriteError(s.log, w, r, err)
 			return
 		}
 	}
 	if err := s.store.RemovePeer(r.Context(), name); err != nil {
-		WriteError(w, err)
+		httpapi.WriteError(s.log, w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, struct{}{})
+	httpapi.WriteJSON(w, http.StatusOK, struct{}{})
 }
 
 func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
@@ -266,34 +272,9 @@ func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.Restore(http.MaxBytesReader(w, r.Body, 8<<30)); err != nil {
-		WriteError(w, api.Errorf(api.CodeInvalid, "restore: %v", err))
+		httpapi.WriteError(s.log, w, r, api.Errorf(api.CodeInvalid, "restore: %v", err))
 		return
 	}
 	s.log.Info("state restored from a snapshot")
-	writeJSON(w, http.StatusOK, struct{}{})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-// WriteError answers err as the API's JSON error: an *api.Error with its
-// status, the state's not-leader and unknown-outcome errors as 503 with
-// Retry-After (the client tries again), anything else as 500.
-func WriteError(w http.ResponseWriter, err error) {
-	var e *api.Error
-	if !errors.As(err, &e) {
-		var nl raftstore.ErrNotLeader
-		code := api.CodeInternal
-		if errors.As(err, &nl) || errors.Is(err, raftstore.ErrUnknownOutcome) {
-			code = api.CodeUnavailable
-			w.Header().Set("Retry-After", "1")
-		}
-		e = &api.Error{Code: code, Message: fmt.Sprint(err)}
-	}
-	writeJSON(w, api.HTTPStatus(e), api.ErrorBody{Error: *e})
+	httpapi.WriteJSON(w, http.StatusOK, struct{}{})
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/httpapi"
 )
 
 func (s *server) createAccount(w http.ResponseWriter, r *http.Request, tenant string) error {
@@ -15,7 +16,7 @@ func (s *server) createAccount(w http.ResponseWriter, r *http.Request, tenant st
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, acct)
+	httpapi.WriteJSON(w, http.StatusCreated, acct)
 	return nil
 }
 

@@ -1,14 +1,12 @@
 // Package controlapi is the controller's REST API: HTTP handlers between the
-// wire types of package api and the fabric controller. It is the one place
-// where errors become HTTP statuses (api.HTTPStatus).
+// wire types of package api and the fabric controller. Its handlers return
+// errors; httpapi.WriteError, shared by every API of Weft, makes them
+// statuses.
 package controlapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
-
 	"io"
 	"log/slog"
 	"net/http"
@@ -23,6 +21,7 @@ import (
 	"github.com/weftcloud/weft/internal/drives"
 	"github.com/weftcloud/weft/internal/extensions"
 	"github.com/weftcloud/weft/internal/fabric"
+	"github.com/weftcloud/weft/internal/httpapi"
 	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/metering"
 	"github.com/weftcloud/weft/internal/networks"
@@ -32,9 +31,6 @@ import (
 
 // maxJSONBody bounds every JSON request body.
 const maxJSONBody = 1 << 20
-
-// handlerFunc is a handler that returns its error for writeError to render.
-type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // Config is what the API serves.
 type Config struct {
@@ -84,7 +80,7 @@ func New(cfg Config) http.Handler {
 	s := &server{ctl: cfg.Controller, accounts: cfg.Accounts, images: cfg.Images, vms: cfg.VMs, drives: cfg.Drives, networks: cfg.Networks, extensions: cfg.Extensions, tenants: cfg.Tenants,
 		audit: cfg.Audit, ledger: cfg.Ledger, portal: cfg.Portal, log: cfg.Log, http: cfg.Nodes}
 	mux := access.NewMux()
-	route := func(pattern string, h handlerFunc) { s.mount(mux, pattern, h) }
+	route := func(pattern string, h httpapi.HandlerFunc) { s.mount(mux, pattern, h) }
 	// in is a route that acts in one tenant; list, one that may also list
 	// every tenant's objects (?tenant=*, the operator's).
 	in := func(pattern string, h scopedFunc) {
@@ -187,13 +183,9 @@ func New(cfg Config) http.Handler {
 	return mux
 }
 
-// mount mounts h at pattern, its errors rendered by writeError.
-func (s *server) mount(mux *access.Mux, pattern string, h handlerFunc) {
-	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
-			s.writeError(w, r, err)
-		}
-	})
+// mount mounts h at pattern, its errors rendered by httpapi.WriteError.
+func (s *server) mount(mux *access.Mux, pattern string, h httpapi.HandlerFunc) {
+	mux.HandleFunc(pattern, httpapi.Handle(s.log, h))
 }
 
 // nodeMayFetch refuses a node's request for what no instance assigned to
@@ -207,46 +199,14 @@ func (s *server) nodeMayFetch(r *http.Request, uses func(api.RoleSpec) bool) err
 	return api.Errorf(api.CodeNotFound, "node %s runs no instance that uses %s", p.Name, r.URL.Path)
 }
 
-func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var e *api.Error
-	if !errors.As(err, &e) {
-		if errors.Is(err, context.Canceled) {
-			return // the client went away
-		}
-		s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		e = &api.Error{Code: api.CodeInternal, Message: err.Error()}
-	}
-	writeJSON(w, api.HTTPStatus(e), api.ErrorBody{Error: *e})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
 func ok(w http.ResponseWriter, v any) error {
-	writeJSON(w, http.StatusOK, v)
+	httpapi.WriteJSON(w, http.StatusOK, v)
 	return nil
 }
 
-// decode reads a JSON body strictly: unknown fields and trailing data are refused.
+// decode reads a JSON body strictly (httpapi.Decode).
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return api.Errorf(api.CodeTooLarge, "request body larger than %d bytes", maxJSONBody)
-		}
-		return api.Errorf(api.CodeInvalid, "request body: %v", err)
-	}
-	if dec.More() {
-		return api.Errorf(api.CodeInvalid, "request body: more than one JSON value")
-	}
-	return nil
+	return httpapi.Decode(w, r, maxJSONBody, v)
 }
 
 func (s *server) status(w http.ResponseWriter, r *http.Request) error {
@@ -258,7 +218,7 @@ func (s *server) putPackage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, pkg)
+	httpapi.WriteJSON(w, http.StatusCreated, pkg)
 	return nil
 }
 

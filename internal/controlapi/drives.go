@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/httpapi"
 )
 
 func (s *server) createDrive(w http.ResponseWriter, r *http.Request, tenant string) error {
@@ -15,7 +16,7 @@ func (s *server) createDrive(w http.ResponseWriter, r *http.Request, tenant stri
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, d)
+	httpapi.WriteJSON(w, http.StatusCreated, d)
 	return nil
 }
 
@@ -36,7 +37,7 @@ func (s *server) snapshotDrive(w http.ResponseWriter, r *http.Request, tenant st
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, snap)
+	httpapi.WriteJSON(w, http.StatusCreated, snap)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/httpapi"
 )
 
 // publishExtension stores an extension archive (the request's body) in
@@ -13,7 +14,7 @@ func (s *server) publishExtension(w http.ResponseWriter, r *http.Request, tenant
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, ext)
+	httpapi.WriteJSON(w, http.StatusCreated, ext)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/httpapi"
 	"github.com/weftcloud/weft/internal/peercopy"
 )
 
@@ -76,7 +77,7 @@ func (s *server) createImage(w http.ResponseWriter, r *http.Request, tenant stri
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, img)
+	httpapi.WriteJSON(w, http.StatusCreated, img)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/httpapi"
 )
 
 func (s *server) createNetwork(w http.ResponseWriter, r *http.Request, tenant string) error {
@@ -15,7 +16,7 @@ func (s *server) createNetwork(w http.ResponseWriter, r *http.Request, tenant st
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, n)
+	httpapi.WriteJSON(w, http.StatusCreated, n)
 	return nil
 }
 

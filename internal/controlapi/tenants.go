@@ -7,6 +7,7 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/access"
+	"github.com/weftcloud/weft/internal/httpapi"
 )
 
 // scope is the tenant a request acts in. A tenant's token acts in its own
@@ -40,7 +41,7 @@ func (s *server) scope(r *http.Request, all bool) (string, error) {
 	return named, nil
 }
 
-func (s *server) tenantRoutes(route func(string, handlerFunc), list func(string, scopedFunc)) {
+func (s *server) tenantRoutes(route func(string, httpapi.HandlerFunc), list func(string, scopedFunc)) {
 	route("GET /v1/whoami", s.whoami)
 	route("POST /v1/tenants", s.createTenant)
 	route("GET /v1/tenants", s.listTenants)
@@ -71,7 +72,7 @@ func (s *server) createTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, s.withUsage(t))
+	httpapi.WriteJSON(w, http.StatusCreated, s.withUsage(t))
 	return nil
 }
 
@@ -167,7 +168,7 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, tok)
+	httpapi.WriteJSON(w, http.StatusCreated, tok)
 	return nil
 }
 
@@ -222,7 +223,7 @@ func (s *server) createSignInLink(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, link)
+	httpapi.WriteJSON(w, http.StatusCreated, link)
 	return nil
 }
 
@@ -236,7 +237,7 @@ func (s *server) createSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, tok)
+	httpapi.WriteJSON(w, http.StatusCreated, tok)
 	return nil
 }
 

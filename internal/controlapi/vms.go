@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/httpapi"
 )
 
 func (s *server) createVM(w http.ResponseWriter, r *http.Request, tenant string) error {
@@ -15,7 +16,7 @@ func (s *server) createVM(w http.ResponseWriter, r *http.Request, tenant string)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, vm)
+	httpapi.WriteJSON(w, http.StatusCreated, vm)
 	return nil
 }
 

@@ -30,9 +30,6 @@ func newAgent(ctx context.Context, cfg AgentConfig) (*agent.Agent, *pki.Renewer,
 	if cfg.Data == "" {
 		return nil, nil, errors.New("agent: --data is required")
 	}
-	if cfg.HeartbeatInterval <= 0 {
-		cfg.HeartbeatInterval = DefaultHeartbeatInterval
-	}
 	proc, err := process.New(process.Config{Logger: log.With("driver", "process")})
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: process runtime: %w", err)

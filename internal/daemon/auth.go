@@ -12,8 +12,8 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/access"
-	"github.com/weftcloud/weft/internal/cluster"
 	"github.com/weftcloud/weft/internal/fabric"
+	"github.com/weftcloud/weft/internal/httpapi"
 	"github.com/weftcloud/weft/internal/pki"
 	"github.com/weftcloud/weft/internal/state"
 	"github.com/weftcloud/weft/internal/tenants"
@@ -336,4 +336,4 @@ func (c *certificates) sign(w http.ResponseWriter, r *http.Request, req api.Agen
 	json.NewEncoder(w).Encode(api.AgentCertificate{Certificate: string(cert), CA: string(c.creds.CAPEM())})
 }
 
-func writeError(w http.ResponseWriter, err error) { cluster.WriteError(w, err) }
+func writeError(w http.ResponseWriter, err error) { httpapi.WriteError(nil, w, nil, err) }

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/weftcloud/weft/internal/agent"
+	"github.com/weftcloud/weft/internal/fabric"
 	"github.com/weftcloud/weft/internal/untar"
 )
 
@@ -20,8 +22,7 @@ type ServerConfig struct {
 	// Public endpoints of web roles are bound on this host (e.g. 127.0.0.1 or 0.0.0.0).
 	LBHost string
 
-	HeartbeatInterval time.Duration // how often agents report; told to agents at registration
-	HeartbeatTTL      time.Duration // a node silent this long is declared down
+	HeartbeatTTL time.Duration // a node silent this long is declared down
 
 	// Storage service ports on LBHost; StorageDisabled turns it off.
 	StorageDisabled bool
@@ -119,11 +120,13 @@ type DevConfig struct {
 	Stdout, Stderr io.Writer
 }
 
-// Defaults the CLI shows in --help.
+// Defaults the CLI shows in --help. Those of a part are the part's own
+// (set where the part fills in its configuration), named here again.
 const (
 	DefaultListen            = "127.0.0.1:7070"
-	DefaultHeartbeatInterval = 500 * time.Millisecond
-	DefaultHeartbeatTTL      = 2 * time.Second
+	DefaultHeartbeatInterval = agent.DefaultHeartbeatInterval
+	DefaultHeartbeatTTL      = fabric.DefaultHeartbeatTTL
+	DefaultUpgradeTimeout    = fabric.DefaultUpgradeTimeout
 	DefaultBlobPort          = 10000
 	DefaultQueuePort         = 10001
 	DefaultTablePort         = 10002

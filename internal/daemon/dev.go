@@ -49,9 +49,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	started := time.Now()
 	c, err := startController(ctx, ServerConfig{
 		Data: filepath.Join(cfg.Data, "server"), Listen: cfg.Listen, Name: "dev",
-		HeartbeatInterval: DefaultHeartbeatInterval, HeartbeatTTL: DefaultHeartbeatTTL,
-		BlobPort: DefaultBlobPort, QueuePort: DefaultQueuePort, TablePort: DefaultTablePort,
-		DevAccount: true, Logger: log,
+		DevAccount: true, Logger: log, // the rest: the server's defaults
 	})
 	if err != nil {
 		return err
@@ -69,7 +67,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		acfg := AgentConfig{
 			Server: "http://" + c.addr, Name: fmt.Sprintf("node-%d", i),
 			Data: filepath.Join(cfg.Data, "nodes", fmt.Sprintf("node-%d", i)), FaultDomain: fmt.Sprintf("fd%d", i),
-			HeartbeatInterval: DefaultHeartbeatInterval, Logger: log,
+			Logger: log,
 		}
 		if i == 1 && cfg.Stderr != nil { // every node shares the host: tell it once
 			acfg.noRuntime = func(runtime string, reason error) {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/access"
 	"github.com/weftcloud/weft/internal/accounts"
 	"github.com/weftcloud/weft/internal/audit"
@@ -44,6 +45,8 @@ import (
 	"github.com/weftcloud/weft/internal/vms"
 )
 
+var _ replicated.Placement = (*client.Client)(nil)
+
 // controller is a running `weft server`: the parts in start order.
 type controller struct {
 	log     *slog.Logger
@@ -56,7 +59,9 @@ type controller struct {
 	accts   *accounts.Store
 	tenants *tenants.Store
 	done    chan error // the reconciler's and the API server's exits
-	cancel  context.CancelFunc
+	// runCtx is the loops' context, ended by cancel at close.
+	runCtx context.Context
+	cancel context.CancelFunc
 }
 
 func defaultLogger(l *slog.Logger) *slog.Logger {
@@ -69,10 +74,65 @@ func defaultLogger(l *slog.Logger) *slog.Logger {
 // startController opens the state and starts the controller's parts; the
 // API is listening when it returns. Every wait on the way (for the other
 // servers, a leader, the storage) ends when ctx does, with ctx's error.
+//
+// The parts, in start order: the API listener (servers forming a cluster
+// ask each other who they are before any has state), the replicated
+// state, the stores over it, the storage service, the fabric and what
+// hangs on it, the routes, the leader's loops, then the system containers
+// once the storage serves.
 func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err error) {
-	log := defaultLogger(cfg.Logger)
+	if cfg, err = cfg.withDefaults(); err != nil {
+		return nil, err
+	}
+	c := &controller{log: defaultLogger(cfg.Logger), done: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
+	e, err := c.listen(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if c.store, err = openStore(ctx, cfg, e.self, e.link, e.creds, c.log); err != nil {
+		return nil, err
+	}
+	p, err := c.build(ctx, cfg, e)
+	if err != nil {
+		return nil, err
+	}
+	routes, err := c.routes(e, p)
+	if err != nil {
+		return nil, err
+	}
+	e.setHandler(routes)
+	c.run(cfg, e, p)
+	// The system containers need the storage, which serves once the
+	// cluster placed it.
+	if p.node != nil {
+		select {
+		case <-p.node.Serving():
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Minute):
+			return nil, errors.New("server: the storage did not start within a minute: is a majority of the servers up?")
+		}
+	}
+	if err := initSystem(ctx, p.images.Init, p.disks.Init); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	go c.ctl.RunLB(c.runCtx)
+	go c.ctl.RunPackages(c.runCtx)
+	go p.images.RunCopies(c.runCtx)
+	c.log.Info("controller started", "api", "http://"+c.addr, "name", cfg.Name, "data", cfg.Data)
+	return c, nil
+}
+
+// withDefaults is cfg with its defaults filled in, the one place they are
+// (the CLI shows the same constants), or an error naming what is missing.
+func (cfg ServerConfig) withDefaults() (ServerConfig, error) {
 	if cfg.Data == "" {
-		return nil, errors.New("server: --data is required")
+		return cfg, errors.New("server: --data is required")
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
@@ -81,26 +141,42 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 		cfg.Name, _ = os.Hostname()
 	}
 	if cfg.LBHost == "" {
-		host, _, _ := net.SplitHostPort(cfg.Listen)
-		cfg.LBHost = host
+		cfg.LBHost, _, _ = net.SplitHostPort(cfg.Listen)
 	}
+	cfg.BlobPort = orDefault(cfg.BlobPort, DefaultBlobPort)
+	cfg.QueuePort = orDefault(cfg.QueuePort, DefaultQueuePort)
+	cfg.TablePort = orDefault(cfg.TablePort, DefaultTablePort)
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
-		return nil, fmt.Errorf("server: %w", err)
+		return cfg, fmt.Errorf("server: %w", err)
 	}
-	c := &controller{log: log, done: make(chan error, 2)}
-	defer func() {
-		if err != nil {
-			c.close()
-		}
-	}()
-	// The API listens first: servers forming a cluster ask each other who
-	// they are before any of them has state.
-	var creds *pki.Credentials
+	return cfg, nil
+}
+
+// edge is how the server meets the others: its API listener and the
+// handler behind it, who it is, how callers are authenticated and how it
+// calls the other servers and the nodes.
+type edge struct {
+	self  api.ServerSelf
+	raft  string // the Raft address
+	creds *pki.Credentials
+	auth  *authenticator
+	link  cluster.Link
+	nodes *http.Client // to the node agents' APIs
+	// setHandler replaces what the API serves: SelfHandler until the
+	// parts are built, then the routes.
+	setHandler func(http.Handler)
+}
+
+// listen starts serving the API: for now SelfHandler only, behind the
+// authentication every request goes through.
+func (c *controller) listen(cfg ServerConfig) (*edge, error) {
+	e := &edge{}
+	var err error
 	if cfg.TLSDir != "" {
-		if creds, err = pki.LoadServer(cfg.TLSDir, cfg.Name); err != nil {
+		if e.creds, err = pki.LoadServer(cfg.TLSDir, cfg.Name); err != nil {
 			return nil, fmt.Errorf("server: --tls-dir: %w", err)
 		}
-		creds.AgentLifetime = cfg.AgentCertLifetime
+		e.creds.AgentLifetime = cfg.AgentCertLifetime
 	} else if err := checkPlain(cfg); err != nil {
 		return nil, err
 	}
@@ -109,37 +185,33 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 		return nil, fmt.Errorf("server: listen on %s: %w", cfg.Listen, err)
 	}
 	c.addr = ln.Addr().String()
-	raftAddr, err := cluster.RaftAddress(cfg.Listen)
-	if err != nil {
+	if e.raft, err = cluster.RaftAddress(cfg.Listen); err != nil {
 		ln.Close()
 		return nil, err
 	}
-	self := api.ServerSelf{Name: cfg.Name, Raft: raftAddr, API: "http://" + c.addr}
-	auth := &authenticator{creds: creds, join: &joinTokens{creds: creds}}
-	var link cluster.Link
-	var nodes *http.Client
-	if creds != nil {
-		ln = tls.NewListener(ln, creds.ServerTLS(false))
-		self.API = "https://" + c.addr
-		link = cluster.NewLink(creds.ClientTLS(), "")
-		nodes = &http.Client{Transport: &http.Transport{TLSClientConfig: creds.AgentDialTLS()}}
+	e.self = api.ServerSelf{Name: cfg.Name, Raft: e.raft, API: "http://" + c.addr}
+	e.auth = &authenticator{creds: e.creds, join: &joinTokens{creds: e.creds}}
+	if e.creds != nil {
+		ln = tls.NewListener(ln, e.creds.ServerTLS(false))
+		e.self.API = "https://" + c.addr
+		e.link = cluster.NewLink(e.creds.ClientTLS(), "")
+		e.nodes = &http.Client{Transport: &http.Transport{TLSClientConfig: e.creds.AgentDialTLS()}}
 	} else {
 		// One machine: the operator's token is kept in the data folder and
 		// for the user who started the server; the server's own calls to
 		// its API carry a token that never leaves this process.
-		if auth.admin, err = plainAdminToken(cfg.Data, self.API); err != nil {
+		if e.auth.admin, err = plainAdminToken(cfg.Data, e.self.API); err != nil {
 			ln.Close()
 			return nil, err
 		}
-		auth.self = pki.NewToken()
-		link = cluster.NewLink(nil, auth.self)
+		e.auth.self = pki.NewToken()
+		e.link = cluster.NewLink(nil, e.auth.self)
 	}
-	// The handler is swapped once the controller is built.
 	var handler atomic.Pointer[http.Handler]
-	setHandler := func(h http.Handler) { handler.Store(&h) }
-	setHandler(cluster.SelfHandler(self))
+	e.setHandler = func(h http.Handler) { handler.Store(&h) }
+	e.setHandler(cluster.SelfHandler(e.self))
 	c.http = &http.Server{
-		Handler:           auth.enforce(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) })),
+		Handler:           e.auth.enforce(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) })),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {
@@ -149,22 +221,38 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 		}
 		c.done <- err
 	}()
-	if c.store, err = openStore(ctx, cfg, self, link, creds, log); err != nil {
-		return nil, err
-	}
+	return e, nil
+}
+
+// parts are the controller's parts over the replicated state, beside the
+// ones the controller struct keeps for close.
+type parts struct {
+	node       *replicated.Node // nil: no storage on this server
+	sys        system
+	disks      *vms.Disks
+	peers      *cluster.Server
+	audit      *audit.Log
+	drives     *drives.Manager
+	images     *images.Store
+	vms        *vms.Manager
+	ledger     *metering.Ledger
+	extensions *extensions.Store
+}
+
+// build makes the parts over the state, c.store.
+func (c *controller) build(ctx context.Context, cfg ServerConfig, e *edge) (*parts, error) {
+	log := c.log
 	pkgs, err := pkgstore.Open(filepath.Join(cfg.Data, "packages"))
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	c.lb = lb.New(cfg.LBHost, log.With("part", "lb"))
-
-	blobPort, queuePort, tablePort := orDefault(cfg.BlobPort, DefaultBlobPort), orDefault(cfg.QueuePort, DefaultQueuePort), orDefault(cfg.TablePort, DefaultTablePort)
 	own := accounts.Endpoints{
-		Blob:  fmt.Sprintf("http://%s:%d", cfg.LBHost, blobPort),
-		Queue: fmt.Sprintf("http://%s:%d", cfg.LBHost, queuePort),
-		Table: fmt.Sprintf("http://%s:%d", cfg.LBHost, tablePort),
+		Blob:  fmt.Sprintf("http://%s:%d", cfg.LBHost, cfg.BlobPort),
+		Queue: fmt.Sprintf("http://%s:%d", cfg.LBHost, cfg.QueuePort),
+		Table: fmt.Sprintf("http://%s:%d", cfg.LBHost, cfg.TablePort),
 	}
-	accts := accounts.New(c.store, func() accounts.Endpoints {
+	c.accts = accounts.New(c.store, func() accounts.Endpoints {
 		if !cfg.StorageDisabled {
 			return own
 		}
@@ -178,49 +266,45 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 		}
 		return own
 	}, cfg.DevAccount)
-	c.accts = accts
-
-	tenantStore := tenants.New(c.store, tenants.DefaultQuota())
-	c.tenants = tenantStore
-	var node *replicated.Node
+	c.tenants = tenants.New(c.store, tenants.DefaultQuota())
+	p := &parts{}
 	if !cfg.StorageDisabled {
 		c.storage, err = storageserver.Listen(storageserver.Config{
 			Data: filepath.Join(cfg.Data, "storage"), Host: cfg.LBHost,
-			BlobPort: blobPort, QueuePort: queuePort, TablePort: tablePort,
-			Accounts: accts, Full: storageFull(accts, tenantStore), Logger: log.With("part", "storage"),
+			BlobPort: cfg.BlobPort, QueuePort: cfg.QueuePort, TablePort: cfg.TablePort,
+			Accounts: c.accts, Full: storageFull(c.accts, c.tenants), Logger: log.With("part", "storage"),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("server: storage: %w", err)
 		}
-		node = replicated.New(replicated.Config{
-			Self: placement.Member{Name: cfg.Name, API: self.API,
+		p.node = replicated.New(replicated.Config{
+			Self: placement.Member{Name: cfg.Name, API: e.self.API,
 				Blob: c.storage.URL(storage.Blob), Queue: c.storage.URL(storage.Queue), Table: c.storage.URL(storage.Table)},
 			Dir:   filepath.Join(cfg.Data, "storage"),
 			State: c.store,
 			// Through this server's API, which passes writes to the leader.
-			Placement: placement.Client{HTTP: link.Client(), Base: self.API},
-			Peers:     link.Client(), Storage: c.storage, InContact: c.store.InContact,
+			Placement: client.New(e.self.API).WithTransport(e.link.Client().Transport),
+			Peers:     e.link.Client(), Storage: c.storage, InContact: c.store.InContact,
 			Logger: log.With("part", "storage"),
 		})
 	}
-	sys, err := systemAccount(ctx, accts, c.storage)
-	if err != nil {
+	if p.sys, err = systemAccount(ctx, c.accts, c.storage); err != nil {
 		return nil, err
 	}
-	disks := vms.NewDisks(sys.url, sys.name, sys.key)
-	disks.ServedBy(func() []string {
+	p.disks = vms.NewDisks(p.sys.url, p.sys.name, p.sys.key)
+	p.disks.ServedBy(func() []string {
 		var urls []string
 		for _, m := range placement.Members(c.store) {
 			urls = append(urls, m.Blob)
 		}
 		return urls
 	})
-	peers := cluster.NewServer(c.store, self, link, log.With("part", "cluster"))
-	peers.Removed = func(ctx context.Context, name string) error { return placement.Unregister(ctx, c.store, name) }
-	auditLog := audit.New(c.store, 0, log.With("part", "audit"))
-	driveMgr := drives.New(c.store, drives.QuotaFunc(func(tenant string, size api.Bytes) error {
+	p.peers = cluster.NewServer(c.store, e.self, e.link, log.With("part", "cluster"))
+	p.peers.Removed = func(ctx context.Context, name string) error { return placement.Unregister(ctx, c.store, name) }
+	p.audit = audit.New(c.store, 0, log.With("part", "audit"))
+	p.drives = drives.New(c.store, drives.QuotaFunc(func(tenant string, size api.Bytes) error {
 		return c.ctl.CheckDiskQuota(tenant, size)
-	}), disks, log.With("part", "drives"))
+	}), p.disks, log.With("part", "drives"))
 	sealKey, err := extensions.ServerKey(cfg.TLSDir, cfg.Data)
 	if err != nil {
 		return nil, err
@@ -230,109 +314,109 @@ func startController(ctx context.Context, cfg ServerConfig) (_ *controller, err 
 		return nil, err
 	}
 	c.ctl = fabric.New(fabric.Config{
-		Drives:  driveMgr,
+		Drives:  p.drives,
 		Sealer:  sealer,
-		Tenants: tenantStore,
+		Tenants: c.tenants,
 		Name:    cfg.Name, HeartbeatTTL: cfg.HeartbeatTTL, UpgradeTimeout: cfg.UpgradeTimeout,
-		ReservedPorts:        reservedPorts(c.addr, raftAddr, cfg.StorageDisabled, blobPort, queuePort, tablePort),
+		ReservedPorts:        reservedPorts(c.addr, e.raft, cfg.StorageDisabled, cfg.BlobPort, cfg.QueuePort, cfg.TablePort),
 		AllowPrivilegedPorts: cfg.AllowPrivilegedPorts,
-		Logger:               log.With("part", "fabric"), DiskAccess: disks.Access, Leader: c.store.IsLeader,
+		Logger:               log.With("part", "fabric"), DiskAccess: p.disks.Access, Leader: c.store.IsLeader,
 		FetchPackage: func(ctx context.Context, digest string) (io.ReadCloser, error) {
-			return peers.FetchFromPeers(ctx, "/v1/packages/"+digest)
+			return p.peers.FetchFromPeers(ctx, "/v1/packages/"+digest)
 		},
 	}, c.store, pkgs, c.lb)
-	imgs := images.New(c.store, sys.client(), func(ctx context.Context, digest string) (io.ReadCloser, error) {
-		return peers.FetchFromPeers(ctx, "/v1/imagefiles/"+digest)
+	p.images = images.New(c.store, p.sys.client(), func(ctx context.Context, digest string) (io.ReadCloser, error) {
+		return p.peers.FetchFromPeers(ctx, "/v1/imagefiles/"+digest)
 	}, log.With("part", "images"))
-	vmMgr := vms.New(c.ctl, imgs, disks, log.With("part", "vms"))
-	auth.ctl.Store(c.ctl)
-	certs := &certificates{creds: creds, ctl: c.ctl, log: log.With("part", "pki")}
-	apiHandler := access.NewMux()
-	apiHandler.Handle("POST "+joinTokenPath, rotateJoinToken(c.store, creds, log.With("part", "pki")))
-	apiHandler.HandleFunc("POST "+joinPath, certs.join)
-	apiHandler.HandleFunc("POST "+renewPath, certs.renew)
-	placementRoutes := placement.Handler(c.store)
-	for _, route := range []string{"POST /v1/storage/members", "POST /v1/storage/insync", "GET /v1/storage/config"} {
-		apiHandler.Handle(route, placementRoutes)
-	}
-	ledger := metering.NewLedger(c.store)
-	meteringRoutes := controlapi.Metering(ledger, nil, log.With("part", "api"))
-	for _, route := range controlapi.MeteringRoutes {
-		apiHandler.Handle(route, meteringRoutes)
-	}
-	apiHandler.Pass(controlapi.New(controlapi.Config{
-		Controller: c.ctl, Accounts: accts, Images: imgs, VMs: vmMgr, Drives: driveMgr, Networks: networks.New(c.store, c.ctl), Extensions: extensions.New(c.store, c.ctl), Tenants: tenantStore, Audit: auditLog, Ledger: ledger,
-		Nodes: nodes, Portal: self.API, Log: log.With("part", "api"),
-	}))
-	auth.tokens.Store(tenantStore)
+	p.vms = vms.New(c.ctl, p.images, p.disks, log.With("part", "vms"))
+	p.ledger = metering.NewLedger(c.store)
+	p.extensions = extensions.New(c.store, c.ctl)
+	e.auth.ctl.Store(c.ctl)
+	e.auth.tokens.Store(c.tenants)
 	var st state.Store = c.store
-	auth.join.st.Store(&st)
-	routes := access.NewMux()
-	// Replication is between this server and the caller, never forwarded.
-	if node != nil {
-		routes.Handle("/v1/storage/replica/", serversOnly(creds, node.Handler()))
+	e.auth.join.st.Store(&st)
+	return p, nil
+}
+
+// routes is every route the server serves, mounted in one place; each
+// has its rule in access.Table, which access.Mux requires and the
+// authentication in front enforces. From the outside in:
+//
+//	/v1/storage/replica/  replication, between this server and the caller, never forwarded
+//	/v1/                  the API: forwarded to the leader when this server is not it (cluster),
+//	                      audited, then the server's own routes (join, certificates, storage
+//	                      placement, metering) and controlapi's
+//	GET /metrics          Prometheus
+//	/                     the portal
+func (c *controller) routes(e *edge, p *parts) (http.Handler, error) {
+	log := c.log
+	certs := &certificates{creds: e.creds, ctl: c.ctl, log: log.With("part", "pki")}
+	own := access.NewMux()
+	own.Handle("POST "+joinTokenPath, rotateJoinToken(c.store, e.creds, log.With("part", "pki")))
+	own.HandleFunc("POST "+joinPath, certs.join)
+	own.HandleFunc("POST "+renewPath, certs.renew)
+	placementRoutes := placement.Handler(c.store, log.With("part", "storage"))
+	for _, route := range []string{"POST /v1/storage/members", "POST /v1/storage/insync", "GET /v1/storage/config"} {
+		own.Handle(route, placementRoutes)
 	}
-	routes.Handle("/v1/", peers.Handler(auditLog.Middleware(apiHandler)))
-	metricsHandler, err := c.metricsHandler(node)
+	meteringRoutes := controlapi.Metering(p.ledger, nil, log.With("part", "api"))
+	for _, route := range controlapi.MeteringRoutes {
+		own.Handle(route, meteringRoutes)
+	}
+	own.Pass(controlapi.New(controlapi.Config{
+		Controller: c.ctl, Accounts: c.accts, Images: p.images, VMs: p.vms, Drives: p.drives, Networks: networks.New(c.store, c.ctl), Extensions: p.extensions, Tenants: c.tenants, Audit: p.audit, Ledger: p.ledger,
+		Nodes: e.nodes, Portal: e.self.API, Log: log.With("part", "api"),
+	}))
+
+	routes := access.NewMux()
+	if p.node != nil {
+		routes.Handle("/v1/storage/replica/", serversOnly(e.creds, p.node.Handler()))
+	}
+	routes.Handle("/v1/", p.peers.Handler(p.audit.Middleware(own)))
+	metricsHandler, err := c.metricsHandler(p.node)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	routes.Handle("GET "+metrics.Path, metricsHandler)
-	// The portal: every other path. It calls this server's API through
-	// the whole chain (authentication, access table, forwarding) with the
-	// signed-in user's token, so it may do no more than that token.
+	// The portal calls this server's API through the whole chain
+	// (authentication, access table, forwarding) with the signed-in
+	// user's token, so it may do no more than that token.
 	routes.Handle("/", portal.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.http.Handler.ServeHTTP(w, r)
 	}), portal.Options{Logger: log.With("part", "portal")}))
-	setHandler(routes)
+	return routes, nil
+}
 
-	runCtx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
+// run starts the loops: on every server the storage node and the metering
+// reporter; on the leader only, the reconcilers and the meter.
+func (c *controller) run(cfg ServerConfig, e *edge, p *parts) {
+	log := c.log
+	c.runCtx, c.cancel = context.WithCancel(context.Background())
 	reconciler := &placement.Reconciler{Store: c.store, Self: cfg.Name, Lease: replicated.Lease,
-		Log: log.With("part", "storage"), Probe: probeStorage(link)}
-	// The meter, like the reconcilers, runs on the leader only.
+		Log: log.With("part", "storage"), Probe: probeStorage(e.link)}
 	meter := metering.New(metering.Config{Store: c.store, Footprint: c.ctl.Footprint, Logger: log.With("part", "metering")})
-	if node != nil {
-		go node.Run(runCtx)
+	if p.node != nil {
+		go p.node.Run(c.runCtx)
 	}
-	reporter := &metering.Reporter{Server: cfg.Name, Collect: usageCounts(c.lb, c.storage, accts),
-		Send: metering.Client{HTTP: link.Client(), Base: self.API}.Send, Logger: log.With("part", "metering")}
-	go reporter.Run(runCtx)
+	reporter := &metering.Reporter{Server: cfg.Name, Collect: usageCounts(c.lb, c.storage, c.accts),
+		Send: metering.Client{HTTP: e.link.Client(), Base: e.self.API}.Send, Logger: log.With("part", "metering")}
+	go reporter.Run(c.runCtx)
 	go func() {
-		cluster.Lead(runCtx, c.store, log.With("part", "cluster"), func(ctx context.Context) {
-			if err := tenantStore.EnsureDefault(ctx); err != nil && ctx.Err() == nil {
+		cluster.Lead(c.runCtx, c.store, log.With("part", "cluster"), func(ctx context.Context) {
+			if err := c.tenants.EnsureDefault(ctx); err != nil && ctx.Err() == nil {
 				log.Error("the default tenant was not made", "err", err)
 			}
-			if err := accts.IndexByTenant(ctx); err != nil && ctx.Err() == nil {
+			if err := c.accts.IndexByTenant(ctx); err != nil && ctx.Err() == nil {
 				log.Error("storage accounts not indexed by tenant", "err", err)
 			}
 			go reconciler.Run(ctx)
 			go meter.Run(ctx)
 			c.ctl.Run(ctx)
 		})
-		if runCtx.Err() == nil {
+		if c.runCtx.Err() == nil {
 			c.done <- errors.New("the replicated state stopped")
 		}
 	}()
-	// The system containers need the storage, which serves once the
-	// cluster placed it.
-	if node != nil {
-		select {
-		case <-node.Serving():
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Minute):
-			return nil, errors.New("server: the storage did not start within a minute: is a majority of the servers up?")
-		}
-	}
-	if err := initSystem(ctx, imgs.Init, disks.Init); err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
-	go c.ctl.RunLB(runCtx)
-	go c.ctl.RunPackages(runCtx)
-	go imgs.RunCopies(runCtx)
-	log.Info("controller started", "api", "http://"+c.addr, "name", cfg.Name, "data", cfg.Data)
-	return c, nil
 }
 
 // initSystem runs the system containers' inits until they succeed, for up

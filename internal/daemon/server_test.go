@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -58,5 +59,27 @@ func TestReservedPorts(t *testing.T) {
 	}
 	if got := reservedPorts("127.0.0.1:7070", "127.0.0.1:7071", true, 10000, 10001, 10002); len(got) != 2 {
 		t.Errorf("without storage: %v, want the API and Raft ports only", got)
+	}
+}
+
+// TestServerConfigDefaults: a server's configuration gets its defaults in
+// one place, and one without a data folder is refused naming the flag.
+func TestServerConfigDefaults(t *testing.T) {
+	if _, err := (ServerConfig{}).withDefaults(); err == nil || err.Error() != "server: --data is required" {
+		t.Errorf("no data folder: %v", err)
+	}
+	data := filepath.Join(t.TempDir(), "new", "server")
+	got, err := ServerConfig{Data: data, Listen: "127.0.0.2:7170", QueuePort: 20001}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.LBHost != "127.0.0.2" || got.BlobPort != DefaultBlobPort || got.QueuePort != 20001 || got.TablePort != DefaultTablePort || got.Name == "" {
+		t.Errorf("defaults: %+v", got)
+	}
+	if fi, err := os.Stat(data); err != nil || !fi.IsDir() {
+		t.Errorf("the data folder was not made: %v", err)
+	}
+	if got, _ := (ServerConfig{Data: data}).withDefaults(); got.Listen != DefaultListen || got.LBHost != "127.0.0.1" {
+		t.Errorf("defaults without --listen: %+v", got)
 	}
 }

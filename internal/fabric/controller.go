@@ -97,12 +97,18 @@ type Config struct {
 // DefaultTenantPorts is Config.TenantPorts's default.
 var DefaultTenantPorts = api.PortRange{From: 30000, To: 32767}
 
+// The defaults of Config, which weft server's flags show.
+const (
+	DefaultHeartbeatTTL   = 2 * time.Second
+	DefaultUpgradeTimeout = 60 * time.Second
+)
+
 func (c *Config) setDefaults() {
 	if c.HeartbeatTTL <= 0 {
-		c.HeartbeatTTL = 2 * time.Second
+		c.HeartbeatTTL = DefaultHeartbeatTTL
 	}
 	if c.UpgradeTimeout <= 0 {
-		c.UpgradeTimeout = 60 * time.Second
+		c.UpgradeTimeout = DefaultUpgradeTimeout
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second

@@ -26,11 +26,26 @@ func (e ErrNotLeader) Error() string {
 	return fmt.Sprintf("raftstore: not the leader (leader %s at %s)", e.LeaderID, e.Leader)
 }
 
+// Is makes ErrNotLeader a state.ErrUnavailable: the request may be made
+// again, at the leader or after the election.
+func (ErrNotLeader) Is(target error) bool { return target == state.ErrUnavailable }
+
 // ErrUnknownOutcome is returned by Apply when the batch reached the log
 // but leadership was lost, or the server shut down, before it was known to
 // be committed: it may or may not be applied. Batches with revision checks
 // can be retried safely; the retry reports ErrConflict if the first went in.
-var ErrUnknownOutcome = errors.New("raftstore: outcome unknown: leadership lost before commit")
+// It is a state.ErrUnavailable and a state.ErrUnknownOutcome.
+var ErrUnknownOutcome error = unknownOutcome{}
+
+type unknownOutcome struct{}
+
+func (unknownOutcome) Error() string {
+	return "raftstore: outcome unknown: leadership lost before commit"
+}
+
+func (unknownOutcome) Is(target error) bool {
+	return target == state.ErrUnavailable || target == state.ErrUnknownOutcome
+}
 
 // ErrFailed is returned once the FSM could not write to its database. The
 // server stops applying (it would otherwise drift from the others) and must
@@ -48,7 +63,8 @@ func (s *Store) applyError(op string, err error) error {
 		return fmt.Errorf("raftstore: %s: %w: %w", op, ErrUnknownOutcome, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		if s.closing.Load() {
-			return fmt.Errorf("raftstore: %s: %w", op, state.ErrClosed)
+			// The batch may have entered the log before the shutdown.
+			return fmt.Errorf("raftstore: %s: %w: %w", op, state.ErrClosed, ErrUnknownOutcome)
 		}
 		if ferr := s.fsm.failure(); ferr != nil {
 			return fmt.Errorf("raftstore: %s: %w", op, ferr)

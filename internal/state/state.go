@@ -45,6 +45,19 @@ var ErrConflict = errors.New("state: revision check failed")
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("state: store closed")
 
+// ErrUnavailable is matched (errors.Is) by the errors of a replicated
+// store after which the same request may succeed when made again, here a
+// moment later or at another server: this server is not the leader, or it
+// lost leadership before it knew whether a batch committed. A single-server
+// store never returns it.
+var ErrUnavailable = errors.New("state: unavailable")
+
+// ErrUnknownOutcome is matched, besides ErrUnavailable, by the errors of a
+// replicated store that lost leadership after a batch entered its log but
+// before it knew whether the batch committed: the batch may or may not be
+// applied. A request that is not idempotent must not simply be made again.
+var ErrUnknownOutcome = errors.New("state: outcome unknown")
+
 // Entry is one stored object.
 type Entry struct {
 	Kind  string

@@ -2,7 +2,9 @@
 // services (blob, queue, table): the error answers the Azure SDKs expect, the
 // authenticated request a service receives, and the front end that resolves
 // the account, verifies Shared Key, Shared Key Lite and SAS signatures and
-// calls the service. It imports only the standard library.
+// calls the service. Besides the standard library it imports only the
+// storage's own boltlog and vfs (replication.go: what a replica applies),
+// never the fabric or the controller's state (docs/architecture.md).
 package storage
 
 import (

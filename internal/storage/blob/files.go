@@ -21,8 +21,8 @@ import (
 // immutable once written except page blob files (written in place) and
 // append blob files (appended past the committed length only).
 //
-// A file becomes visible only after it was written to dir/tmp, fsynced,
-// renamed into place and its directory fsynced; only then does a metadata
+// A file is written to dir/tmp, renamed into place, then fsynced with its
+// directory (writeNew says why in that order); only then does a metadata
 // commit reference it, so a crash leaves at worst an unreferenced file, which
 // Open sweeps away. The one exception is a staged block: its record refers
 // to a file not yet fsynced, marked volatile, until Put Block List syncs it

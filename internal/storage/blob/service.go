@@ -3,9 +3,13 @@
 // properties, over the REST protocol the official Azure SDKs speak.
 //
 // Metadata lives in a bbolt database and bytes in files under the service
-// directory. Every acknowledged write is on disk: data files are fsynced and
-// renamed into place before the metadata that references them commits, and
-// metadata commits are fsynced (concurrent ones share a commit). Block blobs
+// directory. Every acknowledged write that makes or changes a blob is on
+// disk: data files are renamed into place and fsynced before the metadata
+// that references them commits, and metadata commits are fsynced
+// (concurrent ones share a commit). Put Block is the exception: a staged
+// block is acknowledged before its data is synced, and staged blocks become
+// durable at Put Block List, which syncs them before it commits the blob; a
+// crash in between loses the staged blocks, never a committed blob. Block blobs
 // are lists of extents of immutable files, so committing blocks, taking a
 // snapshot or copying a block blob never copies bytes. Page blobs, the disks
 // of persistent VMs, are sparse files written in place.

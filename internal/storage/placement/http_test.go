@@ -12,17 +12,19 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/client"
 )
 
-// TestClient drives every route through a real HTTP server.
+// TestClient drives every route through a real HTTP server with the
+// client the servers use (client.Client).
 func TestClient(t *testing.T) {
 	ctx := context.Background()
 	st := newStore(t)
-	srv := httptest.NewServer(Handler(st))
+	srv := httptest.NewServer(Handler(st, nil))
 	defer srv.Close()
-	c := Client{HTTP: srv.Client(), Base: srv.URL + "/"}
+	c := client.New(srv.URL + "/")
 
-	s, err := c.Status(ctx)
+	s, err := c.StoragePlacement(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,22 +33,22 @@ func TestClient(t *testing.T) {
 	}
 
 	for _, n := range []string{"s1", "s2", "s3"} {
-		if err := c.Register(ctx, memberNamed(n)); err != nil {
+		if err := c.RegisterStorageMember(ctx, memberNamed(n)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.Register(ctx, Member{Name: "a/b"}); !errors.Is(err, api.ErrInvalid) {
+	if err := c.RegisterStorageMember(ctx, Member{Name: "a/b"}); !errors.Is(err, api.ErrInvalid) {
 		t.Fatalf("registering a bad name: %v, want an invalid error", err)
 	}
-	if err := c.Drop(ctx, 1, "s2"); !errors.Is(err, ErrStaleEpoch) {
-		t.Fatalf("drop before any configuration: %v, want ErrStaleEpoch", err)
+	if err := c.DropInSync(ctx, 1, "s2"); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("drop before any configuration: %v, want a conflict (stale epoch)", err)
 	}
 
 	setConfig(t, st, Config{Epoch: 4, Primary: "s1", InSync: []string{"s1", "s2"}})
-	if err := c.Add(ctx, 4, "s3"); err != nil {
+	if err := c.AddInSync(ctx, 4, "s3"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Drop(ctx, 4, "s2"); err != nil {
+	if err := c.DropInSync(ctx, 4, "s2"); err != nil {
 		t.Fatal(err)
 	}
 	for _, call := range []struct {
@@ -54,16 +56,16 @@ func TestClient(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"drop at a stale epoch", c.Drop(ctx, 3, "s3"), ErrStaleEpoch},
-		{"add at a stale epoch", c.Add(ctx, 5, "s2"), ErrStaleEpoch},
-		{"drop the primary", c.Drop(ctx, 4, "s1"), api.ErrInvalid},
-		{"add an unregistered member", c.Add(ctx, 4, "s9"), api.ErrNotFound},
+		{"drop at a stale epoch", c.DropInSync(ctx, 3, "s3"), api.ErrConflict},
+		{"add at a stale epoch", c.AddInSync(ctx, 5, "s2"), api.ErrConflict},
+		{"drop the primary", c.DropInSync(ctx, 4, "s1"), api.ErrInvalid},
+		{"add an unregistered member", c.AddInSync(ctx, 4, "s9"), api.ErrNotFound},
 	} {
 		if !errors.Is(call.err, call.want) {
 			t.Errorf("%s: %v, want %v", call.name, call.err, call.want)
 		}
-		if call.want != ErrStaleEpoch && errors.Is(call.err, ErrStaleEpoch) {
-			t.Errorf("%s: %v matches ErrStaleEpoch", call.name, call.err)
+		if call.want != api.ErrConflict && errors.Is(call.err, api.ErrConflict) {
+			t.Errorf("%s: %v is a conflict", call.name, call.err)
 		}
 		var ae *api.Error
 		if !errors.As(call.err, &ae) || ae.Message == "" {
@@ -71,7 +73,7 @@ func TestClient(t *testing.T) {
 		}
 	}
 
-	s, err = c.Status(ctx)
+	s, err = c.StoragePlacement(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,12 +87,12 @@ func TestClient(t *testing.T) {
 }
 
 // TestHandlerRefusals: what the handler answers to requests no Client
-// sends, as a status and a one-line error body.
+// sends, as a status and an error body whose message is one line.
 func TestHandlerRefusals(t *testing.T) {
 	st := newStore(t)
 	register(t, st, "s1", "s2")
 	setConfig(t, st, Config{Epoch: 1, Primary: "s1", InSync: []string{"s1", "s2"}})
-	srv := httptest.NewServer(Handler(st))
+	srv := httptest.NewServer(Handler(st, nil))
 	defer srv.Close()
 
 	tests := []struct {
@@ -121,8 +123,8 @@ func TestHandlerRefusals(t *testing.T) {
 			if err := json.Unmarshal(data, &body); err != nil || body.Error.Code != tt.code || body.Error.Message == "" {
 				t.Fatalf("body %q (%v), want an error of code %s", data, err, tt.code)
 			}
-			if lines := strings.Count(strings.TrimSuffix(string(data), "\n"), "\n"); lines != 0 {
-				t.Fatalf("body has %d line breaks: %q", lines, data)
+			if strings.Contains(body.Error.Message, "\n") {
+				t.Fatalf("the message has line breaks: %q", body.Error.Message)
 			}
 		})
 	}

@@ -33,13 +33,23 @@ type Config struct {
 	Self      placement.Member
 	Dir       string      // the storage directory
 	State     state.Store // this server's copy of the replicated state
-	Placement placement.Client
+	Placement Placement
 	Peers     *http.Client // to other servers' APIs (mutual TLS in a TLS cluster)
 	Storage   *storageserver.Server
 	// InContact says whether this server leads or heard from the leader
 	// within the lease.
 	InContact func(time.Duration) bool
 	Logger    *slog.Logger
+}
+
+// Placement changes the storage placement through the servers' API, which
+// passes writes to the leader; client.Client is one. A stale epoch is an
+// api.ErrConflict.
+type Placement interface {
+	RegisterStorageMember(ctx context.Context, m placement.Member) error
+	AddInSync(ctx context.Context, epoch uint64, name string) error
+	DropInSync(ctx context.Context, epoch uint64, name string) error
+	RestartInSync(ctx context.Context, epoch uint64, name string) error
 }
 
 // Node is this server's storage in the replicated storage.
@@ -133,7 +143,7 @@ func (n *Node) Serving() <-chan struct{} { return n.serving }
 func (n *Node) Run(ctx context.Context) {
 	defer n.stop()
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := n.cfg.Placement.Register(ctx, n.cfg.Self)
+		err := n.cfg.Placement.RegisterStorageMember(ctx, n.cfg.Self)
 		if err == nil {
 			break
 		}
@@ -164,7 +174,7 @@ func (n *Node) step(ctx context.Context) {
 	if !slices.Contains(placement.Members(n.cfg.State), n.cfg.Self) {
 		// Gone from the state, or another record there (a snapshot of
 		// another cluster restored): register again.
-		if err := n.cfg.Placement.Register(ctx, n.cfg.Self); err != nil {
+		if err := n.cfg.Placement.RegisterStorageMember(ctx, n.cfg.Self); err != nil {
 			n.log.Debug("storage: registering with the cluster", "err", err)
 		}
 	}
@@ -194,7 +204,7 @@ func (n *Node) step(ctx context.Context) {
 		// its own: replicas that were in sync with a primary that stopped
 		// may each lack different writes it never acknowledged.
 		if !slices.Equal(cfg.InSync, []string{self}) || dead {
-			if err := n.cfg.Placement.Restart(ctx, cfg.Epoch, self); err != nil {
+			if err := n.cfg.Placement.RestartInSync(ctx, cfg.Epoch, self); err != nil {
 				n.log.Warn("storage: starting a new epoch as primary", "err", err)
 			}
 			return
@@ -228,7 +238,7 @@ func (n *Node) startPrimary(epoch uint64) error {
 		Source: replica.Source{Name: n.cfg.Self.Name, Epoch: epoch, API: n.cfg.Self.API},
 		Client: n.cfg.Peers,
 		Drop: func(ctx context.Context, name string) error {
-			return n.cfg.Placement.Drop(ctx, epoch, name)
+			return n.cfg.Placement.DropInSync(ctx, epoch, name)
 		},
 		Logger: n.log,
 	})
@@ -341,7 +351,7 @@ func (n *Node) catchUps(ctx context.Context, cfg placement.Config) {
 		dbs := n.cfg.Storage.Databases()
 		go func() {
 			err := sh.CatchUp(ctx, m.Name, m.API, dbs, func(ctx context.Context) error {
-				return n.cfg.Placement.Add(ctx, epoch, m.Name)
+				return n.cfg.Placement.AddInSync(ctx, epoch, m.Name)
 			})
 			n.mu.Lock()
 			defer n.mu.Unlock()

@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+)
+
+// TestOneFlagPerIdea: the same idea has the same flag everywhere; the
+// old spellings still set it and are not shown in --help.
+func TestOneFlagPerIdea(t *testing.T) {
+	for _, tc := range []struct {
+		cmd      []string
+		old, now string
+		value    string
+	}{
+		{[]string{"vm", "create"}, "cpus", "cpu", "2"},
+		{[]string{"vm", "create"}, "disk", "disk-size", "512Mi"},
+		{[]string{"vm", "resize"}, "cpus", "cpu", "2"},
+		{[]string{"vm", "attach-disk"}, "size", "disk-size", "1Gi"},
+		{[]string{"drive", "create"}, "size", "disk-size", "1Gi"},
+		{[]string{"agent"}, "server", "addr", "http://10.0.0.1:7070"},
+		{[]string{"server"}, "lb-host", "host", "10.0.0.1"},
+	} {
+		t.Run(strings.Join(tc.cmd, " ")+" --"+tc.old, func(t *testing.T) {
+			root := newApp(io.Discard, io.Discard).rootCommand()
+			cmd, _, err := root.Find(tc.cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.ParseFlags([]string{"--" + tc.old, tc.value}); err != nil {
+				t.Fatalf("--%s: %v", tc.old, err)
+			}
+			if f := cmd.Flags().Lookup(tc.now); f == nil || f.Value.String() != tc.value {
+				t.Errorf("--%s %s did not set --%s: %v", tc.old, tc.value, tc.now, f)
+			}
+			var help bytes.Buffer
+			cmd.SetOut(&help)
+			cmd.Help()
+			if !strings.Contains(help.String(), "--"+tc.now+" ") || strings.Contains(help.String(), "--"+tc.old+" ") {
+				t.Errorf("help shows --%s: %v, --%s: %v; want only --%s",
+					tc.now, strings.Contains(help.String(), "--"+tc.now+" "), tc.old, strings.Contains(help.String(), "--"+tc.old+" "), tc.now)
+			}
+		})
+	}
+}
+
+// TestServerHeartbeatIntervalIsGone: weft server never told agents how
+// often to report; its --heartbeat-interval is accepted, with a warning,
+// and no longer offered.
+func TestServerHeartbeatIntervalIsGone(t *testing.T) {
+	root := newApp(io.Discard, io.Discard).rootCommand()
+	cmd, _, _ := root.Find([]string{"server"})
+	var help bytes.Buffer
+	cmd.SetOut(&help)
+	cmd.Help()
+	if strings.Contains(help.String(), "heartbeat-interval") {
+		t.Errorf("weft server --help offers --heartbeat-interval:\n%s", help.String())
+	}
+	if err := cmd.ParseFlags([]string{"--heartbeat-interval", "1s"}); err != nil {
+		t.Errorf("--heartbeat-interval is refused: %v", err)
+	}
+}
