@@ -48,8 +48,9 @@ func (in *instance) runMonitor(ctx context.Context, ref api.ExtensionRef, handle
 	}
 	in.setExtStatus(ref, handler, api.ExtensionTransitioning, 0, "", "")
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	f, err := mon.GuestFigures(sctx, in.id)
+	raw, err := mon.GuestFigures(sctx, in.id)
 	cancel()
+	f := apiFigures(raw)
 	if err != nil {
 		return in.setExtStatus(ref, handler, api.ExtensionError, 0, fmt.Sprintf("%s: %v", handler, err), "")
 	}
@@ -86,7 +87,16 @@ func (in *instance) sample(ctx context.Context, mon driver.GuestMonitor, every t
 			in.a.log.Debug("monitor: sample", "instance", in.id, "err", err)
 			continue
 		}
-		in.putFigures(f)
+		in.putFigures(apiFigures(f))
+	}
+}
+
+// apiFigures is how the API shows a guest's figures.
+func apiFigures(f driver.GuestFigures) api.GuestFigures {
+	return api.GuestFigures{
+		CPUPercent: f.CPUPercent, CPUs: f.CPUs, Load1: f.Load1, SampledAt: f.SampledAt,
+		MemoryTotal: api.Bytes(f.MemoryTotal), MemoryUsed: api.Bytes(f.MemoryUsed),
+		DiskTotal: api.Bytes(f.DiskTotal), DiskUsed: api.Bytes(f.DiskUsed),
 	}
 }
 

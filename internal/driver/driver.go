@@ -1,5 +1,5 @@
 // Package driver is the contract between the node agent and a runtime
-// (process, container, vm). It imports only the standard library and api.
+// (process, container, vm). It imports only the standard library.
 //
 // A driver starts, watches and stops instances. It keeps whatever it needs to
 // find a running instance again in the instance's directory, so that an agent
@@ -13,8 +13,6 @@ import (
 	"io"
 	"net/http"
 	"time"
-
-	"github.com/weftcloud/weft/api"
 )
 
 // ErrNotFound is returned when a driver has no instance with the given ID.
@@ -117,7 +115,17 @@ type Copier interface {
 // an instance's guest (the vm runtime, through its guest agent): the
 // built-in monitor extension samples them.
 type GuestMonitor interface {
-	GuestFigures(ctx context.Context, id string) (api.GuestFigures, error)
+	GuestFigures(ctx context.Context, id string) (GuestFigures, error)
+}
+
+// GuestFigures are what a guest says of its CPUs, memory and root file
+// system (the agent shows them as api.GuestFigures).
+type GuestFigures struct {
+	CPUPercent                                   float64 // all CPUs busy is 100; since the previous sample
+	CPUs                                         int
+	Load1                                        float64
+	MemoryTotal, MemoryUsed, DiskTotal, DiskUsed int64 // bytes
+	SampledAt                                    time.Time
 }
 
 // GuestServer is implemented by drivers whose instances reach the node

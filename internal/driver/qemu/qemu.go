@@ -349,19 +349,19 @@ func (d *Driver) RemoveIn(ctx context.Context, id, path string) error {
 
 // GuestFigures reads the guest's CPU, memory and disk figures through its
 // agent; the CPU figure covers the time since the previous call.
-func (d *Driver) GuestFigures(ctx context.Context, id string) (api.GuestFigures, error) {
+func (d *Driver) GuestFigures(ctx context.Context, id string) (driver.GuestFigures, error) {
 	c, err := d.running(ctx, id, "stats")
 	if err != nil {
-		return api.GuestFigures{}, err
+		return driver.GuestFigures{}, err
 	}
 	st, err := c.Stats(ctx)
 	if err != nil {
-		return api.GuestFigures{}, fmt.Errorf("qemu: stats of %s: %w", id, err)
+		return driver.GuestFigures{}, fmt.Errorf("qemu: stats of %s: %w", id, err)
 	}
-	f := api.GuestFigures{
+	f := driver.GuestFigures{
 		CPUs: st.CPUs, Load1: st.Load[0], SampledAt: time.Now().UTC(),
-		MemoryTotal: api.Bytes(st.MemTotal), MemoryUsed: api.Bytes(st.MemTotal - min(st.MemAvailable, st.MemTotal)),
-		DiskTotal: api.Bytes(st.DiskTotal), DiskUsed: api.Bytes(st.DiskTotal - min(st.DiskFree, st.DiskTotal)),
+		MemoryTotal: int64(st.MemTotal), MemoryUsed: int64(st.MemTotal - min(st.MemAvailable, st.MemTotal)),
+		DiskTotal: int64(st.DiskTotal), DiskUsed: int64(st.DiskTotal - min(st.DiskFree, st.DiskTotal)),
 	}
 	if st.CPUTotal > 0 {
 		f.CPUPercent = 100 * float64(st.CPUBusy) / float64(st.CPUTotal)
