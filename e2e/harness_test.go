@@ -304,7 +304,19 @@ func (c *cluster) startAgent(name string) {
 func (c *cluster) kill9(p *proc) {
 	c.t.Helper()
 	_ = p.cmd.Process.Kill()
-	<-p.done
+	c.waitExit(p)
+}
+
+// waitExit waits for a killed process to end, and fails the test rather
+// than hang when it does not: a process with a thread stuck in the kernel
+// (waiting on a FUSE server of its own, say) survives SIGKILL.
+func (c *cluster) waitExit(p *proc) {
+	c.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		c.t.Errorf("%s (pid %d) did not exit 30s after SIGKILL: a thread of it is stuck in the kernel", p.name, p.cmd.Process.Pid)
+	}
 }
 
 // cleanup stops the processes this test started: server, agents, and every
@@ -313,7 +325,7 @@ func (c *cluster) cleanup() {
 	for _, p := range append(append([]*proc{c.server}, mapValues(c.servers)...), mapValues(c.agents)...) {
 		if p != nil && p.cmd.Process != nil {
 			_ = p.cmd.Process.Kill()
-			<-p.done
+			c.waitExit(p)
 		}
 	}
 	for _, pid := range pidsUnder(c.dir) {

@@ -25,6 +25,7 @@
 package drive
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -134,9 +135,10 @@ func Attach(ctx context.Context, disk Disk, opt Options) (*Drive, error) {
 			return nil, fmt.Errorf("drive: mkfs.ext4: %w: %s", err, out)
 		}
 	}
-	if err := unix.Mount(d.loop.path, opt.Mount, "ext4", unix.MS_NOATIME, "errors=remount-ro,noinit_itable"); err != nil {
+	// mount(8), not mount(2) here: see unmount.
+	if out, err := exec.CommandContext(ctx, "mount", "-t", "ext4", "-o", "noatime,errors=remount-ro,noinit_itable", d.loop.path, opt.Mount).CombinedOutput(); err != nil {
 		d.Detach()
-		return nil, fmt.Errorf("drive: mount %s at %s: %w", d.loop.path, opt.Mount, err)
+		return nil, fmt.Errorf("drive: mount %s at %s: %w: %s", d.loop.path, opt.Mount, err, bytes.TrimSpace(out))
 	}
 	return d, nil
 }
@@ -190,15 +192,22 @@ func (d *Drive) Detach() error {
 
 // unmount unmounts dir if something is mounted there, waiting a moment
 // for a busy file system (a process that just ended still closing files).
+//
+// It runs umount(8), a process of its own, because ext4's last writes go
+// through this process's FUSE server: a thread of this process waiting in
+// the kernel for them cannot be killed, so a kill -9 at that moment left a
+// process that never exited and never closed its FUSE connection, and the
+// writes waited for it forever. A umount of its own fails instead once
+// this process dies and its FUSE connection with it. mount(8) in Attach
+// for the same reason (mounting reads the superblock through the server).
 func unmount(dir string) error {
-	var err error
 	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		err = unix.Unmount(dir, 0)
-		if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-			return nil // EINVAL: not a mount point
-		}
-		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
-			return fmt.Errorf("drive: unmount %s: %w", dir, err)
+		out, err := exec.Command("umount", dir).CombinedOutput()
+		switch {
+		case err == nil, bytes.Contains(out, []byte("not mounted")), bytes.Contains(out, []byte("no mount point")):
+			return nil
+		case !bytes.Contains(out, []byte("busy")) || time.Now().After(deadline):
+			return fmt.Errorf("drive: unmount %s: %w: %s", dir, err, bytes.TrimSpace(out))
 		}
 	}
 }
