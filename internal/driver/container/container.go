@@ -166,6 +166,11 @@ func (d *Driver) start(ctx context.Context, spec driver.Spec) (driver.Status, er
 	if err := netw.create(); err != nil {
 		return driver.Status{}, err
 	}
+	if spec.JoinNetwork != nil {
+		if err := spec.JoinNetwork(ctx, netw.NetnsPath()); err != nil {
+			return driver.Status{}, err
+		}
+	}
 	env := spec.Env
 	var relays []shim.Forward
 	if u, err := url.Parse(spec.Env[api.EnvMetadata]); err == nil && u.Host != "" {
