@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -79,13 +80,25 @@ func (p *netPlane) open() error {
 		p.why = fmt.Errorf("the node's host address %q is not an IPv4 address, which the overlay between hosts needs (--host)", p.host)
 		return p.why
 	}
-	ov, err := overlay.Open(overlay.Config{Underlay: underlay, Logger: p.log})
+	ov, err := overlay.Open(overlay.Config{Underlay: underlay, NetnsPrefix: netnsPrefix(p.self), Logger: p.log})
 	if err != nil {
 		p.why = err
 		return err
 	}
 	p.ov, p.why = ov, nil
 	return nil
+}
+
+// netnsPrefix starts the names of the node's gateway namespaces under
+// /run/netns, which every agent on a machine shares (several run on one in
+// tests, each in a namespace of its own, and their networks have the same
+// VNIs). The overlay removes every namespace with its prefix that it does
+// not carry, so no node's prefix may start another's: a hash of the node's
+// name, of fixed length, makes them unambiguous.
+func netnsPrefix(node string) string {
+	h := fnv.New32a()
+	h.Write([]byte(node))
+	return fmt.Sprintf("weft-net-%08x-", h.Sum32())
 }
 
 // dnsAddr is the address of network n's gateway namespace on every host,
