@@ -221,8 +221,7 @@ func (c *cluster) startContainerAgents(hosts ...*host) {
 func (c *cluster) startHostAgentsWith(start func(h *host, name string, args ...string) *proc, hosts ...*host) {
 	c.t.Helper()
 	for _, h := range hosts {
-		c.agents[h.name] = start(h, h.name, append([]string{"agent", "--server", c.api, "--name", h.name,
-			"--data", c.dir + "/" + h.name, "--host", h.ip, "--listen", h.ip + ":0", "--cpu", "4", "--memory", "4Gi"}, c.agentFlags...)...)
+		c.agents[h.name] = start(h, h.name, c.hostAgentArgs(h)...)
 	}
 	c.waitFor(fmt.Sprintf("%d nodes ready", len(hosts)), 20*time.Second, func() bool {
 		nodes, err := c.client.Nodes(context.Background())
@@ -234,6 +233,12 @@ func (c *cluster) startHostAgentsWith(start func(h *host, name string, args ...s
 		}
 		return err == nil && ready == len(hosts)
 	})
+}
+
+// hostAgentArgs are the arguments of the agent on h, named after it.
+func (c *cluster) hostAgentArgs(h *host) []string {
+	return append([]string{"agent", "--server", c.api, "--name", h.name,
+		"--data", c.dir + "/" + h.name, "--host", h.ip, "--listen", h.ip + ":0", "--cpu", "4", "--memory", "4Gi"}, c.agentFlags...)
 }
 
 // TestPartitionedLeaderCannotCommit cuts the leader off from the other two

@@ -22,9 +22,9 @@ import (
 // address and by DNS name (INSTANCE.ROLE.SERVICE.internal, and
 // ROLE.SERVICE.internal lists its tenant's healthy instances), never the
 // other tenant's at the same address; the published endpoint still
-// answers through the load balancer; a process role on a network is
-// refused; the ports of a deleted service's instances are taken off the
-// hosts.
+// answers through the load balancer. A restarted agent carries on; a
+// process role on a network is refused; the ports of a deleted service's
+// instances, then its network, are taken off the hosts.
 func TestTenantNetworksAcrossHosts(t *testing.T) {
 	requireRunc(t)
 	if _, err := exec.LookPath("nsenter"); err != nil {
@@ -122,6 +122,26 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 	// The published endpoint answers through the load balancer.
 	if body := get(t, fmt.Sprintf("http://%s:%d/", h1.ip, port)); !strings.Contains(body, "one") {
 		t.Errorf("the load balancer answered %q", body)
+	}
+
+	// h2's agent killed and started again: it adopts b and carries the
+	// networks as they were, its DNS server answers again, and a still
+	// reaches b.
+	c.kill9(c.agents[b.Node])
+	hb := map[string]*host{h1.name: h1, h2.name: h2}[b.Node]
+	c.agents[b.Node] = c.startInNetOf(hb, b.Node, c.hostAgentArgs(hb)...)
+	c.waitFor("b's host's DNS server listening again after its agent restarted", 20*time.Second, func() bool {
+		out, err := exec.Command("ip", "netns", "exec", gatewayNetns(hb.name, c.networkVNI("")), "ss", "-Hlun").CombinedOutput()
+		return err == nil && strings.Contains(string(out), "10.30.0.1:53")
+	})
+	if got := c.lookup("", b.ID, a.ID+".web.shop.internal"); !slices.Equal(got, []string{a.PrivateAddress}) {
+		t.Errorf("%s.web.shop.internal from b after its agent restarted: %v", a.ID, got)
+	}
+	if out, code := c.getFrom("", a.ID, b.PrivateAddress, b.Ports["http"]); code != 0 || !strings.Contains(out, b.ID) {
+		t.Errorf("after b's agent restarted, a asking b: exit %d, %q", code, out)
+	}
+	if got := c.tenantInstances(""); len(got) != 2 || !slices.ContainsFunc(got, func(in api.Instance) bool { return in.ID == b.ID && in.Restarts == b.Restarts }) {
+		t.Errorf("b was not adopted as it ran: %+v", got)
 	}
 
 	// A process role cannot join a network yet: refused, not deployed.
@@ -245,11 +265,20 @@ func (c *cluster) asTenant(tenant string, args ...string) []string {
 // internal/agent's netnsPrefix does).
 func removeGatewayNamespaces(hosts ...string) {
 	for _, name := range hosts {
-		h := fnv.New32a()
-		h.Write([]byte(name))
-		matches, _ := filepath.Glob(fmt.Sprintf("/run/netns/weft-net-%08x-*", h.Sum32()))
+		matches, _ := filepath.Glob("/run/netns/" + gatewayNetnsPrefix(name) + "*")
 		for _, m := range matches {
 			exec.Command("ip", "netns", "delete", filepath.Base(m)).Run()
 		}
 	}
+}
+
+func gatewayNetnsPrefix(node string) string {
+	h := fnv.New32a()
+	h.Write([]byte(node))
+	return fmt.Sprintf("weft-net-%08x-", h.Sum32())
+}
+
+// gatewayNetns names the gateway namespace of network vni on node.
+func gatewayNetns(node string, vni int) string {
+	return fmt.Sprintf("%s%06x", gatewayNetnsPrefix(node), vni)
 }
