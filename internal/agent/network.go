@@ -10,8 +10,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/netdns"
@@ -35,9 +37,23 @@ type netPlane struct {
 	mu sync.Mutex
 	ov *overlay.Host
 	// why is the reason the overlay cannot be opened, when it cannot.
-	why  error
-	nets map[uint32]*netServed
+	why    error
+	logged string // the last why logged
+	nets   map[uint32]*netServed
+	// failed says why each network the node should carry but does not
+	// serve is missing (its programming or its DNS server failed).
+	failed map[uint32]error
+	// applied is the state last programmed, at appliedAt: an answer that
+	// changes nothing in it is not programmed again before reapplyAfter.
+	applied   overlay.State
+	appliedAt time.Time
 }
+
+// reapplyAfter bounds how long the kernel objects may drift from the
+// desired state (someone deleted a bridge) while the state stays the same;
+// answers come on every change in the cluster, so most would otherwise
+// rewrite the same objects and rules.
+const reapplyAfter = time.Minute
 
 // netServed is one network the node carries.
 type netServed struct {
@@ -55,7 +71,7 @@ type netServed struct {
 const endpointIface = "eth1"
 
 func newNetPlane(log *slog.Logger, self, host string) *netPlane {
-	return &netPlane{log: log, self: self, host: host, nets: map[uint32]*netServed{}}
+	return &netPlane{log: log, self: self, host: host, nets: map[uint32]*netServed{}, failed: map[uint32]error{}}
 }
 
 // attachable is nil when instances of runtime can be put on a network.
@@ -168,7 +184,10 @@ func (p *netPlane) apply(ctx context.Context, nets []api.NodeNetwork) {
 		return
 	}
 	if err := p.open(); err != nil {
-		p.log.Error("cannot carry virtual networks", "err", err)
+		if err.Error() != p.logged {
+			p.log.Error("cannot carry virtual networks", "err", err)
+			p.logged = err.Error() // once, not on every answer
+		}
 		return
 	}
 	st, records, gateways := p.desired(nets)
@@ -179,9 +198,17 @@ func (p *netPlane) apply(ctx context.Context, nets []api.NodeNetwork) {
 			delete(p.nets, vni)
 		}
 	}
-	if err := p.ov.Apply(ctx, st); err != nil {
-		p.log.Error("programming the virtual networks", "err", err)
-		return
+	clear(p.failed)
+	if !reflect.DeepEqual(st, p.applied) || time.Since(p.appliedAt) >= reapplyAfter {
+		if err := p.ov.Apply(ctx, st); err != nil {
+			p.log.Error("programming the virtual networks", "err", err)
+			for vni := range records {
+				p.failed[vni] = err
+			}
+			p.applied = overlay.State{}
+			return
+		}
+		p.applied, p.appliedAt = st, time.Now()
 	}
 	for vni, rec := range records {
 		s, ok := p.nets[vni]
@@ -189,6 +216,7 @@ func (p *netPlane) apply(ctx context.Context, nets []api.NodeNetwork) {
 			var err error
 			if s, err = p.serveDNS(ctx, vni, gateways[vni]); err != nil {
 				p.log.Error("virtual network DNS", "vni", vni, "err", err)
+				p.failed[vni] = err
 				continue
 			}
 			p.nets[vni] = s
@@ -240,6 +268,9 @@ func (p *netPlane) ready(att *api.NetworkAttachment) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("network %s: %w", att.Network, why)
 	}
 	s, ok := p.nets[uint32(att.VNI)]
+	if err := p.failed[uint32(att.VNI)]; !ok && err != nil {
+		return netip.Addr{}, fmt.Errorf("network %s: %w", att.Network, err)
+	}
 	if !ok {
 		return netip.Addr{}, fmt.Errorf("network %s: %w", att.Network, overlay.ErrNoNetwork)
 	}
