@@ -23,8 +23,8 @@ import (
 // ROLE.SERVICE.internal lists its tenant's healthy instances), never the
 // other tenant's at the same address; the published endpoint still
 // answers through the load balancer. A restarted agent carries on; a
-// process role on a network is refused; the ports of a deleted service's
-// instances, then its network, are taken off the hosts.
+// process instance on the network is reached there too; the ports of a
+// deleted service's instances, then its network, are taken off the hosts.
 func TestTenantNetworksAcrossHosts(t *testing.T) {
 	requireRunc(t)
 	if _, err := exec.LookPath("nsenter"); err != nil {
@@ -144,10 +144,30 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 		t.Errorf("b was not adopted as it ran: %+v", got)
 	}
 
-	// A process role cannot join a network yet: refused, not deployed.
-	model := c.networkModel("proc", "kind: worker", "runtime: process\n    package: ./package\n    command: [./hello]")
-	if _, errOut, code := c.weft("--tenant", "acme", "deploy", "-f", model); code == 0 || !strings.Contains(errOut, "process instances cannot join a virtual network yet") {
-		t.Errorf("deploying a process role on a network: exit %d, %s", code, errOut)
+	// A process role on the network runs in a namespace of its own with
+	// its address: a container reaches it, and it asks the network's DNS
+	// server (WEFT_NETWORK_DNS: it sees the host's resolv.conf).
+	c.mustWeft("deploy", "-f", writeFile(t, filepath.Join(filepath.Dir(c.networkModel("default", "kind: worker", containerHello)), "tools.yaml"),
+		`name: tools
+roles:
+  - name: cli
+    kind: worker
+    runtime: process
+    package: ./package
+    command: [./hello]
+    instances: 1
+    size: {cpu: 0.1, memory: 64Mi}
+    network: net
+`), "--wait", "--timeout", "60s")
+	var tool api.Instance
+	for _, in := range c.instances("tools") {
+		tool = in
+	}
+	if out, code := c.getFrom("", a.ID, tool.PrivateAddress, 8080); code != 0 || !strings.Contains(out, tool.ID) {
+		t.Errorf("a container asking the process instance at %s:8080: exit %d, %q", tool.PrivateAddress, code, out)
+	}
+	if out, code := c.execIn("", tool.ID, "busybox", "nslookup", a.ID+".web.shop.internal", "10.30.0.1"); code != 0 || !strings.Contains(out, a.PrivateAddress) {
+		t.Errorf("the process instance asking the network's DNS for %s: exit %d, %q", a.ID, code, out)
 	}
 
 	// acme's service deleted: its ports, then its network, leave both hosts.

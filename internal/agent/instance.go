@@ -667,11 +667,16 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 		if err != nil {
 			return driver.Spec{}, err
 		}
-		conf, err := resolvConf(in.dir, asg.Instance.Service, att, dns)
-		if err != nil {
-			return driver.Spec{}, err
+		// A process shares the host's files: it finds the network's DNS
+		// server in its environment only.
+		env[envNetworkDNS], env[envPrivateAddress] = dns.String(), att.Address
+		if role.Runtime == api.RuntimeContainer {
+			conf, err := resolvConf(in.dir, asg.Instance.Service, att, dns)
+			if err != nil {
+				return driver.Spec{}, err
+			}
+			mounts = append(mounts, driver.Mount{Source: conf, Target: "/etc/resolv.conf", ReadOnly: true})
 		}
-		mounts = append(mounts, driver.Mount{Source: conf, Target: "/etc/resolv.conf", ReadOnly: true})
 		join = func(ctx context.Context, netns string) error { return in.a.net.attach(ctx, in.id, att, netns) }
 	}
 	if err := atomicfile.WriteJSON(filepath.Join(in.dir, assignmentFile), savedAssignment{Assignment: asg, Ports: ports, Restarts: restarts, Token: in.token}); err != nil {

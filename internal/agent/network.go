@@ -25,10 +25,10 @@ import (
 // a network, programmed from every assignments answer, and one DNS server
 // (package netdns) per network in the network's gateway namespace.
 //
-// Only the container runtime's instances are put on their network: they
-// have a namespace of their own, which gets a second interface
-// (endpointIface) on the network. Process and vm instances are refused
-// (attachable): the controller refuses them at deploy already.
+// Container and process instances are put on their network: their
+// driver gives each a namespace of its own, which gets a second interface
+// (endpointIface) on the network. vm instances are refused (attachable):
+// the controller refuses them at deploy already.
 type netPlane struct {
 	log  *slog.Logger
 	self string // the node's name: its own members are not peers
@@ -63,21 +63,30 @@ type netServed struct {
 	done    chan struct{}
 }
 
-// endpointIface is the name of a container's interface on its virtual
-// network. Its eth0 stays the container runtime's link to the host (the
-// default route, through which the shim relays the role's published
-// ports and the metadata service), so the network is reached by its
-// connected route alone.
+// endpointIface is the name of an instance's interface on its virtual
+// network. Its eth0 stays the link to the host its driver made
+// (instancenet: the default route, through which the shim relays the
+// role's published ports and the metadata service), so the network is
+// reached by its connected route alone.
 const endpointIface = "eth1"
+
+// The environment of an instance on a network: its DNS server's address
+// (for process instances, which see the host's resolv.conf) and its own.
+const (
+	envNetworkDNS     = "WEFT_NETWORK_DNS"
+	envPrivateAddress = "WEFT_PRIVATE_ADDRESS"
+)
 
 func newNetPlane(log *slog.Logger, self, host string) *netPlane {
 	return &netPlane{log: log, self: self, host: host, nets: map[uint32]*netServed{}, failed: map[uint32]error{}}
 }
 
-// attachable is nil when instances of runtime can be put on a network.
+// attachable is nil when instances of runtime can be put on a network:
+// those of the runtimes that give an instance a network namespace of its
+// own (container, and process on a network).
 func attachable(runtime string) error {
-	if runtime != api.RuntimeContainer {
-		return fmt.Errorf("the %s runtime cannot put instances on a virtual network yet (only containers are attached)", runtime)
+	if runtime != api.RuntimeContainer && runtime != api.RuntimeProcess {
+		return fmt.Errorf("the %s runtime cannot put instances on a virtual network yet (only containers and processes are attached)", runtime)
 	}
 	return nil
 }

@@ -80,10 +80,12 @@ func TestInstanceNeverStartsWithoutItsNetwork(t *testing.T) {
 	}
 }
 
-// TestAgentRefusesAProcessOnANetwork: a process instance assigned on a
-// network (which the controller refuses at deploy) fails to start, saying
-// why, instead of running without the address it was given.
-func TestAgentRefusesAProcessOnANetwork(t *testing.T) {
+// TestAgentNeverStartsAnInstanceWithoutItsNetwork: an instance assigned
+// on a network the node does not carry (here none: the answer lists no
+// networks) fails to start, saying why, instead of running without the
+// address it was given; so does a vm instance on a network, which the
+// controller refuses at deploy.
+func TestAgentNeverStartsAnInstanceWithoutItsNetwork(t *testing.T) {
 	f, srv := newFakeController(t, helloPackage(t))
 	a, cancel, done := startAgent(t, srv.URL, t.TempDir())
 	defer func() {
@@ -95,11 +97,14 @@ func TestAgentRefusesAProcessOnANetwork(t *testing.T) {
 	asg.Network = &api.NetworkAttachment{Tenant: api.DefaultTenant, Network: "net", VNI: 1, CIDR: "10.0.0.0/24",
 		Subnet: "default", SubnetCIDR: "10.0.0.0/24", Gateway: "10.0.0.1", Address: "10.0.0.2"}
 	f.assign(asg)
-	want := "failed to start: network net: the process runtime cannot put instances on a virtual network yet"
+	want := "failed to start: network net: the node has not set up its virtual networks yet"
 	eventually(t, "the instance failing with the reason", func() bool {
 		return strings.Contains(f.get(asg.Instance.ID).LastError, want)
 	})
 	if st := f.get(asg.Instance.ID); st.State == api.StateRunning {
 		t.Errorf("the instance runs: %+v", st)
+	}
+	if err := attachable(api.RuntimeVM); err == nil || !strings.Contains(err.Error(), "the vm runtime cannot put instances on a virtual network yet") {
+		t.Errorf("a vm instance on a network: %v", err)
 	}
 }

@@ -33,7 +33,7 @@ func newAgent(ctx context.Context, cfg AgentConfig) (*agent.Agent, *pki.Renewer,
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
-	proc, err := process.New(process.Config{Logger: log.With("driver", "process")})
+	proc, err := process.New(process.Config{Host: cfg.Host, Logger: log.With("driver", "process")})
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: process runtime: %w", err)
 	}

@@ -45,37 +45,37 @@ func onNetwork(spec api.ServiceSpec, network string) api.ServiceSpec {
 }
 
 // everyRuntime lets roles of every runtime join networks: the tests of
-// the control plane's addresses use process and vm roles, which the node
-// agents do not attach yet (Config.NetworkRuntimes).
+// the control plane's addresses use vm roles, which the node agents do
+// not attach yet (Config.NetworkRuntimes).
 var everyRuntime = []string{api.RuntimeProcess, api.RuntimeContainer, api.RuntimeVM}
 
-// TestOnlyAttachedRuntimesJoinNetworks: by default a process or vm role
-// naming a network is refused at deploy, naming the runtime, and nothing
-// is written; a container role is taken.
+// TestOnlyAttachedRuntimesJoinNetworks: by default a vm role naming a
+// network is refused at deploy, naming the runtime, and nothing is
+// written; container and process roles are taken.
 func TestOnlyAttachedRuntimesJoinNetworks(t *testing.T) {
 	s := newSim(t, 1)
 	if _, err := networks.New(s.store, s.c).Create(s.ctx, api.DefaultTenant, api.CreateNetwork{Name: "net", CIDR: "10.20.0.0/24"}); err != nil {
 		t.Fatal(err)
 	}
 	before := s.store.Index()
-	for _, runtime := range []string{api.RuntimeProcess, api.RuntimeVM} {
-		spec := onNetwork(webSpec(1, "1"), "net")
-		spec.Roles[0].Runtime = runtime
-		want := "roles[0].network: " + runtime + " instances cannot join a virtual network yet: only container roles do"
-		if err := s.c.CheckNetworks(api.DefaultTenant, spec); !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), want) {
-			t.Errorf("a %s role on a network: %v, want %q", runtime, err, want)
-		}
+	vm := onNetwork(webSpec(1, "1"), "net")
+	vm.Roles[0].Runtime = api.RuntimeVM
+	want := "roles[0].network: vm instances cannot join a virtual network yet: only container and process roles do"
+	if err := s.c.CheckNetworks(api.DefaultTenant, vm); !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), want) {
+		t.Errorf("a vm role on a network: %v, want %q", err, want)
 	}
-	if _, err := s.deployAs(api.DefaultTenant, onNetwork(webSpec(1, "1"), "net")); !errors.Is(err, api.ErrInvalid) {
-		t.Errorf("deploying a process role on a network: %v, want refused", err)
+	if _, err := s.deployAs(api.DefaultTenant, vm); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("deploying a vm role on a network: %v, want refused", err)
 	}
 	if s.store.Index() != before {
 		t.Fatal("a refused deploy wrote to the state")
 	}
-	spec := onNetwork(webSpec(1, "1"), "net")
-	spec.Roles[0].Runtime = api.RuntimeContainer
-	if err := s.c.CheckNetworks(api.DefaultTenant, spec); err != nil {
-		t.Errorf("a container role on a network: %v", err)
+	for _, runtime := range []string{api.RuntimeContainer, api.RuntimeProcess} {
+		spec := onNetwork(webSpec(1, "1"), "net")
+		spec.Roles[0].Runtime = runtime
+		if err := s.c.CheckNetworks(api.DefaultTenant, spec); err != nil {
+			t.Errorf("a %s role on a network: %v", runtime, err)
+		}
 	}
 }
 
