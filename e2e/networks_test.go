@@ -127,11 +127,26 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 	// h2's agent killed and started again: it adopts b and carries the
 	// networks as they were, its DNS server answers again, and a still
 	// reaches b.
+	// While it is down, a port of an instance it no longer runs is left on
+	// its bridge (as by an instance stopped while no agent ran): the
+	// restarted agent takes it off.
 	c.kill9(c.agents[b.Node])
 	hb := map[string]*host{h1.name: h1, h2.name: h2}[b.Node]
+	vni := c.networkVNI("")
+	// Named as internal/overlay names an endpoint's port: the VNI, 'e', and
+	// 28 bits of the FNV-1a hash of the endpoint's ID.
+	gh := fnv.New32a()
+	gh.Write([]byte("shop-web-9-gone"))
+	ghost := fmt.Sprintf("w%06xe%07x", vni, gh.Sum32()&0xfffffff)
+	n.must("ip", "-n", hb.ns, "link", "add", ghost, "type", "veth", "peer", "name", "ghost0")
+	n.must("ip", "-n", hb.ns, "link", "set", ghost, "alias", "weft endpoint shop-web-9-gone", "master", fmt.Sprintf("w%06xb", vni))
 	c.agents[b.Node] = c.startInNetOf(hb, b.Node, c.hostAgentArgs(hb)...)
+	c.waitFor("the stale port taken off", 20*time.Second, func() bool {
+		out, err := exec.Command("ip", "-n", hb.ns, "-o", "link").CombinedOutput()
+		return err == nil && !strings.Contains(string(out), ghost)
+	})
 	c.waitFor("b's host's DNS server listening again after its agent restarted", 20*time.Second, func() bool {
-		out, err := exec.Command("ip", "netns", "exec", gatewayNetns(hb.name, c.networkVNI("")), "ss", "-Hlun").CombinedOutput()
+		out, err := exec.Command("ip", "netns", "exec", gatewayNetns(hb.name, vni), "ss", "-Hlun").CombinedOutput()
 		return err == nil && strings.Contains(string(out), "10.30.0.1:53")
 	})
 	if got := c.lookup("", b.ID, a.ID+".web.shop.internal"); !slices.Equal(got, []string{a.PrivateAddress}) {
@@ -172,11 +187,11 @@ roles:
 
 	// acme's service deleted: its ports, then its network, leave both hosts.
 	c.mustWeft("--tenant", "acme", "service", "delete", "shop")
-	vni := c.networkVNI("acme")
+	acmeVNI := c.networkVNI("acme")
 	for _, h := range []*host{h1, h2} {
 		c.waitFor("acme's network gone from "+h.name, 30*time.Second, func() bool {
 			out, err := exec.Command("ip", "-n", h.ns, "-o", "link").CombinedOutput()
-			return err == nil && !strings.Contains(string(out), fmt.Sprintf("w%06x", vni))
+			return err == nil && !strings.Contains(string(out), fmt.Sprintf("w%06x", acmeVNI))
 		})
 	}
 	if out, code := c.getFrom("", a.ID, b.PrivateAddress, b.Ports["http"]); code != 0 || !strings.Contains(out, b.ID) {
