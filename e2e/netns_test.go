@@ -150,7 +150,20 @@ func (c *cluster) moveLeadership(from *host, hosts []*host) {
 // the process is weft itself).
 func (c *cluster) startIn(h *host, name string, args ...string) *proc {
 	c.t.Helper()
-	p := &proc{name: name, cmd: exec.Command("ip", append([]string{"netns", "exec", h.ns, weftBin}, args...)...), log: &bytes.Buffer{}, done: make(chan struct{})}
+	return c.startCmd(name, exec.Command("ip", append([]string{"netns", "exec", h.ns, weftBin}, args...)...))
+}
+
+// startInNetOf runs weft in h's network namespace alone (nsenter): unlike
+// `ip netns exec`, which mounts a /sys of its own without the cgroup
+// hierarchies, it leaves the mounts as they are, which runc needs.
+func (c *cluster) startInNetOf(h *host, name string, args ...string) *proc {
+	c.t.Helper()
+	return c.startCmd(name, exec.Command("nsenter", append([]string{"--net=/run/netns/" + h.ns, weftBin}, args...)...))
+}
+
+func (c *cluster) startCmd(name string, cmd *exec.Cmd) *proc {
+	c.t.Helper()
+	p := &proc{name: name, cmd: cmd, log: &bytes.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr, p.cmd.Dir = p.log, p.log, c.dir
 	if err := p.cmd.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", name, err)
@@ -199,9 +212,20 @@ func newHostServers(t *testing.T, n *network, hosts []*host, extra ...string) *c
 // until every node is ready.
 func (c *cluster) startHostAgents(hosts ...*host) {
 	c.t.Helper()
+	c.startHostAgentsWith(c.startIn, hosts...)
+}
+
+// startContainerAgents starts agents that can run containers (see
+// startInNetOf) on hosts.
+func (c *cluster) startContainerAgents(hosts ...*host) {
+	c.t.Helper()
+	c.startHostAgentsWith(c.startInNetOf, hosts...)
+}
+
+func (c *cluster) startHostAgentsWith(start func(h *host, name string, args ...string) *proc, hosts ...*host) {
+	c.t.Helper()
 	for _, h := range hosts {
-		c.agents[h.name] = c.startIn(h, h.name, append([]string{"agent", "--server", c.api, "--name", h.name,
-			"--data", c.dir + "/" + h.name, "--host", h.ip, "--listen", h.ip + ":0", "--cpu", "4", "--memory", "4Gi"}, c.agentFlags...)...)
+		c.agents[h.name] = start(h, h.name, c.hostAgentArgs(h)...)
 	}
 	c.waitFor(fmt.Sprintf("%d nodes ready", len(hosts)), 20*time.Second, func() bool {
 		nodes, err := c.client.Nodes(context.Background())
@@ -213,6 +237,12 @@ func (c *cluster) startHostAgents(hosts ...*host) {
 		}
 		return err == nil && ready == len(hosts)
 	})
+}
+
+// hostAgentArgs are the arguments of the agent on h, named after it.
+func (c *cluster) hostAgentArgs(h *host) []string {
+	return append([]string{"agent", "--server", c.api, "--name", h.name,
+		"--data", c.dir + "/" + h.name, "--host", h.ip, "--listen", h.ip + ":0", "--cpu", "4", "--memory", "4Gi"}, c.agentFlags...)
 }
 
 // TestPartitionedLeaderCannotCommit cuts the leader off from the other two

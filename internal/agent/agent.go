@@ -118,6 +118,8 @@ type Agent struct {
 
 	figures *figures
 	metrics *prometheus.Registry
+	// net is the node's share of the virtual networks (network.go).
+	net *netPlane
 }
 
 // New checks the configuration and opens the agent's API listener.
@@ -197,6 +199,7 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 			gs.ServeGuests(a.guestMetadataHandler)
 		}
 	}
+	a.net = newNetPlane(cfg.Logger, cfg.Name, cfg.Host)
 	a.figures = newFigures()
 	if a.metrics, err = a.registerMetrics(); err != nil {
 		ln.Close()
@@ -469,7 +472,11 @@ func (a *Agent) watchLoop(ctx context.Context) {
 			continue
 		}
 		index = as.Index
+		// The networks first: instances that start in reconcile attach
+		// to them.
+		a.net.apply(ctx, as.Networks)
 		a.reconcile(ctx, as.Instances, sent)
+		a.net.sweep(ctx, onNetworks(as.Instances))
 	}
 }
 
@@ -535,6 +542,18 @@ func (a *Agent) reconcile(ctx context.Context, assigned []api.Assignment, sent t
 	default:
 		close(a.assigned) // after the stop requests above: see instance.confirmAdopted
 	}
+}
+
+// onNetworks maps each assigned instance that should run on a virtual
+// network to the network's VNI.
+func onNetworks(assigned []api.Assignment) map[string]int {
+	out := map[string]int{}
+	for _, asg := range assigned {
+		if asg.Network != nil && asg.Instance.Desired == api.DesiredRunning {
+			out[asg.Instance.ID] = asg.Network.VNI
+		}
+	}
+	return out
 }
 
 // forget drops a removed instance.

@@ -470,11 +470,14 @@ func (in *instance) stop(ctx context.Context) {
 	}
 	in.set(api.StateStopped, api.HealthUnknown, "")
 	in.mu.Lock()
-	remove, disks, drives := in.remove, in.disks, in.drives
+	remove, disks, drives, att := in.remove, in.disks, in.drives, in.asg.Network
 	in.disks, in.drives = nil, nil
 	in.mu.Unlock()
 	disks.close()
 	drives.detach(in.a)
+	if att != nil {
+		in.a.net.detach(ctx, att.VNI, in.id)
+	}
 	if remove {
 		in.drv.Remove(ctx, in.id)
 		in.a.removeInstanceDir(in.dir)
@@ -656,12 +659,35 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 		}
 		mounts = append(mounts, driver.Mount{Source: in.extDir(), Target: guestExtensionsDir, ReadOnly: true})
 	}
+	var join func(context.Context, string) error
+	if att := asg.Network; att != nil {
+		// Never started without the network its address is on.
+		if err := attachable(role.Runtime); err != nil {
+			return driver.Spec{}, fmt.Errorf("network %s: %w", att.Network, err)
+		}
+		dns, err := in.a.net.ready(att)
+		if err != nil {
+			return driver.Spec{}, err
+		}
+		// A process shares the host's files: it finds the network's DNS
+		// server in its environment only.
+		env[envNetworkDNS], env[envPrivateAddress] = dns.String(), att.Address
+		if role.Runtime == api.RuntimeContainer {
+			conf, err := resolvConf(in.dir, asg.Instance.Service, att, dns)
+			if err != nil {
+				return driver.Spec{}, err
+			}
+			mounts = append(mounts, driver.Mount{Source: conf, Target: "/etc/resolv.conf", ReadOnly: true})
+		}
+		join = func(ctx context.Context, netns string) error { return in.a.net.attach(ctx, in.id, att, netns) }
+	}
 	if err := atomicfile.WriteJSON(filepath.Join(in.dir, assignmentFile), savedAssignment{Assignment: asg, Ports: ports, Restarts: restarts, Token: in.token}); err != nil {
 		return driver.Spec{}, err
 	}
 	return driver.Spec{
 		ID: in.id, Dir: in.dir, Package: root, Image: role.Image, ImageDir: imageDir, Command: role.Command, Env: env,
 		CPU: role.Size.CPU, Memory: int64(role.Size.Memory), Ports: ports, GuestPorts: guestPorts, Disks: disks, Mounts: mounts,
+		JoinNetwork: join,
 	}, nil
 }
 

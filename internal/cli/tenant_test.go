@@ -73,7 +73,9 @@ func realController(t *testing.T) (addr, operator string, ctl *fabric.Controller
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl = fabric.New(fabric.Config{Tenants: ts}, store, pkgs, nil)
+	// Every runtime joins networks: the CLI's tests deploy process roles
+	// on them, and no agent runs here to attach them.
+	ctl = fabric.New(fabric.Config{Tenants: ts, NetworkRuntimes: []string{api.RuntimeProcess, api.RuntimeContainer, api.RuntimeVM}}, store, pkgs, nil)
 	auditLog := audit.New(store, 0, log)
 	storageSrv, err := storageserver.Start(storageserver.Config{Data: filepath.Join(dir, "storage")})
 	if err != nil {

@@ -30,7 +30,7 @@ func newAgent(ctx context.Context, cfg AgentConfig) (*agent.Agent, *pki.Renewer,
 	if cfg.Data == "" {
 		return nil, nil, errors.New("agent: --data is required")
 	}
-	proc, err := process.New(process.Config{Logger: log.With("driver", "process")})
+	proc, err := process.New(process.Config{Host: cfg.Host, Logger: log.With("driver", "process")})
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: process runtime: %w", err)
 	}

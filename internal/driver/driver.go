@@ -46,6 +46,13 @@ type Spec struct {
 	// their Target (the instance's drives, mounted by the agent, and its
 	// extensions, read-only).
 	Mounts []Mount
+	// JoinNetwork, when set, puts the instance on its virtual network: a
+	// driver that gives the instance a network namespace of its own (the
+	// container runtime) calls it with the namespace's path once the
+	// namespace exists and before the instance's process starts; an error
+	// fails the start. Drivers without such a namespace ignore it, and the
+	// agent does not ask them (see agent's network.go).
+	JoinNetwork func(ctx context.Context, netns string) error
 }
 
 // Mount is a host folder an instance sees at Target.

@@ -92,6 +92,12 @@ type Config struct {
 	// and opens them for the nodes' assignments; nil refuses protected
 	// settings.
 	Sealer *extensions.Sealer
+	// NetworkRuntimes are the runtimes whose instances the node agents put
+	// on a virtual network; a role of another runtime that names a network
+	// is refused at deploy, rather than given an address nothing answers
+	// on. Default: the container and process runtimes (docs/networks.md).
+	// Tests of the control plane alone name every runtime.
+	NetworkRuntimes []string
 }
 
 // DefaultTenantPorts is Config.TenantPorts's default.
@@ -124,6 +130,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
+	}
+	if len(c.NetworkRuntimes) == 0 {
+		c.NetworkRuntimes = []string{api.RuntimeContainer, api.RuntimeProcess}
 	}
 }
 

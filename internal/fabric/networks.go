@@ -32,6 +32,9 @@ func (c *Controller) networkOps(tenant string, spec api.ServiceSpec) ([]state.Op
 		switch {
 		case !ok:
 			problems = append(problems, fmt.Sprintf("roles[%d].network: no network named %s (weft network create %s --cidr CIDR makes one)", i, r.Network, r.Network))
+		case !slices.Contains(c.cfg.NetworkRuntimes, r.Runtime):
+			problems = append(problems, fmt.Sprintf("roles[%d].network: %s instances cannot join a virtual network yet: only %s roles do (docs/networks.md)",
+				i, r.Runtime, strings.Join(c.cfg.NetworkRuntimes, " and ")))
 		case r.Subnet != "" && !slices.ContainsFunc(rec.Subnets, func(s api.Subnet) bool { return s.Name == r.Subnet }):
 			problems = append(problems, fmt.Sprintf("roles[%d].subnet: network %s has no subnet %s (weft network show %s)", i, r.Network, r.Subnet, r.Network))
 		}

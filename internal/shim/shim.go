@@ -53,6 +53,9 @@ type Spec struct {
 	// Forward lists TCP ports the shim relays to the instance, for
 	// runtimes that give an instance its own network namespace.
 	Forward []Forward `json:"forward,omitempty"`
+	// Netns, when set, is the network namespace (a path) Command starts
+	// in; the shim itself stays in its own.
+	Netns string `json:"netns,omitempty"`
 }
 
 // Forward relays connections to Listen (host:port) to Target (host:port).
@@ -162,7 +165,7 @@ func runShim(dir string) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
-	err = cmd.Start()
+	err = StartIn(spec.Netns, cmd)
 	outw.Close()
 	if err != nil {
 		return fmt.Errorf("start %s: %w", spec.Command[0], err)
@@ -273,37 +276,50 @@ func forward(f Forward) (net.Listener, error) {
 // listenIn listens on addr in the network namespace at path. A socket
 // stays in the namespace it was made in, so only this thread enters it,
 // and only while making the socket.
-func listenIn(path, addr string) (net.Listener, error) {
+func listenIn(path, addr string) (ln net.Listener, err error) {
+	err = inNetns(path, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	return ln, err
+}
+
+// StartIn starts cmd in the network namespace at netns ("": the caller's).
+func StartIn(netns string, cmd *exec.Cmd) error {
+	if netns == "" {
+		return cmd.Start()
+	}
+	return inNetns(netns, cmd.Start)
+}
+
+// inNetns runs fn on an OS thread switched into the network namespace at
+// path: sockets it opens and processes it starts are in that namespace.
+func inNetns(path string, fn func() error) error {
 	ns, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer ns.Close()
 	own, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer own.Close()
-	type result struct {
-		ln  net.Listener
-		err error
-	}
-	done := make(chan result, 1)
+	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
-			done <- result{nil, fmt.Errorf("enter %s: %w", path, err)}
+			done <- fmt.Errorf("enter %s: %w", path, err)
 			return
 		}
-		ln, err := net.Listen("tcp", addr)
+		err := fn()
 		if unix.Setns(int(own.Fd()), unix.CLONE_NEWNET) == nil {
 			runtime.UnlockOSThread()
 		} // else the thread stays locked and ends with this goroutine
-		done <- result{ln, err}
+		done <- err
 	}()
-	r := <-done
-	return r.ln, r.err
+	return <-done
 }
 
 func relay(c net.Conn, target string) {

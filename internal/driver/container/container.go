@@ -12,12 +12,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -27,6 +23,7 @@ import (
 	"github.com/weftcloud/weft/internal/atomicfile"
 	"github.com/weftcloud/weft/internal/cgroups"
 	"github.com/weftcloud/weft/internal/driver"
+	"github.com/weftcloud/weft/internal/instancenet"
 	"github.com/weftcloud/weft/internal/runc"
 	"github.com/weftcloud/weft/internal/shim"
 )
@@ -155,27 +152,16 @@ func (d *Driver) start(ctx context.Context, spec driver.Spec) (driver.Status, er
 	if err := mountOverlay(filepath.Join(spec.ImageDir, "rootfs"), spec.Dir); err != nil {
 		return driver.Status{}, err
 	}
-	netw, err := allocate(d.cfg.IPAMDir, spec.ID)
+	netw, err := instancenet.Open(d.cfg.IPAMDir, spec.Dir, spec.ID)
 	if err != nil {
 		return driver.Status{}, err
 	}
-	if err := atomicfile.WriteJSON(filepath.Join(spec.Dir, netFile), netw); err != nil {
-		release(d.cfg.IPAMDir, netw)
-		return driver.Status{}, err
+	if spec.JoinNetwork != nil {
+		if err := spec.JoinNetwork(ctx, netw.NetnsPath()); err != nil {
+			return driver.Status{}, err
+		}
 	}
-	if err := netw.create(); err != nil {
-		return driver.Status{}, err
-	}
-	env := spec.Env
-	var relays []shim.Forward
-	if u, err := url.Parse(spec.Env[api.EnvMetadata]); err == nil && u.Host != "" {
-		// The agent's metadata service is on the node's loopback or
-		// address, which the container cannot reach: the shim relays it
-		// into the container's namespace.
-		env = maps.Clone(spec.Env)
-		env[api.EnvMetadata] = "http://" + metadataAddr
-		relays = append(relays, shim.Forward{Netns: netw.NetnsPath(), Listen: net.JoinHostPort(metadataAddr, "80"), Target: u.Host})
-	}
+	relays, env := netw.Relays(d.cfg.Host, spec.Ports, spec.Env)
 	c := runc.Container{
 		Args:        args,
 		Env:         environment(img.Container.Env, env),
@@ -201,13 +187,6 @@ func (d *Driver) start(ctx context.Context, spec driver.Spec) (driver.Status, er
 		PIDFile: filepath.Join(spec.Dir, pidFile),
 	}
 	ss.Forward = relays
-	for _, port := range spec.Ports {
-		p := strconv.Itoa(port)
-		ss.Forward = append(ss.Forward, shim.Forward{
-			Listen: net.JoinHostPort(d.cfg.Host, p),
-			Target: net.JoinHostPort(netw.ContainerAddr().String(), p),
-		})
-	}
 	st, err := shim.Launch(ctx, d.cfg.ShimCommand, spec.Dir, ss)
 	if err != nil {
 		return driver.Status{}, err
@@ -260,12 +239,7 @@ func (d *Driver) cleanup(ctx context.Context, id, dir string) {
 	for _, sub := range []string{upperDir, workDir} {
 		os.RemoveAll(filepath.Join(dir, sub))
 	}
-	var netw network
-	if atomicfile.ReadJSON(filepath.Join(dir, netFile), &netw) == nil {
-		netw.destroy()
-		release(d.cfg.IPAMDir, netw)
-		os.Remove(filepath.Join(dir, netFile))
-	}
+	instancenet.Close(d.cfg.IPAMDir, dir)
 }
 
 // withOOM names the out-of-memory kill a failed exit was; the container's

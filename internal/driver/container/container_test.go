@@ -18,6 +18,7 @@ import (
 	"github.com/weftcloud/weft/internal/atomicfile"
 	"github.com/weftcloud/weft/internal/driver"
 	"github.com/weftcloud/weft/internal/driver/drivertest"
+	"github.com/weftcloud/weft/internal/instancenet"
 	"github.com/weftcloud/weft/internal/runc"
 	"github.com/weftcloud/weft/internal/shim"
 )
@@ -226,7 +227,7 @@ func TestBadImage(t *testing.T) {
 	if out, _ := exec.Command("ip", "link").Output(); strings.Contains(string(out), "ct-bad") {
 		t.Error("a failed start left a link behind")
 	}
-	if _, err := os.Stat(filepath.Join(dir, netFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, instancenet.File)); err == nil {
 		t.Error("a failed start left its network allocated")
 	}
 }

@@ -1,7 +1,9 @@
 // Package process is the process runtime: each instance is an OS process in
 // its own process group and working directory, supervised by a `weft shim`
 // that outlives the agent, with memory and CPU limits through cgroups (v2, or
-// the v1 memory and cpu controllers on hybrid hosts).
+// the v1 memory and cpu controllers on hybrid hosts). An instance on a
+// virtual network runs in a network namespace of its own (instancenet),
+// its ports relayed from the host; the others share the host's.
 package process
 
 import (
@@ -21,6 +23,7 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/cgroups"
 	"github.com/weftcloud/weft/internal/driver"
+	"github.com/weftcloud/weft/internal/instancenet"
 	"github.com/weftcloud/weft/internal/shim"
 )
 
@@ -33,7 +36,14 @@ type Config struct {
 	// CgroupDisabled turns limits off.
 	CgroupParent   string
 	CgroupDisabled bool
-	Logger         *slog.Logger
+	// IPAMDir and Host are for instances on a virtual network
+	// (Spec.JoinNetwork), which run in a network namespace of their own
+	// (package instancenet): the host's address allocations, shared with
+	// the container runtime (default /run/weft/ipam), and the address
+	// their ports are relayed from (default 127.0.0.1).
+	IPAMDir string
+	Host    string
+	Logger  *slog.Logger
 }
 
 // Driver runs process instances.
@@ -57,6 +67,12 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = "weft"
+	}
+	if cfg.IPAMDir == "" {
+		cfg.IPAMDir = "/run/weft/ipam"
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
 	}
 	d := &Driver{cfg: cfg, log: cfg.Logger}
 	d.Annotate = d.withOOM
@@ -107,11 +123,37 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 		ss.Cgroups = procs
 	}
 	d.Add(spec.ID, spec.Dir)
+	instancenet.Close(d.cfg.IPAMDir, spec.Dir) // a previous run's
+	if spec.JoinNetwork != nil {
+		if err := d.ownNetwork(ctx, spec, &ss); err != nil {
+			instancenet.Close(d.cfg.IPAMDir, spec.Dir)
+			return driver.Status{}, fmt.Errorf("process: start %s: %w", spec.ID, err)
+		}
+	}
 	st, err := shim.Launch(ctx, d.cfg.ShimCommand, spec.Dir, ss)
 	if err != nil {
+		instancenet.Close(d.cfg.IPAMDir, spec.Dir)
 		return driver.Status{}, fmt.Errorf("process: start %s: %w", spec.ID, err)
 	}
 	return d.withOOM(spec.ID, st), nil
+}
+
+// ownNetwork gives an instance on a virtual network a network namespace
+// of its own, as the container runtime does, so that its network
+// interface and address are its alone: the namespace, joined to its
+// network (spec.JoinNetwork), where the shim starts it, and the relays of
+// its ports and of the metadata service.
+func (d *Driver) ownNetwork(ctx context.Context, spec driver.Spec, ss *shim.Spec) error {
+	link, err := instancenet.Open(d.cfg.IPAMDir, spec.Dir, spec.ID)
+	if err != nil {
+		return err
+	}
+	if err := spec.JoinNetwork(ctx, link.NetnsPath()); err != nil {
+		return err
+	}
+	ss.Netns = link.NetnsPath()
+	ss.Forward, ss.Env = link.Relays(d.cfg.Host, spec.Ports, ss.Env)
+	return nil
 }
 
 // DefaultPath is the PATH an instance gets unless its role's settings
@@ -187,7 +229,7 @@ func (d *Driver) Exec(ctx context.Context, id string, cmd []string, stdout, stde
 	}
 	c.Stdout, c.Stderr = stdout, stderr
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := c.Start(); err != nil {
+	if err := shim.StartIn(ss.Netns, c); err != nil {
 		return -1, fmt.Errorf("process: exec in %s: %w", id, err)
 	}
 	for _, procs := range ss.Cgroups {
@@ -219,7 +261,9 @@ func (d *Driver) Exec(ctx context.Context, id string, cmd []string, stdout, stde
 
 // Remove forgets a stopped instance and deletes its cgroups.
 func (d *Driver) Remove(ctx context.Context, id string) error {
-	d.Forget(id)
+	if dir, ok := d.Forget(id); ok {
+		instancenet.Close(d.cfg.IPAMDir, dir)
+	}
 	if d.cgroups != nil {
 		return d.cgroups.Remove(id)
 	}

@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,4 +143,95 @@ func TestCommandResolution(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInstanceOnAVirtualNetwork: an instance whose spec joins a virtual
+// network runs in a network namespace of its own, the one JoinNetwork was
+// given before it started (and so does Exec in it); its port is relayed
+// from the host; Remove deletes the namespace.
+func TestInstanceOnAVirtualNetwork(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs ip (apt-get install iproute2)")
+	}
+	if _, err := exec.LookPath("busybox"); err != nil {
+		t.Skip("needs busybox (its nc serves the instance's port)")
+	}
+	d := newDriver(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	port := freePort(t)
+	var joined string
+	dir, _ := instanceDir(t, nil)
+	spec := driver.Spec{ID: "net-test-" + strconv.Itoa(port), Dir: dir,
+		Command: []string{"/bin/sh", "-c", `readlink /proc/self/ns/net > netns; exec busybox nc -ll -p "$WEFT_PORT_HTTP" -e /bin/echo hello`},
+		Env:     map[string]string{"WEFT_PORT_HTTP": strconv.Itoa(port)}, Ports: map[string]int{"http": port},
+		JoinNetwork: func(ctx context.Context, netns string) error {
+			_, err := os.Stat(netns)
+			joined = netns
+			return err
+		}}
+	if _, err := d.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	removed := false
+	t.Cleanup(func() {
+		if !removed {
+			d.Stop(context.Background(), spec.ID, 0)
+			d.Remove(context.Background(), spec.ID)
+		}
+	})
+	want, err := os.Readlink(joined)
+	if err != nil {
+		// A bind mount of a namespace reads as the file; its inode names it.
+		var st syscall.Stat_t
+		if err := syscall.Stat(joined, &st); err != nil {
+			t.Fatalf("the joined namespace %q: %v", joined, err)
+		}
+		want = fmt.Sprintf("net:[%d]", st.Ino)
+	}
+	own, _ := os.Readlink("/proc/self/ns/net")
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); got == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(filepath.Join(dir, "netns")) // no package: it runs in dir
+		got = strings.TrimSpace(string(b))
+	}
+	if got != want || got == own {
+		t.Errorf("the instance's namespace %q, want the joined %q (%s), not the host's %q", got, want, joined, own)
+	}
+	var out strings.Builder
+	if code, err := d.(driver.Execer).Exec(ctx, spec.ID, []string{"readlink", "/proc/self/ns/net"}, &out, io.Discard); err != nil || code != 0 || strings.TrimSpace(out.String()) != want {
+		t.Errorf("exec in the instance: %q, exit %d, %v; want %q", out.String(), code, err, want)
+	}
+	var answer string
+	for deadline := time.Now().Add(10 * time.Second); answer == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second); err == nil {
+			b, _ := io.ReadAll(c)
+			c.Close()
+			answer = string(b)
+		}
+	}
+	if answer != "hello\n" {
+		t.Errorf("the instance's port through the host: %q, want hello", answer)
+	}
+	if err := d.Stop(ctx, spec.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	d.Remove(ctx, spec.ID)
+	removed = true
+	if _, err := os.Stat(joined); err == nil {
+		t.Errorf("the namespace %s outlived Remove", joined)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -1,0 +1,359 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/netdns"
+	"github.com/weftcloud/weft/internal/overlay"
+)
+
+// netPlane is the node's share of the virtual networks' data plane: the
+// overlay (package overlay), opened once the node first has an instance on
+// a network, programmed from every assignments answer, and one DNS server
+// (package netdns) per network in the network's gateway namespace.
+//
+// Container and process instances are put on their network: their
+// driver gives each a namespace of its own, which gets a second interface
+// (endpointIface) on the network. vm instances are refused (attachable):
+// the controller refuses them at deploy already.
+type netPlane struct {
+	log  *slog.Logger
+	self string // the node's name: its own members are not peers
+	host string // the node's host address: the overlay's underlay
+
+	mu sync.Mutex
+	ov *overlay.Host
+	// why is the reason the overlay cannot be opened, when it cannot.
+	why    error
+	logged string // the last why logged
+	nets   map[uint32]*netServed
+	// failed says why each network the node should carry but does not
+	// serve is missing (its programming or its DNS server failed).
+	failed map[uint32]error
+	// applied is the state last programmed, at appliedAt: an answer that
+	// changes nothing in it is not programmed again before reapplyAfter.
+	applied   overlay.State
+	appliedAt time.Time
+}
+
+// reapplyAfter bounds how long the kernel objects may drift from the
+// desired state (someone deleted a bridge) while the state stays the same;
+// answers come on every change in the cluster, so most would otherwise
+// rewrite the same objects and rules.
+const reapplyAfter = time.Minute
+
+// netServed is one network the node carries.
+type netServed struct {
+	dnsAddr netip.Addr // the gateway namespace's address
+	dns     *netdns.Server
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// endpointIface is the name of an instance's interface on its virtual
+// network. Its eth0 stays the link to the host its driver made
+// (instancenet: the default route, through which the shim relays the
+// role's published ports and the metadata service), so the network is
+// reached by its connected route alone.
+const endpointIface = "eth1"
+
+// The environment of an instance on a network: its DNS server's address
+// (for process instances, which see the host's resolv.conf) and its own.
+const (
+	envNetworkDNS     = "WEFT_NETWORK_DNS"
+	envPrivateAddress = "WEFT_PRIVATE_ADDRESS"
+)
+
+func newNetPlane(log *slog.Logger, self, host string) *netPlane {
+	return &netPlane{log: log, self: self, host: host, nets: map[uint32]*netServed{}, failed: map[uint32]error{}}
+}
+
+// attachable is nil when instances of runtime can be put on a network:
+// those of the runtimes that give an instance a network namespace of its
+// own (container, and process on a network).
+func attachable(runtime string) error {
+	if runtime != api.RuntimeContainer && runtime != api.RuntimeProcess {
+		return fmt.Errorf("the %s runtime cannot put instances on a virtual network yet (only containers and processes are attached)", runtime)
+	}
+	return nil
+}
+
+// open opens the overlay the first time it is needed; p.mu is held.
+func (p *netPlane) open() error {
+	if p.ov != nil {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		p.why = errors.New("the node agent does not run as root, and only root can program the virtual networks' overlay")
+		return p.why
+	}
+	underlay, err := netip.ParseAddr(p.host)
+	if err != nil || !underlay.Is4() {
+		p.why = fmt.Errorf("the node's host address %q is not an IPv4 address, which the overlay between hosts needs (--host)", p.host)
+		return p.why
+	}
+	ov, err := overlay.Open(overlay.Config{Underlay: underlay, NetnsPrefix: netnsPrefix(p.self), Logger: p.log})
+	if err != nil {
+		p.why = err
+		return err
+	}
+	p.ov, p.why = ov, nil
+	return nil
+}
+
+// netnsPrefix starts the names of the node's gateway namespaces under
+// /run/netns, which every agent on a machine shares (several run on one in
+// tests, each in a namespace of its own, and their networks have the same
+// VNIs). The overlay removes every namespace with its prefix that it does
+// not carry, so no node's prefix may start another's: a hash of the node's
+// name, of fixed length, makes them unambiguous.
+func netnsPrefix(node string) string {
+	h := fnv.New32a()
+	h.Write([]byte(node))
+	return fmt.Sprintf("weft-net-%08x-", h.Sum32())
+}
+
+// dnsAddr is the address of network n's gateway namespace on every host,
+// where its DNS server answers: the gateway of its first subnet (every
+// subnet's gateway is kept from members, so any would do; the first is
+// the one every node picks alike).
+func dnsAddr(n api.NodeNetwork) (netip.Addr, error) {
+	if len(n.Subnets) == 0 {
+		return netip.Addr{}, fmt.Errorf("network %s has no subnet", n.Network)
+	}
+	sub, err := netip.ParsePrefix(n.Subnets[0].CIDR)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("network %s subnet %s: %w", n.Network, n.Subnets[0].Name, err)
+	}
+	return api.Gateway(sub), nil
+}
+
+// desired turns the networks of an assignments answer into the overlay's
+// state: each network's CIDR, gateway and peers (the other hosts with
+// members on it). A network that does not parse is left out and logged.
+func (p *netPlane) desired(nets []api.NodeNetwork) (overlay.State, map[uint32]netdns.Records, map[uint32]netip.Addr) {
+	var st overlay.State
+	records := map[uint32]netdns.Records{}
+	gateways := map[uint32]netip.Addr{}
+	for _, n := range nets {
+		cidr, err := netip.ParsePrefix(n.CIDR)
+		gw, gerr := dnsAddr(n)
+		if err != nil || gerr != nil || n.VNI <= 0 {
+			p.log.Error("virtual network left out: it does not parse", "network", n.Network, "vni", n.VNI, "err", errors.Join(err, gerr))
+			continue
+		}
+		vni := uint32(n.VNI)
+		on := overlay.Network{VNI: vni, Subnet: cidr, Gateway: gw}
+		var rec netdns.Records
+		for _, m := range n.Members {
+			addr, err := netip.ParseAddr(m.Address)
+			if err != nil {
+				continue
+			}
+			if m.VM {
+				rec.VMs = append(rec.VMs, netdns.VM{Name: m.Service, Addr: addr})
+			} else {
+				rec.Instances = append(rec.Instances, netdns.Instance{Name: m.Instance, Role: m.Role, Service: m.Service,
+					Addr: addr, Healthy: m.Health == api.HealthHealthy})
+			}
+			peer, err := netip.ParseAddr(m.Host)
+			if m.Node == p.self || m.Host == p.host || err != nil || !peer.Is4() || slices.Contains(on.Peers, peer) {
+				continue
+			}
+			on.Peers = append(on.Peers, peer)
+		}
+		slices.SortFunc(on.Peers, func(a, b netip.Addr) int { return a.Compare(b) })
+		st.Networks = append(st.Networks, on)
+		records[vni], gateways[vni] = rec, gw
+	}
+	return st, records, gateways
+}
+
+// apply makes the node carry exactly nets (an assignments answer's), and
+// serve each one's names. It opens the overlay only when there is a
+// network to carry. A failure is logged: the next answer tries again, and
+// meanwhile instances that need a missing network fail to start.
+func (p *netPlane) apply(ctx context.Context, nets []api.NodeNetwork) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ov == nil && len(nets) == 0 {
+		return
+	}
+	if err := p.open(); err != nil {
+		if err.Error() != p.logged {
+			p.log.Error("cannot carry virtual networks", "err", err)
+			p.logged = err.Error() // once, not on every answer
+		}
+		return
+	}
+	st, records, gateways := p.desired(nets)
+	for vni, s := range p.nets {
+		if gw, ok := gateways[vni]; !ok || gw != s.dnsAddr {
+			s.stop()
+			<-s.done
+			delete(p.nets, vni)
+		}
+	}
+	clear(p.failed)
+	if !reflect.DeepEqual(st, p.applied) || time.Since(p.appliedAt) >= reapplyAfter {
+		if err := p.ov.Apply(ctx, st); err != nil {
+			p.log.Error("programming the virtual networks", "err", err)
+			for vni := range records {
+				p.failed[vni] = err
+			}
+			p.applied = overlay.State{}
+			return
+		}
+		p.applied, p.appliedAt = st, time.Now()
+	}
+	for vni, rec := range records {
+		s, ok := p.nets[vni]
+		if !ok {
+			var err error
+			if s, err = p.serveDNS(ctx, vni, gateways[vni]); err != nil {
+				p.log.Error("virtual network DNS", "vni", vni, "err", err)
+				p.failed[vni] = err
+				continue
+			}
+			p.nets[vni] = s
+		}
+		s.dns.Set(rec)
+	}
+}
+
+// serveDNS starts network vni's DNS server on port 53 of its gateway
+// address, inside its gateway namespace. It runs until ctx ends or the
+// network goes.
+func (p *netPlane) serveDNS(ctx context.Context, vni uint32, gw netip.Addr) (*netServed, error) {
+	var pc net.PacketConn
+	var ln net.Listener
+	at := netip.AddrPortFrom(gw, 53).String()
+	err := p.ov.InNetwork(vni, func() (err error) {
+		if pc, err = net.ListenPacket("udp4", at); err != nil {
+			return err
+		}
+		if ln, err = net.Listen("tcp4", at); err != nil {
+			pc.Close()
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: listen for DNS on %s in network %d: %w", at, vni, err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	s := &netServed{dnsAddr: gw, dns: netdns.New(p.log), stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		if err := s.dns.Serve(sctx, pc, ln); err != nil {
+			p.log.Error("virtual network DNS stopped", "vni", vni, "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// ready returns the address of the DNS server of att's network on this
+// node, or why the node cannot put an instance on that network now.
+func (p *netPlane) ready(att *api.NetworkAttachment) (netip.Addr, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ov == nil {
+		why := p.why
+		if why == nil {
+			why = errors.New("the node has not set up its virtual networks yet")
+		}
+		return netip.Addr{}, fmt.Errorf("network %s: %w", att.Network, why)
+	}
+	s, ok := p.nets[uint32(att.VNI)]
+	if err := p.failed[uint32(att.VNI)]; !ok && err != nil {
+		return netip.Addr{}, fmt.Errorf("network %s: %w", att.Network, err)
+	}
+	if !ok {
+		return netip.Addr{}, fmt.Errorf("network %s: %w", att.Network, overlay.ErrNoNetwork)
+	}
+	return s.dnsAddr, nil
+}
+
+// attach puts instance id on its network (att) inside the namespace at
+// netns.
+func (p *netPlane) attach(ctx context.Context, id string, att *api.NetworkAttachment, netns string) error {
+	if _, err := p.ready(att); err != nil {
+		return err
+	}
+	addr, err := netip.ParseAddr(att.Address)
+	cidr, cerr := netip.ParsePrefix(att.CIDR)
+	if err != nil || cerr != nil {
+		return fmt.Errorf("network %s: address %q in %q: %w", att.Network, att.Address, att.CIDR, errors.Join(err, cerr))
+	}
+	p.mu.Lock()
+	ov := p.ov
+	p.mu.Unlock()
+	// The whole network's prefix, not the subnet's: every subnet of the
+	// network is on its one bridge, so all members are on-link.
+	_, err = ov.Attach(ctx, overlay.Endpoint{ID: id, Network: uint32(att.VNI), Netns: netns, Interface: endpointIface,
+		Address: netip.PrefixFrom(addr, cidr.Bits())})
+	if err != nil {
+		return fmt.Errorf("network %s: %w", att.Network, err)
+	}
+	return nil
+}
+
+// resolvConf writes the resolv.conf of an instance on a network into dir
+// and returns its path: the network's DNS server, and search domains so
+// that ROLE (in the instance's own service) and ROLE.SERVICE resolve.
+func resolvConf(dir, service string, att *api.NetworkAttachment, gateway netip.Addr) (string, error) {
+	path := filepath.Join(dir, "resolv.conf")
+	body := fmt.Sprintf("# Weft: the DNS server of network %s\nnameserver %s\nsearch %s.internal internal\n", att.Network, gateway, service)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		return "", fmt.Errorf("resolv.conf: %w", err)
+	}
+	return path, nil
+}
+
+// detach takes instance id off network vni; nothing to do is no error.
+func (p *netPlane) detach(ctx context.Context, vni int, id string) {
+	p.mu.Lock()
+	ov := p.ov
+	p.mu.Unlock()
+	if ov == nil {
+		return
+	}
+	if err := ov.Detach(ctx, uint32(vni), id); err != nil {
+		p.log.Error("taking an instance off its network", "instance", id, "vni", vni, "err", err)
+	}
+}
+
+// sweep detaches every port on the node's networks that no instance in
+// want (instance → VNI) needs: those of instances stopped while no agent
+// ran, or moved to another network.
+func (p *netPlane) sweep(ctx context.Context, want map[string]int) {
+	p.mu.Lock()
+	ov := p.ov
+	p.mu.Unlock()
+	if ov == nil {
+		return
+	}
+	ports, err := ov.Ports(ctx)
+	if err != nil {
+		p.log.Error("listing the virtual networks' ports", "err", err)
+		return
+	}
+	for _, port := range ports {
+		if vni, ok := want[port.ID]; ok && uint32(vni) == port.Network {
+			continue
+		}
+		p.detach(ctx, int(port.Network), port.ID)
+	}
+}

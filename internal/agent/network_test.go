@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/netdns"
+	"github.com/weftcloud/weft/internal/overlay"
+)
+
+// TestNetworksDesired: an assignments answer's networks become the
+// overlay's state (the whole CIDR, the first subnet's gateway, every other
+// host with members as a peer, once) and the DNS records (instances by
+// health, persistent VMs by name); a network that does not parse is left
+// out, not the others.
+func TestNetworksDesired(t *testing.T) {
+	p := newNetPlane(slog.New(slog.DiscardHandler), "n1", "192.168.0.1")
+	member := func(addr, id, node, host, health string) api.NetworkMember {
+		return api.NetworkMember{Address: addr, Instance: id, Service: "shop", Role: "web", Health: health, Node: node, Host: host}
+	}
+	nets := []api.NodeNetwork{
+		{Tenant: "acme", Network: "net", VNI: 7, CIDR: "10.20.0.0/16",
+			Subnets: []api.Subnet{{Name: "front", CIDR: "10.20.1.0/24"}, {Name: "back", CIDR: "10.20.2.0/24"}},
+			Members: []api.NetworkMember{
+				member("10.20.1.2", "shop-web-0-a", "n1", "192.168.0.1", api.HealthHealthy),
+				member("10.20.1.3", "shop-web-1-b", "n2", "192.168.0.2", api.HealthUnhealthy),
+				member("10.20.2.2", "shop-web-2-c", "n3", "192.168.0.3", api.HealthHealthy),
+				member("10.20.2.3", "shop-web-3-d", "n2", "192.168.0.2", api.HealthHealthy),
+				{Address: "10.20.2.4", Instance: "db-vm-0-e", Service: "db", Role: api.VMRole, VM: true, Node: "n1", Host: "192.168.0.1"},
+			}},
+		{Tenant: "acme", Network: "broken", VNI: 8, CIDR: "not a cidr", Subnets: []api.Subnet{{Name: "default", CIDR: "10.0.0.0/24"}}},
+	}
+	st, records, gateways := p.desired(nets)
+	want := overlay.State{Networks: []overlay.Network{{VNI: 7, Subnet: netip.MustParsePrefix("10.20.0.0/16"),
+		Gateway: netip.MustParseAddr("10.20.1.1"), Peers: []netip.Addr{netip.MustParseAddr("192.168.0.2"), netip.MustParseAddr("192.168.0.3")}}}}
+	if diff := cmp.Diff(want, st, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Errorf("overlay state (-want +got):\n%s", diff)
+	}
+	inst := func(name, addr string, healthy bool) netdns.Instance {
+		return netdns.Instance{Name: name, Role: "web", Service: "shop", Addr: netip.MustParseAddr(addr), Healthy: healthy}
+	}
+	wantRec := map[uint32]netdns.Records{7: {
+		Instances: []netdns.Instance{inst("shop-web-0-a", "10.20.1.2", true), inst("shop-web-1-b", "10.20.1.3", false),
+			inst("shop-web-2-c", "10.20.2.2", true), inst("shop-web-3-d", "10.20.2.3", true)},
+		VMs: []netdns.VM{{Name: "db", Addr: netip.MustParseAddr("10.20.2.4")}},
+	}}
+	if diff := cmp.Diff(wantRec, records, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("DNS records (-want +got):\n%s", diff)
+	}
+	if gw := gateways[7]; gw != netip.MustParseAddr("10.20.1.1") || len(gateways) != 1 {
+		t.Errorf("gateways: %v", gateways)
+	}
+}
+
+// TestInstanceNeverStartsWithoutItsNetwork: when the node cannot carry
+// networks, an instance on one gets the reason, and the node carries
+// nothing; the reason names what is wrong (here the host address, or not
+// being root).
+func TestInstanceNeverStartsWithoutItsNetwork(t *testing.T) {
+	p := newNetPlane(slog.New(slog.DiscardHandler), "n1", "node1.example")
+	p.apply(context.Background(), []api.NodeNetwork{{Network: "net", VNI: 3, CIDR: "10.0.0.0/24",
+		Subnets: []api.Subnet{{Name: "default", CIDR: "10.0.0.0/24"}}}})
+	_, err := p.ready(&api.NetworkAttachment{Network: "net", VNI: 3, CIDR: "10.0.0.0/24", Address: "10.0.0.2"})
+	want := `network net: the node's host address "node1.example" is not an IPv4 address`
+	if os.Geteuid() != 0 {
+		want = "network net: the node agent does not run as root"
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("ready: %v, want %q", err, want)
+	}
+	if p.ov != nil {
+		t.Error("the overlay opened")
+	}
+}
+
+// TestAgentNeverStartsAnInstanceWithoutItsNetwork: an instance assigned
+// on a network the node does not carry (here none: the answer lists no
+// networks) fails to start, saying why, instead of running without the
+// address it was given; so does a vm instance on a network, which the
+// controller refuses at deploy.
+func TestAgentNeverStartsAnInstanceWithoutItsNetwork(t *testing.T) {
+	f, srv := newFakeController(t, helloPackage(t))
+	a, cancel, done := startAgent(t, srv.URL, t.TempDir())
+	defer func() {
+		a.StopAll(context.Background())
+		cancel()
+		<-done
+	}()
+	asg := assignment("hello-web-0-net")
+	asg.Network = &api.NetworkAttachment{Tenant: api.DefaultTenant, Network: "net", VNI: 1, CIDR: "10.0.0.0/24",
+		Subnet: "default", SubnetCIDR: "10.0.0.0/24", Gateway: "10.0.0.1", Address: "10.0.0.2"}
+	f.assign(asg)
+	want := "failed to start: network net: the node has not set up its virtual networks yet"
+	eventually(t, "the instance failing with the reason", func() bool {
+		return strings.Contains(f.get(asg.Instance.ID).LastError, want)
+	})
+	if st := f.get(asg.Instance.ID); st.State == api.StateRunning {
+		t.Errorf("the instance runs: %+v", st)
+	}
+	if err := attachable(api.RuntimeVM); err == nil || !strings.Contains(err.Error(), "the vm runtime cannot put instances on a virtual network yet") {
+		t.Errorf("a vm instance on a network: %v", err)
+	}
+}
