@@ -128,11 +128,10 @@ func kernelArgs() map[string]string {
 	return out
 }
 
-// configureNetwork brings up lo, with MetadataAddress on it (then it
-// calls onLinkLocal), and gives eth0 its static address for QEMU
-// user-mode networking, with busybox ip. eth0 appears once its driver
+// configureNetwork brings up lo and gives eth0 its static address for
+// QEMU user-mode networking, with busybox ip. eth0 appears once its driver
 // probed, so it waits for it, at most 10 s.
-func configureNetwork(ctx context.Context, procs *children, log *slog.Logger, onLinkLocal func()) {
+func configureNetwork(ctx context.Context, procs *children, log *slog.Logger) {
 	args := kernelArgs()
 	ip, gw := defaultGuestIP, defaultGateway
 	if v, ok := args["weft.ip"]; ok {
@@ -155,10 +154,6 @@ func configureNetwork(ctx context.Context, procs *children, log *slog.Logger, on
 	}
 	if err := run("link", "set", "lo", "up"); err != nil {
 		log.Warn("network", "err", err)
-	} else if err := run("addr", "add", MetadataAddress+"/32", "dev", "lo"); err != nil {
-		log.Warn("network", "err", err)
-	} else {
-		onLinkLocal()
 	}
 	if ip == "" || ip == "none" || ip == "dhcp" {
 		return

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -48,11 +47,7 @@ func Main(args []string) int {
 	ctx := context.Background()
 	if isInit {
 		go reapOrphans(ctx, a.procs)
-		go configureNetwork(ctx, a.procs, log, func() {
-			if *mdListen != "none" {
-				a.listenMetadataOn(ctx, net.JoinHostPort(MetadataAddress, "80"))
-			}
-		})
+		go configureNetwork(ctx, a.procs, log)
 	} else {
 		var stop context.CancelFunc
 		ctx, stop = signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)

@@ -23,10 +23,6 @@ import (
 // DefaultMetadataListen is where the guest's metadata service listens.
 const DefaultMetadataListen = "127.0.0.1:169"
 
-// MetadataAddress is the link-local address the metadata service has in
-// VMs whose agent is PID 1, as in Azure's and in Weft's containers.
-const MetadataAddress = "169.254.169.254"
-
 // envMetadata is api.EnvMetadata (the guest package keeps to the
 // standard library and its own protocol).
 const envMetadata = "WEFT_METADATA"
@@ -135,9 +131,10 @@ func (a *Agent) listenMetadata(ctx context.Context) {
 	a.listenMetadataOn(ctx, a.opts.MetadataListen)
 }
 
-// listenMetadataOn serves the metadata service on addr too, which from
-// then on is the address in WEFT_METADATA (as PID 1 the agent adds
-// MetadataAddress to lo, and serves it on port 80, as containers have it).
+// listenMetadataOn serves the metadata service on addr, the address in
+// WEFT_METADATA from then on. Not 169.254.169.254:80 as in containers: the
+// guest has no packet filter to redirect that port, and a listener on it
+// would make a web server's bind of 0.0.0.0:80 fail.
 func (a *Agent) listenMetadataOn(ctx context.Context, addr string) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -145,9 +142,6 @@ func (a *Agent) listenMetadataOn(ctx context.Context, addr string) {
 		return
 	}
 	u := "http://" + ln.Addr().String()
-	if host, port, _ := net.SplitHostPort(ln.Addr().String()); port == "80" {
-		u = "http://" + host
-	}
 	a.mdMu.Lock()
 	a.mdURL = u
 	a.mdMu.Unlock()

@@ -91,14 +91,15 @@ func Close(ipamDir, dir string) {
 // Relays are what the instance's shim relays into its namespace: each of
 // ports from host to the same port at the instance's address, and the
 // node's metadata service (env's api.EnvMetadata, on the node's loopback or
-// address, which the namespace cannot reach) at MetadataAddr:80. It
+// address, which the namespace cannot reach) at MetadataAddr:80 (through
+// metadataPort, see redirectMetadata). It
 // returns env with api.EnvMetadata pointing there (a copy when changed).
 func (l Link) Relays(host string, ports map[string]int, env map[string]string) ([]shim.Forward, map[string]string) {
 	var fw []shim.Forward
 	if u, err := url.Parse(env[api.EnvMetadata]); err == nil && u.Host != "" {
 		env = maps.Clone(env)
 		env[api.EnvMetadata] = "http://" + MetadataAddr
-		fw = append(fw, shim.Forward{Netns: l.NetnsPath(), Listen: net.JoinHostPort(MetadataAddr, "80"), Target: u.Host})
+		fw = append(fw, shim.Forward{Netns: l.NetnsPath(), Listen: net.JoinHostPort(MetadataAddr, strconv.Itoa(metadataPort)), Target: u.Host})
 	}
 	for _, port := range ports {
 		p := strconv.Itoa(port)
@@ -161,6 +162,10 @@ func (n network) create() error {
 		return err
 	}
 	if err := ip(strings.NewReader(inside), "-n", n.Namespace, "-batch", "-"); err != nil {
+		n.destroy()
+		return err
+	}
+	if err := redirectMetadata(n.Namespace); err != nil {
 		n.destroy()
 		return err
 	}
