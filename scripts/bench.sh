@@ -13,6 +13,8 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname 
 run go test -run '^$' -bench 'Place10kOn1k' -benchtime 3x ./internal/fabric/placement/
 # The state store: batches per second (fsync per batch, and group commit).
 run go test -run '^$' -bench 'Apply' -benchtime 2s ./internal/state/
+# A page of 1,000 of 100,000 storage accounts, against the whole list.
+run go test -run '^$' -bench 'PageOf100k' -benchtime 20x ./internal/accounts/
 # The meter: one step over 10,000 running instances.
 run go test -run '^$' -bench 'MeterStep10k' -benchtime 20x ./internal/metering/
 # The load balancer against direct requests.

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -112,6 +113,42 @@ func (s *Store) List(ctx context.Context, tenant string) []api.StorageAccount {
 		}
 	}
 	return out
+}
+
+// Page returns at most limit of the accounts List returns, those whose
+// names come after after, in name order, and whether more follow. Only the
+// page's accounts are looked at: the operator's pages over every tenant's
+// 100,000 accounts each cost their own 1,000, not the whole list.
+func (s *Store) Page(ctx context.Context, tenant, after string, limit int) ([]api.StorageAccount, bool) {
+	kind, prefix := kindByTenant, tenant+"/"
+	if tenant == api.AllTenants {
+		kind, prefix = state.KindAccounts, ""
+	}
+	var out []api.StorageAccount
+	if s.dev && ownsDev(tenant) && storage.DevAccount > after {
+		out = append(out, s.view(record{Name: storage.DevAccount, Tenant: api.DefaultTenant}))
+	}
+	// limit+1 accounts (the one more says whether more follow), in
+	// windows of the state's keys: the system account is skipped.
+	from := prefix + after
+	for len(out) <= limit {
+		entries := s.st.ListAfter(kind, prefix, from, limit+1-len(out))
+		if len(entries) == 0 {
+			break
+		}
+		for _, e := range entries {
+			name := strings.TrimPrefix(e.Key, prefix)
+			if rec, err := s.lookup(name); err == nil && name != SystemAccount && (tenant == api.AllTenants || rec.Tenant == tenant) {
+				out = append(out, s.view(rec))
+			}
+		}
+		from = entries[len(entries)-1].Key
+	}
+	slices.SortFunc(out, func(a, b api.StorageAccount) int { return strings.Compare(a.Name, b.Name) })
+	if len(out) > limit {
+		return out[:limit], true
+	}
+	return out, false
 }
 
 // kindByTenant indexes accounts by tenant ("TENANT/NAME"), written in the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,7 +15,7 @@ import (
 	"github.com/weftcloud/weft/internal/storage"
 )
 
-func newStore(t *testing.T, dev bool) *Store {
+func newStore(t testing.TB, dev bool) *Store {
 	t.Helper()
 	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), nil)
 	if err != nil {
@@ -184,5 +185,50 @@ func TestListByTenant(t *testing.T) {
 	}
 	if err := s.Delete(ctx, "globex", "acmetwo"); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("globex deleting acme's account: %v", err)
+	}
+}
+
+// TestPagesAreTheList: a tenant's list and every tenant's, walked in pages
+// of every size, are the whole list in name order (the development
+// account in its place, the system account never), and say when no more
+// follow.
+func TestPagesAreTheList(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, true)
+	for i, name := range []string{"acmezz", "acmeaa", "globexb", "acmedd", "globexa", "aaaa"} {
+		tenant := "acme"
+		if strings.HasPrefix(name, "globex") || i == 5 {
+			tenant = api.DefaultTenant
+		}
+		if _, err := s.Create(ctx, tenant, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tenant := range []string{"acme", api.DefaultTenant, api.AllTenants} {
+		var want []string
+		for _, a := range s.List(ctx, tenant) {
+			want = append(want, a.Name)
+		}
+		slices.Sort(want)
+		for limit := 1; limit <= len(want)+1; limit++ {
+			var got []string
+			after := ""
+			for pages := 0; ; pages++ {
+				page, more := s.Page(ctx, tenant, after, limit)
+				if len(page) > limit || pages > len(want) {
+					t.Fatalf("%s, pages of %d: a page of %d", tenant, limit, len(page))
+				}
+				for _, a := range page {
+					got = append(got, a.Name)
+				}
+				if !more {
+					break
+				}
+				after = page[len(page)-1].Name
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s in pages of %d: %v, want %v", tenant, limit, got, want)
+			}
+		}
 	}
 }

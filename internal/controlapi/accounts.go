@@ -21,7 +21,19 @@ func (s *server) createAccount(w http.ResponseWriter, r *http.Request, tenant st
 }
 
 func (s *server) listAccounts(w http.ResponseWriter, r *http.Request, tenant string) error {
-	return okPage(w, r, s.accounts.List(r.Context(), tenant), func(a api.StorageAccount) string { return a.Name })
+	q, err := pageOf(r)
+	if err != nil {
+		return err
+	}
+	if !q.paged {
+		return ok(w, s.accounts.List(r.Context(), tenant))
+	}
+	page, more := s.accounts.Page(r.Context(), tenant, q.after, q.limit)
+	next := ""
+	if more && len(page) > 0 {
+		next = page[len(page)-1].Name
+	}
+	return writePage(w, r, page, next)
 }
 
 func (s *server) accountKeys(w http.ResponseWriter, r *http.Request, tenant string) error {

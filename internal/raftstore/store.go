@@ -264,6 +264,11 @@ func (s *Store) Get(kind, key string) (state.Entry, bool) { return s.db.Get(kind
 // List returns the local entries of kind under prefix, sorted by key.
 func (s *Store) List(kind, prefix string) []state.Entry { return s.db.List(kind, prefix) }
 
+// ListAfter is state.Store's.
+func (s *Store) ListAfter(kind, prefix, after string, n int) []state.Entry {
+	return s.db.ListAfter(kind, prefix, after, n)
+}
+
 // Index is the log index of the last batch applied here.
 func (s *Store) Index() uint64 { return s.db.Index() }
 

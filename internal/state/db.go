@@ -167,6 +167,20 @@ func (db *DB) List(kind, prefix string) []Entry {
 	return t.list(prefix)
 }
 
+// ListAfter is List's entries whose keys come after after, at most n.
+func (db *DB) ListAfter(kind, prefix, after string, n int) []Entry {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil
+	}
+	t, ok := db.v.tables[kind]
+	if !ok {
+		return nil
+	}
+	return t.listAfter(prefix, after, n)
+}
+
 // Index returns the index of the last applied batch (0 for a new store).
 func (db *DB) Index() uint64 {
 	db.mu.RLock()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -392,5 +393,34 @@ func TestConcurrentApply(t *testing.T) {
 	defer db2.Close()
 	if diff := cmp.Diff(want, db2.List(KindMeta, "")); diff != "" {
 		t.Errorf("after reopen (-want +got):\n%s", diff)
+	}
+}
+
+// TestListAfter: a page of a kind's keys under a prefix, after a key that
+// may or may not exist, at most n; never a key outside the prefix.
+func TestListAfter(t *testing.T) {
+	db, _ := openTest(t)
+	mustApply(t, db, put(KindServices, "a/1", "{}"), put(KindServices, "a/3", "{}"), put(KindServices, "a/5", "{}"), put(KindServices, "b/1", "{}"))
+	keys := func(es []Entry) (out []string) {
+		for _, e := range es {
+			out = append(out, e.Key)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		prefix, after string
+		n             int
+		want          []string
+	}{
+		{"a/", "", 2, []string{"a/1", "a/3"}},
+		{"a/", "a/1", 5, []string{"a/3", "a/5"}},
+		{"a/", "a/2", 1, []string{"a/3"}},
+		{"a/", "a/5", 5, nil},
+		{"", "a/5", 5, []string{"b/1"}},
+		{"b/", "a/9", -1, []string{"b/1"}},
+	} {
+		if got := keys(db.ListAfter(KindServices, tc.prefix, tc.after, tc.n)); !slices.Equal(got, tc.want) {
+			t.Errorf("ListAfter(%q, %q, %d) = %v, want %v", tc.prefix, tc.after, tc.n, got, tc.want)
+		}
 	}
 }

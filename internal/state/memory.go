@@ -37,16 +37,26 @@ func (t *table) delete(key string) {
 	t.keys = append(t.keys[:i], t.keys[i+1:]...)
 }
 
-func (t *table) list(prefix string) []Entry {
+func (t *table) list(prefix string) []Entry { return t.listAfter(prefix, "", -1) }
+
+// listAfter is list's entries whose keys come after after, at most n of
+// them (all when n < 0).
+func (t *table) listAfter(prefix, after string, n int) []Entry {
 	// Keys with the prefix are contiguous from the first key >= prefix.
-	lo := sort.SearchStrings(t.keys, prefix)
+	lo := sort.SearchStrings(t.keys, max(prefix, after))
+	if lo < len(t.keys) && after != "" && t.keys[lo] == after {
+		lo++
+	}
 	rest := t.keys[lo:]
-	n := sort.Search(len(rest), func(i int) bool { return !strings.HasPrefix(rest[i], prefix) })
-	if n == 0 {
+	end := sort.Search(len(rest), func(i int) bool { return !strings.HasPrefix(rest[i], prefix) })
+	if n >= 0 {
+		end = min(end, n)
+	}
+	if end == 0 {
 		return nil
 	}
-	out := make([]Entry, n)
-	for i, k := range rest[:n] {
+	out := make([]Entry, end)
+	for i, k := range rest[:end] {
 		out[i] = t.entries[k]
 	}
 	return out

@@ -88,6 +88,9 @@ type Store interface {
 	Get(kind, key string) (Entry, bool)
 	// List returns the entries of a kind whose keys start with prefix, sorted by key.
 	List(kind, prefix string) []Entry
+	// ListAfter returns List's entries whose keys come after after (""
+	// for the first), at most n of them: a page of a long list.
+	ListAfter(kind, prefix, after string, n int) []Entry
 	// Index is the index of the last applied batch.
 	Index() uint64
 	// Wait blocks until Index() > after or ctx ends, and returns the index.
