@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"time"
 
 	"github.com/weftcloud/weft/internal/fleet"
@@ -32,7 +33,17 @@ func main() {
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the work folder")
 	flag.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "the longest wait for nodes, instances and the heal")
 	asJSON := flag.Bool("json", false, "print one JSON object")
+	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile (the agents' side) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "weft-fleet:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	cfg.Progress = func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "%s weft-fleet: "+format+"\n", append([]any{time.Now().Format("15:04:05.0")}, args...)...)
 	}
@@ -41,6 +52,7 @@ func main() {
 	res, err := fleet.Run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "weft-fleet:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 	if *asJSON {

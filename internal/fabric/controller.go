@@ -137,6 +137,8 @@ type Controller struct {
 	seenMu sync.Mutex
 	seen   map[string]time.Time // node -> last heartbeat, in memory only
 
+	assignViews assignViews // what the nodes' blocking queries answer from
+
 	drainMu  sync.Mutex
 	draining map[string]bool // instances with a drain under way
 

@@ -156,42 +156,6 @@ func reflectEqualInstance(a, b api.Instance) bool {
 		a.LastError == b.LastError && a.FailedStarts == b.FailedStarts && reflect.DeepEqual(a.Extensions, b.Extensions)
 }
 
-// Assignments returns what node must run. With index > 0 it blocks until the
-// store moves past index or wait passes (a blocking query).
-func (c *Controller) Assignments(ctx context.Context, node string, index uint64, wait time.Duration) (api.Assignments, error) {
-	if _, ok := c.store.Get(state.KindNodes, node); !ok {
-		return api.Assignments{}, api.Errorf(api.CodeNotFound, "node %s is not registered", node)
-	}
-	if index > 0 && c.store.Index() <= index {
-		if wait <= 0 || wait > 5*time.Minute {
-			wait = 30 * time.Second
-		}
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		_, err := c.store.Wait(wctx, index)
-		cancel()
-		if err != nil && ctx.Err() != nil {
-			return api.Assignments{}, ctx.Err()
-		}
-	}
-	idx := c.store.Index()
-	out := api.Assignments{Index: idx, Instances: []api.Assignment{}}
-	insts := list[instanceRecord](c.store, state.KindInstances, "")
-	nodes := map[string]nodeRecord{}
-	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
-		nodes[n.Name] = n
-	}
-	roles := peers(insts, nodes)
-	for _, rec := range insts {
-		switch {
-		case rec.Node == node:
-			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Drives: c.driveAccess(rec), Peers: roles[rec.group()]})
-		case rec.Migration != nil && rec.Migration.To == node:
-			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Incoming: true})
-		}
-	}
-	return out, nil
-}
-
 // diskAccess grants the node running a persistent instance access to its
 // disks; an instance without them fails to start on the node, which says why.
 func (c *Controller) diskAccess(rec instanceRecord) []api.DiskAccess {
