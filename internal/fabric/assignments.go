@@ -2,7 +2,6 @@ package fabric
 
 import (
 	"context"
-	"encoding/json"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -44,17 +43,15 @@ type assigned struct {
 	incoming bool
 }
 
-// assignViews builds the views, one per store index at most, and keeps
-// the records decoded between them.
+// assignViews builds the views, one per store index at most.
 type assignViews struct {
-	mu    sync.Mutex
-	cur   *assignView
-	insts decoded[instanceRecord]
-	nodes decoded[nodeRecord]
+	mu  sync.Mutex
+	cur *assignView
 }
 
 // view returns a view as of the store's current index or later.
-func (v *assignViews) view(s state.Store) *assignView {
+func (v *assignViews) view(c *Controller) *assignView {
+	s := c.store
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	idx := s.Index()
@@ -62,8 +59,8 @@ func (v *assignViews) view(s state.Store) *assignView {
 		return v.cur
 	}
 	next := &assignView{index: idx, byNode: map[string][]assigned{}, changedAt: map[string]uint64{}, sums: map[string]uint64{}}
-	insts, revs := v.insts.list(s, state.KindInstances)
-	nodeRecs, _ := v.nodes.list(s, state.KindNodes)
+	insts, revs := c.instCache.list(s, state.KindInstances)
+	nodeRecs, _ := c.nodeCache.list(s, state.KindNodes)
 	nodes := make(map[string]nodeRecord, len(nodeRecs))
 	for _, n := range nodeRecs {
 		nodes[n.Name] = *n
@@ -161,7 +158,7 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 	if _, ok := c.store.Get(state.KindNodes, node); !ok {
 		return api.Assignments{}, api.Errorf(api.CodeNotFound, "node %s is not registered", node)
 	}
-	view := c.assignViews.view(c.store)
+	view := c.assignViews.view(c)
 	if index > 0 && view.changed(node) <= index {
 		if wait <= 0 || wait > 5*time.Minute {
 			wait = 30 * time.Second
@@ -177,7 +174,7 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 			case <-wctx.Done():
 			case <-time.After(assignCoalesce):
 			}
-			view = c.assignViews.view(c.store)
+			view = c.assignViews.view(c)
 		}
 		cancel()
 		if ctx.Err() != nil {
@@ -194,43 +191,4 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 		out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Drives: c.driveAccess(rec), Peers: a.peers})
 	}
 	return out, nil
-}
-
-// decoded keeps the records of one kind decoded, by key, as of the
-// revision they were decoded at, so that listing the kind again decodes
-// only what was written since. The records it returns are shared by every
-// caller: read them, never change them.
-type decoded[T any] struct {
-	mu   sync.Mutex
-	recs map[string]decodedRec[T]
-}
-
-type decodedRec[T any] struct {
-	rev uint64
-	v   *T
-}
-
-// list returns every record of kind in key order, and each one's Rev.
-func (d *decoded[T]) list(s state.Store, kind string) ([]*T, []uint64) {
-	entries := s.List(kind, "")
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	next := make(map[string]decodedRec[T], len(entries))
-	out := make([]*T, 0, len(entries))
-	revs := make([]uint64, 0, len(entries))
-	for _, e := range entries {
-		r, ok := d.recs[e.Key]
-		if !ok || r.rev != e.Rev {
-			v := new(T)
-			if err := json.Unmarshal(e.Value, v); err != nil {
-				continue
-			}
-			r = decodedRec[T]{rev: e.Rev, v: v}
-		}
-		next[e.Key] = r
-		out = append(out, r.v)
-		revs = append(revs, e.Rev)
-	}
-	d.recs = next
-	return out, revs
 }

@@ -138,6 +138,9 @@ type Controller struct {
 	seen   map[string]time.Time // node -> last heartbeat, in memory only
 
 	assignViews assignViews // what the nodes' blocking queries answer from
+	// The records as last decoded (decoded.go): shared, read only.
+	instCache decoded[instanceRecord]
+	nodeCache decoded[nodeRecord]
 
 	drainMu  sync.Mutex
 	draining map[string]bool // instances with a drain under way

@@ -554,8 +554,8 @@ func (c *Controller) findInstance(tenant, id string) (instanceRecord, bool) {
 	for _, s := range c.store.List(state.KindServices, tenantPrefix(tenant)) {
 		t, name, _ := strings.Cut(s.Key, "/")
 		if strings.HasPrefix(id, name+"-") {
-			if rec, ok := get[instanceRecord](c.store, state.KindInstances, instanceKey(t, name, id)); ok {
-				return rec, true
+			if rec, ok := c.instCache.get(c.store, state.KindInstances, instanceKey(t, name, id)); ok {
+				return *rec.clone(), true
 			}
 		}
 	}
