@@ -63,6 +63,13 @@ func (c *Controller) lastSeen(node string) (time.Time, bool) {
 
 // Heartbeat takes a node's report. Only changes are written to the store.
 func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbeat) (api.HeartbeatReply, error) {
+	// The node is alive from the moment its heartbeat arrives, however
+	// long the heartbeat then waits for the lock behind a pass or a
+	// deploy: counted only once it had the lock, a busy controller
+	// declared every node down at once.
+	if _, ok := c.store.Get(state.KindNodes, name); ok {
+		c.markSeen(name, c.now())
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	node, ok := get[nodeRecord](c.store, state.KindNodes, name)
