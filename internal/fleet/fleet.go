@@ -238,7 +238,7 @@ func Run(ctx context.Context, cfg Config) (_ Result, err error) {
 	res.HealSeconds = time.Since(began).Seconds()
 	cfg.Progress("healed in %.1fs", res.HealSeconds)
 
-	passes := scrapeReconcile(ctx, cl).since(before)
+	passes := passesSince(scrapeReconcile(ctx, cl), before)
 	res.ReconcilePasses = int(passes.total())
 	res.ReconcileP50Ms = ms(passes.quantile(0.5))
 	res.ReconcileP99Ms = ms(passes.quantile(0.99))
@@ -430,14 +430,23 @@ func healthy(ctx context.Context, c *client.Client, lat *latencies, lost map[str
 	return n, nil
 }
 
-// scrapeReconcile sums the reconcile histograms of the servers that answer.
-func scrapeReconcile(ctx context.Context, cl *cluster) histogram {
-	var sum histogram
+// scrapeReconcile reads the reconcile histogram of each server that answers.
+func scrapeReconcile(ctx context.Context, cl *cluster) map[string]histogram {
+	out := map[string]histogram{}
 	for _, s := range cl.servers {
-		h, err := scrapeHistogram(ctx, cl.newClient(s.api), reconcileMetric)
-		if err == nil {
-			sum = sum.plus(h)
+		if h, err := scrapeHistogram(ctx, cl.newClient(s.api), reconcileMetric); err == nil {
+			out[s.name] = h
 		}
+	}
+	return out
+}
+
+// passesSince sums what each server observed since before; a server
+// killed meanwhile takes its observations with it.
+func passesSince(now, before map[string]histogram) histogram {
+	var sum histogram
+	for name, h := range now {
+		sum = sum.plus(h.since(before[name]))
 	}
 	return sum
 }
