@@ -45,7 +45,7 @@ func (c *Controller) RegisterNode(ctx context.Context, reg api.NodeRegistration)
 		Message: fmt.Sprintf("node %s registered (fault domain %s, %g CPU, %s, runtimes %v)",
 			reg.Name, reg.FaultDomain, reg.Capacity.CPU, reg.Capacity.Memory, reg.Runtimes)})
 	c.poke()
-	return c.nodeView(rec, list[instanceRecord](c.store, state.KindInstances, "")), nil
+	return c.nodeView(rec, c.sharedInstances()), nil
 }
 
 func (c *Controller) markSeen(node string, t time.Time) {
@@ -183,10 +183,13 @@ func (c *Controller) diskAccess(rec instanceRecord) []api.DiskAccess {
 
 // Nodes lists the nodes with what is allocated on them.
 func (c *Controller) Nodes(ctx context.Context) []api.Node {
-	insts := list[instanceRecord](c.store, state.KindInstances, "")
+	byNode := map[string][]*instanceRecord{}
+	for _, in := range c.sharedInstances() {
+		byNode[in.Node] = append(byNode[in.Node], in)
+	}
 	var out []api.Node
 	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
-		out = append(out, c.nodeView(n, insts))
+		out = append(out, c.nodeView(n, byNode[n.Name]))
 	}
 	return out
 }
@@ -197,10 +200,18 @@ func (c *Controller) Node(ctx context.Context, name string) (api.Node, error) {
 	if !ok {
 		return api.Node{}, api.Errorf(api.CodeNotFound, "no node named %s", name)
 	}
-	return c.nodeView(n, list[instanceRecord](c.store, state.KindInstances, "")), nil
+	return c.nodeView(n, c.sharedInstances()), nil
 }
 
-func (c *Controller) nodeView(n nodeRecord, insts []instanceRecord) api.Node {
+// sharedInstances is every instance record, decoded once and shared by
+// every reader: read it, never change it.
+func (c *Controller) sharedInstances() []*instanceRecord {
+	insts, _ := c.instCache.list(c.store, state.KindInstances)
+	return insts
+}
+
+// nodeView is the node with what insts (or those of them on it) allocate there.
+func (c *Controller) nodeView(n nodeRecord, insts []*instanceRecord) api.Node {
 	v := n.Node
 	if t, ok := c.lastSeen(n.Name); ok {
 		v.LastHeartbeat = t
@@ -251,7 +262,7 @@ func (c *Controller) setNodeState(ctx context.Context, name, to string) (api.Nod
 		c.events.Add(api.Event{Type: typ, Node: name, Message: msg})
 		c.poke()
 	}
-	return c.nodeView(n, list[instanceRecord](c.store, state.KindInstances, "")), nil
+	return c.nodeView(n, c.sharedInstances()), nil
 }
 
 // RevokeNode revokes the certificates of node name issued until now: every
@@ -271,7 +282,7 @@ func (c *Controller) RevokeNode(ctx context.Context, name string) (api.Node, err
 	}
 	c.events.Add(api.Event{Type: "node.revoked", Node: name,
 		Message: fmt.Sprintf("node %s: certificates issued before %s revoked", name, n.RevokedBefore.Format(time.RFC3339))})
-	return c.nodeView(n, list[instanceRecord](c.store, state.KindInstances, "")), nil
+	return c.nodeView(n, c.sharedInstances()), nil
 }
 
 // Revoked reports whether node's certificate issued at issued is revoked,

@@ -497,11 +497,14 @@ func (c *Controller) Instances(ctx context.Context, tenant, service string) []ap
 	if service != "" && tenant != api.AllTenants {
 		prefix = serviceKey(tenant, service) + "/"
 	}
-	recs := list[instanceRecord](c.store, state.KindInstances, prefix)
-	if service != "" && tenant == api.AllTenants {
-		recs = slices.DeleteFunc(recs, func(r instanceRecord) bool { return r.Service != service })
+	all, _ := c.instCache.list(c.store, state.KindInstances) // shared: read only
+	var recs []*instanceRecord
+	for _, r := range all {
+		if strings.HasPrefix(r.key(), prefix) && (service == "" || r.Service == service) {
+			recs = append(recs, r)
+		}
 	}
-	slices.SortFunc(recs, func(a, b instanceRecord) int { return compareInstances(&a, &b) })
+	slices.SortFunc(recs, compareInstances)
 	out := make([]api.Instance, 0, len(recs))
 	for _, r := range recs {
 		out = append(out, r.Instance)
