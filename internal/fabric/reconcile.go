@@ -468,9 +468,13 @@ func (p *pass) upgrade(svc *serviceRecord) {
 	uds := upgradeDomains(svc.Spec)
 	insts := p.instancesOf(svc)
 	outdated := map[int][]*instanceRecord{}
+	hashes := make([]string, len(svc.Spec.Roles)) // a role's hash is a JSON encoding: once per pass, not per instance
+	for i, role := range svc.Spec.Roles {
+		hashes[i] = templateHash(role)
+	}
 	for _, in := range insts {
 		idx := roleIndex(svc.Spec, in.Role)
-		if idx >= 0 && in.live() && in.Template != templateHash(svc.Spec.Roles[idx]) {
+		if idx >= 0 && in.live() && in.Template != hashes[idx] {
 			outdated[in.UpdateDomain] = append(outdated[in.UpdateDomain], in)
 		}
 	}
