@@ -406,9 +406,14 @@ func (c *Controller) liveService(tenant, name string) (serviceRecord, error) {
 // api.AllTenants) with their role counts.
 func (c *Controller) Services(ctx context.Context, tenant string) []api.Service {
 	recs := list[serviceRecord](c.store, state.KindServices, tenantPrefix(tenant))
+	byService := map[string][]*instanceRecord{}
+	for _, in := range c.sharedInstances() {
+		k := serviceKey(in.Tenant, in.Service)
+		byService[k] = append(byService[k], in)
+	}
 	out := make([]api.Service, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, c.serviceView(r))
+		out = append(out, c.serviceViewOf(r, byService[r.key()]))
 	}
 	return out
 }
@@ -424,8 +429,19 @@ func (c *Controller) Service(ctx context.Context, tenant, name string) (api.Serv
 
 // serviceView adds the role counts to the stored service.
 func (c *Controller) serviceView(rec serviceRecord) api.Service {
+	var insts []*instanceRecord
+	for _, in := range c.sharedInstances() {
+		if in.ofService(&rec) {
+			insts = append(insts, in)
+		}
+	}
+	return c.serviceViewOf(rec, insts)
+}
+
+// serviceViewOf adds the role counts of insts, the service's instances
+// (shared: read only), to the stored service.
+func (c *Controller) serviceViewOf(rec serviceRecord, insts []*instanceRecord) api.Service {
 	s := rec.Service
-	insts := list[instanceRecord](c.store, state.KindInstances, rec.key()+"/")
 	s.Roles = nil
 	for _, role := range rec.Spec.Roles {
 		rs := api.RoleStatus{Name: role.Name, Desired: role.Instances}
@@ -442,7 +458,7 @@ func (c *Controller) serviceView(rec serviceRecord) api.Service {
 				outdated = true
 				continue
 			}
-			current = append(current, in)
+			current = append(current, *in)
 			switch {
 			case in.healthy():
 				rs.Healthy++
