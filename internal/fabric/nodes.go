@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
@@ -62,6 +63,13 @@ func (c *Controller) lastSeen(node string) (time.Time, bool) {
 }
 
 // Heartbeat takes a node's report. Only changes are written to the store.
+//
+// Reports are taken in batches: each written as one batch (one commit)
+// for all the heartbeats that arrived while the previous one was being
+// written. One commit per heartbeat, under the controller's lock, capped
+// the heartbeats a controller could take at the commits it could make one
+// after another, and the queue behind it grew until nodes were declared
+// down.
 func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbeat) (api.HeartbeatReply, error) {
 	// The node is alive from the moment its heartbeat arrives, however
 	// long the heartbeat then waits for the lock behind a pass or a
@@ -70,23 +78,114 @@ func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 	if _, ok := c.store.Get(state.KindNodes, name); ok {
 		c.markSeen(name, c.now())
 	}
+	req := &heartbeatReq{name: name, hb: hb, done: make(chan struct{})}
+	c.hbMu.Lock()
+	c.hbQueue = append(c.hbQueue, req)
+	leads := !c.hbTaking
+	c.hbTaking = true
+	c.hbMu.Unlock()
+	if leads {
+		c.takeHeartbeats()
+	}
+	select {
+	case <-req.done:
+		return req.reply, req.err
+	case <-ctx.Done():
+		return api.HeartbeatReply{}, ctx.Err()
+	}
+}
+
+// heartbeatReq is one heartbeat waiting to be taken.
+type heartbeatReq struct {
+	name  string
+	hb    api.Heartbeat
+	reply api.HeartbeatReply
+	err   error
+	done  chan struct{} // closed once reply or err is set
+}
+
+// takeHeartbeats takes the queued heartbeats, batch after batch, until
+// none is left. One caller at a time runs it (hbTaking).
+func (c *Controller) takeHeartbeats() {
+	for {
+		c.hbMu.Lock()
+		batch := c.hbQueue
+		c.hbQueue = nil
+		if len(batch) == 0 {
+			c.hbTaking = false
+			c.hbMu.Unlock()
+			return
+		}
+		c.hbMu.Unlock()
+		c.heartbeatBatch(batch)
+	}
+}
+
+// heartbeatBatch folds a batch of reports into the state and writes it at
+// once. A report that changes a record an earlier one in the batch
+// changes too (a migration's two nodes) is read after that one is written.
+func (c *Controller) heartbeatBatch(batch []*heartbeatReq) {
+	// The write serves every caller in the batch: none's context ends it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var ops []state.Op
+	var taken []*heartbeatReq
+	keys := map[string]bool{}
+	write := func() {
+		err := c.apply(ctx, ops)
+		idx := c.store.Index()
+		for _, r := range taken {
+			r.reply.Index, r.err = idx, err
+			close(r.done)
+		}
+		ops, taken = nil, nil
+		clear(keys)
+	}
+	for _, r := range batch {
+		own, events, known := c.heartbeatOps(r)
+		if !known {
+			close(r.done)
+			continue
+		}
+		if slices.ContainsFunc(own, func(op state.Op) bool { return keys[op.Kind+"/"+op.Key] }) {
+			write()
+			own, events, _ = c.heartbeatOps(r)
+		}
+		for _, op := range own {
+			keys[op.Kind+"/"+op.Key] = true
+		}
+		for _, e := range events {
+			c.events.Add(e)
+		}
+		ops = append(ops, own...)
+		taken = append(taken, r)
+	}
+	write()
+}
+
+// heartbeatOps is what one report changes in the state, the events it
+// brings, and whether the node is known (r.reply says so either way).
+func (c *Controller) heartbeatOps(r *heartbeatReq) ([]state.Op, []api.Event, bool) {
+	name := r.name
 	node, ok := get[nodeRecord](c.store, state.KindNodes, name)
 	c.figures.heartbeats.WithLabelValues(strconv.FormatBool(ok)).Inc()
 	if !ok {
-		return api.HeartbeatReply{Known: false}, nil
+		r.reply = api.HeartbeatReply{Known: false}
+		return nil, nil, false
 	}
 	now := c.now()
 	c.markSeen(name, now)
 	var ops []state.Op
+	var events []api.Event
 	if node.State == api.NodeDown {
 		node.State = api.NodeReady
 		ops = append(ops, put(state.KindNodes, name, node))
-		c.events.Add(api.Event{Type: "node.up", Node: name, Message: "node " + name + " is back"})
+		events = append(events, api.Event{Type: "node.up", Node: name, Message: "node " + name + " is back"})
 	}
 	var mp *pass // loaded when a report concerns a migration
-	for _, st := range hb.Instances {
+	for _, st := range r.hb.Instances {
 		rec, ok := c.findInstance(api.AllTenants, st.ID)
 		if !ok {
 			continue
@@ -106,20 +205,18 @@ func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 			ops = append(ops, put(state.KindInstances, rec.key(), updated))
 		}
 	}
-	for _, e := range hb.Events {
+	for _, e := range r.hb.Events {
 		if e.Node == "" {
 			e.Node = name
 		}
 		e.Seq = 0
-		c.events.Add(e)
+		events = append(events, e)
 	}
 	if mp != nil {
 		ops = append(ops, mp.ops()...)
 	}
-	if err := c.apply(ctx, ops); err != nil {
-		return api.HeartbeatReply{}, err
-	}
-	return api.HeartbeatReply{Known: true, State: node.State, Index: c.store.Index(), Fence: api.Duration(c.fenceAfter())}, nil
+	r.reply = api.HeartbeatReply{Known: true, State: node.State, Fence: api.Duration(c.fenceAfter())}
+	return ops, events, true
 }
 
 // applyStatus folds a reported status into the record.

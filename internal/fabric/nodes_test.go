@@ -65,3 +65,43 @@ func TestHeartbeatCountsWhenItArrives(t *testing.T) {
 		t.Errorf("node-1 is %s after a heartbeat 1.5s ago (TTL 2s), want ready", n.State)
 	}
 }
+
+// TestHeartbeatsAreWrittenTogether: heartbeats that arrive while the
+// controller is busy are written in one commit, not one commit each (the
+// commits, one after another, capped how many nodes a controller holds).
+func TestHeartbeatsAreWrittenTogether(t *testing.T) {
+	const nodes = 20
+	s := newSim(t, nodes)
+	s.deploy(webSpec(nodes, "1"))
+	s.settle(30, "all healthy", func() bool { return s.healthyCurrent("hello", "web") == nodes })
+	byNode := map[string]string{}
+	for _, in := range s.records("hello") {
+		byNode[in.Node] = in.ID
+	}
+	before := s.store.Index()
+	s.c.mu.Lock() // a long pass: the heartbeats queue up
+	errs := make(chan error, nodes)
+	for node, id := range byNode {
+		go func() {
+			_, err := s.c.Heartbeat(s.ctx, node, api.Heartbeat{Instances: []api.InstanceStatus{
+				{ID: id, State: api.StateRunning, Health: api.HealthUnhealthy, Message: "probe failed"},
+			}})
+			errs <- err
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	s.c.mu.Unlock()
+	for range byNode {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if commits := s.store.Index() - before; commits > 3 {
+		t.Errorf("%d heartbeats took %d commits, want them batched (at most 3)", len(byNode), commits)
+	}
+	for _, in := range s.records("hello") {
+		if in.Health != api.HealthUnhealthy {
+			t.Errorf("instance %s is %s, want the unhealthy its node reported", in.ID, in.Health)
+		}
+	}
+}
