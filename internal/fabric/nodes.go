@@ -440,7 +440,7 @@ func (c *Controller) ReserveNode(ctx context.Context, name string) error {
 // to it) has a role template that uses says it uses: a node may fetch the
 // packages and images of its own instances only.
 func (c *Controller) AssignedTo(node string, uses func(api.RoleSpec) bool) bool {
-	for _, rec := range list[instanceRecord](c.store, state.KindInstances, "") {
+	for _, rec := range c.sharedInstances() {
 		mine := rec.Node == node || (rec.Migration != nil && rec.Migration.To == node)
 		if mine && uses(rec.Spec) {
 			return true
