@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"github.com/weftcloud/weft/internal/fleet"
@@ -47,7 +48,7 @@ func main() {
 	cfg.Progress = func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "%s weft-fleet: "+format+"\n", append([]any{time.Now().Format("15:04:05.0")}, args...)...)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := fleet.Run(ctx, cfg)
 	if err != nil {

@@ -219,6 +219,8 @@ func startServer(cc childConfig, dir string) (*server, error) {
 		// user's own configuration.
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// A harness killed outright takes its servers with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("fleet: start server %s: %w", cc.Server.Name, err)
 	}
