@@ -22,6 +22,12 @@ run go test -run '^$' -bench 'HTTP' -benchtime 3s ./internal/lb/
 # Real processes: deploy to healthy, node death to replacements healthy, upgrade under load.
 run go test -run '^$' -bench 'DeployToHealthy|NodeDeath' -benchtime 10x -timeout 30m ./e2e/
 run go test -run '^$' -bench 'RollingUpgradeUnderLoad' -benchtime 3x -timeout 30m ./e2e/
+# The controller at scale (issue 19): real servers, simulated nodes (real
+# agents over a fake runtime), deploy to all running, 10% node loss healed;
+# one server, then three with the leader killed mid-deploy. FLEET_NODES and
+# FLEET_INSTANCES grow it toward the 1,000 nodes / 20,000 instances goal.
+run go run ./cmd/weft-fleet -nodes "${FLEET_NODES:-50}" -instances "${FLEET_INSTANCES:-1000}" -json
+run go run ./cmd/weft-fleet -nodes "${FLEET_NODES:-50}" -instances "${FLEET_INSTANCES:-1000}" -servers 3 -kill-leader -json
 # Replicated controllers: failover and committed writes per second.
 run go test -run '^$' -bench 'Apply|Failover' -benchtime 3s ./internal/raftstore/
 # Replicated storage: the storage benchmarks' writes (internal/storage/storageload)

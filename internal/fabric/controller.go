@@ -152,6 +152,17 @@ type Controller struct {
 	seenMu sync.Mutex
 	seen   map[string]time.Time // node -> last heartbeat, in memory only
 
+	assignViews assignViews // what the nodes' blocking queries answer from
+
+	// Heartbeats waiting to be taken, and whether a caller is taking
+	// them (Heartbeat).
+	hbMu     sync.Mutex
+	hbQueue  []*heartbeatReq
+	hbTaking bool
+	// The records as last decoded (decoded.go): shared, read only.
+	instCache decoded[instanceRecord]
+	nodeCache decoded[nodeRecord]
+
 	drainMu  sync.Mutex
 	draining map[string]bool // instances with a drain under way
 

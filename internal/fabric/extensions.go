@@ -105,8 +105,9 @@ func (p *pass) handExtensions() {
 		insts := p.instancesOf(svc)
 		for _, role := range svc.Spec.Roles {
 			var mine []*instanceRecord
+			hash := templateHash(role)
 			for _, in := range insts {
-				if in.Role == role.Name && in.live() && in.Template == templateHash(role) {
+				if in.Role == role.Name && in.live() && in.Template == hash {
 					mine = append(mine, in)
 				}
 			}

@@ -47,11 +47,12 @@ func (c *Controller) syncLB() {
 // endpoints lists every published endpoint with the instances that may take
 // traffic: running, healthy, not draining, on a node that is not down.
 func (c *Controller) endpoints() []lb.Endpoint {
-	nodes := map[string]nodeRecord{}
-	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
+	nodes := map[string]*nodeRecord{}
+	nodeRecs, _ := c.nodeCache.list(c.store, state.KindNodes)
+	for _, n := range nodeRecs {
 		nodes[n.Name] = n
 	}
-	insts := list[instanceRecord](c.store, state.KindInstances, "")
+	insts, _ := c.instCache.list(c.store, state.KindInstances) // shared: read only
 	var out []lb.Endpoint
 	for _, svc := range list[serviceRecord](c.store, state.KindServices, "") {
 		if svc.Status == api.ServiceDeleting {

@@ -169,7 +169,7 @@ func (c *Controller) ScheduledEventAction(ctx context.Context, node string, act 
 
 // peers lists, by placement group (a role), the role's placed instances
 // as their fellow instances see them in their metadata.
-func peers(insts []instanceRecord, nodes map[string]nodeRecord) map[string][]api.Peer {
+func peers(insts []*instanceRecord, nodes map[string]nodeRecord) map[string][]api.Peer {
 	out := map[string][]api.Peer{}
 	for _, in := range insts {
 		if in.Node == "" || in.Desired != api.DesiredRunning {

@@ -67,11 +67,14 @@ func (c *Controller) newPass() *pass {
 		insts: map[string]*instanceRecord{}, dirty: map[string]bool{}, gone: map[string]*instanceRecord{},
 		asked: map[string]bool{},
 	}
-	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
+	nodes, _ := c.nodeCache.list(c.store, state.KindNodes)
+	for _, n := range nodes {
+		n := *n // nodeRecord holds nothing a pass changes in place
 		p.nodes[n.Name] = &n
 	}
-	for _, in := range list[instanceRecord](c.store, state.KindInstances, "") {
-		p.insts[in.ID] = &in
+	insts, _ := c.instCache.list(c.store, state.KindInstances)
+	for _, in := range insts {
+		p.insts[in.ID] = in.clone()
 	}
 	for _, s := range list[serviceRecord](c.store, state.KindServices, "") {
 		p.services = append(p.services, &s)

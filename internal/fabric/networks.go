@@ -247,7 +247,7 @@ func (n *nodeNetworks) attach(c *Controller, rec instanceRecord) *api.NetworkAtt
 
 // networks lists the networks attach was asked about, each with its
 // placed members among insts (an instance migrating live at its source).
-func (n *nodeNetworks) networks(insts []instanceRecord, nodes map[string]nodeRecord) []api.NodeNetwork {
+func (n *nodeNetworks) networks(insts []*instanceRecord, nodes map[string]nodeRecord) []api.NodeNetwork {
 	var out []api.NodeNetwork
 	slices.Sort(n.order)
 	for _, key := range n.order {

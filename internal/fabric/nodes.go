@@ -7,11 +7,11 @@ import (
 	"math"
 	"net"
 	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/weftcloud/weft/api"
-	"github.com/weftcloud/weft/internal/networks"
 	"github.com/weftcloud/weft/internal/state"
 )
 
@@ -46,7 +46,7 @@ func (c *Controller) RegisterNode(ctx context.Context, reg api.NodeRegistration)
 		Message: fmt.Sprintf("node %s registered (fault domain %s, %g CPU, %s, runtimes %v)",
 			reg.Name, reg.FaultDomain, reg.Capacity.CPU, reg.Capacity.Memory, reg.Runtimes)})
 	c.poke()
-	return c.nodeView(rec, list[instanceRecord](c.store, state.KindInstances, "")), nil
+	return c.nodeView(rec, c.sharedInstances()), nil
 }
 
 func (c *Controller) markSeen(node string, t time.Time) {
@@ -63,24 +63,129 @@ func (c *Controller) lastSeen(node string) (time.Time, bool) {
 }
 
 // Heartbeat takes a node's report. Only changes are written to the store.
+//
+// Reports are taken in batches: each written as one batch (one commit)
+// for all the heartbeats that arrived while the previous one was being
+// written. One commit per heartbeat, under the controller's lock, capped
+// the heartbeats a controller could take at the commits it could make one
+// after another, and the queue behind it grew until nodes were declared
+// down.
 func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbeat) (api.HeartbeatReply, error) {
+	// The node is alive from the moment its heartbeat arrives, however
+	// long the heartbeat then waits for the lock behind a pass or a
+	// deploy: counted only once it had the lock, a busy controller
+	// declared every node down at once.
+	if _, ok := c.store.Get(state.KindNodes, name); ok {
+		c.markSeen(name, c.now())
+	}
+	req := &heartbeatReq{name: name, hb: hb, done: make(chan struct{})}
+	c.hbMu.Lock()
+	c.hbQueue = append(c.hbQueue, req)
+	leads := !c.hbTaking
+	c.hbTaking = true
+	c.hbMu.Unlock()
+	if leads {
+		c.takeHeartbeats()
+	}
+	select {
+	case <-req.done:
+		return req.reply, req.err
+	case <-ctx.Done():
+		return api.HeartbeatReply{}, ctx.Err()
+	}
+}
+
+// heartbeatReq is one heartbeat waiting to be taken.
+type heartbeatReq struct {
+	name  string
+	hb    api.Heartbeat
+	reply api.HeartbeatReply
+	err   error
+	done  chan struct{} // closed once reply or err is set
+}
+
+// takeHeartbeats takes the queued heartbeats, batch after batch, until
+// none is left. One caller at a time runs it (hbTaking).
+func (c *Controller) takeHeartbeats() {
+	for {
+		c.hbMu.Lock()
+		batch := c.hbQueue
+		c.hbQueue = nil
+		if len(batch) == 0 {
+			c.hbTaking = false
+			c.hbMu.Unlock()
+			return
+		}
+		c.hbMu.Unlock()
+		c.heartbeatBatch(batch)
+	}
+}
+
+// heartbeatBatch folds a batch of reports into the state and writes it at
+// once. A report that changes a record an earlier one in the batch
+// changes too (a migration's two nodes) is read after that one is written.
+func (c *Controller) heartbeatBatch(batch []*heartbeatReq) {
+	// The write serves every caller in the batch: none's context ends it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var ops []state.Op
+	var taken []*heartbeatReq
+	keys := map[string]bool{}
+	write := func() {
+		err := c.apply(ctx, ops)
+		idx := c.store.Index()
+		for _, r := range taken {
+			r.reply.Index, r.err = idx, err
+			close(r.done)
+		}
+		ops, taken = nil, nil
+		clear(keys)
+	}
+	for _, r := range batch {
+		own, events, known := c.heartbeatOps(r)
+		if !known {
+			close(r.done)
+			continue
+		}
+		if slices.ContainsFunc(own, func(op state.Op) bool { return keys[op.Kind+"/"+op.Key] }) {
+			write()
+			own, events, _ = c.heartbeatOps(r)
+		}
+		for _, op := range own {
+			keys[op.Kind+"/"+op.Key] = true
+		}
+		for _, e := range events {
+			c.events.Add(e)
+		}
+		ops = append(ops, own...)
+		taken = append(taken, r)
+	}
+	write()
+}
+
+// heartbeatOps is what one report changes in the state, the events it
+// brings, and whether the node is known (r.reply says so either way).
+func (c *Controller) heartbeatOps(r *heartbeatReq) ([]state.Op, []api.Event, bool) {
+	name := r.name
 	node, ok := get[nodeRecord](c.store, state.KindNodes, name)
 	c.figures.heartbeats.WithLabelValues(strconv.FormatBool(ok)).Inc()
 	if !ok {
-		return api.HeartbeatReply{Known: false}, nil
+		r.reply = api.HeartbeatReply{Known: false}
+		return nil, nil, false
 	}
 	now := c.now()
 	c.markSeen(name, now)
 	var ops []state.Op
+	var events []api.Event
 	if node.State == api.NodeDown {
 		node.State = api.NodeReady
 		ops = append(ops, put(state.KindNodes, name, node))
-		c.events.Add(api.Event{Type: "node.up", Node: name, Message: "node " + name + " is back"})
+		events = append(events, api.Event{Type: "node.up", Node: name, Message: "node " + name + " is back"})
 	}
 	var mp *pass // loaded when a report concerns a migration
-	for _, st := range hb.Instances {
+	for _, st := range r.hb.Instances {
 		rec, ok := c.findInstance(api.AllTenants, st.ID)
 		if !ok {
 			continue
@@ -100,20 +205,18 @@ func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 			ops = append(ops, put(state.KindInstances, rec.key(), updated))
 		}
 	}
-	for _, e := range hb.Events {
+	for _, e := range r.hb.Events {
 		if e.Node == "" {
 			e.Node = name
 		}
 		e.Seq = 0
-		c.events.Add(e)
+		events = append(events, e)
 	}
 	if mp != nil {
 		ops = append(ops, mp.ops()...)
 	}
-	if err := c.apply(ctx, ops); err != nil {
-		return api.HeartbeatReply{}, err
-	}
-	return api.HeartbeatReply{Known: true, State: node.State, Index: c.store.Index(), Fence: api.Duration(c.fenceAfter())}, nil
+	r.reply = api.HeartbeatReply{Known: true, State: node.State, Fence: api.Duration(c.fenceAfter())}
+	return ops, events, true
 }
 
 // applyStatus folds a reported status into the record.
@@ -157,46 +260,6 @@ func reflectEqualInstance(a, b api.Instance) bool {
 		a.LastError == b.LastError && a.FailedStarts == b.FailedStarts && reflect.DeepEqual(a.Extensions, b.Extensions)
 }
 
-// Assignments returns what node must run. With index > 0 it blocks until the
-// store moves past index or wait passes (a blocking query).
-func (c *Controller) Assignments(ctx context.Context, node string, index uint64, wait time.Duration) (api.Assignments, error) {
-	if _, ok := c.store.Get(state.KindNodes, node); !ok {
-		return api.Assignments{}, api.Errorf(api.CodeNotFound, "node %s is not registered", node)
-	}
-	if index > 0 && c.store.Index() <= index {
-		if wait <= 0 || wait > 5*time.Minute {
-			wait = 30 * time.Second
-		}
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		_, err := c.store.Wait(wctx, index)
-		cancel()
-		if err != nil && ctx.Err() != nil {
-			return api.Assignments{}, ctx.Err()
-		}
-	}
-	idx := c.store.Index()
-	out := api.Assignments{Index: idx, Instances: []api.Assignment{}}
-	insts := list[instanceRecord](c.store, state.KindInstances, "")
-	nodes := map[string]nodeRecord{}
-	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
-		nodes[n.Name] = n
-	}
-	roles := peers(insts, nodes)
-	nets := &nodeNetworks{recs: map[string]*networks.Record{}, used: map[string]bool{}}
-	for _, rec := range insts {
-		switch {
-		case rec.Node == node:
-			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Drives: c.driveAccess(rec), Peers: roles[rec.group()],
-				Network: nets.attach(c, rec)})
-		case rec.Migration != nil && rec.Migration.To == node:
-			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Incoming: true,
-				Network: nets.attach(c, rec)})
-		}
-	}
-	out.Networks = nets.networks(insts, nodes)
-	return out, nil
-}
-
 // diskAccess grants the node running a persistent instance access to its
 // disks; an instance without them fails to start on the node, which says why.
 func (c *Controller) diskAccess(rec instanceRecord) []api.DiskAccess {
@@ -217,10 +280,13 @@ func (c *Controller) diskAccess(rec instanceRecord) []api.DiskAccess {
 
 // Nodes lists the nodes with what is allocated on them.
 func (c *Controller) Nodes(ctx context.Context) []api.Node {
-	insts := list[instanceRecord](c.store, state.KindInstances, "")
+	byNode := map[string][]*instanceRecord{}
+	for _, in := range c.sharedInstances() {
+		byNode[in.Node] = append(byNode[in.Node], in)
+	}
 	var out []api.Node
 	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
-		out = append(out, c.nodeView(n, insts))
+		out = append(out, c.nodeView(n, byNode[n.Name]))
 	}
 	return out
 }
@@ -231,10 +297,18 @@ func (c *Controller) Node(ctx context.Context, name string) (api.Node, error) {
 	if !ok {
 		return api.Node{}, api.Errorf(api.CodeNotFound, "no node named %s", name)
 	}
-	return c.nodeView(n, list[instanceRecord](c.store, state.KindInstances, "")), nil
+	return c.nodeView(n, c.sharedInstances()), nil
 }
 
-func (c *Controller) nodeView(n nodeRecord, insts []instanceRecord) api.Node {
+// sharedInstances is every instance record, decoded once and shared by
+// every reader: read it, never change it.
+func (c *Controller) sharedInstances() []*instanceRecord {
+	insts, _ := c.instCache.list(c.store, state.KindInstances)
+	return insts
+}
+
+// nodeView is the node with what insts (or those of them on it) allocate there.
+func (c *Controller) nodeView(n nodeRecord, insts []*instanceRecord) api.Node {
 	v := n.Node
 	if t, ok := c.lastSeen(n.Name); ok {
 		v.LastHeartbeat = t
@@ -285,7 +359,7 @@ func (c *Controller) setNodeState(ctx context.Context, name, to string) (api.Nod
 		c.events.Add(api.Event{Type: typ, Node: name, Message: msg})
 		c.poke()
 	}
-	return c.nodeView(n, list[instanceRecord](c.store, state.KindInstances, "")), nil
+	return c.nodeView(n, c.sharedInstances()), nil
 }
 
 // RevokeNode revokes the certificates of node name issued until now: every
@@ -305,7 +379,7 @@ func (c *Controller) RevokeNode(ctx context.Context, name string) (api.Node, err
 	}
 	c.events.Add(api.Event{Type: "node.revoked", Node: name,
 		Message: fmt.Sprintf("node %s: certificates issued before %s revoked", name, n.RevokedBefore.Format(time.RFC3339))})
-	return c.nodeView(n, list[instanceRecord](c.store, state.KindInstances, "")), nil
+	return c.nodeView(n, c.sharedInstances()), nil
 }
 
 // Revoked reports whether node's certificate issued at issued is revoked,
@@ -366,7 +440,7 @@ func (c *Controller) ReserveNode(ctx context.Context, name string) error {
 // to it) has a role template that uses says it uses: a node may fetch the
 // packages and images of its own instances only.
 func (c *Controller) AssignedTo(node string, uses func(api.RoleSpec) bool) bool {
-	for _, rec := range list[instanceRecord](c.store, state.KindInstances, "") {
+	for _, rec := range c.sharedInstances() {
 		mine := rec.Node == node || (rec.Migration != nil && rec.Migration.To == node)
 		if mine && uses(rec.Spec) {
 			return true

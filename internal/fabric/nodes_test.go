@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/weftcloud/weft/api"
 )
 
 // A node's allocated CPU is a sum of floats: it is rounded to the
@@ -22,5 +25,83 @@ func TestNodeAllocatedCPUIsRounded(t *testing.T) {
 	data, _ := json.Marshal(n.Allocated)
 	if !strings.Contains(string(data), `"cpu":0.3,`) {
 		t.Errorf("allocated %s, want cpu 0.3", data)
+	}
+}
+
+// TestHeartbeatCountsWhenItArrives: a heartbeat that waits behind a long
+// pass or deploy (the controller's lock) still shows the node alive from
+// when it arrived, so that the next pass does not declare it down.
+func TestHeartbeatCountsWhenItArrives(t *testing.T) {
+	s := newSim(t, 1)
+	s.step()
+	s.clock.Advance(1500 * time.Millisecond)
+	arrived := s.clock.Now()
+	s.c.mu.Lock() // a long pass
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.c.Heartbeat(s.ctx, "node-1", api.Heartbeat{})
+		done <- err
+	}()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if last, _ := s.c.lastSeen("node-1"); last.Equal(arrived) {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.c.mu.Unlock()
+			t.Fatal("a heartbeat waiting for the controller's lock did not count as heard")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.clock.Advance(1500 * time.Millisecond) // the pass goes on: 3s since the step, 1.5s since the heartbeat
+	s.c.mu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.reconcile(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.c.Node(s.ctx, "node-1"); n.State != api.NodeReady {
+		t.Errorf("node-1 is %s after a heartbeat 1.5s ago (TTL 2s), want ready", n.State)
+	}
+}
+
+// TestHeartbeatsAreWrittenTogether: heartbeats that arrive while the
+// controller is busy are written in one commit, not one commit each (the
+// commits, one after another, capped how many nodes a controller holds).
+func TestHeartbeatsAreWrittenTogether(t *testing.T) {
+	const nodes = 20
+	s := newSim(t, nodes)
+	s.deploy(webSpec(nodes, "1"))
+	s.settle(30, "all healthy", func() bool { return s.healthyCurrent("hello", "web") == nodes })
+	byNode := map[string]string{}
+	for _, in := range s.records("hello") {
+		byNode[in.Node] = in.ID
+	}
+	before := s.store.Index()
+	s.c.mu.Lock() // a long pass: the heartbeats queue up
+	errs := make(chan error, nodes)
+	for node, id := range byNode {
+		go func() {
+			_, err := s.c.Heartbeat(s.ctx, node, api.Heartbeat{Instances: []api.InstanceStatus{
+				{ID: id, State: api.StateRunning, Health: api.HealthUnhealthy, Message: "probe failed"},
+			}})
+			errs <- err
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	s.c.mu.Unlock()
+	for range byNode {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if commits := s.store.Index() - before; commits > 3 {
+		t.Errorf("%d heartbeats took %d commits, want them batched (at most 3)", len(byNode), commits)
+	}
+	for _, in := range s.records("hello") {
+		if in.Health != api.HealthUnhealthy {
+			t.Errorf("instance %s is %s, want the unhealthy its node reported", in.ID, in.Health)
+		}
 	}
 }

@@ -56,7 +56,8 @@ func (c *Controller) usedPackages() map[string]bool {
 			add(rev.Spec.Roles)
 		}
 	}
-	for _, in := range list[instanceRecord](c.store, state.KindInstances, "") {
+	insts, _ := c.instCache.list(c.store, state.KindInstances) // shared: read only
+	for _, in := range insts {
 		add([]api.RoleSpec{in.Spec})
 	}
 	// Published extensions, deployed or not: each server keeps them, as

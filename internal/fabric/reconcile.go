@@ -24,8 +24,9 @@ type pass struct {
 	services  []*serviceRecord
 	svcDirty  map[string]bool
 	svcGone   map[string]bool
-	insts     map[string]*instanceRecord // by ID; gone ones removed
-	sorted    []*instanceRecord          // insts in instance order; nil when it must be rebuilt
+	insts     map[string]*instanceRecord   // by ID; gone ones removed
+	sorted    []*instanceRecord            // insts in instance order; nil until first asked for
+	bySvc     map[string][]*instanceRecord // sorted by service key; nil until first asked for
 	dirty     map[string]bool
 	gone      map[string]*instanceRecord
 	cluster   *placement.Cluster
@@ -109,7 +110,7 @@ func (p *pass) touch(in *instanceRecord) {
 }
 
 func (p *pass) remove(in *instanceRecord) {
-	p.sorted = nil
+	p.unindex(in)
 	delete(p.insts, in.ID)
 	delete(p.dirty, in.ID)
 	p.gone[in.ID] = in
@@ -180,19 +181,45 @@ func (p *pass) sortedInstances() []*instanceRecord {
 		for _, in := range p.insts {
 			p.sorted = append(p.sorted, in)
 		}
-		slices.SortFunc(p.sorted, func(a, b *instanceRecord) int { return compareInstances(a, b) })
+		slices.SortFunc(p.sorted, compareInstances)
 	}
 	return p.sorted
 }
 
+// instancesOf returns the service's live instances in instance order.
 func (p *pass) instancesOf(svc *serviceRecord) []*instanceRecord {
-	var out []*instanceRecord
-	for _, in := range p.sortedInstances() {
-		if in.ofService(svc) {
-			out = append(out, in)
+	if p.bySvc == nil {
+		p.bySvc = map[string][]*instanceRecord{}
+		for _, in := range p.sortedInstances() {
+			k := serviceKey(in.Tenant, in.Service)
+			p.bySvc[k] = append(p.bySvc[k], in)
 		}
 	}
-	return out
+	return slices.Clone(p.bySvc[svc.key()])
+}
+
+// index and unindex keep the instances by service in order as instances
+// come and go; the whole set is sorted again only when asked for. Sorting
+// everything again after each new instance made a pass that creates a
+// service's instances cost a sort of the whole set per service. The
+// lists are replaced, never changed in place: callers may be ranging over
+// them.
+func (p *pass) index(in *instanceRecord) {
+	p.sorted = nil
+	if p.bySvc != nil {
+		k := serviceKey(in.Tenant, in.Service)
+		list := p.bySvc[k]
+		i, _ := slices.BinarySearchFunc(list, in, compareInstances)
+		p.bySvc[k] = slices.Insert(slices.Clip(list), i, in)
+	}
+}
+
+func (p *pass) unindex(in *instanceRecord) {
+	p.sorted = nil
+	if p.bySvc != nil {
+		k := serviceKey(in.Tenant, in.Service)
+		p.bySvc[k] = slices.DeleteFunc(slices.Clone(p.bySvc[k]), func(x *instanceRecord) bool { return x == in })
+	}
 }
 
 // buildCluster makes the placement view: ready nodes with their free capacity
@@ -290,7 +317,7 @@ func (p *pass) newInstance(svc *serviceRecord, role api.RoleSpec, slot int, repl
 		Spec: role, Template: templateHash(role), Replaces: replaces,
 	}
 	p.insts[in.ID] = in
-	p.sorted = nil
+	p.index(in)
 	p.touch(in)
 	return in
 }
@@ -472,9 +499,13 @@ func (p *pass) upgrade(svc *serviceRecord) {
 	uds := upgradeDomains(svc.Spec)
 	insts := p.instancesOf(svc)
 	outdated := map[int][]*instanceRecord{}
+	hashes := make([]string, len(svc.Spec.Roles)) // a role's hash is a JSON encoding: once per pass, not per instance
+	for i, role := range svc.Spec.Roles {
+		hashes[i] = templateHash(role)
+	}
 	for _, in := range insts {
 		idx := roleIndex(svc.Spec, in.Role)
-		if idx >= 0 && in.live() && in.Template != templateHash(svc.Spec.Roles[idx]) {
+		if idx >= 0 && in.live() && in.Template != hashes[idx] {
 			outdated[in.UpdateDomain] = append(outdated[in.UpdateDomain], in)
 		}
 	}

@@ -429,9 +429,14 @@ func (c *Controller) liveService(tenant, name string) (serviceRecord, error) {
 // api.AllTenants) with their role counts.
 func (c *Controller) Services(ctx context.Context, tenant string) []api.Service {
 	recs := list[serviceRecord](c.store, state.KindServices, tenantPrefix(tenant))
+	byService := map[string][]*instanceRecord{}
+	for _, in := range c.sharedInstances() {
+		k := serviceKey(in.Tenant, in.Service)
+		byService[k] = append(byService[k], in)
+	}
 	out := make([]api.Service, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, c.serviceView(r))
+		out = append(out, c.serviceViewOf(r, byService[r.key()]))
 	}
 	return out
 }
@@ -447,8 +452,19 @@ func (c *Controller) Service(ctx context.Context, tenant, name string) (api.Serv
 
 // serviceView adds the role counts to the stored service.
 func (c *Controller) serviceView(rec serviceRecord) api.Service {
+	var insts []*instanceRecord
+	for _, in := range c.sharedInstances() {
+		if in.ofService(&rec) {
+			insts = append(insts, in)
+		}
+	}
+	return c.serviceViewOf(rec, insts)
+}
+
+// serviceViewOf adds the role counts of insts, the service's instances
+// (shared: read only), to the stored service.
+func (c *Controller) serviceViewOf(rec serviceRecord, insts []*instanceRecord) api.Service {
 	s := rec.Service
-	insts := list[instanceRecord](c.store, state.KindInstances, rec.key()+"/")
 	s.Roles = nil
 	for _, role := range rec.Spec.Roles {
 		rs := api.RoleStatus{Name: role.Name, Desired: role.Instances}
@@ -465,7 +481,7 @@ func (c *Controller) serviceView(rec serviceRecord) api.Service {
 				outdated = true
 				continue
 			}
-			current = append(current, in)
+			current = append(current, *in)
 			switch {
 			case in.healthy():
 				rs.Healthy++
@@ -520,11 +536,14 @@ func (c *Controller) Instances(ctx context.Context, tenant, service string) []ap
 	if service != "" && tenant != api.AllTenants {
 		prefix = serviceKey(tenant, service) + "/"
 	}
-	recs := list[instanceRecord](c.store, state.KindInstances, prefix)
-	if service != "" && tenant == api.AllTenants {
-		recs = slices.DeleteFunc(recs, func(r instanceRecord) bool { return r.Service != service })
+	all, _ := c.instCache.list(c.store, state.KindInstances) // shared: read only
+	var recs []*instanceRecord
+	for _, r := range all {
+		if strings.HasPrefix(r.key(), prefix) && (service == "" || r.Service == service) {
+			recs = append(recs, r)
+		}
 	}
-	slices.SortFunc(recs, func(a, b instanceRecord) int { return compareInstances(&a, &b) })
+	slices.SortFunc(recs, compareInstances)
 	out := make([]api.Instance, 0, len(recs))
 	for _, r := range recs {
 		out = append(out, r.Instance)
@@ -577,8 +596,8 @@ func (c *Controller) findInstance(tenant, id string) (instanceRecord, bool) {
 	for _, s := range c.store.List(state.KindServices, tenantPrefix(tenant)) {
 		t, name, _ := strings.Cut(s.Key, "/")
 		if strings.HasPrefix(id, name+"-") {
-			if rec, ok := get[instanceRecord](c.store, state.KindInstances, instanceKey(t, name, id)); ok {
-				return rec, true
+			if rec, ok := c.instCache.get(c.store, state.KindInstances, instanceKey(t, name, id)); ok {
+				return *rec.clone(), true
 			}
 		}
 	}

@@ -160,6 +160,7 @@ func (s *sim) step() {
 	if err := s.c.reconcile(s.ctx); err != nil {
 		s.t.Fatal(err)
 	}
+	checkDecoded(s.t, s.c)
 }
 
 // settle steps until cond holds, failing after max steps.

@@ -34,7 +34,7 @@ type VMDisk struct {
 // all the meter needs (it samples).
 func (c *Controller) Footprint() Footprint {
 	var f Footprint
-	for _, in := range list[instanceRecord](c.store, state.KindInstances, "") {
+	for _, in := range c.sharedInstances() {
 		if in.State != api.StateRunning {
 			continue
 		}

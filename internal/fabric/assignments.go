@@ -1,0 +1,215 @@
+package fabric
+
+import (
+	"context"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/networks"
+	"github.com/weftcloud/weft/internal/state"
+)
+
+// Every node holds a blocking query for its assignments. Answering them
+// from the whole state on every store change cost each change a decode of
+// every instance per node (1,000 nodes and 20,000 instances: 20 million
+// decodes for one heartbeat's write), and woke every agent to reconcile
+// an unchanged list. The assignment view is read once per store index and
+// shared by all the queries; a query returns only when its own node's
+// assignments changed.
+
+// assignCoalesce is how long a woken query lets further writes land
+// before it reads the state.
+const assignCoalesce = 20 * time.Millisecond
+
+// assignView is what every node is assigned as of one store index.
+type assignView struct {
+	index  uint64
+	byNode map[string][]assigned
+	// insts and nodes are the records the view was built from, for the
+	// members of the networks a node's instances are on.
+	insts []*instanceRecord
+	nodes map[string]nodeRecord
+	// changedAt is the index of the view in which each node's
+	// assignments last changed; a node absent from it has none, and has
+	// had none since changedAt's base (the first view).
+	changedAt map[string]uint64
+	base      uint64
+	sums      map[string]uint64 // each node's fingerprint (assignSums)
+}
+
+// assigned is one instance in a node's assignments: its record, shared
+// with the other queries (read only), the placement group's peers, and
+// whether it is a live migration coming to the node.
+type assigned struct {
+	rec      *instanceRecord
+	peers    []api.Peer
+	incoming bool
+}
+
+// assignViews builds the views, one per store index at most.
+type assignViews struct {
+	mu  sync.Mutex
+	cur *assignView
+}
+
+// view returns a view as of the store's current index or later.
+func (v *assignViews) view(c *Controller) *assignView {
+	s := c.store
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	idx := s.Index()
+	if v.cur != nil && v.cur.index >= idx {
+		return v.cur
+	}
+	insts, revs := c.instCache.list(s, state.KindInstances)
+	nodeRecs, _ := c.nodeCache.list(s, state.KindNodes)
+	nodes := make(map[string]nodeRecord, len(nodeRecs))
+	for _, n := range nodeRecs {
+		nodes[n.Name] = *n
+	}
+	next := &assignView{index: idx, byNode: map[string][]assigned{}, changedAt: map[string]uint64{}, sums: map[string]uint64{},
+		insts: insts, nodes: nodes}
+	byGroup := peers(insts, nodes)
+	// A group's fingerprint covers what its peers are made of (peers):
+	// the records of its members and the hosts of their nodes.
+	groupSums := map[string]uint64{}
+	// A network's fingerprint covers its members (nodeNetworks.networks):
+	// a node with an instance on it hears of every member that comes, goes
+	// or changes, whatever its service.
+	netSums := map[string]uint64{}
+	for i, rec := range insts {
+		if rec.Node != "" && rec.Desired == api.DesiredRunning {
+			groupSums[rec.group()] += fingerprint(rec.key()+"\x00"+nodes[rec.Node].Host, revs[i], 0, false)
+		}
+		if rec.Node != "" && rec.Spec.Network != "" && rec.PrivateAddress != "" {
+			netSums[networks.Key(rec.Tenant, rec.Spec.Network)] += fingerprint(rec.key()+"\x00"+nodes[rec.Node].Host, revs[i], 0, false)
+		}
+	}
+	for i, rec := range insts {
+		if rec.Node != "" {
+			deps := groupSums[rec.group()]
+			if rec.Spec.Network != "" {
+				deps += netSums[networks.Key(rec.Tenant, rec.Spec.Network)]
+			}
+			next.byNode[rec.Node] = append(next.byNode[rec.Node], assigned{rec: rec, peers: byGroup[rec.group()]})
+			next.addSum(rec.Node, rec.key(), revs[i], deps, false)
+		}
+		if rec.Migration != nil && rec.Migration.To != "" && rec.Migration.To != rec.Node {
+			next.byNode[rec.Migration.To] = append(next.byNode[rec.Migration.To], assigned{rec: rec, incoming: true})
+			next.addSum(rec.Migration.To, rec.key(), revs[i], 0, true)
+		}
+	}
+	prev := v.cur
+	if prev == nil || idx < prev.index {
+		// The first view, or the state was restored to an earlier index:
+		// every node counts as changed.
+		next.base = idx
+		for node := range next.sums {
+			next.changedAt[node] = idx
+		}
+	} else {
+		next.base = prev.base
+		for node, sum := range next.sums {
+			if old, ok := prev.sums[node]; ok && old == sum {
+				next.changedAt[node] = prev.changedAt[node]
+			} else {
+				next.changedAt[node] = idx
+			}
+		}
+		for node := range prev.sums {
+			if _, ok := next.sums[node]; !ok {
+				// Its last assignment went: that is a change too; it
+				// stays recorded while the node has none.
+				next.changedAt[node] = idx
+				next.sums[node] = 0
+			}
+		}
+		for node, at := range prev.changedAt {
+			if _, ok := next.changedAt[node]; !ok {
+				next.changedAt[node] = at
+			}
+		}
+	}
+	v.cur = next
+	return next
+}
+
+// addSum folds one assigned instance into node's fingerprint.
+func (v *assignView) addSum(node, key string, rev, group uint64, incoming bool) {
+	// Order-free: a node's instances are summed, not chained.
+	v.sums[node] += fingerprint(key, rev, group, incoming)
+}
+
+// fingerprint hashes one record's key and revision with what else its
+// assignment depends on.
+func fingerprint(key string, rev, group uint64, incoming bool) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	var b [17]byte
+	for i := range 8 {
+		b[i] = byte(rev >> (8 * i))
+		b[8+i] = byte(group >> (8 * i))
+	}
+	if incoming {
+		b[16] = 1
+	}
+	h.Write(b[:])
+	return h.Sum64() | 1 // never 0, which stands for no assignments
+}
+
+// changed is the index of the view in which node's assignments last changed.
+func (v *assignView) changed(node string) uint64 {
+	if at, ok := v.changedAt[node]; ok {
+		return at
+	}
+	return v.base
+}
+
+// Assignments returns what node must run. With index > 0 it blocks until
+// node's assignments change after index (an answer's Index), or wait
+// passes (a blocking query); changes that concern other nodes only do
+// not end the wait.
+func (c *Controller) Assignments(ctx context.Context, node string, index uint64, wait time.Duration) (api.Assignments, error) {
+	if _, ok := c.store.Get(state.KindNodes, node); !ok {
+		return api.Assignments{}, api.Errorf(api.CodeNotFound, "node %s is not registered", node)
+	}
+	view := c.assignViews.view(c)
+	if index > 0 && view.changed(node) <= index {
+		if wait <= 0 || wait > 5*time.Minute {
+			wait = 30 * time.Second
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		for view.changed(node) <= index {
+			if _, err := c.store.Wait(wctx, view.index); err != nil {
+				break
+			}
+			// Writes come in bursts (a pass, then the heartbeats that
+			// report on it): let a burst land before reading it.
+			select {
+			case <-wctx.Done():
+			case <-time.After(assignCoalesce):
+			}
+			view = c.assignViews.view(c)
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return api.Assignments{}, ctx.Err()
+		}
+	}
+	out := api.Assignments{Index: view.index, Instances: []api.Assignment{}}
+	nets := &nodeNetworks{recs: map[string]*networks.Record{}, used: map[string]bool{}}
+	for _, a := range view.byNode[node] {
+		rec := *a.rec
+		if a.incoming {
+			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Incoming: true,
+				Network: nets.attach(c, rec)})
+			continue
+		}
+		out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Drives: c.driveAccess(rec), Peers: a.peers,
+			Network: nets.attach(c, rec)})
+	}
+	out.Networks = nets.networks(view.insts, view.nodes)
+	return out, nil
+}
