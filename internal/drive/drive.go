@@ -140,6 +140,7 @@ func Attach(ctx context.Context, disk Disk, opt Options) (*Drive, error) {
 		d.Detach()
 		return nil, fmt.Errorf("drive: mount %s at %s: %w: %s", d.loop.path, opt.Mount, err, bytes.TrimSpace(out))
 	}
+	d.loop.release()
 	return d, nil
 }
 

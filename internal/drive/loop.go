@@ -18,7 +18,7 @@ const loopMajor = 7
 type loopDevice struct {
 	path string
 	n    int
-	f    *os.File // held open until detach
+	f    *os.File // held open until ext4 is mounted on it (release), or until detach
 }
 
 // attachLoop binds a free loop device to the file at backing, with
@@ -54,7 +54,14 @@ func attachLoop(backing string) (*loopDevice, error) {
 		if err != nil {
 			return nil, fmt.Errorf("drive: %w", err)
 		}
+		// Autoclear: the device lets go of the file when its last user
+		// closes it. Once ext4 is mounted that is the mount, so this
+		// process holds no descriptor of the device (release), and the
+		// device is cleared by umount(8)'s close, with ext4's last
+		// writes: never by this process's own exit, whose close would
+		// wait for this process's FUSE server, which died first.
 		cfg := unix.LoopConfig{Fd: uint32(file.Fd())}
+		cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR
 		copy(cfg.Info.File_name[:], backing)
 		err = unix.IoctlLoopConfigure(int(dev.Fd()), &cfg)
 		if errors.Is(err, unix.EBUSY) {
@@ -70,14 +77,27 @@ func attachLoop(backing string) (*loopDevice, error) {
 	return nil, errors.New("drive: every free loop device was taken by another process first")
 }
 
-// detach unbinds the device from its file and waits until the kernel has
-// let go of the file, so that the FUSE mount under it can be unmounted.
-func (l *loopDevice) detach() error {
-	defer l.f.Close()
-	if err := unix.IoctlSetInt(int(l.f.Fd()), unix.LOOP_CLR_FD, 0); err != nil && !errors.Is(err, unix.ENXIO) {
-		return fmt.Errorf("drive: unbind %s: %w", l.path, err)
+// release closes this process's descriptor of the device, once ext4 is
+// mounted on it (see attachLoop).
+func (l *loopDevice) release() {
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
 	}
-	l.f.Close()
+}
+
+// detach unbinds the device from its file (when this process still holds
+// it; otherwise the device let go when ext4 was unmounted) and waits until
+// the kernel has let go of the file, so that the FUSE mount under it can
+// be unmounted.
+func (l *loopDevice) detach() error {
+	if l.f != nil {
+		defer l.release()
+		if err := unix.IoctlSetInt(int(l.f.Fd()), unix.LOOP_CLR_FD, 0); err != nil && !errors.Is(err, unix.ENXIO) {
+			return fmt.Errorf("drive: unbind %s: %w", l.path, err)
+		}
+		l.release()
+	}
 	// The kernel clears the device when its last user closes it.
 	backing := fmt.Sprintf("/sys/block/loop%d/loop/backing_file", l.n)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {

@@ -261,13 +261,13 @@ func TestParseExtensions(t *testing.T) {
 			t.Errorf("%s -> %s: %v, want %q", tc.old, tc.new, err, tc.want)
 		}
 	}
-	// Process and container roles run extensions; vm roles do not yet.
+	// Roles of every runtime run extensions.
 	in := strings.Replace(strings.Replace(model, "PKG", digest, 1), "    image: busybox\n", "    image: busybox\n    extensions: [{name: custom-script}]\n", 1)
 	if _, err := Parse([]byte(in)); err != nil {
 		t.Errorf("a container role with extensions: %v", err)
 	}
 	in = strings.Replace(in, "runtime: container", "runtime: vm", 1)
-	if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), "roles[1].extensions: extensions run on process and container instances for now") {
+	if _, err := Parse([]byte(in)); err != nil {
 		t.Errorf("a vm role with extensions: %v", err)
 	}
 }
