@@ -12,8 +12,8 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/extensions"
 	"github.com/weftcloud/weft/internal/fabric"
+	"github.com/weftcloud/weft/internal/fabric/fabrictest"
 	"github.com/weftcloud/weft/internal/pkgstore"
-	"github.com/weftcloud/weft/internal/state"
 	"github.com/weftcloud/weft/internal/untar/untartest"
 )
 
@@ -21,18 +21,8 @@ import (
 // fabric's real package store.
 func newStore(t *testing.T) (*extensions.Store, string) {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := state.Open(filepath.Join(dir, "state.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	pkgDir := filepath.Join(dir, "packages")
-	pkgs, err := pkgstore.Open(pkgDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return extensions.New(st, fabric.New(fabric.Config{}, st, pkgs, nil)), pkgDir
+	ctl := fabrictest.New(t, fabric.Config{}, false)
+	return extensions.New(ctl.State, ctl.Controller), ctl.PackagesDir
 }
 
 func archive(manifest string, more ...untartest.Entry) *strings.Reader {
