@@ -175,6 +175,11 @@ func clientStep(ctx context.Context, stores []*Store, client int, next *atomic.I
 	if e, ok := leader.Get(state.KindMeta, name); ok {
 		got, _ = strconv.Atoi(string(e.Value))
 	}
+	if leader.closing.Load() {
+		// Crashed since Consistent: its Get may have found its database
+		// closed and answered nothing, which is no read of the register.
+		return porcupine.Operation{}, false
+	}
 	ret := time.Since(start).Nanoseconds()
 	return porcupine.Operation{ClientId: client, Input: registerOp{Key: key}, Call: call, Output: registerOp{Value: got}, Return: ret}, true
 }
