@@ -71,7 +71,6 @@ func TestImagesOutliveTheirServer(t *testing.T) {
 // with what it synced, its disk read from the storage it was made on,
 // which is not the new leader's.
 func TestPersistentVMAfterLeaderChange(t *testing.T) {
-	parallelVM(t)
 	requireQEMU(t)
 	c := newServersWith(t, 3, storageFlags(t))
 	c.startNodes(2)

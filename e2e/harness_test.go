@@ -71,26 +71,12 @@ func TestMain(m *testing.M) {
 
 // parallel lets a test run beside the other parallel ones: it uses only
 // ports from freePort, its own folder and the processes it started. Tests on
-// fixed addresses (weft dev's storage ports, the netns hosts) stay serial;
-// Go runs the serial tests first, then the parallel ones, e2eParallel at a
-// time. VM tests call parallelVM.
+// fixed addresses (weft dev's storage ports, the netns hosts) and the VM
+// boots (CPU-bound without KVM) stay serial; Go runs the serial tests first,
+// then the parallel ones, e2eParallel at a time.
 func parallel(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
-}
-
-// vmBoots lets one VM test run at a time (parallelVM): without KVM a VM
-// takes a core, and two beside the other tests' work on two cores slow each
-// other past their timeouts.
-var vmBoots = make(chan struct{}, 1)
-
-// parallelVM runs a VM test beside the other parallel tests (its VM boots
-// on the CPU while they mostly wait), one VM test at a time. Its cluster,
-// cleaned up first, is gone before the next one starts.
-func parallelVM(t *testing.T) {
-	parallel(t)
-	vmBoots <- struct{}{}
-	t.Cleanup(func() { <-vmBoots })
 }
 
 // e2eParallel is how many parallel tests run at once unless -parallel is

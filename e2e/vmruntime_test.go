@@ -56,7 +56,6 @@ roles:
 // through the load balancer, and reimages an instance: what it wrote is
 // gone, because each boot starts from a fresh overlay of the image.
 func TestVMRole(t *testing.T) {
-	parallelVM(t)
 	requireQEMU(t)
 	c := newCluster(t, 2, storageFlags(t)...)
 	c.mustWeft("image", "build", "tiny")
@@ -99,7 +98,6 @@ func TestVMRole(t *testing.T) {
 // VM, kills its node's agent and QEMU with SIGKILL, and finds the file in
 // the VM the fabric starts on another node from the same disks.
 func TestPersistentVMSurvivesHostLoss(t *testing.T) {
-	parallelVM(t)
 	requireQEMU(t)
 	c := newCluster(t, 2, storageFlags(t)...)
 	c.mustWeft("image", "build", "tiny")
@@ -151,7 +149,6 @@ func TestPersistentVMSurvivesHostLoss(t *testing.T) {
 // started on the other node, and when the agent comes back it stops the
 // copy it left without taking the disk back; the new copy still writes.
 func TestPersistentVMAgentBackAfterMove(t *testing.T) {
-	parallelVM(t)
 	requireQEMU(t)
 	c := newCluster(t, 2, storageFlags(t)...)
 	c.mustWeft("image", "build", "tiny")
@@ -212,7 +209,6 @@ func qemusOf(s string) []int {
 // weft vm migrate: a counter the guest runs keeps counting across the
 // move, and its uptime goes on. A drain then moves it back the same way.
 func TestLiveMigration(t *testing.T) {
-	parallelVM(t)
 	requireQEMU(t)
 	c := newCluster(t, 2, storageFlags(t)...)
 	c.mustWeft("image", "build", "tiny")
@@ -272,7 +268,6 @@ func TestLiveMigration(t *testing.T) {
 // bootloader (no --kernel) and runs it as a VM role: the node boots it as
 // a PC, and what its boot code writes to the serial port is in the logs.
 func TestBootloaderImage(t *testing.T) {
-	parallelVM(t)
 	requireQEMU(t)
 	c := newCluster(t, 1, storageFlags(t)...)
 	disk := make([]byte, 1<<20)
