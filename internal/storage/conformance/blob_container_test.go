@@ -379,24 +379,7 @@ func TestBlob_PreflightBlobRequest(t *testing.T) {
 	env.container(t, "box")
 	ctx := context.Background()
 	preflight := func(t *testing.T, origin, method string) response {
-		t.Helper()
-		req, err := http.NewRequest(http.MethodOptions, env.endpoint+"/box/b", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if origin != "" {
-			req.Header.Set("Origin", origin)
-		}
-		if method != "" {
-			req.Header.Set("Access-Control-Request-Method", method)
-		}
-		req.Header.Set("Access-Control-Request-Headers", "x-ms-blob-type")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return response{status: resp.StatusCode, header: resp.Header}
+		return preflightRequest(t, env.endpoint+"/box/b", origin, method, "x-ms-blob-type")
 	}
 	t.Run("CorsPreflightFailure", func(t *testing.T) {
 		preflight(t, "https://example.com", "PUT").want(t, http.StatusForbidden, "CorsPreflightFailure")

@@ -98,6 +98,29 @@ func coverageTable() string {
 var devKey, _ = base64.StdEncoding.DecodeString(storage.DevKey)
 
 // response is a raw answer, its body read.
+// preflightRequest sends a CORS preflight (OPTIONS) for url from origin,
+// asking for method and headers ("" leaves a header out).
+func preflightRequest(t *testing.T, url, origin, method, headers string) response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodOptions, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	if method != "" {
+		req.Header.Set("Access-Control-Request-Method", method)
+	}
+	req.Header.Set("Access-Control-Request-Headers", headers)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return response{status: resp.StatusCode, header: resp.Header}
+}
+
 type response struct {
 	status int
 	header http.Header

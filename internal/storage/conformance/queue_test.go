@@ -234,24 +234,7 @@ func TestQueue_PreflightQueueRequest(t *testing.T) {
 	cover(t, storage.Queue, "Preflight Queue Request")
 	env := newQueueEnv(t)
 	preflight := func(t *testing.T, origin, method string) response {
-		t.Helper()
-		req, err := http.NewRequest(http.MethodOptions, env.endpoint+"/jobs/messages", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if origin != "" {
-			req.Header.Set("Origin", origin)
-		}
-		if method != "" {
-			req.Header.Set("Access-Control-Request-Method", method)
-		}
-		req.Header.Set("Access-Control-Request-Headers", "x-ms-version")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return response{status: resp.StatusCode, header: resp.Header}
+		return preflightRequest(t, env.endpoint+"/jobs/messages", origin, method, "x-ms-version")
 	}
 	t.Run("CorsPreflightFailure", func(t *testing.T) {
 		// No rules yet: 403.
