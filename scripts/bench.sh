@@ -15,6 +15,8 @@ run go test -run '^$' -bench 'Place10kOn1k' -benchtime 3x ./internal/fabric/plac
 run go test -run '^$' -bench 'Apply' -benchtime 2s ./internal/state/
 # A page of 1,000 of 100,000 storage accounts, against the whole list.
 run go test -run '^$' -bench 'PageOf100k' -benchtime 20x ./internal/accounts/
+# One deploy among 1,000 services that publish ports.
+run go test -run '^$' -bench 'DeployAmong1000Services' -benchtime 200x ./internal/fabric/
 # The meter: one step over 10,000 running instances.
 run go test -run '^$' -bench 'MeterStep10k' -benchtime 20x ./internal/metering/
 # The load balancer against direct requests.

@@ -29,11 +29,7 @@ func (s *server) listAccounts(w http.ResponseWriter, r *http.Request, tenant str
 		return ok(w, s.accounts.List(r.Context(), tenant))
 	}
 	page, more := s.accounts.Page(r.Context(), tenant, q.after, q.limit)
-	next := ""
-	if more && len(page) > 0 {
-		next = page[len(page)-1].Name
-	}
-	return writePage(w, r, page, next)
+	return writeReadPage(w, r, page, more, func(a api.StorageAccount) string { return a.Name })
 }
 
 func (s *server) accountKeys(w http.ResponseWriter, r *http.Request, tenant string) error {

@@ -279,8 +279,19 @@ func decodeSpec(w http.ResponseWriter, r *http.Request) (api.ServiceSpec, error)
 	return spec, nil
 }
 
+// services reads a page of services from the state itself (a tenant may
+// have many; the whole list costs every instance of the cluster).
 func (s *server) services(w http.ResponseWriter, r *http.Request, tenant string) error {
-	return okPage(w, r, s.ctl.Services(r.Context(), tenant), func(svc api.Service) string { return tenantKey(svc.Tenant, svc.Name) })
+	key := func(svc api.Service) string { return tenantKey(svc.Tenant, svc.Name) }
+	q, err := pageOf(r)
+	if err != nil {
+		return err
+	}
+	if !q.paged {
+		return ok(w, nonNil(s.ctl.Services(r.Context(), tenant)))
+	}
+	page, more := s.ctl.ServicesPage(r.Context(), tenant, q.after, q.limit)
+	return writeReadPage(w, r, page, more, key)
 }
 
 func (s *server) service(w http.ResponseWriter, r *http.Request, tenant string) error {

@@ -83,5 +83,15 @@ func writePage[T any](w http.ResponseWriter, r *http.Request, page []T, next str
 	return ok(w, nonNil(page))
 }
 
+// writeReadPage answers a page its list read from the state a page at a
+// time; more reports whether items follow it.
+func writeReadPage[T any](w http.ResponseWriter, r *http.Request, page []T, more bool, key func(T) string) error {
+	next := ""
+	if more && len(page) > 0 {
+		next = key(page[len(page)-1])
+	}
+	return writePage(w, r, page, next)
+}
+
 // tenantKey is the page key of an object named within its tenant.
 func tenantKey(tenant, name string) string { return tenant + "/" + name }

@@ -94,3 +94,26 @@ func BenchmarkScrape10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(size), "bytes/scrape")
 }
+
+// BenchmarkDeployAmong1000Services measures one deploy (a new version of
+// a web role with a published port) on a controller that already holds
+// 1,000 services, each publishing a port of its own: the cost a deploy
+// pays for the checks that span services (published ports).
+func BenchmarkDeployAmong1000Services(b *testing.B) {
+	s := newSim(b, 3)
+	web := func(name string, port int, version string) api.ServiceSpec {
+		spec := webSpec(1, version)
+		spec.Name = name
+		spec.Roles[0].Kind = api.KindWeb
+		spec.Roles[0].Endpoints = []api.Endpoint{{Name: "http", Protocol: api.ProtocolHTTP, Port: port}}
+		return spec
+	}
+	for i := range 1000 {
+		s.deploy(web(fmt.Sprintf("svc%04d", i), 20000+i, "1"))
+	}
+	v := 0
+	for b.Loop() {
+		v++
+		s.deploy(web("bench", 30000, fmt.Sprint(v)))
+	}
+}

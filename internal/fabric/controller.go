@@ -162,6 +162,7 @@ type Controller struct {
 	// The records as last decoded (decoded.go): shared, read only.
 	instCache decoded[instanceRecord]
 	nodeCache decoded[nodeRecord]
+	svcCache  decoded[serviceRecord]
 
 	drainMu  sync.Mutex
 	draining map[string]bool // instances with a drain under way

@@ -36,13 +36,9 @@ func (d *decoded[T]) list(s state.Store, kind string) ([]*T, []uint64) {
 	out := make([]*T, 0, len(entries))
 	revs := make([]uint64, 0, len(entries))
 	for _, e := range entries {
-		r, ok := d.recs[e.Key]
-		if !ok || r.rev != e.Rev {
-			v := new(T)
-			if err := json.Unmarshal(e.Value, v); err != nil {
-				continue
-			}
-			r = decodedRec[T]{rev: e.Rev, v: v}
+		r, ok := d.decode(e)
+		if !ok {
+			continue
 		}
 		next[e.Key] = r
 		out = append(out, r.v)
@@ -52,26 +48,49 @@ func (d *decoded[T]) list(s state.Store, kind string) ([]*T, []uint64) {
 	return out, revs
 }
 
+// of returns the records of entries, a part of the kind (a prefix, a
+// page), decoding only those written since they were last decoded. The
+// records of other keys stay cached until the next list.
+func (d *decoded[T]) of(entries []state.Entry) []*T {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.recs == nil {
+		d.recs = map[string]decodedRec[T]{}
+	}
+	out := make([]*T, 0, len(entries))
+	for _, e := range entries {
+		if r, ok := d.decode(e); ok {
+			d.recs[e.Key] = r
+			out = append(out, r.v)
+		}
+	}
+	return out
+}
+
 // get returns the record at kind/key.
 func (d *decoded[T]) get(s state.Store, kind, key string) (*T, bool) {
 	e, ok := s.Get(kind, key)
 	if !ok {
 		return nil, false
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if r, ok := d.recs[key]; ok && r.rev == e.Rev {
-		return r.v, true
+	recs := d.of([]state.Entry{e})
+	if len(recs) == 0 {
+		return nil, false
+	}
+	return recs[0], true
+}
+
+// decode is e's record: the cached one if e was not written since, else
+// e's value decoded. d.mu is held.
+func (d *decoded[T]) decode(e state.Entry) (decodedRec[T], bool) {
+	if r, ok := d.recs[e.Key]; ok && r.rev == e.Rev {
+		return r, true
 	}
 	v := new(T)
 	if err := json.Unmarshal(e.Value, v); err != nil {
-		return nil, false
+		return decodedRec[T]{}, false
 	}
-	if d.recs == nil {
-		d.recs = map[string]decodedRec[T]{}
-	}
-	d.recs[key] = decodedRec[T]{rev: e.Rev, v: v}
-	return v, true
+	return decodedRec[T]{rev: e.Rev, v: v}, true
 }
 
 // clone is a copy of a shared (decoded) record that its holder may

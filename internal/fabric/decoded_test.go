@@ -75,3 +75,44 @@ func TestDecodedRecordsStayAsStored(t *testing.T) {
 	}
 	checkDecoded(t, s.c)
 }
+
+// TestServicesPagesAreTheList: the services read a page at a time from the
+// state, each with only its own instances, are the whole list's, role
+// counts included.
+func TestServicesPagesAreTheList(t *testing.T) {
+	s := newSim(t, 3)
+	for _, name := range []string{"e", "a", "d", "b", "c"} {
+		spec := webSpec(2, "1")
+		spec.Name = name
+		s.deploy(spec)
+	}
+	s.settle(20, "10 healthy", func() bool {
+		n := 0
+		for _, name := range []string{"a", "b", "c", "d", "e"} {
+			n += s.healthyCurrent(name, "web")
+		}
+		return n == 10
+	})
+	for _, tenant := range []string{api.DefaultTenant, api.AllTenants} {
+		want := s.c.Services(s.ctx, tenant)
+		var got []api.Service
+		after := ""
+		for pages := 0; ; pages++ {
+			page, more := s.c.ServicesPage(s.ctx, tenant, after, 2)
+			got = append(got, page...)
+			if !more {
+				break
+			}
+			if pages > 5 {
+				t.Fatal("pages never end")
+			}
+			after = serviceKey(page[len(page)-1].Tenant, page[len(page)-1].Name)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: pages of 2:\n%+v\nwant the whole list:\n%+v", tenant, got, want)
+		}
+		if len(want) != 5 || want[0].Roles[0].Healthy != 2 {
+			t.Errorf("%s: the whole list is %+v, want 5 services of 2 healthy instances", tenant, want)
+		}
+	}
+}

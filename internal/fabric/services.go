@@ -428,7 +428,7 @@ func (c *Controller) liveService(tenant, name string) (serviceRecord, error) {
 // Services lists a tenant's services (every tenant's with
 // api.AllTenants) with their role counts.
 func (c *Controller) Services(ctx context.Context, tenant string) []api.Service {
-	recs := list[serviceRecord](c.store, state.KindServices, tenantPrefix(tenant))
+	recs := c.svcCache.of(c.store.List(state.KindServices, tenantPrefix(tenant)))
 	byService := map[string][]*instanceRecord{}
 	for _, in := range c.sharedInstances() {
 		k := serviceKey(in.Tenant, in.Service)
@@ -436,9 +436,26 @@ func (c *Controller) Services(ctx context.Context, tenant string) []api.Service 
 	}
 	out := make([]api.Service, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, c.serviceViewOf(r, byService[r.key()]))
+		out = append(out, c.serviceViewOf(*r, byService[r.key()]))
 	}
 	return out
+}
+
+// ServicesPage is a page of Services: at most limit services whose keys
+// (tenant/name) come after after, read from the state a page at a time
+// with only their own instances, so that its cost is the page's, not the
+// whole list's. more reports whether services follow the page.
+func (c *Controller) ServicesPage(ctx context.Context, tenant, after string, limit int) (page []api.Service, more bool) {
+	recs := c.svcCache.of(c.store.ListAfter(state.KindServices, tenantPrefix(tenant), after, limit+1))
+	if len(recs) > limit {
+		recs, more = recs[:limit], true
+	}
+	page = make([]api.Service, 0, len(recs))
+	for _, r := range recs {
+		insts := c.instCache.of(c.store.List(state.KindInstances, r.key()+"/"))
+		page = append(page, c.serviceViewOf(*r, insts))
+	}
+	return page, more
 }
 
 // Service returns one of a tenant's services.
