@@ -36,7 +36,7 @@ fuzz:
 
 # The Debian packages the runtimes and the tests need (apt-get; only what is missing).
 deps:
-	./scripts/deps.sh
+	GO=$(GO) ./scripts/deps.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -71,7 +71,7 @@ func TestImagesOutliveTheirServer(t *testing.T) {
 // with what it synced, its disk read from the storage it was made on,
 // which is not the new leader's.
 func TestPersistentVMAfterLeaderChange(t *testing.T) {
-	requireQEMU(t)
+	vmTest(t)
 	c := newServersWith(t, 3, storageFlags(t))
 	c.startNodes(2)
 	c.mustWeft("image", "build", "tiny")

@@ -38,10 +38,11 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// The slots above limit the tests; -parallel N limits them further.
 	parallelGiven := false
 	flag.Visit(func(f *flag.Flag) { parallelGiven = parallelGiven || f.Name == "test.parallel" })
 	if !parallelGiven {
-		flag.Set("test.parallel", strconv.Itoa(e2eParallel))
+		flag.Set("test.parallel", "100")
 	}
 	if testing.Short() {
 		os.Exit(m.Run())
@@ -69,20 +70,50 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// parallel lets a test run beside the other parallel ones: it uses only
-// ports from freePort, its own folder and the processes it started. Tests on
-// fixed addresses (weft dev's storage ports, the netns hosts) and the VM
-// boots (CPU-bound without KVM) stay serial; Go runs the serial tests first,
-// then the parallel ones, e2eParallel at a time.
+// Every test but weft dev's (fixed ports) runs beside the others, each
+// holding a slot of one kind while it runs, so that the CPU-bound VM
+// boots and the multi-host tests overlap the tests that mostly wait
+// (heartbeat TTLs, elections, certificate expiry) instead of running
+// before them:
+//   - parallel: uses only ports from freePort, its own folder and the
+//     processes it started; e2eParallel of them at a time.
+//   - vmTest: boots VMs, CPU-bound without KVM: one at a time.
+//   - netnsTest: hosts in network namespaces, partitioned on purpose, whose
+//     timings a second such test's load would blur: one at a time.
+//
+// A VM test on namespaced hosts takes the VM slot, then the namespaces'.
+var (
+	e2eSlots  = make(chan struct{}, e2eParallel)
+	vmSlot    = make(chan struct{}, 1)
+	netnsSlot = make(chan struct{}, 1)
+)
+
+// e2eParallel is how many tests that mostly wait run at once.
+const e2eParallel = 4
+
 func parallel(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
+	hold(t, e2eSlots)
 }
 
-// e2eParallel is how many parallel tests run at once unless -parallel is
-// given: most of their time is spent waiting (heartbeat TTLs, elections,
-// certificate expiry), not on the CPU.
-const e2eParallel = 4
+func vmTest(t *testing.T) {
+	requireQEMU(t)
+	t.Parallel()
+	hold(t, vmSlot)
+}
+
+func netnsTest(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	hold(t, netnsSlot)
+}
+
+// hold takes a slot of sem until t ends.
+func hold(t *testing.T, sem chan struct{}) {
+	sem <- struct{}{}
+	t.Cleanup(func() { <-sem })
+}
 
 func requireE2E(t testing.TB) {
 	t.Helper()

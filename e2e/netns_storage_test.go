@@ -31,6 +31,7 @@ import (
 // Each arranges its case by moving the Raft leadership if needed; the first
 // leader makes its own storage the primary, so "leads" rarely has to.
 func TestPartitionedStoragePrimary(t *testing.T) {
+	netnsTest(t)
 	for _, tc := range []struct {
 		name  string
 		leads bool

@@ -250,6 +250,7 @@ func (c *cluster) hostAgentArgs(h *host) []string {
 // new leader and takes writes, and when the link heals the old leader
 // follows and has every acknowledged write.
 func TestPartitionedLeaderCannotCommit(t *testing.T) {
+	netnsTest(t)
 	n := newNetwork(t)
 	hosts := []*host{n.addHost("h1"), n.addHost("h2"), n.addHost("h3")}
 	c := newHostServers(t, n, hosts)
@@ -328,6 +329,7 @@ func TestPartitionedLeaderCannotCommit(t *testing.T) {
 // the controller: its instance is recreated on the other node, and when the
 // link heals, the node stops the copy it no longer owns.
 func TestPartitionedNodeIsReplacedAndStopsItsCopies(t *testing.T) {
+	netnsTest(t)
 	n := newNetwork(t)
 	srv, h2, h3 := n.addHost("s"), n.addHost("n2"), n.addHost("n3")
 	c := newHostServers(t, n, []*host{srv})
@@ -385,7 +387,8 @@ func syscallAlive(pid int) bool {
 // copy runs and it still writes its disk (the healed node took nothing
 // back).
 func TestPartitionedPersistentVMIsFenced(t *testing.T) {
-	requireQEMU(t)
+	vmTest(t)
+	hold(t, netnsSlot)
 	n := newNetwork(t)
 	srv := n.addHost("s")
 	nodes := map[string]*host{"n2": n.addHost("n2"), "n3": n.addHost("n3")}
@@ -429,6 +432,7 @@ func TestPartitionedPersistentVMIsFenced(t *testing.T) {
 // the instance never ran twice on its drive. When the link heals, one copy
 // runs.
 func TestPartitionedPersistentProcessIsFenced(t *testing.T) {
+	netnsTest(t)
 	requireDrives(t)
 	n := newNetwork(t)
 	srv := n.addHost("s")

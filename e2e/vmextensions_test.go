@@ -29,7 +29,7 @@ echo "ran $1"
 // extension runs disable and uninstall and removes its files from the
 // guest; and a program in the guest asks the metadata service who it is.
 func TestVMExtensionsAndMetadata(t *testing.T) {
-	requireQEMU(t)
+	vmTest(t)
 	c := newCluster(t, 1, storageFlags(t)...)
 	c.mustWeft("image", "build", "tiny")
 

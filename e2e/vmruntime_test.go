@@ -56,7 +56,7 @@ roles:
 // through the load balancer, and reimages an instance: what it wrote is
 // gone, because each boot starts from a fresh overlay of the image.
 func TestVMRole(t *testing.T) {
-	requireQEMU(t)
+	vmTest(t)
 	c := newCluster(t, 2, storageFlags(t)...)
 	c.mustWeft("image", "build", "tiny")
 	if nodes := c.mustWeft("nodes"); !strings.Contains(nodes, "vm(") {
@@ -98,7 +98,7 @@ func TestVMRole(t *testing.T) {
 // VM, kills its node's agent and QEMU with SIGKILL, and finds the file in
 // the VM the fabric starts on another node from the same disks.
 func TestPersistentVMSurvivesHostLoss(t *testing.T) {
-	requireQEMU(t)
+	vmTest(t)
 	c := newCluster(t, 2, storageFlags(t)...)
 	c.mustWeft("image", "build", "tiny")
 	c.mustWeft("vm", "create", "keeper", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--wait")
@@ -149,7 +149,7 @@ func TestPersistentVMSurvivesHostLoss(t *testing.T) {
 // started on the other node, and when the agent comes back it stops the
 // copy it left without taking the disk back; the new copy still writes.
 func TestPersistentVMAgentBackAfterMove(t *testing.T) {
-	requireQEMU(t)
+	vmTest(t)
 	c := newCluster(t, 2, storageFlags(t)...)
 	c.mustWeft("image", "build", "tiny")
 	c.mustWeft("vm", "create", "keeper", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--wait")
@@ -209,7 +209,7 @@ func qemusOf(s string) []int {
 // weft vm migrate: a counter the guest runs keeps counting across the
 // move, and its uptime goes on. A drain then moves it back the same way.
 func TestLiveMigration(t *testing.T) {
-	requireQEMU(t)
+	vmTest(t)
 	c := newCluster(t, 2, storageFlags(t)...)
 	c.mustWeft("image", "build", "tiny")
 	if _, errOut, code := c.weft("vm", "create", "huge", "--image", "tiny", "--memory", "64Gi"); code == 0 || !strings.Contains(errOut, "more than any node has") {
@@ -268,7 +268,7 @@ func TestLiveMigration(t *testing.T) {
 // bootloader (no --kernel) and runs it as a VM role: the node boots it as
 // a PC, and what its boot code writes to the serial port is in the logs.
 func TestBootloaderImage(t *testing.T) {
-	requireQEMU(t)
+	vmTest(t)
 	c := newCluster(t, 1, storageFlags(t)...)
 	disk := make([]byte, 1<<20)
 	boot := []byte{0xFC, 0x31, 0xC0, 0x8E, 0xD8, 0xBE, 0x17, 0x7C, 0xAC, 0x08, 0xC0, 0x74, 0x06,

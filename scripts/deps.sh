@@ -20,13 +20,23 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium) # the portal's browser t
 command -v python3 >/dev/null 2>&1 || need+=(python3-minimal) # the README's first service (e2e)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "deps: everything is installed"
-  exit 0
+  echo "deps: every Debian package is installed"
+else
+  # busybox-static may be named twice above; apt-get takes it once.
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  echo "deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
-# busybox-static may be named twice above; apt-get takes it once.
-sudo=()
-[ "$(id -u)" -eq 0 ] || sudo=(sudo)
-echo "deps: installing ${need[*]}"
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}"
+
+# rclone, a real Azure Blob client for the e2e tests (e2e/rclone_test.go
+# looks for it here), built once from the Go module proxy: Debian's is too
+# old to take a storage endpoint of our own.
+rclone_version=v1.68.2
+rclone_dir="${XDG_CACHE_HOME:-$HOME/.cache}/weft-tools/rclone-$rclone_version"
+if [ ! -x "$rclone_dir/rclone" ]; then
+  echo "deps: building rclone $rclone_version (once; a few minutes)"
+  (cd "$(mktemp -d)" && GOBIN="$rclone_dir" GOFLAGS=-mod=mod CGO_ENABLED=0 "${GO:-go}" install "github.com/rclone/rclone@$rclone_version")
+fi

@@ -37,6 +37,20 @@ func (c *Controller) fetchPackage(ctx context.Context, digest string) error {
 	return nil
 }
 
+// fetchMissingPackages fetches from the other servers the packages of spec
+// this server lacks: one uploaded to the leader just before it lost the
+// leadership to this server. What cannot be fetched, the deploy refuses.
+func (c *Controller) fetchMissingPackages(ctx context.Context, spec api.ServiceSpec) {
+	for _, r := range spec.Roles {
+		if r.Package == "" || c.packages.Has(r.Package) || !pkgstore.ValidDigest(r.Package) {
+			continue
+		}
+		if err := c.fetchPackage(ctx, r.Package); err != nil {
+			c.log.Debug("a deployed package is on no other server", "package", r.Package, "err", err)
+		}
+	}
+}
+
 // usedPackages lists the packages services and instances refer to.
 func (c *Controller) usedPackages() map[string]bool {
 	used := map[string]bool{}

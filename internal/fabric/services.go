@@ -19,6 +19,7 @@ import (
 // version and the other instances. A refused model (invalid, over the
 // tenant's quota, a port the tenant may not publish) changes nothing.
 func (c *Controller) Deploy(ctx context.Context, tenant string, spec api.ServiceSpec) (api.Service, error) {
+	c.fetchMissingPackages(ctx, spec)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st, err := c.stage(tenant, spec)
