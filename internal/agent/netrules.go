@@ -1,0 +1,30 @@
+package agent
+
+import (
+	"fmt"
+
+	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/overlay"
+)
+
+// overlayRules turns a network's security rules (by priority, as the
+// controller checked and sorted them) into the overlay's, in the same
+// order: the first that matches decides. A rule the agent cannot read
+// (from a newer controller) fails the network rather than being left
+// out, which could let through what it denies.
+func overlayRules(rules []api.NetworkRule) ([]overlay.Rule, error) {
+	var out []overlay.Rule
+	for _, r := range rules {
+		checked, err := r.Check()
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: %w", r.Name, err)
+		}
+		o := overlay.Rule{Action: overlay.Action(checked.Action), Source: checked.SourcePrefix()}
+		if checked.Protocol != api.RuleAny {
+			o.Protocol = checked.Protocol
+		}
+		o.FromPort, o.ToPort = checked.Ports()
+		out = append(out, o)
+	}
+	return out, nil
+}
