@@ -71,7 +71,7 @@ type netServed struct {
 const endpointIface = "eth1"
 
 // The environment of an instance on a network: its DNS server's address
-// (for process instances, which see the host's resolv.conf) and its own.
+// (also in the /etc/resolv.conf it sees, see resolvConf) and its own.
 const (
 	envNetworkDNS     = "WEFT_NETWORK_DNS"
 	envPrivateAddress = "WEFT_PRIVATE_ADDRESS"
