@@ -2,6 +2,9 @@ package agent
 
 import (
 	"fmt"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/overlay"
@@ -27,4 +30,23 @@ func overlayRules(rules []api.NetworkRule) ([]overlay.Rule, error) {
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+var networkRulesDesc = prometheus.NewDesc("weft_agent_network_rules",
+	"Security rules programmed on this node, by network (VNI), as of the last programming of its virtual networks.", []string{"vni"}, nil)
+
+// rulesCollector reports the rules the node last programmed.
+type rulesCollector struct{ p *netPlane }
+
+var _ prometheus.Collector = rulesCollector{}
+
+func (rulesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- networkRulesDesc }
+
+func (c rulesCollector) Collect(ch chan<- prometheus.Metric) {
+	c.p.mu.Lock()
+	nets := c.p.applied.Networks
+	c.p.mu.Unlock()
+	for _, n := range nets {
+		ch <- prometheus.MustNewConstMetric(networkRulesDesc, prometheus.GaugeValue, float64(len(n.Rules)), strconv.FormatUint(uint64(n.VNI), 10))
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/overlay"
@@ -40,5 +41,27 @@ func TestNetworkRulesDesired(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, st.Networks[0].Rules, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Errorf("overlay rules (-want +got):\n%s", diff)
+	}
+}
+
+// TestNetworkRulesMetric: weft_agent_network_rules counts the rules last
+// programmed on the node, per network.
+func TestNetworkRulesMetric(t *testing.T) {
+	p := newNetPlane(slog.New(slog.DiscardHandler), "n1", "192.168.0.1")
+	p.applied = overlay.State{Networks: []overlay.Network{{VNI: 7, Rules: []overlay.Rule{{Action: overlay.Deny}, {Action: overlay.Allow}}}, {VNI: 9}}}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(rulesCollector{p})
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			got[mf.GetName()+"/"+m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+		}
+	}
+	if want := map[string]float64{"weft_agent_network_rules/7": 2, "weft_agent_network_rules/9": 0}; !cmp.Equal(want, got) {
+		t.Errorf("metrics %v, want %v", got, want)
 	}
 }
