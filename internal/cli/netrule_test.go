@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -15,23 +14,8 @@ import (
 // errors naming the field (exit 1), and none of them stores anything.
 func TestNetworkRuleCommands(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	addr, op, ctl := realController(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ctl.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	as := func(args ...string) (string, string, int) {
-		t.Helper()
-		return weft(t, addr, append([]string{"--token", op}, args...)...)
-	}
-	must := func(args ...string) string {
-		t.Helper()
-		out, errOut, code := as(args...)
-		if code != 0 {
-			t.Fatalf("weft %s: exit %d: %s", strings.Join(args, " "), code, errOut)
-		}
-		return out
-	}
+	addr, op := runningController(t)
+	as, must := withToken(t, addr, op)
 	must("network", "create", "net", "--cidr", "10.20.0.0/16")
 	checkGolden(t, "network-rule-add.golden", must("network", "rule", "add", "net", "--name", "no-admin", "--priority", "100",
 		"--action", "deny", "--protocol", "tcp", "--port", "8080-8090", "--source", "10.0.0.0/8"))
