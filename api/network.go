@@ -169,6 +169,8 @@ type NodeNetwork struct {
 	CIDR    string          `json:"cidr"`
 	Subnets []Subnet        `json:"subnets"`
 	Members []NetworkMember `json:"members"`
+	// Rules are the network's security rules, by priority (NetworkRule).
+	Rules []NetworkRule `json:"rules,omitempty"`
 }
 
 // NetworkMember is one placed instance on a network: its address, and

@@ -35,3 +35,24 @@ func (c *Client) DeleteNetwork(ctx context.Context, name string) error {
 }
 
 func networkPath(name string) string { return "/v1/networks/" + url.PathEscape(name) }
+
+// NetworkRules lists a virtual network's security rules, by priority.
+func (c *Client) NetworkRules(ctx context.Context, network string) ([]api.NetworkRule, error) {
+	var list []api.NetworkRule
+	_, err := c.Do(ctx, "GET", networkPath(network)+"/rules", nil, nil, &list)
+	return list, err
+}
+
+// AddNetworkRule adds a security rule to a virtual network and returns it
+// as stored.
+func (c *Client) AddNetworkRule(ctx context.Context, network string, rule api.NetworkRule) (api.NetworkRule, error) {
+	var r api.NetworkRule
+	_, err := c.Do(ctx, "POST", networkPath(network)+"/rules", nil, rule, &r)
+	return r, err
+}
+
+// RemoveNetworkRule removes a virtual network's security rule.
+func (c *Client) RemoveNetworkRule(ctx context.Context, network, rule string) error {
+	_, err := c.Do(ctx, "DELETE", networkPath(network)+"/rules/"+url.PathEscape(rule), nil, nil, nil)
+	return err
+}

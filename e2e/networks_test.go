@@ -162,7 +162,8 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 
 	// A process role on the network runs in a namespace of its own with
 	// its address: a container reaches it, and it asks the network's DNS
-	// server (WEFT_NETWORK_DNS: it sees the host's resolv.conf).
+	// server at its gateway address (TestNetworkRulesAndProcessDNS has it
+	// resolve names through its resolv.conf).
 	c.mustWeft("deploy", "-f", writeFile(t, filepath.Join(filepath.Dir(c.networkModel("default", "kind: worker", containerHello)), "tools.yaml"),
 		`name: tools
 roles:

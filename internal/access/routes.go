@@ -127,6 +127,9 @@ var Table = []Route{
 	{"GET /v1/networks", TenantRead},
 	{"GET /v1/networks/{name}", TenantRead},
 	{"DELETE /v1/networks/{name}", TenantWrite},
+	{"GET /v1/networks/{name}/rules", TenantRead},
+	{"POST /v1/networks/{name}/rules", TenantWrite},
+	{"DELETE /v1/networks/{name}/rules/{rule}", TenantWrite},
 	// Extensions: published in a tenant; the default tenant's and the
 	// built-in ones serve every tenant, as images do.
 	{"POST /v1/extensions", TenantWrite},

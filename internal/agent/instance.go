@@ -660,6 +660,7 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 		mounts = append(mounts, driver.Mount{Source: in.extDir(), Target: guestExtensionsDir, ReadOnly: true})
 	}
 	var join func(context.Context, string) error
+	var resolv string
 	if att := asg.Network; att != nil {
 		// Never started without the network its address is on.
 		if err := attachable(role.Runtime); err != nil {
@@ -669,15 +670,15 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 		if err != nil {
 			return driver.Spec{}, err
 		}
-		// A process shares the host's files: it finds the network's DNS
-		// server in its environment only.
 		env[envNetworkDNS], env[envPrivateAddress] = dns.String(), att.Address
+		conf, err := resolvConf(in.dir, asg.Instance.Service, att, dns)
+		if err != nil {
+			return driver.Spec{}, err
+		}
 		if role.Runtime == api.RuntimeContainer {
-			conf, err := resolvConf(in.dir, asg.Instance.Service, att, dns)
-			if err != nil {
-				return driver.Spec{}, err
-			}
 			mounts = append(mounts, driver.Mount{Source: conf, Target: "/etc/resolv.conf", ReadOnly: true})
+		} else {
+			resolv = conf // a process shares the host's files but this one
 		}
 		join = func(ctx context.Context, netns string) error { return in.a.net.attach(ctx, in.id, att, netns) }
 	}
@@ -687,7 +688,7 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	return driver.Spec{
 		ID: in.id, Dir: in.dir, Package: root, Image: role.Image, ImageDir: imageDir, Command: role.Command, Env: env,
 		CPU: role.Size.CPU, Memory: int64(role.Size.Memory), Ports: ports, GuestPorts: guestPorts, Disks: disks, Mounts: mounts,
-		JoinNetwork: join,
+		JoinNetwork: join, ResolvConf: resolv,
 	}, nil
 }
 

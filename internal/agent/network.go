@@ -71,7 +71,7 @@ type netServed struct {
 const endpointIface = "eth1"
 
 // The environment of an instance on a network: its DNS server's address
-// (for process instances, which see the host's resolv.conf) and its own.
+// (also in the /etc/resolv.conf it sees, see resolvConf) and its own.
 const (
 	envNetworkDNS     = "WEFT_NETWORK_DNS"
 	envPrivateAddress = "WEFT_PRIVATE_ADDRESS"
@@ -151,12 +151,13 @@ func (p *netPlane) desired(nets []api.NodeNetwork) (overlay.State, map[uint32]ne
 	for _, n := range nets {
 		cidr, err := netip.ParsePrefix(n.CIDR)
 		gw, gerr := dnsAddr(n)
-		if err != nil || gerr != nil || n.VNI <= 0 {
-			p.log.Error("virtual network left out: it does not parse", "network", n.Network, "vni", n.VNI, "err", errors.Join(err, gerr))
+		rules, rerr := overlayRules(n.Rules)
+		if err != nil || gerr != nil || rerr != nil || n.VNI <= 0 {
+			p.log.Error("virtual network left out: it does not parse", "network", n.Network, "vni", n.VNI, "err", errors.Join(err, gerr, rerr))
 			continue
 		}
 		vni := uint32(n.VNI)
-		on := overlay.Network{VNI: vni, Subnet: cidr, Gateway: gw}
+		on := overlay.Network{VNI: vni, Subnet: cidr, Gateway: gw, Rules: rules}
 		var rec netdns.Records
 		for _, m := range n.Members {
 			addr, err := netip.ParseAddr(m.Address)

@@ -23,18 +23,7 @@ func scrubDrive(out string) string {
 func TestDriveCommands(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	addr, op := tenancyController(t)
-	as := func(args ...string) (string, string, int) {
-		t.Helper()
-		return weft(t, addr, append([]string{"--token", op}, args...)...)
-	}
-	must := func(args ...string) string {
-		t.Helper()
-		out, errOut, code := as(args...)
-		if code != 0 {
-			t.Fatalf("weft %s: exit %d: %s", strings.Join(args, " "), code, errOut)
-		}
-		return out
-	}
+	as, must := withToken(t, addr, op)
 	checkGolden(t, "drive-create.golden", scrubDrive(must("drive", "create", "data", "--size", "32Mi")))
 	snap := strings.TrimSpace(must("drive", "snapshot", "data"))
 	if !regexp.MustCompile(`^data@\d{4}-.*Z$`).MatchString(snap) {

@@ -9,17 +9,18 @@ import (
 	"github.com/weftcloud/weft/api"
 )
 
-// networkCommand is `weft network create|list|show|delete`.
+// networkCommand is `weft network create|list|show|delete|rule`.
 func (a *app) networkCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "network",
 		Short: "Manage virtual networks: a tenant's private address spaces that roles and VMs join",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usagef("usage: weft network create|list|show|delete")
+			return usagef("usage: weft network create|list|show|delete|rule")
 		},
 	}
-	cmd.AddCommand(a.networkCreateCommand(), a.networkListCommand(), a.networkShowCommand(), a.networkDeleteCommand())
+	cmd.AddCommand(a.networkCreateCommand(), a.networkListCommand(), a.networkShowCommand(), a.networkDeleteCommand(),
+		a.networkRuleCommand())
 	return cmd
 }
 

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"strings"
@@ -18,23 +17,8 @@ import (
 // network of the same name and CIDR.
 func TestNetworkCommands(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	addr, op, ctl := realController(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ctl.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	as := func(args ...string) (string, string, int) {
-		t.Helper()
-		return weft(t, addr, append([]string{"--token", op}, args...)...)
-	}
-	must := func(args ...string) string {
-		t.Helper()
-		out, errOut, code := as(args...)
-		if code != 0 {
-			t.Fatalf("weft %s: exit %d: %s", strings.Join(args, " "), code, errOut)
-		}
-		return out
-	}
+	addr, op := runningController(t)
+	as, must := withToken(t, addr, op)
 	checkGolden(t, "network-create.golden", scrub(must("network", "create", "net", "--cidr", "10.20.0.0/16",
 		"--subnet", "front=10.20.1.0/24", "--subnet", "back=10.20.2.0/24")))
 	checkGolden(t, "network-create.json.golden", scrub(must("network", "create", "spare", "--cidr", "10.30.0.0/24", "-o", "json")))

@@ -45,11 +45,7 @@ func scrubIDs(s string) string {
 // with --yes, and does not ask in a script.
 func TestDeployPlanAndCountPrompt(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	addr, op, ctl := realController(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ctl.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	addr, op := runningController(t)
 	c := client.New(addr).WithToken(op)
 	// The controller has no nodes: instances stay pending, which is
 	// enough for them to hold their slots and update domains.

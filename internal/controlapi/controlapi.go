@@ -171,6 +171,9 @@ func New(cfg Config) http.Handler {
 	list("GET /v1/networks", s.listNetworks)
 	in("GET /v1/networks/{name}", s.network)
 	in("DELETE /v1/networks/{name}", s.deleteNetwork)
+	in("GET /v1/networks/{name}/rules", s.networkRules)
+	in("POST /v1/networks/{name}/rules", s.addNetworkRule)
+	in("DELETE /v1/networks/{name}/rules/{rule}", s.removeNetworkRule)
 
 	in("POST /v1/extensions", s.publishExtension)
 	list("GET /v1/extensions", s.listExtensions)

@@ -39,3 +39,32 @@ func (s *server) deleteNetwork(w http.ResponseWriter, r *http.Request, tenant st
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+func (s *server) networkRules(w http.ResponseWriter, r *http.Request, tenant string) error {
+	rules, err := s.networks.Rules(tenant, r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return ok(w, rules)
+}
+
+func (s *server) addNetworkRule(w http.ResponseWriter, r *http.Request, tenant string) error {
+	var req api.NetworkRule
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	rule, err := s.networks.AddRule(r.Context(), tenant, r.PathValue("name"), req)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusCreated, rule)
+	return nil
+}
+
+func (s *server) removeNetworkRule(w http.ResponseWriter, r *http.Request, tenant string) error {
+	if err := s.networks.RemoveRule(r.Context(), tenant, r.PathValue("name"), r.PathValue("rule")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -187,7 +187,7 @@ func routeRequest(pattern string) (method, path string) {
 		method, path = http.MethodGet, pattern
 	}
 	for wildcard, value := range map[string]string{
-		"{name}": "node-1", "{digest}": "sha256:" + strings.Repeat("0", 64), "{id}": "x", "{key}": "key1", "{disk}": "d1", "{extension}": "x",
+		"{name}": "node-1", "{digest}": "sha256:" + strings.Repeat("0", 64), "{id}": "x", "{key}": "key1", "{disk}": "d1", "{extension}": "x", "{rule}": "r1",
 	} {
 		path = strings.ReplaceAll(path, wildcard, value)
 	}

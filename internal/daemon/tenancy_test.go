@@ -80,6 +80,11 @@ func TestTenantsSeeOnlyTheirOwn(t *testing.T) {
 	if err := globex.DeleteNetwork(ctx, "shop"); err != nil {
 		t.Fatal(err)
 	}
+	// A rule named like the service too, on acme's network.
+	shopRule := api.NetworkRule{Name: "shop", Priority: 100, Action: api.RuleDeny, Protocol: "tcp", Port: "8080", Source: "10.0.0.0/8"}
+	if _, err := acme.AddNetworkRule(ctx, "shop", shopRule); err != nil {
+		t.Fatal(err)
+	}
 	keys, err := acme.StorageAccountKeys(ctx, "acmefiles")
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +104,7 @@ func TestTenantsSeeOnlyTheirOwn(t *testing.T) {
 
 	// Every route a tenant may call, naming acme's objects, as globex.
 	values := map[string]string{
-		"{id}": shopInstance, "{key}": "key1", "{disk}": "os", "{extension}": "shop", "{digest}": "sha256:" + strings.Repeat("0", 64),
+		"{id}": shopInstance, "{key}": "key1", "{disk}": "os", "{extension}": "shop", "{rule}": "shop", "{digest}": "sha256:" + strings.Repeat("0", 64),
 	}
 	for _, rt := range access.Table {
 		if rt.Rule != access.TenantRead && rt.Rule != access.TenantWrite && rt.Rule != access.TenantOwner {
@@ -156,6 +161,9 @@ func TestTenantsSeeOnlyTheirOwn(t *testing.T) {
 	if n, err := acme.Network(ctx, "shop"); err != nil || n.Tenant != "acme" {
 		t.Errorf("acme's network after globex's walk: %+v, %v", n, err)
 	}
+	if rules, err := acme.NetworkRules(ctx, "shop"); err != nil || len(rules) != 1 || rules[0] != shopRule {
+		t.Errorf("acme's network rules after globex's walk: %+v, %v; want [%+v]", rules, err, shopRule)
+	}
 	if _, err := acme.WhoAmI(ctx); err != nil {
 		t.Errorf("acme's token after globex's walk: %v", err)
 	}
@@ -202,6 +210,24 @@ func TestReaderChangesNothing(t *testing.T) {
 	}
 	if list, err := reader.Networks(ctx); err != nil || len(list) != 0 {
 		t.Errorf("the reader's networks: %v %v", list, err)
+	}
+	// acme's network and its rule, made by the operator: the reader
+	// reads the rules and changes none.
+	if _, err := operator.WithTenant("acme").CreateNetwork(ctx, api.CreateNetwork{Name: "net", CIDR: "10.0.0.0/8"}); err != nil {
+		t.Fatal(err)
+	}
+	rule := api.NetworkRule{Name: "web", Priority: 100, Action: api.RuleDeny, Protocol: "tcp", Port: "8080", Source: "any"}
+	if _, err := operator.WithTenant("acme").AddNetworkRule(ctx, "net", rule); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reader.AddNetworkRule(ctx, "net", api.NetworkRule{Name: "open", Priority: 200, Action: api.RuleAllow}); !isCode(err, api.CodeForbidden) {
+		t.Errorf("a reader adding a network rule: %v, want forbidden", err)
+	}
+	if err := reader.RemoveNetworkRule(ctx, "net", "web"); !isCode(err, api.CodeForbidden) {
+		t.Errorf("a reader removing a network rule: %v, want forbidden", err)
+	}
+	if rules, err := reader.NetworkRules(ctx, "net"); err != nil || len(rules) != 1 || rules[0] != rule {
+		t.Errorf("the reader's network rules: %+v, %v; want [%+v]", rules, err, rule)
 	}
 	if _, err := reader.CreateToken(ctx, api.CreateToken{Role: api.AccessOwner}); !isCode(err, api.CodeForbidden) {
 		t.Errorf("a reader making itself an owner token: %v, want forbidden", err)

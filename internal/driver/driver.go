@@ -53,6 +53,11 @@ type Spec struct {
 	// fails the start. Drivers without such a namespace ignore it, and the
 	// agent does not ask them (see agent's network.go).
 	JoinNetwork func(ctx context.Context, netns string) error
+	// ResolvConf, for the process runtime on a virtual network, is the
+	// file the instance (and what is exec'd in it) sees at
+	// /etc/resolv.conf: the network's DNS server. (The container runtime
+	// gets it among Mounts.)
+	ResolvConf string
 }
 
 // Mount is a host folder an instance sees at Target.

@@ -87,6 +87,14 @@ func (v *assignViews) view(c *Controller) *assignView {
 			netSums[networks.Key(rec.Tenant, rec.Spec.Network)] += fingerprint(rec.key()+"\x00"+nodes[rec.Node].Host, revs[i], 0, false)
 		}
 	}
+	// And its security rules: a rule added or removed reaches every node
+	// carrying the network (the entry's revision, not its value, is what
+	// changes with them).
+	for _, e := range s.List(networks.KindRules, "") {
+		if _, ok := netSums[e.Key]; ok {
+			netSums[e.Key] += fingerprint(networks.KindRules+"/"+e.Key, e.Rev, 0, false)
+		}
+	}
 	for i, rec := range insts {
 		if rec.Node != "" {
 			deps := groupSums[rec.group()]
@@ -199,7 +207,7 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 		}
 	}
 	out := api.Assignments{Index: view.index, Instances: []api.Assignment{}}
-	nets := &nodeNetworks{recs: map[string]*networks.Record{}, used: map[string]bool{}}
+	nets := &nodeNetworks{recs: map[string]*networks.Record{}, rules: map[string][]api.NetworkRule{}, used: map[string]bool{}}
 	for _, a := range view.byNode[node] {
 		rec := *a.rec
 		if a.incoming {

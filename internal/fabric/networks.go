@@ -208,8 +208,9 @@ func (p *pass) networkOps() []state.Op {
 // attachment of each of its instances on a network, and each such
 // network with every placed member in the cluster.
 type nodeNetworks struct {
-	recs  map[string]*networks.Record // by networks.Key; nil: none
-	used  map[string]bool             // networks the node's instances are on
+	recs  map[string]*networks.Record  // by networks.Key; nil: none
+	rules map[string][]api.NetworkRule // by networks.Key, read with recs
+	used  map[string]bool              // networks the node's instances are on
 	order []string
 }
 
@@ -225,6 +226,7 @@ func (n *nodeNetworks) attach(c *Controller, rec instanceRecord) *api.NetworkAtt
 	if !seen {
 		if got, _, ok := networks.Lookup(c.store, rec.Tenant, rec.Spec.Network); ok {
 			r = &got
+			n.rules[key], _ = networks.Rules(c.store, rec.Tenant, rec.Spec.Network)
 		}
 		n.recs[key] = r
 	}
@@ -252,7 +254,8 @@ func (n *nodeNetworks) networks(insts []*instanceRecord, nodes map[string]nodeRe
 	slices.Sort(n.order)
 	for _, key := range n.order {
 		r := n.recs[key]
-		nn := api.NodeNetwork{Tenant: r.Tenant, Network: r.Name, VNI: r.VNI, CIDR: r.CIDR, Subnets: r.Subnets, Members: []api.NetworkMember{}}
+		nn := api.NodeNetwork{Tenant: r.Tenant, Network: r.Name, VNI: r.VNI, CIDR: r.CIDR, Subnets: r.Subnets, Members: []api.NetworkMember{},
+			Rules: n.rules[key]}
 		for _, in := range insts {
 			if in.Tenant != r.Tenant || in.Spec.Network != r.Name || in.Node == "" || in.PrivateAddress == "" {
 				continue

@@ -231,6 +231,7 @@ func (m *Manager) Delete(ctx context.Context, tenant, name string) error {
 		{Kind: KindNetworks, Key: Key(tenant, name), Check: true, Rev: rev},
 		{Kind: KindNetworks, Key: Key(tenant, name), Delete: true},
 		{Kind: KindVNIs, Key: vniKey(r.VNI), Delete: true},
+		{Kind: KindRules, Key: Key(tenant, name), Delete: true},
 	})
 	if errors.Is(err, state.ErrConflict) {
 		return api.Errorf(api.CodeConflict, "network %s changed meanwhile (a deploy onto it?); try again", name)

@@ -56,6 +56,9 @@ type Spec struct {
 	// Netns, when set, is the network namespace (a path) Command starts
 	// in; the shim itself stays in its own.
 	Netns string `json:"netns,omitempty"`
+	// ResolvConf, when set, is the file Command sees at /etc/resolv.conf
+	// (WithResolvConf): its virtual network's DNS server.
+	ResolvConf string `json:"resolvConf,omitempty"`
 }
 
 // Forward relays connections to Listen (host:port) to Target (host:port).
@@ -81,8 +84,12 @@ type exitInfo struct {
 	Reason string `json:"reason"`
 }
 
-// Main is `weft shim DIR`: the supervisor of one instance.
+// Main is `weft shim DIR`: the supervisor of one instance (and, with
+// --with-resolv-conf, the helper of WithResolvConf).
 func Main(args []string) int {
+	if len(args) > 0 && args[0] == resolvConfArg {
+		return withResolvConf(args[1:])
+	}
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "usage: weft shim DIR")
 		return 2
@@ -165,6 +172,9 @@ func runShim(dir string) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	if spec.ResolvConf != "" {
+		WithResolvConf(cmd, spec.ResolvConf, selfCommand())
+	}
 	err = StartIn(spec.Netns, cmd)
 	outw.Close()
 	if err != nil {

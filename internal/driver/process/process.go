@@ -141,8 +141,9 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 // ownNetwork gives an instance on a virtual network a network namespace
 // of its own, as the container runtime does, so that its network
 // interface and address are its alone: the namespace, joined to its
-// network (spec.JoinNetwork), where the shim starts it, and the relays of
-// its ports and of the metadata service.
+// network (spec.JoinNetwork), where the shim starts it (seeing
+// spec.ResolvConf at /etc/resolv.conf, see shim.WithResolvConf), and the
+// relays of its ports and of the metadata service.
 func (d *Driver) ownNetwork(ctx context.Context, spec driver.Spec, ss *shim.Spec) error {
 	link, err := instancenet.Open(d.cfg.IPAMDir, spec.Dir, spec.ID)
 	if err != nil {
@@ -151,7 +152,7 @@ func (d *Driver) ownNetwork(ctx context.Context, spec driver.Spec, ss *shim.Spec
 	if err := spec.JoinNetwork(ctx, link.NetnsPath()); err != nil {
 		return err
 	}
-	ss.Netns = link.NetnsPath()
+	ss.Netns, ss.ResolvConf = link.NetnsPath(), spec.ResolvConf
 	ss.Forward, ss.Env = link.Relays(d.cfg.Host, spec.Ports, ss.Env)
 	return nil
 }
@@ -229,6 +230,9 @@ func (d *Driver) Exec(ctx context.Context, id string, cmd []string, stdout, stde
 	}
 	c.Stdout, c.Stderr = stdout, stderr
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if ss.ResolvConf != "" {
+		shim.WithResolvConf(c, ss.ResolvConf, d.cfg.ShimCommand)
+	}
 	if err := shim.StartIn(ss.Netns, c); err != nil {
 		return -1, fmt.Errorf("process: exec in %s: %w", id, err)
 	}

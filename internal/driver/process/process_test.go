@@ -147,8 +147,10 @@ func TestCommandResolution(t *testing.T) {
 
 // TestInstanceOnAVirtualNetwork: an instance whose spec joins a virtual
 // network runs in a network namespace of its own, the one JoinNetwork was
-// given before it started (and so does Exec in it); its port is relayed
-// from the host; Remove deletes the namespace.
+// given before it started (and so does Exec in it); it and what is exec'd
+// in it see the spec's ResolvConf at /etc/resolv.conf while the host keeps
+// its own; its port is relayed from the host; Remove deletes the
+// namespace.
 func TestInstanceOnAVirtualNetwork(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("network namespaces need root")
@@ -165,8 +167,17 @@ func TestInstanceOnAVirtualNetwork(t *testing.T) {
 	port := freePort(t)
 	var joined string
 	dir, _ := instanceDir(t, nil)
-	spec := driver.Spec{ID: "net-test-" + strconv.Itoa(port), Dir: dir,
-		Command: []string{"/bin/sh", "-c", `readlink /proc/self/ns/net > netns; exec busybox nc -ll -p "$WEFT_PORT_HTTP" -e /bin/echo hello`},
+	hostResolv, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		t.Skipf("the host has no /etc/resolv.conf for the instance's to cover: %v", err)
+	}
+	resolv := filepath.Join(t.TempDir(), "resolv.conf")
+	const ownResolv = "nameserver 10.99.0.1\nsearch shop.internal internal\n"
+	if err := os.WriteFile(resolv, []byte(ownResolv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := driver.Spec{ID: "net-test-" + strconv.Itoa(port), Dir: dir, ResolvConf: resolv,
+		Command: []string{"/bin/sh", "-c", `readlink /proc/self/ns/net > netns; cat /etc/resolv.conf > resolv; exec busybox nc -ll -p "$WEFT_PORT_HTTP" -e /bin/echo hello`},
 		Env:     map[string]string{"WEFT_PORT_HTTP": strconv.Itoa(port)}, Ports: map[string]int{"http": port},
 		JoinNetwork: func(ctx context.Context, netns string) error {
 			_, err := os.Stat(netns)
@@ -200,6 +211,16 @@ func TestInstanceOnAVirtualNetwork(t *testing.T) {
 	}
 	if got != want || got == own {
 		t.Errorf("the instance's namespace %q, want the joined %q (%s), not the host's %q", got, want, joined, own)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "resolv")); string(b) != ownResolv {
+		t.Errorf("the instance's /etc/resolv.conf: %q, want its own %q", b, ownResolv)
+	}
+	var conf strings.Builder
+	if code, err := d.(driver.Execer).Exec(ctx, spec.ID, []string{"cat", "/etc/resolv.conf"}, &conf, io.Discard); err != nil || code != 0 || conf.String() != ownResolv {
+		t.Errorf("exec cat /etc/resolv.conf in the instance: %q, exit %d, %v; want %q", conf.String(), code, err, ownResolv)
+	}
+	if b, err := os.ReadFile("/etc/resolv.conf"); err != nil || string(b) != string(hostResolv) {
+		t.Errorf("the host's /etc/resolv.conf changed: %q, %v", b, err)
 	}
 	var out strings.Builder
 	if code, err := d.(driver.Execer).Exec(ctx, spec.ID, []string{"readlink", "/proc/self/ns/net"}, &out, io.Discard); err != nil || code != 0 || strings.TrimSpace(out.String()) != want {
