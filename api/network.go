@@ -169,6 +169,8 @@ type NodeNetwork struct {
 	CIDR    string          `json:"cidr"`
 	Subnets []Subnet        `json:"subnets"`
 	Members []NetworkMember `json:"members"`
+	// VPN is the network's VPN gateway, nil when it has none.
+	VPN *NetworkVPN `json:"vpn,omitempty"`
 }
 
 // NetworkMember is one placed instance on a network: its address, and
