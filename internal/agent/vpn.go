@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/networks"
 	"github.com/weftcloud/weft/internal/overlay"
@@ -251,5 +253,35 @@ func (v *vpnPlane) close() {
 	for key, r := range v.running {
 		r.tun.Close()
 		delete(v.running, key)
+	}
+}
+
+var (
+	vpnGatewaysDesc = prometheus.NewDesc("weft_agent_vpn_gateways", "VPN gateways running on this node.", nil, nil)
+	vpnBytesDesc    = prometheus.NewDesc("weft_agent_vpn_bytes_total",
+		"Bytes a VPN gateway's tunnel carried, by network (TENANT/NETWORK) and direction (rx from the peer, tx to it).", []string{"network", "direction"}, nil)
+)
+
+// vpnCollector reads the gateways' counters at each scrape.
+type vpnCollector struct{ v *vpnPlane }
+
+var _ prometheus.Collector = vpnCollector{}
+
+func (vpnCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- vpnGatewaysDesc
+	ch <- vpnBytesDesc
+}
+
+func (c vpnCollector) Collect(ch chan<- prometheus.Metric) {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(vpnGatewaysDesc, prometheus.GaugeValue, float64(len(c.v.running)))
+	for key, r := range c.v.running {
+		st, err := r.tun.Stats()
+		if err != nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(vpnBytesDesc, prometheus.CounterValue, float64(st.RxBytes), key, "rx")
+		ch <- prometheus.MustNewConstMetric(vpnBytesDesc, prometheus.CounterValue, float64(st.TxBytes), key, "tx")
 	}
 }
