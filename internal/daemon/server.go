@@ -31,7 +31,6 @@ import (
 	"github.com/weftcloud/weft/internal/metering"
 	"github.com/weftcloud/weft/internal/metrics"
 	"github.com/weftcloud/weft/internal/networks"
-	"github.com/weftcloud/weft/internal/vpn"
 	"github.com/weftcloud/weft/internal/pkgstore"
 	"github.com/weftcloud/weft/internal/pki"
 	"github.com/weftcloud/weft/internal/portal"
@@ -44,6 +43,7 @@ import (
 	"github.com/weftcloud/weft/internal/storage/storageserver"
 	"github.com/weftcloud/weft/internal/tenants"
 	"github.com/weftcloud/weft/internal/vms"
+	"github.com/weftcloud/weft/internal/vpn"
 )
 
 var _ replicated.Placement = (*client.Client)(nil)
