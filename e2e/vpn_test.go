@@ -34,58 +34,23 @@ const processHello = "runtime: process\n    package: ./package\n    command: [./
 // reader cannot change the gateway and another tenant cannot see it;
 // deleted, the tunnel and its namespace go.
 func TestVPNReachesOnlyItsNetwork(t *testing.T) {
-	if _, err := exec.LookPath("nsenter"); err != nil {
-		t.Skip("the test needs nsenter (apt-get install util-linux)")
-	}
-	n := newNetwork(t)
-	h1, h2, onprem := n.addHost("h1"), n.addHost("h2"), n.addHost("op")
-	c := newHostServers(t, n, []*host{h1})
-	t.Cleanup(func() {
-		removeGatewayNamespaces(h1.name, h2.name)
-		for _, h := range []*host{h1, h2} {
-			matches, _ := filepath.Glob("/run/netns/" + vpnNetnsPrefix(h.name) + "*")
-			for _, m := range matches {
-				exec.Command("ip", "netns", "delete", filepath.Base(m)).Run()
-			}
-		}
-	})
-	c.startContainerAgents(h1, h2)
-	c.mustWeft("tenant", "create", "acme")
-	c.mustWeft("--tenant", "acme", "network", "create", "net", "--cidr", "10.30.0.0/24")
-	c.mustWeft("network", "create", "net", "--cidr", "10.30.0.0/24")
-	c.mustWeft("network", "create", "far", "--cidr", "10.40.0.0/24")
+	lab := newVPNLab(t)
+	c, n, onprem, opNs := lab.c, lab.n, lab.onprem, lab.opNs
+	gwHost, other := lab.gwHost, lab.other
+	get := func(addr string, port int) (string, error) { return getIn(opNs, addr, port) }
 
-	// acme's instances run before the gateway comes: they get its routes.
-	c.mustWeft("--tenant", "acme", "deploy", "-f", c.networkModel("acme", "kind: worker", processHello), "--wait", "--timeout", "90s")
-
-	// Bad input: clear 400s, nothing made.
+	// Bad input: clear 400s naming the field, nothing made.
 	for _, bad := range [][]string{
-		{"--peer-endpoint", onprem.ip, "--peer-cidr", "192.168.77.0/24"},
+		{"--peer-endpoint", onprem.ip, "--peer-cidr", "192.168.78.0/24"},
 		{"--peer-endpoint", onprem.ip + ":51900", "--peer-cidr", "10.30.0.128/25"},
-		{"--peer-endpoint", onprem.ip + ":51900", "--peer-cidr", "192.168.77.0"},
+		{"--peer-endpoint", onprem.ip + ":51900", "--peer-cidr", "192.168.78.0"},
 	} {
 		_, errOut, code := c.weft(append([]string{"--tenant", "acme", "network", "vpn", "create", "net"}, bad...)...)
 		if code == 0 || !strings.Contains(errOut, "peer") {
 			t.Errorf("vpn create %v: exit %d, %q; want a refusal naming the field", bad, code, errOut)
 		}
 	}
-
-	var v api.VPN
-	out := c.mustWeft("--tenant", "acme", "network", "vpn", "create", "net",
-		"--peer-endpoint", onprem.ip+":51900", "--peer-cidr", "192.168.77.0/24", "-o", "json")
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		t.Fatalf("vpn create -o json: %v: %s", err, out)
-	}
-	conf := parseWGQuick(t, v.PeerConfig)
-	if conf["AllowedIPs"] != "10.30.0.0/24" || conf["ListenPort"] != "51900" || conf["PublicKey"] != v.PublicKey || conf["Endpoint"] != v.Endpoint {
-		t.Fatalf("the peer's configuration: %v\n%s", conf, v.PeerConfig)
-	}
-	gwHost := map[string]*host{h1.name: h1, h2.name: h2}[v.Node]
-	other := map[string]*host{h1.name: h2, h2.name: h1}[v.Node]
-	if gwHost == nil || !strings.HasPrefix(v.Endpoint, gwHost.ip+":") {
-		t.Fatalf("the gateway runs on %q at %s", v.Node, v.Endpoint)
-	}
-	if strings.Contains(c.mustWeft("--tenant", "acme", "network", "vpn", "show", "net", "-o", "json"), conf["PrivateKey"]) {
+	if strings.Contains(c.mustWeft("--tenant", "acme", "network", "vpn", "show", "net", "-o", "json"), lab.conf["PrivateKey"]) {
 		t.Error("vpn show prints the peer's private key")
 	}
 	if _, errOut, code := c.weft("network", "vpn", "show", "net"); code == 0 || !strings.Contains(errOut, "no VPN gateway") {
@@ -97,45 +62,11 @@ func TestVPNReachesOnlyItsNetwork(t *testing.T) {
 	c.mustWeft("deploy", "-f", c.networkModel("default", "kind: worker", processHello), "--wait", "--timeout", "90s")
 	farModel := strings.Replace(strings.Replace(readFile(t, c.networkModel("far", "kind: worker", processHello)), "name: shop", "name: far", 1), "network: net", "network: far", 1)
 	c.mustWeft("deploy", "-f", writeFile(t, filepath.Join(c.dir, "models", "net-far", "service.yaml"), farModel), "--wait", "--timeout", "90s")
-	acme, mine, far := c.tenantInstances("acme"), c.tenantInstances(""), c.instances("far")
-	if len(acme) != 2 || acme[0].Node == acme[1].Node || len(mine) != 2 || len(far) != 2 {
-		t.Fatalf("instances: acme %+v, default %+v, far %+v", acme, mine, far)
+	acme, mine, far := lab.acme, c.tenantInstances(""), c.instances("far")
+	if len(mine) != 2 || len(far) != 2 {
+		t.Fatalf("instances: default %+v, far %+v", mine, far)
 	}
 
-	// On premises: the printed configuration, but sending everything into
-	// the tunnel (AllowedIPs 0.0.0.0/0), as a peer that tries its luck.
-	opNs := "/run/netns/" + onprem.ns
-	private, err := wireguard.ParseKey(conf["PrivateKey"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	gwKey, err := wireguard.ParseKey(conf["PublicKey"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := func(fn func() error) error { return overlay.InNamespace(opNs, fn) }
-	tun, err := wireguard.Open(wireguard.Config{Name: "wg0", TunIn: in, BindIn: in, PrivateKey: private, ListenPort: 51900,
-		Peers: []wireguard.Peer{{PublicKey: gwKey, Endpoint: netip.MustParseAddrPort(conf["Endpoint"]),
-			AllowedIPs: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, Keepalive: 25 * time.Second}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tun.Close)
-	err = overlay.RouteTunnel(opNs, "wg0", netip.MustParsePrefix("192.168.77.1/24"), []netip.Prefix{
-		netip.MustParsePrefix("10.30.0.0/24"), netip.MustParsePrefix("10.40.0.0/24"),
-		netip.MustParsePrefix(other.ip + "/32"), netip.MustParsePrefix(n.subnet + ".254/32"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	get := func(addr string, port int) (string, error) { return getIn(opNs, addr, port) }
-
-	for _, ins := range acme {
-		c.waitFor("on premises reaching acme's "+ins.ID+" at "+ins.PrivateAddress+" through the VPN", 60*time.Second, func() bool {
-			body, err := get(ins.PrivateAddress, 8080)
-			return err == nil && strings.Contains(body, ins.ID)
-		})
-	}
 	// Back: each instance reaches the peer's network (its route goes
 	// through the gateway's address).
 	ln, err := listenIn(opNs, "192.168.77.1:9999")
@@ -207,8 +138,149 @@ func TestVPNReachesOnlyItsNetwork(t *testing.T) {
 	}
 }
 
+// vpnLab is a cluster of two hosts whose tenant acme has network net
+// (10.30.0.0/24) with service shop (two process instances of hello, one
+// per host) and a VPN gateway to a third namespace on the LAN, "on
+// premises", which runs WireGuard with the printed configuration, but
+// sending everything into the tunnel (AllowedIPs 0.0.0.0/0), as a peer
+// that tries its luck; the default tenant has networks net (the same
+// CIDR) and far (10.40.0.0/24).
+type vpnLab struct {
+	c                     *cluster
+	n                     *network
+	gwHost, other, onprem *host
+	opNs                  string // the on-premises namespace's path
+	vpn                   api.VPN
+	conf                  map[string]string // the peer's configuration
+	acme                  []api.Instance
+}
+
+func newVPNLab(t testing.TB) *vpnLab {
+	t.Helper()
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		t.Skip("the test needs nsenter (apt-get install util-linux)")
+	}
+	n := newNetwork(t)
+	h1, h2, onprem := n.addHost("h1"), n.addHost("h2"), n.addHost("op")
+	c := newHostServers(t, n, []*host{h1})
+	t.Cleanup(func() {
+		removeGatewayNamespaces(h1.name, h2.name)
+		for _, h := range []*host{h1, h2} {
+			matches, _ := filepath.Glob("/run/netns/" + vpnNetnsPrefix(h.name) + "*")
+			for _, m := range matches {
+				exec.Command("ip", "netns", "delete", filepath.Base(m)).Run()
+			}
+		}
+	})
+	c.startContainerAgents(h1, h2)
+	c.mustWeft("tenant", "create", "acme")
+	c.mustWeft("--tenant", "acme", "network", "create", "net", "--cidr", "10.30.0.0/24")
+	c.mustWeft("network", "create", "net", "--cidr", "10.30.0.0/24")
+	c.mustWeft("network", "create", "far", "--cidr", "10.40.0.0/24")
+	// acme's instances run before the gateway comes: they get its routes
+	// when it does.
+	c.mustWeft("--tenant", "acme", "deploy", "-f", c.networkModel("acme", "kind: worker", processHello), "--wait", "--timeout", "90s")
+	lab := &vpnLab{c: c, n: n, onprem: onprem, opNs: "/run/netns/" + onprem.ns, acme: c.tenantInstances("acme")}
+	if len(lab.acme) != 2 || lab.acme[0].Node == lab.acme[1].Node {
+		t.Fatalf("want one acme instance on each host: %+v", lab.acme)
+	}
+
+	out := c.mustWeft("--tenant", "acme", "network", "vpn", "create", "net",
+		"--peer-endpoint", onprem.ip+":51900", "--peer-cidr", "192.168.77.0/24", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &lab.vpn); err != nil {
+		t.Fatalf("vpn create -o json: %v: %s", err, out)
+	}
+	v := lab.vpn
+	lab.conf = parseWGQuick(t, v.PeerConfig)
+	conf := lab.conf
+	if conf["AllowedIPs"] != "10.30.0.0/24" || conf["ListenPort"] != "51900" || conf["PublicKey"] != v.PublicKey || conf["Endpoint"] != v.Endpoint {
+		t.Fatalf("the peer's configuration: %v\n%s", conf, v.PeerConfig)
+	}
+	lab.gwHost = map[string]*host{h1.name: h1, h2.name: h2}[v.Node]
+	lab.other = map[string]*host{h1.name: h2, h2.name: h1}[v.Node]
+	if lab.gwHost == nil || !strings.HasPrefix(v.Endpoint, lab.gwHost.ip+":") {
+		t.Fatalf("the gateway runs on %q at %s", v.Node, v.Endpoint)
+	}
+
+	private, err := wireguard.ParseKey(conf["PrivateKey"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwKey, err := wireguard.ParseKey(conf["PublicKey"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := func(fn func() error) error { return overlay.InNamespace(lab.opNs, fn) }
+	tun, err := wireguard.Open(wireguard.Config{Name: "wg0", TunIn: in, BindIn: in, PrivateKey: private, ListenPort: 51900,
+		Peers: []wireguard.Peer{{PublicKey: gwKey, Endpoint: netip.MustParseAddrPort(conf["Endpoint"]),
+			AllowedIPs: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, Keepalive: 25 * time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tun.Close)
+	err = overlay.RouteTunnel(lab.opNs, "wg0", netip.MustParsePrefix("192.168.77.1/24"), []netip.Prefix{
+		netip.MustParsePrefix("10.30.0.0/24"), netip.MustParsePrefix("10.40.0.0/24"),
+		netip.MustParsePrefix(lab.other.ip + "/32"), netip.MustParsePrefix(n.subnet + ".254/32"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ins := range lab.acme {
+		c.waitFor("on premises reaching acme's "+ins.ID+" at "+ins.PrivateAddress+" through the VPN", 60*time.Second, func() bool {
+			body, err := getIn(lab.opNs, ins.PrivateAddress, 8080)
+			return err == nil && strings.Contains(body, ins.ID)
+		})
+	}
+	return lab
+}
+
+// BenchmarkVPNThroughput: one TCP stream from the on-premises namespace
+// through the VPN gateway (wireguard-go in the gateway node's agent, then
+// the network's bridge, and VXLAN when the instance is on the other host)
+// into a process instance on the network that discards it. Compare
+// internal/wireguard's BenchmarkWireGuardRaw (two namespaces, no overlay).
+func BenchmarkVPNThroughput(b *testing.B) {
+	lab := newVPNLab(b)
+	c := lab.c
+	dir := filepath.Join(c.dir, "models", "sink")
+	copyExecutable(b, helloBin, filepath.Join(dir, "package", "hello"))
+	c.mustWeft("--tenant", "acme", "deploy", "-f", writeFile(b, filepath.Join(dir, "service.yaml"), `name: sink
+roles:
+  - name: sink
+    kind: worker
+    runtime: process
+    package: ./package
+    command: [sh, -c, "while true; do busybox nc -l -p 9000 > /dev/null; done"]
+    instances: 1
+    size: {cpu: 0.1, memory: 64Mi}
+    network: net
+`), "--wait", "--timeout", "90s")
+	var sink api.Instance
+	for _, in := range c.tenantInstancesOf("acme", "sink") {
+		sink = in
+	}
+	var conn net.Conn
+	c.waitFor("the sink listening", 30*time.Second, func() bool {
+		err := overlay.InNamespace(lab.opNs, func() (err error) {
+			conn, err = net.DialTimeout("tcp4", sink.PrivateAddress+":9000", 5*time.Second)
+			return err
+		})
+		return err == nil
+	})
+	defer conn.Close()
+	b.ReportMetric(map[bool]float64{true: 1, false: 0}[sink.Node == lab.vpn.Node], "same-host")
+	chunk := make([]byte, 1<<20)
+	b.SetBytes(int64(len(chunk)))
+	b.ResetTimer()
+	for range b.N {
+		if _, err := conn.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // parseWGQuick reads the KEY = VALUE lines of a wg-quick configuration.
-func parseWGQuick(t *testing.T, conf string) map[string]string {
+func parseWGQuick(t testing.TB, conf string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(conf))
@@ -252,4 +324,19 @@ func listenIn(ns, addr string) (net.Listener, error) {
 // internal/agent names them.
 func vpnNetnsPrefix(node string) string {
 	return strings.Replace(gatewayNetnsPrefix(node), "weft-net-", "weft-vpn-", 1)
+}
+
+// tenantInstancesOf lists the running instances of tenant's service.
+func (c *cluster) tenantInstancesOf(tenant, service string) []api.Instance {
+	c.t.Helper()
+	var all, out []api.Instance
+	if err := json.Unmarshal([]byte(c.mustWeft(c.asTenant(tenant, "instances", service, "-o", "json")...)), &all); err != nil {
+		c.t.Fatal(err)
+	}
+	for _, in := range all {
+		if in.Desired == api.DesiredRunning && !in.Draining {
+			out = append(out, in)
+		}
+	}
+	return out
 }
