@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -243,6 +244,9 @@ func BenchmarkVPNThroughput(b *testing.B) {
 	lab := newVPNLab(b)
 	c := lab.c
 	dir := filepath.Join(c.dir, "models", "sink")
+	if err := os.MkdirAll(filepath.Join(dir, "package"), 0o755); err != nil {
+		b.Fatal(err)
+	}
 	copyExecutable(b, helloBin, filepath.Join(dir, "package", "hello"))
 	c.mustWeft("--tenant", "acme", "deploy", "-f", writeFile(b, filepath.Join(dir, "service.yaml"), `name: sink
 roles:

@@ -43,14 +43,7 @@ func (a *app) vpnCreateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.jsonOutput() {
-				return a.printJSON(v)
-			}
-			if err := a.printVPN(v); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "\nApply this on the peer (e.g. as /etc/wireguard/wg-weft.conf, then wg-quick up wg-weft):\n\n%s", v.PeerConfig)
-			return nil
+			return a.printVPN(v, "Apply this on the peer (e.g. as /etc/wireguard/wg-weft.conf, then wg-quick up wg-weft):")
 		},
 	}
 	cmd.Flags().StringVar(&req.PeerEndpoint, "peer-endpoint", "", "HOST:PORT where the peer on premises listens for WireGuard")
@@ -95,19 +88,17 @@ func (a *app) vpnShowCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.jsonOutput() {
-				return a.printJSON(v)
-			}
-			if err := a.printVPN(v); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "\nThe peer's configuration:\n\n%s", v.PeerConfig)
-			return nil
+			return a.printVPN(v, "The peer's configuration:")
 		},
 	}
 }
 
-func (a *app) printVPN(v api.VPN) error {
+// printVPN prints v (as JSON with -o json), then the peer's
+// configuration under heading.
+func (a *app) printVPN(v api.VPN, heading string) error {
+	if a.jsonOutput() {
+		return a.printJSON(v)
+	}
 	w := a.table()
 	row(w, "Network:", fmt.Sprintf("%s (%s)", v.Network, v.NetworkCIDR))
 	row(w, "Peer:", v.PeerEndpoint)
@@ -118,7 +109,11 @@ func (a *app) printVPN(v api.VPN) error {
 	row(w, "Node:", v.Node)
 	row(w, "Address:", v.Address)
 	row(w, "Created:", v.CreatedAt.Local().Format("2006-01-02 15:04:05"))
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(a.stdout, "\n%s\n\n%s", heading, v.PeerConfig)
+	return err
 }
 
 func (a *app) vpnDeleteCommand() *cobra.Command {

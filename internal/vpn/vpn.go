@@ -298,11 +298,14 @@ func (m *Manager) Run(ctx context.Context, interval time.Duration) error {
 func (m *Manager) rehome(ctx context.Context) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	all := List(m.st, api.AllTenants)
+	if len(all) == 0 {
+		return // the nodes' view costs a pass over every instance
+	}
 	ready := map[string]bool{}
 	for _, n := range m.cl.Nodes(ctx) {
 		ready[n.Name] = n.State == api.NodeReady
 	}
-	all := List(m.st, api.AllTenants)
 	for _, e := range all {
 		if ready[e.Node] {
 			continue
