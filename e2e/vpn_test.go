@@ -32,7 +32,8 @@ const processHello = "runtime: process\n    package: ./package\n    command: [./
 // nothing else, even when it sends everything into the tunnel: not the
 // default tenant's instances on a network with the same CIDR, nor on
 // another CIDR, not another host's own address, not the harness's. A
-// reader cannot change the gateway and another tenant cannot see it;
+// reader cannot change the gateway and another tenant cannot see it; its
+// agent killed and restarted, the gateway serves the same peer again;
 // deleted, the tunnel and its namespace go.
 func TestVPNReachesOnlyItsNetwork(t *testing.T) {
 	lab := newVPNLab(t)
@@ -126,6 +127,18 @@ func TestVPNReachesOnlyItsNetwork(t *testing.T) {
 	}
 	if list := c.mustWeft("network", "vpn", "list", "-o", "json"); strings.Contains(list, "acme") {
 		t.Errorf("the default tenant lists acme's gateway: %s", list)
+	}
+
+	// The gateway's agent killed and started again: the tunnel (in the
+	// agent's process) comes back with the same key and port, and the peer,
+	// unchanged, reaches acme's instances again.
+	c.kill9(c.agents[gwHost.name])
+	c.agents[gwHost.name] = c.startInNetOf(gwHost, gwHost.name, c.hostAgentArgs(gwHost)...)
+	for _, ins := range acme {
+		c.waitFor("on premises reaching "+ins.ID+" after the gateway's agent restarted", 60*time.Second, func() bool {
+			body, err := get(ins.PrivateAddress, 8080)
+			return err == nil && strings.Contains(body, ins.ID)
+		})
 	}
 
 	// Deleted: the peer reaches nothing, the gateway's namespace goes.
