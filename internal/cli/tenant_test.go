@@ -95,7 +95,7 @@ func realController(t *testing.T) (addr, operator string, ctl *fabric.Controller
 		Images:   imgs,
 		Drives:   drives.New(store, ctl, disks, log),
 		Networks: networks.New(store, ctl),
-		VPNs:     vpn.New(store, ctl, log),
+		VPNs:     vpn.New(store, ctl, nil, log),
 		VMs:      vms.New(ctl, imgs, disks, log),
 	})
 	principal := func(w http.ResponseWriter, r *http.Request) (access.Principal, bool) {

@@ -333,7 +333,7 @@ func (c *controller) build(ctx context.Context, cfg ServerConfig, e *edge) (*par
 	p.vms = vms.New(c.ctl, p.images, p.disks, log.With("part", "vms"))
 	p.ledger = metering.NewLedger(c.store)
 	p.extensions = extensions.New(c.store, c.ctl)
-	p.vpns = vpn.New(c.store, c.ctl, log.With("part", "vpn"))
+	p.vpns = vpn.New(c.store, c.ctl, sealer, log.With("part", "vpn"))
 	e.auth.ctl.Store(c.ctl)
 	e.auth.tokens.Store(c.tenants)
 	var st state.Store = c.store

@@ -6,6 +6,7 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/networks"
+	"github.com/weftcloud/weft/internal/vpn"
 )
 
 // gateways returns the VPN gateways node runs (package vpn), with their
@@ -27,13 +28,22 @@ func (n *nodeNetworks) gateways(c *Controller, node string) []api.NodeVPN {
 		if r == nil {
 			continue
 		}
+		var sealer vpn.Sealer
+		if c.cfg.Sealer != nil {
+			sealer = c.cfg.Sealer
+		}
+		private, err := g.OpenKey(sealer)
+		if err != nil {
+			c.log.Error("a VPN gateway left out of its node's assignments", "tenant", g.Tenant, "network", g.Network, "err", err)
+			continue
+		}
 		if !n.used[key] {
 			n.used[key] = true
 			n.order = append(n.order, key)
 		}
 		out = append(out, api.NodeVPN{
 			Tenant: g.Tenant, Network: g.Network, VNI: r.VNI, CIDR: r.CIDR, Address: g.Address,
-			PrivateKey: g.PrivateKey, ListenPort: g.ListenPort,
+			PrivateKey: private, ListenPort: g.ListenPort,
 			PeerPublicKey: g.PeerPublicKey, PeerEndpoint: g.PeerEndpoint, PeerCIDRs: g.PeerCIDRs,
 		})
 	}

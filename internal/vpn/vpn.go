@@ -1,7 +1,8 @@
 // Package vpn is the control plane of the networks' VPN gateways (weft
 // network vpn): one per network at most, kept in the replicated state
-// with its WireGuard private key, which the API never shows and only the
-// node running the gateway is sent (in its assignments). The controller
+// with its WireGuard private key, sealed with the servers' key (Sealer),
+// which the API never shows and only the node running the gateway is
+// sent (in its assignments). The controller
 // picks that node and moves the gateway off a node that is down or
 // draining; the key, the listen port and the gateway's address on the
 // network stay, so the peer on premises needs no change (it learns the
@@ -39,8 +40,41 @@ const FirstPort = 51820
 // Record is a gateway as the state keeps it.
 type Record struct {
 	api.VPN
-	// PrivateKey is the gateway's WireGuard key (base64).
-	PrivateKey string `json:"privateKey"`
+	// SealedKey is the gateway's WireGuard private key sealed by the
+	// servers' Sealer; PrivateKey is the key itself (base64) instead, for a
+	// manager made without a Sealer (tests of other parts). OpenKey reads
+	// either.
+	SealedKey  string `json:"sealedKey,omitempty"`
+	PrivateKey string `json:"privateKey,omitempty"`
+}
+
+// Sealer encrypts what only the servers may read (extensions.Sealer,
+// whose key no state or snapshot holds), bound to where it belongs.
+type Sealer interface {
+	Seal(binding string, settings map[string]any) (string, error)
+	Unseal(binding, sealed string) (map[string]any, error)
+}
+
+// keyBinding is where a gateway's sealed key belongs: a sealed key copied
+// to another gateway does not open.
+func keyBinding(tenant, network string) string {
+	return tenant + "/" + networks.VPNService + "/" + network + "/gateway"
+}
+
+// OpenKey returns the gateway's private key (base64), unsealing it with s.
+func (r Record) OpenKey(s Sealer) (string, error) {
+	if r.SealedKey == "" {
+		return r.PrivateKey, nil
+	}
+	if s == nil {
+		return "", fmt.Errorf("vpn: the key of %s's gateway is sealed and this server has no sealer", r.Network)
+	}
+	m, err := s.Unseal(keyBinding(r.Tenant, r.Network), r.SealedKey)
+	if err != nil {
+		return "", fmt.Errorf("vpn: open the key of %s's gateway: %w", r.Network, err)
+	}
+	k, _ := m["privateKey"].(string)
+	return k, nil
 }
 
 // Key is a gateway's key in KindVPNs: its network's.
@@ -109,8 +143,9 @@ type Cluster interface {
 
 // Manager creates, lists, deletes and places gateways.
 type Manager struct {
-	st  state.Store
-	cl  Cluster
+	st     state.Store
+	cl     Cluster
+	sealer Sealer // nil: keys kept unsealed
 	log *slog.Logger
 	now func() time.Time
 
@@ -119,12 +154,13 @@ type Manager struct {
 	mu sync.Mutex
 }
 
-// New returns the manager.
-func New(st state.Store, cl Cluster, log *slog.Logger) *Manager {
+// New returns the manager; sealer seals the gateways' keys in the state
+// (nil keeps them as they are: only for tests of other parts).
+func New(st state.Store, cl Cluster, sealer Sealer, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{st: st, cl: cl, log: log, now: time.Now}
+	return &Manager{st: st, cl: cl, sealer: sealer, log: log, now: time.Now}
 }
 
 // Create makes network's gateway. An invalid request (400, naming the
@@ -169,13 +205,18 @@ func (m *Manager) Create(ctx context.Context, tenant, network string, req api.Cr
 	}
 	addr, _ := nrec.Address(networks.VPNMember)
 	port := freePort(all)
-	rec := Record{PrivateKey: gwKey.String(), VPN: api.VPN{
+	rec := Record{VPN: api.VPN{
 		Tenant: tenant, Network: network, NetworkCIDR: nrec.CIDR,
 		PeerEndpoint: req.PeerEndpoint, PeerCIDRs: peerCIDRs, PeerPublicKey: peerPublic,
 		PublicKey: gwKey.Public().String(), ListenPort: port, Address: addr,
 		Node: node.Name, Endpoint: net.JoinHostPort(node.Host, strconv.Itoa(port)),
 		CreatedAt: m.now().UTC(),
 	}}
+	if m.sealer == nil {
+		rec.PrivateKey = gwKey.String()
+	} else if rec.SealedKey, err = m.sealer.Seal(keyBinding(tenant, network), map[string]any{"privateKey": gwKey.String()}); err != nil {
+		return api.VPN{}, fmt.Errorf("vpn: seal the key of %s's gateway: %w", network, err)
+	}
 	_, err = m.st.Apply(ctx, []state.Op{
 		{Kind: networks.KindNetworks, Key: networks.Key(tenant, network), Check: true, Rev: nrev},
 		{Kind: KindVPNs, Key: Key(tenant, network), Check: true},

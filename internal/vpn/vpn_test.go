@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/extensions"
 	"github.com/weftcloud/weft/internal/networks"
 	"github.com/weftcloud/weft/internal/state"
 	"github.com/weftcloud/weft/internal/tenants"
@@ -49,7 +50,11 @@ func setup(t *testing.T) (*Manager, *cluster, state.Store) {
 			t.Fatal(err)
 		}
 	}
-	return New(st, cl, nil), cl, st
+	sealer, err := extensions.NewSealer(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(st, cl, sealer, nil), cl, st
 }
 
 type noUsers struct{}
@@ -129,10 +134,24 @@ func TestCreateListDelete(t *testing.T) {
 	if err != nil || k.Public().String() != v.PeerPublicKey {
 		t.Errorf("the peer's private key %q does not make its public key %s: %v", peerPrivate, v.PeerPublicKey, err)
 	}
+	// Stored sealed: the state holds no key in the clear, and the
+	// servers' sealer opens it to the key of the public one.
 	rec, _, _ := Lookup(st, "acme", "net")
-	gw, err := wireguard.ParseKey(rec.PrivateKey)
+	private, err := rec.OpenKey(m.sealer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := wireguard.ParseKey(private)
 	if err != nil || gw.Public().String() != v.PublicKey {
 		t.Errorf("the stored private key does not make the public key: %v", err)
+	}
+	if e, _ := st.Get(KindVPNs, Key("acme", "net")); rec.SealedKey == "" || strings.Contains(string(e.Value), private) {
+		t.Errorf("the state holds the gateway's key in the clear: %s", e.Value)
+	}
+	other := rec
+	other.Network = "elsewhere"
+	if _, err := other.OpenKey(m.sealer); err == nil {
+		t.Error("a sealed key copied to another gateway opened")
 	}
 	// Shown again: neither private key.
 	shown, err := m.Get("acme", "net")
@@ -140,7 +159,7 @@ func TestCreateListDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, _ := json.Marshal(append(m.List("acme"), shown))
-	for _, secret := range []string{peerPrivate, rec.PrivateKey} {
+	for _, secret := range []string{peerPrivate, private} {
 		if strings.Contains(string(data), secret) {
 			t.Errorf("a private key is shown after the create: %s", data)
 		}
