@@ -146,8 +146,8 @@ type Manager struct {
 	st     state.Store
 	cl     Cluster
 	sealer Sealer // nil: keys kept unsealed
-	log *slog.Logger
-	now func() time.Time
+	log    *slog.Logger
+	now    func() time.Time
 
 	// mu serialises the writes, which pick the lowest free port and a
 	// node by the gateways already placed.
