@@ -171,6 +171,8 @@ type NodeNetwork struct {
 	Members []NetworkMember `json:"members"`
 	// Rules are the network's security rules, by priority (NetworkRule).
 	Rules []NetworkRule `json:"rules,omitempty"`
+	// VPN is the network's VPN gateway, nil when it has none.
+	VPN *NetworkVPN `json:"vpn,omitempty"`
 }
 
 // NetworkMember is one placed instance on a network: its address, and

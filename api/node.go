@@ -79,6 +79,9 @@ type Assignments struct {
 	// Networks are the virtual networks of the node's instances, each
 	// with every member in the cluster.
 	Networks []NodeNetwork `json:"networks,omitempty"`
+	// VPNs are the VPN gateways the node runs; each one's network is in
+	// Networks.
+	VPNs []NodeVPN `json:"vpns,omitempty"`
 }
 
 // Assignment is one instance a node must run (or stop), with the role

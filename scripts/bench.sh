@@ -66,6 +66,11 @@ run go test -run '^$' -bench 'PersistentContainerRelocation' -benchtime 3x -time
 # bridge and across two hosts through VXLAN, against the hosts' own underlay
 # veth (the floor); needs root (network namespaces).
 run go test -run '^$' -bench 'Overlay' -benchtime 2s ./internal/overlay/
+# VPN gateways: one TCP stream from an "on-premises" namespace through a
+# network's VPN gateway into an instance, against raw wireguard-go between two
+# namespaces (the floor); needs root.
+run go test -run '^$' -bench 'WireGuardRaw' -benchtime 200x ./internal/wireguard/
+run go test -run '^$' -bench 'VPNThroughput' -benchtime 200x -timeout 30m ./e2e/
 # Table entity group transactions of 100 inserts (Azure's most), 8 clients.
 run go test -run '^$' -bench 'Batch100' -benchtime 2s ./internal/storage/table/
 # Find Blobs by Tags over 100,000 tagged blobs, through the SDK.

@@ -130,6 +130,10 @@ var Table = []Route{
 	{"GET /v1/networks/{name}/rules", TenantRead},
 	{"POST /v1/networks/{name}/rules", TenantWrite},
 	{"DELETE /v1/networks/{name}/rules/{rule}", TenantWrite},
+	{"POST /v1/networks/{name}/vpn", TenantWrite},
+	{"GET /v1/networks/{name}/vpn", TenantRead},
+	{"DELETE /v1/networks/{name}/vpn", TenantWrite},
+	{"GET /v1/vpns", TenantRead},
 	// Extensions: published in a tenant; the default tenant's and the
 	// built-in ones serve every tenant, as images do.
 	{"POST /v1/extensions", TenantWrite},

@@ -120,6 +120,7 @@ type Agent struct {
 	metrics *prometheus.Registry
 	// net is the node's share of the virtual networks (network.go).
 	net *netPlane
+	vpn *vpnPlane
 }
 
 // New checks the configuration and opens the agent's API listener.
@@ -200,6 +201,7 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 		}
 	}
 	a.net = newNetPlane(cfg.Logger, cfg.Name, cfg.Host)
+	a.vpn = newVPNPlane(cfg.Logger, cfg.Name, a.net)
 	a.figures = newFigures()
 	if a.metrics, err = a.registerMetrics(); err != nil {
 		ln.Close()
@@ -237,6 +239,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.heartbeatLoop(ctx) }()
 	go func() { defer wg.Done(); a.watchLoop(ctx) }()
 	wg.Wait()
+	a.vpn.close()
 	a.mu.Lock()
 	insts := make([]*instance, 0, len(a.instances))
 	for _, in := range a.instances {
@@ -475,8 +478,11 @@ func (a *Agent) watchLoop(ctx context.Context) {
 		// The networks first: instances that start in reconcile attach
 		// to them.
 		a.net.apply(ctx, as.Networks)
+		a.vpn.apply(ctx, as.VPNs)
 		a.reconcile(ctx, as.Instances, sent)
-		a.net.sweep(ctx, onNetworks(as.Instances))
+		onNets := onNetworks(as.Instances)
+		a.vpn.keep(onNets)
+		a.net.sweep(ctx, onNets)
 	}
 }
 

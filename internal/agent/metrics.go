@@ -86,7 +86,7 @@ func (a *Agent) registerMetrics() (*prometheus.Registry, error) {
 	if reg == nil {
 		reg = metrics.NewRegistry()
 	}
-	for _, c := range []prometheus.Collector{collector{a}, rulesCollector{a.net}, a.figures.restarts, a.figures.start, a.figures.probe} {
+	for _, c := range []prometheus.Collector{collector{a}, rulesCollector{a.net}, vpnCollector{a.vpn}, a.figures.restarts, a.figures.start, a.figures.probe} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("agent: register metrics: %w", err)
 		}

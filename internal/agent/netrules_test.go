@@ -22,7 +22,7 @@ func TestNetworkRulesDesired(t *testing.T) {
 		return api.NodeNetwork{Tenant: "acme", Network: name, VNI: vni, CIDR: "10.20.0.0/16",
 			Subnets: []api.Subnet{{Name: "default", CIDR: "10.20.0.0/16"}}, Rules: rules}
 	}
-	st, _, _ := p.desired([]api.NodeNetwork{
+	st, _, _, _ := p.desired([]api.NodeNetwork{
 		net("net", 7,
 			api.NetworkRule{Name: "web", Priority: 100, Action: "deny", Protocol: "tcp", Port: "8080-8090", Source: "10.0.0.0/8"},
 			api.NetworkRule{Name: "dns", Priority: 200, Action: "allow", Protocol: "udp", Port: "53", Source: "any"},

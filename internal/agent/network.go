@@ -47,6 +47,17 @@ type netPlane struct {
 	// changes nothing in it is not programmed again before reapplyAfter.
 	applied   overlay.State
 	appliedAt time.Time
+	// routes are each network's routes to the peer's networks behind its
+	// VPN gateway, which every endpoint on it gets; attached are the
+	// endpoints put on networks, to give them new routes.
+	routes   map[uint32]vpnRoutes
+	attached map[string]overlay.Endpoint
+}
+
+// vpnRoutes are the routes a network's endpoints take to its VPN gateway.
+type vpnRoutes struct {
+	to  []netip.Prefix
+	via netip.Addr
 }
 
 // reapplyAfter bounds how long the kernel objects may drift from the
@@ -78,7 +89,8 @@ const (
 )
 
 func newNetPlane(log *slog.Logger, self, host string) *netPlane {
-	return &netPlane{log: log, self: self, host: host, nets: map[uint32]*netServed{}, failed: map[uint32]error{}}
+	return &netPlane{log: log, self: self, host: host, nets: map[uint32]*netServed{}, failed: map[uint32]error{},
+		routes: map[uint32]vpnRoutes{}, attached: map[string]overlay.Endpoint{}}
 }
 
 // attachable is nil when instances of runtime can be put on a network:
@@ -144,8 +156,9 @@ func dnsAddr(n api.NodeNetwork) (netip.Addr, error) {
 // desired turns the networks of an assignments answer into the overlay's
 // state: each network's CIDR, gateway and peers (the other hosts with
 // members on it). A network that does not parse is left out and logged.
-func (p *netPlane) desired(nets []api.NodeNetwork) (overlay.State, map[uint32]netdns.Records, map[uint32]netip.Addr) {
+func (p *netPlane) desired(nets []api.NodeNetwork) (overlay.State, map[uint32]netdns.Records, map[uint32]netip.Addr, map[uint32]vpnRoutes) {
 	var st overlay.State
+	routes := map[uint32]vpnRoutes{}
 	records := map[uint32]netdns.Records{}
 	gateways := map[uint32]netip.Addr{}
 	for _, n := range nets {
@@ -176,11 +189,40 @@ func (p *netPlane) desired(nets []api.NodeNetwork) (overlay.State, map[uint32]ne
 			}
 			on.Peers = append(on.Peers, peer)
 		}
+		if g := n.VPN; g != nil {
+			// The gateway's host floods and is flooded to like a member's.
+			if peer, err := netip.ParseAddr(g.Host); err == nil && peer.Is4() && g.Node != p.self && g.Host != p.host && !slices.Contains(on.Peers, peer) {
+				on.Peers = append(on.Peers, peer)
+			}
+			if r, ok := p.vpnRoutes(g); ok {
+				routes[vni] = r
+			}
+		}
 		slices.SortFunc(on.Peers, func(a, b netip.Addr) int { return a.Compare(b) })
 		st.Networks = append(st.Networks, on)
 		records[vni], gateways[vni] = rec, gw
 	}
-	return st, records, gateways
+	return st, records, gateways, routes
+}
+
+// vpnRoutes parses a network's VPN routes; a gateway that does not parse
+// gives none, logged.
+func (p *netPlane) vpnRoutes(g *api.NetworkVPN) (vpnRoutes, bool) {
+	via, err := netip.ParseAddr(g.Address)
+	if err != nil {
+		p.log.Error("VPN routes left out: the gateway's address does not parse", "address", g.Address)
+		return vpnRoutes{}, false
+	}
+	r := vpnRoutes{via: via}
+	for _, c := range g.PeerCIDRs {
+		pfx, err := netip.ParsePrefix(c)
+		if err != nil {
+			p.log.Error("VPN route left out: it does not parse", "cidr", c)
+			continue
+		}
+		r.to = append(r.to, pfx)
+	}
+	return r, true
 }
 
 // apply makes the node carry exactly nets (an assignments answer's), and
@@ -200,7 +242,7 @@ func (p *netPlane) apply(ctx context.Context, nets []api.NodeNetwork) {
 		}
 		return
 	}
-	st, records, gateways := p.desired(nets)
+	st, records, gateways, routes := p.desired(nets)
 	for vni, s := range p.nets {
 		if gw, ok := gateways[vni]; !ok || gw != s.dnsAddr {
 			s.stop()
@@ -220,6 +262,7 @@ func (p *netPlane) apply(ctx context.Context, nets []api.NodeNetwork) {
 		}
 		p.applied, p.appliedAt = st, time.Now()
 	}
+	p.reroute(ctx, routes)
 	for vni, rec := range records {
 		s, ok := p.nets[vni]
 		if !ok {
@@ -233,6 +276,33 @@ func (p *netPlane) apply(ctx context.Context, nets []api.NodeNetwork) {
 		}
 		s.dns.Set(rec)
 	}
+}
+
+// reroute gives the endpoints on each network whose VPN routes changed
+// the new ones (Attach converges: it keeps the pair and fixes the routes);
+// p.mu is held.
+func (p *netPlane) reroute(ctx context.Context, routes map[uint32]vpnRoutes) {
+	old := p.routes
+	p.routes = routes
+	for id, e := range p.attached {
+		r := routes[e.Network]
+		if reflect.DeepEqual(old[e.Network], r) {
+			continue
+		}
+		e.Routes, e.Via = r.to, r.via
+		if _, err := p.ov.Attach(ctx, e); err != nil {
+			p.log.Error("routing an instance to its network's VPN gateway", "instance", id, "vni", e.Network, "err", err)
+			continue
+		}
+		p.attached[id] = e
+	}
+}
+
+// overlay is the node's overlay, nil before it is opened.
+func (p *netPlane) overlay() *overlay.Host {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ov
 }
 
 // serveDNS starts network vni's DNS server on port 53 of its gateway
@@ -298,16 +368,20 @@ func (p *netPlane) attach(ctx context.Context, id string, att *api.NetworkAttach
 	if err != nil || cerr != nil {
 		return fmt.Errorf("network %s: address %q in %q: %w", att.Network, att.Address, att.CIDR, errors.Join(err, cerr))
 	}
-	p.mu.Lock()
-	ov := p.ov
-	p.mu.Unlock()
 	// The whole network's prefix, not the subnet's: every subnet of the
 	// network is on its one bridge, so all members are on-link.
-	_, err = ov.Attach(ctx, overlay.Endpoint{ID: id, Network: uint32(att.VNI), Netns: netns, Interface: endpointIface,
-		Address: netip.PrefixFrom(addr, cidr.Bits())})
-	if err != nil {
+	e := overlay.Endpoint{ID: id, Network: uint32(att.VNI), Netns: netns, Interface: endpointIface,
+		Address: netip.PrefixFrom(addr, cidr.Bits())}
+	// Under p.mu, so that a change of routes (reroute) either sees the
+	// endpoint or is seen by it.
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.routes[e.Network]
+	e.Routes, e.Via = r.to, r.via
+	if _, err = p.ov.Attach(ctx, e); err != nil {
 		return fmt.Errorf("network %s: %w", att.Network, err)
 	}
+	p.attached[id] = e
 	return nil
 }
 
@@ -327,6 +401,7 @@ func resolvConf(dir, service string, att *api.NetworkAttachment, gateway netip.A
 func (p *netPlane) detach(ctx context.Context, vni int, id string) {
 	p.mu.Lock()
 	ov := p.ov
+	delete(p.attached, id)
 	p.mu.Unlock()
 	if ov == nil {
 		return

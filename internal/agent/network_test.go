@@ -34,12 +34,14 @@ func TestNetworksDesired(t *testing.T) {
 				member("10.20.2.2", "shop-web-2-c", "n3", "192.168.0.3", api.HealthHealthy),
 				member("10.20.2.3", "shop-web-3-d", "n2", "192.168.0.2", api.HealthHealthy),
 				{Address: "10.20.2.4", Instance: "db-vm-0-e", Service: "db", Role: api.VMRole, VM: true, Node: "n1", Host: "192.168.0.1"},
-			}},
+			},
+			// The VPN gateway's node is a peer too, members or not.
+			VPN: &api.NetworkVPN{Node: "n4", Host: "192.168.0.4", Address: "10.20.1.4", PeerCIDRs: []string{"192.168.50.0/24", "172.16.0.0/12"}}},
 		{Tenant: "acme", Network: "broken", VNI: 8, CIDR: "not a cidr", Subnets: []api.Subnet{{Name: "default", CIDR: "10.0.0.0/24"}}},
 	}
-	st, records, gateways := p.desired(nets)
+	st, records, gateways, routes := p.desired(nets)
 	want := overlay.State{Networks: []overlay.Network{{VNI: 7, Subnet: netip.MustParsePrefix("10.20.0.0/16"),
-		Gateway: netip.MustParseAddr("10.20.1.1"), Peers: []netip.Addr{netip.MustParseAddr("192.168.0.2"), netip.MustParseAddr("192.168.0.3")}}}}
+		Gateway: netip.MustParseAddr("10.20.1.1"), Peers: []netip.Addr{netip.MustParseAddr("192.168.0.2"), netip.MustParseAddr("192.168.0.3"), netip.MustParseAddr("192.168.0.4")}}}}
 	if diff := cmp.Diff(want, st, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Errorf("overlay state (-want +got):\n%s", diff)
 	}
@@ -56,6 +58,11 @@ func TestNetworksDesired(t *testing.T) {
 	}
 	if gw := gateways[7]; gw != netip.MustParseAddr("10.20.1.1") || len(gateways) != 1 {
 		t.Errorf("gateways: %v", gateways)
+	}
+	wantRoutes := map[uint32]vpnRoutes{7: {via: netip.MustParseAddr("10.20.1.4"),
+		to: []netip.Prefix{netip.MustParsePrefix("192.168.50.0/24"), netip.MustParsePrefix("172.16.0.0/12")}}}
+	if diff := cmp.Diff(wantRoutes, routes, cmp.AllowUnexported(vpnRoutes{}), cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Errorf("VPN routes (-want +got):\n%s", diff)
 	}
 }
 

@@ -16,11 +16,11 @@ func (a *app) networkCommand() *cobra.Command {
 		Short: "Manage virtual networks: a tenant's private address spaces that roles and VMs join",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usagef("usage: weft network create|list|show|delete|rule")
+			return usagef("usage: weft network create|list|show|delete|rule|vpn")
 		},
 	}
 	cmd.AddCommand(a.networkCreateCommand(), a.networkListCommand(), a.networkShowCommand(), a.networkDeleteCommand(),
-		a.networkRuleCommand())
+		a.networkRuleCommand(), a.networkVPNCommand())
 	return cmd
 }
 

@@ -36,6 +36,7 @@ import (
 	"github.com/weftcloud/weft/internal/storage/storageserver"
 	"github.com/weftcloud/weft/internal/tenants"
 	"github.com/weftcloud/weft/internal/vms"
+	"github.com/weftcloud/weft/internal/vpn"
 )
 
 // tenancyController is the real API over a real state store, behind the
@@ -94,6 +95,7 @@ func realController(t *testing.T) (addr, operator string, ctl *fabric.Controller
 		Images:   imgs,
 		Drives:   drives.New(store, ctl, disks, log),
 		Networks: networks.New(store, ctl),
+		VPNs:     vpn.New(store, ctl, nil, log),
 		VMs:      vms.New(ctl, imgs, disks, log),
 	})
 	principal := func(w http.ResponseWriter, r *http.Request) (access.Principal, bool) {

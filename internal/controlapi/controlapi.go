@@ -27,6 +27,7 @@ import (
 	"github.com/weftcloud/weft/internal/networks"
 	"github.com/weftcloud/weft/internal/tenants"
 	"github.com/weftcloud/weft/internal/vms"
+	"github.com/weftcloud/weft/internal/vpn"
 )
 
 // maxJSONBody bounds every JSON request body.
@@ -40,6 +41,8 @@ type Config struct {
 	VMs        *vms.Manager
 	Drives     *drives.Manager
 	Networks   *networks.Manager
+	// VPNs, when set, serves the networks' VPN gateways.
+	VPNs       *vpn.Manager
 	Extensions *extensions.Store
 	Tenants    *tenants.Store
 	Audit      *audit.Log
@@ -60,6 +63,7 @@ type server struct {
 	vms        *vms.Manager
 	drives     *drives.Manager
 	networks   *networks.Manager
+	vpns       *vpn.Manager
 	extensions *extensions.Store
 	tenants    *tenants.Store
 	audit      *audit.Log
@@ -77,7 +81,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Nodes == nil {
 		cfg.Nodes = &http.Client{}
 	}
-	s := &server{ctl: cfg.Controller, accounts: cfg.Accounts, images: cfg.Images, vms: cfg.VMs, drives: cfg.Drives, networks: cfg.Networks, extensions: cfg.Extensions, tenants: cfg.Tenants,
+	s := &server{ctl: cfg.Controller, accounts: cfg.Accounts, images: cfg.Images, vms: cfg.VMs, drives: cfg.Drives, networks: cfg.Networks, vpns: cfg.VPNs, extensions: cfg.Extensions, tenants: cfg.Tenants,
 		audit: cfg.Audit, ledger: cfg.Ledger, portal: cfg.Portal, log: cfg.Log, http: cfg.Nodes}
 	mux := access.NewMux()
 	route := func(pattern string, h httpapi.HandlerFunc) { s.mount(mux, pattern, h) }
@@ -174,6 +178,10 @@ func New(cfg Config) http.Handler {
 	in("GET /v1/networks/{name}/rules", s.networkRules)
 	in("POST /v1/networks/{name}/rules", s.addNetworkRule)
 	in("DELETE /v1/networks/{name}/rules/{rule}", s.removeNetworkRule)
+	in("POST /v1/networks/{name}/vpn", s.createVPN)
+	in("GET /v1/networks/{name}/vpn", s.vpn)
+	in("DELETE /v1/networks/{name}/vpn", s.deleteVPN)
+	list("GET /v1/vpns", s.listVPNs)
 
 	in("POST /v1/extensions", s.publishExtension)
 	list("GET /v1/extensions", s.listExtensions)

@@ -43,6 +43,7 @@ import (
 	"github.com/weftcloud/weft/internal/storage/storageserver"
 	"github.com/weftcloud/weft/internal/tenants"
 	"github.com/weftcloud/weft/internal/vms"
+	"github.com/weftcloud/weft/internal/vpn"
 )
 
 var _ replicated.Placement = (*client.Client)(nil)
@@ -237,6 +238,7 @@ type parts struct {
 	vms        *vms.Manager
 	ledger     *metering.Ledger
 	extensions *extensions.Store
+	vpns       *vpn.Manager
 }
 
 // build makes the parts over the state, c.store.
@@ -331,6 +333,7 @@ func (c *controller) build(ctx context.Context, cfg ServerConfig, e *edge) (*par
 	p.vms = vms.New(c.ctl, p.images, p.disks, log.With("part", "vms"))
 	p.ledger = metering.NewLedger(c.store)
 	p.extensions = extensions.New(c.store, c.ctl)
+	p.vpns = vpn.New(c.store, c.ctl, sealer, log.With("part", "vpn"))
 	e.auth.ctl.Store(c.ctl)
 	e.auth.tokens.Store(c.tenants)
 	var st state.Store = c.store
@@ -364,7 +367,7 @@ func (c *controller) routes(e *edge, p *parts) (http.Handler, error) {
 		own.Handle(route, meteringRoutes)
 	}
 	own.Pass(controlapi.New(controlapi.Config{
-		Controller: c.ctl, Accounts: c.accts, Images: p.images, VMs: p.vms, Drives: p.drives, Networks: networks.New(c.store, c.ctl), Extensions: p.extensions, Tenants: c.tenants, Audit: p.audit, Ledger: p.ledger,
+		Controller: c.ctl, Accounts: c.accts, Images: p.images, VMs: p.vms, Drives: p.drives, Networks: networks.New(c.store, c.ctl), VPNs: p.vpns, Extensions: p.extensions, Tenants: c.tenants, Audit: p.audit, Ledger: p.ledger,
 		Nodes: e.nodes, Portal: e.self.API, Log: log.With("part", "api"),
 	}))
 
@@ -411,6 +414,7 @@ func (c *controller) run(cfg ServerConfig, e *edge, p *parts) {
 			}
 			go reconciler.Run(ctx)
 			go meter.Run(ctx)
+			go p.vpns.Run(ctx, vpnRehomeInterval)
 			c.ctl.Run(ctx)
 		})
 		if c.runCtx.Err() == nil {
@@ -568,3 +572,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		return fmt.Errorf("server: %w", err)
 	}
 }
+
+// vpnRehomeInterval is how often the leader checks that every VPN
+// gateway's node is ready, moving the gateways of those that are not.
+const vpnRehomeInterval = 2 * time.Second

@@ -85,6 +85,20 @@ func TestTenantsSeeOnlyTheirOwn(t *testing.T) {
 	if _, err := acme.AddNetworkRule(ctx, "shop", shopRule); err != nil {
 		t.Fatal(err)
 	}
+	// acme's network has a VPN gateway, which needs a ready node.
+	cert, err := joinAs(t, addr, creds, "node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asNode := client.New(addr).WithTLS(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}})
+	if _, err := asNode.RegisterNode(ctx, api.NodeRegistration{Name: "node-1", Address: "https://127.0.0.1:1", Host: "127.0.0.1",
+		Capacity: api.Resources{CPU: 4, Memory: 4 << 30}, Runtimes: []string{"process"}}); err != nil {
+		t.Fatal(err)
+	}
+	gateway, err := acme.CreateVPN(ctx, "shop", api.CreateVPN{PeerEndpoint: "203.0.113.7:51820", PeerCIDRs: []string{"192.168.0.0/24"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	keys, err := acme.StorageAccountKeys(ctx, "acmefiles")
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +154,7 @@ func TestTenantsSeeOnlyTheirOwn(t *testing.T) {
 					t.Errorf("%s %s (tenant %q) as globex: %d, want a refusal (404)", method, path, query, status)
 				}
 			}
-			for _, secret := range []string{`"tenant": "acme"`, keys.Key1, shopInstance + `"`, `"service": "shop"`} {
+			for _, secret := range []string{`"tenant": "acme"`, keys.Key1, shopInstance + `"`, `"service": "shop"`, gateway.PublicKey} {
 				if strings.Contains(body, secret) {
 					t.Errorf("%s %s (tenant %q) as globex answered acme's data (%s): %s", method, path, query, secret, body)
 				}
@@ -163,6 +177,9 @@ func TestTenantsSeeOnlyTheirOwn(t *testing.T) {
 	}
 	if rules, err := acme.NetworkRules(ctx, "shop"); err != nil || len(rules) != 1 || rules[0] != shopRule {
 		t.Errorf("acme's network rules after globex's walk: %+v, %v; want [%+v]", rules, err, shopRule)
+	}
+	if v, err := acme.VPN(ctx, "shop"); err != nil || v.PublicKey != gateway.PublicKey {
+		t.Errorf("acme's VPN gateway after globex's walk: %+v, %v", v, err)
 	}
 	if _, err := acme.WhoAmI(ctx); err != nil {
 		t.Errorf("acme's token after globex's walk: %v", err)
@@ -228,6 +245,15 @@ func TestReaderChangesNothing(t *testing.T) {
 	}
 	if rules, err := reader.NetworkRules(ctx, "net"); err != nil || len(rules) != 1 || rules[0] != rule {
 		t.Errorf("the reader's network rules: %+v, %v; want [%+v]", rules, err, rule)
+	}
+	if _, err := reader.CreateVPN(ctx, "net", api.CreateVPN{PeerEndpoint: "203.0.113.7:51820", PeerCIDRs: []string{"192.168.0.0/24"}}); !isCode(err, api.CodeForbidden) {
+		t.Errorf("a reader creating a VPN gateway: %v, want forbidden", err)
+	}
+	if err := reader.DeleteVPN(ctx, "net"); !isCode(err, api.CodeForbidden) {
+		t.Errorf("a reader deleting a VPN gateway: %v, want forbidden", err)
+	}
+	if list, err := reader.VPNs(ctx); err != nil || len(list) != 0 {
+		t.Errorf("the reader's VPN gateways: %v %v", list, err)
 	}
 	if _, err := reader.CreateToken(ctx, api.CreateToken{Role: api.AccessOwner}); !isCode(err, api.CodeForbidden) {
 		t.Errorf("a reader making itself an owner token: %v, want forbidden", err)

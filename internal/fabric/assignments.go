@@ -9,6 +9,7 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/networks"
 	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/vpn"
 )
 
 // Every node holds a blocking query for its assignments. Answering them
@@ -31,6 +32,8 @@ type assignView struct {
 	// members of the networks a node's instances are on.
 	insts []*instanceRecord
 	nodes map[string]nodeRecord
+	// vpns are the VPN gateways, by their network's key.
+	vpns map[string]*vpn.Record
 	// changedAt is the index of the view in which each node's
 	// assignments last changed; a node absent from it has none, and has
 	// had none since changedAt's base (the first view).
@@ -70,7 +73,7 @@ func (v *assignViews) view(c *Controller) *assignView {
 		nodes[n.Name] = *n
 	}
 	next := &assignView{index: idx, byNode: map[string][]assigned{}, changedAt: map[string]uint64{}, sums: map[string]uint64{},
-		insts: insts, nodes: nodes}
+		insts: insts, nodes: nodes, vpns: map[string]*vpn.Record{}}
 	byGroup := peers(insts, nodes)
 	// A group's fingerprint covers what its peers are made of (peers):
 	// the records of its members and the hosts of their nodes.
@@ -94,6 +97,19 @@ func (v *assignViews) view(c *Controller) *assignView {
 		if _, ok := netSums[e.Key]; ok {
 			netSums[e.Key] += fingerprint(networks.KindRules+"/"+e.Key, e.Rev, 0, false)
 		}
+	}
+	// A network's VPN gateway is part of it for every node on it (the
+	// routes to the peer, the gateway's host); the node running the
+	// gateway hears of the network's members too.
+	gateways := vpn.List(s, api.AllTenants)
+	for _, g := range gateways {
+		key := networks.Key(g.Tenant, g.Network)
+		netSums[key] += fingerprint(vpn.KindVPNs+"/"+key+"\x00"+nodes[g.Node].Host, g.Rev, 0, false)
+	}
+	for _, g := range gateways {
+		key := networks.Key(g.Tenant, g.Network)
+		next.vpns[key] = &g.Record
+		next.addSum(g.Node, vpn.KindVPNs+"/"+key, g.Rev, netSums[key], false)
 	}
 	for i, rec := range insts {
 		if rec.Node != "" {
@@ -207,7 +223,7 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 		}
 	}
 	out := api.Assignments{Index: view.index, Instances: []api.Assignment{}}
-	nets := &nodeNetworks{recs: map[string]*networks.Record{}, rules: map[string][]api.NetworkRule{}, used: map[string]bool{}}
+	nets := &nodeNetworks{recs: map[string]*networks.Record{}, rules: map[string][]api.NetworkRule{}, used: map[string]bool{}, vpns: view.vpns}
 	for _, a := range view.byNode[node] {
 		rec := *a.rec
 		if a.incoming {
@@ -218,6 +234,7 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 		out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Drives: c.driveAccess(rec), Peers: a.peers,
 			Network: nets.attach(c, rec)})
 	}
+	out.VPNs = nets.gateways(c, node)
 	out.Networks = nets.networks(view.insts, view.nodes)
 	return out, nil
 }

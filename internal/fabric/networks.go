@@ -10,6 +10,7 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/networks"
 	"github.com/weftcloud/weft/internal/state"
+	"github.com/weftcloud/weft/internal/vpn"
 )
 
 // networkOps checks the networks and subnets spec's roles name (the
@@ -97,6 +98,12 @@ func (c *Controller) busyAddresses(tenant, network string) map[netip.Addr]bool {
 		}
 	}
 	return busy
+}
+
+// BusyAddresses are the addresses a tenant's instances hold on a network
+// (busyAddresses), for the VPN gateway's address to avoid them.
+func (c *Controller) BusyAddresses(tenant, network string) map[netip.Addr]bool {
+	return c.busyAddresses(tenant, network)
 }
 
 // CheckNetworks refuses a model whose networks or subnets do not exist in
@@ -212,6 +219,8 @@ type nodeNetworks struct {
 	rules map[string][]api.NetworkRule // by networks.Key, read with recs
 	used  map[string]bool              // networks the node's instances are on
 	order []string
+	// vpns are the cluster's VPN gateways by their network's key.
+	vpns map[string]*vpn.Record
 }
 
 // attach returns the attachment of an instance on its role's network, nil
@@ -256,6 +265,9 @@ func (n *nodeNetworks) networks(insts []*instanceRecord, nodes map[string]nodeRe
 		r := n.recs[key]
 		nn := api.NodeNetwork{Tenant: r.Tenant, Network: r.Name, VNI: r.VNI, CIDR: r.CIDR, Subnets: r.Subnets, Members: []api.NetworkMember{},
 			Rules: n.rules[key]}
+		if g := n.vpns[key]; g != nil {
+			nn.VPN = &api.NetworkVPN{Node: g.Node, Host: nodes[g.Node].Host, Address: g.Address, PeerCIDRs: g.PeerCIDRs}
+		}
 		for _, in := range insts {
 			if in.Tenant != r.Tenant || in.Spec.Network != r.Name || in.Node == "" || in.PrivateAddress == "" {
 				continue

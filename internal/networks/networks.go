@@ -218,6 +218,9 @@ func (m *Manager) Delete(ctx context.Context, tenant, name string) error {
 		return api.Errorf(api.CodeNotFound, "no network named %s", name)
 	}
 	users := m.users.NetworkUsers(tenant, name)
+	if _, ok := r.Members[VPNMember]; ok {
+		users = append(users, "its VPN gateway (weft network vpn delete "+name+")")
+	}
 	if len(users) == 0 && len(r.Members) > 0 {
 		users = append(users, fmt.Sprintf("%d addresses", len(r.Members)))
 	}

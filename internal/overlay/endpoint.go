@@ -28,6 +28,11 @@ type Endpoint struct {
 	Address netip.Prefix
 	// Gateway, when valid, becomes the default route inside.
 	Gateway netip.Addr
+	// Routes, through Via (an address on the network), are the only
+	// routes on the interface besides its connected one: the networks on
+	// premises behind the network's VPN gateway.
+	Routes []netip.Prefix
+	Via    netip.Addr
 }
 
 // Tap is a VM's place on a network: a persistent tap device on the
@@ -171,6 +176,12 @@ func configureInside(ns netns.NsHandle, e Endpoint) error {
 		if err := nl.RouteReplace(r); err != nil {
 			return fmt.Errorf("default route via %v in %s: %w", e.Gateway, e.Netns, err)
 		}
+	}
+	if len(e.Routes) > 0 && !e.Via.IsValid() {
+		return fmt.Errorf("%w: endpoint %s has routes but no address to route them through", ErrInvalid, e.ID)
+	}
+	if err := syncRoutes(nl, l, e.Routes, e.Via); err != nil {
+		return fmt.Errorf("routes of %s in %s: %w", e.Interface, e.Netns, err)
 	}
 	return nil
 }
