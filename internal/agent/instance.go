@@ -660,11 +660,9 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 		mounts = append(mounts, driver.Mount{Source: in.extDir(), Target: guestExtensionsDir, ReadOnly: true})
 	}
 	var join func(context.Context, string) error
+	var nic *driver.NIC
 	if att := asg.Network; att != nil {
 		// Never started without the network its address is on.
-		if err := attachable(role.Runtime); err != nil {
-			return driver.Spec{}, fmt.Errorf("network %s: %w", att.Network, err)
-		}
 		dns, err := in.a.net.ready(att)
 		if err != nil {
 			return driver.Spec{}, err
@@ -679,7 +677,13 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 			}
 			mounts = append(mounts, driver.Mount{Source: conf, Target: "/etc/resolv.conf", ReadOnly: true})
 		}
-		join = func(ctx context.Context, netns string) error { return in.a.net.attach(ctx, in.id, att, netns) }
+		if role.Runtime == api.RuntimeVM {
+			if nic, err = in.a.net.attachVM(ctx, in.id, asg.Instance.Service, att, dns); err != nil {
+				return driver.Spec{}, err
+			}
+		} else {
+			join = func(ctx context.Context, netns string) error { return in.a.net.attach(ctx, in.id, att, netns) }
+		}
 	}
 	if err := atomicfile.WriteJSON(filepath.Join(in.dir, assignmentFile), savedAssignment{Assignment: asg, Ports: ports, Restarts: restarts, Token: in.token}); err != nil {
 		return driver.Spec{}, err
@@ -687,7 +691,7 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	return driver.Spec{
 		ID: in.id, Dir: in.dir, Package: root, Image: role.Image, ImageDir: imageDir, Command: role.Command, Env: env,
 		CPU: role.Size.CPU, Memory: int64(role.Size.Memory), Ports: ports, GuestPorts: guestPorts, Disks: disks, Mounts: mounts,
-		JoinNetwork: join,
+		JoinNetwork: join, NIC: nic,
 	}, nil
 }
 
