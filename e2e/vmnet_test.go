@@ -33,22 +33,7 @@ func TestVMOnVirtualNetwork(t *testing.T) {
 	c.mustWeft("network", "create", "net", "--cidr", "10.40.0.0/24")
 
 	// A process instance of the network serves its name on 8080.
-	dir := filepath.Join(c.dir, "models", "vmnet")
-	if err := os.MkdirAll(filepath.Join(dir, "package"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	copyExecutable(t, helloBin, filepath.Join(dir, "package", "hello"))
-	c.mustWeft("deploy", "-f", writeFile(t, filepath.Join(dir, "tools.yaml"), `name: tools
-roles:
-  - name: cli
-    kind: worker
-    runtime: process
-    package: ./package
-    command: [./hello]
-    instances: 1
-    size: {cpu: 0.1, memory: 64Mi}
-    network: net
-`), "--wait", "--timeout", "60s")
+	c.mustWeft("deploy", "-f", c.toolsModel("net"), "--wait", "--timeout", "60s")
 	tool := c.instances("tools")[0]
 
 	c.mustWeft("image", "build", "tiny")
@@ -75,8 +60,8 @@ roles:
 			t.Errorf("%s: the VM asking the process instance at %s:8080: exit %d, %q", when, tool.PrivateAddress, code, out)
 		}
 		name := tool.ID + ".cli.tools.internal"
-		if got := c.mustWeft("vm", "exec", "keeper", "--", "nslookup", name); !strings.Contains(got, tool.PrivateAddress) {
-			t.Errorf("%s: the VM resolving %s: %q", when, name, got)
+		if got, errOut, _ := c.weft("vm", "exec", "keeper", "--", "nslookup", name); !strings.Contains(got, tool.PrivateAddress) {
+			t.Errorf("%s: the VM resolving %s: %q %q", when, name, got, errOut)
 		}
 		script := fmt.Sprintf(`printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 5 %s 8081`, vm.PrivateAddress)
 		if out, code := c.execIn("", tool.ID, "busybox", "sh", "-c", script); code != 0 || !strings.Contains(out, "vm keeper here") {
@@ -137,3 +122,23 @@ func (c *cluster) vmGet(vm, addr string, port int) (string, int) {
 	return out + errOut, code
 }
 
+// toolsModel writes the model of service tools: one process instance of
+// hello (which answers on 8080 with its instance ID) on network.
+func (c *cluster) toolsModel(network string) string {
+	c.t.Helper()
+	dir := filepath.Join(c.dir, "models", "tools")
+	if err := os.MkdirAll(filepath.Join(dir, "package"), 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	copyExecutable(c.t, helloBin, filepath.Join(dir, "package", "hello"))
+	return writeFile(c.t, filepath.Join(dir, "tools.yaml"), `name: tools
+roles:
+  - name: cli
+    kind: worker
+    runtime: process
+    package: ./package
+    command: [./hello]
+    instances: 1
+    size: {cpu: 0.1, memory: 64Mi}
+    network: `+network+"\n")
+}

@@ -187,7 +187,7 @@ func (m *Manager) Create(ctx context.Context, tenant string, req api.CreateVM) (
 	if req.Network != "" {
 		// Refused on a network the tenant does not have, or that is
 		// full, before anything is made; Deploy checks again.
-		probe := api.ServiceSpec{Name: req.Name, Roles: []api.RoleSpec{{Name: api.VMRole, Persistence: api.Persistent, Network: req.Network}}}
+		probe := api.ServiceSpec{Name: req.Name, Roles: []api.RoleSpec{{Name: api.VMRole, Runtime: api.RuntimeVM, Persistence: api.Persistent, Network: req.Network}}}
 		if err := m.ctl.CheckNetworks(tenant, probe); err != nil {
 			return api.VM{}, vmNetworkError(err)
 		}
