@@ -19,7 +19,8 @@ import (
 // It reaches a process instance of the network by address and finds it by
 // DNS name; the instance reaches the VM's web server by address and finds
 // NAME.vm.internal. Live-migrated to the other host, the VM keeps its
-// address and MAC, and both still reach each other.
+// address and MAC, and both still reach each other; so after it was
+// stopped and started on the other host (relocated).
 func TestVMOnVirtualNetwork(t *testing.T) {
 	requireQEMU(t)
 	if _, err := exec.LookPath("nsenter"); err != nil {
@@ -92,6 +93,27 @@ func TestVMOnVirtualNetwork(t *testing.T) {
 	if v := c.vm("keeper"); v.PrivateAddress != vm.PrivateAddress || v.State != api.StateRunning {
 		t.Errorf("after the migration: %+v", v)
 	}
+
+	// Relocated: stopped, its host drained (the process instance moves
+	// too, keeping its slot's address), and started on the other host,
+	// booting anew there with the same address and MAC.
+	c.mustWeft("vm", "stop", "keeper", "--wait")
+	c.mustWeft("node", "drain", vm.Node)
+	c.waitFor("the process instance moved off the drained host", 2*time.Minute, func() bool {
+		ins := c.instances("tools")
+		return len(ins) == 1 && ins[0].Node != vm.Node && ins[0].State == api.StateRunning
+	})
+	tool = c.instances("tools")[0]
+	c.mustWeft("vm", "start", "keeper", "--wait")
+	moved := c.vm("keeper")
+	if moved.Node == vm.Node || moved.PrivateAddress != vm.PrivateAddress {
+		t.Fatalf("after the relocation the VM is on %s (was %s) at %s (was %s)", moved.Node, vm.Node, moved.PrivateAddress, vm.PrivateAddress)
+	}
+	if got := c.guestMAC("keeper", vm.PrivateAddress); got != mac {
+		t.Errorf("the VM's MAC after the relocation: %s, was %s", got, mac)
+	}
+	c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "mkdir -p /www && echo vm keeper here > /www/index.html && httpd -p 8081 -h /www")
+	both("relocated to " + moved.Node)
 }
 
 // guestMAC is the MAC of the guest's interface that has addr, failing the
