@@ -174,7 +174,7 @@ func (c *cluster) startCmd(name string, cmd *exec.Cmd) *proc {
 
 // newHostServers starts a controller on each host: one server, or a
 // cluster of them, with extra flags.
-func newHostServers(t *testing.T, n *network, hosts []*host, extra ...string) *cluster {
+func newHostServers(t testing.TB, n *network, hosts []*host, extra ...string) *cluster {
 	var addrs, ips []string
 	for _, h := range hosts {
 		addrs = append(addrs, h.ip+":7070")

@@ -22,23 +22,8 @@ import (
 // address and MAC, and both still reach each other; so after it was
 // stopped and started on the other host (relocated).
 func TestVMOnVirtualNetwork(t *testing.T) {
-	requireQEMU(t)
-	if _, err := exec.LookPath("nsenter"); err != nil {
-		t.Skip("the test needs nsenter (apt-get install util-linux)")
-	}
-	n := newNetwork(t)
-	srv, h1, h2 := n.addHost("s"), n.addHost("vnet1"), n.addHost("vnet2")
-	c := newHostServers(t, n, []*host{srv}, "--no-storage=false") // the VM's disks live in the storage service
-	t.Cleanup(func() { removeGatewayNamespaces(h1.name, h2.name) })
-	c.startContainerAgents(h1, h2)
-	c.mustWeft("network", "create", "net", "--cidr", "10.40.0.0/24")
-
-	// A process instance of the network serves its name on 8080.
-	c.mustWeft("deploy", "-f", c.toolsModel("net"), "--wait", "--timeout", "60s")
+	c, h1, h2 := vmNetworkCluster(t)
 	tool := c.instances("tools")[0]
-
-	c.mustWeft("image", "build", "tiny")
-	c.mustWeft("vm", "create", "keeper", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--network", "net", "--wait")
 	vm := c.vm("keeper")
 	if vm.Network != "net" || !strings.HasPrefix(vm.PrivateAddress, "10.40.0.") || vm.PrivateAddress == tool.PrivateAddress {
 		t.Fatalf("the VM's network %q, private address %q (the process instance has %s)", vm.Network, vm.PrivateAddress, tool.PrivateAddress)
@@ -114,6 +99,28 @@ func TestVMOnVirtualNetwork(t *testing.T) {
 	}
 	c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "mkdir -p /www && echo vm keeper here > /www/index.html && httpd -p 8081 -h /www")
 	both("relocated to " + moved.Node)
+}
+
+// vmNetworkCluster starts a server and two agent hosts (vnet1, vnet2),
+// with network net (10.40.0.0/24), service tools (toolsModel) on it, and
+// the persistent VM keeper on it too, from image tiny.
+func vmNetworkCluster(t testing.TB) (c *cluster, h1, h2 *host) {
+	requireQEMU(t)
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		t.Skip("the test needs nsenter (apt-get install util-linux)")
+	}
+	n := newNetwork(t)
+	srv := n.addHost("s")
+	h1, h2 = n.addHost("vnet1"), n.addHost("vnet2")
+	c = newHostServers(t, n, []*host{srv}, "--no-storage=false") // the VM's disks live in the storage service
+	t.Cleanup(func() { removeGatewayNamespaces(h1.name, h2.name) })
+	c.startContainerAgents(h1, h2)
+	c.mustWeft("network", "create", "net", "--cidr", "10.40.0.0/24")
+	// A process instance of the network serves its name on 8080.
+	c.mustWeft("deploy", "-f", c.toolsModel("net"), "--wait", "--timeout", "60s")
+	c.mustWeft("image", "build", "tiny")
+	c.mustWeft("vm", "create", "keeper", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--network", "net", "--wait")
+	return c, h1, h2
 }
 
 // guestMAC is the MAC of the guest's interface that has addr, failing the
