@@ -33,6 +33,10 @@ func BenchmarkVMToInstanceOverlay(b *testing.B) {
 		if out, code := c.execIn("", tool.ID, "busybox", "sh", "-c", "busybox nc -l -p 9000 >/dev/null 2>&1 </dev/null &"); code != 0 {
 			b.Fatalf("the sink in the instance: exit %d: %s", code, out)
 		}
+		pollFor(b, "the sink listening", 30*time.Second, func() bool {
+			out, _ := c.execIn("", tool.ID, "busybox", "netstat", "-ltn")
+			return strings.Contains(out, ":9000 ")
+		})
 		start := time.Now()
 		c.mustWeft("vm", "exec", "keeper", "--", "true")
 		execCost := time.Since(start)

@@ -64,6 +64,9 @@ run go test -run '^$' -bench 'PersistentContainerRelocation' -benchtime 3x -time
 # bridge and across two hosts through VXLAN, against the hosts' own underlay
 # veth (the floor); needs root (network namespaces).
 run go test -run '^$' -bench 'Overlay' -benchtime 2s ./internal/overlay/
+# A VM on a virtual network and a process instance of it, over the overlay
+# (TCG guest): ping both ways and 32 MiB from the guest to the instance.
+run go test -run '^$' -bench 'VMToInstanceOverlay' -benchtime 3x -timeout 20m ./e2e/
 # Table entity group transactions of 100 inserts (Azure's most), 8 clients.
 run go test -run '^$' -bench 'Batch100' -benchtime 2s ./internal/storage/table/
 # Find Blobs by Tags over 100,000 tagged blobs, through the SDK.
