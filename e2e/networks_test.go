@@ -164,18 +164,7 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 	// its address: a container reaches it, and it asks the network's DNS
 	// server at its gateway address (TestNetworkRulesAndProcessDNS has it
 	// resolve names through its resolv.conf).
-	c.mustWeft("deploy", "-f", writeFile(t, filepath.Join(filepath.Dir(c.networkModel("default", "kind: worker", containerHello)), "tools.yaml"),
-		`name: tools
-roles:
-  - name: cli
-    kind: worker
-    runtime: process
-    package: ./package
-    command: [./hello]
-    instances: 1
-    size: {cpu: 0.1, memory: 64Mi}
-    network: net
-`), "--wait", "--timeout", "60s")
+	c.mustWeft("deploy", "-f", c.toolsModel("net"), "--wait", "--timeout", "60s")
 	var tool api.Instance
 	for _, in := range c.instances("tools") {
 		tool = in

@@ -39,6 +39,7 @@ func TestVMControlPlane(t *testing.T) {
 		t.Fatalf("imported VM image: %+v", img)
 	}
 
+	c.mustWeft("network", "create", "net", "--cidr", "10.20.0.0/24")
 	out := c.mustWeft("vm", "create", "db", "--image", "tiny", "--memory", "256Mi", "--disk", "16Mi",
 		"--data-disk", "8Mi", "--port", "ssh:22:2222", "-o", "json")
 	var vm api.VM
@@ -66,6 +67,8 @@ func TestVMControlPlane(t *testing.T) {
 		{[]string{"vm", "create", "x", "--image", "tiny", "--port", "ssh:22"}, "NAME:GUESTPORT:PUBLICPORT"},
 		{[]string{"vm", "create", "x", "--image", "tiny", "--port", "ssh:22:2222"}, "2222"}, // db publishes it
 		{[]string{"vm", "create", "x"}, "--image"},
+		// Imported without Weft's guest agent: nothing would apply its private address.
+		{[]string{"vm", "create", "x", "--image", "tiny", "--network", "net"}, "network: image tiny has no guest agent"},
 	} {
 		_, errOut, code := c.weft(tc.args...)
 		if code == 0 || !strings.Contains(errOut, tc.want) {

@@ -71,6 +71,9 @@ run go test -run '^$' -bench 'Overlay' -benchtime 2s ./internal/overlay/
 # namespaces (the floor); needs root.
 run go test -run '^$' -bench 'WireGuardRaw' -benchtime 200x ./internal/wireguard/
 run go test -run '^$' -bench 'VPNThroughput' -benchtime 200x -timeout 30m ./e2e/
+# A VM on a virtual network and a process instance of it, over the overlay
+# (TCG guest): ping both ways and 32 MiB from the guest to the instance.
+run go test -run '^$' -bench 'VMToInstanceOverlay' -benchtime 3x -timeout 20m ./e2e/
 # Table entity group transactions of 100 inserts (Azure's most), 8 clients.
 run go test -run '^$' -bench 'Batch100' -benchtime 2s ./internal/storage/table/
 # Find Blobs by Tags over 100,000 tagged blobs, through the SDK.

@@ -661,11 +661,9 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	}
 	var join func(context.Context, string) error
 	var resolv string
+	var nic *driver.NIC
 	if att := asg.Network; att != nil {
 		// Never started without the network its address is on.
-		if err := attachable(role.Runtime); err != nil {
-			return driver.Spec{}, fmt.Errorf("network %s: %w", att.Network, err)
-		}
 		dns, err := in.a.net.ready(att)
 		if err != nil {
 			return driver.Spec{}, err
@@ -677,10 +675,16 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 		}
 		if role.Runtime == api.RuntimeContainer {
 			mounts = append(mounts, driver.Mount{Source: conf, Target: "/etc/resolv.conf", ReadOnly: true})
-		} else {
+		} else if role.Runtime == api.RuntimeProcess {
 			resolv = conf // a process shares the host's files but this one
 		}
-		join = func(ctx context.Context, netns string) error { return in.a.net.attach(ctx, in.id, att, netns) }
+		if role.Runtime == api.RuntimeVM {
+			if nic, err = in.a.net.attachVM(ctx, in.id, asg.Instance.Service, att, dns); err != nil {
+				return driver.Spec{}, err
+			}
+		} else {
+			join = func(ctx context.Context, netns string) error { return in.a.net.attach(ctx, in.id, att, netns) }
+		}
 	}
 	if err := atomicfile.WriteJSON(filepath.Join(in.dir, assignmentFile), savedAssignment{Assignment: asg, Ports: ports, Restarts: restarts, Token: in.token}); err != nil {
 		return driver.Spec{}, err
@@ -688,7 +692,7 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	return driver.Spec{
 		ID: in.id, Dir: in.dir, Package: root, Image: role.Image, ImageDir: imageDir, Command: role.Command, Env: env,
 		CPU: role.Size.CPU, Memory: int64(role.Size.Memory), Ports: ports, GuestPorts: guestPorts, Disks: disks, Mounts: mounts,
-		JoinNetwork: join, ResolvConf: resolv,
+		JoinNetwork: join, ResolvConf: resolv, NIC: nic,
 	}, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +28,8 @@ import (
 //
 // Container and process instances are put on their network: their
 // driver gives each a namespace of its own, which gets a second interface
-// (endpointIface) on the network. vm instances are refused (attachable):
-// the controller refuses them at deploy already.
+// (endpointIface) on the network. A vm instance gets a tap on the
+// network's bridge for a second virtio-net device (vmnet.go).
 type netPlane struct {
 	log  *slog.Logger
 	self string // the node's name: its own members are not peers
@@ -91,16 +92,6 @@ const (
 func newNetPlane(log *slog.Logger, self, host string) *netPlane {
 	return &netPlane{log: log, self: self, host: host, nets: map[uint32]*netServed{}, failed: map[uint32]error{},
 		routes: map[uint32]vpnRoutes{}, attached: map[string]overlay.Endpoint{}}
-}
-
-// attachable is nil when instances of runtime can be put on a network:
-// those of the runtimes that give an instance a network namespace of its
-// own (container, and process on a network).
-func attachable(runtime string) error {
-	if runtime != api.RuntimeContainer && runtime != api.RuntimeProcess {
-		return fmt.Errorf("the %s runtime cannot put instances on a virtual network yet (only containers and processes are attached)", runtime)
-	}
-	return nil
 }
 
 // open opens the overlay the first time it is needed; p.mu is held.
@@ -390,7 +381,7 @@ func (p *netPlane) attach(ctx context.Context, id string, att *api.NetworkAttach
 // that ROLE (in the instance's own service) and ROLE.SERVICE resolve.
 func resolvConf(dir, service string, att *api.NetworkAttachment, gateway netip.Addr) (string, error) {
 	path := filepath.Join(dir, "resolv.conf")
-	body := fmt.Sprintf("# Weft: the DNS server of network %s\nnameserver %s\nsearch %s.internal internal\n", att.Network, gateway, service)
+	body := fmt.Sprintf("# Weft: the DNS server of network %s\nnameserver %s\nsearch %s\n", att.Network, gateway, strings.Join(searchDomains(service), " "))
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		return "", fmt.Errorf("resolv.conf: %w", err)
 	}

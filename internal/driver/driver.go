@@ -58,6 +58,19 @@ type Spec struct {
 	// /etc/resolv.conf: the network's DNS server. (The container runtime
 	// gets it among Mounts.)
 	ResolvConf string
+	// NIC, for the vm runtime, puts the VM on its virtual network through
+	// a tap device the agent made on the network's bridge; nil: none.
+	NIC *NIC
+}
+
+// NIC is a VM's interface on its virtual network. The driver gives the
+// VM a virtio-net device on Tap with MAC, and the guest Address and DNS.
+type NIC struct {
+	Tap     string   // the host's tap device, which QEMU opens by name
+	MAC     string   // the guest's, "02:..."
+	Address string   // the guest's address and the network's prefix length, "10.20.0.5/16"
+	DNS     string   // the network's DNS server, the guest's only one
+	Search  []string // the guest's DNS search domains
 }
 
 // Mount is a host folder an instance sees at Target.

@@ -95,8 +95,7 @@ type Config struct {
 	// NetworkRuntimes are the runtimes whose instances the node agents put
 	// on a virtual network; a role of another runtime that names a network
 	// is refused at deploy, rather than given an address nothing answers
-	// on. Default: the container and process runtimes (docs/networks.md).
-	// Tests of the control plane alone name every runtime.
+	// on. Default: every runtime (docs/networks.md).
 	NetworkRuntimes []string
 }
 
@@ -132,7 +131,7 @@ func (c *Config) setDefaults() {
 		c.Clock = time.Now
 	}
 	if len(c.NetworkRuntimes) == 0 {
-		c.NetworkRuntimes = []string{api.RuntimeContainer, api.RuntimeProcess}
+		c.NetworkRuntimes = []string{api.RuntimeContainer, api.RuntimeProcess, api.RuntimeVM}
 	}
 }
 

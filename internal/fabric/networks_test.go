@@ -44,38 +44,36 @@ func onNetwork(spec api.ServiceSpec, network string) api.ServiceSpec {
 	return spec
 }
 
-// everyRuntime lets roles of every runtime join networks: the tests of
-// the control plane's addresses use vm roles, which the node agents do
-// not attach yet (Config.NetworkRuntimes).
-var everyRuntime = []string{api.RuntimeProcess, api.RuntimeContainer, api.RuntimeVM}
-
-// TestOnlyAttachedRuntimesJoinNetworks: by default a vm role naming a
-// network is refused at deploy, naming the runtime, and nothing is
-// written; container and process roles are taken.
-func TestOnlyAttachedRuntimesJoinNetworks(t *testing.T) {
+// TestRolesOfEveryRuntimeJoinNetworks: by default roles of every runtime
+// may name a network (vm ones too: the agents give VMs a tap on the
+// network); a controller configured with fewer runtimes
+// (Config.NetworkRuntimes) refuses the others at deploy, naming the
+// runtime, and writes nothing.
+func TestRolesOfEveryRuntimeJoinNetworks(t *testing.T) {
 	s := newSim(t, 1)
 	if _, err := networks.New(s.store, s.c).Create(s.ctx, api.DefaultTenant, api.CreateNetwork{Name: "net", CIDR: "10.20.0.0/24"}); err != nil {
 		t.Fatal(err)
 	}
+	for _, runtime := range []string{api.RuntimeContainer, api.RuntimeProcess, api.RuntimeVM} {
+		spec := onNetwork(webSpec(1, "1"), "net")
+		spec.Roles[0].Runtime = runtime
+		if err := s.c.CheckNetworks(api.DefaultTenant, spec); err != nil {
+			t.Errorf("a %s role on a network: %v", runtime, err)
+		}
+	}
+	s.c.cfg.NetworkRuntimes = []string{api.RuntimeContainer, api.RuntimeProcess}
 	before := s.store.Index()
 	vm := onNetwork(webSpec(1, "1"), "net")
 	vm.Roles[0].Runtime = api.RuntimeVM
 	want := "roles[0].network: vm instances cannot join a virtual network yet: only container and process roles do"
 	if err := s.c.CheckNetworks(api.DefaultTenant, vm); !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), want) {
-		t.Errorf("a vm role on a network: %v, want %q", err, want)
+		t.Errorf("a vm role on a network of a controller without vm: %v, want %q", err, want)
 	}
 	if _, err := s.deployAs(api.DefaultTenant, vm); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("deploying a vm role on a network: %v, want refused", err)
 	}
 	if s.store.Index() != before {
 		t.Fatal("a refused deploy wrote to the state")
-	}
-	for _, runtime := range []string{api.RuntimeContainer, api.RuntimeProcess} {
-		spec := onNetwork(webSpec(1, "1"), "net")
-		spec.Roles[0].Runtime = runtime
-		if err := s.c.CheckNetworks(api.DefaultTenant, spec); err != nil {
-			t.Errorf("a %s role on a network: %v", runtime, err)
-		}
 	}
 }
 
@@ -87,7 +85,6 @@ func TestOnlyAttachedRuntimesJoinNetworks(t *testing.T) {
 // Two tenants use the same CIDR.
 func TestSlotsKeepTheirAddresses(t *testing.T) {
 	s := newSim(t, 3)
-	s.c.cfg.NetworkRuntimes = everyRuntime
 	s.withTenants(api.CreateTenant{Name: "acme"})
 	nets := networks.New(s.store, s.c)
 	for _, tenant := range []string{api.DefaultTenant, "acme"} {
@@ -247,7 +244,6 @@ func TestSlotsKeepTheirAddresses(t *testing.T) {
 // slot takes it then); it lets it go when it is deleted.
 func TestVMKeepsItsAddress(t *testing.T) {
 	s := newSim(t, 0)
-	s.c.cfg.NetworkRuntimes = everyRuntime
 	s.c.cfg.DiskAccess = func(d api.DiskSpec) (api.DiskAccess, error) { return api.DiskAccess{Name: d.Name}, nil }
 	for i := 1; i <= 2; i++ {
 		s.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("fd%d", i), 4, api.RuntimeProcess, api.RuntimeVM)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -128,9 +129,12 @@ func kernelArgs() map[string]string {
 	return out
 }
 
-// configureNetwork brings up lo and gives eth0 its static address for
-// QEMU user-mode networking, with busybox ip. eth0 appears once its driver
-// probed, so it waits for it, at most 10 s.
+// configureNetwork brings up lo and gives the user-mode networking
+// interface (eth0) its static address, with busybox ip; on a virtual
+// network (weft.vnet.* on the kernel command line, see vnet.go) it also
+// gives the network's interface its address and writes resolv.conf. The
+// interfaces appear once their driver probed, so it waits for them, at
+// most 10 s.
 func configureNetwork(ctx context.Context, procs *children, log *slog.Logger) {
 	args := kernelArgs()
 	ip, gw := defaultGuestIP, defaultGateway
@@ -139,6 +143,10 @@ func configureNetwork(ctx context.Context, procs *children, log *slog.Logger) {
 	}
 	if v, ok := args["weft.gw"]; ok {
 		gw = v
+	}
+	vn, err := parseVNet(args)
+	if err != nil {
+		log.Warn("virtual network: the kernel command line", "err", err)
 	}
 	run := func(argv ...string) error {
 		cmd := exec.CommandContext(ctx, "ip", argv...)
@@ -155,17 +163,29 @@ func configureNetwork(ctx context.Context, procs *children, log *slog.Logger) {
 	if err := run("link", "set", "lo", "up"); err != nil {
 		log.Warn("network", "err", err)
 	}
-	if ip == "" || ip == "none" || ip == "dhcp" {
+	userMode := ip != "" && ip != "none" && ip != "dhcp"
+	if !userMode && vn == nil {
 		return
 	}
 	deadline := time.Now().Add(10 * time.Second)
+	var user, private string
 	for {
-		if _, err := os.Stat("/sys/class/net/eth0"); err == nil {
+		var ok bool
+		if user, private, ok = pickInterfaces(interfaceMACs(), vn); ok {
 			break
 		}
 		if time.Now().After(deadline) {
-			log.Warn("network: no eth0")
-			return
+			log.Warn("network: interfaces missing", "user", user, "vnet", private)
+			if private == "" {
+				vn = nil
+			}
+			if _, ok := interfaceMACs()[user]; !ok || user == private {
+				userMode = false
+			}
+			if !userMode && vn == nil {
+				return
+			}
+			break
 		}
 		select {
 		case <-ctx.Done():
@@ -173,12 +193,20 @@ func configureNetwork(ctx context.Context, procs *children, log *slog.Logger) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	steps := [][]string{
-		{"addr", "add", ip, "dev", "eth0"},
-		{"link", "set", "eth0", "up"},
+	var steps [][]string
+	if vn != nil {
+		// Before the user-mode interface: the workload may start once
+		// the host sees this address (the driver waits for it).
+		steps = append(steps, []string{"addr", "add", vn.Addr.String(), "dev", private}, []string{"link", "set", private, "up"})
+		if err := os.WriteFile("/etc/resolv.conf", []byte(vn.resolvConf()), 0o644); err != nil {
+			log.Warn("virtual network: resolv.conf", "err", err)
+		}
 	}
-	if gw != "" && gw != "none" {
-		steps = append(steps, []string{"route", "add", "default", "via", gw})
+	if userMode {
+		steps = append(steps, []string{"addr", "add", ip, "dev", user}, []string{"link", "set", user, "up"})
+		if gw != "" && gw != "none" {
+			steps = append(steps, []string{"route", "add", "default", "via", gw})
+		}
 	}
 	for _, s := range steps {
 		if err := run(s...); err != nil {
@@ -186,7 +214,22 @@ func configureNetwork(ctx context.Context, procs *children, log *slog.Logger) {
 			return
 		}
 	}
-	log.Info("network up", "eth0", ip, "gateway", gw)
+	log.Info("network up", "user", user, "address", ip, "gateway", gw, "vnet", private)
+}
+
+// interfaceMACs lists the machine's interfaces but lo, name → MAC.
+func interfaceMACs() map[string]string {
+	out := map[string]string{}
+	entries, _ := os.ReadDir("/sys/class/net")
+	for _, e := range entries {
+		if e.Name() == "lo" {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/sys/class/net", e.Name(), "address")); err == nil {
+			out[e.Name()] = strings.ToLower(strings.TrimSpace(string(b)))
+		}
+	}
+	return out
 }
 
 // reapOrphans reaps zombie children the agent did not start itself (orphans

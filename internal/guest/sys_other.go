@@ -17,16 +17,16 @@ import (
 
 var errNotLinux = errors.New("guest: only supported on Linux")
 
-func setClock(time.Time) error                                          { return errNotLinux }
-func syncDisks()                                                        {}
-func powerOff(bool) error                                               { return errNotLinux }
-func uptime() time.Duration                                             { return 0 }
-func loadavg() [3]float64                                               { return [3]float64{} }
-func setProcessGroup(*exec.Cmd)                                         {}
-func resolvePort(path string) string                                    { return path }
-func setupInit(*slog.Logger) *os.File                                   { return nil }
-func reapOrphans(context.Context, *children)                            {}
-func configureNetwork(context.Context, *children, *slog.Logger, func()) {}
+func setClock(time.Time) error                                  { return errNotLinux }
+func syncDisks()                                                {}
+func powerOff(bool) error                                       { return errNotLinux }
+func uptime() time.Duration                                     { return 0 }
+func loadavg() [3]float64                                       { return [3]float64{} }
+func setProcessGroup(*exec.Cmd)                                 {}
+func resolvePort(path string) string                            { return path }
+func setupInit(*slog.Logger) *os.File                           { return nil }
+func reapOrphans(context.Context, *children)                    {}
+func configureNetwork(context.Context, *children, *slog.Logger) {}
 
 func killGroup(pid int, sig syscall.Signal) error {
 	if pid <= 0 {

@@ -17,7 +17,8 @@
 //     each of them (head-end replication: no multicast in the underlay);
 //   - a gateway namespace (NetnsPrefix and the VNI's six hex digits, under
 //     /run/netns) joined to the bridge by
-//     the veth w<vni>g, holding the network's gateway address on its gw0.
+//     the veth w<vni>g, holding the network's gateway address on its gw0,
+//     with the same MAC on every host (anycast.go).
 //     The network's DNS server listens there (see InNetwork);
 //   - one port per endpoint: a veth w<vni>e<hash> whose peer sits in the
 //     endpoint's own namespace (containers and process instances) with its

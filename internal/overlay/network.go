@@ -293,7 +293,8 @@ func (h *Host) ensureGateway(n Network, br netlink.Link) error {
 		}
 		attrs := netlink.NewLinkAttrs()
 		attrs.Name, attrs.MTU, attrs.MasterIndex = name, h.cfg.MTU, br.Attrs().Index
-		v := &netlink.Veth{LinkAttrs: attrs, PeerName: gatewayIface, PeerNamespace: netlink.NsFd(ns), PeerMTU: uint32(h.cfg.MTU)}
+		v := &netlink.Veth{LinkAttrs: attrs, PeerName: gatewayIface, PeerNamespace: netlink.NsFd(ns), PeerMTU: uint32(h.cfg.MTU),
+			PeerHardwareAddr: gatewayMAC(n.VNI)}
 		if err := h.nl.LinkAdd(v); err != nil {
 			return fmt.Errorf("overlay: create %s: %w", name, err)
 		}
@@ -313,6 +314,9 @@ func (h *Host) ensureGateway(n Network, br netlink.Link) error {
 	gw, err := inside.LinkByName(gatewayIface)
 	if err != nil {
 		return fmt.Errorf("overlay: find %s in %s: %w", gatewayIface, path, err)
+	}
+	if err := h.anycastGateway(n.VNI, l, inside, gw); err != nil {
+		return err
 	}
 	want := netip.PrefixFrom(n.Gateway, n.Subnet.Bits())
 	if err := setOnlyAddress(inside, gw, want); err != nil {

@@ -187,7 +187,7 @@ func (m *Manager) Create(ctx context.Context, tenant string, req api.CreateVM) (
 	if req.Network != "" {
 		// Refused on a network the tenant does not have, or that is
 		// full, before anything is made; Deploy checks again.
-		probe := api.ServiceSpec{Name: req.Name, Roles: []api.RoleSpec{{Name: api.VMRole, Persistence: api.Persistent, Network: req.Network}}}
+		probe := api.ServiceSpec{Name: req.Name, Roles: []api.RoleSpec{{Name: api.VMRole, Runtime: api.RuntimeVM, Persistence: api.Persistent, Network: req.Network}}}
 		if err := m.ctl.CheckNetworks(tenant, probe); err != nil {
 			return api.VM{}, vmNetworkError(err)
 		}
@@ -201,6 +201,11 @@ func (m *Manager) Create(ctx context.Context, tenant string, req api.CreateVM) (
 	}
 	if img.VM.DiskFormat != "raw" {
 		return api.VM{}, api.Errorf(api.CodeInvalid, "image: %s has a %s disk; persistent VMs are made from raw disks (qemu-img convert -O raw)", req.Image, img.VM.DiskFormat)
+	}
+	if req.Network != "" {
+		if err := joinsNetworks(img); err != nil {
+			return api.VM{}, err
+		}
 	}
 	spec, err := m.spec(tenant, req, img)
 	if err != nil {
@@ -287,6 +292,19 @@ func (m *Manager) spec(tenant string, req api.CreateVM, img api.Image) (api.Serv
 		role.Endpoints = append(role.Endpoints, api.Endpoint{Name: p.Name, Protocol: api.ProtocolTCP, Port: p.PublicPort, GuestPort: p.GuestPort})
 	}
 	return api.ServiceSpec{Name: req.Name, UpgradeDomains: 1, Roles: []api.RoleSpec{role}}, nil
+}
+
+// joinsNetworks refuses an image whose VMs cannot take their private
+// address: the node passes it on the kernel command line, for the guest
+// agent to apply (docs/networks.md).
+func joinsNetworks(img api.Image) error {
+	if !slices.ContainsFunc(img.Files, func(f api.ImageFile) bool { return f.Name == api.ImageFileKernel }) {
+		return api.Errorf(api.CodeInvalid, "network: image %s boots through its own bootloader, and only images with a kernel and Weft's guest agent (weft image build) join virtual networks", img.Name)
+	}
+	if !img.VM.GuestAgent {
+		return api.Errorf(api.CodeInvalid, "network: image %s has no guest agent to configure the VM's private address; only images with Weft's guest agent (weft image build) join virtual networks", img.Name)
+	}
+	return nil
 }
 
 // vmNetworkError names the request's field in the fabric's error about the

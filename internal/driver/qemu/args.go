@@ -153,7 +153,8 @@ type boot struct {
 	Disks       []disk // OS disk first
 	CPUs        int
 	MemoryMB    int
-	HostFwd     []string // user-mode networking "tcp:0.0.0.0:HOST-:GUEST" rules
+	HostFwd     []string    // user-mode networking "tcp:0.0.0.0:HOST-:GUEST" rules
+	NIC         *driver.NIC // the virtual network's interface (nic.go), or nil
 	QMPSocket   string
 	AgentSocket string
 	Incoming    bool // wait for a migration (-incoming defer)
@@ -199,6 +200,9 @@ func (b boot) args() []string {
 		netdev += ",hostfwd=" + f
 	}
 	a = append(a, "-netdev", netdev, "-device", b.Machine.device("virtio-net")+",netdev=net0")
+	if b.NIC != nil {
+		a = append(a, nicArgs(b.Machine, b.NIC)...)
+	}
 	a = append(a,
 		"-chardev", "socket,id=agent,path="+escape(b.AgentSocket)+",server=on,wait=off",
 		"-device", b.Machine.device("virtio-serial")+",id=serial0",
@@ -242,6 +246,8 @@ func (b boot) cmdline() string {
 	if b.Hostname != "" {
 		add("weft.hostname", b.Hostname)
 	}
+	// The virtual network's settings are the node's alone (nic.go).
+	words = append(withoutNICWords(words), nicWords(b.NIC)...)
 	return strings.Join(words, " ")
 }
 

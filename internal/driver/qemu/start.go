@@ -99,6 +99,7 @@ func (d *Driver) launch(ctx context.Context, spec driver.Spec, incoming bool) (*
 		CPUs:        cpus(spec.CPU),
 		MemoryMB:    memoryMB(spec.Memory),
 		HostFwd:     hostForwards(spec),
+		NIC:         spec.NIC,
 		QMPSocket:   in.qmpSocket(),
 		AgentSocket: in.agentSocket(),
 		Incoming:    incoming,
@@ -107,6 +108,9 @@ func (d *Driver) launch(ctx context.Context, spec driver.Spec, incoming bool) (*
 	// through the BIOS of a PC.
 	if !exists(b.Kernel) {
 		b.Kernel, b.Machine.bios = "", true
+	}
+	if err := checkNIC(spec.NIC, b.Kernel != "", img.VM.GuestAgent); err != nil {
+		return nil, err
 	}
 	if initrd := filepath.Join(spec.ImageDir, api.ImageFileInitrd); exists(initrd) {
 		b.Initrd = initrd
@@ -155,6 +159,11 @@ func (d *Driver) ready(ctx context.Context, in *instance, spec driver.Spec) erro
 	}
 	if err := c.SetTime(rctx, time.Now()); err != nil {
 		return fmt.Errorf("set the guest's clock: %w", err)
+	}
+	if spec.NIC != nil {
+		if err := awaitNIC(rctx, c, spec.NIC); err != nil {
+			return d.bootFailure(in, err)
+		}
 	}
 	if len(spec.Command) == 0 {
 		return nil

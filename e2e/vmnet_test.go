@@ -1,0 +1,173 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+)
+
+// TestVMOnVirtualNetwork: a persistent VM made with --network on a two-host
+// overlay (network namespaces with real agents) gets a private address,
+// shown by weft vm show, configured in the guest on the interface with the
+// MAC the node gave it, and the network's DNS server in its resolv.conf.
+// It reaches a process instance of the network by address and finds it by
+// DNS name; the instance reaches the VM's web server by address and finds
+// NAME.vm.internal. Live-migrated to the other host, the VM keeps its
+// address and MAC, and both still reach each other; so after it was
+// stopped and started on the other host (relocated).
+func TestVMOnVirtualNetwork(t *testing.T) {
+	c, h1, h2 := vmNetworkCluster(t)
+	tool := c.instances("tools")[0]
+	vm := c.vm("keeper")
+	if vm.Network != "net" || !strings.HasPrefix(vm.PrivateAddress, "10.40.0.") || vm.PrivateAddress == tool.PrivateAddress {
+		t.Fatalf("the VM's network %q, private address %q (the process instance has %s)", vm.Network, vm.PrivateAddress, tool.PrivateAddress)
+	}
+	if ins := c.instances("keeper"); len(ins) != 1 || ins[0].PrivateAddress != vm.PrivateAddress {
+		t.Errorf("weft instances for the VM: %+v, want privateAddress %s", ins, vm.PrivateAddress)
+	}
+	// The guest's interface with the address, and its MAC.
+	mac := c.guestMAC("keeper", vm.PrivateAddress)
+	if got := c.mustWeft("vm", "exec", "keeper", "--", "cat", "/etc/resolv.conf"); !strings.Contains(got, "nameserver 10.40.0.1\n") {
+		t.Errorf("the guest's resolv.conf: %q", got)
+	}
+	// The VM's web server, for the instance to reach.
+	c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "mkdir -p /www && echo vm keeper here > /www/index.html && httpd -p 8081 -h /www")
+
+	both := func(when string) {
+		t.Helper()
+		out, code := c.vmGet("keeper", tool.PrivateAddress, 8080)
+		if code != 0 || !strings.Contains(out, tool.ID) {
+			t.Errorf("%s: the VM asking the process instance at %s:8080: exit %d, %q", when, tool.PrivateAddress, code, out)
+		}
+		name := tool.ID + ".cli.tools.internal"
+		if got, errOut, _ := c.weft("vm", "exec", "keeper", "--", "nslookup", name); !strings.Contains(got, tool.PrivateAddress) {
+			t.Errorf("%s: the VM resolving %s: %q %q", when, name, got, errOut)
+		}
+		script := fmt.Sprintf(`printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 5 %s 8081`, vm.PrivateAddress)
+		if out, code := c.execIn("", tool.ID, "busybox", "sh", "-c", script); code != 0 || !strings.Contains(out, "vm keeper here") {
+			t.Errorf("%s: the process instance asking the VM at %s:8081: exit %d, %q", when, vm.PrivateAddress, code, out)
+		}
+		if out, code := c.execIn("", tool.ID, "busybox", "nslookup", "keeper.vm.internal", "10.40.0.1"); code != 0 || !strings.Contains(out, vm.PrivateAddress) {
+			t.Errorf("%s: the process instance resolving keeper.vm.internal: exit %d, %q", when, code, out)
+		}
+	}
+	both("on " + vm.Node)
+
+	first := vm.Node
+	c.mustWeft("vm", "migrate", "keeper")
+	vm = c.vm("keeper")
+	if vm.Node == first || vm.LastMigration == nil || vm.LastMigration.Error != "" {
+		t.Fatalf("after the migration the VM is on %s (was %s), last migration %+v", vm.Node, first, vm.LastMigration)
+	}
+	if got := c.guestMAC("keeper", vm.PrivateAddress); got != mac {
+		t.Errorf("the VM's MAC after the migration: %s, was %s", got, mac)
+	}
+	both("migrated to " + vm.Node)
+	// The source took its tap off its bridge.
+	old := map[string]*host{h1.name: h1, h2.name: h2}[first]
+	c.waitFor("the source's tap gone", 30*time.Second, func() bool {
+		out, err := exec.Command("ip", "-n", old.ns, "-o", "link", "show", "type", "tun").CombinedOutput()
+		return err == nil && !strings.Contains(string(out), "weft endpoint "+vm.Instance)
+	})
+	if v := c.vm("keeper"); v.PrivateAddress != vm.PrivateAddress || v.State != api.StateRunning {
+		t.Errorf("after the migration: %+v", v)
+	}
+
+	// Relocated: stopped, its host drained (the process instance moves
+	// too, keeping its slot's address), and started on the other host,
+	// booting anew there with the same address and MAC.
+	c.mustWeft("vm", "stop", "keeper", "--wait")
+	c.mustWeft("node", "drain", vm.Node)
+	c.waitFor("the process instance moved off the drained host", 2*time.Minute, func() bool {
+		ins := c.instances("tools")
+		return len(ins) == 1 && ins[0].Node != vm.Node && ins[0].State == api.StateRunning
+	})
+	tool = c.instances("tools")[0]
+	c.mustWeft("vm", "start", "keeper", "--wait")
+	moved := c.vm("keeper")
+	if moved.Node == vm.Node || moved.PrivateAddress != vm.PrivateAddress {
+		t.Fatalf("after the relocation the VM is on %s (was %s) at %s (was %s)", moved.Node, vm.Node, moved.PrivateAddress, vm.PrivateAddress)
+	}
+	if got := c.guestMAC("keeper", vm.PrivateAddress); got != mac {
+		t.Errorf("the VM's MAC after the relocation: %s, was %s", got, mac)
+	}
+	c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "mkdir -p /www && echo vm keeper here > /www/index.html && httpd -p 8081 -h /www")
+	both("relocated to " + moved.Node)
+}
+
+// vmNetworkCluster starts a server and two agent hosts (vnet1, vnet2),
+// with network net (10.40.0.0/24), service tools (toolsModel) on it, and
+// the persistent VM keeper on it too, from image tiny.
+func vmNetworkCluster(t testing.TB) (c *cluster, h1, h2 *host) {
+	requireQEMU(t)
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		t.Skip("the test needs nsenter (apt-get install util-linux)")
+	}
+	n := newNetwork(t)
+	srv := n.addHost("s")
+	h1, h2 = n.addHost("vnet1"), n.addHost("vnet2")
+	c = newHostServers(t, n, []*host{srv}, "--no-storage=false") // the VM's disks live in the storage service
+	t.Cleanup(func() { removeGatewayNamespaces(h1.name, h2.name) })
+	c.startContainerAgents(h1, h2)
+	c.mustWeft("network", "create", "net", "--cidr", "10.40.0.0/24")
+	// A process instance of the network serves its name on 8080.
+	c.mustWeft("deploy", "-f", c.toolsModel("net"), "--wait", "--timeout", "60s")
+	c.mustWeft("image", "build", "tiny")
+	c.mustWeft("vm", "create", "keeper", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--network", "net", "--wait")
+	return c, h1, h2
+}
+
+// guestMAC is the MAC of the guest's interface that has addr, failing the
+// test when none has.
+func (c *cluster) guestMAC(vm, addr string) string {
+	c.t.Helper()
+	out := c.mustWeft("vm", "exec", vm, "--", "ip", "-o", "-4", "addr", "show")
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 4 && strings.HasPrefix(f[3], addr+"/") {
+			mac := strings.TrimSpace(c.mustWeft("vm", "exec", vm, "--", "cat", "/sys/class/net/"+f[1]+"/address"))
+			if !strings.HasPrefix(mac, "02:") {
+				c.t.Errorf("the guest's %s has MAC %s, not the node's 02:...", f[1], mac)
+			}
+			return mac
+		}
+	}
+	c.t.Fatalf("no interface of the guest has %s: %s", addr, out)
+	return ""
+}
+
+// vmGet asks for / at addr:port from inside the VM (busybox nc) and
+// returns the answer and the exit code.
+func (c *cluster) vmGet(vm, addr string, port int) (string, int) {
+	c.t.Helper()
+	out, errOut, code := c.weft("vm", "exec", vm, "--", "/bin/sh", "-c",
+		fmt.Sprintf(`printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 %s %d`, addr, port))
+	return out + errOut, code
+}
+
+// toolsModel writes the model of service tools: one process instance of
+// hello (which answers on 8080 with its instance ID) on network.
+func (c *cluster) toolsModel(network string) string {
+	c.t.Helper()
+	dir := filepath.Join(c.dir, "models", "tools")
+	if err := os.MkdirAll(filepath.Join(dir, "package"), 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	copyExecutable(c.t, helloBin, filepath.Join(dir, "package", "hello"))
+	return writeFile(c.t, filepath.Join(dir, "tools.yaml"), `name: tools
+roles:
+  - name: cli
+    kind: worker
+    runtime: process
+    package: ./package
+    command: [./hello]
+    instances: 1
+    size: {cpu: 0.1, memory: 64Mi}
+    network: `+network+"\n")
+}
