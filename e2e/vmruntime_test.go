@@ -151,6 +151,31 @@ func TestVMRole(t *testing.T) {
 	checkDrives("after the drain")
 	c.mustWeft("node", "undrain", drained)
 
+	// An agent killed and started again serves its VMs' drives anew:
+	// QEMU reconnects, and the VM goes on without a restart.
+	in = c.instances("vweb")[0]
+	uptime := func() float64 {
+		var u float64
+		fmt.Sscan(c.mustWeft("exec", in.ID, "--", "cat", "/proc/uptime"), &u)
+		return u
+	}
+	before := uptime()
+	c.kill9(c.agents[in.Node])
+	c.startAgent(in.Node)
+	c.waitFor("the restarted agent writing through to the VM's drive", 2*time.Minute, func() bool {
+		_, _, code := c.weft("exec", in.ID, "--", "/bin/sh", "-c", "echo again | dd of=/data/mark conv=fsync")
+		return code == 0
+	})
+	if got := strings.TrimSpace(c.mustWeft("exec", in.ID, "--", "cat", "/data/mark")); got != "again" {
+		t.Errorf("after its agent restarted, the VM's drive reads %q", got)
+	}
+	if after := uptime(); after < before {
+		t.Errorf("the VM restarted with its agent: uptime %.1fs, then %.1fs", before, after)
+	}
+	if now := c.instances("vweb"); !slices.ContainsFunc(now, func(i api.Instance) bool { return i.ID == in.ID && i.State == api.StateRunning }) {
+		t.Errorf("after its agent restarted, instance %s is not running: %+v", in.ID, now)
+	}
+
 	c.mustWeft("scale", "vweb", "web", "1")
 	c.waitFor("one VM left", 2*time.Minute, func() bool { return len(c.instances("vweb")) == 1 })
 	c.mustWeft("scale", "vweb", "web", "2", "--wait", "--timeout", "3m")

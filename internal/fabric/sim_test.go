@@ -678,4 +678,31 @@ func TestPersistentVMRoleOfManySlots(t *testing.T) {
 		s.step()
 		s.clock.Advance(100 * time.Millisecond)
 	}
+
+	// Its node gone silent, slot 0 waits for the node to have fenced it,
+	// then comes back elsewhere.
+	var lost instanceRecord
+	for _, in := range s.records("db") {
+		if in.Slot == 0 {
+			lost = in
+		}
+	}
+	s.nodes[lost.Node].dead = true
+	s.clock.Advance(s.c.cfg.HeartbeatTTL + 100*time.Millisecond)
+	s.step() // declared down
+	s.step()
+	for _, in := range s.records("db") {
+		if in.Slot == 0 && in.Node != lost.Node {
+			t.Fatalf("slot 0 started on %s before its silent node could fence it:\n%s", in.Node, s.dump())
+		}
+	}
+	s.clock.Advance(s.c.fenceAfter())
+	s.settle(20, "slot 0 running elsewhere", func() bool {
+		for _, in := range s.records("db") {
+			if in.Slot == 0 && in.Node != lost.Node && in.healthy() {
+				return true
+			}
+		}
+		return false
+	})
 }
