@@ -3,6 +3,7 @@ package drive_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -10,7 +11,40 @@ import (
 	"testing"
 
 	"github.com/weftcloud/weft/internal/drive"
+	"github.com/weftcloud/weft/internal/vmdisk"
 )
+
+// cutShort is a disk that takes one write, then fails every other: a
+// node that died formatting it.
+type cutShort struct {
+	*vmdisk.Disk
+	writes int
+}
+
+func (d *cutShort) WriteAt(ctx context.Context, p []byte, off int64) error {
+	if d.writes++; d.writes > 1 {
+		return errors.New("cut short")
+	}
+	return d.Disk.WriteAt(ctx, p, off)
+}
+
+// TestFormatCutShortIsFormattedAgain: a format cut short leaves a disk
+// that still reads as blank (the head, with the superblock, is written
+// last), so the next Format makes the file system instead of taking the
+// half-made one for ext4 or refusing the disk as holding other data.
+func TestFormatCutShortIsFormattedAgain(t *testing.T) {
+	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
+		t.Skip("needs e2fsprogs")
+	}
+	ctx := context.Background()
+	_, disk := newDisk(t, 32<<20)
+	if _, err := drive.Format(ctx, &cutShort{Disk: disk}, t.TempDir()); err == nil {
+		t.Fatal("Format succeeded with one write")
+	}
+	if formatted, err := drive.Format(ctx, disk, t.TempDir()); err != nil || !formatted {
+		t.Fatalf("Format after one cut short: %v, %v; want it formatted", formatted, err)
+	}
+}
 
 // TestFormatMakesACheckedFileSystem formats a blank disk without mounting
 // it (a VM's drive) and checks the blob with e2fsck: what mkfs.ext4 wrote
