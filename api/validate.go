@@ -183,13 +183,12 @@ func (r *RoleSpec) validate(at string, local bool, ports map[int]string, p *prob
 	switch r.Persistence {
 	case Ephemeral:
 	case Persistent:
-		// Persistent vm roles are weft vm create's: one instance on the
-		// disks it made. Other runtimes keep their state on drives.
-		if r.Runtime == RuntimeVM && r.Instances > 1 {
-			p.add(at+".instances", "a persistent vm role runs at most one instance: its disks follow it")
-		}
-		if r.Runtime == RuntimeVM && len(r.Disks) == 0 {
-			p.add(at+".disks", "a persistent vm role needs its disks (weft vm create makes them)")
+		// A role's disks (weft vm create's) are the role's, not a
+		// slot's: one instance boots from them. A persistent role of
+		// many instances, on any runtime, keeps each slot's state on
+		// the slot's drives.
+		if len(r.Disks) > 0 && r.Instances > 1 {
+			p.add(at+".instances", "a vm role with disks (weft vm create) runs at most one instance: its disks follow it; give a role of many instances drives, one per slot")
 		}
 	default:
 		p.add(at+".persistence", "%q is not ephemeral or persistent", r.Persistence)
@@ -296,12 +295,9 @@ func (p problems) err() error {
 }
 
 // validateDrives checks a role's drives: each named once, big enough to
-// hold ext4, mounted (in a container) at an absolute path of its own.
+// hold ext4, mounted (in a container or a VM) at an absolute path of its
+// own.
 func (r *RoleSpec) validateDrives(p *problems, at string) {
-	if len(r.Drives) > 0 && r.Runtime == RuntimeVM {
-		p.add(at+".drives", "the vm runtime has no drives yet: a persistent VM's disks are its own (weft vm create --data-disk)")
-		return
-	}
 	names, mounts := map[string]bool{}, map[string]bool{}
 	for i, d := range r.Drives {
 		dat := fmt.Sprintf("%s.drives[%d]", at, i)
@@ -319,8 +315,8 @@ func (r *RoleSpec) validateDrives(p *problems, at string) {
 			p.add(dat+".size", "%d bytes is not a whole number of 512-byte pages", int64(d.Size))
 		}
 		if d.Mount == "" {
-			if r.Runtime == RuntimeContainer {
-				p.add(dat+".mount", "a container role's drive needs the folder it is mounted on (mount: /data)")
+			if r.Runtime != RuntimeProcess {
+				p.add(dat+".mount", "a %s role's drive needs the folder it is mounted on (mount: /data)", r.Runtime)
 			}
 			continue
 		}

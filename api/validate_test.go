@@ -61,8 +61,8 @@ func TestValidate(t *testing.T) {
 		{"bad drive name", func(s *ServiceSpec) { s.Roles[0].Drives = []RoleDrive{{Name: "Data", Size: 1 << 30}} }, "roles[0].drives[0].name: \"Data\" is not a drive name"},
 		{"drives on the vm runtime", func(s *ServiceSpec) {
 			s.Roles[0].Runtime, s.Roles[0].Image = RuntimeVM, "ubuntu"
-			s.Roles[0].Drives = []RoleDrive{{Name: "data", Size: 1 << 30}}
-		}, "roles[0].drives: the vm runtime has no drives yet"},
+			s.Roles[0].Drives = []RoleDrive{{Name: "data", Size: 1 << 30, Mount: "/data"}}
+		}, ""},
 		{"extensions on the vm runtime", func(s *ServiceSpec) {
 			s.Roles[0].Runtime, s.Roles[0].Image = RuntimeVM, "ubuntu"
 			s.Roles[0].Extensions = []ExtensionRef{{Name: "custom-script", Settings: map[string]any{"script": "true"}}}
@@ -88,13 +88,25 @@ func TestValidate(t *testing.T) {
 			s.Roles[0] = RoleSpec{Name: "db", Kind: KindVM, Runtime: RuntimeVM, Image: "ubuntu", Instances: 1, Persistence: Persistent,
 				Disks: []DiskSpec{{Name: "os", Size: 1 << 30, Blob: "db-os"}}}
 		}, ""},
-		{"persistent without disks", func(s *ServiceSpec) {
-			s.Roles[0] = RoleSpec{Name: "db", Kind: KindVM, Runtime: RuntimeVM, Image: "ubuntu", Instances: 1, Persistence: Persistent}
-		}, "roles[0].disks: "},
-		{"two persistent instances", func(s *ServiceSpec) {
+		{"persistent vm role of three with drives", func(s *ServiceSpec) {
+			s.Roles[0] = RoleSpec{Name: "db", Kind: KindVM, Runtime: RuntimeVM, Image: "ubuntu", Instances: 3, Persistence: Persistent,
+				Drives: []RoleDrive{{Name: "data", Size: 1 << 30, Mount: "/var/lib/db"}}}
+		}, ""},
+		{"persistent vm role of two without drives", func(s *ServiceSpec) {
+			s.Roles[0] = RoleSpec{Name: "db", Kind: KindVM, Runtime: RuntimeVM, Image: "ubuntu", Instances: 2, Persistence: Persistent}
+		}, ""},
+		{"two instances on the role's disks", func(s *ServiceSpec) {
 			s.Roles[0] = RoleSpec{Name: "db", Kind: KindVM, Runtime: RuntimeVM, Image: "ubuntu", Instances: 2, Persistence: Persistent,
 				Disks: []DiskSpec{{Name: "os", Size: 1 << 30, Blob: "db-os"}}}
-		}, "roles[0].instances: a persistent vm role runs at most one"},
+		}, "roles[0].instances: a vm role with disks (weft vm create) runs at most one instance"},
+		{"vm drive without mount", func(s *ServiceSpec) {
+			s.Roles[0] = RoleSpec{Name: "db", Kind: KindVM, Runtime: RuntimeVM, Image: "ubuntu", Instances: 2,
+				Drives: []RoleDrive{{Name: "data", Size: 1 << 30}}}
+		}, "roles[0].drives[0].mount: a vm role's drive needs the folder it is mounted on"},
+		{"vm drive mounted on /", func(s *ServiceSpec) {
+			s.Roles[0] = RoleSpec{Name: "db", Kind: KindVM, Runtime: RuntimeVM, Image: "ubuntu", Instances: 2,
+				Drives: []RoleDrive{{Name: "data", Size: 1 << 30, Mount: "/"}}}
+		}, "roles[0].drives[0].mount: a drive cannot be mounted on /"},
 		{"guest port on a process role", func(s *ServiceSpec) { s.Roles[0].Endpoints[0].GuestPort = 80 }, "roles[0].endpoints[0].guestPort: "},
 		{"port used twice", func(s *ServiceSpec) {
 			s.Roles = append(s.Roles, RoleSpec{Name: "api", Kind: KindWeb, Runtime: RuntimeContainer, Image: "x",

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,8 +27,10 @@ func requireQEMU(t testing.TB) {
 	}
 }
 
-// vmService is a VM role whose instances serve their hostname over HTTP
-// from busybox httpd, started by the guest agent as the role's command.
+// vmService is a persistent VM role whose instances serve their hostname
+// over HTTP from busybox httpd, started by the guest agent as the role's
+// command, which first writes the instance's name on the slot's drive
+// unless the drive has one.
 func (c *cluster) vmService(name, image string, port, instances int) string {
 	c.t.Helper()
 	dir := filepath.Join(c.dir, "models")
@@ -40,8 +43,10 @@ roles:
     runtime: vm
     image: %s
     instances: %d
+    persistence: persistent
     size: {cpu: 1, memory: 256Mi}
-    command: ["/bin/sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p $WEFT_PORT_HTTP -h /www"]
+    drives: [{name: data, size: 32Mi, mount: /data}]
+    command: ["/bin/sh", "-c", "mkdir -p /www && hostname > /www/index.html && { [ -f $WEFT_DRIVE_DATA/first ] || echo $WEFT_INSTANCE > $WEFT_DRIVE_DATA/first; } && sync && exec httpd -f -p $WEFT_PORT_HTTP -h /www"]
     endpoints:
       - {name: http, protocol: http, port: %d}
     health:
@@ -52,9 +57,12 @@ roles:
 `, name, image, instances, port))
 }
 
-// TestVMRole boots a VM role of 2 instances from the default image, serves
-// through the load balancer, and reimages an instance: what it wrote is
-// gone, because each boot starts from a fresh overlay of the image.
+// TestVMRole boots a persistent VM role of 2 instances from the default
+// image, each slot with a drive of its own, serves through the load
+// balancer, and reimages an instance: what it wrote is gone, because each
+// boot starts from a fresh overlay of the image, except on its drive. The
+// drives stay with their slots across a rolling upgrade, a drain of a
+// node (the instance stops and starts elsewhere) and scaling 2 -> 1 -> 2.
 func TestVMRole(t *testing.T) {
 	vmTest(t)
 	c := newCluster(t, 2, storageFlags(t)...)
@@ -73,12 +81,45 @@ func TestVMRole(t *testing.T) {
 		t.Errorf("the load balancer reached %d VMs (%v), want 2", len(seen), seen)
 	}
 
+	// Each slot has a drive of its own, which its first instance wrote.
+	first := map[int]string{}
+	for _, in := range c.instances("vweb") {
+		first[in.Slot] = in.ID
+	}
+	var drives []api.Drive
+	if err := json.Unmarshal([]byte(c.mustWeft("drive", "list", "-o", "json")), &drives); err != nil {
+		t.Fatal(err)
+	}
+	for slot := range 2 {
+		name := api.SlotDriveName("vweb", "web", slot, "data")
+		if !slices.ContainsFunc(drives, func(d api.Drive) bool { return d.Name == name && d.Slot != nil && d.Slot.Slot == slot }) {
+			t.Errorf("no drive %s for slot %d in %+v", name, slot, drives)
+		}
+	}
+	checkDrives := func(when string) {
+		t.Helper()
+		ins := c.instances("vweb")
+		if len(ins) != 2 {
+			t.Fatalf("%s: %d instances, want 2", when, len(ins))
+		}
+		for _, in := range ins {
+			got := strings.TrimSpace(c.mustWeft("exec", in.ID, "--", "cat", "/data/first"))
+			if got != first[in.Slot] {
+				t.Errorf("%s: slot %d (%s on %s) reads %q on its drive, want %s", when, in.Slot, in.ID, in.Node, got, first[in.Slot])
+			}
+		}
+	}
+	checkDrives("after the deploy")
+
 	in := c.instances("vweb")[0]
-	c.mustWeft("exec", in.ID, "--", "/bin/sh", "-c", "echo scribble > /root/mark && sync")
+	c.mustWeft("exec", in.ID, "--", "/bin/sh", "-c", "echo scribble > /root/mark && echo kept > /data/mark && sync")
 	c.mustWeft("exec", in.ID, "--", "test", "-e", "/root/mark")
 	c.mustWeft("instance", "reimage", in.ID, "--wait", "--timeout", "2m")
 	if _, _, code := c.weft("exec", in.ID, "--", "test", "-e", "/root/mark"); code != 1 {
 		t.Errorf("after the reimage, test -e of the file the VM wrote: exit %d, want 1", code)
+	}
+	if got := strings.TrimSpace(c.mustWeft("exec", in.ID, "--", "cat", "/data/mark")); got != "kept" {
+		t.Errorf("after the reimage, the file the VM wrote on its drive reads %q", got)
 	}
 
 	// A new image is a rolling upgrade, one update domain at a time.
@@ -92,6 +133,53 @@ func TestVMRole(t *testing.T) {
 	if body := get(t, url); body == "" {
 		t.Error("the upgraded role does not answer through the load balancer")
 	}
+	checkDrives("after the upgrade")
+
+	// Drained off its node, an instance stops and its slot starts on
+	// the other node, on its drive.
+	drained := c.instances("vweb")[0].Node
+	c.mustWeft("node", "drain", drained)
+	c.waitFor("the VMs off the drained node", 3*time.Minute, func() bool {
+		ins := c.instances("vweb")
+		for _, in := range ins {
+			if in.Node == drained || in.State != api.StateRunning || in.Health != api.HealthHealthy {
+				return false
+			}
+		}
+		return len(ins) == 2
+	})
+	checkDrives("after the drain")
+	c.mustWeft("node", "undrain", drained)
+
+	// An agent killed and started again serves its VMs' drives anew:
+	// QEMU reconnects, and the VM goes on without a restart.
+	in = c.instances("vweb")[0]
+	uptime := func() float64 {
+		var u float64
+		fmt.Sscan(c.mustWeft("exec", in.ID, "--", "cat", "/proc/uptime"), &u)
+		return u
+	}
+	before := uptime()
+	c.kill9(c.agents[in.Node])
+	c.startAgent(in.Node)
+	c.waitFor("the restarted agent writing through to the VM's drive", 2*time.Minute, func() bool {
+		_, _, code := c.weft("exec", in.ID, "--", "/bin/sh", "-c", "echo again | dd of=/data/mark conv=fsync")
+		return code == 0
+	})
+	if got := strings.TrimSpace(c.mustWeft("exec", in.ID, "--", "cat", "/data/mark")); got != "again" {
+		t.Errorf("after its agent restarted, the VM's drive reads %q", got)
+	}
+	if after := uptime(); after < before {
+		t.Errorf("the VM restarted with its agent: uptime %.1fs, then %.1fs", before, after)
+	}
+	if now := c.instances("vweb"); !slices.ContainsFunc(now, func(i api.Instance) bool { return i.ID == in.ID && i.State == api.StateRunning }) {
+		t.Errorf("after its agent restarted, instance %s is not running: %+v", in.ID, now)
+	}
+
+	c.mustWeft("scale", "vweb", "web", "1")
+	c.waitFor("one VM left", 2*time.Minute, func() bool { return len(c.instances("vweb")) == 1 })
+	c.mustWeft("scale", "vweb", "web", "2", "--wait", "--timeout", "3m")
+	checkDrives("after scaling 2 -> 1 -> 2")
 }
 
 // TestPersistentVMSurvivesHostLoss writes and syncs a file in a persistent

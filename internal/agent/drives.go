@@ -12,8 +12,8 @@ import (
 	"github.com/weftcloud/weft/internal/driver"
 )
 
-// driveSet is the drives of one instance, mounted on this node while it
-// runs here. They are served by the agent (internal/drive's FUSE server):
+// driveSet is the drives of one process or container instance, mounted
+// on this node while it runs here (a VM's are disks, see diskSet). They are served by the agent (internal/drive's FUSE server):
 // an agent that restarts restarts the instances that have drives, on
 // drives mounted anew.
 type driveSet struct {
@@ -22,6 +22,8 @@ type driveSet struct {
 	env    map[string]string // WEFT_DRIVE_<NAME>: where the instance finds each
 	mounts []driver.Mount    // where a container instance sees each
 }
+
+var errNoDriveAccess = errors.New("the controller gave no access to the instance's drives (does it run the storage service?)")
 
 // drivesDir is where instance id's drives are mounted on this node: not in
 // the instance's folder, which the agent deletes when the instance stops
@@ -34,7 +36,7 @@ func (a *Agent) drivesDir(id string) string {
 // and mounts its ext4 file system, made on first use.
 func (a *Agent) attachDrives(ctx context.Context, id string, role api.RoleSpec, access []api.DiskAccess) (*driveSet, error) {
 	if len(access) != len(role.Drives) {
-		return nil, errors.New("the controller gave no access to the instance's drives (does it run the storage service?)")
+		return nil, errNoDriveAccess
 	}
 	if err := drive.Available(); err != nil {
 		return nil, err

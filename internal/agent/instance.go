@@ -302,7 +302,9 @@ func (in *instance) start(ctx context.Context) (driver.Status, error) {
 	in.mu.Lock()
 	adopted := in.adopted
 	in.adopted = nil
-	hasDrives := len(in.asg.Role.Drives) > 0
+	// A VM's drives are disks served like its own (serveDisks), which
+	// QEMU reconnects to; other runtimes' are mounted on the node.
+	hasDrives := len(in.asg.Role.Drives) > 0 && in.asg.Role.Runtime != api.RuntimeVM
 	in.mu.Unlock()
 	if err := in.serveDisks(ctx); err != nil {
 		return driver.Status{}, err
@@ -536,21 +538,33 @@ func (in *instance) confirmAdopted(ctx context.Context) bool {
 	return true
 }
 
-// serveDisks starts serving a persistent instance's disks, once.
+// serveDisks starts serving a persistent VM's disks and a VM's drives, once.
 func (in *instance) serveDisks(ctx context.Context) error {
 	in.mu.Lock()
-	access, have := in.asg.Disks, in.disks != nil
+	asg, have := in.asg, in.disks != nil
 	in.mu.Unlock()
-	if have || len(in.asg.Role.Disks) == 0 {
+	role := asg.Role
+	var driveRole []api.RoleDrive
+	if role.Runtime == api.RuntimeVM {
+		driveRole = role.Drives
+	}
+	if have || len(role.Disks) == 0 && len(driveRole) == 0 {
 		return nil
 	}
-	if len(access) != len(in.asg.Role.Disks) {
+	if len(asg.Disks) != len(role.Disks) {
 		return fmt.Errorf("the controller gave no access to the instance's disks (does it run the storage service?)")
+	}
+	var drives []api.DiskAccess
+	if len(driveRole) > 0 {
+		if len(asg.Drives) != len(driveRole) {
+			return errNoDriveAccess
+		}
+		drives = asg.Drives
 	}
 	if err := in.makeDir(); err != nil {
 		return err
 	}
-	set, err := in.a.attachDisks(ctx, in.id, in.dir, access)
+	set, err := in.a.attachDisks(ctx, in.id, in.dir, asg.Disks, driveRole, drives)
 	if err != nil {
 		return err
 	}
@@ -565,7 +579,7 @@ func (in *instance) mountDrives(ctx context.Context) error {
 	in.mu.Lock()
 	role, access, have := in.asg.Role, in.asg.Drives, in.drives != nil
 	in.mu.Unlock()
-	if have || len(role.Drives) == 0 {
+	if have || len(role.Drives) == 0 || role.Runtime == api.RuntimeVM {
 		return nil
 	}
 	set, err := in.a.attachDrives(ctx, in.id, role, access)
@@ -621,9 +635,9 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	}
 	ports := in.ports
 	restarts := in.restarts
-	var disks []driver.Disk
+	var disks, vmDrives []driver.Disk
 	if in.disks != nil {
-		disks = in.disks.disks
+		disks, vmDrives = in.disks.disks, in.disks.drives
 	}
 	drives := in.drives
 	in.mu.Unlock()
@@ -651,6 +665,9 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	if drives != nil {
 		maps.Copy(env, drives.env)
 		mounts = slices.Clone(drives.mounts)
+	}
+	for _, d := range vmDrives {
+		env[api.DriveEnv(d.Name)] = d.Mount
 	}
 	if role.Runtime == api.RuntimeContainer {
 		// Always, so that extensions added while it runs are seen too.
@@ -691,7 +708,7 @@ func (in *instance) prepare(ctx context.Context) (driver.Spec, error) {
 	}
 	return driver.Spec{
 		ID: in.id, Dir: in.dir, Package: root, Image: role.Image, ImageDir: imageDir, Command: role.Command, Env: env,
-		CPU: role.Size.CPU, Memory: int64(role.Size.Memory), Ports: ports, GuestPorts: guestPorts, Disks: disks, Mounts: mounts,
+		CPU: role.Size.CPU, Memory: int64(role.Size.Memory), Ports: ports, GuestPorts: guestPorts, Disks: disks, Drives: vmDrives, Mounts: mounts,
 		JoinNetwork: join, ResolvConf: resolv, NIC: nic,
 	}, nil
 }

@@ -42,6 +42,11 @@ type Spec struct {
 	// Disks, for persistent vm instances: OS disk first. The vm runtime then
 	// boots from Disks[0] instead of a throwaway overlay of the image's disk.
 	Disks []Disk
+	// Drives, for the vm runtime: the instance's drives, served as Disks
+	// are, attached after the OS disk; the guest agent mounts each
+	// (ext4, formatted by the agent) at its Mount before the workload
+	// starts.
+	Drives []Disk
 	// Mounts, for the container runtime: host folders the container sees at
 	// their Target (the instance's drives, mounted by the agent, and its
 	// extensions, read-only).
@@ -203,4 +208,5 @@ type Disk struct {
 	Socket string // the agent's NBD server: a unix socket path
 	Export string // the NBD export name
 	Size   int64
+	Mount  string // a drive's: where the guest mounts it
 }

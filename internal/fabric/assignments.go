@@ -227,7 +227,7 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 	for _, a := range view.byNode[node] {
 		rec := *a.rec
 		if a.incoming {
-			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Incoming: true,
+			out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Drives: c.driveAccess(rec), Incoming: true,
 				Network: nets.attach(c, rec)})
 			continue
 		}

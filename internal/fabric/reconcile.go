@@ -447,10 +447,14 @@ func (p *pass) evict(svc *serviceRecord) {
 		node := p.nodes[in.Node]
 		nodeDraining := node != nil && node.State == api.NodeDraining
 		switch {
-		case in.live() && nodeDraining && in.Spec.Persistence == api.Persistent && in.Spec.Runtime == api.RuntimeVM:
+		case in.live() && nodeDraining && len(in.Spec.Disks) > 0:
+			// A VM on its own disks (weft vm create) moves live. Not a
+			// VM that boots from its image: a migration would copy its
+			// drives with its overlay.
 			p.migrateOff(in)
-		case in.live() && nodeDraining && len(in.Spec.Drives) > 0:
-			// Its drives can be mounted on one node at a time: it stops
+		case in.live() && nodeDraining && in.Spec.RunsOnce():
+			// Its drives can be mounted on one node at a time, and a
+			// persistent instance runs on one node at a time: it stops
 			// first, and the slot starts again elsewhere once it stopped.
 			p.stop(in)
 		case in.live() && nodeDraining:

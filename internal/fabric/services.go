@@ -571,8 +571,8 @@ func (c *Controller) Instances(ctx context.Context, tenant, service string) []ap
 
 // Reimage starts an instance again from its package or image on the same
 // node: what it wrote is thrown away (a VM's overlay, a container's
-// writable layer), except on its drives, which stay. Persistent VMs keep
-// their disks and cannot be reimaged.
+// writable layer), except on its drives, which stay. VMs on disks of
+// their own (weft vm create) keep them and cannot be reimaged.
 func (c *Controller) Reimage(ctx context.Context, tenant, id string) (api.Instance, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -580,7 +580,7 @@ func (c *Controller) Reimage(ctx context.Context, tenant, id string) (api.Instan
 	if !ok {
 		return api.Instance{}, api.Errorf(api.CodeNotFound, "no instance %s", id)
 	}
-	if rec.Spec.Persistence == api.Persistent && rec.Spec.Runtime == api.RuntimeVM {
+	if len(rec.Spec.Disks) > 0 {
 		return api.Instance{}, api.Errorf(api.CodeConflict, "instance %s is a persistent VM: its disks are kept, so it cannot be reimaged", id)
 	}
 	if rec.Node == "" || !rec.live() {

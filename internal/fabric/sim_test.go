@@ -621,3 +621,88 @@ func TestControllerPortsAndPrivilegedPortsAreRefused(t *testing.T) {
 	s.c.cfg.AllowPrivilegedPorts = true
 	s.deploy(web(api.KindWeb, 80))
 }
+
+// TestPersistentVMRoleOfManySlots: a persistent vm role of two instances
+// (booted from its image, its state on its slots' drives) runs one
+// instance per slot; drained off a node, an instance stops before its slot
+// starts again elsewhere (it is never live twice, and never migrated,
+// which would copy its drives), and the slot keeps its number.
+func TestPersistentVMRoleOfManySlots(t *testing.T) {
+	s := newSim(t, 0)
+	for i := 1; i <= 3; i++ {
+		s.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("fd%d", i), 4, api.RuntimeVM)
+	}
+	img, _ := json.Marshal(api.Image{Name: "tiny", Type: api.ImageVM, Digest: "sha256:1"})
+	if _, err := s.store.Apply(s.ctx, []state.Op{{Kind: state.KindImages, Key: images.Key(api.DefaultTenant, "tiny"), Value: img}}); err != nil {
+		t.Fatal(err)
+	}
+	s.deploy(api.ServiceSpec{Name: "db", UpgradeDomains: 2, Roles: []api.RoleSpec{{
+		Name: "pg", Kind: api.KindWorker, Runtime: api.RuntimeVM, Image: "tiny", Instances: 2,
+		Persistence: api.Persistent, Size: api.Size{CPU: 1, Memory: 256 << 20},
+	}}})
+	s.settle(20, "both running", func() bool { return s.healthyCurrent("db", "pg") == 2 })
+	recs := s.records("db")
+	if recs[0].Slot == recs[1].Slot {
+		t.Fatalf("two instances of slot %d:\n%s", recs[0].Slot, s.dump())
+	}
+	var moved instanceRecord
+	for _, in := range recs {
+		if in.Slot == 1 {
+			moved = in
+		}
+	}
+	if _, err := s.c.DrainNode(s.ctx, moved.Node); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		live := 0
+		var now *instanceRecord
+		for _, in := range s.records("db") {
+			if in.Slot == 1 && in.Node != "" && in.State != api.StateStopped && in.State != api.StateFailed {
+				live++
+				now = &in
+			}
+			if in.Migration != nil {
+				t.Fatalf("step %d: instance %s migrates, with its drives:\n%s", i, in.ID, s.dump())
+			}
+		}
+		if live > 1 {
+			t.Fatalf("step %d: slot 1 is live on two nodes:\n%s", i, s.dump())
+		}
+		if now != nil && now.Node != moved.Node && now.healthy() {
+			break
+		}
+		if i == 60 {
+			t.Fatalf("slot 1 did not come back off the drained node:\n%s", s.dump())
+		}
+		s.step()
+		s.clock.Advance(100 * time.Millisecond)
+	}
+
+	// Its node gone silent, slot 0 waits for the node to have fenced it,
+	// then comes back elsewhere.
+	var lost instanceRecord
+	for _, in := range s.records("db") {
+		if in.Slot == 0 {
+			lost = in
+		}
+	}
+	s.nodes[lost.Node].dead = true
+	s.clock.Advance(s.c.cfg.HeartbeatTTL + 100*time.Millisecond)
+	s.step() // declared down
+	s.step()
+	for _, in := range s.records("db") {
+		if in.Slot == 0 && in.Node != lost.Node {
+			t.Fatalf("slot 0 started on %s before its silent node could fence it:\n%s", in.Node, s.dump())
+		}
+	}
+	s.clock.Advance(s.c.fenceAfter())
+	s.settle(20, "slot 0 running elsewhere", func() bool {
+		for _, in := range s.records("db") {
+			if in.Slot == 0 && in.Node != lost.Node && in.healthy() {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -249,6 +249,11 @@ func (a *Agent) handle(ctx context.Context, req request) (resp response, after f
 		return response{OK: true}, nil
 	case OpStats:
 		return response{OK: true, Stats: a.stats()}, nil
+	case OpMount:
+		if err := mountDisk(req.Serial, req.Path); err != nil {
+			return fail(err), nil
+		}
+		return response{OK: true}, nil
 	case OpHTTPReply:
 		a.calls.reply(req)
 		return response{OK: true}, nil

@@ -328,6 +328,15 @@ func (c *Client) SetTime(ctx context.Context, t time.Time) error {
 	return err
 }
 
+// Mount mounts the ext4 file system of the guest's disk whose serial is
+// serial at path, an absolute path other than /, making the folder if
+// missing; a file system already mounted there is left as it is. It
+// returns an *Error when the guest has no such disk or cannot mount it.
+func (c *Client) Mount(ctx context.Context, serial, path string) error {
+	_, err := c.call(ctx, request{Op: OpMount, Serial: serial, Path: path})
+	return err
+}
+
 // Sync flushes the guest's file systems to its disks.
 func (c *Client) Sync(ctx context.Context) error {
 	_, err := c.call(ctx, request{Op: OpSync})

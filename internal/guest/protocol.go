@@ -39,6 +39,9 @@ const (
 	OpRemove    = "remove"
 	// OpStats asks for the guest's figures (Stats).
 	OpStats = "stats"
+	// OpMount mounts the ext4 file system of the disk whose serial is
+	// Serial at Path (a drive of the instance, see Client.Mount).
+	OpMount = "mount"
 	// OpHTTP is a request the guest makes of the host (guest to host,
 	// unsolicited, numbered by Call): one the guest's metadata service
 	// takes from a program in the guest. The host answers it with an
@@ -75,6 +78,10 @@ type request struct {
 	Append bool   `json:"append,omitempty"`
 	IsDir  bool   `json:"isDir,omitempty"`
 	Link   string `json:"link,omitempty"`
+
+	// mount: the disk's serial (QEMU's serial= of its device); Path is
+	// where it is mounted.
+	Serial string `json:"serial,omitempty"`
 
 	// httpreply
 	Call   int64             `json:"call,omitempty"`

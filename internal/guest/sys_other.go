@@ -40,3 +40,5 @@ func killGroup(pid int, sig syscall.Signal) error {
 }
 
 func diskSpace(string) (total, free uint64) { return 0, 0 }
+
+func mountDisk(string, string) error { return errNotLinux }

@@ -113,6 +113,9 @@ type disk struct {
 	node  map[string]any // -blockdev
 	drive string         // -drive, with if=none and id= the node's name
 	name  string
+	// serial is the device's serial, by which the guest finds a drive
+	// (guest.Client.Mount); at most 20 characters.
+	serial string
 }
 
 // overlayDisk is a qcow2 file in the instance's directory. It is a -drive
@@ -136,6 +139,18 @@ func nbdDisk(name string, d driver.Disk) disk {
 		},
 	}}
 }
+
+// driveDisk is drive i of the instance: an NBD disk like a persistent
+// VM's, with a serial the guest finds it by.
+func driveDisk(i int, d driver.Disk) disk {
+	dk := nbdDisk(fmt.Sprintf("drive%d", i), d)
+	dk.serial = driveSerial(i)
+	return dk
+}
+
+// driveSerial is the serial of drive i: a drive's name may be longer
+// than the 20 characters virtio-blk keeps.
+func driveSerial(i int) string { return fmt.Sprintf("weft-drive-%d", i) }
 
 // reconnectDelay is how long, in seconds, QEMU retries a lost NBD server
 // before failing the guest's I/O: longer than an agent restart.
@@ -192,6 +207,9 @@ func (b boot) args() []string {
 		dev := fmt.Sprintf("%s,drive=%s,id=%s", b.Machine.device("virtio-blk"), d.name, diskDevice(i))
 		if b.Machine.bios && i == 0 {
 			dev += ",bootindex=0"
+		}
+		if d.serial != "" {
+			dev += ",serial=" + escape(d.serial)
 		}
 		a = append(a, "-device", dev)
 	}

@@ -43,6 +43,7 @@ func TestArgs(t *testing.T) {
 		Disks: []disk{
 			overlayDisk("os", "/inst,1/os.qcow2"),
 			nbdDisk("disk1", driver.Disk{Socket: "/run/nbd.sock", Export: "data,1"}),
+			driveDisk(0, driver.Disk{Socket: "/run/drive.sock", Export: "data"}),
 		},
 		HostFwd:   []string{"tcp:0.0.0.0:8080-:80"},
 		QMPSocket: "/inst,1/qmp.sock", AgentSocket: "/inst,1/agent.sock",
@@ -59,6 +60,7 @@ func TestArgs(t *testing.T) {
 		"-netdev user,id=net0,hostfwd=tcp:0.0.0.0:8080-:80",
 		"-drive if=none,id=os,format=qcow2,discard=unmap,file=/inst,,1/os.qcow2",
 		"-device virtio-blk-device,drive=os,id=vda", "-device virtio-blk-device,drive=disk1,id=vdb",
+		"-device virtio-blk-device,drive=drive0,id=vdc,serial=weft-drive-0",
 		"-incoming defer",
 	} {
 		if !strings.Contains(joined, want) {
@@ -80,6 +82,9 @@ func TestArgs(t *testing.T) {
 		{"driver": "raw", "node-name": "disk1", "discard": "unmap",
 			"file": map[string]any{"driver": "nbd", "export": "data,1", "reconnect-delay": float64(reconnectDelay),
 				"server": map[string]any{"type": "unix", "path": "/run/nbd.sock"}}},
+		{"driver": "raw", "node-name": "drive0", "discard": "unmap",
+			"file": map[string]any{"driver": "nbd", "export": "data", "reconnect-delay": float64(reconnectDelay),
+				"server": map[string]any{"type": "unix", "path": "/run/drive.sock"}}},
 	}
 	if diff := cmp.Diff(want, nodes); diff != "" {
 		t.Errorf("block devices (-want +got):\n%s", diff)

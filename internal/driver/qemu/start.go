@@ -61,6 +61,9 @@ func (d *Driver) launch(ctx context.Context, spec driver.Spec, incoming bool) (*
 	if !img.VM.GuestAgent && len(spec.Command) > 0 && !incoming {
 		return nil, fmt.Errorf("the image %s has no guest agent to run the command", img.Name)
 	}
+	if !img.VM.GuestAgent && len(spec.Drives) > 0 && !incoming {
+		return nil, fmt.Errorf("the image %s has no guest agent to mount the drives", img.Name)
+	}
 	in := &instance{id: spec.ID, dir: spec.Dir, st: state{
 		SocketDir:  socketDir(spec.ID, spec.Dir),
 		GuestAgent: img.VM.GuestAgent,
@@ -127,6 +130,9 @@ func (d *Driver) launch(ctx context.Context, spec driver.Spec, incoming bool) (*
 			b.Disks = append(b.Disks, nbdDisk(fmt.Sprintf("disk%d", i), dk))
 		}
 	}
+	for i, dk := range spec.Drives {
+		b.Disks = append(b.Disks, driveDisk(i, dk))
+	}
 	if err := atomicfile.WriteJSON(filepath.Join(spec.Dir, stateFile), in.st); err != nil {
 		return nil, err
 	}
@@ -163,6 +169,11 @@ func (d *Driver) ready(ctx context.Context, in *instance, spec driver.Spec) erro
 	if spec.NIC != nil {
 		if err := awaitNIC(rctx, c, spec.NIC); err != nil {
 			return d.bootFailure(in, err)
+		}
+	}
+	for i, dk := range spec.Drives {
+		if err := c.Mount(rctx, driveSerial(i), dk.Mount); err != nil {
+			return fmt.Errorf("mount drive %s: %w", dk.Name, err)
 		}
 	}
 	if len(spec.Command) == 0 {
