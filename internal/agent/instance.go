@@ -94,7 +94,7 @@ type instance struct {
 	// a version's folder is copied once rather than before each handler.
 	// Guarded by extMu; forgotten when the instance starts afresh.
 	inGuest map[string]string
-	extMu      sync.Mutex
+	extMu   sync.Mutex
 	// monitorStop stops the monitor extension's sampling (monitor.go).
 	monitorStop context.CancelFunc
 }
