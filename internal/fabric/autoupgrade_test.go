@@ -1,6 +1,7 @@
 package fabric
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -132,5 +133,35 @@ func TestAutoUpgradeValidation(t *testing.T) {
 		if err := spec.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.role, err, tc.want)
 		}
+	}
+}
+
+// TestRunAutoUpgradesWhenAnImageIsPublished: the controller's loop starts
+// the auto-upgrade when the image is written (publishing wakes it), with
+// nothing else happening.
+func TestRunAutoUpgradesWhenAnImageIsPublished(t *testing.T) {
+	s := newSim(t, 0)
+	s.publishImage("base:1", "sha256:b1")
+	s.deploy(api.ServiceSpec{Name: "db", UpgradeDomains: 3, Roles: []api.RoleSpec{{
+		Name: "vm", Kind: api.KindWorker, Runtime: api.RuntimeVM, Image: "base:1", AutoUpgrade: true,
+		Instances: 1, Size: api.Size{CPU: 1, Memory: 256 << 20},
+	}}})
+	ctx, cancel := context.WithCancel(s.ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	s.publishImage("base:1.1", "sha256:b11")
+	deadline := time.Now().Add(30 * time.Second)
+	for idx := uint64(0); ; {
+		if svc, _ := s.c.Service(s.ctx, api.DefaultTenant, "db"); svc.Version == 2 && svc.Spec.Roles[0].ImageDigest == "sha256:b11" {
+			return
+		}
+		wctx, wcancel := context.WithDeadline(ctx, deadline)
+		next, err := s.store.Wait(wctx, idx)
+		wcancel()
+		if err != nil {
+			t.Fatalf("no auto-upgrade to base:1.1 within 30 s: %v", err)
+		}
+		idx = next
 	}
 }
