@@ -29,8 +29,8 @@ func (c *Controller) autoUpgrade(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, rec := range list[serviceRecord](c.store, state.KindServices, "") {
-		if rec.Status != api.ServiceStable {
-			continue
+		if rec.Status != api.ServiceStable || !slices.ContainsFunc(rec.Spec.Roles, func(r api.RoleSpec) bool { return r.AutoUpgrade }) {
+			continue // most services: nothing to copy or look up
 		}
 		spec := cloneSpec(rec.Spec)
 		var moved []string
@@ -58,6 +58,7 @@ func (c *Controller) autoUpgrade(ctx context.Context) error {
 			return fmt.Errorf("fabric: auto-upgrade %s: %w", rec.Name, err)
 		}
 		for _, m := range moved {
+			c.figures.autoUps.Inc()
 			c.events.Add(api.Event{Type: "service.autoupgrade", Tenant: rec.Tenant, Service: rec.Name,
 				Message: fmt.Sprintf("service %s upgrading %s (now version %d)", rec.Name, m, rec.Version)})
 		}

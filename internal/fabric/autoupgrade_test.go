@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/state"
@@ -88,6 +90,9 @@ func TestAutoUpgradeRollsANewImageByUpdateDomain(t *testing.T) {
 	}
 	if !found {
 		t.Error("no service.autoupgrade event")
+	}
+	if n := testutil.ToFloat64(s.c.figures.autoUps); n != 1 {
+		t.Errorf("weft_fabric_auto_upgrades_total = %v, want 1", n)
 	}
 
 	// A rollback goes back to base:1 and is not undone.
