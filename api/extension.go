@@ -124,20 +124,34 @@ type ExtensionStatus struct {
 	Figures *GuestFigures `json:"figures,omitempty"`
 }
 
-// GuestFigures are a VM guest's CPU, memory and disk figures, as its
-// guest agent reads them (/proc/stat, /proc/meminfo, the root file
-// system).
+// GuestFigures are an instance's CPU, memory and disk figures: a VM
+// guest's as its guest agent reads them (/proc/stat, /proc/meminfo, the
+// root file system); a process or container instance's from its cgroup
+// and its folder on the node.
 type GuestFigures struct {
-	// CPUPercent is how busy the guest's CPUs were (all of them: 100 is
-	// every CPU busy) since the previous sample.
-	CPUPercent  float64   `json:"cpuPercent"`
-	CPUs        int       `json:"cpus"`
-	Load1       float64   `json:"load1"`
-	MemoryTotal Bytes     `json:"memoryTotal"`
-	MemoryUsed  Bytes     `json:"memoryUsed"` // total less what is available
-	DiskTotal   Bytes     `json:"diskTotal"`  // the root file system
-	DiskUsed    Bytes     `json:"diskUsed"`
-	SampledAt   time.Time `json:"sampledAt"`
+	// CPUPercent is how busy the instance was since the previous sample
+	// against its CPUs (100 is all of them busy): a VM's CPUs, or a
+	// process or container instance's CPU quota (the node's CPUs when it
+	// has none).
+	CPUPercent float64 `json:"cpuPercent"`
+	// CPUs is the VM's CPUs, or the CPU quota rounded up.
+	CPUs int `json:"cpus"`
+	// Load1 is a VM guest's 1-minute load average; absent for process
+	// and container instances (a cgroup has none).
+	Load1 *float64 `json:"load1,omitempty"`
+	// MemoryTotal is the VM's memory, or the instance's memory limit (the
+	// node's memory when it has none).
+	MemoryTotal Bytes `json:"memoryTotal"`
+	// MemoryUsed is a VM's total less what is available, or the working
+	// set of the instance's cgroup (less inactive file cache).
+	MemoryUsed Bytes `json:"memoryUsed"`
+	// DiskTotal and DiskUsed are a VM's root file system; for process and
+	// container instances, the bytes in the instance's folder on the node
+	// (its package or writable layer and what it wrote) and the size of
+	// the file system holding it.
+	DiskTotal Bytes     `json:"diskTotal"`
+	DiskUsed  Bytes     `json:"diskUsed"`
+	SampledAt time.Time `json:"sampledAt"`
 }
 
 var versionRE = regexp.MustCompile(`^[0-9]{1,9}(\.[0-9]{1,9}){0,3}$`)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -72,6 +73,19 @@ type VMImageConfig struct {
 const ImageMetaFile = "image.json"
 
 var imageNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._:-]{0,126}[a-z0-9])?$`)
+
+// ImageVersion splits an image name NAME:VERSION whose VERSION is one to
+// four dot-separated numbers (as an extension's: 1, 2.1, 2026.12.6) into
+// its family NAME and VERSION; ok is false for any other name. Images of
+// one family are the versions a role with autoUpgrade follows, newest by
+// CompareExtensionVersions.
+func ImageVersion(name string) (family, version string, ok bool) {
+	i := strings.LastIndexByte(name, ':')
+	if i <= 0 || !ValidExtensionVersion(name[i+1:]) {
+		return "", "", false
+	}
+	return name[:i], name[i+1:], true
+}
 
 // ValidateImageName checks an image name: lowercase letters, digits and
 // . _ : - (not first or last), at most 128 characters.

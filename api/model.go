@@ -58,7 +58,11 @@ type RoleSpec struct {
 	Image   string   `json:"image,omitempty" yaml:"image,omitempty"`
 	// ImageDigest is set by the controller when it accepts a deployment: the
 	// digest of the image Image named then, so a changed image is an upgrade.
-	ImageDigest string            `json:"imageDigest,omitempty" yaml:"-"`
+	ImageDigest string `json:"imageDigest,omitempty" yaml:"-"`
+	// AutoUpgrade (vm roles): Image is NAME:VERSION, and when a newer
+	// NAME:VERSION is published the controller rolls the role onto it
+	// by update domain, as a deploy would (see ImageVersion).
+	AutoUpgrade bool              `json:"autoUpgrade,omitempty" yaml:"autoUpgrade,omitempty"`
 	Instances   int               `json:"instances" yaml:"instances"`
 	Size        Size              `json:"size,omitempty" yaml:"size,omitempty"`
 	Persistence string            `json:"persistence,omitempty" yaml:"persistence,omitempty"`

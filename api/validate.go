@@ -171,6 +171,13 @@ func (r *RoleSpec) validate(at string, local bool, ports map[int]string, p *prob
 	if r.Kind == KindVM && r.Runtime != RuntimeVM {
 		p.add(at+".runtime", "a vm role needs the vm runtime")
 	}
+	if r.AutoUpgrade {
+		if r.Runtime != RuntimeVM {
+			p.add(at+".autoUpgrade", "only a vm role's image is upgraded by the fabric (the runtime is %s)", r.Runtime)
+		} else if _, _, ok := ImageVersion(r.Image); r.Image != "" && !ok {
+			p.add(at+".image", "%q has no version: autoUpgrade follows an image named NAME:VERSION (such as base:1 or base:2.1)", r.Image)
+		}
+	}
 	if r.Instances < 0 || r.Instances > MaxInstances {
 		p.add(at+".instances", "%d is out of range (0-%d)", r.Instances, MaxInstances)
 	}

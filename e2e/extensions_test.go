@@ -275,12 +275,13 @@ roles:
       - name: custom-script
         protectedSettings: {commandToExecute: "echo inside-$(cat /etc/hostname 2>/dev/null || echo container)"}
       - name: background-info
+      - name: monitor
 `)
 	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
 	var in api.Instance
 	c.waitFor("the extensions enabled in the container", 60*time.Second, func() bool {
 		ins := c.instances("tools")
-		if len(ins) != 1 || len(ins[0].Extensions) != 3 {
+		if len(ins) != 1 || len(ins[0].Extensions) != 4 {
 			return false
 		}
 		in = ins[0]
@@ -297,6 +298,13 @@ roles:
 		"background-info": "instance: " + in.ID,
 	}
 	for _, st := range in.Extensions {
+		if st.Name == "monitor" {
+			// The container's cgroup, made by runc, read by the agent.
+			if f := st.Figures; f == nil || f.MemoryUsed <= 0 || f.MemoryTotal <= 0 || f.DiskTotal <= 0 {
+				t.Errorf("monitor's figures in the container: %+v", f)
+			}
+			continue
+		}
 		if !strings.Contains(st.Output, want[st.Name]) {
 			t.Errorf("%s's output %q, want it to say %q", st.Name, st.Output, want[st.Name])
 		}
@@ -309,5 +317,57 @@ roles:
 	resp.Body.Close()
 	if strings.Contains(string(body), "s3cret") {
 		t.Errorf("the service shows the protected setting:\n%s", body)
+	}
+}
+
+// TestMonitorOnAProcessRole: the built-in monitor on a process instance
+// reports the instance's memory against its limit, its CPUs and the disk
+// its folder holds, read from its cgroup and folder on the node, through
+// the fabric to weft instance show and weft instances.
+func TestMonitorOnAProcessRole(t *testing.T) {
+	parallel(t)
+	c := newCluster(t, 1)
+	dir := filepath.Join(c.dir, "models", "watched")
+	os.MkdirAll(filepath.Join(dir, "package"), 0o755)
+	// It holds 20 MB in a shell variable (the shell stays: no exec) and
+	// writes 3 MB to its folder.
+	writeFile(t, filepath.Join(dir, "package", "run.sh"), "#!/bin/sh\nx=$(head -c 20000000 /dev/zero | tr '\\0' a)\nhead -c 3000000 /dev/urandom > blob\nsleep 1000\n")
+	os.Chmod(filepath.Join(dir, "package", "run.sh"), 0o755)
+	model := writeFile(t, filepath.Join(dir, "service.yaml"), `name: watched
+roles:
+  - name: w
+    kind: worker
+    runtime: process
+    package: ./package
+    command: ["./run.sh"]
+    instances: 1
+    size: {cpu: 0.5, memory: 96Mi}
+    extensions:
+      - name: monitor
+        settings: {interval: 5}
+`)
+	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
+	var f api.GuestFigures
+	var id string
+	c.waitFor("the monitor's figures with the workload's memory and disk", 60*time.Second, func() bool {
+		ins := c.instances("watched")
+		if len(ins) != 1 || len(ins[0].Extensions) != 1 || ins[0].Extensions[0].Figures == nil {
+			return false
+		}
+		id, f = ins[0].ID, *ins[0].Extensions[0].Figures
+		return f.MemoryUsed >= 16<<20 && f.DiskUsed >= 3000000
+	})
+	if st := c.instances("watched")[0].Extensions[0]; st.Status != api.ExtensionSuccess || !strings.Contains(st.Message, "sampling every 5s") {
+		t.Errorf("monitor's status: %+v", st)
+	}
+	if f.MemoryTotal != 96<<20 || f.CPUs != 1 || f.Load1 != nil || f.DiskTotal < f.DiskUsed || f.SampledAt.IsZero() {
+		t.Errorf("figures %+v: want the 96Mi limit, 1 CPU (half of one, rounded up), no load average, the file system's size", f)
+	}
+	show := c.mustWeft("instance", "show", id)
+	if !strings.Contains(show, "Figures:") || !strings.Contains(show, "of 96Mi") || !strings.Contains(show, "monitor 1.0: success") {
+		t.Errorf("weft instance show:\n%s", show)
+	}
+	if out := c.mustWeft("instances", "watched"); !strings.Contains(out, "/96Mi") {
+		t.Errorf("weft instances shows no memory figures:\n%s", out)
 	}
 }

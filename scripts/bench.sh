@@ -56,8 +56,11 @@ run go test -run '^$' -bench 'LiveMigration' -benchtime 3x -timeout 20m ./intern
 # host's cores kept busy (about 7 minutes under TCG).
 run go test -run 'TestLiveMigrationStress$' -v -timeout 25m ./internal/driver/qemu/ -long
 run go test -run '^$' -bench 'PersistentVMRelocation' -benchtime 3x -timeout 30m ./e2e/
-# An extension's new settings to success in a running VM's guest.
+# An extension's new settings to success in a running VM's guest, and in a
+# process instance; the metadata service asked with a process instance's
+# address and token (requests per second, p99).
 run go test -run '^$' -bench 'VMExtensionSet' -benchtime 5x -timeout 20m ./e2e/
+run go test -run '^$' -bench 'ProcessExtensionSet|MetadataFromInstance' -benchtime 5x -timeout 20m ./e2e/
 # Drives: fio-style jobs from another process through a drive, on the local
 # disk (the floor) and on the page blob through the storage API.
 run go test -run '^$' -bench 'DriveIO' -benchtime 3x ./internal/drive/

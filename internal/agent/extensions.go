@@ -44,11 +44,15 @@ import (
 // instance's status.
 //
 // A container sees the folder bound in at guestExtensionsDir. A VM sees
-// nothing of the node's files: before each handler the agent copies the
-// extension's folder and its settings file into the guest, under the same
+// nothing of the node's files: the agent copies the extension's folder
+// and its settings file into the guest, under the same
 // guestExtensionsDir, through the driver (driver.Copier: the guest
 // agent's port), and the guest agent runs the handler there as it runs
-// an exec. Removing an extension removes both copies.
+// an exec. A published extension's folder is copied once per version
+// (again after the instance starts afresh, whose guest may have lost it);
+// a built-in's, which its handlers fill (custom-script's downloads and
+// script), and the settings file before each handler. Removing an
+// extension removes both copies.
 
 const (
 	extensionsDir = "extensions"
@@ -129,6 +133,9 @@ func (in *instance) loadApplied() map[string]appliedExtension {
 func (in *instance) applyExtensions(ctx context.Context, refs []api.ExtensionRef, started bool) {
 	in.extMu.Lock()
 	defer in.extMu.Unlock()
+	if started {
+		in.inGuest = nil
+	}
 	if _, err := os.Stat(in.extDir()); len(refs) == 0 && errors.Is(err, os.ErrNotExist) {
 		return // none, now or before
 	}
@@ -222,6 +229,7 @@ func orEmpty(m map[string]any) map[string]any {
 func (in *instance) applyExtension(ctx context.Context, ref api.ExtensionRef, settings []byte, handlers []string, newVersion bool) api.ExtensionStatus {
 	dir := filepath.Join(in.extDir(), ref.Name)
 	if handlers[0] == "install" || newVersion {
+		delete(in.inGuest, ref.Name)
 		in.a.removeRoot(dir)
 		if ref.Package != "" {
 			in.setExtStatus(ref, "download", api.ExtensionTransitioning, 0, "", "")
@@ -308,10 +316,8 @@ func (in *instance) runHandler(ctx context.Context, ref api.ExtensionRef, dir, s
 	hctx, cancel := context.WithTimeout(ctx, handlerTimeout)
 	defer cancel()
 	if cp, ok := in.drv.(driver.Copier); ok {
-		for _, p := range []string{dir, settingsPath} {
-			if err := cp.CopyIn(hctx, in.id, p, in.insidePath(p)); err != nil {
-				return in.setExtStatus(ref, handler, api.ExtensionError, 0, fmt.Sprintf("%s: %v", handler, err), "")
-			}
+		if err := in.copyIn(hctx, cp, ref, dir, settingsPath); err != nil {
+			return in.setExtStatus(ref, handler, api.ExtensionError, 0, fmt.Sprintf("%s: %v", handler, err), "")
 		}
 	}
 	out := &tailBuffer{max: api.MaxExtensionOutput}
@@ -323,6 +329,25 @@ func (in *instance) runHandler(ctx context.Context, ref api.ExtensionRef, dir, s
 		return in.setExtStatus(ref, handler, api.ExtensionError, code, fmt.Sprintf("%s exited with code %d", handler, code), out.String())
 	}
 	return in.setExtStatus(ref, handler, api.ExtensionSuccess, 0, handler+" succeeded", out.String())
+}
+
+// copyIn copies the settings file into the instance, and the extension's
+// folder unless this version of a published extension is there already.
+// The caller holds extMu.
+func (in *instance) copyIn(ctx context.Context, cp driver.Copier, ref api.ExtensionRef, dir, settingsPath string) error {
+	copied := ref.Package != "" && in.inGuest[ref.Name] == ref.Version
+	if !copied {
+		if err := cp.CopyIn(ctx, in.id, dir, in.insidePath(dir)); err != nil {
+			return err
+		}
+		if ref.Package != "" {
+			if in.inGuest == nil {
+				in.inGuest = map[string]string{}
+			}
+			in.inGuest[ref.Name] = ref.Version
+		}
+	}
+	return cp.CopyIn(ctx, in.id, settingsPath, in.insidePath(settingsPath))
 }
 
 // insidePath is where the instance sees a path of its extensions folder:
@@ -368,6 +393,7 @@ func (in *instance) removeExtension(ctx context.Context, name string, was applie
 			}
 		}
 	}
+	delete(in.inGuest, name)
 	in.a.removeRoot(dir)
 	os.Remove(settingsPath)
 	in.mu.Lock()
@@ -424,6 +450,7 @@ func (in *instance) resetExtensions() {
 	defer in.extMu.Unlock()
 	in.a.removeExtensionRoots(in.dir)
 	os.RemoveAll(in.extDir())
+	in.inGuest = nil
 	in.mu.Lock()
 	in.extStatus = nil
 	in.mu.Unlock()

@@ -89,7 +89,12 @@ type instance struct {
 	extCh      chan struct{}
 	extStarted bool
 	extStatus  map[string]api.ExtensionStatus
-	extMu      sync.Mutex
+	// inGuest names the version of each packaged extension whose folder
+	// the driver has copied into the instance (driver.Copier), so that
+	// a version's folder is copied once rather than before each handler.
+	// Guarded by extMu; forgotten when the instance starts afresh.
+	inGuest map[string]string
+	extMu   sync.Mutex
 	// monitorStop stops the monitor extension's sampling (monitor.go).
 	monitorStop context.CancelFunc
 }

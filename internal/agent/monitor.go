@@ -13,11 +13,12 @@ import (
 )
 
 // The built-in monitor extension: while it is enabled on an instance, the
-// agent samples the guest's figures through the driver
-// (driver.GuestMonitor: the vm runtime's guest agent) every interval and
-// puts the latest in the extension's status (api.ExtensionStatus.Figures),
-// which the controller shows with the instance and the VM, and which the
-// agent exports as weft_guest_* metrics.
+// agent samples the instance's figures through the driver
+// (driver.GuestMonitor: the vm runtime's guest agent; the process and
+// container runtimes' cgroups) every interval and puts the latest in the
+// extension's status (api.ExtensionStatus.Figures), which the controller
+// shows with the instance and the VM, and which the agent exports as
+// weft_guest_* metrics.
 
 const (
 	defaultMonitorInterval = time.Minute
@@ -40,7 +41,7 @@ func (in *instance) runMonitor(ctx context.Context, ref api.ExtensionRef, handle
 	mon, ok := in.drv.(driver.GuestMonitor)
 	if !ok {
 		return in.setExtStatus(ref, handler, api.ExtensionError, 0,
-			"monitor reads a VM guest's figures: the "+in.drv.Name()+" runtime has no guest to read", "")
+			"monitor reads an instance's figures: the "+in.drv.Name()+" runtime cannot", "")
 	}
 	in.stopMonitor()
 	if handler != "enable" && handler != "update" {
@@ -50,7 +51,7 @@ func (in *instance) runMonitor(ctx context.Context, ref api.ExtensionRef, handle
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	raw, err := mon.GuestFigures(sctx, in.id)
 	cancel()
-	f := apiFigures(raw)
+	f := in.apiFigures(raw)
 	if err != nil {
 		return in.setExtStatus(ref, handler, api.ExtensionError, 0, fmt.Sprintf("%s: %v", handler, err), "")
 	}
@@ -87,17 +88,22 @@ func (in *instance) sample(ctx context.Context, mon driver.GuestMonitor, every t
 			in.a.log.Debug("monitor: sample", "instance", in.id, "err", err)
 			continue
 		}
-		in.putFigures(apiFigures(f))
+		in.putFigures(in.apiFigures(f))
 	}
 }
 
-// apiFigures is how the API shows a guest's figures.
-func apiFigures(f driver.GuestFigures) api.GuestFigures {
-	return api.GuestFigures{
-		CPUPercent: f.CPUPercent, CPUs: f.CPUs, Load1: f.Load1, SampledAt: f.SampledAt,
+// apiFigures is how the API shows the instance's figures: a load average
+// only for a VM guest, the one runtime whose instances have their own.
+func (in *instance) apiFigures(f driver.GuestFigures) api.GuestFigures {
+	out := api.GuestFigures{
+		CPUPercent: f.CPUPercent, CPUs: f.CPUs, SampledAt: f.SampledAt,
 		MemoryTotal: api.Bytes(f.MemoryTotal), MemoryUsed: api.Bytes(f.MemoryUsed),
 		DiskTotal: api.Bytes(f.DiskTotal), DiskUsed: api.Bytes(f.DiskUsed),
 	}
+	if in.drv.Name() == api.RuntimeVM {
+		out.Load1 = &f.Load1
+	}
+	return out
 }
 
 // putFigures puts the figures in monitor's status, while it stands at
@@ -126,14 +132,16 @@ func (in *instance) stopMonitor() {
 	}
 }
 
-// The guest figures as metrics, one series per monitored instance.
+// The monitor's figures as metrics, one series per monitored instance of
+// any runtime ("guest": the instance as it sees itself; api.GuestFigures
+// says what each figure is on each runtime).
 var (
-	guestCPUDesc      = prometheus.NewDesc("weft_guest_cpu_percent", "How busy a monitored guest's CPUs were at its last sample (100: all of them).", []string{"instance"}, nil)
-	guestLoadDesc     = prometheus.NewDesc("weft_guest_load1", "A monitored guest's 1-minute load average.", []string{"instance"}, nil)
-	guestMemTotalDesc = prometheus.NewDesc("weft_guest_memory_total_bytes", "A monitored guest's memory.", []string{"instance"}, nil)
-	guestMemUsedDesc  = prometheus.NewDesc("weft_guest_memory_used_bytes", "A monitored guest's memory in use (total less available).", []string{"instance"}, nil)
-	guestDiskTotDesc  = prometheus.NewDesc("weft_guest_disk_total_bytes", "The size of a monitored guest's root file system.", []string{"instance"}, nil)
-	guestDiskUsedDesc = prometheus.NewDesc("weft_guest_disk_used_bytes", "The bytes used on a monitored guest's root file system.", []string{"instance"}, nil)
+	guestCPUDesc      = prometheus.NewDesc("weft_guest_cpu_percent", "How busy a monitored instance's CPUs (a VM's, or a process or container instance's quota) were at its last sample (100: all of them).", []string{"instance"}, nil)
+	guestLoadDesc     = prometheus.NewDesc("weft_guest_load1", "A monitored VM guest's 1-minute load average.", []string{"instance"}, nil)
+	guestMemTotalDesc = prometheus.NewDesc("weft_guest_memory_total_bytes", "A monitored VM's memory, or a process or container instance's memory limit (the node's memory without one).", []string{"instance"}, nil)
+	guestMemUsedDesc  = prometheus.NewDesc("weft_guest_memory_used_bytes", "A monitored instance's memory in use (a VM's total less available; a cgroup's working set).", []string{"instance"}, nil)
+	guestDiskTotDesc  = prometheus.NewDesc("weft_guest_disk_total_bytes", "The size of a monitored VM's root file system, or of the file system holding a process or container instance's folder.", []string{"instance"}, nil)
+	guestDiskUsedDesc = prometheus.NewDesc("weft_guest_disk_used_bytes", "The bytes used on a monitored VM's root file system, or in a process or container instance's folder.", []string{"instance"}, nil)
 )
 
 var guestDescs = []*prometheus.Desc{guestCPUDesc, guestLoadDesc, guestMemTotalDesc, guestMemUsedDesc, guestDiskTotDesc, guestDiskUsedDesc}
@@ -147,11 +155,15 @@ func (in *instance) collectGuestFigures(ch chan<- prometheus.Metric) {
 	if f == nil {
 		return
 	}
-	for desc, v := range map[*prometheus.Desc]float64{
-		guestCPUDesc: f.CPUPercent, guestLoadDesc: f.Load1,
+	values := map[*prometheus.Desc]float64{
+		guestCPUDesc:      f.CPUPercent,
 		guestMemTotalDesc: float64(f.MemoryTotal), guestMemUsedDesc: float64(f.MemoryUsed),
 		guestDiskTotDesc: float64(f.DiskTotal), guestDiskUsedDesc: float64(f.DiskUsed),
-	} {
+	}
+	if f.Load1 != nil {
+		values[guestLoadDesc] = *f.Load1
+	}
+	for desc, v := range values {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, in.id)
 	}
 }

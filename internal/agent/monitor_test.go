@@ -18,8 +18,9 @@ import (
 
 // TestMonitorFiguresAreMetrics: the figures in an instance's monitor
 // status are the agent's weft_guest_* metrics, labelled with the
-// instance; an instance without them has none. On a runtime with no
-// guest to read, monitor fails saying so.
+// instance; an instance without them has none. On a node without
+// cgroups to read a process instance's figures from, monitor fails
+// saying so.
 func TestMonitorFiguresAreMetrics(t *testing.T) {
 	_, srv := newFakeController(t, nil)
 	d, err := process.New(process.Config{ShimCommand: []string{os.Args[0], "weft-shim"}, CgroupDisabled: true})
@@ -37,7 +38,7 @@ func TestMonitorFiguresAreMetrics(t *testing.T) {
 
 	monitored := newInstance(a, api.Assignment{Instance: api.Instance{ID: "db-vm-0-aaaa"}}, d)
 	monitored.extStatus = map[string]api.ExtensionStatus{extensions.Monitor: {Name: extensions.Monitor, Version: "1.0", Status: api.ExtensionSuccess,
-		Figures: &api.GuestFigures{CPUPercent: 12.5, CPUs: 1, Load1: 0.25, MemoryTotal: 240 << 20, MemoryUsed: 40 << 20, DiskTotal: 500 << 20, DiskUsed: 100 << 20}}}
+		Figures: &api.GuestFigures{CPUPercent: 12.5, CPUs: 1, Load1: new(0.25), MemoryTotal: 240 << 20, MemoryUsed: 40 << 20, DiskTotal: 500 << 20, DiskUsed: 100 << 20}}}
 	plain := newInstance(a, api.Assignment{Instance: api.Instance{ID: "web-w-0-bbbb"}}, d)
 	a.mu.Lock()
 	a.instances[monitored.id], a.instances[plain.id] = monitored, plain
@@ -64,7 +65,7 @@ func TestMonitorFiguresAreMetrics(t *testing.T) {
 	}
 
 	st := plain.runMonitor(ctx, api.ExtensionRef{Name: extensions.Monitor, Version: "1.0"}, "enable")
-	if st.Status != api.ExtensionError || !strings.Contains(st.Message, "the process runtime has no guest to read") {
+	if st.Status != api.ExtensionError || !strings.Contains(st.Message, "no usable cgroups") {
 		t.Errorf("monitor on a process instance: %+v", st)
 	}
 }

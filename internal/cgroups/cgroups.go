@@ -1,6 +1,7 @@
 // Package cgroups gives each instance its own cgroup with memory and CPU
-// limits: on a unified (v2) hierarchy with the memory and cpu controllers,
-// or on the v1 memory and cpu hierarchies (hybrid hosts keep those on v1).
+// limits, and reads what it uses: on a unified (v2) hierarchy with the
+// memory and cpu controllers, or on the v1 memory, cpu and cpuacct
+// hierarchies (hybrid hosts keep those on v1).
 package cgroups
 
 import (
@@ -21,6 +22,9 @@ type Set struct {
 	v2     string // the v2 parent directory, or ""
 	memory string // v1 parent directories
 	cpu    string
+	// cpuacct is the v1 cpuacct parent: cpu's when the two controllers
+	// share a hierarchy, "" when the host has no cpuacct.
+	cpuacct string
 }
 
 const cgroupRoot = "/sys/fs/cgroup"
@@ -51,7 +55,12 @@ func Detect(parent string) (*Set, error) {
 		return nil, ErrUnavailable
 	}
 	c := &Set{memory: filepath.Join(mem, parent), cpu: filepath.Join(cpu, parent)}
-	for _, d := range []string{c.memory, c.cpu} {
+	if _, err := os.Stat(filepath.Join(cpu, "cpuacct.usage")); err == nil {
+		c.cpuacct = c.cpu
+	} else if _, err := os.Stat(filepath.Join(cgroupRoot, "cpuacct", "cpuacct.usage")); err == nil {
+		c.cpuacct = filepath.Join(cgroupRoot, "cpuacct", parent)
+	}
+	for _, d := range c.v1Dirs("") {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("cgroup v1: %w", err)
 		}
@@ -96,7 +105,8 @@ func (c *Set) Create(id string, cpu float64, memory int64) ([]string, error) {
 		return []string{filepath.Join(dir, "cgroup.procs")}, nil
 	}
 	mem, cpuDir := filepath.Join(c.memory, id), filepath.Join(c.cpu, id)
-	for _, d := range []string{mem, cpuDir} {
+	dirs := c.v1Dirs(id)
+	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("cgroup: %w", err)
 		}
@@ -114,7 +124,21 @@ func (c *Set) Create(id string, cpu float64, memory int64) ([]string, error) {
 			return nil, fmt.Errorf("cgroup: cpu.cfs_quota_us: %w", err)
 		}
 	}
-	return []string{filepath.Join(mem, "cgroup.procs"), filepath.Join(cpuDir, "cgroup.procs")}, nil
+	procs := make([]string, len(dirs))
+	for i, d := range dirs {
+		procs[i] = filepath.Join(d, "cgroup.procs")
+	}
+	return procs, nil
+}
+
+// v1Dirs are the v1 cgroup directories of instance id (of the parent
+// when id is ""), one per hierarchy used.
+func (c *Set) v1Dirs(id string) []string {
+	dirs := []string{filepath.Join(c.memory, id), filepath.Join(c.cpu, id)}
+	if c.cpuacct != "" && c.cpuacct != c.cpu {
+		dirs = append(dirs, filepath.Join(c.cpuacct, id))
+	}
+	return dirs
 }
 
 // OOMKilled reports whether the kernel killed a process of the instance for
@@ -147,11 +171,9 @@ func fieldValue(text, key string) int {
 
 // Remove deletes the instance's (empty) cgroups.
 func (c *Set) Remove(id string) error {
-	var dirs []string
-	if c.v2 != "" {
-		dirs = []string{filepath.Join(c.v2, id)}
-	} else {
-		dirs = []string{filepath.Join(c.memory, id), filepath.Join(c.cpu, id)}
+	dirs := []string{filepath.Join(c.v2, id)}
+	if c.v2 == "" {
+		dirs = c.v1Dirs(id)
 	}
 	for _, d := range dirs {
 		if err := os.Remove(d); err != nil && !os.IsNotExist(err) {

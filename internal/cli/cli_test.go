@@ -30,7 +30,9 @@ var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 var (
 	testInstances = []api.Instance{
 		{ID: "hello-web-0-abcd", Service: "hello", Role: "web", Slot: 0, Node: "node-1", Version: 2, Desired: "running",
-			State: "running", Health: "healthy", Address: "127.0.0.1:40001", Ports: map[string]int{"http": 40001}, CreatedAt: now, UpdatedAt: now},
+			State: "running", Health: "healthy", Address: "127.0.0.1:40001", Ports: map[string]int{"http": 40001}, CreatedAt: now, UpdatedAt: now,
+			Extensions: []api.ExtensionStatus{{Name: "monitor", Version: "1.0", Status: "success", Handler: "enable", Message: "enable succeeded: sampling every 1m0s",
+				Figures: &api.GuestFigures{CPUPercent: 7.5, CPUs: 1, MemoryTotal: 128 << 20, MemoryUsed: 21 << 20, DiskTotal: 20 << 30, DiskUsed: 6 << 20, SampledAt: now}}}},
 		{ID: "hello-web-1-efgh", Service: "hello", Role: "web", Slot: 1, Node: "node-2", Version: 2, Desired: "running", Draining: true,
 			State: "running", Health: "unhealthy", Address: "127.0.0.1:40002", Restarts: 3, FailedStarts: 1,
 			LastError: "failed its health probe 3 times (GET http://127.0.0.1:40002/healthz: 503 Service Unavailable)", CreatedAt: now, UpdatedAt: now},
@@ -89,6 +91,16 @@ func fakeController(t *testing.T) *httptest.Server {
 		json.NewEncoder(w).Encode(v)
 	}
 	mux.HandleFunc("GET /v1/instances", func(w http.ResponseWriter, r *http.Request) { answer(w, testInstances) })
+	mux.HandleFunc("GET /v1/instances/{id}", func(w http.ResponseWriter, r *http.Request) {
+		for _, in := range testInstances {
+			if in.ID == r.PathValue("id") {
+				answer(w, in)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusNotFound)
+		answer(w, api.ErrorBody{Error: api.Error{Code: api.CodeNotFound, Message: "no instance " + r.PathValue("id")}})
+	})
 	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { answer(w, testNodes) })
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		answer(w, []api.Service{testService, testFailing, testVMService})
@@ -133,6 +145,9 @@ func TestGolden(t *testing.T) {
 	}{
 		{"instances.golden", []string{"instances"}},
 		{"instances.json.golden", []string{"instances", "-o", "json"}},
+		{"instance-show.golden", []string{"instance", "show", "hello-web-0-abcd"}},
+		{"instance-show-pending.golden", []string{"instance", "show", "hello-worker-0-ijkl"}},
+		{"instance-show.json.golden", []string{"instance", "show", "hello-web-0-abcd", "-o", "json"}},
 		{"nodes.golden", []string{"nodes"}},
 		{"nodes.json.golden", []string{"nodes", "-o", "json"}},
 		{"services.golden", []string{"services"}},
@@ -194,6 +209,8 @@ func TestErrors(t *testing.T) {
 		wantStderr string
 	}{
 		{[]string{"service", "show", "nope"}, 1, "weft: no service named nope\n"},
+		{[]string{"instance", "show", "nope"}, 1, "weft: no instance nope\n"},
+		{[]string{"instance", "show"}, 2, ""},
 		{[]string{"scale", "hello", "web"}, 2, ""},
 		{[]string{"scale", "hello", "web", "many"}, 2, ""},
 		{[]string{"instances", "--bogus"}, 2, ""},

@@ -30,10 +30,14 @@ func (a *app) instancesCommand() *cobra.Command {
 				return a.printJSON(nonNil(list))
 			}
 			w := a.table()
-			row(w, a.tenantCol("TENANT", "ID", "SERVICE", "ROLE", "NODE", "STATE", "HEALTH", "VERSION", "ADDRESS", "RESTARTS", "LAST ERROR")...)
+			row(w, a.tenantCol("TENANT", "ID", "SERVICE", "ROLE", "NODE", "STATE", "HEALTH", "VERSION", "ADDRESS", "CPU", "MEMORY", "RESTARTS", "LAST ERROR")...)
 			for _, in := range list {
+				cpu, mem := "-", "-"
+				if f := monitorFigures(in.Extensions); f != nil {
+					cpu, mem = fmt.Sprintf("%.1f%%", f.CPUPercent), f.MemoryUsed.String()+"/"+f.MemoryTotal.String()
+				}
 				row(w, a.tenantCol(in.Tenant, in.ID, in.Service, in.Role, orDash(in.Node), in.State, orDash(in.Health), in.Version, orDash(in.Address),
-					in.Restarts, orDash(short(lastError(in), 60)))...)
+					cpu, mem, in.Restarts, orDash(short(lastError(in), 60)))...)
 			}
 			return w.Flush()
 		},
@@ -74,16 +78,28 @@ func (a *app) logsCommand() *cobra.Command {
 	return cmd
 }
 
-// instanceCommand is `weft instance reimage`.
+// instanceCommand is `weft instance show|reimage`.
 func (a *app) instanceCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "instance",
-		Short: "Act on one instance",
+		Short: "Show or act on one instance",
 		Args:  maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usagef("usage: weft instance reimage INSTANCE [--wait]")
+			return usagef("usage: weft instance show INSTANCE | weft instance reimage INSTANCE [--wait]")
 		},
 	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "show INSTANCE",
+		Short: "Show an instance: where it runs, its state, its extensions and the monitor's figures",
+		Args:  exactArgs("INSTANCE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := a.client().Instance(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.printInstance(in)
+		},
+	})
 	var wait bool
 	var timeout time.Duration
 	reimage := &cobra.Command{
@@ -128,4 +144,36 @@ func (a *app) instanceCommand() *cobra.Command {
 	reimage.Flags().DurationVar(&timeout, "timeout", 3*time.Minute, "how long --wait waits")
 	cmd.AddCommand(reimage)
 	return cmd
+}
+
+func (a *app) printInstance(in api.Instance) error {
+	if a.jsonOutput() {
+		return a.printJSON(in)
+	}
+	w := a.table()
+	row(w, "ID:", in.ID)
+	if a.allTenants {
+		row(w, "Tenant:", in.Tenant)
+	}
+	row(w, "Service:", fmt.Sprintf("%s, role %s, version %d", in.Service, in.Role, in.Version))
+	row(w, "State:", fmt.Sprintf("%s/%s", in.State, orDash(in.Health)))
+	row(w, "Node:", orDash(in.Node))
+	row(w, "Address:", orDash(in.Address))
+	if in.PrivateAddress != "" {
+		row(w, "Private address:", in.PrivateAddress)
+	}
+	row(w, "Restarts:", in.Restarts)
+	if e := lastError(in); e != "" {
+		row(w, "Last error:", oneLine(e))
+	}
+	if ev := in.Scheduled; ev != nil {
+		row(w, "Scheduled:", fmt.Sprintf("%s at %s", ev.Type, ev.NotBefore.Format(time.RFC3339)))
+	}
+	for _, st := range in.Extensions {
+		row(w, "Extension:", extensionSummary(api.VMExtension{Name: st.Name, Version: st.Version, Status: &st}))
+	}
+	if f := monitorFigures(in.Extensions); f != nil {
+		row(w, "Figures:", figuresSummary(*f))
+	}
+	return w.Flush()
 }

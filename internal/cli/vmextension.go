@@ -135,11 +135,26 @@ func extensionSummary(e api.VMExtension) string {
 	return s
 }
 
-// figuresSummary is one line of weft vm show about the guest's figures
-// (the monitor extension's).
+// figuresSummary is one line of weft vm show and weft instance show about
+// the instance's figures (the monitor extension's).
 func figuresSummary(f api.GuestFigures) string {
-	return fmt.Sprintf("CPU %.1f%% of %d, load %.2f; memory %s of %s; disk %s of %s (at %s)",
-		f.CPUPercent, f.CPUs, f.Load1, f.MemoryUsed, f.MemoryTotal, f.DiskUsed, f.DiskTotal, f.SampledAt.Format("15:04:05"))
+	load := ""
+	if f.Load1 != nil {
+		load = fmt.Sprintf(", load %.2f", *f.Load1)
+	}
+	return fmt.Sprintf("CPU %.1f%% of %d%s; memory %s of %s; disk %s of %s (at %s)",
+		f.CPUPercent, f.CPUs, load, f.MemoryUsed, f.MemoryTotal, f.DiskUsed, f.DiskTotal, f.SampledAt.Format("15:04:05"))
+}
+
+// monitorFigures are the figures the monitor extension reports among
+// statuses, or nil.
+func monitorFigures(statuses []api.ExtensionStatus) *api.GuestFigures {
+	for _, st := range statuses {
+		if st.Figures != nil {
+			return st.Figures
+		}
+	}
+	return nil
 }
 
 // oneLine is s on one line, for a table.

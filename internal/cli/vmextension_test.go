@@ -24,7 +24,7 @@ func vmExtensionServer(t *testing.T) (*httptest.Server, func() []api.SetVMExtens
 	var sent []api.SetVMExtension
 	exts := []api.VMExtension{{Name: "monitor", Version: "1.0", Status: &api.ExtensionStatus{
 		Name: "monitor", Version: "1.0", Status: api.ExtensionSuccess, Handler: "enable", Message: "enable succeeded: sampling every 1m0s", UpdatedAt: now,
-		Figures: &api.GuestFigures{CPUPercent: 12.5, CPUs: 1, Load1: 0.25, MemoryTotal: 240 << 20, MemoryUsed: 40 << 20,
+		Figures: &api.GuestFigures{CPUPercent: 12.5, CPUs: 1, Load1: new(0.25), MemoryTotal: 240 << 20, MemoryUsed: 40 << 20,
 			DiskTotal: 500 << 20, DiskUsed: 100 << 20, SampledAt: now}}}}
 	mux := http.NewServeMux()
 	answer := func(w http.ResponseWriter, v any) {

@@ -14,9 +14,10 @@ const (
 	// location to background-info.txt in its folder, and reports it as
 	// its output.
 	BackgroundInfo = "background-info"
-	// Monitor samples a VM guest's CPU, memory and disk figures every
-	// interval while it is enabled; they show in its status (Figures)
-	// and in the node agent's metrics.
+	// Monitor samples an instance's CPU, memory and disk figures every
+	// interval while it is enabled (a VM's through its guest agent, a
+	// process or container instance's from its cgroup and folder); they
+	// show in its status (Figures) and in the node agent's metrics.
 	Monitor = "monitor"
 )
 
@@ -52,7 +53,7 @@ func builtInManifests() []api.ExtensionManifest {
 	}, {
 		Name:        Monitor,
 		Version:     "1.0",
-		Description: "Samples a VM guest's CPU, memory and disk figures through its guest agent every interval; weft vm show shows them and the node agent exports them as metrics (weft_guest_*). vm instances only.",
+		Description: "Samples the instance's CPU, memory and disk figures every interval (a VM's through its guest agent; a process or container instance's from its cgroup and its folder on the node); weft vm show and weft instance show show them and the node agent exports them as metrics (weft_guest_*).",
 		Handlers:    api.ExtensionHandlers{Enable: builtin, Update: builtin, Disable: builtin},
 		Settings: api.ExtensionSchema{
 			Public: map[string]api.SettingSchema{

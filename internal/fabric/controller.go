@@ -231,6 +231,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		if err := c.reconcile(ctx); err != nil && ctx.Err() == nil {
 			c.log.Error("reconcile failed", "err", err)
 		}
+		if err := c.autoUpgrade(ctx); err != nil && ctx.Err() == nil {
+			c.log.Error("auto-upgrade failed", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

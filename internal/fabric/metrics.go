@@ -21,6 +21,7 @@ type figures struct {
 	heartbeats *prometheus.CounterVec
 	placed     prometheus.Counter
 	moves      prometheus.Counter
+	autoUps    prometheus.Counter
 	pending    *prometheus.GaugeVec
 }
 
@@ -41,6 +42,9 @@ func newFigures() *figures {
 		}),
 		moves: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weft_fabric_rebalance_moves_total", Help: "Instances moved to another fault domain to spread their role.",
+		}),
+		autoUps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_fabric_auto_upgrades_total", Help: "Roles the fabric moved onto a newer image of their family (autoUpgrade).",
 		}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "weft_fabric_instances_unplaceable", Help: "Instances the last reconcile pass could not place, by reason (placement.Why*).",
@@ -115,12 +119,12 @@ func (f *figures) observePass(start time.Time, err error, unplaced map[string]in
 }
 
 // Register adds the controller's metrics to reg: the reconcile pass's
-// duration and failures, heartbeats, placements, rebalance moves,
+// duration and failures, heartbeats, placements, rebalance moves, auto-upgrades,
 // unplaceable instances by reason, and instances, nodes and services by
 // state.
 func (c *Controller) Register(reg prometheus.Registerer) error {
 	f := c.figures
-	for _, col := range []prometheus.Collector{collector{c}, f.reconcile, f.failed, f.heartbeats, f.placed, f.moves, f.pending} {
+	for _, col := range []prometheus.Collector{collector{c}, f.reconcile, f.failed, f.heartbeats, f.placed, f.moves, f.autoUps, f.pending} {
 		if err := reg.Register(col); err != nil {
 			return fmt.Errorf("fabric: register metrics: %w", err)
 		}

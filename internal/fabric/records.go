@@ -22,6 +22,9 @@ type serviceRecord struct {
 	// KeepDrives keeps the drives of the service's slots when it is
 	// deleted (weft service delete --keep-drives).
 	KeepDrives bool `json:"keepDrives,omitempty"`
+	// DeclinedImages are image digests a rollback left (autoupgrade.go):
+	// the fabric does not upgrade the service onto them again.
+	DeclinedImages []string `json:"declinedImages,omitempty"`
 }
 
 type revision struct {

@@ -108,6 +108,7 @@ func (c *Controller) stage(tenant string, spec api.ServiceSpec) (staged, error) 
 		return staged{}, err
 	}
 	rec, exists := get[serviceRecord](c.store, state.KindServices, serviceKey(tenant, spec.Name))
+	keepUpgradedImages(&spec, rec.Spec)
 	if err := c.assignPorts(t, &spec, rec.Spec); err != nil {
 		return staged{}, err
 	}
@@ -370,6 +371,7 @@ func (c *Controller) Rollback(ctx context.Context, tenant, name string) (api.Ser
 	if err := c.ensureDrives(ctx, tenant, spec); err != nil {
 		return api.Service{}, err
 	}
+	rec.DeclinedImages = declinedImages(rec.DeclinedImages, rec.Spec, spec)
 	rec.Revisions = append(rec.Revisions[:len(rec.Revisions)-1], revision{Version: rec.Version, Spec: rec.Spec})
 	rec.Version++
 	rec.Spec = spec

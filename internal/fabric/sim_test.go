@@ -160,6 +160,9 @@ func (s *sim) step() {
 	if err := s.c.reconcile(s.ctx); err != nil {
 		s.t.Fatal(err)
 	}
+	if err := s.c.autoUpgrade(s.ctx); err != nil { // as Run does
+		s.t.Fatal(err)
+	}
 	checkDecoded(s.t, s.c)
 }
 

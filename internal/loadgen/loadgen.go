@@ -66,6 +66,11 @@ func (r Result) String() string {
 // longer than perRequestTimeout (zero: no limit) fails; one cut short by the
 // end of ctx is not counted. Connections are kept alive between requests.
 func Run(ctx context.Context, url string, workers int, perRequestTimeout time.Duration) Result {
+	return RunWithHeader(ctx, url, nil, workers, perRequestTimeout)
+}
+
+// RunWithHeader is Run sending header with every request (a token, say).
+func RunWithHeader(ctx context.Context, url string, header http.Header, workers int, perRequestTimeout time.Duration) Result {
 	workers = max(workers, 1)
 	transport := &http.Transport{MaxIdleConns: workers, MaxIdleConnsPerHost: workers, IdleConnTimeout: time.Minute}
 	defer transport.CloseIdleConnections()
@@ -88,7 +93,7 @@ func Run(ctx context.Context, url string, workers int, perRequestTimeout time.Du
 			errs := map[string]int{}
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				errText := get(ctx, client, url)
+				errText := get(ctx, client, url, header)
 				d := time.Since(t0)
 				if errText != "" && ctx.Err() != nil {
 					break
@@ -122,10 +127,13 @@ func Run(ctx context.Context, url string, workers int, perRequestTimeout time.Du
 }
 
 // get returns "" on success and the failure's text otherwise.
-func get(ctx context.Context, client *http.Client, url string) string {
+func get(ctx context.Context, client *http.Client, url string, header http.Header) string {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err.Error()
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -90,3 +90,30 @@ func TestRunStopsWithContext(t *testing.T) {
 		t.Errorf("a run cut before any answer: %s", res)
 	}
 }
+
+// RunWithHeader sends its header with every request: a server that wants
+// a token answers each one.
+func TestRunWithHeaderSendsIt(t *testing.T) {
+	var n, refused atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		if r.Header.Get("Authorization") != "Bearer t0ken" || r.Header.Get("Metadata") != "true" {
+			refused.Add(1)
+			http.Error(w, "who are you", http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for n.Load() < 50 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	res := RunWithHeader(ctx, srv.URL, http.Header{"Authorization": {"Bearer t0ken"}, "Metadata": {"true"}}, 2, 5*time.Second)
+	if res.Requests == 0 || res.Failures != 0 || refused.Load() != 0 {
+		t.Errorf("%s; the server refused %d", res, refused.Load())
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/weftcloud/weft/internal/cgroups"
 	"github.com/weftcloud/weft/internal/driver"
 	"github.com/weftcloud/weft/internal/instancenet"
+	"github.com/weftcloud/weft/internal/instancestats"
 	"github.com/weftcloud/weft/internal/runc"
 	"github.com/weftcloud/weft/internal/shim"
 )
@@ -53,11 +54,13 @@ type Driver struct {
 	cfg     Config
 	log     *slog.Logger
 	cgroups *cgroups.Set // to tell an OOM kill; nil when undetectable
+	stats   *instancestats.Sampler
 }
 
 var (
-	_ driver.Driver = (*Driver)(nil)
-	_ driver.Execer = (*Driver)(nil)
+	_ driver.Driver       = (*Driver)(nil)
+	_ driver.Execer       = (*Driver)(nil)
+	_ driver.GuestMonitor = (*Driver)(nil)
 )
 
 // Files of an instance directory, which is also the OCI bundle.
@@ -107,6 +110,7 @@ func New(cfg Config) (*Driver, error) {
 	} else {
 		d.cgroups = cg
 	}
+	d.stats = instancestats.New(d.cgroups, d.Dir)
 	return d, nil
 }
 
@@ -265,7 +269,15 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 	if dir, ok := d.Forget(id); ok {
 		d.cleanup(ctx, id, dir)
 	}
+	d.stats.Forget(id)
 	return nil
+}
+
+// GuestFigures reads the container's CPU and memory from the cgroup runc
+// made for it, and the disk used by its instance folder (its writable
+// layer, not the image below it; instancestats.Sampler.Figures says how).
+func (d *Driver) GuestFigures(ctx context.Context, id string) (driver.GuestFigures, error) {
+	return d.stats.Figures(id)
 }
 
 // Exec runs cmd in the running container.

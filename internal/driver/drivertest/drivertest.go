@@ -29,6 +29,10 @@ const (
 	IgnoreTerm
 	// Hog allocates far more memory than its 32 MiB limit.
 	Hog
+	// Busy writes a 4 MiB file named blob in its working folder, holds
+	// 16 MiB or more of memory, prints "ready" and keeps a CPU busy until
+	// stopped; it runs with a 128 MiB memory limit and half a CPU.
+	Busy
 )
 
 // Runtime adapts the suite to one driver.
@@ -39,6 +43,9 @@ type Runtime struct {
 	Spec func(t *testing.T, id, dir string, prog Program) driver.Spec
 	// Limits reports whether memory limits are enforced on this host.
 	Limits bool
+	// Busy reports whether Spec runs the Busy program (the Figures test
+	// needs it).
+	Busy bool
 	// Skip names tests (as in Run: "MemoryLimit", ...) that do not apply
 	// to the runtime, with the reason.
 	Skip map[string]string
@@ -55,6 +62,7 @@ func Run(t *testing.T, rt Runtime) {
 		{"StopKillsAfterGrace", testStopKillsAfterGrace},
 		{"RecoverAfterRestart", testRecover},
 		{"MemoryLimit", testMemoryLimit},
+		{"Figures", testFigures},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -234,5 +242,50 @@ func testMemoryLimit(t *testing.T, rt Runtime) {
 	}
 	if !strings.Contains(st.Reason, "memory") && !strings.Contains(st.Reason, "killed") {
 		t.Errorf("reason %q does not say it was killed", st.Reason)
+	}
+}
+
+// testFigures checks driver.GuestMonitor on a runtime that reads an
+// instance's figures from its cgroup: its memory, its limits, its disk
+// and, between two samples, its CPU.
+func testFigures(t *testing.T, rt Runtime) {
+	if !rt.Busy {
+		t.Skip("the runtime runs no Busy program")
+	}
+	if !rt.Limits {
+		t.Skip("no usable cgroup on this host to read figures from")
+	}
+	d := rt.New(t)
+	mon, ok := d.(driver.GuestMonitor)
+	if !ok {
+		t.Fatalf("the %s driver has no GuestFigures", d.Name())
+	}
+	start(t, rt, d, "busy", Busy)
+	eventually(t, "the busy program to be ready", func() bool { return strings.Contains(logs(t, d, "busy"), "ready") })
+	ctx := context.Background()
+	f, err := mon.GuestFigures(ctx, "busy")
+	if err != nil {
+		t.Fatalf("GuestFigures: %v", err)
+	}
+	if f.MemoryUsed < 16<<20 || f.MemoryTotal != 128<<20 {
+		t.Errorf("memory %d of %d; want 16 MiB or more of 128 MiB", f.MemoryUsed, f.MemoryTotal)
+	}
+	if f.CPUs != 1 {
+		t.Errorf("%d CPUs; half a CPU rounds up to 1", f.CPUs)
+	}
+	if f.DiskUsed < 4<<20 || f.DiskTotal < f.DiskUsed {
+		t.Errorf("disk %d of %d; want the 4 MiB blob and more", f.DiskUsed, f.DiskTotal)
+	}
+	if f.SampledAt.IsZero() {
+		t.Error("no sampling time")
+	}
+	eventually(t, "a sample with CPU time in it", func() bool {
+		f, err := mon.GuestFigures(ctx, "busy")
+		return err == nil && f.CPUPercent > 0 && f.CPUPercent <= 100
+	})
+	d.Stop(ctx, "busy", time.Second)
+	d.Remove(ctx, "busy")
+	if _, err := mon.GuestFigures(ctx, "busy"); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("GuestFigures of a removed instance: %v, want driver.ErrNotFound", err)
 	}
 }

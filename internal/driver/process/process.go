@@ -24,6 +24,7 @@ import (
 	"github.com/weftcloud/weft/internal/cgroups"
 	"github.com/weftcloud/weft/internal/driver"
 	"github.com/weftcloud/weft/internal/instancenet"
+	"github.com/weftcloud/weft/internal/instancestats"
 	"github.com/weftcloud/weft/internal/shim"
 )
 
@@ -52,9 +53,13 @@ type Driver struct {
 	cfg     Config
 	log     *slog.Logger
 	cgroups *cgroups.Set
+	stats   *instancestats.Sampler
 }
 
-var _ driver.Driver = (*Driver)(nil)
+var (
+	_ driver.Driver       = (*Driver)(nil)
+	_ driver.GuestMonitor = (*Driver)(nil)
+)
 
 // New returns a process driver.
 func New(cfg Config) (*Driver, error) {
@@ -83,6 +88,7 @@ func New(cfg Config) (*Driver, error) {
 			d.cgroups = nil
 		}
 	}
+	d.stats = instancestats.New(d.cgroups, d.Dir)
 	return d, nil
 }
 
@@ -263,11 +269,19 @@ func (d *Driver) Exec(ctx context.Context, id string, cmd []string, stdout, stde
 	return 0, nil
 }
 
+// GuestFigures reads the instance's CPU and memory from its cgroup and
+// its folder's disk use (instancestats.Sampler.Figures says how); it
+// fails without cgroups.
+func (d *Driver) GuestFigures(ctx context.Context, id string) (driver.GuestFigures, error) {
+	return d.stats.Figures(id)
+}
+
 // Remove forgets a stopped instance and deletes its cgroups.
 func (d *Driver) Remove(ctx context.Context, id string) error {
 	if dir, ok := d.Forget(id); ok {
 		instancenet.Close(d.cfg.IPAMDir, dir)
 	}
+	d.stats.Forget(id)
 	if d.cgroups != nil {
 		return d.cgroups.Remove(id)
 	}

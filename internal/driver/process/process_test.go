@@ -41,6 +41,7 @@ var programs = map[drivertest.Program]string{
 	drivertest.Exit3:      `echo bye; exit 3`,
 	drivertest.IgnoreTerm: `trap '' TERM; echo ready; while true; do sleep 0.05; done`,
 	drivertest.Hog:        `head -c 512m /dev/zero | tail > /dev/null`,
+	drivertest.Busy:       `head -c 4194304 /dev/urandom > blob; x=$(head -c 20000000 /dev/zero | tr '\0' a); echo ready; while :; do :; done`,
 }
 
 func TestConformance(t *testing.T) {
@@ -53,12 +54,16 @@ func TestConformance(t *testing.T) {
 				Env:   map[string]string{"WEFT_INSTANCE": id, "WEFT_PORT_HTTP": "18080", "GREETING": "hi there"},
 				Ports: map[string]int{"http": 18080},
 			}
-			if prog == drivertest.Hog {
+			switch prog {
+			case drivertest.Hog:
 				spec.Memory = 32 << 20
+			case drivertest.Busy:
+				spec.Memory, spec.CPU = 128<<20, 0.5
 			}
 			return spec
 		},
 		Limits: probe.Limits(),
+		Busy:   true,
 	})
 }
 
