@@ -167,6 +167,7 @@ type blobPropsXML struct {
 	DeletedTime        string `xml:"DeletedTime,omitempty"`
 	RemainingDays      int    `xml:"RemainingRetentionDays,omitempty"`
 	TagCount           int    `xml:"TagCount,omitempty"`
+	ExpiryTime         string `xml:"Expiry-Time,omitempty"`
 	Sealed             *bool  `xml:"Sealed,omitempty"`
 }
 
@@ -242,6 +243,9 @@ func blobItem(rec *blobRec, inc map[string]bool, now time.Time) blobItemXML {
 		p.ImmutableUntil, p.ImmutableMode = im.Until.UTC().Format(http.TimeFormat), strings.ToLower(im.Mode)
 	}
 	p.LegalHold = rec.LegalHold && inc["legalhold"]
+	if !rec.Expires.IsZero() {
+		p.ExpiryTime = rec.Expires.UTC().Format(http.TimeFormat)
+	}
 	item := blobItemXML{XMLName: xml.Name{Local: "Blob"}, Name: rec.Name, Snapshot: rec.Snapshot, Props: p}
 	p.TagCount = len(rec.Tags)
 	if inc["tags"] && len(rec.Tags) > 0 {
@@ -336,6 +340,9 @@ func (s *Service) listBlobs(c *call) error {
 				rec = blobRec{Name: name, Type: blockBlob}
 			} else if err := json.Unmarshal(raw, &rec); err != nil {
 				return err
+			}
+			if !deleted && rec.Snapshot == "" && rec.expired(time.Now()) {
+				continue
 			}
 			item := blobItem(&rec, inc, now)
 			if deleted {

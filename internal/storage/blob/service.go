@@ -84,7 +84,7 @@ func OpenWith(dir string, opt storage.Options) (*Service, error) {
 	}
 	err = db.Update(func(tx *boltlog.Tx) error {
 		indexed := tx.Bucket(bktBlobTags) != nil
-		for _, b := range [][]byte{bktContainers, bktBlobs, bktBlocks, bktPages, bktRefs, bktInline, bktService, bktTagIndex, bktBlobTags, bktDeleted} {
+		for _, b := range [][]byte{bktContainers, bktBlobs, bktBlocks, bktPages, bktRefs, bktInline, bktService, bktTagIndex, bktBlobTags, bktDeleted, bktExpiry} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -422,6 +422,8 @@ func (s *Service) serveBlob(c *call) error {
 		return s.incrementalCopy(c)
 	case comp == "undelete" && m == http.MethodPut:
 		return s.undeleteBlob(c)
+	case comp == "expiry" && m == http.MethodPut:
+		return s.setExpiry(c)
 	}
 	return unsupported(c)
 }
@@ -464,11 +466,13 @@ func errXML() error {
 }
 
 // gcLoop drops uncommitted blocks older than a week, and soft-deleted
-// blobs past their retention, hourly.
+// blobs past their retention, hourly; expired blobs every minute.
 func (s *Service) gcLoop() {
 	defer s.wg.Done()
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
+	hourly := time.NewTicker(time.Hour)
+	defer hourly.Stop()
+	minutely := time.NewTicker(time.Minute)
+	defer minutely.Stop()
 	for {
 		if err := s.sweepBlocks(s.now().Add(-blockGCAge)); err != nil {
 			s.log.Warn("blob: sweeping uncommitted blocks", "err", err)
@@ -476,10 +480,18 @@ func (s *Service) gcLoop() {
 		if err := s.sweepDeleted(s.now()); err != nil {
 			s.log.Warn("blob: sweeping soft-deleted blobs", "err", err)
 		}
-		select {
-		case <-t.C:
-		case <-s.closed:
-			return
+	minute:
+		for {
+			if err := s.sweepExpired(time.Now()); err != nil {
+				s.log.Warn("blob: sweeping expired blobs", "err", err)
+			}
+			select {
+			case <-minutely.C:
+			case <-hourly.C:
+				break minute
+			case <-s.closed:
+				return
+			}
 		}
 	}
 }
