@@ -84,7 +84,7 @@ func OpenWith(dir string, opt storage.Options) (*Service, error) {
 	}
 	err = db.Update(func(tx *boltlog.Tx) error {
 		indexed := tx.Bucket(bktBlobTags) != nil
-		for _, b := range [][]byte{bktContainers, bktBlobs, bktBlocks, bktPages, bktRefs, bktInline, bktService, bktTagIndex, bktBlobTags, bktDeleted, bktExpiry} {
+		for _, b := range [][]byte{bktContainers, bktBlobs, bktBlocks, bktPages, bktRefs, bktInline, bktService, bktTagIndex, bktBlobTags, bktDeleted, bktExpiry, bktDelContainers, bktTrash} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -344,6 +344,8 @@ func (s *Service) serveContainer(c *call) error {
 		return s.setContainerACL(c)
 	case comp == "lease" && m == http.MethodPut:
 		return s.containerLease(c)
+	case comp == "undelete" && m == http.MethodPut:
+		return s.restoreContainer(c)
 	case comp == "list" && m == http.MethodGet:
 		return s.listBlobs(c)
 	case comp == "blobs" && m == http.MethodGet:
@@ -466,7 +468,8 @@ func errXML() error {
 }
 
 // gcLoop drops uncommitted blocks older than a week, and soft-deleted
-// blobs past their retention, hourly; expired blobs every minute.
+// blobs and containers past their retention, hourly; expired blobs every
+// minute.
 func (s *Service) gcLoop() {
 	defer s.wg.Done()
 	hourly := time.NewTicker(time.Hour)
@@ -479,6 +482,9 @@ func (s *Service) gcLoop() {
 		}
 		if err := s.sweepDeleted(s.now()); err != nil {
 			s.log.Warn("blob: sweeping soft-deleted blobs", "err", err)
+		}
+		if err := s.sweepDeletedContainers(s.now()); err != nil {
+			s.log.Warn("blob: sweeping deleted containers", "err", err)
 		}
 	minute:
 		for {
