@@ -426,6 +426,8 @@ func (s *Service) serveBlob(c *call) error {
 		return s.undeleteBlob(c)
 	case comp == "expiry" && m == http.MethodPut:
 		return s.setExpiry(c)
+	case comp == "query" && m == http.MethodPost:
+		return s.queryBlob(c)
 	}
 	return unsupported(c)
 }
