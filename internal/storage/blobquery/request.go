@@ -155,21 +155,23 @@ func parseFormat(f *formatXML, node string) (Format, error) {
 	switch strings.ToLower(strings.TrimSpace(f.Type)) {
 	case "delimited":
 		if d := f.Delimited; d != nil {
+			// An empty separator is the default one: the JavaScript SDK's
+			// XML writer trims a newline record separator to nothing. An
+			// empty quote or escape character is none.
 			for _, c := range []struct {
-				v     *string
-				to    *byte
-				name  string
-				empty bool
+				v    *string
+				to   *byte
+				name string
 			}{
-				{d.ColumnSeparator, &out.ColumnSep, "ColumnSeparator", false},
-				{d.FieldQuote, &out.Quote, "FieldQuote", true},
-				{d.RecordSeparator, &out.RecordSep, "RecordSeparator", false},
-				{d.EscapeChar, &out.Escape, "EscapeChar", true},
+				{d.ColumnSeparator, &out.ColumnSep, "ColumnSeparator"},
+				{d.FieldQuote, &out.Quote, "FieldQuote"},
+				{d.RecordSeparator, &out.RecordSep, "RecordSeparator"},
+				{d.EscapeChar, &out.Escape, "EscapeChar"},
 			} {
-				if c.v == nil {
+				if c.v == nil || *c.v == "" && (c.to == &out.ColumnSep || c.to == &out.RecordSep) {
 					continue
 				}
-				b, err := oneChar(*c.v, c.empty)
+				b, err := oneChar(*c.v)
 				if err != nil {
 					return out, errNode(c.name, err.Error())
 				}
@@ -183,8 +185,8 @@ func parseFormat(f *formatXML, node string) (Format, error) {
 		}
 	case "json":
 		out = Format{Type: "json", RecordSep: '\n'}
-		if j := f.JSON; j != nil && j.RecordSeparator != nil {
-			b, err := oneChar(*j.RecordSeparator, false)
+		if j := f.JSON; j != nil && j.RecordSeparator != nil && *j.RecordSeparator != "" {
+			b, err := oneChar(*j.RecordSeparator)
 			if err != nil {
 				return out, errNode("RecordSeparator", err.Error())
 			}
@@ -209,10 +211,10 @@ func parseFormat(f *formatXML, node string) (Format, error) {
 	return out, nil
 }
 
-// oneChar is the single ASCII character a configuration node holds; ""
-// is 0 where empty allows it.
-func oneChar(v string, empty bool) (byte, error) {
-	if v == "" && empty {
+// oneChar is the single ASCII character a configuration node holds, 0
+// for "".
+func oneChar(v string) (byte, error) {
+	if v == "" {
 		return 0, nil
 	}
 	if len(v) != 1 || v[0] >= utf8.RuneSelf {

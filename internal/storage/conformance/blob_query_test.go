@@ -149,6 +149,13 @@ func TestBlob_QueryBlobContents(t *testing.T) {
 				`{"title":"Dune","author.last":"Herbert"}` + "\n"},
 			{"JSON to CSV with a header row", "books.json", `SELECT * FROM BlobStorage WHERE "year" = 1984`, jsonSerialization, csvSerialization(";", `'`, "", true),
 				"title;author;year;inPrint\nNeuromancer;{\"last\":\"Gibson\"};1984;false\n"},
+			{"as the JavaScript SDK writes the request", "books.csv", "SELECT Author FROM BlobStorage WHERE Year < 1960",
+				// Its XML writer trims the newline record separator to
+				// nothing and writes an empty element for no quote.
+				"<Format><Type>delimited</Type><DelimitedTextConfiguration><ColumnSeparator>,</ColumnSeparator><FieldQuote/>" +
+					"<RecordSeparator></RecordSeparator><EscapeChar/><HasHeaders>true</HasHeaders></DelimitedTextConfiguration></Format>",
+				"<Format><Type>json</Type><JsonTextConfiguration><RecordSeparator></RecordSeparator></JsonTextConfiguration></Format>",
+				`{"Author":"Asimov"}` + "\n"},
 			{"nothing matches", "books.csv", "SELECT * FROM BlobStorage WHERE Year > 3000;", headers, "", ""},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
