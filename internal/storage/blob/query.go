@@ -49,12 +49,17 @@ func (s *Service) queryBlob(c *call) error {
 	h.Set("Content-Type", "avro/binary")
 	c.w.WriteHeader(http.StatusOK)
 	pr, pw := io.Pipe()
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		pw.CloseWithError(s.readContent(pw, rec, inline, 0, rec.Size))
 	}()
 	rc := http.NewResponseController(c.w)
 	err = req.Run(pr, rec.Size, c.w, func() { _ = rc.Flush() })
-	pr.CloseWithError(io.ErrClosedPipe) // stops the reader if the query ended early
+	// A query that ended early (LIMIT, a fatal error) stops the reader,
+	// which must be done with the files before they are unpinned.
+	pr.CloseWithError(io.ErrClosedPipe)
+	<-read
 	if err != nil {
 		// The status line is gone; all we can do is cut the answer short.
 		s.log.Warn("blob: answering a query", "blob", c.req.Path, "err", err)
