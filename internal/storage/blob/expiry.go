@@ -3,6 +3,7 @@ package blob
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,7 +13,8 @@ import (
 )
 
 // Set Blob Expiry. A blob given an expiry time is gone once that time
-// has passed: reads and listings no longer see it (404 BlobNotFound), the
+// has passed: reads, listings and Find Blobs by Tags no longer see it
+// (404 BlobNotFound), the
 // first write that meets it releases it, and the expiry sweep (gcLoop,
 // every minute) deletes it in the background, permanently, whatever the
 // account's delete retention policy. Its snapshots stay.
@@ -36,6 +38,22 @@ func expiryKey(at time.Time, key []byte) []byte {
 // expired reports whether rec has an expiry time that has passed.
 func (r *blobRec) expired(now time.Time) bool {
 	return !r.Expires.IsZero() && !now.Before(r.Expires)
+}
+
+// expiredRaw reports whether the stored blob record raw has an expiry
+// time that has passed, decoding only that field, and only when the
+// record has one.
+func expiredRaw(raw []byte, now time.Time) bool {
+	if !bytes.Contains(raw, []byte(`"ex":`)) {
+		return false
+	}
+	var rec struct {
+		Expires time.Time `json:"ex"`
+	}
+	if json.Unmarshal(raw, &rec) != nil {
+		return false
+	}
+	return !rec.Expires.IsZero() && !now.Before(rec.Expires)
 }
 
 // parseExpiry reads x-ms-expiry-option and x-ms-expiry-time (options are

@@ -99,6 +99,11 @@ func TestBlob_SetBlobExpiry(t *testing.T) {
 		wantErr(t, err, http.StatusNotFound, "BlobNotFound")
 		_, err = gone.SetExpiry(ctx, blockblob.ExpiryTypeNever{}, nil)
 		wantErr(t, err, http.StatusNotFound, "BlobNotFound")
+		// Nor is it found by its tags.
+		found, err := env.svc.FilterBlobs(ctx, `"k" = 'v'`, nil)
+		if err != nil || len(found.Blobs) != 0 {
+			t.Errorf("found %d expired blobs by their tags, %v", len(found.Blobs), err)
+		}
 		page, err := cc.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: to.Ptr("gone")}).NextPage(ctx)
 		if err != nil {
 			t.Fatal(err)
