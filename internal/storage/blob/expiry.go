@@ -14,10 +14,10 @@ import (
 
 // Set Blob Expiry. A blob given an expiry time is gone once that time
 // has passed: reads, listings and Find Blobs by Tags no longer see it
-// (404 BlobNotFound), the
-// first write that meets it releases it, and the expiry sweep (gcLoop,
-// every minute) deletes it in the background, permanently, whatever the
-// account's delete retention policy. Its snapshots stay.
+// (404 BlobNotFound), the first write that meets it releases it, and the
+// expiry sweep (gcLoop, every minute) deletes it in the background,
+// permanently, whatever the account's delete retention policy. Its
+// snapshots stay.
 //
 // Azure allows Set Blob Expiry only on accounts with a hierarchical
 // namespace and answers 400 elsewhere; Weft has no hierarchical
