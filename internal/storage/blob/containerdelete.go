@@ -179,8 +179,13 @@ func (s *Service) sweepDeletedContainers(now time.Time) error {
 // held, as the container the address names (201). Both headers are
 // required (400 MissingRequiredHeader); a container already there is 409
 // ContainerAlreadyExists; a deleted container not kept (never deleted,
-// or past its retention) is 404 ContainerNotFound.
+// or past its retention) is 404 ContainerNotFound. The reference takes
+// Shared Key, an account SAS (here with w on containers) or a role for
+// it; a service SAS, made for one container, is 403 AuthorizationFailure.
 func (s *Service) restoreContainer(c *call) error {
+	if c.req.Auth.Kind == storage.ServiceSAS {
+		return storage.Errorf(http.StatusForbidden, "AuthorizationFailure", "This request is not authorized to perform this operation.")
+	}
 	if err := s.allow(c, "w", storage.ResContainer, ""); err != nil {
 		return err
 	}

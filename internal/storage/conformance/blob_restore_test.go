@@ -191,6 +191,30 @@ func TestBlob_RestoreContainer(t *testing.T) {
 		}
 		_, err = client(sas.AccountPermissions{Read: true, List: true}).RestoreContainer(ctx, "gone", version, nil)
 		wantErr(t, err, http.StatusForbidden, "AuthorizationPermissionMismatch")
+		// Nor does a service SAS, even with every permission on the
+		// container: the reference takes Shared Key and account SAS.
+		qp, err := sas.BlobSignatureValues{
+			Protocol: sas.ProtocolHTTPSandHTTP, ExpiryTime: time.Now().Add(time.Hour).UTC(),
+			Permissions: (&sas.ContainerPermissions{Read: true, Add: true, Create: true, Write: true, Delete: true, List: true}).String(), ContainerName: "gone",
+		}.SignWithSharedKey(cred)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequest(http.MethodPut, env.endpoint+"/gone?restype=container&comp=undelete&"+qp.Encode(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("x-ms-version", "2021-12-02")
+		req.Header.Set("x-ms-deleted-container-name", "gone")
+		req.Header.Set("x-ms-deleted-container-version", version)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("x-ms-error-code") != "AuthorizationFailure" {
+			t.Errorf("a service SAS: %d %s, want 403 AuthorizationFailure", resp.StatusCode, resp.Header.Get("x-ms-error-code"))
+		}
 		if _, err := client(sas.AccountPermissions{Write: true}).RestoreContainer(ctx, "gone", version, nil); err != nil {
 			t.Fatal(err)
 		}
