@@ -19,6 +19,16 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium) # the portal's browser tests (e2e, chromedp)
 command -v python3 >/dev/null 2>&1 || need+=(python3-minimal) # the README's first service (e2e)
 
+# The JavaScript Azure SDK, for the storage conformance checks of what the Go
+# SDK does not expose (internal/storage/conformance TestBlob_JavaScriptSDK,
+# which skips without it): from npm into a cache folder, when npm exists.
+js="${XDG_CACHE_HOME:-$HOME/.cache}/weft-tools/azure-js"
+if command -v npm >/dev/null 2>&1 && [ ! -d "$js/node_modules/@azure/storage-blob" ]; then
+  mkdir -p "$js"
+  npm install --prefix "$js" --no-audit --no-fund @azure/storage-blob@12.32.0 >/dev/null 2>&1 ||
+    echo "deps: npm install @azure/storage-blob failed; its conformance checks will skip" >&2
+fi
+
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: every Debian package is installed"
 else

@@ -347,9 +347,9 @@ func (s *Service) snapshotBlob(c *call) error {
 		}
 		snap = *rec
 		snap.Snapshot, snap.Lease = id, leaseRec{}
-		// A snapshot is a blob of its own: the base's policy and hold stay
-		// with the base.
-		snap.Immutability, snap.LegalHold = nil, false
+		// A snapshot is a blob of its own: the base's policy, hold and
+		// expiry time stay with the base.
+		snap.Immutability, snap.LegalHold, snap.Expires = nil, false, time.Time{}
 		if md != nil {
 			snap.Meta = md
 		}

@@ -110,7 +110,8 @@ func writeTags(h http.Header, etag string, modified time.Time) {
 
 // deleteContainer answers Delete Container. Azure deletes asynchronously and
 // answers 202; here the container and every blob in it go in one
-// transaction, so a listing never shows a half-deleted container.
+// transaction, so a listing never shows a half-deleted container. With
+// container soft delete on, they go to the trash (containerdelete.go).
 func (s *Service) deleteContainer(c *call) error {
 	if err := s.allow(c, "d", storage.ResContainer, ""); err != nil {
 		return err
@@ -132,6 +133,13 @@ func (s *Service) deleteContainer(c *call) error {
 		}
 		if err := checkWriteLease(&rec.Lease, c.header("x-ms-lease-id"), now, false); err != nil {
 			return err
+		}
+		days, err := t.retention(c.req.Account, func(p *servicePropsXML) *rawXML { return p.ContainerDeleteRetentionPolicy })
+		if err != nil {
+			return err
+		}
+		if days > 0 {
+			return t.softDeleteContainer(c.req.Account, rec, now, days)
 		}
 		return t.deleteContainerContents(c.req.Account, c.container, now)
 	})

@@ -132,7 +132,7 @@ func (s *Service) copyBlob(c *call) error {
 	now := s.now().UTC()
 	copyID := newUUID()
 	rec := *src
-	rec.Name, rec.Snapshot, rec.Lease = c.blob, "", leaseRec{}
+	rec.Name, rec.Snapshot, rec.Lease, rec.Expires = c.blob, "", leaseRec{}, time.Time{}
 	rec.Created, rec.Modified, rec.ETag = now, now, s.etag(now)
 	if md != nil || putFromURL {
 		// Put Blob From URL, like Put Blob, takes the request's metadata

@@ -95,6 +95,9 @@ func writeBlobHeaders(h http.Header, rec *blobRec, now time.Time) {
 		h.Set("x-ms-incremental-copy", "true")
 	}
 	writeImmutability(h, rec)
+	if !rec.Expires.IsZero() {
+		h.Set("x-ms-expiry-time", rec.Expires.UTC().Format(http.TimeFormat))
+	}
 	if cp := rec.Copy; cp != nil {
 		if cp.DestSnapshot != "" {
 			h.Set("x-ms-copy-destination-snapshot", cp.DestSnapshot)

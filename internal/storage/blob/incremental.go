@@ -80,7 +80,7 @@ func (s *Service) incrementalCopy(c *call) error {
 	now := s.now().UTC()
 	copyID := newUUID()
 	rec := *src
-	rec.Name, rec.Snapshot, rec.Lease, rec.Tags = c.blob, "", leaseRec{}, nil
+	rec.Name, rec.Snapshot, rec.Lease, rec.Tags, rec.Expires = c.blob, "", leaseRec{}, nil, time.Time{}
 	rec.Created, rec.Modified, rec.ETag = now, now, s.etag(now)
 	rec.PageFile = files[0]
 	rec.Incremental = &incrementalRec{Source: source, Snapshot: srcSnap}

@@ -55,10 +55,14 @@ type containerPropsXML struct {
 	PublicAccess  string `xml:"PublicAccess,omitempty"`
 	Immutability  bool   `xml:"HasImmutabilityPolicy"`
 	LegalHold     bool   `xml:"HasLegalHold"`
+	DeletedTime   string `xml:"DeletedTime,omitempty"`
+	RemainingDays int    `xml:"RemainingRetentionDays,omitempty"`
 }
 
 type containerXML struct {
 	Name     string            `xml:"Name"`
+	Deleted  bool              `xml:"Deleted,omitempty"`
+	Version  string            `xml:"Version,omitempty"`
 	Props    containerPropsXML `xml:"Properties"`
 	Metadata storage.Metadata  `xml:"Metadata,omitempty"`
 }
@@ -75,8 +79,12 @@ type containerListXML struct {
 	NextMarker string `xml:"NextMarker"`
 }
 
-// listContainers answers List Containers. Markers are container names:
-// listing resumes at the marker itself.
+// listContainers answers List Containers; with include=deleted the
+// deleted containers kept for restore come too (Deleted, Version,
+// DeletedTime, RemainingRetentionDays), each right after the live one of
+// its name. Markers are what the list sorts by: a container's name, and
+// a deleted one's name, "!" (which sorts before every character a name
+// may have) and version. Listing resumes at the marker itself.
 func (s *Service) listContainers(c *call) error {
 	if err := s.allow(c, "l", storage.ResService, ""); err != nil {
 		return err
@@ -86,43 +94,67 @@ func (s *Service) listContainers(c *call) error {
 		return err
 	}
 	prefix, marker := c.query("prefix"), c.query("marker")
-	withMeta := includes(c)["metadata"]
+	inc := includes(c)
 	body := containerListXML{Endpoint: serviceEndpoint(c), Prefix: prefix, Marker: marker}
 	if c.has("maxresults") {
 		body.MaxResults = limit
 	}
 	now := s.now()
 	base := []byte(c.req.Account + "\x00")
+	start := max(prefix, marker)
+	if i := strings.IndexByte(start, '!'); i >= 0 {
+		start = start[:i]
+	}
 	err = s.view(func(tx *boltlog.Tx) error {
-		cur := tx.Bucket(bktContainers).Cursor()
-		start := append(bytes.Clone(base), prefix...)
-		if marker > prefix {
-			start = append(bytes.Clone(base), marker...)
+		live := &containerCursor{cur: tx.Bucket(bktContainers).Cursor(), base: base}
+		live.seek(start)
+		dead := &containerCursor{cur: tx.Bucket(bktDelContainers).Cursor(), base: base, deleted: true}
+		if inc["deleted"] {
+			dead.seek(start)
 		}
-		for k, v := cur.Seek(start); k != nil && hasPrefix(k, base); k, v = cur.Next() {
-			name := string(k[len(base):])
-			if !strings.HasPrefix(name, prefix) {
+		for {
+			next := live
+			if dead.ok && (!live.ok || dead.sortKey < live.sortKey) {
+				next = dead
+			}
+			if !next.ok || !strings.HasPrefix(next.name, prefix) {
 				break
 			}
+			if next.sortKey < marker {
+				next.next()
+				continue
+			}
 			if len(body.Containers.Items) == limit {
-				body.NextMarker = name
+				body.NextMarker = next.sortKey
 				break
 			}
 			var rec containerRec
-			if err := json.Unmarshal(v, &rec); err != nil {
+			var del deletedContainerRec
+			if next.deleted {
+				if err := json.Unmarshal(next.v, &del); err != nil {
+					return err
+				}
+				rec = del.Container
+			} else if err := json.Unmarshal(next.v, &rec); err != nil {
 				return err
 			}
 			item := containerXML{Name: rec.Name, Props: containerPropsXML{
 				LastModified: rec.Modified.UTC().Format(http.TimeFormat), ETag: rec.ETag, PublicAccess: rec.Public,
 			}}
 			item.Props.LeaseStatus, item.Props.LeaseState, item.Props.LeaseDuration = rec.Lease.leaseXML(now)
-			if withMeta {
+			if next.deleted {
+				item.Deleted, item.Version = true, del.Version
+				item.Props.DeletedTime = del.Deleted.Format(http.TimeFormat)
+				item.Props.RemainingDays = remainingDays(del.Purge, now)
+			}
+			if inc["metadata"] {
 				item.Metadata = storage.Metadata(rec.Meta)
 				if item.Metadata == nil {
 					item.Metadata = storage.Metadata{}
 				}
 			}
 			body.Containers.Items = append(body.Containers.Items, item)
+			next.next()
 		}
 		return nil
 	})
@@ -130,6 +162,38 @@ func (s *Service) listContainers(c *call) error {
 		return err
 	}
 	return writeXML(c.w, http.StatusOK, body)
+}
+
+// containerCursor walks one account's live (account\0name) or deleted
+// (account\0name\0version) containers in the order List Containers
+// shows them.
+type containerCursor struct {
+	cur     *boltlog.Cursor
+	base    []byte
+	deleted bool
+
+	ok            bool
+	name, sortKey string
+	v             []byte
+}
+
+func (c *containerCursor) seek(name string) {
+	k, v := c.cur.Seek(append(bytes.Clone(c.base), name...))
+	c.at(k, v)
+}
+
+func (c *containerCursor) next() { c.at(c.cur.Next()) }
+
+func (c *containerCursor) at(k, v []byte) {
+	c.ok = k != nil && hasPrefix(k, c.base)
+	if !c.ok {
+		return
+	}
+	c.name, c.sortKey, c.v = string(k[len(c.base):]), string(k[len(c.base):]), v
+	if c.deleted {
+		name, version, _ := strings.Cut(c.name, "\x00")
+		c.name, c.sortKey = name, name+"!"+version
+	}
 }
 
 type blobPropsXML struct {
@@ -167,6 +231,7 @@ type blobPropsXML struct {
 	DeletedTime        string `xml:"DeletedTime,omitempty"`
 	RemainingDays      int    `xml:"RemainingRetentionDays,omitempty"`
 	TagCount           int    `xml:"TagCount,omitempty"`
+	ExpiryTime         string `xml:"Expiry-Time,omitempty"`
 	Sealed             *bool  `xml:"Sealed,omitempty"`
 }
 
@@ -242,6 +307,9 @@ func blobItem(rec *blobRec, inc map[string]bool, now time.Time) blobItemXML {
 		p.ImmutableUntil, p.ImmutableMode = im.Until.UTC().Format(http.TimeFormat), strings.ToLower(im.Mode)
 	}
 	p.LegalHold = rec.LegalHold && inc["legalhold"]
+	if !rec.Expires.IsZero() {
+		p.ExpiryTime = rec.Expires.UTC().Format(http.TimeFormat)
+	}
 	item := blobItemXML{XMLName: xml.Name{Local: "Blob"}, Name: rec.Name, Snapshot: rec.Snapshot, Props: p}
 	p.TagCount = len(rec.Tags)
 	if inc["tags"] && len(rec.Tags) > 0 {
@@ -336,6 +404,9 @@ func (s *Service) listBlobs(c *call) error {
 				rec = blobRec{Name: name, Type: blockBlob}
 			} else if err := json.Unmarshal(raw, &rec); err != nil {
 				return err
+			}
+			if !deleted && rec.Snapshot == "" && rec.expired(time.Now()) {
+				continue
 			}
 			item := blobItem(&rec, inc, now)
 			if deleted {

@@ -84,7 +84,7 @@ func OpenWith(dir string, opt storage.Options) (*Service, error) {
 	}
 	err = db.Update(func(tx *boltlog.Tx) error {
 		indexed := tx.Bucket(bktBlobTags) != nil
-		for _, b := range [][]byte{bktContainers, bktBlobs, bktBlocks, bktPages, bktRefs, bktInline, bktService, bktTagIndex, bktBlobTags, bktDeleted} {
+		for _, b := range [][]byte{bktContainers, bktBlobs, bktBlocks, bktPages, bktRefs, bktInline, bktService, bktTagIndex, bktBlobTags, bktDeleted, bktExpiry, bktDelContainers, bktTrash} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -344,6 +344,8 @@ func (s *Service) serveContainer(c *call) error {
 		return s.setContainerACL(c)
 	case comp == "lease" && m == http.MethodPut:
 		return s.containerLease(c)
+	case comp == "undelete" && m == http.MethodPut:
+		return s.restoreContainer(c)
 	case comp == "list" && m == http.MethodGet:
 		return s.listBlobs(c)
 	case comp == "blobs" && m == http.MethodGet:
@@ -422,6 +424,10 @@ func (s *Service) serveBlob(c *call) error {
 		return s.incrementalCopy(c)
 	case comp == "undelete" && m == http.MethodPut:
 		return s.undeleteBlob(c)
+	case comp == "expiry" && m == http.MethodPut:
+		return s.setExpiry(c)
+	case comp == "query" && m == http.MethodPost:
+		return s.queryBlob(c)
 	}
 	return unsupported(c)
 }
@@ -464,11 +470,14 @@ func errXML() error {
 }
 
 // gcLoop drops uncommitted blocks older than a week, and soft-deleted
-// blobs past their retention, hourly.
+// blobs and containers past their retention, hourly; expired blobs every
+// minute.
 func (s *Service) gcLoop() {
 	defer s.wg.Done()
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
+	hourly := time.NewTicker(time.Hour)
+	defer hourly.Stop()
+	minutely := time.NewTicker(time.Minute)
+	defer minutely.Stop()
 	for {
 		if err := s.sweepBlocks(s.now().Add(-blockGCAge)); err != nil {
 			s.log.Warn("blob: sweeping uncommitted blocks", "err", err)
@@ -476,10 +485,21 @@ func (s *Service) gcLoop() {
 		if err := s.sweepDeleted(s.now()); err != nil {
 			s.log.Warn("blob: sweeping soft-deleted blobs", "err", err)
 		}
-		select {
-		case <-t.C:
-		case <-s.closed:
-			return
+		if err := s.sweepDeletedContainers(s.now()); err != nil {
+			s.log.Warn("blob: sweeping deleted containers", "err", err)
+		}
+	minute:
+		for {
+			if err := s.sweepExpired(time.Now()); err != nil {
+				s.log.Warn("blob: sweeping expired blobs", "err", err)
+			}
+			select {
+			case <-minutely.C:
+			case <-hourly.C:
+				break minute
+			case <-s.closed:
+				return
+			}
 		}
 	}
 }

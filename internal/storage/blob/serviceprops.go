@@ -39,6 +39,11 @@ type servicePropsXML struct {
 	DefaultServiceVersion *string  `xml:"DefaultServiceVersion,omitempty"`
 	DeleteRetentionPolicy *rawXML  `xml:"DeleteRetentionPolicy,omitempty"`
 	StaticWebsite         *rawXML  `xml:"StaticWebsite,omitempty"`
+	// ContainerDeleteRetentionPolicy is container soft delete. Azure sets
+	// it through its management API (the storage account's blobServices
+	// resource), not here; Weft, which has no such API, takes it in Set
+	// Blob Service Properties, in the same shape as DeleteRetentionPolicy.
+	ContainerDeleteRetentionPolicy *rawXML `xml:"ContainerDeleteRetentionPolicy,omitempty"`
 }
 
 // defaultServiceProps are Azure's defaults. Each element has its own value:
@@ -93,6 +98,12 @@ func (p *servicePropsXML) check() error {
 		// Azure keeps deleted blobs for 1 to 365 days.
 		return errXML()
 	}
+	if r, err := parseRetention(p.ContainerDeleteRetentionPolicy); err != nil {
+		return err
+	} else if r.Enabled && (r.Days < 1 || r.Days > 365) {
+		// And deleted containers as long.
+		return errXML()
+	}
 	if p.Cors == nil {
 		return nil
 	}
@@ -135,6 +146,9 @@ func (p *servicePropsXML) apply(in *servicePropsXML) {
 	}
 	if in.StaticWebsite != nil {
 		p.StaticWebsite = in.StaticWebsite
+	}
+	if in.ContainerDeleteRetentionPolicy != nil {
+		p.ContainerDeleteRetentionPolicy = in.ContainerDeleteRetentionPolicy
 	}
 }
 

@@ -50,11 +50,17 @@ func parseRetention(raw *rawXML) (retentionPolicy, error) {
 // retentionDays is how long the account keeps deleted blobs, 0 when it
 // does not.
 func (t *txn) retentionDays(account string) (int, error) {
+	return t.retention(account, func(p *servicePropsXML) *rawXML { return p.DeleteRetentionPolicy })
+}
+
+// retention is how many days the account's retention policy that policy
+// picks keeps what is deleted, 0 when none.
+func (t *txn) retention(account string, policy func(*servicePropsXML) *rawXML) (int, error) {
 	props := defaultServiceProps()
 	if _, err := getJSON(t.bucket(bktService), []byte(account), &props); err != nil {
 		return 0, err
 	}
-	p, err := parseRetention(props.DeleteRetentionPolicy)
+	p, err := parseRetention(policy(&props))
 	if err != nil || !p.Enabled {
 		return 0, err
 	}
@@ -195,6 +201,11 @@ func deletedProps(item *blobItemXML, rec *blobRec, now time.Time) {
 		return
 	}
 	item.Props.DeletedTime = rec.Deleted.At.UTC().Format(http.TimeFormat)
-	days := int(rec.Deleted.Purge.Sub(now).Hours()/24) + 1
-	item.Props.RemainingDays = max(days, 1)
+	item.Props.RemainingDays = remainingDays(rec.Deleted.Purge, now)
+}
+
+// remainingDays is what listings show of a retention ending at purge:
+// the days left, counting the one under way.
+func remainingDays(purge, now time.Time) int {
+	return max(int(purge.Sub(now).Hours()/24)+1, 1)
 }

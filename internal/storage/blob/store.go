@@ -134,6 +134,8 @@ type blobRec struct {
 	// Immutability and LegalHold keep the blob from change (immutability.go).
 	Immutability *immutabilityRec `json:"imm,omitempty"`
 	LegalHold    bool             `json:"lh,omitempty"`
+	// Expires is when the blob goes (expiry.go), zero when it does not.
+	Expires time.Time `json:"ex,omitzero"`
 }
 
 // blockRec is an uncommitted block.
@@ -266,11 +268,20 @@ func (t *txn) existingBlob(c *call) ([]byte, *blobRec, error) {
 	return key, rec, nil
 }
 
+// getBlob loads the blob or snapshot at key, nil when there is none. A
+// base blob past its expiry time (by the wall clock) is none: a write
+// transaction releases it there and then.
 func (t *txn) getBlob(key []byte) (*blobRec, error) {
 	var rec blobRec
 	ok, err := getJSON(t.bucket(bktBlobs), key, &rec)
 	if err != nil || !ok {
 		return nil, err
+	}
+	if rec.Snapshot == "" && rec.expired(time.Now()) {
+		if t.tx.Bolt().Writable() {
+			return nil, t.dropExpired(key, &rec)
+		}
+		return nil, nil
 	}
 	return &rec, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/weftcloud/weft/internal/storage"
 	"github.com/weftcloud/weft/internal/storage/boltlog"
@@ -193,6 +194,7 @@ func (s *Service) findBlobs(c *call) error {
 		resume = raw
 	}
 	out := foundBlobsXML{Endpoint: serviceEndpoint(c), Where: where, Blobs: []foundBlobXML{}}
+	now := time.Now()
 	err = s.view(func(tx *boltlog.Tx) error {
 		if c.container != "" && tx.Bucket(bktContainers).Get(containerKey(c.req.Account, c.container)) == nil {
 			return errContainerNotFound()
@@ -224,7 +226,8 @@ func (s *Service) findBlobs(c *call) error {
 					return fmt.Errorf("blob: decoding tags of %s/%s: %w", blobContainer, name, err)
 				}
 			}
-			if !slices.ContainsFunc(rest, func(t tagTerm) bool { return !t.eval(tags) }) {
+			if !slices.ContainsFunc(rest, func(t tagTerm) bool { return !t.eval(tags) }) &&
+				!expiredRaw(tx.Bucket(bktBlobs).Get(blobKey(c.req.Account, blobContainer, name, "")), now) {
 				out.Blobs = append(out.Blobs, foundBlobXML{Name: name, Container: blobContainer, Tags: matchedTags(tags, rest)})
 			}
 		}

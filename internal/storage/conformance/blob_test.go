@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
@@ -19,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
 	"github.com/weftcloud/weft/internal/storage"
@@ -49,14 +51,19 @@ func newBlobEnv(t *testing.T) *blobEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := service.NewClientWithSharedKeyCredential(endpoint+"/", cred, &service.ClientOptions{ClientOptions: policy.ClientOptions{
-		Retry:                           policy.RetryOptions{MaxRetries: -1},
-		InsecureAllowCredentialWithHTTP: true,
-	}})
+	env := &blobEnv{endpoint: endpoint}
+	svc, err := service.NewClientWithSharedKeyCredential(endpoint+"/", cred, &service.ClientOptions{ClientOptions: env.clientOptions()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &blobEnv{endpoint: endpoint, svc: svc}
+	env.svc = svc
+	return env
+}
+
+// clientOptions are the SDK options of the tests' clients: no retries, and
+// credentials over plain HTTP (loopback).
+func (e *blobEnv) clientOptions() policy.ClientOptions {
+	return policy.ClientOptions{Retry: policy.RetryOptions{MaxRetries: -1}, InsecureAllowCredentialWithHTTP: true}
 }
 
 // container creates a container and returns its client.
@@ -130,4 +137,22 @@ func checkIfTags(t *testing.T, op func(cond string) error) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// blobSAS is the address of a blob under a service SAS signed with the
+// development account's key, granting perms ("r", "rw", ...).
+func (e *blobEnv) blobSAS(t *testing.T, containerName, blobName, perms string) string {
+	t.Helper()
+	cred, err := service.NewSharedKeyCredential(storage.DevAccount, storage.DevKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qp, err := sas.BlobSignatureValues{
+		Protocol: sas.ProtocolHTTPSandHTTP, ExpiryTime: time.Now().Add(time.Hour).UTC(),
+		Permissions: perms, ContainerName: containerName, BlobName: blobName,
+	}.SignWithSharedKey(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.endpoint + "/" + containerName + "/" + blobName + "?" + qp.Encode()
 }

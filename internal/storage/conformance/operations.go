@@ -3,7 +3,9 @@
 // against any emulator: for each operation, its success answer (status,
 // headers, body shape) and the error codes the reference documents for it,
 // driven through the official Azure SDKs for Go where they expose the
-// operation and through signed raw HTTP where they do not.
+// operation and through signed raw HTTP where they do not; what the Go SDK
+// lacks is driven through the JavaScript SDK too, where node and
+// @azure/storage-blob are installed (TestBlob_JavaScriptSDK).
 //
 // The tests are grouped one file per service and one test function per
 // operation (TestTable_InsertEntity and so on), each naming the operation of

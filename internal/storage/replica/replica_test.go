@@ -334,16 +334,22 @@ func TestReplicaHoldsEveryAcknowledgedWrite(t *testing.T) {
 	}
 	t.Logf("%d blobs, %d messages, %d entities", len(a.blobs), len(a.messages), len(a.entities))
 	// Once the writers stopped, the replica catches up: no lag left.
+	c.waitInSync()
+	check(t, c.promote().ConnectionString(), a)
+}
+
+// waitInSync waits until replica b is in sync with no lag left.
+func (c *cluster) waitInSync() {
+	c.t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		lag, ok := c.shipper.Lag()["b"]
 		if ok && lag.InSync && lag.Ops == 0 && lag.Bytes == 0 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("replica b's lag once the writers stopped: %+v (listed %v), want in sync with none", lag, ok)
+			c.t.Fatalf("replica b's lag once the writers stopped: %+v (listed %v), want in sync with none", lag, ok)
 		}
 	}
-	check(t, c.promote().ConnectionString(), a)
 }
 
 // TestFailedReplicaIsDroppedFirst stops an in-sync replica: the next write

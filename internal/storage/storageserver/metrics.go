@@ -154,6 +154,7 @@ var (
 		"list": true, "block": true, "blocklist": true, "metadata": true, "properties": true, "acl": true, "lease": true,
 		"snapshot": true, "appendblock": true, "page": true, "pagelist": true, "copy": true, "tags": true, "stats": true,
 		"batch": true, "undelete": true, "tier": true, "incrementalcopy": true, "userdelegationkey": true,
+		"expiry": true, "query": true,
 	}
 )
 
