@@ -136,7 +136,7 @@ func startServers(ctx context.Context, cfg Config, dir string) (*cluster, error)
 		name := fmt.Sprintf("s%d", i+1)
 		sc := daemon.ServerConfig{
 			Data: filepath.Join(dir, name), Listen: listen, Name: name,
-			HeartbeatTTL: cfg.HeartbeatTTL, // the interval is the agents' (agent.Config)
+			HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatRate: cfg.HeartbeatRate, HeartbeatTTL: cfg.HeartbeatTTL,
 			// The storage service is not what this measures.
 			StorageDisabled: true, TLSDir: tlsDir,
 		}
