@@ -51,9 +51,10 @@ func (c *Controller) Migrate(ctx context.Context, id, to string) (api.Instance, 
 		return api.Instance{}, err
 	}
 	p.startMigration(in, dest)
-	if err := p.commit(ctx, false); err != nil {
+	if err := c.apply(ctx, p.batch(false)); err != nil {
 		return api.Instance{}, err
 	}
+	p.tell()
 	c.poke()
 	return in.Instance, nil
 }

@@ -120,6 +120,7 @@ func (c *Controller) heartbeatBatch(batch []*heartbeatReq) {
 	var ops []state.Op
 	var taken []*heartbeatReq
 	keys := map[string]bool{}
+	services := c.store.List(state.KindServices, "") // heartbeats write no service
 	write := func() {
 		err := c.apply(ctx, ops)
 		idx := c.store.Index()
@@ -131,14 +132,14 @@ func (c *Controller) heartbeatBatch(batch []*heartbeatReq) {
 		clear(keys)
 	}
 	for _, r := range batch {
-		own, events, known := c.heartbeatOps(r)
+		own, events, known := c.heartbeatOps(r, services)
 		if !known {
 			close(r.done)
 			continue
 		}
 		if slices.ContainsFunc(own, func(op state.Op) bool { return keys[op.Kind+"/"+op.Key] }) {
 			write()
-			own, events, _ = c.heartbeatOps(r)
+			own, events, _ = c.heartbeatOps(r, services)
 		}
 		for _, op := range own {
 			keys[op.Kind+"/"+op.Key] = true
@@ -153,8 +154,9 @@ func (c *Controller) heartbeatBatch(batch []*heartbeatReq) {
 }
 
 // heartbeatOps is what one report changes in the state, the events it
-// brings, and whether the node is known (r.reply says so either way).
-func (c *Controller) heartbeatOps(r *heartbeatReq) ([]state.Op, []api.Event, bool) {
+// brings, and whether the node is known (r.reply says so either way);
+// services are the services' entries in the state.
+func (c *Controller) heartbeatOps(r *heartbeatReq, services []state.Entry) ([]state.Op, []api.Event, bool) {
 	name := r.name
 	node, ok := get[nodeRecord](c.store, state.KindNodes, name)
 	c.figures.heartbeats.WithLabelValues(strconv.FormatBool(ok)).Inc()
@@ -173,7 +175,7 @@ func (c *Controller) heartbeatOps(r *heartbeatReq) ([]state.Op, []api.Event, boo
 	}
 	var mp *pass // loaded when a report concerns a migration
 	for _, st := range r.hb.Instances {
-		rec, ok := c.findInstance(api.AllTenants, st.ID)
+		rec, ok := c.findInstanceIn(services, st.ID)
 		if !ok {
 			continue
 		}

@@ -57,23 +57,33 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	start := time.Now()
 	p := c.newPass()
 	p.run()
-	return c.commitPass(ctx, p, start)
+	return c.commitPass(ctx, p, p.batch(true), start)
 }
 
-// commitPass writes a pass that ran without the lock (reconcile), or runs
-// it again under the lock when what it read has changed since.
-func (c *Controller) commitPass(ctx context.Context, p *pass, start time.Time) (err error) {
+// commitPass writes batch, what pass p decided without the lock
+// (reconcile), or runs the pass again under the lock when what it read
+// has changed since. The events of the pass written are told once the
+// lock is let go.
+func (c *Controller) commitPass(ctx context.Context, p *pass, batch []state.Op, start time.Time) (err error) {
 	defer func() { c.figures.observePass(start, err, p.unplaced) }()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	locked := time.Now()
-	defer func() { c.figures.locked.Observe(time.Since(locked).Seconds()) }()
-	err = p.commit(ctx, true)
+	defer func() {
+		c.figures.locked.Observe(time.Since(locked).Seconds())
+		c.mu.Unlock()
+		if err == nil {
+			p.tell()
+		}
+	}()
+	err = p.stillSilent()
+	if err == nil {
+		err = c.apply(ctx, batch)
+	}
 	if errors.Is(err, state.ErrConflict) {
 		c.figures.conflicts.Inc()
 		p = c.newPass()
 		p.run()
-		err = p.commit(ctx, false)
+		err = c.apply(ctx, p.batch(false))
 	}
 	if err != nil {
 		return fmt.Errorf("fabric: write reconcile pass: %w", err)
@@ -111,30 +121,32 @@ func (p *pass) run() {
 	p.expireDrains()
 }
 
-// commit writes what the pass changed and then tells of it (events,
-// figures); the caller holds the controller's lock. Checked, the batch is
-// written only if nothing the pass's changes depend on was written since
-// it read it (checks), else it fails with state.ErrConflict and nothing
-// is written or told.
-func (p *pass) commit(ctx context.Context, checked bool) error {
+// batch is what the pass writes. Checked, it is written only if nothing
+// the pass's changes depend on was written since the pass read it
+// (checks), else the write fails with state.ErrConflict and changes
+// nothing.
+func (p *pass) batch(checked bool) []state.Op {
 	ops := p.ops()
 	if checked {
-		for _, node := range p.downed {
-			if seen, ok := p.c.lastSeen(node); !ok || p.c.now().Sub(seen.at) <= seen.ttl {
-				return fmt.Errorf("%w: node %s was heard from during the pass", state.ErrConflict, node)
-			}
-		}
 		ops = append(p.checks(ops), ops...)
 	}
-	if err := p.c.apply(ctx, ops); err != nil {
-		return err
+	return ops
+}
+
+// stillSilent fails with state.ErrConflict when a node the pass declares
+// down was heard from since the pass began.
+func (p *pass) stillSilent() error {
+	for _, node := range p.downed {
+		if seen, ok := p.c.lastSeen(node); !ok || p.c.now().Sub(seen.at) <= seen.ttl {
+			return fmt.Errorf("%w: node %s was heard from during the pass", state.ErrConflict, node)
+		}
 	}
-	p.tell()
 	return nil
 }
 
 // tell adds the pass's events to the log and its counts to the figures,
-// once its batch is written.
+// once its batch is written (logging 20,000 placements takes a while: not
+// under the lock).
 func (p *pass) tell() {
 	for _, e := range p.events {
 		p.c.events.Add(e)

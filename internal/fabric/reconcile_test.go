@@ -41,7 +41,7 @@ func TestStalePassDoesNotOverwriteANewerWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	conflicts := testutil.ToFloat64(s.c.figures.conflicts)
-	if err := s.c.commitPass(s.ctx, p, time.Now()); err != nil {
+	if err := s.c.commitPass(s.ctx, p, p.batch(true), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	got, ok := get[instanceRecord](s.store, "instances", target.key())
@@ -73,7 +73,7 @@ func TestPassRunsAgainWhenItsServiceChanged(t *testing.T) {
 		t.Fatalf("the pass makes %d instances; want 3", len(p.dirty))
 	}
 	s.deploy(webSpec(1, "1")) // scaled down while the pass runs
-	if err := s.c.commitPass(s.ctx, p, time.Now()); err != nil {
+	if err := s.c.commitPass(s.ctx, p, p.batch(true), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if recs := s.records("hello"); len(recs) != 1 {
@@ -101,7 +101,7 @@ func TestPassRunsAgainWhenItsNodeDrained(t *testing.T) {
 	if _, err := s.c.DrainNode(s.ctx, "node-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.c.commitPass(s.ctx, p, time.Now()); err != nil {
+	if err := s.c.commitPass(s.ctx, p, p.batch(true), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for _, in := range s.records("hello") {
@@ -117,4 +117,31 @@ func lastEventSeq(c *Controller) uint64 {
 		return 0
 	}
 	return events[len(events)-1].Seq
+}
+
+// TestNodeHeardDuringThePassIsNotDeclaredDown: a pass that found a node
+// silent past its TTL does not declare it down when its heartbeat
+// arrived while the pass ran.
+func TestNodeHeardDuringThePassIsNotDeclaredDown(t *testing.T) {
+	s := newSim(t, 2)
+	s.step()
+	seen, _ := s.c.lastSeen("node-2")
+	s.clock.Advance(seen.ttl + time.Second)
+	if _, err := s.c.Heartbeat(s.ctx, "node-1", api.Heartbeat{}); err != nil {
+		t.Fatal(err)
+	}
+	p := s.c.newPass()
+	p.run()
+	if len(p.downed) != 1 || p.downed[0] != "node-2" {
+		t.Fatalf("the pass declares %v down; want node-2, silent past its TTL", p.downed)
+	}
+	if _, err := s.c.Heartbeat(s.ctx, "node-2", api.Heartbeat{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.commitPass(s.ctx, p, p.batch(true), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.c.Node(s.ctx, "node-2"); n.State != api.NodeReady {
+		t.Errorf("node-2 is %s; its heartbeat arrived before the pass wrote", n.State)
+	}
 }
