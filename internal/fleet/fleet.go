@@ -312,7 +312,7 @@ func startNodes(cfg Config, cl *cluster, dir string) ([]*node, error) {
 			Name: name, DataDir: filepath.Join(dir, "nodes", name), FaultDomain: fmt.Sprintf("fd%d", i%10),
 			CPU: 64, Memory: 256 << 30, // the heartbeat interval is the controller's to tell
 			Drivers: []driver.Driver{fake.New(api.RuntimeProcess)}, Logger: quiet,
-		}, cl.newClient(cl.addrs()))
+		}, cl.newNodeClient(cl.addrs()))
 		if err != nil {
 			return nodes, fmt.Errorf("fleet: %w", err)
 		}

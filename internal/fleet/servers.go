@@ -190,6 +190,18 @@ func (cl *cluster) newClient(addrs string) *client.Client {
 	return c.WithToken(cl.token)
 }
 
+// newNodeClient is newClient with connections of its own, as a node on
+// its own host has: without TLS a client shares http.DefaultTransport,
+// which keeps two idle connections per server for the whole process, so
+// 1,000 agents' heartbeats and blocking queries queued to dial new ones
+// (the harness, not the controller, then held the heartbeats back).
+func (cl *cluster) newNodeClient(addrs string) *client.Client {
+	if cl.tls != nil {
+		return cl.newClient(addrs) // WithTLS makes a transport per client
+	}
+	return client.New(addrs).WithTransport(http.DefaultTransport.(*http.Transport).Clone()).WithToken(cl.token)
+}
+
 func (cl *cluster) addrs() string {
 	var apis []string
 	for _, s := range cl.servers {
