@@ -59,11 +59,11 @@ func (c *Controller) markSeen(node string, t time.Time) {
 	c.seen[node] = s
 }
 
-// tell is the interval to tell node in reply to its heartbeat, and the
+// tellInterval is the interval to tell node in reply to its heartbeat, and the
 // fence time that goes with it (HeartbeatReply). The node's TTL becomes
 // that of the longer of this interval and the one it was told before: a
 // node that missed this reply still reports at the old one.
-func (c *Controller) tell(node string) (interval, fence time.Duration) {
+func (c *Controller) tellInterval(node string) (interval, fence time.Duration) {
 	c.seenMu.Lock()
 	defer c.seenMu.Unlock()
 	s := c.seen[node]

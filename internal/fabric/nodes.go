@@ -205,7 +205,7 @@ func (c *Controller) heartbeatOps(r *heartbeatReq, services []state.Entry) ([]st
 		ops = append(ops, mp.ops()...)
 		events = append(events, mp.events...)
 	}
-	interval, fence := c.tell(name)
+	interval, fence := c.tellInterval(name)
 	r.reply = api.HeartbeatReply{Known: true, State: node.State, Interval: api.Duration(interval), Fence: api.Duration(fence)}
 	return ops, events, true
 }

@@ -173,10 +173,7 @@ func (p *pass) checks(ops []state.Op) []state.Op {
 		}
 	}
 	for _, op := range ops {
-		switch op.Kind {
-		case state.KindNodes:
-			check(op.Kind, op.Key, p.revs[op.Kind+"/"+op.Key])
-		case state.KindServices:
+		if op.Kind == state.KindNodes || op.Kind == state.KindServices {
 			check(op.Kind, op.Key, p.revs[op.Kind+"/"+op.Key])
 		}
 	}
