@@ -64,6 +64,10 @@ type HeartbeatReply struct {
 	Known bool   `json:"known"`
 	State string `json:"state"` // the node's state as the controller sees it
 	Index uint64 `json:"index"` // the assignments index; the agent fetches assignments when it moved
+	// Interval is how often the node is to report from now on: it grows
+	// with the fleet, so that the heartbeats the controller takes stay
+	// bounded. Zero: the agent keeps its own.
+	Interval Duration `json:"interval,omitempty"`
 	// Fence is how long an agent that reaches no server may keep its
 	// persistent instances running: the controller starts them elsewhere
 	// only some time after that (it declares the node down sooner, after

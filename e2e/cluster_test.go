@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -88,7 +89,7 @@ func newServersWith(t testing.TB, n int, serverFlags []string) *cluster {
 func (c *cluster) startReplica(name, addr string, all []string) {
 	c.servers[name] = c.start(name, append([]string{"server", "--name", name, "--data", filepath.Join(c.dir, name),
 		"--listen", addr, "--bootstrap-expect", fmt.Sprint(len(all)), "--join", strings.Join(all, ","),
-		"--no-storage", "--heartbeat-ttl", "1500ms", "--lb-host", lbHost(name)}, c.extra...)...)
+		"--no-storage", "--lb-host", lbHost(name)}, append(slices.Clone(fastServer), c.extra...)...)...)
 	c.servers[name].addr = addr
 }
 

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -259,13 +260,18 @@ var (
 	portsGiven = map[int]bool{}
 )
 
-// fastAgent makes agents heartbeat often, so tests see changes sooner.
-var fastAgent = []string{"--heartbeat-interval", "250ms"}
+// fastServer tells agents to heartbeat often, and declares a node down
+// soon after, so tests see changes sooner; fastAgent makes agents
+// heartbeat often until the server tells them its interval.
+var (
+	fastServer = []string{"--heartbeat-interval", "250ms", "--heartbeat-ttl", "1500ms"}
+	fastAgent  = []string{"--heartbeat-interval", "250ms"}
+)
 
 // newCluster starts a controller and n agents (node-1..n in fd1..fdn), with
 // a short heartbeat TTL for tests; serverFlags are added to the server's.
 func newCluster(t testing.TB, n int, serverFlags ...string) *cluster {
-	return newClusterWith(t, n, append([]string{"--heartbeat-ttl", "1500ms"}, serverFlags...), fastAgent)
+	return newClusterWith(t, n, append(slices.Clone(fastServer), serverFlags...), fastAgent)
 }
 
 // newClusterWith starts a cluster with exactly the given extra flags (the

@@ -187,7 +187,8 @@ func newHostServers(t testing.TB, n *network, hosts []*host, extra ...string) *c
 	t.Cleanup(c.cleanup)
 	for _, h := range hosts {
 		args := []string{"server", "--name", h.name, "--data", c.dir + "/" + h.name,
-			"--listen", h.ip + ":7070", "--lb-host", h.ip, "--no-storage", "--heartbeat-ttl", "1500ms"}
+			"--listen", h.ip + ":7070", "--lb-host", h.ip, "--no-storage"}
+		args = append(args, fastServer...)
 		args = append(append(args, sec.serverFlags()...), extra...)
 		if len(hosts) > 1 {
 			args = append(args, "--bootstrap-expect", fmt.Sprint(len(hosts)), "--join", strings.Join(addrs, ","))

@@ -27,6 +27,7 @@ import (
 // INSTANCE.ROLE.SERVICE.internal, ROLE.SERVICE.internal and, through the
 // search domain, ROLE.
 func TestNetworkRulesAndProcessDNS(t *testing.T) {
+	netnsTest(t)
 	if _, err := exec.LookPath("nsenter"); err != nil {
 		t.Skip("the test needs nsenter (apt-get install util-linux)")
 	}

@@ -36,6 +36,7 @@ const processHello = "runtime: process\n    package: ./package\n    command: [./
 // agent killed and restarted, the gateway serves the same peer again;
 // deleted, the tunnel and its namespace go.
 func TestVPNReachesOnlyItsNetwork(t *testing.T) {
+	netnsTest(t)
 	lab := newVPNLab(t)
 	c, n, onprem, opNs := lab.c, lab.n, lab.onprem, lab.opNs
 	gwHost, other := lab.gwHost, lab.other

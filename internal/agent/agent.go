@@ -48,8 +48,8 @@ type Controller interface {
 	imagecache.Source
 }
 
-// DefaultHeartbeatInterval is how often an agent reports unless told
-// otherwise (weft agent --heartbeat-interval).
+// DefaultHeartbeatInterval is how often an agent reports until the
+// controller tells it otherwise (weft agent --heartbeat-interval).
 const DefaultHeartbeatInterval = 500 * time.Millisecond
 
 // Config configures an agent; zero values take defaults.
@@ -69,7 +69,7 @@ type Config struct {
 	MetadataListen    string
 	CPU               float64       // default: the machine's cores
 	Memory            int64         // default: the machine's memory
-	HeartbeatInterval time.Duration // default DefaultHeartbeatInterval
+	HeartbeatInterval time.Duration // until the controller tells another; default DefaultHeartbeatInterval
 	StopGrace         time.Duration // SIGTERM to SIGKILL; default 10s
 	// MaxUnpackBytes bounds what one image or package may unpack to;
 	// default untar.DefaultMaxBytes.
@@ -314,9 +314,12 @@ func (a *Agent) register(ctx context.Context) error {
 	}
 }
 
-// heartbeatLoop reports every interval, and at once when something changed.
+// heartbeatLoop reports every interval, and at once when something
+// changed. The interval is the one the controller last told
+// (HeartbeatReply.Interval), Config.HeartbeatInterval until it does.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
-	tick := time.NewTicker(a.cfg.HeartbeatInterval)
+	interval := a.cfg.HeartbeatInterval
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	fence := time.AfterFunc(time.Hour, a.selfFence)
 	fence.Stop() // armed by the first heartbeat the controller answers
@@ -341,6 +344,11 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		}
 		if after := time.Duration(reply.Fence); after > 0 {
 			fence.Reset(after)
+		}
+		if told := time.Duration(reply.Interval); told > 0 && told != interval {
+			a.log.Info("heartbeat interval set by the controller", "interval", told)
+			interval = told
+			tick.Reset(interval)
 		}
 		if a.hasFenced() {
 			select {

@@ -46,6 +46,8 @@ type fakeController struct {
 	pkg      []byte
 	changed  chan struct{}
 	ttl      time.Duration // announced in heartbeat replies
+	interval time.Duration // told in heartbeat replies
+	beats    int           // heartbeats taken
 	cut      bool          // heartbeats fail, as from a partitioned node
 	actions  []api.ScheduledEventAction
 }
@@ -69,9 +71,10 @@ func newFakeController(t testing.TB, pkg []byte) (*fakeController, *httptest.Ser
 			f.status[st.ID] = st
 		}
 		f.events = append(f.events, hb.Events...)
-		ttl := f.ttl
+		f.beats++
+		ttl, interval := f.ttl, f.interval
 		f.mu.Unlock()
-		json.NewEncoder(w).Encode(api.HeartbeatReply{Known: true, State: api.NodeReady, Fence: api.Duration(ttl)})
+		json.NewEncoder(w).Encode(api.HeartbeatReply{Known: true, State: api.NodeReady, Fence: api.Duration(ttl), Interval: api.Duration(interval)})
 	})
 	mux.HandleFunc("GET /v1/nodes/{name}/assignments", func(w http.ResponseWriter, r *http.Request) {
 		idx, _ := strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)
@@ -173,12 +176,18 @@ func goPackage(t testing.TB, mainGo string) []byte {
 }
 
 func startAgent(t testing.TB, srvURL, dataDir string) (*Agent, context.CancelFunc, chan error) {
+	return startAgentEvery(t, srvURL, dataDir, 100*time.Millisecond)
+}
+
+// startAgentEvery starts an agent that heartbeats every interval until
+// the controller tells it otherwise.
+func startAgentEvery(t testing.TB, srvURL, dataDir string, interval time.Duration) (*Agent, context.CancelFunc, chan error) {
 	t.Helper()
 	d, err := process.New(process.Config{ShimCommand: []string{os.Args[0], "weft-shim"}, CgroupDisabled: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Config{Name: "node-1", DataDir: dataDir, HeartbeatInterval: 100 * time.Millisecond, StopGrace: 2 * time.Second,
+	a, err := New(Config{Name: "node-1", DataDir: dataDir, HeartbeatInterval: interval, StopGrace: 2 * time.Second,
 		Drivers: []driver.Driver{d}}, client.New(srvURL))
 	if err != nil {
 		t.Fatal(err)
@@ -453,4 +462,28 @@ func mustRequest(t *testing.T, method, url, body string) *http.Request {
 		t.Fatal(err)
 	}
 	return req
+}
+
+// TestAgentHeartbeatsAtTheIntervalItIsTold: the controller sets how often
+// its nodes report (it slows them down as the fleet grows); an agent
+// started with an hour's interval reports as often as it is told once
+// one heartbeat got through.
+func TestAgentHeartbeatsAtTheIntervalItIsTold(t *testing.T) {
+	f, srv := newFakeController(t, nil)
+	f.mu.Lock()
+	f.interval = 20 * time.Millisecond
+	f.mu.Unlock()
+	a, cancel, done := startAgentEvery(t, srv.URL, t.TempDir(), time.Hour)
+	defer func() { cancel(); <-done }()
+	eventually(t, "the first heartbeat", func() bool {
+		a.changed() // a change reports at once, whatever the interval
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.beats > 0
+	})
+	eventually(t, "heartbeats at the interval the controller told", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.beats >= 25
+	})
 }

@@ -38,11 +38,9 @@ func (a *app) serverCommand() *cobra.Command {
 	f.StringVar(&cfg.Listen, "listen", daemon.DefaultListen, "REST API address")
 	f.StringVar(&cfg.Name, "name", "", "this server's name (default: the host name)")
 	f.StringVar(&cfg.LBHost, "host", "127.0.0.1", "host the public endpoints and storage bind on")
-	// Agents choose how often they report; the flag said the server told
-	// them, which it never did. Still accepted, with a warning.
-	f.Duration("heartbeat-interval", 0, "")
-	_ = f.MarkDeprecated("heartbeat-interval", "it does nothing: agents report as often as weft agent --heartbeat-interval says")
-	f.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", daemon.DefaultHeartbeatTTL, "a node silent this long is down")
+	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", daemon.DefaultHeartbeatInterval, "how often nodes are told to report while the fleet is small (past --heartbeat-rate × this many nodes, the interval grows with the fleet)")
+	f.Float64Var(&cfg.HeartbeatRate, "heartbeat-rate", daemon.DefaultHeartbeatRate, "the most heartbeats a second asked of the whole fleet")
+	f.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", daemon.DefaultHeartbeatTTL, "a node silent this long is down (at least three of its heartbeat intervals)")
 	f.DurationVar(&cfg.UpgradeTimeout, "upgrade-timeout", daemon.DefaultUpgradeTimeout, "an upgraded domain not healthy this long halts the upgrade")
 	f.BoolVar(&cfg.StorageDisabled, "no-storage", false, "do not run the storage service")
 	f.BoolVar(&cfg.AllowPrivilegedPorts, "allow-privileged-ports", false, "let services publish endpoints on ports below 1024")
@@ -109,7 +107,7 @@ func (a *app) agentCommand() *cobra.Command {
 	f.StringVar(&cfg.JoinToken, "join-token", os.Getenv("WEFT_JOIN_TOKEN"), "join a TLS cluster: the token from weft tls init (join.token), traded once for the node's own certificate kept in DATA/tls (env WEFT_JOIN_TOKEN)")
 	f.Float64Var(&cfg.CPU, "cpu", 0, "CPU cores to offer (0: the machine's)")
 	f.StringVar(&memory, "memory", "", "memory to offer, e.g. 4Gi (default: the machine's)")
-	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", daemon.DefaultHeartbeatInterval, "how often to report")
+	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", daemon.DefaultHeartbeatInterval, "how often to report until the controller says (weft server --heartbeat-interval)")
 	f.StringVar(&perArchive, "unpack-per-archive", api.Bytes(daemon.DefaultUnpackPerArchive).String(), "most one image or package may unpack to on this node")
 	f.StringVar(&perNode, "unpack-per-node", api.Bytes(daemon.DefaultUnpackPerNode).String(), "most all images and packages unpacked on this node may take at once (the image cache and each instance's copy of its package)")
 	aliases(cmd, map[string]string{"server": "addr"})

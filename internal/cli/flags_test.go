@@ -46,19 +46,24 @@ func TestOneFlagPerIdea(t *testing.T) {
 	}
 }
 
-// TestServerHeartbeatIntervalIsGone: weft server never told agents how
-// often to report; its --heartbeat-interval is accepted, with a warning,
-// and no longer offered.
-func TestServerHeartbeatIntervalIsGone(t *testing.T) {
+// TestServerHeartbeatTimingFlags: weft server tells its nodes how often
+// to report (fabric: the interval grows with the fleet past
+// --heartbeat-rate); both flags are offered and parsed.
+func TestServerHeartbeatTimingFlags(t *testing.T) {
 	root := newApp(io.Discard, io.Discard).rootCommand()
 	cmd, _, _ := root.Find([]string{"server"})
 	var help bytes.Buffer
 	cmd.SetOut(&help)
 	cmd.Help()
-	if strings.Contains(help.String(), "heartbeat-interval") {
-		t.Errorf("weft server --help offers --heartbeat-interval:\n%s", help.String())
+	for _, flag := range []string{"--heartbeat-interval ", "--heartbeat-rate ", "--heartbeat-ttl "} {
+		if !strings.Contains(help.String(), flag) {
+			t.Errorf("weft server --help does not offer %s:\n%s", flag, help.String())
+		}
 	}
-	if err := cmd.ParseFlags([]string{"--heartbeat-interval", "1s"}); err != nil {
-		t.Errorf("--heartbeat-interval is refused: %v", err)
+	if err := cmd.ParseFlags([]string{"--heartbeat-interval", "1s", "--heartbeat-rate", "50"}); err != nil {
+		t.Fatal(err)
+	}
+	if iv, rate := cmd.Flags().Lookup("heartbeat-interval").Value.String(), cmd.Flags().Lookup("heartbeat-rate").Value.String(); iv != "1s" || rate != "50" {
+		t.Errorf("--heartbeat-interval %s, --heartbeat-rate %s; want 1s and 50", iv, rate)
 	}
 }

@@ -22,7 +22,15 @@ type ServerConfig struct {
 	// Public endpoints of web roles are bound on this host (e.g. 127.0.0.1 or 0.0.0.0).
 	LBHost string
 
-	HeartbeatTTL time.Duration // a node silent this long is declared down
+	// HeartbeatInterval is how often the controller tells nodes to
+	// report while the fleet is small; past HeartbeatRate ×
+	// HeartbeatInterval nodes it tells them nodes ÷ HeartbeatRate, so that
+	// the whole fleet sends about HeartbeatRate heartbeats a second.
+	// HeartbeatTTL: a node silent this long is declared down, or three
+	// of its intervals if that is longer (fabric.Config).
+	HeartbeatInterval time.Duration
+	HeartbeatRate     float64
+	HeartbeatTTL      time.Duration
 
 	// Storage service ports on LBHost; StorageDisabled turns it off.
 	StorageDisabled bool
@@ -125,6 +133,7 @@ type DevConfig struct {
 const (
 	DefaultListen            = "127.0.0.1:7070"
 	DefaultHeartbeatInterval = agent.DefaultHeartbeatInterval
+	DefaultHeartbeatRate     = fabric.DefaultHeartbeatRate
 	DefaultHeartbeatTTL      = fabric.DefaultHeartbeatTTL
 	DefaultUpgradeTimeout    = fabric.DefaultUpgradeTimeout
 	DefaultBlobPort          = 10000

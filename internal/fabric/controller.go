@@ -53,8 +53,17 @@ type SlotDrives interface {
 
 // Config tunes the controller; zero values take the defaults.
 type Config struct {
-	Name           string        // this controller's name
-	HeartbeatTTL   time.Duration // a node silent this long is down (default 2s)
+	Name string // this controller's name
+	// HeartbeatInterval is how often the nodes are told to report while
+	// the fleet is small (default 500ms); HeartbeatRate is the most
+	// heartbeats a second the controller asks of the whole fleet (default
+	// 100): past HeartbeatRate × HeartbeatInterval nodes, the interval
+	// grows with the fleet (liveness.go).
+	HeartbeatInterval time.Duration
+	HeartbeatRate     float64
+	// HeartbeatTTL: a node silent this long is down (default 2s); at
+	// least three of the intervals the node was told.
+	HeartbeatTTL   time.Duration
 	UpgradeTimeout time.Duration // an upgraded instance not healthy this long after it was created halts the upgrade (default 60s)
 	DrainTimeout   time.Duration // the longest an instance is drained from the LB before it is stopped anyway (default 30s)
 	Tick           time.Duration // reconcile at least this often (default 200ms)
@@ -104,11 +113,19 @@ var DefaultTenantPorts = api.PortRange{From: 30000, To: 32767}
 
 // The defaults of Config, which weft server's flags show.
 const (
-	DefaultHeartbeatTTL   = 2 * time.Second
-	DefaultUpgradeTimeout = 60 * time.Second
+	DefaultHeartbeatInterval = 500 * time.Millisecond
+	DefaultHeartbeatRate     = 100
+	DefaultHeartbeatTTL      = 2 * time.Second
+	DefaultUpgradeTimeout    = 60 * time.Second
 )
 
 func (c *Config) setDefaults() {
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.HeartbeatRate <= 0 {
+		c.HeartbeatRate = DefaultHeartbeatRate
+	}
 	if c.HeartbeatTTL <= 0 {
 		c.HeartbeatTTL = DefaultHeartbeatTTL
 	}
@@ -149,7 +166,7 @@ type Controller struct {
 	mu sync.Mutex
 
 	seenMu sync.Mutex
-	seen   map[string]time.Time // node -> last heartbeat, in memory only
+	seen   map[string]nodeSeen // node -> its heartbeats, in memory only (liveness.go)
 
 	assignViews assignViews // what the nodes' blocking queries answer from
 
@@ -184,7 +201,7 @@ func New(cfg Config, store state.Store, packages *pkgstore.Store, balancer Balan
 		events:   NewEventLog(1000, cfg.Logger),
 		lb:       balancer,
 		log:      cfg.Logger,
-		seen:     map[string]time.Time{},
+		seen:     map[string]nodeSeen{},
 		draining: map[string]bool{},
 		kick:     make(chan struct{}, 1),
 		figures:  newFigures(),
@@ -204,9 +221,11 @@ func (c *Controller) Run(ctx context.Context) error {
 		return err
 	}
 	now := c.cfg.Clock()
+	nodes := list[nodeRecord](c.store, state.KindNodes, "")
+	_, ttl := c.heartbeatTiming(len(nodes))
 	c.seenMu.Lock()
-	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
-		c.seen[n.Name] = now
+	for _, n := range nodes {
+		c.seen[n.Name] = nodeSeen{at: now, ttl: ttl}
 	}
 	c.seenMu.Unlock()
 

@@ -14,7 +14,7 @@ import (
 // restarted controller starts a new log (sequence numbers go on from zero).
 type EventLog struct {
 	mu      sync.Mutex
-	events  []api.Event // ring, oldest first once full
+	events  []api.Event // oldest first; the last size are kept (Add)
 	size    int
 	seq     uint64
 	changed chan struct{} // closed and replaced on every append
@@ -37,9 +37,12 @@ func (l *EventLog) Add(e api.Event) {
 	if e.Level == "" {
 		e.Level = "info"
 	}
-	if len(l.events) == l.size {
-		copy(l.events, l.events[1:])
-		l.events = l.events[:l.size-1]
+	// The slice holds up to twice the events kept, and drops the older
+	// half at once: moving every kept event down by one at each Add cost
+	// a copy of the whole log per event (20,000 placements, 20 million
+	// events moved).
+	if len(l.events) == 2*l.size {
+		l.events = l.events[:copy(l.events, l.events[l.size:])]
 	}
 	l.events = append(l.events, e)
 	close(l.changed)
@@ -68,7 +71,7 @@ func (l *EventLog) Since(since uint64) ([]api.Event, <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []api.Event
-	for _, e := range l.events {
+	for _, e := range l.events[max(0, len(l.events)-l.size):] {
 		if e.Seq > since {
 			out = append(out, e)
 		}

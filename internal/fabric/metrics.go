@@ -17,6 +17,8 @@ import (
 // not.
 type figures struct {
 	reconcile  prometheus.Histogram
+	locked     prometheus.Histogram
+	conflicts  prometheus.Counter
 	failed     prometheus.Counter
 	heartbeats *prometheus.CounterVec
 	placed     prometheus.Counter
@@ -30,6 +32,13 @@ func newFigures() *figures {
 		reconcile: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "weft_fabric_reconcile_duration_seconds", Help: "Time a reconcile pass took, its write to the store included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+		}),
+		locked: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "weft_fabric_reconcile_locked_seconds", Help: "Time a reconcile pass held the controller's lock (its write, and its rerun after a conflict), which heartbeats and API calls wait for.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+		}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_fabric_reconcile_conflicts_total", Help: "Reconcile passes run again under the lock because what they read changed while they ran.",
 		}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weft_fabric_reconcile_failures_total", Help: "Reconcile passes whose write to the store failed.",
@@ -88,7 +97,7 @@ func (col collector) Collect(ch chan<- prometheus.Metric) {
 	for _, n := range list[nodeRecord](c.store, state.KindNodes, "") {
 		nodeStates[n.State]++
 		if seen, ok := c.lastSeen(n.Name); ok {
-			ch <- prometheus.MustNewConstMetric(silenceDesc, prometheus.GaugeValue, now.Sub(seen).Seconds(), n.Name)
+			ch <- prometheus.MustNewConstMetric(silenceDesc, prometheus.GaugeValue, now.Sub(seen.at).Seconds(), n.Name)
 		}
 	}
 	for st, n := range nodeStates {
@@ -119,12 +128,13 @@ func (f *figures) observePass(start time.Time, err error, unplaced map[string]in
 }
 
 // Register adds the controller's metrics to reg: the reconcile pass's
-// duration and failures, heartbeats, placements, rebalance moves, auto-upgrades,
+// duration, time under the lock, conflicts and failures, heartbeats, placements, rebalance moves,
+// auto-upgrades,
 // unplaceable instances by reason, and instances, nodes and services by
 // state.
 func (c *Controller) Register(reg prometheus.Registerer) error {
 	f := c.figures
-	for _, col := range []prometheus.Collector{collector{c}, f.reconcile, f.failed, f.heartbeats, f.placed, f.moves, f.autoUps, f.pending} {
+	for _, col := range []prometheus.Collector{collector{c}, f.reconcile, f.locked, f.conflicts, f.failed, f.heartbeats, f.placed, f.moves, f.autoUps, f.pending} {
 		if err := reg.Register(col); err != nil {
 			return fmt.Errorf("fabric: register metrics: %w", err)
 		}

@@ -3,6 +3,7 @@ package fabric
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -50,9 +51,10 @@ func (c *Controller) Migrate(ctx context.Context, id, to string) (api.Instance, 
 		return api.Instance{}, err
 	}
 	p.startMigration(in, dest)
-	if err := c.apply(ctx, p.ops()); err != nil {
+	if err := c.apply(ctx, p.batch(false)); err != nil {
 		return api.Instance{}, err
 	}
+	p.tell()
 	c.poke()
 	return in.Instance, nil
 }
@@ -67,17 +69,25 @@ func (c *Controller) newPass() *pass {
 		insts: map[string]*instanceRecord{}, dirty: map[string]bool{}, gone: map[string]*instanceRecord{},
 		asked: map[string]bool{},
 	}
-	nodes, _ := c.nodeCache.list(c.store, state.KindNodes)
-	for _, n := range nodes {
+	nodes, nodeRevs := c.nodeCache.list(c.store, state.KindNodes)
+	insts, instRevs := c.instCache.list(c.store, state.KindInstances)
+	services := c.store.List(state.KindServices, "")
+	p.revs = make(map[string]uint64, len(nodes)+len(insts)+len(services))
+	for i, n := range nodes {
 		n := *n // nodeRecord holds nothing a pass changes in place
 		p.nodes[n.Name] = &n
+		p.revs[state.KindNodes+"/"+n.Name] = nodeRevs[i]
 	}
-	insts, _ := c.instCache.list(c.store, state.KindInstances)
-	for _, in := range insts {
+	for i, in := range insts {
 		p.insts[in.ID] = in.clone()
+		p.revs[state.KindInstances+"/"+in.key()] = instRevs[i]
 	}
-	for _, s := range list[serviceRecord](c.store, state.KindServices, "") {
-		p.services = append(p.services, &s)
+	for _, e := range services {
+		var s serviceRecord
+		if err := json.Unmarshal(e.Value, &s); err == nil {
+			p.services = append(p.services, &s)
+			p.revs[state.KindServices+"/"+e.Key] = e.Rev
+		}
 	}
 	return p
 }

@@ -268,7 +268,8 @@ func TestVMKeepsItsAddress(t *testing.T) {
 	}
 	home := s.records("db")[0].Node
 	s.nodes[home].dead = true
-	s.clock.Advance(s.c.persistentGrace() + time.Second)
+	seen, _ := s.c.lastSeen(home)
+	s.clock.Advance(persistentGrace(seen.ttl) + time.Second)
 	s.settle(40, "the VM running elsewhere", func() bool {
 		in := s.records("db")
 		return len(in) == 1 && in[0].Node != home && s.healthyCurrent("db", api.VMRole) == 1

@@ -49,19 +49,6 @@ func (c *Controller) RegisterNode(ctx context.Context, reg api.NodeRegistration)
 	return c.nodeView(rec, c.sharedInstances()), nil
 }
 
-func (c *Controller) markSeen(node string, t time.Time) {
-	c.seenMu.Lock()
-	c.seen[node] = t
-	c.seenMu.Unlock()
-}
-
-func (c *Controller) lastSeen(node string) (time.Time, bool) {
-	c.seenMu.Lock()
-	defer c.seenMu.Unlock()
-	t, ok := c.seen[node]
-	return t, ok
-}
-
 // Heartbeat takes a node's report. Only changes are written to the store.
 //
 // Reports are taken in batches: each written as one batch (one commit)
@@ -133,6 +120,7 @@ func (c *Controller) heartbeatBatch(batch []*heartbeatReq) {
 	var ops []state.Op
 	var taken []*heartbeatReq
 	keys := map[string]bool{}
+	services := c.store.List(state.KindServices, "") // heartbeats write no service
 	write := func() {
 		err := c.apply(ctx, ops)
 		idx := c.store.Index()
@@ -144,14 +132,14 @@ func (c *Controller) heartbeatBatch(batch []*heartbeatReq) {
 		clear(keys)
 	}
 	for _, r := range batch {
-		own, events, known := c.heartbeatOps(r)
+		own, events, known := c.heartbeatOps(r, services)
 		if !known {
 			close(r.done)
 			continue
 		}
 		if slices.ContainsFunc(own, func(op state.Op) bool { return keys[op.Kind+"/"+op.Key] }) {
 			write()
-			own, events, _ = c.heartbeatOps(r)
+			own, events, _ = c.heartbeatOps(r, services)
 		}
 		for _, op := range own {
 			keys[op.Kind+"/"+op.Key] = true
@@ -166,8 +154,9 @@ func (c *Controller) heartbeatBatch(batch []*heartbeatReq) {
 }
 
 // heartbeatOps is what one report changes in the state, the events it
-// brings, and whether the node is known (r.reply says so either way).
-func (c *Controller) heartbeatOps(r *heartbeatReq) ([]state.Op, []api.Event, bool) {
+// brings, and whether the node is known (r.reply says so either way);
+// services are the services' entries in the state.
+func (c *Controller) heartbeatOps(r *heartbeatReq, services []state.Entry) ([]state.Op, []api.Event, bool) {
 	name := r.name
 	node, ok := get[nodeRecord](c.store, state.KindNodes, name)
 	c.figures.heartbeats.WithLabelValues(strconv.FormatBool(ok)).Inc()
@@ -186,7 +175,7 @@ func (c *Controller) heartbeatOps(r *heartbeatReq) ([]state.Op, []api.Event, boo
 	}
 	var mp *pass // loaded when a report concerns a migration
 	for _, st := range r.hb.Instances {
-		rec, ok := c.findInstance(api.AllTenants, st.ID)
+		rec, ok := c.findInstanceIn(services, st.ID)
 		if !ok {
 			continue
 		}
@@ -214,8 +203,10 @@ func (c *Controller) heartbeatOps(r *heartbeatReq) ([]state.Op, []api.Event, boo
 	}
 	if mp != nil {
 		ops = append(ops, mp.ops()...)
+		events = append(events, mp.events...)
 	}
-	r.reply = api.HeartbeatReply{Known: true, State: node.State, Fence: api.Duration(c.fenceAfter())}
+	interval, fence := c.tellInterval(name)
+	r.reply = api.HeartbeatReply{Known: true, State: node.State, Interval: api.Duration(interval), Fence: api.Duration(fence)}
 	return ops, events, true
 }
 
@@ -310,8 +301,8 @@ func (c *Controller) sharedInstances() []*instanceRecord {
 // nodeView is the node with what insts (or those of them on it) allocate there.
 func (c *Controller) nodeView(n nodeRecord, insts []*instanceRecord) api.Node {
 	v := n.Node
-	if t, ok := c.lastSeen(n.Name); ok {
-		v.LastHeartbeat = t
+	if seen, ok := c.lastSeen(n.Name); ok {
+		v.LastHeartbeat = seen.at
 	}
 	for _, in := range insts {
 		if in.Node == n.Name {
@@ -388,18 +379,6 @@ func (c *Controller) Revoked(node string, issued time.Time) bool {
 	n, ok := get[nodeRecord](c.store, state.KindNodes, node)
 	return ok && issued.Before(n.RevokedBefore)
 }
-
-// A persistent instance must never run twice, so the controller starts one
-// elsewhere only after its old node has had time to stop it: an agent that
-// reaches no server for fenceAfter kills its persistent instances, and the
-// controller replaces them once persistentGrace has passed since it last
-// heard from the node, which is later than the agent last got through.
-// Both are multiples of the heartbeat TTL, so that a leader election
-// shorter than twice the TTL kills nothing; ephemeral instances are
-// replaced as soon as the node is declared down, after one TTL.
-func (c *Controller) fenceAfter() time.Duration { return 2 * c.cfg.HeartbeatTTL }
-
-func (c *Controller) persistentGrace() time.Duration { return c.fenceAfter() + c.cfg.HeartbeatTTL/2 }
 
 // NodeAPIToken is what servers present to node name's agent: the token it
 // registered with ("" for a node never registered).

@@ -44,7 +44,7 @@ func TestHeartbeatCountsWhenItArrives(t *testing.T) {
 	}()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		if last, _ := s.c.lastSeen("node-1"); last.Equal(arrived) {
+		if last, _ := s.c.lastSeen("node-1"); last.at.Equal(arrived) {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -103,7 +103,7 @@ func (p *pass) rebalanceRole(svc *serviceRecord, role api.RoleSpec, insts []*ins
 	}
 	move.Evicting, move.Rebalancing = true, true
 	p.touch(move)
-	p.c.figures.moves.Inc()
+	p.moves++
 	repl := p.newInstance(svc, role, move.Slot, move.ID)
 	p.assign(repl, to)
 	p.event(api.Event{Type: "instance.rebalancing", Tenant: move.Tenant, Service: move.Service, Role: move.Role, Instance: move.ID, Node: move.Node,

@@ -36,28 +36,56 @@ type pass struct {
 
 	unplaced map[string]int // placement.Why* -> instances this pass could not place
 
+	// revs are the revisions the pass read, by kind/key (checks).
+	revs map[string]uint64
+	// downed are the nodes the pass declares down.
+	downed []string
+	// What the pass tells once its batch is written (tell).
+	events        []api.Event
+	placed, moves int
+
 	nets passNetworks
 }
 
-func (c *Controller) reconcile(ctx context.Context) (err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// reconcile runs one pass. The pass reads and decides without the
+// controller's lock, so that heartbeats and API calls do not wait behind
+// it; it then writes under the lock, checked against the revisions it
+// read (pass.checks). When something it depended on was written in the
+// meantime, it runs again under the lock, as every pass once did, which
+// cannot conflict.
+func (c *Controller) reconcile(ctx context.Context) error {
 	start := time.Now()
 	p := c.newPass()
-	defer func() { c.figures.observePass(start, err, p.unplaced) }()
-	p.checkNodes()
-	p.dropFinished()
-	p.abandonMigrations()
-	p.buildCluster()
-	for _, svc := range p.services {
-		p.service(svc)
-	}
-	p.lifecycle()
-	p.placePending()
-	p.rebalance()
-	p.expireDrains()
+	p.run()
+	return c.commitPass(ctx, p, p.batch(true), start)
+}
 
-	if err := c.apply(ctx, p.ops()); err != nil {
+// commitPass writes batch, what pass p decided without the lock
+// (reconcile), or runs the pass again under the lock when what it read
+// has changed since. The events of the pass written are told once the
+// lock is let go.
+func (c *Controller) commitPass(ctx context.Context, p *pass, batch []state.Op, start time.Time) (err error) {
+	defer func() { c.figures.observePass(start, err, p.unplaced) }()
+	c.mu.Lock()
+	locked := time.Now()
+	defer func() {
+		c.figures.locked.Observe(time.Since(locked).Seconds())
+		c.mu.Unlock()
+		if err == nil {
+			p.tell()
+		}
+	}()
+	err = p.stillSilent()
+	if err == nil {
+		err = c.apply(ctx, batch)
+	}
+	if errors.Is(err, state.ErrConflict) {
+		c.figures.conflicts.Inc()
+		p = c.newPass()
+		p.run()
+		err = c.apply(ctx, p.batch(false))
+	}
+	if err != nil {
 		return fmt.Errorf("fabric: write reconcile pass: %w", err)
 	}
 	for _, svc := range p.services {
@@ -76,6 +104,100 @@ func (c *Controller) reconcile(ctx context.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// run decides everything the pass changes, in memory.
+func (p *pass) run() {
+	p.checkNodes()
+	p.dropFinished()
+	p.abandonMigrations()
+	p.buildCluster()
+	for _, svc := range p.services {
+		p.service(svc)
+	}
+	p.lifecycle()
+	p.placePending()
+	p.rebalance()
+	p.expireDrains()
+}
+
+// batch is what the pass writes. Checked, it is written only if nothing
+// the pass's changes depend on was written since the pass read it
+// (checks), else the write fails with state.ErrConflict and changes
+// nothing.
+func (p *pass) batch(checked bool) []state.Op {
+	ops := p.ops()
+	if checked {
+		ops = append(p.checks(ops), ops...)
+	}
+	return ops
+}
+
+// stillSilent fails with state.ErrConflict when a node the pass declares
+// down was heard from since the pass began.
+func (p *pass) stillSilent() error {
+	for _, node := range p.downed {
+		if seen, ok := p.c.lastSeen(node); !ok || p.c.now().Sub(seen.at) <= seen.ttl {
+			return fmt.Errorf("%w: node %s was heard from during the pass", state.ErrConflict, node)
+		}
+	}
+	return nil
+}
+
+// tell adds the pass's events to the log and its counts to the figures,
+// once its batch is written (logging 20,000 placements takes a while: not
+// under the lock).
+func (p *pass) tell() {
+	for _, e := range p.events {
+		p.c.events.Add(e)
+	}
+	p.c.figures.placed.Add(float64(p.placed))
+	p.c.figures.moves.Add(float64(p.moves))
+	p.events, p.placed, p.moves = nil, 0, 0
+}
+
+// checks are the preconditions of a pass's batch read without the lock:
+// every node, service and instance it writes or deletes is still at the
+// revision it read, and so are the services whose instances it writes and
+// the nodes it places instances on (a deploy, a scale, a delete or a
+// drain written meanwhile changes what the pass should have done). What
+// the pass only read and left alone may have moved (an instance's status
+// from a heartbeat): the pass then ran as if just before that write.
+func (p *pass) checks(ops []state.Op) []state.Op {
+	var out []state.Op
+	seen := map[string]bool{}
+	check := func(kind, key string, rev uint64) {
+		if k := kind + "/" + key; !seen[k] {
+			seen[k] = true
+			out = append(out, state.Op{Kind: kind, Key: key, Check: true, Rev: rev})
+		}
+	}
+	for _, op := range ops {
+		if op.Kind == state.KindNodes || op.Kind == state.KindServices {
+			check(op.Kind, op.Key, p.revs[op.Kind+"/"+op.Key])
+		}
+	}
+	instance := func(in *instanceRecord) {
+		if rev, ok := p.revs[state.KindInstances+"/"+in.key()]; ok {
+			check(state.KindInstances, in.key(), rev)
+		}
+		svc := serviceKey(in.Tenant, in.Service)
+		check(state.KindServices, svc, p.revs[state.KindServices+"/"+svc])
+		for _, n := range []string{in.Node, in.migrationTo()} {
+			if n != "" {
+				check(state.KindNodes, n, p.revs[state.KindNodes+"/"+n])
+			}
+		}
+	}
+	for id := range p.dirty {
+		if in, ok := p.insts[id]; ok {
+			instance(in)
+		}
+	}
+	for _, in := range p.gone {
+		instance(in)
+	}
+	return out
 }
 
 func (p *pass) ops() []state.Op {
@@ -102,7 +224,8 @@ func (p *pass) ops() []state.Op {
 	return append(ops, p.networkOps()...)
 }
 
-func (p *pass) event(e api.Event) { p.c.events.Add(e) }
+// event is told once the pass's batch is written (tell).
+func (p *pass) event(e api.Event) { p.events = append(p.events, e) }
 
 func (p *pass) touch(in *instanceRecord) {
 	in.UpdatedAt = p.now
@@ -122,14 +245,15 @@ func (p *pass) checkNodes() {
 		if n.State == api.NodeDown {
 			continue
 		}
-		last, ok := p.c.lastSeen(name)
+		seen, ok := p.c.lastSeen(name)
 		if !ok {
 			p.c.markSeen(name, p.now) // first sight in this process: give it a full TTL
 			continue
 		}
-		if silent := p.now.Sub(last); silent > p.c.cfg.HeartbeatTTL {
+		if silent := p.now.Sub(seen.at); silent > seen.ttl {
 			n.State = api.NodeDown
 			p.nodeDirty[name] = true
+			p.downed = append(p.downed, name)
 			p.event(api.Event{Type: "node.down", Level: "warn", Node: name,
 				Message: fmt.Sprintf("node %s missed heartbeats for %s: declared down, its instances are being replaced", name, silent.Round(time.Millisecond))})
 		}
@@ -139,14 +263,14 @@ func (p *pass) checkNodes() {
 // fenced says whether a down node has had time to stop its persistent
 // instances itself (persistentGrace).
 func (p *pass) fenced(node string) bool {
-	last, ok := p.c.lastSeen(node)
+	seen, ok := p.c.lastSeen(node)
 	if !ok {
 		// Declared down by an earlier leader: give it the whole grace from
 		// now, since its agent may have been heard from until recently.
 		p.c.markSeen(node, p.now)
 		return false
 	}
-	return p.now.Sub(last) > p.c.persistentGrace()
+	return p.now.Sub(seen.at) > persistentGrace(seen.ttl)
 }
 
 // dropFinished forgets instances that are gone: stopped ones, and those
@@ -383,7 +507,7 @@ func (p *pass) assign(in *instanceRecord, node string) {
 	in.FaultDomain = p.nodes[node].FaultDomain
 	in.Message = ""
 	p.touch(in)
-	p.c.figures.placed.Inc()
+	p.placed++
 	p.event(api.Event{Type: "instance.placed", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID, Node: node,
 		Message: fmt.Sprintf("instance %s placed on %s (fault domain %s, update domain %d)", in.ID, node, in.FaultDomain, in.UpdateDomain)})
 }

@@ -69,6 +69,14 @@ func (r *instanceRecord) live() bool {
 	return r.Desired == api.DesiredRunning && !r.Draining && !r.Evicting
 }
 
+// migrationTo is the node a live migration moves the instance to, or "".
+func (r *instanceRecord) migrationTo() string {
+	if r.Migration == nil {
+		return ""
+	}
+	return r.Migration.To
+}
+
 func (r *instanceRecord) healthy() bool {
 	return r.State == api.StateRunning && r.Health == api.HealthHealthy
 }

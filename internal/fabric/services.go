@@ -217,7 +217,7 @@ func appendRevision(revs []revision, r revision) []revision {
 // checkFeasible refuses what no node could ever run, and public ports that
 // another service already publishes.
 func (c *Controller) checkFeasible(tenant string, spec api.ServiceSpec) error {
-	nodes := list[nodeRecord](c.store, state.KindNodes, "")
+	nodes, _ := c.nodeCache.list(c.store, state.KindNodes)
 	var problems []string
 	conflict := false // a port taken by another service: 409, not 400
 	for i, role := range spec.Roles {
@@ -613,7 +613,14 @@ func (c *Controller) Instance(ctx context.Context, tenant, id string) (api.Insta
 // with api.AllTenants). Instance IDs start with their service's name, but
 // service names may contain dashes, so try each service.
 func (c *Controller) findInstance(tenant, id string) (instanceRecord, bool) {
-	for _, s := range c.store.List(state.KindServices, tenantPrefix(tenant)) {
+	return c.findInstanceIn(c.store.List(state.KindServices, tenantPrefix(tenant)), id)
+}
+
+// findInstanceIn looks an instance up by ID among the instances of
+// services (entries of state.KindServices), for a caller that looks up
+// many (a batch of heartbeats lists the services once).
+func (c *Controller) findInstanceIn(services []state.Entry, id string) (instanceRecord, bool) {
+	for _, s := range services {
 		t, name, _ := strings.Cut(s.Key, "/")
 		if strings.HasPrefix(id, name+"-") {
 			if rec, ok := c.instCache.get(c.store, state.KindInstances, instanceKey(t, name, id)); ok {

@@ -308,19 +308,19 @@ func TestPersistentInstanceWaitsForItsNodeToFence(t *testing.T) {
 	})
 	home := s.records("db")[0].Node
 	s.nodes[home].dead = true
-	ttl := s.c.cfg.HeartbeatTTL
-	s.clock.Advance(ttl + 100*time.Millisecond)
+	seen, _ := s.c.lastSeen(home)
+	s.clock.Advance(seen.ttl + 100*time.Millisecond)
 	s.step() // declared down
 	s.settle(20, "the web instances replaced", func() bool { return s.healthyCurrent("hello", "web") == 2 })
 	if in := s.records("db")[0]; in.Node != home {
-		t.Fatalf("the persistent instance moved to %s %v after its node went silent, before it could fence", in.Node, s.clock.Now().Sub(s.c.seen[home]))
+		t.Fatalf("the persistent instance moved to %s %v after its node went silent, before it could fence", in.Node, s.clock.Now().Sub(seen.at))
 	}
-	s.clock.Advance(s.c.fenceAfter())
+	s.clock.Advance(fenceAfter(seen.ttl))
 	s.settle(20, "the persistent instance running elsewhere", func() bool {
 		in := s.records("db")
 		return len(in) == 1 && in[0].Node != home && s.healthyCurrent("db", "vm") == 1
 	})
-	if reply, err := s.c.Heartbeat(s.ctx, "node-1", api.Heartbeat{}); err != nil || time.Duration(reply.Fence) != s.c.fenceAfter() || s.c.persistentGrace() <= s.c.fenceAfter() {
+	if reply, err := s.c.Heartbeat(s.ctx, "node-1", api.Heartbeat{}); err != nil || time.Duration(reply.Fence) != fenceAfter(seen.ttl) || persistentGrace(seen.ttl) <= fenceAfter(seen.ttl) {
 		t.Errorf("heartbeat reply %+v, %v: the fence time must be announced and shorter than the grace", reply, err)
 	}
 }
@@ -699,7 +699,7 @@ func TestPersistentVMRoleOfManySlots(t *testing.T) {
 			t.Fatalf("slot 0 started on %s before its silent node could fence it:\n%s", in.Node, s.dump())
 		}
 	}
-	s.clock.Advance(s.c.fenceAfter())
+	s.clock.Advance(fenceAfter(s.c.cfg.HeartbeatTTL))
 	s.settle(20, "slot 0 running elsewhere", func() bool {
 		for _, in := range s.records("db") {
 			if in.Slot == 0 && in.Node != lost.Node && in.healthy() {

@@ -24,7 +24,6 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/agent"
-	"github.com/weftcloud/weft/internal/daemon"
 	"github.com/weftcloud/weft/internal/driver"
 	"github.com/weftcloud/weft/internal/driver/fake"
 	"github.com/weftcloud/weft/internal/pkgarchive"
@@ -38,10 +37,11 @@ type Config struct {
 	// PerService is how many instances each deployed service has; the
 	// harness deploys Instances/PerService services. Default 100.
 	PerService int
-	// HeartbeatInterval and HeartbeatTTL: the agents' and the
-	// controller's; defaults daemon.DefaultHeartbeatInterval and
-	// daemon.DefaultHeartbeatTTL.
+	// HeartbeatInterval, HeartbeatRate and HeartbeatTTL are the
+	// controller's (daemon.ServerConfig), which tells the agents how
+	// often to report; zero: the daemon's defaults.
 	HeartbeatInterval time.Duration
+	HeartbeatRate     float64
 	HeartbeatTTL      time.Duration
 	// KillLeader kills the leading server (SIGKILL) when half the
 	// services are deployed; only with several servers.
@@ -110,12 +110,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.PerService <= 0 {
 		c.PerService = 100
-	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = daemon.DefaultHeartbeatInterval
-	}
-	if c.HeartbeatTTL <= 0 {
-		c.HeartbeatTTL = daemon.DefaultHeartbeatTTL
 	}
 	if c.CPUWindow <= 0 {
 		c.CPUWindow = 5 * time.Second
@@ -215,11 +209,10 @@ func Run(ctx context.Context, cfg Config) (_ Result, err error) {
 	res.AllRunningSeconds = time.Since(began).Seconds()
 	cfg.Progress("all running in %.1fs", res.AllRunningSeconds)
 
-	res.HeartbeatsPerSecond = float64(cfg.Nodes) / cfg.HeartbeatInterval.Seconds()
-	if res.HeartbeatCPUPercent, err = heartbeatCPU(cl, cfg.CPUWindow); err != nil {
+	if res.HeartbeatCPUPercent, res.HeartbeatsPerSecond, err = heartbeatCPU(ctx, cl, cfg.CPUWindow); err != nil {
 		return Result{}, err
 	}
-	cfg.Progress("heartbeats take %.1f%% of a core", res.HeartbeatCPUPercent)
+	cfg.Progress("heartbeats (%.0f a second) take %.1f%% of a core", res.HeartbeatsPerSecond, res.HeartbeatCPUPercent)
 
 	res.NodesKilled = max(1, cfg.Nodes/10)
 	lost := map[string]bool{}
@@ -317,9 +310,9 @@ func startNodes(cfg Config, cl *cluster, dir string) ([]*node, error) {
 		name := fmt.Sprintf("node-%04d", i+1)
 		a, err := agent.New(agent.Config{
 			Name: name, DataDir: filepath.Join(dir, "nodes", name), FaultDomain: fmt.Sprintf("fd%d", i%10),
-			CPU: 64, Memory: 256 << 30, HeartbeatInterval: cfg.HeartbeatInterval,
+			CPU: 64, Memory: 256 << 30, // the heartbeat interval is the controller's to tell
 			Drivers: []driver.Driver{fake.New(api.RuntimeProcess)}, Logger: quiet,
-		}, cl.newClient(cl.addrs()))
+		}, cl.newNodeClient(cl.addrs()))
 		if err != nil {
 			return nodes, fmt.Errorf("fleet: %w", err)
 		}
@@ -452,8 +445,8 @@ func passesSince(now, before map[string]histogram) histogram {
 }
 
 // heartbeatCPU measures the running servers' CPU over window, in percent
-// of one core.
-func heartbeatCPU(cl *cluster, window time.Duration) (float64, error) {
+// of one core, and the heartbeats a second they took meanwhile.
+func heartbeatCPU(ctx context.Context, cl *cluster, window time.Duration) (cpu, rate float64, err error) {
 	var live []*server
 	for _, s := range cl.servers {
 		select {
@@ -473,17 +466,30 @@ func heartbeatCPU(cl *cluster, window time.Duration) (float64, error) {
 		}
 		return sum, nil
 	}
+	beats := func() float64 {
+		var sum float64
+		for _, s := range live {
+			n, err := scrapeCounter(ctx, cl.newClient(s.api), heartbeatsMetric)
+			if err == nil {
+				sum += n
+			}
+		}
+		return sum
+	}
+	beatsBefore := beats()
 	start := time.Now()
 	before, err := used()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	time.Sleep(window)
 	after, err := used()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return math.Round(float64(after-before)/float64(time.Since(start))*1000) / 10, nil
+	took := time.Since(start)
+	rate = math.Round((beats()-beatsBefore)/took.Seconds()*10) / 10
+	return math.Round(float64(after-before)/float64(took)*1000) / 10, rate, nil
 }
 
 // Summary is a result for people, with the goals of issue 19 beside the

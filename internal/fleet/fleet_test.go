@@ -33,7 +33,8 @@ func TestFleetSmall(t *testing.T) {
 	}
 	for name, v := range map[string]float64{
 		"allRunningSeconds": res.AllRunningSeconds, "healSeconds": res.HealSeconds,
-		"reconcileP99Ms": res.ReconcileP99Ms, "apiP99Ms": res.APIP99Ms, "controllerRSSBytes": float64(res.ControllerRSSBytes),
+		"heartbeatsPerSecond": res.HeartbeatsPerSecond,
+		"reconcileP99Ms":      res.ReconcileP99Ms, "apiP99Ms": res.APIP99Ms, "controllerRSSBytes": float64(res.ControllerRSSBytes),
 	} {
 		if !(v > 0) {
 			t.Errorf("%s = %v, want a measurement", name, v)
@@ -70,5 +71,17 @@ x_count 100
 	}
 	if got := h.since(h).quantile(0.5); !math.IsNaN(got) {
 		t.Errorf("quantile of nothing observed = %v, want NaN", got)
+	}
+}
+
+func TestCounterSumsItsSeries(t *testing.T) {
+	got, err := parseCounter(strings.NewReader(`# TYPE x_total counter
+x_total{known="true"} 120
+x_total{known="false"} 3
+x_total_other 1000
+y_total 7
+`), "x_total")
+	if err != nil || got != 123 {
+		t.Fatalf("parseCounter = %v, %v; want 123", got, err)
 	}
 }

@@ -73,6 +73,45 @@ func parseHistogram(r io.Reader, metric string) (histogram, error) {
 	return h, nil
 }
 
+// heartbeatsMetric counts the heartbeats a controller took.
+const heartbeatsMetric = "weft_fabric_heartbeats_total"
+
+// scrapeCounter is the sum of metric's series on a server's /metrics.
+func scrapeCounter(ctx context.Context, c *client.Client, metric string) (float64, error) {
+	body, err := c.Metrics(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("fleet: scrape: %w", err)
+	}
+	defer body.Close()
+	return parseCounter(body, metric)
+}
+
+// parseCounter sums metric's series in the text exposition format.
+func parseCounter(r io.Reader, metric string) (float64, error) {
+	var sum float64
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), metric)
+		if !ok || (line != "" && line[0] != '{' && line[0] != ' ') {
+			continue
+		}
+		fields := strings.Fields(line[strings.LastIndexByte(line, '}')+1:])
+		if len(fields) == 0 {
+			return 0, fmt.Errorf("fleet: metric line %q", sc.Text())
+		}
+		n, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			return 0, fmt.Errorf("fleet: metric line %q", sc.Text())
+		}
+		sum += n
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("fleet: scrape: %w", err)
+	}
+	return sum, nil
+}
+
 // since is what was observed after earlier (a scrape of the same series);
 // a zero earlier leaves h as it is.
 func (h histogram) since(earlier histogram) histogram {

@@ -136,7 +136,7 @@ func startServers(ctx context.Context, cfg Config, dir string) (*cluster, error)
 		name := fmt.Sprintf("s%d", i+1)
 		sc := daemon.ServerConfig{
 			Data: filepath.Join(dir, name), Listen: listen, Name: name,
-			HeartbeatTTL: cfg.HeartbeatTTL, // the interval is the agents' (agent.Config)
+			HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatRate: cfg.HeartbeatRate, HeartbeatTTL: cfg.HeartbeatTTL,
 			// The storage service is not what this measures.
 			StorageDisabled: true, TLSDir: tlsDir,
 		}
@@ -188,6 +188,18 @@ func (cl *cluster) newClient(addrs string) *client.Client {
 		c = c.WithTLS(cl.tls)
 	}
 	return c.WithToken(cl.token)
+}
+
+// newNodeClient is newClient with connections of its own, as a node on
+// its own host has: without TLS a client shares http.DefaultTransport,
+// which keeps two idle connections per server for the whole process, so
+// 1,000 agents' heartbeats and blocking queries queued to dial new ones
+// (the harness, not the controller, then held the heartbeats back).
+func (cl *cluster) newNodeClient(addrs string) *client.Client {
+	if cl.tls != nil {
+		return cl.newClient(addrs) // WithTLS makes a transport per client
+	}
+	return client.New(addrs).WithTransport(http.DefaultTransport.(*http.Transport).Clone()).WithToken(cl.token)
 }
 
 func (cl *cluster) addrs() string {

@@ -1,0 +1,98 @@
+package fabric
+
+import (
+	"time"
+)
+
+// Node liveness: how often the nodes report and how long a silent one
+// stays up both grow with the fleet, so that the heartbeats a controller
+// takes stay bounded however many nodes there are.
+//
+// Every node reports at the interval the controller tells it in each
+// heartbeat reply: Config.HeartbeatInterval while the fleet is small, and
+// past Config.HeartbeatRate × HeartbeatInterval nodes, nodes ÷
+// HeartbeatRate, so that the whole fleet sends about HeartbeatRate
+// heartbeats a second. A node is declared down once silent for its TTL:
+// Config.HeartbeatTTL, or ttlIntervals of the interval it was told,
+// whichever is longer. With fixed timings, 1,000 nodes at 500 ms sent
+// 2,000 heartbeats a second, more than the controller could take, and
+// the ones left waiting were declared down in waves.
+
+// ttlIntervals is how many intervals a node may stay silent, at least,
+// before it is declared down.
+const ttlIntervals = 3
+
+// heartbeatTiming is the interval nodes are told and the TTL it implies
+// when the controller knows n nodes.
+func (c *Controller) heartbeatTiming(n int) (interval, ttl time.Duration) {
+	interval = c.cfg.HeartbeatInterval
+	if byRate := time.Duration(float64(n) / c.cfg.HeartbeatRate * float64(time.Second)); byRate > interval {
+		interval = byRate.Round(time.Millisecond)
+	}
+	return interval, c.ttlFor(interval)
+}
+
+// ttlFor is the TTL of a node told to report every interval.
+func (c *Controller) ttlFor(interval time.Duration) time.Duration {
+	return max(c.cfg.HeartbeatTTL, ttlIntervals*interval)
+}
+
+// nodeSeen is what the controller knows of a node's heartbeats, in memory
+// only: when it last heard from it, and how long it may stay silent.
+type nodeSeen struct {
+	at  time.Time
+	ttl time.Duration
+	// told is the interval the node was last told (0: not told yet).
+	told time.Duration
+}
+
+// markSeen records that node was heard from at t. A node heard for the
+// first time gets the TTL of the fleet as it is.
+func (c *Controller) markSeen(node string, t time.Time) {
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	s, ok := c.seen[node]
+	if !ok {
+		_, s.ttl = c.heartbeatTiming(len(c.seen) + 1)
+	}
+	s.at = t
+	c.seen[node] = s
+}
+
+// tellInterval is the interval to tell node in reply to its heartbeat, and the
+// fence time that goes with it (HeartbeatReply). The node's TTL becomes
+// that of the longer of this interval and the one it was told before: a
+// node that missed this reply still reports at the old one.
+func (c *Controller) tellInterval(node string) (interval, fence time.Duration) {
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	s := c.seen[node]
+	interval, s.ttl = c.heartbeatTiming(len(c.seen))
+	if s.told > 0 {
+		s.ttl = max(s.ttl, c.ttlFor(s.told))
+	}
+	s.told = interval
+	c.seen[node] = s
+	return interval, fenceAfter(s.ttl)
+}
+
+// lastSeen is when node was last heard from and how long it may stay
+// silent from then.
+func (c *Controller) lastSeen(node string) (nodeSeen, bool) {
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	s, ok := c.seen[node]
+	return s, ok
+}
+
+// A persistent instance must never run twice, so the controller starts one
+// elsewhere only after its old node has had time to stop it: an agent that
+// reaches no server for fenceAfter kills its persistent instances, and the
+// controller replaces them once persistentGrace has passed since it last
+// heard from the node, which is later than the agent last got through.
+// Both are multiples of the node's heartbeat TTL, so that a leader election
+// shorter than twice the TTL kills nothing; ephemeral instances are
+// replaced as soon as the node is declared down, after one TTL.
+func fenceAfter(ttl time.Duration) time.Duration { return 2 * ttl }
+
+func persistentGrace(ttl time.Duration) time.Duration { return fenceAfter(ttl) + ttl/2 }
