@@ -32,7 +32,8 @@ func TestTheReadmesFirstService(t *testing.T) {
 	}
 	c := newCluster(t, 2)
 	port := strconv.Itoa(freePort(t))
-	script := strings.ReplaceAll(strings.ReplaceAll(block, "bin/weft", weftBin), "8081", port)
+	// The port first: the binary's temporary folder may hold "8081" too.
+	script := strings.ReplaceAll(strings.ReplaceAll(block, "8081", port), "bin/weft", weftBin)
 	cmd := exec.Command("sh", "-ec", script)
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(os.Environ(), "WEFT_ADDR="+c.api)

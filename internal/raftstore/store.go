@@ -48,7 +48,7 @@ type Store struct {
 	db    *state.DB
 	fsm   *fsm
 	raft  *raft.Raft
-	logs  *raftboltdb.BoltStore
+	logs  *logStore
 	trans *raft.NetworkTransport
 
 	// readyTerm is the term in which this server, as leader, has applied
@@ -106,13 +106,14 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("raftstore: open: %w", err)
 	}
 	closers = append(closers, s.db.Close)
-	s.logs, err = raftboltdb.New(raftboltdb.Options{
+	bolted, err := raftboltdb.New(raftboltdb.Options{
 		Path:        filepath.Join(c.DataDir, "raft.db"),
 		BoltOptions: &bolt.Options{Timeout: 5 * time.Second},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: open log: %w", err)
 	}
+	s.logs = &logStore{BoltStore: bolted}
 	closers = append(closers, s.logs.Close)
 	hclogger := newHCLogger(s.log)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(c.DataDir, c.SnapshotsRetained, hclogger)
