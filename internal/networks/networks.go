@@ -57,15 +57,7 @@ func vniKey(vni int) string { return fmt.Sprintf("%08d", vni) }
 
 // Lookup reads one of a tenant's networks with its revision.
 func Lookup(st state.Store, tenant, name string) (Record, uint64, bool) {
-	e, ok := st.Get(KindNetworks, Key(tenant, name))
-	if !ok {
-		return Record{}, 0, false
-	}
-	var r Record
-	if json.Unmarshal(e.Value, &r) != nil {
-		return Record{}, 0, false
-	}
-	return r, e.Rev, true
+	return state.Lookup[Record](st, KindNetworks, Key(tenant, name))
 }
 
 // List reads a tenant's networks (every tenant's with api.AllTenants),

@@ -17,6 +17,7 @@ package state
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 )
@@ -101,4 +102,16 @@ type Store interface {
 	Snapshot(w io.Writer) error
 	Restore(r io.Reader) error
 	Close() error
+}
+
+// Lookup decodes the JSON record at kind/key and returns it with its
+// revision; false when there is none or it does not decode.
+func Lookup[T any](s Store, kind, key string) (T, uint64, bool) {
+	var v T
+	e, ok := s.Get(kind, key)
+	if !ok || json.Unmarshal(e.Value, &v) != nil {
+		var zero T
+		return zero, 0, false
+	}
+	return v, e.Rev, true
 }

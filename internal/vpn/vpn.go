@@ -82,15 +82,7 @@ func Key(tenant, network string) string { return networks.Key(tenant, network) }
 
 // Lookup reads one gateway with its revision.
 func Lookup(st state.Store, tenant, network string) (Record, uint64, bool) {
-	e, ok := st.Get(KindVPNs, Key(tenant, network))
-	if !ok {
-		return Record{}, 0, false
-	}
-	var r Record
-	if json.Unmarshal(e.Value, &r) != nil {
-		return Record{}, 0, false
-	}
-	return r, e.Rev, true
+	return state.Lookup[Record](st, KindVPNs, Key(tenant, network))
 }
 
 // Entry is a gateway with its revision (for fingerprints of assignments).
