@@ -217,8 +217,13 @@ func TestInstanceOnAVirtualNetwork(t *testing.T) {
 	if got != want || got == own {
 		t.Errorf("the instance's namespace %q, want the joined %q (%s), not the host's %q", got, want, joined, own)
 	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "resolv")); string(b) != ownResolv {
-		t.Errorf("the instance's /etc/resolv.conf: %q, want its own %q", b, ownResolv)
+	// The instance writes resolv after netns: wait for it too.
+	var resolvOut []byte
+	for deadline := time.Now().Add(10 * time.Second); len(resolvOut) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resolvOut, _ = os.ReadFile(filepath.Join(dir, "resolv"))
+	}
+	if string(resolvOut) != ownResolv {
+		t.Errorf("the instance's /etc/resolv.conf: %q, want its own %q", resolvOut, ownResolv)
 	}
 	var conf strings.Builder
 	if code, err := d.(driver.Execer).Exec(ctx, spec.ID, []string{"cat", "/etc/resolv.conf"}, &conf, io.Discard); err != nil || code != 0 || conf.String() != ownResolv {
