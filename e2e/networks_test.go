@@ -169,8 +169,17 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 	for _, in := range c.instances("tools") {
 		tool = in
 	}
-	if out, code := c.getFrom("", a.ID, tool.PrivateAddress, 8080); code != 0 || !strings.Contains(out, tool.ID) {
-		t.Errorf("a container asking the process instance at %s:8080: exit %d, %q", tool.PrivateAddress, code, out)
+	// A worker without a health probe is running before it listens: ask
+	// until it answers.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		out, code := c.getFrom("", a.ID, tool.PrivateAddress, 8080)
+		if code == 0 && strings.Contains(out, tool.ID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("a container asking the process instance at %s:8080: exit %d, %q", tool.PrivateAddress, code, out)
+			break
+		}
 	}
 	if out, code := c.execIn("", tool.ID, "busybox", "nslookup", a.ID+".web.shop.internal", "10.30.0.1"); code != 0 || !strings.Contains(out, a.PrivateAddress) {
 		t.Errorf("the process instance asking the network's DNS for %s: exit %d, %q", a.ID, code, out)

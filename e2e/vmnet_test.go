@@ -41,23 +41,45 @@ func TestVMOnVirtualNetwork(t *testing.T) {
 	// The VM's web server, for the instance to reach.
 	c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "mkdir -p /www && echo vm keeper here > /www/index.html && httpd -p 8081 -h /www")
 
+	// Each check is asked until it holds or 30 s pass (the process
+	// instance is a worker without a health probe: running before it
+	// listens; a moved VM's host answers the network's names once its
+	// agent has the members).
+	check := func(what string, ask func() (bool, string)) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ok, detail := ask()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s: %s", what, detail)
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
 	both := func(when string) {
 		t.Helper()
-		out, code := c.vmGet("keeper", tool.PrivateAddress, 8080)
-		if code != 0 || !strings.Contains(out, tool.ID) {
-			t.Errorf("%s: the VM asking the process instance at %s:8080: exit %d, %q", when, tool.PrivateAddress, code, out)
-		}
+		check(when+": the VM asking the process instance", func() (bool, string) {
+			out, code := c.vmGet("keeper", tool.PrivateAddress, 8080)
+			return code == 0 && strings.Contains(out, tool.ID), fmt.Sprintf("%s:8080: exit %d, %q", tool.PrivateAddress, code, out)
+		})
 		name := tool.ID + ".cli.tools.internal"
-		if got, errOut, _ := c.weft("vm", "exec", "keeper", "--", "nslookup", name); !strings.Contains(got, tool.PrivateAddress) {
-			t.Errorf("%s: the VM resolving %s: %q %q", when, name, got, errOut)
-		}
+		check(when+": the VM resolving "+name, func() (bool, string) {
+			got, errOut, _ := c.weft("vm", "exec", "keeper", "--", "nslookup", name)
+			return strings.Contains(got, tool.PrivateAddress), fmt.Sprintf("%q %q", got, errOut)
+		})
 		script := fmt.Sprintf(`printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 5 %s 8081`, vm.PrivateAddress)
-		if out, code := c.execIn("", tool.ID, "busybox", "sh", "-c", script); code != 0 || !strings.Contains(out, "vm keeper here") {
-			t.Errorf("%s: the process instance asking the VM at %s:8081: exit %d, %q", when, vm.PrivateAddress, code, out)
-		}
-		if out, code := c.execIn("", tool.ID, "busybox", "nslookup", "keeper.vm.internal", "10.40.0.1"); code != 0 || !strings.Contains(out, vm.PrivateAddress) {
-			t.Errorf("%s: the process instance resolving keeper.vm.internal: exit %d, %q", when, code, out)
-		}
+		check(when+": the process instance asking the VM", func() (bool, string) {
+			out, code := c.execIn("", tool.ID, "busybox", "sh", "-c", script)
+			return code == 0 && strings.Contains(out, "vm keeper here"), fmt.Sprintf("%s:8081: exit %d, %q", vm.PrivateAddress, code, out)
+		})
+		check(when+": the process instance resolving keeper.vm.internal", func() (bool, string) {
+			out, code := c.execIn("", tool.ID, "busybox", "nslookup", "keeper.vm.internal", "10.40.0.1")
+			return code == 0 && strings.Contains(out, vm.PrivateAddress), fmt.Sprintf("exit %d, %q", code, out)
+		})
 	}
 	both("on " + vm.Node)
 
