@@ -331,7 +331,9 @@ func TestAgentFencesPersistentInstances(t *testing.T) {
 		t.Skip("builds and runs a real program")
 	}
 	f, srv := newFakeController(t, helloPackage(t))
-	f.ttl = 500 * time.Millisecond
+	// Long enough that a heartbeat late on a loaded machine fences nothing
+	// before the cut; the cut lasts until the fence.
+	f.ttl = 2 * time.Second
 	dataDir := t.TempDir()
 	a, cancel, done := startAgent(t, srv.URL, dataDir)
 	defer func() {
