@@ -52,6 +52,9 @@ func TestDrainAnnouncesTheRelocationAndWaitsForIt(t *testing.T) {
 	if in, _ := s.slot(0); in.Desired != api.DesiredRunning {
 		t.Fatalf("instance stopped before its notice ended:\n%s", s.dump())
 	}
+	if n := s.countEvents("instance.moved"); n != 0 {
+		t.Errorf("the move was told %d times while its notice ran, want not yet", n)
+	}
 	// Only its own node may answer for it, and only about this event.
 	if _, err := s.c.ScheduledEventAction(s.ctx, "node-x", api.ScheduledEventAction{Instance: orig.ID, EventID: ev.ID, Action: api.ActionAcknowledge}); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("another node acknowledged: %v, want not found", err)
@@ -68,6 +71,10 @@ func TestDrainAnnouncesTheRelocationAndWaitsForIt(t *testing.T) {
 	s.step()
 	if in, ok := s.slot(0); ok && in.ID == orig.ID && in.Desired != api.DesiredStopped {
 		t.Fatalf("acknowledged relocation did not go ahead:\n%s", s.dump())
+	}
+	s.step()
+	if n := s.countEvents("instance.moved"); n != 1 {
+		t.Errorf("the move was told %d times, want once", n)
 	}
 	s.settle(20, "moved", func() bool {
 		for _, in := range s.records("hello") {

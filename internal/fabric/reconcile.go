@@ -595,9 +595,12 @@ func (p *pass) evict(svc *serviceRecord) {
 			repl := replacement[in.ID]
 			switch {
 			case repl != nil && repl.healthy():
-				p.event(api.Event{Type: "instance.moved", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
-					Message: fmt.Sprintf("instance %s replaced by %s on %s; stopping it", in.ID, repl.ID, repl.Node)})
-				p.stop(in)
+				// Passes come back here until the stop's notice ends:
+				// the move is told once, when the stop goes ahead.
+				if p.stop(in); in.Desired == api.DesiredStopped || in.Draining {
+					p.event(api.Event{Type: "instance.moved", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
+						Message: fmt.Sprintf("instance %s replaced by %s on %s; stopping it", in.ID, repl.ID, repl.Node)})
+				}
 			case in.Rebalancing:
 				p.checkMove(in, repl)
 			case !nodeDraining:
