@@ -53,6 +53,28 @@ func (s *Service) loadBlob(c *call) (*blobRec, map[string][]byte, error) {
 	return rec, inline, err
 }
 
+// loadForRead loads the blob c reads (loadBlob) and checks what every
+// read of its content checks: the request's conditions (a 304 carries the
+// blob's ETag and Last-Modified, as Azure's does) and its lease. The
+// caller holds s.files.enter() while it reads the blob's files.
+func (s *Service) loadForRead(c *call) (*blobRec, map[string][]byte, time.Time, error) {
+	rec, inline, err := s.loadBlob(c)
+	if err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	now := s.now()
+	if err := checkBlobConditions(c, rec, true); err != nil {
+		if se, ok := err.(*storage.Error); ok && se.Status == http.StatusNotModified {
+			writeTags(c.w.Header(), rec.ETag, rec.Modified)
+		}
+		return nil, nil, now, err
+	}
+	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), now, true); err != nil {
+		return nil, nil, now, err
+	}
+	return rec, inline, now, nil
+}
+
 // writeBlobHeaders sets the properties Get Blob and Get Blob Properties
 // answer with.
 func writeBlobHeaders(h http.Header, rec *blobRec, now time.Time) {
@@ -173,18 +195,8 @@ func (s *Service) getBlob(c *call) error {
 	}
 	exit := s.files.enter()
 	defer exit()
-	rec, inline, err := s.loadBlob(c)
+	rec, inline, now, err := s.loadForRead(c)
 	if err != nil {
-		return err
-	}
-	now := s.now()
-	if err := checkBlobConditions(c, rec, true); err != nil {
-		if se, ok := err.(*storage.Error); ok && se.Status == http.StatusNotModified {
-			writeTags(c.w.Header(), rec.ETag, rec.Modified)
-		}
-		return err
-	}
-	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), now, true); err != nil {
 		return err
 	}
 	if c.r.Method != http.MethodHead {
@@ -343,14 +355,8 @@ func (s *Service) getBlobMetadata(c *call) error {
 	if err := s.allow(c, "r", storage.ResObject, "blob"); err != nil {
 		return err
 	}
-	rec, _, err := s.loadBlob(c)
+	rec, _, _, err := s.loadForRead(c)
 	if err != nil {
-		return err
-	}
-	if err := checkBlobConditions(c, rec, true); err != nil {
-		return err
-	}
-	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), s.now(), true); err != nil {
 		return err
 	}
 	writeTags(c.w.Header(), rec.ETag, rec.Modified)

@@ -27,15 +27,8 @@ func (s *Service) queryBlob(c *call) error {
 	}
 	exit := s.files.enter()
 	defer exit()
-	rec, inline, err := s.loadBlob(c)
+	rec, inline, now, err := s.loadForRead(c)
 	if err != nil {
-		return err
-	}
-	now := s.now()
-	if err := checkBlobConditions(c, rec, true); err != nil {
-		return err
-	}
-	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), now, true); err != nil {
 		return err
 	}
 	if rec.Type != blockBlob {
