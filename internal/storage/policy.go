@@ -83,12 +83,9 @@ type signedIDXML struct {
 // InvalidXmlNodeValue for a bad time or permission, 413
 // RequestBodyTooLarge.
 func ReadSignedIdentifiers(body io.Reader, perms string) ([]SignedIdentifier, error) {
-	raw, err := io.ReadAll(io.LimitReader(body, maxACLBody+1))
+	raw, err := ReadBody(body, maxACLBody)
 	if err != nil {
-		return nil, Errorf(http.StatusBadRequest, "InvalidInput", "One of the request inputs is not valid: reading the body: %v", err)
-	}
-	if len(raw) > maxACLBody {
-		return nil, Errorf(http.StatusRequestEntityTooLarge, "RequestBodyTooLarge", "The request body is too large and exceeds the maximum permissible limit.")
+		return nil, err
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, nil

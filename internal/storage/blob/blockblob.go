@@ -551,7 +551,7 @@ func (s *Service) getBlockList(c *call) error {
 		writeTags(h, blob.ETag, blob.Modified)
 		h.Set("x-ms-blob-content-length", strconv.FormatInt(blob.Size, 10))
 	}
-	return writeXML(c.w, http.StatusOK, body)
+	return storage.WriteXML(c.w, http.StatusOK, body)
 }
 
 // sweepBlocks drops uncommitted blocks staged before cutoff.

@@ -6,7 +6,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -312,12 +311,9 @@ func (s *Service) getContainerACL(c *call) error {
 const maxXMLBody = 8 << 20
 
 func readXML(c *call, v any) error {
-	body, err := io.ReadAll(io.LimitReader(c.r.Body, maxXMLBody+1))
+	body, err := storage.ReadBody(c.r.Body, maxXMLBody)
 	if err != nil {
-		return fmt.Errorf("blob: reading body: %w", err)
-	}
-	if len(body) > maxXMLBody {
-		return errTooLarge
+		return err
 	}
 	return decodeXML(body, v)
 }
@@ -331,19 +327,6 @@ func decodeXML(body []byte, v any) error {
 	if err := xml.Unmarshal(body, v); err != nil {
 		return errXML()
 	}
-	return nil
-}
-
-func writeXML(w http.ResponseWriter, status int, v any) error {
-	out, err := xml.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("blob: encoding response: %w", err)
-	}
-	w.Header().Set("Content-Type", "application/xml")
-	w.Header().Set("Content-Length", fmt.Sprint(len(xml.Header)+len(out)))
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, xml.Header)
-	_, _ = w.Write(out)
 	return nil
 }
 

@@ -161,7 +161,7 @@ func (s *Service) listContainers(c *call) error {
 	if err != nil {
 		return err
 	}
-	return writeXML(c.w, http.StatusOK, body)
+	return storage.WriteXML(c.w, http.StatusOK, body)
 }
 
 // containerCursor walks one account's live (account\0name) or deleted
@@ -419,7 +419,7 @@ func (s *Service) listBlobs(c *call) error {
 	if err != nil {
 		return err
 	}
-	return writeXML(c.w, http.StatusOK, body)
+	return storage.WriteXML(c.w, http.StatusOK, body)
 }
 
 // listIter walks the blobs of a container in name then snapshot order,

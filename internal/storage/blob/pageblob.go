@@ -597,7 +597,7 @@ func (s *Service) getPageRanges(c *call) error {
 	h := c.w.Header()
 	writeTags(h, rec.ETag, rec.Modified)
 	h.Set("x-ms-blob-content-length", strconv.FormatInt(rec.Size, 10))
-	return writeXML(c.w, http.StatusOK, body)
+	return storage.WriteXML(c.w, http.StatusOK, body)
 }
 
 func (s *Service) loadSnapshot(c *call, snapshot string) (*blobRec, error) {

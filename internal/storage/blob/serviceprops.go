@@ -80,7 +80,7 @@ func (s *Service) getServiceProps(c *call) error {
 	if err != nil {
 		return err
 	}
-	return writeXML(c.w, http.StatusOK, props)
+	return storage.WriteXML(c.w, http.StatusOK, props)
 }
 
 var corsMethods = map[string]bool{
@@ -220,7 +220,7 @@ func (s *Service) serviceStats(c *call) error {
 	var body statsXML
 	body.Geo.Status = "live"
 	body.Geo.LastSync = s.now().UTC().Format(http.TimeFormat)
-	return writeXML(c.w, http.StatusOK, body)
+	return storage.WriteXML(c.w, http.StatusOK, body)
 }
 
 // CORSRules returns the CORS rules of an account's Blob service, for the

@@ -236,7 +236,7 @@ func (s *Service) findBlobs(c *call) error {
 	if err != nil {
 		return err
 	}
-	return writeXML(c.w, http.StatusOK, out)
+	return storage.WriteXML(c.w, http.StatusOK, out)
 }
 
 // matchedTags is what Azure answers for each blob found: the tags the

@@ -131,7 +131,7 @@ func (s *Service) getTags(c *call) error {
 	if err := checkReadLease(&rec.Lease, c.header("x-ms-lease-id"), s.now(), true); err != nil {
 		return err
 	}
-	return writeXML(c.w, http.StatusOK, tagsXML{Tags: tagList(rec.Tags)})
+	return storage.WriteXML(c.w, http.StatusOK, tagsXML{Tags: tagList(rec.Tags)})
 }
 
 // setTags answers Set Blob Tags.

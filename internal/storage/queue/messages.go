@@ -47,7 +47,7 @@ func errMessageNotFound() error {
 
 // messageText reads <QueueMessage><MessageText>...</MessageText></QueueMessage>.
 func messageText(r *http.Request) (string, error) {
-	body, err := readBody(r, maxMessageBody)
+	body, err := storage.ReadBody(r.Body, maxMessageBody)
 	if err != nil {
 		return "", err
 	}
@@ -59,7 +59,7 @@ func messageText(r *http.Request) (string, error) {
 		return "", errInvalidXML()
 	}
 	if len(*m.Text) > maxMessageText {
-		return "", errTooLarge()
+		return "", storage.ErrBodyTooLarge()
 	}
 	return *m.Text, nil
 }
@@ -151,7 +151,7 @@ func (s *Service) putMessage(w http.ResponseWriter, r *http.Request, req *storag
 		PopReceipt      string `xml:"PopReceipt"`
 		TimeNextVisible string `xml:"TimeNextVisible"`
 	}{id, formatTime(m.Inserted), formatTime(m.Expires), m.PopReceipt, formatTime(m.NextVisible)})
-	return writeXML(w, http.StatusCreated, res)
+	return storage.WriteXML(w, http.StatusCreated, res)
 }
 
 type gotMessage struct {
@@ -238,7 +238,7 @@ func (s *Service) getMessages(w http.ResponseWriter, r *http.Request, req *stora
 	if err != nil {
 		return err
 	}
-	return writeXML(w, http.StatusOK, res)
+	return storage.WriteXML(w, http.StatusOK, res)
 }
 
 // dueKeys returns up to n visibility index keys due at or before now.
@@ -288,7 +288,7 @@ func (s *Service) peekMessages(w http.ResponseWriter, r *http.Request, req *stor
 	if err != nil {
 		return err
 	}
-	return writeXML(w, http.StatusOK, res)
+	return storage.WriteXML(w, http.StatusOK, res)
 }
 
 // checkReceipt finds a message and checks the caller's pop receipt.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -254,7 +253,7 @@ func (s *Service) listQueues(w http.ResponseWriter, r *http.Request, req *storag
 	if err != nil {
 		return err
 	}
-	return writeXML(w, http.StatusOK, res)
+	return storage.WriteXML(w, http.StatusOK, res)
 }
 
 func serviceEndpoint(r *http.Request, req *storage.Request) string {
@@ -266,25 +265,6 @@ func serviceEndpoint(r *http.Request, req *storage.Request) string {
 		return scheme + "://" + r.Host + "/"
 	}
 	return scheme + "://" + r.Host + "/" + req.Account + "/"
-}
-
-// readBody reads at most limit bytes of the request body; more is 413.
-func readBody(r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, errTooLarge()
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, storage.Errorf(http.StatusBadRequest, "InvalidInput", "One of the request inputs is not valid: reading the body: %v", err)
-	}
-	if int64(len(body)) > limit {
-		return nil, errTooLarge()
-	}
-	return body, nil
-}
-
-func errTooLarge() error {
-	return storage.Errorf(http.StatusRequestEntityTooLarge, "RequestBodyTooLarge", "The request body is too large and exceeds the maximum permissible limit.")
 }
 
 func errInvalidXML() error {

@@ -12,7 +12,6 @@ package queue
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -172,20 +171,6 @@ func validName(name string) error {
 
 func errQueueNotFound() error {
 	return storage.Errorf(http.StatusNotFound, "QueueNotFound", "The specified queue does not exist.")
-}
-
-// writeXML answers with status and v encoded as an XML document.
-func writeXML(w http.ResponseWriter, status int, v any) error {
-	out, err := xml.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("queue: encoding answer: %w", err)
-	}
-	body := append([]byte(`<?xml version="1.0" encoding="utf-8"?>`), out...)
-	w.Header().Set("Content-Type", "application/xml")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-	return nil
 }
 
 func writeEmpty(w http.ResponseWriter, status int) error {

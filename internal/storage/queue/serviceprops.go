@@ -38,7 +38,7 @@ func (s *Service) getServiceProperties(w http.ResponseWriter, req *storage.Reque
 	if err != nil {
 		return err
 	}
-	return writeXML(w, http.StatusOK, props)
+	return storage.WriteXML(w, http.StatusOK, props)
 }
 
 // setServiceProperties sets the elements the request holds; those it
@@ -47,7 +47,7 @@ func (s *Service) setServiceProperties(w http.ResponseWriter, r *http.Request, r
 	if err := req.Allow('w', storage.ResService); err != nil {
 		return err
 	}
-	body, err := readBody(r, 64<<10)
+	body, err := storage.ReadBody(r.Body, 64<<10)
 	if err != nil {
 		return err
 	}
@@ -84,5 +84,5 @@ func (s *Service) getServiceStats(w http.ResponseWriter, req *storage.Request) e
 	if err := req.Allow('r', storage.ResService); err != nil {
 		return err
 	}
-	return writeXML(w, http.StatusOK, storage.ServiceStats{Status: "live", LastSyncTime: s.now().UTC().Format(http.TimeFormat)})
+	return storage.WriteXML(w, http.StatusOK, storage.ServiceStats{Status: "live", LastSyncTime: s.now().UTC().Format(http.TimeFormat)})
 }

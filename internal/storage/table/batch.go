@@ -36,7 +36,7 @@ type batchOp struct {
 // transaction. A refused operation fails the whole changeset and the
 // answer names its index, as Azure does ("2:The specified entity ...").
 func (s *Service) batch(w http.ResponseWriter, r *http.Request, req *storage.Request) error {
-	body, err := readBody(r, maxBatchBody)
+	body, err := storage.ReadBody(r.Body, maxBatchBody)
 	if err != nil {
 		return err
 	}

@@ -137,7 +137,7 @@ func (s *Service) insertEntity(w http.ResponseWriter, r *http.Request, req *stor
 	if err := req.Allow('a', storage.ResObject); err != nil {
 		return err
 	}
-	body, err := readBody(r, maxEntityBody)
+	body, err := storage.ReadBody(r.Body, maxEntityBody)
 	if err != nil {
 		return err
 	}
@@ -192,7 +192,7 @@ func (s *Service) writeEntity(w http.ResponseWriter, r *http.Request, req *stora
 	if err := checkSAS(req, res.table, res.pk, res.rk); err != nil {
 		return err
 	}
-	body, err := readBody(r, maxEntityBody)
+	body, err := storage.ReadBody(r.Body, maxEntityBody)
 	if err != nil {
 		return err
 	}

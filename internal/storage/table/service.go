@@ -10,8 +10,6 @@ package table
 
 import (
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -217,18 +215,6 @@ func quoted(s string) (string, string, error) {
 
 func badResource(p string) error {
 	return storage.Errorf(http.StatusBadRequest, "InvalidUri", "The requested URI does not represent any resource on the server: %q.", p)
-}
-
-// readBody reads at most limit bytes, answering 413 beyond.
-func readBody(r *http.Request, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("table: read body: %w", err)
-	}
-	if int64(len(b)) > limit {
-		return nil, storage.Errorf(http.StatusRequestEntityTooLarge, "RequestBodyTooLarge", "The request body is too large and exceeds the maximum permissible limit.")
-	}
-	return b, nil
 }
 
 // baseURL is the service address clients used, account included, with a

@@ -2,11 +2,8 @@ package table
 
 import (
 	"bytes"
-	"encoding/xml"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/weftcloud/weft/internal/storage"
@@ -35,7 +32,7 @@ func (s *Service) serveService(w http.ResponseWriter, r *http.Request, req *stor
 		if err := req.Allow('r', storage.ResService); err != nil {
 			return err
 		}
-		return writeXML(w, http.StatusOK, storage.ServiceStats{Status: "live", LastSyncTime: time.Now().UTC().Format(http.TimeFormat)})
+		return storage.WriteXML(w, http.StatusOK, storage.ServiceStats{Status: "live", LastSyncTime: time.Now().UTC().Format(http.TimeFormat)})
 	}
 	return storage.Errorf(http.StatusBadRequest, "InvalidQueryParameterValue", "The account answers only restype=service with comp=properties (GET, PUT) or comp=stats (GET).")
 }
@@ -68,7 +65,7 @@ func (s *Service) getServiceProperties(w http.ResponseWriter, req *storage.Reque
 	if err != nil {
 		return err
 	}
-	return writeXML(w, http.StatusOK, props)
+	return storage.WriteXML(w, http.StatusOK, props)
 }
 
 // setServiceProperties sets the elements the request holds; those it leaves
@@ -77,7 +74,7 @@ func (s *Service) setServiceProperties(w http.ResponseWriter, r *http.Request, r
 	if err := req.Allow('w', storage.ResService); err != nil {
 		return err
 	}
-	body, err := readBody(r, 64<<10)
+	body, err := storage.ReadBody(r.Body, 64<<10)
 	if err != nil {
 		return err
 	}
@@ -116,17 +113,4 @@ func (s *Service) CORSRules(account string) []storage.CORSRule {
 		return nil
 	}
 	return props.CORSRules()
-}
-
-func writeXML(w http.ResponseWriter, status int, v any) error {
-	out, err := xml.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("table: encode answer: %w", err)
-	}
-	w.Header().Set("Content-Type", "application/xml")
-	w.Header().Set("Content-Length", strconv.Itoa(len(xml.Header)+len(out)))
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, xml.Header)
-	_, _ = w.Write(out)
-	return nil
 }

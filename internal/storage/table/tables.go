@@ -44,7 +44,7 @@ func (s *Service) createTable(w http.ResponseWriter, r *http.Request, req *stora
 	if err := req.AllowCreate(); err != nil {
 		return err
 	}
-	body, err := readBody(r, 64<<10)
+	body, err := storage.ReadBody(r.Body, 64<<10)
 	if err != nil {
 		return err
 	}
