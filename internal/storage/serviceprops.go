@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"strings"
 )
 
@@ -185,4 +187,76 @@ type ServiceStats struct {
 	XMLName      xml.Name `xml:"StorageServiceStats"`
 	Status       string   `xml:"GeoReplication>Status"`
 	LastSyncTime string   `xml:"GeoReplication>LastSyncTime"`
+}
+
+// PropertiesStore is where a service keeps its accounts' service
+// properties, in the form UpdateServiceProperties gives.
+type PropertiesStore interface {
+	// StoredProperties is what account has stored, nil when nothing.
+	StoredProperties(account string) ([]byte, error)
+	// UpdateProperties stores, durably, what change makes of what
+	// account has stored.
+	UpdateProperties(account string, change func(stored []byte) ([]byte, error)) error
+}
+
+// LoadServiceProperties reads account's properties from ps, the defaults
+// where it stored none.
+func LoadServiceProperties(ps PropertiesStore, account string) (ServiceProperties, error) {
+	stored, err := ps.StoredProperties(account)
+	if err != nil {
+		return ServiceProperties{}, err
+	}
+	props, err := DecodeServiceProperties(stored)
+	if err != nil {
+		return props, fmt.Errorf("service properties of %s: %w", account, err)
+	}
+	return props, nil
+}
+
+// GetServiceProperties answers Get Service Properties from ps.
+func GetServiceProperties(w http.ResponseWriter, req *Request, ps PropertiesStore) error {
+	if err := req.Allow('r', ResService); err != nil {
+		return err
+	}
+	props, err := LoadServiceProperties(ps, req.Account)
+	if err != nil {
+		return err
+	}
+	return WriteXML(w, http.StatusOK, props)
+}
+
+// SetServiceProperties answers Set Service Properties: it sets the
+// elements the request holds in ps; those it leaves out keep their
+// settings.
+func SetServiceProperties(w http.ResponseWriter, r *http.Request, req *Request, ps PropertiesStore) error {
+	if err := req.Allow('w', ResService); err != nil {
+		return err
+	}
+	body, err := ReadBody(r.Body, 64<<10)
+	if err != nil {
+		return err
+	}
+	in, err := ParseServiceProperties(body)
+	if err != nil {
+		return err
+	}
+	err = ps.UpdateProperties(req.Account, func(stored []byte) ([]byte, error) { return UpdateServiceProperties(stored, in) })
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// AccountCORSRules returns account's CORS rules from ps, for the front
+// end's answers to preflight and cross-origin requests; none when they
+// cannot be read (logged).
+func AccountCORSRules(ps PropertiesStore, account string, log *slog.Logger) []CORSRule {
+	props, err := LoadServiceProperties(ps, account)
+	if err != nil {
+		log.Warn("reading CORS rules", "account", account, "err", err)
+		return nil
+	}
+	return props.CORSRules()
 }

@@ -97,9 +97,9 @@ func (s *Service) route(w http.ResponseWriter, r *http.Request, req *storage.Req
 		case m == http.MethodGet && comp == "list":
 			return s.listQueues(w, r, req)
 		case comp == "properties" && q.Get("restype") == "service" && m == http.MethodGet:
-			return s.getServiceProperties(w, req)
+			return storage.GetServiceProperties(w, req, propertiesStore{s.db})
 		case comp == "properties" && q.Get("restype") == "service" && m == http.MethodPut:
-			return s.setServiceProperties(w, r, req)
+			return storage.SetServiceProperties(w, r, req, propertiesStore{s.db})
 		case comp == "stats" && q.Get("restype") == "service" && m == http.MethodGet:
 			return s.getServiceStats(w, req)
 		}
