@@ -28,15 +28,7 @@ func (s *Service) createAppendBlob(c *call) error {
 	if c.r.ContentLength > 0 {
 		return errHeader("Content-Length")
 	}
-	props, err := propsFromHeaders(c.r.Header, true)
-	if err != nil {
-		return err
-	}
-	md, err := storage.ReadMetadata(c.r.Header)
-	if err != nil {
-		return err
-	}
-	tags, err := tagsFromHeader(c.r.Header)
+	props, md, tags, err := blobHeaders(c.r.Header, true)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,21 @@ const (
 	maxBlockIDLen = 64         // decoded bytes
 )
 
+// blobHeaders reads what the headers of a request that writes a whole blob
+// give it: its properties (propsFromHeaders), metadata and index tags.
+func blobHeaders(h http.Header, plain bool) (blobProps, storage.Metadata, map[string]string, error) {
+	props, err := propsFromHeaders(h, plain)
+	if err != nil {
+		return props, nil, nil, err
+	}
+	md, err := storage.ReadMetadata(h)
+	if err != nil {
+		return props, nil, nil, err
+	}
+	tags, err := tagsFromHeader(h)
+	return props, md, tags, err
+}
+
 // propsFromHeaders reads the x-ms-blob-content-* headers (and, for Put
 // Blob, the plain Content-* ones as a fallback).
 func propsFromHeaders(h http.Header, plain bool) (blobProps, error) {
@@ -124,15 +139,7 @@ func (s *Service) putBlob(c *call) error {
 	default:
 		return errHeader("x-ms-blob-type")
 	}
-	props, err := propsFromHeaders(c.r.Header, true)
-	if err != nil {
-		return err
-	}
-	md, err := storage.ReadMetadata(c.r.Header)
-	if err != nil {
-		return err
-	}
-	tags, err := tagsFromHeader(c.r.Header)
+	props, md, tags, err := blobHeaders(c.r.Header, true)
 	if err != nil {
 		return err
 	}
@@ -334,15 +341,7 @@ func (s *Service) putBlockList(c *call) error {
 	if err := s.allow(c, "w", storage.ResObject, ""); err != nil {
 		return err
 	}
-	props, err := propsFromHeaders(c.r.Header, false)
-	if err != nil {
-		return err
-	}
-	md, err := storage.ReadMetadata(c.r.Header)
-	if err != nil {
-		return err
-	}
-	tags, err := tagsFromHeader(c.r.Header)
+	props, md, tags, err := blobHeaders(c.r.Header, false)
 	if err != nil {
 		return err
 	}
