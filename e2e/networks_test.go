@@ -36,7 +36,7 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 	h1, h2, h3 := n.addHost("h1"), n.addHost("h2"), n.addHost("h3")
 	hosts := []*host{h1, h2, h3}
 	c := newHostServers(t, n, []*host{h1}, "--no-storage=false") // images live in the storage service
-	t.Cleanup(func() { removeGatewayNamespaces(h1.name, h2.name, h3.name) })
+	t.Cleanup(func() { c.removeGatewayNamespaces(h1.name, h2.name, h3.name) })
 	c.startContainerAgents(hosts...)
 	c.helloImage("hello:v1", "one")
 	c.mustWeft("tenant", "create", "acme")
@@ -164,7 +164,7 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 		return err == nil && !strings.Contains(string(out), ghost)
 	})
 	c.waitFor("b's host's DNS server listening again after its agent restarted", 20*time.Second, func() bool {
-		out, err := exec.Command("ip", "netns", "exec", gatewayNetns(hb.name, vni), "ss", "-Hlun").CombinedOutput()
+		out, err := exec.Command("ip", "netns", "exec", c.gatewayNetns(hb.name, vni), "ss", "-Hlun").CombinedOutput()
 		return err == nil && strings.Contains(string(out), "10.30.0.1:53")
 	})
 	if got := c.lookup("", b.ID, a.ID+".web.shop.internal"); !slices.Equal(got, []string{a.PrivateAddress}) {
@@ -319,24 +319,28 @@ func (c *cluster) asTenant(tenant string, args ...string) []string {
 
 // removeGatewayNamespaces deletes the networks' gateway namespaces the
 // agents of hosts left under /run/netns (shared by every host of the
-// harness; the agents name theirs after a hash of the node's name, as
-// internal/agent's netnsPrefix does).
-func removeGatewayNamespaces(hosts ...string) {
+// harness, and every test run on the machine).
+func (c *cluster) removeGatewayNamespaces(hosts ...string) {
 	for _, name := range hosts {
-		matches, _ := filepath.Glob("/run/netns/" + gatewayNetnsPrefix(name) + "*")
+		matches, _ := filepath.Glob("/run/netns/" + c.gatewayNetnsPrefix(name) + "*")
 		for _, m := range matches {
 			exec.Command("ip", "netns", "delete", filepath.Base(m)).Run()
 		}
 	}
 }
 
-func gatewayNetnsPrefix(node string) string {
+// gatewayNetnsPrefix starts the names of the gateway namespaces of the
+// agent of node (hostAgentArgs' data directory), as internal/agent's
+// agentID and netnsPrefix name them.
+func (c *cluster) gatewayNetnsPrefix(node string) string {
 	h := fnv.New32a()
 	h.Write([]byte(node))
+	h.Write([]byte{0})
+	h.Write([]byte(filepath.Join(c.dir, node)))
 	return fmt.Sprintf("weft-net-%08x-", h.Sum32())
 }
 
 // gatewayNetns names the gateway namespace of network vni on node.
-func gatewayNetns(node string, vni int) string {
-	return fmt.Sprintf("%s%06x", gatewayNetnsPrefix(node), vni)
+func (c *cluster) gatewayNetns(node string, vni int) string {
+	return fmt.Sprintf("%s%06x", c.gatewayNetnsPrefix(node), vni)
 }

@@ -187,7 +187,7 @@ func TestVPNReachesOnlyItsNetwork(t *testing.T) {
 	// Deleted: the peer reaches nothing, the gateway's namespace goes.
 	c.mustWeft("--tenant", "acme", "network", "vpn", "delete", "net")
 	c.waitFor("the gateway's namespace gone from "+gwHost.name, 30*time.Second, func() bool {
-		matches, _ := filepath.Glob("/run/netns/" + vpnNetnsPrefix(gwHost.name) + "*")
+		matches, _ := filepath.Glob("/run/netns/" + c.vpnNetnsPrefix(gwHost.name) + "*")
 		return len(matches) == 0
 	})
 	if body, err := get(acme[0].PrivateAddress, 8080); err == nil {
@@ -229,8 +229,8 @@ func newVPNLab(t testing.TB, agents int) *vpnLab {
 	c := newHostServers(t, n, []*host{srv})
 	t.Cleanup(func() {
 		for _, h := range hosts {
-			removeGatewayNamespaces(h.name)
-			matches, _ := filepath.Glob("/run/netns/" + vpnNetnsPrefix(h.name) + "*")
+			c.removeGatewayNamespaces(h.name)
+			matches, _ := filepath.Glob("/run/netns/" + c.vpnNetnsPrefix(h.name) + "*")
 			for _, m := range matches {
 				exec.Command("ip", "netns", "delete", filepath.Base(m)).Run()
 			}
@@ -406,8 +406,8 @@ func listenIn(ns, addr string) (net.Listener, error) {
 
 // vpnNetnsPrefix starts the names of node's VPN gateway namespaces, as
 // internal/agent names them.
-func vpnNetnsPrefix(node string) string {
-	return strings.Replace(gatewayNetnsPrefix(node), "weft-net-", "weft-vpn-", 1)
+func (c *cluster) vpnNetnsPrefix(node string) string {
+	return strings.Replace(c.gatewayNetnsPrefix(node), "weft-net-", "weft-vpn-", 1)
 }
 
 // tenantInstancesOf lists the running instances of tenant's service.

@@ -39,6 +39,8 @@ type netPlane struct {
 	// hostNetns is the path of the node's network namespace, "" for the
 	// agent's own (tests give the overlay another).
 	hostNetns string
+	// agentID names the agent's namespaces under /run/netns (agentID).
+	agentID string
 
 	mu sync.Mutex
 	ov *overlay.Host
@@ -98,8 +100,10 @@ const (
 	envPrivateAddress = "WEFT_PRIVATE_ADDRESS"
 )
 
-func newNetPlane(log *slog.Logger, self, host string) *netPlane {
-	return &netPlane{log: log, self: self, host: host, nets: map[uint32]*netServed{}, failed: map[uint32]error{},
+// newNetPlane returns the network plane of node self on host, whose
+// agent keeps its data in dataDir (absolute).
+func newNetPlane(log *slog.Logger, self, host, dataDir string) *netPlane {
+	return &netPlane{log: log, self: self, host: host, agentID: agentID(self, dataDir), nets: map[uint32]*netServed{}, failed: map[uint32]error{},
 		routes: map[uint32]vpnRoutes{}, attached: map[string]overlay.Endpoint{}}
 }
 
@@ -117,7 +121,7 @@ func (p *netPlane) open() error {
 		p.why = fmt.Errorf("the node's host address %q is not an IPv4 address, which the overlay between hosts needs (--host)", p.host)
 		return p.why
 	}
-	ov, err := overlay.Open(overlay.Config{NetNS: p.hostNetns, Underlay: underlay, NetnsPrefix: netnsPrefix(p.self), Logger: p.log})
+	ov, err := overlay.Open(overlay.Config{NetNS: p.hostNetns, Underlay: underlay, NetnsPrefix: netnsPrefix(p.agentID), Logger: p.log})
 	if err != nil {
 		p.why = err
 		return err
@@ -126,17 +130,27 @@ func (p *netPlane) open() error {
 	return nil
 }
 
-// netnsPrefix starts the names of the node's gateway namespaces under
-// /run/netns, which every agent on a machine shares (several run on one in
-// tests, each in a namespace of its own, and their networks have the same
-// VNIs). The overlay removes every namespace with its prefix that it does
-// not carry, so no node's prefix may start another's: a hash of the node's
-// name, of fixed length, makes them unambiguous.
-func netnsPrefix(node string) string {
+// agentID names an agent's namespaces under /run/netns, which every agent
+// on a machine shares: several run on one in tests, each in a network
+// namespace of its own, and agents of different clusters on one machine
+// (two test runs, weft dev beside a node) have the same node names and
+// networks with the same VNIs. Named after the node alone, their gateway
+// namespaces were one another's: one agent's DNS server answered the
+// other's queries with its own names, and each removed the other's as
+// not its own. The overlay removes every namespace with its prefix that
+// it does not carry, so no agent's prefix may start another's: a hash of
+// the node's name and the agent's data directory, of fixed length, makes
+// them unambiguous, and the same after a restart.
+func agentID(node, dataDir string) string {
 	h := fnv.New32a()
 	h.Write([]byte(node))
-	return fmt.Sprintf("weft-net-%08x-", h.Sum32())
+	h.Write([]byte{0})
+	h.Write([]byte(dataDir))
+	return fmt.Sprintf("%08x", h.Sum32())
 }
+
+// netnsPrefix starts the names of an agent's gateway namespaces.
+func netnsPrefix(agentID string) string { return "weft-net-" + agentID + "-" }
 
 // dnsAddr is the address of network n's gateway namespace on every host,
 // where its DNS server answers: the gateway of its first subnet (every

@@ -26,7 +26,7 @@ import (
 // health, persistent VMs by name); a network that does not parse is left
 // out, not the others.
 func TestNetworksDesired(t *testing.T) {
-	p := newNetPlane(slog.New(slog.DiscardHandler), "n1", "192.168.0.1")
+	p := newNetPlane(slog.New(slog.DiscardHandler), "n1", "192.168.0.1", "/var/lib/weft")
 	member := func(addr, id, node, host, health string) api.NetworkMember {
 		return api.NetworkMember{Address: addr, Instance: id, Service: "shop", Role: "web", Health: health, Node: node, Host: host}
 	}
@@ -76,7 +76,7 @@ func TestNetworksDesired(t *testing.T) {
 // nothing; the reason names what is wrong (here the host address, or not
 // being root).
 func TestInstanceNeverStartsWithoutItsNetwork(t *testing.T) {
-	p := newNetPlane(slog.New(slog.DiscardHandler), "n1", "node1.example")
+	p := newNetPlane(slog.New(slog.DiscardHandler), "n1", "node1.example", t.TempDir())
 	p.apply(context.Background(), []api.NodeNetwork{{Network: "net", VNI: 3, CIDR: "10.0.0.0/24",
 		Subnets: []api.Subnet{{Name: "default", CIDR: "10.0.0.0/24"}}}})
 	_, err := p.ready(&api.NetworkAttachment{Network: "net", VNI: 3, CIDR: "10.0.0.0/24", Address: "10.0.0.2"})
@@ -144,14 +144,14 @@ func TestNetworkDNSServesInItsGatewayNamespace(t *testing.T) {
 	ip("-n", hostNs, "addr", "add", "192.168.79.1/32", "dev", "lo")
 
 	node := "dnstest-" + id
-	p := newNetPlane(slog.New(slog.DiscardHandler), node, "192.168.79.1")
+	p := newNetPlane(slog.New(slog.DiscardHandler), node, "192.168.79.1", t.TempDir())
 	p.hostNetns = "/run/netns/" + hostNs
 	t.Cleanup(func() {
 		for _, s := range p.nets {
 			s.stop()
 			<-s.done
 		}
-		names, _ := overlay.Namespaces(netnsPrefix(node))
+		names, _ := overlay.Namespaces(netnsPrefix(p.agentID))
 		for _, n := range names {
 			overlay.DeleteNamespace(n)
 		}
@@ -196,7 +196,7 @@ func TestNetworkDNSServesInItsGatewayNamespace(t *testing.T) {
 		t.Fatalf("before: %q, %v; want %s", got, err, a.Address)
 	}
 
-	if err := overlay.DeleteNamespace(fmt.Sprintf("%s%06x", netnsPrefix(node), vni)); err != nil {
+	if err := overlay.DeleteNamespace(fmt.Sprintf("%s%06x", netnsPrefix(p.agentID), vni)); err != nil {
 		t.Fatal(err)
 	}
 	// The next answer, with a member that came meanwhile.
@@ -206,5 +206,22 @@ func TestNetworkDNSServesInItsGatewayNamespace(t *testing.T) {
 		if got, err := resolve(m.Instance + ".web.shop.internal."); err != nil || got != m.Address {
 			t.Errorf("%s after the gateway namespace was made again: %q, %v; want %s", m.Instance, got, err, m.Address)
 		}
+	}
+}
+
+// TestAgentsOfTwoClustersNameTheirNamespacesApart: agents of the same
+// node name with other data directories (two clusters on one machine)
+// name their gateway namespaces apart, neither prefix starting the other;
+// an agent restarted on its data directory names them as before.
+func TestAgentsOfTwoClustersNameTheirNamespacesApart(t *testing.T) {
+	a, b := agentID("h1", "/tmp/one/h1"), agentID("h1", "/tmp/two/h1")
+	for _, prefix := range []func(string) string{netnsPrefix, vpnNetnsPrefix} {
+		pa, pb := prefix(a), prefix(b)
+		if strings.HasPrefix(pa, pb) || strings.HasPrefix(pb, pa) {
+			t.Errorf("prefixes %q and %q: one starts the other", pa, pb)
+		}
+	}
+	if again := agentID("h1", "/tmp/one/h1"); again != a {
+		t.Errorf("the same agent's ID changed: %s, then %s", a, again)
 	}
 }
