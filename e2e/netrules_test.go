@@ -41,7 +41,7 @@ func TestNetworkRulesAndProcessDNS(t *testing.T) {
 	// namespaces named after its node that it does not carry.
 	h1, h2 := n.addHost("nr1"), n.addHost("nr2")
 	c := newHostServers(t, n, []*host{h1})
-	t.Cleanup(func() { removeGatewayNamespaces(h1.name, h2.name) })
+	t.Cleanup(func() { c.removeGatewayNamespaces(h1.name, h2.name) })
 	c.startContainerAgents(h1, h2)
 	c.mustWeft("network", "create", "net", "--cidr", "10.31.0.0/24")
 	port := freePort(t)

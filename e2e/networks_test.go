@@ -17,9 +17,10 @@ import (
 
 // TestTenantNetworksAcrossHosts: two tenants have a network of the same
 // name on the same CIDR, and a container service of the same name on it,
-// with an instance on each of two hosts (network namespaces with real
-// agents). An instance reaches its tenant's instance on the other host by
-// address and by DNS name (INSTANCE.ROLE.SERVICE.internal, and
+// with an instance on each of three hosts (network namespaces with real
+// agents), so that slot by slot the two tenants' instances hold the same
+// addresses. Each instance reaches its tenant's instance on the next host
+// by address and by DNS name (INSTANCE.ROLE.SERVICE.internal, and
 // ROLE.SERVICE.internal lists its tenant's healthy instances), never the
 // other tenant's at the same address; the published endpoint still
 // answers through the load balancer. A restarted agent carries on; a
@@ -32,10 +33,11 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 		t.Skip("the test needs nsenter (apt-get install util-linux)")
 	}
 	n := newNetwork(t)
-	h1, h2 := n.addHost("h1"), n.addHost("h2")
+	h1, h2, h3 := n.addHost("h1"), n.addHost("h2"), n.addHost("h3")
+	hosts := []*host{h1, h2, h3}
 	c := newHostServers(t, n, []*host{h1}, "--no-storage=false") // images live in the storage service
-	t.Cleanup(func() { removeGatewayNamespaces(h1.name, h2.name) })
-	c.startContainerAgents(h1, h2)
+	t.Cleanup(func() { c.removeGatewayNamespaces(h1.name, h2.name, h3.name) })
+	c.startContainerAgents(hosts...)
 	c.helloImage("hello:v1", "one")
 	c.mustWeft("tenant", "create", "acme")
 	c.mustWeft("network", "create", "net", "--cidr", "10.30.0.0/24")
@@ -44,7 +46,7 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 	// The default tenant's web role is published on port; acme's listens
 	// on hello's default port, 8080, and publishes nothing.
 	port := freePort(t)
-	c.mustWeft("deploy", "-f", c.networkModel("default", fmt.Sprintf(`kind: web
+	c.mustWeft("deploy", "-f", c.networkModelN("default", 3, fmt.Sprintf(`kind: web
     endpoints:
       - {name: http, protocol: http, port: %d}
     health:
@@ -52,10 +54,14 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
       interval: 250ms
       timeout: 1s
       failures: 2`, port), containerHello), "--wait", "--timeout", "90s")
-	c.mustWeft("--tenant", "acme", "deploy", "-f", c.networkModel("acme", "kind: worker", containerHello), "--wait", "--timeout", "90s")
+	c.mustWeft("--tenant", "acme", "deploy", "-f", c.networkModelN("acme", 3, "kind: worker", containerHello), "--wait", "--timeout", "90s")
 	mine, theirs := c.tenantInstances(""), c.tenantInstances("acme")
 	for _, ins := range [][]api.Instance{mine, theirs} {
-		if len(ins) != 2 || ins[0].Node == ins[1].Node {
+		nodes := map[string]bool{}
+		for _, in := range ins {
+			nodes[in.Node] = true
+		}
+		if len(ins) != 3 || len(nodes) != 3 {
 			t.Fatalf("want one instance on each host: %+v", ins)
 		}
 	}
@@ -69,55 +75,66 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 		return out
 	}
 	if a, b := addrs(mine), addrs(theirs); !slices.Equal(a, b) || a[0] != "10.30.0.2" {
-		t.Fatalf("private addresses: default tenant %v, acme %v; want the same two from 10.30.0.2", a, b)
+		t.Fatalf("private addresses: default tenant %v, acme %v; want the same three from 10.30.0.2", a, b)
 	}
 
 	// An instance listens on its own port (WEFT_PORT_HTTP), on the
-	// network as on its node; the load balancer publishes port.
-	a, b := mine[0], mine[1]
+	// network as on its node; the load balancer publishes port. Around
+	// the ring of hosts, each instance asks the next one by address and
+	// by name, and acme's the same, at the same addresses.
 	var last string
 	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("the last answer from %s to %s: %s", a.ID, b.ID, last)
+		if t.Failed() && last != "" {
+			t.Logf("the last answer: %s", last)
 		}
 	})
-	c.waitFor("an instance reaching the other host's by address", 20*time.Second, func() bool {
-		out, code := c.getFrom("", a.ID, b.PrivateAddress, b.Ports["http"])
-		last = fmt.Sprintf("exit %d: %s", code, out)
-		return code == 0 && strings.Contains(out, b.ID)
-	})
-	// By name: the network's DNS server (in resolv.conf) gives b's
-	// address, and ROLE.SERVICE both healthy instances'. busybox's
-	// nslookup asks the server itself; its wget and nc cannot resolve
-	// names (static glibc without NSS modules).
-	if got := c.lookup("", a.ID, b.ID+".web.shop.internal"); !slices.Equal(got, []string{b.PrivateAddress}) {
-		t.Errorf("%s.web.shop.internal from %s: %v, want [%s]", b.ID, a.ID, got, b.PrivateAddress)
+	for i := range mine {
+		a, b := mine[i], mine[(i+1)%len(mine)]
+		c.waitFor(fmt.Sprintf("%s on %s reaching %s on %s by address", a.ID, a.Node, b.ID, b.Node), 20*time.Second, func() bool {
+			out, code := c.getFrom("", a.ID, b.PrivateAddress, b.Ports["http"])
+			last = fmt.Sprintf("%s to %s: exit %d: %s", a.ID, b.ID, code, out)
+			return code == 0 && strings.Contains(out, b.ID)
+		})
+		// By name: the network's DNS server (in resolv.conf) gives b's
+		// address. busybox's nslookup asks the server itself; its wget
+		// and nc cannot resolve names (static glibc without NSS modules).
+		if got := c.lookup("", a.ID, b.ID+".web.shop.internal"); !slices.Equal(got, []string{b.PrivateAddress}) {
+			t.Errorf("%s.web.shop.internal from %s: %v, want [%s]", b.ID, a.ID, got, b.PrivateAddress)
+		}
+		// acme's instance at b's address listens on 8080; the default
+		// tenant's do not: reaching it from a would be crossing networks.
+		if out, code := c.getFrom("", a.ID, b.PrivateAddress, 8080); code == 0 && out != "" {
+			t.Errorf("the default tenant's %s reached port 8080 at %s, which only acme's instance there listens on: %q", a.ID, b.PrivateAddress, out)
+		}
+
+		ta, tb := theirs[i], theirs[(i+1)%len(theirs)]
+		c.waitFor(fmt.Sprintf("acme's %s on %s reaching %s on %s by address", ta.ID, ta.Node, tb.ID, tb.Node), 20*time.Second, func() bool {
+			out, code := c.getFrom("acme", ta.ID, tb.PrivateAddress, 8080)
+			last = fmt.Sprintf("acme's %s to %s: exit %d: %s", ta.ID, tb.ID, code, out)
+			return code == 0 && strings.Contains(out, tb.ID)
+		})
+		if got := c.lookup("acme", ta.ID, tb.ID+".web.shop.internal"); !slices.Equal(got, []string{tb.PrivateAddress}) {
+			t.Errorf("acme's %s.web.shop.internal from %s: %v, want [%s]", tb.ID, ta.ID, got, tb.PrivateAddress)
+		}
+		// The default tenant's b by name, and at its address on its own
+		// port (where acme's instance does not listen): never.
+		if got := c.lookup("acme", ta.ID, b.ID+".web.shop.internal"); len(got) != 0 {
+			t.Errorf("acme's network resolves the default tenant's instance %s: %v", b.ID, got)
+		}
+		if out, code := c.getFrom("acme", ta.ID, b.PrivateAddress, b.Ports["http"]); code == 0 && out != "" {
+			t.Errorf("acme's %s reached the default tenant's port at %s: %q", ta.ID, b.PrivateAddress, out)
+		}
 	}
-	c.waitFor("web.shop.internal naming both healthy instances", 20*time.Second, func() bool {
+	// ROLE.SERVICE names every healthy instance of the tenant's role.
+	a, b := mine[0], mine[1]
+	c.waitFor("web.shop.internal naming the three healthy instances", 20*time.Second, func() bool {
 		return slices.Equal(c.lookup("", a.ID, "web.shop.internal"), addrs(mine))
 	})
 	if got := c.lookup("", a.ID, "web"); !slices.Equal(got, addrs(mine)) {
 		t.Errorf("web, through the search domain shop.internal: %v, want %v", got, addrs(mine))
 	}
-
-	// acme's instance at b's address listens on 8080; the default
-	// tenant's do not: reaching it from a would be crossing networks. And
-	// acme's reaching b's port there would be reaching b.
-	if out, code := c.getFrom("", a.ID, b.PrivateAddress, 8080); code == 0 && out != "" {
-		t.Errorf("the default tenant's instance reached port 8080 at %s, which only acme's instance there listens on: %q", b.PrivateAddress, out)
-	}
-	ta, tb := theirs[0], theirs[1]
-	if got := c.lookup("acme", ta.ID, tb.ID+".web.shop.internal"); !slices.Equal(got, []string{tb.PrivateAddress}) {
-		t.Errorf("acme's %s.web.shop.internal: %v, want [%s]", tb.ID, got, tb.PrivateAddress)
-	}
-	if out, code := c.getFrom("acme", ta.ID, tb.PrivateAddress, 8080); code != 0 || !strings.Contains(out, tb.ID) {
-		t.Errorf("acme's instance reaching its other instance: exit %d, %q", code, out)
-	}
-	if got := c.lookup("acme", ta.ID, b.ID+".web.shop.internal"); len(got) != 0 {
-		t.Errorf("acme's network resolves the default tenant's instance %s: %v", b.ID, got)
-	}
-	if out, code := c.getFrom("acme", ta.ID, b.PrivateAddress, b.Ports["http"]); code == 0 && out != "" {
-		t.Errorf("acme's instance reached the default tenant's published port at %s: %q", b.PrivateAddress, out)
+	if got := c.lookup("acme", theirs[0].ID, "web"); !slices.Equal(got, addrs(theirs)) {
+		t.Errorf("acme's web: %v, want %v", got, addrs(theirs))
 	}
 
 	// The published endpoint answers through the load balancer.
@@ -125,14 +142,14 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 		t.Errorf("the load balancer answered %q", body)
 	}
 
-	// h2's agent killed and started again: it adopts b and carries the
+	// b's agent killed and started again: it adopts b and carries the
 	// networks as they were, its DNS server answers again, and a still
 	// reaches b.
 	// While it is down, a port of an instance it no longer runs is left on
 	// its bridge (as by an instance stopped while no agent ran): the
 	// restarted agent takes it off.
 	c.kill9(c.agents[b.Node])
-	hb := map[string]*host{h1.name: h1, h2.name: h2}[b.Node]
+	hb := map[string]*host{h1.name: h1, h2.name: h2, h3.name: h3}[b.Node]
 	vni := c.networkVNI("")
 	// Named as internal/overlay names an endpoint's port: the VNI, 'e', and
 	// 28 bits of the FNV-1a hash of the endpoint's ID.
@@ -147,7 +164,7 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 		return err == nil && !strings.Contains(string(out), ghost)
 	})
 	c.waitFor("b's host's DNS server listening again after its agent restarted", 20*time.Second, func() bool {
-		out, err := exec.Command("ip", "netns", "exec", gatewayNetns(hb.name, vni), "ss", "-Hlun").CombinedOutput()
+		out, err := exec.Command("ip", "netns", "exec", c.gatewayNetns(hb.name, vni), "ss", "-Hlun").CombinedOutput()
 		return err == nil && strings.Contains(string(out), "10.30.0.1:53")
 	})
 	if got := c.lookup("", b.ID, a.ID+".web.shop.internal"); !slices.Equal(got, []string{a.PrivateAddress}) {
@@ -156,7 +173,7 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 	if out, code := c.getFrom("", a.ID, b.PrivateAddress, b.Ports["http"]); code != 0 || !strings.Contains(out, b.ID) {
 		t.Errorf("after b's agent restarted, a asking b: exit %d, %q", code, out)
 	}
-	if got := c.tenantInstances(""); len(got) != 2 || !slices.ContainsFunc(got, func(in api.Instance) bool { return in.ID == b.ID && in.Restarts == b.Restarts }) {
+	if got := c.tenantInstances(""); len(got) != 3 || !slices.ContainsFunc(got, func(in api.Instance) bool { return in.ID == b.ID && in.Restarts == b.Restarts }) {
 		t.Errorf("b was not adopted as it ran: %+v", got)
 	}
 
@@ -188,7 +205,7 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 	// acme's service deleted: its ports, then its network, leave both hosts.
 	c.mustWeft("--tenant", "acme", "service", "delete", "shop")
 	acmeVNI := c.networkVNI("acme")
-	for _, h := range []*host{h1, h2} {
+	for _, h := range hosts {
 		c.waitFor("acme's network gone from "+h.name, 30*time.Second, func() bool {
 			out, err := exec.Command("ip", "-n", h.ns, "-o", "link").CombinedOutput()
 			return err == nil && !strings.Contains(string(out), fmt.Sprintf("w%06x", acmeVNI))
@@ -236,6 +253,12 @@ const containerHello = "runtime: container\n    image: hello:v1"
 // with it) and its runtime (and what it runs) given.
 func (c *cluster) networkModel(name, kind, runtime string) string {
 	c.t.Helper()
+	return c.networkModelN(name, 2, kind, runtime)
+}
+
+// networkModelN is networkModel with n instances.
+func (c *cluster) networkModelN(name string, n int, kind, runtime string) string {
+	c.t.Helper()
 	dir := filepath.Join(c.dir, "models", "net-"+name)
 	if err := os.MkdirAll(filepath.Join(dir, "package"), 0o755); err != nil {
 		c.t.Fatal(err)
@@ -246,11 +269,11 @@ upgradeDomains: 2
 roles:
   - name: web
     %s
-    instances: 2
+    instances: %d
     size: {cpu: 0.1, memory: 64Mi}
     network: net
     %s
-`, runtime, kind))
+`, runtime, n, kind))
 }
 
 // tenantInstances lists the running instances of tenant's service shop
@@ -296,24 +319,28 @@ func (c *cluster) asTenant(tenant string, args ...string) []string {
 
 // removeGatewayNamespaces deletes the networks' gateway namespaces the
 // agents of hosts left under /run/netns (shared by every host of the
-// harness; the agents name theirs after a hash of the node's name, as
-// internal/agent's netnsPrefix does).
-func removeGatewayNamespaces(hosts ...string) {
+// harness, and every test run on the machine).
+func (c *cluster) removeGatewayNamespaces(hosts ...string) {
 	for _, name := range hosts {
-		matches, _ := filepath.Glob("/run/netns/" + gatewayNetnsPrefix(name) + "*")
+		matches, _ := filepath.Glob("/run/netns/" + c.gatewayNetnsPrefix(name) + "*")
 		for _, m := range matches {
 			exec.Command("ip", "netns", "delete", filepath.Base(m)).Run()
 		}
 	}
 }
 
-func gatewayNetnsPrefix(node string) string {
+// gatewayNetnsPrefix starts the names of the gateway namespaces of the
+// agent of node (hostAgentArgs' data directory), as internal/agent's
+// agentID and netnsPrefix name them.
+func (c *cluster) gatewayNetnsPrefix(node string) string {
 	h := fnv.New32a()
 	h.Write([]byte(node))
+	h.Write([]byte{0})
+	h.Write([]byte(filepath.Join(c.dir, node)))
 	return fmt.Sprintf("weft-net-%08x-", h.Sum32())
 }
 
 // gatewayNetns names the gateway namespace of network vni on node.
-func gatewayNetns(node string, vni int) string {
-	return fmt.Sprintf("%s%06x", gatewayNetnsPrefix(node), vni)
+func (c *cluster) gatewayNetns(node string, vni int) string {
+	return fmt.Sprintf("%s%06x", c.gatewayNetnsPrefix(node), vni)
 }

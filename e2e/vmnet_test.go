@@ -137,7 +137,7 @@ func vmNetworkCluster(t testing.TB) (c *cluster, h1, h2 *host) {
 	srv := n.addHost("s")
 	h1, h2 = n.addHost("vnet1"), n.addHost("vnet2")
 	c = newHostServers(t, n, []*host{srv}, "--no-storage=false") // the VM's disks live in the storage service
-	t.Cleanup(func() { removeGatewayNamespaces(h1.name, h2.name) })
+	t.Cleanup(func() { c.removeGatewayNamespaces(h1.name, h2.name) })
 	c.startContainerAgents(h1, h2)
 	c.mustWeft("network", "create", "net", "--cidr", "10.40.0.0/24")
 	// A process instance of the network serves its name on 8080.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,18 +29,21 @@ const processHello = "runtime: process\n    package: ./package\n    command: [./
 // with `weft network vpn create`; an "on-premises" namespace on the hosts'
 // LAN runs WireGuard with the printed configuration (through the same
 // wireguard-go library, in this test's process) and reaches acme's process
-// instances on both hosts through it, and they reach it back. It reaches
+// instances on two hosts through it, and they reach it back. It reaches
 // nothing else, even when it sends everything into the tunnel: not the
 // default tenant's instances on a network with the same CIDR, nor on
-// another CIDR, not another host's own address, not the harness's. A
-// reader cannot change the gateway and another tenant cannot see it; its
-// agent killed and restarted, the gateway serves the same peer again;
+// another CIDR, not another host's own address (the server's), not the
+// harness's. A reader cannot change the gateway and another tenant cannot
+// see it; its agent killed and restarted, the gateway serves the same peer
+// again. Its node dead (the agent killed, the host cut off), the gateway
+// comes up on another of the three hosts and the peer, unchanged, reaches
+// acme's instances again (WireGuard follows the gateway's new address);
 // deleted, the tunnel and its namespace go.
 func TestVPNReachesOnlyItsNetwork(t *testing.T) {
 	netnsTest(t)
-	lab := newVPNLab(t)
+	lab := newVPNLab(t, 3)
 	c, n, onprem, opNs := lab.c, lab.n, lab.onprem, lab.opNs
-	gwHost, other := lab.gwHost, lab.other
+	gwHost, srv := lab.gwHost, lab.srv
 	get := func(addr string, port int) (string, error) { return getIn(opNs, addr, port) }
 
 	// Bad input: clear 400s naming the field, nothing made.
@@ -107,8 +111,8 @@ func TestVPNReachesOnlyItsNetwork(t *testing.T) {
 			t.Errorf("on premises reached the default tenant's network far at %s: %q", ins.PrivateAddress, body)
 		}
 	}
-	if body, err := get(other.ip, 7070); err == nil {
-		t.Errorf("on premises reached host %s (%s:7070) through the tunnel: %q", other.name, other.ip, body)
+	if body, err := get(srv.ip, 7070); err == nil {
+		t.Errorf("on premises reached the server's host %s (%s:7070) through the tunnel: %q", srv.name, srv.ip, body)
 	}
 	if body, err := get(n.subnet+".254", 7070); err == nil {
 		t.Errorf("on premises reached the harness's address through the tunnel: %q", body)
@@ -142,10 +146,48 @@ func TestVPNReachesOnlyItsNetwork(t *testing.T) {
 		})
 	}
 
+	// The gateway's node dies: its agent killed, the host cut off from
+	// the others and from the peer. The gateway comes up on another
+	// host, whose address the peer learns from its handshake; acme's
+	// instance there, if any, comes up elsewhere too; and the peer, its
+	// configuration unchanged, reaches every running acme instance.
+	c.kill9(c.agents[gwHost.name])
+	var rest []*host
+	for _, h := range append([]*host{srv, onprem}, lab.hosts...) {
+		if h != gwHost {
+			rest = append(rest, h)
+		}
+	}
+	gwHost.cutFrom(rest...)
+	var moved api.VPN
+	c.waitFor("the gateway moved off "+gwHost.name, 60*time.Second, func() bool {
+		out := c.mustWeft("--tenant", "acme", "network", "vpn", "show", "net", "-o", "json")
+		return json.Unmarshal([]byte(out), &moved) == nil && moved.Node != gwHost.name
+	})
+	dead := gwHost
+	if gwHost = lab.host(moved.Node); gwHost == nil || moved.Endpoint != fmt.Sprintf("%s:%d", gwHost.ip, lab.vpn.ListenPort) {
+		t.Fatalf("the gateway moved to %q at %s", moved.Node, moved.Endpoint)
+	}
+	c.waitFor("acme's two instances running off "+dead.name, 60*time.Second, func() bool {
+		acme = c.tenantInstances("acme")
+		return len(acme) == 2 && !slices.ContainsFunc(acme, func(in api.Instance) bool {
+			return in.Node == dead.name || in.State != api.StateRunning
+		})
+	})
+	for _, ins := range acme {
+		c.waitFor("on premises reaching "+ins.ID+" on "+ins.Node+" through the gateway moved to "+gwHost.name, 60*time.Second, func() bool {
+			body, err := get(ins.PrivateAddress, 8080)
+			return err == nil && strings.Contains(body, ins.ID)
+		})
+	}
+	if body, err := get(mine[0].PrivateAddress, 8080); err == nil && strings.Contains(body, mine[0].ID) {
+		t.Errorf("on premises reached the default tenant's %s through the moved gateway: %q", mine[0].ID, body)
+	}
+
 	// Deleted: the peer reaches nothing, the gateway's namespace goes.
 	c.mustWeft("--tenant", "acme", "network", "vpn", "delete", "net")
 	c.waitFor("the gateway's namespace gone from "+gwHost.name, 30*time.Second, func() bool {
-		matches, _ := filepath.Glob("/run/netns/" + vpnNetnsPrefix(gwHost.name) + "*")
+		matches, _ := filepath.Glob("/run/netns/" + c.vpnNetnsPrefix(gwHost.name) + "*")
 		return len(matches) == 0
 	})
 	if body, err := get(acme[0].PrivateAddress, 8080); err == nil {
@@ -153,41 +195,48 @@ func TestVPNReachesOnlyItsNetwork(t *testing.T) {
 	}
 }
 
-// vpnLab is a cluster of two hosts whose tenant acme has network net
-// (10.30.0.0/24) with service shop (two process instances of hello, one
-// per host) and a VPN gateway to a third namespace on the LAN, "on
-// premises", which runs WireGuard with the printed configuration, but
+// vpnLab is a server's host and agents' hosts whose tenant acme has
+// network net (10.30.0.0/24) with service shop (two process instances of
+// hello on two hosts) and a VPN gateway to another namespace on the LAN,
+// "on premises", which runs WireGuard with the printed configuration, but
 // sending everything into the tunnel (AllowedIPs 0.0.0.0/0), as a peer
 // that tries its luck; the default tenant has networks net (the same
 // CIDR) and far (10.40.0.0/24).
 type vpnLab struct {
-	c                     *cluster
-	n                     *network
-	gwHost, other, onprem *host
-	opNs                  string // the on-premises namespace's path
-	vpn                   api.VPN
-	conf                  map[string]string // the peer's configuration
-	acme                  []api.Instance
+	c           *cluster
+	n           *network
+	srv, onprem *host
+	hosts       []*host // the agents'
+	gwHost      *host
+	opNs        string // the on-premises namespace's path
+	vpn         api.VPN
+	conf        map[string]string // the peer's configuration
+	acme        []api.Instance
 }
 
-func newVPNLab(t testing.TB) *vpnLab {
+// newVPNLab starts the lab with agents on hosts h1 to hN.
+func newVPNLab(t testing.TB, agents int) *vpnLab {
 	t.Helper()
 	if _, err := exec.LookPath("nsenter"); err != nil {
 		t.Skip("the test needs nsenter (apt-get install util-linux)")
 	}
 	n := newNetwork(t)
-	h1, h2, onprem := n.addHost("h1"), n.addHost("h2"), n.addHost("op")
-	c := newHostServers(t, n, []*host{h1})
+	srv, onprem := n.addHost("s"), n.addHost("op")
+	var hosts []*host
+	for i := range agents {
+		hosts = append(hosts, n.addHost(fmt.Sprintf("h%d", i+1)))
+	}
+	c := newHostServers(t, n, []*host{srv})
 	t.Cleanup(func() {
-		removeGatewayNamespaces(h1.name, h2.name)
-		for _, h := range []*host{h1, h2} {
-			matches, _ := filepath.Glob("/run/netns/" + vpnNetnsPrefix(h.name) + "*")
+		for _, h := range hosts {
+			c.removeGatewayNamespaces(h.name)
+			matches, _ := filepath.Glob("/run/netns/" + c.vpnNetnsPrefix(h.name) + "*")
 			for _, m := range matches {
 				exec.Command("ip", "netns", "delete", filepath.Base(m)).Run()
 			}
 		}
 	})
-	c.startContainerAgents(h1, h2)
+	c.startContainerAgents(hosts...)
 	c.mustWeft("tenant", "create", "acme")
 	c.mustWeft("--tenant", "acme", "network", "create", "net", "--cidr", "10.30.0.0/24")
 	c.mustWeft("network", "create", "net", "--cidr", "10.30.0.0/24")
@@ -195,9 +244,9 @@ func newVPNLab(t testing.TB) *vpnLab {
 	// acme's instances run before the gateway comes: they get its routes
 	// when it does.
 	c.mustWeft("--tenant", "acme", "deploy", "-f", c.networkModel("acme", "kind: worker", processHello), "--wait", "--timeout", "90s")
-	lab := &vpnLab{c: c, n: n, onprem: onprem, opNs: "/run/netns/" + onprem.ns, acme: c.tenantInstances("acme")}
+	lab := &vpnLab{c: c, n: n, srv: srv, onprem: onprem, hosts: hosts, opNs: "/run/netns/" + onprem.ns, acme: c.tenantInstances("acme")}
 	if len(lab.acme) != 2 || lab.acme[0].Node == lab.acme[1].Node {
-		t.Fatalf("want one acme instance on each host: %+v", lab.acme)
+		t.Fatalf("want acme's two instances on two hosts: %+v", lab.acme)
 	}
 
 	out := c.mustWeft("--tenant", "acme", "network", "vpn", "create", "net",
@@ -211,8 +260,7 @@ func newVPNLab(t testing.TB) *vpnLab {
 	if conf["AllowedIPs"] != "10.30.0.0/24" || conf["ListenPort"] != "51900" || conf["PublicKey"] != v.PublicKey || conf["Endpoint"] != v.Endpoint {
 		t.Fatalf("the peer's configuration: %v\n%s", conf, v.PeerConfig)
 	}
-	lab.gwHost = map[string]*host{h1.name: h1, h2.name: h2}[v.Node]
-	lab.other = map[string]*host{h1.name: h2, h2.name: h1}[v.Node]
+	lab.gwHost = lab.host(v.Node)
 	if lab.gwHost == nil || !strings.HasPrefix(v.Endpoint, lab.gwHost.ip+":") {
 		t.Fatalf("the gateway runs on %q at %s", v.Node, v.Endpoint)
 	}
@@ -235,7 +283,7 @@ func newVPNLab(t testing.TB) *vpnLab {
 	t.Cleanup(tun.Close)
 	err = overlay.RouteTunnel(lab.opNs, "wg0", netip.MustParsePrefix("192.168.77.1/24"), []netip.Prefix{
 		netip.MustParsePrefix("10.30.0.0/24"), netip.MustParsePrefix("10.40.0.0/24"),
-		netip.MustParsePrefix(lab.other.ip + "/32"), netip.MustParsePrefix(n.subnet + ".254/32"),
+		netip.MustParsePrefix(srv.ip + "/32"), netip.MustParsePrefix(n.subnet + ".254/32"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -249,6 +297,16 @@ func newVPNLab(t testing.TB) *vpnLab {
 	return lab
 }
 
+// host is the agents' host named name, nil for none.
+func (lab *vpnLab) host(name string) *host {
+	for _, h := range lab.hosts {
+		if h.name == name {
+			return h
+		}
+	}
+	return nil
+}
+
 // BenchmarkVPNThroughput: one TCP stream from the on-premises namespace
 // through the VPN gateway (wireguard-go in the gateway node's agent, then
 // the network's bridge, and VXLAN when the instance is on the other host)
@@ -256,7 +314,7 @@ func newVPNLab(t testing.TB) *vpnLab {
 // gateway's host and on the other (through VXLAN). Compare
 // internal/wireguard's BenchmarkWireGuardRaw (two namespaces, no overlay).
 func BenchmarkVPNThroughput(b *testing.B) {
-	lab := newVPNLab(b)
+	lab := newVPNLab(b, 2)
 	c := lab.c
 	dir := filepath.Join(c.dir, "models", "sink")
 	if err := os.MkdirAll(filepath.Join(dir, "package"), 0o755); err != nil {
@@ -348,8 +406,8 @@ func listenIn(ns, addr string) (net.Listener, error) {
 
 // vpnNetnsPrefix starts the names of node's VPN gateway namespaces, as
 // internal/agent names them.
-func vpnNetnsPrefix(node string) string {
-	return strings.Replace(gatewayNetnsPrefix(node), "weft-net-", "weft-vpn-", 1)
+func (c *cluster) vpnNetnsPrefix(node string) string {
+	return strings.Replace(c.gatewayNetnsPrefix(node), "weft-net-", "weft-vpn-", 1)
 }
 
 // tenantInstancesOf lists the running instances of tenant's service.

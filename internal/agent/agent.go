@@ -200,7 +200,7 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 			gs.ServeGuests(a.guestMetadataHandler)
 		}
 	}
-	a.net = newNetPlane(cfg.Logger, cfg.Name, cfg.Host)
+	a.net = newNetPlane(cfg.Logger, cfg.Name, cfg.Host, cfg.DataDir)
 	a.vpn = newVPNPlane(cfg.Logger, cfg.Name, a.net)
 	a.figures = newFigures()
 	if a.metrics, err = a.registerMetrics(); err != nil {

@@ -17,7 +17,7 @@ import (
 // port and source as the overlay's zero values; a network with a rule the
 // agent cannot read is left out (not carried without it), not the others.
 func TestNetworkRulesDesired(t *testing.T) {
-	p := newNetPlane(slog.New(slog.DiscardHandler), "n1", "192.168.0.1")
+	p := newNetPlane(slog.New(slog.DiscardHandler), "n1", "192.168.0.1", "/var/lib/weft")
 	net := func(name string, vni int, rules ...api.NetworkRule) api.NodeNetwork {
 		return api.NodeNetwork{Tenant: "acme", Network: name, VNI: vni, CIDR: "10.20.0.0/16",
 			Subnets: []api.Subnet{{Name: "default", CIDR: "10.20.0.0/16"}}, Rules: rules}
@@ -47,7 +47,7 @@ func TestNetworkRulesDesired(t *testing.T) {
 // TestNetworkRulesMetric: weft_agent_network_rules counts the rules last
 // programmed on the node, per network.
 func TestNetworkRulesMetric(t *testing.T) {
-	p := newNetPlane(slog.New(slog.DiscardHandler), "n1", "192.168.0.1")
+	p := newNetPlane(slog.New(slog.DiscardHandler), "n1", "192.168.0.1", "/var/lib/weft")
 	p.applied = overlay.State{Networks: []overlay.Network{{VNI: 7, Rules: []overlay.Rule{{Action: overlay.Deny}, {Action: overlay.Allow}}}, {VNI: 9}}}
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(rulesCollector{p})

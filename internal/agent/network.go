@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/netdns"
 	"github.com/weftcloud/weft/internal/overlay"
@@ -34,6 +36,11 @@ type netPlane struct {
 	log  *slog.Logger
 	self string // the node's name: its own members are not peers
 	host string // the node's host address: the overlay's underlay
+	// hostNetns is the path of the node's network namespace, "" for the
+	// agent's own (tests give the overlay another).
+	hostNetns string
+	// agentID names the agent's namespaces under /run/netns (agentID).
+	agentID string
 
 	mu sync.Mutex
 	ov *overlay.Host
@@ -71,8 +78,12 @@ const reapplyAfter = time.Minute
 type netServed struct {
 	dnsAddr netip.Addr // the gateway namespace's address
 	dns     *netdns.Server
-	stop    context.CancelFunc
-	done    chan struct{}
+	// netns identifies the gateway namespace the DNS server listens in:
+	// one made again under the same name (deleted by hand, or by another
+	// agent using the name) has none until the server is started anew.
+	netns uint64
+	stop  context.CancelFunc
+	done  chan struct{}
 }
 
 // endpointIface is the name of an instance's interface on its virtual
@@ -89,8 +100,10 @@ const (
 	envPrivateAddress = "WEFT_PRIVATE_ADDRESS"
 )
 
-func newNetPlane(log *slog.Logger, self, host string) *netPlane {
-	return &netPlane{log: log, self: self, host: host, nets: map[uint32]*netServed{}, failed: map[uint32]error{},
+// newNetPlane returns the network plane of node self on host, whose
+// agent keeps its data in dataDir (absolute).
+func newNetPlane(log *slog.Logger, self, host, dataDir string) *netPlane {
+	return &netPlane{log: log, self: self, host: host, agentID: agentID(self, dataDir), nets: map[uint32]*netServed{}, failed: map[uint32]error{},
 		routes: map[uint32]vpnRoutes{}, attached: map[string]overlay.Endpoint{}}
 }
 
@@ -108,7 +121,7 @@ func (p *netPlane) open() error {
 		p.why = fmt.Errorf("the node's host address %q is not an IPv4 address, which the overlay between hosts needs (--host)", p.host)
 		return p.why
 	}
-	ov, err := overlay.Open(overlay.Config{Underlay: underlay, NetnsPrefix: netnsPrefix(p.self), Logger: p.log})
+	ov, err := overlay.Open(overlay.Config{NetNS: p.hostNetns, Underlay: underlay, NetnsPrefix: netnsPrefix(p.agentID), Logger: p.log})
 	if err != nil {
 		p.why = err
 		return err
@@ -117,17 +130,27 @@ func (p *netPlane) open() error {
 	return nil
 }
 
-// netnsPrefix starts the names of the node's gateway namespaces under
-// /run/netns, which every agent on a machine shares (several run on one in
-// tests, each in a namespace of its own, and their networks have the same
-// VNIs). The overlay removes every namespace with its prefix that it does
-// not carry, so no node's prefix may start another's: a hash of the node's
-// name, of fixed length, makes them unambiguous.
-func netnsPrefix(node string) string {
+// agentID names an agent's namespaces under /run/netns, which every agent
+// on a machine shares: several run on one in tests, each in a network
+// namespace of its own, and agents of different clusters on one machine
+// (two test runs, weft dev beside a node) have the same node names and
+// networks with the same VNIs. Named after the node alone, their gateway
+// namespaces were one another's: one agent's DNS server answered the
+// other's queries with its own names, and each removed the other's as
+// not its own. The overlay removes every namespace with its prefix that
+// it does not carry, so no agent's prefix may start another's: a hash of
+// the node's name and the agent's data directory, of fixed length, makes
+// them unambiguous, and the same after a restart.
+func agentID(node, dataDir string) string {
 	h := fnv.New32a()
 	h.Write([]byte(node))
-	return fmt.Sprintf("weft-net-%08x-", h.Sum32())
+	h.Write([]byte{0})
+	h.Write([]byte(dataDir))
+	return fmt.Sprintf("%08x", h.Sum32())
 }
+
+// netnsPrefix starts the names of an agent's gateway namespaces.
+func netnsPrefix(agentID string) string { return "weft-net-" + agentID + "-" }
 
 // dnsAddr is the address of network n's gateway namespace on every host,
 // where its DNS server answers: the gateway of its first subnet (every
@@ -235,10 +258,18 @@ func (p *netPlane) apply(ctx context.Context, nets []api.NodeNetwork) {
 	}
 	st, records, gateways, routes := p.desired(nets)
 	for vni, s := range p.nets {
-		if gw, ok := gateways[vni]; !ok || gw != s.dnsAddr {
+		gw, ok := gateways[vni]
+		moved := ok && gw == s.dnsAddr && p.netnsID(vni) != s.netns
+		if !ok || gw != s.dnsAddr || moved {
 			s.stop()
 			<-s.done
 			delete(p.nets, vni)
+		}
+		if moved {
+			// Its gateway namespace went or was made again: program
+			// the network anew, then serve in the namespace it has now.
+			p.log.Warn("virtual network DNS: its gateway namespace changed under it; serving again", "vni", vni)
+			p.applied = overlay.State{}
 		}
 	}
 	clear(p.failed)
@@ -249,24 +280,49 @@ func (p *netPlane) apply(ctx context.Context, nets []api.NodeNetwork) {
 				p.failed[vni] = err
 			}
 			p.applied = overlay.State{}
+			// The names do not wait for the kernel objects: the
+			// networks served already answer with this answer's.
+			for vni, s := range p.nets {
+				s.dns.Set(records[vni])
+			}
 			return
 		}
 		p.applied, p.appliedAt = st, time.Now()
 	}
 	p.reroute(ctx, routes)
 	for vni, rec := range records {
-		s, ok := p.nets[vni]
-		if !ok {
-			var err error
-			if s, err = p.serveDNS(ctx, vni, gateways[vni]); err != nil {
-				p.log.Error("virtual network DNS", "vni", vni, "err", err)
-				p.failed[vni] = err
-				continue
-			}
-			p.nets[vni] = s
+		if s, ok := p.nets[vni]; ok {
+			s.dns.Set(rec)
+			continue
 		}
-		s.dns.Set(rec)
+		s, err := p.serveDNS(ctx, vni, gateways[vni], rec)
+		if err != nil {
+			p.log.Error("virtual network DNS", "vni", vni, "err", err)
+			p.failed[vni] = err
+			continue
+		}
+		p.nets[vni] = s
 	}
+}
+
+// netnsID identifies network vni's gateway namespace as it is now (the
+// inode of the namespace), 0 when it has none.
+func (p *netPlane) netnsID(vni uint32) uint64 {
+	var id uint64
+	p.ov.InNetwork(vni, func() (err error) {
+		id, err = threadNetns()
+		return err
+	})
+	return id
+}
+
+// threadNetns is the inode of the calling thread's network namespace.
+func threadNetns() (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return 0, fmt.Errorf("agent: the thread's network namespace: %w", err)
+	}
+	return st.Ino, nil
 }
 
 // reroute gives the endpoints on each network whose VPN routes changed
@@ -297,13 +353,17 @@ func (p *netPlane) overlay() *overlay.Host {
 }
 
 // serveDNS starts network vni's DNS server on port 53 of its gateway
-// address, inside its gateway namespace. It runs until ctx ends or the
-// network goes.
-func (p *netPlane) serveDNS(ctx context.Context, vni uint32, gw netip.Addr) (*netServed, error) {
+// address, inside its gateway namespace, answering from rec from its
+// first query. It runs until ctx ends or the network goes.
+func (p *netPlane) serveDNS(ctx context.Context, vni uint32, gw netip.Addr, rec netdns.Records) (*netServed, error) {
 	var pc net.PacketConn
 	var ln net.Listener
+	var ns uint64
 	at := netip.AddrPortFrom(gw, 53).String()
 	err := p.ov.InNetwork(vni, func() (err error) {
+		if ns, err = threadNetns(); err != nil {
+			return err
+		}
 		if pc, err = net.ListenPacket("udp4", at); err != nil {
 			return err
 		}
@@ -316,7 +376,10 @@ func (p *netPlane) serveDNS(ctx context.Context, vni uint32, gw netip.Addr) (*ne
 		return nil, fmt.Errorf("agent: listen for DNS on %s in network %d: %w", at, vni, err)
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	s := &netServed{dnsAddr: gw, dns: netdns.New(p.log), stop: cancel, done: make(chan struct{})}
+	s := &netServed{dnsAddr: gw, dns: netdns.New(p.log), netns: ns, stop: cancel, done: make(chan struct{})}
+	// Before it serves: a new server would otherwise answer NXDOMAIN
+	// for every name until its first Set.
+	s.dns.Set(rec)
 	go func() {
 		defer close(s.done)
 		if err := s.dns.Serve(sctx, pc, ln); err != nil {

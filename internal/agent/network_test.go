@@ -2,13 +2,18 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/miekg/dns"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/netdns"
@@ -21,7 +26,7 @@ import (
 // health, persistent VMs by name); a network that does not parse is left
 // out, not the others.
 func TestNetworksDesired(t *testing.T) {
-	p := newNetPlane(slog.New(slog.DiscardHandler), "n1", "192.168.0.1")
+	p := newNetPlane(slog.New(slog.DiscardHandler), "n1", "192.168.0.1", "/var/lib/weft")
 	member := func(addr, id, node, host, health string) api.NetworkMember {
 		return api.NetworkMember{Address: addr, Instance: id, Service: "shop", Role: "web", Health: health, Node: node, Host: host}
 	}
@@ -71,7 +76,7 @@ func TestNetworksDesired(t *testing.T) {
 // nothing; the reason names what is wrong (here the host address, or not
 // being root).
 func TestInstanceNeverStartsWithoutItsNetwork(t *testing.T) {
-	p := newNetPlane(slog.New(slog.DiscardHandler), "n1", "node1.example")
+	p := newNetPlane(slog.New(slog.DiscardHandler), "n1", "node1.example", t.TempDir())
 	p.apply(context.Background(), []api.NodeNetwork{{Network: "net", VNI: 3, CIDR: "10.0.0.0/24",
 		Subnets: []api.Subnet{{Name: "default", CIDR: "10.0.0.0/24"}}}})
 	_, err := p.ready(&api.NetworkAttachment{Network: "net", VNI: 3, CIDR: "10.0.0.0/24", Address: "10.0.0.2"})
@@ -109,5 +114,114 @@ func TestAgentNeverStartsAnInstanceWithoutItsNetwork(t *testing.T) {
 	})
 	if st := f.get(asg.Instance.ID); st.State == api.StateRunning {
 		t.Errorf("the instance runs: %+v", st)
+	}
+}
+
+// TestNetworkDNSServesInItsGatewayNamespace: a network's DNS server
+// answers in the network's gateway namespace; when that namespace goes
+// (deleted by hand, or by another agent using its name) while the node
+// still carries the network, the next answer makes it again and the DNS
+// server answers there, with the answer's names (it used to stay
+// listening in the namespace that went, and the network had no names).
+func TestNetworkDNSServesInItsGatewayNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the test needs root (network namespaces)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("the test needs ip (apt-get install iproute2)")
+	}
+	id := fmt.Sprintf("%04x", rand.IntN(1<<16))
+	hostNs := "wadns" + id
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	ip("netns", "add", hostNs)
+	t.Cleanup(func() { exec.Command("ip", "netns", "delete", hostNs).Run() })
+	ip("-n", hostNs, "link", "set", "lo", "up")
+	ip("-n", hostNs, "addr", "add", "192.168.79.1/32", "dev", "lo")
+
+	node := "dnstest-" + id
+	p := newNetPlane(slog.New(slog.DiscardHandler), node, "192.168.79.1", t.TempDir())
+	p.hostNetns = "/run/netns/" + hostNs
+	t.Cleanup(func() {
+		for _, s := range p.nets {
+			s.stop()
+			<-s.done
+		}
+		names, _ := overlay.Namespaces(netnsPrefix(p.agentID))
+		for _, n := range names {
+			overlay.DeleteNamespace(n)
+		}
+	})
+	const vni = 5
+	member := func(instance, addr string) api.NetworkMember {
+		return api.NetworkMember{Address: addr, Instance: instance, Service: "shop", Role: "web", Health: api.HealthHealthy,
+			Node: node, Host: "192.168.79.1"}
+	}
+	nets := func(members ...api.NetworkMember) []api.NodeNetwork {
+		return []api.NodeNetwork{{Network: "net", VNI: vni, CIDR: "10.20.0.0/24",
+			Subnets: []api.Subnet{{Name: "default", CIDR: "10.20.0.0/24"}}, Members: members}}
+	}
+	// resolve asks the network's DNS server for name from inside the
+	// gateway namespace as it is now, where the network's endpoints reach
+	// it.
+	resolve := func(name string) (string, error) {
+		var got string
+		err := p.ov.InNetwork(vni, func() error {
+			c := dns.Client{Timeout: 2 * time.Second}
+			r, _, err := c.Exchange(new(dns.Msg).SetQuestion(name, dns.TypeA), "10.20.0.1:53")
+			if err != nil {
+				return err
+			}
+			for _, rr := range r.Answer {
+				if a, ok := rr.(*dns.A); ok {
+					got = a.A.String()
+				}
+			}
+			if got == "" {
+				return fmt.Errorf("%s: %s", name, dns.RcodeToString[r.Rcode])
+			}
+			return nil
+		})
+		return got, err
+	}
+
+	ctx := context.Background()
+	a := member("shop-web-0-a", "10.20.0.2")
+	p.apply(ctx, nets(a))
+	if got, err := resolve("shop-web-0-a.web.shop.internal."); err != nil || got != a.Address {
+		t.Fatalf("before: %q, %v; want %s", got, err, a.Address)
+	}
+
+	if err := overlay.DeleteNamespace(fmt.Sprintf("%s%06x", netnsPrefix(p.agentID), vni)); err != nil {
+		t.Fatal(err)
+	}
+	// The next answer, with a member that came meanwhile.
+	b := member("shop-web-1-b", "10.20.0.3")
+	p.apply(ctx, nets(a, b))
+	for _, m := range []api.NetworkMember{a, b} {
+		if got, err := resolve(m.Instance + ".web.shop.internal."); err != nil || got != m.Address {
+			t.Errorf("%s after the gateway namespace was made again: %q, %v; want %s", m.Instance, got, err, m.Address)
+		}
+	}
+}
+
+// TestAgentsOfTwoClustersNameTheirNamespacesApart: agents of the same
+// node name with other data directories (two clusters on one machine)
+// name their gateway namespaces apart, neither prefix starting the other;
+// an agent restarted on its data directory names them as before.
+func TestAgentsOfTwoClustersNameTheirNamespacesApart(t *testing.T) {
+	a, b := agentID("h1", "/tmp/one/h1"), agentID("h1", "/tmp/two/h1")
+	for _, prefix := range []func(string) string{netnsPrefix, vpnNetnsPrefix} {
+		pa, pb := prefix(a), prefix(b)
+		if strings.HasPrefix(pa, pb) || strings.HasPrefix(pb, pa) {
+			t.Errorf("prefixes %q and %q: one starts the other", pa, pb)
+		}
+	}
+	if again := agentID("h1", "/tmp/one/h1"); again != a {
+		t.Errorf("the same agent's ID changed: %s, then %s", a, again)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -62,13 +61,9 @@ func newVPNPlane(log *slog.Logger, self string, np *netPlane) *vpnPlane {
 	return &vpnPlane{log: log, self: self, net: np, running: map[string]*gatewayRun{}, failed: map[string]string{}}
 }
 
-// vpnNetnsPrefix starts the names of the node's gateway namespaces (see
-// netnsPrefix for why a hash of the node's name).
-func vpnNetnsPrefix(node string) string {
-	h := fnv.New32a()
-	h.Write([]byte(node))
-	return fmt.Sprintf("weft-vpn-%08x-", h.Sum32())
-}
+// vpnNetnsPrefix starts the names of an agent's VPN gateway namespaces
+// (see agentID).
+func vpnNetnsPrefix(agentID string) string { return "weft-vpn-" + agentID + "-" }
 
 // vpnEndpoint is the ID of a gateway's port on its network's bridge.
 func vpnEndpoint(v api.NodeVPN) string { return "vpn:" + networks.Key(v.Tenant, v.Network) }
@@ -111,7 +106,7 @@ func (v *vpnPlane) apply(ctx context.Context, want []api.NodeVPN) {
 		v.log.Info("VPN gateway running", "tenant", g.Tenant, "network", g.Network, "port", g.ListenPort, "namespace", r.ns)
 	}
 	// Namespaces of gateways that went while no agent ran.
-	names, err := overlay.Namespaces(vpnNetnsPrefix(v.self))
+	names, err := overlay.Namespaces(vpnNetnsPrefix(v.net.agentID))
 	if err != nil {
 		v.log.Error("listing VPN gateway namespaces", "err", err)
 	}
@@ -125,7 +120,7 @@ func (v *vpnPlane) apply(ctx context.Context, want []api.NodeVPN) {
 }
 
 func (v *vpnPlane) nsName(g api.NodeVPN) string {
-	return fmt.Sprintf("%s%06x", vpnNetnsPrefix(v.self), g.VNI)
+	return fmt.Sprintf("%s%06x", vpnNetnsPrefix(v.net.agentID), g.VNI)
 }
 
 // start brings up gateway g: its namespace on the network, the tunnel and

@@ -121,8 +121,14 @@ func (v *assignViews) view(c *Controller) *assignView {
 			next.addSum(rec.Node, rec.key(), revs[i], deps, false)
 		}
 		if rec.Migration != nil && rec.Migration.To != "" && rec.Migration.To != rec.Node {
+			// The destination carries the VM's network from now on,
+			// maybe for this copy alone: it hears of the members too.
+			var deps uint64
+			if rec.Spec.Network != "" {
+				deps = netSums[networks.Key(rec.Tenant, rec.Spec.Network)]
+			}
 			next.byNode[rec.Migration.To] = append(next.byNode[rec.Migration.To], assigned{rec: rec, incoming: true})
-			next.addSum(rec.Migration.To, rec.key(), revs[i], 0, true)
+			next.addSum(rec.Migration.To, rec.key(), revs[i], deps, true)
 		}
 	}
 	prev := v.cur
