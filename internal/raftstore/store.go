@@ -265,6 +265,11 @@ func (s *Store) Get(kind, key string) (state.Entry, bool) { return s.db.Get(kind
 // List returns the local entries of kind under prefix, sorted by key.
 func (s *Store) List(kind, prefix string) []state.Entry { return s.db.List(kind, prefix) }
 
+// Since is state.Journal's.
+func (s *Store) Since(kind string, after uint64) ([]state.Entry, []string, uint64, bool) {
+	return s.db.Since(kind, after)
+}
+
 // ListAfter is state.Store's.
 func (s *Store) ListAfter(kind, prefix, after string, n int) []state.Entry {
 	return s.db.ListAfter(kind, prefix, after, n)
