@@ -3,6 +3,7 @@ package fabric
 import (
 	"context"
 	"hash/fnv"
+	"strconv"
 	"sync"
 	"time"
 
@@ -68,9 +69,10 @@ type assignView struct {
 // with the other queries (read only), the placement group's peers, and
 // whether it is a live migration coming to the node.
 type assigned struct {
-	rec      *instanceRecord
-	peers    []api.Peer
-	incoming bool
+	rec          *instanceRecord
+	peers        []api.Peer
+	peersVersion uint64 // its group's fingerprint
+	incoming     bool
 }
 
 // assignViews builds the views, one per store index at most.
@@ -152,7 +154,7 @@ func (v *assignViews) view(c *Controller) *assignView {
 			if rec.Spec.Network != "" {
 				nets = netSums[networks.Key(rec.Tenant, rec.Spec.Network)]
 			}
-			next.byNode[rec.Node] = append(next.byNode[rec.Node], assigned{rec: rec, peers: byGroup[rec.group()]})
+			next.byNode[rec.Node] = append(next.byNode[rec.Node], assigned{rec: rec, peers: byGroup[rec.group()], peersVersion: groupSums[rec.group()]})
 			next.addSum(rec.Node, rec.key(), revs[i], nets, groupSums[rec.group()], false)
 		}
 		if rec.Migration != nil && rec.Migration.To != "" && rec.Migration.To != rec.Node {
@@ -320,10 +322,24 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 				Network: nets.attach(c, rec)})
 			continue
 		}
-		out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Drives: c.driveAccess(rec), Peers: a.peers,
-			Network: nets.attach(c, rec)})
+		out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Drives: c.driveAccess(rec),
+			PeersVersion: strconv.FormatUint(a.peersVersion, 16), Network: nets.attach(c, rec)})
 	}
 	out.VPNs = nets.gateways(c, node)
 	out.Networks = nets.networks(view.insts, view.nodes)
 	return out, nil
+}
+
+// Peers returns the peers of instance, which must be assigned to node
+// (Assignment.PeersVersion): its role's instances, itself included.
+func (c *Controller) Peers(ctx context.Context, node, instance string) ([]api.Peer, error) {
+	for _, a := range c.assignViews.view(c).byNode[node] {
+		if a.rec.ID == instance && !a.incoming {
+			if a.peers == nil {
+				return []api.Peer{}, nil
+			}
+			return a.peers, nil
+		}
+	}
+	return nil, api.Errorf(api.CodeNotFound, "instance %s is not assigned to node %s", instance, node)
 }

@@ -2,6 +2,7 @@ package fabric
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ func TestAssignmentsWaitForTheirOwnNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(first.Instances) != 1 || len(first.Instances[0].Peers) != 2 {
+	if len(first.Instances) != 1 || len(peersOf(t, s, "node-1", first.Instances[0])) != 2 {
 		t.Fatalf("node-1 assigned %+v, want one instance with two peers", first.Instances)
 	}
 	answers := make(chan api.Assignments, 1)
@@ -48,7 +49,7 @@ func TestAssignmentsWaitForTheirOwnNode(t *testing.T) {
 
 	// Its peer on node-2 turns unhealthy: node-1's assignment shows it.
 	var peer string
-	for _, p := range first.Instances[0].Peers {
+	for _, p := range peersOf(t, s, "node-1", first.Instances[0]) {
 		if p.Node == "node-2" {
 			peer = p.ID
 		}
@@ -63,7 +64,7 @@ func TestAssignmentsWaitForTheirOwnNode(t *testing.T) {
 		if as.Index <= first.Index || len(as.Instances) != 1 {
 			t.Fatalf("answer %+v", as)
 		}
-		for _, p := range as.Instances[0].Peers {
+		for _, p := range peersOf(t, s, "node-1", as.Instances[0]) {
 			if p.ID == peer && p.Health != api.HealthUnhealthy {
 				t.Errorf("peer %s health %s, want unhealthy", peer, p.Health)
 			}
@@ -89,7 +90,7 @@ func TestPeersAloneWaitForAHeartbeatInterval(t *testing.T) {
 	}
 	own := first.Instances[0].Instance.ID
 	var peer string
-	for _, p := range first.Instances[0].Peers {
+	for _, p := range peersOf(t, s, "node-1", first.Instances[0]) {
 		if p.Node == "node-2" {
 			peer = p.ID
 		}
@@ -125,12 +126,60 @@ func TestPeersAloneWaitForAHeartbeatInterval(t *testing.T) {
 		if len(as.Instances) != 1 {
 			t.Fatalf("answer %+v", as)
 		}
-		for _, p := range as.Instances[0].Peers {
+		for _, p := range peersOf(t, s, "node-1", as.Instances[0]) {
 			if p.ID == peer && p.Health != api.HealthUnhealthy {
 				t.Errorf("peer %s health %s, want unhealthy", peer, p.Health)
 			}
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("node-1's query did not end when its own instance changed")
+	}
+}
+
+// peersOf is what the node's agent reads when the instance asks for its
+// peers.
+func peersOf(t testing.TB, s *sim, node string, a api.Assignment) []api.Peer {
+	t.Helper()
+	peers, err := s.c.Peers(s.ctx, node, a.Instance.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return peers
+}
+
+// TestPeersAreTheRolesAndVersioned: a node reads the peers of its own
+// instances only; their version in the assignment moves when they change.
+func TestPeersAreTheRolesAndVersioned(t *testing.T) {
+	s := newSim(t, 2)
+	s.deploy(webSpec(2, "1"))
+	s.settle(20, "2 healthy", func() bool { return s.healthyCurrent("hello", "web") == 2 })
+	first, err := s.c.Assignments(s.ctx, "node-1", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := first.Instances[0]
+	if peers := peersOf(t, s, "node-1", a); len(peers) != 2 {
+		t.Fatalf("peers %+v, want the role's 2", peers)
+	}
+	if _, err := s.c.Peers(s.ctx, "node-2", a.Instance.ID); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("node-2 read the peers of node-1's instance: %v, want not found", err)
+	}
+	var peer string
+	for _, p := range peersOf(t, s, "node-1", a) {
+		if p.Node == "node-2" {
+			peer = p.ID
+		}
+	}
+	if _, err := s.c.Heartbeat(s.ctx, "node-2", api.Heartbeat{Instances: []api.InstanceStatus{
+		{ID: peer, State: api.StateRunning, Health: api.HealthUnhealthy},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := s.c.Assignments(s.ctx, "node-1", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Instances[0].PeersVersion == a.PeersVersion {
+		t.Errorf("peers version %s unchanged when a peer turned unhealthy", a.PeersVersion)
 	}
 }
