@@ -55,6 +55,8 @@ type Store struct {
 	// every entry committed before its term (0: not established).
 	readyTerm atomic.Uint64
 
+	verify verifyRounds // Consistent's leadership checks, shared by the reads waiting at once
+
 	closing   atomic.Bool
 	done      chan struct{} // closed by Close: stops watch
 	watchDone chan struct{}
