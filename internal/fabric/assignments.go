@@ -304,7 +304,7 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 		return api.Assignments{}, api.Errorf(api.CodeNotFound, "node %s is not registered", node)
 	}
 	view := c.assignViews.view(c)
-	if index > 0 && view.changed(node) <= index {
+	if index > 0 && view.ownChanged(node) <= index {
 		if wait <= 0 || wait > 5*time.Minute {
 			wait = 30 * time.Second
 		}
