@@ -84,6 +84,17 @@ type assignViews struct {
 	took    time.Duration
 }
 
+// latest is the newest view built, or one built now if none was.
+func (v *assignViews) latest(c *Controller) *assignView {
+	v.mu.Lock()
+	cur := v.cur
+	v.mu.Unlock()
+	if cur != nil {
+		return cur
+	}
+	return v.view(c)
+}
+
 // nextBuild is when a waiting query may next build a view.
 func (v *assignViews) nextBuild() time.Time {
 	v.mu.Lock()
@@ -331,9 +342,11 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 }
 
 // Peers returns the peers of instance, which must be assigned to node
-// (Assignment.PeersVersion): its role's instances, itself included.
+// (Assignment.PeersVersion): its role's instances, itself included. They
+// come from the newest view built, at least as new as the assignment the
+// node read the version from, without building one for each call.
 func (c *Controller) Peers(ctx context.Context, node, instance string) ([]api.Peer, error) {
-	for _, a := range c.assignViews.view(c).byNode[node] {
+	for _, a := range c.assignViews.latest(c).byNode[node] {
 		if a.rec.ID == instance && !a.incoming {
 			if a.peers == nil {
 				return []api.Peer{}, nil
