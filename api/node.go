@@ -101,9 +101,12 @@ type Assignment struct {
 	// Incoming asks the node to start the instance as the destination of
 	// Instance.Migration: waiting for the running VM, not booting it.
 	Incoming bool `json:"incoming,omitempty"`
-	// Peers are the role's instances, this one included, for the
-	// instance's metadata service.
-	Peers []Peer `json:"peers,omitempty"`
+	// PeersVersion changes when the role's instances (this one
+	// included) change, which the node reads for the instance's metadata
+	// service (GET /v1/nodes/{name}/peers/{instance}) when it needs them.
+	// They are not sent with every assignment: a role of n instances
+	// would send n² peers to its nodes on each change.
+	PeersVersion string `json:"peersVersion,omitempty"`
 	// Network puts the instance on its role's virtual network (nil: on
 	// none); Assignments.Networks says where the network's other members
 	// run.

@@ -50,6 +50,14 @@ func (c *Client) Assignments(ctx context.Context, node string, index uint64, wai
 	return a, err
 }
 
+// Peers returns the peers of one of node's instances: its role's
+// instances, itself included (Assignment.PeersVersion).
+func (c *Client) Peers(ctx context.Context, node, instance string) ([]api.Peer, error) {
+	var peers []api.Peer
+	_, err := c.Do(ctx, "GET", "/v1/nodes/"+url.PathEscape(node)+"/peers/"+url.PathEscape(instance), nil, nil, &peers)
+	return peers, err
+}
+
 // Package downloads a role package; the caller closes it.
 func (c *Client) Package(ctx context.Context, digest string) (io.ReadCloser, error) {
 	resp, err := c.Stream(ctx, "GET", "/v1/packages/"+url.PathEscape(digest), nil, nil)

@@ -29,6 +29,7 @@ var Table = []Route{
 	{"GET /v1/nodes/{name}", OwnNode},
 	{"POST /v1/nodes/{name}/heartbeat", OwnNode},
 	{"GET /v1/nodes/{name}/assignments", OwnNode},
+	{"GET /v1/nodes/{name}/peers/{instance}", OwnNode}, // the controller checks the instance is the node's
 	{"POST /v1/nodes/{name}/scheduledevents", OwnNode}, // the controller checks the instance is the node's
 	{"GET /v1/packages/{digest}", Nodes},
 	{"HEAD /v1/imagefiles/{digest}", Nodes},

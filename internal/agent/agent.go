@@ -42,6 +42,9 @@ type Controller interface {
 	RegisterNode(ctx context.Context, reg api.NodeRegistration) (api.Node, error)
 	Heartbeat(ctx context.Context, node string, hb api.Heartbeat) (api.HeartbeatReply, error)
 	Assignments(ctx context.Context, node string, index uint64, wait time.Duration) (api.Assignments, error)
+	// Peers returns the peers of one of the node's instances
+	// (api.Assignment.PeersVersion).
+	Peers(ctx context.Context, node, instance string) ([]api.Peer, error)
 	Package(ctx context.Context, digest string) (io.ReadCloser, error)
 	// ScheduledEventAction forwards an instance's answer to its scheduled event.
 	ScheduledEventAction(ctx context.Context, node string, act api.ScheduledEventAction) (api.ScheduledEvent, error)

@@ -50,6 +50,9 @@ type fakeController struct {
 	beats    int           // heartbeats taken
 	cut      bool          // heartbeats fail, as from a partitioned node
 	actions  []api.ScheduledEventAction
+	// peers are each instance's peers, by ID; peerReads counts the reads.
+	peers     map[string][]api.Peer
+	peerReads int
 }
 
 func newFakeController(t testing.TB, pkg []byte) (*fakeController, *httptest.Server) {
@@ -95,6 +98,17 @@ func newFakeController(t testing.TB, pkg []byte) (*fakeController, *httptest.Ser
 		json.NewEncoder(w).Encode(api.Assignments{Index: f.index, Instances: append([]api.Assignment{}, f.assigned...)})
 	})
 	mux.HandleFunc("GET /v1/packages/{digest}", func(w http.ResponseWriter, r *http.Request) { w.Write(f.pkg) })
+	mux.HandleFunc("GET /v1/nodes/{name}/peers/{instance}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.peerReads++
+		peers, ok := f.peers[r.PathValue("instance")]
+		if !ok {
+			http.Error(w, `{"code":"NotFound","message":"not assigned"}`, http.StatusNotFound)
+			return
+		}
+		json.NewEncoder(w).Encode(peers)
+	})
 	mux.HandleFunc("POST /v1/nodes/{name}/scheduledevents", func(w http.ResponseWriter, r *http.Request) {
 		var act api.ScheduledEventAction
 		json.NewDecoder(r.Body).Decode(&act)

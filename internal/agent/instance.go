@@ -51,6 +51,10 @@ type instance struct {
 
 	mu  sync.Mutex
 	asg api.Assignment
+	// peers are the instance's peers as read from the controller at
+	// peersVersion (Agent.peers).
+	peers        []api.Peer
+	peersVersion string
 	// settingsEvent tells the instance its live settings changed.
 	settingsEvent *api.ScheduledEvent
 	ports         map[string]int

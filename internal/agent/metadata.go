@@ -56,7 +56,9 @@ func (a *Agent) metadataHandler() http.Handler {
 		}
 		switch r.Method + " " + r.URL.Path {
 		case "GET /metadata/instance":
-			writeMetadata(w, in.metadata())
+			md := in.metadata()
+			md.Peers = a.peers(r.Context(), in)
+			writeMetadata(w, md)
 		case "GET /metadata/scheduledevents":
 			writeMetadata(w, in.scheduledEvents())
 		case "POST /metadata/scheduledevents":
@@ -110,7 +112,33 @@ func (a *Agent) instanceByToken(token string) *instance {
 	return found
 }
 
-// metadata is what the instance learns about itself: its assignment as
+// peers are in's peers as of its assignment's PeersVersion: read from
+// the controller when the version moved since they were last read, only
+// when the instance asks for them. When the controller cannot be asked,
+// the instance gets those last read, or none.
+func (a *Agent) peers(ctx context.Context, in *instance) []api.Peer {
+	in.mu.Lock()
+	version, have, cached := in.asg.PeersVersion, in.peersVersion, in.peers
+	in.mu.Unlock()
+	if cached != nil && have == version {
+		return cached
+	}
+	peers, err := a.ctl.Peers(ctx, a.cfg.Name, in.id)
+	if err != nil {
+		a.log.Warn("peers not read from the controller", "instance", in.id, "err", err)
+		if cached == nil {
+			return []api.Peer{}
+		}
+		return cached
+	}
+	in.mu.Lock()
+	in.peers, in.peersVersion = peers, version
+	in.mu.Unlock()
+	return peers
+}
+
+// metadata is what the instance learns about itself (its peers apart:
+// Agent.peers): its assignment as
 // the controller last sent it, with its ports on this node.
 func (in *instance) metadata() api.InstanceMetadata {
 	in.mu.Lock()
@@ -119,10 +147,7 @@ func (in *instance) metadata() api.InstanceMetadata {
 	md := api.InstanceMetadata{
 		ID: in.id, Tenant: inst.Tenant, Service: inst.Service, Role: inst.Role, Node: in.a.cfg.Name,
 		FaultDomain: in.a.cfg.FaultDomain, UpdateDomain: inst.UpdateDomain, Version: inst.Version,
-		Endpoints: []api.MetadataEndpoint{}, Peers: in.asg.Peers, Settings: maps.Clone(role.Settings),
-	}
-	if md.Peers == nil {
-		md.Peers = []api.Peer{}
+		Endpoints: []api.MetadataEndpoint{}, Peers: []api.Peer{}, Settings: maps.Clone(role.Settings),
 	}
 	if md.Settings == nil {
 		md.Settings = map[string]string{}

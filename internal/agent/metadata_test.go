@@ -137,7 +137,10 @@ func TestMetadataAnswersEachInstanceAboutItselfOnly(t *testing.T) {
 	one, two := askerAssignment("hello-web-0-aaaa", mark), askerAssignment("hello-web-1-bbbb", mark)
 	two.Instance.Slot, two.Instance.UpdateDomain = 1, 2
 	peers := []api.Peer{{ID: one.Instance.ID, Node: "node-1", UpdateDomain: 1}, {ID: two.Instance.ID, Node: "node-1", UpdateDomain: 2}}
-	one.Peers, two.Peers = peers, peers
+	one.PeersVersion, two.PeersVersion = "1", "1"
+	f.mu.Lock()
+	f.peers = map[string][]api.Peer{one.Instance.ID: peers, two.Instance.ID: peers}
+	f.mu.Unlock()
 	f.assign(one, two)
 
 	for _, asg := range []api.Assignment{one, two} {
@@ -347,4 +350,55 @@ func BenchmarkMetadata(b *testing.B) {
 	}
 	b.ReportMetric(r.RPS, "req/s")
 	b.ReportMetric(r.P99/1e6, "p99-ms")
+}
+
+// TestPeersAreReadWhenTheirVersionMoves: an instance's peers are not in
+// its assignment (a role of n instances would send n² peers to its
+// nodes); the agent reads them from the controller when the instance
+// asks, once per version of them.
+func TestPeersAreReadWhenTheirVersionMoves(t *testing.T) {
+	f, srv := newFakeController(t, goPackage(t, askerSource))
+	a, cancel, done := startAgent(t, srv.URL, t.TempDir())
+	defer func() { a.StopAll(t.Context()); cancel(); <-done }()
+	one := askerAssignment("hello-web-0-aaaa", filepath.Join(t.TempDir(), "mark"))
+	one.PeersVersion = "1"
+	first := []api.Peer{{ID: one.Instance.ID, Node: "node-1", State: api.StateRunning, Health: api.HealthHealthy}}
+	f.mu.Lock()
+	f.peers = map[string][]api.Peer{one.Instance.ID: first}
+	f.mu.Unlock()
+	f.assign(one)
+	port := healthyPort(t, f, one.Instance.ID)
+	peersTold := func() []api.Peer {
+		code, body := askFrom(t, port, "GET", "/metadata/instance", "")
+		var md api.InstanceMetadata
+		if err := json.Unmarshal(body, &md); code != http.StatusOK || err != nil {
+			t.Fatalf("metadata: %d %s", code, body)
+		}
+		return md.Peers
+	}
+	reads := func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.peerReads
+	}
+	for range 3 {
+		if got := peersTold(); len(got) != 1 || got[0].Health != api.HealthHealthy {
+			t.Fatalf("peers told %+v, want %+v", got, first)
+		}
+	}
+	if n := reads(); n != 1 {
+		t.Errorf("the peers were read %d times for three questions at one version, want once", n)
+	}
+
+	second := []api.Peer{{ID: one.Instance.ID, Node: "node-1", State: api.StateRunning, Health: api.HealthHealthy},
+		{ID: "hello-web-1-bbbb", Node: "node-2", State: api.StateRunning, Health: api.HealthUnhealthy}}
+	f.mu.Lock()
+	f.peers[one.Instance.ID] = second
+	f.mu.Unlock()
+	one.PeersVersion = "2"
+	f.assign(one)
+	eventually(t, "the second version of the peers told", func() bool { return len(peersTold()) == 2 })
+	if n := reads(); n != 2 {
+		t.Errorf("the peers were read %d times over two versions, want twice", n)
+	}
 }

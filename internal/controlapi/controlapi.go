@@ -129,6 +129,7 @@ func New(cfg Config) http.Handler {
 	route("POST /v1/nodes/{name}/heartbeat", s.heartbeat)
 	route("POST /v1/nodes/{name}/scheduledevents", s.scheduledEventAction)
 	route("GET /v1/nodes/{name}/assignments", s.assignments)
+	route("GET /v1/nodes/{name}/peers/{instance}", s.peers)
 	route("POST /v1/nodes/{name}/drain", s.drain)
 	route("POST /v1/nodes/{name}/undrain", s.undrain)
 	route("POST /v1/nodes/{name}/revoke", s.revoke)
@@ -546,6 +547,16 @@ func (s *server) assignments(w http.ResponseWriter, r *http.Request) error {
 	// change: not indented, which took half the encoding.
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(a)
+	return nil
+}
+
+func (s *server) peers(w http.ResponseWriter, r *http.Request) error {
+	peers, err := s.ctl.Peers(r.Context(), r.PathValue("name"), r.PathValue("instance"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(peers)
 	return nil
 }
 

@@ -108,6 +108,9 @@ func TestEveryRouteRefusesTheWrongIdentity(t *testing.T) {
 	if _, err := asNode1.Heartbeat(context.Background(), "node-2", api.Heartbeat{}); !isCode(err, api.CodeForbidden) {
 		t.Errorf("node-1's heartbeat for node-2: %v, want forbidden", err)
 	}
+	if _, err := asNode1.Peers(context.Background(), "node-2", "x"); !isCode(err, api.CodeForbidden) {
+		t.Errorf("node-1 reading the peers of node-2's instance: %v, want forbidden", err)
+	}
 	if _, err := asNode1.Heartbeat(context.Background(), "node-1", api.Heartbeat{}); err != nil {
 		t.Errorf("node-1's own heartbeat: %v", err)
 	}
@@ -188,6 +191,7 @@ func routeRequest(pattern string) (method, path string) {
 	}
 	for wildcard, value := range map[string]string{
 		"{name}": "node-1", "{digest}": "sha256:" + strings.Repeat("0", 64), "{id}": "x", "{key}": "key1", "{disk}": "d1", "{extension}": "x", "{rule}": "r1",
+		"{instance}": "x",
 	} {
 		path = strings.ReplaceAll(path, wildcard, value)
 	}

@@ -3,6 +3,7 @@ package fabric
 import (
 	"context"
 	"hash/fnv"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,6 +25,24 @@ import (
 // before it reads the state.
 const assignCoalesce = 20 * time.Millisecond
 
+// A view is built from every instance; while writes keep coming (a
+// deploy, a heal), the waiting queries would build one per write. After a
+// build that took d, the next waits at least viewSpacing × d: building
+// views takes at most about a fifth of the controller's time, however
+// many instances and however starved the machine.
+const viewSpacing = 4
+
+// A node's assignments change for two reasons: its own instances (placed,
+// stopped, changed), and their peers (another member of a placement group
+// started, stopped or changed health). Own changes answer the node's
+// query at once. Changes of peers alone answer it within one heartbeat
+// interval of the fleet (liveness.go): a peer's state is only as fresh as
+// its node's last heartbeat anyway. Waking on each of them made a deploy
+// of a 100-instance role send each of the 100 nodes holding it every one
+// of its 300 state changes, each time with the role's whole peer list
+// (O(n²) bytes per role, for the controller to encode and the nodes to
+// read).
+
 // assignView is what every node is assigned as of one store index.
 type assignView struct {
 	index  uint64
@@ -39,22 +58,48 @@ type assignView struct {
 	// had none since changedAt's base (the first view).
 	changedAt map[string]uint64
 	base      uint64
-	sums      map[string]uint64 // each node's fingerprint (assignSums)
+	sums      map[string]uint64 // each node's fingerprint (addSum)
+	// ownChangedAt and ownSums are the same for the node's instances
+	// and their networks, leaving out their peers.
+	ownChangedAt map[string]uint64
+	ownSums      map[string]uint64
 }
 
 // assigned is one instance in a node's assignments: its record, shared
 // with the other queries (read only), the placement group's peers, and
 // whether it is a live migration coming to the node.
 type assigned struct {
-	rec      *instanceRecord
-	peers    []api.Peer
-	incoming bool
+	rec          *instanceRecord
+	peers        []api.Peer
+	peersVersion uint64 // its group's fingerprint
+	incoming     bool
 }
 
 // assignViews builds the views, one per store index at most.
 type assignViews struct {
 	mu  sync.Mutex
 	cur *assignView
+	// built is when cur was built and took how long (viewSpacing).
+	builtAt time.Time
+	took    time.Duration
+}
+
+// latest is the newest view built, or one built now if none was.
+func (v *assignViews) latest(c *Controller) *assignView {
+	v.mu.Lock()
+	cur := v.cur
+	v.mu.Unlock()
+	if cur != nil {
+		return cur
+	}
+	return v.view(c)
+}
+
+// nextBuild is when a waiting query may next build a view.
+func (v *assignViews) nextBuild() time.Time {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.builtAt.Add(viewSpacing * v.took)
 }
 
 // view returns a view as of the store's current index or later.
@@ -66,6 +111,8 @@ func (v *assignViews) view(c *Controller) *assignView {
 	if v.cur != nil && v.cur.index >= idx {
 		return v.cur
 	}
+	began := time.Now()
+	defer func() { v.builtAt, v.took = time.Now(), time.Since(began) }()
 	insts, revs := c.instCache.list(s, state.KindInstances)
 	nodeRecs, _ := c.nodeCache.list(s, state.KindNodes)
 	nodes := make(map[string]nodeRecord, len(nodeRecs))
@@ -73,6 +120,7 @@ func (v *assignViews) view(c *Controller) *assignView {
 		nodes[n.Name] = *n
 	}
 	next := &assignView{index: idx, byNode: map[string][]assigned{}, changedAt: map[string]uint64{}, sums: map[string]uint64{},
+		ownChangedAt: map[string]uint64{}, ownSums: map[string]uint64{},
 		insts: insts, nodes: nodes, vpns: map[string]*vpn.Record{}}
 	byGroup := peers(insts, nodes)
 	// A group's fingerprint covers what its peers are made of (peers):
@@ -109,16 +157,16 @@ func (v *assignViews) view(c *Controller) *assignView {
 	for _, g := range gateways {
 		key := networks.Key(g.Tenant, g.Network)
 		next.vpns[key] = &g.Record
-		next.addSum(g.Node, vpn.KindVPNs+"/"+key, g.Rev, netSums[key], false)
+		next.addSum(g.Node, vpn.KindVPNs+"/"+key, g.Rev, netSums[key], 0, false)
 	}
 	for i, rec := range insts {
 		if rec.Node != "" {
-			deps := groupSums[rec.group()]
+			var nets uint64
 			if rec.Spec.Network != "" {
-				deps += netSums[networks.Key(rec.Tenant, rec.Spec.Network)]
+				nets = netSums[networks.Key(rec.Tenant, rec.Spec.Network)]
 			}
-			next.byNode[rec.Node] = append(next.byNode[rec.Node], assigned{rec: rec, peers: byGroup[rec.group()]})
-			next.addSum(rec.Node, rec.key(), revs[i], deps, false)
+			next.byNode[rec.Node] = append(next.byNode[rec.Node], assigned{rec: rec, peers: byGroup[rec.group()], peersVersion: groupSums[rec.group()]})
+			next.addSum(rec.Node, rec.key(), revs[i], nets, groupSums[rec.group()], false)
 		}
 		if rec.Migration != nil && rec.Migration.To != "" && rec.Migration.To != rec.Node {
 			// The destination carries the VM's network from now on,
@@ -128,7 +176,7 @@ func (v *assignViews) view(c *Controller) *assignView {
 				deps = netSums[networks.Key(rec.Tenant, rec.Spec.Network)]
 			}
 			next.byNode[rec.Migration.To] = append(next.byNode[rec.Migration.To], assigned{rec: rec, incoming: true})
-			next.addSum(rec.Migration.To, rec.key(), revs[i], deps, true)
+			next.addSum(rec.Migration.To, rec.key(), revs[i], deps, 0, true)
 		}
 	}
 	prev := v.cur
@@ -136,40 +184,50 @@ func (v *assignViews) view(c *Controller) *assignView {
 		// The first view, or the state was restored to an earlier index:
 		// every node counts as changed.
 		next.base = idx
-		for node := range next.sums {
-			next.changedAt[node] = idx
-		}
+		noteChanges(idx, nil, nil, next.sums, next.changedAt)
+		noteChanges(idx, nil, nil, next.ownSums, next.ownChangedAt)
 	} else {
 		next.base = prev.base
-		for node, sum := range next.sums {
-			if old, ok := prev.sums[node]; ok && old == sum {
-				next.changedAt[node] = prev.changedAt[node]
-			} else {
-				next.changedAt[node] = idx
-			}
-		}
-		for node := range prev.sums {
-			if _, ok := next.sums[node]; !ok {
-				// Its last assignment went: that is a change too; it
-				// stays recorded while the node has none.
-				next.changedAt[node] = idx
-				next.sums[node] = 0
-			}
-		}
-		for node, at := range prev.changedAt {
-			if _, ok := next.changedAt[node]; !ok {
-				next.changedAt[node] = at
-			}
-		}
+		noteChanges(idx, prev.sums, prev.changedAt, next.sums, next.changedAt)
+		noteChanges(idx, prev.ownSums, prev.ownChangedAt, next.ownSums, next.ownChangedAt)
 	}
 	v.cur = next
 	return next
 }
 
-// addSum folds one assigned instance into node's fingerprint.
-func (v *assignView) addSum(node, key string, rev, group uint64, incoming bool) {
+// noteChanges fills changedAt, the index at which each node's fingerprint
+// in sums last changed, from the previous view's (nil for the first view,
+// in which every node counts as changed at idx).
+func noteChanges(idx uint64, prevSums, prevChanged, sums, changedAt map[string]uint64) {
+	for node, sum := range sums {
+		if old, ok := prevSums[node]; ok && old == sum {
+			changedAt[node] = prevChanged[node]
+		} else {
+			changedAt[node] = idx
+		}
+	}
+	for node := range prevSums {
+		if _, ok := sums[node]; !ok {
+			// Its last assignment went: that is a change too; it stays
+			// recorded while the node has none.
+			changedAt[node] = idx
+			sums[node] = 0
+		}
+	}
+	for node, at := range prevChanged {
+		if _, ok := changedAt[node]; !ok {
+			changedAt[node] = at
+		}
+	}
+}
+
+// addSum folds one assigned instance into node's fingerprints: nets is
+// what its networks are made of, peers what its peers are; ownSums
+// leaves peers out.
+func (v *assignView) addSum(node, key string, rev, nets, peers uint64, incoming bool) {
 	// Order-free: a node's instances are summed, not chained.
-	v.sums[node] += fingerprint(key, rev, group, incoming)
+	v.sums[node] += fingerprint(key, rev, nets+peers, incoming)
+	v.ownSums[node] += fingerprint(key, rev, nets, incoming)
 }
 
 // fingerprint hashes one record's key and revision with what else its
@@ -189,43 +247,87 @@ func fingerprint(key string, rev, group uint64, incoming bool) uint64 {
 	return h.Sum64() | 1 // never 0, which stands for no assignments
 }
 
-// changed is the index of the view in which node's assignments last changed.
-func (v *assignView) changed(node string) uint64 {
-	if at, ok := v.changedAt[node]; ok {
+// changed is the index of the view in which node's assignments last
+// changed; ownChanged, the same leaving out their peers.
+func (v *assignView) changed(node string) uint64 { return v.changedIn(v.changedAt, node) }
+
+func (v *assignView) ownChanged(node string) uint64 { return v.changedIn(v.ownChangedAt, node) }
+
+func (v *assignView) changedIn(changedAt map[string]uint64, node string) uint64 {
+	if at, ok := changedAt[node]; ok {
 		return at
 	}
 	return v.base
 }
 
+// awaitAssignments waits until node's assignments changed after index:
+// its own instances or their networks at once, their peers alone within
+// a heartbeat interval, or until wait passes; it returns the view then.
+func (c *Controller) awaitAssignments(ctx context.Context, view *assignView, node string, index uint64, wait time.Duration) (*assignView, error) {
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	var peersDue time.Time // when a change of peers alone is answered
+	for view.ownChanged(node) <= index {
+		if view.changed(node) > index {
+			if peersDue.IsZero() {
+				interval, _ := c.heartbeatTiming(len(view.nodes))
+				peersDue = time.Now().Add(interval)
+			}
+			if !time.Now().Before(peersDue) {
+				break
+			}
+		}
+		if !c.waitPast(wctx, view.index, peersDue) {
+			break
+		}
+		view = c.assignViews.view(c)
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return view, nil
+}
+
+// waitPast waits for the store to move past index (or for due, if set),
+// then for the burst of writes to land and for the next view build to be
+// due (viewSpacing). False: wctx ended or the store closed.
+func (c *Controller) waitPast(wctx context.Context, index uint64, due time.Time) bool {
+	sctx := wctx
+	if !due.IsZero() {
+		var cancel context.CancelFunc
+		sctx, cancel = context.WithDeadline(wctx, due)
+		defer cancel()
+	}
+	if _, err := c.store.Wait(sctx, index); err != nil && sctx.Err() == nil || wctx.Err() != nil {
+		return false
+	}
+	// Writes come in bursts (a pass, then the heartbeats that report on
+	// it): let a burst land before reading it.
+	select {
+	case <-wctx.Done():
+		return false
+	case <-time.After(max(assignCoalesce, time.Until(c.assignViews.nextBuild()))):
+		return true
+	}
+}
+
 // Assignments returns what node must run. With index > 0 it blocks until
 // node's assignments change after index (an answer's Index), or wait
 // passes (a blocking query); changes that concern other nodes only do
-// not end the wait.
+// not end the wait, and changes of its instances' peers alone end it
+// within a heartbeat interval (awaitAssignments).
 func (c *Controller) Assignments(ctx context.Context, node string, index uint64, wait time.Duration) (api.Assignments, error) {
 	if _, ok := c.store.Get(state.KindNodes, node); !ok {
 		return api.Assignments{}, api.Errorf(api.CodeNotFound, "node %s is not registered", node)
 	}
 	view := c.assignViews.view(c)
-	if index > 0 && view.changed(node) <= index {
+	if index > 0 && view.ownChanged(node) <= index {
 		if wait <= 0 || wait > 5*time.Minute {
 			wait = 30 * time.Second
 		}
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		for view.changed(node) <= index {
-			if _, err := c.store.Wait(wctx, view.index); err != nil {
-				break
-			}
-			// Writes come in bursts (a pass, then the heartbeats that
-			// report on it): let a burst land before reading it.
-			select {
-			case <-wctx.Done():
-			case <-time.After(assignCoalesce):
-			}
-			view = c.assignViews.view(c)
-		}
-		cancel()
-		if ctx.Err() != nil {
-			return api.Assignments{}, ctx.Err()
+		var err error
+		if view, err = c.awaitAssignments(ctx, view, node, index, wait); err != nil {
+			return api.Assignments{}, err
 		}
 	}
 	out := api.Assignments{Index: view.index, Instances: []api.Assignment{}}
@@ -237,10 +339,26 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 				Network: nets.attach(c, rec)})
 			continue
 		}
-		out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Drives: c.driveAccess(rec), Peers: a.peers,
-			Network: nets.attach(c, rec)})
+		out.Instances = append(out.Instances, api.Assignment{Instance: rec.Instance, Role: c.openExtensions(rec), Disks: c.diskAccess(rec), Drives: c.driveAccess(rec),
+			PeersVersion: strconv.FormatUint(a.peersVersion, 16), Network: nets.attach(c, rec)})
 	}
 	out.VPNs = nets.gateways(c, node)
 	out.Networks = nets.networks(view.insts, view.nodes)
 	return out, nil
+}
+
+// Peers returns the peers of instance, which must be assigned to node
+// (Assignment.PeersVersion): its role's instances, itself included. They
+// come from the newest view built, at least as new as the assignment the
+// node read the version from, without building one for each call.
+func (c *Controller) Peers(ctx context.Context, node, instance string) ([]api.Peer, error) {
+	for _, a := range c.assignViews.latest(c).byNode[node] {
+		if a.rec.ID == instance && !a.incoming {
+			if a.peers == nil {
+				return []api.Peer{}, nil
+			}
+			return a.peers, nil
+		}
+	}
+	return nil, api.Errorf(api.CodeNotFound, "instance %s is not assigned to node %s", instance, node)
 }

@@ -1,13 +1,16 @@
 package fabric
 
 import (
+	"context"
 	"fmt"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/metrics"
+	"github.com/weftcloud/weft/internal/state"
 )
 
 // BenchmarkControllerPlace10kOn1k measures the whole controller, store
@@ -115,5 +118,59 @@ func BenchmarkDeployAmong1000Services(b *testing.B) {
 	for b.Loop() {
 		v++
 		s.deploy(web("bench", 30000, fmt.Sprint(v)))
+	}
+}
+
+// BenchmarkList20kAfterWrites measures what every reader of the whole
+// state (a pass, the nodes' assignment views, the load balancer's sync)
+// pays to list 20,000 instances after a write of 50 of them (a batch of
+// heartbeats): caught up from the store's journal, and listed whole as
+// over a store without one (as before the journal).
+func BenchmarkList20kAfterWrites(b *testing.B) {
+	store, err := state.Open(filepath.Join(b.TempDir(), "state.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	recs := make([]*instanceRecord, 20000)
+	var ops []state.Op
+	for i := range recs {
+		recs[i] = &instanceRecord{Instance: api.Instance{ID: fmt.Sprintf("svc-%03d-work-%d-abcd", i/100, i%100), Tenant: api.DefaultTenant,
+			Service: fmt.Sprintf("svc-%03d", i/100), Role: "work", Slot: i % 100, Node: fmt.Sprintf("node-%04d", i%1000),
+			State: api.StateRunning, Health: api.HealthHealthy, Desired: api.DesiredRunning},
+			Spec: api.RoleSpec{Name: "work", Runtime: api.RuntimeProcess, Instances: 100, Command: []string{"./run"}}}
+		ops = append(ops, put(state.KindInstances, recs[i].key(), recs[i]))
+		if len(ops) == 1000 {
+			if _, err := store.Apply(context.Background(), ops); err != nil {
+				b.Fatal(err)
+			}
+			ops = nil
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		store state.Store
+	}{{"journal", store}, {"whole", struct{ state.Store }{store}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var d decoded[instanceRecord]
+			d.list(tc.store, state.KindInstances)
+			n := 0
+			for b.Loop() {
+				b.StopTimer()
+				var ops []state.Op
+				for range 50 {
+					n = (n + 397) % len(recs)
+					recs[n].Restarts++
+					ops = append(ops, put(state.KindInstances, recs[n].key(), recs[n]))
+				}
+				if _, err := store.Apply(context.Background(), ops); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if got, _ := d.list(tc.store, state.KindInstances); len(got) != len(recs) {
+					b.Fatalf("listed %d", len(got))
+				}
+			}
+		})
 	}
 }

@@ -33,6 +33,28 @@ func checkDecoded(t testing.TB, c *Controller) {
 	}
 	check(state.KindInstances, func() map[string]any { return c.instCache.current(c.store, state.KindInstances) })
 	check(state.KindNodes, func() map[string]any { return c.nodeCache.current(c.store, state.KindNodes) })
+	checkListed(t, &c.instCache, c.store, state.KindInstances)
+	checkListed(t, &c.nodeCache, c.store, state.KindNodes)
+}
+
+// checkListed fails when the kind's list, kept up to date from the store's
+// journal, is not the store's entries decoded afresh, in the same order.
+func checkListed[T any](t testing.TB, d *decoded[T], s state.Store, kind string) {
+	t.Helper()
+	got, revs := d.list(s, kind)
+	entries := s.List(kind, "")
+	if len(got) != len(entries) || len(revs) != len(entries) {
+		t.Fatalf("%s listed %d records (%d revisions), the store holds %d", kind, len(got), len(revs), len(entries))
+	}
+	for i, e := range entries {
+		var want T
+		if err := json.Unmarshal(e.Value, &want); err != nil {
+			t.Fatal(err)
+		}
+		if revs[i] != e.Rev || !reflect.DeepEqual(*got[i], want) {
+			t.Fatalf("%s listed #%d at revision %d:\n got %+v\nwant %s at %d %+v", kind, i, revs[i], *got[i], e.Key, e.Rev, want)
+		}
+	}
 }
 
 // current is every record kept that is still at the store's revision.

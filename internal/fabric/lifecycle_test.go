@@ -185,8 +185,8 @@ func TestLiveSettingsReachInstancesWithoutReplacingThem(t *testing.T) {
 			if a.Role.Settings["COLOR"] != "blue" {
 				t.Errorf("assignment of %s has settings %v", a.Instance.ID, a.Role.Settings)
 			}
-			if len(a.Peers) != 2 {
-				t.Errorf("assignment of %s lists %d peers, want the role's 2", a.Instance.ID, len(a.Peers))
+			if peers := peersOf(t, s, in.Node, a); len(peers) != 2 {
+				t.Errorf("instance %s has %d peers, want the role's 2", a.Instance.ID, len(peers))
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -193,10 +194,68 @@ func (s *Store) Consistent(ctx context.Context) error {
 		}
 		s.readyTerm.Store(term)
 	}
-	if err := waitFuture(ctx, s.raft.VerifyLeader()); err != nil {
+	if err := s.verify.join(ctx, s.raft.VerifyLeader); err != nil {
 		return s.readError(err)
 	}
 	return nil
+}
+
+// verifyRounds shares leadership checks between the reads that wait at
+// the same time: each read joins the first round that starts after it
+// did (a round under way may have begun before the read, so it cannot
+// answer it), and one VerifyLeader answers every read of its round. One
+// check per read put a round through Raft's leader loop for every GET
+// (every node's assignment query, every list) on a controller that
+// serves a thousand nodes.
+type verifyRounds struct {
+	mu      sync.Mutex
+	running bool
+	next    *verifyRound // collects the reads that came while a round runs
+}
+
+type verifyRound struct {
+	done  chan struct{}
+	err   error
+	reads int // the reads it answers
+}
+
+// join waits for a round of check that starts after it was called.
+func (v *verifyRounds) join(ctx context.Context, check func() raft.Future) error {
+	v.mu.Lock()
+	var r *verifyRound
+	if !v.running {
+		v.running = true
+		r = &verifyRound{done: make(chan struct{})}
+		go v.run(r, check)
+	} else {
+		if v.next == nil {
+			v.next = &verifyRound{done: make(chan struct{})}
+		}
+		r = v.next
+	}
+	r.reads++
+	v.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run runs round r, then the round that collected reads meanwhile, until
+// none did.
+func (v *verifyRounds) run(r *verifyRound, check func() raft.Future) {
+	for r != nil {
+		r.err = check().Error()
+		close(r.done)
+		v.mu.Lock()
+		r, v.next = v.next, nil
+		if r == nil {
+			v.running = false
+		}
+		v.mu.Unlock()
+	}
 }
 
 // readError maps a failed leadership check: whatever Raft says, this

@@ -55,6 +55,8 @@ type Store struct {
 	// every entry committed before its term (0: not established).
 	readyTerm atomic.Uint64
 
+	verify verifyRounds // Consistent's leadership checks, shared by the reads waiting at once
+
 	closing   atomic.Bool
 	done      chan struct{} // closed by Close: stops watch
 	watchDone chan struct{}
@@ -264,6 +266,11 @@ func (s *Store) Get(kind, key string) (state.Entry, bool) { return s.db.Get(kind
 
 // List returns the local entries of kind under prefix, sorted by key.
 func (s *Store) List(kind, prefix string) []state.Entry { return s.db.List(kind, prefix) }
+
+// Since is state.Journal's.
+func (s *Store) Since(kind string, after uint64) ([]state.Entry, []string, uint64, bool) {
+	return s.db.Since(kind, after)
+}
 
 // ListAfter is state.Store's.
 func (s *Store) ListAfter(kind, prefix, after string, n int) []state.Entry {

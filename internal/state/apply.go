@@ -167,7 +167,7 @@ func (db *DB) commit(group []*request) error {
 				switch {
 				case op.Check:
 				case op.Delete:
-					v.delete(op.Kind, op.Key)
+					v.delete(op.Kind, op.Key, r.index)
 				default:
 					v.put(Entry{Kind: op.Kind, Key: op.Key, Value: op.Value, Rev: r.index})
 				}

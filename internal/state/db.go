@@ -137,6 +137,7 @@ func load(b *bolt.DB) (*view, error) {
 			})
 		})
 	})
+	v.loaded()
 	return v, err
 }
 
@@ -179,6 +180,27 @@ func (db *DB) ListAfter(kind, prefix, after string, n int) []Entry {
 		return nil
 	}
 	return t.listAfter(prefix, after, n)
+}
+
+// Since returns what changed in kind after index after: the entries
+// written since, as they are now, in key order, and the keys deleted
+// since; and the index that is as of. When it cannot tell (after is
+// older than it remembers, or from before a Restore), it returns every
+// entry of kind and all true. Values are shared with the store.
+func (db *DB) Since(kind string, after uint64) (changed []Entry, deleted []string, index uint64, all bool) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, nil, 0, true
+	}
+	if changed, deleted, ok := db.v.since(kind, after); ok {
+		return changed, deleted, db.v.index, false
+	}
+	var entries []Entry
+	if t, ok := db.v.tables[kind]; ok {
+		entries = t.list("")
+	}
+	return entries, nil, db.v.index, true
 }
 
 // Index returns the index of the last applied batch (0 for a new store).

@@ -12,6 +12,57 @@ import (
 type table struct {
 	entries map[string]Entry
 	keys    []string
+	// journal lists the keys written (put or deleted) in index order,
+	// complete for the writes after since (Since).
+	journal []written
+	since   uint64
+}
+
+// written is one entry of a table's journal.
+type written struct {
+	key   string
+	index uint64
+}
+
+// note adds a write at index to the journal, dropping its older half once
+// it holds twice the table's keys: a reader that far behind lists the
+// whole kind instead.
+func (t *table) note(key string, index uint64) {
+	t.journal = append(t.journal, written{key, index})
+	if len(t.journal) > 2*len(t.entries)+1024 {
+		h := len(t.journal) / 2
+		t.since = t.journal[h-1].index
+		t.journal = append([]written(nil), t.journal[h:]...)
+	}
+}
+
+// changedSince is the entries written after index after, in key order,
+// and the keys deleted after it; false when the journal does not reach
+// back that far.
+func (t *table) changedSince(after uint64) ([]Entry, []string, bool) {
+	if after < t.since {
+		return nil, nil, false
+	}
+	i := sort.Search(len(t.journal), func(i int) bool { return t.journal[i].index > after })
+	seen := map[string]bool{}
+	var keys []string
+	for _, w := range t.journal[i:] {
+		if !seen[w.key] {
+			seen[w.key] = true
+			keys = append(keys, w.key)
+		}
+	}
+	sort.Strings(keys)
+	var changed []Entry
+	var deleted []string
+	for _, k := range keys {
+		if e, ok := t.entries[k]; ok {
+			changed = append(changed, e)
+		} else {
+			deleted = append(deleted, k)
+		}
+	}
+	return changed, deleted, true
 }
 
 func newTable() *table {
@@ -68,6 +119,10 @@ func (t *table) listAfter(prefix, after string, n int) []Entry {
 type view struct {
 	tables map[string]*table
 	index  uint64
+	// base: the journals (Since) tell nothing of what came before it:
+	// the index the view was loaded at, or past every index before a
+	// Restore.
+	base uint64
 }
 
 func newView() *view {
@@ -90,12 +145,36 @@ func (v *view) put(e Entry) {
 		v.tables[e.Kind] = t
 	}
 	t.put(e)
+	t.note(e.Key, e.Rev)
 }
 
-func (v *view) delete(kind, key string) {
+// delete deletes kind/key in the batch at index.
+func (v *view) delete(kind, key string, index uint64) {
 	if t, ok := v.tables[kind]; ok {
 		t.delete(key)
+		t.note(key, index)
 	}
+}
+
+// loaded marks the view as read whole at its index (a file, a snapshot):
+// the journals start there.
+func (v *view) loaded() {
+	v.base = v.index
+	for _, t := range v.tables {
+		t.journal = nil
+	}
+}
+
+// since is Since's answer from the view.
+func (v *view) since(kind string, after uint64) ([]Entry, []string, bool) {
+	if after < v.base || after > v.index {
+		return nil, nil, false
+	}
+	t, ok := v.tables[kind]
+	if !ok {
+		return nil, nil, true
+	}
+	return t.changedSince(after)
 }
 
 // kinds returns the kinds that hold entries, sorted, so snapshots are

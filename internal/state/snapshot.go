@@ -205,7 +205,13 @@ func (db *DB) Restore(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("state: restore: %w", err)
 	}
-	db.publish(func(v *view) { *v = *nv })
+	db.publish(func(v *view) {
+		// A reader's journal position from before the Restore means
+		// nothing after it, even at an index the restored state reaches.
+		base := max(nv.base, v.index+1)
+		*v = *nv
+		v.base = base
+	})
 	db.log.Info("state restored", "index", nv.index)
 	return nil
 }
@@ -230,6 +236,7 @@ func readSnapshot(r io.Reader) (*view, error) {
 			if line.Count != n {
 				return nil, fmt.Errorf("%w: trailer counts %d entries, stream has %d", ErrBadSnapshot, line.Count, n)
 			}
+			nv.loaded()
 			return nv, nil
 		}
 		if err := validOp(Op{Kind: line.Kind, Key: line.Key}); err != nil {

@@ -104,6 +104,20 @@ type Store interface {
 	Close() error
 }
 
+// Journal is what a Store that remembers its recent writes offers besides
+// (DB, and raftstore's Store over it): readers that keep the records of a
+// kind (the controller's decoded caches) catch up on what changed instead
+// of listing every entry again.
+type Journal interface {
+	// Since returns the entries of kind written after index after, as
+	// they are now, in key order, and the keys deleted after it; and the
+	// index that is as of. When it cannot tell, it returns every entry of
+	// kind and all true.
+	Since(kind string, after uint64) (changed []Entry, deleted []string, index uint64, all bool)
+}
+
+var _ Journal = (*DB)(nil)
+
 // Lookup decodes the JSON record at kind/key and returns it with its
 // revision; false when there is none or it does not decode.
 func Lookup[T any](s Store, kind, key string) (T, uint64, bool) {
