@@ -2,8 +2,8 @@ package fabric
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -111,6 +111,7 @@ func TestMigrationDestinationHearsOfItsNetwork(t *testing.T) {
 		}
 	}
 }
+
 // TestPeersAloneWaitForAHeartbeatInterval: a change of a node's peers
 // alone (another member of the role turning unhealthy) reaches the node
 // within a heartbeat interval, not at once; a change of its own instances
