@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/internal/atomicfile"
+	"github.com/weftcloud/weft/internal/procstat"
 	"github.com/weftcloud/weft/internal/driver"
 )
 
@@ -106,8 +107,8 @@ func Inspect(dir string) (driver.Status, error) {
 	if err := atomicfile.ReadJSON(filepath.Join(dir, pidFile), &pids); err != nil {
 		return driver.Status{}, driver.ErrNotFound
 	}
-	if !alive(pids.Child, pids.ChildStart) {
-		if alive(pids.Shim, pids.ShimStart) {
+	if !procstat.Alive(pids.Child, pids.ChildStart) {
+		if procstat.Alive(pids.Shim, pids.ShimStart) {
 			// The child just ended and its shim is recording how: not
 			// done yet, look again shortly.
 			return driver.Status{Running: true, PID: pids.Child}, nil
