@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,7 +14,9 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/drive"
+	"github.com/weftcloud/weft/internal/driveproc"
 	"github.com/weftcloud/weft/internal/ociimage"
+	"github.com/weftcloud/weft/internal/procstat"
 )
 
 // requireDrives skips a test when this host cannot mount drives.
@@ -123,21 +127,12 @@ roles:
 		}
 	}
 
-	// An agent that restarts restarts its instances with drives, on the
-	// drives mounted anew.
-	restarted := c.instances("keeper")[0]
-	c.kill9(c.agents[restarted.Node])
-	c.startAgent(restarted.Node)
-	c.waitFor("the instance started again by the restarted agent", 30*time.Second, func() bool {
-		starts, err := c.driveFile(restarted, "data", "starts")
-		return err == nil && strings.Count(starts, restarted.ID) == 2
-	})
-
 	// A reimage starts the instance afresh on the same drive.
-	c.mustWeft("instance", "reimage", restarted.ID, "--wait", "--timeout", "30s")
+	reimaged := c.instances("keeper")[0]
+	c.mustWeft("instance", "reimage", reimaged.ID, "--wait", "--timeout", "30s")
 	c.waitFor("the reimaged instance started on its drive", 30*time.Second, func() bool {
-		starts, err := c.driveFile(restarted, "data", "starts")
-		return err == nil && strings.Count(starts, restarted.ID) == 3
+		starts, err := c.driveFile(reimaged, "data", "starts")
+		return err == nil && strings.Count(starts, reimaged.ID) == 2
 	})
 
 	c.mustWeft("scale", "keeper", "db", "1")
@@ -298,4 +293,112 @@ func startedOnDrives(c *cluster, n int) bool {
 		}
 	}
 	return len(ins) == n
+}
+
+// TestDrivesOutliveTheAgent: a process instance keeps writing on its drive
+// while its agent is killed with SIGKILL and started again; the drive's
+// server, a process of its own, keeps serving it, and the new agent takes
+// both over without restarting the instance (the same process, no
+// restart). Every line the instance wrote, before, during and after, is on
+// the drive. Deleted, the instance takes its drive's server with it.
+func TestDrivesOutliveTheAgent(t *testing.T) {
+	parallel(t)
+	requireDrives(t)
+	c := newCluster(t, 1, storageFlags(t)...)
+	dir := filepath.Join(c.dir, "models", "ticker")
+	os.MkdirAll(filepath.Join(dir, "package"), 0o755)
+	// One numbered line every 100 ms, each synced to the storage service.
+	writeFile(t, filepath.Join(dir, "package", "run.sh"), `#!/bin/sh
+set -e
+cd "$WEFT_DRIVE_DATA"
+echo "$$" >> starts
+i=0
+while :; do
+	i=$((i+1))
+	echo "$i" >> lines
+	sync lines
+	sleep 0.1
+done
+`)
+	os.Chmod(filepath.Join(dir, "package", "run.sh"), 0o755)
+	model := writeFile(t, filepath.Join(dir, "service.yaml"), `name: ticker
+roles:
+  - name: w
+    kind: worker
+    runtime: process
+    package: ./package
+    command: ["./run.sh"]
+    instances: 1
+    persistence: persistent
+    size: {cpu: 0.1, memory: 64Mi}
+    drives: [{name: data, size: 32Mi}]
+`)
+	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
+	in := c.instances("ticker")[0]
+	lines := func() []string {
+		got, _ := c.driveFile(in, "data", "lines")
+		return strings.Fields(got)
+	}
+	c.waitFor("the instance writing on its drive", 30*time.Second, func() bool { return len(lines()) >= 3 })
+	pid := pidOf(t, in.ID)
+	serverDir := filepath.Join(c.dir, in.Node, "drives", in.ID, "data")
+	server, err := driveproc.Find(serverDir)
+	if err != nil {
+		t.Fatalf("the drive's server: %v", err)
+	}
+	if server.PID() == c.agents[in.Node].cmd.Process.Pid {
+		t.Fatal("the drive is served by the agent itself")
+	}
+
+	// The new agent registers (at another address: its API's port is the
+	// kernel's pick) only once it has adopted what it found.
+	agentAddr := func() string {
+		nodes, _ := c.client.Nodes(context.Background())
+		for _, n := range nodes {
+			if n.Name == in.Node {
+				return n.Address
+			}
+		}
+		return ""
+	}
+	before := agentAddr()
+	c.kill9(c.agents[in.Node])
+	during := len(lines())
+	c.waitFor("the instance writing on its drive with no agent", 30*time.Second, func() bool { return len(lines()) >= during+5 })
+	c.startAgent(in.Node)
+	c.waitFor("the new agent registered", 30*time.Second, func() bool { a := agentAddr(); return a != "" && a != before })
+	after := len(lines())
+	c.waitFor("the instance writing on its drive under the new agent", 30*time.Second, func() bool { return len(lines()) >= after+10 })
+
+	if got := pidOf(t, in.ID); got != pid {
+		t.Errorf("the instance's process is %d after the agent's restart, was %d", got, pid)
+	}
+	if starts, _ := c.driveFile(in, "data", "starts"); strings.Count(starts, "\n") != 1 {
+		t.Errorf("the instance started %d times on its drive (%q), want once", strings.Count(starts, "\n"), starts)
+	}
+	if now := c.instances("ticker"); len(now) != 1 || now[0].ID != in.ID || now[0].Restarts != 0 || now[0].State != api.StateRunning {
+		t.Errorf("after the agent's restart: %+v, want %s running with no restart", now, in.ID)
+	}
+	if again, err := driveproc.Find(serverDir); err != nil || again.PID() != server.PID() {
+		t.Errorf("the drive's server after the agent's restart: %v, %v; want %d", again, err, server.PID())
+	}
+	for i, l := range lines() {
+		if l != strconv.Itoa(i+1) {
+			t.Fatalf("line %d on the drive reads %q: lines were lost", i+1, l)
+		}
+	}
+
+	c.mustWeft("service", "delete", "ticker")
+	c.waitFor("the drive's server stopped with the instance", 30*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(c.dir, in.Node, "drives", in.ID))
+		return errors.Is(err, os.ErrNotExist)
+	})
+	if _, err := driveproc.Find(serverDir); err == nil {
+		t.Error("the drive's server runs after its instance was deleted")
+	}
+	if err := syscall.Kill(server.PID(), 0); err == nil {
+		if st, _, _ := procstat.Stat(server.PID()); st != 'Z' {
+			t.Errorf("the drive's server %d still runs (state %c) after its instance was deleted", server.PID(), st)
+		}
+	}
 }

@@ -153,15 +153,20 @@ const stopTimeout = 20 * time.Second
 // fails, the drive still mounted and served, while a process holds a file
 // on it; then a later Stop may succeed.
 func (p *Proc) Stop(ctx context.Context) error {
+	refused := filepath.Join(p.dir, refusedFile)
+	os.Remove(refused)
 	if err := syscall.Kill(p.rec.PID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("driveproc: stop the server of %s: %w", p.rec.Mount, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, stopTimeout)
 	defer cancel()
 	for procstat.Alive(p.rec.PID, p.rec.Start) {
+		if why, err := os.ReadFile(refused); err == nil {
+			return fmt.Errorf("driveproc: the drive at %s is still served: %s", p.rec.Mount, why)
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("driveproc: the drive at %s is still served %s after SIGTERM: %s", p.rec.Mount, stopTimeout, lastLine(filepath.Join(p.dir, LogFile), 0))
+			return fmt.Errorf("driveproc: the drive at %s is still served %s after SIGTERM: %w", p.rec.Mount, stopTimeout, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -171,7 +176,7 @@ func (p *Proc) Stop(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, f := range []string{specFile, servingFile, LogFile} {
+	for _, f := range []string{specFile, servingFile, LogFile, refusedFile} {
 		os.Remove(filepath.Join(p.dir, f))
 	}
 	return nil

@@ -15,6 +15,7 @@
 //	DIR/spec.json    what to serve, written by the agent (it holds the SAS: 0600)
 //	DIR/serving.json the server's PID, start time, blob and lease, written once the drive is mounted
 //	DIR/serve.log    the server's log
+//	DIR/refused      why the last SIGTERM did not unmount the drive
 //	DIR/work, DIR/mnt the FUSE file and the ext4 mount (drive.Options)
 package driveproc
 
@@ -39,6 +40,7 @@ import (
 const (
 	specFile    = "spec.json"
 	servingFile = "serving.json"
+	refusedFile = "refused"
 	LogFile     = "serve.log"
 )
 
@@ -122,6 +124,7 @@ func serve(dir string, log *slog.Logger) error {
 	for range stop {
 		if err := d.Detach(); err != nil {
 			log.Error("drive not detached; still serving it", "err", err)
+			os.WriteFile(filepath.Join(dir, refusedFile), []byte(err.Error()), 0o600)
 			continue
 		}
 		os.Remove(filepath.Join(dir, servingFile))
