@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/internal/atomicfile"
-	"github.com/weftcloud/weft/internal/procstat"
 	"github.com/weftcloud/weft/internal/driver"
+	"github.com/weftcloud/weft/internal/procstat"
 )
 
 // Command returns how to start a shim: given when it is set (tests run
