@@ -396,9 +396,7 @@ roles:
 	if _, err := driveproc.Find(serverDir); err == nil {
 		t.Error("the drive's server runs after its instance was deleted")
 	}
-	if err := syscall.Kill(server.PID(), 0); err == nil {
-		if st, _, _ := procstat.Stat(server.PID()); st != 'Z' {
-			t.Errorf("the drive's server %d still runs (state %c) after its instance was deleted", server.PID(), st)
-		}
+	if procstat.Alive(server.PID(), server.Start()) {
+		t.Errorf("the drive's server %d still runs after its instance was deleted", server.PID())
 	}
 }

@@ -148,7 +148,13 @@ func TestServerOutlivesItsHandle(t *testing.T) {
 	if _, err := driveproc.Adopt(dir, spec); err != nil {
 		t.Errorf("the server after a refused stop: %v", err)
 	}
+	// Freed, the drive is detached by the server that was asked to stop.
 	held.Close()
+	for deadline := time.Now().Add(30 * time.Second); procstat.Alive(p.PID(), found.Start()); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the server asked to stop still serves its drive, freed, 30s later")
+		}
+	}
 	if err := found.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -47,13 +47,21 @@ const startTimeout = 2 * time.Minute
 // Start starts a drive server in dir (an absolute path, made if missing)
 // with command (DIR is appended), in its own session so that it outlives
 // the caller, and returns once the drive is mounted, or the server's
-// error. What a server that died left mounted in dir is cleared first.
+// error. A server still running in dir is stopped first (Start fails when
+// it refuses); what one that died left mounted is cleared.
 func Start(ctx context.Context, command []string, dir string, spec Spec) (*Proc, error) {
 	if !filepath.IsAbs(dir) {
 		return nil, fmt.Errorf("driveproc: the drive's folder %q is not absolute", dir)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("driveproc: %w", err)
+	}
+	// Never two servers of one folder: the earlier one would unmount the
+	// later one's drive once it got to unmount its own.
+	if p, err := Find(dir); err == nil {
+		if err := p.Stop(ctx); err != nil {
+			return nil, fmt.Errorf("driveproc: an earlier server still serves the drive: %w", err)
+		}
 	}
 	os.Remove(filepath.Join(dir, servingFile))
 	if err := atomicfile.WriteJSON(filepath.Join(dir, specFile), spec); err != nil {
@@ -142,6 +150,10 @@ func Find(dir string) (*Proc, error) {
 // PID is the server's process ID.
 func (p *Proc) PID() int { return p.rec.PID }
 
+// Start is the server's start time (procstat.Stat), which tells it apart
+// from a later process with its PID.
+func (p *Proc) Start() uint64 { return p.rec.Start }
+
 // Mount is where the drive is mounted.
 func (p *Proc) Mount() string { return p.rec.Mount }
 
@@ -151,7 +163,8 @@ const stopTimeout = 20 * time.Second
 
 // Stop asks the server to unmount the drive and waits for it to exit. It
 // fails, the drive still mounted and served, while a process holds a file
-// on it; then a later Stop may succeed.
+// on it; the server then tries again by itself, and a later Stop may
+// succeed.
 func (p *Proc) Stop(ctx context.Context) error {
 	refused := filepath.Join(p.dir, refusedFile)
 	os.Remove(refused)

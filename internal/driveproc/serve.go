@@ -28,6 +28,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/atomicfile"
@@ -74,9 +75,9 @@ func MountOf(dir string) string { return options(dir).Mount }
 
 // Main is `weft drive-serve DIR`: it mounts the drive DIR/spec.json names
 // and serves it until SIGTERM, then unmounts it and exits 0. A drive that
-// cannot be unmounted (a process still holds a file on it) is served on,
-// until the next SIGTERM. Its log goes to stderr, which the agent points
-// at DIR/serve.log.
+// cannot be unmounted (a process still holds a file on it) is served on
+// and tried again every few seconds. Its log goes to stderr, which the
+// agent points at DIR/serve.log.
 func Main(args []string) int {
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "usage: weft drive-serve DIR")
@@ -121,15 +122,30 @@ func serve(dir string, log *slog.Logger) error {
 		return errors.Join(err, d.Detach())
 	}
 	log.Info("drive mounted", "drive", spec.Access.Name, "mount", opt.Mount)
-	for range stop {
-		if err := d.Detach(); err != nil {
-			log.Error("drive not detached; still serving it", "err", err)
-			os.WriteFile(filepath.Join(dir, refusedFile), []byte(err.Error()), 0o600)
-			continue
+	<-stop
+	// Asked to stop, it stops as soon as it can: a drive in use (a
+	// process of the instance lingering, or ext4's last writes waiting for
+	// a storage service cut off from this node) is tried again until it
+	// is free, or at once on another SIGTERM.
+	retry := time.NewTicker(retryDetach)
+	defer retry.Stop()
+	for {
+		err := d.Detach()
+		if err == nil {
+			break
 		}
-		os.Remove(filepath.Join(dir, servingFile))
-		log.Info("drive detached", "drive", spec.Access.Name)
-		return nil
+		log.Error("drive not detached; still serving it", "err", err)
+		os.WriteFile(filepath.Join(dir, refusedFile), []byte(err.Error()), 0o600)
+		select {
+		case <-stop:
+		case <-retry.C:
+		}
 	}
+	os.Remove(filepath.Join(dir, servingFile))
+	log.Info("drive detached", "drive", spec.Access.Name)
 	return nil
 }
+
+// retryDetach is how often a server asked to stop tries again to detach
+// a drive that was in use.
+const retryDetach = 5 * time.Second
