@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -45,6 +46,28 @@ func (c *cluster) driveFile(in api.Instance, drive, name string) (string, error)
 	return string(b), err
 }
 
+// driveService writes the model of service name: a persistent process
+// role "db" of n instances, each with a 32 MiB drive "data", running the
+// shell script run (its package's run.sh). It returns the model's path.
+func (c *cluster) driveService(name string, n int, run string) string {
+	dir := filepath.Join(c.dir, "models", name)
+	os.MkdirAll(filepath.Join(dir, "package"), 0o755)
+	writeFile(c.t, filepath.Join(dir, "package", "run.sh"), run)
+	os.Chmod(filepath.Join(dir, "package", "run.sh"), 0o755)
+	return writeFile(c.t, filepath.Join(dir, "service.yaml"), fmt.Sprintf(`name: %s
+roles:
+  - name: db
+    kind: worker
+    runtime: process
+    package: ./package
+    command: ["./run.sh"]
+    instances: %d
+    persistence: persistent
+    size: {cpu: 0.1, memory: 64Mi}
+    drives: [{name: data, size: 32Mi}]
+`, name, n))
+}
+
 // TestPersistentProcessDrives: a persistent process role of three
 // instances, each writing on its slot's drive; its node killed with its
 // agent, an instance comes back on another node with what it wrote; the
@@ -53,11 +76,9 @@ func TestPersistentProcessDrives(t *testing.T) {
 	parallel(t)
 	requireDrives(t)
 	c := newCluster(t, 3, storageFlags(t)...)
-	dir := filepath.Join(c.dir, "models", "keeper")
-	os.MkdirAll(filepath.Join(dir, "package"), 0o755)
 	// The first instance of a slot writes its name on the drive; every
 	// instance appends its own, then both are synced before it says so.
-	writeFile(t, filepath.Join(dir, "package", "run.sh"), `#!/bin/sh
+	model := c.driveService("keeper", 3, `#!/bin/sh
 set -e
 cd "$WEFT_DRIVE_DATA"
 [ -f first ] || echo "$WEFT_INSTANCE" > first
@@ -66,19 +87,7 @@ sync
 touch ready
 exec sleep 600
 `)
-	os.Chmod(filepath.Join(dir, "package", "run.sh"), 0o755)
-	model := writeFile(t, filepath.Join(dir, "service.yaml"), `name: keeper
-roles:
-  - name: db
-    kind: worker
-    runtime: process
-    package: ./package
-    command: ["./run.sh"]
-    instances: 3
-    persistence: persistent
-    size: {cpu: 0.1, memory: 64Mi}
-    drives: [{name: data, size: 32Mi}]
-`)
+	dir := filepath.Dir(model)
 	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
 	first := map[int]string{} // slot -> the instance that first wrote its drive
 	c.waitFor("each instance's drive written", 30*time.Second, func() bool {
@@ -305,10 +314,8 @@ func TestDrivesOutliveTheAgent(t *testing.T) {
 	parallel(t)
 	requireDrives(t)
 	c := newCluster(t, 1, storageFlags(t)...)
-	dir := filepath.Join(c.dir, "models", "ticker")
-	os.MkdirAll(filepath.Join(dir, "package"), 0o755)
 	// One numbered line every 100 ms, each synced to the storage service.
-	writeFile(t, filepath.Join(dir, "package", "run.sh"), `#!/bin/sh
+	model := c.driveService("ticker", 1, `#!/bin/sh
 set -e
 cd "$WEFT_DRIVE_DATA"
 echo "$$" >> starts
@@ -319,19 +326,6 @@ while :; do
 	sync lines
 	sleep 0.1
 done
-`)
-	os.Chmod(filepath.Join(dir, "package", "run.sh"), 0o755)
-	model := writeFile(t, filepath.Join(dir, "service.yaml"), `name: ticker
-roles:
-  - name: w
-    kind: worker
-    runtime: process
-    package: ./package
-    command: ["./run.sh"]
-    instances: 1
-    persistence: persistent
-    size: {cpu: 0.1, memory: 64Mi}
-    drives: [{name: data, size: 32Mi}]
 `)
 	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
 	in := c.instances("ticker")[0]

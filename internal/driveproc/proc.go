@@ -30,14 +30,11 @@ type Proc struct {
 // run their own binary), else this executable with the argument
 // "drive-serve" (`weft drive-serve DIR`).
 func Command(given []string) ([]string, error) {
-	if len(given) > 0 {
-		return given, nil
-	}
-	exe, err := os.Executable()
+	cmd, err := procstat.Command(given, "drive-serve")
 	if err != nil {
-		return nil, fmt.Errorf("driveproc: find own executable: %w", err)
+		return nil, fmt.Errorf("driveproc: %w", err)
 	}
-	return []string{exe, "drive-serve"}, nil
+	return cmd, nil
 }
 
 // startTimeout bounds a drive server's start: a blank drive is formatted

@@ -1,6 +1,7 @@
-// Package procstat tells a process apart from a later one that reuses its
-// PID, by the start time /proc records for it: what a supervisor that
-// outlives its parent (a shim, a drive server) writes down so that an
+// Package procstat is about the helper processes of this binary that
+// outlive the agent starting them (a shim, a drive server): how to start
+// one, and how to tell it apart from a later process that reuses its PID,
+// by the start time /proc records for it, which it writes down so that an
 // agent started later can find it again.
 package procstat
 
@@ -28,6 +29,20 @@ func Stat(pid int) (state byte, start uint64, err error) {
 	}
 	_, err = fmt.Sscan(fields[19], &start) // field 22 overall: fields here start at field 3
 	return fields[0][0], start, err
+}
+
+// Command returns how to start a helper process of this binary (a
+// hidden command such as `weft shim`): given when it is set (tests run
+// their own binary), else this executable with the argument verb.
+func Command(given []string, verb string) ([]string, error) {
+	if len(given) > 0 {
+		return given, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	return []string{exe, verb}, nil
 }
 
 // Alive reports whether the process pid, started at start, still runs: a

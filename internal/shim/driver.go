@@ -20,14 +20,11 @@ import (
 // their own binary), else this executable with the argument "shim"
 // (`weft shim DIR`).
 func Command(given []string) ([]string, error) {
-	if len(given) > 0 {
-		return given, nil
-	}
-	exe, err := os.Executable()
+	cmd, err := procstat.Command(given, "shim")
 	if err != nil {
-		return nil, fmt.Errorf("shim: find own executable: %w", err)
+		return nil, fmt.Errorf("shim: %w", err)
 	}
-	return []string{exe, "shim"}, nil
+	return cmd, nil
 }
 
 // ReadSpec returns the spec the instance in dir was launched with.
