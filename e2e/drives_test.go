@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -309,7 +308,8 @@ func startedOnDrives(c *cluster, n int) bool {
 // server, a process of its own, keeps serving it, and the new agent takes
 // both over without restarting the instance (the same process, no
 // restart). Every line the instance wrote, before, during and after, is on
-// the drive. Deleted, the instance takes its drive's server with it.
+// the drive. An instance that dies while no agent runs is restarted on the
+// same server. Deleted, the instance takes its drive's server with it.
 func TestDrivesOutliveTheAgent(t *testing.T) {
 	parallel(t)
 	requireDrives(t)
@@ -382,15 +382,24 @@ done
 		}
 	}
 
-	c.mustWeft("service", "delete", "ticker")
-	c.waitFor("the drive's server stopped with the instance", 30*time.Second, func() bool {
-		_, err := os.Stat(filepath.Join(c.dir, in.Node, "drives", in.ID))
-		return errors.Is(err, os.ErrNotExist)
+	// The instance dies while no agent runs: the next agent restarts it
+	// in place, on its drive's server, adopted again.
+	c.kill9(c.agents[in.Node])
+	syscall.Kill(pid, syscall.SIGKILL)
+	c.startAgent(in.Node)
+	c.waitFor("the instance restarted on its drive", 30*time.Second, func() bool {
+		starts, _ := c.driveFile(in, "data", "starts")
+		return strings.Count(starts, "\n") == 2
 	})
-	if _, err := driveproc.Find(serverDir); err == nil {
-		t.Error("the drive's server runs after its instance was deleted")
+	if again, err := driveproc.Find(serverDir); err != nil || again.PID() != server.PID() {
+		t.Errorf("the drive's server after the instance restarted: %v, %v; want %d", again, err, server.PID())
 	}
-	if procstat.Alive(server.PID(), server.Start()) {
-		t.Errorf("the drive's server %d still runs after its instance was deleted", server.PID())
+
+	c.mustWeft("service", "delete", "ticker")
+	c.waitFor("the drive's server stopped with the instance", 60*time.Second, func() bool {
+		return !procstat.Alive(server.PID(), server.Start())
+	})
+	if info, err := os.ReadFile("/proc/self/mountinfo"); err != nil || strings.Contains(string(info), server.Mount()) {
+		t.Errorf("the drive is still mounted at %s after its instance was deleted (%v)", server.Mount(), err)
 	}
 }

@@ -141,8 +141,15 @@ func serve(dir string, log *slog.Logger) error {
 		case <-retry.C:
 		}
 	}
-	os.Remove(filepath.Join(dir, servingFile))
 	log.Info("drive detached", "drive", spec.Access.Name)
+	// Its folder goes with it, unless the agent that asked has taken it
+	// down already (Proc.Stop) or something else was left in it.
+	for _, f := range []string{servingFile, specFile, refusedFile} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	for _, d := range []string{filepath.Join(opt.Work, "blob"), opt.Work, opt.Mount} {
+		os.Remove(d)
+	}
 	return nil
 }
 
