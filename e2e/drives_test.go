@@ -308,8 +308,8 @@ func startedOnDrives(c *cluster, n int) bool {
 // server, a process of its own, keeps serving it, and the new agent takes
 // both over without restarting the instance (the same process, no
 // restart). Every line the instance wrote, before, during and after, is on
-// the drive. An instance that dies while no agent runs is restarted on the
-// same server. Deleted, the instance takes its drive's server with it.
+// the drive. An instance that dies while no agent runs takes its drive's
+// server with it; deleted, so does the next one.
 func TestDrivesOutliveTheAgent(t *testing.T) {
 	parallel(t)
 	requireDrives(t)
@@ -327,7 +327,12 @@ while :; do
 	sleep 0.1
 done
 `)
-	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
+	// The nodes may be ready before the storage service that keeps the
+	// drives (a deploy until then fails to make them).
+	c.waitFor("the service deployed", 30*time.Second, func() bool {
+		_, _, code := c.weft("deploy", "-f", model, "--wait", "--timeout", "60s")
+		return code == 0
+	})
 	in := c.instances("ticker")[0]
 	lines := func() []string {
 		got, _ := c.driveFile(in, "data", "lines")
@@ -382,17 +387,34 @@ done
 		}
 	}
 
-	// The instance dies while no agent runs: the next agent restarts it
-	// in place, on its drive's server, adopted again.
+	// The instance dies while no agent runs (its shim records the exit):
+	// the next agent stops its drive's server, and the slot's next
+	// instance (the same one started again, or its replacement) starts on
+	// the drive, served anew, with all it held.
 	c.kill9(c.agents[in.Node])
 	syscall.Kill(pid, syscall.SIGKILL)
-	c.startAgent(in.Node)
-	c.waitFor("the instance restarted on its drive", 30*time.Second, func() bool {
-		starts, _ := c.driveFile(in, "data", "starts")
-		return strings.Count(starts, "\n") == 2
+	c.waitFor("the instance's exit recorded", 30*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(c.dir, in.Node, "instances", in.ID, "exit.json"))
+		return err == nil
 	})
-	if again, err := driveproc.Find(serverDir); err != nil || again.PID() != server.PID() {
-		t.Errorf("the drive's server after the instance restarted: %v, %v; want %d", again, err, server.PID())
+	c.startAgent(in.Node)
+	c.waitFor("the old drive server stopped", 30*time.Second, func() bool { return !procstat.Alive(server.PID(), server.Start()) })
+	var next api.Instance
+	c.waitFor("the slot's next instance writing on the drive", 60*time.Second, func() bool {
+		for _, n := range c.instances("ticker") {
+			if starts, err := c.driveFile(n, "data", "starts"); n.State == api.StateRunning && err == nil && strings.Count(starts, "\n") == 2 {
+				next = n
+				return true
+			}
+		}
+		return false
+	})
+	if got, _ := c.driveFile(next, "data", "lines"); !strings.HasPrefix(got, "1\n2\n3\n") {
+		t.Errorf("the drive under the slot's next instance begins %q", got[:min(len(got), 20)])
+	}
+	server, err = driveproc.Find(filepath.Join(c.dir, next.Node, "drives", next.ID, "data"))
+	if err != nil {
+		t.Fatalf("the next instance's drive server: %v", err)
 	}
 
 	c.mustWeft("service", "delete", "ticker")
