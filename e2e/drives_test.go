@@ -327,12 +327,7 @@ while :; do
 	sleep 0.1
 done
 `)
-	// The nodes may be ready before the storage service that keeps the
-	// drives (a deploy until then fails to make them).
-	c.waitFor("the service deployed", 30*time.Second, func() bool {
-		_, _, code := c.weft("deploy", "-f", model, "--wait", "--timeout", "60s")
-		return code == 0
-	})
+	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
 	in := c.instances("ticker")[0]
 	lines := func() []string {
 		got, _ := c.driveFile(in, "data", "lines")
