@@ -19,7 +19,7 @@ type loopDevice struct {
 	path    string
 	n       int
 	backing string
-	f    *os.File // held open until ext4 is mounted on it (release), or until detach
+	f       *os.File // held open until ext4 is mounted on it (release), or until detach
 }
 
 // attachLoop binds a free loop device to the file at backing, with
