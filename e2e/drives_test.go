@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,7 +14,9 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/drive"
+	"github.com/weftcloud/weft/internal/driveproc"
 	"github.com/weftcloud/weft/internal/ociimage"
+	"github.com/weftcloud/weft/internal/procstat"
 )
 
 // requireDrives skips a test when this host cannot mount drives.
@@ -41,6 +45,28 @@ func (c *cluster) driveFile(in api.Instance, drive, name string) (string, error)
 	return string(b), err
 }
 
+// driveService writes the model of service name: a persistent process
+// role "db" of n instances, each with a 32 MiB drive "data", running the
+// shell script run (its package's run.sh). It returns the model's path.
+func (c *cluster) driveService(name string, n int, run string) string {
+	dir := filepath.Join(c.dir, "models", name)
+	os.MkdirAll(filepath.Join(dir, "package"), 0o755)
+	writeFile(c.t, filepath.Join(dir, "package", "run.sh"), run)
+	os.Chmod(filepath.Join(dir, "package", "run.sh"), 0o755)
+	return writeFile(c.t, filepath.Join(dir, "service.yaml"), fmt.Sprintf(`name: %s
+roles:
+  - name: db
+    kind: worker
+    runtime: process
+    package: ./package
+    command: ["./run.sh"]
+    instances: %d
+    persistence: persistent
+    size: {cpu: 0.1, memory: 64Mi}
+    drives: [{name: data, size: 32Mi}]
+`, name, n))
+}
+
 // TestPersistentProcessDrives: a persistent process role of three
 // instances, each writing on its slot's drive; its node killed with its
 // agent, an instance comes back on another node with what it wrote; the
@@ -49,11 +75,9 @@ func TestPersistentProcessDrives(t *testing.T) {
 	parallel(t)
 	requireDrives(t)
 	c := newCluster(t, 3, storageFlags(t)...)
-	dir := filepath.Join(c.dir, "models", "keeper")
-	os.MkdirAll(filepath.Join(dir, "package"), 0o755)
 	// The first instance of a slot writes its name on the drive; every
 	// instance appends its own, then both are synced before it says so.
-	writeFile(t, filepath.Join(dir, "package", "run.sh"), `#!/bin/sh
+	model := c.driveService("keeper", 3, `#!/bin/sh
 set -e
 cd "$WEFT_DRIVE_DATA"
 [ -f first ] || echo "$WEFT_INSTANCE" > first
@@ -62,19 +86,7 @@ sync
 touch ready
 exec sleep 600
 `)
-	os.Chmod(filepath.Join(dir, "package", "run.sh"), 0o755)
-	model := writeFile(t, filepath.Join(dir, "service.yaml"), `name: keeper
-roles:
-  - name: db
-    kind: worker
-    runtime: process
-    package: ./package
-    command: ["./run.sh"]
-    instances: 3
-    persistence: persistent
-    size: {cpu: 0.1, memory: 64Mi}
-    drives: [{name: data, size: 32Mi}]
-`)
+	dir := filepath.Dir(model)
 	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
 	first := map[int]string{} // slot -> the instance that first wrote its drive
 	c.waitFor("each instance's drive written", 30*time.Second, func() bool {
@@ -123,21 +135,12 @@ roles:
 		}
 	}
 
-	// An agent that restarts restarts its instances with drives, on the
-	// drives mounted anew.
-	restarted := c.instances("keeper")[0]
-	c.kill9(c.agents[restarted.Node])
-	c.startAgent(restarted.Node)
-	c.waitFor("the instance started again by the restarted agent", 30*time.Second, func() bool {
-		starts, err := c.driveFile(restarted, "data", "starts")
-		return err == nil && strings.Count(starts, restarted.ID) == 2
-	})
-
 	// A reimage starts the instance afresh on the same drive.
-	c.mustWeft("instance", "reimage", restarted.ID, "--wait", "--timeout", "30s")
+	reimaged := c.instances("keeper")[0]
+	c.mustWeft("instance", "reimage", reimaged.ID, "--wait", "--timeout", "30s")
 	c.waitFor("the reimaged instance started on its drive", 30*time.Second, func() bool {
-		starts, err := c.driveFile(restarted, "data", "starts")
-		return err == nil && strings.Count(starts, restarted.ID) == 3
+		starts, err := c.driveFile(reimaged, "data", "starts")
+		return err == nil && strings.Count(starts, reimaged.ID) == 2
 	})
 
 	c.mustWeft("scale", "keeper", "db", "1")
@@ -298,4 +301,122 @@ func startedOnDrives(c *cluster, n int) bool {
 		}
 	}
 	return len(ins) == n
+}
+
+// TestDrivesOutliveTheAgent: a process instance keeps writing on its drive
+// while its agent is killed with SIGKILL and started again; the drive's
+// server, a process of its own, keeps serving it, and the new agent takes
+// both over without restarting the instance (the same process, no
+// restart). Every line the instance wrote, before, during and after, is on
+// the drive. An instance that dies while no agent runs takes its drive's
+// server with it; deleted, so does the next one.
+func TestDrivesOutliveTheAgent(t *testing.T) {
+	parallel(t)
+	requireDrives(t)
+	c := newCluster(t, 1, storageFlags(t)...)
+	// One numbered line every 100 ms, each synced to the storage service.
+	model := c.driveService("ticker", 1, `#!/bin/sh
+set -e
+cd "$WEFT_DRIVE_DATA"
+echo "$$" >> starts
+i=0
+while :; do
+	i=$((i+1))
+	echo "$i" >> lines
+	sync lines
+	sleep 0.1
+done
+`)
+	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
+	in := c.instances("ticker")[0]
+	lines := func() []string {
+		got, _ := c.driveFile(in, "data", "lines")
+		return strings.Fields(got)
+	}
+	c.waitFor("the instance writing on its drive", 30*time.Second, func() bool { return len(lines()) >= 3 })
+	pid := pidOf(t, in.ID)
+	serverDir := filepath.Join(c.dir, in.Node, "drives", in.ID, "data")
+	server, err := driveproc.Find(serverDir)
+	if err != nil {
+		t.Fatalf("the drive's server: %v", err)
+	}
+	if server.PID() == c.agents[in.Node].cmd.Process.Pid {
+		t.Fatal("the drive is served by the agent itself")
+	}
+
+	// The new agent registers (at another address: its API's port is the
+	// kernel's pick) only once it has adopted what it found.
+	agentAddr := func() string {
+		nodes, _ := c.client.Nodes(context.Background())
+		for _, n := range nodes {
+			if n.Name == in.Node {
+				return n.Address
+			}
+		}
+		return ""
+	}
+	before := agentAddr()
+	c.kill9(c.agents[in.Node])
+	during := len(lines())
+	c.waitFor("the instance writing on its drive with no agent", 30*time.Second, func() bool { return len(lines()) >= during+5 })
+	c.startAgent(in.Node)
+	c.waitFor("the new agent registered", 30*time.Second, func() bool { a := agentAddr(); return a != "" && a != before })
+	after := len(lines())
+	c.waitFor("the instance writing on its drive under the new agent", 30*time.Second, func() bool { return len(lines()) >= after+10 })
+
+	if got := pidOf(t, in.ID); got != pid {
+		t.Errorf("the instance's process is %d after the agent's restart, was %d", got, pid)
+	}
+	if starts, _ := c.driveFile(in, "data", "starts"); strings.Count(starts, "\n") != 1 {
+		t.Errorf("the instance started %d times on its drive (%q), want once", strings.Count(starts, "\n"), starts)
+	}
+	if now := c.instances("ticker"); len(now) != 1 || now[0].ID != in.ID || now[0].Restarts != 0 || now[0].State != api.StateRunning {
+		t.Errorf("after the agent's restart: %+v, want %s running with no restart", now, in.ID)
+	}
+	if again, err := driveproc.Find(serverDir); err != nil || again.PID() != server.PID() {
+		t.Errorf("the drive's server after the agent's restart: %v, %v; want %d", again, err, server.PID())
+	}
+	for i, l := range lines() {
+		if l != strconv.Itoa(i+1) {
+			t.Fatalf("line %d on the drive reads %q: lines were lost", i+1, l)
+		}
+	}
+
+	// The instance dies while no agent runs (its shim records the exit):
+	// the next agent stops its drive's server, and the slot's next
+	// instance (the same one started again, or its replacement) starts on
+	// the drive, served anew, with all it held.
+	c.kill9(c.agents[in.Node])
+	syscall.Kill(pid, syscall.SIGKILL)
+	c.waitFor("the instance's exit recorded", 30*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(c.dir, in.Node, "instances", in.ID, "exit.json"))
+		return err == nil
+	})
+	c.startAgent(in.Node)
+	c.waitFor("the old drive server stopped", 30*time.Second, func() bool { return !procstat.Alive(server.PID(), server.Start()) })
+	var next api.Instance
+	c.waitFor("the slot's next instance writing on the drive", 60*time.Second, func() bool {
+		for _, n := range c.instances("ticker") {
+			if starts, err := c.driveFile(n, "data", "starts"); n.State == api.StateRunning && err == nil && strings.Count(starts, "\n") == 2 {
+				next = n
+				return true
+			}
+		}
+		return false
+	})
+	if got, _ := c.driveFile(next, "data", "lines"); !strings.HasPrefix(got, "1\n2\n3\n") {
+		t.Errorf("the drive under the slot's next instance begins %q", got[:min(len(got), 20)])
+	}
+	server, err = driveproc.Find(filepath.Join(c.dir, next.Node, "drives", next.ID, "data"))
+	if err != nil {
+		t.Fatalf("the next instance's drive server: %v", err)
+	}
+
+	c.mustWeft("service", "delete", "ticker")
+	c.waitFor("the drive's server stopped with the instance", 60*time.Second, func() bool {
+		return !procstat.Alive(server.PID(), server.Start())
+	})
+	if info, err := os.ReadFile("/proc/self/mountinfo"); err != nil || strings.Contains(string(info), server.Mount()) {
+		t.Errorf("the drive is still mounted at %s after its instance was deleted (%v)", server.Mount(), err)
+	}
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
+	"github.com/weftcloud/weft/internal/driveproc"
+	"github.com/weftcloud/weft/internal/procstat"
 )
 
 // The multi-host harness: each host is a network namespace with its own
@@ -479,6 +481,11 @@ roles:
 		return err == nil && strings.Count(log, "\n") >= 5
 	})
 
+	oldServer, err := driveproc.Find(filepath.Join(c.dir, first.Node, "drives", first.ID, "state"))
+	if err != nil {
+		t.Fatalf("the first copy's drive server: %v", err)
+	}
+
 	old.cutFrom(srv)
 	var moved api.Instance
 	c.waitFor("the instance writing on the other node", time.Minute, func() bool {
@@ -500,6 +507,12 @@ roles:
 		return err == nil && nd.State == api.NodeReady
 	})
 	time.Sleep(time.Second) // the healed node's agent acts on what it is told
+	// The fenced copy's drive is stopped too: its server unmounts it once
+	// ext4's last writes, refused under the lease the new copy took, are
+	// done with.
+	c.waitFor("the cut-off copy's drive server stopped", 2*time.Minute, func() bool {
+		return !procstat.Alive(oldServer.PID(), oldServer.Start())
+	})
 	log, err := driveLog(moved)
 	if err != nil {
 		t.Fatal(err)

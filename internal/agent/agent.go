@@ -31,6 +31,7 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/atomicfile"
 	"github.com/weftcloud/weft/internal/buildinfo"
+	"github.com/weftcloud/weft/internal/driveproc"
 	"github.com/weftcloud/weft/internal/driver"
 	"github.com/weftcloud/weft/internal/imagecache"
 	"github.com/weftcloud/weft/internal/untar"
@@ -82,7 +83,11 @@ type Config struct {
 	// package); default untar.DefaultBudget.
 	MaxUnpackedBytes int64
 	Drivers          []driver.Driver
-	Logger           *slog.Logger
+	// DriveServeCommand starts the server of a process's or container's
+	// drive (internal/driveproc); default: this executable with
+	// "drive-serve".
+	DriveServeCommand []string
+	Logger            *slog.Logger
 	// Metrics is the registry the agent's metrics go in, served at GET
 	// /metrics on its API; nil makes one of its own.
 	Metrics *prometheus.Registry
@@ -169,6 +174,9 @@ func New(cfg Config, ctl Controller) (*Agent, error) {
 	}
 	if len(cfg.Drivers) == 0 {
 		return nil, errors.New("agent: no runtime driver")
+	}
+	if cfg.DriveServeCommand, err = driveproc.Command(cfg.DriveServeCommand); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
 	}
 	for _, d := range []string{"instances", "packages"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o755); err != nil {
@@ -610,12 +618,18 @@ func (a *Agent) recover(ctx context.Context) {
 		in.ports = saved.Ports
 		in.adopted = &st
 		in.restarts = saved.Restarts
+		if role := saved.Assignment.Role; len(role.Drives) > 0 && role.Runtime != api.RuntimeVM {
+			var all bool
+			in.drives, all = a.adoptDrives(id, role, saved.Assignment.Drives)
+			in.drivesLost = !all
+		}
 		a.mu.Lock()
 		a.instances[id] = in
 		a.mu.Unlock()
 		a.log.Info("adopted a running instance", "instance", id, "pid", st.PID)
 		go in.supervise(ctx)
 	}
+	a.stopStrayDrives(ctx)
 }
 
 // machineMemory is MemTotal from /proc/meminfo, or 1 GiB when unreadable.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -122,11 +121,10 @@ func (a *Agent) serveDrive(ctx context.Context, id, dir string, d api.DiskAccess
 // to one node at a time, and the node it left must be fenced. Every write
 // of the disk carries the lease.
 func (a *Agent) takeDisk(ctx context.Context, id string, d api.DiskAccess) (*vmdisk.Disk, error) {
-	sas, err := url.ParseQuery(d.SAS)
+	blobs, err := vmdisk.Client(d)
 	if err != nil {
-		return nil, fmt.Errorf("disk %s: bad SAS: %w", d.Name, err)
+		return nil, err
 	}
-	blobs := blobclient.NewSAS(d.BlobEndpoint, d.Account, sas).WithFallbacks(d.BlobEndpoints...)
 	lease := leaseID(id)
 	if err := blobs.AcquireLease(ctx, d.Container, d.Blob, lease, -1); errors.Is(err, blobclient.ErrLease) {
 		a.log.Warn("taking over a disk another node held", "instance", id, "disk", d.Name)

@@ -72,6 +72,7 @@ type instance struct {
 	adopted      *driver.Status // running when the agent started: watch it, do not start it
 	disks        *diskSet       // a persistent instance's disks, served while it lives on this node
 	drives       *driveSet      // the drives of its slot, mounted while it lives on this node
+	drivesLost   bool           // adopted with a drive whose server had died: restart it
 	stopping     bool
 	remove       bool // forget the instance once stopped
 	fenced       bool // stopped by selfFence: kill it, no grace
@@ -318,13 +319,19 @@ func (in *instance) start(ctx context.Context) (driver.Status, error) {
 	if err := in.serveDisks(ctx); err != nil {
 		return driver.Status{}, err
 	}
-	if adopted != nil && hasDrives {
-		// Its drives were served by the agent that started it: they
-		// failed with it. Started again, on drives mounted anew.
-		in.a.log.Warn("restarting an adopted instance: its drives went with the agent that mounted them", "instance", in.id)
+	if adopted != nil && hasDrives && in.drivesLost {
+		// A server of its drives died (recover adopted the others): the
+		// drive is gone from under it. Started again, on drives mounted
+		// anew, once what is left of them is stopped.
+		in.a.log.Warn("restarting an adopted instance: a server of its drives is gone", "instance", in.id)
 		if err := in.drv.Stop(ctx, in.id, 0); err != nil {
 			return driver.Status{}, err
 		}
+		in.mu.Lock()
+		drives := in.drives
+		in.drives, in.drivesLost = nil, false
+		in.mu.Unlock()
+		drives.detach(in.a)
 		adopted = nil
 	}
 	if err := in.mountDrives(ctx); err != nil {

@@ -17,6 +17,9 @@ type figures struct {
 	restarts *prometheus.CounterVec
 	start    *prometheus.HistogramVec
 	probe    *prometheus.HistogramVec
+	// driveServers counts drive servers (internal/driveproc) started,
+	// adopted from an earlier agent, and found gone by a restarted one.
+	driveServers *prometheus.CounterVec
 }
 
 func newFigures() *figures {
@@ -32,6 +35,9 @@ func newFigures() *figures {
 			Name: "weft_agent_probe_duration_seconds", Help: "Time an instance's health probe took, by result (ok, error).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 		}, []string{"result"}),
+		driveServers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_agent_drive_servers_total", Help: "Servers of process and container instances' drives started, adopted from an earlier agent, or found gone by a restarted agent (which then restarts the instance), by event (started, adopted, lost).",
+		}, []string{"event"}),
 	}
 }
 
@@ -86,7 +92,7 @@ func (a *Agent) registerMetrics() (*prometheus.Registry, error) {
 	if reg == nil {
 		reg = metrics.NewRegistry()
 	}
-	for _, c := range []prometheus.Collector{collector{a}, rulesCollector{a.net}, vpnCollector{a.vpn}, a.figures.restarts, a.figures.start, a.figures.probe} {
+	for _, c := range []prometheus.Collector{collector{a}, rulesCollector{a.net}, vpnCollector{a.vpn}, a.figures.restarts, a.figures.start, a.figures.probe, a.figures.driveServers} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("agent: register metrics: %w", err)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/buildinfo"
+	"github.com/weftcloud/weft/internal/driveproc"
 	"github.com/weftcloud/weft/internal/guest"
 	"github.com/weftcloud/weft/internal/pki"
 	"github.com/weftcloud/weft/internal/shim"
@@ -36,6 +37,10 @@ func Main(args []string) int {
 	// clear of flag parsing and of everything else the CLI sets up.
 	if len(args) > 0 && args[0] == "shim" {
 		return shim.Main(args[1:])
+	}
+	// So is a drive's server (internal/driveproc), started by the agent.
+	if len(args) > 0 && args[0] == "drive-serve" {
+		return driveproc.Main(args[1:])
 	}
 	// So is the guest agent, which may run as PID 1 inside a VM.
 	if len(args) > 0 && args[0] == "guest" {

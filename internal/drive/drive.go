@@ -17,8 +17,9 @@
 // fails with EIO, ext4 reports it to the application (a failed fsync) and
 // then turns read-only (errors=remount-ro).
 //
-// The FUSE server runs in the process that attaches the drive. That
-// process must not touch the drive's files through a memory map (a page
+// The FUSE server runs in the process that attaches the drive: on a node,
+// a drive server of its own (internal/driveproc), so that the drive
+// outlives the agent. That process must not touch the drive's files through a memory map (a page
 // fault on the mount would hold the Go scheduler while the server that
 // answers it waits to run, see internal/vfs/fusefs); reads, writes and
 // fsyncs are system calls and are fine.

@@ -16,9 +16,10 @@ const loopMajor = 7
 
 // loopDevice is a loop device bound to a file.
 type loopDevice struct {
-	path string
-	n    int
-	f    *os.File // held open until ext4 is mounted on it (release), or until detach
+	path    string
+	n       int
+	backing string
+	f       *os.File // held open until ext4 is mounted on it (release), or until detach
 }
 
 // attachLoop binds a free loop device to the file at backing, with
@@ -72,7 +73,7 @@ func attachLoop(backing string) (*loopDevice, error) {
 			dev.Close()
 			return nil, fmt.Errorf("drive: bind %s to %s: %w", path, backing, err)
 		}
-		return &loopDevice{path: path, n: n, f: dev}, nil
+		return &loopDevice{path: path, n: n, backing: backing, f: dev}, nil
 	}
 	return nil, errors.New("drive: every free loop device was taken by another process first")
 }
@@ -98,10 +99,11 @@ func (l *loopDevice) detach() error {
 		}
 		l.release()
 	}
-	// The kernel clears the device when its last user closes it.
+	// The kernel clears the device when its last user closes it; another
+	// process may bind it to a file of its own right after.
 	backing := fmt.Sprintf("/sys/block/loop%d/loop/backing_file", l.n)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(backing); errors.Is(err, os.ErrNotExist) {
+		if b, err := os.ReadFile(backing); errors.Is(err, os.ErrNotExist) || err == nil && strings.TrimSpace(string(b)) != l.backing {
 			return nil
 		}
 	}

@@ -13,20 +13,18 @@ import (
 
 	"github.com/weftcloud/weft/internal/atomicfile"
 	"github.com/weftcloud/weft/internal/driver"
+	"github.com/weftcloud/weft/internal/procstat"
 )
 
 // Command returns how to start a shim: given when it is set (tests run
 // their own binary), else this executable with the argument "shim"
 // (`weft shim DIR`).
 func Command(given []string) ([]string, error) {
-	if len(given) > 0 {
-		return given, nil
-	}
-	exe, err := os.Executable()
+	cmd, err := procstat.Command(given, "shim")
 	if err != nil {
-		return nil, fmt.Errorf("shim: find own executable: %w", err)
+		return nil, fmt.Errorf("shim: %w", err)
 	}
-	return []string{exe, "shim"}, nil
+	return cmd, nil
 }
 
 // ReadSpec returns the spec the instance in dir was launched with.
@@ -106,8 +104,8 @@ func Inspect(dir string) (driver.Status, error) {
 	if err := atomicfile.ReadJSON(filepath.Join(dir, pidFile), &pids); err != nil {
 		return driver.Status{}, driver.ErrNotFound
 	}
-	if !alive(pids.Child, pids.ChildStart) {
-		if alive(pids.Shim, pids.ShimStart) {
+	if !procstat.Alive(pids.Child, pids.ChildStart) {
+		if procstat.Alive(pids.Shim, pids.ShimStart) {
 			// The child just ended and its shim is recording how: not
 			// done yet, look again shortly.
 			return driver.Status{Running: true, PID: pids.Child}, nil

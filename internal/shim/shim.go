@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/weftcloud/weft/internal/atomicfile"
+	"github.com/weftcloud/weft/internal/procstat"
 )
 
 // Files the shim keeps in an instance's directory.
@@ -198,8 +199,8 @@ func runShim(dir string) error {
 			return fmt.Errorf("%s wrote a bad PID %q", spec.Command[0], data)
 		}
 	}
-	_, start, _ := procStat(child)
-	_, shimStart, _ := procStat(os.Getpid())
+	_, start, _ := procstat.Stat(child)
+	_, shimStart, _ := procstat.Stat(os.Getpid())
 	info := pidInfo{Shim: os.Getpid(), ShimStart: shimStart, Child: child, ChildStart: start}
 	if err := atomicfile.WriteJSON(filepath.Join(dir, pidFile), info); err != nil {
 		syscall.Kill(child, syscall.SIGKILL)
@@ -419,32 +420,5 @@ func (l *cappedLog) lastLine() string {
 }
 
 func (l *cappedLog) Close() error { return l.f.Close() }
-
-// procStat reads a process's state (R, S, Z, ...) and its start time (field
-// 22 of /proc/PID/stat, clock ticks since boot): with the PID, the start
-// time names one process even after the PID is reused.
-func procStat(pid int) (state byte, start uint64, err error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	// The command name (field 2) may contain spaces; fields resume after the last ')'.
-	s := string(data)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 <= len(s) {
-		s = s[i+2:]
-	}
-	fields := strings.Fields(s)
-	if len(fields) < 20 {
-		return 0, 0, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	_, err = fmt.Sscan(fields[19], &start) // field 22 overall: fields here start at field 3
-	return fields[0][0], start, err
-}
-
-// alive reports whether the process pid, started at start, still runs.
-func alive(pid int, start uint64) bool {
-	state, s, err := procStat(pid)
-	return err == nil && s == start && state != 'Z'
-}
 
 var _ io.Writer = (*cappedLog)(nil)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weftcloud/weft/internal/atomicfile"
+	"github.com/weftcloud/weft/internal/procstat"
 )
 
 // TestMain lets the test binary be the shim, as `weft shim DIR` is in
@@ -49,7 +50,7 @@ func waitGone(t *testing.T, what string, pid int, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		st, _, err := procStat(pid)
+		st, _, err := procstat.Stat(pid)
 		if err != nil || st == 'Z' {
 			return
 		}

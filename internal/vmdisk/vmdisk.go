@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"sync"
 
+	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/internal/nbd"
 	"github.com/weftcloud/weft/internal/storage/blobclient"
 )
@@ -34,6 +36,17 @@ var _ nbd.Backend = (*Disk)(nil)
 // (which the caller acquired; "" for none).
 func Open(blobs *blobclient.Client, container, blob string, size int64, lease string) *Disk {
 	return &Disk{blobs: blobs, container: container, blob: blob, size: size, lease: lease}
+}
+
+// Client returns a client of the storage that holds the disk a node was
+// given access to, authorized by its SAS, and turning to the other
+// servers' storage when the disk's own cannot be reached.
+func Client(d api.DiskAccess) (*blobclient.Client, error) {
+	sas, err := url.ParseQuery(d.SAS)
+	if err != nil {
+		return nil, fmt.Errorf("vmdisk: disk %s: bad SAS: %w", d.Name, err)
+	}
+	return blobclient.NewSAS(d.BlobEndpoint, d.Account, sas).WithFallbacks(d.BlobEndpoints...), nil
 }
 
 // Size is the disk's size in bytes.

@@ -130,7 +130,18 @@ func (d *Disks) Ready(what string) error {
 // Make creates the disk's page blob, holding the raw image src (nil: all
 // zeros). It fails with blobclient.ErrExists if the blob is there.
 func (d *Disks) Make(ctx context.Context, disk api.DiskSpec, src io.Reader) error {
-	return vmdisk.Create(ctx, d.client(disk), container, disk.Blob, int64(disk.Size), src)
+	c := d.client(disk)
+	err := vmdisk.Create(ctx, c, container, disk.Blob, int64(disk.Size), src)
+	if errors.Is(err, blobclient.ErrNotFound) {
+		// The container is made when the server starts (Init), once the
+		// storage service is up; a disk asked for in between (a deploy
+		// right after the start) makes it here. Create has read nothing
+		// of src by then: the page blob was not made.
+		if err = c.CreateContainer(ctx, container); err == nil {
+			err = vmdisk.Create(ctx, c, container, disk.Blob, int64(disk.Size), src)
+		}
+	}
+	return err
 }
 
 // Copy makes disk's page blob a copy of snapshot snap of src (src itself

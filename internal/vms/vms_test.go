@@ -1,10 +1,16 @@
 package vms
 
 import (
+	"context"
+	"encoding/base64"
+	"errors"
 	"net/url"
 	"testing"
 
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/storage"
+	"github.com/weftcloud/weft/internal/storage/blobclient"
+	"github.com/weftcloud/weft/internal/storage/storageserver"
 )
 
 // TestDisksStayOnTheirServer: a disk made while one server led is served
@@ -39,5 +45,25 @@ func TestDisksStayOnTheirServer(t *testing.T) {
 		if got := now.client(tc.disk); got == nil || (tc.disk.Endpoint == "") != (got == now.blobs) {
 			t.Errorf("disk %s: the client is not the one of its storage", tc.disk.Blob)
 		}
+	}
+}
+
+// TestDiskMadeBeforeInit: a disk asked for before the server made the
+// disks' container (the storage service came up after the deploy) makes
+// the container itself.
+func TestDiskMadeBeforeInit(t *testing.T) {
+	srv, err := storageserver.Start(storageserver.Config{Data: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	key, _ := base64.StdEncoding.DecodeString(storage.DevKey)
+	d := NewDisks(srv.URL(storage.Blob), storage.DevAccount, key)
+	disk := d.Spec("early", "data", 1<<20)
+	if err := d.Make(context.Background(), disk, nil); err != nil {
+		t.Fatalf("make a disk before Init: %v", err)
+	}
+	if err := d.Make(context.Background(), disk, nil); !errors.Is(err, blobclient.ErrExists) {
+		t.Errorf("make it again: %v, want ErrExists", err)
 	}
 }
