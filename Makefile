@@ -22,8 +22,10 @@ run: build
 # storage conformance suite also writes its coverage table to a file; that
 # and the end-to-end suite's output are printed after the others'. Test
 # binaries are linked without DWARF (-w: a third less linking, and stack
-# traces and race reports do not use it).
-TEST_TIMEOUT ?= 20m
+# traces and race reports do not use it). The timeout, per test binary, is
+# twice the longest one's time on a loaded machine (BENCHMARKS.md, "The test
+# run").
+TEST_TIMEOUT ?= 30m
 TESTFLAGS    := -count=1 -timeout $(TEST_TIMEOUT) -ldflags=-w
 test: build
 	$(GO) vet ./...
