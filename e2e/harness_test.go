@@ -78,14 +78,17 @@ func TestMain(m *testing.M) {
 // before them:
 //   - parallel: uses only ports from freePort, its own folder and the
 //     processes it started; e2eParallel of them at a time.
-//   - vmTest: boots VMs, CPU-bound without KVM: one at a time.
+//   - vmTest: boots VMs, CPU-bound without KVM, but each test also waits
+//     (heartbeat TTLs, fencing, relocation): two at a time. One at a time
+//     the ten of them made a chain of 10-15 minutes on a loaded machine,
+//     the suite's longest path; two at a time they took 6.
 //   - netnsTest: hosts in network namespaces, partitioned on purpose, whose
 //     timings a second such test's load would blur: one at a time.
 //
-// A VM test on namespaced hosts takes the VM slot, then the namespaces'.
+// A VM test on namespaced hosts takes a VM slot, then the namespaces'.
 var (
 	e2eSlots  = make(chan struct{}, e2eParallel)
-	vmSlot    = make(chan struct{}, 1)
+	vmSlot    = make(chan struct{}, 2)
 	netnsSlot = make(chan struct{}, 1)
 )
 

@@ -169,9 +169,15 @@ func main() {
 }
 
 // goPackage builds a Go program, the source of main.go, as ./hello in a
-// package.
+// package. Each source is built once per test binary: a go build costs
+// seconds of CPU.
 func goPackage(t testing.TB, mainGo string) []byte {
 	t.Helper()
+	builtMu.Lock()
+	defer builtMu.Unlock()
+	if pkg, ok := built[mainGo]; ok {
+		return bytes.Clone(pkg)
+	}
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, "main.go"), []byte(mainGo), 0o644)
 	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hello\n\ngo 1.22\n"), 0o644)
@@ -186,8 +192,15 @@ func goPackage(t testing.TB, mainGo string) []byte {
 	if err := pkgarchive.Pack(pkgDir, &buf); err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	built[mainGo] = buf.Bytes()
+	return bytes.Clone(buf.Bytes())
 }
+
+// built holds goPackage's packages by source.
+var (
+	builtMu sync.Mutex
+	built   = map[string][]byte{}
+)
 
 func startAgent(t testing.TB, srvURL, dataDir string) (*Agent, context.CancelFunc, chan error) {
 	return startAgentEvery(t, srvURL, dataDir, 100*time.Millisecond)

@@ -85,6 +85,7 @@ type caller struct {
 // (no credentials) or 403, before any handler runs. A route mounted
 // without a rule cannot exist: the controller would not start.
 func TestEveryRouteRefusesTheWrongIdentity(t *testing.T) {
+	t.Parallel() // its own server; the longest tests here, run beside each other
 	c, creds := tlsServer(t)
 	url := "https://" + c.addr
 	pool, err := pki.LoadCA(filepath.Join(creds, pki.CAFile))

@@ -28,6 +28,7 @@ import (
 // the first tenant's objects are all still there afterwards. Names are per
 // tenant: both tenants have a service called web.
 func TestTenantsSeeOnlyTheirOwn(t *testing.T) {
+	t.Parallel() // its own server; the longest tests here, run beside each other
 	ctx := context.Background()
 	c, creds := tlsServer(t)
 	addr := "https://" + c.addr

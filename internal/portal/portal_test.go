@@ -73,6 +73,7 @@ func startServer(t testing.TB) server {
 		}
 		select {
 		case err := <-done:
+			done <- err // for the cleanup, which waits for it too
 			t.Fatalf("the server stopped: %v", err)
 		case <-time.After(100 * time.Millisecond):
 		}

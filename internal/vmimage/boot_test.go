@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,16 +42,45 @@ func testCacheDir(t *testing.T) string {
 	return filepath.Join(dir, "weft", "debs")
 }
 
-// buildGuestBinary builds testdata/guestmain, the guest agent alone, static.
+// buildGuestBinary builds testdata/guestmain, the guest agent alone, static,
+// once per test binary (a go build costs seconds of CPU), and copies it to
+// dir/weft.
 func buildGuestBinary(t *testing.T, dir string) string {
 	t.Helper()
+	guestBin.once.Do(func() {
+		guestBin.dir, guestBin.err = os.MkdirTemp("", "vmimage-guest")
+		if guestBin.err != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(guestBin.dir, "weft"), "./testdata/guestmain")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			guestBin.err = fmt.Errorf("build guest binary: %v\n%s", err, b)
+		}
+	})
+	if guestBin.err != nil {
+		t.Fatal(guestBin.err)
+	}
 	out := filepath.Join(dir, "weft")
-	cmd := exec.Command("go", "build", "-o", out, "./testdata/guestmain")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build guest binary: %v\n%s", err, b)
+	if b, err := exec.Command("cp", filepath.Join(guestBin.dir, "weft"), out).CombinedOutput(); err != nil {
+		t.Fatalf("copy the guest binary: %v: %s", err, b)
 	}
 	return out
+}
+
+// guestBin is the guest binary buildGuestBinary built; TestMain removes it.
+var guestBin struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if guestBin.dir != "" {
+		os.RemoveAll(guestBin.dir)
+	}
+	os.Exit(code)
 }
 
 // testLogger sends slog output to t.Log.

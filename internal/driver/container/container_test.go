@@ -89,7 +89,7 @@ func newDriver(t testing.TB, runcRoot string) *Driver {
 	d, err := New(Config{
 		ShimCommand:  []string{os.Args[0], "weft-shim"},
 		Runc:         runc.Runtime{Root: runcRoot},
-		CgroupParent: "weft-test",
+		CgroupParent: "weft-test-container", // not the process driver tests' (same instance names)
 	})
 	if err != nil {
 		t.Fatal(err)

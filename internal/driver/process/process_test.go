@@ -28,8 +28,13 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// cgroupParent holds the test instances' cgroups; the container driver's
+// tests use another, as their instances have the same names and go test
+// may run both packages at once.
+const cgroupParent = "weft-test-process"
+
 func newDriver(t *testing.T) driver.Driver {
-	d, err := New(Config{ShimCommand: []string{os.Args[0], "weft-shim"}, CgroupParent: "weft-test"})
+	d, err := New(Config{ShimCommand: []string{os.Args[0], "weft-shim"}, CgroupParent: cgroupParent})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +50,7 @@ var programs = map[drivertest.Program]string{
 }
 
 func TestConformance(t *testing.T) {
-	probe, _ := New(Config{ShimCommand: []string{os.Args[0], "weft-shim"}, CgroupParent: "weft-test"})
+	probe, _ := New(Config{ShimCommand: []string{os.Args[0], "weft-shim"}, CgroupParent: cgroupParent})
 	drivertest.Run(t, drivertest.Runtime{
 		New: newDriver,
 		Spec: func(t *testing.T, id, dir string, prog drivertest.Program) driver.Spec {
