@@ -82,7 +82,7 @@ roles:
 func TestContainerWebRole(t *testing.T) {
 	parallel(t)
 	requireRunc(t)
-	c := newCluster(t, 3, storageFlags(t)...)
+	c := newCluster(t, 3, append(storageFlags(t), agentRestartTTL...)...)
 	c.helloImage("hello:v1", "one")
 	c.helloImage("hello:v2", "two")
 	port := freePort(t)

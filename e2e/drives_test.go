@@ -313,7 +313,7 @@ func startedOnDrives(c *cluster, n int) bool {
 func TestDrivesOutliveTheAgent(t *testing.T) {
 	parallel(t)
 	requireDrives(t)
-	c := newCluster(t, 1, storageFlags(t)...)
+	c := newCluster(t, 1, append(storageFlags(t), agentRestartTTL...)...)
 	// One numbered line every 100 ms, each synced to the storage service.
 	model := c.driveService("ticker", 1, `#!/bin/sh
 set -e

@@ -271,6 +271,12 @@ var (
 	fastAgent  = []string{"--heartbeat-interval", "250ms"}
 )
 
+// agentRestartTTL, added to a server's flags after fastServer, is for
+// tests that kill an agent, start it again and expect it to adopt what
+// ran: on a loaded machine a restart outlasts fastServer's TTL, the node
+// is declared down and its instances are replaced.
+var agentRestartTTL = []string{"--heartbeat-ttl", "8s"}
+
 // newCluster starts a controller and n agents (node-1..n in fd1..fdn), with
 // a short heartbeat TTL for tests; serverFlags are added to the server's.
 func newCluster(t testing.TB, n int, serverFlags ...string) *cluster {

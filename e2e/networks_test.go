@@ -35,7 +35,7 @@ func TestTenantNetworksAcrossHosts(t *testing.T) {
 	n := newNetwork(t)
 	h1, h2, h3 := n.addHost("h1"), n.addHost("h2"), n.addHost("h3")
 	hosts := []*host{h1, h2, h3}
-	c := newHostServers(t, n, []*host{h1}, "--no-storage=false") // images live in the storage service
+	c := newHostServers(t, n, []*host{h1}, append([]string{"--no-storage=false"}, agentRestartTTL...)...) // images live in the storage service
 	t.Cleanup(func() { c.removeGatewayNamespaces(h1.name, h2.name, h3.name) })
 	c.startContainerAgents(hosts...)
 	c.helloImage("hello:v1", "one")
