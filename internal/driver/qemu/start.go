@@ -208,7 +208,11 @@ var errVMExited = errors.New("QEMU exited")
 // bootFailure explains why the guest did not become ready: QEMU's exit, or
 // the wait's cause, with the end of the console.
 func (d *Driver) bootFailure(in *instance, err error) error {
-	if st, ierr := shim.Inspect(in.dir); ierr == nil && st.Exited {
+	// The guest agent's connection closes as QEMU exits, maybe before the
+	// shim has recorded the exit: it is given a moment to.
+	wctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if st, ierr := shim.Wait(wctx, in.dir); ierr == nil && st.Exited {
 		st = d.explain(in.dir, st)
 		return fmt.Errorf("the VM exited before its guest agent answered: %s", st.Reason)
 	}
