@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -36,6 +37,9 @@ type Options struct {
 	// (HOST:PORT on the guest's loopback; default DefaultMetadataListen,
 	// "none" for no service).
 	MetadataListen string
+	// NetNS is the path of the network namespace whose routes OpRoutes
+	// sets (default "": the agent's own; tests give another).
+	NetNS string
 }
 
 // Agent is the guest agent: it answers requests on the port and supervises
@@ -253,6 +257,16 @@ func (a *Agent) handle(ctx context.Context, req request) (resp response, after f
 		if err := mountDisk(req.Serial, req.Path); err != nil {
 			return fail(err), nil
 		}
+		return response{OK: true}, nil
+	case OpRoutes:
+		if err := checkRoutes(req); err != nil {
+			return fail(err), nil
+		}
+		mac, _ := net.ParseMAC(req.MAC) // checked
+		if err := setRoutes(a.opts.NetNS, mac.String(), req.Routes, req.Via); err != nil {
+			return fail(fmt.Errorf("routes: %w", err)), nil
+		}
+		a.log.Info("routes set", "mac", req.MAC, "routes", req.Routes, "via", req.Via)
 		return response{OK: true}, nil
 	case OpHTTPReply:
 		a.calls.reply(req)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -357,5 +358,15 @@ func (c *Client) Shutdown(ctx context.Context, reboot bool) error {
 	if errors.Is(err, ErrClosed) {
 		return nil
 	}
+	return err
+}
+
+// SetRoutes makes the routes of the guest's interface whose MAC is mac
+// (its virtual network's) exactly routes, through via (the network's VPN
+// gateway); none removes those it had. It returns an *Error when the
+// guest has no such interface or cannot add a route (via is not on the
+// interface's network).
+func (c *Client) SetRoutes(ctx context.Context, mac string, routes []netip.Prefix, via netip.Addr) error {
+	_, err := c.call(ctx, request{Op: OpRoutes, MAC: mac, Routes: routes, Via: via})
 	return err
 }

@@ -14,7 +14,10 @@
 // every request with a context deadline.
 package guest
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // PortName is the name of the virtio-serial port (QEMU's virtserialport
 // name=) the agent listens on.
@@ -48,6 +51,9 @@ const (
 	// OpHTTPReply request carrying the same Call.
 	OpHTTP      = "http"
 	OpHTTPReply = "httpreply"
+	// OpRoutes makes the routes of the interface with MAC exactly Routes,
+	// through Via (see Client.SetRoutes).
+	OpRoutes = "routes"
 )
 
 // MaxOutput is the most bytes of stdout, and separately of stderr, that an
@@ -82,6 +88,11 @@ type request struct {
 	// mount: the disk's serial (QEMU's serial= of its device); Path is
 	// where it is mounted.
 	Serial string `json:"serial,omitempty"`
+
+	// routes: the interface (by its MAC), the routes and their gateway.
+	MAC    string         `json:"mac,omitempty"`
+	Routes []netip.Prefix `json:"routes,omitempty"`
+	Via    netip.Addr     `json:"via,omitzero"`
 
 	// httpreply
 	Call   int64             `json:"call,omitempty"`

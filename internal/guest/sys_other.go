@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"syscall"
@@ -42,3 +43,5 @@ func killGroup(pid int, sig syscall.Signal) error {
 func diskSpace(string) (total, free uint64) { return 0, 0 }
 
 func mountDisk(string, string) error { return errNotLinux }
+
+func setRoutes(string, string, []netip.Prefix, netip.Addr) error { return errNotLinux }

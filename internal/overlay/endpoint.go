@@ -10,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/weftcloud/weft/internal/linkroutes"
 )
 
 // Endpoint is an instance's place on a network: a veth pair from the
@@ -180,7 +182,7 @@ func configureInside(ns netns.NsHandle, e Endpoint) error {
 	if len(e.Routes) > 0 && !e.Via.IsValid() {
 		return fmt.Errorf("%w: endpoint %s has routes but no address to route them through", ErrInvalid, e.ID)
 	}
-	if err := syncRoutes(nl, l, e.Routes, e.Via); err != nil {
+	if err := linkroutes.Sync(nl, l, e.Routes, e.Via); err != nil {
 		return fmt.Errorf("routes of %s in %s: %w", e.Interface, e.Netns, err)
 	}
 	return nil

@@ -2,14 +2,14 @@ package overlay
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
+
+	"github.com/weftcloud/weft/internal/linkroutes"
 )
 
 // A network's VPN gateway (package wireguard's tunnel, run by the node
@@ -63,7 +63,7 @@ func RouteTunnel(path, dev string, addr netip.Prefix, routes []netip.Prefix) err
 	if err := nl.LinkSetUp(l); err != nil {
 		return fmt.Errorf("overlay: set %s up in %s: %w", dev, path, err)
 	}
-	if err := syncRoutes(nl, l, routes, netip.Addr{}); err != nil {
+	if err := linkroutes.Sync(nl, l, routes, netip.Addr{}); err != nil {
 		return fmt.Errorf("overlay: routes of %s in %s: %w", dev, path, err)
 	}
 	err = inNetns(path, func() error {
@@ -73,45 +73,4 @@ func RouteTunnel(path, dev string, addr netip.Prefix, routes []netip.Prefix) err
 		return fmt.Errorf("overlay: forwarding in %s: %w", path, err)
 	}
 	return nil
-}
-
-// syncRoutes makes the routes of link l with a destination exactly want,
-// through via when it is valid, else straight out of l; its connected
-// route and a default route are not touched.
-func syncRoutes(nl *netlink.Handle, l netlink.Link, want []netip.Prefix, via netip.Addr) error {
-	have, err := nl.RouteList(l, unix.AF_INET)
-	if err != nil {
-		return fmt.Errorf("list: %w", err)
-	}
-	wanted := map[netip.Prefix]bool{}
-	for _, p := range want {
-		wanted[p] = true
-	}
-	for _, r := range have {
-		if r.Dst == nil || r.Protocol == unix.RTPROT_KERNEL || wanted[prefixOf(r.Dst)] {
-			continue
-		}
-		r := r
-		if err := nl.RouteDel(&r); err != nil {
-			return fmt.Errorf("remove %v: %w", r.Dst, err)
-		}
-	}
-	for _, p := range want {
-		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), 32)}}
-		if via.IsValid() {
-			r.Gw = net.IP(via.AsSlice())
-		} else {
-			r.Scope = netlink.SCOPE_LINK
-		}
-		if err := nl.RouteReplace(r); err != nil {
-			return fmt.Errorf("add %v: %w", p, err)
-		}
-	}
-	return nil
-}
-
-func prefixOf(n *net.IPNet) netip.Prefix {
-	a, _ := netip.AddrFromSlice(n.IP.To4())
-	bits, _ := n.Mask.Size()
-	return netip.PrefixFrom(a, bits)
 }
