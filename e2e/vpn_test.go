@@ -41,7 +41,7 @@ const processHello = "runtime: process\n    package: ./package\n    command: [./
 // deleted, the tunnel and its namespace go.
 func TestVPNReachesOnlyItsNetwork(t *testing.T) {
 	netnsTest(t)
-	lab := newVPNLab(t, 3)
+	lab := newVPNLab(t, 3, vpnLabExtra{})
 	c, n, onprem, opNs := lab.c, lab.n, lab.onprem, lab.opNs
 	gwHost, srv := lab.gwHost, lab.srv
 	get := func(addr string, port int) (string, error) { return getIn(opNs, addr, port) }
@@ -76,24 +76,9 @@ func TestVPNReachesOnlyItsNetwork(t *testing.T) {
 
 	// Back: each instance reaches the peer's network (its route goes
 	// through the gateway's address).
-	ln, err := listenIn(opNs, "192.168.77.1:9999")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(conn, "HTTP/1.0 200 OK\r\n\r\non premises, you are %s\n", conn.RemoteAddr())
-			conn.Close()
-		}
-	}()
+	lab.answerOnPremises(t)
 	for _, ins := range acme {
-		script := `printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 5 192.168.77.1 9999`
-		if out, code := c.execIn("acme", ins.ID, "busybox", "sh", "-c", script); code != 0 || !strings.Contains(out, "you are "+ins.PrivateAddress+":") {
+		if out, code := c.execIn("acme", ins.ID, "busybox", "sh", "-c", askOnPremises("busybox nc")); code != 0 || !strings.Contains(out, "you are "+ins.PrivateAddress+":") {
 			t.Errorf("acme's %s reaching 192.168.77.1 on premises: exit %d, %q", ins.ID, code, out)
 		}
 	}
@@ -214,8 +199,15 @@ type vpnLab struct {
 	acme        []api.Instance
 }
 
+// vpnLabExtra is what a test adds to the lab: flags for the server, and
+// what to do once acme's instances run, before the gateway is made.
+type vpnLabExtra struct {
+	serverArgs []string
+	beforeVPN  func(c *cluster)
+}
+
 // newVPNLab starts the lab with agents on hosts h1 to hN.
-func newVPNLab(t testing.TB, agents int) *vpnLab {
+func newVPNLab(t testing.TB, agents int, extra vpnLabExtra) *vpnLab {
 	t.Helper()
 	if _, err := exec.LookPath("nsenter"); err != nil {
 		t.Skip("the test needs nsenter (apt-get install util-linux)")
@@ -226,7 +218,7 @@ func newVPNLab(t testing.TB, agents int) *vpnLab {
 	for i := range agents {
 		hosts = append(hosts, n.addHost(fmt.Sprintf("h%d", i+1)))
 	}
-	c := newHostServers(t, n, []*host{srv})
+	c := newHostServers(t, n, []*host{srv}, extra.serverArgs...)
 	t.Cleanup(func() {
 		for _, h := range hosts {
 			c.removeGatewayNamespaces(h.name)
@@ -247,6 +239,9 @@ func newVPNLab(t testing.TB, agents int) *vpnLab {
 	lab := &vpnLab{c: c, n: n, srv: srv, onprem: onprem, hosts: hosts, opNs: "/run/netns/" + onprem.ns, acme: c.tenantInstances("acme")}
 	if len(lab.acme) != 2 || lab.acme[0].Node == lab.acme[1].Node {
 		t.Fatalf("want acme's two instances on two hosts: %+v", lab.acme)
+	}
+	if extra.beforeVPN != nil {
+		extra.beforeVPN(c)
 	}
 
 	out := c.mustWeft("--tenant", "acme", "network", "vpn", "create", "net",
@@ -297,6 +292,33 @@ func newVPNLab(t testing.TB, agents int) *vpnLab {
 	return lab
 }
 
+// answerOnPremises serves HTTP at 192.168.77.1:9999 on premises until t
+// ends, answering with the caller's address ("you are ADDR:PORT").
+func (lab *vpnLab) answerOnPremises(t testing.TB) {
+	t.Helper()
+	ln, err := listenIn(lab.opNs, "192.168.77.1:9999")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(conn, "HTTP/1.0 200 OK\r\n\r\non premises, you are %s\n", conn.RemoteAddr())
+			conn.Close()
+		}
+	}()
+}
+
+// askOnPremises is a shell command asking answerOnPremises's server, with
+// nc the command that runs netcat.
+func askOnPremises(nc string) string {
+	return `printf 'GET / HTTP/1.0\r\n\r\n' | ` + nc + ` -w 5 192.168.77.1 9999`
+}
+
 // host is the agents' host named name, nil for none.
 func (lab *vpnLab) host(name string) *host {
 	for _, h := range lab.hosts {
@@ -314,7 +336,7 @@ func (lab *vpnLab) host(name string) *host {
 // gateway's host and on the other (through VXLAN). Compare
 // internal/wireguard's BenchmarkWireGuardRaw (two namespaces, no overlay).
 func BenchmarkVPNThroughput(b *testing.B) {
-	lab := newVPNLab(b, 2)
+	lab := newVPNLab(b, 2, vpnLabExtra{})
 	c := lab.c
 	dir := filepath.Join(c.dir, "models", "sink")
 	if err := os.MkdirAll(filepath.Join(dir, "package"), 0o755); err != nil {

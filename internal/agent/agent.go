@@ -129,6 +129,8 @@ type Agent struct {
 	// net is the node's share of the virtual networks (network.go).
 	net *netPlane
 	vpn *vpnPlane
+	// routing is what routeVMs knows of the VMs' VPN routes (vmroutes.go).
+	routing vmRouting
 }
 
 // New checks the configuration and opens the agent's API listener.
@@ -499,6 +501,7 @@ func (a *Agent) watchLoop(ctx context.Context) {
 		a.net.apply(ctx, as.Networks)
 		a.vpn.apply(ctx, as.VPNs)
 		a.reconcile(ctx, as.Instances, sent)
+		a.routeVMs(ctx)
 		onNets := onNetworks(as.Instances)
 		a.vpn.keep(onNets)
 		a.net.sweep(ctx, onNets)

@@ -20,6 +20,8 @@ type figures struct {
 	// driveServers counts drive servers (internal/driveproc) started,
 	// adopted from an earlier agent, and found gone by a restarted one.
 	driveServers *prometheus.CounterVec
+	// vmRoutes counts the tellings of a VM's VPN routes (routeVMs).
+	vmRoutes *prometheus.CounterVec
 }
 
 func newFigures() *figures {
@@ -38,6 +40,9 @@ func newFigures() *figures {
 		driveServers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_agent_drive_servers_total", Help: "Servers of process and container instances' drives started, adopted from an earlier agent, or found gone by a restarted agent (which then restarts the instance), by event (started, adopted, lost).",
 		}, []string{"event"}),
+		vmRoutes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_agent_vm_route_updates_total", Help: "Times a VM on a virtual network was given its network's VPN routes through its guest agent, by result (ok, error).",
+		}, []string{"result"}),
 	}
 }
 
@@ -92,7 +97,7 @@ func (a *Agent) registerMetrics() (*prometheus.Registry, error) {
 	if reg == nil {
 		reg = metrics.NewRegistry()
 	}
-	for _, c := range []prometheus.Collector{collector{a}, rulesCollector{a.net}, vpnCollector{a.vpn}, a.figures.restarts, a.figures.start, a.figures.probe, a.figures.driveServers} {
+	for _, c := range []prometheus.Collector{collector{a}, rulesCollector{a.net}, vpnCollector{a.vpn}, a.figures.restarts, a.figures.start, a.figures.probe, a.figures.driveServers, a.figures.vmRoutes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("agent: register metrics: %w", err)
 		}

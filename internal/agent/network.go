@@ -62,10 +62,21 @@ type netPlane struct {
 	attached map[string]overlay.Endpoint
 }
 
-// vpnRoutes are the routes a network's endpoints take to its VPN gateway.
+// vpnRoutes are the routes a network's endpoints take to its VPN gateway:
+// a container's or a process's namespace gets them from the agent
+// (reroute), a VM's guest from its guest agent (routeVMs).
 type vpnRoutes struct {
 	to  []netip.Prefix
 	via netip.Addr
+}
+
+func (r vpnRoutes) equal(o vpnRoutes) bool { return r.via == o.via && slices.Equal(r.to, o.to) }
+
+// routesOf are network vni's VPN routes, none when it has no gateway.
+func (p *netPlane) routesOf(vni int) vpnRoutes {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.routes[uint32(vni)]
 }
 
 // reapplyAfter bounds how long the kernel objects may drift from the
@@ -333,7 +344,7 @@ func (p *netPlane) reroute(ctx context.Context, routes map[uint32]vpnRoutes) {
 	p.routes = routes
 	for id, e := range p.attached {
 		r := routes[e.Network]
-		if reflect.DeepEqual(old[e.Network], r) {
+		if old[e.Network].equal(r) {
 			continue
 		}
 		e.Routes, e.Via = r.to, r.via

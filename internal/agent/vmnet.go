@@ -16,7 +16,8 @@ import (
 // incoming QEMU does): a tap on the network's bridge, which the driver
 // gives the VM as a virtio-net device with vmMAC, and the settings the
 // guest configures itself with (the address, the network's DNS server at
-// dns, the search domains a container gets too).
+// dns, the search domains a container gets too, and the network's VPN
+// routes as they are now: routeVMs gives it later ones).
 func (p *netPlane) attachVM(ctx context.Context, id, service string, att *api.NetworkAttachment, dns netip.Addr) (*driver.NIC, error) {
 	addr, err := netip.ParseAddr(att.Address)
 	cidr, cerr := netip.ParsePrefix(att.CIDR)
@@ -24,7 +25,7 @@ func (p *netPlane) attachVM(ctx context.Context, id, service string, att *api.Ne
 		return nil, fmt.Errorf("network %s: address %q in %q is not an IPv4 address in a prefix", att.Network, att.Address, att.CIDR)
 	}
 	p.mu.Lock()
-	ov := p.ov
+	ov, routes := p.ov, p.routes[uint32(att.VNI)]
 	p.mu.Unlock()
 	port, _, err := ov.AttachTap(ctx, overlay.Tap{ID: id, Network: uint32(att.VNI)})
 	if err != nil {
@@ -33,7 +34,8 @@ func (p *netPlane) attachVM(ctx context.Context, id, service string, att *api.Ne
 	// The whole network's prefix, as for containers: every subnet is on
 	// the one bridge.
 	return &driver.NIC{Tap: port.Device, MAC: vmMAC(uint32(att.VNI), addr).String(),
-		Address: netip.PrefixFrom(addr, cidr.Bits()).String(), DNS: dns.String(), Search: searchDomains(service)}, nil
+		Address: netip.PrefixFrom(addr, cidr.Bits()).String(), DNS: dns.String(), Search: searchDomains(service),
+		Routes: routes.to, Via: routes.via}, nil
 }
 
 // vmMAC is the MAC of a VM with address addr on network vni: locally

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -69,13 +70,19 @@ type Spec struct {
 }
 
 // NIC is a VM's interface on its virtual network. The driver gives the
-// VM a virtio-net device on Tap with MAC, and the guest Address and DNS.
+// VM a virtio-net device on Tap with MAC, and the guest Address and DNS;
+// and Routes through Via, its network's routes when it boots (later ones
+// come through Router).
 type NIC struct {
 	Tap     string   // the host's tap device, which QEMU opens by name
 	MAC     string   // the guest's, "02:..."
 	Address string   // the guest's address and the network's prefix length, "10.20.0.5/16"
 	DNS     string   // the network's DNS server, the guest's only one
 	Search  []string // the guest's DNS search domains
+	// Routes are the networks on premises behind the network's VPN
+	// gateway, Via the gateway's address on the network.
+	Routes []netip.Prefix
+	Via    netip.Addr
 }
 
 // Mount is a host folder an instance sees at Target.
@@ -156,6 +163,16 @@ type GuestFigures struct {
 	Load1                                        float64
 	MemoryTotal, MemoryUsed, DiskTotal, DiskUsed int64 // bytes
 	SampledAt                                    time.Time
+}
+
+// Router is implemented by drivers whose instances set up their own
+// interface on a virtual network (the vm runtime, through its guest
+// agent), where the agent cannot program their routes itself as it does a
+// container's namespace: SetRoutes makes the routes of running instance
+// id's interface on its network (Spec.NIC) exactly routes, through via
+// (the network's VPN gateway); none removes them.
+type Router interface {
+	SetRoutes(ctx context.Context, id string, routes []netip.Prefix, via netip.Addr) error
 }
 
 // GuestServer is implemented by drivers whose instances reach the node

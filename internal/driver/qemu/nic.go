@@ -31,6 +31,12 @@ import (
 // live migration (the guest's state goes with it). A DHCP server per
 // network on the host was the other way; it would also serve images
 // without Weft's guest agent, at the price of a server and its leases.
+//
+// The network's routes to the peer's networks behind its VPN gateway
+// (driver.NIC's Routes through Via) change while the VM runs, as gateways
+// are made and deleted: they go through the guest agent (OpRoutes), once
+// the guest has its address and before the workload starts, and again
+// whenever the node agent has new ones (SetRoutes).
 
 // nicNetdev is the QEMU id of the network's netdev.
 const nicNetdev = "vnet0"
@@ -63,6 +69,14 @@ func checkNIC(nic *driver.NIC, kernel, guestAgent bool) error {
 	}
 	if a, err := netip.ParseAddr(nic.DNS); err != nil || !a.Is4() {
 		errs = append(errs, fmt.Errorf("DNS server %q is not an IPv4 address", nic.DNS))
+	}
+	for _, p := range nic.Routes {
+		if !p.IsValid() || !p.Addr().Is4() || p.Bits() == 0 {
+			errs = append(errs, fmt.Errorf("route %v is not an IPv4 prefix narrower than 0.0.0.0/0", p))
+		}
+	}
+	if len(nic.Routes) > 0 && !nic.Via.Is4() {
+		errs = append(errs, fmt.Errorf("the routes' gateway %v is not an IPv4 address", nic.Via))
 	}
 	for _, d := range nic.Search {
 		if d == "" || strings.Trim(d, "abcdefghijklmnopqrstuvwxyz0123456789-.") != "" {
@@ -129,4 +143,24 @@ func awaitNIC(ctx context.Context, c *guest.Client, nic *driver.NIC) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// SetRoutes makes the routes of running VM id's interface on its virtual
+// network exactly routes through via, through its guest agent.
+func (d *Driver) SetRoutes(ctx context.Context, id string, routes []netip.Prefix, via netip.Addr) error {
+	in, err := d.lookup(id)
+	if err != nil {
+		return err
+	}
+	if in.st.NICMAC == "" {
+		return fmt.Errorf("qemu: routes of %s: the VM is on no virtual network", id)
+	}
+	c, err := d.running(ctx, id, "routes")
+	if err != nil {
+		return err
+	}
+	if err := c.SetRoutes(ctx, in.st.NICMAC, routes, via); err != nil {
+		return fmt.Errorf("qemu: routes of %s: %w", id, err)
+	}
+	return nil
 }

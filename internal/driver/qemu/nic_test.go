@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -60,6 +61,13 @@ func TestCheckNIC(t *testing.T) {
 		{bad(func(n *driver.NIC) { n.Address = "10.20.0.5" }), true, true, `address "10.20.0.5"`},
 		{bad(func(n *driver.NIC) { n.DNS = "dns" }), true, true, `DNS server "dns"`},
 		{bad(func(n *driver.NIC) { n.Search = []string{"a b"} }), true, true, `search domain "a b"`},
+		{bad(func(n *driver.NIC) {
+			n.Routes, n.Via = []netip.Prefix{netip.MustParsePrefix("192.168.77.0/24")}, netip.MustParseAddr("10.20.0.2")
+		}), true, true, ""},
+		{bad(func(n *driver.NIC) { n.Routes = []netip.Prefix{netip.MustParsePrefix("192.168.77.0/24")} }), true, true, "the routes' gateway"},
+		{bad(func(n *driver.NIC) {
+			n.Routes, n.Via = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, netip.MustParseAddr("10.20.0.2")
+		}), true, true, "route 0.0.0.0/0"},
 	} {
 		err := checkNIC(tc.nic, tc.kernel, tc.withAgent)
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {

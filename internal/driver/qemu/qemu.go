@@ -99,6 +99,7 @@ var (
 	_ driver.Copier       = (*Driver)(nil)
 	_ driver.GuestServer  = (*Driver)(nil)
 	_ driver.GuestMonitor = (*Driver)(nil)
+	_ driver.Router       = (*Driver)(nil)
 )
 
 // New returns a vm driver, or an error when QEMU or qemu-img is not
@@ -167,6 +168,9 @@ type state struct {
 	SocketDir  string `json:"socketDir"`
 	Overlay    string `json:"overlay,omitempty"`
 	GuestAgent bool   `json:"guestAgent"`
+	// NICMAC is the MAC of the VM's interface on its virtual network
+	// (driver.NIC), whose routes SetRoutes sets.
+	NICMAC string `json:"nicMac,omitempty"`
 }
 
 // exitRecord is how an instance ended when the driver ended it.

@@ -68,6 +68,9 @@ func (d *Driver) launch(ctx context.Context, spec driver.Spec, incoming bool) (*
 		SocketDir:  socketDir(spec.ID, spec.Dir),
 		GuestAgent: img.VM.GuestAgent,
 	}}
+	if spec.NIC != nil {
+		in.st.NICMAC = strings.ToLower(spec.NIC.MAC)
+	}
 	if len(spec.Disks) == 0 {
 		in.st.Overlay = filepath.Join(spec.Dir, overlayName)
 	}
@@ -169,6 +172,12 @@ func (d *Driver) ready(ctx context.Context, in *instance, spec driver.Spec) erro
 	if spec.NIC != nil {
 		if err := awaitNIC(rctx, c, spec.NIC); err != nil {
 			return d.bootFailure(in, err)
+		}
+		// Before the workload, which may reach the peer's networks.
+		if len(spec.NIC.Routes) > 0 {
+			if err := c.SetRoutes(rctx, in.st.NICMAC, spec.NIC.Routes, spec.NIC.Via); err != nil {
+				return fmt.Errorf("the VPN's routes: %w", err)
+			}
 		}
 	}
 	for i, dk := range spec.Drives {
