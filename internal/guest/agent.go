@@ -264,7 +264,7 @@ func (a *Agent) handle(ctx context.Context, req request) (resp response, after f
 		}
 		mac, _ := net.ParseMAC(req.MAC) // checked
 		if err := setRoutes(a.opts.NetNS, mac.String(), req.Routes, req.Via); err != nil {
-			return fail(fmt.Errorf("routes: %w", err)), nil
+			return fail(err), nil
 		}
 		a.log.Info("routes set", "mac", req.MAC, "routes", req.Routes, "via", req.Via)
 		return response{OK: true}, nil

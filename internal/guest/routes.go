@@ -31,8 +31,5 @@ func checkRoutes(req request) error {
 	if len(req.Routes) > 0 && (!req.Via.IsValid() || !req.Via.Is4()) {
 		errs = append(errs, fmt.Errorf("via %v is not an IPv4 address", req.Via))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("routes: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }

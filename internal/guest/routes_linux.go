@@ -6,6 +6,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/weftcloud/weft/internal/linkroutes"
 )
@@ -34,15 +35,18 @@ func setRoutes(nsPath, mac string, routes []netip.Prefix, via netip.Addr) error 
 	return fmt.Errorf("no interface has MAC %s", mac)
 }
 
-// netlinkIn opens netlink in the namespace at nsPath, "" for the caller's.
+// netlinkIn opens netlink in the namespace at nsPath, "" for the caller's:
+// its routing family alone (a guest kernel may lack the others netlink
+// opens by default, such as XFRM, and refuses them: "protocol not
+// supported").
 func netlinkIn(nsPath string) (*netlink.Handle, error) {
 	if nsPath == "" {
-		return netlink.NewHandle()
+		return netlink.NewHandle(unix.NETLINK_ROUTE)
 	}
 	ns, err := netns.GetFromPath(nsPath)
 	if err != nil {
 		return nil, fmt.Errorf("open namespace %s: %w", nsPath, err)
 	}
 	defer ns.Close()
-	return netlink.NewHandleAt(ns)
+	return netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 }
