@@ -1,8 +1,17 @@
 // Package drive mounts a page blob of the storage service as an ext4 file
 // system on a node, for the drives of process and container instances.
 //
+// Where the kernel's nbd driver is loaded (or loadable) and has a free
+// device, the disk is attached through it: the kernel has one end of a
+// socket pair and this process serves the disk on the other with
+// internal/nbd (nbdkernel.go). That path is untested on hosts without the
+// driver, which is every host it was written on (see nbdkernel.go); a
+// write is answered only once the disk has it and a flush only once the
+// disk's Flush returned, the rule below. chooseDevice picks the path
+// (device.go); $WEFT_DRIVE_DEVICE=fuse-loop forces the other one.
+//
 // The kernel's nbd driver is not on every host (the hosts Weft's CI runs on
-// have no loadable modules), but FUSE and loop devices are. So the disk
+// have no loadable modules), but FUSE and loop devices are. There the disk
 // (a vmdisk.Disk: the page blob, written under the drive's lease) is
 // served as the one file of a FUSE mount, a loop device is bound to that
 // file, and ext4 on the loop device is mounted where the instance wants
@@ -63,21 +72,50 @@ type Options struct {
 	Mount string
 	// Cache is the read cache's size in bytes (DefaultCache if 0).
 	Cache int64
-	Log   *slog.Logger
+	// Device is how the drive becomes a block device (DeviceAuto: see
+	// chooseDevice).
+	Device Device
+	Log    *slog.Logger
 }
 
 // Drive is an attached drive.
 type Drive struct {
-	opt  Options
-	srv  *fuse.Server
-	loop *loopDevice
+	opt Options
+	how Device
+	srv *fuse.Server // the FUSE path's
+	dev blockDevice
 }
 
-// Available says whether this process can attach drives: it needs root,
-// /dev/fuse, the loop driver and mkfs.ext4.
-func Available() error {
+// blockDevice is the device ext4 is made and mounted on: a loop device or
+// an nbd device.
+type blockDevice interface {
+	node() string // its /dev path
+	// release lets go of what is not needed once ext4 is mounted.
+	release()
+	// detach takes the device down once ext4 is unmounted.
+	detach() error
+}
+
+var (
+	_ blockDevice = (*loopDevice)(nil)
+	_ blockDevice = (*nbdDevice)(nil)
+)
+
+// Available says whether this process can attach drives with Options.Device
+// unset: it needs root and mkfs.ext4, and the device chooseDevice picks: a
+// free nbd device, or /dev/fuse and the loop driver.
+func Available() error { return available(DeviceAuto) }
+
+func available(dev Device) error {
 	if os.Geteuid() != 0 {
-		return errors.New("drive: attaching a drive needs root (mount, loop devices)")
+		return errors.New("drive: attaching a drive needs root (mount, block devices)")
+	}
+	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
+		return errors.New("drive: mkfs.ext4 is not installed (apt-get install e2fsprogs)")
+	}
+	c, err := realHost.chooseDevice(dev)
+	if err != nil || c.device == DeviceNBD {
+		return err
 	}
 	for _, dev := range []string{"/dev/fuse", "/dev/loop-control"} {
 		f, err := os.OpenFile(dev, os.O_RDWR, 0)
@@ -85,9 +123,6 @@ func Available() error {
 			return fmt.Errorf("drive: %w", err)
 		}
 		f.Close()
-	}
-	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
-		return errors.New("drive: mkfs.ext4 is not installed (apt-get install e2fsprogs)")
 	}
 	return nil
 }
@@ -104,9 +139,14 @@ func Attach(ctx context.Context, disk Disk, opt Options) (*Drive, error) {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	d := &Drive{opt: opt}
+	c, err := realHost.chooseDevice(opt.Device)
+	if err != nil {
+		return nil, err
+	}
+	opt.Log.Info("drive: attaching", "device", c.device, "why", c.why, "mount", opt.Mount)
+	d := &Drive{opt: opt, how: c.device}
 	blobDir := filepath.Join(opt.Work, "blob")
-	if err := clearStale(opt.Mount, blobDir); err != nil {
+	if err := clearStale(opt); err != nil {
 		return nil, err
 	}
 	cd := newCached(disk, opt.Cache)
@@ -119,29 +159,38 @@ func Attach(ctx context.Context, disk Disk, opt Options) (*Drive, error) {
 			return nil, fmt.Errorf("drive: %w", err)
 		}
 	}
-	if d.srv, err = mountBlob(blobDir, cd, opt.Log); err != nil {
-		return nil, err
-	}
-	if d.loop, err = attachLoop(filepath.Join(blobDir, fileName)); err != nil {
-		d.Detach()
-		return nil, err
+	if c.device == DeviceNBD {
+		d.dev, err = attachNBD(ctx, realHost, cd, c.nbd, opt.Work, opt.Log)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		if d.srv, err = mountBlob(blobDir, cd, opt.Log); err != nil {
+			return nil, err
+		}
+		loop, err := attachLoop(filepath.Join(blobDir, fileName))
+		if err != nil {
+			d.Detach()
+			return nil, err
+		}
+		d.dev = loop
 	}
 	if blank {
 		// The blob reads as zeros where it was never written, so the
 		// inode tables and the journal need no zeroing now or later.
 		out, err := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-m", "0",
-			"-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1", d.loop.path).CombinedOutput()
+			"-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1", d.dev.node()).CombinedOutput()
 		if err != nil {
 			d.Detach()
 			return nil, fmt.Errorf("drive: mkfs.ext4: %w: %s", err, out)
 		}
 	}
 	// mount(8), not mount(2) here: see unmount.
-	if out, err := exec.CommandContext(ctx, "mount", "-t", "ext4", "-o", "noatime,errors=remount-ro,noinit_itable", d.loop.path, opt.Mount).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, "mount", "-t", "ext4", "-o", "noatime,errors=remount-ro,noinit_itable", d.dev.node(), opt.Mount).CombinedOutput(); err != nil {
 		d.Detach()
-		return nil, fmt.Errorf("drive: mount %s at %s: %w: %s", d.loop.path, opt.Mount, err, bytes.TrimSpace(out))
+		return nil, fmt.Errorf("drive: mount %s at %s: %w: %s", d.dev.node(), opt.Mount, err, bytes.TrimSpace(out))
 	}
-	d.loop.release()
+	d.dev.release()
 	return d, nil
 }
 
@@ -167,19 +216,23 @@ func blank(ctx context.Context, disk Disk) (bool, error) {
 // Path is the folder the drive is mounted on.
 func (d *Drive) Path() string { return d.opt.Mount }
 
+// Device is the block device the drive is attached through (DeviceNBD or
+// DeviceFUSELoop).
+func (d *Drive) Device() Device { return d.how }
+
 // Detach unmounts the file system (which writes what ext4 still holds),
-// unbinds the loop device and stops serving the disk. It fails, leaving
-// the drive mounted, while files on it are open.
+// takes the block device down and stops serving the disk. It fails,
+// leaving the drive mounted, while files on it are open.
 func (d *Drive) Detach() error {
 	var errs []error
-	if d.loop != nil {
+	if d.dev != nil {
 		if err := unmount(d.opt.Mount); err != nil {
 			return err
 		}
-		if err := d.loop.detach(); err != nil {
+		if err := d.dev.detach(); err != nil {
 			errs = append(errs, err)
 		}
-		d.loop = nil
+		d.dev = nil
 	}
 	if d.srv != nil {
 		if err := d.srv.Unmount(); err != nil {
@@ -217,14 +270,16 @@ func unmount(dir string) error {
 // Clear takes down what a process that died with a drive attached (with
 // opt.Work and opt.Mount) left of it on this node, as Attach does first.
 func Clear(opt Options) error {
-	return clearStale(opt.Mount, filepath.Join(opt.Work, "blob"))
+	return clearStale(opt)
 }
 
 // clearStale takes down what a process that died with the drive attached
-// left behind: ext4 still mounted, its loop device bound to a FUSE file
-// whose server is gone. Detached lazily: nothing can reach the disk
-// through them any more anyway.
-func clearStale(mount, blobDir string) error {
+// left behind: ext4 still mounted, on an nbd device whose socket closed
+// with that process or on a loop device bound to a FUSE file whose server
+// is gone. Detached lazily: nothing can reach the disk through them any
+// more anyway.
+func clearStale(opt Options) error {
+	mount, blobDir := opt.Mount, filepath.Join(opt.Work, "blob")
 	file := filepath.Join(blobDir, fileName)
 	dev, err := loopOf(file)
 	if err != nil {
@@ -239,6 +294,7 @@ func clearStale(mount, blobDir string) error {
 			f.Close()
 		}
 	}
+	clearNBD(realHost, opt.Work)
 	if err := unix.Unmount(blobDir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("drive: unmount %s: %w", blobDir, err)
 	}

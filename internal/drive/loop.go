@@ -78,6 +78,8 @@ func attachLoop(backing string) (*loopDevice, error) {
 	return nil, errors.New("drive: every free loop device was taken by another process first")
 }
 
+func (l *loopDevice) node() string { return l.path }
+
 // release closes this process's descriptor of the device, once ext4 is
 // mounted on it (see attachLoop).
 func (l *loopDevice) release() {

@@ -1,8 +1,10 @@
 // Package driveproc runs each drive of a process or container instance in
 // a process of its own, `weft drive-serve DIR`, so that the drive outlives
-// the agent that attached it: the FUSE server behind a drive's loop device
-// (internal/drive) dies with the process it runs in, and with it the ext4
-// mount the instance writes to. The agent starts one per drive (Start),
+// the agent that attached it: the server behind a drive's block device
+// (internal/drive: the FUSE server behind its loop device, or the NBD
+// server the kernel's nbd device talks to over a socket pair, with the
+// thread sitting in NBD_DO_IT) dies with the process it runs in, and with
+// it the ext4 mount the instance writes to. The agent starts one per drive (Start),
 // finds it again after its own restart (Adopt) and stops it once the
 // instance has stopped (Proc.Stop).
 //
@@ -16,7 +18,7 @@
 //	DIR/serving.json the server's PID, start time, blob and lease, written once the drive is mounted
 //	DIR/serve.log    the server's log
 //	DIR/refused      why the last SIGTERM did not unmount the drive
-//	DIR/work, DIR/mnt the FUSE file and the ext4 mount (drive.Options)
+//	DIR/work, DIR/mnt the FUSE file (or the nbd device's record) and the ext4 mount (drive.Options)
 package driveproc
 
 import (
@@ -63,6 +65,9 @@ type serving struct {
 	Blob  string `json:"blob"`
 	Lease string `json:"lease"`
 	Mount string `json:"mount"`
+	// Device is the block device the drive is attached through
+	// (drive.DeviceNBD or drive.DeviceFUSELoop), for people reading it.
+	Device drive.Device `json:"device,omitempty"`
 }
 
 // options are where the drive of the server in dir is mounted.
@@ -115,13 +120,13 @@ func serve(dir string, log *slog.Logger) error {
 	_, start, err := procstat.Stat(os.Getpid())
 	if err == nil {
 		err = atomicfile.WriteJSON(filepath.Join(dir, servingFile), serving{
-			PID: os.Getpid(), Start: start, Blob: spec.Access.Blob, Lease: spec.Lease, Mount: opt.Mount,
+			PID: os.Getpid(), Start: start, Blob: spec.Access.Blob, Lease: spec.Lease, Mount: opt.Mount, Device: d.Device(),
 		})
 	}
 	if err != nil {
 		return errors.Join(err, d.Detach())
 	}
-	log.Info("drive mounted", "drive", spec.Access.Name, "mount", opt.Mount)
+	log.Info("drive mounted", "drive", spec.Access.Name, "mount", opt.Mount, "device", d.Device())
 	<-stop
 	// Asked to stop, it stops as soon as it can: a drive in use (a
 	// process of the instance lingering, or ext4's last writes waiting for

@@ -117,13 +117,30 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // ServeConn runs the handshake and then serves requests until the client
 // disconnects, ctx ends, or the connection fails. It closes conn.
 func (s *Server) ServeConn(ctx context.Context, conn net.Conn) error {
+	return s.serve(ctx, conn, true)
+}
+
+// ServeTransmission serves requests on a connection that starts in the
+// transmission phase, with no handshake: the kernel's NBD client, given
+// its socket with the NBD_SET_SOCK ioctl, learnt the export's size and
+// flags through ioctls of its own (NBD_SET_SIZE, NBD_SET_FLAGS with
+// TransmissionFlags) and speaks requests at once. Otherwise it is
+// ServeConn: it returns nil once the client disconnects (NBD_CMD_DISC or
+// end of stream) or ctx ends, and closes conn.
+func (s *Server) ServeTransmission(ctx context.Context, conn net.Conn) error {
+	return s.serve(ctx, conn, false)
+}
+
+func (s *Server) serve(ctx context.Context, conn net.Conn, handshake bool) error {
 	defer conn.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { <-ctx.Done(); conn.Close() }()
-	ok, err := s.handshake(conn)
-	if err != nil || !ok {
-		return err
+	if handshake {
+		ok, err := s.handshake(conn)
+		if err != nil || !ok {
+			return err
+		}
 	}
 	return s.transmit(ctx, conn)
 }
@@ -171,7 +188,7 @@ func (s *Server) handshake(conn net.Conn) (ok bool, err error) {
 			}
 			reply := make([]byte, 10, 10+124)
 			binary.BigEndian.PutUint64(reply[0:], uint64(s.Backend.Size()))
-			binary.BigEndian.PutUint16(reply[8:], s.transmissionFlags())
+			binary.BigEndian.PutUint16(reply[8:], s.TransmissionFlags())
 			if !noZeroes {
 				reply = append(reply, make([]byte, 124)...)
 			}
@@ -232,7 +249,7 @@ func (s *Server) sendInfo(conn net.Conn, opt uint32) error {
 	export := make([]byte, 12)
 	binary.BigEndian.PutUint16(export[0:], infoExport)
 	binary.BigEndian.PutUint64(export[2:], uint64(s.Backend.Size()))
-	binary.BigEndian.PutUint16(export[10:], s.transmissionFlags())
+	binary.BigEndian.PutUint16(export[10:], s.TransmissionFlags())
 	if err := optReply(conn, opt, repInfo, export); err != nil {
 		return err
 	}
@@ -247,7 +264,11 @@ func (s *Server) sendInfo(conn net.Conn, opt uint32) error {
 	return optReply(conn, opt, repAck, nil)
 }
 
-func (s *Server) transmissionFlags() uint16 {
+// TransmissionFlags are the export's transmission flags, as the handshake
+// sends them (NBD_FLAG_HAS_FLAGS, SEND_FLUSH, SEND_FUA, SEND_TRIM,
+// SEND_WRITE_ZEROES): what a client configured without one, such as the
+// kernel's, is told with NBD_SET_FLAGS.
+func (s *Server) TransmissionFlags() uint16 {
 	return transHasFlags | transSendFlush | transSendFUA | transSendTrim | transSendZero
 }
 
