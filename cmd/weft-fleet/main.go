@@ -33,6 +33,7 @@ func main() {
 	flag.StringVar(&cfg.Pprof, "pprof", "", "serve the first server's net/http/pprof on this address")
 	flag.StringVar(&cfg.Dir, "dir", "", "work folder (default: a new one in /dev/shm, removed at the end)")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the work folder")
+	flag.DurationVar(&cfg.CPUWindow, "cpu-window", 0, "how long the heartbeats' CPU is measured (default 5s; longer to profile them)")
 	flag.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "the longest wait for nodes, instances and the heal")
 	asJSON := flag.Bool("json", false, "print one JSON object")
 	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile (the agents' side) to this file")
