@@ -198,7 +198,8 @@ exec sleep 600
 
 // importKeeperImage imports the container image "keeper": a static busybox
 // that notes its instance and its drive's mount in /data/who (the
-// previous note in /data/previous), syncs, touches /data/ready and sleeps.
+// previous note in /data/previous, renamed into place so that a reader
+// never sees it half made), syncs, touches /data/ready and sleeps.
 func (c *cluster) importKeeperImage() {
 	c.t.Helper()
 	root := filepath.Join(c.dir, "images", "keeper")
@@ -209,7 +210,7 @@ func (c *cluster) importKeeperImage() {
 	}
 	os.WriteFile(filepath.Join(root, "busybox"), bb, 0o755)
 	writeFile(c.t, filepath.Join(root, "run.sh"), `cd /data
-[ -f who ] && /busybox cp who previous
+[ -f who ] && /busybox cp who previous.new && /busybox mv previous.new previous
 echo "$WEFT_INSTANCE $WEFT_DRIVE_STATE" > who
 /busybox sync
 /busybox touch ready

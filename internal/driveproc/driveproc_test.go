@@ -152,7 +152,8 @@ func TestServerOutlivesItsHandle(t *testing.T) {
 	held.Close()
 	for deadline := time.Now().Add(30 * time.Second); procstat.Alive(p.PID(), found.Start()); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("the server asked to stop still serves its drive, freed, 30s later")
+			log, _ := os.ReadFile(filepath.Join(dir, driveproc.LogFile))
+			t.Fatalf("the server asked to stop still serves its drive, freed, 30s later; its log:\n%s", log)
 		}
 	}
 	if err := found.Stop(context.Background()); err != nil {
