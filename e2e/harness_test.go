@@ -392,6 +392,13 @@ func (c *cluster) cleanup() {
 	}
 }
 
+// in is the cluster as seen by subtest t: what fails there fails t.
+func (c *cluster) in(t *testing.T) *cluster {
+	sub := *c
+	sub.t = t
+	return &sub
+}
+
 func mapValues(m map[string]*proc) []*proc {
 	var out []*proc
 	for _, v := range m {
