@@ -82,10 +82,13 @@ func TestMain(m *testing.M) {
 //     (heartbeat TTLs, fencing, relocation): two at a time. One at a time
 //     the ten of them made a chain of 10-15 minutes on a loaded machine,
 //     the suite's longest path; two at a time they took 6.
-//   - netnsTest: hosts in network namespaces, partitioned on purpose, whose
-//     timings a second such test's load would blur: one at a time.
+//   - netnsTest: hosts in network namespaces, partitioned on purpose (links
+//     cut), whose timings a second such test's load would blur: one at a
+//     time. Tests on namespaced hosts that cut no link take a slot of the
+//     other kinds: ten tests in one chain were the suite's longest path,
+//     and a VM test waiting for the namespaces' slot held a VM slot idle.
 //
-// A VM test on namespaced hosts takes a VM slot, then the namespaces'.
+// A VM test that cuts links takes a VM slot, then the namespaces'.
 var (
 	e2eSlots  = make(chan struct{}, e2eParallel)
 	vmSlot    = make(chan struct{}, 2)

@@ -63,9 +63,11 @@ roles:
 // boot starts from a fresh overlay of the image, except on its drive. The
 // drives stay with their slots across a rolling upgrade, a drain of a
 // node (the instance stops and starts elsewhere) and scaling 2 -> 1 -> 2.
+// An agent killed and started again must not be declared down meanwhile
+// (agentRestartTTL): no node dies in this test.
 func TestVMRole(t *testing.T) {
 	vmTest(t)
-	c := newCluster(t, 2, storageFlags(t)...)
+	c := newCluster(t, 2, append(storageFlags(t), agentRestartTTL...)...)
 	c.mustWeft("image", "build", "tiny")
 	if nodes := c.mustWeft("nodes"); !strings.Contains(nodes, "vm(") {
 		t.Fatalf("the nodes do not offer the vm runtime:\n%s", nodes)
