@@ -55,8 +55,12 @@ func TestMain(m *testing.M) {
 	}
 	weftBin = filepath.Join(dir, "weft")
 	helloBin = filepath.Join(dir, "hello")
+	// Built as make build builds bin/weft (CGO_ENABLED=0, -trimpath), so
+	// that make test, which runs make build first, finds every package
+	// compiled: without -trimpath this build compiled them all again
+	// (36 CPU-s, against 3.5 for the link alone).
 	for _, b := range []struct{ out, pkg string }{{weftBin, "../cmd/weft"}, {helloBin, "../examples/hello"}} {
-		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+		cmd := exec.Command("go", "build", "-trimpath", "-o", b.out, b.pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
