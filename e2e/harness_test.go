@@ -75,13 +75,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// Every test but weft dev's (fixed ports) runs beside the others, each
-// holding a slot of one kind while it runs, so that the CPU-bound VM
-// boots and the multi-host tests overlap the tests that mostly wait
-// (heartbeat TTLs, elections, certificate expiry) instead of running
-// before them:
-//   - parallel: uses only ports from freePort, its own folder and the
-//     processes it started; e2eParallel of them at a time.
+// Every test runs beside the others (go test starts parallel tests only
+// once every other test has ended), each holding a slot of one kind while
+// it runs, so that the CPU-bound VM boots and the multi-host tests overlap
+// the tests that mostly wait (heartbeat TTLs, elections, certificate
+// expiry) instead of running before them:
+//   - parallel: uses only ports from freePort (weft dev's test also its
+//     storage's fixed ports, which no other test's server takes), its own
+//     folder and the processes it started; e2eParallel of them at a time.
 //   - vmTest: boots VMs, CPU-bound without KVM, but each test also waits
 //     (heartbeat TTLs, fencing, relocation): two at a time. One at a time
 //     the ten of them made a chain of 10-15 minutes on a loaded machine,
