@@ -15,8 +15,8 @@ run: build
 
 # Every test: unit, conformance and end-to-end (real processes on loopback).
 # The end-to-end suite, the longest package, runs beside the others from the
-# start, without -race: its test binary drives weft processes built without
-# it. Most other packages wait on timers, elections and VM boots more than
+# start, vet included (a vet failure fails the run once the tests are done),
+# without -race: its test binary drives weft processes built without it. Most other packages wait on timers, elections and VM boots more than
 # they compute, so three of them run at a time (go test's default is one per
 # core). go test shows a passing package's output only with -v, so the
 # storage conformance suite also writes its coverage table to a file; that
@@ -28,11 +28,11 @@ run: build
 TEST_TIMEOUT ?= 30m
 TESTFLAGS    := -count=1 -timeout $(TEST_TIMEOUT) -ldflags=-w
 test: build
-	$(GO) vet ./...
-	@report=$$(mktemp); e2elog=$$(mktemp); \
+	@report=$$(mktemp); e2elog=$$(mktemp); status=0; \
 	$(GO) test $(TESTFLAGS) ./e2e/ >$$e2elog 2>&1 & e2e=$$!; \
+	echo "$(GO) vet ./..."; $(GO) vet ./... || status=1; \
 	WEFT_CONFORMANCE_REPORT=$$report $(GO) test -race -p 3 $(TESTFLAGS) \
-		$$($(GO) list ./... | grep -v '/e2e$$'); status=$$?; \
+		$$($(GO) list ./... | grep -v '/e2e$$') || status=1; \
 	wait $$e2e || status=1; \
 	cat $$e2elog $$report; rm -f $$report $$e2elog; exit $$status
 

@@ -28,7 +28,7 @@ import (
 // prints the development account's full connection string, which the Go
 // SDK takes where it does not understand UseDevelopmentStorage=true.
 func TestDevRunsTheCloudAndStopsCleanly(t *testing.T) {
-	requireE2E(t)
+	parallel(t) // its storage's fixed ports (10000-10002) are no other test's
 	dir := t.TempDir()
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)

@@ -67,9 +67,12 @@ func TestImagesOutliveTheirServer(t *testing.T) {
 
 // TestPersistentVMAfterLeaderChange makes a persistent VM while one
 // server leads, moves the lead to another (a graceful restart hands it
-// over), then loses the VM's host: the VM comes back on the other node
-// with what it synced, its disk read from the storage it was made on,
-// which is not the new leader's.
+// over), then kills the agent of the VM's node with SIGKILL and leaves its
+// QEMU running, as a crashed agent does: the VM comes back on the other
+// node with what it synced, its disk read from the storage it was made on,
+// which is not the new leader's. When the agent comes back it stops the
+// copy it left without taking the disk back: the new copy still writes.
+// (TestPersistentVMSurvivesHostLoss kills the QEMU with its agent.)
 func TestPersistentVMAfterLeaderChange(t *testing.T) {
 	vmTest(t)
 	c := newServersWith(t, 3, storageFlags(t))
@@ -90,9 +93,8 @@ func TestPersistentVMAfterLeaderChange(t *testing.T) {
 	})
 
 	vm := c.vm("keeper")
-	qemu := qemuOf(t, vm.Instance)
+	stale := qemuOf(t, vm.Instance)
 	c.kill9(c.agents[vm.Node])
-	syscall.Kill(qemu, syscall.SIGKILL)
 	c.waitFor("the VM running on the other node", 2*time.Minute, func() bool {
 		v := c.vm("keeper")
 		return v.Node != "" && v.Node != vm.Node && v.State == api.StateRunning
@@ -100,4 +102,7 @@ func TestPersistentVMAfterLeaderChange(t *testing.T) {
 	if out := c.mustWeft("vm", "exec", "keeper", "--", "cat", "/root/data"); strings.TrimSpace(out) != "precious" {
 		t.Errorf("the file the VM synced reads %q after the move under the new leader", out)
 	}
+	c.startAgent(vm.Node)
+	c.waitFor("the stale copy stopped", 30*time.Second, func() bool { return !syscallAlive(stale) })
+	c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "echo after | dd of=/root/after conv=fsync")
 }

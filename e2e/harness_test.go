@@ -55,8 +55,12 @@ func TestMain(m *testing.M) {
 	}
 	weftBin = filepath.Join(dir, "weft")
 	helloBin = filepath.Join(dir, "hello")
+	// Built as make build builds bin/weft (CGO_ENABLED=0, -trimpath), so
+	// that make test, which runs make build first, finds every package
+	// compiled: without -trimpath this build compiled them all again
+	// (36 CPU-s, against 3.5 for the link alone).
 	for _, b := range []struct{ out, pkg string }{{weftBin, "../cmd/weft"}, {helloBin, "../examples/hello"}} {
-		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+		cmd := exec.Command("go", "build", "-trimpath", "-o", b.out, b.pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
@@ -71,21 +75,25 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// Every test but weft dev's (fixed ports) runs beside the others, each
-// holding a slot of one kind while it runs, so that the CPU-bound VM
-// boots and the multi-host tests overlap the tests that mostly wait
-// (heartbeat TTLs, elections, certificate expiry) instead of running
-// before them:
-//   - parallel: uses only ports from freePort, its own folder and the
-//     processes it started; e2eParallel of them at a time.
+// Every test runs beside the others (go test starts parallel tests only
+// once every other test has ended), each holding a slot of one kind while
+// it runs, so that the CPU-bound VM boots and the multi-host tests overlap
+// the tests that mostly wait (heartbeat TTLs, elections, certificate
+// expiry) instead of running before them:
+//   - parallel: uses only ports from freePort (weft dev's test also its
+//     storage's fixed ports, which no other test's server takes), its own
+//     folder and the processes it started; e2eParallel of them at a time.
 //   - vmTest: boots VMs, CPU-bound without KVM, but each test also waits
 //     (heartbeat TTLs, fencing, relocation): two at a time. One at a time
 //     the ten of them made a chain of 10-15 minutes on a loaded machine,
 //     the suite's longest path; two at a time they took 6.
-//   - netnsTest: hosts in network namespaces, partitioned on purpose, whose
-//     timings a second such test's load would blur: one at a time.
+//   - netnsTest: hosts in network namespaces, partitioned on purpose (links
+//     cut), whose timings a second such test's load would blur: one at a
+//     time. Tests on namespaced hosts that cut no link take a slot of the
+//     other kinds: ten tests in one chain were the suite's longest path,
+//     and a VM test waiting for the namespaces' slot held a VM slot idle.
 //
-// A VM test on namespaced hosts takes a VM slot, then the namespaces'.
+// A VM test that cuts links takes a VM slot, then the namespaces'.
 var (
 	e2eSlots  = make(chan struct{}, e2eParallel)
 	vmSlot    = make(chan struct{}, 2)
@@ -390,6 +398,13 @@ func (c *cluster) cleanup() {
 			c.t.Logf("%s log:\n%s", name, tail(a.log.String(), 30))
 		}
 	}
+}
+
+// in is the cluster as seen by subtest t: what fails there fails t.
+func (c *cluster) in(t *testing.T) *cluster {
+	sub := *c
+	sub.t = t
+	return &sub
 }
 
 func mapValues(m map[string]*proc) []*proc {

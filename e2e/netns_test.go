@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,8 +55,8 @@ func newNetwork(t testing.TB) *network {
 			t.Skipf("the multi-host harness needs %s (apt-get install iproute2 iptables)", tool)
 		}
 	}
-	id := fmt.Sprintf("%04x", rand.IntN(1<<16))
-	n := &network{t: t, id: id, subnet: fmt.Sprintf("10.%d.%d", 100+rand.IntN(100), rand.IntN(250)), bridge: "wb" + id}
+	id, subnet := newNetworkNames()
+	n := &network{t: t, id: id, subnet: subnet, bridge: "wb" + id}
 	t.Cleanup(n.close)
 	n.must("ip", "link", "add", n.bridge, "type", "bridge")
 	n.must("ip", "addr", "add", n.subnet+".254/24", "dev", n.bridge)
@@ -64,6 +65,27 @@ func newNetwork(t testing.TB) *network {
 	n.must("iptables", "-I", "FORWARD", "-i", n.bridge, "-o", n.bridge, "-j", "ACCEPT")
 	return n
 }
+
+// newNetworkNames picks a network's id and subnet, each unlike any other
+// network's of this run: tests that do not cut links run their networks
+// side by side.
+func newNetworkNames() (id, subnet string) {
+	networksMu.Lock()
+	defer networksMu.Unlock()
+	for {
+		id = fmt.Sprintf("%04x", rand.IntN(1<<16))
+		subnet = fmt.Sprintf("10.%d.%d", 100+rand.IntN(100), rand.IntN(250))
+		if !networksGiven[id] && !networksGiven[subnet] {
+			networksGiven[id], networksGiven[subnet] = true, true
+			return id, subnet
+		}
+	}
+}
+
+var (
+	networksMu    sync.Mutex
+	networksGiven = map[string]bool{}
+)
 
 func (n *network) must(args ...string) {
 	n.t.Helper()

@@ -27,7 +27,7 @@ import (
 // INSTANCE.ROLE.SERVICE.internal, ROLE.SERVICE.internal and, through the
 // search domain, ROLE.
 func TestNetworkRulesAndProcessDNS(t *testing.T) {
-	netnsTest(t)
+	parallel(t) // no link is cut: no netnsTest slot
 	if _, err := exec.LookPath("nsenter"); err != nil {
 		t.Skip("the test needs nsenter (apt-get install util-linux)")
 	}

@@ -27,7 +27,7 @@ import (
 // process instance on the network is reached there too; the ports of a
 // deleted service's instances, then its network, are taken off the hosts.
 func TestTenantNetworksAcrossHosts(t *testing.T) {
-	netnsTest(t)
+	parallel(t) // no link is cut: no netnsTest slot
 	requireRunc(t)
 	if _, err := exec.LookPath("nsenter"); err != nil {
 		t.Skip("the test needs nsenter (apt-get install util-linux)")

@@ -20,19 +20,31 @@ echo "$1 $(tr -d ' \n' < "$WEFT_EXTENSION_SETTINGS")" >> /root/hello.log
 echo "ran $1"
 `
 
-// TestVMExtensionsAndMetadata boots one persistent VM and follows
-// extensions through the real server, agent, QEMU and guest agent: a
-// published extension and custom-script are set with weft vm extension
-// set and reach success with their handlers' output (the protected
-// setting reaches the guest in a 0600 file and never comes back through
-// the API), a settings change runs update in place, removing the
-// extension runs disable and uninstall and removes its files from the
-// guest; and a program in the guest asks the metadata service who it is.
-func TestVMExtensionsAndMetadata(t *testing.T) {
+// TestVMGuest boots one persistent VM on two nodes and follows, on it,
+// the guest's extensions and metadata service, then its live migration:
+// one TCG boot, cluster and image build instead of one per part.
+func TestVMGuest(t *testing.T) {
 	vmTest(t)
-	c := newCluster(t, 1, storageFlags(t)...)
+	c := newCluster(t, 2, storageFlags(t)...)
 	c.mustWeft("image", "build", "tiny")
+	if _, errOut, code := c.weft("vm", "create", "huge", "--image", "tiny", "--memory", "64Gi"); code == 0 || !strings.Contains(errOut, "more than any node has") {
+		t.Errorf("a VM bigger than any node: exit %d, %q", code, errOut)
+	}
+	c.mustWeft("vm", "create", "guest", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--wait", "--timeout", "4m")
+	t.Run("ExtensionsAndMetadata", func(t *testing.T) { vmExtensionsAndMetadata(t, c.in(t)) })
+	t.Run("LiveMigration", func(t *testing.T) { vmLiveMigration(t, c.in(t), "guest") })
+}
 
+// vmExtensionsAndMetadata follows extensions of the running VM guest
+// through the real server, agent, QEMU and guest agent: a published
+// extension and custom-script are set with weft vm extension set and
+// reach success with their handlers' output (the protected setting
+// reaches the guest in a 0600 file and never comes back through the API),
+// a settings change runs update in place, removing the extension runs
+// disable and uninstall and removes its files from the guest; a program in
+// the guest asks the metadata service who it is; and the built-in monitor
+// reports the guest's figures.
+func vmExtensionsAndMetadata(t *testing.T, c *cluster) {
 	ext := filepath.Join(c.dir, "ext-hello")
 	os.MkdirAll(ext, 0o755)
 	writeFile(t, filepath.Join(ext, "extension.json"), helloManifest)
@@ -40,8 +52,6 @@ func TestVMExtensionsAndMetadata(t *testing.T) {
 	os.Chmod(filepath.Join(ext, "h"), 0o755)
 	c.mustWeft("extension", "publish", ext)
 	file := func(name, content string) string { return writeFile(t, filepath.Join(c.dir, name), content) }
-
-	c.mustWeft("vm", "create", "guest", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--wait", "--timeout", "4m")
 	vm := c.vm("guest")
 
 	c.mustWeft("vm", "extension", "set", "guest", "hello", "--settings", file("hi.json", `{"greeting": "hi"}`),

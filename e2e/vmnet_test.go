@@ -22,8 +22,7 @@ import (
 // address and MAC, and both still reach each other; so after it was
 // stopped and started on the other host (relocated).
 func TestVMOnVirtualNetwork(t *testing.T) {
-	vmTest(t)
-	hold(t, netnsSlot)
+	vmTest(t) // no link is cut: no netnsTest slot
 	c, h1, h2 := vmNetworkCluster(t)
 	tool := c.instances("tools")[0]
 	vm := c.vm("keeper")

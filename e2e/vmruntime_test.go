@@ -63,9 +63,11 @@ roles:
 // boot starts from a fresh overlay of the image, except on its drive. The
 // drives stay with their slots across a rolling upgrade, a drain of a
 // node (the instance stops and starts elsewhere) and scaling 2 -> 1 -> 2.
+// An agent killed and started again must not be declared down meanwhile
+// (agentRestartTTL): no node dies in this test.
 func TestVMRole(t *testing.T) {
 	vmTest(t)
-	c := newCluster(t, 2, storageFlags(t)...)
+	c := newCluster(t, 2, append(storageFlags(t), agentRestartTTL...)...)
 	c.mustWeft("image", "build", "tiny")
 	if nodes := c.mustWeft("nodes"); !strings.Contains(nodes, "vm(") {
 		t.Fatalf("the nodes do not offer the vm runtime:\n%s", nodes)
@@ -232,27 +234,6 @@ func TestPersistentVMSurvivesHostLoss(t *testing.T) {
 	}
 }
 
-// TestPersistentVMAgentBackAfterMove kills the agent of a persistent VM's
-// node and leaves its QEMU running, as a crashed agent does: the VM is
-// started on the other node, and when the agent comes back it stops the
-// copy it left without taking the disk back; the new copy still writes.
-func TestPersistentVMAgentBackAfterMove(t *testing.T) {
-	vmTest(t)
-	c := newCluster(t, 2, storageFlags(t)...)
-	c.mustWeft("image", "build", "tiny")
-	c.mustWeft("vm", "create", "keeper", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--wait")
-	vm := c.vm("keeper")
-	stale := qemuOf(t, vm.Instance)
-	c.kill9(c.agents[vm.Node])
-	c.waitFor("the VM running on the other node", time.Minute, func() bool {
-		v := c.vm("keeper")
-		return v.Node != "" && v.Node != vm.Node && v.State == api.StateRunning
-	})
-	c.startAgent(vm.Node)
-	c.waitFor("the stale copy stopped", 30*time.Second, func() bool { return !syscallAlive(stale) })
-	c.mustWeft("vm", "exec", "keeper", "--", "/bin/sh", "-c", "echo after | dd of=/root/after conv=fsync")
-}
-
 func (c *cluster) vm(name string) api.VM {
 	c.t.Helper()
 	var vm api.VM
@@ -293,38 +274,31 @@ func qemusOf(s string) []int {
 	return pids
 }
 
-// TestLiveMigration moves a running persistent VM to the other node with
-// weft vm migrate: a counter the guest runs keeps counting across the
+// vmLiveMigration moves the running persistent VM name to the other node
+// with weft vm migrate: a counter the guest runs keeps counting across the
 // move, and its uptime goes on. A drain then moves it back the same way.
-func TestLiveMigration(t *testing.T) {
-	vmTest(t)
-	c := newCluster(t, 2, storageFlags(t)...)
-	c.mustWeft("image", "build", "tiny")
-	if _, errOut, code := c.weft("vm", "create", "huge", "--image", "tiny", "--memory", "64Gi"); code == 0 || !strings.Contains(errOut, "more than any node has") {
-		t.Errorf("a VM bigger than any node: exit %d, %q", code, errOut)
-	}
-	c.mustWeft("vm", "create", "mover", "--image", "tiny", "--memory", "256Mi", "--disk", "512Mi", "--wait")
-	first := c.vm("mover").Node
+func vmLiveMigration(t *testing.T, c *cluster, name string) {
+	first := c.vm(name).Node
 	// Renamed into place: a read between the truncation and the write of
 	// echo's redirection would see no count.
-	c.mustWeft("vm", "exec", "mover", "--", "/bin/sh", "-c",
+	c.mustWeft("vm", "exec", name, "--", "/bin/sh", "-c",
 		"i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done > /dev/null 2>&1 &")
 	count := func() int {
 		var n int
-		fmt.Sscan(c.mustWeft("vm", "exec", "mover", "--", "cat", "/tmp/count"), &n)
+		fmt.Sscan(c.mustWeft("vm", "exec", name, "--", "cat", "/tmp/count"), &n)
 		return n
 	}
 	uptime := func() float64 {
 		var u float64
-		fmt.Sscan(c.mustWeft("vm", "exec", "mover", "--", "cat", "/proc/uptime"), &u)
+		fmt.Sscan(c.mustWeft("vm", "exec", name, "--", "cat", "/proc/uptime"), &u)
 		return u
 	}
 	time.Sleep(300 * time.Millisecond)
 	before, upBefore := count(), uptime()
 
-	out := c.mustWeft("vm", "migrate", "mover")
+	out := c.mustWeft("vm", "migrate", name)
 	t.Logf("%s", strings.TrimSpace(out))
-	vm := c.vm("mover")
+	vm := c.vm(name)
 	if vm.Node == first || vm.LastMigration == nil || vm.LastMigration.Error != "" {
 		t.Fatalf("after the migration the VM is on %s (was %s), last migration %+v", vm.Node, first, vm.LastMigration)
 	}
@@ -338,16 +312,16 @@ func TestLiveMigration(t *testing.T) {
 	before = count()
 	c.mustWeft("node", "drain", second)
 	c.waitFor("the VM migrated off the drained node", 2*time.Minute, func() bool {
-		v := c.vm("mover")
+		v := c.vm(name)
 		return v.Node == first && v.Migration == nil && v.State == api.StateRunning
 	})
 	if after := count(); after <= before {
 		t.Errorf("the drain restarted the guest: counter %d then %d", before, after)
 	}
-	if _, errOut, code := c.weft("vm", "migrate", "mover", "--to", second); code == 0 || !strings.Contains(errOut, second) {
+	if _, errOut, code := c.weft("vm", "migrate", name, "--to", second); code == 0 || !strings.Contains(errOut, second) {
 		t.Errorf("migrating to a draining node: exit %d, %q", code, errOut)
 	}
-	if _, errOut, code := c.weft("vm", "migrate", "mover", "--to", "node-9"); code == 0 || !strings.Contains(errOut, "no node node-9") {
+	if _, errOut, code := c.weft("vm", "migrate", name, "--to", "node-9"); code == 0 || !strings.Contains(errOut, "no node node-9") {
 		t.Errorf("migrating to an unknown node: exit %d, %q", code, errOut)
 	}
 }

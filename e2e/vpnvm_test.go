@@ -20,8 +20,7 @@ import (
 // CIDR. The gateway deleted, the route goes from the guest too, and on
 // premises reaches the VM no more. One VM boot.
 func TestVPNReachesATenantVM(t *testing.T) {
-	vmTest(t)
-	hold(t, netnsSlot)
+	vmTest(t) // no link is cut: no netnsTest slot
 	lab := newVPNLab(t, 2, vpnLabExtra{
 		serverArgs: []string{"--no-storage=false"}, // the VM's disks live in the storage service
 		beforeVPN: func(c *cluster) {

@@ -306,3 +306,18 @@ func TestBuildAndBoot(t *testing.T) {
 		t.Error("the workload's output is not in the console log")
 	}
 }
+
+// TestAptKeepsItsCacheInTheBuildCache: apt's package cache is written in
+// the build cache, so that a build's apt runs after the first do not parse
+// the package lists anew (the Debian container images switch the system's
+// cache off).
+func TestAptKeepsItsCacheInTheBuildCache(t *testing.T) {
+	requireBuildTools(t)
+	cache := t.TempDir()
+	if _, err := kernelPackage(t.Context(), cache); err != nil {
+		t.Skipf("apt cannot name the kernel here: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "apt-pkgcache.bin")); err != nil {
+		t.Errorf("after an apt run, apt's cache in the build cache: %v", err)
+	}
+}

@@ -40,11 +40,26 @@ func run(ctx context.Context, dir string, name string, args ...string) ([]byte, 
 	return out, nil
 }
 
+// aptArgs are the options every apt-cache and apt-get run gets: apt's
+// package cache kept in cacheDir. Where the system's is switched off (the
+// Debian container images' docker-clean does that), each apt run would
+// otherwise parse the package lists anew, about a CPU-second a run, three
+// runs an image build. apt checks the cache against the lists and writes
+// it by renaming, so concurrent builds and apt-get update are safe.
+// (apt-get download runs in a folder of its own: the path is absolute.)
+func aptArgs(cacheDir string, args ...string) []string {
+	cache, err := filepath.Abs(filepath.Join(cacheDir, "apt-pkgcache.bin"))
+	if err != nil {
+		return args // no working directory: apt without its cache still works
+	}
+	return append([]string{"-o", "Dir::Cache::pkgcache=" + cache}, args...)
+}
+
 // fetchKernelDeb returns the cached or downloaded .deb of the kernel that
 // linux-image-amd64 currently depends on. Without apt it falls back to the
 // newest kernel .deb in the cache.
 func fetchKernelDeb(ctx context.Context, cacheDir string, r reporter) (string, error) {
-	pkg, err := kernelPackage(ctx)
+	pkg, err := kernelPackage(ctx, cacheDir)
 	if err != nil {
 		cached := cachedDebs(cacheDir, "linux-image-*-amd64")
 		if len(cached) == 0 {
@@ -59,8 +74,8 @@ func fetchKernelDeb(ctx context.Context, cacheDir string, r reporter) (string, e
 
 // kernelPackage resolves linux-image-amd64 to the real kernel package,
 // e.g. linux-image-6.1.0-48-amd64.
-func kernelPackage(ctx context.Context) (string, error) {
-	out, err := run(ctx, "", "apt-cache", "depends", kernelMetaPackage)
+func kernelPackage(ctx context.Context, cacheDir string) (string, error) {
+	out, err := run(ctx, "", "apt-cache", aptArgs(cacheDir, "depends", kernelMetaPackage)...)
 	if err != nil {
 		return "", fmt.Errorf("vmimage: resolve %s: %w", kernelMetaPackage, err)
 	}
@@ -82,7 +97,7 @@ func kernelPackage(ctx context.Context) (string, error) {
 // candidate version with apt-get when it is not cached. When apt does not
 // know pkg (no apt, or lists not updated), a cached .deb of any version does.
 func fetchDeb(ctx context.Context, cacheDir, pkg string, r reporter) (string, error) {
-	version, verr := candidateVersion(ctx, pkg)
+	version, verr := candidateVersion(ctx, cacheDir, pkg)
 	if verr != nil {
 		if cached := cachedDebs(cacheDir, pkg); len(cached) > 0 {
 			r.log.Warn("apt unavailable, using a cached package", "deb", cached[len(cached)-1], "err", verr)
@@ -109,7 +124,7 @@ func fetchDeb(ctx context.Context, cacheDir, pkg string, r reporter) (string, er
 	}
 	defer os.RemoveAll(tmp)
 	// Root runs apt-get download unsandboxed anyway; say so, to silence the warning.
-	args := []string{"download", "-q"}
+	args := aptArgs(cacheDir, "download", "-q")
 	if os.Geteuid() == 0 {
 		args = append(args, "-o", "APT::Sandbox::User=root")
 	}
@@ -128,8 +143,8 @@ func fetchDeb(ctx context.Context, cacheDir, pkg string, r reporter) (string, er
 }
 
 // candidateVersion is the version apt would install of pkg.
-func candidateVersion(ctx context.Context, pkg string) (string, error) {
-	out, err := run(ctx, "", "apt-cache", "show", "--no-all-versions", pkg)
+func candidateVersion(ctx context.Context, cacheDir, pkg string) (string, error) {
+	out, err := run(ctx, "", "apt-cache", aptArgs(cacheDir, "show", "--no-all-versions", pkg)...)
 	if err != nil {
 		return "", fmt.Errorf("vmimage: find package %s: %w", pkg, err)
 	}

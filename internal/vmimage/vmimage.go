@@ -6,8 +6,8 @@
 //
 // It needs apt-get, apt-cache and dpkg-deb (Debian's kernel and
 // busybox-static packages) and mkfs.ext4 from e2fsprogs; it needs neither
-// root nor loop devices. Downloaded packages and what is extracted from the
-// kernel package are cached in Options.CacheDir.
+// root nor loop devices. Downloaded packages, what is extracted from the
+// kernel package and apt's package cache are kept in Options.CacheDir.
 package vmimage
 
 import (
@@ -45,8 +45,9 @@ const DefaultCmdline = "console=ttyS0 root=/dev/vda rw quiet panic=-1 reboot=t "
 type Options struct {
 	// WorkDir receives the results and scratch files; created if missing.
 	WorkDir string
-	// CacheDir keeps downloaded .debs and the kernel files extracted from
-	// them between builds (default: os.UserCacheDir()/weft/debs).
+	// CacheDir keeps downloaded .debs, the kernel files extracted from
+	// them and apt's package cache (about 40 MB) between builds (default:
+	// os.UserCacheDir()/weft/debs).
 	CacheDir string
 	// WeftBinary is the statically linked weft binary to install as
 	// /usr/bin/weft; Build refuses a dynamically linked one.
