@@ -46,12 +46,15 @@ func TestVMOnVirtualNetwork(t *testing.T) {
 	// agent has the members).
 	check := func(what string, ask func() (bool, string)) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
+		began := time.Now()
+		deadline := began.Add(30 * time.Second)
 		for {
 			ok, detail := ask()
 			if ok {
+				t.Logf("%s: held after %v", what, time.Since(began).Round(time.Millisecond))
 				return
 			}
+			t.Logf("%s: not yet after %v: %s", what, time.Since(began).Round(time.Millisecond), detail)
 			if time.Now().After(deadline) {
 				t.Errorf("%s: %s", what, detail)
 				return
