@@ -49,6 +49,7 @@ type fakeController struct {
 	interval time.Duration // told in heartbeat replies
 	beats    int           // heartbeats taken
 	cut      bool          // heartbeats fail, as from a partitioned node
+	hold     time.Duration // the next heartbeat's reply waits this long
 	actions  []api.ScheduledEventAction
 	// peers are each instance's peers, by ID; peerReads counts the reads.
 	peers     map[string][]api.Peer
@@ -75,8 +76,10 @@ func newFakeController(t testing.TB, pkg []byte) (*fakeController, *httptest.Ser
 		}
 		f.events = append(f.events, hb.Events...)
 		f.beats++
-		ttl, interval := f.ttl, f.interval
+		ttl, interval, hold := f.ttl, f.interval, f.hold
+		f.hold = 0
 		f.mu.Unlock()
+		time.Sleep(hold)
 		json.NewEncoder(w).Encode(api.HeartbeatReply{Known: true, State: api.NodeReady, Fence: api.Duration(ttl), Interval: api.Duration(interval)})
 	})
 	mux.HandleFunc("GET /v1/nodes/{name}/assignments", func(w http.ResponseWriter, r *http.Request) {
@@ -392,6 +395,40 @@ func TestAgentFencesPersistentInstances(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dataDir, "instances", "hello-web-0-pppp", "pid.json"))
 		return err == nil && instancePID(t, dataDir, "hello-web-0-pppp") != fenced
 	})
+}
+
+// TestAgentFencesFromWhenTheHeartbeatWasSent: the controller starts its
+// clock for a node's persistent instances when it hears a heartbeat, so the
+// agent's fence runs from when it sent that heartbeat, not from when the
+// reply came: a reply that comes later than the fence time it announces
+// fences at once, though every reply after it is prompt.
+func TestAgentFencesFromWhenTheHeartbeatWasSent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a real program")
+	}
+	f, srv := newFakeController(t, helloPackage(t))
+	f.interval = 100 * time.Millisecond
+	dataDir := t.TempDir()
+	a, cancel, done := startAgent(t, srv.URL, dataDir)
+	defer func() {
+		a.StopAll(context.Background())
+		cancel()
+		<-done
+	}()
+	persistent := assignment("hello-web-0-pppp")
+	persistent.Role.Persistence = api.Persistent
+	f.assign(persistent)
+	eventually(t, "running and healthy", func() bool { return f.get("hello-web-0-pppp").Health == api.HealthHealthy })
+	pid := instancePID(t, dataDir, "hello-web-0-pppp")
+
+	// Until now no reply announced a fence, so nothing is armed; the first
+	// that does comes twice its fence time after the heartbeat was sent,
+	// and the replies after it every interval.
+	f.mu.Lock()
+	f.ttl, f.hold = time.Second, 2*time.Second
+	f.mu.Unlock()
+	eventually(t, "the persistent instance fenced", func() bool { return f.hasEvent("instance.fenced", "hello-web-0-pppp") })
+	eventually(t, "its process killed", func() bool { return syscall.Kill(pid, 0) != nil })
 }
 
 // scriptPackage packs shell scripts (name -> body) and returns the package

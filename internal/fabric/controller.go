@@ -57,7 +57,7 @@ type Config struct {
 	// HeartbeatInterval is how often the nodes are told to report while
 	// the fleet is small (default 500ms); HeartbeatRate is the most
 	// heartbeats a second the controller asks of the whole fleet (default
-	// 100): past HeartbeatRate × HeartbeatInterval nodes, the interval
+	// 1000): past HeartbeatRate × HeartbeatInterval nodes, the interval
 	// grows with the fleet (liveness.go).
 	HeartbeatInterval time.Duration
 	HeartbeatRate     float64
@@ -114,7 +114,7 @@ var DefaultTenantPorts = api.PortRange{From: 30000, To: 32767}
 // The defaults of Config, which weft server's flags show.
 const (
 	DefaultHeartbeatInterval = 500 * time.Millisecond
-	DefaultHeartbeatRate     = 100
+	DefaultHeartbeatRate     = 1000
 	DefaultHeartbeatTTL      = 2 * time.Second
 	DefaultUpgradeTimeout    = 60 * time.Second
 )

@@ -86,10 +86,13 @@ func (c *Controller) lastSeen(node string) (nodeSeen, bool) {
 }
 
 // A persistent instance must never run twice, so the controller starts one
-// elsewhere only after its old node has had time to stop it: an agent that
-// reaches no server for fenceAfter kills its persistent instances, and the
-// controller replaces them once persistentGrace has passed since it last
-// heard from the node, which is later than the agent last got through.
+// elsewhere only after its old node has had time to stop it: an agent kills
+// its persistent instances fenceAfter from when it sent the last heartbeat
+// the controller answered, and the controller replaces them once
+// persistentGrace has passed since it last heard from the node, which is
+// no earlier than that heartbeat was sent. (Counted from the reply, the
+// agent's clock started late by however long the reply took: a reply
+// slower than ttl/2 broke the rule, a margin that shrinks with the TTL.)
 // Both are multiples of the node's heartbeat TTL, so that a leader election
 // shorter than twice the TTL kills nothing; ephemeral instances are
 // replaced as soon as the node is declared down, after one TTL.
