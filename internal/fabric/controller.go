@@ -4,8 +4,9 @@
 //
 // Every decision is level-triggered: one reconcile pass reads the whole state,
 // compares desired with actual, and writes one batch. A pass runs whenever the
-// store changes and on a short tick (for heartbeat deadlines), so a restarted
-// controller simply carries on from what the store says.
+// store changes, when a node's heartbeats stop for its TTL, and at least every
+// second for the pass's other timers (passgate.go), so a restarted controller
+// simply carries on from what the store says.
 package fabric
 
 import (
@@ -66,9 +67,15 @@ type Config struct {
 	HeartbeatTTL   time.Duration
 	UpgradeTimeout time.Duration // an upgraded instance not healthy this long after it was created halts the upgrade (default 60s)
 	DrainTimeout   time.Duration // the longest an instance is drained from the LB before it is stopped anyway (default 30s)
-	Tick           time.Duration // reconcile at least this often (default 200ms)
-	Logger         *slog.Logger
-	Clock          func() time.Time
+	// Tick is how often the controller checks whether a reconcile pass is
+	// due (default 200ms); a pass also starts on every write. TimerTick is
+	// the longest it goes without a pass while nothing is written and no
+	// node's silence crosses a limit (default 1s): the pass's timers fire
+	// up to that much late (passgate.go).
+	Tick      time.Duration
+	TimerTick time.Duration
+	Logger    *slog.Logger
+	Clock     func() time.Time
 	// DiskAccess grants a node access to one disk of a persistent instance
 	// it is assigned (a SAS for that page blob); nil when there is no
 	// storage service, and persistent instances cannot start.
@@ -140,6 +147,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Tick <= 0 {
 		c.Tick = 200 * time.Millisecond
+	}
+	if c.TimerTick <= 0 {
+		c.TimerTick = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -246,12 +256,10 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	var gate passGate
 	for {
-		if err := c.reconcile(ctx); err != nil && ctx.Err() == nil {
+		if err := c.tick(ctx, &gate); err != nil && ctx.Err() == nil {
 			c.log.Error("reconcile failed", "err", err)
-		}
-		if err := c.autoUpgrade(ctx); err != nil && ctx.Err() == nil {
-			c.log.Error("auto-upgrade failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -259,6 +267,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-ticker.C:
 		case <-changed:
 		case <-c.kick:
+			gate.asked = true
 		}
 	}
 }

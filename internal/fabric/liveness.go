@@ -99,3 +99,20 @@ func (c *Controller) lastSeen(node string) (nodeSeen, bool) {
 func fenceAfter(ttl time.Duration) time.Duration { return 2 * ttl }
 
 func persistentGrace(ttl time.Duration) time.Duration { return fenceAfter(ttl) + ttl/2 }
+
+// silenceCrossed says whether a node's silence crossed its TTL or its
+// persistent grace between since and now: a pass at since saw it within
+// (checkNodes and fenced count a silence longer than the limit), one at
+// now would not.
+func (c *Controller) silenceCrossed(since, now time.Time) bool {
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	for _, s := range c.seen {
+		for _, limit := range []time.Duration{s.ttl, persistentGrace(s.ttl)} {
+			if end := s.at.Add(limit); !end.Before(since) && end.Before(now) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -39,6 +39,9 @@ type sim struct {
 	// slowExtension names an extension version the nodes report as still
 	// transitioning (its handlers run).
 	slowExtension string
+	// gate is what step, like Run, knows of the last pass: a step runs a
+	// pass only when one is due.
+	gate passGate
 }
 
 type simNode struct {
@@ -157,10 +160,7 @@ func (s *sim) step() {
 			s.t.Fatal(err)
 		}
 	}
-	if err := s.c.reconcile(s.ctx); err != nil {
-		s.t.Fatal(err)
-	}
-	if err := s.c.autoUpgrade(s.ctx); err != nil { // as Run does
+	if err := s.c.tick(s.ctx, &s.gate); err != nil { // as Run does: a pass if one is due
 		s.t.Fatal(err)
 	}
 	checkDecoded(s.t, s.c)
