@@ -105,3 +105,49 @@ func TestHeartbeatsAreWrittenTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestUnchangedHeartbeatTakesNoLock: a heartbeat that changes nothing is
+// answered while the controller's lock is held (by a pass's write, a
+// deploy), with the interval and fence it would get otherwise; one that
+// changes something waits for the lock and is written.
+func TestUnchangedHeartbeatTakesNoLock(t *testing.T) {
+	s := newSim(t, 2)
+	s.deploy(webSpec(2, "1"))
+	s.settle(20, "all healthy", func() bool { return s.healthyCurrent("hello", "web") == 2 })
+	in := s.records("hello")[0]
+	report := func(health string) api.Heartbeat {
+		return api.Heartbeat{Instances: []api.InstanceStatus{{ID: in.ID, State: api.StateRunning, Health: health, Ports: map[string]int{"http": 20000}}}}
+	}
+	before := s.store.Index()
+	s.c.mu.Lock()
+	unchanged := make(chan api.HeartbeatReply, 1)
+	go func() {
+		reply, err := s.c.Heartbeat(s.ctx, in.Node, report(api.HealthHealthy))
+		if err != nil {
+			t.Error(err)
+		}
+		unchanged <- reply
+	}()
+	var reply api.HeartbeatReply
+	select {
+	case reply = <-unchanged:
+	case <-time.After(20 * time.Second):
+		s.c.mu.Unlock()
+		t.Fatal("a heartbeat that changes nothing waited for the controller's lock")
+	}
+	if !reply.Known || reply.State != api.NodeReady || reply.Interval == 0 || reply.Fence == 0 || reply.Index != before {
+		t.Errorf("reply %+v; want known, ready, an interval and a fence, index %d", reply, before)
+	}
+	changed := make(chan error, 1)
+	go func() {
+		_, err := s.c.Heartbeat(s.ctx, in.Node, report(api.HealthUnhealthy))
+		changed <- err
+	}()
+	s.c.mu.Unlock()
+	if err := <-changed; err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.c.findInstance(api.AllTenants, in.ID); got.Health != api.HealthUnhealthy {
+		t.Errorf("instance %s is %s after its node reported it unhealthy", in.ID, got.Health)
+	}
+}
