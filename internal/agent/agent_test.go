@@ -364,19 +364,7 @@ func TestAgentFencesPersistentInstances(t *testing.T) {
 	// Long enough that a heartbeat late on a loaded machine fences nothing
 	// before the cut; the cut lasts until the fence.
 	f.ttl = 2 * time.Second
-	dataDir := t.TempDir()
-	a, cancel, done := startAgent(t, srv.URL, dataDir)
-	defer func() {
-		a.StopAll(context.Background())
-		cancel()
-		<-done
-	}()
-	persistent := assignment("hello-web-0-pppp")
-	persistent.Role.Persistence = api.Persistent
-	f.assign(persistent, assignment("hello-web-1-eeee"))
-	eventually(t, "both running and healthy", func() bool {
-		return f.get("hello-web-0-pppp").Health == api.HealthHealthy && f.get("hello-web-1-eeee").Health == api.HealthHealthy
-	})
+	dataDir := runPersistent(t, f, srv.URL, assignment("hello-web-1-eeee"))
 	kept, fenced := instancePID(t, dataDir, "hello-web-1-eeee"), instancePID(t, dataDir, "hello-web-0-pppp")
 
 	f.mu.Lock()
@@ -397,6 +385,33 @@ func TestAgentFencesPersistentInstances(t *testing.T) {
 	})
 }
 
+// runPersistent starts an agent against the fake controller f at url and
+// assigns it a persistent instance, hello-web-0-pppp, beside others; it
+// returns the agent's data folder once all run healthy.
+func runPersistent(t *testing.T, f *fakeController, url string, others ...api.Assignment) string {
+	t.Helper()
+	dataDir := t.TempDir()
+	a, cancel, done := startAgent(t, url, dataDir)
+	t.Cleanup(func() {
+		a.StopAll(context.Background())
+		cancel()
+		<-done
+	})
+	persistent := assignment("hello-web-0-pppp")
+	persistent.Role.Persistence = api.Persistent
+	all := append([]api.Assignment{persistent}, others...)
+	f.assign(all...)
+	eventually(t, "all running and healthy", func() bool {
+		for _, as := range all {
+			if f.get(as.Instance.ID).Health != api.HealthHealthy {
+				return false
+			}
+		}
+		return true
+	})
+	return dataDir
+}
+
 // TestAgentFencesFromWhenTheHeartbeatWasSent: the controller starts its
 // clock for a node's persistent instances when it hears a heartbeat, so the
 // agent's fence runs from when it sent that heartbeat, not from when the
@@ -408,17 +423,7 @@ func TestAgentFencesFromWhenTheHeartbeatWasSent(t *testing.T) {
 	}
 	f, srv := newFakeController(t, helloPackage(t))
 	f.interval = 100 * time.Millisecond
-	dataDir := t.TempDir()
-	a, cancel, done := startAgent(t, srv.URL, dataDir)
-	defer func() {
-		a.StopAll(context.Background())
-		cancel()
-		<-done
-	}()
-	persistent := assignment("hello-web-0-pppp")
-	persistent.Role.Persistence = api.Persistent
-	f.assign(persistent)
-	eventually(t, "running and healthy", func() bool { return f.get("hello-web-0-pppp").Health == api.HealthHealthy })
+	dataDir := runPersistent(t, f, srv.URL)
 	pid := instancePID(t, dataDir, "hello-web-0-pppp")
 
 	// Until now no reply announced a fence, so nothing is armed; the first

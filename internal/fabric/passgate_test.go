@@ -1,16 +1,12 @@
 package fabric
 
 import (
-	"encoding/json"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/weftcloud/weft/api"
-	"github.com/weftcloud/weft/internal/images"
-	"github.com/weftcloud/weft/internal/state"
 )
 
 // TestPassRunsOnlyWhenDue: with nothing written and no node silent past a
@@ -19,21 +15,9 @@ import (
 // is what a pass on every tick decided (the timer tick is off here, so
 // nothing else could have started them).
 func TestPassRunsOnlyWhenDue(t *testing.T) {
-	s := newSim(t, 0)
+	s := newVMSim(t, 2)
 	s.c.cfg.TimerTick = time.Hour
-	s.c.cfg.DiskAccess = func(d api.DiskSpec) (api.DiskAccess, error) { return api.DiskAccess{Name: d.Name}, nil }
-	for i := 1; i <= 2; i++ {
-		s.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("fd%d", i), 4, api.RuntimeProcess, api.RuntimeVM)
-	}
-	img, _ := json.Marshal(api.Image{Name: "tiny", Type: api.ImageVM, Digest: "sha256:1"})
-	if _, err := s.store.Apply(s.ctx, []state.Op{{Kind: state.KindImages, Key: images.Key(api.DefaultTenant, "tiny"), Value: img}}); err != nil {
-		t.Fatal(err)
-	}
-	s.deploy(api.ServiceSpec{Name: "db", UpgradeDomains: 1, Roles: []api.RoleSpec{{
-		Name: "vm", Kind: api.KindVM, Runtime: api.RuntimeVM, Image: "tiny", Instances: 1,
-		Persistence: api.Persistent, Size: api.Size{CPU: 1, Memory: 256 << 20},
-		Disks: []api.DiskSpec{{Name: "os", Size: 1 << 30, Blob: "db-os"}},
-	}}})
+	s.deploy(persistentVM())
 	s.deploy(webSpec(2, "1"))
 	s.settle(20, "all running", func() bool {
 		return s.healthyCurrent("hello", "web") == 2 && s.healthyCurrent("db", "vm") == 1

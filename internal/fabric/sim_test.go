@@ -98,6 +98,32 @@ func newSim(t testing.TB, nodes int) *sim {
 	return s
 }
 
+// newVMSim is a sim of nodes nodes that run processes and VMs, with an
+// image "tiny" to boot them from and access to disks.
+func newVMSim(t testing.TB, nodes int) *sim {
+	t.Helper()
+	s := newSim(t, 0)
+	s.c.cfg.DiskAccess = func(d api.DiskSpec) (api.DiskAccess, error) { return api.DiskAccess{Name: d.Name}, nil }
+	for i := 1; i <= nodes; i++ {
+		s.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("fd%d", i), 4, api.RuntimeProcess, api.RuntimeVM)
+	}
+	img, _ := json.Marshal(api.Image{Name: "tiny", Type: api.ImageVM, Digest: "sha256:1"})
+	if _, err := s.store.Apply(s.ctx, []state.Op{{Kind: state.KindImages, Key: images.Key(api.DefaultTenant, "tiny"), Value: img}}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// persistentVM is service db: one persistent VM with a disk, booted from
+// newVMSim's image.
+func persistentVM() api.ServiceSpec {
+	return api.ServiceSpec{Name: "db", UpgradeDomains: 1, Roles: []api.RoleSpec{{
+		Name: "vm", Kind: api.KindVM, Runtime: api.RuntimeVM, Image: "tiny", Instances: 1,
+		Persistence: api.Persistent, Size: api.Size{CPU: 1, Memory: 256 << 20},
+		Disks: []api.DiskSpec{{Name: "os", Size: 1 << 30, Blob: "db-os"}},
+	}}}
+}
+
 func (s *sim) addNode(name, fd string, cpu float64, runtimes ...string) {
 	s.t.Helper()
 	if len(runtimes) == 0 {
@@ -287,21 +313,8 @@ func TestDeadNodeInstancesAreRecreatedElsewhere(t *testing.T) {
 // a persistent one only once the node has had time to stop it itself (the
 // fence time it announces in heartbeat replies, and then some).
 func TestPersistentInstanceWaitsForItsNodeToFence(t *testing.T) {
-	s := newSim(t, 0)
-	s.c.cfg.DiskAccess = func(d api.DiskSpec) (api.DiskAccess, error) { return api.DiskAccess{Name: d.Name}, nil }
-	for i := 1; i <= 2; i++ {
-		s.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("fd%d", i), 4, api.RuntimeProcess, api.RuntimeVM)
-	}
-	img, _ := json.Marshal(api.Image{Name: "tiny", Type: api.ImageVM, Digest: "sha256:1"})
-	if _, err := s.store.Apply(s.ctx, []state.Op{{Kind: state.KindImages, Key: images.Key(api.DefaultTenant, "tiny"), Value: img}}); err != nil {
-		t.Fatal(err)
-	}
-	vm := api.ServiceSpec{Name: "db", UpgradeDomains: 1, Roles: []api.RoleSpec{{
-		Name: "vm", Kind: api.KindVM, Runtime: api.RuntimeVM, Image: "tiny", Instances: 1,
-		Persistence: api.Persistent, Size: api.Size{CPU: 1, Memory: 256 << 20},
-		Disks: []api.DiskSpec{{Name: "os", Size: 1 << 30, Blob: "db-os"}},
-	}}}
-	s.deploy(vm)
+	s := newVMSim(t, 2)
+	s.deploy(persistentVM())
 	s.deploy(webSpec(2, "1"))
 	s.settle(20, "all running", func() bool {
 		return s.healthyCurrent("hello", "web") == 2 && s.healthyCurrent("db", "vm") == 1
@@ -631,14 +644,7 @@ func TestControllerPortsAndPrivilegedPortsAreRefused(t *testing.T) {
 // starts again elsewhere (it is never live twice, and never migrated,
 // which would copy its drives), and the slot keeps its number.
 func TestPersistentVMRoleOfManySlots(t *testing.T) {
-	s := newSim(t, 0)
-	for i := 1; i <= 3; i++ {
-		s.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("fd%d", i), 4, api.RuntimeVM)
-	}
-	img, _ := json.Marshal(api.Image{Name: "tiny", Type: api.ImageVM, Digest: "sha256:1"})
-	if _, err := s.store.Apply(s.ctx, []state.Op{{Kind: state.KindImages, Key: images.Key(api.DefaultTenant, "tiny"), Value: img}}); err != nil {
-		t.Fatal(err)
-	}
+	s := newVMSim(t, 3)
 	s.deploy(api.ServiceSpec{Name: "db", UpgradeDomains: 2, Roles: []api.RoleSpec{{
 		Name: "pg", Kind: api.KindWorker, Runtime: api.RuntimeVM, Image: "tiny", Instances: 2,
 		Persistence: api.Persistent, Size: api.Size{CPU: 1, Memory: 256 << 20},
