@@ -123,7 +123,7 @@ func (c *Controller) takeHeartbeats() {
 // meanwhile conflicts and runs again (pass.stillSilent).
 func (c *Controller) heartbeatBatch(batch []*heartbeatReq) {
 	index := c.store.Index()
-	services := c.store.List(state.KindServices, "") // heartbeats write no service
+	services := nameServices(c.store.List(state.KindServices, "")) // heartbeats write no service
 	var changing []*heartbeatReq
 	for _, r := range batch {
 		r.out = c.heartbeatOps(r, services)
@@ -151,10 +151,10 @@ func (c *Controller) writeHeartbeats(batch []*heartbeatReq, index uint64) {
 	defer cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var services []state.Entry
+	var services serviceNames
 	read := func(r *heartbeatReq) {
 		if services == nil {
-			services = c.store.List(state.KindServices, "")
+			services = nameServices(c.store.List(state.KindServices, ""))
 		}
 		r.out = c.heartbeatOps(r, services)
 	}
@@ -227,9 +227,9 @@ type heartbeatOutcome struct {
 }
 
 // heartbeatOps is what a report changes, read from the state as it is
-// (services are the services' entries in it). It writes nothing, and runs
+// (services are the services in it by name). It writes nothing, and runs
 // again for the same report when the state has moved since.
-func (c *Controller) heartbeatOps(r *heartbeatReq, services []state.Entry) heartbeatOutcome {
+func (c *Controller) heartbeatOps(r *heartbeatReq, services serviceNames) heartbeatOutcome {
 	name := r.name
 	node, ok := get[nodeRecord](c.store, state.KindNodes, name)
 	if !ok {

@@ -151,3 +151,28 @@ func TestUnchangedHeartbeatTakesNoLock(t *testing.T) {
 		t.Errorf("instance %s is %s after its node reported it unhealthy", in.ID, got.Health)
 	}
 }
+
+// TestHeartbeatFindsInstancesOfDashedServices: a service's name may
+// contain dashes and begin with another's name; a node's report of each
+// instance lands on that instance's own record.
+func TestHeartbeatFindsInstancesOfDashedServices(t *testing.T) {
+	s := newSim(t, 2)
+	s.deploy(webSpec(1, "1"))
+	dashed := webSpec(1, "1")
+	dashed.Name = "hello-web"
+	s.deploy(dashed)
+	s.settle(20, "both running", func() bool {
+		return s.healthyCurrent("hello", "web") == 1 && s.healthyCurrent("hello-web", "web") == 1
+	})
+	for _, service := range []string{"hello", "hello-web"} {
+		in := s.records(service)[0]
+		if _, err := s.c.Heartbeat(s.ctx, in.Node, api.Heartbeat{Instances: []api.InstanceStatus{
+			{ID: in.ID, State: api.StateRunning, Health: api.HealthUnhealthy, Message: "reported for " + service},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.records(service)[0]; got.Message != "reported for "+service {
+			t.Errorf("instance %s of %s: message %q after its node's report", in.ID, service, got.Message)
+		}
+	}
+}
