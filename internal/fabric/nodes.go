@@ -65,9 +65,9 @@ func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 	_, known := c.store.Get(state.KindNodes, name)
 	c.figures.heartbeats.WithLabelValues(strconv.FormatBool(known)).Inc()
 	if known {
-		c.markSeen(name, c.now())
+		c.heardFrom(name, c.now())
 	}
-	req := &heartbeatReq{name: name, hb: hb, done: make(chan struct{})}
+	req := &heartbeatReq{name: name, hb: hb, heard: known, done: make(chan struct{})}
 	c.hbMu.Lock()
 	c.hbQueue = append(c.hbQueue, req)
 	leads := !c.hbTaking
@@ -88,6 +88,7 @@ func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 type heartbeatReq struct {
 	name  string
 	hb    api.Heartbeat
+	heard bool             // counted by heardFrom, to be by answered
 	out   heartbeatOutcome // what it changes, as last read
 	reply api.HeartbeatReply
 	err   error
@@ -204,6 +205,9 @@ func (c *Controller) addEvents(events []api.Event) {
 // or an error. A known node's reply tells it the interval and fence time
 // to keep.
 func (c *Controller) answer(r *heartbeatReq, index uint64, err error) {
+	if r.heard {
+		c.answered(r.name, c.now())
+	}
 	switch {
 	case err != nil:
 		r.err = err

@@ -2,6 +2,7 @@ package fabric
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,46 @@ func TestHeartbeatCountsWhenItArrives(t *testing.T) {
 	}
 	if n, _ := s.c.Node(s.ctx, "node-1"); n.State != api.NodeReady {
 		t.Errorf("node-1 is %s after a heartbeat 1.5s ago (TTL 2s), want ready", n.State)
+	}
+}
+
+// TestNodeIsNotSilentWhileItsHeartbeatIsTaken: a node waits for each
+// heartbeat's reply before it sends the next, so a heartbeat held up for
+// longer than the TTL (behind the controller's lock) does not make its
+// node silent; it counts until it is answered.
+func TestNodeIsNotSilentWhileItsHeartbeatIsTaken(t *testing.T) {
+	s := newSim(t, 2)
+	s.deploy(webSpec(2, "1"))
+	s.settle(20, "all healthy", func() bool { return s.healthyCurrent("hello", "web") == 2 })
+	in := s.records("hello")[0]
+	s.c.mu.Lock() // a long write: the heartbeat below changes something, so it waits
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.c.Heartbeat(s.ctx, in.Node, api.Heartbeat{Instances: []api.InstanceStatus{
+			{ID: in.ID, State: api.StateRunning, Health: api.HealthUnhealthy},
+		}})
+		done <- err
+	}()
+	for seen, _ := s.c.lastSeen(in.Node); seen.taking == 0; seen, _ = s.c.lastSeen(in.Node) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	seen, _ := s.c.lastSeen(in.Node)
+	s.clock.Advance(seen.ttl + time.Second)
+	p := s.c.newPass()
+	p.checkNodes()
+	s.c.mu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(p.downed, in.Node) { // the other node, silent, is down
+		t.Fatalf("node %s declared down while its heartbeat waited to be taken", in.Node)
+	}
+	if after, _ := s.c.lastSeen(in.Node); !after.at.Equal(s.clock.Now()) || after.taking != 0 {
+		t.Errorf("after the answer: heard at %s, %d heartbeats being taken; want %s (the answer), 0", after.at, after.taking, s.clock.Now())
+	}
+	s.step()
+	if n, _ := s.c.Node(s.ctx, in.Node); n.State != api.NodeReady {
+		t.Errorf("node %s is %s after its heartbeat was answered", in.Node, n.State)
 	}
 }
 

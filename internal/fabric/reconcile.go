@@ -137,7 +137,7 @@ func (p *pass) batch(checked bool) []state.Op {
 // down was heard from since the pass began.
 func (p *pass) stillSilent() error {
 	for _, node := range p.downed {
-		if seen, ok := p.c.lastSeen(node); !ok || p.c.now().Sub(seen.at) <= seen.ttl {
+		if seen, ok := p.c.lastSeen(node); !ok || seen.silence(p.c.now()) <= seen.ttl {
 			return fmt.Errorf("%w: node %s was heard from during the pass", state.ErrConflict, node)
 		}
 	}
@@ -250,7 +250,7 @@ func (p *pass) checkNodes() {
 			p.c.markSeen(name, p.now) // first sight in this process: give it a full TTL
 			continue
 		}
-		if silent := p.now.Sub(seen.at); silent > seen.ttl {
+		if silent := seen.silence(p.now); silent > seen.ttl {
 			n.State = api.NodeDown
 			p.nodeDirty[name] = true
 			p.downed = append(p.downed, name)
@@ -270,7 +270,7 @@ func (p *pass) fenced(node string) bool {
 		p.c.markSeen(node, p.now)
 		return false
 	}
-	return p.now.Sub(seen.at) > persistentGrace(seen.ttl)
+	return seen.silence(p.now) > persistentGrace(seen.ttl)
 }
 
 // dropFinished forgets instances that are gone: stopped ones, and those
