@@ -489,7 +489,7 @@ func (c *Controller) serviceViewOf(rec serviceRecord, insts []*instanceRecord) a
 	for _, role := range rec.Spec.Roles {
 		rs := api.RoleStatus{Name: role.Name, Desired: role.Instances}
 		hash := templateHash(role)
-		var current []instanceRecord
+		var current []*instanceRecord
 		outdated := false
 		for _, in := range insts {
 			if in.Role != role.Name || !in.live() {
@@ -501,7 +501,7 @@ func (c *Controller) serviceViewOf(rec serviceRecord, insts []*instanceRecord) a
 				outdated = true
 				continue
 			}
-			current = append(current, *in)
+			current = append(current, in) // shared, read only: copying the records was most of a service list
 			switch {
 			case in.healthy():
 				rs.Healthy++
@@ -521,7 +521,7 @@ func (c *Controller) serviceViewOf(rec serviceRecord, insts []*instanceRecord) a
 // roleStatus says how a role fares (see api.RoleStable and the others),
 // from its counts and its live instances of the current template;
 // updating is whether an upgrade of the role is under way.
-func roleStatus(rs api.RoleStatus, current []instanceRecord, updating bool) string {
+func roleStatus(rs api.RoleStatus, current []*instanceRecord, updating bool) string {
 	if rs.Healthy >= rs.Desired && !updating {
 		return api.RoleStable
 	}

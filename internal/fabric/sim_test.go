@@ -556,7 +556,7 @@ func TestRoleStatus(t *testing.T) {
 		}
 	}
 	// A role with an instance that cannot be placed is degraded, not failing.
-	if got := roleStatus(api.RoleStatus{Desired: 1}, []instanceRecord{{Instance: api.Instance{State: api.StatePending, Message: "no node has 9 CPU"}}}, false); got != api.RoleDegraded {
+	if got := roleStatus(api.RoleStatus{Desired: 1}, []*instanceRecord{{Instance: api.Instance{State: api.StatePending, Message: "no node has 9 CPU"}}}, false); got != api.RoleDegraded {
 		t.Errorf("unplaceable: role %s, want degraded", got)
 	}
 }
