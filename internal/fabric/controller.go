@@ -4,9 +4,9 @@
 //
 // Every decision is level-triggered: one reconcile pass reads the whole state,
 // compares desired with actual, and writes one batch. A pass runs whenever the
-// store changes, when a node's heartbeats stop for its TTL, and at least every
-// second for the pass's other timers (passgate.go), so a restarted controller
-// simply carries on from what the store says.
+// store changes, when a node's heartbeats stop for its TTL and when one of its
+// own timers ends (passgate.go), so a restarted controller simply carries on
+// from what the store says.
 package fabric
 
 import (
@@ -69,9 +69,10 @@ type Config struct {
 	DrainTimeout   time.Duration // the longest an instance is drained from the LB before it is stopped anyway (default 30s)
 	// Tick is how often the controller checks whether a reconcile pass is
 	// due (default 200ms); a pass also starts on every write. TimerTick is
-	// the longest it goes without a pass while nothing is written and no
-	// node's silence crosses a limit (default 1s): the pass's timers fire
-	// up to that much late (passgate.go).
+	// the longest it goes without a pass while nothing is written, no
+	// node's silence crosses a limit and none of the pass's timers ends
+	// (default 10s), for a timer no step tells pass.wakeAt about
+	// (passgate.go).
 	Tick      time.Duration
 	TimerTick time.Duration
 	Logger    *slog.Logger
@@ -149,7 +150,7 @@ func (c *Config) setDefaults() {
 		c.Tick = 200 * time.Millisecond
 	}
 	if c.TimerTick <= 0 {
-		c.TimerTick = time.Second
+		c.TimerTick = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -197,6 +198,10 @@ type Controller struct {
 	lbLast []lb.Endpoint
 
 	kick chan struct{}
+	// wake is the wake time of the last pass written (pass.wakeAt), for
+	// the Run loop's gate; read and written by the goroutine that runs
+	// passes only.
+	wake time.Time
 
 	figures *figures
 }

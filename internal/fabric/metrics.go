@@ -46,7 +46,7 @@ func newFigures() *figures {
 			Name: "weft_fabric_reconcile_failures_total", Help: "Reconcile passes whose write to the store failed.",
 		}),
 		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "weft_fabric_reconcile_passes_total", Help: "Reconcile passes the controller's loop ran, by why (first, changed: the state moved, silence: a node's silence crossed its TTL or persistent grace, asked, timer: the timer tick).",
+			Name: "weft_fabric_reconcile_passes_total", Help: "Reconcile passes the controller's loop ran, by why (first, changed: the state moved, silence: a node's silence crossed its TTL or persistent grace, asked, timer: a timer of the last pass ended, or the safety tick).",
 		}, []string{"why"}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weft_fabric_reconcile_skipped_total", Help: "Ticks of the controller's loop that ran no reconcile pass: nothing written, no node silent past a limit, no timer due.",

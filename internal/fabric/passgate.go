@@ -19,10 +19,12 @@ import (
 //     write always runs),
 //   - a node's silence crossed its TTL or its persistent grace since then
 //     (the heartbeat times are kept in memory, not in the state),
+//   - one of the pass's own timers the last pass found running has ended
+//     (drain, upgrade, migration and move timeouts, stop notices, the
+//     retries of failed moves and migrations: pass.wakeAt),
 //   - something asked for one (poke), or the last pass failed, or
-//   - Config.TimerTick has passed since the last pass: the pass's other
-//     timers (drain, upgrade, migration and stop-notice timeouts, the retry
-//     of a failed move) fire up to that much late.
+//   - Config.TimerTick has passed since the last pass, for any timer a
+//     step does not tell wakeAt about.
 
 // passGate is what the Run loop knows of the last pass.
 type passGate struct {
@@ -30,6 +32,7 @@ type passGate struct {
 	index uint64    // the state's index when it began
 	at    time.Time // the time it began
 	asked bool      // a pass was asked for (poke) since
+	wake  time.Time // when the first timer it found running ends (pass.wakeAt)
 }
 
 // Why a tick ran a pass (the why label of weft_fabric_reconcile_passes_total).
@@ -38,7 +41,7 @@ const (
 	passChanged = "changed" // the state moved
 	passSilence = "silence" // a node's silence crossed its TTL or persistent grace
 	passAsked   = "asked"   // poke
-	passTimer   = "timer"   // Config.TimerTick passed
+	passTimer   = "timer"   // a timer of the last pass ended, or Config.TimerTick passed
 )
 
 // due says whether a tick at now, when the state is at index, runs a pass,
@@ -53,6 +56,8 @@ func (c *Controller) due(g *passGate, index uint64, now time.Time) string {
 		return passSilence
 	case g.asked:
 		return passAsked
+	case !g.wake.IsZero() && !now.Before(g.wake):
+		return passTimer
 	case now.Sub(g.at) >= c.cfg.TimerTick:
 		return passTimer
 	}
@@ -73,6 +78,6 @@ func (c *Controller) tick(ctx context.Context, g *passGate) error {
 	if upErr := c.autoUpgrade(ctx); upErr != nil {
 		err = errors.Join(err, fmt.Errorf("auto-upgrade: %w", upErr))
 	}
-	*g = passGate{ran: err == nil, index: index, at: now}
+	*g = passGate{ran: err == nil, index: index, at: now, wake: c.wake}
 	return err
 }

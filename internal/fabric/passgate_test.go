@@ -13,10 +13,11 @@ import (
 // limit, the loop's ticks run no pass; a write, a node's silence crossing
 // its TTL, then its persistent grace, each start one, and what they decide
 // is what a pass on every tick decided (the timer tick is off here, so
-// nothing else could have started them).
+// nothing else could have started them). The pass's own timers (drain,
+// upgrade and stop-notice timeouts...) are checked by the tests of each,
+// which run with the timer tick off too.
 func TestPassRunsOnlyWhenDue(t *testing.T) {
-	s := newVMSim(t, 2)
-	s.c.cfg.TimerTick = time.Hour
+	s := newVMSim(t, 2) // the timer tick off (newSim)
 	s.deploy(persistentVM())
 	s.deploy(webSpec(2, "1"))
 	s.settle(20, "all running", func() bool {

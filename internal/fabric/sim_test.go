@@ -81,7 +81,9 @@ func newSim(t testing.TB, nodes int) *sim {
 		t.Fatal(err)
 	}
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c := New(Config{HeartbeatTTL: 2 * time.Second, UpgradeTimeout: 10 * time.Second, Clock: clock.Now}, store, pkgs, nil)
+	// The timer tick off: a step runs a pass only when one is due, so every
+	// timer a test waits for must wake its pass itself (pass.wakeAt).
+	c := New(Config{HeartbeatTTL: 2 * time.Second, UpgradeTimeout: 10 * time.Second, Clock: clock.Now, TimerTick: time.Hour}, store, pkgs, nil)
 	s := &sim{t: t, ctx: context.Background(), c: c, store: store, clock: clock, nodes: map[string]*simNode{}}
 	var empty bytes.Buffer
 	if err := pkgarchive.Pack(t.TempDir(), &empty); err != nil {
