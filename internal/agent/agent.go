@@ -346,6 +346,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		}
 		hb, events := a.snapshot()
 		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		sent := time.Now()
 		reply, err := a.ctl.Heartbeat(hctx, a.cfg.Name, hb)
 		cancel()
 		if err != nil {
@@ -356,7 +357,14 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			continue
 		}
 		if after := time.Duration(reply.Fence); after > 0 {
-			fence.Reset(after)
+			// From when the heartbeat was sent, which is before the
+			// controller heard it and started its own clock (the
+			// fabric's persistent grace): armed from the reply, a reply held up
+			// for longer than the margin between the two (half a TTL)
+			// left the instances running after the controller may have
+			// started them elsewhere. A reply later than the fence time
+			// fences at once.
+			fence.Reset(after - time.Since(sent))
 		}
 		if told := time.Duration(reply.Interval); told > 0 && told != interval {
 			a.log.Info("heartbeat interval set by the controller", "interval", told)
@@ -385,8 +393,9 @@ func (a *Agent) hasFenced() bool {
 	return len(a.fencedAt) > 0
 }
 
-// selfFence stops this node's persistent instances once no heartbeat has
-// reached the controller for as long as it announced (HeartbeatReply.Fence):
+// selfFence stops this node's persistent instances once the controller has
+// answered no heartbeat sent in the last fence time it announced
+// (HeartbeatReply.Fence):
 // soon after, the controller starts them on other nodes from the same
 // disks, and a persistent instance must never run twice. The
 // disks' leases already keep a superseded copy from writing once the new

@@ -49,6 +49,7 @@ type fakeController struct {
 	interval time.Duration // told in heartbeat replies
 	beats    int           // heartbeats taken
 	cut      bool          // heartbeats fail, as from a partitioned node
+	hold     time.Duration // the next heartbeat's reply waits this long
 	actions  []api.ScheduledEventAction
 	// peers are each instance's peers, by ID; peerReads counts the reads.
 	peers     map[string][]api.Peer
@@ -75,8 +76,10 @@ func newFakeController(t testing.TB, pkg []byte) (*fakeController, *httptest.Ser
 		}
 		f.events = append(f.events, hb.Events...)
 		f.beats++
-		ttl, interval := f.ttl, f.interval
+		ttl, interval, hold := f.ttl, f.interval, f.hold
+		f.hold = 0
 		f.mu.Unlock()
+		time.Sleep(hold)
 		json.NewEncoder(w).Encode(api.HeartbeatReply{Known: true, State: api.NodeReady, Fence: api.Duration(ttl), Interval: api.Duration(interval)})
 	})
 	mux.HandleFunc("GET /v1/nodes/{name}/assignments", func(w http.ResponseWriter, r *http.Request) {
@@ -361,19 +364,7 @@ func TestAgentFencesPersistentInstances(t *testing.T) {
 	// Long enough that a heartbeat late on a loaded machine fences nothing
 	// before the cut; the cut lasts until the fence.
 	f.ttl = 2 * time.Second
-	dataDir := t.TempDir()
-	a, cancel, done := startAgent(t, srv.URL, dataDir)
-	defer func() {
-		a.StopAll(context.Background())
-		cancel()
-		<-done
-	}()
-	persistent := assignment("hello-web-0-pppp")
-	persistent.Role.Persistence = api.Persistent
-	f.assign(persistent, assignment("hello-web-1-eeee"))
-	eventually(t, "both running and healthy", func() bool {
-		return f.get("hello-web-0-pppp").Health == api.HealthHealthy && f.get("hello-web-1-eeee").Health == api.HealthHealthy
-	})
+	dataDir := runPersistent(t, f, srv.URL, assignment("hello-web-1-eeee"))
 	kept, fenced := instancePID(t, dataDir, "hello-web-1-eeee"), instancePID(t, dataDir, "hello-web-0-pppp")
 
 	f.mu.Lock()
@@ -392,6 +383,57 @@ func TestAgentFencesPersistentInstances(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dataDir, "instances", "hello-web-0-pppp", "pid.json"))
 		return err == nil && instancePID(t, dataDir, "hello-web-0-pppp") != fenced
 	})
+}
+
+// runPersistent starts an agent against the fake controller f at url and
+// assigns it a persistent instance, hello-web-0-pppp, beside others; it
+// returns the agent's data folder once all run healthy.
+func runPersistent(t *testing.T, f *fakeController, url string, others ...api.Assignment) string {
+	t.Helper()
+	dataDir := t.TempDir()
+	a, cancel, done := startAgent(t, url, dataDir)
+	t.Cleanup(func() {
+		a.StopAll(context.Background())
+		cancel()
+		<-done
+	})
+	persistent := assignment("hello-web-0-pppp")
+	persistent.Role.Persistence = api.Persistent
+	all := append([]api.Assignment{persistent}, others...)
+	f.assign(all...)
+	eventually(t, "all running and healthy", func() bool {
+		for _, as := range all {
+			if f.get(as.Instance.ID).Health != api.HealthHealthy {
+				return false
+			}
+		}
+		return true
+	})
+	return dataDir
+}
+
+// TestAgentFencesFromWhenTheHeartbeatWasSent: the controller starts its
+// clock for a node's persistent instances when it hears a heartbeat, so the
+// agent's fence runs from when it sent that heartbeat, not from when the
+// reply came: a reply that comes later than the fence time it announces
+// fences at once, though every reply after it is prompt.
+func TestAgentFencesFromWhenTheHeartbeatWasSent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a real program")
+	}
+	f, srv := newFakeController(t, helloPackage(t))
+	f.interval = 100 * time.Millisecond
+	dataDir := runPersistent(t, f, srv.URL)
+	pid := instancePID(t, dataDir, "hello-web-0-pppp")
+
+	// Until now no reply announced a fence, so nothing is armed; the first
+	// that does comes twice its fence time after the heartbeat was sent,
+	// and the replies after it every interval.
+	f.mu.Lock()
+	f.ttl, f.hold = time.Second, 2*time.Second
+	f.mu.Unlock()
+	eventually(t, "the persistent instance fenced", func() bool { return f.hasEvent("instance.fenced", "hello-web-0-pppp") })
+	eventually(t, "its process killed", func() bool { return syscall.Kill(pid, 0) != nil })
 }
 
 // scriptPackage packs shell scripts (name -> body) and returns the package

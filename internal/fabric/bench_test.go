@@ -174,3 +174,36 @@ func BenchmarkList20kAfterWrites(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkServiceList200x100 measures a list of 200 services of 100
+// running instances each, with each role's counts (what the fleet harness
+// and a dashboard poll): the services' and their instances' records are
+// decoded already, as between writes.
+func BenchmarkServiceList200x100(b *testing.B) {
+	s := newSim(b, 0)
+	var ops []state.Op
+	for i := range 200 {
+		spec := webSpec(100, "1")
+		spec.Name = fmt.Sprintf("svc-%03d", i)
+		svc := serviceRecord{Service: api.Service{Name: spec.Name, Tenant: api.DefaultTenant, Spec: spec, Status: api.ServiceStable}}
+		ops = append(ops, put(state.KindServices, svc.key(), svc))
+		role := spec.Roles[0]
+		for slot := range 100 {
+			in := &instanceRecord{Instance: api.Instance{ID: fmt.Sprintf("%s-web-%d-abcd", spec.Name, slot), Tenant: api.DefaultTenant,
+				Service: spec.Name, Role: role.Name, Slot: slot, Node: fmt.Sprintf("node-%04d", (i*100+slot)%1000),
+				State: api.StateRunning, Health: api.HealthHealthy, Desired: api.DesiredRunning},
+				Spec: role, Template: templateHash(role)}
+			ops = append(ops, put(state.KindInstances, in.key(), in))
+		}
+		if _, err := s.store.Apply(context.Background(), ops); err != nil {
+			b.Fatal(err)
+		}
+		ops = nil
+	}
+	for b.Loop() {
+		page, _ := s.c.ServicesPage(context.Background(), api.AllTenants, "", 1000)
+		if len(page) != 200 || page[0].Roles[0].Healthy != 100 {
+			b.Fatalf("%d services, the first with %+v", len(page), page[0].Roles)
+		}
+	}
+}

@@ -4,8 +4,9 @@
 //
 // Every decision is level-triggered: one reconcile pass reads the whole state,
 // compares desired with actual, and writes one batch. A pass runs whenever the
-// store changes and on a short tick (for heartbeat deadlines), so a restarted
-// controller simply carries on from what the store says.
+// store changes, when a node's heartbeats stop for its TTL and when one of its
+// own timers ends (passgate.go), so a restarted controller simply carries on
+// from what the store says.
 package fabric
 
 import (
@@ -57,7 +58,7 @@ type Config struct {
 	// HeartbeatInterval is how often the nodes are told to report while
 	// the fleet is small (default 500ms); HeartbeatRate is the most
 	// heartbeats a second the controller asks of the whole fleet (default
-	// 100): past HeartbeatRate × HeartbeatInterval nodes, the interval
+	// 1000): past HeartbeatRate × HeartbeatInterval nodes, the interval
 	// grows with the fleet (liveness.go).
 	HeartbeatInterval time.Duration
 	HeartbeatRate     float64
@@ -66,9 +67,16 @@ type Config struct {
 	HeartbeatTTL   time.Duration
 	UpgradeTimeout time.Duration // an upgraded instance not healthy this long after it was created halts the upgrade (default 60s)
 	DrainTimeout   time.Duration // the longest an instance is drained from the LB before it is stopped anyway (default 30s)
-	Tick           time.Duration // reconcile at least this often (default 200ms)
-	Logger         *slog.Logger
-	Clock          func() time.Time
+	// Tick is how often the controller checks whether a reconcile pass is
+	// due (default 200ms); a pass also starts on every write. TimerTick is
+	// the longest it goes without a pass while nothing is written, no
+	// node's silence crosses a limit and none of the pass's timers ends
+	// (default 10s), for a timer no step tells pass.wakeAt about
+	// (passgate.go).
+	Tick      time.Duration
+	TimerTick time.Duration
+	Logger    *slog.Logger
+	Clock     func() time.Time
 	// DiskAccess grants a node access to one disk of a persistent instance
 	// it is assigned (a SAS for that page blob); nil when there is no
 	// storage service, and persistent instances cannot start.
@@ -114,7 +122,7 @@ var DefaultTenantPorts = api.PortRange{From: 30000, To: 32767}
 // The defaults of Config, which weft server's flags show.
 const (
 	DefaultHeartbeatInterval = 500 * time.Millisecond
-	DefaultHeartbeatRate     = 100
+	DefaultHeartbeatRate     = 1000
 	DefaultHeartbeatTTL      = 2 * time.Second
 	DefaultUpgradeTimeout    = 60 * time.Second
 )
@@ -140,6 +148,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Tick <= 0 {
 		c.Tick = 200 * time.Millisecond
+	}
+	if c.TimerTick <= 0 {
+		c.TimerTick = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -187,6 +198,10 @@ type Controller struct {
 	lbLast []lb.Endpoint
 
 	kick chan struct{}
+	// wake is the wake time of the last pass written (pass.wakeAt), for
+	// the Run loop's gate; read and written by the goroutine that runs
+	// passes only.
+	wake time.Time
 
 	figures *figures
 }
@@ -246,12 +261,10 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	var gate passGate
 	for {
-		if err := c.reconcile(ctx); err != nil && ctx.Err() == nil {
+		if err := c.tick(ctx, &gate); err != nil && ctx.Err() == nil {
 			c.log.Error("reconcile failed", "err", err)
-		}
-		if err := c.autoUpgrade(ctx); err != nil && ctx.Err() == nil {
-			c.log.Error("auto-upgrade failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -259,6 +272,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-ticker.C:
 		case <-changed:
 		case <-c.kick:
+			gate.asked = true
 		}
 	}
 }

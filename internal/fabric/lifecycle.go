@@ -35,6 +35,7 @@ func (p *pass) noticeGiven(in *instanceRecord) bool {
 		ev = p.schedule(in)
 	}
 	if !ev.Acknowledged && p.now.Before(ev.NotBefore) {
+		p.wakeAt(ev.NotBefore)
 		return false
 	}
 	if ev.Status != api.EventStarted {

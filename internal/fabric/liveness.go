@@ -44,6 +44,22 @@ type nodeSeen struct {
 	ttl time.Duration
 	// told is the interval the node was last told (0: not told yet).
 	told time.Duration
+	// taking counts the node's heartbeats that arrived and are not
+	// answered yet (heardFrom, answered).
+	taking int
+}
+
+// silence is how long the node has been silent at now: nothing while one
+// of its heartbeats is being taken. A node waits for each reply before it
+// sends its next heartbeat, so replies held up by a busy controller (a
+// batch waiting for the lock behind a pass's write, its fsync) left nodes
+// that reported every interval silent for longer than a 3 s TTL: at 1,000
+// nodes they were declared down by the thousand while the fleet deployed.
+func (s nodeSeen) silence(now time.Time) time.Duration {
+	if s.taking > 0 {
+		return 0
+	}
+	return now.Sub(s.at)
 }
 
 // markSeen records that node was heard from at t. A node heard for the
@@ -55,6 +71,31 @@ func (c *Controller) markSeen(node string, t time.Time) {
 	if !ok {
 		_, s.ttl = c.heartbeatTiming(len(c.seen) + 1)
 	}
+	s.at = t
+	c.seen[node] = s
+}
+
+// heardFrom records that a heartbeat of node arrived at t; answered, that
+// it was answered at t. A heartbeat arrived counts in full at once, however
+// long it then waits to be taken; the node stays heard from until the
+// answer (nodeSeen.silence).
+func (c *Controller) heardFrom(node string, t time.Time) {
+	c.markSeen(node, t)
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	s := c.seen[node]
+	s.taking++
+	c.seen[node] = s
+}
+
+func (c *Controller) answered(node string, t time.Time) {
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	s, ok := c.seen[node]
+	if !ok {
+		return
+	}
+	s.taking = max(0, s.taking-1)
 	s.at = t
 	c.seen[node] = s
 }
@@ -86,13 +127,36 @@ func (c *Controller) lastSeen(node string) (nodeSeen, bool) {
 }
 
 // A persistent instance must never run twice, so the controller starts one
-// elsewhere only after its old node has had time to stop it: an agent that
-// reaches no server for fenceAfter kills its persistent instances, and the
-// controller replaces them once persistentGrace has passed since it last
-// heard from the node, which is later than the agent last got through.
+// elsewhere only after its old node has had time to stop it: an agent kills
+// its persistent instances fenceAfter from when it sent the last heartbeat
+// the controller answered, and the controller replaces them once
+// persistentGrace has passed since it last heard from the node, which is
+// no earlier than that heartbeat was sent. (Counted from the reply, the
+// agent's clock started late by however long the reply took: a reply
+// slower than ttl/2 broke the rule, a margin that shrinks with the TTL.)
 // Both are multiples of the node's heartbeat TTL, so that a leader election
 // shorter than twice the TTL kills nothing; ephemeral instances are
 // replaced as soon as the node is declared down, after one TTL.
 func fenceAfter(ttl time.Duration) time.Duration { return 2 * ttl }
 
 func persistentGrace(ttl time.Duration) time.Duration { return fenceAfter(ttl) + ttl/2 }
+
+// silenceCrossed says whether a node's silence crossed its TTL or its
+// persistent grace between since and now: a pass at since saw it within
+// (checkNodes and fenced count a silence longer than the limit), one at
+// now would not.
+func (c *Controller) silenceCrossed(since, now time.Time) bool {
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	for _, s := range c.seen {
+		if s.taking > 0 {
+			continue // not silent; answered, it counts from then
+		}
+		for _, limit := range []time.Duration{s.ttl, persistentGrace(s.ttl)} {
+			if end := s.at.Add(limit); !end.Before(since) && end.Before(now) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -20,6 +20,8 @@ type figures struct {
 	locked     prometheus.Histogram
 	conflicts  prometheus.Counter
 	failed     prometheus.Counter
+	passes     *prometheus.CounterVec
+	skipped    prometheus.Counter
 	heartbeats *prometheus.CounterVec
 	placed     prometheus.Counter
 	moves      prometheus.Counter
@@ -42,6 +44,12 @@ func newFigures() *figures {
 		}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weft_fabric_reconcile_failures_total", Help: "Reconcile passes whose write to the store failed.",
+		}),
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_fabric_reconcile_passes_total", Help: "Reconcile passes the controller's loop ran, by why (first, changed: the state moved, silence: a node's silence crossed its TTL or persistent grace, asked, timer: a timer of the last pass ended, or the safety tick).",
+		}, []string{"why"}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_fabric_reconcile_skipped_total", Help: "Ticks of the controller's loop that ran no reconcile pass: nothing written, no node silent past a limit, no timer due.",
 		}),
 		heartbeats: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_fabric_heartbeats_total", Help: "Node heartbeats taken, by whether the node was known.",
@@ -128,13 +136,14 @@ func (f *figures) observePass(start time.Time, err error, unplaced map[string]in
 }
 
 // Register adds the controller's metrics to reg: the reconcile pass's
-// duration, time under the lock, conflicts and failures, heartbeats, placements, rebalance moves,
+// duration, time under the lock, conflicts and failures, passes run and
+// skipped, heartbeats, placements, rebalance moves,
 // auto-upgrades,
 // unplaceable instances by reason, and instances, nodes and services by
 // state.
 func (c *Controller) Register(reg prometheus.Registerer) error {
 	f := c.figures
-	for _, col := range []prometheus.Collector{collector{c}, f.reconcile, f.locked, f.conflicts, f.failed, f.heartbeats, f.placed, f.moves, f.autoUps, f.pending} {
+	for _, col := range []prometheus.Collector{collector{c}, f.reconcile, f.locked, f.conflicts, f.failed, f.passes, f.skipped, f.heartbeats, f.placed, f.moves, f.autoUps, f.pending} {
 		if err := reg.Register(col); err != nil {
 			return fmt.Errorf("fabric: register metrics: %w", err)
 		}

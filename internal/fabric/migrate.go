@@ -157,7 +157,9 @@ func (p *pass) abandonMigrations() {
 		case p.now.Sub(m.Started) > migrationTimeout:
 			reason = fmt.Sprintf("not done after %s", migrationTimeout)
 		}
-		if reason != "" {
+		if reason == "" {
+			p.wakeAt(m.Started.Add(migrationTimeout))
+		} else {
 			p.endMigration(in, api.MigrationResult{ID: m.ID, Error: reason})
 		}
 	}
@@ -226,6 +228,7 @@ func (p *pass) migrateOff(in *instanceRecord) {
 		return
 	}
 	if last := in.LastMigration; last != nil && last.Error != "" && p.now.Sub(last.Ended) < migrateRetry {
+		p.wakeAt(last.Ended.Add(migrateRetry))
 		return
 	}
 	dest, err := p.migrationTarget(in, "")

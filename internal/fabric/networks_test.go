@@ -1,9 +1,7 @@
 package fabric
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,9 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/weftcloud/weft/api"
-	"github.com/weftcloud/weft/internal/images"
 	"github.com/weftcloud/weft/internal/networks"
-	"github.com/weftcloud/weft/internal/state"
 )
 
 // addresses maps each live instance's slot of a tenant's service to its
@@ -243,15 +239,7 @@ func TestSlotsKeepTheirAddresses(t *testing.T) {
 // is lost and it starts elsewhere, and while it is stopped (no other
 // slot takes it then); it lets it go when it is deleted.
 func TestVMKeepsItsAddress(t *testing.T) {
-	s := newSim(t, 0)
-	s.c.cfg.DiskAccess = func(d api.DiskSpec) (api.DiskAccess, error) { return api.DiskAccess{Name: d.Name}, nil }
-	for i := 1; i <= 2; i++ {
-		s.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("fd%d", i), 4, api.RuntimeProcess, api.RuntimeVM)
-	}
-	img, _ := json.Marshal(api.Image{Name: "tiny", Type: api.ImageVM, Digest: "sha256:1"})
-	if _, err := s.store.Apply(s.ctx, []state.Op{{Kind: state.KindImages, Key: images.Key(api.DefaultTenant, "tiny"), Value: img}}); err != nil {
-		t.Fatal(err)
-	}
+	s := newVMSim(t, 2)
 	if _, err := networks.New(s.store, s.c).Create(s.ctx, api.DefaultTenant, api.CreateNetwork{Name: "net", CIDR: "10.20.0.0/24"}); err != nil {
 		t.Fatal(err)
 	}

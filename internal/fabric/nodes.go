@@ -62,10 +62,12 @@ func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 	// long the heartbeat then waits for the lock behind a pass or a
 	// deploy: counted only once it had the lock, a busy controller
 	// declared every node down at once.
-	if _, ok := c.store.Get(state.KindNodes, name); ok {
-		c.markSeen(name, c.now())
+	_, known := c.store.Get(state.KindNodes, name)
+	c.figures.heartbeats.WithLabelValues(strconv.FormatBool(known)).Inc()
+	if known {
+		c.heardFrom(name, c.now())
 	}
-	req := &heartbeatReq{name: name, hb: hb, done: make(chan struct{})}
+	req := &heartbeatReq{name: name, hb: hb, heard: known, done: make(chan struct{})}
 	c.hbMu.Lock()
 	c.hbQueue = append(c.hbQueue, req)
 	leads := !c.hbTaking
@@ -86,6 +88,8 @@ func (c *Controller) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 type heartbeatReq struct {
 	name  string
 	hb    api.Heartbeat
+	heard bool             // counted by heardFrom, to be by answered
+	out   heartbeatOutcome // what it changes, as last read
 	reply api.HeartbeatReply
 	err   error
 	done  chan struct{} // closed once reply or err is set
@@ -111,61 +115,131 @@ func (c *Controller) takeHeartbeats() {
 // heartbeatBatch folds a batch of reports into the state and writes it at
 // once. A report that changes a record an earlier one in the batch
 // changes too (a migration's two nodes) is read after that one is written.
+//
+// Most reports change nothing (a settled fleet's): those are answered
+// without the controller's lock, which deploys and the writes of passes
+// wait for. Read without the lock, such a report is taken as if just
+// before any write under way; the node is alive either way (Heartbeat
+// marks it seen before this), so a pass that would declare it down
+// meanwhile conflicts and runs again (pass.stillSilent).
 func (c *Controller) heartbeatBatch(batch []*heartbeatReq) {
+	index := c.store.Index()
+	services := nameServices(c.store.List(state.KindServices, "")) // heartbeats write no service
+	var changing []*heartbeatReq
+	for _, r := range batch {
+		r.out = c.heartbeatOps(r, services)
+		switch {
+		case !r.out.known:
+			c.answer(r, 0, nil)
+		case len(r.out.ops) == 0:
+			c.addEvents(r.out.events)
+			c.answer(r, c.store.Index(), nil)
+		default:
+			changing = append(changing, r)
+		}
+	}
+	if len(changing) > 0 {
+		c.writeHeartbeats(changing, index)
+	}
+}
+
+// writeHeartbeats writes the reports of a batch that change the state,
+// under the controller's lock. What each changes was read at index; it is
+// read again unless that is still the store's.
+func (c *Controller) writeHeartbeats(batch []*heartbeatReq, index uint64) {
 	// The write serves every caller in the batch: none's context ends it.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var services serviceNames
+	read := func(r *heartbeatReq) {
+		if services == nil {
+			services = nameServices(c.store.List(state.KindServices, ""))
+		}
+		r.out = c.heartbeatOps(r, services)
+	}
 	var ops []state.Op
 	var taken []*heartbeatReq
 	keys := map[string]bool{}
-	services := c.store.List(state.KindServices, "") // heartbeats write no service
 	write := func() {
 		err := c.apply(ctx, ops)
 		idx := c.store.Index()
 		for _, r := range taken {
-			r.reply.Index, r.err = idx, err
-			close(r.done)
+			c.answer(r, idx, err)
 		}
 		ops, taken = nil, nil
 		clear(keys)
 	}
+	moved := c.store.Index() != index
 	for _, r := range batch {
-		own, events, known := c.heartbeatOps(r, services)
-		if !known {
-			close(r.done)
+		if moved {
+			read(r)
+		}
+		if !r.out.known {
+			c.answer(r, 0, nil)
 			continue
 		}
-		if slices.ContainsFunc(own, func(op state.Op) bool { return keys[op.Kind+"/"+op.Key] }) {
+		if slices.ContainsFunc(r.out.ops, func(op state.Op) bool { return keys[op.Kind+"/"+op.Key] }) {
 			write()
-			own, events, _ = c.heartbeatOps(r, services)
+			read(r)
 		}
-		for _, op := range own {
+		for _, op := range r.out.ops {
 			keys[op.Kind+"/"+op.Key] = true
 		}
-		for _, e := range events {
-			c.events.Add(e)
-		}
-		ops = append(ops, own...)
+		c.addEvents(r.out.events)
+		ops = append(ops, r.out.ops...)
 		taken = append(taken, r)
 	}
 	write()
 }
 
-// heartbeatOps is what one report changes in the state, the events it
-// brings, and whether the node is known (r.reply says so either way);
-// services are the services' entries in the state.
-func (c *Controller) heartbeatOps(r *heartbeatReq, services []state.Entry) ([]state.Op, []api.Event, bool) {
+// addEvents adds events to the log.
+func (c *Controller) addEvents(events []api.Event) {
+	for _, e := range events {
+		c.events.Add(e)
+	}
+}
+
+// answer ends a heartbeat's wait, with the store's index after its report
+// or an error. A known node's reply tells it the interval and fence time
+// to keep.
+func (c *Controller) answer(r *heartbeatReq, index uint64, err error) {
+	if r.heard {
+		c.answered(r.name, c.now())
+	}
+	switch {
+	case err != nil:
+		r.err = err
+	case r.out.known:
+		interval, fence := c.tellInterval(r.name)
+		r.reply = api.HeartbeatReply{Known: true, State: r.out.nodeState, Index: index, Interval: api.Duration(interval), Fence: api.Duration(fence)}
+	default:
+		r.reply = api.HeartbeatReply{Known: false}
+	}
+	close(r.done)
+}
+
+// heartbeatOutcome is what one report changes in the state, the events it
+// brings, the node's state once they are written, and whether the node is
+// known.
+type heartbeatOutcome struct {
+	ops       []state.Op
+	events    []api.Event
+	nodeState string
+	known     bool
+}
+
+// heartbeatOps is what a report changes, read from the state as it is
+// (services are the services in it by name). It writes nothing, and runs
+// again for the same report when the state has moved since.
+func (c *Controller) heartbeatOps(r *heartbeatReq, services serviceNames) heartbeatOutcome {
 	name := r.name
 	node, ok := get[nodeRecord](c.store, state.KindNodes, name)
-	c.figures.heartbeats.WithLabelValues(strconv.FormatBool(ok)).Inc()
 	if !ok {
-		r.reply = api.HeartbeatReply{Known: false}
-		return nil, nil, false
+		return heartbeatOutcome{}
 	}
 	now := c.now()
-	c.markSeen(name, now)
 	var ops []state.Op
 	var events []api.Event
 	if node.State == api.NodeDown {
@@ -205,9 +279,7 @@ func (c *Controller) heartbeatOps(r *heartbeatReq, services []state.Entry) ([]st
 		ops = append(ops, mp.ops()...)
 		events = append(events, mp.events...)
 	}
-	interval, fence := c.tellInterval(name)
-	r.reply = api.HeartbeatReply{Known: true, State: node.State, Interval: api.Duration(interval), Fence: api.Duration(fence)}
-	return ops, events, true
+	return heartbeatOutcome{ops: ops, events: events, nodeState: node.State, known: true}
 }
 
 // applyStatus folds a reported status into the record.

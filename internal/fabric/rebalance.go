@@ -57,7 +57,11 @@ func (p *pass) rebalanceRole(svc *serviceRecord, role api.RoleSpec, insts []*ins
 	perFD := map[string][]*instanceRecord{}
 	for _, in := range insts {
 		settled := in.live() && in.healthy() && in.Template == hash && in.Migration == nil && in.Node != ""
-		if !settled || p.now.Sub(in.MoveFailed) < rebalanceRetry {
+		if !settled {
+			return
+		}
+		if p.now.Sub(in.MoveFailed) < rebalanceRetry {
+			p.wakeAt(in.MoveFailed.Add(rebalanceRetry))
 			return
 		}
 		perFD[in.FaultDomain] = append(perFD[in.FaultDomain], in)
@@ -124,6 +128,7 @@ func (p *pass) checkMove(in, repl *instanceRecord) {
 	case p.now.Sub(repl.CreatedAt) > p.c.cfg.UpgradeTimeout:
 		why = fmt.Sprintf("its replacement %s was not healthy within %s", repl.ID, p.c.cfg.UpgradeTimeout)
 	default:
+		p.wakeAt(repl.CreatedAt.Add(p.c.cfg.UpgradeTimeout))
 		return
 	}
 	in.Evicting, in.Rebalancing, in.MoveFailed = false, false, p.now

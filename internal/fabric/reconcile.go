@@ -36,6 +36,10 @@ type pass struct {
 
 	unplaced map[string]int // placement.Why* -> instances this pass could not place
 
+	// wake is when the first of the timers the pass found running ends
+	// (wakeAt); zero when none.
+	wake time.Time
+
 	// revs are the revisions the pass read, by kind/key (checks).
 	revs map[string]uint64
 	// downed are the nodes the pass declares down.
@@ -88,6 +92,7 @@ func (c *Controller) commitPass(ctx context.Context, p *pass, batch []state.Op, 
 	if err != nil {
 		return fmt.Errorf("fabric: write reconcile pass: %w", err)
 	}
+	c.wake = p.wake
 	for _, svc := range p.services {
 		if p.svcGone[svc.key()] {
 			c.deleteDrives(ctx, svc)
@@ -137,7 +142,7 @@ func (p *pass) batch(checked bool) []state.Op {
 // down was heard from since the pass began.
 func (p *pass) stillSilent() error {
 	for _, node := range p.downed {
-		if seen, ok := p.c.lastSeen(node); !ok || p.c.now().Sub(seen.at) <= seen.ttl {
+		if seen, ok := p.c.lastSeen(node); !ok || seen.silence(p.c.now()) <= seen.ttl {
 			return fmt.Errorf("%w: node %s was heard from during the pass", state.ErrConflict, node)
 		}
 	}
@@ -224,6 +229,14 @@ func (p *pass) ops() []state.Op {
 	return append(ops, p.networkOps()...)
 }
 
+// wakeAt notes a timer of the pass (a timeout, a retry, a stop notice) that
+// ends at t: a pass is due then, though nothing is written (passGate).
+func (p *pass) wakeAt(t time.Time) {
+	if !t.Before(p.now) && (p.wake.IsZero() || t.Before(p.wake)) {
+		p.wake = t
+	}
+}
+
 // event is told once the pass's batch is written (tell).
 func (p *pass) event(e api.Event) { p.events = append(p.events, e) }
 
@@ -250,7 +263,7 @@ func (p *pass) checkNodes() {
 			p.c.markSeen(name, p.now) // first sight in this process: give it a full TTL
 			continue
 		}
-		if silent := p.now.Sub(seen.at); silent > seen.ttl {
+		if silent := seen.silence(p.now); silent > seen.ttl {
 			n.State = api.NodeDown
 			p.nodeDirty[name] = true
 			p.downed = append(p.downed, name)
@@ -270,7 +283,7 @@ func (p *pass) fenced(node string) bool {
 		p.c.markSeen(node, p.now)
 		return false
 	}
-	return p.now.Sub(seen.at) > persistentGrace(seen.ttl)
+	return seen.silence(p.now) > persistentGrace(seen.ttl)
 }
 
 // dropFinished forgets instances that are gone: stopped ones, and those
@@ -548,9 +561,14 @@ func (p *pass) stop(in *instanceRecord) {
 // drain that never finishes, or one whose controller died midway).
 func (p *pass) expireDrains() {
 	for _, in := range p.insts {
-		if in.Draining && in.Desired == api.DesiredRunning && p.now.Sub(in.DrainStarted) > p.c.cfg.DrainTimeout {
+		if !in.Draining || in.Desired != api.DesiredRunning {
+			continue
+		}
+		if p.now.Sub(in.DrainStarted) > p.c.cfg.DrainTimeout {
 			in.Desired = api.DesiredStopped
 			p.touch(in)
+		} else {
+			p.wakeAt(in.DrainStarted.Add(p.c.cfg.DrainTimeout))
 		}
 	}
 }
@@ -732,6 +750,8 @@ func (p *pass) upgrade(svc *serviceRecord) {
 		why = fmt.Sprintf("update domain %d of %d is failing: %s", domain+1, shown, notReady[domain][0])
 	case p.now.Sub(oldest[domain]) > p.c.cfg.UpgradeTimeout:
 		why = fmt.Sprintf("update domain %d of %d did not become healthy within %s: %s", domain+1, shown, p.c.cfg.UpgradeTimeout, notReady[domain][0])
+	default:
+		p.wakeAt(oldest[domain].Add(p.c.cfg.UpgradeTimeout))
 	}
 	if why != "" {
 		svc.Status = api.ServiceHalted

@@ -39,6 +39,9 @@ type sim struct {
 	// slowExtension names an extension version the nodes report as still
 	// transitioning (its handlers run).
 	slowExtension string
+	// gate is what step, like Run, knows of the last pass: a step runs a
+	// pass only when one is due.
+	gate passGate
 }
 
 type simNode struct {
@@ -78,7 +81,9 @@ func newSim(t testing.TB, nodes int) *sim {
 		t.Fatal(err)
 	}
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c := New(Config{HeartbeatTTL: 2 * time.Second, UpgradeTimeout: 10 * time.Second, Clock: clock.Now}, store, pkgs, nil)
+	// The timer tick off: a step runs a pass only when one is due, so every
+	// timer a test waits for must wake its pass itself (pass.wakeAt).
+	c := New(Config{HeartbeatTTL: 2 * time.Second, UpgradeTimeout: 10 * time.Second, Clock: clock.Now, TimerTick: time.Hour}, store, pkgs, nil)
 	s := &sim{t: t, ctx: context.Background(), c: c, store: store, clock: clock, nodes: map[string]*simNode{}}
 	var empty bytes.Buffer
 	if err := pkgarchive.Pack(t.TempDir(), &empty); err != nil {
@@ -93,6 +98,32 @@ func newSim(t testing.TB, nodes int) *sim {
 		s.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("fd%d", i), 4)
 	}
 	return s
+}
+
+// newVMSim is a sim of nodes nodes that run processes and VMs, with an
+// image "tiny" to boot them from and access to disks.
+func newVMSim(t testing.TB, nodes int) *sim {
+	t.Helper()
+	s := newSim(t, 0)
+	s.c.cfg.DiskAccess = func(d api.DiskSpec) (api.DiskAccess, error) { return api.DiskAccess{Name: d.Name}, nil }
+	for i := 1; i <= nodes; i++ {
+		s.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("fd%d", i), 4, api.RuntimeProcess, api.RuntimeVM)
+	}
+	img, _ := json.Marshal(api.Image{Name: "tiny", Type: api.ImageVM, Digest: "sha256:1"})
+	if _, err := s.store.Apply(s.ctx, []state.Op{{Kind: state.KindImages, Key: images.Key(api.DefaultTenant, "tiny"), Value: img}}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// persistentVM is service db: one persistent VM with a disk, booted from
+// newVMSim's image.
+func persistentVM() api.ServiceSpec {
+	return api.ServiceSpec{Name: "db", UpgradeDomains: 1, Roles: []api.RoleSpec{{
+		Name: "vm", Kind: api.KindVM, Runtime: api.RuntimeVM, Image: "tiny", Instances: 1,
+		Persistence: api.Persistent, Size: api.Size{CPU: 1, Memory: 256 << 20},
+		Disks: []api.DiskSpec{{Name: "os", Size: 1 << 30, Blob: "db-os"}},
+	}}}
 }
 
 func (s *sim) addNode(name, fd string, cpu float64, runtimes ...string) {
@@ -157,10 +188,7 @@ func (s *sim) step() {
 			s.t.Fatal(err)
 		}
 	}
-	if err := s.c.reconcile(s.ctx); err != nil {
-		s.t.Fatal(err)
-	}
-	if err := s.c.autoUpgrade(s.ctx); err != nil { // as Run does
+	if err := s.c.tick(s.ctx, &s.gate); err != nil { // as Run does: a pass if one is due
 		s.t.Fatal(err)
 	}
 	checkDecoded(s.t, s.c)
@@ -287,21 +315,8 @@ func TestDeadNodeInstancesAreRecreatedElsewhere(t *testing.T) {
 // a persistent one only once the node has had time to stop it itself (the
 // fence time it announces in heartbeat replies, and then some).
 func TestPersistentInstanceWaitsForItsNodeToFence(t *testing.T) {
-	s := newSim(t, 0)
-	s.c.cfg.DiskAccess = func(d api.DiskSpec) (api.DiskAccess, error) { return api.DiskAccess{Name: d.Name}, nil }
-	for i := 1; i <= 2; i++ {
-		s.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("fd%d", i), 4, api.RuntimeProcess, api.RuntimeVM)
-	}
-	img, _ := json.Marshal(api.Image{Name: "tiny", Type: api.ImageVM, Digest: "sha256:1"})
-	if _, err := s.store.Apply(s.ctx, []state.Op{{Kind: state.KindImages, Key: images.Key(api.DefaultTenant, "tiny"), Value: img}}); err != nil {
-		t.Fatal(err)
-	}
-	vm := api.ServiceSpec{Name: "db", UpgradeDomains: 1, Roles: []api.RoleSpec{{
-		Name: "vm", Kind: api.KindVM, Runtime: api.RuntimeVM, Image: "tiny", Instances: 1,
-		Persistence: api.Persistent, Size: api.Size{CPU: 1, Memory: 256 << 20},
-		Disks: []api.DiskSpec{{Name: "os", Size: 1 << 30, Blob: "db-os"}},
-	}}}
-	s.deploy(vm)
+	s := newVMSim(t, 2)
+	s.deploy(persistentVM())
 	s.deploy(webSpec(2, "1"))
 	s.settle(20, "all running", func() bool {
 		return s.healthyCurrent("hello", "web") == 2 && s.healthyCurrent("db", "vm") == 1
@@ -543,7 +558,7 @@ func TestRoleStatus(t *testing.T) {
 		}
 	}
 	// A role with an instance that cannot be placed is degraded, not failing.
-	if got := roleStatus(api.RoleStatus{Desired: 1}, []instanceRecord{{Instance: api.Instance{State: api.StatePending, Message: "no node has 9 CPU"}}}, false); got != api.RoleDegraded {
+	if got := roleStatus(api.RoleStatus{Desired: 1}, []*instanceRecord{{Instance: api.Instance{State: api.StatePending, Message: "no node has 9 CPU"}}}, false); got != api.RoleDegraded {
 		t.Errorf("unplaceable: role %s, want degraded", got)
 	}
 }
@@ -631,14 +646,7 @@ func TestControllerPortsAndPrivilegedPortsAreRefused(t *testing.T) {
 // starts again elsewhere (it is never live twice, and never migrated,
 // which would copy its drives), and the slot keeps its number.
 func TestPersistentVMRoleOfManySlots(t *testing.T) {
-	s := newSim(t, 0)
-	for i := 1; i <= 3; i++ {
-		s.addNode(fmt.Sprintf("node-%d", i), fmt.Sprintf("fd%d", i), 4, api.RuntimeVM)
-	}
-	img, _ := json.Marshal(api.Image{Name: "tiny", Type: api.ImageVM, Digest: "sha256:1"})
-	if _, err := s.store.Apply(s.ctx, []state.Op{{Kind: state.KindImages, Key: images.Key(api.DefaultTenant, "tiny"), Value: img}}); err != nil {
-		t.Fatal(err)
-	}
+	s := newVMSim(t, 3)
 	s.deploy(api.ServiceSpec{Name: "db", UpgradeDomains: 2, Roles: []api.RoleSpec{{
 		Name: "pg", Kind: api.KindWorker, Runtime: api.RuntimeVM, Image: "tiny", Instances: 2,
 		Persistence: api.Persistent, Size: api.Size{CPU: 1, Memory: 256 << 20},
