@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/raft"
 
 	"github.com/weftcloud/weft/internal/state"
 )
@@ -238,5 +239,21 @@ func TestAdoptSingleServerState(t *testing.T) {
 	}
 	if _, ok := n.s.Get(state.KindMeta, "new"); !ok {
 		t.Error("the write after adoption was lost over a restart")
+	}
+}
+
+// TestReplicationIsNotPipelined: every transport the store makes (TCP,
+// TLS's stream and weft dev's local one alike share the config) refuses
+// hashicorp/raft's pipelined replication, which can wedge a follower and
+// the leader's shutdown (see Open).
+func TestReplicationIsNotPipelined(t *testing.T) {
+	for name, mutate := range map[string]func(*Config){
+		"tcp":   nil,
+		"local": func(c *Config) { c.Local, c.Bootstrap = true, true },
+	} {
+		n := newNode(t, t.TempDir(), "n1", mutate)
+		if _, err := n.s.trans.AppendEntriesPipeline("n2", "127.0.0.1:1"); !errors.Is(err, raft.ErrPipelineReplicationNotSupported) {
+			t.Errorf("%s transport: AppendEntriesPipeline = %v, want %v", name, err, raft.ErrPipelineReplicationNotSupported)
+		}
 	}
 }

@@ -151,19 +151,32 @@ func Open(cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("raftstore: advertise address: %w", err)
 		}
 	}
+	// One AppendEntries in flight per follower: hashicorp/raft's pipelined
+	// replication (MaxRPCsInFlight 2, its default) can deadlock when a
+	// follower answers Success=false, as one restarted with a shorter log
+	// does: its decoder stops, the sender blocks forever on a full
+	// pipeline, that follower is never replicated to again while its
+	// heartbeats go on, and the leader's shutdown waits for the sender
+	// forever (seen in e2e's rolling restart of servers: a SIGTERMed leader
+	// that did not exit for 20 minutes; hashicorp/raft#612). Raft's own
+	// measurements found pipelining of little use beside batching
+	// (hashicorp/raft#541).
+	transport := &raft.NetworkTransportConfig{MaxPool: 3, MaxRPCsInFlight: 1, Timeout: 10 * time.Second, Logger: hclogger}
 	switch {
 	case c.Local:
 		var stream *localStream
 		if stream, err = newLocalStream(c.BindAddr); err == nil {
-			s.trans = raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hclogger)
+			transport.Stream = stream
+			s.trans = raft.NewNetworkTransportWithConfig(transport)
 		}
 	case c.TLS != nil:
 		var stream *tlsStream
 		if stream, err = newTLSStream(c.BindAddr, advertise, c.TLS); err == nil {
-			s.trans = raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hclogger)
+			transport.Stream = stream
+			s.trans = raft.NewNetworkTransportWithConfig(transport)
 		}
 	default:
-		s.trans, err = raft.NewTCPTransportWithLogger(c.BindAddr, advertise, 3, 10*time.Second, hclogger)
+		s.trans, err = raft.NewTCPTransportWithConfig(c.BindAddr, advertise, transport)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: listen %s: %w", c.BindAddr, err)
