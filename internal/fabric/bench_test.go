@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,17 +23,7 @@ func BenchmarkControllerPlace10kOn1k(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		s := newSim(b, 0)
-		for i := 0; i < 1000; i++ {
-			n := &simNode{name: fmt.Sprintf("node-%04d", i), running: map[string]api.InstanceStatus{}}
-			s.nodes[n.name] = n
-			_, err := s.c.RegisterNode(s.ctx, api.NodeRegistration{
-				Name: n.name, Host: "127.0.0.1", FaultDomain: fmt.Sprintf("fd%d", i%10),
-				Capacity: api.Resources{CPU: 16, Memory: 64 << 30}, Runtimes: []string{api.RuntimeProcess},
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
+		registerNodes(b, s, 1000, api.Resources{CPU: 16, Memory: 64 << 30})
 		for i := 0; i < 10; i++ {
 			spec := webSpec(1000, "1")
 			spec.Name = fmt.Sprintf("svc%d", i)
@@ -58,21 +49,27 @@ func BenchmarkControllerPlace10kOn1k(b *testing.B) {
 	}
 }
 
+// registerNodes registers n simulated nodes of the given capacity in 10
+// fault domains.
+func registerNodes(b *testing.B, s *sim, n int, capacity api.Resources) {
+	for i := range n {
+		node := &simNode{name: fmt.Sprintf("node-%04d", i), running: map[string]api.InstanceStatus{}}
+		s.nodes[node.name] = node
+		if _, err := s.c.RegisterNode(s.ctx, api.NodeRegistration{
+			Name: node.name, Host: "127.0.0.1", FaultDomain: fmt.Sprintf("fd%d", i%10),
+			Capacity: capacity, Runtimes: []string{api.RuntimeProcess},
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkScrape10k measures one scrape of a controller's /metrics
 // handler (the fabric's collectors read every instance, node and service
 // from the store) with 10,000 instances placed on 1,000 nodes.
 func BenchmarkScrape10k(b *testing.B) {
 	s := newSim(b, 0)
-	for i := 0; i < 1000; i++ {
-		n := &simNode{name: fmt.Sprintf("node-%04d", i), running: map[string]api.InstanceStatus{}}
-		s.nodes[n.name] = n
-		if _, err := s.c.RegisterNode(s.ctx, api.NodeRegistration{
-			Name: n.name, Host: "127.0.0.1", FaultDomain: fmt.Sprintf("fd%d", i%10),
-			Capacity: api.Resources{CPU: 16, Memory: 64 << 30}, Runtimes: []string{api.RuntimeProcess},
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	registerNodes(b, s, 1000, api.Resources{CPU: 16, Memory: 64 << 30})
 	for i := 0; i < 10; i++ {
 		spec := webSpec(1000, "1")
 		spec.Name = fmt.Sprintf("svc%d", i)
@@ -206,4 +203,63 @@ func BenchmarkServiceList200x100(b *testing.B) {
 			b.Fatalf("%d services, the first with %+v", len(page), page[0].Roles)
 		}
 	}
+}
+
+// BenchmarkSteadyPass20k measures one reconcile pass over 1,000 nodes and
+// 200 services of 100 instances, every one running and healthy: the pass
+// a heartbeat that changed an instance's status, or the timer tick, runs
+// at the size of issue 19's fleet.
+func BenchmarkSteadyPass20k(b *testing.B) {
+	s := newSim(b, 0)
+	registerNodes(b, s, 1000, api.Resources{CPU: 64, Memory: 256 << 30})
+	for i := range 200 {
+		spec := webSpec(100, "1")
+		spec.Name = fmt.Sprintf("svc-%03d", i)
+		s.deploy(spec)
+	}
+	if err := s.c.reconcile(s.ctx); err != nil {
+		b.Fatal(err)
+	}
+	// Every node reports its instances running and healthy, as the sim's
+	// step would, without building each node's assignments.
+	reports := map[string][]api.InstanceStatus{}
+	for _, in := range s.c.Instances(s.ctx, api.DefaultTenant, "") {
+		reports[in.Node] = append(reports[in.Node], api.InstanceStatus{ID: in.ID, State: api.StateRunning, Health: api.HealthHealthy})
+	}
+	for node, sts := range reports {
+		if _, err := s.c.Heartbeat(s.ctx, node, api.Heartbeat{Instances: sts}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.c.reconcile(s.ctx); err != nil {
+		b.Fatal(err)
+	}
+	healthy := 0
+	for _, in := range s.c.Instances(s.ctx, api.DefaultTenant, "") {
+		if in.Health == api.HealthHealthy {
+			healthy++
+		}
+	}
+	if healthy != 20000 {
+		b.Fatalf("%d of 20,000 healthy", healthy)
+	}
+	cpu := processCPU(b)
+	for b.Loop() {
+		if err := s.c.reconcile(s.ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// The CPU the passes took, the garbage collector's included: on a
+	// machine shared with other work, wall time per pass measures the
+	// machine's load as much as the pass.
+	b.ReportMetric(float64((processCPU(b)-cpu).Milliseconds())/float64(b.N), "cpu-ms/op")
+}
+
+// processCPU is the CPU time (user and system) the process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -191,10 +191,22 @@ func (d *decoded[T]) decode(e state.Entry) (decodedRec[T], bool) {
 		return r, true
 	}
 	v := new(T)
-	if err := json.Unmarshal(e.Value, v); err != nil {
+	if err := unmarshal(e.Value, v); err != nil {
 		return decodedRec[T]{}, false
 	}
 	return decodedRec[T]{rev: e.Rev, v: v}, true
+}
+
+// unmarshal decodes a stored record and fills the fields made from the
+// others (instanceRecord.derive).
+func unmarshal(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return err
+	}
+	if d, ok := v.(interface{ derive() }); ok {
+		d.derive()
+	}
+	return nil
 }
 
 // clone is a copy of a shared (decoded) record that its holder may

@@ -1,7 +1,6 @@
 package fabric
 
 import (
-	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
@@ -23,7 +22,7 @@ func checkDecoded(t testing.TB, c *Controller) {
 				continue
 			}
 			want := reflect.New(reflect.TypeOf(got).Elem()).Interface()
-			if err := json.Unmarshal(e.Value, want); err != nil {
+			if err := unmarshal(e.Value, want); err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, want) {
@@ -48,7 +47,7 @@ func checkListed[T any](t testing.TB, d *decoded[T], s state.Store, kind string)
 	}
 	for i, e := range entries {
 		var want T
-		if err := json.Unmarshal(e.Value, &want); err != nil {
+		if err := unmarshal(e.Value, &want); err != nil {
 			t.Fatal(err)
 		}
 		if revs[i] != e.Rev || !reflect.DeepEqual(*got[i], want) {

@@ -72,15 +72,16 @@ func (c *Controller) newPass() *pass {
 	nodes, nodeRevs := c.nodeCache.list(c.store, state.KindNodes)
 	insts, instRevs := c.instCache.list(c.store, state.KindInstances)
 	services := c.store.List(state.KindServices, "")
-	p.revs = make(map[string]uint64, len(nodes)+len(insts)+len(services))
+	p.revs = make(map[string]uint64, len(nodes)+len(services))
 	for i, n := range nodes {
 		n := *n // nodeRecord holds nothing a pass changes in place
 		p.nodes[n.Name] = &n
 		p.revs[state.KindNodes+"/"+n.Name] = nodeRevs[i]
 	}
 	for i, in := range insts {
-		p.insts[in.ID] = in.clone()
-		p.revs[state.KindInstances+"/"+in.key()] = instRevs[i]
+		in := in.clone()
+		in.readRev = instRevs[i]
+		p.insts[in.ID] = in
 	}
 	for _, e := range services {
 		var s serviceRecord

@@ -2,6 +2,7 @@ package fabric
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/weftcloud/weft/api"
@@ -72,7 +73,7 @@ func (p *pass) rebalanceRole(svc *serviceRecord, role api.RoleSpec, insts []*ins
 			from = fd
 		}
 	}
-	if len(perFD[from]) < 2 {
+	if len(perFD[from]) < 2 || !p.roomierDomain(perFD, len(perFD[from])) {
 		return
 	}
 	// The instance to move: the last one on the node of that domain
@@ -88,13 +89,7 @@ func (p *pass) rebalanceRole(svc *serviceRecord, role api.RoleSpec, insts []*ins
 			move = in
 		}
 	}
-	var avoid []string
-	for name, n := range p.nodes {
-		if n.FaultDomain == from {
-			avoid = append(avoid, name)
-		}
-	}
-	req := move.request(avoid)
+	req := move.request(p.domainNodes()[from])
 	to, err := p.cluster.Place(req)
 	if err != nil {
 		return // no other domain has room for it
@@ -138,4 +133,36 @@ func (p *pass) checkMove(in, repl *instanceRecord) {
 	}
 	p.event(api.Event{Type: "instance.rebalance-failed", Level: "warn", Tenant: in.Tenant, Service: in.Service, Role: in.Role, Instance: in.ID, Node: in.Node,
 		Message: fmt.Sprintf("move of instance %s given up: %s; it keeps running on %s, and its role tries no other move for %s", in.ID, why, in.Node, rebalanceRetry)})
+}
+
+// roomierDomain says whether a fault domain with a ready node holds at
+// least two fewer of the role than most (perFD): only then can a move
+// help. Without it, every settled role asked placement for a node in
+// every pass.
+func (p *pass) roomierDomain(perFD map[string][]*instanceRecord, most int) bool {
+	for fd, names := range p.domainNodes() {
+		if len(perFD[fd])+2 > most {
+			continue
+		}
+		for _, name := range names {
+			if p.nodes[name].State == api.NodeReady {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// domainNodes is the names of the nodes in each fault domain, sorted.
+func (p *pass) domainNodes() map[string][]string {
+	if p.byDomain == nil {
+		p.byDomain = map[string][]string{}
+		for name, n := range p.nodes {
+			p.byDomain[n.FaultDomain] = append(p.byDomain[n.FaultDomain], name)
+		}
+		for _, names := range p.byDomain {
+			slices.Sort(names)
+		}
+	}
+	return p.byDomain
 }

@@ -61,6 +61,20 @@ type instanceRecord struct {
 	// WasHealthy: the instance has been healthy at least once, so a role
 	// waiting for it is degraded rather than still starting.
 	WasHealthy bool `json:"wasHealthy,omitempty"`
+
+	// svcKey and grpKey are serviceKey and group, made once when the
+	// record is decoded or made (derive): a pass asks for them for each
+	// of 20,000 instances several times.
+	svcKey, grpKey string
+	// readRev is the store revision a pass read the record at; 0 for one
+	// it made (pass.checks).
+	readRev uint64
+}
+
+// derive fills the fields made from the others (decoded.decode calls it).
+func (r *instanceRecord) derive() {
+	r.svcKey = serviceKey(r.Tenant, r.Service)
+	r.grpKey = groupKey(r.Tenant, r.Service, r.Role)
 }
 
 // live reports whether the instance still holds its slot: it runs or is
@@ -122,7 +136,7 @@ func get[T any](s state.Store, kind, key string) (T, bool) {
 	if !ok {
 		return v, false
 	}
-	if err := json.Unmarshal(e.Value, &v); err != nil {
+	if err := unmarshal(e.Value, &v); err != nil {
 		return v, false
 	}
 	return v, true
@@ -133,7 +147,7 @@ func list[T any](s state.Store, kind, prefix string) []T {
 	out := make([]T, 0, len(entries))
 	for _, e := range entries {
 		var v T
-		if err := json.Unmarshal(e.Value, &v); err == nil {
+		if err := unmarshal(e.Value, &v); err == nil {
 			out = append(out, v)
 		}
 	}
@@ -141,16 +155,30 @@ func list[T any](s state.Store, kind, prefix string) []T {
 }
 
 // compareInstances is the order instances are listed and visited in:
-// service, role, slot, then oldest first.
+// service, role, slot, then oldest first. (Not cmp.Or: it would compare
+// every field of every pair, and passes sort 20,000 instances.)
 func compareInstances(a, b *instanceRecord) int {
-	return cmp.Or(
-		cmp.Compare(a.Tenant, b.Tenant),
-		cmp.Compare(a.Service, b.Service),
-		cmp.Compare(a.Role, b.Role),
-		cmp.Compare(a.Slot, b.Slot),
-		a.CreatedAt.Compare(b.CreatedAt),
-		cmp.Compare(a.ID, b.ID),
-	)
+	if c := cmp.Compare(a.Tenant, b.Tenant); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Service, b.Service); c != 0 {
+		return c
+	}
+	return compareInService(a, b)
+}
+
+// compareInService is compareInstances for two instances of one service.
+func compareInService(a, b *instanceRecord) int {
+	if c := cmp.Compare(a.Role, b.Role); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Slot, b.Slot); c != 0 {
+		return c
+	}
+	if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
 }
 
 // Keys in the state: a service is "tenant/name" (names are unique within a
@@ -162,9 +190,21 @@ func instanceKey(tenant, service, id string) string { return serviceKey(tenant, 
 func (r *serviceRecord) key() string  { return serviceKey(r.Tenant, r.Name) }
 func (r *instanceRecord) key() string { return instanceKey(r.Tenant, r.Service, r.ID) }
 
+func (r *instanceRecord) serviceKey() string {
+	if r.svcKey != "" {
+		return r.svcKey
+	}
+	return serviceKey(r.Tenant, r.Service)
+}
+
 // group is the placement group of an instance: its role, which placement
 // spreads over fault domains.
-func (r *instanceRecord) group() string { return groupKey(r.Tenant, r.Service, r.Role) }
+func (r *instanceRecord) group() string {
+	if r.grpKey != "" {
+		return r.grpKey
+	}
+	return groupKey(r.Tenant, r.Service, r.Role)
+}
 
 func groupKey(tenant, service, role string) string { return serviceKey(tenant, service) + "/" + role }
 
