@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/weftcloud/weft/api"
@@ -78,10 +79,23 @@ func (c *Controller) newPass() *pass {
 		p.nodes[n.Name] = &n
 		p.revs[state.KindNodes+"/"+n.Name] = nodeRevs[i]
 	}
+	p.bySvc = map[string][]*instanceRecord{}
+	var run []*instanceRecord // of one service: the store lists them by key, service first
 	for i, in := range insts {
 		in := in.clone()
 		in.readRev = instRevs[i]
 		p.insts[in.ID] = in
+		if len(run) > 0 && run[0].serviceKey() != in.serviceKey() {
+			p.bySvc[run[0].serviceKey()] = run
+			run = nil
+		}
+		run = append(run, in)
+	}
+	if len(run) > 0 {
+		p.bySvc[run[0].serviceKey()] = run
+	}
+	for _, list := range p.bySvc {
+		slices.SortFunc(list, compareInService)
 	}
 	for _, e := range services {
 		var s serviceRecord
@@ -96,6 +110,7 @@ func (c *Controller) newPass() *pass {
 // migrationTarget picks the destination: to when given (refused with the
 // reason when it cannot take the instance), else the best other node.
 func (p *pass) migrationTarget(in *instanceRecord, to string) (string, error) {
+	p.notePlacements() // as the instances are now, not as the pass found them
 	p.buildCluster()
 	avoid := []string{in.Node}
 	if to != "" {

@@ -27,17 +27,19 @@ const rebalanceRetry = 5 * time.Minute
 // and nothing of the role is starting, stopping or moving, in a stable
 // service (an upgrade replaces instances itself).
 func (p *pass) rebalance() {
-	byGroup := map[string][]*instanceRecord{}
-	for _, in := range p.sortedInstances() {
-		g := in.group()
-		byGroup[g] = append(byGroup[g], in)
-	}
 	for _, svc := range p.services {
 		if svc.Status != api.ServiceStable {
 			continue
 		}
+		insts := p.bySvc[svc.key()]
 		for _, role := range svc.Spec.Roles {
-			p.rebalanceRole(svc, role, byGroup[groupKey(svc.Tenant, svc.Name, role.Name)])
+			var ofRole []*instanceRecord
+			for _, in := range insts {
+				if in.Role == role.Name {
+					ofRole = append(ofRole, in)
+				}
+			}
+			p.rebalanceRole(svc, role, ofRole)
 		}
 	}
 }
@@ -90,7 +92,7 @@ func (p *pass) rebalanceRole(svc *serviceRecord, role api.RoleSpec, insts []*ins
 		}
 	}
 	req := move.request(p.domainNodes()[from])
-	to, err := p.cluster.Place(req)
+	to, err := p.placementView().Place(req)
 	if err != nil {
 		return // no other domain has room for it
 	}
