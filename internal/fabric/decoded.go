@@ -213,7 +213,14 @@ func unmarshal(data []byte, v any) error {
 // change: the parts a pass changes in place through pointers are copied;
 // maps and slices are only ever replaced whole.
 func (r *instanceRecord) clone() *instanceRecord {
-	c := *r
+	c := new(instanceRecord)
+	r.cloneInto(c)
+	return c
+}
+
+// cloneInto is clone into c, for a caller that allocates many at once.
+func (r *instanceRecord) cloneInto(c *instanceRecord) {
+	*c = *r
 	if r.Migration != nil {
 		m := *r.Migration
 		c.Migration = &m
@@ -226,5 +233,4 @@ func (r *instanceRecord) clone() *instanceRecord {
 		ev := *r.Scheduled
 		c.Scheduled = &ev
 	}
-	return &c
 }

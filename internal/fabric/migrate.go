@@ -81,8 +81,10 @@ func (c *Controller) newPass() *pass {
 	}
 	p.bySvc = map[string][]*instanceRecord{}
 	var run []*instanceRecord // of one service: the store lists them by key, service first
+	clones := make([]instanceRecord, len(insts)) // one allocation, not 20,000
 	for i, in := range insts {
-		in := in.clone()
+		in.cloneInto(&clones[i])
+		in := &clones[i]
 		in.readRev = instRevs[i]
 		p.insts[in.ID] = in
 		if len(run) > 0 && run[0].serviceKey() != in.serviceKey() {
