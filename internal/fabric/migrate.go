@@ -80,7 +80,7 @@ func (c *Controller) newPass() *pass {
 		p.revs[state.KindNodes+"/"+n.Name] = nodeRevs[i]
 	}
 	p.bySvc = map[string][]*instanceRecord{}
-	var run []*instanceRecord // of one service: the store lists them by key, service first
+	var run []*instanceRecord                    // of one service: the store lists them by key, service first
 	clones := make([]instanceRecord, len(insts)) // one allocation, not 20,000
 	for i, in := range insts {
 		in.cloneInto(&clones[i])
