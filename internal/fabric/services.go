@@ -2,6 +2,7 @@ package fabric
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -19,7 +20,17 @@ import (
 // tenant's quota, a port the tenant may not publish) changes nothing.
 func (c *Controller) Deploy(ctx context.Context, tenant string, spec api.ServiceSpec) (api.Service, error) {
 	c.fetchMissingPackages(ctx, spec)
+	// Each try stages a copy of its own: stage completes the model in
+	// place (defaults, images, ports), and the caller's slices with it.
+	model, err := json.Marshal(spec)
+	if err != nil {
+		return api.Service{}, fmt.Errorf("fabric: deploy %s: %w", spec.Name, err)
+	}
 	return c.changeService(ctx, writeConflict(tenant, spec.Name), func() (serviceChange, error) {
+		var spec api.ServiceSpec
+		if err := json.Unmarshal(model, &spec); err != nil {
+			return serviceChange{}, fmt.Errorf("fabric: deploy: %w", err)
+		}
 		st, err := c.stage(tenant, spec)
 		if err != nil {
 			return serviceChange{}, err
