@@ -428,17 +428,7 @@ func (c *Controller) liveService(tenant, name string) (serviceRecord, state.Op, 
 // Services lists a tenant's services (every tenant's with
 // api.AllTenants) with their role counts.
 func (c *Controller) Services(ctx context.Context, tenant string) []api.Service {
-	recs := c.svcCache.of(c.store.List(state.KindServices, tenantPrefix(tenant)))
-	byService := map[string][]*instanceRecord{}
-	for _, in := range c.sharedInstances() {
-		k := serviceKey(in.Tenant, in.Service)
-		byService[k] = append(byService[k], in)
-	}
-	out := make([]api.Service, 0, len(recs))
-	for _, r := range recs {
-		out = append(out, c.serviceViewOf(*r, byService[r.key()]))
-	}
-	return out
+	return c.servicesView(c.svcCache.of(c.store.List(state.KindServices, tenantPrefix(tenant))))
 }
 
 // ServicesPage is a page of Services: at most limit services whose keys
@@ -450,12 +440,24 @@ func (c *Controller) ServicesPage(ctx context.Context, tenant, after string, lim
 	if len(recs) > limit {
 		recs, more = recs[:limit], true
 	}
-	page = make([]api.Service, 0, len(recs))
+	return c.servicesView(recs), more
+}
+
+// servicesView adds the role counts to services, each from its own
+// instances (one prefix of the store each): not from every instance of
+// the cluster, which a list of a few services walked, keying each.
+func (c *Controller) servicesView(recs []*serviceRecord) []api.Service {
+	out := make([]api.Service, 0, len(recs))
 	for _, r := range recs {
-		insts := c.instCache.of(c.store.List(state.KindInstances, r.key()+"/"))
-		page = append(page, c.serviceViewOf(*r, insts))
+		out = append(out, c.serviceViewOf(*r, c.instancesOf(r)))
 	}
-	return page, more
+	return out
+}
+
+// instancesOf returns a service's instances as last decoded (shared:
+// read only).
+func (c *Controller) instancesOf(rec *serviceRecord) []*instanceRecord {
+	return c.instCache.of(c.store.List(state.KindInstances, rec.key()+"/"))
 }
 
 // Service returns one of a tenant's services.
@@ -469,13 +471,7 @@ func (c *Controller) Service(ctx context.Context, tenant, name string) (api.Serv
 
 // serviceView adds the role counts to the stored service.
 func (c *Controller) serviceView(rec serviceRecord) api.Service {
-	var insts []*instanceRecord
-	for _, in := range c.sharedInstances() {
-		if in.ofService(&rec) {
-			insts = append(insts, in)
-		}
-	}
-	return c.serviceViewOf(rec, insts)
+	return c.serviceViewOf(rec, c.instancesOf(&rec))
 }
 
 // serviceViewOf adds the role counts of insts, the service's instances
@@ -553,10 +549,15 @@ func (c *Controller) Instances(ctx context.Context, tenant, service string) []ap
 	if service != "" && tenant != api.AllTenants {
 		prefix = serviceKey(tenant, service) + "/"
 	}
-	all, _ := c.instCache.list(c.store, state.KindInstances) // shared: read only
+	var all []*instanceRecord // shared: read only
+	if prefix == "" {
+		all, _ = c.instCache.list(c.store, state.KindInstances)
+	} else { // a tenant's or a service's: that prefix of the store only
+		all = c.instCache.of(c.store.List(state.KindInstances, prefix))
+	}
 	var recs []*instanceRecord
 	for _, r := range all {
-		if strings.HasPrefix(r.key(), prefix) && (service == "" || r.Service == service) {
+		if service == "" || r.Service == service {
 			recs = append(recs, r)
 		}
 	}
