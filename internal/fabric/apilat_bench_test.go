@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/weftcloud/weft/api"
 )
 
@@ -17,9 +19,9 @@ import (
 // (scaled up, placed, reported running, scaled to zero, reported
 // stopped, removed: reconcile passes writing batches of 500 records, and
 // heartbeats writing their changes) while the benchmark deploys a new
-// version of a small service, lists the services with their role counts
-// and lists one service's instances, each call timed on its own. The
-// store is a real one on disk (every batch fsynced).
+// version of a small service (of ten, in turn), lists the services with
+// their role counts and lists one service's instances, each call timed on
+// its own. The store is a real one on disk (every batch fsynced).
 func BenchmarkAPIWhilePassesRun20k(b *testing.B) {
 	s := newSim(b, 0)
 	for i := range 1000 {
@@ -40,9 +42,15 @@ func BenchmarkAPIWhilePassesRun20k(b *testing.B) {
 	churn := webSpec(0, "1")
 	churn.Name = "churn"
 	s.deploy(churn)
+	// The deploys measured go round ten services: one the pass is rolling
+	// at that moment makes it run again, alone among the API's writes
+	// of services (Controller.svcWrites).
+	const probes = 10
 	probe := webSpec(1, "0")
-	probe.Name = "probe"
-	s.deploy(probe)
+	for i := range probes {
+		probe.Name = fmt.Sprintf("probe-%d", i)
+		s.deploy(probe)
+	}
 	if err := s.c.reconcile(s.ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -88,11 +96,12 @@ func BenchmarkAPIWhilePassesRun20k(b *testing.B) {
 	v := 0
 	for b.Loop() {
 		v++
+		probe.Name = fmt.Sprintf("probe-%d", v%probes)
 		probe.Roles[0].Settings = map[string]string{"VERSION": fmt.Sprint(v)}
 		probe.Roles[0].Package = s.pkg
 		timed(&deploys, func() error { _, err := s.c.Deploy(s.ctx, api.DefaultTenant, probe); return err })
 		timed(&lists, func() error {
-			if got := s.c.Services(s.ctx, api.DefaultTenant); len(got) != 202 {
+			if got := s.c.Services(s.ctx, api.DefaultTenant); len(got) != 201+probes {
 				return fmt.Errorf("%d services listed", len(got))
 			}
 			return nil
@@ -115,6 +124,7 @@ func BenchmarkAPIWhilePassesRun20k(b *testing.B) {
 		b.ReportMetric(float64(m.ds[len(m.ds)*99/100].Microseconds())/1000, m.name+"-p99-ms")
 	}
 	b.ReportMetric(float64(cycles), "churn-cycles")
+	b.ReportMetric(testutil.ToFloat64(s.c.figures.conflicts), "pass-reruns")
 }
 
 // reportAll sends every node's heartbeat as its agent would once it has

@@ -175,6 +175,11 @@ type Controller struct {
 	// mu serialises every read-modify-write of the store, so a pass never
 	// races an API call or a heartbeat.
 	mu sync.Mutex
+	// svcWrites is held shared by the API's writes of services, which
+	// take no mu (optimistic.go), while they write, and alone by a pass
+	// that runs again under mu after a conflict, so that none of them
+	// comes between what it reads and what it writes. Order: mu first.
+	svcWrites sync.RWMutex
 
 	seenMu sync.Mutex
 	seen   map[string]nodeSeen // node -> its heartbeats, in memory only (liveness.go)

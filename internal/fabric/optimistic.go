@@ -25,8 +25,10 @@ import (
 //     write also writes the marker, and two of them that each fit but
 //     together do not cannot both land.
 //
-// Writers that still hold c.mu (a pass's write, heartbeats, drains) check
-// the services they write too, so neither side overwrites the other.
+// Writers that still hold c.mu check the services they write too (a
+// pass's write, auto-upgrades), or hold c.svcWrites alone while they read
+// and write (a pass run again after a conflict), so that neither side
+// overwrites the other.
 
 // optimisticTries is how many times a write of a service is decided
 // without the lock before the last try, under it.
@@ -42,20 +44,27 @@ type serviceChange struct {
 // changeService decides with decide and writes what it decided. When
 // something the decision read was written meanwhile (state.ErrConflict),
 // it decides again, from what is now stored, up to optimisticTries times
-// without c.mu and once more under it (where only other API writes can
-// still get in between); that one conflicting too returns conflict. A
-// decision's error (a refused model) is returned as is.
+// without c.mu and once more under it and alone among the API's writes
+// of services (c.svcWrites); that one conflicting too (a network written
+// meanwhile) returns conflict. A decision's error (a refused model) is
+// returned as is.
 func (c *Controller) changeService(ctx context.Context, conflict error, decide func() (serviceChange, error)) (api.Service, error) {
 	for try := 0; ; try++ {
 		locked := try == optimisticTries
 		if locked {
 			c.mu.Lock()
+			c.svcWrites.Lock()
 		}
 		ch, err := decide()
-		if err == nil {
+		if err == nil && !locked {
+			c.svcWrites.RLock()
+			err = c.apply(ctx, ch.ops)
+			c.svcWrites.RUnlock()
+		} else if err == nil {
 			err = c.apply(ctx, ch.ops)
 		}
 		if locked {
+			c.svcWrites.Unlock()
 			c.mu.Unlock()
 		}
 		if errors.Is(err, state.ErrConflict) {

@@ -59,8 +59,9 @@ type pass struct {
 // controller's lock, so that heartbeats and API calls do not wait behind
 // it; it then writes under the lock, checked against the revisions it
 // read (pass.checks). When something it depended on was written in the
-// meantime, it runs again under the lock, as every pass once did, checked
-// still against the API's writes of services, which take no lock.
+// meantime, it runs again under the lock, as every pass once did, which
+// cannot conflict (the API's writes of services wait meanwhile:
+// Controller.svcWrites).
 func (c *Controller) reconcile(ctx context.Context) error {
 	start := time.Now()
 	p := c.newPass()
@@ -87,14 +88,13 @@ func (c *Controller) commitPass(ctx context.Context, p *pass, batch []state.Op, 
 	if err == nil {
 		err = c.apply(ctx, batch)
 	}
-	// Under the lock only the API's writes of services (optimistic.go)
-	// can still come in between: the rerun is checked too, so that it
-	// never overwrites one.
-	for try := 0; try < 3 && errors.Is(err, state.ErrConflict); try++ {
+	if errors.Is(err, state.ErrConflict) {
 		c.figures.conflicts.Inc()
+		c.svcWrites.Lock() // the API's writes of services take no mu
 		p = c.newPass()
 		p.run()
-		err = c.apply(ctx, p.batch(true))
+		err = c.apply(ctx, p.batch(false))
+		c.svcWrites.Unlock()
 	}
 	if err != nil {
 		return fmt.Errorf("fabric: write reconcile pass: %w", err)

@@ -457,7 +457,7 @@ func (c *Controller) servicesView(recs []*serviceRecord) []api.Service {
 // instancesOf returns a service's instances as last decoded (shared:
 // read only).
 func (c *Controller) instancesOf(rec *serviceRecord) []*instanceRecord {
-	return c.instCache.of(c.store.List(state.KindInstances, rec.key()+"/"))
+	return c.instCache.listPrefix(c.store, state.KindInstances, rec.key()+"/")
 }
 
 // Service returns one of a tenant's services.
@@ -553,7 +553,7 @@ func (c *Controller) Instances(ctx context.Context, tenant, service string) []ap
 	if prefix == "" {
 		all, _ = c.instCache.list(c.store, state.KindInstances)
 	} else { // a tenant's or a service's: that prefix of the store only
-		all = c.instCache.of(c.store.List(state.KindInstances, prefix))
+		all = c.instCache.listPrefix(c.store, state.KindInstances, prefix)
 	}
 	var recs []*instanceRecord
 	for _, r := range all {
