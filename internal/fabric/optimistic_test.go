@@ -218,3 +218,30 @@ func TestPortsHoldUnderConcurrentDeploys(t *testing.T) {
 		t.Errorf("ports picked: %d and %d", p1, p2)
 	}
 }
+
+// TestPassRerunKeepsDeploysWrittenMeanwhile: deploys that land while a
+// pass runs, and again while it runs a second time under the lock, are
+// not overwritten by what the pass finally writes: it runs a third time,
+// with the API's writes of services waiting, from the last of them.
+func TestPassRerunKeepsDeploysWrittenMeanwhile(t *testing.T) {
+	s := newSim(t, 3)
+	s.deploy(webSpec(2, "1"))
+	s.settle(20, "2 running", func() bool { return s.healthyCurrent("hello", "web") == 2 })
+	s.deploy(webSpec(2, "2")) // the next pass starts its upgrade: it writes the service
+	s.interleave(func() {
+		s.deploy(webSpec(2, "3"))
+		s.interleave(func() { s.deploy(webSpec(2, "4")) })
+	})
+	before := testutil.ToFloat64(s.c.figures.conflicts)
+	if err := s.c.reconcile(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.ToFloat64(s.c.figures.conflicts) - before; n != 2 {
+		t.Errorf("the pass ran again %v times, want 2", n)
+	}
+	rec, _ := get[serviceRecord](s.store, state.KindServices, serviceKey(api.DefaultTenant, "hello"))
+	if rec.Version != 4 || rec.Spec.Roles[0].Settings["VERSION"] != "4" || rec.Status != api.ServiceUpgrading || len(rec.Revisions) != 3 {
+		t.Errorf("service after the pass: version %d, model %s, %s, %d earlier versions; want version 4, upgrading, 3 earlier",
+			rec.Version, rec.Spec.Roles[0].Settings["VERSION"], rec.Status, len(rec.Revisions))
+	}
+}
