@@ -24,15 +24,8 @@ import (
 // its own. The store is a real one on disk (every batch fsynced).
 func BenchmarkAPIWhilePassesRun20k(b *testing.B) {
 	s := newSim(b, 0)
-	for i := range 1000 {
-		n := &simNode{name: fmt.Sprintf("node-%04d", i), running: map[string]api.InstanceStatus{}}
-		s.nodes[n.name] = n
-		if _, err := s.c.RegisterNode(s.ctx, api.NodeRegistration{
-			Name: n.name, Host: "127.0.0.1", FaultDomain: fmt.Sprintf("fd%d", i%10),
-			Capacity: api.Resources{CPU: 64, Memory: 256 << 30}, Runtimes: []string{api.RuntimeProcess},
-		}); err != nil {
-			b.Fatal(err)
-		}
+	for i := range 1000 { // in ten fault domains, each node big enough for its share
+		s.addNode(fmt.Sprintf("node-%04d", i), fmt.Sprintf("fd%d", i%10), 64)
 	}
 	for i := range 200 {
 		spec := webSpec(100, "1")

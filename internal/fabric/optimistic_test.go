@@ -130,14 +130,7 @@ func TestConcurrentDeploysOfOneService(t *testing.T) {
 	if n := testutil.ToFloat64(s.c.figures.retried); n != 1 {
 		t.Errorf("%v writes decided again, want 1", n)
 	}
-	var updated int
-	events, _ := s.c.Events().Since(0)
-	for _, e := range events {
-		if e.Type == "service.updated" {
-			updated++
-		}
-	}
-	if updated != 2 {
+	if updated := s.countEvents("service.updated"); updated != 2 {
 		t.Errorf("%d service.updated events, want 2", updated)
 	}
 }
@@ -205,9 +198,8 @@ func TestPortsHoldUnderConcurrentDeploys(t *testing.T) {
 	s := newSim(t, 3)
 	web := func(name string) api.ServiceSpec {
 		spec := webSpec(1, "1")
-		spec.Name = name
-		spec.Roles[0].Kind = api.KindWeb
-		spec.Roles[0].Endpoints = []api.Endpoint{{Name: "http", Protocol: api.ProtocolHTTP}}
+		spec.Name, spec.Roles[0].Kind = name, api.KindWeb
+		spec.Roles[0].Endpoints = []api.Endpoint{{Name: "http", Protocol: api.ProtocolHTTP}} // port 0: picked
 		return spec
 	}
 	var second api.Service
