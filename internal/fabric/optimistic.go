@@ -20,7 +20,7 @@ import (
 //   - the networks the service holds addresses on (networkOps);
 //   - for a model that asks more of a tenant's quota, the tenant's quota
 //     marker, and for one that publishes a port it did not, the ports
-//     marker (guard): other services' models count there too, and a
+//     marker (markers.guards): other services' models count there too, and a
 //     service created meanwhile has no revision to check, so every such
 //     write also writes the marker, and two of them that each fit but
 //     together do not cannot both land.
