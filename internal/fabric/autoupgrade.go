@@ -2,7 +2,6 @@ package fabric
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -31,7 +30,7 @@ func (c *Controller) autoUpgrade(ctx context.Context) error {
 	defer c.mu.Unlock()
 	for _, e := range c.store.List(state.KindServices, "") {
 		var rec serviceRecord
-		if json.Unmarshal(e.Value, &rec) != nil {
+		if unmarshal(e.Value, &rec) != nil {
 			continue
 		}
 		if rec.Status != api.ServiceStable || !slices.ContainsFunc(rec.Spec.Roles, func(r api.RoleSpec) bool { return r.AutoUpgrade }) {

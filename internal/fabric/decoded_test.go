@@ -53,7 +53,7 @@ func checkPrefixes[T any](t testing.TB, d *decoded[T], s state.Store, kind strin
 		}
 		for i, e := range want {
 			var rec T
-			if err := json.Unmarshal(e.Value, &rec); err != nil {
+			if err := unmarshal(e.Value, &rec); err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(*got[i], rec) {
