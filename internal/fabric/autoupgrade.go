@@ -28,7 +28,11 @@ import (
 func (c *Controller) autoUpgrade(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, rec := range list[serviceRecord](c.store, state.KindServices, "") {
+	for _, e := range c.store.List(state.KindServices, "") {
+		var rec serviceRecord
+		if unmarshal(e.Value, &rec) != nil {
+			continue
+		}
 		if rec.Status != api.ServiceStable || !slices.ContainsFunc(rec.Spec.Roles, func(r api.RoleSpec) bool { return r.AutoUpgrade }) {
 			continue // most services: nothing to copy or look up
 		}
@@ -54,7 +58,10 @@ func (c *Controller) autoUpgrade(ctx context.Context) error {
 		rec.Spec = spec
 		rec.Status, rec.Message = api.ServiceStable, ""
 		rec.UpdatedAt = c.now()
-		if err := c.apply(ctx, []state.Op{put(state.KindServices, rec.key(), rec)}); err != nil {
+		// Checked: a deploy takes no lock (optimistic.go). The next pass
+		// tries again.
+		check := state.Op{Kind: state.KindServices, Key: e.Key, Check: true, Rev: e.Rev}
+		if err := c.apply(ctx, []state.Op{check, put(state.KindServices, rec.key(), rec)}); err != nil {
 			return fmt.Errorf("fabric: auto-upgrade %s: %w", rec.Name, err)
 		}
 		for _, m := range moved {

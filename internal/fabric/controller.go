@@ -172,9 +172,15 @@ type Controller struct {
 	lb       Balancer // nil: no public endpoints (tests of the fabric alone)
 	log      *slog.Logger
 
-	// mu serialises every read-modify-write of the store, so a pass never
-	// races an API call or a heartbeat.
+	// mu serialises the read-modify-writes of the store of heartbeats,
+	// passes' writes and the API calls other than the writes of
+	// services, which check what they read instead (optimistic.go).
 	mu sync.Mutex
+	// svcWrites is held shared by the API's writes of services, which
+	// take no mu (optimistic.go), while they write, and alone by a pass
+	// that runs again under mu after a conflict, so that none of them
+	// comes between what it reads and what it writes. Order: mu first.
+	svcWrites sync.RWMutex
 
 	seenMu sync.Mutex
 	seen   map[string]nodeSeen // node -> its heartbeats, in memory only (liveness.go)

@@ -3,6 +3,8 @@ package fabric
 import (
 	"encoding/json"
 	"slices"
+	"sort"
+	"strings"
 	"sync"
 
 	"github.com/weftcloud/weft/internal/state"
@@ -47,6 +49,30 @@ func (d *decoded[T]) list(s state.Store, kind string) ([]*T, []uint64) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.catchUp(j, kind)
+	return slices.Clone(d.sorted), slices.Clone(d.revs)
+}
+
+// listPrefix returns the records of kind whose keys begin with prefix, in
+// key order, as list does (a service's instances: a slice of the kind,
+// found by its keys, not looked up one by one); over a store without a
+// journal, of that prefix of the store.
+func (d *decoded[T]) listPrefix(s state.Store, kind, prefix string) []*T {
+	j, ok := s.(state.Journal)
+	if !ok {
+		return d.of(s.List(kind, prefix))
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.catchUp(j, kind)
+	lo, _ := slices.BinarySearch(d.keys, prefix)
+	hi := lo + sort.Search(len(d.keys)-lo, func(i int) bool { return !strings.HasPrefix(d.keys[lo+i], prefix) })
+	return slices.Clone(d.sorted[lo:hi])
+}
+
+// catchUp brings keys, sorted and revs to the store's index, from what
+// was written since they were (d.at). d.mu is held.
+func (d *decoded[T]) catchUp(j state.Journal, kind string) {
 	changed, deleted, idx, all := j.Since(kind, d.at)
 	switch {
 	case all || !d.listed:
@@ -67,7 +93,6 @@ func (d *decoded[T]) list(s state.Store, kind string) ([]*T, []uint64) {
 		d.merge(changed, deleted)
 	}
 	d.at, d.listed = idx, true
-	return slices.Clone(d.sorted), slices.Clone(d.revs)
 }
 
 // replace folds written entries whose keys are all listed already into

@@ -2,6 +2,7 @@ package fabric
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +35,32 @@ func checkDecoded(t testing.TB, c *Controller) {
 	check(state.KindNodes, func() map[string]any { return c.nodeCache.current(c.store, state.KindNodes) })
 	checkListed(t, &c.instCache, c.store, state.KindInstances)
 	checkListed(t, &c.nodeCache, c.store, state.KindNodes)
+	checkPrefixes(t, &c.instCache, c.store, state.KindInstances)
+}
+
+// checkPrefixes fails when a service's instances as listPrefix finds them
+// are not those the store lists under the service's prefix.
+func checkPrefixes[T any](t testing.TB, d *decoded[T], s state.Store, kind string) {
+	t.Helper()
+	prefixes := map[string]bool{"": true, "nothing/": true}
+	for _, e := range s.List(kind, "") {
+		prefixes[e.Key[:strings.LastIndex(e.Key, "/")+1]] = true
+	}
+	for prefix := range prefixes {
+		got, want := d.listPrefix(s, kind, prefix), s.List(kind, prefix)
+		if len(got) != len(want) {
+			t.Fatalf("%s under %q: listed %d, the store holds %d", kind, prefix, len(got), len(want))
+		}
+		for i, e := range want {
+			var rec T
+			if err := unmarshal(e.Value, &rec); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(*got[i], rec) {
+				t.Fatalf("%s under %q, #%d: got %+v, want %s %+v", kind, prefix, i, *got[i], e.Key, rec)
+			}
+		}
+	}
 }
 
 // checkListed fails when the kind's list, kept up to date from the store's

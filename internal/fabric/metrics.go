@@ -19,6 +19,7 @@ type figures struct {
 	reconcile  prometheus.Histogram
 	locked     prometheus.Histogram
 	conflicts  prometheus.Counter
+	retried    prometheus.Counter // API writes of a service decided again (optimistic.go)
 	failed     prometheus.Counter
 	passes     *prometheus.CounterVec
 	skipped    prometheus.Counter
@@ -41,6 +42,9 @@ func newFigures() *figures {
 		}),
 		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weft_fabric_reconcile_conflicts_total", Help: "Reconcile passes run again under the lock because what they read changed while they ran.",
+		}),
+		retried: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_fabric_service_write_conflicts_total", Help: "API writes of a service (deploy, scale, rollback, delete) decided again because what they read was written meanwhile.",
 		}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weft_fabric_reconcile_failures_total", Help: "Reconcile passes whose write to the store failed.",
@@ -136,14 +140,15 @@ func (f *figures) observePass(start time.Time, err error, unplaced map[string]in
 }
 
 // Register adds the controller's metrics to reg: the reconcile pass's
-// duration, time under the lock, conflicts and failures, passes run and
+// duration, time under the lock, conflicts and failures, API writes of
+// services decided again, passes run and
 // skipped, heartbeats, placements, rebalance moves,
 // auto-upgrades,
 // unplaceable instances by reason, and instances, nodes and services by
 // state.
 func (c *Controller) Register(reg prometheus.Registerer) error {
 	f := c.figures
-	for _, col := range []prometheus.Collector{collector{c}, f.reconcile, f.locked, f.conflicts, f.failed, f.passes, f.skipped, f.heartbeats, f.placed, f.moves, f.autoUps, f.pending} {
+	for _, col := range []prometheus.Collector{collector{c}, f.reconcile, f.locked, f.conflicts, f.retried, f.failed, f.passes, f.skipped, f.heartbeats, f.placed, f.moves, f.autoUps, f.pending} {
 		if err := reg.Register(col); err != nil {
 			return fmt.Errorf("fabric: register metrics: %w", err)
 		}

@@ -111,8 +111,6 @@ func (c *Controller) BusyAddresses(tenant, network string) map[netip.Addr]bool {
 // writing nothing: callers that make something before they deploy (a
 // VM's disks) ask it first.
 func (c *Controller) CheckNetworks(tenant string, spec api.ServiceSpec) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	_, err := c.networkOps(tenant, spec)
 	return err
 }

@@ -17,8 +17,6 @@ import (
 // domain) and those that would stop. It makes Deploy's checks (stage), so
 // it refuses what Deploy refuses, with the same errors.
 func (c *Controller) Plan(ctx context.Context, tenant string, spec api.ServiceSpec) (api.Plan, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	st, err := c.stage(tenant, spec)
 	if err != nil {
 		return api.Plan{}, err

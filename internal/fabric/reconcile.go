@@ -59,8 +59,10 @@ type pass struct {
 // controller's lock, so that heartbeats and API calls do not wait behind
 // it; it then writes under the lock, checked against the revisions it
 // read (pass.checks). When something it depended on was written in the
-// meantime, it runs again under the lock, as every pass once did, which
-// cannot conflict.
+// meantime, it runs again under the lock, as every pass once did, still
+// checked against the API's writes of services, which take no lock; a
+// second conflict runs it once more with those waiting too
+// (Controller.svcWrites), which cannot conflict.
 func (c *Controller) reconcile(ctx context.Context) error {
 	start := time.Now()
 	p := c.newPass()
@@ -91,7 +93,15 @@ func (c *Controller) commitPass(ctx context.Context, p *pass, batch []state.Op, 
 		c.figures.conflicts.Inc()
 		p = c.newPass()
 		p.run()
+		err = c.apply(ctx, p.batch(true)) // the API's writes of services take no mu
+	}
+	if errors.Is(err, state.ErrConflict) {
+		c.figures.conflicts.Inc()
+		c.svcWrites.Lock()
+		p = c.newPass()
+		p.run()
 		err = c.apply(ctx, p.batch(false))
+		c.svcWrites.Unlock()
 	}
 	if err != nil {
 		return fmt.Errorf("fabric: write reconcile pass: %w", err)

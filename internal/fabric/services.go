@@ -2,7 +2,7 @@ package fabric
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -20,65 +20,63 @@ import (
 // tenant's quota, a port the tenant may not publish) changes nothing.
 func (c *Controller) Deploy(ctx context.Context, tenant string, spec api.ServiceSpec) (api.Service, error) {
 	c.fetchMissingPackages(ctx, spec)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st, err := c.stage(tenant, spec)
+	// Each try stages a copy of its own: stage completes the model in
+	// place (defaults, images, ports), and the caller's slices with it.
+	model, err := json.Marshal(spec)
 	if err != nil {
-		return api.Service{}, err
+		return api.Service{}, fmt.Errorf("fabric: deploy %s: %w", spec.Name, err)
 	}
-	rec, spec := st.rec, st.spec
-	now := c.now()
-	var events []api.Event
-	switch {
-	case st.exists && reflect.DeepEqual(rec.Spec, spec):
-		return c.serviceView(rec), nil // nothing changed: deploying twice is a no-op
-	case st.exists && !modelChanged(rec.Spec, spec):
-		for _, r := range spec.Roles {
-			if old := rec.Spec.Roles[roleIndex(rec.Spec, r.Name)].Instances; old != r.Instances {
-				events = append(events, scaledEvent(tenant, spec.Name, r.Name, old, r.Instances))
+	return c.changeService(ctx, writeConflict(tenant, spec.Name), func() (serviceChange, error) {
+		var spec api.ServiceSpec
+		if err := json.Unmarshal(model, &spec); err != nil {
+			return serviceChange{}, fmt.Errorf("fabric: deploy: %w", err)
+		}
+		st, err := c.stage(tenant, spec)
+		if err != nil {
+			return serviceChange{}, err
+		}
+		rec, spec := st.rec, st.spec
+		now := c.now()
+		var events []api.Event
+		switch {
+		case st.exists && reflect.DeepEqual(rec.Spec, spec):
+			return serviceChange{rec: rec}, nil // nothing changed: deploying twice is a no-op
+		case st.exists && !modelChanged(rec.Spec, spec):
+			for _, r := range spec.Roles {
+				if old := rec.Spec.Roles[roleIndex(rec.Spec, r.Name)].Instances; old != r.Instances {
+					events = append(events, scaledEvent(tenant, spec.Name, r.Name, old, r.Instances))
+				}
 			}
+			rec.Spec = spec
+			rec.UpdatedAt = now
+		case st.exists:
+			rec.Revisions = appendRevision(rec.Revisions, revision{Version: rec.Version, Spec: rec.Spec})
+			rec.Version++
+			rec.Spec = spec
+			rec.Status, rec.Message = api.ServiceStable, ""
+			rec.UpdatedAt = now
+		default:
+			rec = serviceRecord{Service: api.Service{
+				Name: spec.Name, Tenant: tenant, Version: 1, Spec: spec,
+				Status: api.ServiceStable, CreatedAt: now, UpdatedAt: now,
+			}}
 		}
-		rec.Spec = spec
-		rec.UpdatedAt = now
-	case st.exists:
-		rec.Revisions = appendRevision(rec.Revisions, revision{Version: rec.Version, Spec: rec.Spec})
-		rec.Version++
-		rec.Spec = spec
-		rec.Status, rec.Message = api.ServiceStable, ""
-		rec.UpdatedAt = now
-	default:
-		rec = serviceRecord{Service: api.Service{
-			Name: spec.Name, Tenant: tenant, Version: 1, Spec: spec,
-			Status: api.ServiceStable, CreatedAt: now, UpdatedAt: now,
-		}}
-	}
-	if err := c.ensureDrives(ctx, tenant, spec); err != nil {
-		return api.Service{}, err
-	}
-	ops, err := c.tenantUnchanged(tenant)
-	if err != nil {
-		return api.Service{}, err
-	}
-	ops = append(ops, st.netOps...)
-	ops = append(ops, put(state.KindServices, rec.key(), rec))
-	if err := c.apply(ctx, ops); errors.Is(err, state.ErrConflict) {
-		return api.Service{}, api.Errorf(api.CodeConflict, "tenant %s, or a network of the service, was changed or deleted meanwhile; try again", tenant)
-	} else if err != nil {
-		return api.Service{}, err
-	}
-	if events == nil {
-		verb := "deployed"
-		if rec.Version > 1 {
-			verb = "updated"
+		// Drives are made before the write that needs them, on every try:
+		// EnsureSlot makes only those missing.
+		if err := c.ensureDrives(ctx, tenant, spec); err != nil {
+			return serviceChange{}, err
 		}
-		events = append(events, api.Event{Type: "service." + verb, Tenant: tenant, Service: spec.Name,
-			Message: fmt.Sprintf("service %s %s (version %d)", spec.Name, verb, rec.Version)})
-	}
-	for _, e := range events {
-		c.events.Add(e)
-	}
-	c.poke()
-	return c.serviceView(rec), nil
+		if events == nil {
+			verb := "deployed"
+			if rec.Version > 1 {
+				verb = "updated"
+			}
+			events = append(events, api.Event{Type: "service." + verb, Tenant: tenant, Service: spec.Name,
+				Message: fmt.Sprintf("service %s %s (version %d)", spec.Name, verb, rec.Version)})
+		}
+		ops := append(st.checks, st.netOps...)
+		return serviceChange{ops: append(ops, put(state.KindServices, rec.key(), rec)), rec: rec, events: events}, nil
+	})
 }
 
 // staged is a model checked and completed as Deploy would store it (its
@@ -88,16 +86,21 @@ type staged struct {
 	rec    serviceRecord
 	exists bool
 	netOps []state.Op // the slots' addresses (networkOps)
+	// checks are the checks of what the decision read (the tenant, the
+	// service, the markers it depends on: optimistic.go).
+	checks []state.Op
 }
 
 // stage makes every check of a deploy and writes nothing, so that Deploy
-// and Plan refuse the same models with the same errors. c.mu must be held.
+// and Plan refuse the same models with the same errors. It takes no lock:
+// a deploy writes with staged.checks.
 func (c *Controller) stage(tenant string, spec api.ServiceSpec) (staged, error) {
 	spec.SetDefaults()
 	if err := spec.Validate(); err != nil {
 		return staged{}, err
 	}
-	t, err := c.tenant(tenant)
+	mk := c.readMarkers(tenant)
+	t, checks, err := c.tenantToWrite(tenant)
 	if err != nil {
 		return staged{}, err
 	}
@@ -107,7 +110,7 @@ func (c *Controller) stage(tenant string, spec api.ServiceSpec) (staged, error) 
 	if err := c.resolveExtensions(tenant, &spec); err != nil {
 		return staged{}, err
 	}
-	rec, exists := get[serviceRecord](c.store, state.KindServices, serviceKey(tenant, spec.Name))
+	rec, svcCheck, exists := c.lookupService(tenant, spec.Name)
 	keepUpgradedImages(&spec, rec.Spec)
 	if err := c.assignPorts(t, &spec, rec.Spec); err != nil {
 		return staged{}, err
@@ -127,7 +130,8 @@ func (c *Controller) stage(tenant string, spec api.ServiceSpec) (staged, error) 
 	if err != nil {
 		return staged{}, err
 	}
-	return staged{spec: spec, rec: rec, exists: exists, netOps: netOps}, nil
+	checks = append(append(checks, svcCheck), mk.guards(t, rec.Spec, spec)...)
+	return staged{spec: spec, rec: rec, exists: exists, netOps: netOps, checks: checks}, nil
 }
 
 // modelChanged reports whether two models differ in more than their
@@ -295,153 +299,136 @@ func published(r api.RoleSpec) bool { return r.Kind == api.KindWeb || r.Kind == 
 // Scale sets a role's instance count without touching its other
 // instances. The service keeps its version.
 func (c *Controller) Scale(ctx context.Context, tenant, name, role string, n int) (api.Service, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rec, err := c.liveService(tenant, name)
+	return c.changeService(ctx, writeConflict(tenant, name), func() (serviceChange, error) {
+		mk := c.readMarkers(tenant)
+		rec, check, err := c.liveService(tenant, name)
+		if err != nil {
+			return serviceChange{}, err
+		}
+		idx := roleIndex(rec.Spec, role)
+		if idx < 0 {
+			return serviceChange{}, api.Errorf(api.CodeNotFound, "service %s has no role %q", name, role)
+		}
+		spec := cloneSpec(rec.Spec)
+		spec.Roles[idx].Instances = n
+		if err := spec.Validate(); err != nil {
+			return serviceChange{}, err
+		}
+		if spec.Roles[idx].Instances == rec.Spec.Roles[idx].Instances {
+			return serviceChange{rec: rec}, nil
+		}
+		ops, err := c.replaceModel(ctx, tenant, mk, rec.Spec, spec)
+		if err != nil {
+			return serviceChange{}, err
+		}
+		old := rec.Spec.Roles[idx].Instances
+		rec.Spec = spec // the version stays: only a change of the model makes one
+		rec.UpdatedAt = c.now()
+		return serviceChange{ops: append(append([]state.Op{check}, ops...), put(state.KindServices, rec.key(), rec)), rec: rec,
+			events: []api.Event{scaledEvent(tenant, name, role, old, n)}}, nil
+	})
+}
+
+// replaceModel makes the checks of replacing a service's model old by
+// new that Scale and Rollback share (the tenant's quota, the networks,
+// the drives) and returns the checks and the writes (networkOps) of the
+// batch, the service's own put aside.
+func (c *Controller) replaceModel(ctx context.Context, tenant string, mk markers, old, new api.ServiceSpec) ([]state.Op, error) {
+	t, ops, err := c.tenantToWrite(tenant)
 	if err != nil {
-		return api.Service{}, err
+		return nil, err
 	}
-	idx := roleIndex(rec.Spec, role)
-	if idx < 0 {
-		return api.Service{}, api.Errorf(api.CodeNotFound, "service %s has no role %q", name, role)
+	if err := c.checkQuota(t, old, new); err != nil {
+		return nil, err
 	}
-	spec := cloneSpec(rec.Spec)
-	spec.Roles[idx].Instances = n
-	if err := spec.Validate(); err != nil {
-		return api.Service{}, err
-	}
-	if spec.Roles[idx].Instances == rec.Spec.Roles[idx].Instances {
-		return c.serviceView(rec), nil
-	}
-	t, err := c.tenant(tenant)
+	netOps, err := c.networkOps(tenant, new)
 	if err != nil {
-		return api.Service{}, err
+		return nil, err
 	}
-	if err := c.checkQuota(t, rec.Spec, spec); err != nil {
-		return api.Service{}, err
+	if err := c.ensureDrives(ctx, tenant, new); err != nil {
+		return nil, err
 	}
-	netOps, err := c.networkOps(tenant, spec)
-	if err != nil {
-		return api.Service{}, err
-	}
-	if err := c.ensureDrives(ctx, tenant, spec); err != nil {
-		return api.Service{}, err
-	}
-	old := rec.Spec.Roles[idx].Instances
-	rec.Spec = spec // the version stays: only a change of the model makes one
-	rec.UpdatedAt = c.now()
-	if err := c.apply(ctx, append(netOps, put(state.KindServices, rec.key(), rec))); err != nil {
-		return api.Service{}, networkConflict(name, err)
-	}
-	c.events.Add(scaledEvent(tenant, name, role, old, n))
-	c.poke()
-	return c.serviceView(rec), nil
+	ops = append(ops, mk.guards(t, old, new)...)
+	return append(ops, netOps...), nil
 }
 
 // Rollback returns a service to the model it ran before its last deploy,
 // keeping the current instance counts, by the same rolling upgrade.
 func (c *Controller) Rollback(ctx context.Context, tenant, name string) (api.Service, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rec, err := c.liveService(tenant, name)
-	if err != nil {
-		return api.Service{}, err
-	}
-	if len(rec.Revisions) == 0 {
-		return api.Service{}, api.Errorf(api.CodeConflict, "service %s has no earlier version to roll back to", name)
-	}
-	prev := rec.Revisions[len(rec.Revisions)-1]
-	spec := cloneSpec(prev.Spec)
-	for i := range spec.Roles {
-		if j := roleIndex(rec.Spec, spec.Roles[i].Name); j >= 0 {
-			spec.Roles[i].Instances = rec.Spec.Roles[j].Instances
+	return c.changeService(ctx, writeConflict(tenant, name), func() (serviceChange, error) {
+		mk := c.readMarkers(tenant)
+		rec, check, err := c.liveService(tenant, name)
+		if err != nil {
+			return serviceChange{}, err
 		}
-	}
-	t, err := c.tenant(tenant)
-	if err != nil {
-		return api.Service{}, err
-	}
-	if err := c.checkQuota(t, rec.Spec, spec); err != nil {
-		return api.Service{}, err
-	}
-	netOps, err := c.networkOps(tenant, spec)
-	if err != nil {
-		return api.Service{}, err
-	}
-	if err := c.ensureDrives(ctx, tenant, spec); err != nil {
-		return api.Service{}, err
-	}
-	rec.DeclinedImages = declinedImages(rec.DeclinedImages, rec.Spec, spec)
-	rec.Revisions = append(rec.Revisions[:len(rec.Revisions)-1], revision{Version: rec.Version, Spec: rec.Spec})
-	rec.Version++
-	rec.Spec = spec
-	rec.Status, rec.Message = api.ServiceStable, ""
-	rec.UpdatedAt = c.now()
-	if err := c.apply(ctx, append(netOps, put(state.KindServices, rec.key(), rec))); err != nil {
-		return api.Service{}, networkConflict(name, err)
-	}
-	c.events.Add(api.Event{Type: "service.rollback", Tenant: tenant, Service: name,
-		Message: fmt.Sprintf("service %s rolling back to the model of version %d (now version %d)", name, prev.Version, rec.Version)})
-	c.poke()
-	return c.serviceView(rec), nil
+		if len(rec.Revisions) == 0 {
+			return serviceChange{}, api.Errorf(api.CodeConflict, "service %s has no earlier version to roll back to", name)
+		}
+		prev := rec.Revisions[len(rec.Revisions)-1]
+		spec := cloneSpec(prev.Spec)
+		for i := range spec.Roles {
+			if j := roleIndex(rec.Spec, spec.Roles[i].Name); j >= 0 {
+				spec.Roles[i].Instances = rec.Spec.Roles[j].Instances
+			}
+		}
+		ops, err := c.replaceModel(ctx, tenant, mk, rec.Spec, spec)
+		if err != nil {
+			return serviceChange{}, err
+		}
+		rec.DeclinedImages = declinedImages(rec.DeclinedImages, rec.Spec, spec)
+		rec.Revisions = append(rec.Revisions[:len(rec.Revisions)-1], revision{Version: rec.Version, Spec: rec.Spec})
+		rec.Version++
+		rec.Spec = spec
+		rec.Status, rec.Message = api.ServiceStable, ""
+		rec.UpdatedAt = c.now()
+		return serviceChange{ops: append(append([]state.Op{check}, ops...), put(state.KindServices, rec.key(), rec)), rec: rec,
+			events: []api.Event{{Type: "service.rollback", Tenant: tenant, Service: name,
+				Message: fmt.Sprintf("service %s rolling back to the model of version %d (now version %d)", name, prev.Version, rec.Version)}}}, nil
+	})
 }
 
 // DeleteService stops every instance of a service, then forgets it and
 // deletes the drives of its slots, or with keepDrives leaves them to the
 // tenant (a service deployed again under the name finds them).
 func (c *Controller) DeleteService(ctx context.Context, tenant, name string, keepDrives bool) (api.Service, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rec, ok := get[serviceRecord](c.store, state.KindServices, serviceKey(tenant, name))
-	if !ok {
-		return api.Service{}, api.Errorf(api.CodeNotFound, "no service named %s", name)
-	}
-	if rec.Status != api.ServiceDeleting || rec.KeepDrives != keepDrives {
+	return c.changeService(ctx, writeConflict(tenant, name), func() (serviceChange, error) {
+		rec, check, ok := c.lookupService(tenant, name)
+		if !ok {
+			return serviceChange{}, api.Errorf(api.CodeNotFound, "no service named %s", name)
+		}
+		if rec.Status == api.ServiceDeleting && rec.KeepDrives == keepDrives {
+			return serviceChange{rec: rec}, nil
+		}
 		rec.Status, rec.Upgrade, rec.UpdatedAt = api.ServiceDeleting, nil, c.now()
 		rec.KeepDrives = keepDrives
-		if err := c.apply(ctx, []state.Op{put(state.KindServices, rec.key(), rec)}); err != nil {
-			return api.Service{}, err
-		}
-		c.events.Add(api.Event{Type: "service.deleting", Tenant: tenant, Service: name, Message: "service " + name + " is being deleted"})
-		c.poke()
-	}
-	return c.serviceView(rec), nil
+		return serviceChange{ops: []state.Op{check, put(state.KindServices, rec.key(), rec)}, rec: rec,
+			events: []api.Event{{Type: "service.deleting", Tenant: tenant, Service: name, Message: "service " + name + " is being deleted"}}}, nil
+	})
 }
 
-// networkConflict says what failed when a batch with networkOps failed
-// its check: only the networks are checked in it.
-func networkConflict(service string, err error) error {
-	if errors.Is(err, state.ErrConflict) {
-		return api.Errorf(api.CodeConflict, "a network of service %s was changed or deleted meanwhile; try again", service)
-	}
-	return err
+// writeConflict is the error of a write of a service that kept
+// conflicting (changeService): what it read kept changing under it.
+func writeConflict(tenant, service string) error {
+	return api.Errorf(api.CodeConflict, "service %s, tenant %s or a network of the service was changed or deleted meanwhile, at every try; try again", service, tenant)
 }
 
-func (c *Controller) liveService(tenant, name string) (serviceRecord, error) {
-	rec, ok := get[serviceRecord](c.store, state.KindServices, serviceKey(tenant, name))
+// liveService is the tenant's service of that name, not being deleted,
+// with the check that it is still so (lookupService).
+func (c *Controller) liveService(tenant, name string) (serviceRecord, state.Op, error) {
+	rec, check, ok := c.lookupService(tenant, name)
 	if !ok {
-		return rec, api.Errorf(api.CodeNotFound, "no service named %s", name)
+		return rec, check, api.Errorf(api.CodeNotFound, "no service named %s", name)
 	}
 	if rec.Status == api.ServiceDeleting {
-		return rec, api.Errorf(api.CodeConflict, "service %s is being deleted", name)
+		return rec, check, api.Errorf(api.CodeConflict, "service %s is being deleted", name)
 	}
-	return rec, nil
+	return rec, check, nil
 }
 
 // Services lists a tenant's services (every tenant's with
 // api.AllTenants) with their role counts.
 func (c *Controller) Services(ctx context.Context, tenant string) []api.Service {
-	recs := c.svcCache.of(c.store.List(state.KindServices, tenantPrefix(tenant)))
-	byService := map[string][]*instanceRecord{}
-	for _, in := range c.sharedInstances() {
-		k := serviceKey(in.Tenant, in.Service)
-		byService[k] = append(byService[k], in)
-	}
-	out := make([]api.Service, 0, len(recs))
-	for _, r := range recs {
-		out = append(out, c.serviceViewOf(*r, byService[r.key()]))
-	}
-	return out
+	return c.servicesView(c.svcCache.of(c.store.List(state.KindServices, tenantPrefix(tenant))))
 }
 
 // ServicesPage is a page of Services: at most limit services whose keys
@@ -453,12 +440,24 @@ func (c *Controller) ServicesPage(ctx context.Context, tenant, after string, lim
 	if len(recs) > limit {
 		recs, more = recs[:limit], true
 	}
-	page = make([]api.Service, 0, len(recs))
+	return c.servicesView(recs), more
+}
+
+// servicesView adds the role counts to services, each from its own
+// instances (one prefix of the store each): not from every instance of
+// the cluster, which a list of a few services walked, keying each.
+func (c *Controller) servicesView(recs []*serviceRecord) []api.Service {
+	out := make([]api.Service, 0, len(recs))
 	for _, r := range recs {
-		insts := c.instCache.of(c.store.List(state.KindInstances, r.key()+"/"))
-		page = append(page, c.serviceViewOf(*r, insts))
+		out = append(out, c.serviceViewOf(*r, c.instancesOf(r)))
 	}
-	return page, more
+	return out
+}
+
+// instancesOf returns a service's instances as last decoded (shared:
+// read only).
+func (c *Controller) instancesOf(rec *serviceRecord) []*instanceRecord {
+	return c.instCache.listPrefix(c.store, state.KindInstances, rec.key()+"/")
 }
 
 // Service returns one of a tenant's services.
@@ -472,13 +471,7 @@ func (c *Controller) Service(ctx context.Context, tenant, name string) (api.Serv
 
 // serviceView adds the role counts to the stored service.
 func (c *Controller) serviceView(rec serviceRecord) api.Service {
-	var insts []*instanceRecord
-	for _, in := range c.sharedInstances() {
-		if in.ofService(&rec) {
-			insts = append(insts, in)
-		}
-	}
-	return c.serviceViewOf(rec, insts)
+	return c.serviceViewOf(rec, c.instancesOf(&rec))
 }
 
 // serviceViewOf adds the role counts of insts, the service's instances
@@ -556,10 +549,15 @@ func (c *Controller) Instances(ctx context.Context, tenant, service string) []ap
 	if service != "" && tenant != api.AllTenants {
 		prefix = serviceKey(tenant, service) + "/"
 	}
-	all, _ := c.instCache.list(c.store, state.KindInstances) // shared: read only
+	var all []*instanceRecord // shared: read only
+	if prefix == "" {
+		all, _ = c.instCache.list(c.store, state.KindInstances)
+	} else { // a tenant's or a service's: that prefix of the store only
+		all = c.instCache.listPrefix(c.store, state.KindInstances, prefix)
+	}
 	var recs []*instanceRecord
 	for _, r := range all {
-		if strings.HasPrefix(r.key(), prefix) && (service == "" || r.Service == service) {
+		if service == "" || r.Service == service {
 			recs = append(recs, r)
 		}
 	}
