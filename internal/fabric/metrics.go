@@ -27,6 +27,8 @@ type figures struct {
 	moves      prometheus.Counter
 	autoUps    prometheus.Counter
 	pending    *prometheus.GaugeVec
+	waveHeld   prometheus.Gauge
+	wavePasses *prometheus.CounterVec
 }
 
 func newFigures() *figures {
@@ -66,6 +68,12 @@ func newFigures() *figures {
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "weft_fabric_instances_unplaceable", Help: "Instances the last reconcile pass could not place, by reason (placement.Why*).",
 		}, []string{"reason"}),
+		waveHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weft_fabric_down_wave_held_nodes", Help: "Nodes silent past their TTL that the last reconcile pass did not declare down, held back by the node-down wave guard.",
+		}),
+		wavePasses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_fabric_down_wave_passes_total", Help: "Reconcile passes in which the node-down wave guard was engaged, by mode (limited: declaring silent nodes down at a limited rate, halted: declaring none while nearly all are silent).",
+		}, []string{"mode"}),
 	}
 }
 
@@ -139,11 +147,11 @@ func (f *figures) observePass(start time.Time, err error, unplaced map[string]in
 // duration, time under the lock, conflicts and failures, passes run and
 // skipped, heartbeats, placements, rebalance moves,
 // auto-upgrades,
-// unplaceable instances by reason, and instances, nodes and services by
-// state.
+// unplaceable instances by reason, the node-down wave guard's held nodes
+// and passes, and instances, nodes and services by state.
 func (c *Controller) Register(reg prometheus.Registerer) error {
 	f := c.figures
-	for _, col := range []prometheus.Collector{collector{c}, f.reconcile, f.locked, f.conflicts, f.failed, f.passes, f.skipped, f.heartbeats, f.placed, f.moves, f.autoUps, f.pending} {
+	for _, col := range []prometheus.Collector{collector{c}, f.reconcile, f.locked, f.conflicts, f.failed, f.passes, f.skipped, f.heartbeats, f.placed, f.moves, f.autoUps, f.pending, f.waveHeld, f.wavePasses} {
 		if err := reg.Register(col); err != nil {
 			return fmt.Errorf("fabric: register metrics: %w", err)
 		}

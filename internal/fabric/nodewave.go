@@ -1,0 +1,186 @@
+package fabric
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/weftcloud/weft/api"
+)
+
+// The node-down wave guard. A node is declared down once silent for its
+// TTL (checkNodes). When the controller itself is starved (a GC pause, a
+// slow disk, a CPU it shares) or its network is cut, every node looks
+// silent at once, though none is down: at 1,000 nodes on a loaded machine
+// the controller declared 8,757 nodes down in 4 minutes of a deploy, each
+// time replacing their instances, and the fleet never settled
+// (BENCHMARKS.md, "Heal2 branch"). Kubernetes' node lifecycle controller
+// guards against the same: in a zone with more than
+// --unhealthy-zone-threshold (55%) of its nodes not ready it evicts
+// at --secondary-node-eviction-rate (one node in 100 s) in clusters of
+// more than --large-cluster-size-threshold (50) nodes, not at all in
+// smaller ones, and not at all in a zone whose every node is not ready
+// (full disruption). Weft's guard, per pass, over the nodes not down:
+//
+//   - Fewer than Config.DownWaveNodes ready nodes, or no more than
+//     Config.DownWaveFraction of them silent past their TTL: every silent
+//     node is declared down at once, as without the guard.
+//   - More than that fraction of a fleet that large: the controller
+//     suspects itself rather than the nodes, and declares them down at
+//     most Config.DownWaveRate a second, the longest silent first. Once
+//     engaged the guard stays engaged until no node is silent past its
+//     TTL (each declared, or heard again): without that, the silent
+//     nodes left after the first declarations would fall below the
+//     fraction and be declared at once.
+//   - Config.DownWaveHalt of the ready nodes or more silent: none is
+//     declared down. The likely fault is the controller or its network;
+//     and were every node really gone there would be nowhere to put
+//     their instances.
+//
+// Why these defaults:
+//
+//   - DownWaveNodes 50, as Kubernetes' large-cluster threshold: a
+//     development cluster of 3 nodes, or a small one of 40, that loses
+//     most of its nodes heals at once as it always did; its controller
+//     serves so few heartbeats that its starvation is not what silences
+//     them.
+//   - DownWaveFraction 0.25: above the share of one fault domain in any
+//     fleet of more than four (the fleet harness spreads its nodes over
+//     ten), and 2.5 times the 10% loss that BENCHMARKS.md's goal heals in
+//     10 s, so a real loss of a rack or of 10% of the nodes, with a few
+//     more slow at the same time, still heals at once. The waves measured
+//     silenced 30–80% of 1,000 nodes. Lower than Kubernetes' 55%: a Weft
+//     node declared down has all its instances replaced at once, where a
+//     Kubernetes eviction waits out each pod's toleration.
+//   - DownWaveRate 2 a second: at the 20 instances a node of the 1,000-
+//     node goal fleet, 40 placements a second, about what this controller
+//     placed in that fleet's deploy on 2 shared cores (20,000 in some six
+//     minutes); so a wave it misjudges cannot pile churn faster than it
+//     places, and a real loss of a quarter of 1,000 nodes still heals in
+//     about two minutes. Kubernetes' one node in 100 s suits evictions
+//     that are themselves delayed; ours are the whole heal.
+//   - DownWaveHalt 0.9: "nearly all". A starved controller or a cut
+//     network silences every node; 90% leaves room for a few nodes whose
+//     heartbeats were being taken, or that share the controller's side of
+//     the cut, without counting a loss of most of the fleet as one.
+//
+// A node held back is only declared down later, which is the safe
+// direction for persistent instances: the agent fences itself on its own
+// timer, and fenced (persistentGrace) counts from when the controller last
+// heard from the node, however late it was declared down.
+//
+// What the guard counts is per pass: a wave that silences nodes a few at a
+// time over many passes, each time fewer than the fraction, is not seen
+// as one.
+
+// waveGuard is what the guard carries from one pass to the next.
+type waveGuard struct {
+	mode string // waveOff, waveLimited or waveHalted
+	// tokens is how many nodes may be declared down now (waveLimited),
+	// counted at at; it grows by Config.DownWaveRate a second, up to one
+	// second's worth.
+	tokens float64
+	at     time.Time
+	since  time.Time // when the guard engaged
+	held   int       // silent nodes the pass held back
+	downed int       // nodes declared down while engaged
+}
+
+// The guard's modes (the mode label of weft_fabric_down_wave_passes_total).
+const (
+	waveOff     = ""
+	waveLimited = "limited" // declaring at Config.DownWaveRate
+	waveHalted  = "halted"  // declaring none
+)
+
+// silentNode is a node silent past its TTL in a pass.
+type silentNode struct {
+	name    string
+	seen    nodeSeen
+	silence time.Duration
+}
+
+// limitWave returns which of the silent nodes the pass declares down, of
+// ready nodes not down, and notes what the guard becomes in p.wave.
+func (p *pass) limitWave(ready int, silent []silentNode) []silentNode {
+	cfg, prev := p.c.cfg, p.c.wave
+	next := prev
+	frac := float64(len(silent)) / float64(max(ready, 1))
+	switch {
+	case len(silent) == 0 || (prev.mode == waveOff && (ready <= cfg.DownWaveNodes || frac <= cfg.DownWaveFraction)):
+		next.mode = waveOff
+	case frac >= cfg.DownWaveHalt:
+		next.mode = waveHalted
+	default:
+		next.mode = waveLimited
+	}
+	if prev.mode == waveOff {
+		next.since, next.downed = p.now, 0
+	}
+	down := silent
+	switch next.mode {
+	case waveHalted:
+		down = nil
+		// Nothing to count while halted: the nodes that come back end it,
+		// and a pass then (their heartbeats, the state moving) or one a
+		// TTL on decides what the rest are.
+		p.wakeAt(p.now.Add(slices.MinFunc(silent, func(a, b silentNode) int { return cmp.Compare(a.seen.ttl, b.seen.ttl) }).seen.ttl))
+	case waveLimited:
+		if prev.mode != waveLimited {
+			next.tokens, next.at = 1, p.now // the longest silent at once
+		}
+		next.tokens = min(next.tokens+p.now.Sub(next.at).Seconds()*cfg.DownWaveRate, max(1, cfg.DownWaveRate))
+		next.at = p.now
+		slices.SortFunc(silent, func(a, b silentNode) int {
+			return cmp.Or(cmp.Compare(b.silence, a.silence), cmp.Compare(a.name, b.name))
+		})
+		down = silent[:min(int(next.tokens), len(silent))]
+		next.tokens -= float64(len(down))
+		next.downed += len(down)
+		if len(down) == len(silent) {
+			next.mode = waveOff // every silent node declared: none left to hold back
+		} else {
+			p.wakeAt(p.now.Add(time.Duration((1 - next.tokens) / cfg.DownWaveRate * float64(time.Second))))
+		}
+	}
+	next.held = len(silent) - len(down)
+	p.waveEvent(prev, next, ready, len(silent))
+	if next.mode == waveOff {
+		next = waveGuard{}
+	}
+	p.wave = &next
+	return down
+}
+
+// waveEvent tells when the guard engages, changes mode or lets go: once,
+// not once a node. (The event log logs it too.)
+func (p *pass) waveEvent(prev, next waveGuard, ready, silent int) {
+	if prev.mode == next.mode {
+		return
+	}
+	e := api.Event{Type: "nodes.wave", Level: "warn"}
+	switch next.mode {
+	case waveOff:
+		e = api.Event{Type: "nodes.wave.over", Message: fmt.Sprintf("no node held back any more, %s after the wave began: %d declared down meanwhile, the others heard from again",
+			p.now.Sub(next.since).Round(time.Second), next.downed)}
+	case waveHalted:
+		e.Message = fmt.Sprintf("%d of %d ready nodes silent past their TTL: declaring none down while nearly all are silent (the controller or its network is the likely fault)", silent, ready)
+	case waveLimited:
+		e.Message = fmt.Sprintf("%d of %d ready nodes silent past their TTL at once: declaring them down at most %g a second, the longest silent first", silent, ready, p.c.cfg.DownWaveRate)
+	}
+	p.event(e)
+}
+
+// setWave keeps what the guard became in a pass that was written, and
+// shows it in the figures. Under c.mu (commitPass).
+func (c *Controller) setWave(w *waveGuard) {
+	if w == nil {
+		return // the pass did not check the nodes
+	}
+	c.wave = *w
+	c.figures.waveHeld.Set(float64(w.held))
+	if w.mode != waveOff {
+		c.figures.wavePasses.WithLabelValues(w.mode).Inc()
+	}
+}
