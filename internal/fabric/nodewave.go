@@ -162,7 +162,7 @@ func (p *pass) waveEvent(prev, next waveGuard, ready, silent int) {
 	e := api.Event{Type: "nodes.wave", Level: "warn"}
 	switch next.mode {
 	case waveOff:
-		e = api.Event{Type: "nodes.wave.over", Message: fmt.Sprintf("no node held back any more, %s after the wave began: %d declared down meanwhile, the others heard from again",
+		e = api.Event{Type: "nodes.wave.over", Message: fmt.Sprintf("no silent node held back any more, %s after the wave began (%d declared down meanwhile): nodes are declared down at once again",
 			p.now.Sub(next.since).Round(time.Second), next.downed)}
 	case waveHalted:
 		e.Message = fmt.Sprintf("%d of %d ready nodes silent past their TTL: declaring none down while nearly all are silent (the controller or its network is the likely fault)", silent, ready)
