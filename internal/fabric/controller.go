@@ -153,18 +153,10 @@ func (c *Config) setDefaults() {
 	if c.HeartbeatTTL <= 0 {
 		c.HeartbeatTTL = DefaultHeartbeatTTL
 	}
-	if c.DownWaveFraction <= 0 {
-		c.DownWaveFraction = DefaultDownWaveFraction
-	}
-	if c.DownWaveNodes <= 0 {
-		c.DownWaveNodes = DefaultDownWaveNodes
-	}
-	if c.DownWaveRate <= 0 {
-		c.DownWaveRate = DefaultDownWaveRate
-	}
-	if c.DownWaveHalt <= 0 {
-		c.DownWaveHalt = DefaultDownWaveHalt
-	}
+	unsetTo(&c.DownWaveFraction, DefaultDownWaveFraction)
+	unsetTo(&c.DownWaveNodes, DefaultDownWaveNodes)
+	unsetTo(&c.DownWaveRate, DefaultDownWaveRate)
+	unsetTo(&c.DownWaveHalt, DefaultDownWaveHalt)
 	if c.UpgradeTimeout <= 0 {
 		c.UpgradeTimeout = DefaultUpgradeTimeout
 	}
@@ -188,6 +180,13 @@ func (c *Config) setDefaults() {
 	}
 	if len(c.NetworkRuntimes) == 0 {
 		c.NetworkRuntimes = []string{api.RuntimeContainer, api.RuntimeProcess, api.RuntimeVM}
+	}
+}
+
+// unsetTo sets *v to def when it is zero or less: not set.
+func unsetTo[T int | float64](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 
