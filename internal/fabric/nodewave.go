@@ -172,9 +172,11 @@ func (p *pass) waveEvent(prev, next waveGuard, ready, silent int) {
 	p.event(e)
 }
 
-// setWave keeps what the guard became in a pass that was written, and
-// shows it in the figures. Under c.mu (commitPass).
-func (c *Controller) setWave(w *waveGuard) {
+// nodesChecked counts the nodes a pass that was written declared down, and
+// keeps what the wave guard became in it. Under c.mu (commitPass).
+func (c *Controller) nodesChecked(p *pass) {
+	c.figures.nodesDown.Add(float64(len(p.downed)))
+	w := p.wave
 	if w == nil {
 		return // the pass did not check the nodes
 	}

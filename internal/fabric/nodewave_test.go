@@ -148,8 +148,8 @@ func TestNodeDownWaveIsDeclaredAtALimitedRate(t *testing.T) {
 	if w, over := s.eventsOf("nodes.wave"), s.eventsOf("nodes.wave.over"); len(w) != 1 || len(over) != 1 {
 		t.Fatalf("events nodes.wave %v and nodes.wave.over %v; want one of each", w, over)
 	}
-	if n := len(s.eventsOf("node.down")); n != 42 {
-		t.Fatalf("%d node.down events, want 42", n)
+	if n, counted := len(s.eventsOf("node.down")), testutil.ToFloat64(s.c.figures.nodesDown); n != 42 || counted != 42 {
+		t.Fatalf("%d node.down events, %g counted; want 42", n, counted)
 	}
 }
 

@@ -99,7 +99,7 @@ func (c *Controller) commitPass(ctx context.Context, p *pass, batch []state.Op, 
 		return fmt.Errorf("fabric: write reconcile pass: %w", err)
 	}
 	c.wake = p.wake
-	c.setWave(p.wave)
+	c.nodesChecked(p)
 	for _, svc := range p.services {
 		if p.svcGone[svc.key()] {
 			c.deleteDrives(ctx, svc)
