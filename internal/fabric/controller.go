@@ -233,6 +233,9 @@ type Controller struct {
 	// (nodewave.go); read and written by the goroutine that runs passes
 	// only.
 	wave waveGuard
+	// declared is when the last passes written declared each node down,
+	// for a TTL (nodewave.go); read and written like wave.
+	declared map[string]time.Time
 
 	figures *figures
 }

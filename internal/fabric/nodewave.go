@@ -101,14 +101,67 @@ type silentNode struct {
 	silence time.Duration
 }
 
-// limitWave returns which of the silent nodes the pass declares down, of
-// ready nodes not down, and notes what the guard becomes in p.wave.
-func (p *pass) limitWave(ready int, silent []silentNode) []silentNode {
-	cfg, prev := p.c.cfg, p.c.wave
+// waveCount is what a pass saw of the nodes' silences (checkNodes).
+type waveCount struct {
+	nodes   int          // ready nodes, and the recently down (recentlyDown)
+	suspect int          // of those, the late (late) and the recently down
+	silent  []silentNode // ready nodes silent past their TTL
+}
+
+// down counts a node that is down: recent, declared down within its TTL
+// and silent since (recentlyDown).
+func (w *waveCount) down(recent bool) {
+	if recent {
+		w.nodes++
+		w.suspect++
+	}
+}
+
+// ready counts a node not down, as seen at now.
+func (w *waveCount) ready(name string, seen nodeSeen, now time.Time) {
+	w.nodes++
+	if late(seen, now) {
+		w.suspect++
+	}
+	if silence := seen.silence(now); silence > seen.ttl {
+		w.silent = append(w.silent, silentNode{name: name, seen: seen, silence: silence})
+	}
+}
+
+// late says whether a node has been silent for longer than its TTL less
+// one of its intervals: it missed a heartbeat, and crosses its TTL within
+// an interval. The nodes of a wave cross their TTL over one heartbeat
+// interval (they reported at different moments of it), and a pass runs as
+// soon as one crosses (passgate.go): counting only the nodes past their
+// TTL, each pass saw a slice of the wave, and slices below the fraction
+// were declared down at once. A node that reports as told is silent for
+// about one interval at most.
+func late(s nodeSeen, now time.Time) bool {
+	interval := s.told
+	if interval <= 0 {
+		interval = s.ttl / ttlIntervals
+	}
+	return s.silence(now) > s.ttl-interval
+}
+
+// recentlyDown says whether node was declared down by this controller
+// within its TTL and has stayed silent since: part of a wave that may
+// still be breaking (a controller starving by degrees silences its nodes
+// over more than one interval).
+func (p *pass) recentlyDown(node string) bool {
+	at, ok := p.c.declared[node]
+	seen, heard := p.c.lastSeen(node)
+	return ok && heard && p.now.Sub(at) <= seen.ttl && seen.silence(p.now) > seen.ttl
+}
+
+// limitWave returns which of the silent nodes the pass declares down, and
+// notes what the guard becomes in p.wave.
+func (p *pass) limitWave(w waveCount) []silentNode {
+	cfg, prev, silent := p.c.cfg, p.c.wave, w.silent
 	next := prev
-	frac := float64(len(silent)) / float64(max(ready, 1))
+	frac := float64(w.suspect) / float64(max(w.nodes, 1))
 	switch {
-	case len(silent) == 0 || (prev.mode == waveOff && (ready <= cfg.DownWaveNodes || frac <= cfg.DownWaveFraction)):
+	case len(silent) == 0 || (prev.mode == waveOff && (w.nodes <= cfg.DownWaveNodes || frac <= cfg.DownWaveFraction)):
 		next.mode = waveOff
 	case frac >= cfg.DownWaveHalt:
 		next.mode = waveHalted
@@ -145,7 +198,7 @@ func (p *pass) limitWave(ready int, silent []silentNode) []silentNode {
 		}
 	}
 	next.held = len(silent) - len(down)
-	p.waveEvent(prev, next, ready, len(silent))
+	p.waveEvent(prev, next, w)
 	if next.mode == waveOff {
 		next = waveGuard{}
 	}
@@ -155,7 +208,7 @@ func (p *pass) limitWave(ready int, silent []silentNode) []silentNode {
 
 // waveEvent tells when the guard engages, changes mode or lets go: once,
 // not once a node. (The event log logs it too.)
-func (p *pass) waveEvent(prev, next waveGuard, ready, silent int) {
+func (p *pass) waveEvent(prev, next waveGuard, w waveCount) {
 	if prev.mode == next.mode {
 		return
 	}
@@ -165,15 +218,16 @@ func (p *pass) waveEvent(prev, next waveGuard, ready, silent int) {
 		e = api.Event{Type: "nodes.wave.over", Message: fmt.Sprintf("no silent node held back any more, %s after the wave began (%d declared down meanwhile): nodes are declared down at once again",
 			p.now.Sub(next.since).Round(time.Second), next.downed)}
 	case waveHalted:
-		e.Message = fmt.Sprintf("%d of %d ready nodes silent past their TTL: declaring none down while nearly all are silent (the controller or its network is the likely fault)", silent, ready)
+		e.Message = fmt.Sprintf("%d of %d nodes silent: declaring none down while nearly all are (the controller or its network is the likely fault)", w.suspect, w.nodes)
 	case waveLimited:
-		e.Message = fmt.Sprintf("%d of %d ready nodes silent past their TTL at once: declaring them down at most %g a second, the longest silent first", silent, ready, p.c.cfg.DownWaveRate)
+		e.Message = fmt.Sprintf("%d of %d nodes silent at once: declaring those past their TTL down at most %g a second, the longest silent first", w.suspect, w.nodes, p.c.cfg.DownWaveRate)
 	}
 	p.event(e)
 }
 
-// nodesChecked counts the nodes a pass that was written declared down, and
-// keeps what the wave guard became in it. Under c.mu (commitPass).
+// nodesChecked counts the nodes a pass that was written declared down,
+// keeps when (recentlyDown), and keeps what the wave guard became in it.
+// Under c.mu (commitPass).
 func (c *Controller) nodesChecked(p *pass) {
 	c.figures.nodesDown.Add(float64(len(p.downed)))
 	w := p.wave
@@ -184,5 +238,16 @@ func (c *Controller) nodesChecked(p *pass) {
 	c.figures.waveHeld.Set(float64(w.held))
 	if w.mode != waveOff {
 		c.figures.wavePasses.WithLabelValues(w.mode).Inc()
+	}
+	if c.declared == nil {
+		c.declared = map[string]time.Time{}
+	}
+	for _, node := range p.downed {
+		c.declared[node] = p.now
+	}
+	for node, at := range c.declared {
+		if seen, ok := c.lastSeen(node); !ok || p.now.Sub(at) > seen.ttl {
+			delete(c.declared, node)
+		}
 	}
 }

@@ -153,6 +153,30 @@ func TestNodeDownWaveIsDeclaredAtALimitedRate(t *testing.T) {
 	}
 }
 
+// TestNodeDownWaveIsSeenWhileItBreaks: the nodes of a wave fall silent at
+// different moments of their heartbeat interval, and a pass runs as soon
+// as the first crosses its TTL, when the others have not yet: the guard
+// counts those that missed a heartbeat too, so the first slice of the wave
+// is not declared down at once.
+func TestNodeDownWaveIsSeenWhileItBreaks(t *testing.T) {
+	s := newSim(t, 60)
+	s.step()
+	for g := range 6 { // six slices of 7 nodes, 100ms apart
+		for i := 1; i <= 7; i++ {
+			s.nodes[fmt.Sprintf("node-%d", g*7+i)].dead = true
+		}
+		s.step()
+		s.clock.Advance(100 * time.Millisecond)
+	}
+	for s.downNodes() == 0 {
+		s.step()
+		s.clock.Advance(100 * time.Millisecond)
+	}
+	if n := s.downNodes(); n != 1 {
+		t.Fatalf("%d nodes declared down in the first pass past the first slice's TTL; want the longest silent alone", n)
+	}
+}
+
 // TestNodeDownWaveOfAllNodesDeclaresNone: when every node of a large fleet
 // falls silent (the controller starved, or its network cut), none is
 // declared down, however long it lasts; when their heartbeats come back,

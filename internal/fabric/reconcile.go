@@ -262,23 +262,21 @@ func (p *pass) remove(in *instanceRecord) {
 // checkNodes declares down the nodes whose heartbeats stopped, as many at
 // once as the node-down wave guard lets it (limitWave).
 func (p *pass) checkNodes() {
-	var silent []silentNode
-	ready := 0
+	var w waveCount
 	for name, n := range p.nodes {
 		if n.State == api.NodeDown {
+			w.down(p.recentlyDown(name))
 			continue
 		}
-		ready++
 		seen, ok := p.c.lastSeen(name)
 		if !ok {
 			p.c.markSeen(name, p.now) // first sight in this process: give it a full TTL
+			w.nodes++
 			continue
 		}
-		if silence := seen.silence(p.now); silence > seen.ttl {
-			silent = append(silent, silentNode{name: name, seen: seen, silence: silence})
-		}
+		w.ready(name, seen, p.now)
 	}
-	for _, s := range p.limitWave(ready, silent) {
+	for _, s := range p.limitWave(w) {
 		n := p.nodes[s.name]
 		n.State = api.NodeDown
 		p.nodeDirty[s.name] = true
