@@ -21,22 +21,34 @@ import (
 // at --secondary-node-eviction-rate (one node in 100 s) in clusters of
 // more than --large-cluster-size-threshold (50) nodes, not at all in
 // smaller ones, and not at all in a zone whose every node is not ready
-// (full disruption). Weft's guard, per pass, over the nodes not down:
+// (full disruption). Weft's guard, in each pass, counts the nodes that
+// look silent: those not down that missed a heartbeat (silent for longer
+// than their TTL less one interval, late), and those it declared down
+// within their TTL that stayed silent (recentlyDown), out of both and the
+// other nodes not down. Then:
 //
-//   - Fewer than Config.DownWaveNodes ready nodes, or no more than
-//     Config.DownWaveFraction of them silent past their TTL: every silent
-//     node is declared down at once, as without the guard.
+//   - Config.DownWaveNodes nodes or fewer, or no more than
+//     Config.DownWaveFraction of them silent: every node silent past its
+//     TTL is declared down at once, as without the guard.
 //   - More than that fraction of a fleet that large: the controller
-//     suspects itself rather than the nodes, and declares them down at
-//     most Config.DownWaveRate a second, the longest silent first. Once
-//     engaged the guard stays engaged until no node is silent past its
-//     TTL (each declared, or heard again): without that, the silent
-//     nodes left after the first declarations would fall below the
-//     fraction and be declared at once.
-//   - Config.DownWaveHalt of the ready nodes or more silent: none is
-//     declared down. The likely fault is the controller or its network;
-//     and were every node really gone there would be nowhere to put
-//     their instances.
+//     suspects itself rather than the nodes, and declares those past
+//     their TTL down at most Config.DownWaveRate a second, the longest
+//     silent first. Once engaged the guard stays engaged until no node is
+//     silent past its TTL (each declared, or heard again): without that,
+//     the silent nodes left after the first declarations would fall
+//     below the fraction and be declared at once.
+//   - Config.DownWaveHalt of them or more silent: none is declared down.
+//     The likely fault is the controller or its network; and were every
+//     node really gone there would be nowhere to put their instances.
+//
+// Counting the late nodes, not only those past their TTL, matters: the
+// nodes of a wave cross their TTL over one heartbeat interval (each
+// reported at its own moment of it), and a pass runs as soon as the first
+// crosses (passgate.go), so a pass counting only those past the TTL saw a
+// slice of the wave, under the fraction, and declared it at once (60
+// nodes, 42 of them cut off for 10 s: all 42 declared down). The recently
+// down count a wave that grows over more than one interval (a controller
+// starving by degrees).
 //
 // Why these defaults:
 //
@@ -49,17 +61,19 @@ import (
 //     fleet of more than four (the fleet harness spreads its nodes over
 //     ten), and 2.5 times the 10% loss that BENCHMARKS.md's goal heals in
 //     10 s, so a real loss of a rack or of 10% of the nodes, with a few
-//     more slow at the same time, still heals at once. The waves measured
-//     silenced 30–80% of 1,000 nodes. Lower than Kubernetes' 55%: a Weft
+//     more slow at the same time, still heals at once. In the collapses
+//     BENCHMARKS.md records, 11% to 83% of 1,000 nodes were down at a
+//     time: the guard misses the smallest. Lower than Kubernetes' 55%: a Weft
 //     node declared down has all its instances replaced at once, where a
 //     Kubernetes eviction waits out each pod's toleration.
 //   - DownWaveRate 2 a second: at the 20 instances a node of the 1,000-
 //     node goal fleet, 40 placements a second, about what this controller
 //     placed in that fleet's deploy on 2 shared cores (20,000 in some six
 //     minutes); so a wave it misjudges cannot pile churn faster than it
-//     places, and a real loss of a quarter of 1,000 nodes still heals in
-//     about two minutes. Kubernetes' one node in 100 s suits evictions
-//     that are themselves delayed; ours are the whole heal.
+//     places, and a real loss of a third of 1,000 nodes, were it taken
+//     for a wave, still heals in under three minutes. Kubernetes' one
+//     node in 100 s suits evictions that are themselves delayed; ours are
+//     the whole heal.
 //   - DownWaveHalt 0.9: "nearly all". A starved controller or a cut
 //     network silences every node; 90% leaves room for a few nodes whose
 //     heartbeats were being taken, or that share the controller's side of
@@ -70,9 +84,10 @@ import (
 // timer, and fenced (persistentGrace) counts from when the controller last
 // heard from the node, however late it was declared down.
 //
-// What the guard counts is per pass: a wave that silences nodes a few at a
-// time over many passes, each time fewer than the fraction, is not seen
-// as one.
+// What the guard cannot tell apart: a wave that silences nodes a few at a
+// time, each time fewer than the fraction, over longer than their TTL, is
+// not seen as one; nor is a real loss of more than the fraction from a
+// wave (it heals at the rate).
 
 // waveGuard is what the guard carries from one pass to the next.
 type waveGuard struct {
