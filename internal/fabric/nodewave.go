@@ -93,8 +93,8 @@ import (
 type waveGuard struct {
 	mode string // waveOff, waveLimited or waveHalted
 	// tokens is how many nodes may be declared down now (waveLimited),
-	// counted at at; it grows by Config.DownWaveRate a second, up to one
-	// second's worth.
+	// counted at at, the last pass the guard limited; it grows by
+	// Config.DownWaveRate a second, up to one second's worth.
 	tokens float64
 	at     time.Time
 	since  time.Time // when the guard engaged
@@ -176,8 +176,10 @@ func (p *pass) limitWave(w waveCount) []silentNode {
 	next := prev
 	frac := float64(w.suspect) / float64(max(w.nodes, 1))
 	switch {
-	case len(silent) == 0 || (prev.mode == waveOff && (w.nodes <= cfg.DownWaveNodes || frac <= cfg.DownWaveFraction)):
+	case prev.mode == waveOff && (len(silent) == 0 || w.nodes <= cfg.DownWaveNodes || frac <= cfg.DownWaveFraction):
 		next.mode = waveOff
+	case prev.mode != waveOff && len(silent) == 0 && frac <= cfg.DownWaveFraction:
+		next.mode = waveOff // nothing held back, and what looks silent is no wave
 	case frac >= cfg.DownWaveHalt:
 		next.mode = waveHalted
 	default:
@@ -193,12 +195,22 @@ func (p *pass) limitWave(w waveCount) []silentNode {
 		// Nothing to count while halted: the nodes that come back end it,
 		// and a pass then (their heartbeats, the state moving) or one a
 		// TTL on decides what the rest are.
-		p.wakeAt(p.now.Add(slices.MinFunc(silent, func(a, b silentNode) int { return cmp.Compare(a.seen.ttl, b.seen.ttl) }).seen.ttl))
-	case waveLimited:
-		if prev.mode != waveLimited {
-			next.tokens, next.at = 1, p.now // the longest silent at once
+		if len(silent) > 0 {
+			p.wakeAt(p.now.Add(slices.MinFunc(silent, func(a, b silentNode) int { return cmp.Compare(a.seen.ttl, b.seen.ttl) }).seen.ttl))
 		}
-		next.tokens = min(next.tokens+p.now.Sub(next.at).Seconds()*cfg.DownWaveRate, max(1, cfg.DownWaveRate))
+	case waveLimited:
+		// The bucket keeps what it holds while the guard is off, and a
+		// wave's first declaration comes at once but no burst: a guard
+		// that lets go and engages again pass after pass gets no more
+		// than the rate.
+		burst := max(1, cfg.DownWaveRate)
+		if prev.mode == waveOff {
+			burst = 1
+		}
+		if next.at.IsZero() {
+			next.tokens, next.at = 1, p.now
+		}
+		next.tokens = min(next.tokens+p.now.Sub(next.at).Seconds()*cfg.DownWaveRate, burst)
 		next.at = p.now
 		slices.SortFunc(silent, func(a, b silentNode) int {
 			return cmp.Or(cmp.Compare(b.silence, a.silence), cmp.Compare(a.name, b.name))
@@ -206,17 +218,17 @@ func (p *pass) limitWave(w waveCount) []silentNode {
 		down = silent[:min(int(next.tokens), len(silent))]
 		next.tokens -= float64(len(down))
 		next.downed += len(down)
-		if len(down) == len(silent) {
-			next.mode = waveOff // every silent node declared: none left to hold back
-		} else {
+		if len(down) < len(silent) {
 			p.wakeAt(p.now.Add(time.Duration((1 - next.tokens) / cfg.DownWaveRate * float64(time.Second))))
 		}
 	}
 	next.held = len(silent) - len(down)
-	p.waveEvent(prev, next, w)
-	if next.mode == waveOff {
-		next = waveGuard{}
+	if next.mode != waveOff && next.held == 0 {
+		// Engaged with nothing held back: a pass once the recently down
+		// count no more (a TTL on, at most) lets go.
+		p.wakeAt(p.now.Add(cfg.HeartbeatTTL))
 	}
+	p.waveEvent(prev, next, w)
 	p.wave = &next
 	return down
 }

@@ -177,6 +177,45 @@ func TestNodeDownWaveIsSeenWhileItBreaks(t *testing.T) {
 	}
 }
 
+// TestNodeDownWaveOfNodesFallingSilentOneByOne: a wave slower than one
+// heartbeat interval, a node every 100ms: the first are declared down as
+// they cross their TTL, until those declared within a TTL and the late
+// ones are more than the fraction; from then on no faster than the rate,
+// though the guard sees one new node past its TTL at a time.
+func TestNodeDownWaveOfNodesFallingSilentOneByOne(t *testing.T) {
+	s := newSim(t, 60)
+	s.step()
+	rate := s.c.cfg.DownWaveRate
+	var engaged time.Time
+	downAt := 0
+	for i := 1; i < 400; i++ {
+		if i <= 42 {
+			s.nodes[fmt.Sprintf("node-%d", i)].dead = true
+		}
+		s.step()
+		down := s.downNodes()
+		if engaged.IsZero() && len(s.eventsOf("nodes.wave")) > 0 {
+			engaged, downAt = s.clock.Now(), down
+			if down > 20 {
+				t.Fatalf("the guard engaged only once %d of the 42 were down", down)
+			}
+		}
+		if !engaged.IsZero() {
+			elapsed := s.clock.Now().Sub(engaged).Seconds()
+			if most := downAt + 1 + int(elapsed*rate); down > most {
+				t.Fatalf("%d nodes down %.1fs after the guard engaged with %d; at most %d at %g a second", down, elapsed, downAt, most, rate)
+			}
+		}
+		s.clock.Advance(100 * time.Millisecond)
+	}
+	if engaged.IsZero() {
+		t.Fatal("the guard never engaged")
+	}
+	if n := s.downNodes(); n != 42 {
+		t.Fatalf("%d of the 42 silent nodes down after 40s", n)
+	}
+}
+
 // TestNodeDownWaveOfAllNodesDeclaresNone: when every node of a large fleet
 // falls silent (the controller starved, or its network cut), none is
 // declared down, however long it lasts; when their heartbeats come back,
