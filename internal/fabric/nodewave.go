@@ -33,8 +33,9 @@ import (
 //   - More than that fraction of a fleet that large: the controller
 //     suspects itself rather than the nodes, and declares those past
 //     their TTL down at most Config.DownWaveRate a second, the longest
-//     silent first. Once engaged the guard stays engaged until no node is
-//     silent past its TTL (each declared, or heard again): without that,
+//     silent first. Once engaged the guard stays engaged, whatever the
+//     fleet's size, until no node is held back (each declared, or heard
+//     again) and no more than the fraction looks silent: without that,
 //     the silent nodes left after the first declarations would fall
 //     below the fraction and be declared at once.
 //   - Config.DownWaveHalt of them or more silent: none is declared down.
