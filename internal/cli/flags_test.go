@@ -48,14 +48,15 @@ func TestOneFlagPerIdea(t *testing.T) {
 
 // TestServerHeartbeatTimingFlags: weft server tells its nodes how often
 // to report (fabric: the interval grows with the fleet past
-// --heartbeat-rate); both flags are offered and parsed.
+// --heartbeat-rate); the liveness flags, those of the node-down wave
+// guard too, are offered, and parsed.
 func TestServerHeartbeatTimingFlags(t *testing.T) {
 	root := newApp(io.Discard, io.Discard).rootCommand()
 	cmd, _, _ := root.Find([]string{"server"})
 	var help bytes.Buffer
 	cmd.SetOut(&help)
 	cmd.Help()
-	for _, flag := range []string{"--heartbeat-interval ", "--heartbeat-rate ", "--heartbeat-ttl "} {
+	for _, flag := range []string{"--heartbeat-interval ", "--heartbeat-rate ", "--heartbeat-ttl ", "--down-wave-fraction ", "--down-wave-nodes ", "--down-wave-rate ", "--down-wave-halt "} {
 		if !strings.Contains(help.String(), flag) {
 			t.Errorf("weft server --help does not offer %s:\n%s", flag, help.String())
 		}

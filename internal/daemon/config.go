@@ -31,6 +31,14 @@ type ServerConfig struct {
 	HeartbeatInterval time.Duration
 	HeartbeatRate     float64
 	HeartbeatTTL      time.Duration
+	// The node-down wave guard: past DownWaveNodes ready nodes, more than
+	// DownWaveFraction of them silent at once are declared down at most
+	// DownWaveRate a second, and none while DownWaveHalt of them or more
+	// are silent (fabric.Config). Zero: the default.
+	DownWaveFraction float64
+	DownWaveNodes    int
+	DownWaveRate     float64
+	DownWaveHalt     float64
 
 	// Storage service ports on LBHost; StorageDisabled turns it off.
 	StorageDisabled bool
@@ -135,6 +143,10 @@ const (
 	DefaultHeartbeatInterval = agent.DefaultHeartbeatInterval
 	DefaultHeartbeatRate     = fabric.DefaultHeartbeatRate
 	DefaultHeartbeatTTL      = fabric.DefaultHeartbeatTTL
+	DefaultDownWaveFraction  = fabric.DefaultDownWaveFraction
+	DefaultDownWaveNodes     = fabric.DefaultDownWaveNodes
+	DefaultDownWaveRate      = fabric.DefaultDownWaveRate
+	DefaultDownWaveHalt      = fabric.DefaultDownWaveHalt
 	DefaultUpgradeTimeout    = fabric.DefaultUpgradeTimeout
 	DefaultBlobPort          = 10000
 	DefaultQueuePort         = 10001

@@ -138,6 +138,14 @@ func (cfg ServerConfig) withDefaults() (ServerConfig, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
 	}
+	for _, f := range []struct {
+		flag string
+		v    float64
+	}{{"--down-wave-fraction", cfg.DownWaveFraction}, {"--down-wave-nodes", float64(cfg.DownWaveNodes)}, {"--down-wave-rate", cfg.DownWaveRate}, {"--down-wave-halt", cfg.DownWaveHalt}} {
+		if !(f.v >= 0) { // NaN too
+			return cfg, fmt.Errorf("server: %s %v: must not be negative", f.flag, f.v)
+		}
+	}
 	if cfg.Name == "" {
 		cfg.Name, _ = os.Hostname()
 	}
@@ -321,6 +329,7 @@ func (c *controller) build(ctx context.Context, cfg ServerConfig, e *edge) (*par
 		Tenants: c.tenants,
 		Name:    cfg.Name, UpgradeTimeout: cfg.UpgradeTimeout,
 		HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatRate: cfg.HeartbeatRate, HeartbeatTTL: cfg.HeartbeatTTL,
+		DownWaveFraction: cfg.DownWaveFraction, DownWaveNodes: cfg.DownWaveNodes, DownWaveRate: cfg.DownWaveRate, DownWaveHalt: cfg.DownWaveHalt,
 		ReservedPorts:        reservedPorts(c.addr, e.raft, cfg.StorageDisabled, cfg.BlobPort, cfg.QueuePort, cfg.TablePort),
 		AllowPrivilegedPorts: cfg.AllowPrivilegedPorts,
 		Logger:               log.With("part", "fabric"), DiskAccess: p.disks.Access, Leader: c.store.IsLeader,

@@ -68,6 +68,9 @@ func TestServerConfigDefaults(t *testing.T) {
 	if _, err := (ServerConfig{}).withDefaults(); err == nil || err.Error() != "server: --data is required" {
 		t.Errorf("no data folder: %v", err)
 	}
+	if _, err := (ServerConfig{Data: t.TempDir(), DownWaveRate: -1}).withDefaults(); err == nil || err.Error() != "server: --down-wave-rate -1: must not be negative" {
+		t.Errorf("a negative --down-wave-rate: %v", err)
+	}
 	data := filepath.Join(t.TempDir(), "new", "server")
 	got, err := ServerConfig{Data: data, Listen: "127.0.0.2:7170", QueuePort: 20001}.withDefaults()
 	if err != nil {

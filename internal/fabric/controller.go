@@ -67,6 +67,17 @@ type Config struct {
 	HeartbeatTTL   time.Duration
 	UpgradeTimeout time.Duration // an upgraded instance not healthy this long after it was created halts the upgrade (default 60s)
 	DrainTimeout   time.Duration // the longest an instance is drained from the LB before it is stopped anyway (default 30s)
+	// The node-down wave guard (nodewave.go): in a fleet of more than
+	// DownWaveNodes ready nodes, when more than DownWaveFraction of them
+	// (default 0.25) are silent past their TTL in the same pass, the
+	// controller declares them down at most DownWaveRate a second
+	// (default 2), longest silent first, and when DownWaveHalt of them or
+	// more (default 0.9) are silent it declares none down. DownWaveNodes
+	// defaults to 50; a DownWaveFraction of 1 or more turns the guard off.
+	DownWaveFraction float64
+	DownWaveNodes    int
+	DownWaveRate     float64
+	DownWaveHalt     float64
 	// Tick is how often the controller checks whether a reconcile pass is
 	// due (default 200ms); a pass also starts on every write. TimerTick is
 	// the longest it goes without a pass while nothing is written, no
@@ -125,6 +136,11 @@ const (
 	DefaultHeartbeatRate     = 1000
 	DefaultHeartbeatTTL      = 2 * time.Second
 	DefaultUpgradeTimeout    = 60 * time.Second
+	// The node-down wave guard's (nodewave.go says why these).
+	DefaultDownWaveFraction = 0.25
+	DefaultDownWaveNodes    = 50
+	DefaultDownWaveRate     = 2
+	DefaultDownWaveHalt     = 0.9
 )
 
 func (c *Config) setDefaults() {
@@ -137,6 +153,10 @@ func (c *Config) setDefaults() {
 	if c.HeartbeatTTL <= 0 {
 		c.HeartbeatTTL = DefaultHeartbeatTTL
 	}
+	unsetTo(&c.DownWaveFraction, DefaultDownWaveFraction)
+	unsetTo(&c.DownWaveNodes, DefaultDownWaveNodes)
+	unsetTo(&c.DownWaveRate, DefaultDownWaveRate)
+	unsetTo(&c.DownWaveHalt, DefaultDownWaveHalt)
 	if c.UpgradeTimeout <= 0 {
 		c.UpgradeTimeout = DefaultUpgradeTimeout
 	}
@@ -160,6 +180,13 @@ func (c *Config) setDefaults() {
 	}
 	if len(c.NetworkRuntimes) == 0 {
 		c.NetworkRuntimes = []string{api.RuntimeContainer, api.RuntimeProcess, api.RuntimeVM}
+	}
+}
+
+// unsetTo sets *v to def when it is zero or less: not set.
+func unsetTo[T int | float64](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 
@@ -208,6 +235,13 @@ type Controller struct {
 	// the Run loop's gate; read and written by the goroutine that runs
 	// passes only.
 	wake time.Time
+	// wave is the node-down wave guard as the last pass written left it
+	// (nodewave.go); read and written by the goroutine that runs passes
+	// only.
+	wave waveGuard
+	// declared is when the last passes written declared each node down,
+	// for a TTL (nodewave.go); read and written like wave.
+	declared map[string]time.Time
 
 	figures *figures
 }

@@ -36,21 +36,13 @@ func TestHeartbeatIntervalGrowsWithTheFleet(t *testing.T) {
 	if r := beat("node-1"); time.Duration(r.Interval) != 4*time.Second || time.Duration(r.Fence) != 2*12*time.Second {
 		t.Fatalf("40 nodes at 10 a second: told interval %s, fence %s; want 4s and two TTLs of three intervals (12s)", r.Interval, r.Fence)
 	}
-	down := func() (n int) {
-		for _, nd := range s.c.Nodes(s.ctx) {
-			if nd.State == api.NodeDown {
-				n++
-			}
-		}
-		return n
-	}
 	for _, n := range s.nodes {
 		beat(n.name)
 		n.dead = true
 	}
 	s.clock.Advance(11 * time.Second) // far past the configured TTL (2s), within three intervals
 	s.step()
-	if n := down(); n != 0 {
+	if n := s.downNodes(); n != 0 {
 		t.Fatalf("%d of 40 nodes declared down 11s after their last heartbeat, told to report every 4s", n)
 	}
 	// The rate goes up: node-1 is told 500ms, but keeps the 12s TTL until
@@ -64,7 +56,7 @@ func TestHeartbeatIntervalGrowsWithTheFleet(t *testing.T) {
 	if n, _ := s.c.Node(s.ctx, "node-1"); n.State == api.NodeDown {
 		t.Fatal("node-1 declared down before it could hear that it is to report more often")
 	}
-	if n := down(); n != 39 {
+	if n := s.downNodes(); n != 39 {
 		t.Fatalf("%d of the 39 silent nodes declared down 22s after their last heartbeat; want all", n)
 	}
 	beat("node-1")

@@ -28,6 +28,9 @@ type figures struct {
 	moves      prometheus.Counter
 	autoUps    prometheus.Counter
 	pending    *prometheus.GaugeVec
+	nodesDown  prometheus.Counter
+	waveHeld   prometheus.Gauge
+	wavePasses *prometheus.CounterVec
 }
 
 func newFigures() *figures {
@@ -70,6 +73,15 @@ func newFigures() *figures {
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "weft_fabric_instances_unplaceable", Help: "Instances the last reconcile pass could not place, by reason (placement.Why*).",
 		}, []string{"reason"}),
+		nodesDown: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_fabric_nodes_declared_down_total", Help: "Nodes reconcile passes declared down (silent past their TTL).",
+		}),
+		waveHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weft_fabric_down_wave_held_nodes", Help: "Nodes silent past their TTL that the last reconcile pass did not declare down, held back by the node-down wave guard.",
+		}),
+		wavePasses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_fabric_down_wave_passes_total", Help: "Reconcile passes in which the node-down wave guard was engaged, by mode (limited: declaring silent nodes down at a limited rate, halted: declaring none while nearly all are silent).",
+		}, []string{"mode"}),
 	}
 }
 
@@ -144,11 +156,11 @@ func (f *figures) observePass(start time.Time, err error, unplaced map[string]in
 // services decided again, passes run and
 // skipped, heartbeats, placements, rebalance moves,
 // auto-upgrades,
-// unplaceable instances by reason, and instances, nodes and services by
-// state.
+// unplaceable instances by reason, nodes declared down, the node-down
+// wave guard's held nodes and passes, and instances, nodes and services by state.
 func (c *Controller) Register(reg prometheus.Registerer) error {
 	f := c.figures
-	for _, col := range []prometheus.Collector{collector{c}, f.reconcile, f.locked, f.conflicts, f.retried, f.failed, f.passes, f.skipped, f.heartbeats, f.placed, f.moves, f.autoUps, f.pending} {
+	for _, col := range []prometheus.Collector{collector{c}, f.reconcile, f.locked, f.conflicts, f.retried, f.failed, f.passes, f.skipped, f.heartbeats, f.placed, f.moves, f.autoUps, f.pending, f.nodesDown, f.waveHeld, f.wavePasses} {
 		if err := reg.Register(col); err != nil {
 			return fmt.Errorf("fabric: register metrics: %w", err)
 		}

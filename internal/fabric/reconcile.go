@@ -46,8 +46,10 @@ type pass struct {
 	// revs are the revisions the pass read of nodes and services, by
 	// kind/key (checks); instances carry theirs (readRev).
 	revs map[string]uint64
-	// downed are the nodes the pass declares down.
+	// downed are the nodes the pass declares down; wave, what the
+	// node-down wave guard becomes (nil: the pass did not check the nodes).
 	downed []string
+	wave   *waveGuard
 	// What the pass tells once its batch is written (tell).
 	events        []api.Event
 	placed, moves int
@@ -107,6 +109,7 @@ func (c *Controller) commitPass(ctx context.Context, p *pass, batch []state.Op, 
 		return fmt.Errorf("fabric: write reconcile pass: %w", err)
 	}
 	c.wake = p.wake
+	c.nodesChecked(p)
 	for _, svc := range p.services {
 		if p.svcGone[svc.key()] {
 			c.deleteDrives(ctx, svc)
@@ -266,24 +269,30 @@ func (p *pass) remove(in *instanceRecord) {
 	p.gone[in.ID] = in
 }
 
-// checkNodes declares down the nodes whose heartbeats stopped.
+// checkNodes declares down the nodes whose heartbeats stopped, as many at
+// once as the node-down wave guard lets it (limitWave).
 func (p *pass) checkNodes() {
+	var w waveCount
 	for name, n := range p.nodes {
 		if n.State == api.NodeDown {
+			w.down(p.recentlyDown(name))
 			continue
 		}
 		seen, ok := p.c.lastSeen(name)
 		if !ok {
 			p.c.markSeen(name, p.now) // first sight in this process: give it a full TTL
+			w.nodes++
 			continue
 		}
-		if silent := seen.silence(p.now); silent > seen.ttl {
-			n.State = api.NodeDown
-			p.nodeDirty[name] = true
-			p.downed = append(p.downed, name)
-			p.event(api.Event{Type: "node.down", Level: "warn", Node: name,
-				Message: fmt.Sprintf("node %s missed heartbeats for %s: declared down, its instances are being replaced", name, silent.Round(time.Millisecond))})
-		}
+		w.ready(name, seen, p.now)
+	}
+	for _, s := range p.limitWave(w) {
+		n := p.nodes[s.name]
+		n.State = api.NodeDown
+		p.nodeDirty[s.name] = true
+		p.downed = append(p.downed, s.name)
+		p.event(api.Event{Type: "node.down", Level: "warn", Node: s.name,
+			Message: fmt.Sprintf("node %s missed heartbeats for %s: declared down, its instances are being replaced", s.name, s.silence.Round(time.Millisecond))})
 	}
 }
 

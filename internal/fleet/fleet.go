@@ -43,6 +43,15 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	HeartbeatRate     float64
 	HeartbeatTTL      time.Duration
+	// DownWaveFraction is the servers' --down-wave-fraction (1 turns the
+	// node-down wave guard off); zero: the daemon's default.
+	DownWaveFraction float64
+	// Cut cuts CutNodes of the nodes off the servers for this long once
+	// every instance runs, before the node kill: their heartbeats are
+	// lost, as when the controller's network is cut or it is too starved
+	// to take them. Zero: no cut. CutNodes defaults to every node.
+	Cut      time.Duration
+	CutNodes int
 	// KillLeader kills the leading server (SIGKILL) when half the
 	// services are deployed; only with several servers.
 	KillLeader bool
@@ -96,6 +105,13 @@ type Result struct {
 	HeartbeatCPUPercent float64 `json:"heartbeatCPUPercent"`
 	HeartbeatsPerSecond float64 `json:"heartbeatsPerSecond"`
 	LeaderKilled        bool    `json:"leaderKilled,omitempty"`
+	// With Config.Cut: the nodes declared down and the instances placed
+	// from the cut until every node was ready and every instance running
+	// and healthy again (none of either when no node was lost), and how
+	// long that took from the cut's end.
+	CutNodesDown      int     `json:"cutNodesDown,omitempty"`
+	CutPlacements     int     `json:"cutPlacements,omitempty"`
+	CutSettledSeconds float64 `json:"cutSettledSeconds,omitempty"`
 }
 
 func (c *Config) setDefaults() {
@@ -117,6 +133,9 @@ func (c *Config) setDefaults() {
 	if c.Timeout <= 0 {
 		c.Timeout = 5 * time.Minute
 	}
+	if c.CutNodes <= 0 || c.CutNodes > c.Nodes {
+		c.CutNodes = c.Nodes
+	}
 	if c.Progress == nil {
 		c.Progress = func(string, ...any) {}
 	}
@@ -125,6 +144,7 @@ func (c *Config) setDefaults() {
 // node is one simulated node: a real agent whose runtime is fake.
 type node struct {
 	name   string
+	link   *link
 	stop   context.CancelFunc
 	exited chan struct{}
 }
@@ -214,6 +234,12 @@ func Run(ctx context.Context, cfg Config) (_ Result, err error) {
 	}
 	cfg.Progress("heartbeats (%.0f a second) take %.1f%% of a core", res.HeartbeatsPerSecond, res.HeartbeatCPUPercent)
 
+	if cfg.Cut > 0 {
+		if err := cutNodes(ctx, cfg, cl, nodes, lat, &res); err != nil {
+			return Result{}, err
+		}
+	}
+
 	res.NodesKilled = max(1, cfg.Nodes/10)
 	lost := map[string]bool{}
 	for _, n := range nodes[:res.NodesKilled] {
@@ -266,6 +292,83 @@ func Run(ctx context.Context, cfg Config) (_ Result, err error) {
 	return res, nil
 }
 
+// cutNodes loses the heartbeats of cfg.CutNodes nodes for cfg.Cut, then
+// waits until every node is ready and every instance running and healthy
+// again. It notes in res the nodes declared down and the instances placed
+// from the cut to then.
+func cutNodes(ctx context.Context, cfg Config, cl *cluster, nodes []*node, lat *latencies, res *Result) error {
+	counts := func() (down, placed float64) {
+		for _, s := range cl.servers {
+			c := cl.newClient(s.api)
+			n, _ := scrapeCounter(ctx, c, nodesDownMetric)
+			p, _ := scrapeCounter(ctx, c, placementsMetric)
+			down, placed = down+n, placed+p
+		}
+		return down, placed
+	}
+	down, placed := counts()
+	cfg.Progress("cutting %d nodes off for %s", cfg.CutNodes, cfg.Cut)
+	for _, n := range nodes[:cfg.CutNodes] {
+		n.link.cut(true)
+	}
+	time.Sleep(cfg.Cut)
+	for _, n := range nodes[:cfg.CutNodes] {
+		n.link.cut(false)
+	}
+	healed := time.Now()
+	// A wave, if there is one, came in the passes during the cut; the
+	// nodes declared down are ready again at their next heartbeat.
+	if err := waitFor(ctx, cfg.Timeout, func() bool {
+		if readyNodes(ctx, cl.client) != cfg.Nodes {
+			return false
+		}
+		n, err := healthyInRoles(ctx, cl.client, lat, nil)
+		return err == nil && n == cfg.Instances
+	}); err != nil {
+		return fmt.Errorf("fleet: not settled after the cut: %w", err)
+	}
+	res.CutSettledSeconds = time.Since(healed).Seconds()
+	downAfter, placedAfter := counts()
+	res.CutNodesDown, res.CutPlacements = int(downAfter-down), int(placedAfter-placed)
+	cfg.Progress("after the cut: %d nodes declared down, %d instances placed, settled in %.1fs", res.CutNodesDown, res.CutPlacements, res.CutSettledSeconds)
+	return nil
+}
+
+// link is a node's way to the servers, which cutNodes can cut: a heartbeat
+// sent while it is cut is lost (it fails once the cut ends, or its context
+// does).
+type link struct {
+	agent.Controller
+	mu     sync.Mutex
+	healed chan struct{} // nil: not cut
+}
+
+func (l *link) cut(on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case on && l.healed == nil:
+		l.healed = make(chan struct{})
+	case !on && l.healed != nil:
+		close(l.healed)
+		l.healed = nil
+	}
+}
+
+func (l *link) Heartbeat(ctx context.Context, node string, hb api.Heartbeat) (api.HeartbeatReply, error) {
+	l.mu.Lock()
+	healed := l.healed
+	l.mu.Unlock()
+	if healed != nil {
+		select {
+		case <-healed:
+		case <-ctx.Done():
+		}
+		return api.HeartbeatReply{}, errors.New("fleet: heartbeat lost: the node was cut off")
+	}
+	return l.Controller.Heartbeat(ctx, node, hb)
+}
+
 // ms rounds seconds to milliseconds with a tenth.
 func ms(s float64) float64 {
 	if math.IsNaN(s) {
@@ -312,16 +415,17 @@ func startNodes(cfg Config, cl *cluster, dir string) ([]*node, error) {
 	var nodes []*node
 	for i := range cfg.Nodes {
 		name := fmt.Sprintf("node-%04d", i+1)
+		l := &link{Controller: cl.newNodeClient(cl.addrs())}
 		a, err := agent.New(agent.Config{
 			Name: name, DataDir: filepath.Join(dir, "nodes", name), FaultDomain: fmt.Sprintf("fd%d", i%10),
 			CPU: 64, Memory: 256 << 30, // the heartbeat interval is the controller's to tell
 			Drivers: []driver.Driver{fake.New(api.RuntimeProcess)}, Logger: quiet,
-		}, cl.newNodeClient(cl.addrs()))
+		}, l)
 		if err != nil {
 			return nodes, fmt.Errorf("fleet: %w", err)
 		}
 		ctx, stop := context.WithCancel(context.Background())
-		n := &node{name: name, stop: stop, exited: make(chan struct{})}
+		n := &node{name: name, link: l, stop: stop, exited: make(chan struct{})}
 		go func() { defer close(n.exited); a.Run(ctx) }()
 		nodes = append(nodes, n)
 	}

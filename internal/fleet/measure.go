@@ -76,6 +76,13 @@ func parseHistogram(r io.Reader, metric string) (histogram, error) {
 // heartbeatsMetric counts the heartbeats a controller took.
 const heartbeatsMetric = "weft_fabric_heartbeats_total"
 
+// nodesDownMetric and placementsMetric count the nodes a controller
+// declared down and the instances it placed.
+const (
+	nodesDownMetric  = "weft_fabric_nodes_declared_down_total"
+	placementsMetric = "weft_fabric_placements_total"
+)
+
 // scrapeCounter is the sum of metric's series on a server's /metrics.
 func scrapeCounter(ctx context.Context, c *client.Client, metric string) (float64, error) {
 	body, err := c.Metrics(ctx)

@@ -137,6 +137,7 @@ func startServers(ctx context.Context, cfg Config, dir string) (*cluster, error)
 		sc := daemon.ServerConfig{
 			Data: filepath.Join(dir, name), Listen: listen, Name: name,
 			HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatRate: cfg.HeartbeatRate, HeartbeatTTL: cfg.HeartbeatTTL,
+			DownWaveFraction: cfg.DownWaveFraction,
 			// The storage service is not what this measures.
 			StorageDisabled: true, TLSDir: tlsDir,
 		}
