@@ -121,9 +121,12 @@ func netnsTest(t *testing.T) {
 	hold(t, netnsSlot)
 }
 
-// hold takes a slot of sem until t ends.
+// hold takes a slot of sem until t ends. The wait is logged: a test's
+// time in go test's output counts it, and what it ran is the rest.
 func hold(t *testing.T, sem chan struct{}) {
+	began := time.Now()
 	sem <- struct{}{}
+	t.Logf("waited %s for a slot", time.Since(began).Round(100*time.Millisecond))
 	t.Cleanup(func() { <-sem })
 }
 
@@ -464,14 +467,18 @@ func pidOf(t testing.TB, instance string) int {
 }
 
 // waitFor polls cond until it holds; a deadline that passes fails the test.
+// The polls start 100 ms apart and spread out to a second: many conditions
+// run the CLI (a process of 20-40 ms of CPU, and the server's work), and a
+// wait for a VM's move polled that ten times a second for a minute or more,
+// on a machine whose CPU the tests share.
 func (c *cluster) waitFor(what string, timeout time.Duration, cond func() bool) {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !cond() {
+	for pause := 100 * time.Millisecond; !cond(); pause = min(pause*5/4, time.Second) {
 		if time.Now().After(deadline) {
 			c.t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(pause)
 	}
 }
 
