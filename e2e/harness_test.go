@@ -84,9 +84,12 @@ func TestMain(m *testing.M) {
 //     storage's fixed ports, which no other test's server takes), its own
 //     folder and the processes it started; e2eParallel of them at a time.
 //   - vmTest: boots VMs, CPU-bound without KVM, but each test also waits
-//     (heartbeat TTLs, fencing, relocation): two at a time. One at a time
-//     the ten of them made a chain of 10-15 minutes on a loaded machine,
-//     the suite's longest path; two at a time they took 6.
+//     (heartbeat TTLs, fencing, relocation): two at a time while tests of
+//     the other kinds run, three once they have all ended (vmSlots). One at
+//     a time the ten of them made a chain of 10-15 minutes on a loaded
+//     machine, the suite's longest path; two at a time they took 6. On a
+//     machine with two busy loops beside make test, the other kinds ended
+//     after four minutes and the VM tests, two at a time, ran seven more.
 //   - netnsTest: hosts in network namespaces, partitioned on purpose (links
 //     cut), whose timings a second such test's load would blur: one at a
 //     time. Tests on namespaced hosts that cut no link take a slot of the
@@ -96,7 +99,7 @@ func TestMain(m *testing.M) {
 // A VM test that cuts links takes a VM slot, then the namespaces'.
 var (
 	e2eSlots  = make(chan struct{}, e2eParallel)
-	vmSlot    = make(chan struct{}, 2)
+	vmSlots   = newVMSlots()
 	netnsSlot = make(chan struct{}, 1)
 )
 
@@ -105,6 +108,7 @@ const e2eParallel = 4
 
 func parallel(t *testing.T) {
 	requireE2E(t)
+	vmSlots.other(t)
 	t.Parallel()
 	hold(t, e2eSlots)
 }
@@ -112,13 +116,66 @@ func parallel(t *testing.T) {
 func vmTest(t *testing.T) {
 	requireQEMU(t)
 	t.Parallel()
-	hold(t, vmSlot)
+	vmSlots.take(t)
 }
 
 func netnsTest(t *testing.T) {
 	requireE2E(t)
+	vmSlots.other(t)
 	t.Parallel()
 	hold(t, netnsSlot)
+}
+
+// vmSlotsT is how many VM tests run at once: two while tests of the other
+// kinds have not ended, three after. The others count from before
+// t.Parallel, while go test runs the tests one by one, so every one of
+// them is counted before any VM test asks for a slot.
+type vmSlotsT struct {
+	mu      sync.Mutex
+	changed sync.Cond
+	running int                 // VM tests holding a slot
+	others  map[*testing.T]bool // tests of the other kinds not ended
+}
+
+func newVMSlots() *vmSlotsT {
+	s := &vmSlotsT{others: map[*testing.T]bool{}}
+	s.changed.L = &s.mu
+	return s
+}
+
+// other counts t among the tests of the other kinds until it ends or
+// takes a VM slot.
+func (s *vmSlotsT) other(t *testing.T) {
+	s.mu.Lock()
+	s.others[t] = true
+	s.mu.Unlock()
+	t.Cleanup(func() { s.notOther(t) })
+}
+
+func (s *vmSlotsT) notOther(t *testing.T) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.others, t)
+	s.changed.Broadcast()
+}
+
+// take holds a VM slot until t ends; the wait is logged as hold's.
+func (s *vmSlotsT) take(t *testing.T) {
+	s.notOther(t) // a test of another kind that boots a VM from here on
+	began := time.Now()
+	s.mu.Lock()
+	for s.running >= 2 && (s.running >= 3 || len(s.others) > 0) {
+		s.changed.Wait()
+	}
+	s.running++
+	s.mu.Unlock()
+	t.Logf("waited %s for a VM slot", time.Since(began).Round(100*time.Millisecond))
+	t.Cleanup(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.running--
+		s.changed.Broadcast()
+	})
 }
 
 // hold takes a slot of sem until t ends. The wait is logged: a test's
