@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"syscall"
@@ -131,6 +132,17 @@ func TestDeployServesHealsAndSurvivesRestarts(t *testing.T) {
 		t.Errorf("service model changed across restart: %+v", svc.Spec)
 	}
 	c.waitFor("still serving after controller restart", 20*time.Second, func() bool { return c.healthy("hello") == 3 })
+	// The instances' health is read back from the state at once; the load
+	// balancer listens again once the restarted server leads (under load,
+	// after the health had already read 3).
+	c.waitFor("the load balancer answering after the controller restart", 30*time.Second, func() bool {
+		resp, err := http.Get(lbURL)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 	get(t, lbURL)
 }
 
