@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"syscall"
@@ -16,10 +17,13 @@ import (
 
 // TestDeployServesHealsAndSurvivesRestarts walks the life of a service on
 // three real nodes: deploy, spread, load balancing, an instance killed, a
-// node killed, an agent restarted, and the controller killed.
+// node killed, an agent restarted, and the controller killed. The agent's
+// restart must not outlast the heartbeat TTL (agentRestartTTL): with
+// fastServer's 1.5 s a loaded machine's restart declared the node down and
+// replaced what it ran.
 func TestDeployServesHealsAndSurvivesRestarts(t *testing.T) {
 	parallel(t)
-	c := newCluster(t, 3)
+	c := newCluster(t, 3, agentRestartTTL...)
 	port := freePort(t)
 	model := c.service("hello", port, 3, "one")
 	c.mustWeft("deploy", "-f", model, "--wait", "--timeout", "60s")
@@ -82,8 +86,12 @@ func TestDeployServesHealsAndSurvivesRestarts(t *testing.T) {
 	pidBefore := pidOf(t, onNode2[0].ID)
 	c.agents["node-2"].cmd.Process.Signal(syscall.SIGTERM)
 	<-c.agents["node-2"].done
+	restarted := time.Now()
 	c.startAgent("node-2")
-	time.Sleep(time.Second) // let the new agent recover and report at least once
+	c.waitFor("node-2's new agent reporting", 20*time.Second, func() bool {
+		n, err := c.client.Node(context.Background(), "node-2")
+		return err == nil && n.LastHeartbeat.After(restarted)
+	})
 	c.waitFor("node-2 healthy again", 20*time.Second, func() bool { return c.healthy("hello") == 3 })
 	if pidAfter := pidOf(t, onNode2[0].ID); pidAfter != pidBefore {
 		t.Errorf("agent restart restarted instance %s (pid %d -> %d)", onNode2[0].ID, pidBefore, pidAfter)
@@ -100,7 +108,7 @@ func TestDeployServesHealsAndSurvivesRestarts(t *testing.T) {
 	for _, pid := range doomed {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	c.waitFor("replacements healthy elsewhere", 30*time.Second, func() bool {
+	c.waitFor("replacements healthy elsewhere", time.Minute, func() bool { // the TTL, then the replacements' start
 		ins := c.instances("hello")
 		for _, in := range ins {
 			if in.Node == "node-3" {
@@ -124,6 +132,17 @@ func TestDeployServesHealsAndSurvivesRestarts(t *testing.T) {
 		t.Errorf("service model changed across restart: %+v", svc.Spec)
 	}
 	c.waitFor("still serving after controller restart", 20*time.Second, func() bool { return c.healthy("hello") == 3 })
+	// The instances' health is read back from the state at once; the load
+	// balancer listens again once the restarted server leads (under load,
+	// after the health had already read 3).
+	c.waitFor("the load balancer answering after the controller restart", 30*time.Second, func() bool {
+		resp, err := http.Get(lbURL)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 	get(t, lbURL)
 }
 
@@ -300,7 +319,7 @@ func TestReturningNodeStopsWhatItNoLongerOwns(t *testing.T) {
 	}
 	agent := c.agents["node-3"].cmd.Process
 	agent.Signal(syscall.SIGSTOP)
-	c.waitFor("replacements healthy elsewhere", 30*time.Second, func() bool {
+	c.waitFor("replacements healthy elsewhere", time.Minute, func() bool { // the TTL, then the replacements' start
 		for _, in := range c.instances("hello") {
 			if in.Node == "node-3" {
 				return false

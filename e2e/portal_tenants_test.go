@@ -80,7 +80,7 @@ func TestPortalTenantsInABrowser(t *testing.T) {
 	)
 
 	requireQEMU(t)
-	hold(t, vmSlot) // from here on it boots a VM
+	vmSlots.take(t) // from here on it boots a VM
 	// The default tenant's images serve every tenant: the operator's.
 	c.mustWeft("image", "build", "tiny")
 	acme.run("open the VMs page",

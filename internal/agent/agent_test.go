@@ -230,7 +230,10 @@ func startAgentEvery(t testing.TB, srvURL, dataDir string, interval time.Duratio
 
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	// A minute: at the start of make test beside two busy loops (load
+	// ~28), a persistent and an ephemeral instance were not both healthy
+	// within 20 s.
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

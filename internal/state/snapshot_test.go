@@ -35,9 +35,12 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	for range 2 {
 		mustApply(t, dst, put(KindServices, "other", `{}`), put(KindNodes, "zz", `1`))
 	}
-	waited := make(chan uint64)
+	// The index is read here, not in the goroutine: one that ran only
+	// after the Restore would wait past the restored index, for good (it
+	// hung make test on a loaded machine).
+	waited, before := make(chan uint64), dst.Index()
 	go func() {
-		idx, _ := dst.Wait(context.Background(), dst.Index())
+		idx, _ := dst.Wait(context.Background(), before)
 		waited <- idx
 	}()
 	if err := dst.Restore(bytes.NewReader(snap.Bytes())); err != nil {

@@ -412,14 +412,14 @@ func TestWorkloadExitCode(t *testing.T) {
 }
 
 // TestUnresponsiveGuest pauses a VM: its guest agent stops answering, and
-// the driver gives it up after 15 s.
+// the driver gives it up after 15 s (60 s under emulation).
 func TestUnresponsiveGuest(t *testing.T) {
 	requireImage(t)
 	t.Parallel()
 	d := newDriver(t, Config{})
 	startVM(t, d, shSpec(t, "hung", "exec sleep 600"))
 	in, _ := d.lookup("hung")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), d.unresponsiveAfter()+time.Minute)
 	defer cancel()
 	if err := d.qmp(ctx, in, func(q *qmp.Client) error { return q.Stop(ctx) }); err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ func (d *Driver) watchLoop(ctx context.Context, in *instance) {
 			return
 		}
 		if err != nil {
-			if time.Since(lastAnswer) < unresponsiveAfter {
+			if time.Since(lastAnswer) < d.unresponsiveAfter() {
 				continue
 			}
 			d.log.Warn("the guest agent stopped answering; killing the VM", "instance", in.id, "err", err)
