@@ -193,8 +193,11 @@ func (r retryable) Is(target error) bool { return target == errRetry }
 func (r retryable) Unwrap() error        { return r.err }
 
 // unavailableRetry is how long requests are retried while the controller
-// answers that it is unavailable.
-const unavailableRetry = 10 * time.Second
+// answers that it is unavailable. Elections on a starved machine can leave
+// a cluster without a leader for longer than a few seconds (11 s seen in a
+// loaded make test, where 10 s of retries made weft vm create fail
+// half-way); a command that waits is better than one that stops mid-way.
+const unavailableRetry = 30 * time.Second
 
 // send tries each controller address once, starting with the last one
 // that answered.
