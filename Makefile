@@ -14,38 +14,27 @@ run: build
 	./scripts/run.sh
 
 # Every test: unit, conformance and end-to-end (real processes on loopback).
-# The end-to-end suite, the longest package, and go vet run beside the other
-# packages from the start (a vet failure fails the run once the tests are
-# done); the suite without -race: its test binary drives weft processes
-# built without it. Most other packages wait on timers, elections and VM
-# boots more than they compute, so three of them run at a time (go test's
-# default is one per core), the longest first (SLOW_TESTS, from a run on a
-# loaded machine: go test starts packages in the order given, and in the
-# alphabetical order the storage and VM packages came last, ending the run
-# minutes after the others). go test shows a passing package's output only
-# with -v, so the storage conformance suite also writes its coverage table
-# to a file; that, vet's and the end-to-end suite's output are printed after
-# the others'. Test binaries are linked without DWARF (-w: a third less
-# linking, and stack traces and race reports do not use it). The timeout,
-# per test binary, is twice the longest one's time on a loaded machine
-# (BENCHMARKS.md, "The test run").
+# The end-to-end suite, the longest package, runs beside the others from the
+# start, vet included (a vet failure fails the run once the tests are done),
+# without -race: its test binary drives weft processes built without it. Most other packages wait on timers, elections and VM boots more than
+# they compute, so three of them run at a time (go test's default is one per
+# core). go test shows a passing package's output only with -v, so the
+# storage conformance suite also writes its coverage table to a file; that
+# and the end-to-end suite's output are printed after the others'. Test
+# binaries are linked without DWARF (-w: a third less linking, and stack
+# traces and race reports do not use it). The timeout, per test binary, is
+# twice the longest one's time on a loaded machine (BENCHMARKS.md, "The test
+# run").
 TEST_TIMEOUT ?= 30m
 TESTFLAGS    := -count=1 -timeout $(TEST_TIMEOUT) -ldflags=-w
-SLOW_TESTS   := internal/drive internal/driver/qemu internal/agent internal/storage/replica \
-	internal/storage/blob internal/daemon internal/vmimage internal/raftstore \
-	internal/storage/conformance internal/storage/boltlog internal/driver/container \
-	internal/storage/blobclient internal/fabric
 test: build
-	@report=$$(mktemp); e2elog=$$(mktemp); vetlog=$$(mktemp); status=0; \
+	@report=$$(mktemp); e2elog=$$(mktemp); status=0; \
 	$(GO) test $(TESTFLAGS) ./e2e/ >$$e2elog 2>&1 & e2e=$$!; \
-	$(GO) vet ./... >$$vetlog 2>&1 & vet=$$!; \
-	pkgs=$$($(GO) list ./... | grep -v '/e2e$$'); \
-	slow=$$(for p in $(SLOW_TESTS); do echo "$$pkgs" | grep -x ".*/$$p"; done); \
+	echo "$(GO) vet ./..."; $(GO) vet ./... || status=1; \
 	WEFT_CONFORMANCE_REPORT=$$report $(GO) test -race -p 3 $(TESTFLAGS) \
-		$$(printf '%s\n' $$slow $$pkgs | awk '!seen[$$0]++') || status=1; \
-	echo "$(GO) vet ./..."; wait $$vet || status=1; cat $$vetlog; \
+		$$($(GO) list ./... | grep -v '/e2e$$') || status=1; \
 	wait $$e2e || status=1; \
-	cat $$e2elog $$report; rm -f $$report $$e2elog $$vetlog; exit $$status
+	cat $$e2elog $$report; rm -f $$report $$e2elog; exit $$status
 
 # Unit tests only (skips the end-to-end suite).
 test-short:
