@@ -24,21 +24,15 @@ run: build
 # binaries are linked without DWARF (-w: a third less linking, and stack
 # traces and race reports do not use it). The timeout, per test binary, is
 # twice the longest one's time on a loaded machine (BENCHMARKS.md, "The test
-# run"). The drive packages start first (DRIVE_TESTS), so that they end
-# before the end-to-end suite's drive tests start: side by side in a loaded
-# run, a drive's loop device or FUSE mount stayed busy and every drive test
-# on the machine after it failed (three full runs in a row, 2026-12-07;
-# not seen with the two run alone, together or apart).
+# run").
 TEST_TIMEOUT ?= 30m
 TESTFLAGS    := -count=1 -timeout $(TEST_TIMEOUT) -ldflags=-w
-DRIVE_TESTS  := /internal/drive$$|/internal/driveproc$$
 test: build
 	@report=$$(mktemp); e2elog=$$(mktemp); status=0; \
 	$(GO) test $(TESTFLAGS) ./e2e/ >$$e2elog 2>&1 & e2e=$$!; \
 	echo "$(GO) vet ./..."; $(GO) vet ./... || status=1; \
-	pkgs=$$($(GO) list ./... | grep -v '/e2e$$'); \
 	WEFT_CONFORMANCE_REPORT=$$report $(GO) test -race -p 3 $(TESTFLAGS) \
-		$$(echo "$$pkgs" | grep -E '$(DRIVE_TESTS)') $$(echo "$$pkgs" | grep -vE '$(DRIVE_TESTS)') || status=1; \
+		$$($(GO) list ./... | grep -v '/e2e$$') || status=1; \
 	wait $$e2e || status=1; \
 	cat $$e2elog $$report; rm -f $$report $$e2elog; exit $$status
 
