@@ -236,7 +236,8 @@ func (d *Drive) Detach() error {
 	}
 	if d.srv != nil {
 		if err := d.srv.Unmount(); err != nil {
-			errs = append(errs, fmt.Errorf("drive: stop serving the disk: %w", err))
+			blobDir := filepath.Join(d.opt.Work, "blob")
+			errs = append(errs, withUsers(fmt.Errorf("drive: stop serving the disk: %w", err), blobDir, "", deviceOf(blobDir)))
 		} else {
 			d.srv.Wait()
 			d.srv = nil
@@ -261,8 +262,10 @@ func unmount(dir string) error {
 		switch {
 		case err == nil, bytes.Contains(out, []byte("not mounted")), bytes.Contains(out, []byte("no mount point")):
 			return nil
-		case !bytes.Contains(out, []byte("busy")) || time.Now().After(deadline):
+		case !bytes.Contains(out, []byte("busy")):
 			return fmt.Errorf("drive: unmount %s: %w: %s", dir, err, bytes.TrimSpace(out))
+		case time.Now().After(deadline):
+			return withUsers(fmt.Errorf("drive: unmount %s: %w: %s", dir, err, bytes.TrimSpace(out)), dir, "", deviceOf(dir))
 		}
 	}
 }

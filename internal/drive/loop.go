@@ -109,7 +109,8 @@ func (l *loopDevice) detach() error {
 			return nil
 		}
 	}
-	return fmt.Errorf("drive: %s still holds its file 10s after being unbound", l.path)
+	err := fmt.Errorf("drive: %s still holds its file 10s after being unbound", l.path)
+	return withUsers(err, "", l.path, fmt.Sprintf("%d:%d", loopMajor, l.n))
 }
 
 // loopOf says which loop device holds the file at backing, "" for none:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,8 +143,10 @@ func TestServerOutlivesItsHandle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := found.Stop(context.Background()); err == nil || !strings.Contains(err.Error(), "busy") {
-		t.Errorf("stopping the server of a drive with an open file: %v, want the drive busy", err)
+	comm, _ := os.ReadFile("/proc/self/comm")
+	holder := fmt.Sprintf("pid %d (%s) has %s open", os.Getpid(), strings.TrimSpace(string(comm)), held.Name())
+	if err := found.Stop(context.Background()); err == nil || !strings.Contains(err.Error(), "busy") || !strings.Contains(err.Error(), holder) {
+		t.Errorf("stopping the server of a drive with an open file: %v, want the drive busy and %q", err, holder)
 	}
 	if _, err := driveproc.Adopt(dir, spec); err != nil {
 		t.Errorf("the server after a refused stop: %v", err)

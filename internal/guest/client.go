@@ -224,15 +224,17 @@ func (c *Client) call(ctx context.Context, req request) (response, error) {
 }
 
 // Ready waits until the guest agent is up: until its ready message arrives,
-// or it answers one of the pings Ready sends every 200 ms (the ready may
-// have been sent before this Client connected). It returns at once when a
-// ready message already arrived.
+// or it answers one of the pings Ready sends (the ready may have been sent
+// before this Client connected), 200 ms apart at first and then twice as
+// far apart each time, up to 3 s: a booting guest reads nothing, and what
+// waits for it must neither fill the socket (about 280 small writes fill a
+// Unix socket's buffer: 200 ms pings blocked after about a minute of a
+// slow software-emulated boot) nor take the guest long to answer once up. It returns at once when a ready message already arrived.
 func (c *Client) Ready(ctx context.Context) (Hello, error) {
 	answers := make(chan response, 1)
 	var ids []int64
 	defer func() { c.forget(ids...) }()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
+	every := 200 * time.Millisecond
 	for {
 		c.mu.Lock()
 		hello, helloCh := c.hello, c.helloCh
@@ -253,7 +255,8 @@ func (c *Client) Ready(ctx context.Context) (Hello, error) {
 				h.SinceBoot = time.Duration(m.Uptime * float64(time.Second))
 				return h, nil
 			}
-		case <-tick.C:
+		case <-time.After(every):
+			every = min(2*every, 3*time.Second)
 		case <-ctx.Done():
 			return Hello{}, fmt.Errorf("guest: ready: %w", ctx.Err())
 		case <-c.closed:

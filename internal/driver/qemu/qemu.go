@@ -74,7 +74,8 @@ type Config struct {
 	QEMUImg string
 	Logger  *slog.Logger
 	// ReadyTimeout bounds how long Start waits for the guest agent to
-	// answer after QEMU started (default 60 s).
+	// answer after QEMU started (default 60 s with KVM, 2 min in software
+	// emulation: there a boot on a loaded host took 45 s).
 	ReadyTimeout time.Duration
 	// Accel forces "kvm" or "tcg"; by default KVM is used when /dev/kvm
 	// can be opened for reading and writing and QEMU runs a CPU with it
@@ -126,9 +127,6 @@ func New(cfg Config) (*Driver, error) {
 		}
 		*p = path
 	}
-	if cfg.ReadyTimeout <= 0 {
-		cfg.ReadyTimeout = 60 * time.Second
-	}
 	d := &Driver{cfg: cfg, log: cfg.Logger, instances: map[string]*instance{}}
 	switch cfg.Accel {
 	case "", "kvm":
@@ -147,6 +145,12 @@ func New(cfg Config) (*Driver, error) {
 	case "tcg":
 	default:
 		return nil, fmt.Errorf("qemu: unknown accelerator %q (kvm or tcg)", cfg.Accel)
+	}
+	if d.cfg.ReadyTimeout <= 0 {
+		d.cfg.ReadyTimeout = 60 * time.Second
+		if !d.machine.kvm {
+			d.cfg.ReadyTimeout *= 2
+		}
 	}
 	return d, nil
 }
