@@ -71,7 +71,10 @@ func TestVMOnVirtualNetwork(t *testing.T) {
 		name := tool.ID + ".cli.tools.internal"
 		check(when+": the VM resolving "+name, func() (bool, string) {
 			got, errOut, _ := c.weft("vm", "exec", "keeper", "--", "nslookup", name)
-			return strings.Contains(got, tool.PrivateAddress), fmt.Sprintf("%q %q", got, errOut)
+			if strings.Contains(got, tool.PrivateAddress) {
+				return true, ""
+			}
+			return false, fmt.Sprintf("%q %q; on its host: %s", got, errOut, c.gatewayDNS(c.vm("keeper").Node, name))
 		})
 		script := fmt.Sprintf(`printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 5 %s 8081`, vm.PrivateAddress)
 		check(when+": the process instance asking the VM", func() (bool, string) {
@@ -196,4 +199,18 @@ roles:
     instances: 1
     size: {cpu: 0.1, memory: 64Mi}
     network: `+network+"\n")
+}
+
+// gatewayDNS says what the DNS server of node's gateway namespace (of the
+// one network on it) answers for name when asked from that namespace, and
+// the namespace's neighbours: where a VM's question went unanswered.
+func (c *cluster) gatewayDNS(node, name string) string {
+	matches, _ := filepath.Glob("/run/netns/" + c.gatewayNetnsPrefix(node) + "*")
+	if len(matches) != 1 {
+		return fmt.Sprintf("%d gateway namespaces", len(matches))
+	}
+	ns := filepath.Base(matches[0])
+	answer, _ := exec.Command("ip", "netns", "exec", ns, "busybox", "nslookup", name, "10.40.0.1").CombinedOutput()
+	neigh, _ := exec.Command("ip", "-n", ns, "neigh", "show").CombinedOutput()
+	return fmt.Sprintf("nslookup: %q; neighbours: %q", answer, neigh)
 }
