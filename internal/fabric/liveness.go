@@ -75,6 +75,22 @@ func (c *Controller) markSeen(node string, t time.Time) {
 	c.seen[node] = s
 }
 
+// markFirstSeen records node, not heard from by this process yet, as seen
+// at t with two TTLs of the fleet as it is: after a leader change every
+// agent must find the new leader, and at 1,000 nodes on a loaded machine
+// some took longer than one TTL (through the dead leader's refusals and
+// the election's 503s) and were declared down, their instances replaced.
+// The reply to its first heartbeat sets its TTL back (tellInterval).
+func (c *Controller) markFirstSeen(node string, t time.Time) {
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	if _, ok := c.seen[node]; ok {
+		return
+	}
+	_, ttl := c.heartbeatTiming(len(c.seen) + 1)
+	c.seen[node] = nodeSeen{at: t, ttl: 2 * ttl}
+}
+
 // heardFrom records that a heartbeat of node arrived at t; answered, that
 // it was answered at t. A heartbeat arrived counts in full at once, however
 // long it then waits to be taken; the node stays heard from until the

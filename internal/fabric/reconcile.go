@@ -280,7 +280,7 @@ func (p *pass) checkNodes() {
 		}
 		seen, ok := p.c.lastSeen(name)
 		if !ok {
-			p.c.markSeen(name, p.now) // first sight in this process: give it a full TTL
+			p.c.markFirstSeen(name, p.now) // first sight in this process: two TTLs
 			w.nodes++
 			continue
 		}

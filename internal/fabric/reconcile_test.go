@@ -145,3 +145,39 @@ func TestNodeHeardDuringThePassIsNotDeclaredDown(t *testing.T) {
 		t.Errorf("node-2 is %s; its heartbeat arrived before the pass wrote", n.State)
 	}
 }
+
+// TestNodeFirstSeenByANewLeaderGetsTwoTTLs: a controller that has not
+// heard from a node yet (newly elected, or restarted) declares it down
+// only two TTLs after its first pass, and once the node's heartbeat was
+// answered, one TTL is back.
+func TestNodeFirstSeenByANewLeaderGetsTwoTTLs(t *testing.T) {
+	s := newSim(t, 2)
+	s.step()
+	ttl := s.c.ttlFor(s.c.cfg.HeartbeatInterval)
+	s.c.seenMu.Lock()
+	clear(s.c.seen) // what a newly elected leader knows
+	s.c.seenMu.Unlock()
+	pass := func() []string {
+		t.Helper()
+		if _, err := s.c.Heartbeat(s.ctx, "node-1", api.Heartbeat{}); err != nil {
+			t.Fatal(err)
+		}
+		p := s.c.newPass()
+		p.run()
+		return p.downed
+	}
+	if downed := pass(); len(downed) != 0 {
+		t.Fatalf("the first pass declares %v down", downed)
+	}
+	s.clock.Advance(ttl + time.Second)
+	if downed := pass(); len(downed) != 0 {
+		t.Fatalf("one TTL and a second after the first pass, %v declared down; want none before two TTLs", downed)
+	}
+	s.clock.Advance(ttl)
+	if downed := pass(); len(downed) != 1 || downed[0] != "node-2" {
+		t.Fatalf("two TTLs and a second after the first pass, %v declared down; want node-2", downed)
+	}
+	if seen, _ := s.c.lastSeen("node-1"); seen.ttl != ttl {
+		t.Errorf("node-1, heard and answered, has a TTL of %v; want %v", seen.ttl, ttl)
+	}
+}
