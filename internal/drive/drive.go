@@ -165,7 +165,11 @@ func Attach(ctx context.Context, disk Disk, opt Options) (*Drive, error) {
 			return nil, err
 		}
 	} else {
+		if err := sharedMountPoint(blobDir); err != nil {
+			return nil, err
+		}
 		if d.srv, err = mountBlob(blobDir, cd, opt.Log); err != nil {
+			unbind(blobDir)
 			return nil, err
 		}
 		loop, err := attachLoop(filepath.Join(blobDir, fileName))
@@ -184,6 +188,10 @@ func Attach(ctx context.Context, disk Disk, opt Options) (*Drive, error) {
 			d.Detach()
 			return nil, fmt.Errorf("drive: mkfs.ext4: %w: %s", err, out)
 		}
+	}
+	if err := sharedMountPoint(opt.Mount); err != nil {
+		d.Detach()
+		return nil, err
 	}
 	// mount(8), not mount(2) here: see unmount.
 	if out, err := exec.CommandContext(ctx, "mount", "-t", "ext4", "-o", "noatime,errors=remount-ro,noinit_itable", d.dev.node(), opt.Mount).CombinedOutput(); err != nil {
@@ -229,6 +237,7 @@ func (d *Drive) Detach() error {
 		if err := unmount(d.opt.Mount); err != nil {
 			return err
 		}
+		unbind(d.opt.Mount)
 		if err := d.dev.detach(); err != nil {
 			errs = append(errs, err)
 		}
@@ -241,6 +250,7 @@ func (d *Drive) Detach() error {
 		} else {
 			d.srv.Wait()
 			d.srv = nil
+			unbind(filepath.Join(d.opt.Work, "blob"))
 		}
 	}
 	return errors.Join(errs...)
@@ -288,8 +298,8 @@ func clearStale(opt Options) error {
 	if err != nil {
 		return err
 	}
-	if err := unix.Unmount(mount, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("drive: unmount %s: %w", mount, err)
+	if err := detachAll(mount); err != nil {
+		return err
 	}
 	if dev != "" {
 		if f, err := os.OpenFile(dev, os.O_RDWR, 0); err == nil {
@@ -298,8 +308,20 @@ func clearStale(opt Options) error {
 		}
 	}
 	clearNBD(realHost, opt.Work)
-	if err := unix.Unmount(blobDir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("drive: unmount %s: %w", blobDir, err)
+	return detachAll(blobDir)
+}
+
+// detachAll lazily unmounts everything mounted at dir: a file system and
+// the bind under it (sharedMountPoint).
+func detachAll(dir string) error {
+	for range 4 {
+		err := unix.Unmount(dir, unix.MNT_DETACH)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("drive: unmount %s: %w", dir, err)
+		}
 	}
-	return nil
+	return fmt.Errorf("drive: %s is still a mount point after 4 unmounts", dir)
 }

@@ -10,8 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/weftcloud/weft/internal/drive"
 	"github.com/weftcloud/weft/internal/storage/blobclient"
@@ -110,6 +112,63 @@ func TestFilesOutliveTheMount(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatal("the file read back differs from the one written")
 	}
+}
+
+// TestDetachReachesOtherMountNamespaces: a process started in a mount
+// namespace of its own while the drive is attached (as a process instance
+// on a virtual network is, a slave of the host's) does not keep the drive:
+// it detaches, and the process no longer has it mounted.
+func TestDetachReachesOtherMountNamespaces(t *testing.T) {
+	requireDrives(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("the test needs unshare (apt-get install util-linux)")
+	}
+	_, disk := newDisk(t, 16<<20)
+	work := t.TempDir()
+	d := attach(t, disk, work)
+	sleeper := exec.Command("unshare", "--mount", "--propagation", "slave", "sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+	proc := fmt.Sprintf("/proc/%d", sleeper.Process.Pid)
+	self, _ := os.Readlink("/proc/self/ns/mnt")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		comm, _ := os.ReadFile(proc + "/comm")
+		ns, _ := os.Readlink(proc + "/ns/mnt")
+		if string(comm) == "sleep\n" && ns != self {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("unshare did not start sleep in a mount namespace of its own")
+		}
+	}
+	if got := fileSystemsUnder(t, proc+"/mountinfo", work); len(got) != 2 {
+		t.Fatalf("the other namespace mounts %d file systems of the drive, want its copies of both: %q", len(got), got)
+	}
+	if err := d.Detach(); err != nil {
+		t.Fatalf("detach with a copy in another mount namespace: %v", err)
+	}
+	if got := fileSystemsUnder(t, proc+"/mountinfo", work); len(got) != 0 {
+		t.Errorf("the other namespace still mounts the drive: %q", got)
+	}
+}
+
+// fileSystemsUnder lists the mounts under dir in a mountinfo file that are
+// file systems of their own (their root is "/"), leaving out binds.
+func fileSystemsUnder(t *testing.T, mountinfo, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile(mountinfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[3] == "/" && strings.HasPrefix(f[4], dir+"/") {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 func TestDiskWithOtherDataIsNotFormatted(t *testing.T) {

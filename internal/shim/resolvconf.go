@@ -28,8 +28,11 @@ const resolvConfArg = "--with-resolv-conf"
 // WithResolvConf makes cmd, not started yet, see file at /etc/resolv.conf:
 // it starts self (the shim's command, as Launch takes it) as the helper,
 // in a new mount namespace, and the helper executes cmd's program. The
-// namespace still receives the mounts and unmounts the host makes later
-// (it is the host's slave); the bind mount never reaches the host.
+// namespace is the host's slave: it receives the mounts and unmounts the
+// host makes later under the host's shared mounts (every mount where
+// systemd made "/" shared; in a container whose mounts are private, those
+// on shared mount points, as drives are mounted, see internal/drive); the
+// bind mount never reaches the host.
 func WithResolvConf(cmd *exec.Cmd, file string, self []string) {
 	args := append(slices.Clone(self[1:]), resolvConfArg, file, "--", cmd.Path)
 	cmd.Args = append([]string{self[0]}, append(args, cmd.Args...)...)
