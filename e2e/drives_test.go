@@ -366,7 +366,8 @@ done
 	c.waitFor("the instance writing on its drive under the new agent", 30*time.Second, func() bool { return len(lines()) >= after+10 })
 
 	if got := pidOf(t, in.ID); got != pid {
-		t.Errorf("the instance's process is %d after the agent's restart, was %d", got, pid)
+		log, _ := os.ReadFile(filepath.Join(serverDir, driveproc.LogFile))
+		t.Errorf("the instance's process is %d after the agent's restart, was %d; the drive server's log:\n%s", got, pid, log)
 	}
 	if starts, _ := c.driveFile(in, "data", "starts"); strings.Count(starts, "\n") != 1 {
 		t.Errorf("the instance started %d times on its drive (%q), want once", strings.Count(starts, "\n"), starts)

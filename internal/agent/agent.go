@@ -619,6 +619,7 @@ func (a *Agent) recover(ctx context.Context) {
 		st, err := d.Recover(ctx, id, dir)
 		if err != nil {
 			// Nothing runs: start afresh if the controller still wants it.
+			a.log.Info("an instance an earlier agent started is not running", "instance", id, "err", err)
 			d.Remove(ctx, id)
 			a.removeInstanceDir(dir)
 			continue

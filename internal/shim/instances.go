@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
 	"syscall"
@@ -83,8 +84,11 @@ func (r *Instances) Wait(ctx context.Context, id string) (driver.Status, error) 
 // process still runs.
 func (r *Instances) Recover(ctx context.Context, id, dir string) (driver.Status, error) {
 	st, err := Inspect(dir)
-	if err != nil || !st.Running {
+	if err != nil {
 		return driver.Status{}, driver.ErrNotFound
+	}
+	if !st.Running {
+		return driver.Status{}, fmt.Errorf("%w: it exited with code %d (%s)", driver.ErrNotFound, st.ExitCode, st.Reason)
 	}
 	r.Add(id, dir)
 	return st, nil
