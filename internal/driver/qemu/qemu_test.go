@@ -356,11 +356,20 @@ func TestPoweroffAndQEMUFailure(t *testing.T) {
 	requireImage(t)
 	t.Parallel()
 	d := newDriver(t, Config{})
+	// A minute for each step: under emulation on a loaded host one
+	// context for all of them ran out while the second guest booted.
+	step := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		t.Cleanup(cancel)
+		return ctx
+	}
 	startVM(t, d, shSpec(t, "off", "exec sleep 600"))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	// The guest powers itself off: QEMU exits cleanly.
-	d.Exec(ctx, "off", []string{"poweroff", "-f"}, nil, nil)
+	// The guest powers itself off: QEMU exits cleanly. The command's
+	// answer may never come (the guest is gone): its error is only logged.
+	ctx := step()
+	if _, err := d.Exec(ctx, "off", []string{"poweroff", "-f"}, nil, nil); err != nil {
+		t.Logf("poweroff: %v", err)
+	}
 	st, err := d.Wait(ctx, "off")
 	if err != nil || st.Running || !st.Exited || st.ExitCode != 0 || st.Reason != "guest powered off" {
 		t.Errorf("after poweroff: %+v, %v; want exited 0, guest powered off", st, err)
@@ -369,7 +378,10 @@ func TestPoweroffAndQEMUFailure(t *testing.T) {
 	// The guest kernel panics: panic=-1 and -no-reboot end QEMU, and the
 	// console says why.
 	startVM(t, d, shSpec(t, "panic", "exec sleep 600"))
-	d.Exec(ctx, "panic", []string{"/bin/sh", "-c", "echo c > /proc/sysrq-trigger"}, nil, nil)
+	ctx = step()
+	if _, err := d.Exec(ctx, "panic", []string{"/bin/sh", "-c", "echo c > /proc/sysrq-trigger"}, nil, nil); err != nil {
+		t.Logf("the panic's trigger: %v", err)
+	}
 	st, err = d.Wait(ctx, "panic")
 	if err != nil || !st.Exited || !strings.HasPrefix(st.Reason, "guest kernel panic: Kernel panic") {
 		t.Errorf("after a panic: %+v, %v; want exited, guest kernel panic", st, err)
@@ -383,6 +395,7 @@ func TestPoweroffAndQEMUFailure(t *testing.T) {
 	defer ln.Close()
 	spec := shSpec(t, "clash", "exec sleep 600")
 	spec.Ports = map[string]int{"http": ln.Addr().(*net.TCPAddr).Port}
+	ctx = step()
 	_, err = d.Start(ctx, spec)
 	if err == nil || !strings.Contains(err.Error(), "forwarding") {
 		t.Errorf("Start with a port in use: %v, want QEMU's complaint about host forwarding", err)
