@@ -25,8 +25,11 @@ func users(path, node, dev string) string {
 	seenNS := map[string]bool{self: true}
 	var found []string
 	for _, e := range entries {
+		if len(found) >= maxUsers {
+			break
+		}
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || len(found) >= maxUsers {
+		if err != nil {
 			continue
 		}
 		dir := filepath.Join("/proc", e.Name())

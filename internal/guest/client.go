@@ -229,7 +229,8 @@ func (c *Client) call(ctx context.Context, req request) (response, error) {
 // far apart each time, up to 3 s: a booting guest reads nothing, and what
 // waits for it must neither fill the socket (about 280 small writes fill a
 // Unix socket's buffer: 200 ms pings blocked after about a minute of a
-// slow software-emulated boot) nor take the guest long to answer once up. It returns at once when a ready message already arrived.
+// slow software-emulated boot) nor take the guest long to answer once up.
+// It returns at once when a ready message already arrived.
 func (c *Client) Ready(ctx context.Context) (Hello, error) {
 	answers := make(chan response, 1)
 	var ids []int64
