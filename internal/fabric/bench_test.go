@@ -251,12 +251,20 @@ func BenchmarkDeployPass20k(b *testing.B) {
 
 // healthyFleet is a sim of 1,000 nodes in 10 fault domains running 200
 // services of 100 instances, every one placed, running and healthy.
-func healthyFleet(b *testing.B) *sim {
+func healthyFleet(b *testing.B) *sim { return healthyFleetOf(b, api.KindWorker) }
+
+// healthyFleetOf is healthyFleet with roles of kind (web roles publish an
+// endpoint each, on ports 20000 and up).
+func healthyFleetOf(b *testing.B, kind string) *sim {
 	s := newSim(b, 0)
 	registerNodes(b, s, 1000, api.Resources{CPU: 64, Memory: 256 << 30})
 	for i := range 200 {
 		spec := webSpec(100, "1")
 		spec.Name = fmt.Sprintf("svc-%03d", i)
+		if kind == api.KindWeb {
+			spec.Roles[0].Kind = api.KindWeb
+			spec.Roles[0].Endpoints = []api.Endpoint{{Name: "http", Port: 20000 + i}}
+		}
 		s.deploy(spec)
 	}
 	if err := s.c.reconcile(s.ctx); err != nil {
@@ -266,7 +274,11 @@ func healthyFleet(b *testing.B) *sim {
 	// step would, without building each node's assignments.
 	reports := map[string][]api.InstanceStatus{}
 	for _, in := range s.c.Instances(s.ctx, api.DefaultTenant, "") {
-		reports[in.Node] = append(reports[in.Node], api.InstanceStatus{ID: in.ID, State: api.StateRunning, Health: api.HealthHealthy})
+		st := api.InstanceStatus{ID: in.ID, State: api.StateRunning, Health: api.HealthHealthy}
+		if kind == api.KindWeb {
+			st.Ports = map[string]int{"http": 30000}
+		}
+		reports[in.Node] = append(reports[in.Node], st)
 	}
 	for node, sts := range reports {
 		if _, err := s.c.Heartbeat(s.ctx, node, api.Heartbeat{Instances: sts}); err != nil {
@@ -286,6 +298,19 @@ func healthyFleet(b *testing.B) *sim {
 		b.Fatalf("%d of 20,000 healthy", healthy)
 	}
 	return s
+}
+
+// BenchmarkEndpoints20k measures what each server's load balancer sync
+// reads after every write to the state: the published endpoints with
+// their backends, 200 web roles of 100 healthy instances.
+func BenchmarkEndpoints20k(b *testing.B) {
+	s := healthyFleetOf(b, api.KindWeb)
+	if eps := s.c.endpoints(); len(eps) != 200 || len(eps[0].Backends) != 100 {
+		b.Fatalf("%d endpoints, the first with %d backends; want 200 of 100", len(eps), len(eps[0].Backends))
+	}
+	for b.Loop() {
+		s.c.endpoints()
+	}
 }
 
 // processCPU is the CPU time (user and system) the process has used.
