@@ -19,7 +19,7 @@ run go test -run '^$' -bench 'PageOf100k' -benchtime 20x ./internal/accounts/
 run go test -run '^$' -bench 'DeployAmong1000Services' -benchtime 200x ./internal/fabric/
 # Reconcile passes over 20,000 instances on 1,000 nodes (CPU per pass), and
 # the API's calls while passes write.
-run go test -run '^$' -bench 'SteadyPass20k|DeployPass20k' -benchmem -benchtime 40x ./internal/fabric/
+run go test -run '^$' -bench 'SteadyPass20k|DeployPass20k|Endpoints20k' -benchmem -benchtime 40x ./internal/fabric/
 run go test -run '^$' -bench 'APIWhilePassesRun20k' -benchtime 20s ./internal/fabric/
 # The meter: one step over 10,000 running instances.
 run go test -run '^$' -bench 'MeterStep10k' -benchtime 20x ./internal/metering/
