@@ -58,7 +58,8 @@ func (c *Controller) endpoints() []lb.Endpoint {
 	// a sync, and a sync follows every write.
 	var byRole map[string][]*instanceRecord
 	var out []lb.Endpoint
-	for _, svc := range list[serviceRecord](c.store, state.KindServices, "") {
+	svcs, _ := c.svcCache.list(c.store, state.KindServices) // shared: read only
+	for _, svc := range svcs {
 		if svc.Status == api.ServiceDeleting {
 			continue
 		}
