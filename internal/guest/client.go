@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,6 +49,8 @@ type Client struct {
 	helloCh chan struct{} // closed and replaced on every ready
 	// guestHandler answers the guest's requests (ServeGuest).
 	guestHandler http.Handler
+
+	heard atomic.Int64 // when the last line came from the guest, in Unix nanoseconds
 
 	closed  chan struct{} // closed when the read loop ends
 	err     error         // why, set before closed is closed
@@ -99,6 +102,15 @@ func (c *Client) Close() error {
 // it, or Close was called).
 func (c *Client) Done() <-chan struct{} { return c.closed }
 
+// Heard returns when the guest last sent anything (an answer, a ready, a
+// request of its own), or the zero time if it never did.
+func (c *Client) Heard() time.Time {
+	if n := c.heard.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
 // Hello returns the guest's latest ready message, if one arrived.
 func (c *Client) Hello() (Hello, bool) {
 	c.mu.Lock()
@@ -119,6 +131,7 @@ func (c *Client) readLoop() {
 		if err != nil {
 			break
 		}
+		c.heard.Store(time.Now().UnixNano())
 		var m response
 		if json.Unmarshal(line, &m) != nil {
 			c.log.Debug("guest sent a bad line", "line", string(line))

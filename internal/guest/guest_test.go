@@ -127,6 +127,7 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 func TestReadyAndPing(t *testing.T) {
 	for _, pipe := range []bool{true, false} {
 		t.Run(fmt.Sprintf("pipe=%v", pipe), func(t *testing.T) {
+			before := time.Now()
 			c := serve(t, New(newFakeMachine().options(io.Discard)), pipe)
 			ctx := ctxTimeout(t, 5*time.Second)
 			hello, err := c.Ready(ctx)
@@ -143,6 +144,9 @@ func TestReadyAndPing(t *testing.T) {
 			}
 			if p.Uptime <= 0 || p.Hostname != host {
 				t.Errorf("ping = %+v", p)
+			}
+			if h := c.Heard(); h.Before(before) || h.After(time.Now()) {
+				t.Errorf("Heard() = %v, want the time of the ping's answer (after %v)", h, before)
 			}
 		})
 	}

@@ -175,3 +175,40 @@ func (c *Client) SetMigrationCapabilities(ctx context.Context, caps map[string]b
 	}
 	return c.Execute(ctx, "migrate-set-capabilities", map[string]any{"capabilities": list}, nil)
 }
+
+// VirtQueue is one virtqueue as QEMU sees it: what the guest made
+// available, what QEMU took and gave back, and the last index it told the
+// guest about. Read it to tell a guest that stopped reading from a QEMU
+// that stopped taking: for diagnostics only.
+type VirtQueue struct {
+	AvailIdx      int `json:"shadow-avail-idx"` // the guest's avail index when QEMU last read it
+	LastAvailIdx  int `json:"last-avail-idx"`   // the next buffer QEMU takes
+	UsedIdx       int `json:"used-idx"`         // buffers QEMU gave back
+	SignalledUsed int `json:"signalled-used"`   // the used index of QEMU's last notification
+	InUse         int `json:"inuse"`            // taken and not yet given back
+}
+
+// VirtioDevice is one virtio device of the machine (x-query-virtio).
+type VirtioDevice struct {
+	Path string `json:"path"` // its QOM path, for VirtQueue
+	Name string `json:"name"` // "virtio-serial", "virtio-blk", ...
+}
+
+// VirtioDevices lists the machine's virtio devices (x-query-virtio: QEMU
+// 7.2 and later, unstable, so for diagnostics only). A device's path is
+// its id's (/machine/peripheral/ID) on a virtio-mmio machine, and that
+// path's virtio-backend on PCI.
+func (c *Client) VirtioDevices(ctx context.Context) ([]VirtioDevice, error) {
+	var ds []VirtioDevice
+	err := c.Execute(ctx, "x-query-virtio", nil, &ds)
+	return ds, err
+}
+
+// VirtQueue returns the state of queue of the virtio device at QOM path
+// (x-query-virtio-queue-status: QEMU 7.2 and later, and unstable, hence
+// diagnostics only).
+func (c *Client) VirtQueue(ctx context.Context, path string, queue int) (VirtQueue, error) {
+	var q VirtQueue
+	err := c.Execute(ctx, "x-query-virtio-queue-status", map[string]any{"path": path, "queue": queue}, &q)
+	return q, err
+}

@@ -363,3 +363,29 @@ func TestDialTimeout(t *testing.T) {
 		t.Errorf("Dial took %v", took)
 	}
 }
+
+func TestVirtQueue(t *testing.T) {
+	c, _ := startQEMU(t, "-device", "virtio-serial-device,id=serial0", "-device", "virtserialport,bus=serial0.0,name=p")
+	ctx := testContext(t)
+	ds, err := c.VirtioDevices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []VirtioDevice{{Path: "/machine/peripheral/serial0", Name: "virtio-serial"}}; !slices.Equal(ds, want) {
+		t.Fatalf("devices %+v, want %+v", ds, want)
+	}
+	// No guest has run: every index of the port's queues is 0.
+	q, err := c.VirtQueue(ctx, ds[0].Path, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q != (VirtQueue{}) {
+		t.Errorf("queue 5 of a machine that never ran: %+v, want all 0", q)
+	}
+	if _, err := c.VirtQueue(ctx, ds[0].Path, 1000); err == nil {
+		t.Error("queue 1000: no error")
+	}
+	if _, err := c.VirtQueue(ctx, "/machine/peripheral/nothing", 0); err == nil {
+		t.Error("a device that does not exist: no error")
+	}
+}

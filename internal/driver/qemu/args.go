@@ -223,8 +223,8 @@ func (b boot) args() []string {
 	}
 	a = append(a,
 		"-chardev", "socket,id=agent,path="+escape(b.AgentSocket)+",server=on,wait=off",
-		"-device", b.Machine.device("virtio-serial")+",id=serial0",
-		"-device", "virtserialport,bus=serial0.0,chardev=agent,name="+guest.PortName,
+		"-device", b.Machine.device("virtio-serial")+",id="+agentSerialID,
+		"-device", "virtserialport,bus="+agentSerialID+".0,nr=1,chardev=agent,name="+guest.PortName,
 	)
 	// Entropy from the host: the guest's getrandom would otherwise block
 	// at boot for want of it.

@@ -56,7 +56,7 @@ func TestArgs(t *testing.T) {
 		"-kernel /img/kernel", "-initrd /img/initrd",
 		"-qmp unix:/inst,,1/qmp.sock,server=on,wait=off",
 		"-chardev socket,id=agent,path=/inst,,1/agent.sock,server=on,wait=off",
-		"virtserialport,bus=serial0.0,chardev=agent,name=" + guest.PortName,
+		"virtserialport,bus=serial0.0,nr=1,chardev=agent,name=" + guest.PortName,
 		"-netdev user,id=net0,hostfwd=tcp:0.0.0.0:8080-:80",
 		"-drive if=none,id=os,format=qcow2,discard=unmap,file=/inst,,1/os.qcow2",
 		"-device virtio-blk-device,drive=os,id=vda", "-device virtio-blk-device,drive=disk1,id=vdb",

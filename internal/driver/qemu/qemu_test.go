@@ -437,6 +437,15 @@ func TestUnresponsiveGuest(t *testing.T) {
 	if err := d.qmp(ctx, in, func(q *qmp.Client) error { return q.Stop(ctx) }); err != nil {
 		t.Fatal(err)
 	}
+	// What the watcher logs when it gives up: the VM is paused, the guest
+	// had given QEMU buffers for the host's requests, and QEMU took all
+	// it wrote.
+	var empty int
+	state := d.agentPortState(in)
+	if _, err := fmt.Sscanf(state, "VM paused; to the guest: %d empty buffers", &empty); err != nil || empty == 0 ||
+		!strings.Contains(state, "from the guest: 0 written and not taken by QEMU") {
+		t.Errorf("port state %q: want the guest's empty buffers and nothing left untaken", state)
+	}
 	t0 := time.Now()
 	st, err := d.Wait(ctx, "hung")
 	if err != nil || !st.Exited || st.Reason != "guest agent stopped answering" {

@@ -71,7 +71,8 @@ func (d *Driver) watchLoop(ctx context.Context, in *instance) {
 			if time.Since(lastAnswer) < d.unresponsiveAfter() {
 				continue
 			}
-			d.log.Warn("the guest agent stopped answering; killing the VM", "instance", in.id, "err", err)
+			d.log.Warn("the guest agent stopped answering; killing the VM", "instance", in.id, "err", err,
+				"silentFor", time.Since(lastAnswer).Round(time.Second), "lastHeard", in.lastHeard(), "port", d.agentPortState(in))
 			d.record(in, exitRecord{Code: 128 + int(syscall.SIGKILL), Reason: "guest agent stopped answering"})
 			d.kill(in)
 			return
