@@ -71,6 +71,9 @@ func TestServerMetricsUnderTLS(t *testing.T) {
 				t.Errorf("GET /metrics as %s: no %s", ok.who, name)
 			}
 		}
+		if v, _ := got.Value("weft_fabric_lb_sync_duration_seconds"); v < 1 {
+			t.Errorf("GET /metrics as %s: weft_fabric_lb_sync_duration_seconds counts %v syncs, want the load balancer synced", ok.who, v)
+		}
 		if v, _ := got.Value("weft_fabric_heartbeats_total", "known", "true"); v < 1 {
 			t.Errorf("GET /metrics as %s: weft_fabric_heartbeats_total{known=true} = %v, want node-1's heartbeat counted", ok.who, v)
 		}

@@ -31,6 +31,7 @@ type figures struct {
 	nodesDown  prometheus.Counter
 	waveHeld   prometheus.Gauge
 	wavePasses *prometheus.CounterVec
+	lbSync     prometheus.Histogram
 }
 
 func newFigures() *figures {
@@ -82,6 +83,10 @@ func newFigures() *figures {
 		wavePasses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_fabric_down_wave_passes_total", Help: "Reconcile passes in which the node-down wave guard was engaged, by mode (limited: declaring silent nodes down at a limited rate, halted: declaring none while nearly all are silent).",
 		}, []string{"mode"}),
+		lbSync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "weft_fabric_lb_sync_duration_seconds", Help: "Time a sync of the load balancer with the state took: listing every published endpoint's backends, and updating the balancer when they changed.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+		}),
 	}
 }
 
@@ -160,7 +165,7 @@ func (f *figures) observePass(start time.Time, err error, unplaced map[string]in
 // wave guard's held nodes and passes, and instances, nodes and services by state.
 func (c *Controller) Register(reg prometheus.Registerer) error {
 	f := c.figures
-	for _, col := range []prometheus.Collector{collector{c}, f.reconcile, f.locked, f.conflicts, f.retried, f.failed, f.passes, f.skipped, f.heartbeats, f.placed, f.moves, f.autoUps, f.pending, f.nodesDown, f.waveHeld, f.wavePasses} {
+	for _, col := range []prometheus.Collector{collector{c}, f.reconcile, f.locked, f.conflicts, f.retried, f.failed, f.passes, f.skipped, f.heartbeats, f.placed, f.moves, f.autoUps, f.pending, f.nodesDown, f.waveHeld, f.wavePasses, f.lbSync} {
 		if err := reg.Register(col); err != nil {
 			return fmt.Errorf("fabric: register metrics: %w", err)
 		}
