@@ -186,6 +186,7 @@ type VirtQueue struct {
 	UsedIdx       int `json:"used-idx"`         // buffers QEMU gave back
 	SignalledUsed int `json:"signalled-used"`   // the used index of QEMU's last notification
 	InUse         int `json:"inuse"`            // taken and not yet given back
+	Size          int `json:"vring-num"`        // how many buffers the queue holds
 }
 
 // VirtioDevice is one virtio device of the machine (x-query-virtio).

@@ -63,14 +63,17 @@ func (d *Driver) agentPortState(in *instance) string {
 	return out
 }
 
-// describePort says what the two queues of a port hold. Indices are 16-bit
+// describePort says what the two queues of a port hold. The guest's driver
+// (virtio_console) keeps every buffer of its receiving queue with QEMU
+// and gives one back as soon as it has read it, so the buffers missing
+// from the queue were filled and are not read yet. Indices are 16-bit
 // counters that wrap.
 func describePort(toVM, fromVM qmp.VirtQueue) string {
 	ahead := func(a, b int) int { return int(uint16(a - b)) }
-	return fmt.Sprintf("to the guest: %d empty buffers the guest gave, %d filled (notified up to %d); "+
-		"from the guest: %d written and not taken by QEMU, %d taken and not yet sent, %d sent (notified up to %d)",
-		ahead(toVM.AvailIdx, toVM.LastAvailIdx), toVM.UsedIdx, toVM.SignalledUsed,
-		ahead(fromVM.AvailIdx, fromVM.LastAvailIdx), fromVM.InUse, fromVM.UsedIdx, fromVM.SignalledUsed)
+	return fmt.Sprintf("to the guest: %d buffers filled (notified up to %d), %d of them not read yet; "+
+		"from the guest: %d sent (notified up to %d), %d taken and not yet sent, %d written and not taken by QEMU",
+		toVM.UsedIdx, toVM.SignalledUsed, toVM.Size-ahead(toVM.AvailIdx, toVM.LastAvailIdx),
+		fromVM.UsedIdx, fromVM.SignalledUsed, fromVM.InUse, ahead(fromVM.AvailIdx, fromVM.LastAvailIdx))
 }
 
 // lastHeard says how long ago the guest agent last sent anything on the

@@ -438,13 +438,12 @@ func TestUnresponsiveGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What the watcher logs when it gives up: the VM is paused, the guest
-	// had given QEMU buffers for the host's requests, and QEMU took all
-	// it wrote.
-	var empty int
+	// had read all QEMU gave it, and QEMU took all it wrote.
+	var filled, notified int
 	state := d.agentPortState(in)
-	if _, err := fmt.Sscanf(state, "VM paused; to the guest: %d empty buffers", &empty); err != nil || empty == 0 ||
-		!strings.Contains(state, "from the guest: 0 written and not taken by QEMU") {
-		t.Errorf("port state %q: want the guest's empty buffers and nothing left untaken", state)
+	if _, err := fmt.Sscanf(state, "VM paused; to the guest: %d buffers filled (notified up to %d), 0 of them not read yet", &filled, &notified); err != nil ||
+		filled == 0 || !strings.HasSuffix(state, ", 0 written and not taken by QEMU") {
+		t.Errorf("port state %q: want what the guest was sent all read, and nothing left untaken", state)
 	}
 	t0 := time.Now()
 	st, err := d.Wait(ctx, "hung")
@@ -452,6 +451,43 @@ func TestUnresponsiveGuest(t *testing.T) {
 		t.Errorf("status: %+v, %v; want exited, guest agent stopped answering", st, err)
 	}
 	t.Logf("killed %v after the pause", time.Since(t0).Round(time.Millisecond))
+}
+
+// TestSilentGuestIsReconnected pauses a VM for longer than a quarter of
+// the silence the driver tolerates: the watcher drops its connection to
+// the guest agent, and once the VM runs again the agent answers on a new
+// one, and the VM is not killed.
+func TestSilentGuestIsReconnected(t *testing.T) {
+	requireImage(t)
+	t.Parallel()
+	d := newDriver(t, Config{})
+	startVM(t, d, shSpec(t, "quiet", "exec sleep 600"))
+	in, _ := d.lookup("quiet")
+	ctx, cancel := context.WithTimeout(context.Background(), d.unresponsiveAfter())
+	defer cancel()
+	first := in.connected()
+	if err := d.qmp(ctx, in, func(q *qmp.Client) error { return q.Stop(ctx) }); err != nil {
+		t.Fatal(err)
+	}
+	for in.connected() == first {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the watcher kept its connection to a guest silent for %v", d.unresponsiveAfter())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err := d.qmp(ctx, in, func(q *qmp.Client) error { return q.Cont(ctx) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := execOut(t, d, "quiet", "echo ok"); got != "ok" {
+		t.Errorf("exec after the reconnect: %q", got)
+	}
+	if c := in.connected(); c == nil || c == first {
+		t.Errorf("the guest answered on the first connection (%p), not a new one (%p)", first, c)
+	}
+	if st, err := d.Inspect(ctx, "quiet"); err != nil || !st.Running {
+		t.Errorf("after the reconnect: %+v, %v; want running", st, err)
+	}
 }
 
 // TestTCG boots once in software emulation, whatever the host has, to see
