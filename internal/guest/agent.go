@@ -40,6 +40,9 @@ type Options struct {
 	// NetNS is the path of the network namespace whose routes OpRoutes
 	// sets (default "": the agent's own; tests give another).
 	NetNS string
+	// PortRecheck is how long a read or write of the port waits for the
+	// kernel's word before it tries again (default 2 s; see rechecked).
+	PortRecheck time.Duration
 }
 
 // Agent is the guest agent: it answers requests on the port and supervises
@@ -80,6 +83,9 @@ func New(opts Options) *Agent {
 	if opts.StopGrace <= 0 {
 		opts.StopGrace = 5 * time.Second
 	}
+	if opts.PortRecheck <= 0 {
+		opts.PortRecheck = 2 * time.Second
+	}
 	procs := &children{pids: map[int]bool{}}
 	return &Agent{
 		opts:     opts,
@@ -101,7 +107,7 @@ func (a *Agent) Run(ctx context.Context, path string) error {
 			logged = false
 			// Closing f when ctx ends unblocks Serve's read.
 			stop := context.AfterFunc(ctx, func() { f.Close() })
-			err = a.Serve(ctx, f)
+			err = a.Serve(ctx, rechecked{f: f, every: a.opts.PortRecheck, log: a.log})
 			stop()
 			f.Close()
 			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
