@@ -88,3 +88,4 @@ func (in *instance) lastHeard() string {
 	}
 	return "never on this connection"
 }
+

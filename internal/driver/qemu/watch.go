@@ -73,7 +73,8 @@ func (d *Driver) watchLoop(ctx context.Context, in *instance) {
 			silent := time.Since(lastAnswer)
 			if silent >= d.unresponsiveAfter() {
 				d.log.Warn("the guest agent stopped answering; killing the VM", "instance", in.id, "err", err,
-					"silentFor", silent.Round(time.Second), "lastHeard", in.lastHeard(), "port", d.agentPortState(in))
+					"silentFor", silent.Round(time.Second), "lastHeard", in.lastHeard(), "port", d.agentPortState(in),
+					"console", consoleTail(in.dir, 8))
 				d.record(in, exitRecord{Code: 128 + int(syscall.SIGKILL), Reason: "guest agent stopped answering"})
 				d.kill(in)
 				return
@@ -85,7 +86,8 @@ func (d *Driver) watchLoop(ctx context.Context, in *instance) {
 				// guest a control message, which makes its driver look
 				// at the port again, and its agent reopen it.
 				d.log.Warn("the guest agent is silent; reconnecting to its port", "instance", in.id, "err", err,
-					"silentFor", silent.Round(time.Second), "lastHeard", in.lastHeard(), "port", d.agentPortState(in))
+					"silentFor", silent.Round(time.Second), "lastHeard", in.lastHeard(), "port", d.agentPortState(in),
+					"console", consoleTail(in.dir, 8))
 				in.closeAgent()
 				reconnected = true
 			}
