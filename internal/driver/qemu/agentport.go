@@ -88,4 +88,3 @@ func (in *instance) lastHeard() string {
 	}
 	return "never on this connection"
 }
-
