@@ -21,6 +21,8 @@ run go test -run '^$' -bench 'DeployAmong1000Services' -benchtime 200x ./interna
 # the API's calls while passes write.
 run go test -run '^$' -bench 'SteadyPass20k|DeployPass20k|Endpoints20k' -benchmem -benchtime 40x ./internal/fabric/
 run go test -run '^$' -bench 'APIWhilePassesRun20k' -benchtime 20s ./internal/fabric/
+# The load balancer's sync loop while the state is written back to back.
+run go test -run '^$' -bench 'LBSyncDuringWrites20k' -benchtime 2000x ./internal/fabric/
 # The meter: one step over 10,000 running instances.
 run go test -run '^$' -bench 'MeterStep10k' -benchtime 20x ./internal/metering/
 # The load balancer against direct requests.

@@ -9,7 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/weftcloud/weft/api"
+	"github.com/weftcloud/weft/internal/lb"
 	"github.com/weftcloud/weft/internal/metrics"
 	"github.com/weftcloud/weft/internal/state"
 )
@@ -320,4 +324,49 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkLBSyncDuringWrites20k runs the load balancer's sync loop
+// (RunLB) over 200 web roles of 100 instances while the state is written
+// back to back, one instance record a write as heartbeats' reports are:
+// how many syncs a write costs, and the share of the wall time spent
+// syncing (lbSyncSpacing bounds it near a fifth).
+func BenchmarkLBSyncDuringWrites20k(b *testing.B) {
+	s := healthyFleetOf(b, api.KindWeb)
+	s.c.lb = nopBalancer{}
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { s.c.RunLB(ctx); close(done) }()
+	rec, ok := s.c.findInstance(api.AllTenants, s.c.Instances(s.ctx, api.DefaultTenant, "")[0].ID)
+	if !ok {
+		b.Fatal("no instance")
+	}
+	syncsBefore, secondsBefore := histogramTotals(b, s.c.figures.lbSync)
+	began := time.Now()
+	for b.Loop() {
+		if err := s.c.apply(ctx, []state.Op{put(state.KindInstances, rec.key(), rec)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wall := time.Since(began)
+	cancel()
+	<-done
+	syncs, seconds := histogramTotals(b, s.c.figures.lbSync)
+	b.ReportMetric((syncs-syncsBefore)/float64(b.N), "syncs/op")
+	b.ReportMetric((seconds-secondsBefore)/wall.Seconds(), "sync-share")
+}
+
+type nopBalancer struct{}
+
+func (nopBalancer) Update([]lb.Endpoint) error          { return nil }
+func (nopBalancer) Drain(context.Context, string) error { return nil }
+
+// histogramTotals is h's count of observations and their sum.
+func histogramTotals(b *testing.B, h prometheus.Histogram) (count, sum float64) {
+	var m dto.Metric
+	if err := h.Write(&m); err != nil {
+		b.Fatal(err)
+	}
+	return float64(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()
 }
