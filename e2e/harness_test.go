@@ -518,6 +518,12 @@ func (c *cluster) cleanup() {
 		for name, a := range c.agents {
 			c.t.Logf("%s log:\n%s", name, tail(a.log.String(), 30))
 		}
+		consoles, _ := filepath.Glob(filepath.Join(c.dir, "*", "instances", "*", "output.log"))
+		for _, f := range consoles {
+			if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), "weft-guest") {
+				c.t.Logf("console of VM %s:\n%s", filepath.Base(filepath.Dir(f)), tail(string(b), 15))
+			}
+		}
 	}
 }
 
@@ -600,15 +606,27 @@ func (c *cluster) waitFor(what string, timeout time.Duration, cond func() bool) 
 	}
 }
 
+// cliTimeout bounds one CLI command: longer than any --wait the tests ask
+// for. A command that outlives it gets SIGQUIT, so its stderr shows where
+// it waited, and the test fails with the cluster's logs.
+const cliTimeout = 5 * time.Minute
+
 // weft runs the CLI against the cluster.
 func (c *cluster) weft(args ...string) (stdout, stderr string, code int) {
 	c.t.Helper()
-	cmd := exec.Command(weftBin, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, weftBin, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Env = append(append(os.Environ(), "WEFT_ADDR="+c.api), c.env...)
 	cmd.Dir = c.dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		c.t.Fatalf("weft %s: still running after %v; its stderr:\n%s", strings.Join(args, " "), cliTimeout, tail(errb.String(), 80))
+	}
 	code = 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
