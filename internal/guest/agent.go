@@ -40,6 +40,9 @@ type Options struct {
 	// NetNS is the path of the network namespace whose routes OpRoutes
 	// sets (default "": the agent's own; tests give another).
 	NetNS string
+	// ClockEvents is the kernel's sysfs folder of clock event devices
+	// (default /sys/devices/system/clockevents; see timerless).
+	ClockEvents string
 	// PortRecheck is how long a read or write of the port waits for the
 	// kernel's word before it tries again (default 2 s; see rechecked).
 	PortRecheck time.Duration
@@ -82,6 +85,9 @@ func New(opts Options) *Agent {
 	}
 	if opts.StopGrace <= 0 {
 		opts.StopGrace = 5 * time.Second
+	}
+	if opts.ClockEvents == "" {
+		opts.ClockEvents = "/sys/devices/system/clockevents"
 	}
 	if opts.PortRecheck <= 0 {
 		opts.PortRecheck = 2 * time.Second
@@ -296,7 +302,7 @@ func (a *Agent) handle(ctx context.Context, req request) (resp response, after f
 // hello fills in who the guest is.
 func (a *Agent) hello() response {
 	host, _ := os.Hostname()
-	return response{Hostname: host, Addresses: addresses(), BootMillis: uptime().Milliseconds()}
+	return response{Hostname: host, Addresses: addresses(), BootMillis: uptime().Milliseconds(), NoTimer: timerless(a.opts.ClockEvents)}
 }
 
 // exec runs a command to completion and returns its exit code and output.

@@ -168,7 +168,7 @@ func (c *Client) readLoop() {
 }
 
 func helloOf(m response) Hello {
-	return Hello{Hostname: m.Hostname, Addresses: m.Addresses, SinceBoot: time.Duration(m.BootMillis) * time.Millisecond}
+	return Hello{Hostname: m.Hostname, Addresses: m.Addresses, SinceBoot: time.Duration(m.BootMillis) * time.Millisecond, NoTimer: m.NoTimer}
 }
 
 // send registers an answer channel for req and writes it; the caller must

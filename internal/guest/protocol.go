@@ -115,6 +115,7 @@ type response struct {
 	BootMillis int64      `json:"bootMillis,omitempty"`
 	Uptime     float64    `json:"uptime,omitempty"`
 	Load       [3]float64 `json:"load,omitempty"`
+	NoTimer    bool       `json:"noTimer,omitempty"`
 
 	// exec; output is base64 in JSON, so any bytes survive.
 	ExitCode        int    `json:"exitCode,omitempty"`
@@ -147,6 +148,10 @@ type Hello struct {
 	Addresses []string // non-loopback IPv4 and IPv6 addresses, without prefix length
 	// SinceBoot is how long the guest had been up when it said hello.
 	SinceBoot time.Duration
+	// NoTimer: the guest's CPU has no timer interrupt source (its kernel
+	// says so: see timerless). Nothing in it that sleeps wakes up again, the
+	// agent included; boot it again.
+	NoTimer bool
 }
 
 // PingResult is the answer to a ping.

@@ -445,6 +445,11 @@ func (d *Driver) agent(ctx context.Context, in *instance) (*guest.Client, error)
 			return c, nil
 		}
 	}
+	// Bounded whatever the caller's patience: the watcher waits for
+	// connMu too, and a guest that never answers must not keep it from
+	// giving the VM up.
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.ReadyTimeout)
+	defer cancel()
 	c, err := guest.Dial(ctx, in.agentSocket())
 	if err != nil {
 		return nil, err

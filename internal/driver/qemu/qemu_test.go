@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -490,6 +492,48 @@ func TestSilentGuestIsReconnected(t *testing.T) {
 	}
 }
 
+// TestGuestWithoutTimer boots an image whose kernel runs without its local
+// APIC timer (noapictimer), as a guest whose timer calibration failed
+// does: the guest agent says so in its hello, and Start boots the guest
+// again, and then fails with the reason instead of returning a guest in
+// which nothing that sleeps wakes up.
+func TestGuestWithoutTimer(t *testing.T) {
+	requireImage(t)
+	t.Parallel()
+	dir := t.TempDir()
+	for _, name := range []string{api.ImageFileKernel, api.ImageFileInitrd, api.ImageFileDisk} {
+		if err := os.Symlink(filepath.Join(imageDir, name), filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var img api.Image
+	b, err := os.ReadFile(filepath.Join(imageDir, api.ImageMetaFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &img); err != nil {
+		t.Fatal(err)
+	}
+	img.VM.Cmdline += " noapictimer"
+	if err := atomicfile.WriteJSON(filepath.Join(dir, api.ImageMetaFile), img); err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	d := newDriver(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	spec := shSpec(t, "notimer", "exec sleep 600")
+	spec.ImageDir = dir
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	_, err = d.Start(ctx, spec)
+	defer d.Remove(context.Background(), spec.ID)
+	if !errors.Is(err, errNoTimer) {
+		t.Fatalf("Start of a guest without a timer: %v, want %v", err, errNoTimer)
+	}
+	if n := strings.Count(logs.String(), "booting it again"); n != bootAttempts-1 {
+		t.Errorf("booted again %d times, want %d; log:\n%s", n, bootAttempts-1, logs.String())
+	}
+}
+
 // TestTCG boots once in software emulation, whatever the host has, to see
 // that it works. Where the host has no KVM every other VM test here boots
 // in software emulation already: then it only checks the attribute.
@@ -718,4 +762,22 @@ func TestBadImage(t *testing.T) {
 			d.Remove(context.Background(), "bad")
 		})
 	}
+}
+
+// lockedBuffer is a log the driver's goroutines may write at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

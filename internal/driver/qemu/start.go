@@ -27,16 +27,26 @@ const guestPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 // and Start fails with its console's last lines.
 func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, error) {
 	t0 := time.Now()
-	in, err := d.launch(ctx, spec, false)
-	if err != nil {
-		return driver.Status{}, fmt.Errorf("qemu: start %s: %w", spec.ID, err)
-	}
-	launched := time.Since(t0)
-	if in.st.GuestAgent {
-		if err := d.ready(ctx, in, spec); err != nil {
-			d.kill(in)
+	var in *instance
+	var launched time.Duration
+	for attempt := 1; ; attempt++ {
+		var err error
+		if in, err = d.launch(ctx, spec, false); err != nil {
 			return driver.Status{}, fmt.Errorf("qemu: start %s: %w", spec.ID, err)
 		}
+		launched = time.Since(t0)
+		if !in.st.GuestAgent {
+			break
+		}
+		if err = d.ready(ctx, in, spec); err == nil {
+			break
+		}
+		d.kill(in)
+		if errors.Is(err, errNoTimer) && attempt < bootAttempts {
+			d.log.Warn("the guest booted without a timer; booting it again", "instance", spec.ID, "attempt", attempt)
+			continue
+		}
+		return driver.Status{}, fmt.Errorf("qemu: start %s: %w", spec.ID, err)
 	}
 	d.startWatching(in)
 	d.log.Info("VM started", "instance", spec.ID, "launch", launched.Round(time.Millisecond),
@@ -166,6 +176,9 @@ func (d *Driver) ready(ctx context.Context, in *instance, spec driver.Spec) erro
 		}
 		return d.bootFailure(in, err)
 	}
+	if h, err := c.Ready(rctx); err == nil && h.NoTimer {
+		return errNoTimer
+	}
 	if err := c.SetTime(rctx, time.Now()); err != nil {
 		return fmt.Errorf("set the guest's clock: %w", err)
 	}
@@ -213,6 +226,14 @@ func (d *Driver) whileRunning(ctx context.Context, dir string, timeout time.Dura
 }
 
 var errVMExited = errors.New("QEMU exited")
+
+// errNoTimer is a guest that booted without a timer interrupt source
+// (guest.Hello.NoTimer): its local APIC timer's calibration failed, which
+// a loaded host can cause in software emulation. Start boots it again, up
+// to bootAttempts times in all.
+var errNoTimer = errors.New("the guest booted without a timer interrupt source (its local APIC timer's calibration failed)")
+
+const bootAttempts = 3
 
 // bootFailure explains why the guest did not become ready: QEMU's exit, or
 // the wait's cause, with the end of the console.
