@@ -43,9 +43,6 @@ type Options struct {
 	// ClockEvents is the kernel's sysfs folder of clock event devices
 	// (default /sys/devices/system/clockevents; see timerless).
 	ClockEvents string
-	// PortRecheck is how long a read or write of the port waits for the
-	// kernel's word before it tries again (default 2 s; see rechecked).
-	PortRecheck time.Duration
 }
 
 // Agent is the guest agent: it answers requests on the port and supervises
@@ -89,9 +86,6 @@ func New(opts Options) *Agent {
 	if opts.ClockEvents == "" {
 		opts.ClockEvents = "/sys/devices/system/clockevents"
 	}
-	if opts.PortRecheck <= 0 {
-		opts.PortRecheck = 2 * time.Second
-	}
 	procs := &children{pids: map[int]bool{}}
 	return &Agent{
 		opts:     opts,
@@ -113,7 +107,7 @@ func (a *Agent) Run(ctx context.Context, path string) error {
 			logged = false
 			// Closing f when ctx ends unblocks Serve's read.
 			stop := context.AfterFunc(ctx, func() { f.Close() })
-			err = a.Serve(ctx, rechecked{f: f, every: a.opts.PortRecheck, log: a.log})
+			err = a.Serve(ctx, f)
 			stop()
 			f.Close()
 			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {

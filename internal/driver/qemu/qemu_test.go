@@ -455,43 +455,6 @@ func TestUnresponsiveGuest(t *testing.T) {
 	t.Logf("killed %v after the pause", time.Since(t0).Round(time.Millisecond))
 }
 
-// TestSilentGuestIsReconnected pauses a VM for longer than a quarter of
-// the silence the driver tolerates: the watcher drops its connection to
-// the guest agent, and once the VM runs again the agent answers on a new
-// one, and the VM is not killed.
-func TestSilentGuestIsReconnected(t *testing.T) {
-	requireImage(t)
-	t.Parallel()
-	d := newDriver(t, Config{})
-	startVM(t, d, shSpec(t, "quiet", "exec sleep 600"))
-	in, _ := d.lookup("quiet")
-	ctx, cancel := context.WithTimeout(context.Background(), d.unresponsiveAfter())
-	defer cancel()
-	first := in.connected()
-	if err := d.qmp(ctx, in, func(q *qmp.Client) error { return q.Stop(ctx) }); err != nil {
-		t.Fatal(err)
-	}
-	for in.connected() == first {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the watcher kept its connection to a guest silent for %v", d.unresponsiveAfter())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	if err := d.qmp(ctx, in, func(q *qmp.Client) error { return q.Cont(ctx) }); err != nil {
-		t.Fatal(err)
-	}
-	if got := execOut(t, d, "quiet", "echo ok"); got != "ok" {
-		t.Errorf("exec after the reconnect: %q", got)
-	}
-	if c := in.connected(); c == nil || c == first {
-		t.Errorf("the guest answered on the first connection (%p), not a new one (%p)", first, c)
-	}
-	if st, err := d.Inspect(ctx, "quiet"); err != nil || !st.Running {
-		t.Errorf("after the reconnect: %+v, %v; want running", st, err)
-	}
-}
-
 // TestGuestWithoutTimer boots an image whose kernel runs without its local
 // APIC timer (noapictimer), as a guest whose timer calibration failed
 // does: the guest agent says so in its hello, and Start boots the guest

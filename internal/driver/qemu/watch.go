@@ -20,8 +20,7 @@ import (
 
 // startWatching starts the instance's watcher: every second it asks the
 // guest agent about the workload, and ends the VM when the workload has
-// exited or the agent has stopped answering (after reconnecting to it
-// once, a quarter of the way there). It ends by itself when QEMU
+// exited or the agent has stopped answering. It ends by itself when QEMU
 // exits, or with stopWatching.
 func (d *Driver) startWatching(in *instance) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -52,7 +51,6 @@ func (d *Driver) watchLoop(ctx context.Context, in *instance) {
 	tick := time.NewTicker(pingEvery)
 	defer tick.Stop()
 	lastAnswer := time.Now()
-	reconnected := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -79,24 +77,7 @@ func (d *Driver) watchLoop(ctx context.Context, in *instance) {
 				d.kill(in)
 				return
 			}
-			if !reconnected && silent >= d.unresponsiveAfter()/4 {
-				// Under load in software emulation, guests have stopped
-				// reading their port with the host's requests filled in
-				// and the VM running. Dropping the connection sends the
-				// guest a control message, which makes its driver look
-				// at the port again, and its agent reopen it.
-				d.log.Warn("the guest agent is silent; reconnecting to its port", "instance", in.id, "err", err,
-					"silentFor", silent.Round(time.Second), "lastHeard", in.lastHeard(), "port", d.agentPortState(in),
-					"console", consoleTail(in.dir, 8))
-				in.closeAgent()
-				reconnected = true
-			}
 			continue
-		}
-		if reconnected {
-			d.log.Info("the guest agent answers again after a reconnect", "instance", in.id,
-				"silentFor", time.Since(lastAnswer).Round(time.Millisecond))
-			reconnected = false
 		}
 		lastAnswer = time.Now()
 		if rec, exited := workloadExit(ws); exited {
