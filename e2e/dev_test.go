@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -120,8 +121,15 @@ func TestDevRunsTheCloudAndStopsCleanly(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("weft dev did not stop within 30s of Ctrl-C")
 	}
-	if left := pidsUnder(dir); len(left) > 0 {
-		t.Errorf("processes left running after weft dev stopped: %v", left)
+	// A shim records its instance's exit before it ends itself: give the
+	// last ones a moment.
+	left := pidsUnder(dir)
+	for deadline := time.Now().Add(10 * time.Second); len(left) > 0 && time.Now().Before(deadline); left = pidsUnder(dir) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, pid := range left {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		t.Errorf("process %d left running 10s after weft dev stopped: %s", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
 	}
 	// It says what it stops: each node with its instances, then the rest.
 	for _, want := range []string{"weft dev: stopping node-1: hello-", "weft dev: stopping node-2: hello-", "weft dev: stopping the controller", "weft dev: stopped in "} {
