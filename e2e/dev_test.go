@@ -1,8 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
