@@ -42,9 +42,12 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 			break
 		}
 		d.kill(in)
-		if errors.Is(err, errNoTimer) && attempt < bootAttempts {
-			d.log.Warn("the guest booted without a timer; booting it again", "instance", spec.ID, "attempt", attempt)
-			continue
+		if errors.Is(err, errNoTimer) {
+			if attempt < bootAttempts {
+				d.log.Warn("the guest booted without a timer; booting it again", "instance", spec.ID, "boot", attempt)
+				continue
+			}
+			err = fmt.Errorf("%d boots: %w", attempt, err)
 		}
 		return driver.Status{}, fmt.Errorf("qemu: start %s: %w", spec.ID, err)
 	}
