@@ -41,7 +41,9 @@ const processHello = "runtime: process\n    package: ./package\n    command: [./
 // deleted, the tunnel and its namespace go.
 func TestVPNReachesOnlyItsNetwork(t *testing.T) {
 	netnsTest(t)
-	lab := newVPNLab(t, 3, vpnLabExtra{})
+	// The gateway's agent is restarted below: its node must not be
+	// declared down meanwhile, however loaded the machine.
+	lab := newVPNLab(t, 3, vpnLabExtra{serverArgs: agentRestartTTL})
 	c, n, onprem, opNs := lab.c, lab.n, lab.onprem, lab.opNs
 	gwHost, srv := lab.gwHost, lab.srv
 	get := func(addr string, port int) (string, error) { return getIn(opNs, addr, port) }
