@@ -20,8 +20,8 @@ const (
 )
 
 // agentPortState describes the VM's run state and the guest agent port's
-// queues as QEMU sees them, for the log of a guest agent that stopped answering: whether the
-// guest still gives QEMU buffers to fill (it reads), whether QEMU takes
+// queues as QEMU sees them, for the log of a guest agent that stopped
+// answering: whether the guest read what QEMU gave it, whether QEMU took
 // what the guest wrote (it was told, and the host reads), and the last
 // index each side was notified of.
 func (d *Driver) agentPortState(in *instance) string {
