@@ -55,6 +55,7 @@ type Agent struct {
 	workload *supervisor
 	calls    hostCalls // the guest's requests to the host
 	cpu      cpuCounter
+	noTimer  bool // read once: the kernel sets its clock event devices up at boot
 
 	mdMu  sync.Mutex
 	mdURL string // the metadata service, once it listens
@@ -88,6 +89,7 @@ func New(opts Options) *Agent {
 	}
 	procs := &children{pids: map[int]bool{}}
 	return &Agent{
+		noTimer:  timerless(opts.ClockEvents),
 		opts:     opts,
 		log:      opts.Logger,
 		procs:    procs,
@@ -296,7 +298,7 @@ func (a *Agent) handle(ctx context.Context, req request) (resp response, after f
 // hello fills in who the guest is.
 func (a *Agent) hello() response {
 	host, _ := os.Hostname()
-	return response{Hostname: host, Addresses: addresses(), BootMillis: uptime().Milliseconds(), NoTimer: timerless(a.opts.ClockEvents)}
+	return response{Hostname: host, Addresses: addresses(), BootMillis: uptime().Milliseconds(), NoTimer: a.noTimer}
 }
 
 // exec runs a command to completion and returns its exit code and output.
