@@ -41,6 +41,7 @@ func (d *Driver) agentPortState(in *instance) string {
 		for _, dv := range devs {
 			if strings.HasPrefix(dv.Path, "/machine/peripheral/"+agentSerialID) {
 				path = dv.Path
+				break
 			}
 		}
 		if path == "" {
