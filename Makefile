@@ -13,28 +13,12 @@ build:
 run: build
 	./scripts/run.sh
 
-# Every test: unit, conformance and end-to-end (real processes on loopback).
-# The end-to-end suite, the longest package, runs beside the others from the
-# start, vet included (a vet failure fails the run once the tests are done),
-# without -race: its test binary drives weft processes built without it. Most other packages wait on timers, elections and VM boots more than
-# they compute, so three of them run at a time (go test's default is one per
-# core). go test shows a passing package's output only with -v, so the
-# storage conformance suite also writes its coverage table to a file; that
-# and the end-to-end suite's output are printed after the others'. Test
-# binaries are linked without DWARF (-w: a third less linking, and stack
-# traces and race reports do not use it). The timeout, per test binary, is
-# twice the longest one's time on a loaded machine (BENCHMARKS.md, "The test
-# run").
+# Every test: unit, conformance and end-to-end (real processes on loopback),
+# and go vet; scripts/test.sh says in what order and why. TEST_TIMEOUT is per
+# test binary; TESTFLAGS adds go test flags (such as -v).
 TEST_TIMEOUT ?= 30m
-TESTFLAGS    := -count=1 -timeout $(TEST_TIMEOUT) -ldflags=-w
-test: build
-	@report=$$(mktemp); e2elog=$$(mktemp); status=0; \
-	$(GO) test $(TESTFLAGS) ./e2e/ >$$e2elog 2>&1 & e2e=$$!; \
-	echo "$(GO) vet ./..."; $(GO) vet ./... || status=1; \
-	WEFT_CONFORMANCE_REPORT=$$report $(GO) test -race -p 3 $(TESTFLAGS) \
-		$$($(GO) list ./... | grep -v '/e2e$$') || status=1; \
-	wait $$e2e || status=1; \
-	cat $$e2elog $$report; rm -f $$report $$e2elog; exit $$status
+test:
+	GO=$(GO) MAKE=$(MAKE) TEST_TIMEOUT=$(TEST_TIMEOUT) TESTFLAGS='$(TESTFLAGS)' ./scripts/test.sh
 
 # Unit tests only (skips the end-to-end suite).
 test-short:

@@ -43,8 +43,9 @@ func testCacheDir(t *testing.T) string {
 }
 
 // buildGuestBinary builds testdata/guestmain, the guest agent alone, static,
-// once per test binary (a go build costs seconds of CPU), and copies it to
-// dir/weft.
+// once per test binary (a go build costs seconds of CPU) with make build's
+// settings (CGO_ENABLED=0, -trimpath: the two share compiled packages), and
+// copies it to dir/weft.
 func buildGuestBinary(t *testing.T, dir string) string {
 	t.Helper()
 	guestBin.once.Do(func() {
@@ -52,7 +53,7 @@ func buildGuestBinary(t *testing.T, dir string) string {
 		if guestBin.err != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(guestBin.dir, "weft"), "./testdata/guestmain")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(guestBin.dir, "weft"), "./testdata/guestmain")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			guestBin.err = fmt.Errorf("build guest binary: %v\n%s", err, b)

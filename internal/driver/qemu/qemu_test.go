@@ -69,9 +69,10 @@ func buildImage(dir string) (skip string, err error) {
 		}
 	}
 	t0 := time.Now()
-	// The guest's /usr/bin/weft: the guest agent alone, static.
+	// The guest's /usr/bin/weft: the guest agent alone, static, built
+	// with make build's settings so that the two share compiled packages.
 	weft := filepath.Join(dir, "weft")
-	build := exec.Command(goTool(), "build", "-o", weft, "../../vmimage/testdata/guestmain")
+	build := exec.Command(goTool(), "build", "-trimpath", "-o", weft, "../../vmimage/testdata/guestmain")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build the guest binary: %v\n%s", err, out)
