@@ -256,9 +256,18 @@ func Run(ctx context.Context, cfg Config) (_ Result, err error) {
 	}
 	res.HealSeconds = time.Since(began).Seconds()
 	cfg.Progress("healed in %.1fs", res.HealSeconds)
-	// The roles' counts checked against the instances themselves.
-	if n, err := healthy(ctx, cl.client, lat, lost); err != nil || n != cfg.Instances {
-		return Result{}, fmt.Errorf("fleet: the roles count every instance healthy, the list of instances %d of %d (%v)", n, cfg.Instances, err)
+	// The roles' counts checked against the instances themselves. The
+	// list comes in pages, and the controller may still be moving
+	// instances (nodes its agents starved of CPU, declared down, back): a
+	// replacement whose ID sorts before a page already read is not in
+	// that list. So the list is read again until it agrees; a count that
+	// never does is a fault.
+	listed, lerr := 0, error(nil)
+	if err := waitFor(ctx, listAgreeTimeout, func() bool {
+		listed, lerr = healthy(ctx, cl.client, lat, lost)
+		return lerr == nil && listed == cfg.Instances
+	}); err != nil {
+		return Result{}, fmt.Errorf("fleet: the roles count every instance healthy, the list of instances %d of %d after %s (%v)", listed, cfg.Instances, listAgreeTimeout, lerr)
 	}
 
 	passes := passesSince(scrapeReconcile(ctx, cl), before)
@@ -378,6 +387,11 @@ func ms(s float64) float64 {
 }
 
 func seconds(d time.Duration) float64 { return ms(d.Seconds()) }
+
+// listAgreeTimeout bounds the end check's wait for the list of instances
+// to agree with the roles' counts (a list of 20,000 took up to 36 s on a
+// loaded machine).
+const listAgreeTimeout = 2 * time.Minute
 
 // API calls the harness times.
 const (
