@@ -570,6 +570,10 @@ func pidsUnder(dir string) []int {
 // pidOf finds the process of an instance by its WEFT_INSTANCE variable.
 func pidOf(t testing.TB, instance string) int {
 	t.Helper()
+	// The instance's children (a script's sleep, sync...) inherit its
+	// WEFT_INSTANCE, and /proc lists PIDs in string order ("1298" before
+	// "806"), so the instance is the one of them whose parent is not one.
+	ppids := map[int]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -577,17 +581,39 @@ func pidOf(t testing.TB, instance string) int {
 			continue
 		}
 		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil {
+		if err != nil || !slices.ContainsFunc(bytes.Split(env, []byte{0}), func(kv []byte) bool {
+			return string(kv) == "WEFT_INSTANCE="+instance
+		}) {
 			continue
 		}
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			if string(kv) == "WEFT_INSTANCE="+instance {
-				return pid
-			}
+		ppids[pid] = parentOf(pid)
+	}
+	var roots []int
+	for pid, ppid := range ppids {
+		if _, child := ppids[ppid]; !child {
+			roots = append(roots, pid)
 		}
 	}
-	t.Fatalf("no process for instance %s", instance)
-	return 0
+	if len(roots) != 1 {
+		t.Fatalf("instance %s: want one process at the root of its processes, found %v", instance, roots)
+	}
+	return roots[0]
+}
+
+// parentOf returns process pid's parent (0 if it is gone).
+func parentOf(pid int) int {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; the state and the
+	// parent (fields 3 and 4) follow its ')'.
+	fields := bytes.Fields(stat[bytes.LastIndexByte(stat, ')')+1:])
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(string(fields[1]))
+	return ppid
 }
 
 // waitFor polls cond until it holds; a deadline that passes fails the test.
