@@ -2,9 +2,11 @@
 # make test: go vet and every test (unit, conformance, end-to-end), as two
 # chains that run side by side from the start:
 #
-#   - the race-built packages: every package but e2e, with -race, three at a
+#   - the race-built packages: every package but e2e, with -race, four at a
 #     time (go test's default is one per core; most of them wait on timers,
-#     elections and VM boots more than they compute);
+#     elections and VM boots more than they compute: beside two busy loops,
+#     four at a time ended 43 s sooner than three, BENCHMARKS.md "Full runs,
+#     session 18");
 #   - the plain build: bin/weft (make build), then go vet and the end-to-end
 #     suite beside each other. The suite runs without -race (its test binary
 #     drives weft processes built without it) and is the longest package.
@@ -43,7 +45,7 @@ plain >"$out/plain" 2>&1 &
 plain_pid=$!
 
 status=0
-WEFT_CONFORMANCE_REPORT=$out/conformance "$GO" test -race -p 3 "${flags[@]}" \
+WEFT_CONFORMANCE_REPORT=$out/conformance "$GO" test -race -p 4 "${flags[@]}" \
 	$("$GO" list ./... | grep -v '/e2e$') || status=1
 wait "$plain_pid" || status=1
 cat "$out/plain" "$out/vet" "$out/e2e" "$out/conformance" 2>/dev/null
