@@ -45,8 +45,10 @@ func (c *Controller) fetchMissingPackages(ctx context.Context, spec api.ServiceS
 		if r.Package == "" || c.packages.Has(r.Package) || !pkgstore.ValidDigest(r.Package) {
 			continue
 		}
-		if err := c.fetchPackage(ctx, r.Package); err != nil {
-			c.log.Debug("a deployed package is on no other server", "package", r.Package, "err", err)
+		if err := c.fetchPackage(ctx, r.Package); err != nil && err != pkgstore.ErrNotFound {
+			// Warn: the deploy is refused as "not uploaded", and the
+			// upload may have gone to a server that then lost the lead.
+			c.log.Warn("a deployed package is not here and the other servers did not send it", "package", r.Package, "err", err)
 		}
 	}
 }
