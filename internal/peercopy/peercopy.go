@@ -26,11 +26,13 @@ func LocalOnly(ctx context.Context) context.Context {
 func IsLocalOnly(ctx context.Context) bool { return ctx.Value(localOnlyKey{}) != nil }
 
 // Keep copies the objects missing lists from the other servers with
-// fetch, each time the replicated state changes and every 30 seconds (2
-// while a copy fails), until ctx ends. what names the objects in logs.
+// fetch, each time the replicated state changes (at most once a
+// keepSpacing) and every 30 seconds (2 while a copy fails), until ctx
+// ends. what names the objects in logs.
 func Keep(ctx context.Context, st state.Store, log *slog.Logger, what string, missing func(context.Context) []string, fetch func(context.Context, string) error) {
 	var idx uint64
 	for {
+		began := time.Now()
 		retry := false
 		for _, id := range missing(ctx) {
 			if err := fetch(ctx, id); err != nil && ctx.Err() == nil {
@@ -45,11 +47,20 @@ func Keep(ctx context.Context, st state.Store, log *slog.Logger, what string, mi
 		wctx, cancel := context.WithTimeout(ctx, wait)
 		next, err := st.Wait(wctx, idx)
 		cancel()
-		if ctx.Err() != nil {
-			return
-		}
 		if err == nil {
 			idx = next
 		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(began.Add(keepSpacing))):
+		}
 	}
 }
+
+// keepSpacing is the least time between two of Keep's rounds. A round
+// lists every object the state refers to (for packages, every instance's:
+// milliseconds at 20,000 instances), and a large fleet's state changes
+// hundreds of times a second; a copy made up to this late costs nothing,
+// since a server asked for an object it lacks fetches it then.
+const keepSpacing = time.Second
