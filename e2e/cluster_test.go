@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -23,6 +24,7 @@ import (
 	"github.com/weftcloud/weft/api"
 	"github.com/weftcloud/weft/client"
 	"github.com/weftcloud/weft/internal/loadgen"
+	"github.com/weftcloud/weft/internal/pkgarchive"
 	"github.com/weftcloud/weft/internal/storage/placement"
 )
 
@@ -243,6 +245,46 @@ func TestClusterKeepsServingWhenAServerDies(t *testing.T) {
 	c.mustWeft("scale", "web", "web", "3", "--wait")
 	if n := c.healthy("web"); n != 3 {
 		t.Errorf("%d healthy instances after scaling to 3 under the new leader", n)
+	}
+}
+
+// TestPackageOfALeaderThatSteppedDown uploads a package to the leader,
+// which then loses the lead (frozen with SIGSTOP until another server
+// leads) and comes back as a follower: a deploy of that package through
+// the new leader goes through, the new leader fetching the package from
+// the server that holds it.
+func TestPackageOfALeaderThatSteppedDown(t *testing.T) {
+	parallel(t)
+	c := newServers(t, 3)
+	old := c.leader()
+	var pkg bytes.Buffer
+	model := c.service("web", freePort(t), 1, "hello")
+	if err := pkgarchive.Pack(filepath.Join(filepath.Dir(model), "package"), &pkg); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.clientFor(c.servers[old].addr).UploadPackage(context.Background(), &pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c.servers[old].cmd.Process.Signal(syscall.SIGSTOP)
+	var others []string
+	for name, s := range c.servers {
+		if name != old {
+			others = append(others, s.addr)
+		}
+	}
+	next := c.clientFor(strings.Join(others, ","))
+	c.waitFor("a new leader", 20*time.Second, func() bool { l := leaderSeenBy(next); return l != "" && l != old })
+	c.servers[old].cmd.Process.Signal(syscall.SIGCONT)
+	c.waitFor(old+" back, following", 20*time.Second, func() bool {
+		l := leaderSeenBy(c.clientFor(c.servers[old].addr))
+		return l != "" && l != old
+	})
+
+	model = writeFile(t, filepath.Join(c.dir, "web.yaml"), strings.Replace(readFile(t, model), "package: ./package", "package: "+p.Digest, 1))
+	if _, errOut, code := c.weft("deploy", "-f", model); code != 0 {
+		t.Fatalf("deploy of %s, uploaded to %s before it lost the lead: exit %d: %s", p.Digest, old, code, errOut)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 // domain) and those that would stop. It makes Deploy's checks (stage), so
 // it refuses what Deploy refuses, with the same errors.
 func (c *Controller) Plan(ctx context.Context, tenant string, spec api.ServiceSpec) (api.Plan, error) {
+	c.fetchMissingPackages(ctx, spec) // as Deploy does: weft deploy plans first
 	st, err := c.stage(tenant, spec)
 	if err != nil {
 		return api.Plan{}, err
