@@ -17,9 +17,10 @@ run go test -run '^$' -bench 'Apply' -benchtime 2s ./internal/state/
 run go test -run '^$' -bench 'PageOf100k' -benchtime 20x ./internal/accounts/
 # One deploy among 1,000 services that publish ports.
 run go test -run '^$' -bench 'DeployAmong1000Services' -benchtime 200x ./internal/fabric/
-# Reconcile passes over 20,000 instances on 1,000 nodes (CPU per pass), and
-# the API's calls while passes write.
-run go test -run '^$' -bench 'SteadyPass20k|DeployPass20k|Endpoints20k' -benchmem -benchtime 40x ./internal/fabric/
+# Reconcile passes over 20,000 instances on 1,000 nodes (CPU per pass), the
+# load balancer's endpoints, the assignment views, and the API's calls while
+# passes write.
+run go test -run '^$' -bench 'SteadyPass20k|DeployPass20k|Endpoints20k|AssignmentView20k' -benchmem -benchtime 40x ./internal/fabric/
 run go test -run '^$' -bench 'APIWhilePassesRun20k' -benchtime 20s ./internal/fabric/
 # The load balancer's sync loop while the state is written back to back.
 run go test -run '^$' -bench 'LBSyncDuringWrites20k' -benchtime 2000x ./internal/fabric/

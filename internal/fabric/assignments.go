@@ -63,14 +63,25 @@ type assignView struct {
 	// and their networks, leaving out their peers.
 	ownChangedAt map[string]uint64
 	ownSums      map[string]uint64
+	// byGroup is each placement group's peers, made from insts when
+	// Peers first asks (an instance asking its metadata): most views are
+	// never asked, and making them is a walk over every instance.
+	byGroupOnce sync.Once
+	byGroup     map[string][]api.Peer
+}
+
+// peersOf returns a placement group's peers as of the view.
+func (v *assignView) peersOf(group string) []api.Peer {
+	v.byGroupOnce.Do(func() { v.byGroup = peers(v.insts, v.nodes) })
+	return v.byGroup[group]
 }
 
 // assigned is one instance in a node's assignments: its record, shared
-// with the other queries (read only), the placement group's peers, and
-// whether it is a live migration coming to the node.
+// with the other queries (read only), the version of its placement
+// group's peers (the view's peersOf has them), and whether it is a live
+// migration coming to the node.
 type assigned struct {
 	rec          *instanceRecord
-	peers        []api.Peer
 	peersVersion uint64 // its group's fingerprint
 	incoming     bool
 }
@@ -122,7 +133,6 @@ func (v *assignViews) view(c *Controller) *assignView {
 	next := &assignView{index: idx, byNode: map[string][]assigned{}, changedAt: map[string]uint64{}, sums: map[string]uint64{},
 		ownChangedAt: map[string]uint64{}, ownSums: map[string]uint64{},
 		insts: insts, nodes: nodes, vpns: map[string]*vpn.Record{}}
-	byGroup := peers(insts, nodes)
 	// A group's fingerprint covers what its peers are made of (peers):
 	// the records of its members and the hosts of their nodes.
 	groupSums := map[string]uint64{}
@@ -165,7 +175,7 @@ func (v *assignViews) view(c *Controller) *assignView {
 			if rec.Spec.Network != "" {
 				nets = netSums[networks.Key(rec.Tenant, rec.Spec.Network)]
 			}
-			next.byNode[rec.Node] = append(next.byNode[rec.Node], assigned{rec: rec, peers: byGroup[rec.group()], peersVersion: groupSums[rec.group()]})
+			next.byNode[rec.Node] = append(next.byNode[rec.Node], assigned{rec: rec, peersVersion: groupSums[rec.group()]})
 			next.addSum(rec.Node, rec.key(), revs[i], nets, groupSums[rec.group()], false)
 		}
 		if rec.Migration != nil && rec.Migration.To != "" && rec.Migration.To != rec.Node {
@@ -352,12 +362,13 @@ func (c *Controller) Assignments(ctx context.Context, node string, index uint64,
 // come from the newest view built, at least as new as the assignment the
 // node read the version from, without building one for each call.
 func (c *Controller) Peers(ctx context.Context, node, instance string) ([]api.Peer, error) {
-	for _, a := range c.assignViews.latest(c).byNode[node] {
+	view := c.assignViews.latest(c)
+	for _, a := range view.byNode[node] {
 		if a.rec.ID == instance && !a.incoming {
-			if a.peers == nil {
-				return []api.Peer{}, nil
+			if p := view.peersOf(a.rec.group()); p != nil {
+				return p, nil
 			}
-			return a.peers, nil
+			return []api.Peer{}, nil
 		}
 	}
 	return nil, api.Errorf(api.CodeNotFound, "instance %s is not assigned to node %s", instance, node)

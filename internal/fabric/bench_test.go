@@ -357,6 +357,32 @@ func BenchmarkLBSyncDuringWrites20k(b *testing.B) {
 	b.ReportMetric((seconds-secondsBefore)/wall.Seconds(), "sync-share")
 }
 
+// BenchmarkAssignmentView20k measures building the nodes' assignment
+// views (assignViews.view) over 1,000 nodes and 200 services of 100
+// instances after a write of one instance record, as each batch of
+// heartbeats' reports makes the next assignment query build one.
+func BenchmarkAssignmentView20k(b *testing.B) {
+	s := healthyFleet(b)
+	rec, ok := s.c.findInstance(api.AllTenants, s.c.Instances(s.ctx, api.DefaultTenant, "")[0].ID)
+	if !ok {
+		b.Fatal("no instance")
+	}
+	cpu := time.Duration(0)
+	for b.Loop() {
+		b.StopTimer()
+		if err := s.c.apply(s.ctx, []state.Op{put(state.KindInstances, rec.key(), rec)}); err != nil {
+			b.Fatal(err)
+		}
+		before := processCPU(b)
+		b.StartTimer()
+		if v := s.c.assignViews.view(s.c); len(v.byNode) != 1000 {
+			b.Fatalf("a view of %d nodes, want 1,000", len(v.byNode))
+		}
+		cpu += processCPU(b) - before
+	}
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/op")
+}
+
 type nopBalancer struct{}
 
 func (nopBalancer) Update([]lb.Endpoint) error          { return nil }
