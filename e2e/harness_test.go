@@ -30,6 +30,7 @@ import (
 	"github.com/weftcloud/weft/internal/driver/container"
 	"github.com/weftcloud/weft/internal/instancenet"
 	"github.com/weftcloud/weft/internal/pki"
+	"github.com/weftcloud/weft/internal/procstat"
 )
 
 // Built once in TestMain.
@@ -586,7 +587,7 @@ func pidOf(t testing.TB, instance string) int {
 		}) {
 			continue
 		}
-		ppids[pid] = parentOf(pid)
+		ppids[pid], _ = procstat.Parent(pid) // 0 if it is gone
 	}
 	var roots []int
 	for pid, ppid := range ppids {
@@ -598,22 +599,6 @@ func pidOf(t testing.TB, instance string) int {
 		t.Fatalf("instance %s: want one process at the root of its processes, found %v", instance, roots)
 	}
 	return roots[0]
-}
-
-// parentOf returns process pid's parent (0 if it is gone).
-func parentOf(pid int) int {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name (field 2) may hold spaces; the state and the
-	// parent (fields 3 and 4) follow its ')'.
-	fields := bytes.Fields(stat[bytes.LastIndexByte(stat, ')')+1:])
-	if len(fields) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(string(fields[1]))
-	return ppid
 }
 
 // waitFor polls cond until it holds; a deadline that passes fails the test.

@@ -14,9 +14,31 @@ import (
 // Stat returns process pid's state letter (R, S, Z...) and its start
 // time in clock ticks after boot, from /proc/PID/stat.
 func Stat(pid int) (state byte, start uint64, err error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	fields, err := statFields(pid)
 	if err != nil {
 		return 0, 0, err
+	}
+	_, err = fmt.Sscan(fields[19], &start) // field 22 overall: fields here start at field 3
+	return fields[0][0], start, err
+}
+
+// Parent returns process pid's parent, from /proc/PID/stat.
+func Parent(pid int) (int, error) {
+	fields, err := statFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	var ppid int
+	_, err = fmt.Sscan(fields[1], &ppid) // field 4 overall
+	return ppid, err
+}
+
+// statFields returns the fields of /proc/PID/stat from the third (the
+// state) on.
+func statFields(pid int) ([]string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
 	}
 	// The command name (field 2) may contain spaces; fields resume after the last ')'.
 	s := string(data)
@@ -25,10 +47,9 @@ func Stat(pid int) (state byte, start uint64, err error) {
 	}
 	fields := strings.Fields(s)
 	if len(fields) < 20 {
-		return 0, 0, fmt.Errorf("short /proc/%d/stat", pid)
+		return nil, fmt.Errorf("short /proc/%d/stat", pid)
 	}
-	_, err = fmt.Sscan(fields[19], &start) // field 22 overall: fields here start at field 3
-	return fields[0][0], start, err
+	return fields, nil
 }
 
 // Command returns how to start a helper process of this binary (a
